@@ -1,0 +1,67 @@
+#include "cgroup_paths.hpp"
+
+#include <libcgroup.h>
+#include <mntent.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <mutex>
+
+namespace bc::monitor {
+
+std::optional<JobCgroup> job_cgroup_from_proc_cgroup(std::string_view proc_cgroup, uint64_t job_id) {
+  const std::string component = "/job_" + std::to_string(job_id);
+  JobCgroup job;
+  for (auto& line : parse_proc_cgroup(proc_cgroup)) {
+    // Match a whole path component: "/job_4" must not match "/job_42".
+    size_t at = line.path.find(component);
+    while (at != std::string::npos) {
+      size_t end = at + component.size();
+      if (end == line.path.size() || line.path[end] == '/') break;
+      at = line.path.find(component, at + 1);
+    }
+    if (at == std::string::npos) continue;
+    std::string relative = line.path.substr(0, at + component.size());
+    int version = line.controllers.empty() && line.hierarchy_id == "0" ? 2 : 1;
+    // A job in both trees (hybrid host with slurm on v1) is read from v1, where the controllers are.
+    if (job.version == 0 || (version == 1 && job.version == 2)) {
+      job.version = version;
+      job.relative_path = relative;
+    }
+    job.hierarchies.push_back(line);
+  }
+  if (job.version == 0) return std::nullopt;
+  return job;
+}
+
+namespace {
+std::once_flag g_libcgroup_once;
+int g_libcgroup_rc = -1;
+}  // namespace
+
+std::optional<std::string> cgroup_mount_point(const std::string& controllers) {
+  if (controllers.empty()) {
+    std::unique_ptr<FILE, int (*)(FILE*)> mounts(setmntent("/proc/self/mounts", "r"), endmntent);
+    if (!mounts) return std::nullopt;
+    mntent entry{};
+    char buf[4096];
+    while (getmntent_r(mounts.get(), &entry, buf, sizeof buf)) {
+      if (std::strcmp(entry.mnt_type, "cgroup2") == 0) return std::string(entry.mnt_dir);
+    }
+    return std::nullopt;
+  }
+  std::call_once(g_libcgroup_once, [] { g_libcgroup_rc = cgroup_init(); });
+  if (g_libcgroup_rc != 0) return std::nullopt;
+  // libcgroup knows co-mounted hierarchies by any one of their controllers.
+  std::string first = controllers.substr(0, controllers.find(','));
+  if (first.rfind("name=", 0) == 0) return std::nullopt;
+  char* mount = nullptr;
+  if (cgroup_get_subsys_mount_point(first.c_str(), &mount) != 0 || !mount) return std::nullopt;
+  std::string result(mount);
+  std::free(mount);
+  return result;
+}
+
+}  // namespace bc::monitor

@@ -1,0 +1,133 @@
+// bc-monitor command line. Normally started by the SPANK plugin; can be run by hand for debugging.
+#include <getopt.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <string>
+
+#include "monitor.hpp"
+
+namespace {
+
+const char kUsage[] =
+    "Usage: bc-monitor --job ID --cgroup-path PATH [options]\n"
+    "Samples one Slurm job's cgroup and processes on this node into the node store.\n"
+    "Started by the bubble-chamber SPANK plugin; exits when the job ends on this node.\n"
+    "\n"
+    "  --job ID              Slurm job id (required)\n"
+    "  --cgroup-path PATH    job cgroup path relative to the mount, e.g. /slurm_n1/uid_0/job_42 (required)\n"
+    "  --cgroup-version 1|2  which cgroup tree holds the job (default 1)\n"
+    "  --cgroup-root DIR     read cgroups below DIR instead of the host's mounts (tests)\n"
+    "  --uid UID             job owner (default 0)\n"
+    "  --node NAME           node name recorded with the data (default: short hostname)\n"
+    "  --store PATH          node store (default " BC_STORE_DEFAULT ")\n"
+    "  --run-dir DIR         lock and pid files (default " BC_RUN_DIR_DEFAULT ")\n"
+    "  --interval SECONDS    sampling interval (default 1, minimum 0.05)\n"
+    "  --empty-grace SECONDS exit after the job cgroup has been empty this long (default 3)\n"
+    "  --nice N              scheduling niceness, so jobs win the CPU (default 10)\n"
+    "  -h, --help            this text\n"
+    "  --version             version\n"
+    "\n"
+    "Signals: SIGUSR1 samples now; SIGTERM takes a final sample and exits.\n"
+    "Exit status: 0 done (or another monitor already has the job), 1 runtime error, 2 usage error.\n";
+
+bool parse_number(const char* text, double& out) {
+  char* end = nullptr;
+  out = std::strtod(text, &end);
+  return end != text && *end == '\0';
+}
+
+bool parse_unsigned(const char* text, unsigned long long& out) {
+  char* end = nullptr;
+  if (*text == '-') return false;
+  out = std::strtoull(text, &end, 10);
+  return end != text && *end == '\0';
+}
+
+int usage_error(const std::string& message) {
+  std::fprintf(stderr, "bc-monitor: %s\nTry 'bc-monitor --help'.\n", message.c_str());
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+  bc::monitor::MonitorOptions opt;
+  opt.store_path = BC_STORE_DEFAULT;
+  opt.run_dir = BC_RUN_DIR_DEFAULT;
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) == 0) {
+    std::string h(host);
+    opt.node = h.substr(0, h.find('.'));
+  }
+  int nice_level = 10;
+  enum { kJob = 1000, kCgroupPath, kCgroupVersion, kCgroupRoot, kUid, kNode, kStore, kRunDir, kInterval,
+         kGrace, kNice, kVersion };
+  static const option long_options[] = {
+      {"job", required_argument, nullptr, kJob},
+      {"cgroup-path", required_argument, nullptr, kCgroupPath},
+      {"cgroup-version", required_argument, nullptr, kCgroupVersion},
+      {"cgroup-root", required_argument, nullptr, kCgroupRoot},
+      {"uid", required_argument, nullptr, kUid},
+      {"node", required_argument, nullptr, kNode},
+      {"store", required_argument, nullptr, kStore},
+      {"run-dir", required_argument, nullptr, kRunDir},
+      {"interval", required_argument, nullptr, kInterval},
+      {"empty-grace", required_argument, nullptr, kGrace},
+      {"nice", required_argument, nullptr, kNice},
+      {"help", no_argument, nullptr, 'h'},
+      {"version", no_argument, nullptr, kVersion},
+      {nullptr, 0, nullptr, 0}};
+  int c;
+  unsigned long long u = 0;
+  double d = 0;
+  while ((c = getopt_long(argc, argv, "h", long_options, nullptr)) != -1) {
+    switch (c) {
+      case kJob:
+        if (!parse_unsigned(optarg, u) || u == 0) return usage_error("--job needs a positive job id");
+        opt.job_id = u;
+        break;
+      case kCgroupPath: opt.cgroup_relative = optarg; break;
+      case kCgroupVersion:
+        if (std::string(optarg) != "1" && std::string(optarg) != "2") return usage_error("--cgroup-version is 1 or 2");
+        opt.cgroup_version = optarg[0] - '0';
+        break;
+      case kCgroupRoot: opt.cgroup_root = optarg; break;
+      case kUid:
+        if (!parse_unsigned(optarg, u) || u > 0xffffffffULL) return usage_error("--uid needs a number");
+        opt.uid = static_cast<uint32_t>(u);
+        break;
+      case kNode: opt.node = optarg; break;
+      case kStore: opt.store_path = optarg; break;
+      case kRunDir: opt.run_dir = optarg; break;
+      case kInterval:
+        if (!parse_number(optarg, d) || d <= 0) return usage_error("--interval needs a positive number of seconds");
+        opt.interval_s = d;
+        break;
+      case kGrace:
+        if (!parse_number(optarg, d) || d < 0) return usage_error("--empty-grace needs a number of seconds");
+        opt.empty_grace_s = d;
+        break;
+      case kNice:
+        if (!parse_number(optarg, d)) return usage_error("--nice needs a number");
+        nice_level = static_cast<int>(d);
+        break;
+      case 'h': std::fputs(kUsage, stdout); return 0;
+      case kVersion: std::puts("bc-monitor " BC_VERSION); return 0;
+      default: return usage_error("unknown option");
+    }
+  }
+  if (optind < argc) return usage_error(std::string("unexpected argument '") + argv[optind] + "'");
+  if (opt.job_id == 0) return usage_error("--job is required");
+  if (opt.cgroup_relative.empty() || opt.cgroup_relative[0] != '/')
+    return usage_error("--cgroup-path is required and must start with '/'");
+  if (opt.node.empty()) return usage_error("cannot tell the node name; pass --node");
+  setpriority(PRIO_PROCESS, 0, nice_level);
+  return bc::monitor::run_monitor(opt);
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "bc-monitor: %s\n", e.what());
+  return 1;
+}

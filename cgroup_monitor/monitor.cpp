@@ -1,0 +1,218 @@
+#include "monitor.hpp"
+
+#include <pwd.h>
+#include <sys/file.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <unistd.h>
+
+#include "cgroup_reader.hpp"
+#include "fd.hpp"
+#include "process_table.hpp"
+#include "store.hpp"
+
+namespace bc::monitor {
+namespace {
+
+int64_t now_ms() {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+std::string user_name(uint32_t uid) {
+  passwd pw{};
+  passwd* result = nullptr;
+  char buf[4096];
+  if (getpwuid_r(uid, &pw, buf, sizeof buf, &result) == 0 && result) return pw.pw_name;
+  return std::to_string(uid);
+}
+
+class Log {
+ public:
+  explicit Log(uint64_t job) : job_(job) {}
+  template <typename... Args>
+  void operator()(const char* fmt, Args... args) const {
+    char when[32];
+    time_t t = time(nullptr);
+    tm tm_utc{};
+    gmtime_r(&t, &tm_utc);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm_utc);
+    std::fprintf(stderr, "%s bc-monitor[%d] job %llu: ", when, static_cast<int>(getpid()),
+                 static_cast<unsigned long long>(job_));
+    if constexpr (sizeof...(Args) == 0) {
+      std::fputs(fmt, stderr);
+    } else {
+      std::fprintf(stderr, fmt, args...);
+    }
+    std::fputc('\n', stderr);
+    std::fflush(stderr);
+  }
+
+ private:
+  uint64_t job_;
+};
+
+void add_step(store::JobRecord& job, uint32_t step) {
+  if (step == store::kStepUnknown) return;
+  auto it = std::lower_bound(job.steps.begin(), job.steps.end(), step);
+  if (it == job.steps.end() || *it != step) job.steps.insert(it, step);
+}
+
+}  // namespace
+
+int run_monitor(const MonitorOptions& opt) {
+  Log log(opt.job_id);
+
+  // One monitor per job per node: the lock is held until exit.
+  ::mkdir(opt.run_dir.c_str(), 0755);
+  UniqueFd lock(::open(monitor_lock_path(opt.run_dir, opt.job_id).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+  if (!lock) {
+    log("cannot open lock file in %s: %s", opt.run_dir.c_str(), std::strerror(errno));
+    return 1;
+  }
+  if (::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) return 0;  // another monitor has this job
+  const std::string pid_file = monitor_pid_path(opt.run_dir, opt.job_id);
+  if (FILE* f = std::fopen(pid_file.c_str(), "w")) {
+    std::fprintf(f, "%d\n", static_cast<int>(getpid()));
+    std::fclose(f);
+  }
+
+  // Signals are taken synchronously with sigtimedwait, so the loop has a single place that sleeps.
+  sigset_t signals;
+  sigemptyset(&signals);
+  for (int s : {SIGTERM, SIGINT, SIGUSR1, SIGHUP}) sigaddset(&signals, s);
+  sigprocmask(SIG_BLOCK, &signals, nullptr);
+
+  std::unique_ptr<store::Store> db;
+  try {
+    db = store::Store::open(opt.store_path);
+  } catch (const std::exception& e) {
+    log("cannot open store: %s; this job is not recorded", e.what());
+    ::unlink(pid_file.c_str());
+    return 1;
+  }
+
+  auto reader = make_cgroup_reader(opt.cgroup_version, opt.cgroup_relative, opt.cgroup_root);
+  ProcessTable table;
+  store::JobRecord job;
+  job.job_id = opt.job_id;
+  job.uid = opt.uid;
+  job.user = user_name(opt.uid);
+  job.node = opt.node;
+  job.cgroup_version = static_cast<uint32_t>(opt.cgroup_version);
+  job.start_ms = now_ms();
+  // A job seen before on this node (an earlier monitor of the same allocation) keeps its history.
+  try {
+    if (auto previous = db->job(opt.job_id, opt.node)) {
+      job.start_ms = previous->start_ms;
+      job.steps = previous->steps;
+      job.max_rss_sum = previous->max_rss_sum;
+      job.sample_count = previous->sample_count;
+      job.monitor_cpu_ns = previous->monitor_cpu_ns;
+    }
+  } catch (const std::exception& e) {
+    log("cannot read earlier record: %s", e.what());
+  }
+  const uint64_t earlier_monitor_cpu = job.monitor_cpu_ns;
+  log("started: cgroup v%d %s, interval %.3fs, store %s", opt.cgroup_version, opt.cgroup_relative.c_str(),
+      opt.interval_s, opt.store_path.c_str());
+
+  uint64_t failed_writes = 0;
+  auto tick = [&](bool final_tick) {
+    const int64_t now = now_ms();
+    store::Batch batch;
+    std::vector<MemberPid> members;
+    CgroupTotals totals;
+    if (reader->exists()) {
+      members = reader->members();
+      totals = reader->totals();
+    }
+    for (const auto& m : members)
+      if (m.step) add_step(job, *m.step);
+    ProcessTotals procs = table.sample(members, now, batch);
+    // cgroup totals survive the cgroup only as their last reading, so keep what was last seen.
+    if (totals.has_cpu) {
+      job.has_cgroup_cpu = true;
+      job.cgroup_cpu_ns = std::max(job.cgroup_cpu_ns, totals.cpu_ns);
+    }
+    if (totals.has_memory) {
+      job.has_cgroup_memory = true;
+      job.cgroup_mem_current = totals.mem_current;
+      job.cgroup_mem_peak = std::max(job.cgroup_mem_peak, totals.mem_peak);
+    }
+    if (totals.has_io) {
+      job.has_cgroup_io = true;
+      job.cgroup_read_bytes = std::max(job.cgroup_read_bytes, totals.io.read_bytes);
+      job.cgroup_write_bytes = std::max(job.cgroup_write_bytes, totals.io.write_bytes);
+    }
+    job.max_rss_sum = std::max(job.max_rss_sum, procs.live_rss);
+    job.last_sample_ms = now;
+    ++job.sample_count;
+    if (final_tick) {
+      rusage self{};
+      getrusage(RUSAGE_SELF, &self);
+      job.monitor_cpu_ns = earlier_monitor_cpu +
+                           static_cast<uint64_t>(self.ru_utime.tv_sec + self.ru_stime.tv_sec) * 1000000000ULL +
+                           static_cast<uint64_t>(self.ru_utime.tv_usec + self.ru_stime.tv_usec) * 1000ULL;
+      job.monitor_max_rss = std::max(job.monitor_max_rss, static_cast<uint64_t>(self.ru_maxrss) * 1024);
+    }
+    batch.job = job;
+    batch.job_sample = store::Sample{0, now / 1000, job.has_cgroup_cpu ? job.cgroup_cpu_ns : procs.cpu_ns,
+                                     procs.live_rss, procs.read_bytes, procs.write_bytes};
+    try {
+      db->write_batch(batch);
+      table.commit(batch);
+    } catch (const std::exception& e) {
+      // Never stop or block the job: keep sampling, the changed records are written with a later tick.
+      if (failed_writes++ % 60 == 0) log("store write failed (%llu so far): %s",
+                                          static_cast<unsigned long long>(failed_writes), e.what());
+    }
+    return members.size();
+  };
+
+  const double interval = std::max(0.05, opt.interval_s);
+  int64_t empty_since = 0;
+  bool stop_requested = false;
+  for (;;) {
+    size_t member_count = tick(false);
+    const int64_t now = now_ms();
+    if (!reader->exists()) break;
+    if (member_count == 0) {
+      if (empty_since == 0) empty_since = now;
+      if (static_cast<double>(now - empty_since) >= opt.empty_grace_s * 1000.0) break;
+    } else {
+      empty_since = 0;
+    }
+    timespec wait{};
+    wait.tv_sec = static_cast<time_t>(interval);
+    wait.tv_nsec = static_cast<long>((interval - std::floor(interval)) * 1e9);
+    siginfo_t info{};
+    int sig = sigtimedwait(&signals, &info, &wait);
+    if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP) {
+      stop_requested = true;
+      break;
+    }
+  }
+  if (stop_requested) {
+    log("stopping on signal while the job may still run");
+  } else {
+    job.end_ms = now_ms();
+  }
+  tick(true);
+  log("finished: %llu samples, %llu failed writes", static_cast<unsigned long long>(job.sample_count),
+      static_cast<unsigned long long>(failed_writes));
+  ::unlink(pid_file.c_str());
+  ::unlink(monitor_lock_path(opt.run_dir, opt.job_id).c_str());
+  return 0;
+}
+
+}  // namespace bc::monitor

@@ -1,0 +1,36 @@
+// bc-monitor: one per job per node. Samples the job's cgroup and processes at a fixed interval and
+// writes each tick into the node store. Public header of cgroup_monitor/.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace bc::monitor {
+
+struct MonitorOptions {
+  uint64_t job_id = 0;
+  uint32_t uid = 0;
+  std::string node;
+  std::string store_path;
+  std::string run_dir;            // lock and pid files
+  double interval_s = 1.0;
+  int cgroup_version = 1;
+  std::string cgroup_relative;    // "/slurm_node/uid_1000/job_42"
+  std::string cgroup_root;        // overrides the mount points (fixture trees); empty: the host's
+  double empty_grace_s = 3.0;     // exit after the job cgroup has had no process this long
+};
+
+// Runs until the job ends on this node (its cgroup is gone or stays empty), or SIGTERM/SIGINT.
+// SIGUSR1 asks for a sample now (the plugin sends it at step end). Returns the process exit code.
+int run_monitor(const MonitorOptions& options);
+
+// The launch contract with spank/: a monitor holds an exclusive flock on lock_path for its whole life
+// and writes its pid to pid_path, so a later step finds it instead of starting a second one.
+inline std::string monitor_lock_path(const std::string& run_dir, uint64_t job_id) {
+  return run_dir + "/job_" + std::to_string(job_id) + ".lock";
+}
+inline std::string monitor_pid_path(const std::string& run_dir, uint64_t job_id) {
+  return run_dir + "/job_" + std::to_string(job_id) + ".pid";
+}
+
+}  // namespace bc::monitor

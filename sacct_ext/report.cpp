@@ -1,0 +1,440 @@
+#include "report.hpp"
+
+#include <cJSON.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <map>
+#include <memory>
+#include <new>
+#include <set>
+#include <tuple>
+
+namespace bc::report {
+
+using store::JobRecord;
+using store::ProcessRecord;
+
+// ---------------------------------------------------------------------------------------------
+// Totals
+
+namespace {
+
+int step_rank(uint32_t step) {
+  switch (step) {
+    case store::kStepBatch: return 0;
+    case store::kStepExtern: return 1;
+    case store::kStepInteractive: return 2;
+    case store::kStepUnknown: return 4;
+    default: return 3;
+  }
+}
+
+struct NodeAcc {
+  const JobRecord* record = nullptr;
+  uint64_t process_cpu_ns = 0;
+  uint64_t process_max_rss = 0;
+};
+
+}  // namespace
+
+void sort_steps(std::vector<uint32_t>& steps) {
+  std::sort(steps.begin(), steps.end(), [](uint32_t a, uint32_t b) {
+    return std::make_tuple(step_rank(a), a) < std::make_tuple(step_rank(b), b);
+  });
+  steps.erase(std::unique(steps.begin(), steps.end()), steps.end());
+}
+
+std::vector<ProcessRecord> sorted_processes(std::vector<ProcessRecord> processes) {
+  std::sort(processes.begin(), processes.end(), [](const ProcessRecord& a, const ProcessRecord& b) {
+    return std::tie(a.start_ms, a.pid, a.node, a.start_ticks) < std::tie(b.start_ms, b.pid, b.node, b.start_ticks);
+  });
+  return processes;
+}
+
+JobTotals compute_totals(const JobData& job) {
+  JobTotals t;
+  std::map<std::string, NodeAcc> per_node;
+
+  for (const JobRecord& r : job.nodes) {
+    if (t.job_id == 0) t.job_id = r.job_id;
+    if (t.user.empty()) t.user = r.user;
+    per_node[r.node].record = &r;
+    t.steps.insert(t.steps.end(), r.steps.begin(), r.steps.end());
+    if (r.start_ms != 0 && (!t.start_ms || r.start_ms < *t.start_ms)) t.start_ms = r.start_ms;
+    t.samples += r.sample_count;
+    t.monitor_cpu_ns += r.monitor_cpu_ns;
+    t.monitor_max_rss_bytes = std::max(t.monitor_max_rss_bytes, r.monitor_max_rss);
+  }
+  for (const ProcessRecord& p : job.processes) {
+    if (t.job_id == 0) t.job_id = p.job_id;
+    NodeAcc& acc = per_node[p.node];
+    acc.process_cpu_ns += p.cpu_ns;
+    acc.process_max_rss = std::max(acc.process_max_rss, p.max_rss);
+    t.read_bytes += p.read_bytes;
+    t.write_bytes += p.write_bytes;
+    if (p.step != store::kStepUnknown) t.steps.push_back(p.step);
+  }
+  sort_steps(t.steps);
+
+  for (const auto& [name, acc] : per_node) {
+    t.nodes.push_back(name);
+    const JobRecord* r = acc.record;
+    t.cpu_ns += (r && r->has_cgroup_cpu) ? r->cgroup_cpu_ns : acc.process_cpu_ns;
+    t.max_rss_bytes = std::max({t.max_rss_bytes, r ? r->max_rss_sum : 0, acc.process_max_rss});
+  }
+
+  if (!job.nodes.empty()) {
+    const auto all = [&](bool JobRecord::*flag) {
+      return std::all_of(job.nodes.begin(), job.nodes.end(), [&](const JobRecord& r) { return r.*flag; });
+    };
+    bool running = false;
+    int64_t end = 0;
+    uint64_t mem_peak = 0, cg_read = 0, cg_write = 0;
+    for (const JobRecord& r : job.nodes) {
+      running = running || r.end_ms == 0;
+      end = std::max(end, r.end_ms);
+      mem_peak = std::max(mem_peak, r.cgroup_mem_peak);
+      cg_read += r.cgroup_read_bytes;
+      cg_write += r.cgroup_write_bytes;
+    }
+    if (!running) t.end_ms = end;
+    if (all(&JobRecord::has_cgroup_memory)) t.cgroup_mem_peak_bytes = mem_peak;
+    if (all(&JobRecord::has_cgroup_io)) {
+      t.cgroup_read_bytes = cg_read;
+      t.cgroup_write_bytes = cg_write;
+    }
+  }
+  return t;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small formatters
+
+std::string format_size(uint64_t bytes) {
+  static constexpr char kUnits[] = {'\0', 'K', 'M', 'G', 'T', 'P', 'E'};
+  if (bytes < 1024) return std::to_string(bytes);
+  unsigned unit = 0;
+  double value = static_cast<double>(bytes);
+  while (value >= 1024.0 && unit + 1 < sizeof kUnits) {
+    value /= 1024.0;
+    ++unit;
+  }
+  // 1048575 bytes is 1023.999K: print "1.00M", not "1024.00K".
+  if (std::round(value * 100.0) / 100.0 >= 1024.0 && unit + 1 < sizeof kUnits) {
+    value /= 1024.0;
+    ++unit;
+  }
+  const uint64_t unit_bytes = uint64_t{1} << (10 * unit);
+  char buf[32];
+  if (bytes % unit_bytes == 0)
+    std::snprintf(buf, sizeof buf, "%llu%c", static_cast<unsigned long long>(bytes / unit_bytes), kUnits[unit]);
+  else
+    std::snprintf(buf, sizeof buf, "%.2f%c", value, kUnits[unit]);
+  return buf;
+}
+
+std::string format_duration(int64_t seconds) {
+  seconds = std::max<int64_t>(seconds, 0);
+  const long long days = seconds / 86400, h = seconds / 3600 % 24, m = seconds / 60 % 60, s = seconds % 60;
+  char buf[48];
+  if (days > 0)
+    std::snprintf(buf, sizeof buf, "%lld-%02lld:%02lld:%02lld", days, h, m, s);
+  else
+    std::snprintf(buf, sizeof buf, "%02lld:%02lld:%02lld", h, m, s);
+  return buf;
+}
+
+std::string iso_utc_ms(int64_t epoch_ms) {
+  int64_t sec = epoch_ms / 1000, ms = epoch_ms % 1000;
+  if (ms < 0) {
+    ms += 1000;
+    sec -= 1;
+  }
+  const time_t t = static_cast<time_t>(sec);
+  struct tm tm {};
+  char date[48];
+  if (!gmtime_r(&t, &tm) || std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm) == 0) return "Invalid";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%s.%03dZ", date, static_cast<int>(ms));
+  return buf;
+}
+
+std::string local_time(int64_t epoch_ms) {
+  if (epoch_ms == 0) return "Unknown";
+  int64_t sec = epoch_ms / 1000;
+  if (epoch_ms % 1000 < 0) sec -= 1;
+  const time_t t = static_cast<time_t>(sec);
+  struct tm tm {};
+  char buf[48];
+  if (!localtime_r(&t, &tm) || std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm) == 0) return "Invalid";
+  return buf;
+}
+
+std::string valid_utf8(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  const auto byte = [&](size_t i) { return i < s.size() ? static_cast<unsigned char>(s[i]) : 0U; };
+  const auto cont = [&](size_t i, unsigned lo = 0x80, unsigned hi = 0xBF) {
+    const unsigned c = byte(i);
+    return i < s.size() && c >= lo && c <= hi;
+  };
+  for (size_t i = 0; i < s.size();) {
+    const unsigned c = byte(i);
+    size_t len = 0;
+    if (c < 0x80) len = 1;
+    else if (c >= 0xC2 && c <= 0xDF) len = cont(i + 1) ? 2 : 0;
+    else if (c == 0xE0) len = cont(i + 1, 0xA0, 0xBF) && cont(i + 2) ? 3 : 0;
+    else if (c == 0xED) len = cont(i + 1, 0x80, 0x9F) && cont(i + 2) ? 3 : 0;  // no surrogates
+    else if (c >= 0xE1 && c <= 0xEF) len = cont(i + 1) && cont(i + 2) ? 3 : 0;
+    else if (c == 0xF0) len = cont(i + 1, 0x90, 0xBF) && cont(i + 2) && cont(i + 3) ? 4 : 0;
+    else if (c >= 0xF1 && c <= 0xF3) len = cont(i + 1) && cont(i + 2) && cont(i + 3) ? 4 : 0;
+    else if (c == 0xF4) len = cont(i + 1, 0x80, 0x8F) && cont(i + 2) && cont(i + 3) ? 4 : 0;
+    if (len == 0) {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    } else {
+      out.append(s.substr(i, len));
+      i += len;
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Table
+
+namespace {
+
+// Safe for a terminal: valid UTF-8 and no control characters.
+std::string printable(std::string_view s) {
+  std::string out = valid_utf8(s);
+  for (char& c : out)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+  return out;
+}
+
+size_t display_width(const std::string& s) {
+  return static_cast<size_t>(
+      std::count_if(s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
+}
+
+std::string pad(const std::string& s, size_t width, bool right) {
+  const size_t w = display_width(s);
+  if (w >= width) return s;
+  return right ? std::string(width - w, ' ') + s : s + std::string(width - w, ' ');
+}
+
+std::string join(const std::vector<std::string>& items, const char* sep) {
+  std::string out;
+  for (const auto& item : items) {
+    if (!out.empty()) out += sep;
+    out += item;
+  }
+  return out;
+}
+
+std::string fixed(double value, int decimals) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, value);
+  return buf;
+}
+
+// "HH:MM:SS.mmm" (or "D-HH:MM:SS.mmm"), like sacct's TotalCPU.
+std::string cpu_time(uint64_t ns) {
+  const uint64_t ms = ns / 1000000;
+  char frac[8];
+  std::snprintf(frac, sizeof frac, ".%03u", static_cast<unsigned>(ms % 1000));
+  return format_duration(static_cast<int64_t>(ms / 1000)) + frac;
+}
+
+struct Column {
+  const char* title;
+  bool right;
+};
+
+std::string render_table(const std::vector<Column>& columns, const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> widths;
+  for (const Column& c : columns) widths.push_back(display_width(c.title));
+  for (const auto& row : rows)
+    for (size_t i = 0; i < row.size() && i < widths.size(); ++i) widths[i] = std::max(widths[i], display_width(row[i]));
+  std::string out;
+  const auto line = [&](const std::vector<std::string>& cells) {
+    std::string text;
+    for (size_t i = 0; i < columns.size(); ++i) {
+      if (i) text += "  ";
+      const std::string& cell = i < cells.size() ? cells[i] : std::string();
+      text += pad(cell, widths[i], columns[i].right);
+    }
+    while (!text.empty() && text.back() == ' ') text.pop_back();
+    out += text + "\n";
+  };
+  std::vector<std::string> titles, rules;
+  for (size_t i = 0; i < columns.size(); ++i) {
+    titles.emplace_back(columns[i].title);
+    rules.emplace_back(widths[i], '-');
+  }
+  line(titles);
+  line(rules);
+  for (const auto& row : rows) line(row);
+  return out;
+}
+
+}  // namespace
+
+std::string format_table(const JobData& job, int64_t now_ms) {
+  const JobTotals t = compute_totals(job);
+  std::vector<std::string> step_names;
+  for (uint32_t s : t.steps) step_names.push_back(store::step_name(s));
+
+  std::string elapsed = "Unknown";
+  if (t.start_ms) elapsed = format_duration((t.end_ms.value_or(now_ms) - *t.start_ms) / 1000);
+
+  std::vector<std::pair<std::string, std::string>> header = {
+      {"JobID", std::to_string(t.job_id)},
+      {"User", t.user.empty() ? "Unknown" : printable(t.user)},
+      {"NodeList", printable(join(t.nodes, ","))},
+      {"Steps", join(step_names, ",")},
+      {"Start", t.start_ms ? local_time(*t.start_ms) : "Unknown"},
+      {"End", t.end_ms ? local_time(*t.end_ms) : "Running"},
+      {"Elapsed", elapsed},
+      {"TotalCPU", cpu_time(t.cpu_ns)},
+      {"MaxRSS", format_size(t.max_rss_bytes)},
+      {"Read", format_size(t.read_bytes)},
+      {"Write", format_size(t.write_bytes)},
+  };
+  if (t.cgroup_mem_peak_bytes) header.emplace_back("CgroupMemPeak", format_size(*t.cgroup_mem_peak_bytes));
+  if (t.cgroup_read_bytes) header.emplace_back("CgroupRead", format_size(*t.cgroup_read_bytes));
+  if (t.cgroup_write_bytes) header.emplace_back("CgroupWrite", format_size(*t.cgroup_write_bytes));
+  header.emplace_back("Samples", std::to_string(t.samples));
+  header.emplace_back("MonitorCPU", fixed(t.monitor_cpu_seconds(), 3) + "s");
+  header.emplace_back("MonitorMaxRSS", format_size(t.monitor_max_rss_bytes));
+
+  size_t label_width = 0;
+  for (const auto& [label, value] : header) label_width = std::max(label_width, label.size() + 1);
+  std::string out;
+  for (const auto& [label, value] : header) out += pad(label + ":", label_width, false) + " " + value + "\n";
+  out += "\n";
+
+  if (job.processes.empty()) return out + "No processes recorded.\n";
+  std::vector<std::vector<std::string>> rows;
+  for (const ProcessRecord& p : sorted_processes(job.processes)) {
+    rows.push_back({std::to_string(p.pid), std::to_string(p.ppid), printable(p.node), store::step_name(p.step),
+                    printable(p.command), local_time(p.start_ms), p.end_ms ? local_time(p.end_ms) : "Running",
+                    fixed(static_cast<double>(p.cpu_ns) / 1e9, 2), format_size(p.max_rss),
+                    format_size(p.read_bytes), format_size(p.write_bytes)});
+  }
+  return out + render_table({{"PID", true},
+                             {"PPID", true},
+                             {"Node", false},
+                             {"Step", false},
+                             {"Command", false},
+                             {"Start", false},
+                             {"End", false},
+                             {"CPU(s)", true},
+                             {"MaxRSS", true},
+                             {"Read", true},
+                             {"Write", true}},
+                            rows);
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON
+
+namespace {
+
+struct JsonDelete {
+  void operator()(cJSON* item) const { cJSON_Delete(item); }
+};
+using Json = std::unique_ptr<cJSON, JsonDelete>;
+
+// cJSON reports allocation failure with NULL: turn it into bad_alloc, the only way it fails here.
+cJSON* checked(cJSON* item) {
+  if (!item) throw std::bad_alloc();
+  return item;
+}
+
+// Takes ownership of item in every case.
+void add(cJSON* object, const char* name, cJSON* item) {
+  Json owned(checked(item));
+  if (!cJSON_AddItemToObject(object, name, owned.get())) throw std::bad_alloc();
+  owned.release();
+}
+void append(cJSON* array, cJSON* item) {
+  Json owned(checked(item));
+  if (!cJSON_AddItemToArray(array, owned.get())) throw std::bad_alloc();
+  owned.release();
+}
+
+cJSON* number(uint64_t v) { return cJSON_CreateNumber(static_cast<double>(v)); }
+cJSON* number(double v) { return cJSON_CreateNumber(v); }
+cJSON* string(std::string_view s) { return cJSON_CreateString(valid_utf8(s).c_str()); }
+// Epoch milliseconds as ISO 8601 UTC; null when 0 (not known yet / still running).
+cJSON* time_or_null(int64_t ms) { return ms == 0 ? cJSON_CreateNull() : string(iso_utc_ms(ms)); }
+
+cJSON* string_array(const std::vector<std::string>& items) {
+  Json array(checked(cJSON_CreateArray()));
+  for (const auto& item : items) append(array.get(), string(item));
+  return array.release();
+}
+
+cJSON* job_object(const JobTotals& t) {
+  Json o(checked(cJSON_CreateObject()));
+  cJSON* j = o.get();
+  std::vector<std::string> steps;
+  for (uint32_t s : t.steps) steps.push_back(store::step_name(s));
+  add(j, "id", number(t.job_id));
+  add(j, "user", string(t.user));
+  add(j, "nodes", string_array(t.nodes));
+  add(j, "start", t.start_ms ? string(iso_utc_ms(*t.start_ms)) : cJSON_CreateNull());
+  add(j, "end", t.end_ms ? string(iso_utc_ms(*t.end_ms)) : cJSON_CreateNull());
+  add(j, "cpu_seconds", number(t.cpu_seconds()));
+  add(j, "max_rss_bytes", number(t.max_rss_bytes));
+  add(j, "read_bytes", number(t.read_bytes));
+  add(j, "write_bytes", number(t.write_bytes));
+  add(j, "steps", string_array(steps));
+  add(j, "samples", number(t.samples));
+  add(j, "monitor_cpu_seconds", number(t.monitor_cpu_seconds()));
+  add(j, "monitor_max_rss_bytes", number(t.monitor_max_rss_bytes));
+  if (t.cgroup_mem_peak_bytes) add(j, "cgroup_mem_peak_bytes", number(*t.cgroup_mem_peak_bytes));
+  if (t.cgroup_read_bytes) add(j, "cgroup_read_bytes", number(*t.cgroup_read_bytes));
+  if (t.cgroup_write_bytes) add(j, "cgroup_write_bytes", number(*t.cgroup_write_bytes));
+  return o.release();
+}
+
+cJSON* process_object(const ProcessRecord& p) {
+  Json o(checked(cJSON_CreateObject()));
+  cJSON* j = o.get();
+  add(j, "pid", number(uint64_t{p.pid}));
+  add(j, "ppid", number(uint64_t{p.ppid}));
+  add(j, "node", string(p.node));
+  add(j, "step", string(store::step_name(p.step)));
+  add(j, "command", string(p.command));
+  add(j, "exe", string(p.exe));
+  add(j, "argv", string_array(p.argv));
+  add(j, "start", time_or_null(p.start_ms));
+  add(j, "end", time_or_null(p.end_ms));
+  add(j, "cpu_seconds", number(static_cast<double>(p.cpu_ns) / 1e9));
+  add(j, "max_rss_bytes", number(p.max_rss));
+  add(j, "read_bytes", number(p.read_bytes));
+  add(j, "write_bytes", number(p.write_bytes));
+  return o.release();
+}
+
+}  // namespace
+
+std::string format_json(const JobData& job) {
+  Json root(checked(cJSON_CreateObject()));
+  add(root.get(), "job", job_object(compute_totals(job)));
+  Json processes(checked(cJSON_CreateArray()));
+  for (const ProcessRecord& p : sorted_processes(job.processes)) append(processes.get(), process_object(p));
+  add(root.get(), "processes", processes.release());
+
+  std::unique_ptr<char, decltype(&cJSON_free)> text(cJSON_Print(root.get()), &cJSON_free);
+  if (!text) throw std::bad_alloc();
+  return std::string(text.get()) + "\n";
+}
+
+}  // namespace bc::report

@@ -1,0 +1,73 @@
+// sacct_ext: what bcacct shows about a job. Totals and formatters only; no storage logic.
+// The records come from a JobSource (job_source.hpp): the node store now, the central daemon later.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "store.hpp"
+
+namespace bc::report {
+
+// Everything known about one job.
+struct JobData {
+  std::vector<store::JobRecord> nodes;          // one record per node the job ran on
+  std::vector<store::ProcessRecord> processes;  // every node
+};
+
+struct JobTotals {
+  uint64_t job_id = 0;
+  std::string user;
+  std::vector<std::string> nodes;   // sorted by name
+  std::vector<uint32_t> steps;      // union over nodes, in sacct's order (see sort_steps)
+  std::optional<int64_t> start_ms;  // earliest node start; nullopt if no node knows it
+  std::optional<int64_t> end_ms;    // latest node end; nullopt while any node is still running
+  // Per node: the cgroup's CPU counter when the controller existed, else the sum over its processes.
+  uint64_t cpu_ns = 0;
+  // Per node: max(peak summed RSS, largest process peak); then the largest node.
+  uint64_t max_rss_bytes = 0;
+  uint64_t read_bytes = 0;   // sum over processes (/proc/PID/io)
+  uint64_t write_bytes = 0;  // sum over processes
+  uint64_t samples = 0;      // sum over nodes
+  uint64_t monitor_cpu_ns = 0;         // sum over the nodes' monitors
+  uint64_t monitor_max_rss_bytes = 0;  // largest of the nodes' monitors
+  // Only when every node had the controller: a total over some nodes would look like the job's.
+  std::optional<uint64_t> cgroup_mem_peak_bytes;  // largest node peak
+  std::optional<uint64_t> cgroup_read_bytes;      // sum over nodes
+  std::optional<uint64_t> cgroup_write_bytes;     // sum over nodes
+
+  double cpu_seconds() const { return static_cast<double>(cpu_ns) / 1e9; }
+  double monitor_cpu_seconds() const { return static_cast<double>(monitor_cpu_ns) / 1e9; }
+};
+
+JobTotals compute_totals(const JobData& job);
+
+// Processes by start time, then pid (then node, then start ticks, so the order is total).
+std::vector<store::ProcessRecord> sorted_processes(std::vector<store::ProcessRecord> processes);
+
+// sacct's order: batch, extern, interactive, numbered steps ascending, unknown last.
+void sort_steps(std::vector<uint32_t>& steps);
+
+// The human-readable report: a job header block, then one row per process. now_ms is used for the
+// elapsed time of a job still running.
+std::string format_table(const JobData& job, int64_t now_ms);
+
+// One pretty-printed JSON object {"job": {...}, "processes": [...]} with a trailing newline.
+std::string format_json(const JobData& job);
+
+// Like sacct: 1024-based with K/M/G/T/P/E, two decimals unless exact ("0", "1023", "1.50K", "3G").
+std::string format_size(uint64_t bytes);
+// Like sacct's Elapsed: "HH:MM:SS", or "D-HH:MM:SS" from one day. Negative counts as zero.
+std::string format_duration(int64_t seconds);
+// "2026-11-24T20:41:07.123Z"
+std::string iso_utc_ms(int64_t epoch_ms);
+// Local time like sacct, "2026-11-24T21:41:07"; "Unknown" for 0.
+std::string local_time(int64_t epoch_ms);
+// Valid UTF-8: each invalid byte becomes U+FFFD. Data from /proc is not guaranteed to be UTF-8,
+// and JSON must be.
+std::string valid_utf8(std::string_view s);
+
+}  // namespace bc::report

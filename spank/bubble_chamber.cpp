@@ -1,0 +1,136 @@
+// bubble-chamber SPANK plugin: the entry points, dispatched by context. Nothing here may fail or delay a
+// job: every path logs and returns success, and no exception crosses the C ABI.
+// spank.h (22.05) declares the callbacks outside its own extern "C" block; wrap it so they get C linkage.
+extern "C" {
+#include <slurm/spank.h>
+}
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "config.hpp"
+#include "launcher.hpp"
+
+extern "C" {
+extern const char plugin_name[] = "bubble_chamber";
+extern const char plugin_type[] = "spank";
+extern const unsigned int plugin_version = SLURM_VERSION_NUMBER;
+}
+
+namespace {
+
+#define BC_LOG_PREFIX "bubble-chamber: "
+
+enum class UserChoice { Unset, Yes, No };
+
+bc::spank::Config g_config;
+bool g_config_ok = false;
+UserChoice g_user_choice = UserChoice::Unset;
+
+// Slurm may call option callbacks more than once (srun and again in slurmstepd): idempotent.
+int on_bc_monitor_option(int /*val*/, const char* optarg, int /*remote*/) {
+  bool value = true;
+  if (!optarg || !bc::spank::parse_bool(optarg, value)) {
+    slurm_error(BC_LOG_PREFIX "--bc-monitor takes yes or no, not '%s'", optarg ? optarg : "");
+    return -1;
+  }
+  g_user_choice = value ? UserChoice::Yes : UserChoice::No;
+  return 0;
+}
+
+spank_option g_options[] = {
+    {const_cast<char*>("bc-monitor"), const_cast<char*>("yes|no"),
+     const_cast<char*>("Record this job's processes with bubble-chamber (default: yes)."), 1, 0,
+     on_bc_monitor_option},
+    SPANK_OPTIONS_TABLE_END};
+
+void load_config(int argc, char** argv) {
+  std::vector<std::string> args(argv, argv + argc);
+  std::vector<std::string> errors;
+  g_config = bc::spank::parse_config(args, errors);
+  g_config_ok = errors.empty();
+  for (const auto& e : errors) slurm_error(BC_LOG_PREFIX "plugstack.conf: %s; monitoring is off", e.c_str());
+}
+
+bool wanted() { return g_config_ok && g_config.enable && g_user_choice != UserChoice::No; }
+
+bool job_identity(spank_t sp, uint32_t& job_id, uid_t& uid) {
+  if (spank_get_item(sp, S_JOB_ID, &job_id) != ESPANK_SUCCESS) return false;
+  if (spank_get_item(sp, S_JOB_UID, &uid) != ESPANK_SUCCESS) return false;
+  return true;
+}
+
+int remote_post_opt(spank_t sp) {
+  if (!wanted()) return 0;
+  uint32_t job_id = 0;
+  uid_t uid = 0;
+  if (!job_identity(sp, job_id, uid)) {
+    slurm_error(BC_LOG_PREFIX "cannot get job id and uid; not monitoring this step");
+    return 0;
+  }
+  auto started = std::chrono::steady_clock::now();
+  auto result = bc::spank::ensure_monitor(g_config, job_id, uid);
+  double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+  using Outcome = bc::spank::LaunchResult::Outcome;
+  if (result.outcome == Outcome::Failed) {
+    slurm_error(BC_LOG_PREFIX "job %u: monitor not started: %s; the job runs unmonitored", job_id,
+                result.message.c_str());
+  } else {
+    slurm_verbose(BC_LOG_PREFIX "job %u: monitor %s (%.2f ms)", job_id,
+                  result.outcome == Outcome::Started ? "started" : "already running", ms);
+  }
+  return 0;
+}
+
+void remote_step_end(spank_t sp) {
+  if (!wanted()) return;
+  uint32_t job_id = 0;
+  uid_t uid = 0;
+  if (job_identity(sp, job_id, uid)) bc::spank::poke_monitor(g_config, job_id);
+}
+
+}  // namespace
+
+extern "C" {
+
+int slurm_spank_init(spank_t sp, int argc, char** argv) {
+  try {
+    load_config(argc, argv);
+    for (spank_option* opt = g_options; opt->name; ++opt) {
+      if (spank_option_register(sp, opt) != ESPANK_SUCCESS)
+        slurm_error(BC_LOG_PREFIX "cannot register option --%s", opt->name);
+    }
+  } catch (...) {
+    slurm_error(BC_LOG_PREFIX "internal error in init; monitoring is off");
+    g_config_ok = false;
+  }
+  return 0;
+}
+
+int slurm_spank_init_post_opt(spank_t sp, int /*argc*/, char** /*argv*/) {
+  try {
+    if (spank_context() == S_CTX_REMOTE) return remote_post_opt(sp);
+  } catch (...) {
+    slurm_error(BC_LOG_PREFIX "internal error at step start; the job runs unmonitored");
+  }
+  return 0;
+}
+
+int slurm_spank_task_exit(spank_t sp, int /*argc*/, char** /*argv*/) {
+  try {
+    if (spank_context() == S_CTX_REMOTE) remote_step_end(sp);
+  } catch (...) {
+  }
+  return 0;
+}
+
+int slurm_spank_exit(spank_t sp, int /*argc*/, char** /*argv*/) {
+  try {
+    if (spank_context() == S_CTX_REMOTE) remote_step_end(sp);
+  } catch (...) {
+  }
+  return 0;
+}
+
+}  // extern "C"

@@ -1,0 +1,68 @@
+#include "config.hpp"
+
+#include <cmath>
+#include <cstdlib>
+
+namespace bc::spank {
+namespace {
+constexpr size_t kMaxValue = 1024;
+
+bool parse_interval(const std::string& text, double& out) {
+  char* end = nullptr;
+  double v = std::strtod(text.c_str(), &end);
+  if (end == text.c_str() || *end != '\0' || !std::isfinite(v) || v < 0.05 || v > 3600) return false;
+  out = v;
+  return true;
+}
+}  // namespace
+
+bool parse_bool(const std::string& text, bool& out) {
+  if (text == "yes" || text == "1" || text == "true" || text == "on") {
+    out = true;
+    return true;
+  }
+  if (text == "no" || text == "0" || text == "false" || text == "off") {
+    out = false;
+    return true;
+  }
+  return false;
+}
+
+Config parse_config(const std::vector<std::string>& args, std::vector<std::string>& errors) {
+  Config config;
+  for (const auto& arg : args) {
+    size_t eq = arg.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      errors.push_back("argument '" + arg + "' is not key=value");
+      continue;
+    }
+    std::string key = arg.substr(0, eq), value = arg.substr(eq + 1);
+    if (value.size() > kMaxValue) {
+      errors.push_back("value of '" + key + "' is longer than " + std::to_string(kMaxValue) + " characters");
+      continue;
+    }
+    auto need_path = [&](std::string& field) {
+      if (value.empty() || value[0] != '/') errors.push_back(key + "= needs an absolute path, got '" + value + "'");
+      else field = value;
+    };
+    if (key == "enable") {
+      if (!parse_bool(value, config.enable)) errors.push_back("enable= takes yes or no, got '" + value + "'");
+    } else if (key == "store") {
+      need_path(config.store);
+    } else if (key == "monitor") {
+      need_path(config.monitor);
+    } else if (key == "rundir") {
+      need_path(config.run_dir);
+    } else if (key == "log") {
+      need_path(config.log);
+    } else if (key == "interval") {
+      if (!parse_interval(value, config.interval_s))
+        errors.push_back("interval= takes seconds between 0.05 and 3600, got '" + value + "'");
+    } else {
+      errors.push_back("unknown key '" + key + "' (known: enable, store, monitor, interval, rundir, log)");
+    }
+  }
+  return config;
+}
+
+}  // namespace bc::spank

@@ -1,0 +1,25 @@
+// The plugin's plugstack.conf arguments: key=value words after the plugin path.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace bc::spank {
+
+struct Config {
+  bool enable = true;
+  std::string store = BC_STORE_DEFAULT;
+  std::string monitor = BC_MONITOR_DEFAULT;
+  std::string run_dir = BC_RUN_DIR_DEFAULT;
+  std::string log = BC_LOG_DEFAULT;
+  double interval_s = 1.0;
+};
+
+// Defaults first, then each argument. Every bad word (unknown key, missing '=', bad value, value too long)
+// is reported in errors; the caller disables the plugin for the step when errors is non-empty.
+Config parse_config(const std::vector<std::string>& args, std::vector<std::string>& errors);
+
+// "yes"/"no" and their usual spellings; false for anything else.
+bool parse_bool(const std::string& text, bool& out);
+
+}  // namespace bc::spank

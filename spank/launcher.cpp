@@ -1,0 +1,231 @@
+#include "launcher.hpp"
+
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <sstream>
+#include <vector>
+
+#include "cgroup_paths.hpp"
+#include "fd.hpp"
+#include "monitor.hpp"
+
+namespace bc::spank {
+namespace {
+
+using bc::monitor::UniqueFd;
+
+const char kMonitorCgroup[] = "bubble-chamber";
+
+bool mkdir_p(const std::string& path, mode_t mode) {
+  std::string partial;
+  std::stringstream parts(path);
+  std::string part;
+  while (std::getline(parts, part, '/')) {
+    if (part.empty()) continue;
+    partial += "/" + part;
+    if (::mkdir(partial.c_str(), mode) != 0 && errno != EEXIST) return false;
+  }
+  return true;
+}
+
+bool write_file(const std::string& path, const std::string& text) {
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  return fd && ::write(fd.get(), text.data(), text.size()) == static_cast<ssize_t>(text.size());
+}
+
+// A monitor holds the lock for its whole life; probing it never blocks.
+bool monitor_alive(const Config& config, uint64_t job_id) {
+  UniqueFd fd(::open(bc::monitor::monitor_lock_path(config.run_dir, job_id).c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return false;
+  if (::flock(fd.get(), LOCK_SH | LOCK_NB) == 0) return false;  // nobody holds it (closing the fd releases)
+  return errno == EWOULDBLOCK;
+}
+
+// The cgroup.procs files the monitor must write itself into, one per hierarchy that holds the job, so it
+// outlives the step and is not charged to the job. Created here, before fork, because the child may only
+// make async-signal-safe calls.
+bool prepare_escape(const bc::monitor::JobCgroup& job, std::vector<std::string>& procs_files, std::string& error) {
+  for (const auto& h : job.hierarchies) {
+    auto mount = bc::monitor::cgroup_mount_point(h.controllers);
+    if (!mount) {
+      error = "no mount point for cgroup hierarchy '" + h.controllers + "'";
+      return false;
+    }
+    std::string dir = *mount + "/" + kMonitorCgroup;
+    if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
+      error = "cannot create " + dir + ": " + std::strerror(errno);
+      return false;
+    }
+    if (h.controllers.find("cpuset") != std::string::npos) {
+      // A v1 cpuset cgroup takes no task until its cpus and mems are set; give it the whole machine.
+      for (const char* file : {"cpuset.cpus", "cpuset.mems"}) {
+        auto current = bc::monitor::read_file(dir + "/" + file);
+        if (current && current->find_first_not_of(" \n") != std::string::npos) continue;
+        auto parent = bc::monitor::read_file(*mount + "/" + file);
+        if (!parent || !write_file(dir + "/" + file, *parent)) {
+          error = "cannot set " + dir + "/" + file;
+          return false;
+        }
+      }
+    }
+    procs_files.push_back(dir + "/cgroup.procs");
+  }
+  return true;
+}
+
+void write_all(int fd, const char* text) {
+  size_t n = std::strlen(text);
+  while (n > 0) {
+    ssize_t w = ::write(fd, text, n);
+    if (w <= 0) return;
+    text += w;
+    n -= static_cast<size_t>(w);
+  }
+}
+
+// Runs in the grandchild of slurmstepd, a copy of a multithreaded process: async-signal-safe calls only.
+[[noreturn]] void exec_monitor(const std::vector<const char*>& procs_files, int log_fd, const char* path,
+                               char* const* argv, char* const* envp) {
+  ::setsid();
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+  for (int sig = 1; sig < NSIG; ++sig) signal(sig, SIG_DFL);
+  int null_fd = ::open("/dev/null", O_RDWR);
+  if (null_fd >= 0) ::dup2(null_fd, STDIN_FILENO);
+  int out = log_fd >= 0 ? log_fd : null_fd;
+  if (out >= 0) {
+    ::dup2(out, STDOUT_FILENO);
+    ::dup2(out, STDERR_FILENO);
+  }
+  for (const char* file : procs_files) {
+    int fd = ::open(file, O_WRONLY);
+    // "0" moves the writing process itself.
+    if (fd < 0 || ::write(fd, "0", 1) != 1) {
+      write_all(STDERR_FILENO, "bubble-chamber: cannot move the monitor out of the job into ");
+      write_all(STDERR_FILENO, file);
+      write_all(STDERR_FILENO, "; not starting it\n");
+      _exit(126);
+    }
+    ::close(fd);
+  }
+  ::syscall(SYS_close_range, 3U, ~0U, 0U);
+  ::execve(path, argv, envp);
+  write_all(STDERR_FILENO, "bubble-chamber: cannot exec ");
+  write_all(STDERR_FILENO, path);
+  write_all(STDERR_FILENO, "\n");
+  _exit(127);
+}
+
+std::string format_interval(double seconds) {
+  std::ostringstream out;
+  out << seconds;
+  return out.str();
+}
+
+}  // namespace
+
+LaunchResult ensure_monitor(const Config& config, uint64_t job_id, uint32_t uid) noexcept try {
+  LaunchResult result;
+  auto proc_cgroup = bc::monitor::read_file("/proc/self/cgroup");
+  if (!proc_cgroup) {
+    result.message = "cannot read /proc/self/cgroup";
+    return result;
+  }
+  auto job = bc::monitor::job_cgroup_from_proc_cgroup(*proc_cgroup, job_id);
+  if (!job) {
+    result.message = "slurmstepd is in no cgroup of job " + std::to_string(job_id) +
+                     "; configure ProctrackType=proctrack/cgroup or TaskPlugin=task/cgroup";
+    return result;
+  }
+  if (!mkdir_p(config.run_dir, 0755)) {
+    result.message = "cannot create run dir " + config.run_dir + ": " + std::strerror(errno);
+    return result;
+  }
+  if (monitor_alive(config, job_id)) {
+    result.outcome = LaunchResult::Outcome::AlreadyRunning;
+    return result;
+  }
+  if (::access(config.monitor.c_str(), X_OK) != 0) {
+    result.message = "monitor binary " + config.monitor + " is not executable: " + std::strerror(errno);
+    return result;
+  }
+  std::vector<std::string> procs_files;
+  if (!prepare_escape(*job, procs_files, result.message)) return result;
+
+  std::string log_dir = config.log.substr(0, config.log.rfind('/'));
+  if (!log_dir.empty()) mkdir_p(log_dir, 0755);
+  UniqueFd log_fd(::open(config.log.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644));
+
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  // SLURMD_NODENAME names the node as Slurm knows it (it differs from the hostname on multi-slurmd hosts).
+  const char* node_env = std::getenv("SLURMD_NODENAME");
+  std::string node = node_env && *node_env ? node_env : std::string(host).substr(0, std::string(host).find('.'));
+
+  std::vector<std::string> args = {config.monitor,
+                                   "--job", std::to_string(job_id),
+                                   "--uid", std::to_string(uid),
+                                   "--node", node,
+                                   "--store", config.store,
+                                   "--run-dir", config.run_dir,
+                                   "--interval", format_interval(config.interval_s),
+                                   "--cgroup-version", std::to_string(job->version),
+                                   "--cgroup-path", job->relative_path};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::string path_env = "PATH=/usr/sbin:/usr/bin:/sbin:/bin";
+  std::vector<char*> envp = {path_env.data(), nullptr};
+  std::vector<const char*> procs;
+  for (auto& f : procs_files) procs.push_back(f.c_str());
+
+  pid_t child = ::fork();
+  if (child < 0) {
+    result.message = std::string("fork failed: ") + std::strerror(errno);
+    return result;
+  }
+  if (child == 0) {
+    // Double fork: the monitor is reparented to init and slurmstepd never has to reap it.
+    pid_t grandchild = ::fork();
+    if (grandchild == 0) exec_monitor(procs, log_fd.get(), argv[0], argv.data(), envp.data());
+    _exit(grandchild < 0 ? 1 : 0);
+  }
+  // The intermediate child exits at once; bound the wait anyway so a job is never held up.
+  int status = 0;
+  timespec step{0, 1000000};
+  for (int waited_ms = 0; waited_ms < 1000; ++waited_ms) {
+    pid_t r = ::waitpid(child, &status, WNOHANG);
+    if (r == child || (r < 0 && errno != EINTR)) break;
+    ::nanosleep(&step, nullptr);
+  }
+  result.outcome = LaunchResult::Outcome::Started;
+  return result;
+} catch (const std::exception& e) {
+  return {LaunchResult::Outcome::Failed, std::string("internal error: ") + e.what()};
+} catch (...) {
+  return {LaunchResult::Outcome::Failed, "internal error"};
+}
+
+void poke_monitor(const Config& config, uint64_t job_id) noexcept try {
+  if (!monitor_alive(config, job_id)) return;
+  auto text = bc::monitor::read_file(bc::monitor::monitor_pid_path(config.run_dir, job_id));
+  if (!text) return;
+  long pid = std::strtol(text->c_str(), nullptr, 10);
+  if (pid <= 1) return;
+  auto comm = bc::monitor::read_file("/proc/" + std::to_string(pid) + "/comm");
+  if (!comm || comm->rfind("bc-monitor", 0) != 0) return;
+  ::kill(static_cast<pid_t>(pid), SIGUSR1);
+} catch (...) {
+}
+
+}  // namespace bc::spank

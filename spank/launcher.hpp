@@ -1,0 +1,24 @@
+// Makes sure a job has its monitor on this node, from inside slurmstepd. Never throws.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "config.hpp"
+
+namespace bc::spank {
+
+struct LaunchResult {
+  enum class Outcome { Started, AlreadyRunning, Failed } outcome = Outcome::Failed;
+  std::string message;  // why it failed, for the log
+};
+
+// Called in the remote context while slurmstepd is in the step's cgroups. Bounded: the only wait is for the
+// intermediate child of the double fork, which exits at once (capped at 1 s).
+LaunchResult ensure_monitor(const Config& config, uint64_t job_id, uint32_t uid) noexcept;
+
+// Asks the job's monitor, if one runs, to sample now. Checks that the pid really is a live bc-monitor
+// holding the job's lock before signalling, so a stale pid file never hits an unrelated process.
+void poke_monitor(const Config& config, uint64_t job_id) noexcept;
+
+}  // namespace bc::spank

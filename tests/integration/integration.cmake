@@ -1,0 +1,20 @@
+add_executable(bc-testload ${CMAKE_CURRENT_LIST_DIR}/testload.cpp)
+set_target_properties(bc-testload PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests/integration)
+
+# The integration tests need the plugin, which a sanitizer build does not load into slurmstepd.
+if(NOT BC_SANITIZE)
+  set(BC_IT_WORK ${CMAKE_BINARY_DIR}/itest)
+  add_test(NAME slurm_cluster_setup
+           COMMAND ${CMAKE_CURRENT_LIST_DIR}/cluster_fixture.sh setup ${BC_IT_WORK} ${CMAKE_BINARY_DIR})
+  add_test(NAME slurm_cluster_cleanup
+           COMMAND ${CMAKE_CURRENT_LIST_DIR}/cluster_fixture.sh cleanup ${BC_IT_WORK} ${CMAKE_BINARY_DIR})
+  set_tests_properties(slurm_cluster_setup PROPERTIES FIXTURES_SETUP slurm_cluster LABELS integration TIMEOUT 120)
+  set_tests_properties(slurm_cluster_cleanup PROPERTIES FIXTURES_CLEANUP slurm_cluster LABELS integration)
+  foreach(name process_tree srun_steps never_fails_job user_option)
+    add_test(NAME it_${name} COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/test_${name}.py)
+    set_tests_properties(it_${name} PROPERTIES
+      FIXTURES_REQUIRED slurm_cluster RESOURCE_LOCK slurm_cluster LABELS integration TIMEOUT 300
+      SKIP_RETURN_CODE 77
+      ENVIRONMENT "BC_IT_WORK=${BC_IT_WORK};BC_BUILD=${CMAKE_BINARY_DIR};PYTHONPATH=${CMAKE_CURRENT_LIST_DIR};PYTHONDONTWRITEBYTECODE=1")
+  endforeach()
+endif()

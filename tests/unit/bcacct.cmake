@@ -1,0 +1,7 @@
+# tests for bcacct: the report library, the store-backed job source, and the real binary.
+add_executable(test_bcacct ${CMAKE_CURRENT_LIST_DIR}/test_bcacct.cpp)
+target_link_libraries(test_bcacct PRIVATE bc_job_source bc_report bc_store PkgConfig::CJSON GTest::gtest_main)
+# The CLI tests fork+exec the binary that gets installed.
+target_compile_definitions(test_bcacct PRIVATE BCACCT_BINARY="$<TARGET_FILE:bcacct>")
+add_dependencies(test_bcacct bcacct)
+gtest_discover_tests(test_bcacct TEST_PREFIX "bcacct." PROPERTIES LABELS unit)

@@ -1,0 +1,659 @@
+// bcacct: totals, table and JSON from a real store, and the real binary run on it.
+#include <cJSON.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "job_source.hpp"
+#include "report.hpp"
+#include "store.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using bc::report::JobData;
+using bc::store::JobRecord;
+using bc::store::ProcessRecord;
+
+constexpr uint64_t kMiB = uint64_t{1} << 20;
+constexpr int64_t kT0 = 1700000000123;  // 2023-11-14T22:13:20.123Z
+constexpr uint64_t kJob = 4242;         // two nodes, n02 still running
+constexpr uint64_t kDoneJob = 4343;     // one node, finished, every cgroup controller
+constexpr uint64_t kMissingJob = 999;
+
+// ---------------------------------------------------------------------------------------------
+// The fixture store
+
+JobRecord job_record(uint64_t job_id, const std::string& node) {
+  JobRecord r;
+  r.job_id = job_id;
+  r.node = node;
+  r.uid = 1000;
+  r.user = "alice";
+  r.cgroup_version = 2;
+  return r;
+}
+
+ProcessRecord process(uint32_t pid, uint32_t ppid, uint32_t step, const std::string& comm, int64_t start_ms,
+                      int64_t end_ms, uint64_t cpu_ns, uint64_t max_rss, uint64_t read, uint64_t write) {
+  ProcessRecord p;
+  p.pid = pid;
+  p.ppid = ppid;
+  p.step = step;
+  p.start_ticks = static_cast<uint64_t>(start_ms / 10);
+  p.start_ms = start_ms;
+  p.end_ms = end_ms;
+  p.command = comm;
+  p.exe = "/usr/bin/" + comm;
+  p.argv = {comm, "--pid=" + std::to_string(pid), "two words"};
+  p.cpu_ns = cpu_ns;
+  p.max_rss = max_rss;
+  p.rss = max_rss / 2;
+  p.read_bytes = read;
+  p.write_bytes = write;
+  return p;
+}
+
+// Everything written to the store, so tests derive their expectations from the same numbers.
+struct Fixture {
+  JobRecord n01, n02, done;
+  std::vector<ProcessRecord> n01_procs, n02_procs, done_procs;
+};
+
+Fixture make_fixture() {
+  Fixture f;
+  f.n01 = job_record(kJob, "n01");
+  f.n01.steps = {0, bc::store::kStepBatch};
+  f.n01.start_ms = kT0;
+  f.n01.end_ms = kT0 + 3'723'000;
+  f.n01.has_cgroup_cpu = true;
+  f.n01.cgroup_cpu_ns = 7'250'000'000;
+  f.n01.has_cgroup_memory = true;
+  f.n01.cgroup_mem_peak = 300 * kMiB;
+  f.n01.has_cgroup_io = true;
+  f.n01.cgroup_read_bytes = 10 * kMiB;
+  f.n01.cgroup_write_bytes = 20 * kMiB;
+  f.n01.max_rss_sum = 200 * kMiB;  // above its largest process
+  f.n01.sample_count = 120;
+  f.n01.monitor_cpu_ns = 150'000'000;
+  f.n01.monitor_max_rss = 8 * kMiB;
+  f.n01_procs = {
+      process(500, 1, bc::store::kStepBatch, "bash", kT0 + 100, kT0 + 3'700'000, 1'000'000'000, 5 * kMiB, kMiB,
+              2 * kMiB),
+      process(501, 500, 0, "python3", kT0 + 2000, kT0 + 3'600'000, 6'000'000'000, 150 * kMiB, 4 * kMiB + 512,
+              3 * kMiB),
+  };
+
+  f.n02 = job_record(kJob, "n02");
+  f.n02.steps = {0};
+  f.n02.start_ms = kT0 + 500;
+  f.n02.end_ms = 0;  // still running
+  f.n02.has_cgroup_cpu = false;
+  f.n02.cgroup_cpu_ns = 999;  // must be ignored: the controller did not exist
+  f.n02.max_rss_sum = 100 * kMiB;  // below its largest process
+  f.n02.sample_count = 60;
+  f.n02.monitor_cpu_ns = 50'000'000;
+  f.n02.monitor_max_rss = 12 * kMiB;
+  f.n02_procs = {
+      // Starts with 501 on n01: the tie goes to the lower pid.
+      process(700, 1, 0, "python3", kT0 + 2000, 0, 2'500'000'000, 400 * kMiB, 7 * kMiB, 0),
+      // Lowest pid, started last: sorted by start time first.
+      process(42, 700, 0, "worker", kT0 + 5000, kT0 + 9000, 250'000'000, kMiB, 0, 1),
+  };
+
+  f.done = job_record(kDoneJob, "n01");
+  f.done.steps = {bc::store::kStepExtern, bc::store::kStepBatch};
+  f.done.start_ms = kT0;
+  f.done.end_ms = kT0 + 61'000;
+  f.done.has_cgroup_cpu = true;
+  f.done.cgroup_cpu_ns = 3'000'000'000;
+  f.done.has_cgroup_memory = true;
+  f.done.cgroup_mem_peak = 64 * kMiB;
+  f.done.has_cgroup_io = true;
+  f.done.cgroup_read_bytes = 5 * kMiB;
+  f.done.cgroup_write_bytes = 6 * kMiB;
+  f.done.max_rss_sum = 32 * kMiB;
+  f.done.sample_count = 61;
+  f.done_procs = {process(800, 1, bc::store::kStepBatch, "sleep", kT0 + 10, kT0 + 60'000, 1'000'000, kMiB, 0, 0)};
+  return f;
+}
+
+void write_node(bc::store::Store& store, const JobRecord& record, const std::vector<ProcessRecord>& procs) {
+  // First tick: everything still running, so the final tick has to overwrite it.
+  bc::store::Batch first;
+  first.job = record;
+  first.job.end_ms = 0;
+  for (ProcessRecord p : procs) {
+    p.end_ms = 0;
+    p.cpu_ns /= 2;
+    first.processes.push_back({p, bc::store::Sample{0, p.start_ms / 1000, p.cpu_ns, p.rss, 0, 0}});
+  }
+  store.write_batch(first);
+
+  bc::store::Batch last;
+  last.job = record;
+  for (const ProcessRecord& p : procs) last.processes.push_back({p, std::nullopt});
+  store.write_batch(last);
+}
+
+class BcacctTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    const char* tmp = std::getenv("TMPDIR");
+    std::string pattern = std::string(tmp && *tmp ? tmp : "/tmp") + "/bcacct-test-XXXXXX";
+    ASSERT_NE(mkdtemp(pattern.data()), nullptr) << "mkdtemp " << pattern;
+    dir_ = pattern;
+    store_path_ = dir_ + "/node.lmdb";
+    fixture_ = make_fixture();
+    auto store = bc::store::Store::open(store_path_);  // closed again before anything reads
+    write_node(*store, fixture_.n01, fixture_.n01_procs);
+    write_node(*store, fixture_.n02, fixture_.n02_procs);
+    write_node(*store, fixture_.done, fixture_.done_procs);
+  }
+  static void TearDownTestSuite() {
+    std::error_code ec;
+    if (!dir_.empty()) fs::remove_all(dir_, ec);
+  }
+
+  static JobData load(uint64_t job_id) {
+    auto source = bc::report::open_store_source(store_path_);
+    auto job = source->load(job_id);
+    if (!job) throw std::runtime_error("fixture job missing");
+    return *job;
+  }
+
+  static inline std::string dir_;
+  static inline std::string store_path_;
+  static inline Fixture fixture_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// JSON helpers
+
+struct JsonDelete {
+  void operator()(cJSON* p) const { cJSON_Delete(p); }
+};
+using Json = std::unique_ptr<cJSON, JsonDelete>;
+
+Json parse(const std::string& text) { return Json(cJSON_Parse(text.c_str())); }
+
+const cJSON* field(const cJSON* object, const char* name) {
+  const cJSON* item = cJSON_GetObjectItemCaseSensitive(object, name);
+  EXPECT_NE(item, nullptr) << "missing field " << name;
+  return item;
+}
+double num(const cJSON* object, const char* name) {
+  const cJSON* item = field(object, name);
+  EXPECT_TRUE(cJSON_IsNumber(item)) << name;
+  return item ? item->valuedouble : -1;
+}
+std::string str(const cJSON* object, const char* name) {
+  const cJSON* item = field(object, name);
+  EXPECT_TRUE(cJSON_IsString(item)) << name;
+  return cJSON_IsString(item) ? item->valuestring : "";
+}
+std::vector<std::string> strings(const cJSON* object, const char* name) {
+  const cJSON* array = field(object, name);
+  EXPECT_TRUE(cJSON_IsArray(array)) << name;
+  std::vector<std::string> out;
+  const cJSON* item = nullptr;
+  cJSON_ArrayForEach(item, array) {
+    EXPECT_TRUE(cJSON_IsString(item));
+    if (cJSON_IsString(item)) out.emplace_back(item->valuestring);
+  }
+  return out;
+}
+double bytes(uint64_t v) { return static_cast<double>(v); }
+double seconds(uint64_t ns) { return static_cast<double>(ns) / 1e9; }
+
+bool is_iso_utc_ms(const std::string& s) {
+  static const std::regex re(R"(^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$)");
+  return std::regex_match(s, re);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running the real binary
+
+struct Outcome {
+  int status = -1;  // exit code, or -1 if it did not exit normally
+  std::string out, err;
+};
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// stdout goes to stdout_path when given (e.g. /dev/full), else it is captured.
+Outcome run_bcacct(const std::vector<std::string>& args, const std::vector<std::string>& env,
+                   const char* stdout_path = nullptr) {
+  char out_path[] = "/tmp/bcacct-out-XXXXXX";
+  char err_path[] = "/tmp/bcacct-err-XXXXXX";
+  const int out_fd = stdout_path ? open(stdout_path, O_WRONLY | O_CLOEXEC) : mkstemp(out_path);
+  const int err_fd = mkstemp(err_path);
+  EXPECT_GE(out_fd, 0);
+  EXPECT_GE(err_fd, 0);
+  std::vector<std::string> argv_storage = {BCACCT_BINARY};
+  argv_storage.insert(argv_storage.end(), args.begin(), args.end());
+  std::vector<char*> argv, envp;
+  for (auto& a : argv_storage) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::vector<std::string> env_storage = env;
+  for (auto& e : env_storage) envp.push_back(e.data());
+  envp.push_back(nullptr);
+
+  Outcome result;
+  const pid_t pid = fork();
+  if (pid == 0) {
+    if (dup2(out_fd, STDOUT_FILENO) < 0 || dup2(err_fd, STDERR_FILENO) < 0) _exit(126);
+    execve(argv[0], argv.data(), envp.data());
+    _exit(127);
+  }
+  EXPECT_GT(pid, 0);
+  int status = 0;
+  if (pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status)) result.status = WEXITSTATUS(status);
+  close(out_fd);
+  close(err_fd);
+  if (!stdout_path) {
+    result.out = slurp(out_path);
+    unlink(out_path);
+  }
+  result.err = slurp(err_path);
+  unlink(err_path);
+  return result;
+}
+
+// A child environment without the caller's BC_STORE, in UTC so table times are predictable.
+std::vector<std::string> clean_env(std::vector<std::string> extra = {}) {
+  extra.push_back("TZ=UTC");
+  extra.push_back("PATH=/usr/bin:/bin");
+  return extra;
+}
+
+int count_lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
+
+// The process rows of a table (the lines after the column titles and dashes), in order.
+std::vector<std::string> table_rows(const std::string& table) {
+  std::vector<std::string> rows;
+  std::istringstream in(table);
+  std::string line;
+  bool in_rows = false;
+  while (std::getline(in, line)) {
+    if (!in_rows && line.find("PID") != std::string::npos && line.find("Command") != std::string::npos) {
+      in_rows = true;
+      std::getline(in, line);  // the dashes
+      continue;
+    }
+    if (in_rows && !line.empty()) rows.push_back(line);
+  }
+  return rows;
+}
+
+std::vector<std::string> split(const std::string& line) {
+  std::istringstream in(line);
+  std::vector<std::string> out;
+  for (std::string w; in >> w;) out.push_back(w);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small formatters
+
+TEST(Format, SizeIsSacctLike) {
+  EXPECT_EQ(bc::report::format_size(0), "0");
+  EXPECT_EQ(bc::report::format_size(1023), "1023");
+  EXPECT_EQ(bc::report::format_size(1024), "1K");
+  EXPECT_EQ(bc::report::format_size(1536), "1.50K");
+  EXPECT_EQ(bc::report::format_size(400 * kMiB), "400M");
+  EXPECT_EQ(bc::report::format_size(3 * 1024 * kMiB), "3G");
+  EXPECT_EQ(bc::report::format_size(kMiB - 1), "1.00M");  // not "1024.00K"
+  EXPECT_EQ(bc::report::format_size(UINT64_MAX), "16.00E");
+}
+
+TEST(Format, DurationIsSacctLike) {
+  EXPECT_EQ(bc::report::format_duration(0), "00:00:00");
+  EXPECT_EQ(bc::report::format_duration(3661), "01:01:01");
+  EXPECT_EQ(bc::report::format_duration(86399), "23:59:59");
+  EXPECT_EQ(bc::report::format_duration(90061), "1-01:01:01");
+  EXPECT_EQ(bc::report::format_duration(-5), "00:00:00");
+}
+
+TEST(Format, IsoUtcMilliseconds) {
+  EXPECT_EQ(bc::report::iso_utc_ms(kT0), "2023-11-14T22:13:20.123Z");
+  EXPECT_EQ(bc::report::iso_utc_ms(5), "1970-01-01T00:00:00.005Z");
+  EXPECT_EQ(bc::report::iso_utc_ms(-1), "1969-12-31T23:59:59.999Z");
+}
+
+TEST(Format, LocalTimeFollowsTz) {
+  const char* old = std::getenv("TZ");
+  const std::string saved = old ? old : "";
+  setenv("TZ", "UTC", 1);
+  tzset();
+  EXPECT_EQ(bc::report::local_time(kT0), "2023-11-14T22:13:20");
+  setenv("TZ", "UTC-2", 1);  // POSIX sign: two hours east
+  tzset();
+  EXPECT_EQ(bc::report::local_time(kT0), "2023-11-15T00:13:20");
+  EXPECT_EQ(bc::report::local_time(0), "Unknown");
+  if (old) setenv("TZ", saved.c_str(), 1); else unsetenv("TZ");
+  tzset();
+}
+
+TEST(Format, Utf8IsRepaired) {
+  EXPECT_EQ(bc::report::valid_utf8("plain"), "plain");
+  EXPECT_EQ(bc::report::valid_utf8("caf\xc3\xa9 \xf0\x9f\x90\x8d"), "caf\xc3\xa9 \xf0\x9f\x90\x8d");
+  EXPECT_EQ(bc::report::valid_utf8("a\xff" "b"), "a\xef\xbf\xbd" "b");
+  EXPECT_EQ(bc::report::valid_utf8("\xc3"), "\xef\xbf\xbd");               // truncated sequence
+  EXPECT_EQ(bc::report::valid_utf8("\xed\xa0\x80"), "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");  // surrogate
+  EXPECT_EQ(bc::report::valid_utf8("\xc0\xaf"), "\xef\xbf\xbd\xef\xbf\xbd");  // overlong
+}
+
+TEST(Format, StepsInSacctOrder) {
+  std::vector<uint32_t> steps = {2, bc::store::kStepUnknown, 0, bc::store::kStepExtern, bc::store::kStepBatch, 0};
+  bc::report::sort_steps(steps);
+  std::vector<std::string> names;
+  for (uint32_t s : steps) names.push_back(bc::store::step_name(s));
+  EXPECT_EQ(names, (std::vector<std::string>{"batch", "extern", "0", "2", "?"}));
+}
+
+TEST(Json, InvalidUtf8InArgvStillParses) {
+  JobData job;
+  job.nodes.push_back(job_record(7, "n1"));
+  job.processes.push_back(process(9, 1, 0, "bad\xff", kT0, 0, 0, 0, 0, 0));
+  job.processes.back().argv = {"x\xfe", "quote\" and \\ and \n newline"};
+  job.processes.back().node = "n1";
+  Json root = parse(bc::report::format_json(job));
+  ASSERT_NE(root, nullptr);
+  const cJSON* p = cJSON_GetArrayItem(field(root.get(), "processes"), 0);
+  EXPECT_EQ(str(p, "command"), "bad\xef\xbf\xbd");
+  EXPECT_EQ(strings(p, "argv"), (std::vector<std::string>{"x\xef\xbf\xbd", "quote\" and \\ and \n newline"}));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Totals, table and JSON over the store
+
+TEST_F(BcacctTest, SourceLoadsEveryNodeAndProcess) {
+  const JobData job = load(kJob);
+  EXPECT_EQ(job.nodes.size(), 2u);
+  EXPECT_EQ(job.processes.size(), fixture_.n01_procs.size() + fixture_.n02_procs.size());
+  auto source = bc::report::open_store_source(store_path_);
+  EXPECT_FALSE(source->load(kMissingJob).has_value());
+  EXPECT_EQ(source->describe(), "store " + store_path_);
+  EXPECT_THROW(bc::report::open_store_source(dir_ + "/absent.lmdb"), bc::store::StoreError);
+}
+
+TEST_F(BcacctTest, TotalsAcrossNodes) {
+  const auto& f = fixture_;
+  const auto t = bc::report::compute_totals(load(kJob));
+  EXPECT_EQ(t.job_id, kJob);
+  EXPECT_EQ(t.user, "alice");
+  EXPECT_EQ(t.nodes, (std::vector<std::string>{"n01", "n02"}));
+  EXPECT_EQ(t.steps, (std::vector<uint32_t>{bc::store::kStepBatch, 0}));
+  // n01 has a cgroup CPU counter; n02 does not, so its processes are summed (its 999 ignored).
+  EXPECT_EQ(t.cpu_ns, f.n01.cgroup_cpu_ns + f.n02_procs[0].cpu_ns + f.n02_procs[1].cpu_ns);
+  EXPECT_DOUBLE_EQ(t.cpu_seconds(), 10.0);
+  // n01: max(200M summed, 150M process) = 200M; n02: max(100M summed, 400M process) = 400M.
+  EXPECT_EQ(t.max_rss_bytes, f.n02_procs[0].max_rss);
+  uint64_t read = 0, write = 0;
+  for (const auto* procs : {&f.n01_procs, &f.n02_procs})
+    for (const auto& p : *procs) {
+      read += p.read_bytes;
+      write += p.write_bytes;
+    }
+  EXPECT_EQ(t.read_bytes, read);
+  EXPECT_EQ(t.write_bytes, write);
+  ASSERT_TRUE(t.start_ms.has_value());
+  EXPECT_EQ(*t.start_ms, f.n01.start_ms);  // the earlier node
+  EXPECT_FALSE(t.end_ms.has_value());      // n02 still running
+  EXPECT_EQ(t.samples, f.n01.sample_count + f.n02.sample_count);
+  EXPECT_EQ(t.monitor_cpu_ns, f.n01.monitor_cpu_ns + f.n02.monitor_cpu_ns);
+  EXPECT_EQ(t.monitor_max_rss_bytes, f.n02.monitor_max_rss);
+  // n02 had no memory or io controller: no job-wide cgroup figures.
+  EXPECT_FALSE(t.cgroup_mem_peak_bytes.has_value());
+  EXPECT_FALSE(t.cgroup_read_bytes.has_value());
+  EXPECT_FALSE(t.cgroup_write_bytes.has_value());
+}
+
+TEST_F(BcacctTest, TotalsOfFinishedJobWithCgroups) {
+  const auto& f = fixture_;
+  const auto t = bc::report::compute_totals(load(kDoneJob));
+  EXPECT_EQ(t.cpu_ns, f.done.cgroup_cpu_ns);
+  EXPECT_EQ(t.max_rss_bytes, f.done.max_rss_sum);
+  ASSERT_TRUE(t.end_ms.has_value());
+  EXPECT_EQ(*t.end_ms, f.done.end_ms);
+  EXPECT_EQ(t.cgroup_mem_peak_bytes, f.done.cgroup_mem_peak);
+  EXPECT_EQ(t.cgroup_read_bytes, f.done.cgroup_read_bytes);
+  EXPECT_EQ(t.cgroup_write_bytes, f.done.cgroup_write_bytes);
+  EXPECT_EQ(t.steps, (std::vector<uint32_t>{bc::store::kStepBatch, bc::store::kStepExtern}));
+}
+
+void expect_job_json(const cJSON* root, const Fixture& f) {
+  const cJSON* job = field(root, "job");
+  ASSERT_TRUE(cJSON_IsObject(job));
+  EXPECT_EQ(num(job, "id"), static_cast<double>(kJob));
+  EXPECT_EQ(str(job, "user"), "alice");
+  EXPECT_EQ(strings(job, "nodes"), (std::vector<std::string>{"n01", "n02"}));
+  EXPECT_EQ(str(job, "start"), "2023-11-14T22:13:20.123Z");
+  EXPECT_TRUE(cJSON_IsNull(field(job, "end")));
+  EXPECT_DOUBLE_EQ(num(job, "cpu_seconds"),
+                   seconds(f.n01.cgroup_cpu_ns + f.n02_procs[0].cpu_ns + f.n02_procs[1].cpu_ns));
+  EXPECT_EQ(num(job, "max_rss_bytes"), bytes(400 * kMiB));
+  EXPECT_EQ(num(job, "read_bytes"), bytes(kMiB + 4 * kMiB + 512 + 7 * kMiB));
+  EXPECT_EQ(num(job, "write_bytes"), bytes(2 * kMiB + 3 * kMiB + 1));
+  EXPECT_EQ(strings(job, "steps"), (std::vector<std::string>{"batch", "0"}));
+  EXPECT_EQ(num(job, "samples"), static_cast<double>(f.n01.sample_count + f.n02.sample_count));
+  EXPECT_DOUBLE_EQ(num(job, "monitor_cpu_seconds"), seconds(f.n01.monitor_cpu_ns + f.n02.monitor_cpu_ns));
+  EXPECT_EQ(num(job, "monitor_max_rss_bytes"), bytes(f.n02.monitor_max_rss));
+  EXPECT_EQ(cJSON_GetObjectItemCaseSensitive(job, "cgroup_mem_peak_bytes"), nullptr);
+  EXPECT_EQ(cJSON_GetObjectItemCaseSensitive(job, "cgroup_read_bytes"), nullptr);
+
+  const cJSON* procs = field(root, "processes");
+  ASSERT_TRUE(cJSON_IsArray(procs));
+  ASSERT_EQ(cJSON_GetArraySize(procs), 4);
+  std::vector<double> pids;
+  const cJSON* p = nullptr;
+  cJSON_ArrayForEach(p, procs) {
+    pids.push_back(num(p, "pid"));
+    EXPECT_TRUE(is_iso_utc_ms(str(p, "start"))) << str(p, "start");
+    const cJSON* end = field(p, "end");
+    EXPECT_TRUE(cJSON_IsNull(end) || (cJSON_IsString(end) && is_iso_utc_ms(end->valuestring)));
+  }
+  EXPECT_EQ(pids, (std::vector<double>{500, 501, 700, 42}));  // start time, then pid
+
+  const ProcessRecord& want = f.n02_procs[0];  // pid 700, running
+  const cJSON* running = cJSON_GetArrayItem(procs, 2);
+  EXPECT_EQ(num(running, "ppid"), want.ppid);
+  EXPECT_EQ(str(running, "node"), "n02");
+  EXPECT_EQ(str(running, "step"), "0");
+  EXPECT_EQ(str(running, "command"), want.command);
+  EXPECT_EQ(str(running, "exe"), want.exe);
+  EXPECT_EQ(strings(running, "argv"), want.argv);
+  EXPECT_EQ(str(running, "start"), bc::report::iso_utc_ms(want.start_ms));
+  EXPECT_TRUE(cJSON_IsNull(field(running, "end")));
+  EXPECT_DOUBLE_EQ(num(running, "cpu_seconds"), seconds(want.cpu_ns));
+  EXPECT_EQ(num(running, "max_rss_bytes"), bytes(want.max_rss));
+  EXPECT_EQ(num(running, "read_bytes"), bytes(want.read_bytes));
+  EXPECT_EQ(num(running, "write_bytes"), bytes(want.write_bytes));
+
+  const cJSON* batch = cJSON_GetArrayItem(procs, 0);
+  EXPECT_EQ(str(batch, "step"), "batch");
+  EXPECT_EQ(str(batch, "end"), "2023-11-14T23:15:00.123Z");  // kT0 + 3'700'000 ms
+}
+
+TEST_F(BcacctTest, JsonOfRunningTwoNodeJob) {
+  const std::string text = bc::report::format_json(load(kJob));
+  ASSERT_FALSE(text.empty());
+  EXPECT_EQ(text.back(), '\n');
+  Json root = parse(text);
+  ASSERT_NE(root, nullptr) << text;
+  expect_job_json(root.get(), fixture_);
+}
+
+TEST_F(BcacctTest, JsonOfFinishedJobHasCgroupFields) {
+  Json root = parse(bc::report::format_json(load(kDoneJob)));
+  ASSERT_NE(root, nullptr);
+  const cJSON* job = field(root.get(), "job");
+  EXPECT_EQ(str(job, "end"), bc::report::iso_utc_ms(fixture_.done.end_ms));
+  EXPECT_EQ(num(job, "cgroup_mem_peak_bytes"), bytes(fixture_.done.cgroup_mem_peak));
+  EXPECT_EQ(num(job, "cgroup_read_bytes"), bytes(fixture_.done.cgroup_read_bytes));
+  EXPECT_EQ(num(job, "cgroup_write_bytes"), bytes(fixture_.done.cgroup_write_bytes));
+  EXPECT_EQ(strings(job, "steps"), (std::vector<std::string>{"batch", "extern"}));
+}
+
+TEST_F(BcacctTest, TableOfRunningTwoNodeJob) {
+  setenv("TZ", "UTC", 1);
+  tzset();
+  const int64_t now = kT0 + 90'061'000;  // 1 day 1:01:01 after the start
+  const std::string table = bc::report::format_table(load(kJob), now);
+  EXPECT_NE(table.find("JobID:         4242\n"), std::string::npos) << table;
+  EXPECT_NE(table.find("User:          alice\n"), std::string::npos) << table;
+  EXPECT_NE(table.find("NodeList:      n01,n02\n"), std::string::npos) << table;
+  EXPECT_NE(table.find("Steps:         batch,0\n"), std::string::npos) << table;
+  EXPECT_NE(table.find("Start:         2023-11-14T22:13:20\n"), std::string::npos) << table;
+  EXPECT_NE(table.find("End:           Running\n"), std::string::npos) << table;
+  EXPECT_NE(table.find("Elapsed:       1-01:01:01\n"), std::string::npos) << table;
+  EXPECT_NE(table.find("TotalCPU:      00:00:10.000\n"), std::string::npos) << table;
+  EXPECT_NE(table.find("MaxRSS:        400M\n"), std::string::npos) << table;
+  EXPECT_NE(table.find("Read:          " + bc::report::format_size(12 * kMiB + 512) + "\n"), std::string::npos);
+  EXPECT_NE(table.find("Samples:       180\n"), std::string::npos) << table;
+  EXPECT_NE(table.find("MonitorCPU:    0.200s\n"), std::string::npos) << table;
+  EXPECT_NE(table.find("MonitorMaxRSS: 12M\n"), std::string::npos) << table;
+  EXPECT_EQ(table.find("CgroupMemPeak"), std::string::npos) << table;
+
+  const auto rows = table_rows(table);
+  ASSERT_EQ(rows.size(), 4u) << table;
+  const std::vector<std::vector<std::string>> want = {
+      {"500", "1", "n01", "batch", "bash", "2023-11-14T22:13:20", "2023-11-14T23:15:00", "1.00", "5M", "1M", "2M"},
+      {"501", "500", "n01", "0", "python3", "2023-11-14T22:13:22", "2023-11-14T23:13:20", "6.00", "150M",
+       bc::report::format_size(4 * kMiB + 512), "3M"},
+      {"700", "1", "n02", "0", "python3", "2023-11-14T22:13:22", "Running", "2.50", "400M", "7M", "0"},
+      {"42", "700", "n02", "0", "worker", "2023-11-14T22:13:25", "2023-11-14T22:13:29", "0.25", "1M", "0", "1"},
+  };
+  for (size_t i = 0; i < rows.size(); ++i) EXPECT_EQ(split(rows[i]), want[i]) << rows[i];
+}
+
+TEST_F(BcacctTest, TableOfFinishedJob) {
+  setenv("TZ", "UTC", 1);
+  tzset();
+  const std::string table = bc::report::format_table(load(kDoneJob), kT0 + 999'999'999);
+  EXPECT_NE(table.find("End:           2023-11-14T22:14:21\n"), std::string::npos) << table;
+  EXPECT_NE(table.find("Elapsed:       00:01:01\n"), std::string::npos) << table;  // not "now"
+  EXPECT_NE(table.find("CgroupMemPeak: 64M\n"), std::string::npos) << table;
+  EXPECT_NE(table.find("CgroupRead:    5M\n"), std::string::npos) << table;
+  EXPECT_NE(table.find("CgroupWrite:   6M\n"), std::string::npos) << table;
+  EXPECT_EQ(table_rows(table).size(), 1u);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The binary
+
+TEST_F(BcacctTest, CliJsonMatchesLibrary) {
+  const Outcome r = run_bcacct({"-j", std::to_string(kJob), "--store", store_path_, "--json"}, clean_env());
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.err, "");
+  Json root = parse(r.out);
+  ASSERT_NE(root, nullptr) << r.out;
+  expect_job_json(root.get(), fixture_);
+  EXPECT_EQ(r.out, bc::report::format_json(load(kJob)));
+}
+
+TEST_F(BcacctTest, CliTableIsDefaultAndStoreComesFromEnv) {
+  const Outcome r = run_bcacct({"--jobs=" + std::to_string(kDoneJob)}, clean_env({"BC_STORE=" + store_path_}));
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("JobID:         4343\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("Start:         2023-11-14T22:13:20\n"), std::string::npos) << r.out;  // TZ=UTC
+  ASSERT_EQ(table_rows(r.out).size(), 1u) << r.out;
+  EXPECT_EQ(split(table_rows(r.out)[0])[0], "800");
+}
+
+TEST_F(BcacctTest, CliStoreOptionOverridesEnv) {
+  const Outcome r = run_bcacct({"-j", std::to_string(kJob), "-s", store_path_, "--json"},
+                           clean_env({"BC_STORE=" + dir_ + "/absent.lmdb"}));
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(parse(r.out), nullptr);
+}
+
+TEST_F(BcacctTest, CliUnknownJobExits1) {
+  const Outcome r = run_bcacct({"-j", std::to_string(kMissingJob), "--store", store_path_}, clean_env());
+  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(r.err, "bcacct: job " + std::to_string(kMissingJob) + " not found in store " + store_path_ + "\n");
+}
+
+TEST_F(BcacctTest, CliUsageErrorsExit2) {
+  const std::vector<std::vector<std::string>> bad = {
+      {"-j", "abc", "--store", store_path_},  {"-j", "12abc"},          {"-j", "-5"},
+      {"-j", "4242.batch"},                   {"-j", "1,2"},            {"-j", "0"},
+      {"-j", "99999999999"},                  {"-j", ""},               {},
+      {"--store", store_path_},               {"-j"},                   {"--bogus"},
+      {"-j", "1", "-j", "2"},                 {"-j", "1", "stray"},     {"--json=yes", "-j", "1"},
+      {"-j", "1", "--store="},
+  };
+  for (const auto& args : bad) {
+    std::string shown;
+    for (const auto& a : args) shown += "'" + a + "' ";
+    const Outcome r = run_bcacct(args, clean_env({"BC_STORE=" + store_path_}));
+    EXPECT_EQ(r.status, 2) << shown << r.err;
+    EXPECT_EQ(r.out, "") << shown;
+    EXPECT_EQ(count_lines(r.err), 2) << shown << r.err;
+    EXPECT_NE(r.err.find("Try 'bcacct --help'"), std::string::npos) << shown << r.err;
+  }
+}
+
+TEST_F(BcacctTest, CliMissingStoreExits3) {
+  const std::string absent = dir_ + "/absent.lmdb";
+  const Outcome r = run_bcacct({"-j", std::to_string(kJob), "--store", absent}, clean_env());
+  EXPECT_EQ(r.status, 3);
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(r.err.rfind("bcacct: ", 0), 0u) << r.err;
+  EXPECT_NE(r.err.find(absent), std::string::npos) << r.err;  // the StoreError text names the path
+}
+
+TEST_F(BcacctTest, CliNotAStoreExits3) {
+  const std::string empty = dir_ + "/empty";
+  fs::create_directories(empty);
+  const Outcome r = run_bcacct({"-j", std::to_string(kJob), "--store", empty}, clean_env());
+  EXPECT_EQ(r.status, 3) << r.err;
+  EXPECT_EQ(fs::exists(empty + "/data.mdb"), false);  // read-only: nothing created
+}
+
+TEST_F(BcacctTest, CliHelpAndVersionExit0) {
+  const Outcome help = run_bcacct({"--help"}, clean_env());
+  EXPECT_EQ(help.status, 0);
+  EXPECT_EQ(help.err, "");
+  EXPECT_EQ(help.out.rfind("Usage: bcacct -j JOBID", 0), 0u) << help.out;
+  for (const char* code : {"  0  ", "  1  ", "  2  ", "  3  "}) EXPECT_NE(help.out.find(code), std::string::npos);
+  EXPECT_NE(help.out.find("BC_STORE"), std::string::npos);
+  EXPECT_EQ(run_bcacct({"-h"}, clean_env()).out, help.out);
+
+  const Outcome version = run_bcacct({"--version"}, clean_env());
+  EXPECT_EQ(version.status, 0);
+  EXPECT_EQ(version.out.rfind("bcacct ", 0), 0u) << version.out;
+}
+
+TEST_F(BcacctTest, CliWriteErrorExits4) {
+  if (access("/dev/full", W_OK) != 0) GTEST_SKIP() << "no /dev/full";
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"-j", std::to_string(kJob), "--store", store_path_},
+        std::vector<std::string>{"-j", std::to_string(kJob), "--store", store_path_, "--json"},
+        std::vector<std::string>{"--help"}}) {
+    const Outcome r = run_bcacct(args, clean_env(), "/dev/full");
+    EXPECT_EQ(r.status, 4) << args.back();
+    EXPECT_NE(r.err.find("bcacct: cannot write output"), std::string::npos) << r.err;
+  }
+}
+
+}  // namespace

@@ -1,0 +1,56 @@
+#include <gtest/gtest.h>
+
+#include "config.hpp"
+
+using bc::spank::Config;
+using bc::spank::parse_config;
+
+TEST(SpankConfig, DefaultsWhenEmpty) {
+  std::vector<std::string> errors;
+  Config c = parse_config({}, errors);
+  EXPECT_TRUE(errors.empty());
+  EXPECT_TRUE(c.enable);
+  EXPECT_EQ(c.store, BC_STORE_DEFAULT);
+  EXPECT_EQ(c.monitor, BC_MONITOR_DEFAULT);
+  EXPECT_DOUBLE_EQ(c.interval_s, 1.0);
+}
+
+TEST(SpankConfig, AllKeys) {
+  std::vector<std::string> errors;
+  Config c = parse_config({"enable=no", "store=/s", "monitor=/m", "interval=0.25", "rundir=/r", "log=/l"}, errors);
+  EXPECT_TRUE(errors.empty());
+  EXPECT_FALSE(c.enable);
+  EXPECT_EQ(c.store, "/s");
+  EXPECT_EQ(c.monitor, "/m");
+  EXPECT_DOUBLE_EQ(c.interval_s, 0.25);
+  EXPECT_EQ(c.run_dir, "/r");
+  EXPECT_EQ(c.log, "/l");
+}
+
+TEST(SpankConfig, RejectsUnknownKeysAndBadValues) {
+  std::vector<std::string> errors;
+  parse_config({"stroe=/x", "interval=fast", "interval=0", "enable=maybe", "store=relative", "novalue", "=x",
+                "log=/" + std::string(2000, 'a')},
+               errors);
+  ASSERT_EQ(errors.size(), 8u);
+  EXPECT_NE(errors[0].find("unknown key 'stroe'"), std::string::npos);
+  EXPECT_NE(errors[1].find("interval="), std::string::npos);
+  EXPECT_NE(errors[3].find("enable="), std::string::npos);
+  EXPECT_NE(errors[4].find("absolute path"), std::string::npos);
+  EXPECT_NE(errors[5].find("not key=value"), std::string::npos);
+  EXPECT_NE(errors[7].find("longer than"), std::string::npos);
+}
+
+TEST(SpankConfig, BoolSpellings) {
+  bool v = false;
+  for (const char* yes : {"yes", "1", "true", "on"}) {
+    EXPECT_TRUE(bc::spank::parse_bool(yes, v));
+    EXPECT_TRUE(v);
+  }
+  for (const char* no : {"no", "0", "false", "off"}) {
+    EXPECT_TRUE(bc::spank::parse_bool(no, v));
+    EXPECT_FALSE(v);
+  }
+  EXPECT_FALSE(bc::spank::parse_bool("Y", v));
+  EXPECT_FALSE(bc::spank::parse_bool("", v));
+}
