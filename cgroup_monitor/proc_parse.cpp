@@ -70,7 +70,10 @@ std::optional<ProcStat> parse_proc_stat(std::string_view text) {
   auto field = [&](size_t n) { return to_u64(f[n - 3]); };
   st.state = f[0].empty() ? '?' : f[0][0];
   auto ppid = field(4), utime = field(14), stime = field(15), threads = field(20), start = field(22), rss = field(24);
-  if (!ppid || !utime || !stime || !threads || !start || !rss) return std::nullopt;
+  auto cutime = field(16), cstime = field(17);
+  if (!ppid || !utime || !stime || !cutime || !cstime || !threads || !start || !rss) return std::nullopt;
+  st.cutime_ticks = *cutime;
+  st.cstime_ticks = *cstime;
   st.num_threads = *threads;
   st.ppid = static_cast<uint32_t>(*ppid);
   st.utime_ticks = *utime;

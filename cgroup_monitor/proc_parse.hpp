@@ -17,6 +17,8 @@ struct ProcStat {
   uint32_t ppid = 0;
   uint64_t utime_ticks = 0;
   uint64_t stime_ticks = 0;
+  uint64_t cutime_ticks = 0;  // waited-for children, inclusive of their own waited-for children
+  uint64_t cstime_ticks = 0;
   uint64_t num_threads = 0;
   uint64_t start_ticks = 0;  // since boot
   uint64_t rss_pages = 0;

@@ -3,10 +3,10 @@
 #include <dirent.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
-#include <memory>
-
 #include <ctime>
+#include <memory>
 
 #include "proc_parse.hpp"
 
@@ -23,55 +23,81 @@ int64_t boot_epoch_ms() {
 // Processes that belong to Slurm, not to the job, though they sit in its cgroup.
 bool is_slurm_helper(const ProcStat& st) { return st.comm == "slurmstepd"; }
 
+uint64_t minus_floor0(uint64_t a, uint64_t b) { return a > b ? a - b : 0; }
+
 }  // namespace
 
 ProcessTable::ProcessTable(std::string proc_root)
     : proc_root_(std::move(proc_root)),
-      ticks_per_second_(sysconf(_SC_CLK_TCK)),
+      ticks_per_second_(static_cast<uint64_t>(sysconf(_SC_CLK_TCK))),
       page_size_(static_cast<uint64_t>(sysconf(_SC_PAGESIZE))),
-      boot_epoch_ms_(boot_epoch_ms()) {}
+      boot_epoch_ms_(boot_epoch_ms()) {
+  ns_per_tick_ = 1000000000ULL / ticks_per_second_;
+}
 
-bool ProcessTable::refresh(Tracked& t) {
+ProcessTable::State ProcessTable::refresh(Tracked& t) {
   auto stat_text = pread_all(t.stat_fd.get());
-  if (!stat_text) return false;  // ESRCH: the task is gone
+  if (!stat_text) return State::Gone;  // ESRCH: reaped
   auto st = parse_proc_stat(*stat_text);
-  if (!st) return false;
+  if (!st) return State::Gone;
   auto& r = t.record;
-  if (st->comm != r.command && st->state != 'Z') {
+  const bool zombie = st->state == 'Z' || st->state == 'X';
+  if (st->comm != r.command && !zombie) {
     // comm changes on exec: the process is running another program now.
     r.command = st->comm;
     read_identity(t);
     t.changed = true;
   }
-  uint64_t cpu = (st->utime_ticks + st->stime_ticks) * (1000000000ULL / static_cast<uint64_t>(ticks_per_second_));
-  uint64_t rss = st->rss_pages * page_size_;
-  uint64_t hwm = r.max_rss;
-  if (auto status_text = pread_all(t.status_fd.get())) {
-    if (auto status = parse_proc_status(*status_text)) {
-      hwm = std::max(hwm, status->vm_hwm_bytes);
-      if (status->vm_rss_bytes) rss = status->vm_rss_bytes;
+  if (st->ppid != 0) t.parent = st->ppid;
+  if (r.ppid == 0) r.ppid = st->ppid;  // the parent at birth; a reparented process keeps it in its record
+
+  // Counters only grow; a zombie's are final.
+  t.own.cpu_ns = std::max(t.own.cpu_ns, (st->utime_ticks + st->stime_ticks) * ns_per_tick_);
+  t.inclusive.cpu_ns = std::max(t.inclusive.cpu_ns, t.own.cpu_ns + (st->cutime_ticks + st->cstime_ticks) * ns_per_tick_);
+  if (auto io = own_io(t, st->num_threads)) {
+    t.own.read_bytes = std::max(t.own.read_bytes, io->read_bytes);
+    t.own.write_bytes = std::max(t.own.write_bytes, io->write_bytes);
+  }
+  if (t.io_fd) {
+    if (auto text = pread_all(t.io_fd.get())) {
+      if (auto whole = parse_proc_io(*text)) {
+        t.inclusive.read_bytes = std::max(t.inclusive.read_bytes, whole->read_bytes);
+        t.inclusive.write_bytes = std::max(t.inclusive.write_bytes, whole->write_bytes);
+      }
     }
   }
-  hwm = std::max(hwm, rss);
-  uint64_t rd = r.read_bytes, wr = r.write_bytes;
-  if (auto io = own_io(t, st->num_threads)) {
-    rd = io->read_bytes;
-    wr = io->write_bytes;
+  t.inclusive.read_bytes = std::max(t.inclusive.read_bytes, t.own.read_bytes);
+  t.inclusive.write_bytes = std::max(t.inclusive.write_bytes, t.own.write_bytes);
+
+  uint64_t rss = zombie ? 0 : st->rss_pages * page_size_;
+  uint64_t hwm = r.max_rss;
+  if (!zombie) {
+    if (auto status_text = pread_all(t.status_fd.get())) {
+      if (auto status = parse_proc_status(*status_text)) {
+        hwm = std::max(hwm, status->vm_hwm_bytes);
+        if (status->vm_rss_bytes) rss = status->vm_rss_bytes;
+      }
+    }
   }
-  // A zombie's counters are final, but its memory is already released: keep the last RSS seen.
-  bool zombie = st->state == 'Z' || st->state == 'X';
-  if (zombie) rss = 0;
-  if (cpu != r.cpu_ns || rss != r.rss || hwm != r.max_rss || rd != r.read_bytes || wr != r.write_bytes ||
-      st->ppid != r.ppid) {
-    t.changed = true;
-  }
-  r.cpu_ns = std::max(r.cpu_ns, cpu);
+  if (rss != r.rss) t.changed = true;
   r.rss = rss;
-  r.max_rss = hwm;
-  r.read_bytes = std::max(r.read_bytes, rd);
-  r.write_bytes = std::max(r.write_bytes, wr);
-  if (st->ppid != 0) r.ppid = st->ppid;  // a zombie reparented to 0 keeps the parent it had
-  return !zombie;
+  r.max_rss = std::max(hwm, rss);
+  return zombie ? State::Zombie : State::Alive;
+}
+
+void ProcessTable::update_record(Tracked& t) {
+  auto& r = t.record;
+  // Reaped children that were never tracked: what the kernel folded in, less the tracked children's totals.
+  const uint64_t cpu = t.own.cpu_ns + minus_floor0(t.inclusive.cpu_ns - t.own.cpu_ns, t.credited.cpu_ns);
+  const uint64_t rd = t.own.read_bytes + minus_floor0(t.inclusive.read_bytes - t.own.read_bytes, t.credited.read_bytes);
+  const uint64_t wr =
+      t.own.write_bytes + minus_floor0(t.inclusive.write_bytes - t.own.write_bytes, t.credited.write_bytes);
+  // Not clamped to the last value: a child reaped between reading it and reading its parent shows up as
+  // unseen for one tick and is taken back when the child's credit arrives.
+  if (cpu != r.cpu_ns || rd != r.read_bytes || wr != r.write_bytes) t.changed = true;
+  r.cpu_ns = cpu;
+  r.read_bytes = rd;
+  r.write_bytes = wr;
 }
 
 void ProcessTable::read_identity(Tracked& t) {
@@ -130,18 +156,20 @@ void ProcessTable::track(const MemberPid& member, int64_t now_ms) {
   // execs, so an untracked pid is looked at again on every tick until it becomes something else.
   if (is_slurm_helper(*st)) return;
   t.status_fd = open_read(dir + "/status");
+  t.io_fd = open_read(dir + "/io");
   t.leader_io_fd = open_read(dir + "/task/" + std::to_string(member.pid) + "/io");
   auto& r = t.record;
   r.pid = member.pid;
-  r.ppid = st->ppid;
   r.step = member.step.value_or(store::kStepUnknown);
   r.start_ticks = st->start_ticks;
-  r.start_ms = boot_epoch_ms_ + static_cast<int64_t>(st->start_ticks * 1000 / static_cast<uint64_t>(ticks_per_second_));
+  r.start_ms = boot_epoch_ms_ + static_cast<int64_t>(st->start_ticks * 1000 / ticks_per_second_);
   if (r.start_ms > now_ms) r.start_ms = now_ms;
   r.command = st->comm;
   read_identity(t);
-  bool alive = refresh(t);
-  if (!alive) {
+  State state = refresh(t);
+  if (state == State::Gone) return;
+  update_record(t);
+  if (state == State::Zombie) {
     t.ended = true;
     r.end_ms = now_ms;
   }
@@ -149,25 +177,39 @@ void ProcessTable::track(const MemberPid& member, int64_t now_ms) {
 }
 
 ProcessTotals ProcessTable::sample(const std::vector<MemberPid>& members, int64_t now_ms, store::Batch& batch) {
+  // Ascending pids read a parent before its (usually higher-pid) children, so a child reaped mid-tick is
+  // missing from the parent's total until its credit lands, rather than counted twice.
+  std::vector<uint32_t> newly_gone;
   for (auto& [pid, t] : tracked_) {
-    if (t.ended) continue;
-    if (!refresh(t)) {
+    if (t.gone) continue;
+    State state = refresh(t);
+    if (state != State::Alive && !t.ended) {
       t.ended = true;
       t.changed = true;
       t.record.end_ms = now_ms;
     }
+    if (state == State::Gone) {
+      t.gone = true;
+      newly_gone.push_back(pid);
+    }
+  }
+  for (uint32_t pid : newly_gone) {
+    const Tracked& child = tracked_.at(pid);
+    auto parent = tracked_.find(child.parent);
+    if (parent != tracked_.end()) parent->second.credited += child.inclusive;
   }
   for (const auto& m : members) {
     // A tracked pid is either still that process, or ended and the pid reused: the ended one is kept until
-    // its final record is written, and the new one is picked up on the next tick.
+    // it is gone and written, and the new one is picked up on a later tick.
     if (tracked_.count(m.pid)) continue;
     track(m, now_ms);
   }
   ProcessTotals totals;
-  totals.cpu_ns = ended_cpu_ns_;
-  totals.read_bytes = ended_read_;
-  totals.write_bytes = ended_write_;
+  totals.cpu_ns = forgotten_.cpu_ns;
+  totals.read_bytes = forgotten_.read_bytes;
+  totals.write_bytes = forgotten_.write_bytes;
   for (auto& [pid, t] : tracked_) {
+    update_record(t);
     const auto& r = t.record;
     totals.cpu_ns += r.cpu_ns;
     totals.read_bytes += r.read_bytes;
@@ -193,10 +235,10 @@ void ProcessTable::commit(const store::Batch& batch) {
     it->second.changed = false;
   }
   for (auto it = tracked_.begin(); it != tracked_.end();) {
-    if (it->second.ended && !it->second.changed) {
-      ended_cpu_ns_ += it->second.record.cpu_ns;
-      ended_read_ += it->second.record.read_bytes;
-      ended_write_ += it->second.record.write_bytes;
+    if (it->second.gone && !it->second.changed) {
+      forgotten_.cpu_ns += it->second.record.cpu_ns;
+      forgotten_.read_bytes += it->second.record.read_bytes;
+      forgotten_.write_bytes += it->second.record.write_bytes;
       it = tracked_.erase(it);
     } else {
       ++it;

@@ -1,14 +1,18 @@
 // The processes of one job as seen by /proc sampling. Each tracked process keeps its /proc fds open:
 // an fd stays bound to the task it was opened for, so a reused pid can never be mistaken for it, and
 // pread on a kept fd costs a third of open+read+close.
+//
+// Counting model. A process's figures are its own CPU and I/O plus those of children it reaped that were
+// never seen (they lived less than an interval). The kernel folds reaped children into the parent (cutime,
+// cstime and /proc/PID/io), so the unseen part is the parent's reaped total minus the final totals of its
+// children that were tracked. Summing every process then counts each byte and CPU second once.
 #pragma once
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
-
-#include <optional>
 
 #include "cgroup_reader.hpp"
 #include "fd.hpp"
@@ -32,33 +36,52 @@ class ProcessTable {
   // Appends new and changed processes, with a sample each, to batch.processes.
   ProcessTotals sample(const std::vector<MemberPid>& members, int64_t now_ms, store::Batch& batch);
 
-  // After a successful write: forget ended processes, keep the series ids the store assigned.
+  // After a successful write: forget processes that are gone, keep the series ids the store assigned.
   void commit(const store::Batch& batch);
 
  private:
+  struct Counters {
+    uint64_t cpu_ns = 0;
+    uint64_t read_bytes = 0;
+    uint64_t write_bytes = 0;
+    Counters& operator+=(const Counters& o) {
+      cpu_ns += o.cpu_ns;
+      read_bytes += o.read_bytes;
+      write_bytes += o.write_bytes;
+      return *this;
+    }
+  };
   struct Tracked {
     store::ProcessRecord record;
-    UniqueFd stat_fd, status_fd;
-    // /proc/PID/io adds the I/O of reaped children to the parent, which would count a child's bytes twice.
-    // The per-thread files hold each thread's own bytes: the leader's is kept open, other threads are read
-    // only while the process has any, and the last bytes of threads that ended are kept in ended_threads.
+    UniqueFd stat_fd, status_fd, io_fd;
+    // /proc/PID/io includes reaped children; the per-thread files hold each thread's own bytes. The leader's
+    // is kept open, other threads are read only while there are any, and threads that ended keep their last
+    // bytes in ended_threads.
     UniqueFd leader_io_fd;
     std::map<uint32_t, IoBytes> other_threads;
     IoBytes ended_threads;
-    bool ended = false;
+    uint32_t parent = 0;    // current parent: the one that will reap it
+    Counters own;           // this process's threads
+    Counters inclusive;     // own + everything it reaped, as the kernel counts it
+    Counters credited;      // inclusive totals of tracked children that are gone (reaped)
+    bool ended = false;     // exited (zombie or gone), end_ms set
+    bool gone = false;      // reaped: its /proc entry is no more
     bool changed = true;
   };
-  bool refresh(Tracked& t);  // false once the process has exited
+  enum class State { Alive, Zombie, Gone };
+  State refresh(Tracked& t);
   void read_identity(Tracked& t);  // argv and exe, again after an exec
   std::optional<IoBytes> own_io(Tracked& t, uint64_t num_threads);
+  void update_record(Tracked& t);
   void track(const MemberPid& member, int64_t now_ms);
 
   std::string proc_root_;
-  long ticks_per_second_;
+  uint64_t ns_per_tick_;
+  uint64_t ticks_per_second_;
   uint64_t page_size_;
   int64_t boot_epoch_ms_;
   std::map<uint32_t, Tracked> tracked_;  // by pid
-  uint64_t ended_cpu_ns_ = 0, ended_read_ = 0, ended_write_ = 0;
+  Counters forgotten_;  // record totals of processes that are gone and written
 };
 
 }  // namespace bc::monitor

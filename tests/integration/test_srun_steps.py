@@ -25,3 +25,8 @@ assert any(p["command"] == "slurm_script" for p in steps.get("batch", [])), step
 assert set(data["job"]["steps"]) >= {"0", "1", "batch"}, data["job"]["steps"]
 assert len(data["job"]["nodes"]) == 1
 print("ok steps 0, 1 and batch merged under job", job)
+
+# One monitor per job per node: the batch step started it, the srun steps found it.
+started = [l for l in open(c.monitor_log) if f"job {job}: started" in l]
+assert len(started) == 1, f"expected exactly one monitor for job {job}, log has: {started}"
+print("ok one monitor served the batch step and both srun steps")

@@ -42,10 +42,12 @@ TEST(ProcStat, CommWithSpacesAndParentheses) {
 
 TEST(ProcStat, KnownFieldPositions) {
   // pid (comm) state ppid ... utime(14) stime(15) ... starttime(22) vsize(23) rss(24)
-  auto st = parse_proc_stat("77 (busy) R 5 77 77 0 -1 0 0 0 0 0 1234 56 0 0 20 0 1 0 999 1000 321 0");
+  auto st = parse_proc_stat("77 (busy) R 5 77 77 0 -1 0 0 0 0 0 1234 56 7 8 20 0 1 0 999 1000 321 0");
   ASSERT_TRUE(st);
   EXPECT_EQ(st->utime_ticks, 1234u);
   EXPECT_EQ(st->stime_ticks, 56u);
+  EXPECT_EQ(st->cutime_ticks, 7u);
+  EXPECT_EQ(st->cstime_ticks, 8u);
   EXPECT_EQ(st->start_ticks, 999u);
   EXPECT_EQ(st->rss_pages, 321u);
   EXPECT_EQ(st->num_threads, 1u);
