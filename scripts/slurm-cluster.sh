@@ -4,7 +4,7 @@
 # lives under DIR, so several clusters (quickstart, tests) can coexist on one host as long as their node
 # names and ports differ.
 #
-#   slurm-cluster.sh start DIR --node NAME --ctld-port P --slurmd-port P [--plugstack FILE]
+#   slurm-cluster.sh start DIR --node NAME --ctld-port P --slurmd-port P [--plugstack FILE] [--slurmd-debug LEVEL]
 #   slurm-cluster.sh stop DIR
 #   slurm-cluster.sh env DIR        print export lines for this cluster
 #   slurm-cluster.sh status DIR     exit 0 when both daemons answer
@@ -15,13 +15,14 @@ die() { echo "slurm-cluster: $*" >&2; exit 1; }
 cmd=${1:-}; dir=${2:-}
 [ -n "$cmd" ] && [ -n "$dir" ] || die "usage: $0 start|stop|env|status DIR [options]"
 shift 2
-node=bcnode; ctld_port=16817; slurmd_port=16818; plugstack=""
+node=bcnode; ctld_port=16817; slurmd_port=16818; plugstack=""; slurmd_debug=info
 while [ $# -gt 0 ]; do
   case "$1" in
     --node) node=$2; shift 2 ;;
     --ctld-port) ctld_port=$2; shift 2 ;;
     --slurmd-port) slurmd_port=$2; shift 2 ;;
     --plugstack) plugstack=$2; shift 2 ;;
+    --slurmd-debug) slurmd_debug=$2; shift 2 ;;
     *) die "unknown option $1" ;;
   esac
 done
@@ -68,7 +69,7 @@ SlurmdPidFile=${dir}/slurmd.pid
 SlurmctldLogFile=${dir}/log/slurmctld.log
 SlurmdLogFile=${dir}/log/slurmd.log
 SlurmctldDebug=info
-SlurmdDebug=info
+SlurmdDebug=${slurmd_debug}
 MpiDefault=none
 PlugStackConfig=${dir}/plugstack.conf
 SchedulerType=sched/backfill

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# summary: step start/stop latency added by the SPANK plugin (srun true, with vs without), monitor CPU and RSS
+# Runs on a private single-node cluster (root). Alternates with/without so drift hits both sides alike.
+set -euo pipefail
+: "${BC_BUILD_DIR:?run through ./bench/run.sh}"
+[ "$(id -u)" = 0 ] || { echo "bench spank: needs root (starts slurmd)" >&2; exit 1; }
+rounds=${BC_BENCH_ROUNDS:-20}
+work=$BC_BUILD_DIR/bench-spank
+rm -rf "$work"; mkdir -p "$work/store" "$work/run" "$work/log"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+with_plugin="optional $BC_BUILD_DIR/spank/bubble_chamber.so store=$work/store/node.lmdb monitor=$BC_BUILD_DIR/cgroup_monitor/bc-monitor interval=1 rundir=$work/run log=$work/log/monitor.log"
+echo "$with_plugin" >"$work/plugstack.with"
+: >"$work/plugstack.without"
+"$BC_SRC_DIR/scripts/slurm-cluster.sh" start "$work/cluster" --node bcbench --ctld-port "$(free_port)" \
+  --slurmd-port "$(free_port)" --plugstack "$work/plugstack.with" --slurmd-debug verbose >/dev/null
+trap '"$BC_SRC_DIR/scripts/slurm-cluster.sh" stop "$work/cluster"' EXIT
+export SLURM_CONF=$work/cluster/slurm.conf
+
+ms() { python3 -c 'import time; print(time.monotonic_ns()//1000)'; }
+run_srun() {  # prints microseconds for one `srun true`
+  local t0 t1; t0=$(ms); srun -n1 true; t1=$(ms); echo $((t1 - t0))
+}
+srun -n1 true  # warm up caches and the node
+: >"$work/with.us"; : >"$work/without.us"
+for i in $(seq "$rounds"); do
+  cp "$work/plugstack.without" "$work/cluster/plugstack.conf"; run_srun >>"$work/without.us"
+  cp "$work/plugstack.with" "$work/cluster/plugstack.conf"; run_srun >>"$work/with.us"
+done
+
+# Monitor cost on a job like the quickstart demo, 10 s long with a busy child and 20 sleepers.
+job=$(sbatch --parsable -n1 -o /dev/null --wrap "for i in \$(seq 20); do sleep 10 & done; timeout 10 sh -c 'while :; do :; done'; wait")
+while squeue -h -j "$job" 2>/dev/null | grep -q .; do sleep 0.5; done
+for _ in $(seq 50); do [ -f "$work/run/job_$job.pid" ] || break; sleep 0.2; done
+"$BC_BUILD_DIR/sacct_ext/bcacct" --store "$work/store/node.lmdb" -j "$job" --json >"$work/job.json"
+
+python3 - "$work" "$rounds" <<'PY'
+import json, re, statistics, sys
+work, rounds = sys.argv[1], int(sys.argv[2])
+def load(name): return [int(x) / 1000.0 for x in open(f"{work}/{name}.us").read().split()]
+w, wo = load("with"), load("without")
+mw, mwo = statistics.median(w), statistics.median(wo)
+print(f"BENCH spank_srun_true_median_without {mwo:.1f} ms")
+print(f"BENCH spank_srun_true_median_with {mw:.1f} ms")
+print(f"BENCH spank_added_latency_median {mw - mwo:.1f} ms")
+print(f"BENCH spank_srun_true_ratio {mw / mwo:.3f} x")
+# The plugin's own time inside slurmstepd at step start, from its log line.
+inplugin = [float(x) for x in re.findall(r"bubble-chamber: job \d+: monitor (?:started|already running) \(([\d.]+) ms\)",
+                                          open(f"{work}/cluster/log/slurmd.log").read())]
+if inplugin:
+    print(f"BENCH spank_in_plugin_start_median {statistics.median(inplugin):.2f} ms")
+    print(f"BENCH spank_in_plugin_start_max {max(inplugin):.2f} ms")
+job = json.load(open(f"{work}/job.json"))["job"]
+print(f"BENCH monitor_cpu_seconds_10s_job {job['monitor_cpu_seconds']:.3f} s")
+print(f"BENCH monitor_cpu_share_of_core {job['monitor_cpu_seconds'] / 10.0 * 100:.3f} %")
+print(f"BENCH monitor_max_rss {job['monitor_max_rss_bytes'] / 1048576:.1f} MiB")
+print(f"\n{rounds} rounds each; srun true with plugin: median {mw:.1f} ms (min {min(w):.1f}), without: {mwo:.1f} ms (min {min(wo):.1f})")
+PY
