@@ -69,8 +69,10 @@ int remote_post_opt(spank_t sp) {
     slurm_error(BC_LOG_PREFIX "cannot get job id and uid; not monitoring this step");
     return 0;
   }
+  char node[256] = {};
+  if (spank_getenv(sp, "SLURMD_NODENAME", node, sizeof node) != ESPANK_SUCCESS) node[0] = '\0';
   auto started = std::chrono::steady_clock::now();
-  auto result = bc::spank::ensure_monitor(g_config, job_id, uid);
+  auto result = bc::spank::ensure_monitor(g_config, job_id, uid, node);
   double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
   using Outcome = bc::spank::LaunchResult::Outcome;
   if (result.outcome == Outcome::Failed) {

@@ -134,7 +134,7 @@ std::string format_interval(double seconds) {
 
 }  // namespace
 
-LaunchResult ensure_monitor(const Config& config, uint64_t job_id, uint32_t uid) noexcept try {
+LaunchResult ensure_monitor(const Config& config, uint64_t job_id, uint32_t uid, const std::string& node_name) noexcept try {
   LaunchResult result;
   auto proc_cgroup = bc::monitor::read_file("/proc/self/cgroup");
   if (!proc_cgroup) {
@@ -166,11 +166,14 @@ LaunchResult ensure_monitor(const Config& config, uint64_t job_id, uint32_t uid)
   if (!log_dir.empty()) mkdir_p(log_dir, 0755);
   UniqueFd log_fd(::open(config.log.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644));
 
-  char host[256] = {};
-  ::gethostname(host, sizeof host - 1);
-  // SLURMD_NODENAME names the node as Slurm knows it (it differs from the hostname on multi-slurmd hosts).
-  const char* node_env = std::getenv("SLURMD_NODENAME");
-  std::string node = node_env && *node_env ? node_env : std::string(host).substr(0, std::string(host).find('.'));
+  // The node as Slurm knows it, which differs from the hostname on multi-slurmd hosts.
+  std::string node = node_name;
+  if (node.empty()) {
+    const char* node_env = std::getenv("SLURMD_NODENAME");
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    node = node_env && *node_env ? node_env : std::string(host).substr(0, std::string(host).find('.'));
+  }
 
   std::vector<std::string> args = {config.monitor,
                                    "--job", std::to_string(job_id),
