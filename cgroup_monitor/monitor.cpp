@@ -110,18 +110,26 @@ int run_monitor(const MonitorOptions& opt) {
   job.node = opt.node;
   job.cgroup_version = static_cast<uint32_t>(opt.cgroup_version);
   job.start_ms = now_ms();
-  // A job seen before on this node (an earlier monitor of the same allocation) keeps its history.
+  // A job seen before on this node (an earlier monitor of the same allocation, e.g. sruns under salloc)
+  // keeps its history. Slurm removes the job cgroup when its last step ends and makes a new one for the
+  // next step, so the cgroup counters restart at zero and are added to the earlier totals.
   try {
     if (auto previous = db->job(opt.job_id, opt.node)) {
-      job.start_ms = previous->start_ms;
-      job.steps = previous->steps;
-      job.max_rss_sum = previous->max_rss_sum;
-      job.sample_count = previous->sample_count;
-      job.monitor_cpu_ns = previous->monitor_cpu_ns;
+      job = *previous;
+      job.end_ms = 0;
+      job.cgroup_mem_current = 0;
     }
   } catch (const std::exception& e) {
     log("cannot read earlier record: %s", e.what());
   }
+  std::optional<uint64_t> cpu_base, read_base, write_base;
+  // A counter below the earlier total belongs to a new cgroup; one at or above it is the same cgroup read by
+  // a restarted monitor (a new cgroup cannot have outrun the whole earlier job at its first step's start).
+  auto base_for = [](std::optional<uint64_t>& base, uint64_t earlier, uint64_t now_value) {
+    if (!base) base = now_value < earlier ? earlier : 0;
+    return *base + now_value;
+  };
+  const store::JobRecord earlier = job;
   const uint64_t earlier_monitor_cpu = job.monitor_cpu_ns;
   log("started: cgroup v%d %s, interval %.3fs, store %s", opt.cgroup_version, opt.cgroup_relative.c_str(),
       opt.interval_s, opt.store_path.c_str());
@@ -141,8 +149,8 @@ int run_monitor(const MonitorOptions& opt) {
     ProcessTotals procs = table.sample(members, now, batch);
     // cgroup totals survive the cgroup only as their last reading, so keep what was last seen.
     if (totals.has_cpu) {
+      job.cgroup_cpu_ns = std::max(job.cgroup_cpu_ns, base_for(cpu_base, earlier.cgroup_cpu_ns, totals.cpu_ns));
       job.has_cgroup_cpu = true;
-      job.cgroup_cpu_ns = std::max(job.cgroup_cpu_ns, totals.cpu_ns);
     }
     if (totals.has_memory) {
       job.has_cgroup_memory = true;
@@ -150,9 +158,11 @@ int run_monitor(const MonitorOptions& opt) {
       job.cgroup_mem_peak = std::max(job.cgroup_mem_peak, totals.mem_peak);
     }
     if (totals.has_io) {
+      job.cgroup_read_bytes =
+          std::max(job.cgroup_read_bytes, base_for(read_base, earlier.cgroup_read_bytes, totals.io.read_bytes));
+      job.cgroup_write_bytes =
+          std::max(job.cgroup_write_bytes, base_for(write_base, earlier.cgroup_write_bytes, totals.io.write_bytes));
       job.has_cgroup_io = true;
-      job.cgroup_read_bytes = std::max(job.cgroup_read_bytes, totals.io.read_bytes);
-      job.cgroup_write_bytes = std::max(job.cgroup_write_bytes, totals.io.write_bytes);
     }
     job.max_rss_sum = std::max(job.max_rss_sum, procs.live_rss);
     job.last_sample_ms = now;
