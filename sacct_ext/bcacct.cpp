@@ -42,7 +42,7 @@ constexpr char kHelp[] =
     "Show the per-process accounting that bubble-chamber recorded for a Slurm job.\n"
     "\n"
     "  -j, --jobs=JOBID   the job to show (one numeric job id)\n"
-    "  -s, --store=PATH   node store to read (default: $BC_STORE, else " BC_STORE_DEFAULT ")\n"
+    "      --store=PATH   node store to read (default: $BC_STORE, else " BC_STORE_DEFAULT ")\n"
     "      --json         print one JSON object instead of the table\n"
     "  -h, --help         print this help and exit\n"
     "  -V, --version      print the version and exit\n"
@@ -94,9 +94,10 @@ std::variant<uint64_t, std::string> parse_job_id(const std::string& text) {
 }
 
 Parsed parse_args(int argc, char** argv) {
-  enum { kOptJson = 256 };
+  // -s is sacct's --state, so --store has no short form.
+  enum { kOptJson = 256, kOptStore };
   static const struct option kLong[] = {
-      {"jobs", required_argument, nullptr, 'j'}, {"store", required_argument, nullptr, 's'},
+      {"jobs", required_argument, nullptr, 'j'}, {"store", required_argument, nullptr, kOptStore},
       {"json", no_argument, nullptr, kOptJson},  {"help", no_argument, nullptr, 'h'},
       {"version", no_argument, nullptr, 'V'},    {nullptr, 0, nullptr, 0},
   };
@@ -106,7 +107,7 @@ Parsed parse_args(int argc, char** argv) {
   opterr = 0;  // our own messages, without argv[0]
   optind = 1;
   for (;;) {
-    const int c = getopt_long(argc, argv, ":j:s:hV", kLong, nullptr);
+    const int c = getopt_long(argc, argv, ":j:hV", kLong, nullptr);
     if (c == -1) break;
     const std::string arg = optind > 0 && optind <= argc ? argv[optind - 1] : "";
     switch (c) {
@@ -118,7 +119,7 @@ Parsed parse_args(int argc, char** argv) {
         have_job = true;
         break;
       }
-      case 's':
+      case kOptStore:
         if (!*optarg) return {std::nullopt, usage_error("--store needs a non-empty PATH")};
         store_path = optarg;
         break;
@@ -127,7 +128,7 @@ Parsed parse_args(int argc, char** argv) {
       case 'V':
         return {std::nullopt, write_stdout("bcacct (bubble-chamber) " BC_VERSION "\n") ? kExitOk : kExitFailure};
       case ':':
-        return {std::nullopt, usage_error(std::string("option ") + (optopt == 'j' ? "-j/--jobs" : "-s/--store") +
+        return {std::nullopt, usage_error(std::string("option ") + (optopt == 'j' ? "-j/--jobs" : "--store") +
                                           " requires an argument")};
       default:
         // A short option has its letter in optopt; a long one (unknown, ambiguous, or given an argument

@@ -580,7 +580,7 @@ TEST_F(BcacctTest, CliTableIsDefaultAndStoreComesFromEnv) {
 }
 
 TEST_F(BcacctTest, CliStoreOptionOverridesEnv) {
-  const Outcome r = run_bcacct({"-j", std::to_string(kJob), "-s", store_path_, "--json"},
+  const Outcome r = run_bcacct({"-j", std::to_string(kJob), "--store", store_path_, "--json"},
                            clean_env({"BC_STORE=" + dir_ + "/absent.lmdb"}));
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_NE(parse(r.out), nullptr);
