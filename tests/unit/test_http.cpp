@@ -1,0 +1,151 @@
+// The HTTP layer over real loopback connections, with libcurl as the client.
+#include <curl/curl.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+
+#include "http_server.hpp"
+
+using namespace bc::web;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Reply {
+  long status = 0;
+  std::string body;
+  std::string content_type;
+};
+
+size_t append(char* data, size_t size, size_t n, void* out) {
+  static_cast<std::string*>(out)->append(data, size * n);
+  return size * n;
+}
+
+Reply fetch(uint16_t port, const std::string& path, const std::string& method = "GET", const std::string& body = "") {
+  Reply reply;
+  CURL* curl = curl_easy_init();
+  std::string url = "http://127.0.0.1:" + std::to_string(port) + path;
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_PATH_AS_IS, 1L);  // send "..", do not normalise it away
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, append);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &reply.body);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT, 10L);
+  if (method == "POST") {
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.data());
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
+  } else if (method != "GET") {
+    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method.c_str());
+  }
+  if (curl_easy_perform(curl) == CURLE_OK) {
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &reply.status);
+    char* type = nullptr;
+    curl_easy_getinfo(curl, CURLINFO_CONTENT_TYPE, &type);
+    if (type) reply.content_type = type;
+  }
+  curl_easy_cleanup(curl);
+  return reply;
+}
+
+class HttpTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char t[] = "/tmp/bc-http-XXXXXX";
+    dir_ = mkdtemp(t);
+    root_ = dir_ / "static";
+    fs::create_directories(root_ / "sub");
+    std::ofstream(root_ / "index.html") << "<h1>hi</h1>";
+    std::ofstream(root_ / "sub" / "app.js") << "export const x = 1;";
+    std::ofstream(dir_ / "secret.txt") << "top secret";
+    fs::create_symlink(dir_ / "secret.txt", root_ / "link_out");
+    fs::create_symlink(root_ / "index.html", root_ / "link_in");
+    ServerOptions options;
+    options.max_body_bytes = 1024;
+    server_ = std::make_unique<HttpServer>(
+        options, std::vector<Route>{
+                     {"GET", "/api/v1/ping", [](const Request&) { return Response::json(200, "{\"ok\": true}"); }},
+                     {"GET", "/api/v1/jobs/{}/processes",
+                      [](const Request& r) { return Response::json(200, "{\"job\": \"" + r.params[0] + "\"}"); }},
+                     {"POST", "/api/v1/echo",
+                      [](const Request& r) {
+                        Response resp = Response::json(201, r.body);
+                        resp.content_type = r.header("content-type").value_or("none");
+                        return resp;
+                      }},
+                     {"GET", "/api/v1/query", [](const Request& r) { return Response::json(200, r.arg("q").value_or("-")); }},
+                     {"GET", "/api/v1/boom", [](const Request&) -> Response { throw std::runtime_error("kaboom"); }},
+                     {"GET", "/static/**", static_files(root_.string(), "/static/")},
+                 });
+  }
+  void TearDown() override {
+    server_.reset();
+    fs::remove_all(dir_);
+  }
+  uint16_t port() const { return server_->port(); }
+
+  fs::path dir_, root_;
+  std::unique_ptr<HttpServer> server_;
+};
+
+}  // namespace
+
+TEST_F(HttpTest, BindsAnEphemeralPort) { EXPECT_GT(port(), 0); }
+
+TEST_F(HttpTest, RoutesAndParameters) {
+  auto r = fetch(port(), "/api/v1/ping");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "{\"ok\": true}");
+  EXPECT_EQ(r.content_type, "application/json");
+  EXPECT_EQ(fetch(port(), "/api/v1/jobs/42/processes").body, "{\"job\": \"42\"}");
+  EXPECT_EQ(fetch(port(), "/api/v1/query?q=a%20b").body, "a b");
+}
+
+TEST_F(HttpTest, ErrorsAreJsonWithTheRightStatus) {
+  auto missing = fetch(port(), "/api/v1/nope");
+  EXPECT_EQ(missing.status, 404);
+  EXPECT_NE(missing.body.find("\"error\""), std::string::npos);
+  EXPECT_EQ(fetch(port(), "/api/v1/jobs//processes").status, 404);
+  EXPECT_EQ(fetch(port(), "/api/v1/ping", "DELETE").status, 405);
+  auto boom = fetch(port(), "/api/v1/boom");
+  EXPECT_EQ(boom.status, 500);
+  EXPECT_NE(boom.body.find("kaboom"), std::string::npos);
+  // The server keeps serving after all of that.
+  EXPECT_EQ(fetch(port(), "/api/v1/ping").status, 200);
+}
+
+TEST_F(HttpTest, PostBodiesAreWholeAndBounded) {
+  std::string body(1000, 'x');
+  auto r = fetch(port(), "/api/v1/echo", "POST", body);
+  EXPECT_EQ(r.status, 201);
+  EXPECT_EQ(r.body, body);
+  auto big = fetch(port(), "/api/v1/echo", "POST", std::string(5000, 'y'));
+  EXPECT_EQ(big.status, 413);
+  EXPECT_EQ(fetch(port(), "/api/v1/ping").status, 200);
+}
+
+TEST_F(HttpTest, StaticFilesServed) {
+  auto r = fetch(port(), "/static/index.html");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "<h1>hi</h1>");
+  EXPECT_EQ(r.content_type, "text/html; charset=utf-8");
+  auto js = fetch(port(), "/static/sub/app.js");
+  EXPECT_EQ(js.status, 200);
+  EXPECT_EQ(js.content_type, "text/javascript; charset=utf-8");
+  EXPECT_EQ(fetch(port(), "/static/link_in").status, 200);  // a symlink that stays inside is fine
+}
+
+TEST_F(HttpTest, StaticFilesNeverLeaveTheRoot) {
+  for (const char* path : {"/static/../secret.txt", "/static/%2e%2e/secret.txt", "/static/%2E%2E/secret.txt",
+                           "/static/sub/../../secret.txt", "/static//etc/passwd", "/static/link_out",
+                           "/static/sub/%2e%2e/%2e%2e/secret.txt"}) {
+    auto r = fetch(port(), path);
+    EXPECT_TRUE(r.status == 403 || r.status == 404) << path << " -> " << r.status;
+    EXPECT_EQ(r.body.find("top secret"), std::string::npos) << path;
+  }
+  EXPECT_EQ(fetch(port(), "/static/sub").status, 404);       // a directory is not a file
+  EXPECT_EQ(fetch(port(), "/static/missing.js").status, 404);
+  EXPECT_EQ(fetch(port(), "/static/").status, 403);
+}

@@ -1,0 +1,78 @@
+// bcd's HTTP layer over libmicrohttpd: a route table with a 404 sentinel, bounded request bodies that are
+// complete before a handler runs, and static files that can never leave their root.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace bc::web {
+
+struct Request {
+  std::string method;
+  std::string path;                          // decoded, without the query string
+  std::map<std::string, std::string> query;  // decoded
+  std::map<std::string, std::string> headers;  // names lowercased
+  std::string body;
+  std::vector<std::string> params;           // values of the route's {} segments, in order
+  std::string peer;                          // client address
+
+  std::optional<std::string> header(const std::string& lowercase_name) const;
+  std::optional<std::string> arg(const std::string& name) const;
+};
+
+struct Response {
+  unsigned status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+  int file_fd = -1;      // when >= 0, the body is this file (owned, closed by the server)
+  uint64_t file_size = 0;
+
+  static Response json(unsigned status, std::string body);
+  // {"error": message} with the status; every failure the API returns has this shape.
+  static Response error(unsigned status, const std::string& message);
+};
+
+using Handler = std::function<Response(const Request&)>;
+
+struct Route {
+  std::string method;   // "GET", "POST", ...
+  std::string pattern;  // "/api/v1/jobs/{}" : {} matches one non-empty segment
+  Handler handler;
+};
+
+struct ServerOptions {
+  std::string bind_address = "127.0.0.1";
+  uint16_t port = 0;              // 0: the kernel picks one; read it back with port()
+  unsigned threads = 2;
+  size_t max_body_bytes = 8 << 20;
+  unsigned connection_timeout_s = 30;
+};
+
+class HttpServer {
+ public:
+  // Throws std::runtime_error when the daemon cannot start (address in use, bad address).
+  HttpServer(ServerOptions options, std::vector<Route> routes);
+  ~HttpServer();  // stops accepting, finishes requests in flight, then returns
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  uint16_t port() const;
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+// A GET handler serving files below root for URL paths below url_prefix ("/static/"). Rejects "..",
+// absolute paths, NUL, and anything whose real path (symlinks resolved) is outside root; serves regular
+// files only.
+Handler static_files(const std::string& root, const std::string& url_prefix);
+
+}  // namespace bc::web
