@@ -1,6 +1,6 @@
 // bcacct: a sacct-like view of one job's per-process accounting.
 //
-//   bcacct -j JOBID [--store PATH] [--json]
+//   bcacct -j JOBID [--store PATH] [--json | --tree]
 //
 // Exit status: 0 ok, 1 job not found, 2 usage error, 3 store cannot be opened or read,
 // 4 any other failure (out of memory, cannot write the output).
@@ -38,12 +38,13 @@ constexpr int kExitStore = 3;
 constexpr int kExitFailure = 4;
 
 constexpr char kHelp[] =
-    "Usage: bcacct -j JOBID [--store PATH] [--json]\n"
+    "Usage: bcacct -j JOBID [--store PATH] [--json | --tree]\n"
     "Show the per-process accounting that bubble-chamber recorded for a Slurm job.\n"
     "\n"
     "  -j, --jobs=JOBID   the job to show (one numeric job id)\n"
     "      --store=PATH   node store to read (default: $BC_STORE, else " BC_STORE_DEFAULT ")\n"
     "      --json         print one JSON object instead of the table\n"
+    "      --tree         print the process tree (parents above children, with argv)\n"
     "  -h, --help         print this help and exit\n"
     "  -V, --version      print the version and exit\n"
     "\n"
@@ -60,6 +61,7 @@ struct Options {
   uint64_t job_id = 0;
   std::string store_path;
   bool json = false;
+  bool tree = false;
 };
 
 // What argument parsing decided: run with options, or exit now with a status.
@@ -95,10 +97,10 @@ std::variant<uint64_t, std::string> parse_job_id(const std::string& text) {
 
 Parsed parse_args(int argc, char** argv) {
   // -s is sacct's --state, so --store has no short form.
-  enum { kOptJson = 256, kOptStore };
+  enum { kOptJson = 256, kOptStore, kOptTree };
   static const struct option kLong[] = {
       {"jobs", required_argument, nullptr, 'j'}, {"store", required_argument, nullptr, kOptStore},
-      {"json", no_argument, nullptr, kOptJson},  {"help", no_argument, nullptr, 'h'},
+      {"json", no_argument, nullptr, kOptJson},  {"tree", no_argument, nullptr, kOptTree},  {"help", no_argument, nullptr, 'h'},
       {"version", no_argument, nullptr, 'V'},    {nullptr, 0, nullptr, 0},
   };
   Options options;
@@ -124,6 +126,7 @@ Parsed parse_args(int argc, char** argv) {
         store_path = optarg;
         break;
       case kOptJson: options.json = true; break;
+      case kOptTree: options.tree = true; break;
       case 'h': return {std::nullopt, write_stdout(kHelp) ? kExitOk : kExitFailure};
       case 'V':
         return {std::nullopt, write_stdout("bcacct (bubble-chamber) " BC_VERSION "\n") ? kExitOk : kExitFailure};
@@ -174,8 +177,10 @@ int run(int argc, char** argv) {
   const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                              std::chrono::system_clock::now().time_since_epoch())
                              .count();
-  const std::string text =
-      options.json ? bc::report::format_json(*job) : bc::report::format_table(*job, now_ms);
+  // --json carries the tree already (every process has its ppid), so it wins over --tree.
+  const std::string text = options.json   ? bc::report::format_json(*job)
+                           : options.tree ? bc::report::format_tree(*job)
+                                          : bc::report::format_table(*job, now_ms);
   return write_stdout(text) ? kExitOk : kExitFailure;
 }
 

@@ -1,5 +1,7 @@
 #include "report.hpp"
 
+#include <functional>
+
 #include <cJSON.h>
 
 #include <algorithm>
@@ -424,6 +426,46 @@ cJSON* process_object(const ProcessRecord& p) {
 }
 
 }  // namespace
+
+std::string format_tree(const JobData& job) {
+  const auto processes = sorted_processes(job.processes);
+  // Identity within a job is (node, pid, start): a pid can be reused on a node.
+  std::map<std::pair<std::string, uint32_t>, std::vector<size_t>> children;  // (node, ppid) -> indexes
+  std::set<std::pair<std::string, uint32_t>> present;
+  for (const auto& p : processes) present.insert({p.node, p.pid});
+  std::vector<size_t> roots;
+  for (size_t i = 0; i < processes.size(); ++i) {
+    const auto& p = processes[i];
+    if (p.ppid != p.pid && present.count({p.node, p.ppid})) children[{p.node, p.ppid}].push_back(i);
+    else roots.push_back(i);
+  }
+  std::string out;
+  std::set<size_t> printed;  // guards against a cycle from reused pids
+  std::function<void(size_t, const std::string&, bool, bool)> print = [&](size_t i, const std::string& prefix,
+                                                                           bool last, bool root) {
+    if (!printed.insert(i).second) return;
+    const auto& p = processes[i];
+    std::string args = p.argv.empty() ? "[" + p.command + "]" : join(p.argv, " ");
+    out += prefix + (root ? "" : (last ? "\u2514\u2500 " : "\u251c\u2500 ")) + std::to_string(p.pid) + " " +
+           printable(args) + "  [" + store::step_name(p.step) + " cpu " + fixed(static_cast<double>(p.cpu_ns) / 1e9, 2) +
+           "s rss " + format_size(p.max_rss) + " r " + format_size(p.read_bytes) + " w " +
+           format_size(p.write_bytes) + (p.end_ms ? "" : " running") + "]\n";
+    auto it = children.find({p.node, p.pid});
+    if (it == children.end()) return;
+    const std::string child_prefix = root ? prefix : prefix + (last ? "   " : "\u2502  ");
+    for (size_t k = 0; k < it->second.size(); ++k)
+      print(it->second[k], child_prefix, k + 1 == it->second.size(), false);
+  };
+  std::string node;
+  for (size_t r : roots) {
+    if (processes[r].node != node) {
+      node = processes[r].node;
+      out += "node " + printable(node) + ":\n";
+    }
+    print(r, "  ", true, true);
+  }
+  return out;
+}
 
 std::string format_json(const JobData& job) {
   Json root(checked(cJSON_CreateObject()));

@@ -55,6 +55,10 @@ void sort_steps(std::vector<uint32_t>& steps);
 // elapsed time of a job still running.
 std::string format_table(const JobData& job, int64_t now_ms);
 
+// The process tree per node, children under their parent by start time, with argv, step, CPU, MaxRSS and
+// I/O on each line. A process whose parent is not in the job is a root.
+std::string format_tree(const JobData& job);
+
 // One pretty-printed JSON object {"job": {...}, "processes": [...]} with a trailing newline.
 std::string format_json(const JobData& job);
 

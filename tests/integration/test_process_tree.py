@@ -84,3 +84,18 @@ assert j["cpu_seconds"] >= 0.95 * sum(t["cpu_seconds"] for t in truth.values()),
 within(j["write_bytes"], truth["write"]["bytes_written"], 0.10, "job write_bytes")
 assert j["max_rss_bytes"] >= 200 * MIB, j
 assert "batch" in j["steps"], j
+
+# --tree shows the same hierarchy: sleep indented under sh, sh under the batch shell.
+tree = c.bcacct("-j", str(job), "--tree").stdout
+print(tree)
+lines = tree.splitlines()
+def line_of(pid):
+    found = [i for i, l in enumerate(lines) if f" {pid} " in l or l.lstrip("│├└─ ").startswith(f"{pid} ")]
+    assert found, f"pid {pid} not in tree"
+    return found[0]
+def depth(i):
+    return len(lines[i]) - len(lines[i].lstrip(" │├└─"))
+shell_i, sh_i, sleep_i = line_of(shell_pid), line_of(sh[0]["pid"]), line_of(sleep[0]["pid"])
+assert shell_i < sh_i < sleep_i and depth(shell_i) < depth(sh_i) < depth(sleep_i), tree
+assert "sh -c sleep 1.2; true" in lines[sh_i]
+print("ok --tree nests sleep under sh under the batch shell")

@@ -5,3 +5,7 @@ target_link_libraries(test_bcacct PRIVATE bc_job_source bc_report bc_store PkgCo
 target_compile_definitions(test_bcacct PRIVATE BCACCT_BINARY="$<TARGET_FILE:bcacct>")
 add_dependencies(test_bcacct bcacct)
 gtest_discover_tests(test_bcacct TEST_PREFIX "bcacct." PROPERTIES LABELS unit)
+
+add_executable(test_tree ${CMAKE_CURRENT_LIST_DIR}/test_tree.cpp)
+target_link_libraries(test_tree PRIVATE bc_report GTest::gtest_main)
+gtest_discover_tests(test_tree PROPERTIES LABELS unit TEST_PREFIX bcacct.)
