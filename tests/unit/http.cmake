@@ -2,3 +2,7 @@ pkg_check_modules(LIBCURL REQUIRED IMPORTED_TARGET libcurl)
 add_executable(test_http ${CMAKE_CURRENT_LIST_DIR}/test_http.cpp)
 target_link_libraries(test_http PRIVATE bc_http PkgConfig::LIBCURL GTest::gtest_main)
 gtest_discover_tests(test_http PROPERTIES LABELS unit)
+
+add_executable(test_bcd_config ${CMAKE_CURRENT_LIST_DIR}/test_bcd_config.cpp)
+target_link_libraries(test_bcd_config PRIVATE bc_bcd_config GTest::gtest_main)
+gtest_discover_tests(test_bcd_config PROPERTIES LABELS unit)

@@ -1,0 +1,74 @@
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+
+#include "config.hpp"
+
+using namespace bc::bcd;
+
+TEST(BcdConfig, Defaults) {
+  Config c = parse_config("", "t");
+  EXPECT_EQ(c.listen_address, "127.0.0.1");
+  EXPECT_EQ(c.listen_port, 8470);
+  EXPECT_FALSE(c.auth_disable);
+  EXPECT_EQ(c.pushers, (std::vector<std::string>{"root", "slurm"}));
+}
+
+TEST(BcdConfig, EveryKey) {
+  Config c = parse_config(
+      "# comment\nlisten = 0.0.0.0:9000\nstore=/s\nstatic_dir=/w\nauth_secret=abcdefghijklmnopq # trailing\n"
+      "auth_disable=no\nadmins=root, alice\nadmin_group=hpcadm\npushers=root\nmunge_socket=/run/m\n"
+      "max_body_bytes=2048\nthreads=8\nlog=syslog\n",
+      "t");
+  EXPECT_EQ(c.listen_address, "0.0.0.0");
+  EXPECT_EQ(c.listen_port, 9000);
+  EXPECT_EQ(c.store, "/s");
+  EXPECT_EQ(c.static_dir, "/w");
+  EXPECT_EQ(c.auth_secret, "abcdefghijklmnopq");
+  EXPECT_EQ(c.admins, (std::vector<std::string>{"root", "alice"}));
+  EXPECT_EQ(c.admin_group, "hpcadm");
+  EXPECT_EQ(c.pushers, (std::vector<std::string>{"root"}));
+  EXPECT_EQ(c.munge_socket, "/run/m");
+  EXPECT_EQ(c.max_body_bytes, 2048u);
+  EXPECT_EQ(c.threads, 8u);
+  EXPECT_EQ(c.log, "syslog");
+}
+
+TEST(BcdConfig, ErrorsNameTheLine) {
+  auto message = [](const char* text) {
+    try {
+      parse_config(text, "bcd.conf");
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(message("\n\nlistne=1:2\n").find("bcd.conf:3: unknown key 'listne'"), std::string::npos);
+  EXPECT_NE(message("listen=8080").find("ADDRESS:PORT"), std::string::npos);
+  EXPECT_NE(message("listen=a:70000").find("ADDRESS:PORT"), std::string::npos);
+  EXPECT_NE(message("store=relative").find("absolute"), std::string::npos);
+  EXPECT_NE(message("threads=0").find("threads="), std::string::npos);
+  EXPECT_NE(message("max_body_bytes=-5").find("max_body_bytes="), std::string::npos);
+  EXPECT_NE(message("auth_disable=maybe").find("auth_disable="), std::string::npos);
+  EXPECT_NE(message("just words").find("key=value"), std::string::npos);
+  EXPECT_NE(message("log=file").find("log="), std::string::npos);
+}
+
+TEST(BcdConfig, EnvironmentOverridesAndValidation) {
+  Config c = parse_config("auth_secret=short\n", "t");
+  EXPECT_THROW(validate(c), ConfigError);
+  setenv("AUTH_SECRET", "0123456789abcdef0123", 1);
+  setenv("AUTH_DISABLE", "no", 1);
+  apply_environment(c);
+  EXPECT_EQ(c.auth_secret, "0123456789abcdef0123");
+  EXPECT_NO_THROW(validate(c));
+  setenv("AUTH_DISABLE", "yes", 1);
+  apply_environment(c);
+  EXPECT_TRUE(c.auth_disable);
+  setenv("AUTH_DISABLE", "perhaps", 1);
+  EXPECT_THROW(apply_environment(c), ConfigError);
+  unsetenv("AUTH_SECRET");
+  unsetenv("AUTH_DISABLE");
+  Config open = parse_config("auth_disable=yes\n", "t");
+  EXPECT_NO_THROW(validate(open));
+}

@@ -1,0 +1,126 @@
+#include "config.hpp"
+
+#include <cerrno>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+namespace bc::bcd {
+namespace {
+
+std::string trim(std::string_view s) {
+  size_t a = s.find_first_not_of(" \t\r");
+  if (a == std::string_view::npos) return {};
+  size_t b = s.find_last_not_of(" \t\r");
+  return std::string(s.substr(a, b - a + 1));
+}
+
+std::vector<std::string> split_list(const std::string& value) {
+  std::vector<std::string> out;
+  std::stringstream in(value);
+  for (std::string item; std::getline(in, item, ',');) {
+    item = trim(item);
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
+
+bool parse_bool(const std::string& v, bool& out) {
+  if (v == "yes" || v == "true" || v == "1" || v == "on") return out = true, true;
+  if (v == "no" || v == "false" || v == "0" || v == "off") return out = false, true;
+  return false;
+}
+
+bool parse_uint(const std::string& v, uint64_t max, uint64_t& out) {
+  if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos) return false;
+  errno = 0;
+  unsigned long long n = std::strtoull(v.c_str(), nullptr, 10);
+  if (errno != 0 || n > max) return false;
+  out = n;
+  return true;
+}
+
+}  // namespace
+
+Config parse_config(std::string_view text, const std::string& origin, Config config) {
+  std::istringstream in{std::string(text)};
+  int line_no = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++line_no;
+    std::string where = origin + ":" + std::to_string(line_no) + ": ";
+    size_t hash = line.find('#');
+    if (hash != std::string::npos) line.resize(hash);
+    line = trim(line);
+    if (line.empty()) continue;
+    size_t eq = line.find('=');
+    if (eq == std::string::npos) throw ConfigError(where + "expected key=value, got '" + line + "'");
+    std::string key = trim(std::string_view(line).substr(0, eq)), value = trim(std::string_view(line).substr(eq + 1));
+    uint64_t n = 0;
+    if (key == "listen") {
+      size_t colon = value.rfind(':');
+      if (colon == std::string::npos || colon == 0 || !parse_uint(value.substr(colon + 1), 65535, n))
+        throw ConfigError(where + "listen= takes ADDRESS:PORT, got '" + value + "'");
+      config.listen_address = value.substr(0, colon);
+      config.listen_port = static_cast<uint16_t>(n);
+    } else if (key == "store" || key == "static_dir") {
+      if (value.empty() || value[0] != '/') throw ConfigError(where + key + "= needs an absolute path");
+      (key == "store" ? config.store : config.static_dir) = value;
+    } else if (key == "auth_secret") {
+      config.auth_secret = value;
+    } else if (key == "auth_disable") {
+      if (!parse_bool(value, config.auth_disable)) throw ConfigError(where + "auth_disable= takes yes or no");
+    } else if (key == "admins") {
+      config.admins = split_list(value);
+    } else if (key == "admin_group") {
+      config.admin_group = value;
+    } else if (key == "pushers") {
+      config.pushers = split_list(value);
+    } else if (key == "munge_socket") {
+      config.munge_socket = value;
+    } else if (key == "max_body_bytes") {
+      if (!parse_uint(value, 1ULL << 32, n) || n < 1024)
+        throw ConfigError(where + "max_body_bytes= takes a number of bytes (at least 1024)");
+      config.max_body_bytes = n;
+    } else if (key == "threads") {
+      if (!parse_uint(value, 256, n) || n == 0) throw ConfigError(where + "threads= takes 1 to 256");
+      config.threads = static_cast<unsigned>(n);
+    } else if (key == "log") {
+      if (value != "stderr" && value != "syslog") throw ConfigError(where + "log= takes stderr or syslog");
+      config.log = value;
+    } else {
+      throw ConfigError(where + "unknown key '" + key +
+                        "' (known: listen, store, static_dir, auth_secret, auth_disable, admins, admin_group, "
+                        "pushers, munge_socket, max_body_bytes, threads, log)");
+    }
+  }
+  return config;
+}
+
+void apply_environment(Config& config) {
+  if (const char* secret = std::getenv("AUTH_SECRET"); secret && *secret) config.auth_secret = secret;
+  if (const char* disable = std::getenv("AUTH_DISABLE"); disable && *disable) {
+    if (!parse_bool(disable, config.auth_disable))
+      throw ConfigError(std::string("AUTH_DISABLE takes yes or no, got '") + disable + "'");
+  }
+}
+
+Config load_config(const std::string& path, bool required) {
+  Config config;
+  std::ifstream in(path);
+  if (in) {
+    std::stringstream text;
+    text << in.rdbuf();
+    config = parse_config(text.str(), path);
+  } else if (required) {
+    throw ConfigError("cannot read config file " + path);
+  }
+  apply_environment(config);
+  return config;
+}
+
+void validate(const Config& config) {
+  if (!config.auth_disable && config.auth_secret.size() < 16)
+    throw ConfigError("auth_secret (or AUTH_SECRET) must be at least 16 characters, or set auth_disable=yes");
+}
+
+}  // namespace bc::bcd

@@ -1,0 +1,42 @@
+// bcd's configuration: a key=value file ('#' comments), then the original bubble-chamber's environment
+// names on top (AUTH_SECRET, AUTH_DISABLE). Unknown keys and bad values are errors naming file and line.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace bc::bcd {
+
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct Config {
+  std::string listen_address = "127.0.0.1";
+  uint16_t listen_port = 8470;
+  std::string store = "/var/lib/bubble-chamber/central.lmdb";
+  std::string static_dir = BC_WEB_STATIC_DEFAULT;
+  std::string auth_secret;          // HMAC key for web tokens; required unless auth is disabled
+  bool auth_disable = false;
+  std::vector<std::string> admins = {"root"};  // users who see every job
+  std::string admin_group;          // members see every job too
+  std::vector<std::string> pushers = {"root", "slurm"};  // users whose munge credentials may push node data
+  std::string munge_socket;         // empty: munge's default
+  size_t max_body_bytes = 16 << 20;
+  unsigned threads = 4;
+  std::string log = "stderr";       // stderr or syslog
+};
+
+// origin names the text in messages ("/etc/bubble-chamber/bcd.conf").
+Config parse_config(std::string_view text, const std::string& origin, Config base = {});
+// Reads the file (a missing file is an error only when required), then applies the environment.
+Config load_config(const std::string& path, bool required);
+void apply_environment(Config& config);
+// Throws when the combination cannot work (no secret with auth on, no static dir).
+void validate(const Config& config);
+
+}  // namespace bc::bcd
