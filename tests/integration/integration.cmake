@@ -18,3 +18,10 @@ if(NOT BC_SANITIZE)
       ENVIRONMENT "BC_IT_WORK=${BC_IT_WORK};BC_BUILD=${CMAKE_BINARY_DIR};PYTHONPATH=${CMAKE_CURRENT_LIST_DIR};PYTHONDONTWRITEBYTECODE=1")
   endforeach()
 endif()
+
+add_executable(bc-make-store ${CMAKE_CURRENT_LIST_DIR}/make_store.cpp)
+target_link_libraries(bc-make-store PRIVATE bc_store)
+set_target_properties(bc-make-store PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests/integration)
+add_test(NAME it_bcd_read COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/test_bcd_read.py)
+set_tests_properties(it_bcd_read PROPERTIES LABELS integration TIMEOUT 120 SKIP_RETURN_CODE 77
+                     ENVIRONMENT "BC_BUILD=${CMAKE_BINARY_DIR};PYTHONDONTWRITEBYTECODE=1")

@@ -1,0 +1,59 @@
+// bc-make-store: writes fixture jobs into a store through the store API, for tests of its readers.
+//   bc-make-store PATH JOB:USER:UID:running|done ...
+#include <cstdio>
+#include <cstdlib>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "store.hpp"
+
+int main(int argc, char** argv) try {
+  if (argc < 3) {
+    std::fputs("usage: bc-make-store PATH JOB:USER:UID:running|done ...\n", stderr);
+    return 2;
+  }
+  auto db = bc::store::Store::open(argv[1]);
+  for (int i = 2; i < argc; ++i) {
+    std::vector<std::string> f;
+    std::stringstream in(argv[i]);
+    for (std::string part; std::getline(in, part, ':');) f.push_back(part);
+    if (f.size() != 4) {
+      std::fprintf(stderr, "bad spec '%s'\n", argv[i]);
+      return 2;
+    }
+    const int64_t start = 1764000000000 + std::stoll(f[0]) * 1000;
+    bc::store::Batch b;
+    b.job.job_id = std::stoull(f[0]);
+    b.job.node = "n1";
+    b.job.user = f[1];
+    b.job.uid = static_cast<uint32_t>(std::stoul(f[2]));
+    b.job.steps = {bc::store::kStepBatch};
+    b.job.start_ms = start;
+    b.job.end_ms = f[3] == "done" ? start + 60000 : 0;
+    b.job.has_cgroup_cpu = true;
+    b.job.cgroup_cpu_ns = 2500000000ULL;
+    for (uint32_t pid = 100; pid < 102; ++pid) {
+      bc::store::ProcessRecord p;
+      p.pid = pid;
+      p.ppid = pid == 100 ? 1 : 100;
+      p.step = bc::store::kStepBatch;
+      p.start_ticks = pid;
+      p.start_ms = start;
+      p.end_ms = b.job.end_ms;
+      p.command = pid == 100 ? "bash" : "work";
+      p.argv = {p.command};
+      p.cpu_ns = 1250000000ULL;
+      p.rss = 1 << 20;
+      p.max_rss = 2 << 20;
+      p.write_bytes = 4096;
+      b.processes.push_back({p, bc::store::Sample{0, start / 1000, p.cpu_ns, p.rss, 0, p.write_bytes}});
+    }
+    b.job_sample = bc::store::Sample{0, start / 1000, b.job.cgroup_cpu_ns, 2 << 20, 0, 8192};
+    db->write_batch(b);
+  }
+  return 0;
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "bc-make-store: %s\n", e.what());
+  return 1;
+}

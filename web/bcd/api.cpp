@@ -1,0 +1,252 @@
+#include "api.hpp"
+
+#include <grp.h>
+#include <pwd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+
+#include "auth.hpp"
+#include "report.hpp"
+#include "store.hpp"
+
+namespace bc::bcd {
+namespace {
+
+using web::Request;
+using web::Response;
+
+int64_t now_s() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::string user_of(uint32_t uid) {
+  passwd pw{};
+  passwd* result = nullptr;
+  char buf[4096];
+  if (getpwuid_r(uid, &pw, buf, sizeof buf, &result) == 0 && result) return pw.pw_name;
+  return std::to_string(uid);
+}
+
+bool in_group(const std::string& user, const std::string& group_name) {
+  if (group_name.empty()) return false;
+  group gr{};
+  group* result = nullptr;
+  char buf[16384];
+  if (getgrnam_r(group_name.c_str(), &gr, buf, sizeof buf, &result) != 0 || !result) return false;
+  for (char** m = gr.gr_mem; m && *m; ++m)
+    if (user == *m) return true;
+  passwd pw{};
+  passwd* pres = nullptr;
+  char pbuf[4096];
+  return getpwnam_r(user.c_str(), &pw, pbuf, sizeof pbuf, &pres) == 0 && pres && pw.pw_gid == gr.gr_gid;
+}
+
+std::optional<uint64_t> parse_job_id(const std::string& text) {
+  if (text.empty() || text.size() > 19 || text.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+  return std::stoull(text);
+}
+
+report::JobData load(store::Store& db, uint64_t job_id) {
+  report::JobData data;
+  data.nodes = db.job_nodes(job_id);
+  if (!data.nodes.empty()) data.processes = db.processes(job_id);
+  return data;
+}
+
+std::string json_string(const std::string& s) {
+  std::string out = "\"";
+  for (char c : report::valid_utf8(s)) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(static_cast<unsigned char>(c)));
+          out += buf;
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out + "\"";
+}
+
+// OpenMetrics label values escape backslash, quote and newline.
+std::string label(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '\\' || c == '"') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
+}  // namespace
+
+Api::Api(Config config, std::unique_ptr<store::Store> store) : config_(std::move(config)), store_(std::move(store)) {}
+Api::~Api() = default;
+
+bool Api::is_admin(uint32_t uid, const std::string& user) const {
+  if (uid == 0) return true;
+  if (std::find(config_.admins.begin(), config_.admins.end(), user) != config_.admins.end()) return true;
+  return in_group(user, config_.admin_group);
+}
+
+Api::Verdict Api::identify(const Request& req, const std::string& container, Caller& caller) const {
+  if (config_.auth_disable) {
+    caller.kind = Caller::Kind::Anonymous;
+    caller.admin = true;
+    return {};
+  }
+  if (auto cred = req.header("x-munge-credential")) {
+    auth::MungeResult m = auth::munge_decode(*cred, config_.munge_socket);
+    if (m.status != auth::MungeStatus::Ok) return {401, "munge credential refused: " + m.message};
+    caller.kind = Caller::Kind::User;
+    caller.uid = m.uid;
+    caller.user = user_of(m.uid);
+    caller.admin = is_admin(m.uid, caller.user);
+    return {};
+  }
+  std::optional<std::string> token = req.arg("token");
+  if (auto authz = req.header("authorization"); authz && authz->rfind("Bearer ", 0) == 0) token = authz->substr(7);
+  if (token) {
+    if (container.empty()) return {403, "a token opens one job's pages, not this endpoint"};
+    auth::TokenCheck check = auth::verify_token(config_.auth_secret, *token, container, now_s());
+    if (check.status != auth::TokenStatus::Valid)
+      return {check.status == auth::TokenStatus::WrongContainer ? 403u : 401u, check.message};
+    caller.kind = Caller::Kind::Token;
+    caller.token_container = check.claims.container;
+    return {};
+  }
+  return {401, "authentication required: a munge credential (X-Munge-Credential) or a token"};
+}
+
+bool Api::may_see(const Caller& caller, const std::string& job_user, const std::string& container) const {
+  switch (caller.kind) {
+    case Caller::Kind::Anonymous: return caller.admin;
+    case Caller::Kind::Token: return caller.token_container == container;
+    case Caller::Kind::User: return caller.admin || caller.user == job_user;
+  }
+  return false;
+}
+
+std::vector<web::Route> Api::routes() {
+  auto wrap = [this](Response (Api::*fn)(const Request&)) {
+    return [this, fn](const Request& r) {
+      ++metrics_.requests;
+      Response resp = (this->*fn)(r);
+      if (resp.status == 401) ++metrics_.unauthorized;
+      if (resp.status == 403) ++metrics_.forbidden;
+      if (resp.status == 404) ++metrics_.not_found;
+      return resp;
+    };
+  };
+  std::vector<web::Route> routes = {
+      {"GET", "/api/v1/health", wrap(&Api::health)},
+      {"GET", "/api/v1/jobs", wrap(&Api::list_jobs)},
+      {"GET", "/api/v1/jobs/{}", wrap(&Api::job)},
+      {"GET", "/metrics", wrap(&Api::metrics_text)},
+  };
+  routes.push_back({"GET", "/static/**", web::static_files(config_.static_dir, "/static/")});
+  return routes;
+}
+
+Response Api::health(const Request&) {
+  return Response::json(200, "{\"status\": \"ok\", \"schema\": " + std::to_string(store_->schema_version()) + "}\n");
+}
+
+Response Api::job(const Request& req) {
+  auto id = parse_job_id(req.params.at(0));
+  if (!id) return Response::error(400, "job id must be a number, got '" + req.params[0] + "'");
+  const std::string container = "job_" + std::to_string(*id);
+  Caller caller;
+  Verdict v = identify(req, container, caller);
+  if (v.status != 200) return Response::error(v.status, v.message);
+  report::JobData data = load(*store_, *id);
+  if (data.nodes.empty()) return Response::error(404, "job " + std::to_string(*id) + " not found");
+  // 403, not 404, so bcacct can tell "no permission" from "no such job", as sacct users expect.
+  if (!may_see(caller, data.nodes.front().user, container))
+    return Response::error(403, "job " + std::to_string(*id) + " belongs to another user");
+  return Response::json(200, report::format_json(data));
+}
+
+Response Api::list_jobs(const Request& req) {
+  Caller caller;
+  Verdict v = identify(req, "", caller);
+  if (v.status != 200) return Response::error(v.status, v.message);
+  const std::string want_user = req.arg("user").value_or("");
+  const std::string want_state = req.arg("state").value_or("");
+  if (!want_state.empty() && want_state != "running" && want_state != "completed")
+    return Response::error(400, "state must be running or completed");
+  int64_t from = 0, to = INT64_MAX;
+  try {
+    if (auto f = req.arg("from")) from = std::stoll(*f) * 1000;
+    if (auto t = req.arg("to")) to = std::stoll(*t) * 1000;
+  } catch (const std::exception&) {
+    return Response::error(400, "from and to are epoch seconds");
+  }
+  std::string out = "{\"jobs\": [";
+  bool first = true;
+  for (uint64_t id : store_->job_ids()) {
+    report::JobData data = load(*store_, id);
+    if (data.nodes.empty()) continue;
+    report::JobTotals t = report::compute_totals(data);
+    if (!may_see(caller, t.user, "job_" + std::to_string(id))) continue;
+    if (!want_user.empty() && t.user != want_user) continue;
+    const bool running = !t.end_ms.has_value();
+    if (want_state == "running" && !running) continue;
+    if (want_state == "completed" && running) continue;
+    // Overlap with the window [from, to].
+    if (t.start_ms && *t.start_ms > to) continue;
+    if (t.end_ms && *t.end_ms < from) continue;
+    out += first ? "\n" : ",\n";
+    first = false;
+    out += "  {\"id\": " + std::to_string(id) + ", \"user\": " + json_string(t.user) + ", \"state\": \"" +
+           (running ? "running" : "completed") + "\", \"start\": " +
+           (t.start_ms ? json_string(report::iso_utc_ms(*t.start_ms)) : "null") + ", \"end\": " +
+           (t.end_ms ? json_string(report::iso_utc_ms(*t.end_ms)) : "null") +
+           ", \"cpu_seconds\": " + std::to_string(t.cpu_seconds()) +
+           ", \"max_rss_bytes\": " + std::to_string(t.max_rss_bytes) + "}";
+  }
+  out += first ? "]}\n" : "\n]}\n";
+  return Response::json(200, out);
+}
+
+Response Api::metrics_text(const Request&) {
+  std::string out;
+  out += "# TYPE bcd_requests counter\nbcd_requests_total " + std::to_string(metrics_.requests.load()) + "\n";
+  out += "# TYPE bcd_rejected counter\n";
+  out += "bcd_rejected_total{reason=\"unauthorized\"} " + std::to_string(metrics_.unauthorized.load()) + "\n";
+  out += "bcd_rejected_total{reason=\"forbidden\"} " + std::to_string(metrics_.forbidden.load()) + "\n";
+  out += "# TYPE bc_job_cpu_seconds counter\n# UNIT bc_job_cpu_seconds seconds\n";
+  std::string rss = "# TYPE bc_job_rss_bytes gauge\n# UNIT bc_job_rss_bytes bytes\n";
+  std::string rd = "# TYPE bc_job_read_bytes counter\n# UNIT bc_job_read_bytes bytes\n";
+  std::string wr = "# TYPE bc_job_write_bytes counter\n# UNIT bc_job_write_bytes bytes\n";
+  for (uint64_t id : store_->job_ids()) {
+    report::JobData data = load(*store_, id);
+    if (data.nodes.empty()) continue;
+    report::JobTotals t = report::compute_totals(data);
+    if (t.end_ms) continue;  // running jobs only
+    uint64_t live_rss = 0;
+    for (const auto& p : data.processes)
+      if (!p.end_ms) live_rss += p.rss;
+    std::string labels = "{job=\"" + std::to_string(id) + "\",user=\"" + label(t.user) + "\"}";
+    out += "bc_job_cpu_seconds_total" + labels + " " + std::to_string(t.cpu_seconds()) + "\n";
+    rss += "bc_job_rss_bytes" + labels + " " + std::to_string(live_rss) + "\n";
+    rd += "bc_job_read_bytes_total" + labels + " " + std::to_string(t.read_bytes) + "\n";
+    wr += "bc_job_write_bytes_total" + labels + " " + std::to_string(t.write_bytes) + "\n";
+  }
+  Response r = Response::json(200, out + rss + rd + wr + "# EOF\n");
+  r.content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+  return r;
+}
+
+}  // namespace bc::bcd

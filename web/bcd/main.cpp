@@ -1,0 +1,130 @@
+// bcd: the bubble-chamber central daemon. Serves the central store over HTTP: the JSON API, OpenMetrics and
+// the web view.
+#include <getopt.h>
+#include <signal.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <string>
+
+#include "api.hpp"
+#include "config.hpp"
+#include "http_server.hpp"
+#include "store.hpp"
+
+namespace {
+
+const char kUsage[] =
+    "Usage: bcd [--config FILE] [--listen ADDR:PORT] [--store PATH] [--static-dir DIR] [--port-file FILE]\n"
+    "The bubble-chamber central daemon: JSON API, OpenMetrics (/metrics) and web view (/static/).\n"
+    "\n"
+    "  -c, --config FILE     key=value config (default " BC_BCD_CONFIG_DEFAULT "; must exist when given)\n"
+    "      --listen A:P      address and port (overrides listen=); port 0 picks a free one\n"
+    "      --store PATH      central store (overrides store=)\n"
+    "      --static-dir DIR  web assets (overrides static_dir=)\n"
+    "      --port-file FILE  write the bound port here once listening (for tests and scripts)\n"
+    "  -h, --help            this text\n"
+    "      --version         version\n"
+    "\n"
+    "Environment: AUTH_SECRET, AUTH_DISABLE=yes|no override the config file.\n"
+    "Exit status: 0 stopped by SIGTERM/SIGINT, 1 cannot start (store, port), 2 usage or config error.\n";
+
+void log_line(bool syslog_on, int priority, const std::string& text) {
+  if (syslog_on) syslog(priority, "%s", text.c_str());
+  else std::fprintf(stderr, "bcd: %s\n", text.c_str());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+  std::string config_path = BC_BCD_CONFIG_DEFAULT, listen, store_path, static_dir, port_file;
+  bool config_required = false;
+  enum { kListen = 1000, kStore, kStatic, kPortFile, kVersion };
+  static const option long_options[] = {{"config", required_argument, nullptr, 'c'},
+                                        {"listen", required_argument, nullptr, kListen},
+                                        {"store", required_argument, nullptr, kStore},
+                                        {"static-dir", required_argument, nullptr, kStatic},
+                                        {"port-file", required_argument, nullptr, kPortFile},
+                                        {"help", no_argument, nullptr, 'h'},
+                                        {"version", no_argument, nullptr, kVersion},
+                                        {nullptr, 0, nullptr, 0}};
+  for (int c; (c = getopt_long(argc, argv, "c:h", long_options, nullptr)) != -1;) {
+    switch (c) {
+      case 'c': config_path = optarg; config_required = true; break;
+      case kListen: listen = optarg; break;
+      case kStore: store_path = optarg; break;
+      case kStatic: static_dir = optarg; break;
+      case kPortFile: port_file = optarg; break;
+      case 'h': std::fputs(kUsage, stdout); return 0;
+      case kVersion: std::puts("bcd " BC_VERSION); return 0;
+      default: std::fputs("Try 'bcd --help'.\n", stderr); return 2;
+    }
+  }
+  if (optind < argc) {
+    std::fprintf(stderr, "bcd: unexpected argument '%s'\nTry 'bcd --help'.\n", argv[optind]);
+    return 2;
+  }
+  bc::bcd::Config config;
+  try {
+    config = bc::bcd::load_config(config_path, config_required);
+    std::string overrides;
+    if (!listen.empty()) overrides += "listen=" + listen + "\n";
+    if (!store_path.empty()) overrides += "store=" + store_path + "\n";
+    if (!static_dir.empty()) overrides += "static_dir=" + static_dir + "\n";
+    config = bc::bcd::parse_config(overrides, "command line", config);
+    bc::bcd::validate(config);
+  } catch (const bc::bcd::ConfigError& e) {
+    std::fprintf(stderr, "bcd: %s\n", e.what());
+    return 2;
+  }
+  const bool use_syslog = config.log == "syslog";
+  if (use_syslog) openlog("bcd", LOG_PID, LOG_DAEMON);
+
+  // Signals are taken synchronously by the main thread; the server's threads never see them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  std::unique_ptr<bc::store::Store> db;
+  try {
+    db = bc::store::Store::open(config.store);
+  } catch (const std::exception& e) {
+    log_line(use_syslog, LOG_ERR, std::string("cannot open the central store: ") + e.what());
+    return 1;
+  }
+  bc::bcd::Api api(config, std::move(db));
+  bc::web::ServerOptions options;
+  options.bind_address = config.listen_address;
+  options.port = config.listen_port;
+  options.threads = config.threads;
+  options.max_body_bytes = config.max_body_bytes;
+  std::unique_ptr<bc::web::HttpServer> server;
+  try {
+    server = std::make_unique<bc::web::HttpServer>(options, api.routes());
+  } catch (const std::exception& e) {
+    log_line(use_syslog, LOG_ERR, e.what());
+    return 1;
+  }
+  if (!port_file.empty()) {
+    std::ofstream(port_file + ".tmp") << server->port() << "\n";
+    std::rename((port_file + ".tmp").c_str(), port_file.c_str());
+  }
+  log_line(use_syslog, LOG_INFO,
+           "listening on " + config.listen_address + ":" + std::to_string(server->port()) + ", store " + config.store +
+               (config.auth_disable ? ", AUTH DISABLED: every caller sees every job" : ""));
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  log_line(use_syslog, LOG_INFO, std::string("stopping on ") + strsignal(sig) + ", finishing requests in flight");
+  server.reset();
+  log_line(use_syslog, LOG_INFO, "stopped");
+  return 0;
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "bcd: %s\n", e.what());
+  return 1;
+}
