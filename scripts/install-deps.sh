@@ -7,7 +7,7 @@ packages=(
   slurm-wlm slurmctld slurmd libslurm-dev munge libmunge-dev
   liblmdb-dev lmdb-utils libcjson-dev libcgroup-dev libmicrohttpd-dev libssl-dev libcurl4-openssl-dev
   libbpf-dev bpftool clang llvm libelf-dev zlib1g-dev
-  libsqlite3-dev busybox-static
+  libsqlite3-dev busybox-static docker.io
 )
 missing=()
 for p in "${packages[@]}"; do

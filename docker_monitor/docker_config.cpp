@@ -1,0 +1,90 @@
+#include "docker_config.hpp"
+
+#include <cmath>
+#include <cstdlib>
+
+namespace bc::docker {
+namespace {
+
+constexpr size_t kMaxValue = 1024;
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
+  return s;
+}
+
+}  // namespace
+
+bool parse_bool(std::string_view text, bool& out) {
+  if (text == "yes" || text == "true" || text == "on" || text == "1") {
+    out = true;
+    return true;
+  }
+  if (text == "no" || text == "false" || text == "off" || text == "0") {
+    out = false;
+    return true;
+  }
+  return false;
+}
+
+std::string apply_setting(Config& config, std::string_view key, std::string_view value) {
+  const std::string k(key), v(value);
+  if (v.size() > kMaxValue) return "value of '" + k + "' is longer than " + std::to_string(kMaxValue) + " characters";
+  auto path = [&](std::string& field) -> std::string {
+    if (v.empty() || v[0] != '/') return k + "= needs an absolute path, got '" + v + "'";
+    field = v;
+    return {};
+  };
+  if (k == "socket") return path(config.socket);
+  if (k == "store") return path(config.store);
+  if (k == "monitor") return path(config.monitor);
+  if (k == "rundir") return path(config.run_dir);
+  if (k == "log") return path(config.log);
+  if (k == "state") return path(config.state_dir);
+  if (k == "interval") {
+    char* end = nullptr;
+    const double d = std::strtod(v.c_str(), &end);
+    if (v.empty() || *end != '\0' || !std::isfinite(d) || d < 0.05 || d > 3600)
+      return "interval= takes seconds between 0.05 and 3600, got '" + v + "'";
+    config.interval_s = d;
+    return {};
+  }
+  if (k == "label_only") {
+    if (!parse_bool(v, config.label_only)) return "label_only= takes yes or no, got '" + v + "'";
+    return {};
+  }
+  if (k == "retry") {
+    if (!parse_bool(v, config.retry)) return "retry= takes yes or no, got '" + v + "'";
+    return {};
+  }
+  if (k == "node") {
+    if (v.empty() || v.find_first_of(" \t/") != std::string::npos) return "node= needs a name without spaces or '/', got '" + v + "'";
+    config.node = v;
+    return {};
+  }
+  return "unknown key '" + k + "' (known: socket, store, monitor, rundir, log, state, interval, label_only, retry, node)";
+}
+
+void parse_config_text(Config& config, std::string_view text, const std::string& origin,
+                       std::vector<std::string>& errors) {
+  size_t line_no = 0;
+  while (!text.empty()) {
+    ++line_no;
+    const size_t nl = text.find('\n');
+    std::string_view line = text.substr(0, nl);
+    text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
+    line = trim(line);
+    if (line.empty() || line[0] == '#') continue;
+    const std::string where = origin + ":" + std::to_string(line_no) + ": ";
+    const size_t eq = line.find('=');
+    if (eq == std::string_view::npos || eq == 0) {
+      errors.push_back(where + "'" + std::string(line) + "' is not key=value");
+      continue;
+    }
+    std::string error = apply_setting(config, trim(line.substr(0, eq)), trim(line.substr(eq + 1)));
+    if (!error.empty()) errors.push_back(where + error);
+  }
+}
+
+}  // namespace bc::docker

@@ -1,0 +1,44 @@
+// bc-docker's configuration: a file of key=value lines, then command-line options on top.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace bc::docker {
+
+struct Config {
+  std::string socket = "/var/run/docker.sock";
+  std::string store = BC_STORE_DEFAULT;
+  std::string monitor = BC_MONITOR_DEFAULT;
+  std::string run_dir = BC_RUN_DIR_DEFAULT;
+  std::string log = BC_MONITOR_LOG_DEFAULT;  // where the monitors' stderr goes
+  std::string state_dir = BC_STATE_DEFAULT;  // holds containers.jsonl
+  double interval_s = 1.0;
+  bool label_only = false;  // only containers labelled bubble-chamber.monitor=true
+  bool retry = false;       // keep trying to reach Docker at start instead of exiting
+  std::string node;         // empty: the short hostname
+
+  std::string container_log_path() const { return state_dir + "/containers.jsonl"; }
+};
+
+// The label that selects a container when label_only is set, and its value.
+inline constexpr char kMonitorLabel[] = "bubble-chamber.monitor";
+inline constexpr char kMonitorLabelValue[] = "true";
+
+// The compiled-in config file; a missing default file is not an error.
+inline constexpr char kDefaultConfigPath[] = BC_DOCKER_CONFIG_DEFAULT;
+
+// Sets one key. Returns an error text ("" when accepted). Keys: socket, store, monitor, rundir, log, state,
+// interval, label_only, retry, node.
+std::string apply_setting(Config& config, std::string_view key, std::string_view value);
+
+// A whole config file: key=value per line, '#' comments and blank lines ignored, spaces around key and value
+// trimmed. Every problem is appended to errors as "origin:line: text"; unknown keys are errors.
+void parse_config_text(Config& config, std::string_view text, const std::string& origin,
+                       std::vector<std::string>& errors);
+
+// yes/no, true/false, on/off, 1/0.
+bool parse_bool(std::string_view text, bool& out);
+
+}  // namespace bc::docker

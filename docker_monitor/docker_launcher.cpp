@@ -1,0 +1,160 @@
+#include "docker_launcher.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <sstream>
+
+#include "fd.hpp"
+#include "monitor.hpp"
+
+namespace bc::docker {
+namespace {
+
+using bc::monitor::UniqueFd;
+
+bool mkdir_p(const std::string& path, mode_t mode) {
+  std::string partial;
+  std::stringstream parts(path);
+  std::string part;
+  while (std::getline(parts, part, '/')) {
+    if (part.empty()) continue;
+    partial += "/" + part;
+    if (::mkdir(partial.c_str(), mode) != 0 && errno != EEXIST) return false;
+  }
+  return true;
+}
+
+std::string format_interval(double seconds) {
+  std::ostringstream out;
+  out << seconds;
+  return out.str();
+}
+
+void write_all(int fd, const char* text) {
+  size_t n = std::strlen(text);
+  while (n > 0) {
+    const ssize_t w = ::write(fd, text, n);
+    if (w <= 0) return;
+    text += w;
+    n -= static_cast<size_t>(w);
+  }
+}
+
+// In the child of fork: async-signal-safe calls only.
+[[noreturn]] void exec_monitor(int log_fd, const char* path, char* const* argv, char* const* envp) {
+  ::setsid();  // not killed with bc-docker's process group (Ctrl-C on a foreground run)
+  for (int sig = 1; sig < NSIG; ++sig) signal(sig, SIG_DFL);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);  // bc-docker blocks its signals for signalfd
+  const int null_fd = ::open("/dev/null", O_RDWR);
+  if (null_fd >= 0) ::dup2(null_fd, STDIN_FILENO);
+  const int out = log_fd >= 0 ? log_fd : null_fd;
+  if (out >= 0) {
+    ::dup2(out, STDOUT_FILENO);
+    ::dup2(out, STDERR_FILENO);
+  }
+  ::syscall(SYS_close_range, 3U, ~0U, 0U);
+  ::execve(path, argv, envp);
+  write_all(STDERR_FILENO, "bc-docker: cannot exec ");
+  write_all(STDERR_FILENO, path);
+  write_all(STDERR_FILENO, "\n");
+  _exit(127);
+}
+
+}  // namespace
+
+std::vector<std::string> monitor_argv(const Config& config, const std::string& node, const MonitorRequest& request) {
+  return {config.monitor,
+          "--job", std::to_string(request.key),
+          "--node", node,
+          "--store", config.store,
+          "--run-dir", config.run_dir,
+          "--interval", format_interval(config.interval_s),
+          "--cgroup-version", std::to_string(request.cgroup_version),
+          "--cgroup-path", request.cgroup_path,
+          "--uid", std::to_string(request.uid)};
+}
+
+bool monitor_holds_lock(const std::string& run_dir, uint64_t key) {
+  UniqueFd fd(::open(bc::monitor::monitor_lock_path(run_dir, key).c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return false;
+  if (::flock(fd.get(), LOCK_SH | LOCK_NB) == 0) return false;  // nobody holds it; closing releases ours
+  return errno == EWOULDBLOCK;
+}
+
+ProcessLauncher::ProcessLauncher(Config config, std::string node) : config_(std::move(config)), node_(std::move(node)) {}
+
+MonitorLauncher::Result ProcessLauncher::ensure(const MonitorRequest& request) {
+  Result result;
+  for (const auto& [pid, running] : children_) {
+    if (running.key == request.key) {  // started, maybe not holding its lock yet
+      result.outcome = Outcome::AlreadyRunning;
+      result.pid = pid;
+      return result;
+    }
+  }
+  if (!mkdir_p(config_.run_dir, 0755)) {
+    result.message = "cannot create run dir " + config_.run_dir + ": " + std::strerror(errno);
+    return result;
+  }
+  if (monitor_holds_lock(config_.run_dir, request.key)) {
+    result.outcome = Outcome::AlreadyRunning;
+    return result;
+  }
+  if (::access(config_.monitor.c_str(), X_OK) != 0) {
+    result.message = "monitor binary " + config_.monitor + " is not executable: " + std::strerror(errno);
+    return result;
+  }
+  const size_t slash = config_.log.rfind('/');
+  if (slash != std::string::npos && slash > 0) mkdir_p(config_.log.substr(0, slash), 0755);
+  UniqueFd log_fd(::open(config_.log.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644));
+
+  std::vector<std::string> args = monitor_argv(config_, node_, request);
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::string path_env = "PATH=/usr/sbin:/usr/bin:/sbin:/bin";
+  std::vector<char*> envp = {path_env.data(), nullptr};
+
+  const pid_t child = ::fork();
+  if (child < 0) {
+    result.message = std::string("fork failed: ") + std::strerror(errno);
+    return result;
+  }
+  if (child == 0) exec_monitor(log_fd.get(), argv[0], argv.data(), envp.data());
+  children_[child] = request;
+  result.outcome = Outcome::Started;
+  result.pid = child;
+  return result;
+}
+
+std::vector<std::string> ProcessLauncher::reap() {
+  std::vector<std::string> failures;
+  for (;;) {
+    int status = 0;
+    const pid_t pid = ::waitpid(-1, &status, WNOHANG);
+    if (pid <= 0) break;
+    auto it = children_.find(pid);
+    if (it == children_.end()) continue;
+    if (WIFEXITED(status) && WEXITSTATUS(status) != 0) {
+      failures.push_back("monitor of " + it->second.label + " (pid " + std::to_string(pid) + ") exited with status " +
+                         std::to_string(WEXITSTATUS(status)) + "; see " + config_.log);
+    } else if (WIFSIGNALED(status)) {
+      failures.push_back("monitor of " + it->second.label + " (pid " + std::to_string(pid) + ") was killed by signal " +
+                         std::to_string(WTERMSIG(status)));
+    }
+    children_.erase(it);
+  }
+  return failures;
+}
+
+}  // namespace bc::docker
