@@ -7,7 +7,7 @@ packages=(
   slurm-wlm slurmctld slurmd libslurm-dev munge libmunge-dev
   liblmdb-dev lmdb-utils libcjson-dev libcgroup-dev libmicrohttpd-dev libssl-dev libcurl4-openssl-dev
   libbpf-dev bpftool clang llvm libelf-dev zlib1g-dev
-  libsqlite3-dev busybox-static docker.io
+  libsqlite3-dev busybox-static docker.io libbpf-tools
 )
 missing=()
 for p in "${packages[@]}"; do

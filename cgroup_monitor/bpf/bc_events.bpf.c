@@ -1,0 +1,902 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* bubble-chamber: per-process events of monitored jobs (kernel side).
+ *
+ * One copy of these programs serves every monitored job on the node (see events.hpp for the sharing
+ * design). Only raw tracepoints are used: kprobes, fentry and LSM programs are not available on our
+ * kernels, and raw tracepoints need neither tracefs nor a perf event per CPU.
+ *
+ *   sched_process_fork  a tracked parent's new process is tracked in the parent's job slot
+ *   sched_process_exec  argv, filename, exe and parent of a tracked process
+ *   sched_process_exit  exit status, CPU and max RSS of a tracked process, read when its last thread exits
+ *   sys_exit            open/openat/openat2/creat and connect (and, when a job asks, read/write bytes):
+ *                       the arguments come from the task's saved user registers, so one program at syscall
+ *                       exit sees both the arguments and the result
+ *
+ * Filtering: the tracked map (tgid -> job slot) is looked up once per event, whatever the number of jobs.
+ * Repeated opens and connects are counted in per-slot hash maps; only the first one of a path in a drain
+ * interval sends its name through the slot's ring buffer. Every event that cannot be delivered is counted
+ * in the slot's stats.
+ */
+#include "vmlinux.h"
+
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+#include "bc_events.h"
+
+#ifndef __TARGET_ARCH_x86
+#error "bc_events.bpf.c reads x86_64 syscall registers and numbers; port the NR_* and argument registers first"
+#endif
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* x86_64 syscall numbers. */
+#define NR_read 0
+#define NR_write 1
+#define NR_open 2
+#define NR_pread64 17
+#define NR_pwrite64 18
+#define NR_readv 19
+#define NR_writev 20
+#define NR_connect 42
+#define NR_creat 85
+#define NR_openat 257
+#define NR_preadv 295
+#define NR_pwritev 296
+#define NR_preadv2 327
+#define NR_pwritev2 328
+#define NR_openat2 437
+
+#define AT_FDCWD -100
+#define O_ACCMODE 00000003
+#define O_WRONLY 00000001
+#define O_RDWR 00000002
+#define O_CREAT 00000100
+#define O_TRUNC 00001000
+#define O_APPEND 00002000
+#define O_DIRECTORY 00200000
+#define AF_UNIX 1
+#define AF_INET 2
+#define AF_INET6 10
+#define EBADF 9
+#define EEXIST 17
+#define ENOTSOCK 88
+#define EINPROGRESS 115
+#define TS_COMPAT 0x0002
+
+/* Set by the loader before load. */
+const volatile __u32 page_size = 4096;
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* Maps. All of them are pinned by the first monitor and shared by every monitor on the node.            */
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, BC_TRACKED_MAX);
+  __type(key, __u32); /* tgid */
+  __type(value, struct bc_tracked);
+} tracked SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, BC_MAX_SLOTS);
+  __type(key, __u32);
+  __type(value, struct bc_slot_cfg);
+} slot_cfg SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, BC_MAX_SLOTS);
+  __type(key, __u32);
+  __type(value, struct bc_slot_stats);
+} slot_stats SEC(".maps");
+
+/* User space only: who holds each slot. */
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, BC_MAX_SLOTS);
+  __type(key, __u32);
+  __type(value, struct bc_slot_owner);
+} slot_owner SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct bc_node_cfg);
+} node_cfg SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, __u64);
+} gen_counter SEC(".maps");
+
+/* Exits waiting for their task's last context switch, where the scheduler has added the final slice of
+ * CPU time: at sched_process_exit the running slice is not in sum_exec_runtime yet, which for a process
+ * living a millisecond can be all of its CPU. exiting_count lets sched_switch return at once when none wait. */
+struct exit_pending {
+  struct bc_ev_exit ev;
+  __u64 runtime_at_exit; /* this thread's sum_exec_runtime when ev was filled */
+  __u32 slot;
+  __u32 epoch;           /* the slot's epoch then: a slot handed to another job meanwhile gets nothing */
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 4096);
+  __type(key, __u32); /* pid of the exiting thread */
+  __type(value, struct exit_pending);
+} exiting SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, __u64);
+} exiting_count SEC(".maps");
+
+/* User space only: identifies the object the pins came from. */
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct bc_meta);
+} meta SEC(".maps");
+
+/* struct file * -> path hash, for read/write byte counting. LRU: closes are not traced. */
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, BC_FILE_IDS_MAX);
+  __type(key, __u64);
+  __type(value, struct bc_file_id);
+} file_ids SEC(".maps");
+
+/* Per-slot inner maps, created by each monitor with its own sizes and put in these arrays. */
+struct ring_inner {
+  __uint(type, BPF_MAP_TYPE_RINGBUF);
+  __uint(max_entries, BC_RING_TEMPLATE_BYTES);
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+  __uint(max_entries, BC_MAX_SLOTS);
+  __type(key, __u32);
+  __array(values, struct ring_inner);
+} rings SEC(".maps");
+
+struct files_inner {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, BC_FILE_AGG_MAX);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __uint(key_size, sizeof(struct bc_file_key)); /* sizes, not types: clang emits only a forward here */
+  __uint(value_size, sizeof(struct bc_file_val));
+};
+
+/* Index slot * 2 + half: the kernel writes half cfg->active, user space drains the other one. */
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+  __uint(max_entries, 2 * BC_MAX_SLOTS);
+  __type(key, __u32);
+  __array(values, struct files_inner);
+} files SEC(".maps");
+
+struct conns_inner {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, BC_CONN_AGG_MAX);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __uint(key_size, sizeof(struct bc_conn_key));
+  __uint(value_size, sizeof(struct bc_conn_val));
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+  __uint(max_entries, 2 * BC_MAX_SLOTS);
+  __type(key, __u32);
+  __array(values, struct conns_inner);
+} conns SEC(".maps");
+
+/* Per-CPU scratch space: events too large for the 512-byte BPF stack are built here and copied into the
+ * ring with bpf_ringbuf_output (bpf_ringbuf_reserve needs a constant size). */
+struct path_scratch {
+  char buf[BC_PATH_MAX + 64]; /* user path or sockaddr; slack for the hash's word reads */
+  struct dentry *comp[BC_WALK_DEPTH];
+  struct bc_ev_name name;
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct path_scratch);
+} path_scratch SEC(".maps");
+
+struct exec_scratch {
+  struct dentry *comp[BC_WALK_DEPTH];
+  struct bc_ev_exec ev;
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct exec_scratch);
+} exec_scratch SEC(".maps");
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* Helpers.                                                                                             */
+
+enum loss_kind { LOST_RING, LOST_FILES, LOST_CONNS, LOST_TRACKED, LOST_READ };
+
+static __always_inline void count_loss(__u32 slot, enum loss_kind kind) {
+  struct bc_slot_stats *s = bpf_map_lookup_elem(&slot_stats, &slot);
+  if (!s) return;
+  switch (kind) {
+    case LOST_RING: __sync_fetch_and_add(&s->ring_lost, 1); break;
+    case LOST_FILES: __sync_fetch_and_add(&s->files_lost, 1); break;
+    case LOST_CONNS: __sync_fetch_and_add(&s->conns_lost, 1); break;
+    case LOST_TRACKED: __sync_fetch_and_add(&s->tracked_lost, 1); break;
+    case LOST_READ: __sync_fetch_and_add(&s->read_failed, 1); break;
+  }
+}
+
+/* The slot of a tracked tgid, or NULL. Entries whose epoch is not the slot's current one were left by a
+ * monitor that is gone: they are removed on sight. */
+static __always_inline struct bc_slot_cfg *slot_of(__u32 tgid, struct bc_tracked **tp) {
+  struct bc_tracked *t = bpf_map_lookup_elem(&tracked, &tgid);
+  if (!t) return NULL;
+  __u32 slot = t->slot;
+  struct bc_slot_cfg *cfg = bpf_map_lookup_elem(&slot_cfg, &slot);
+  if (!cfg || cfg->epoch == 0 || cfg->epoch != t->epoch) {
+    bpf_map_delete_elem(&tracked, &tgid);
+    return NULL;
+  }
+  *tp = t;
+  return cfg;
+}
+
+/* Sends to the slot's ring. Wakes the reader only when the ring is a quarter full: the monitor drains on
+ * its tick anyway, and a wakeup per event would cost more than the event. */
+static __always_inline int emit(__u32 slot, void *data, __u64 size) {
+  void *ring = bpf_map_lookup_elem(&rings, &slot);
+  if (!ring) return -1; /* slot being released: nobody reads it */
+  __u64 flags = BPF_RB_NO_WAKEUP;
+  if (bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA) > bpf_ringbuf_query(ring, BPF_RB_RING_SIZE) / 4)
+    flags = BPF_RB_FORCE_WAKEUP;
+  if (bpf_ringbuf_output(ring, data, size, flags)) {
+    count_loss(slot, LOST_RING);
+    return -1;
+  }
+  return 0;
+}
+
+/* 64-bit hash of len bytes of buf, a word at a time under bpf_loop (a plain loop multiplies verifier
+ * states by its length). buf must be readable up to BC_PATH_MAX + 8 bytes past its start. */
+struct hash_ctx {
+  const char *buf;
+  __u64 h;
+  __u32 len;
+};
+
+static long hash_step(__u32 i, void *arg) {
+  struct hash_ctx *c = arg;
+  if (i >= BC_PATH_MAX / 8) return 1;
+  __u64 w = *(const __u64 *)(c->buf + i * 8);
+  __u32 rem = c->len - i * 8;
+  if (rem < 8) w &= (1ULL << (rem * 8)) - 1;
+  __u64 h = c->h ^ w;
+  h *= 0xff51afd7ed558ccdULL;
+  c->h = h ^ (h >> 32);
+  return 0;
+}
+
+static __always_inline __u64 hash_bytes(const char *buf, __u32 len, __u64 seed) {
+  struct hash_ctx c = {.buf = buf, .h = seed ^ 0x9e3779b97f4a7c15ULL ^ ((__u64)len << 32), .len = len};
+  bpf_loop((len + 7) / 8, hash_step, &c, 0);
+  __u64 h = c.h;
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53ULL;
+  h ^= h >> 33;
+  return h;
+}
+
+static __always_inline struct file *file_of_fd(struct task_struct *task, long fd) {
+  if (fd < 0) return NULL;
+  struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+  if (!fdt) return NULL;
+  unsigned int max_fds = BPF_CORE_READ(fdt, max_fds);
+  if ((unsigned long)fd >= max_fds) return NULL;
+  struct file **fds = BPF_CORE_READ(fdt, fd);
+  struct file *f = NULL;
+  bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
+  return f;
+}
+
+/* Writes the absolute path of (dentry, vfsmount) to out as "/a/b/c" and returns its length, at most
+ * BC_PATH_MAX - 2 (so a '/' and a relative part can follow). Walks d_parent up to the mount's root, then
+ * crosses to the parent mount at its mountpoint, up to the root of the task's mount namespace: paths in a
+ * container are the container's; a chroot does not shorten them (the walk does not stop at fs->root).
+ * out must have BC_PATH_MAX + 256 bytes. Both loops run under bpf_loop, so the verifier checks each body
+ * once instead of every (iteration, depth) combination. */
+struct walk_up_ctx {
+  struct mount *mnt;
+  struct dentry *dentry;
+  struct dentry **comp;
+  __u32 n;
+  __u32 truncated;
+  __u32 finished;
+};
+
+static long walk_up_step(__u32 i, void *arg) {
+  struct walk_up_ctx *c = arg;
+  struct mount *mnt = c->mnt; /* locals: BPF_CORE_READ relocates every field access in its argument */
+  struct dentry *dentry = c->dentry;
+  struct dentry *mnt_root = BPF_CORE_READ(mnt, mnt.mnt_root);
+  if (dentry == mnt_root) {
+    struct mount *parent = BPF_CORE_READ(mnt, mnt_parent);
+    if (parent == mnt || !parent) goto done;
+    c->dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
+    c->mnt = parent;
+    return 0;
+  }
+  struct dentry *up = BPF_CORE_READ(dentry, d_parent);
+  if (up == dentry || !up) goto done;
+  if (c->n >= BC_WALK_DEPTH) {
+    c->truncated = 1;
+    goto done;
+  }
+  c->comp[c->n & (BC_WALK_DEPTH - 1)] = dentry;
+  c->n++;
+  c->dentry = up;
+  return 0;
+done:
+  c->finished = 1;
+  return 1;
+}
+
+struct walk_down_ctx {
+  char *out;
+  struct dentry **comp;
+  __u32 n;
+  __u32 pos;
+  __u32 truncated;
+};
+
+static long walk_down_step(__u32 j, void *arg) {
+  struct walk_down_ctx *c = arg;
+  if (j >= c->n) return 1;
+  struct dentry *d = c->comp[(c->n - 1 - j) & (BC_WALK_DEPTH - 1)];
+  const unsigned char *name = BPF_CORE_READ(d, d_name.name);
+  __u32 pos = c->pos;
+  if (pos > BC_PATH_MAX - 2 - 257) {
+    c->truncated = 1;
+    return 1;
+  }
+  c->out[pos & (BC_PATH_MAX - 1)] = '/';
+  pos++;
+  long r = bpf_probe_read_kernel_str(&c->out[pos & (BC_PATH_MAX - 1)], 256, name);
+  if (r > 1) pos += (__u32)r - 1;
+  c->pos = pos;
+  return 0;
+}
+
+static __always_inline __u32 walk_path(struct dentry *dentry, struct vfsmount *vfsmnt, char *out,
+                                       struct dentry **comp, __u32 *truncated) {
+  struct walk_up_ctx up = {
+      .mnt = (struct mount *)((char *)vfsmnt - bpf_core_field_offset(struct mount, mnt)),
+      .dentry = dentry,
+      .comp = comp,
+  };
+  bpf_loop(BC_WALK_STEPS, walk_up_step, &up, 0);
+  if (!up.finished || up.truncated) *truncated = 1;
+  struct walk_down_ctx down = {.out = out, .comp = comp, .n = up.n};
+  bpf_loop(BC_WALK_DEPTH, walk_down_step, &down, 0);
+  if (down.truncated) *truncated = 1;
+  __u32 pos = down.pos;
+  if (pos == 0) {
+    out[0] = '/';
+    pos = 1;
+  }
+  return pos;
+}
+
+/* The aggregate map half the kernel writes for this slot. */
+static __always_inline void *agg_map(void *outer, __u32 slot, const struct bc_slot_cfg *cfg) {
+  __u32 idx = slot * 2 + (cfg->active & 1);
+  return bpf_map_lookup_elem(outer, &idx);
+}
+
+static __always_inline __u32 open_flag_bits(__u64 oflags) {
+  __u32 bits = 0;
+  __u64 acc = oflags & O_ACCMODE;
+  if (acc == O_WRONLY) bits |= BC_FILE_WRITE;
+  else if (acc == O_RDWR) bits |= BC_FILE_READ | BC_FILE_WRITE;
+  else bits |= BC_FILE_READ;
+  if (oflags & O_CREAT) bits |= BC_FILE_CREATE;
+  if (oflags & O_TRUNC) bits |= BC_FILE_TRUNC;
+  if (oflags & O_APPEND) bits |= BC_FILE_APPEND;
+  if (oflags & O_DIRECTORY) bits |= BC_FILE_DIRECTORY;
+  return bits;
+}
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* Opens.                                                                                               */
+
+static __always_inline void on_open(struct task_struct *task, struct pt_regs *regs, long nr, long ret,
+                                    __u32 tgid, const struct bc_tracked *t, const struct bc_slot_cfg *cfg) {
+  __u32 slot = t->slot;
+  long dfd = AT_FDCWD;
+  const char *upath;
+  __u64 oflags = 0;
+  if (nr == NR_openat || nr == NR_openat2) {
+    dfd = (int)regs->di;
+    upath = (const char *)regs->si;
+    if (nr == NR_openat) {
+      oflags = regs->dx;
+    } else if (bpf_probe_read_user(&oflags, sizeof(oflags), (const void *)regs->dx)) {
+      oflags = 0; /* struct open_how starts with __u64 flags */
+    }
+  } else if (nr == NR_open) {
+    upath = (const char *)regs->di;
+    oflags = regs->si;
+  } else { /* creat */
+    upath = (const char *)regs->di;
+    oflags = O_CREAT | O_WRONLY | O_TRUNC;
+  }
+
+  __u32 zero = 0;
+  struct path_scratch *s = bpf_map_lookup_elem(&path_scratch, &zero);
+  if (!s) return;
+  long len = bpf_probe_read_user_str(s->buf, BC_PATH_MAX, upath);
+  if (len <= 0) {
+    count_loss(slot, LOST_READ);
+    return;
+  }
+  if (len == 1) return; /* "" fails with ENOENT and names nothing */
+  __u32 plen = (__u32)(len - 1) & (BC_PATH_MAX - 1);
+
+  /* A relative path is identified by the directory it is relative to, so the same string opened from two
+   * directories makes two entries. The directory's path is only walked when the name is announced. */
+  struct dentry *dir_dentry = NULL;
+  struct vfsmount *dir_mnt = NULL;
+  int relative = s->buf[0] != '/';
+  __u64 seed = 0;
+  if (relative) {
+    if (dfd == AT_FDCWD) {
+      dir_dentry = BPF_CORE_READ(task, fs, pwd.dentry);
+      dir_mnt = BPF_CORE_READ(task, fs, pwd.mnt);
+    } else {
+      struct file *dir = file_of_fd(task, dfd);
+      if (dir) {
+        dir_dentry = BPF_CORE_READ(dir, f_path.dentry);
+        dir_mnt = BPF_CORE_READ(dir, f_path.mnt);
+      }
+    }
+    seed = ((__u64)dir_dentry * 0x100000001b3ULL) ^ (__u64)dir_mnt ^ 1;
+  }
+  __u64 hash = hash_bytes(s->buf, plen, seed);
+
+  void *map = agg_map(&files, slot, cfg);
+  if (!map) return;
+  struct bc_file_key key = {.hash = hash, .tgid = tgid, .gen = t->gen};
+  struct bc_file_val *v = bpf_map_lookup_elem(map, &key);
+  if (!v) {
+    struct bc_file_val nv = {.first_ns = bpf_ktime_get_boot_ns()};
+    long err = bpf_map_update_elem(map, &key, &nv, BPF_NOEXIST);
+    if (err && err != -EEXIST) {
+      count_loss(slot, LOST_FILES);
+      return;
+    }
+    v = bpf_map_lookup_elem(map, &key);
+    if (!v) return;
+  }
+  if (ret >= 0) __sync_fetch_and_add(&v->opens, 1);
+  else __sync_fetch_and_add(&v->failed, 1);
+  __u32 bits = open_flag_bits(oflags);
+  if ((v->flags & bits) != bits) __sync_fetch_and_or(&v->flags, bits);
+
+  if (!v->announced) {
+    struct bc_ev_name *e = &s->name;
+    e->hdr.type = BC_EV_NAME;
+    e->hdr.tgid = tgid;
+    e->hdr.time_ns = bpf_ktime_get_boot_ns();
+    e->hash = hash;
+    e->kind = BC_NAME_FILE;
+    e->flags = 0;
+    __u32 pos = 0;
+    if (relative) {
+      __u32 truncated = 0;
+      if (dir_dentry && dir_mnt) {
+        pos = walk_path(dir_dentry, dir_mnt, e->data, s->comp, &truncated);
+        if (pos == 1) pos = 0; /* the root: "/" + name */
+      } else {
+        e->data[0] = '?'; /* openat on a descriptor that is no longer there */
+        pos = 1;
+      }
+      if (truncated) e->flags |= BC_NAME_TRUNCATED;
+      pos &= BC_PATH_MAX - 1;
+      e->data[pos] = '/';
+      pos++;
+    }
+    pos &= BC_PATH_MAX - 1;
+    bpf_probe_read_kernel(&e->data[pos], plen, s->buf);
+    __u32 total = (pos + plen) & (BC_NAME_DATA - 1);
+    e->len = total;
+    if (emit(slot, e, offsetof(struct bc_ev_name, data) + total) == 0) v->announced = 1;
+  }
+
+  if ((cfg->flags & BC_SLOT_IO_BYTES) && ret >= 0) {
+    struct file *f = file_of_fd(task, ret);
+    if (f) {
+      __u64 fkey = (__u64)f;
+      struct bc_file_id id = {.hash = hash, .slot = slot};
+      bpf_map_update_elem(&file_ids, &fkey, &id, BPF_ANY);
+    }
+  }
+}
+
+/* read/write family: bytes moved, attributed to the path the file was opened by (when it was opened by a
+ * tracked process while some job had byte counting on). */
+static __always_inline void on_io(struct task_struct *task, struct pt_regs *regs, long nr, long ret,
+                                  __u32 tgid, const struct bc_tracked *t, const struct bc_slot_cfg *cfg) {
+  if (ret <= 0 || !(cfg->flags & BC_SLOT_IO_BYTES)) return;
+  struct file *f = file_of_fd(task, (int)regs->di);
+  if (!f) return;
+  __u64 fkey = (__u64)f;
+  struct bc_file_id *id = bpf_map_lookup_elem(&file_ids, &fkey);
+  if (!id) return;
+  void *map = agg_map(&files, t->slot, cfg);
+  if (!map) return;
+  struct bc_file_key key = {.hash = id->hash, .tgid = tgid, .gen = t->gen};
+  struct bc_file_val *v = bpf_map_lookup_elem(map, &key);
+  if (!v) {
+    /* No open of it in this interval: the path is already known to user space from an earlier one. */
+    struct bc_file_val nv = {.first_ns = bpf_ktime_get_boot_ns(), .announced = 1};
+    long err = bpf_map_update_elem(map, &key, &nv, BPF_NOEXIST);
+    if (err && err != -EEXIST) {
+      count_loss(t->slot, LOST_FILES);
+      return;
+    }
+    v = bpf_map_lookup_elem(map, &key);
+    if (!v) return;
+  }
+  int is_write = nr == NR_write || nr == NR_pwrite64 || nr == NR_writev || nr == NR_pwritev ||
+                 nr == NR_pwritev2;
+  if (is_write) __sync_fetch_and_add(&v->write_bytes, (__u64)ret);
+  else __sync_fetch_and_add(&v->read_bytes, (__u64)ret);
+}
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* Connects.                                                                                            */
+
+static __always_inline void on_connect(struct task_struct *task, struct pt_regs *regs, long ret, __u32 tgid,
+                                       const struct bc_tracked *t, const struct bc_slot_cfg *cfg) {
+  __u32 slot = t->slot;
+  long fd = (int)regs->di;
+  const char *uaddr = (const char *)regs->si;
+  __u64 alen = regs->dx & 0xffffffffULL; /* 64-bit, so the verifier sees the bound below */
+  if (alen < 2) return;
+  if (alen > 128) alen = 128;
+
+  __u32 zero = 0;
+  struct path_scratch *s = bpf_map_lookup_elem(&path_scratch, &zero);
+  if (!s) return;
+  if (bpf_probe_read_user(s->buf, alen & 255, uaddr)) {
+    count_loss(slot, LOST_READ);
+    return;
+  }
+  struct bc_conn_key key = {};
+  key.tgid = tgid;
+  key.gen = t->gen;
+  __u16 family = *(__u16 *)s->buf;
+  key.family = family;
+  __u32 ulen = 0;
+  if (family == AF_INET) {
+    if (alen < 8) return;
+    key.port = __builtin_bswap16(*(__u16 *)(s->buf + 2));
+    __builtin_memcpy(key.addr, s->buf + 4, 4);
+  } else if (family == AF_INET6) {
+    if (alen < 24) return;
+    key.port = __builtin_bswap16(*(__u16 *)(s->buf + 2));
+    __builtin_memcpy(key.addr, s->buf + 8, 16);
+  } else if (family == AF_UNIX) {
+    /* sun_path: a NUL-terminated path, or an abstract name (leading NUL) of alen - 2 bytes. */
+    ulen = (__u32)alen - 2;
+    if (ulen > BC_UNIX_PATH_MAX) ulen = BC_UNIX_PATH_MAX;
+    if (ulen == 0) return;
+    char *path = s->buf + 2;
+    __builtin_memset(s->buf + 256, 0, 128);
+    if (path[0] != 0) {
+      /* up to the NUL, or all ulen bytes when there is none (the kernel allows that) */
+      long n = bpf_probe_read_kernel_str(s->buf + 256, (ulen + 1) & 127, path);
+      ulen = n > 1 ? (__u32)(n - 1) : 0;
+    } else {
+      bpf_probe_read_kernel(s->buf + 256, ulen & 127, path);
+    }
+    __u64 h = hash_bytes(s->buf + 256, ulen & 127, 0x756e6978ULL);
+    __builtin_memcpy(key.addr, &h, 8);
+  } else {
+    return;
+  }
+  if (ret != -ENOTSOCK && ret != -EBADF) {
+    struct file *f = file_of_fd(task, fd);
+    if (f) {
+      struct socket *sock = BPF_CORE_READ(f, private_data);
+      if (sock) key.type = (__u16)BPF_CORE_READ(sock, type);
+    }
+  }
+
+  void *map = agg_map(&conns, slot, cfg);
+  if (!map) return;
+  struct bc_conn_val *v = bpf_map_lookup_elem(map, &key);
+  if (!v) {
+    struct bc_conn_val nv = {.first_ns = bpf_ktime_get_boot_ns(), .announced = family != AF_UNIX};
+    long err = bpf_map_update_elem(map, &key, &nv, BPF_NOEXIST);
+    if (err && err != -EEXIST) {
+      count_loss(slot, LOST_CONNS);
+      return;
+    }
+    v = bpf_map_lookup_elem(map, &key);
+    if (!v) return;
+  }
+  __sync_fetch_and_add(&v->count, 1);
+  if (ret == -EINPROGRESS) __sync_fetch_and_add(&v->in_progress, 1);
+  else if (ret < 0) __sync_fetch_and_add(&v->failed, 1);
+
+  if (!v->announced) {
+    struct bc_ev_name *e = &s->name;
+    e->hdr.type = BC_EV_NAME;
+    e->hdr.tgid = tgid;
+    e->hdr.time_ns = bpf_ktime_get_boot_ns();
+    __builtin_memcpy(&e->hash, key.addr, 8);
+    e->kind = BC_NAME_UNIX;
+    e->flags = 0;
+    bpf_probe_read_kernel(e->data, ulen & 127, s->buf + 256);
+    e->len = ulen & 127;
+    if (emit(slot, e, offsetof(struct bc_ev_name, data) + (ulen & 127)) == 0) v->announced = 1;
+  }
+}
+
+SEC("raw_tp/sys_exit")
+int bc_sys_exit(struct bpf_raw_tracepoint_args *ctx) {
+  struct task_struct *task = bpf_get_current_task_btf();
+  struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+  long nr = regs->orig_ax;
+  int io = 0;
+  switch (nr) {
+    case NR_open:
+    case NR_openat:
+    case NR_openat2:
+    case NR_creat:
+    case NR_connect:
+      break;
+    case NR_read:
+    case NR_write:
+    case NR_pread64:
+    case NR_pwrite64:
+    case NR_readv:
+    case NR_writev:
+    case NR_preadv:
+    case NR_pwritev:
+    case NR_preadv2:
+    case NR_pwritev2: {
+      __u32 zero = 0;
+      struct bc_node_cfg *ncfg = bpf_map_lookup_elem(&node_cfg, &zero);
+      if (!ncfg || ncfg->io_slots == 0) return 0;
+      io = 1;
+      break;
+    }
+    default:
+      return 0;
+  }
+  __u32 tgid = bpf_get_current_pid_tgid() >> 32;
+  struct bc_tracked *t = NULL;
+  struct bc_slot_cfg *cfg = slot_of(tgid, &t);
+  if (!cfg || !t) return 0;
+  /* 32-bit tasks use other syscall numbers. */
+  if (BPF_CORE_READ(task, thread_info.status) & TS_COMPAT) return 0;
+  long ret = (long)ctx->args[1];
+  if (io) on_io(task, regs, nr, ret, tgid, t, cfg);
+  else if (nr == NR_connect) on_connect(task, regs, ret, tgid, t, cfg);
+  else on_open(task, regs, nr, ret, tgid, t, cfg);
+  return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* Process lifecycle.                                                                                   */
+
+SEC("raw_tp/sched_process_fork")
+int bc_fork(struct bpf_raw_tracepoint_args *ctx) {
+  /* Runs in the parent. A new thread has the parent's tgid and is not a new process. */
+  __u32 tgid = bpf_get_current_pid_tgid() >> 32;
+  struct bc_tracked *t = NULL;
+  struct bc_slot_cfg *cfg = slot_of(tgid, &t);
+  if (!cfg || !t) return 0;
+  struct task_struct *child = (struct task_struct *)ctx->args[1];
+  __u32 child_tgid = BPF_CORE_READ(child, tgid);
+  if (child_tgid == tgid) return 0;
+
+  __u32 zero = 0;
+  __u64 gen = 1;
+  __u64 *counter = bpf_map_lookup_elem(&gen_counter, &zero);
+  if (counter) gen = __sync_fetch_and_add(counter, 1) + 1;
+  if ((__u32)gen == 0) gen = 1; /* 0 is for processes seeded by user space */
+  struct bc_tracked nt = {.slot = t->slot, .epoch = t->epoch, .gen = (__u32)gen};
+  if (bpf_map_update_elem(&tracked, &child_tgid, &nt, BPF_ANY)) count_loss(t->slot, LOST_TRACKED);
+
+  struct bc_ev_fork e = {};
+  e.hdr.type = BC_EV_FORK;
+  e.hdr.tgid = tgid;
+  e.hdr.time_ns = bpf_ktime_get_boot_ns();
+  e.child = child_tgid;
+  e.child_gen = (__u32)gen;
+  emit(t->slot, &e, sizeof(e));
+  return 0;
+}
+
+SEC("raw_tp/sched_process_exec")
+int bc_exec(struct bpf_raw_tracepoint_args *ctx) {
+  __u32 tgid = bpf_get_current_pid_tgid() >> 32;
+  struct bc_tracked *t = NULL;
+  struct bc_slot_cfg *cfg = slot_of(tgid, &t);
+  if (!cfg || !t) return 0;
+  __u32 zero = 0;
+  struct exec_scratch *s = bpf_map_lookup_elem(&exec_scratch, &zero);
+  if (!s) return 0;
+  struct bc_ev_exec *e = &s->ev;
+  struct task_struct *task = bpf_get_current_task_btf();
+  struct linux_binprm *bprm = (struct linux_binprm *)ctx->args[2];
+
+  e->hdr.type = BC_EV_EXEC;
+  e->hdr.tgid = tgid;
+  e->hdr.time_ns = bpf_ktime_get_boot_ns();
+  e->ppid = BPF_CORE_READ(task, real_parent, tgid);
+  e->old_pid = (__u32)ctx->args[1];
+  e->gen = t->gen;
+  e->flags = 0;
+
+  /* filename as given to execve */
+  const char *filename = BPF_CORE_READ(bprm, filename);
+  long r = bpf_probe_read_kernel_str(e->data, BC_PATH_MAX, filename);
+  __u32 off = r > 1 ? (__u32)(r - 1) : 0;
+  off &= BC_PATH_MAX - 1;
+  e->filename_len = (__u16)off;
+
+  /* exe: the executable's path, by the same walk as for open directories */
+  __u32 exe_len = 0;
+  struct file *exe = BPF_CORE_READ(task, mm, exe_file);
+  if (exe) {
+    __u32 truncated = 0;
+    exe_len = walk_path(BPF_CORE_READ(exe, f_path.dentry), BPF_CORE_READ(exe, f_path.mnt), &e->data[off],
+                        s->comp, &truncated);
+    if (truncated) e->flags |= BC_EXEC_EXE_TRUNCATED;
+  }
+  exe_len &= BC_PATH_MAX - 1;
+  e->exe_len = (__u16)exe_len;
+  off = (off + exe_len) & (2 * BC_PATH_MAX - 1);
+
+  /* argv: the NUL-separated strings between arg_start and arg_end, fresh on the new stack */
+  unsigned long arg_start = BPF_CORE_READ(task, mm, arg_start);
+  unsigned long arg_end = BPF_CORE_READ(task, mm, arg_end);
+  __u64 alen = arg_end > arg_start ? arg_end - arg_start : 0;
+  if (alen > BC_ARGV_BYTES) {
+    alen = BC_ARGV_BYTES;
+    e->flags |= BC_EXEC_ARGV_TRUNCATED;
+  }
+  alen &= 2 * BC_ARGV_BYTES - 1;
+  if (alen > BC_ARGV_BYTES) alen = BC_ARGV_BYTES;
+  if (bpf_probe_read_user(&e->data[off], alen, (const void *)arg_start)) {
+    alen = 0;
+    count_loss(t->slot, LOST_READ);
+  }
+  e->argv_len = (__u16)alen;
+  __u32 total = (off + (__u32)alen) & (BC_EXEC_DATA - 1);
+  emit(t->slot, e, offsetof(struct bc_ev_exec, data) + total);
+  return 0;
+}
+
+#define BC_THREADS_MAX 65536
+
+struct threads_ctx {
+  struct list_head *head;
+  struct list_head *node;
+  __u64 runtime, utime, stime;
+};
+
+static long threads_step(__u32 i, void *arg) {
+  struct threads_ctx *c = arg;
+  struct list_head *node = c->node;
+  if (!node || node == c->head) return 1;
+  struct task_struct *t = (struct task_struct *)((char *)node - bpf_core_field_offset(struct task_struct, thread_node));
+  c->runtime += BPF_CORE_READ(t, se.sum_exec_runtime);
+  c->utime += BPF_CORE_READ(t, utime);
+  c->stime += BPF_CORE_READ(t, stime);
+  c->node = BPF_CORE_READ(node, next);
+  return 0;
+}
+
+SEC("raw_tp/sched_process_exit")
+int bc_exit(struct bpf_raw_tracepoint_args *ctx) {
+  __u32 tgid = bpf_get_current_pid_tgid() >> 32;
+  struct bc_tracked *t = NULL;
+  struct bc_slot_cfg *cfg = slot_of(tgid, &t);
+  if (!cfg || !t) return 0;
+  struct task_struct *task = bpf_get_current_task_btf();
+  struct signal_struct *sig = BPF_CORE_READ(task, signal);
+  /* do_exit decrements signal->live before this tracepoint: 0 means the last thread is leaving. */
+  if (BPF_CORE_READ(sig, live.counter) != 0) return 0;
+
+  struct bc_ev_exit e = {};
+  e.hdr.type = BC_EV_EXIT;
+  e.hdr.tgid = tgid;
+  e.hdr.time_ns = bpf_ktime_get_boot_ns();
+  e.gen = t->gen;
+  e.exit_code = BPF_CORE_READ(task, exit_code);
+
+  /* As thread_group_cputime(): threads already released are summed in signal, the others (this one, a zombie
+   * leader, threads still on their way out) are on the thread list. bc_switch later adds this thread's last
+   * slice; a thread still exiting on another CPU may add microseconds we do not see. */
+  struct threads_ctx tc = {.head = (struct list_head *)((char *)sig + bpf_core_field_offset(struct signal_struct,
+                                                                                            thread_head))};
+  tc.node = BPF_CORE_READ(sig, thread_head.next);
+  bpf_loop(BC_THREADS_MAX, threads_step, &tc, 0);
+  __u64 cpu = BPF_CORE_READ(sig, sum_sched_runtime) + tc.runtime;
+  __u64 ut = BPF_CORE_READ(sig, utime) + tc.utime;
+  __u64 st = BPF_CORE_READ(sig, stime) + tc.stime;
+  e.cpu_ns = cpu;
+  e.utime_ticks_ns = ut;
+  e.stime_ticks_ns = st;
+
+  /* getrusage's ru_maxrss: max(signal->maxrss, the mm's high-water mark). */
+  __u64 pages = BPF_CORE_READ(sig, maxrss);
+  struct mm_struct *mm = BPF_CORE_READ(task, mm);
+  if (mm) {
+    __u64 hiwater = BPF_CORE_READ(mm, hiwater_rss);
+    if (hiwater > pages) pages = hiwater;
+  }
+  e.maxrss_bytes = pages * page_size;
+
+  /* Sent by bc_switch once the task has left the CPU for good; at once if that cannot be arranged. */
+  __u32 zero = 0;
+  __u64 *count = bpf_map_lookup_elem(&exiting_count, &zero);
+  struct exit_pending pend = {.ev = e, .runtime_at_exit = BPF_CORE_READ(task, se.sum_exec_runtime),
+                              .slot = t->slot, .epoch = t->epoch};
+  __u32 pid = (__u32)bpf_get_current_pid_tgid();
+  if (count && bpf_map_update_elem(&exiting, &pid, &pend, BPF_ANY) == 0) __sync_fetch_and_add(count, 1);
+  else emit(t->slot, &e, sizeof(e));
+  bpf_map_delete_elem(&tracked, &tgid);
+  return 0;
+}
+
+#define TASK_DEAD 0x00000080
+
+/* struct task_struct's state field was renamed in 5.14. */
+struct task_struct___pre514 {
+  long state;
+} __attribute__((preserve_access_index));
+
+static __always_inline unsigned int task_state(struct task_struct *t) {
+  if (bpf_core_field_exists(t->__state)) return BPF_CORE_READ(t, __state);
+  return (unsigned int)BPF_CORE_READ((struct task_struct___pre514 *)t, state);
+}
+
+SEC("raw_tp/sched_switch")
+int bc_switch(struct bpf_raw_tracepoint_args *ctx) {
+  __u32 zero = 0;
+  __u64 *count = bpf_map_lookup_elem(&exiting_count, &zero);
+  if (!count || *count == 0) return 0; /* the common case: one array load */
+  struct task_struct *prev = (struct task_struct *)ctx->args[1];
+  __u32 pid = BPF_CORE_READ(prev, pid);
+  struct exit_pending *p = bpf_map_lookup_elem(&exiting, &pid);
+  if (!p) return 0;
+  if (!(task_state(prev) & TASK_DEAD)) return 0; /* preempted while exiting: it runs again */
+  __u64 runtime = BPF_CORE_READ(prev, se.sum_exec_runtime);
+  if (runtime > p->runtime_at_exit) p->ev.cpu_ns += runtime - p->runtime_at_exit;
+  __u32 slot = p->slot;
+  struct bc_slot_cfg *cfg = bpf_map_lookup_elem(&slot_cfg, &slot);
+  if (cfg && cfg->epoch == p->epoch) emit(slot, &p->ev, sizeof(p->ev));
+  if (bpf_map_delete_elem(&exiting, &pid) == 0) __sync_fetch_and_sub(count, 1);
+  return 0;
+}

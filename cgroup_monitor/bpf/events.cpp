@@ -1,0 +1,1190 @@
+// User-space side of the per-job BPF events: loads or reuses the node's pinned programs, owns a job slot,
+// and turns ring events and kernel aggregates into the structs of events.hpp. Design notes in events.hpp.
+#include "events.hpp"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/membarrier.h>
+#include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <tuple>
+#include <unordered_map>
+#include <utility>
+
+#include "bc_events.h"
+
+#ifndef BC_EVENTS_NO_BPF
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpedantic"
+#pragma GCC diagnostic ignored "-Woverlength-strings"
+#pragma GCC diagnostic ignored "-Wconversion"
+#pragma GCC diagnostic ignored "-Wsign-conversion"
+#pragma GCC diagnostic ignored "-Wshadow"
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#include "bc_events.skel.h"
+#pragma GCC diagnostic pop
+#endif
+
+namespace bc::events {
+
+static_assert(sizeof(bc_ev_hdr) == 16);
+static_assert(sizeof(bc_ev_fork) == 24);
+static_assert(offsetof(bc_ev_exec, data) == 40);
+static_assert(sizeof(bc_ev_exit) == 56);
+static_assert(offsetof(bc_ev_name, data) == 40);
+static_assert(sizeof(bc_file_key) == 16 && sizeof(bc_file_val) == 48);
+static_assert(sizeof(bc_conn_key) == 32 && sizeof(bc_conn_val) == 40);
+static_assert(sizeof(bc_tracked) == 16 && sizeof(bc_slot_cfg) == 16 && sizeof(bc_slot_owner) == 16);
+static_assert(sizeof(bc_slot_stats) == 40 && sizeof(bc_node_cfg) == 8 && sizeof(bc_meta) == 16);
+
+const char kUnavailable[] = "events unavailable: ";
+
+#ifdef BC_EVENTS_NO_BPF
+
+struct EventCollector::Impl {};
+EventCollector::EventCollector(std::unique_ptr<Impl> impl) noexcept : impl_(std::move(impl)) {}
+EventCollector::~EventCollector() = default;
+EventCollector::EventCollector(EventCollector&&) noexcept = default;
+EventCollector& EventCollector::operator=(EventCollector&&) noexcept = default;
+std::unique_ptr<EventCollector> EventCollector::open(const Options&, std::string& reason) {
+  reason = std::string(kUnavailable) + "built without BPF support (no clang, bpftool or kernel BTF at build time)";
+  return nullptr;
+}
+bool EventCollector::track(uint32_t) noexcept { return false; }
+Drained EventCollector::drain() noexcept { return {}; }
+int EventCollector::poll_fd() const noexcept { return -1; }
+size_t EventCollector::pump() noexcept { return 0; }
+uint32_t EventCollector::slot() const noexcept { return 0; }
+const std::string& EventCollector::pin_path() const noexcept {
+  static const std::string empty;
+  return empty;
+}
+size_t EventCollector::ring_bytes() const noexcept { return 0; }
+std::string EventCollector::reclaim_stale(const Options&) noexcept { return {}; }
+
+#else  // BPF support
+
+namespace {
+
+void default_log(LogLevel level, const std::string& text) {
+  static const char* const names[] = {"debug", "info", "warning", "error"};
+  std::fprintf(stderr, "bc-events: %s: %s\n", names[static_cast<int>(level)], text.c_str());
+}
+
+// Debug lines only reach the sink with Options::verbose.
+class Logger {
+ public:
+  Logger(std::function<void(LogLevel, const std::string&)> sink, bool verbose)
+      : sink_(sink ? std::move(sink) : default_log), verbose_(verbose) {}
+  void operator()(LogLevel level, const std::string& text) const noexcept {
+    if (level == LogLevel::Debug && !verbose_) return;
+    try {
+      sink_(level, text);
+    } catch (...) {
+    }
+  }
+
+ private:
+  std::function<void(LogLevel, const std::string&)> sink_;
+  bool verbose_;
+};
+
+std::string errno_text(int err) { return std::strerror(err < 0 ? -err : err); }
+
+class UniqueFd {
+ public:
+  UniqueFd() = default;
+  explicit UniqueFd(int fd) : fd_(fd) {}
+  ~UniqueFd() { reset(); }
+  UniqueFd(UniqueFd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+  UniqueFd& operator=(UniqueFd&& o) noexcept {
+    if (this != &o) {
+      reset();
+      fd_ = std::exchange(o.fd_, -1);
+    }
+    return *this;
+  }
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+  int get() const { return fd_; }
+  explicit operator bool() const { return fd_ >= 0; }
+  void reset() {
+    if (fd_ >= 0) ::close(std::exchange(fd_, -1));
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+// Exclusive flock on the run dir's lock file, released by the destructor.
+class SlotLock {
+ public:
+  static std::optional<SlotLock> take(const std::string& run_dir, std::string& error) {
+    if (::mkdir(run_dir.c_str(), 0755) != 0 && errno != EEXIST) {
+      error = "cannot create run dir " + run_dir + ": " + errno_text(errno);
+      return std::nullopt;
+    }
+    std::string path = run_dir + "/bpf-events.lock";
+    UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+    if (!fd) {
+      error = "cannot open " + path + ": " + errno_text(errno);
+      return std::nullopt;
+    }
+    // The holder may be loading the programs (a second or so): wait up to 30 s.
+    for (int i = 0; i < 3000; ++i) {
+      if (::flock(fd.get(), LOCK_EX | LOCK_NB) == 0) return SlotLock(std::move(fd));
+      if (errno != EWOULDBLOCK && errno != EINTR) break;
+      ::usleep(10000);
+    }
+    error = "cannot lock " + path + ": " + errno_text(errno);
+    return std::nullopt;
+  }
+
+ private:
+  explicit SlotLock(UniqueFd fd) : fd_(std::move(fd)) {}
+  UniqueFd fd_;  // closing it releases the lock
+};
+
+// Start time of a process in clock ticks since boot (field 22 of /proc/PID/stat), 0 if it is gone.
+// state receives field 3.
+uint64_t proc_start_ticks(uint32_t pid, char* state = nullptr) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%u/stat", pid);
+  UniqueFd fd(::open(path, O_RDONLY | O_CLOEXEC));
+  if (!fd) return 0;
+  char buf[1024];
+  ssize_t n = ::read(fd.get(), buf, sizeof buf - 1);
+  if (n <= 0) return 0;
+  buf[n] = '\0';
+  const char* p = std::strrchr(buf, ')');  // comm may hold spaces and parentheses
+  if (!p || p[1] != ' ') return 0;
+  p += 2;
+  if (state) *state = *p;
+  // p is at field 3; field 22 is 19 fields further
+  for (int field = 3; field < 22; ++field) {
+    p = std::strchr(p, ' ');
+    if (!p) return 0;
+    ++p;
+  }
+  return std::strtoull(p, nullptr, 10);
+}
+
+bool owner_alive(const bc_slot_owner& o) {
+  if (o.pid == 0) return false;
+  return proc_start_ticks(o.pid) == o.start_ticks;
+}
+
+uint64_t clock_ns(clockid_t id) {
+  timespec ts{};
+  clock_gettime(id, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+// CLOCK_REALTIME - CLOCK_BOOTTIME, from the tightest of a few bracketed reads.
+int64_t boot_to_epoch_offset() {
+  int64_t best = 0;
+  uint64_t best_window = UINT64_MAX;
+  for (int i = 0; i < 3; ++i) {
+    uint64_t b0 = clock_ns(CLOCK_BOOTTIME);
+    uint64_t r = clock_ns(CLOCK_REALTIME);
+    uint64_t b1 = clock_ns(CLOCK_BOOTTIME);
+    if (b1 - b0 < best_window) {
+      best_window = b1 - b0;
+      best = static_cast<int64_t>(r) - static_cast<int64_t>(b0 + (b1 - b0) / 2);
+    }
+  }
+  return best;
+}
+
+// "." and ".." removed and slashes collapsed, lexically. A leading "?" (unknown directory) is kept.
+std::string normalize_path(const std::string& in) {
+  if (in.empty()) return in;
+  // Most paths are already clean: no "//", no "." or ".." component, no trailing '/'.
+  bool clean = in.size() == 1 || in.back() != '/';
+  for (size_t i = 0; clean && i < in.size(); ++i) {
+    if (in[i] != '/' && i != 0) continue;
+    size_t j = in[i] == '/' ? i + 1 : i;
+    if (j < in.size() && in[j] == '/') clean = false;
+    if (j < in.size() && in[j] == '.' && (j + 1 == in.size() || in[j + 1] == '/' ||
+                                          (in[j + 1] == '.' && (j + 2 == in.size() || in[j + 2] == '/'))))
+      clean = false;
+  }
+  if (clean) return in;
+  bool absolute = in[0] == '/';
+  std::vector<std::string> parts;
+  size_t i = 0;
+  while (i <= in.size()) {
+    size_t j = in.find('/', i);
+    if (j == std::string::npos) j = in.size();
+    std::string part = in.substr(i, j - i);
+    if (part.empty() || part == ".") {
+    } else if (part == "..") {
+      if (!parts.empty() && parts.back() != "..") parts.pop_back();
+      else if (!absolute) parts.push_back(part);
+    } else {
+      parts.push_back(std::move(part));
+    }
+    i = j + 1;
+  }
+  std::string out;
+  for (const auto& p : parts) {
+    if (!out.empty() || absolute) out += '/';
+    out += p;
+  }
+  if (out.empty()) out = absolute ? "/" : ".";
+  return out;
+}
+
+uint64_t fnv1a(const void* data, size_t size, uint64_t h = 0xcbf29ce484222325ull) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  for (size_t i = 0; i < size; ++i) {
+    h ^= p[i];
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
+
+size_t round_ring_size(size_t want) {
+  size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  size_t size = page;
+  while (size < want && size < (size_t{1} << 30)) size <<= 1;
+  return size;
+}
+
+}  // namespace
+
+
+namespace {
+
+// libbpf's messages go to the log of the collector being opened. libbpf's printer is process-wide, so it is
+// set around each open() under a mutex and restored afterwards.
+std::mutex g_print_mutex;
+const Logger* g_print_logger = nullptr;
+bool g_print_verbose = false;
+
+int libbpf_print(enum libbpf_print_level level, const char* fmt, va_list args) {
+  if (!g_print_logger) return 0;
+  if (level == LIBBPF_DEBUG && !g_print_verbose) return 0;
+  char buf[1024];
+  int n = std::vsnprintf(buf, sizeof buf, fmt, args);
+  if (n <= 0) return 0;
+  std::string text(buf);
+  while (!text.empty() && text.back() == '\n') text.pop_back();
+  LogLevel l = level == LIBBPF_WARN ? LogLevel::Warn : level == LIBBPF_INFO ? LogLevel::Info : LogLevel::Debug;
+  if (text.rfind("libbpf: ", 0) != 0) text = "libbpf: " + text;
+  (*g_print_logger)(l, text);
+  return n;
+}
+
+class PrintScope {
+ public:
+  PrintScope(const Logger& log, bool verbose) : lock_(g_print_mutex) {
+    g_print_logger = &log;
+    g_print_verbose = verbose;
+    previous_ = libbpf_set_print(libbpf_print);
+  }
+  ~PrintScope() {
+    libbpf_set_print(previous_);
+    g_print_logger = nullptr;
+  }
+  PrintScope(const PrintScope&) = delete;
+  PrintScope& operator=(const PrintScope&) = delete;
+
+ private:
+  std::lock_guard<std::mutex> lock_;
+  libbpf_print_fn_t previous_ = nullptr;
+};
+
+// Move-only owner of the generated skeleton.
+class Skeleton {
+ public:
+  Skeleton() : skel_(bc_events_bpf__open()) {}
+  ~Skeleton() {
+    if (skel_) bc_events_bpf__destroy(skel_);
+  }
+  Skeleton(Skeleton&& o) noexcept : skel_(std::exchange(o.skel_, nullptr)) {}
+  Skeleton& operator=(Skeleton&& o) noexcept {
+    if (this != &o) {
+      if (skel_) bc_events_bpf__destroy(skel_);
+      skel_ = std::exchange(o.skel_, nullptr);
+    }
+    return *this;
+  }
+  Skeleton(const Skeleton&) = delete;
+  Skeleton& operator=(const Skeleton&) = delete;
+  bc_events_bpf* operator->() const { return skel_; }
+  bc_events_bpf* get() const { return skel_; }
+  explicit operator bool() const { return skel_ != nullptr; }
+
+ private:
+  bc_events_bpf* skel_ = nullptr;
+};
+
+// The object's identity: its bytes and the shared layout. Pins made from another object are never reused.
+uint64_t object_tag() {
+  size_t size = 0;
+  const void* bytes = bc_events_bpf__elf_bytes(&size);
+  uint32_t layout = BC_LAYOUT_VERSION;
+  return fnv1a(&layout, sizeof layout, fnv1a(bytes, size));
+}
+
+std::string tag_hex(uint64_t tag) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(tag));
+  return buf;
+}
+
+// Pinned names, one file each under <pin_dir>/<tag>/.
+const char* const kMapNames[] = {"tracked", "slot_cfg", "slot_stats", "slot_owner", "node_cfg", "gen_counter",
+                                 "file_ids", "rings", "files", "conns", "exiting", "exiting_count"};
+const char* const kLinkNames[] = {"link_sys_exit", "link_fork", "link_exec", "link_exit", "link_switch"};
+const char kMetaName[] = "meta";  // pinned last: its presence marks a complete set
+
+struct Pins {
+  UniqueFd tracked, slot_cfg, slot_stats, slot_owner, node_cfg, rings, files, conns;
+};
+
+bool is_bpffs(const std::string& path) {
+  struct statfs st {};
+  return ::statfs(path.c_str(), &st) == 0 && static_cast<unsigned long>(st.f_type) == 0xcafe4a11ul;
+}
+
+// Makes sure pin_dir can live on a BPF filesystem, mounting /sys/fs/bpf if that is where it goes.
+bool ensure_bpffs(const std::string& pin_dir, const Logger& log, std::string& error) {
+  std::string parent = pin_dir.substr(0, pin_dir.find_last_of('/'));
+  if (parent.empty()) parent = "/";
+  if (is_bpffs(parent)) return true;
+  if (parent.rfind("/sys/fs/bpf", 0) == 0 && !is_bpffs("/sys/fs/bpf")) {
+    ::mkdir("/sys/fs/bpf", 0700);
+    if (::mount("bpffs", "/sys/fs/bpf", "bpf", 0, "mode=0700") == 0) {
+      log(LogLevel::Info, "mounted the BPF filesystem on /sys/fs/bpf");
+      if (is_bpffs(parent)) return true;
+    } else {
+      error = "cannot mount the BPF filesystem on /sys/fs/bpf: " + errno_text(errno);
+      return false;
+    }
+  }
+  if (is_bpffs(parent)) return true;
+  error = parent + " is not on a BPF filesystem (pin_dir must be under a bpffs mount)";
+  return false;
+}
+
+void remove_pin_dir(const std::string& dir) {
+  if (DIR* d = ::opendir(dir.c_str())) {
+    std::vector<std::string> names;
+    while (dirent* e = ::readdir(d)) {
+      if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) names.emplace_back(e->d_name);
+    }
+    ::closedir(d);
+    // meta first, so a half-removed set is never taken for a complete one
+    std::stable_partition(names.begin(), names.end(), [](const std::string& n) { return n == kMetaName; });
+    for (const auto& n : names) ::unlink((dir + "/" + n).c_str());
+  }
+  ::rmdir(dir.c_str());
+}
+
+std::optional<bc_meta> read_meta(const std::string& dir) {
+  UniqueFd fd(bpf_obj_get((dir + "/" + kMetaName).c_str()));
+  if (!fd) return std::nullopt;
+  uint32_t zero = 0;
+  bc_meta m{};
+  if (bpf_map_lookup_elem(fd.get(), &zero, &m) != 0) return std::nullopt;
+  return m;
+}
+
+bool open_pins(const std::string& dir, Pins& pins) {
+  auto get = [&](const char* name) { return UniqueFd(bpf_obj_get((dir + "/" + name).c_str())); };
+  pins.tracked = get("tracked");
+  pins.slot_cfg = get("slot_cfg");
+  pins.slot_stats = get("slot_stats");
+  pins.slot_owner = get("slot_owner");
+  pins.node_cfg = get("node_cfg");
+  pins.rings = get("rings");
+  pins.files = get("files");
+  pins.conns = get("conns");
+  return pins.tracked && pins.slot_cfg && pins.slot_stats && pins.slot_owner && pins.node_cfg && pins.rings &&
+         pins.files && pins.conns;
+}
+
+std::string load_reason(int err) {
+  int e = err < 0 ? -err : err;
+  if (e == EPERM || e == EACCES) return "no privilege to load BPF programs (needs root, or CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN)";
+  return "cannot load the BPF programs: " + errno_text(e);
+}
+
+// Loads the object, attaches it and pins maps, links and (last) meta under dir. Called under the lock.
+bool load_and_pin(const std::string& dir, uint64_t tag, const Logger& log, bool verbose, std::string& error) {
+  PrintScope print(log, verbose);
+  Skeleton skel;
+  if (!skel) {
+    error = "cannot open the BPF object: " + errno_text(errno);
+    return false;
+  }
+  skel->rodata->page_size = static_cast<__u32>(::sysconf(_SC_PAGESIZE));
+  if (int err = bc_events_bpf__load(skel.get()); err != 0) {
+    error = load_reason(err);
+    return false;
+  }
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    error = "cannot create " + dir + ": " + errno_text(errno);
+    return false;
+  }
+  auto fail = [&](const std::string& what, int err) {
+    error = what + ": " + errno_text(err);
+    remove_pin_dir(dir);
+    return false;
+  };
+  bpf_map* maps[] = {skel->maps.tracked, skel->maps.slot_cfg, skel->maps.slot_stats, skel->maps.slot_owner,
+                     skel->maps.node_cfg, skel->maps.gen_counter, skel->maps.file_ids, skel->maps.rings,
+                     skel->maps.files, skel->maps.conns, skel->maps.exiting, skel->maps.exiting_count};
+  static_assert(std::size(maps) == std::size(kMapNames));
+  for (size_t i = 0; i < std::size(maps); ++i) {
+    std::string path = dir + "/" + kMapNames[i];
+    if (int err = bpf_map__pin(maps[i], path.c_str()); err != 0) return fail("cannot pin " + path, err);
+  }
+  bpf_program* progs[] = {skel->progs.bc_sys_exit, skel->progs.bc_fork, skel->progs.bc_exec, skel->progs.bc_exit,
+                          skel->progs.bc_switch};
+  static_assert(std::size(progs) == std::size(kLinkNames));
+  for (size_t i = 0; i < std::size(progs); ++i) {
+    bpf_link* link = bpf_program__attach(progs[i]);
+    if (!link) return fail(std::string("cannot attach ") + bpf_program__name(progs[i]), errno);
+    std::string path = dir + "/" + kLinkNames[i];
+    int err = bpf_link__pin(link, path.c_str());
+    bpf_link__disconnect(link);  // the pin keeps it attached; this process keeps no reference
+    bpf_link__destroy(link);
+    if (err != 0) return fail("cannot pin " + path, err);
+  }
+  bc_meta m{tag, BC_LAYOUT_VERSION, BC_MAX_SLOTS};
+  uint32_t zero = 0;
+  if (bpf_map__update_elem(skel->maps.meta, &zero, sizeof zero, &m, sizeof m, BPF_ANY) != 0)
+    return fail("cannot write meta", errno);
+  std::string meta_path = dir + "/" + kMetaName;
+  if (int err = bpf_map__pin(skel->maps.meta, meta_path.c_str()); err != 0) return fail("cannot pin meta", err);
+  log(LogLevel::Info, "loaded and pinned the node's BPF programs in " + dir);
+  return true;
+}
+
+// Clears a slot in the kernel: no more events for it, its maps out of the arrays, its tracked tgids gone.
+void clear_slot(const Pins& pins, uint32_t slot) {
+  bc_slot_cfg cfg{};
+  bool had_io = false;
+  if (bpf_map_lookup_elem(pins.slot_cfg.get(), &slot, &cfg) == 0) had_io = (cfg.flags & BC_SLOT_IO_BYTES) != 0;
+  bc_slot_cfg off{};
+  bpf_map_update_elem(pins.slot_cfg.get(), &slot, &off, BPF_ANY);
+  bpf_map_delete_elem(pins.rings.get(), &slot);
+  for (uint32_t half = 0; half < 2; ++half) {
+    uint32_t idx = slot * 2 + half;
+    bpf_map_delete_elem(pins.files.get(), &idx);
+    bpf_map_delete_elem(pins.conns.get(), &idx);
+  }
+  std::vector<uint32_t> doomed;
+  uint32_t key = 0, next = 0;
+  const void* prev = nullptr;
+  while (bpf_map_get_next_key(pins.tracked.get(), prev, &next) == 0) {
+    bc_tracked t{};
+    if (bpf_map_lookup_elem(pins.tracked.get(), &next, &t) == 0 && t.slot == slot) doomed.push_back(next);
+    key = next;
+    prev = &key;
+  }
+  for (uint32_t tgid : doomed) bpf_map_delete_elem(pins.tracked.get(), &tgid);
+  if (had_io) {
+    uint32_t zero = 0;
+    bc_node_cfg n{};
+    if (bpf_map_lookup_elem(pins.node_cfg.get(), &zero, &n) == 0 && n.io_slots > 0) {
+      --n.io_slots;
+      bpf_map_update_elem(pins.node_cfg.get(), &zero, &n, BPF_ANY);
+    }
+  }
+}
+
+// Under the lock: frees the slots of dead monitors. Returns how many slots are still held.
+int reclaim_dead_slots(const Pins& pins, const Logger& log) {
+  int live = 0;
+  for (uint32_t slot = 0; slot < BC_MAX_SLOTS; ++slot) {
+    bc_slot_owner o{};
+    if (bpf_map_lookup_elem(pins.slot_owner.get(), &slot, &o) != 0 || o.pid == 0) continue;
+    if (owner_alive(o)) {
+      ++live;
+      continue;
+    }
+    log(LogLevel::Warn, "job slot " + std::to_string(slot) + " was held by monitor pid " + std::to_string(o.pid) +
+                            ", which is gone: taking it back");
+    clear_slot(pins, slot);
+    o.pid = 0;
+    o.start_ticks = 0;
+    bpf_map_update_elem(pins.slot_owner.get(), &slot, &o, BPF_ANY);
+  }
+  return live;
+}
+
+// Under the lock: removes sets of other tags (older builds) that nobody uses any more.
+void remove_unused_sets(const std::string& pin_dir, const std::string& keep, const Logger& log) {
+  DIR* d = ::opendir(pin_dir.c_str());
+  if (!d) return;
+  std::vector<std::string> names;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] != '.' && keep != e->d_name) names.emplace_back(e->d_name);
+  }
+  ::closedir(d);
+  for (const auto& name : names) {
+    std::string dir = pin_dir + "/" + name;
+    Pins pins;
+    bool complete = read_meta(dir).has_value() && open_pins(dir, pins);
+    if (complete && reclaim_dead_slots(pins, log) > 0) continue;
+    log(LogLevel::Info, "removing unused pinned BPF set " + dir);
+    remove_pin_dir(dir);
+  }
+}
+
+}  // namespace
+
+struct EventCollector::Impl {
+  Logger log;
+  Options opt;
+  std::string set_dir;
+  Pins pins;
+  uint32_t slot = 0;
+  uint32_t epoch = 0;
+  uint32_t cfg_flags = 0;
+  uint32_t active = 0;
+  size_t ring_size = 0;
+  UniqueFd ring_fd;
+  UniqueFd files_fd[2], conns_fd[2];
+  struct RingDeleter {
+    void operator()(ring_buffer* rb) const { ring_buffer__free(rb); }
+  };
+  std::unique_ptr<ring_buffer, RingDeleter> ring;
+  unsigned ncpus = 1;
+
+  // Between drains
+  Drained pending;
+  size_t pending_events = 0;
+  size_t budget = 0;
+  LossCounts user_lost;     // counted here: track() failures, malformed events
+  LossCounts kernel_seen;   // kernel counters at the previous drain
+  LossCounts user_seen;
+  int64_t epoch_offset = 0;
+
+  // hash -> name. Names are sent again in every interval a path is opened in, so only byte counting without
+  // an open in the interval needs an old one. Two generations keep memory bounded at O(1) cost per drain:
+  // when the current one passes kNamesPerGeneration it becomes the previous one, and the older is dropped.
+  struct Names {
+    static constexpr size_t kNamesPerGeneration = 100000;
+    std::unordered_map<uint64_t, std::string> cur, prev;
+    void put(uint64_t hash, std::string text) { cur[hash] = std::move(text); }
+    const std::string* find(uint64_t hash) {
+      if (auto it = cur.find(hash); it != cur.end()) return &it->second;
+      if (auto it = prev.find(hash); it != prev.end()) {
+        auto& moved = cur[hash] = std::move(it->second);
+        prev.erase(it);
+        return &moved;
+      }
+      return nullptr;
+    }
+    void age() {
+      if (cur.size() < kNamesPerGeneration) return;
+      prev = std::move(cur);
+      cur = {};
+    }
+  };
+  Names file_names, unix_names;
+  uint64_t drains = 0;
+
+  explicit Impl(const Options& o) : log(o.log, o.verbose), opt(o) {}
+
+  uint64_t to_epoch(uint64_t boot_ns) const {
+    return static_cast<uint64_t>(static_cast<int64_t>(boot_ns) + epoch_offset);
+  }
+
+  static int on_sample(void* ctx, void* data, size_t size) {
+    auto* self = static_cast<Impl*>(ctx);
+    try {
+      self->handle(static_cast<const char*>(data), size);
+    } catch (...) {
+      ++self->user_lost.user;  // allocation failure: the event is lost, and counted
+    }
+    if (++self->pending_events >= self->budget) return -ECANCELED;  // bounded: the rest stays in the ring
+    return 0;
+  }
+
+  void handle(const char* data, size_t size) {
+    if (size < sizeof(bc_ev_hdr)) {
+      ++user_lost.user;
+      return;
+    }
+    bc_ev_hdr hdr;
+    std::memcpy(&hdr, data, sizeof hdr);
+    switch (hdr.type) {
+      case BC_EV_FORK: {
+        if (size < sizeof(bc_ev_fork)) break;
+        bc_ev_fork e;
+        std::memcpy(&e, data, sizeof e);
+        pending.forks.push_back({e.hdr.tgid, e.child, to_epoch(e.hdr.time_ns)});
+        return;
+      }
+      case BC_EV_EXIT: {
+        if (size < sizeof(bc_ev_exit)) break;
+        bc_ev_exit e;
+        std::memcpy(&e, data, sizeof e);
+        ExitInfo x;
+        x.pid = e.hdr.tgid;
+        x.time_ns = to_epoch(e.hdr.time_ns);
+        auto code = static_cast<uint32_t>(e.exit_code);
+        if ((code & 0x7f) == 0) {
+          x.exit_code = static_cast<int>((code >> 8) & 0xff);
+        } else {
+          x.exit_code = -1;
+          x.signal = static_cast<int>(code & 0x7f);
+          x.core_dumped = (code & 0x80) != 0;
+        }
+        x.cpu_ns = e.cpu_ns;
+        // As the kernel's cputime_adjust: split the precise runtime in the ratio of the tick samples.
+        uint64_t ut = e.utime_ticks_ns, st = e.stime_ticks_ns;
+        if (st == 0) {
+          x.user_ns = x.cpu_ns;
+        } else if (ut == 0) {
+          x.sys_ns = x.cpu_ns;
+        } else {
+          x.sys_ns = static_cast<uint64_t>(static_cast<long double>(x.cpu_ns) * static_cast<long double>(st) /
+                                             static_cast<long double>(ut + st));
+          x.user_ns = x.cpu_ns - x.sys_ns;
+        }
+        x.max_rss_bytes = e.maxrss_bytes;
+        pending.exits.push_back(std::move(x));
+        return;
+      }
+      case BC_EV_EXEC: {
+        constexpr size_t head = offsetof(bc_ev_exec, data);
+        if (size < head) break;
+        bc_ev_exec e;
+        std::memcpy(&e, data, head);
+        size_t need = size_t{e.filename_len} + e.exe_len + e.argv_len;
+        if (need > size - head) break;
+        const char* p = data + head;
+        ExecInfo x;
+        x.pid = e.hdr.tgid;
+        x.ppid = e.ppid;
+        x.time_ns = to_epoch(e.hdr.time_ns);
+        x.filename.assign(p, e.filename_len);
+        x.exe.assign(p + e.filename_len, e.exe_len);
+        if (e.flags & BC_EXEC_EXE_TRUNCATED) x.exe = "..." + x.exe;
+        const char* a = p + e.filename_len + e.exe_len;
+        size_t alen = e.argv_len;
+        x.argv_truncated = (e.flags & BC_EXEC_ARGV_TRUNCATED) != 0;
+        size_t i = 0;
+        while (i < alen) {
+          const char* nul = static_cast<const char*>(std::memchr(a + i, '\0', alen - i));
+          size_t end = nul ? static_cast<size_t>(nul - a) : alen;
+          if (x.argv.size() == BC_ARGV_MAX_ARGS) {
+            x.argv_truncated = true;
+            break;
+          }
+          x.argv.emplace_back(a + i, end - i);
+          i = end + 1;
+        }
+        pending.execs.push_back(std::move(x));
+        return;
+      }
+      case BC_EV_NAME: {
+        constexpr size_t head = offsetof(bc_ev_name, data);
+        if (size < head) break;
+        bc_ev_name e;
+        std::memcpy(&e, data, head);
+        if (e.len > size - head) break;
+        std::string text(data + head, e.len);
+        // Deeper than the walk goes: the top of the path is missing, and says so.
+        if (e.flags & BC_NAME_TRUNCATED) text = ".../" + text;
+        if (e.kind == BC_NAME_FILE) {
+          file_names.put(e.hash, normalize_path(text));
+        } else if (e.kind == BC_NAME_UNIX) {
+          if (!text.empty() && text[0] == '\0') {
+            std::replace(text.begin(), text.end(), '\0', '@');  // abstract socket, shown as ss does
+          }
+          unix_names.put(e.hash, std::move(text));
+        }
+        return;
+      }
+      default:
+        break;
+    }
+    ++user_lost.user;
+  }
+
+  size_t consume() {
+    if (!ring) return 0;
+    if (pending_events >= budget) return 0;
+    int n = ring_buffer__consume(ring.get());
+    if (n < 0 && n != -ECANCELED) log(LogLevel::Warn, "ring buffer read failed: " + errno_text(n));
+    return n > 0 ? static_cast<size_t>(n) : 0;
+  }
+
+  static bool map_empty(int fd, size_t key_size) {
+    std::vector<char> key(key_size);
+    return bpf_map_get_next_key(fd, nullptr, key.data()) != 0;
+  }
+
+  // Reads and empties one inactive aggregate map.
+  template <typename K, typename V, typename F>
+  static void take_all(int fd, F&& f) {
+    constexpr uint32_t chunk = 1024;
+    std::vector<K> keys(chunk);
+    std::vector<V> vals(chunk);
+    uint64_t token = 0;
+    bool first = true;
+    bool batch_ok = true;
+    for (;;) {
+      uint32_t count = chunk;
+      int err = bpf_map_lookup_and_delete_batch(fd, first ? nullptr : &token, &token, keys.data(), vals.data(),
+                                                &count, nullptr);
+      int e = err ? errno : 0;
+      for (uint32_t i = 0; i < count && (err == 0 || e == ENOENT); ++i) f(keys[i], vals[i]);
+      if (err == 0) {
+        first = false;
+        continue;
+      }
+      if (e == ENOENT) return;  // done
+      if (e == ENOSPC && keys.size() < (1u << 20)) {  // a bucket larger than the chunk
+        keys.resize(keys.size() * 2);
+        vals.resize(vals.size() * 2);
+        continue;
+      }
+      batch_ok = false;
+      break;
+    }
+    if (!batch_ok) {  // kernels without batch ops: one key at a time
+      K key{};
+      while (bpf_map_get_next_key(fd, nullptr, &key) == 0) {
+        V val{};
+        if (bpf_map_lookup_elem(fd, &key, &val) == 0) f(key, val);
+        bpf_map_delete_elem(fd, &key);
+      }
+    }
+  }
+
+  LossCounts kernel_losses() const {
+    LossCounts sum;
+    std::vector<bc_slot_stats> per_cpu(ncpus);
+    uint32_t key = slot;
+    if (bpf_map_lookup_elem(pins.slot_stats.get(), &key, per_cpu.data()) != 0) return kernel_seen;
+    for (const auto& s : per_cpu) {
+      sum.ring += s.ring_lost;
+      sum.files += s.files_lost;
+      sum.conns += s.conns_lost;
+      sum.tracked += s.tracked_lost;
+      sum.read_failed += s.read_failed;
+    }
+    return sum;
+  }
+
+  void wait_for_programs() {
+    // After this, no BPF program that could have seen the old "active" value is still running: each runs
+    // inside an RCU read-side section, and MEMBARRIER_CMD_GLOBAL waits for an RCU grace period.
+    if (::syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) != 0) {
+      timespec ts{0, 20 * 1000 * 1000};  // nohz_full kernels refuse it; programs run for microseconds
+      ::nanosleep(&ts, nullptr);
+    }
+  }
+
+  std::string conn_protocol(const bc_conn_key& k) const {
+    if (k.family == AF_UNIX) return "unix";
+    switch (k.type) {
+      case SOCK_STREAM: return "tcp";
+      case SOCK_DGRAM: return "udp";
+      case SOCK_RAW: return "raw";
+      default: return "other";
+    }
+  }
+
+  Drained drain() {
+    ++drains;
+    epoch_offset = boot_to_epoch_offset();
+    budget = opt.max_events_per_drain;
+    consume();
+
+    // Switch the kernel to the other half of the aggregate maps if this one holds anything.
+    std::vector<std::pair<bc_file_key, bc_file_val>> file_rows;
+    std::vector<std::pair<bc_conn_key, bc_conn_val>> conn_rows;
+    bool files_busy = !map_empty(files_fd[active].get(), sizeof(bc_file_key));
+    bool conns_busy = !map_empty(conns_fd[active].get(), sizeof(bc_conn_key));
+    if (files_busy || conns_busy) {
+      uint32_t old = active;
+      active ^= 1;
+      bc_slot_cfg cfg{epoch, active, cfg_flags, 0};
+      uint32_t key = slot;
+      if (bpf_map_update_elem(pins.slot_cfg.get(), &key, &cfg, BPF_ANY) != 0) {
+        log(LogLevel::Error, "cannot switch aggregate maps: " + errno_text(errno));
+        active = old;
+      } else {
+        wait_for_programs();
+        budget = SIZE_MAX;  // the names of what is about to be read must be in
+        consume();
+        take_all<bc_file_key, bc_file_val>(files_fd[old].get(), [&](const bc_file_key& k, const bc_file_val& v) {
+          file_rows.emplace_back(k, v);
+        });
+        take_all<bc_conn_key, bc_conn_val>(conns_fd[old].get(), [&](const bc_conn_key& k, const bc_conn_val& v) {
+          conn_rows.emplace_back(k, v);
+        });
+      }
+    }
+
+    Drained out = std::move(pending);
+    pending = Drained{};
+    pending_events = 0;
+
+    // Files: rows of one process and one path merge (the same file reached by two relative spellings).
+    std::unordered_map<std::string, size_t> file_index;  // "<pid>/<path>" -> out.files
+    file_index.reserve(file_rows.size());
+    std::string merge_key;
+    for (const auto& [k, v] : file_rows) {
+      const std::string* name = file_names.find(k.hash);
+      merge_key = std::to_string(k.tgid);
+      if (name) merge_key += "/" + *name;
+      else merge_key += "#" + std::to_string(k.hash);  // name lost: counted when it was lost
+      auto [it, fresh] = file_index.try_emplace(merge_key, out.files.size());
+      if (fresh) {
+        out.files.emplace_back();
+        out.files.back().pid = k.tgid;
+        if (name) out.files.back().path = *name;
+      }
+      FileAgg& f = out.files[it->second];
+      f.flags |= v.flags;
+      uint64_t first = v.opens + v.failed ? to_epoch(v.first_ns) : 0;
+      if (first && (f.first_ns == 0 || first < f.first_ns)) f.first_ns = first;
+      f.opens += v.opens;
+      f.failed += v.failed;
+      f.read_bytes += v.read_bytes;
+      f.write_bytes += v.write_bytes;
+    }
+
+    std::map<std::tuple<uint32_t, std::string, uint16_t, std::string>, ConnAgg> conns;
+    for (const auto& [k, v] : conn_rows) {
+      std::string address;
+      if (k.family == AF_INET || k.family == AF_INET6) {
+        char buf[INET6_ADDRSTRLEN] = {};
+        inet_ntop(k.family, k.addr, buf, sizeof buf);
+        address = buf;
+      } else {
+        uint64_t h;
+        std::memcpy(&h, k.addr, sizeof h);
+        if (const std::string* name = unix_names.find(h)) address = *name;
+      }
+      std::string protocol = conn_protocol(k);
+      ConnAgg& c = conns[{k.tgid, address, k.port, protocol}];
+      c.pid = k.tgid;
+      c.address = address;
+      c.port = k.port;
+      c.protocol = protocol;
+      c.count += v.count;
+      c.failed += v.failed;
+      c.in_progress += v.in_progress;
+    }
+    for (auto& [_, c] : conns) out.conns.push_back(std::move(c));
+    file_names.age();
+    unix_names.age();
+
+    LossCounts k = kernel_losses();
+    out.lost.ring = k.ring - kernel_seen.ring;
+    out.lost.files = k.files - kernel_seen.files;
+    out.lost.conns = k.conns - kernel_seen.conns;
+    out.lost.tracked = k.tracked - kernel_seen.tracked + user_lost.tracked - user_seen.tracked;
+    out.lost.read_failed = k.read_failed - kernel_seen.read_failed;
+    out.lost.user = user_lost.user - user_seen.user;
+    kernel_seen = k;
+    user_seen = user_lost;
+    out.lost_events = out.lost.total();
+    return out;
+  }
+
+  bool track(uint32_t tgid) {
+    bc_tracked cur{};
+    if (bpf_map_lookup_elem(pins.tracked.get(), &tgid, &cur) == 0) {
+      if (cur.slot == slot && cur.epoch == epoch) return true;
+      bc_slot_cfg other{};
+      uint32_t s = cur.slot;
+      if (bpf_map_lookup_elem(pins.slot_cfg.get(), &s, &other) == 0 && other.epoch != 0 && other.epoch == cur.epoch)
+        return false;  // another job's process
+    }
+    bc_tracked t{slot, epoch, 0, 0};
+    if (bpf_map_update_elem(pins.tracked.get(), &tgid, &t, BPF_ANY) != 0) {
+      if (errno == E2BIG || errno == ENOMEM) ++user_lost.tracked;
+      return false;
+    }
+    // A process that ended before it was entered would leave an entry its exit can no longer remove.
+    char state = 0;
+    if (proc_start_ticks(tgid, &state) == 0 || state == 'Z' || state == 'X') {
+      bc_tracked now{};
+      if (bpf_map_lookup_elem(pins.tracked.get(), &tgid, &now) == 0 && now.slot == slot && now.epoch == epoch &&
+          now.gen == 0)
+        bpf_map_delete_elem(pins.tracked.get(), &tgid);
+      return false;
+    }
+    return true;
+  }
+
+  // Under the lock: takes a free slot and gives it this collector's maps.
+  bool take_slot(std::string& error) {
+    reclaim_dead_slots(pins, log);
+    std::optional<uint32_t> free_slot;
+    bc_slot_owner owner{};
+    for (uint32_t s = 0; s < BC_MAX_SLOTS && !free_slot; ++s) {
+      bc_slot_owner o{};
+      if (bpf_map_lookup_elem(pins.slot_owner.get(), &s, &o) == 0 && o.pid == 0) {
+        free_slot = s;
+        owner = o;
+      }
+    }
+    if (!free_slot) {
+      error = "no free job slot (" + std::to_string(BC_MAX_SLOTS) + " monitored jobs on this node already)";
+      return false;
+    }
+    slot = *free_slot;
+    epoch = owner.last_epoch + 1;
+    if (epoch == 0) epoch = 1;
+
+    ring_size = round_ring_size(opt.ring_bytes);
+    ring_fd = UniqueFd(bpf_map_create(BPF_MAP_TYPE_RINGBUF, "bc_ring", 0, 0, static_cast<__u32>(ring_size), nullptr));
+    if (!ring_fd) {
+      error = "cannot create a " + std::to_string(ring_size) + "-byte ring buffer: " + errno_text(errno);
+      return false;
+    }
+    bpf_map_create_opts agg_opts{};
+    agg_opts.sz = sizeof agg_opts;
+    agg_opts.map_flags = BPF_F_NO_PREALLOC;  // as the template in bc_events.bpf.c
+    for (int h = 0; h < 2; ++h) {
+      files_fd[h] = UniqueFd(bpf_map_create(BPF_MAP_TYPE_HASH, "bc_files", sizeof(bc_file_key), sizeof(bc_file_val),
+                                            BC_FILE_AGG_MAX, &agg_opts));
+      conns_fd[h] = UniqueFd(bpf_map_create(BPF_MAP_TYPE_HASH, "bc_conns", sizeof(bc_conn_key), sizeof(bc_conn_val),
+                                            BC_CONN_AGG_MAX, &agg_opts));
+      if (!files_fd[h] || !conns_fd[h]) {
+        error = "cannot create aggregate maps: " + errno_text(errno);
+        return false;
+      }
+    }
+    // Stats start from zero for the new owner.
+    std::vector<bc_slot_stats> zero_stats(ncpus);
+    uint32_t key = slot;
+    bpf_map_update_elem(pins.slot_stats.get(), &key, zero_stats.data(), BPF_ANY);
+
+    int rfd = ring_fd.get();
+    if (bpf_map_update_elem(pins.rings.get(), &key, &rfd, BPF_ANY) != 0) {
+      // Kernels before 6.8 want inner maps sized like the template.
+      if (errno == EINVAL && ring_size != BC_RING_TEMPLATE_BYTES) {
+        log(LogLevel::Warn, "this kernel needs every job's ring to be " + std::to_string(BC_RING_TEMPLATE_BYTES) +
+                                " bytes; using that instead of " + std::to_string(ring_size));
+        ring_size = BC_RING_TEMPLATE_BYTES;
+        ring_fd = UniqueFd(bpf_map_create(BPF_MAP_TYPE_RINGBUF, "bc_ring", 0, 0, static_cast<__u32>(ring_size), nullptr));
+        rfd = ring_fd.get();
+      }
+      if (!ring_fd || bpf_map_update_elem(pins.rings.get(), &key, &rfd, BPF_ANY) != 0) {
+        error = "cannot install the ring buffer: " + errno_text(errno);
+        return false;
+      }
+    }
+    for (uint32_t h = 0; h < 2; ++h) {
+      uint32_t idx = slot * 2 + h;
+      int ffd = files_fd[h].get(), cfd = conns_fd[h].get();
+      if (bpf_map_update_elem(pins.files.get(), &idx, &ffd, BPF_ANY) != 0 ||
+          bpf_map_update_elem(pins.conns.get(), &idx, &cfd, BPF_ANY) != 0) {
+        error = "cannot install aggregate maps: " + errno_text(errno);
+        clear_slot(pins, slot);
+        return false;
+      }
+    }
+    cfg_flags = opt.file_io_bytes ? BC_SLOT_IO_BYTES : 0;
+    active = 0;
+    bc_slot_cfg cfg{epoch, active, cfg_flags, 0};
+    if (bpf_map_update_elem(pins.slot_cfg.get(), &key, &cfg, BPF_ANY) != 0) {
+      error = "cannot configure the slot: " + errno_text(errno);
+      clear_slot(pins, slot);
+      return false;
+    }
+    if (opt.file_io_bytes) {
+      uint32_t zero = 0;
+      bc_node_cfg n{};
+      bpf_map_lookup_elem(pins.node_cfg.get(), &zero, &n);
+      ++n.io_slots;
+      bpf_map_update_elem(pins.node_cfg.get(), &zero, &n, BPF_ANY);
+    }
+    owner.pid = static_cast<uint32_t>(::getpid());
+    owner.last_epoch = epoch;
+    owner.start_ticks = proc_start_ticks(owner.pid);
+    if (bpf_map_update_elem(pins.slot_owner.get(), &key, &owner, BPF_ANY) != 0) {
+      error = "cannot record the slot owner: " + errno_text(errno);
+      clear_slot(pins, slot);
+      return false;
+    }
+    return true;
+  }
+
+  void release() {
+    if (!pins.slot_owner) return;
+    std::string error;
+    auto lock = SlotLock::take(opt.run_dir, error);
+    if (!lock) log(LogLevel::Warn, "releasing job slot without the lock: " + error);
+    ring.reset();
+    clear_slot(pins, slot);
+    uint32_t key = slot;
+    bc_slot_owner o{};
+    bpf_map_lookup_elem(pins.slot_owner.get(), &key, &o);
+    o.pid = 0;
+    o.start_ticks = 0;
+    bpf_map_update_elem(pins.slot_owner.get(), &key, &o, BPF_ANY);
+    if (lock && reclaim_dead_slots(pins, log) == 0) {
+      // Last user of this set: unpinning detaches the programs, so an idle node pays nothing.
+      pins = Pins{};
+      remove_pin_dir(set_dir);
+      log(LogLevel::Info, "last monitored job on this node: BPF programs detached");
+    }
+  }
+};
+
+EventCollector::EventCollector(std::unique_ptr<Impl> impl) noexcept : impl_(std::move(impl)) {}
+EventCollector::EventCollector(EventCollector&&) noexcept = default;
+EventCollector& EventCollector::operator=(EventCollector&& o) noexcept {
+  if (this != &o) {
+    if (impl_) impl_->release();
+    impl_ = std::move(o.impl_);
+  }
+  return *this;
+}
+
+EventCollector::~EventCollector() {
+  if (impl_) impl_->release();
+}
+
+std::unique_ptr<EventCollector> EventCollector::open(const Options& options, std::string& unavailable_reason) {
+  unavailable_reason.clear();
+  auto unavailable = [&](const std::string& why) -> std::unique_ptr<EventCollector> {
+    unavailable_reason = kUnavailable + why;
+    return nullptr;
+  };
+  try {
+    if (!options.enabled) return unavailable("disabled by configuration (bpf=off)");
+    if (::access("/sys/kernel/btf/vmlinux", R_OK) != 0)
+      return unavailable("the kernel has no BTF (/sys/kernel/btf/vmlinux: " + errno_text(errno) + ")");
+    auto impl = std::make_unique<Impl>(options);
+    if (impl->opt.run_dir.empty()) impl->opt.run_dir = "/run/bubble-chamber";
+    while (impl->opt.pin_dir.size() > 1 && impl->opt.pin_dir.back() == '/') impl->opt.pin_dir.pop_back();
+    int cpus = libbpf_num_possible_cpus();
+    if (cpus <= 0) return unavailable("cannot count CPUs: " + errno_text(cpus));
+    impl->ncpus = static_cast<unsigned>(cpus);
+
+    std::string error;
+    if (!ensure_bpffs(impl->opt.pin_dir, impl->log, error)) return unavailable(error);
+    if (::mkdir(impl->opt.pin_dir.c_str(), 0700) != 0 && errno != EEXIST)
+      return unavailable("cannot create " + impl->opt.pin_dir + ": " + errno_text(errno));
+
+    auto lock = SlotLock::take(impl->opt.run_dir, error);
+    if (!lock) return unavailable(error);
+
+    uint64_t tag = object_tag();
+    std::string tag_name = tag_hex(tag);
+    impl->set_dir = impl->opt.pin_dir + "/" + tag_name;
+    remove_unused_sets(impl->opt.pin_dir, tag_name, impl->log);
+
+    auto meta = read_meta(impl->set_dir);
+    bool complete = meta && meta->tag == tag && meta->layout == BC_LAYOUT_VERSION;
+    if (complete && !open_pins(impl->set_dir, impl->pins)) {
+      // Other jobs may be using this set: never remove it on a failure of ours.
+      return unavailable("cannot open the pinned maps in " + impl->set_dir + ": " + errno_text(errno));
+    }
+    if (!complete) {
+      remove_pin_dir(impl->set_dir);  // incomplete leftovers of a loader that died
+      if (!load_and_pin(impl->set_dir, tag, impl->log, options.verbose, error)) return unavailable(error);
+      if (!open_pins(impl->set_dir, impl->pins)) {
+        remove_pin_dir(impl->set_dir);
+        return unavailable("cannot open the pinned maps in " + impl->set_dir + ": " + errno_text(errno));
+      }
+    }
+    if (!impl->take_slot(error)) {
+      if (reclaim_dead_slots(impl->pins, impl->log) == 0) remove_pin_dir(impl->set_dir);
+      impl->pins = Pins{};
+      return unavailable(error);
+    }
+    lock.reset();
+    Impl* raw = impl.get();
+    // From here on the collector owns the slot: any failure releases it through the destructor.
+    std::unique_ptr<EventCollector> collector(new EventCollector(std::move(impl)));
+    raw->ring.reset(ring_buffer__new(raw->ring_fd.get(), &Impl::on_sample, raw, nullptr));
+    if (!raw->ring) return unavailable("cannot map the ring buffer: " + errno_text(errno));
+    raw->epoch_offset = boot_to_epoch_offset();
+    raw->budget = raw->opt.max_events_per_drain;
+    raw->log(LogLevel::Debug, "job slot " + std::to_string(raw->slot) + " (epoch " + std::to_string(raw->epoch) +
+                                  "), ring " + std::to_string(raw->ring_size) + " bytes, " + raw->set_dir);
+    return collector;
+  } catch (const std::exception& e) {
+    return unavailable(e.what());
+  }
+}
+
+bool EventCollector::track(uint32_t tgid) noexcept {
+  if (!impl_ || tgid == 0) return false;
+  return impl_->track(tgid);
+}
+
+Drained EventCollector::drain() noexcept {
+  if (!impl_) return {};
+  try {
+    return impl_->drain();
+  } catch (const std::exception& e) {
+    impl_->log(LogLevel::Error, std::string("drain failed: ") + e.what());
+    return {};
+  }
+}
+
+int EventCollector::poll_fd() const noexcept {
+  return impl_ && impl_->ring ? ring_buffer__epoll_fd(impl_->ring.get()) : -1;
+}
+
+size_t EventCollector::pump() noexcept {
+  if (!impl_) return 0;
+  impl_->epoch_offset = boot_to_epoch_offset();
+  return impl_->consume();
+}
+
+uint32_t EventCollector::slot() const noexcept { return impl_ ? impl_->slot : 0; }
+
+const std::string& EventCollector::pin_path() const noexcept {
+  static const std::string empty;
+  return impl_ ? impl_->set_dir : empty;
+}
+
+size_t EventCollector::ring_bytes() const noexcept { return impl_ ? impl_->ring_size : 0; }
+
+std::string EventCollector::reclaim_stale(const Options& options) noexcept {
+  try {
+    Logger log(options.log, options.verbose);
+    std::string error;
+    std::string run_dir = options.run_dir.empty() ? "/run/bubble-chamber" : options.run_dir;
+    if (::access(options.pin_dir.c_str(), F_OK) != 0) return {};
+    auto lock = SlotLock::take(run_dir, error);
+    if (!lock) return error;
+    remove_unused_sets(options.pin_dir, "", log);
+    return {};
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+}
+
+#endif  // BC_EVENTS_NO_BPF
+
+}  // namespace bc::events
