@@ -47,6 +47,10 @@ ProcessTable::State ProcessTable::refresh(Tracked& t) {
     r.command = st->comm;
     read_identity(t);
     t.changed = true;
+  } else if (r.argv.empty() && !zombie) {
+    // exec sets the new comm before the new argument area exists, so a read in between finds no argv.
+    read_identity(t);
+    if (!r.argv.empty()) t.changed = true;
   }
   if (st->ppid != 0) t.parent = st->ppid;
   if (r.ppid == 0) r.ppid = st->ppid;  // the parent at birth; a reparented process keeps it in its record
