@@ -28,6 +28,7 @@
 #include <utility>
 
 #include "bc_events.h"
+#include "fd.hpp"
 
 #ifndef BC_EVENTS_NO_BPF
 #include <bpf/bpf.h>
@@ -110,30 +111,7 @@ class Logger {
 
 std::string errno_text(int err) { return std::strerror(err < 0 ? -err : err); }
 
-class UniqueFd {
- public:
-  UniqueFd() = default;
-  explicit UniqueFd(int fd) : fd_(fd) {}
-  ~UniqueFd() { reset(); }
-  UniqueFd(UniqueFd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-  UniqueFd& operator=(UniqueFd&& o) noexcept {
-    if (this != &o) {
-      reset();
-      fd_ = std::exchange(o.fd_, -1);
-    }
-    return *this;
-  }
-  UniqueFd(const UniqueFd&) = delete;
-  UniqueFd& operator=(const UniqueFd&) = delete;
-  int get() const { return fd_; }
-  explicit operator bool() const { return fd_ >= 0; }
-  void reset() {
-    if (fd_ >= 0) ::close(std::exchange(fd_, -1));
-  }
-
- private:
-  int fd_ = -1;
-};
+using monitor::UniqueFd;
 
 // Exclusive flock on the run dir's lock file, released by the destructor.
 class SlotLock {
