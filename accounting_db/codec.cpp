@@ -5,7 +5,8 @@ namespace bc::store::codec {
 // Each record starts with a format tag so fields can be appended later without a migration.
 namespace {
 constexpr uint64_t kJobFormat = 1;
-constexpr uint64_t kProcessFormat = 1;
+constexpr uint64_t kProcessFormatV1 = 1;  // schema 1
+constexpr uint64_t kProcessFormat = 2;    // + flags (bit 0: the counters are the series' last point)
 constexpr uint64_t kSampleFormat = 1;
 
 void expect_format(Decoder& d, uint64_t want, const char* what) {
@@ -71,7 +72,7 @@ JobRecord decode_job(std::string_view value) {
   return j;
 }
 
-std::string encode_process(const ProcessRecord& p) {
+std::string encode_process(const ProcessRecord& p, bool counters_in_series) {
   Encoder e;
   e.u64(kProcessFormat);
   e.u64(p.job_id);
@@ -92,12 +93,15 @@ std::string encode_process(const ProcessRecord& p) {
   e.u64(p.rss);
   e.u64(p.read_bytes);
   e.u64(p.write_bytes);
+  e.u64(counters_in_series ? 1U : 0U);
   return e.bytes();
 }
 
-ProcessRecord decode_process(std::string_view value) {
+ProcessRecord decode_process(std::string_view value, bool* counters_in_series) {
   Decoder d(value);
-  expect_format(d, kProcessFormat, "process");
+  const uint64_t format = d.u64();
+  if (format != kProcessFormat && format != kProcessFormatV1)
+    throw StoreError("unknown process record format " + std::to_string(format));
   ProcessRecord p;
   p.job_id = d.u64();
   p.node = d.str();
@@ -118,6 +122,13 @@ ProcessRecord decode_process(std::string_view value) {
   p.rss = d.u64();
   p.read_bytes = d.u64();
   p.write_bytes = d.u64();
+  bool in_series = false;
+  if (format == kProcessFormat) {
+    uint64_t flags = d.u64();
+    if (flags > 1) throw StoreError("corrupt process record: flags");
+    in_series = flags & 1U;
+  }
+  if (counters_in_series) *counters_in_series = in_series;
   return p;
 }
 
@@ -139,6 +150,298 @@ Sample decode_sample(std::string_view value) {
   s.rss = d.u64();
   s.read_bytes = d.u64();
   s.write_bytes = d.u64();
+  return s;
+}
+
+// ---- Schema 2 ----
+
+namespace {
+constexpr uint8_t kChunkFormat = 1;
+constexpr uint8_t kOpenFormat = 1;
+constexpr uint8_t kBucketsFormat = 1;
+constexpr uint64_t kJobStateFormat = 1;
+
+constexpr uint64_t kCpuUnit = 10'000'000;  // one clock tick at USER_HZ 100
+constexpr int64_t kRssUnit = 4096;          // one page
+constexpr uint64_t kRssSumUnit = 1024;      // VmRSS is in KiB
+constexpr int64_t kMaxDt = int64_t{1} << 33;
+
+uint64_t zigzag(int64_t v) { return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63); }
+int64_t unzigzag(uint64_t v) { return static_cast<int64_t>((v >> 1) ^ (~(v & 1) + 1)); }
+
+void put_varint(std::string& out, uint64_t v) {
+  while (v >= 0x80) {
+    out.push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<char>(v));
+}
+
+int64_t time_value(Decoder& d) {
+  uint64_t v = d.u64();
+  if (v > (uint64_t{1} << 40)) throw StoreError("corrupt series data: time out of range");
+  return static_cast<int64_t>(v);
+}
+
+void put_values(std::string& out, const Point& p) {
+  put_varint(out, p.cpu);
+  put_varint(out, p.rss);
+  put_varint(out, p.rd);
+  put_varint(out, p.wr);
+}
+void get_values(Decoder& d, Point& p) {
+  p.cpu = d.u64();
+  p.rss = d.u64();
+  p.rd = d.u64();
+  p.wr = d.u64();
+}
+}  // namespace
+
+void put_point(std::string& out, const Point& prev, const Point& p) {
+  uint8_t flags = 0;
+  const auto dt = static_cast<uint64_t>(p.t - prev.t);
+  if (dt != 1) flags |= 1U;
+  const bool down = p.cpu < prev.cpu || p.rd < prev.rd || p.wr < prev.wr;
+  if (down) flags |= 0x80U;
+  uint64_t cpu = p.cpu - prev.cpu;  // wraps when the counter went down: zigzag recovers it
+  if (cpu != 0) {
+    flags |= 2U;
+    if (down) {
+      cpu = zigzag(static_cast<int64_t>(cpu));
+    } else if (cpu % kCpuUnit == 0) {
+      flags |= 4U;
+      cpu /= kCpuUnit;
+    }
+  }
+  auto rss = static_cast<int64_t>(p.rss - prev.rss);
+  if (rss != 0) {
+    flags |= 8U;
+    if (rss % kRssUnit == 0) {
+      flags |= 0x10U;
+      rss /= kRssUnit;
+    }
+  }
+  uint64_t rd = p.rd - prev.rd, wr = p.wr - prev.wr;
+  if (rd != 0) flags |= 0x20U;
+  if (wr != 0) flags |= 0x40U;
+  out.push_back(static_cast<char>(flags));
+  if (flags & 1U) put_varint(out, dt);
+  if (flags & 2U) put_varint(out, cpu);
+  if (flags & 8U) put_varint(out, zigzag(rss));
+  if (flags & 0x20U) put_varint(out, down ? zigzag(static_cast<int64_t>(rd)) : rd);
+  if (flags & 0x40U) put_varint(out, down ? zigzag(static_cast<int64_t>(wr)) : wr);
+}
+
+Point get_point(Decoder& d, const Point& prev) {
+  const uint8_t flags = d.raw_byte();
+  const bool down = flags & 0x80U;
+  Point p = prev;
+  int64_t dt = 1;
+  if (flags & 1U) {
+    uint64_t v = d.u64();
+    if (v > static_cast<uint64_t>(kMaxDt)) throw StoreError("corrupt series data: time step out of range");
+    dt = static_cast<int64_t>(v);
+  }
+  p.t = prev.t + dt;
+  if (flags & 2U) {
+    uint64_t v = d.u64();
+    if (down) {
+      p.cpu = prev.cpu + static_cast<uint64_t>(unzigzag(v));
+    } else {
+      p.cpu = prev.cpu + ((flags & 4U) ? v * kCpuUnit : v);
+    }
+  }
+  if (flags & 8U) {
+    int64_t v = unzigzag(d.u64());
+    if (flags & 0x10U) v *= kRssUnit;
+    p.rss = prev.rss + static_cast<uint64_t>(v);
+  }
+  if (flags & 0x20U) {
+    uint64_t v = d.u64();
+    p.rd = prev.rd + (down ? static_cast<uint64_t>(unzigzag(v)) : v);
+  }
+  if (flags & 0x40U) {
+    uint64_t v = d.u64();
+    p.wr = prev.wr + (down ? static_cast<uint64_t>(unzigzag(v)) : v);
+  }
+  return p;
+}
+
+std::vector<Point> decode_points(std::string_view bytes, const Point& origin, bool first_may_equal_origin) {
+  std::vector<Point> out;
+  Decoder d(bytes);
+  Point prev = origin;
+  while (!d.done()) {
+    Point p = get_point(d, prev);
+    if (p.t < prev.t || (p.t == prev.t && !(out.empty() && first_may_equal_origin)))
+      throw StoreError("corrupt series data: points out of order");
+    out.push_back(p);
+    prev = p;
+  }
+  return out;
+}
+
+void encode_points(std::string& out, const Point& origin, const std::vector<Point>& points) {
+  const Point* prev = &origin;
+  for (const auto& p : points) {
+    put_point(out, *prev, p);
+    prev = &p;
+  }
+}
+
+void encode_chunk_raw(std::string& out, int64_t start, bool has_base, const Point& base, std::string_view points) {
+  out.push_back(static_cast<char>(kChunkFormat));
+  out.push_back(static_cast<char>(has_base ? 1 : 0));
+  if (has_base) {
+    put_varint(out, static_cast<uint64_t>(start - base.t));
+    put_values(out, base);
+  }
+  out.append(points);
+}
+
+std::string encode_chunk(int64_t start, const Chunk& c) {
+  std::string points;
+  encode_points(points, c.origin(start), c.points);
+  std::string out;
+  encode_chunk_raw(out, start, c.has_base, c.base, points);
+  return out;
+}
+
+Chunk decode_chunk(int64_t start, std::string_view value) {
+  Decoder d(value);
+  if (d.raw_byte() != kChunkFormat) throw StoreError("unknown chunk format");
+  const uint8_t flags = d.raw_byte();
+  if (flags > 1) throw StoreError("corrupt chunk: flags");
+  Chunk c;
+  c.has_base = flags & 1U;
+  if (c.has_base) {
+    int64_t back = time_value(d);
+    if (back < 1 || back > start) throw StoreError("corrupt chunk: base time");
+    c.base.t = start - back;
+    get_values(d, c.base);
+  }
+  c.points = decode_points(d.rest(), c.origin(start), !c.has_base);
+  return c;
+}
+
+OpenRecord decode_open(std::string_view value) {
+  Decoder d(value);
+  if (d.raw_byte() != kOpenFormat) throw StoreError("unknown open-record format");
+  const uint8_t flags = d.raw_byte();
+  if (flags > 3 || flags == 0) throw StoreError("corrupt open record: flags");
+  OpenRecord r;
+  r.has_base = flags & 1U;
+  r.has_points = flags & 2U;
+  if (r.has_points) r.chunk_start = time_value(d);
+  if (r.has_base) {
+    r.base.t = time_value(d);
+    get_values(d, r.base);
+  }
+  if (r.has_points) {
+    r.tail.t = r.chunk_start + time_value(d);
+    get_values(d, r.tail);
+    r.points = d.rest();
+    if (r.points.empty()) throw StoreError("corrupt open record: no points");
+  }
+  return r;
+}
+
+void encode_open(std::string& out, const OpenRecord& r) {
+  out.push_back(static_cast<char>(kOpenFormat));
+  out.push_back(static_cast<char>((r.has_base ? 1 : 0) | (r.has_points ? 2 : 0)));
+  if (r.has_points) put_varint(out, static_cast<uint64_t>(r.chunk_start));
+  if (r.has_base) {
+    put_varint(out, static_cast<uint64_t>(r.base.t));
+    put_values(out, r.base);
+  }
+  if (r.has_points) {
+    put_varint(out, static_cast<uint64_t>(r.tail.t - r.chunk_start));
+    put_values(out, r.tail);
+    out.append(r.points);
+  }
+}
+
+std::string encode_buckets(const Buckets& buckets) {
+  std::string out;
+  out.push_back(static_cast<char>(kBucketsFormat));
+  int64_t prev = -1;
+  for (const auto& [index, b] : buckets) {
+    put_varint(out, static_cast<uint64_t>(static_cast<int64_t>(index) - prev - 1));
+    prev = index;
+    uint8_t flags = 0;
+    uint64_t cpu = b.cpu_ns, rate = b.cpu_rate_max, rss_sum = b.rss_sum, rss_max = b.rss_max;
+    if (cpu % kCpuUnit == 0) flags |= 1U, cpu /= kCpuUnit;
+    if (rate % kCpuUnit == 0) flags |= 2U, rate /= kCpuUnit;
+    if (rss_sum % kRssSumUnit == 0) flags |= 4U, rss_sum /= kRssSumUnit;
+    if (rss_max % kRssSumUnit == 0) flags |= 8U, rss_max /= kRssSumUnit;
+    out.push_back(static_cast<char>(flags));
+    put_varint(out, b.samples);
+    put_varint(out, cpu);
+    put_varint(out, b.cpu_ns - b.timed_cpu_ns);
+    put_varint(out, zigzag(static_cast<int64_t>(b.wall_s - b.samples)));
+    put_varint(out, rate);
+    put_varint(out, rss_sum);
+    put_varint(out, rss_max);
+    put_varint(out, b.read_bytes);
+    put_varint(out, b.write_bytes);
+  }
+  return out;
+}
+
+Buckets decode_buckets(std::string_view value) {
+  Decoder d(value);
+  if (d.raw_byte() != kBucketsFormat) throw StoreError("unknown bucket-chunk format");
+  Buckets out;
+  int64_t prev = -1;
+  while (!d.done()) {
+    uint64_t gap = d.u64();
+    if (gap > 100000) throw StoreError("corrupt bucket chunk: index");
+    int64_t index = prev + 1 + static_cast<int64_t>(gap);
+    prev = index;
+    const uint8_t flags = d.raw_byte();
+    if (flags > 15) throw StoreError("corrupt bucket chunk: flags");
+    Rollup b;
+    b.samples = d.u64();
+    b.cpu_ns = d.u64();
+    if (flags & 1U) b.cpu_ns *= kCpuUnit;
+    uint64_t untimed = d.u64();
+    if (untimed > b.cpu_ns) throw StoreError("corrupt bucket chunk: timed CPU");
+    b.timed_cpu_ns = b.cpu_ns - untimed;
+    b.wall_s = b.samples + static_cast<uint64_t>(unzigzag(d.u64()));
+    b.cpu_rate_max = d.u64();
+    if (flags & 2U) b.cpu_rate_max *= kCpuUnit;
+    b.rss_sum = d.u64();
+    if (flags & 4U) b.rss_sum *= kRssSumUnit;
+    b.rss_max = d.u64();
+    if (flags & 8U) b.rss_max *= kRssSumUnit;
+    b.read_bytes = d.u64();
+    b.write_bytes = d.u64();
+    out.emplace_back(static_cast<uint32_t>(index), b);
+  }
+  return out;
+}
+
+std::string encode_job_state(const JobState& s) {
+  Encoder e;
+  e.u64(kJobStateFormat);
+  e.i64(s.first_s);
+  e.i64(s.latest_s);
+  for (int64_t f : s.floor) e.i64(f);
+  e.u64(s.seal_cursor);
+  e.u64(s.process_generation);
+  return e.bytes();
+}
+
+JobState decode_job_state(std::string_view value) {
+  Decoder d(value);
+  expect_format(d, kJobStateFormat, "job state");
+  JobState s;
+  s.first_s = d.i64();
+  s.latest_s = d.i64();
+  for (int64_t& f : s.floor) f = d.i64();
+  s.seal_cursor = d.u32();
+  s.process_generation = d.u64();
+  if (!d.done()) throw StoreError("corrupt job state: trailing bytes");
   return s;
 }
 

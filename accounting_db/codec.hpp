@@ -62,6 +62,15 @@ class Decoder {
     pos_ += n;
     return s;
   }
+  uint8_t raw_byte() {
+    if (pos_ >= bytes_.size()) throw StoreError("corrupt record: truncated");
+    return static_cast<uint8_t>(bytes_[pos_++]);
+  }
+  std::string_view rest() {
+    std::string_view r = bytes_.substr(pos_);
+    pos_ = bytes_.size();
+    return r;
+  }
   bool done() const { return pos_ == bytes_.size(); }
 
  private:
@@ -94,9 +103,76 @@ inline uint64_t read_be(std::string_view bytes, size_t offset, int width) {
 
 std::string encode_job(const JobRecord& job);
 JobRecord decode_job(std::string_view value);
-std::string encode_process(const ProcessRecord& p);
-ProcessRecord decode_process(std::string_view value);
+// counters_in_series: the record's cpu_ns, rss, read_bytes and write_bytes are those of its series' last
+// point, which readers use instead (the writer then skips rewriting a record whose other fields are unchanged).
+std::string encode_process(const ProcessRecord& p, bool counters_in_series = false);
+ProcessRecord decode_process(std::string_view value, bool* counters_in_series = nullptr);
+// Schema 1 only: one value per sample. Kept to read old stores during `bcadm db upgrade`.
 std::string encode_sample(const Sample& s);
 Sample decode_sample(std::string_view value);
+
+// ---- Schema 2: series points, chunks and rollup buckets ----
+
+// One second-resolution point with cumulative counters (rss is a gauge).
+struct Point {
+  int64_t t = 0;
+  uint64_t cpu = 0, rss = 0, rd = 0, wr = 0;
+  bool operator==(const Point&) const = default;
+};
+
+// A point is encoded against the one before it: a flag byte, then only the fields that changed.
+//   bit 0: dt != 1, a varint dt follows      bit 1: cpu changed        bit 2: cpu delta in 10 ms units
+//   bit 3: rss changed (zigzag)             bit 4: rss delta in 4 KiB  bit 5: read changed
+//   bit 6: write changed                    bit 7: counter deltas are zigzag (a counter went down)
+void put_point(std::string& out, const Point& prev, const Point& p);
+Point get_point(Decoder& d, const Point& prev);
+// Decodes a run of points; the first is relative to origin. Throws on corrupt or unordered points.
+std::vector<Point> decode_points(std::string_view bytes, const Point& origin, bool first_may_equal_origin);
+void encode_points(std::string& out, const Point& origin, const std::vector<Point>& points);
+
+// A sealed minute of one series: the point before the chunk (its base, if the series had one) and the
+// chunk's points. The first point of a series with no base is encoded against {chunk start, zeros}.
+struct Chunk {
+  bool has_base = false;
+  Point base;
+  std::vector<Point> points;
+  Point origin(int64_t start) const { return has_base ? base : Point{start, 0, 0, 0, 0}; }
+};
+std::string encode_chunk(int64_t start, const Chunk& c);
+Chunk decode_chunk(int64_t start, std::string_view value);
+// A sealed chunk's header followed by already encoded points (sealing moves the open record's bytes).
+void encode_chunk_raw(std::string& out, int64_t start, bool has_base, const Point& base, std::string_view points);
+
+// The open (newest) minute of a series, with its tail (last point) so a point is appended without decoding
+// the others. Without points it only carries the base: the series' last point, already sealed.
+struct OpenRecord {
+  bool has_base = false;
+  bool has_points = false;
+  int64_t chunk_start = 0;  // with points
+  Point base;
+  Point tail;                // with points
+  std::string_view points;  // encoded points, the first against origin()
+  Point origin() const { return has_base ? base : Point{chunk_start, 0, 0, 0, 0}; }
+  Point last() const { return has_points ? tail : base; }
+};
+OpenRecord decode_open(std::string_view value);
+void encode_open(std::string& out, const OpenRecord& r);
+
+// Rollup buckets of one chunk (the minutes of an hour, the hours of a day, the days of 32 days), by index.
+using Buckets = std::vector<std::pair<uint32_t, Rollup>>;
+std::string encode_buckets(const Buckets& b);
+Buckets decode_buckets(std::string_view value);
+
+// Store-private state of one job on one node.
+struct JobState {
+  int64_t first_s = 0;   // earliest sample time (INT64_MAX before the first sample)
+  int64_t latest_s = 0;  // latest sample time: retention is measured from here
+  // Data below floor[r] is gone (expired or dropped); late samples below floor[Second] are refused.
+  int64_t floor[4] = {0, 0, 0, 0};
+  uint32_t seal_cursor = 0;  // next series the idle-seal step looks at
+  uint64_t process_generation = 0;  // bumped by every batch that writes a process record
+};
+std::string encode_job_state(const JobState& s);
+JobState decode_job_state(std::string_view value);
 
 }  // namespace bc::store::codec

@@ -12,9 +12,17 @@
 
 namespace bc::store::lmdb {
 
-[[noreturn]] inline void fail(const std::string& what, int rc) {
-  throw StoreError(what + ": " + mdb_strerror(rc));
-}
+// An LMDB failure; rc lets the writer react to MDB_MAP_FULL, ENOSPC and the like.
+class LmdbError : public StoreError {
+ public:
+  LmdbError(const std::string& what, int rc) : StoreError(what + ": " + mdb_strerror(rc)), rc_(rc) {}
+  int rc() const { return rc_; }
+
+ private:
+  int rc_;
+};
+
+[[noreturn]] inline void fail(const std::string& what, int rc) { throw LmdbError(what, rc); }
 inline void check(int rc, const char* what) {
   if (rc != MDB_SUCCESS) fail(what, rc);
 }
@@ -68,6 +76,17 @@ class Txn {
     MDB_val k = val(key), v = val(value);
     return mdb_put(txn_, dbi, &k, &v, flags);
   }
+  // Throws LmdbError on failure.
+  void must_put(MDB_dbi dbi, std::string_view key, std::string_view value, unsigned flags = 0) {
+    check(put(dbi, key, value, flags), "mdb_put");
+  }
+  bool del(MDB_dbi dbi, std::string_view key) {
+    MDB_val k = val(key);
+    int rc = mdb_del(txn_, dbi, &k, nullptr);
+    if (rc == MDB_NOTFOUND) return false;
+    check(rc, "mdb_del");
+    return true;
+  }
 
  private:
   MDB_txn* txn_ = nullptr;
@@ -85,10 +104,30 @@ class Cursor {
 
   // Positions at the first key >= key; false at the end.
   bool seek(std::string_view key) { return move(key, MDB_SET_RANGE); }
+  // Positions at exactly key; false if absent.
+  bool find(std::string_view key) { return move(key, MDB_SET_KEY); }
   bool first() { return move({}, MDB_FIRST); }
+  bool last() { return move({}, MDB_LAST); }
   bool next() { return move({}, MDB_NEXT); }
+  bool prev() { return move({}, MDB_PREV); }
   std::string_view key() const { return view(key_); }
   std::string_view value() const { return view(value_); }
+
+  // Write cursors. Throw LmdbError on failure; put with MDB_APPEND returns false when the key does not
+  // sort after the last one.
+  void put(std::string_view key, std::string_view value, unsigned flags = 0) {
+    MDB_val k = val(key), v = val(value);
+    check(mdb_cursor_put(cursor_, &k, &v, flags), "mdb_cursor_put");
+  }
+  bool try_append(std::string_view key, std::string_view value) {
+    MDB_val k = val(key), v = val(value);
+    int rc = mdb_cursor_put(cursor_, &k, &v, MDB_APPEND);
+    if (rc == MDB_KEYEXIST) return false;
+    check(rc, "mdb_cursor_put");
+    return true;
+  }
+  // Deletes the current item; next() then moves to the item that followed it.
+  void del() { check(mdb_cursor_del(cursor_, 0), "mdb_cursor_del"); }
 
  private:
   bool move(std::string_view key, MDB_cursor_op op) {

@@ -3,6 +3,11 @@
 // One LMDB environment per path per process. Writers batch a whole sample tick into one transaction;
 // readers use MVCC read transactions and never block writers. Keys are fixed-width big-endian so byte
 // order equals numeric order.
+//
+// Series are kept at four resolutions (second, minute, hour, day). Second-resolution points are stored in
+// chunks of one minute per series; minute, hour and day rollups are computed as minutes close and kept in
+// chunks too. Retention is per resolution and measured against each job's latest data, so a finished job
+// keeps its last hour of seconds. See docs/bcadm.8 for the administration side.
 #pragma once
 
 #include <cstdint>
@@ -10,6 +15,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace bc::store {
@@ -21,7 +27,8 @@ inline constexpr uint32_t kStepInteractive = 0xfffffffaU;
 inline constexpr uint32_t kStepUnknown = 0xffffffffU;
 std::string step_name(uint32_t step);
 
-inline constexpr uint32_t kSchemaVersion = 1;
+// 1: one key per sample (the walking skeleton). 2: chunked seconds, rollups, retention.
+inline constexpr uint32_t kSchemaVersion = 2;
 
 // A store fault (I/O error, corruption, newer schema). "Not found" is never an exception.
 class StoreError : public std::runtime_error {
@@ -86,6 +93,11 @@ struct Sample {
 };
 
 enum class Resolution : uint8_t { Second = 0, Minute = 1, Hour = 2, Day = 3 };
+inline constexpr int kResolutions = 4;
+// 1, 60, 3600, 86400
+int64_t bucket_seconds(Resolution r);
+// "second", "minute", "hour", "day"
+const char* resolution_name(Resolution r);
 
 // A process whose record changed this tick, and its sample for the tick if it was read.
 struct ProcessUpdate {
@@ -100,30 +112,186 @@ struct Batch {
   std::vector<ProcessUpdate> processes;
 };
 
+// How long each resolution is kept, in seconds of the job's own data (0 = forever). Age is measured
+// against the job's latest sample, not the wall clock.
+struct Retention {
+  int64_t seconds = 3600;
+  int64_t minutes = 172800;    // 2 days
+  int64_t hours = 10368000;    // 120 days
+  int64_t days = 0;            // forever
+  int64_t of(Resolution r) const;
+  void set(Resolution r, int64_t value);
+  bool operator==(const Retention&) const = default;
+};
+
+// Store configuration, a file of KEY=VALUE lines ('#' starts a comment). Keys are the environment names:
+// BC_RETENTION_SECONDS, BC_RETENTION_MINUTES, BC_RETENTION_HOURS, BC_RETENTION_DAYS; a value is a whole
+// number of seconds, 0 meaning forever. Unknown keys and bad values throw StoreError naming origin and line.
+// Retention must not shrink from a finer to a coarser resolution (forever counts as the longest).
+Retention parse_store_config(std::string_view text, const std::string& origin, Retention base = {});
+void validate_retention(const Retention& r, const std::string& origin);
+// The compiled-in default config file path (/etc/bubble-chamber/store.conf).
+std::string default_config_path();
+
+// How hard a commit pushes data to disk. Every mode survives a killed process with every committed batch
+// intact; they differ only after a machine crash or power loss.
+enum class Durability : uint8_t {
+  Full,        // fsync data and meta on every commit: nothing committed is lost
+  NoMetaSync,  // one fsync per commit: the last commit may roll back, the store stays consistent
+  NoSync,      // no fsync (tests, benchmarks of CPU cost); the OS flushes when it likes
+};
+
 struct OpenOptions {
   bool read_only = false;
   bool create = true;                            // create dir and schema if missing (writers)
   uint64_t initial_map_bytes = 256ULL << 20;     // grows on demand
   uint64_t map_growth_step_bytes = 256ULL << 20;
+  // Retention: defaults, then this file (a missing file is fine), then BC_RETENTION_* from the
+  // environment, then `retention` when set.
+  std::string config_path = default_config_path();
+  std::optional<Retention> retention{};
+  Durability durability = Durability::NoMetaSync;
+  // Disk blocks kept allocated ahead of the data in use, so that a full disk is noticed while the store
+  // still has room to drop its finest data. 0 disables the reserve.
+  uint64_t disk_reserve_bytes = 16ULL << 20;
+  double grow_at_fill = 0.8;  // grow the map before a batch once it is this full
 };
 
+// One bucket of a series at one resolution: at second resolution, one point.
+// CPU and I/O counters are cumulative in samples; a bucket holds their increases. A point's increase is
+// counted from the previous point of the series (from zero for the series' first point) and belongs to
+// the bucket of the later point. A counter that goes down (a restarted counter) adds nothing.
+struct Rollup {
+  int64_t start_s = 0;    // bucket start, epoch seconds, aligned to the resolution
+  int64_t width_s = 0;    // 1, 60, 3600 or 86400
+  uint64_t samples = 0;
+  uint64_t cpu_ns = 0;        // CPU time used in the bucket
+  uint64_t timed_cpu_ns = 0;  // the part of cpu_ns with a known interval (all but a series' first point)
+  uint64_t wall_s = 0;        // the length of those intervals
+  uint64_t cpu_rate_max = 0;  // largest CPU rate over one interval, ns of CPU per second (1e9 = 100%)
+  uint64_t rss_sum = 0;       // over samples, for the mean
+  uint64_t rss_max = 0;
+  uint64_t read_bytes = 0;
+  uint64_t write_bytes = 0;
+
+  double cpu_seconds() const { return static_cast<double>(cpu_ns) / 1e9; }
+  // Time-weighted: CPU time over wall time of the intervals in the bucket.
+  double cpu_percent_mean() const {
+    return wall_s ? static_cast<double>(timed_cpu_ns) / (static_cast<double>(wall_s) * 1e7) : 0.0;
+  }
+  double cpu_percent_max() const { return static_cast<double>(cpu_rate_max) / 1e7; }
+  uint64_t rss_mean() const { return samples ? rss_sum / samples : 0; }
+  bool operator==(const Rollup&) const = default;
+};
+
+struct SeriesQuery {
+  uint64_t job_id = 0;
+  std::string node;
+  uint32_t series_id = 0;  // 0: the job total
+  int64_t from_s = 0;      // inclusive: buckets that overlap [from_s, to_s]
+  int64_t to_s = INT64_MAX;
+  // Unset: the finest resolution that still holds data back to from_s.
+  std::optional<Resolution> resolution;
+};
+
+struct SeriesData {
+  Resolution resolution = Resolution::Second;
+  std::vector<Rollup> buckets;  // by time, only buckets with samples
+};
+
+// A job's records as of one snapshot.
+struct JobSnapshot {
+  std::vector<JobRecord> nodes;          // one record per node
+  std::vector<ProcessRecord> processes;  // every node
+};
+
+struct TableStats {
+  std::string name;
+  std::optional<Resolution> resolution;  // for the series tables
+  uint64_t entries = 0;
+  uint64_t depth = 0;
+  uint64_t pages = 0;  // branch + leaf + overflow
+  uint64_t bytes = 0;  // pages * page size
+};
+
+struct StoreStats {
+  uint32_t schema_version = 0;
+  uint64_t page_size = 0;
+  uint64_t map_bytes = 0;
+  uint64_t last_page_bytes = 0;  // high-water mark of the data file
+  uint64_t free_pages = 0;       // in LMDB's free list, reusable
+  uint64_t in_use_bytes = 0;     // pages in use by tables (sum of `tables`)
+  double fill_ratio = 0;         // last_page_bytes / map_bytes
+  uint64_t file_bytes = 0;       // data.mdb on disk (allocated blocks)
+  uint64_t samples_second = 0;   // points stored at second resolution (sealed chunks + open)
+  std::vector<TableStats> tables;
+  Retention retention;
+  // This process's counters.
+  bool degraded = false;  // the disk is full: second-resolution data is being dropped
+  uint64_t dropped_late_samples = 0;
+  uint64_t rejected_samples = 0;
+};
+
+struct CheckReport {
+  std::vector<std::string> problems;  // empty when the store is sound (at most 100 are kept)
+  uint64_t problem_count = 0;
+  uint64_t jobs = 0, processes = 0, chunks = 0, points = 0, buckets = 0;
+  bool ok() const { return problem_count == 0; }
+};
+
+struct SweepReport {
+  uint64_t jobs_visited = 0;  // jobs (on a node) finished in this call
+  uint64_t chunks_sealed = 0;
+  uint64_t chunks_deleted = 0;
+  bool complete = false;  // a whole pass over every job finished
+};
+
+struct UpgradeReport {
+  uint32_t from_version = 0;
+  uint32_t to_version = 0;
+  uint64_t samples_migrated = 0;
+};
+
+// A Store is used by one thread at a time; open one per thread (LMDB allows one environment per path per
+// process, so share one Store between threads only with a lock around it).
 class Store {
  public:
   // Throws StoreError with the path and LMDB's text on failure.
   static std::unique_ptr<Store> open(const std::string& path, const OpenOptions& options = {});
+  // Creates the store with the current schema. False when it already exists with the current schema;
+  // throws when it exists with another schema.
+  static bool init(const std::string& path, const OpenOptions& options = {});
+  // Migrates an older schema in place (and is a no-op on the current one). Refuses a newer schema.
+  static UpgradeReport upgrade(const std::string& path, const OpenOptions& options = {});
   virtual ~Store() = default;
 
   // Gives each process its series id (an existing record's, or a new one), writes it back into the
-  // batch, then writes the job record, the processes and the samples in one transaction.
+  // batch, then writes the job record, the processes and the samples in one transaction. Samples are
+  // idempotent on (series, time): a duplicate replaces the earlier point, a late one is put in place and
+  // the rollups it touches are recomputed. Samples older than the job's second-resolution retention are
+  // dropped. Grows the map as needed; on a full disk drops second-resolution data first and keeps going.
   virtual void write_batch(Batch& batch) = 0;
 
   virtual std::optional<JobRecord> job(uint64_t job_id, const std::string& node) = 0;
   virtual std::vector<JobRecord> job_nodes(uint64_t job_id) = 0;  // one record per node
   virtual std::vector<uint64_t> job_ids() = 0;
   virtual std::vector<ProcessRecord> processes(uint64_t job_id) = 0;  // every node
+  // Job records and processes in one read transaction.
+  virtual JobSnapshot load_job(uint64_t job_id) = 0;
+  // The raw second-resolution points (cumulative values) of a series in [from_s, to_s] still retained.
   virtual std::vector<Sample> series(uint64_t job_id, const std::string& node, uint32_t series_id,
                                      int64_t from_s, int64_t to_s) = 0;
+  // One series at one resolution; the store picks the finest one that holds the window unless asked.
+  virtual SeriesData query_series(const SeriesQuery& query) = 0;
   virtual uint32_t schema_version() = 0;
+
+  // Administration.
+  virtual StoreStats stats() = 0;
+  virtual CheckReport check() = 0;
+  // Expires and seals old data across all jobs, in transactions of bounded size; at most max_work
+  // chunk operations per call. Writers also run a small step of this periodically.
+  virtual SweepReport sweep(uint64_t max_work) = 0;
+  virtual const Retention& retention() const = 0;
 };
 
 }  // namespace bc::store

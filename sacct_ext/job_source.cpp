@@ -11,10 +11,12 @@ class StoreSource final : public JobSource {
       : path_(path), store_(store::Store::open(path, store::OpenOptions{.read_only = true, .create = false})) {}
 
   std::optional<JobData> load(uint64_t job_id) override {
+    // One read transaction: the header and the process list come from the same snapshot.
+    store::JobSnapshot snapshot = store_->load_job(job_id);
+    if (snapshot.nodes.empty()) return std::nullopt;
     JobData data;
-    data.nodes = store_->job_nodes(job_id);
-    if (data.nodes.empty()) return std::nullopt;
-    data.processes = store_->processes(job_id);
+    data.nodes = std::move(snapshot.nodes);
+    data.processes = std::move(snapshot.processes);
     return data;
   }
 

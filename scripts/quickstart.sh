@@ -43,6 +43,8 @@ echo "built: bubble_chamber.so, bc-monitor, bcacct"
 
 echo "== 3/5 private Slurm cluster (node $node, ports $ctld_port/$slurmd_port)"
 mkdir -p "$state/store" "$state/run" "$state/log" "$state/jobs"
+# A store written by an older bubble-chamber is migrated in place (a current one is left as it is).
+if [ -f "$store/data.mdb" ]; then "$build/accounting_db/bcadm" db upgrade --store "$store"; fi
 plugstack=$state/plugstack.conf
 echo "optional $build/spank/bubble_chamber.so store=$store monitor=$build/cgroup_monitor/bc-monitor interval=1 rundir=$state/run log=$state/log/monitor.log" >"$plugstack"
 "$repo/scripts/slurm-cluster.sh" start "$cluster" --node "$node" --ctld-port "$ctld_port" \

@@ -1,0 +1,167 @@
+// Store configuration: retention per resolution, from defaults, a KEY=VALUE file and the environment.
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "config.hpp"
+#include "store.hpp"
+
+#ifndef BC_STORE_CONFIG_DEFAULT
+#define BC_STORE_CONFIG_DEFAULT "/etc/bubble-chamber/store.conf"
+#endif
+
+namespace bc::store {
+
+namespace {
+
+struct Key {
+  const char* name;
+  Resolution resolution;
+};
+constexpr Key kKeys[] = {
+    {"BC_RETENTION_SECONDS", Resolution::Second},
+    {"BC_RETENTION_MINUTES", Resolution::Minute},
+    {"BC_RETENTION_HOURS", Resolution::Hour},
+    {"BC_RETENTION_DAYS", Resolution::Day},
+};
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
+  return s;
+}
+
+// A whole number of seconds, 0 to 100 years.
+int64_t parse_seconds(std::string_view value, const std::string& where) {
+  constexpr int64_t kMax = 100LL * 366 * 86400;
+  if (value.empty()) throw StoreError(where + ": empty value (want a number of seconds, 0 = forever)");
+  int64_t v = 0;
+  for (char c : value) {
+    if (c < '0' || c > '9')
+      throw StoreError(where + ": '" + std::string(value) + "' is not a whole number of seconds (0 = forever)");
+    v = v * 10 + (c - '0');
+    if (v > kMax) throw StoreError(where + ": '" + std::string(value) + "' is more than 100 years");
+  }
+  return v;
+}
+
+const Key* find_key(std::string_view name) {
+  for (const auto& k : kKeys)
+    if (name == k.name) return &k;
+  return nullptr;
+}
+
+}  // namespace
+
+int64_t bucket_seconds(Resolution r) {
+  switch (r) {
+    case Resolution::Second: return 1;
+    case Resolution::Minute: return 60;
+    case Resolution::Hour: return 3600;
+    case Resolution::Day: return 86400;
+  }
+  return 1;
+}
+
+const char* resolution_name(Resolution r) {
+  switch (r) {
+    case Resolution::Second: return "second";
+    case Resolution::Minute: return "minute";
+    case Resolution::Hour: return "hour";
+    case Resolution::Day: return "day";
+  }
+  return "?";
+}
+
+int64_t Retention::of(Resolution r) const {
+  switch (r) {
+    case Resolution::Second: return seconds;
+    case Resolution::Minute: return minutes;
+    case Resolution::Hour: return hours;
+    case Resolution::Day: return days;
+  }
+  return 0;
+}
+
+void Retention::set(Resolution r, int64_t value) {
+  switch (r) {
+    case Resolution::Second: seconds = value; break;
+    case Resolution::Minute: minutes = value; break;
+    case Resolution::Hour: hours = value; break;
+    case Resolution::Day: days = value; break;
+  }
+}
+
+std::string default_config_path() { return BC_STORE_CONFIG_DEFAULT; }
+
+Retention parse_store_config(std::string_view text, const std::string& origin, Retention base) {
+  Retention r = base;
+  size_t line_no = 0;
+  while (!text.empty()) {
+    size_t nl = text.find('\n');
+    std::string_view line = text.substr(0, nl);
+    text = nl == std::string_view::npos ? std::string_view{} : text.substr(nl + 1);
+    ++line_no;
+    const std::string where = origin + ":" + std::to_string(line_no);
+    if (size_t hash = line.find('#'); hash != std::string_view::npos) line = line.substr(0, hash);
+    line = trim(line);
+    if (line.empty()) continue;
+    size_t eq = line.find('=');
+    if (eq == std::string_view::npos) throw StoreError(where + ": expected KEY=VALUE, got '" + std::string(line) + "'");
+    std::string_view name = trim(line.substr(0, eq));
+    const Key* key = find_key(name);
+    if (!key)
+      throw StoreError(where + ": unknown key '" + std::string(name) +
+                       "' (known: BC_RETENTION_SECONDS, BC_RETENTION_MINUTES, BC_RETENTION_HOURS, BC_RETENTION_DAYS)");
+    r.set(key->resolution, parse_seconds(trim(line.substr(eq + 1)), where + ": " + key->name));
+  }
+  validate_retention(r, origin);
+  return r;
+}
+
+void validate_retention(const Retention& r, const std::string& origin) {
+  // A coarser resolution must be kept at least as long as a finer one: rollups of late samples are
+  // recomputed from the finer data, which must still be there.
+  auto longest = [](int64_t v) { return v == 0 ? INT64_MAX : v; };
+  for (int i = 1; i < kResolutions; ++i) {
+    auto finer = static_cast<Resolution>(i - 1), coarser = static_cast<Resolution>(i);
+    if (longest(r.of(coarser)) < longest(r.of(finer)))
+      throw StoreError(origin + ": " + kKeys[i].name + "=" + std::to_string(r.of(coarser)) + " is shorter than " +
+                       kKeys[i - 1].name + "=" + std::to_string(r.of(finer)) +
+                       "; a coarser resolution must be kept at least as long (0 = forever)");
+  }
+  if (r.seconds != 0 && r.seconds < 60)
+    throw StoreError(origin + ": BC_RETENTION_SECONDS=" + std::to_string(r.seconds) +
+                     " is under a minute, the size of one chunk of seconds");
+}
+
+Retention effective_retention(const OpenOptions& options) {
+  Retention r;
+  struct stat st {};
+  if (!options.config_path.empty()) {
+    if (::stat(options.config_path.c_str(), &st) == 0) {
+      std::ifstream in(options.config_path);
+      std::stringstream text;
+      if (in) text << in.rdbuf();
+      if (!in || in.bad()) throw StoreError("cannot read store config " + options.config_path);
+      r = parse_store_config(text.str(), options.config_path, r);
+    } else if (errno != ENOENT && errno != ENOTDIR) {
+      throw StoreError("cannot open store config " + options.config_path + ": " + std::strerror(errno));
+    }
+  }
+  for (const auto& k : kKeys) {
+    if (const char* v = std::getenv(k.name); v && *v) r.set(k.resolution, parse_seconds(trim(v), std::string("environment: ") + k.name));
+  }
+  validate_retention(r, "retention (config file and BC_RETENTION_* environment)");
+  if (options.retention) {
+    validate_retention(*options.retention, "OpenOptions::retention");
+    r = *options.retention;
+  }
+  return r;
+}
+
+}  // namespace bc::store

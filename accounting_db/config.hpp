@@ -1,0 +1,12 @@
+// Internal to accounting_db: the retention a store instance works with.
+#pragma once
+
+#include "store.hpp"
+
+namespace bc::store {
+
+// Defaults, then options.config_path (a missing file is fine), then BC_RETENTION_* from the environment,
+// then options.retention. Throws StoreError on unknown keys, bad values or an inconsistent result.
+Retention effective_retention(const OpenOptions& options);
+
+}  // namespace bc::store
