@@ -48,11 +48,10 @@ std::optional<uint64_t> parse_job_id(const std::string& text) {
   return std::stoull(text);
 }
 
+// Header and processes from one read transaction, so they belong to the same tick.
 report::JobData load(store::Store& db, uint64_t job_id) {
-  report::JobData data;
-  data.nodes = db.job_nodes(job_id);
-  if (!data.nodes.empty()) data.processes = db.processes(job_id);
-  return data;
+  store::JobSnapshot snapshot = db.load_job(job_id);
+  return report::JobData{std::move(snapshot.nodes), std::move(snapshot.processes)};
 }
 
 std::string json_string(const std::string& s) {
