@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <optional>
 #include <string>
 
 #include "store.hpp"
@@ -164,46 +165,33 @@ int run(int argc, char** argv) {
                                         {"version", no_argument, nullptr, 'V'},
                                         {nullptr, 0, nullptr, 0}};
   opterr = 0;
-  for (;;) {
-    int c = getopt_long(argc, argv, "+s:c:hV", long_options, nullptr);
-    if (c == -1) break;
-    switch (c) {
-      case 's':
-        if (!*optarg) return usage_error("--store needs a non-empty PATH");
-        store_path = optarg;
-        have_store = true;
-        break;
-      case 'c':
-        config_path = optarg;
-        have_config = true;
-        break;
-      case 'h': std::fputs(kHelp, stdout); return kExitOk;
-      case 'V': std::printf("bcadm %s (schema version %u)\n", BC_VERSION, kSchemaVersion); return kExitOk;
-      case ':': return usage_error(std::string("option ") + argv[optind - 1] + " needs a value");
-      default: return usage_error(std::string("unknown option '") + argv[optind - 1] + "'");
+  // Options may stand before or after "db COMMAND"; the same loop reads both places. nullopt: go on.
+  auto parse_options = [&]() -> std::optional<int> {
+    for (;;) {
+      int c = getopt_long(argc, argv, "+s:c:hV", long_options, nullptr);
+      if (c == -1) return std::nullopt;
+      switch (c) {
+        case 's':
+          if (!*optarg) return usage_error("--store needs a non-empty PATH");
+          store_path = optarg;
+          have_store = true;
+          break;
+        case 'c':
+          config_path = optarg;
+          have_config = true;
+          break;
+        case 'h': std::fputs(kHelp, stdout); return kExitOk;
+        case 'V': std::printf("bcadm %s (schema version %u)\n", BC_VERSION, kSchemaVersion); return kExitOk;
+        default: return usage_error(std::string("unknown or incomplete option '") + argv[optind - 1] + "'");
+      }
     }
-  }
-  // Options may also follow the command: parse again after "db COMMAND".
+  };
+  if (auto done = parse_options()) return *done;
   if (argc - optind < 2) return usage_error("missing command (want: db init|upgrade|check|stats|sweep)");
   const std::string group = argv[optind], command = argv[optind + 1];
   if (group != "db") return usage_error("unknown command group '" + group + "' (want: db)");
   optind += 2;
-  for (;;) {
-    int c = getopt_long(argc, argv, "+s:c:", long_options, nullptr);
-    if (c == -1) break;
-    switch (c) {
-      case 's':
-        if (!*optarg) return usage_error("--store needs a non-empty PATH");
-        store_path = optarg;
-        have_store = true;
-        break;
-      case 'c':
-        config_path = optarg;
-        have_config = true;
-        break;
-      default: return usage_error(std::string("unknown or incomplete option '") + argv[optind - 1] + "'");
-    }
-  }
+  if (auto done = parse_options()) return *done;
   if (optind < argc) return usage_error(std::string("unexpected argument '") + argv[optind] + "'");
   if (!have_store) {
     const char* env = std::getenv("BC_STORE");
