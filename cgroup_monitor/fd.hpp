@@ -2,6 +2,7 @@
 #pragma once
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -54,6 +55,19 @@ inline std::optional<std::string> pread_all(int fd) {
     out.append(buf, static_cast<size_t>(n));
     offset += n;
   }
+}
+
+// Creates path and any missing parents, like mkdir -p; false (errno set) when one cannot be made.
+inline bool make_directories(const std::string& path, mode_t mode) {
+  size_t at = 0;
+  while (at < path.size()) {
+    size_t next = path.find('/', at + 1);
+    if (next == std::string::npos) next = path.size();
+    const std::string partial = path.substr(0, next);
+    if (partial != "/" && ::mkdir(partial.c_str(), mode) != 0 && errno != EEXIST) return false;
+    at = next;
+  }
+  return true;
 }
 
 inline std::optional<std::string> read_file(const std::string& path) {

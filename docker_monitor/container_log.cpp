@@ -1,5 +1,7 @@
 #include "container_log.hpp"
 
+#include "fd.hpp"
+
 #include <cjson/cJSON.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -53,18 +55,6 @@ int64_t i64_from_string(const std::string& text) {
   return text.empty() || *end ? 0 : static_cast<int64_t>(v);
 }
 
-bool mkdir_p(const std::string& dir) {
-  std::string partial;
-  size_t at = 0;
-  while (at < dir.size()) {
-    size_t next = dir.find('/', at + 1);
-    if (next == std::string::npos) next = dir.size();
-    partial = dir.substr(0, next);
-    if (!partial.empty() && partial != "/" && ::mkdir(partial.c_str(), 0755) != 0 && errno != EEXIST) return false;
-    at = next;
-  }
-  return true;
-}
 
 }  // namespace
 
@@ -149,7 +139,7 @@ std::optional<ContainerRecord> record_from_json(const std::string& line) {
 
 ContainerLog::ContainerLog(std::string path) : path_(std::move(path)) {
   const size_t slash = path_.rfind('/');
-  if (slash != std::string::npos && slash > 0 && !mkdir_p(path_.substr(0, slash)))
+  if (slash != std::string::npos && slash > 0 && !bc::monitor::make_directories(path_.substr(0, slash), 0755))
     throw std::runtime_error("cannot create directory for " + path_ + ": " + std::strerror(errno));
   const int fd = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) throw std::runtime_error("cannot open container log " + path_ + ": " + std::strerror(errno));

@@ -20,17 +20,6 @@ namespace {
 
 using bc::monitor::UniqueFd;
 
-bool mkdir_p(const std::string& path, mode_t mode) {
-  std::string partial;
-  std::stringstream parts(path);
-  std::string part;
-  while (std::getline(parts, part, '/')) {
-    if (part.empty()) continue;
-    partial += "/" + part;
-    if (::mkdir(partial.c_str(), mode) != 0 && errno != EEXIST) return false;
-  }
-  return true;
-}
 
 std::string format_interval(double seconds) {
   std::ostringstream out;
@@ -102,7 +91,7 @@ MonitorLauncher::Result ProcessLauncher::ensure(const MonitorRequest& request) {
       return result;
     }
   }
-  if (!mkdir_p(config_.run_dir, 0755)) {
+  if (!bc::monitor::make_directories(config_.run_dir, 0755)) {
     result.message = "cannot create run dir " + config_.run_dir + ": " + std::strerror(errno);
     return result;
   }
@@ -115,7 +104,7 @@ MonitorLauncher::Result ProcessLauncher::ensure(const MonitorRequest& request) {
     return result;
   }
   const size_t slash = config_.log.rfind('/');
-  if (slash != std::string::npos && slash > 0) mkdir_p(config_.log.substr(0, slash), 0755);
+  if (slash != std::string::npos && slash > 0) bc::monitor::make_directories(config_.log.substr(0, slash), 0755);
   UniqueFd log_fd(::open(config_.log.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644));
 
   std::vector<std::string> args = monitor_argv(config_, node_, request);

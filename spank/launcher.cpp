@@ -25,17 +25,6 @@ using bc::monitor::UniqueFd;
 
 const char kMonitorCgroup[] = "bubble-chamber";
 
-bool mkdir_p(const std::string& path, mode_t mode) {
-  std::string partial;
-  std::stringstream parts(path);
-  std::string part;
-  while (std::getline(parts, part, '/')) {
-    if (part.empty()) continue;
-    partial += "/" + part;
-    if (::mkdir(partial.c_str(), mode) != 0 && errno != EEXIST) return false;
-  }
-  return true;
-}
 
 bool write_file(const std::string& path, const std::string& text) {
   UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
@@ -147,7 +136,7 @@ LaunchResult ensure_monitor(const Config& config, uint64_t job_id, uint32_t uid,
                      "; configure ProctrackType=proctrack/cgroup or TaskPlugin=task/cgroup";
     return result;
   }
-  if (!mkdir_p(config.run_dir, 0755)) {
+  if (!bc::monitor::make_directories(config.run_dir, 0755)) {
     result.message = "cannot create run dir " + config.run_dir + ": " + std::strerror(errno);
     return result;
   }
@@ -163,7 +152,7 @@ LaunchResult ensure_monitor(const Config& config, uint64_t job_id, uint32_t uid,
   if (!prepare_escape(*job, procs_files, result.message)) return result;
 
   std::string log_dir = config.log.substr(0, config.log.rfind('/'));
-  if (!log_dir.empty()) mkdir_p(log_dir, 0755);
+  if (!log_dir.empty()) bc::monitor::make_directories(log_dir, 0755);
   UniqueFd log_fd(::open(config.log.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644));
 
   // The node as Slurm knows it, which differs from the hostname on multi-slurmd hosts.
