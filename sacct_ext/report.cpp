@@ -286,6 +286,10 @@ std::string render_table(const std::vector<Column>& columns, const std::vector<s
 
 }  // namespace
 
+std::string terminal_safe(std::string_view s) { return printable(s); }
+std::string format_cpu_time(uint64_t ns) { return cpu_time(ns); }
+std::string join_strings(const std::vector<std::string>& items, const char* sep) { return join(items, sep); }
+
 std::string format_table(const JobData& job, int64_t now_ms) {
   const JobTotals t = compute_totals(job);
   std::vector<std::string> step_names;

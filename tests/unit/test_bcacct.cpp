@@ -281,6 +281,7 @@ Outcome run_bcacct(const std::vector<std::string>& args, const std::vector<std::
 std::vector<std::string> clean_env(std::vector<std::string> extra = {}) {
   extra.push_back("TZ=UTC");
   extra.push_back("PATH=/usr/bin:/bin");
+  extra.push_back("BC_BCACCT_CONFIG=/nonexistent/bcacct.conf");  // no site config: no bcd
   return extra;
 }
 
@@ -392,7 +393,7 @@ TEST_F(BcacctTest, SourceLoadsEveryNodeAndProcess) {
   auto source = bc::report::open_store_source(store_path_);
   EXPECT_FALSE(source->load(kMissingJob).has_value());
   EXPECT_EQ(source->describe(), "store " + store_path_);
-  EXPECT_THROW(bc::report::open_store_source(dir_ + "/absent.lmdb"), bc::store::StoreError);
+  EXPECT_THROW(bc::report::open_store_source(dir_ + "/absent.lmdb"), bc::report::SourceError);
 }
 
 TEST_F(BcacctTest, TotalsAcrossNodes) {
@@ -596,11 +597,15 @@ TEST_F(BcacctTest, CliUnknownJobExits1) {
 TEST_F(BcacctTest, CliUsageErrorsExit2) {
   const std::vector<std::vector<std::string>> bad = {
       {"-j", "abc", "--store", store_path_},  {"-j", "12abc"},          {"-j", "-5"},
-      {"-j", "4242.batch"},                   {"-j", "1,2"},            {"-j", "0"},
-      {"-j", "99999999999"},                  {"-j", ""},               {},
-      {"--store", store_path_},               {"-j"},                   {"--bogus"},
-      {"-j", "1", "-j", "2"},                 {"-j", "1", "stray"},     {"--json=yes", "-j", "1"},
-      {"-j", "1", "--store="},
+      {"-j", "4242.bogus"},                   {"-j", "1,,2"},           {"-j", "0"},
+      {"-j", "99999999999"},                  {"-j", ""},               {"-j", "1_x"},
+      {"-j", "1+"},                           {"-j"},                   {"--bogus"},
+      {"-S", "25:00"},                        {"-j", "1", "stray"},     {"--json=yes", "-j", "1"},
+      {"-j", "1", "--store="},                {"-s", "failed"},         {"-o", "JobID,Nope"},
+      {"-o", "JobID%x"},                      {"-N", "n[1-"},           {"--timeline"},
+      {"-j", "1", "--metric", "io"},          {"-j", "1", "--top", "0"}, {"-j", "1", "--sort", "rss"},
+      {"-j", "1", "--json", "--tree"},        {"-j", "1,2", "--timeline"}, {"-S", "now", "-E", "now-1hour"},
+      {"--container", "abcdef012345", "-j", "1"}, {"--store", "x", "--central", "http://x"},
   };
   for (const auto& args : bad) {
     std::string shown;
