@@ -3,13 +3,14 @@ job refused (exit 5), admin sees all, the same JSON as the store holds, and when
 to the local node store with a warning (or exit 6 without one)."""
 import json
 import os
-import pwd
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+
+from munge_users import ensure_users, start_munged, stop_munged
 
 SKIP = 77
 build = os.environ["BC_BUILD"]
@@ -23,19 +24,8 @@ bcacct = os.path.join(build, "sacct_ext", "bcacct")
 make_store = os.path.join(build, "tests", "integration", "bc-make-store")
 work = tempfile.mkdtemp(prefix="bc-bcacct-")
 os.chmod(work, 0o755)
-uids = {}
-for name in ("bctest_alice", "bctest_bob"):
-    try:
-        pwd.getpwnam(name)
-    except KeyError:
-        subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", name], check=True)
-    uids[name] = pwd.getpwnam(name).pw_uid
-
-sock = os.path.join(work, "munge.sock")
-key = os.path.join(work, "munge.key")
-subprocess.run(["mungekey", "-c", "-k", key], check=True)
-subprocess.run(["/usr/sbin/munged", "--force", "-S", sock, f"--key-file={key}", f"--log-file={work}/munged.log",
-                f"--pid-file={work}/munged.pid", f"--seed-file={work}/munged.seed"], check=True)
+uids = ensure_users("bctest_alice", "bctest_bob")
+sock = start_munged(work)
 central = os.path.join(work, "central.lmdb")
 alice, bob = uids["bctest_alice"], uids["bctest_bob"]
 subprocess.run([make_store, central, f"41:bctest_alice:{alice}:done", f"42:bctest_alice:{alice}:running",
@@ -108,17 +98,12 @@ try:
     assert r.returncode == 5 and "no permission to read the store" in r.stderr, (r.returncode, r.stderr)
     print("ok an unreadable store exits 5")
     # A credential from another munge key is refused by bcd: exit 5.
-    other_key = os.path.join(work, "other.key")
-    subprocess.run(["mungekey", "-c", "-k", other_key], check=True)
-    other_sock = os.path.join(work, "other.sock")
-    subprocess.run(["/usr/sbin/munged", "--force", "-S", other_sock, f"--key-file={other_key}",
-                    f"--log-file={work}/other.log", f"--pid-file={work}/other.pid", f"--seed-file={work}/other.seed"],
-                   check=True)
+    other_sock = start_munged(work, "other")
     try:
         r = run("bctest_alice", "-j", "41", BC_MUNGE_SOCKET=other_sock)
         assert r.returncode == 5 and "bcd refused (401)" in r.stderr, (r.returncode, r.stderr)
     finally:
-        subprocess.run(["/usr/sbin/munged", "-S", other_sock, "--stop"], capture_output=True)
+        stop_munged(other_sock)
     print("ok a credential of another munge key exits 5")
 finally:
     bcd.send_signal(signal.SIGTERM)
@@ -137,5 +122,5 @@ try:
     assert "unreachable" in r.stderr and "no local node store at" in r.stderr, r.stderr
     print("ok bcd down: local store with a warning, else exit 6")
 finally:
-    subprocess.run(["/usr/sbin/munged", "-S", sock, "--stop"], capture_output=True)
+    stop_munged(sock)
     shutil.rmtree(work, ignore_errors=True)
