@@ -133,7 +133,11 @@ class BcdSource final : public JobSource {
     const auto [status, body] = get("/api/v1/jobs/" + std::to_string(job_id));
     if (status == 404) return std::nullopt;
     check(status, body);
-    return job_data_from_json(body);
+    JobData data = job_data_from_json(body);
+    // JSON numbers are doubles: a container key (above 2^53) comes back rounded. The key asked for is exact.
+    for (auto& r : data.nodes) r.job_id = job_id;
+    for (auto& p : data.processes) p.job_id = job_id;
+    return data;
   }
 
   std::vector<uint64_t> list(const ListQuery& query) override {
