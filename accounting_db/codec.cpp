@@ -5,7 +5,8 @@ namespace bc::store::codec {
 // Each record starts with a format tag so fields can be appended later without a migration.
 namespace {
 constexpr uint64_t kJobFormatV1 = 1;      // schemas 1 and 2
-constexpr uint64_t kJobFormat = 2;        // + events: unavailable reason, lost events by cause
+constexpr uint64_t kJobFormat = 2;        // + events: unavailable reason, lost events by cause; job name,
+                                         // allocation, container identity
 constexpr uint64_t kProcessFormatV1 = 1;  // schema 1
 constexpr uint64_t kProcessFormatV2 = 2;  // + flags (bit 0: the counters are the series' last point)
 constexpr uint64_t kProcessFormat = 3;    // + exit status and event flags
@@ -48,6 +49,12 @@ std::string encode_job(const JobRecord& j) {
   e.u64(j.lost_events);
   for (uint64_t n : {j.lost.ring, j.lost.files, j.lost.connections, j.lost.tracked, j.lost.unreadable, j.lost.monitor})
     e.u64(n);
+  e.str(j.job_name);
+  e.u64(j.alloc_cpus);
+  e.u64(j.mem_limit_bytes);
+  e.str(j.container_id);
+  e.str(j.container_name);
+  e.str(j.container_image);
   return e.bytes();
 }
 
@@ -88,6 +95,12 @@ JobRecord decode_job(std::string_view value) {
   j.lost_events = d.u64();
   for (uint64_t* n : {&j.lost.ring, &j.lost.files, &j.lost.connections, &j.lost.tracked, &j.lost.unreadable, &j.lost.monitor})
     *n = d.u64();
+  j.job_name = d.str();
+  j.alloc_cpus = d.u32();
+  j.mem_limit_bytes = d.u64();
+  j.container_id = d.str();
+  j.container_name = d.str();
+  j.container_image = d.str();
   return j;
 }
 
