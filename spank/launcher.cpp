@@ -123,7 +123,8 @@ std::string format_interval(double seconds) {
 
 }  // namespace
 
-LaunchResult ensure_monitor(const Config& config, uint64_t job_id, uint32_t uid, const std::string& node_name) noexcept try {
+LaunchResult ensure_monitor(const Config& config, uint64_t job_id, uint32_t uid, const std::string& node_name,
+                            const std::string& job_name) noexcept try {
   LaunchResult result;
   auto proc_cgroup = bc::monitor::read_file("/proc/self/cgroup");
   if (!proc_cgroup) {
@@ -173,6 +174,10 @@ LaunchResult ensure_monitor(const Config& config, uint64_t job_id, uint32_t uid,
                                    "--interval", format_interval(config.interval_s),
                                    "--cgroup-version", std::to_string(job->version),
                                    "--cgroup-path", job->relative_path};
+  if (!job_name.empty()) {
+    args.push_back("--job-name");
+    args.push_back(job_name);
+  }
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
