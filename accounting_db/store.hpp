@@ -46,6 +46,15 @@ struct EventLoss {
   uint64_t unreadable = 0;   // a path or address could not be read from the process's memory
   uint64_t monitor = 0;      // dropped by the monitor (too many events between two drains)
   uint64_t total() const { return ring + files + connections + tracked + unreadable + monitor; }
+  EventLoss& operator+=(const EventLoss& o) {
+    ring += o.ring;
+    files += o.files;
+    connections += o.connections;
+    tracked += o.tracked;
+    unreadable += o.unreadable;
+    monitor += o.monitor;
+    return *this;
+  }
   bool operator==(const EventLoss&) const = default;
 };
 

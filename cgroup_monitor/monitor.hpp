@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <string>
 
+#include "job_events.hpp"
+
 namespace bc::monitor {
 
 struct MonitorOptions {
@@ -22,6 +24,7 @@ struct MonitorOptions {
   std::string container_id;       // a Docker container (bc-docker): full id, name and image
   std::string container_name;
   std::string container_image;
+  EventSettings events;           // eBPF events; sampling goes on without them if they cannot load
 };
 
 // Runs until the job ends on this node (its cgroup is gone or stays empty), or SIGTERM/SIGINT.

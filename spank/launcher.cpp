@@ -173,7 +173,10 @@ LaunchResult ensure_monitor(const Config& config, uint64_t job_id, uint32_t uid,
                                    "--run-dir", config.run_dir,
                                    "--interval", format_interval(config.interval_s),
                                    "--cgroup-version", std::to_string(job->version),
-                                   "--cgroup-path", job->relative_path};
+                                   "--cgroup-path", job->relative_path,
+                                   "--bpf", config.bpf ? "on" : "off",
+                                   "--bpf-ring-kib", std::to_string(config.bpf_ring_kib),
+                                   "--file-bytes", config.file_bytes ? "on" : "off"};
   if (!job_name.empty()) {
     args.push_back("--job-name");
     args.push_back(job_name);
