@@ -79,7 +79,9 @@ struct FixedKey {
 
  private:
   FixedKey& put(uint64_t v, int width) {
-    for (int i = width - 1; i >= 0; --i) b[n++] = static_cast<char>((v >> (8 * i)) & 0xff);
+    const uint64_t be = __builtin_bswap64(v << (64 - 8 * width));  // the low `width` bytes, most significant first
+    std::memcpy(b.data() + n, &be, static_cast<size_t>(width));
+    n += static_cast<size_t>(width);
     return *this;
   }
 };
@@ -93,30 +95,23 @@ FixedKey process_key(uint64_t job, uint32_t node, uint32_t pid, uint64_t start_t
   return FixedKey().u64(job).u32(node).u32(pid).u64(start_ticks);
 }
 
-// Everything in a process record but the counters its series carries.
-uint64_t identity_hash(const ProcessRecord& p) {
-  uint64_t h = 0x9E3779B97F4A7C15ULL;
-  auto mix = [&](uint64_t v) {
-    h ^= v + 0x9E3779B97F4A7C15ULL + (h << 6) + (h >> 2);
-    h *= 0xff51afd7ed558ccdULL;
-  };
-  auto str = [&](const std::string& v) {
-    mix(std::hash<std::string_view>()(v));
-    mix(v.size());
-  };
-  mix(p.ppid);
-  mix(p.step);
-  mix(static_cast<uint64_t>(p.start_ms));
-  mix(static_cast<uint64_t>(p.end_ms));
-  mix(p.series_id);
-  mix(p.max_rss);
-  str(p.node);
-  str(p.command);
-  str(p.exe);
-  mix(p.argv.size());
-  for (const auto& a : p.argv) str(a);
-  return h;
-}
+// Everything in a process record but the counters its series carries. Kept by the writer to compare a
+// tick's record with the stored one field by field (cheaper than hashing the strings every tick).
+struct ProcessIdentity {
+  uint32_t ppid = 0, step = 0, series_id = 0;
+  int64_t start_ms = 0, end_ms = 0;
+  uint64_t max_rss = 0;
+  std::string command, exe;
+  std::vector<std::string> argv;
+
+  explicit ProcessIdentity(const ProcessRecord& p)
+      : ppid(p.ppid), step(p.step), series_id(p.series_id), start_ms(p.start_ms), end_ms(p.end_ms), max_rss(p.max_rss),
+        command(p.command), exe(p.exe), argv(p.argv) {}
+  bool same_as(const ProcessRecord& p) const {
+    return ppid == p.ppid && step == p.step && series_id == p.series_id && start_ms == p.start_ms && end_ms == p.end_ms &&
+           max_rss == p.max_rss && command == p.command && exe == p.exe && argv == p.argv;
+  }
+};
 
 struct PidKey {
   uint32_t pid;
@@ -132,7 +127,7 @@ struct PidKeyHash {
 // rewritten.
 struct ProcessCache {
   uint64_t generation = 0;
-  std::unordered_map<PidKey, uint64_t, PidKeyHash> identity;
+  std::unordered_map<PidKey, ProcessIdentity, PidKeyHash> identity;
 };
 std::string be32(uint32_t v) { return Key().u32(v).bytes(); }
 uint32_t read_u32(std::string_view v) { return static_cast<uint32_t>(codec::read_be(v, 0, 4)); }
@@ -248,7 +243,7 @@ struct WriteCtx {
   // Process-record cache changes, applied once the transaction commits.
   ProcessCache* cache = nullptr;
   bool cache_reset = false;
-  std::vector<std::pair<PidKey, uint64_t>> cache_set;  // identity 0: forget
+  std::vector<std::pair<PidKey, std::optional<ProcessIdentity>>> cache_set;  // nullopt: forget
 };
 
 class LmdbStore final : public Store {
@@ -291,15 +286,15 @@ class LmdbStore final : public Store {
         rc = txn.commit();
         if (rc == MDB_SUCCESS && ctx.cache) {
           if (ctx.cache_reset) ctx.cache->identity.clear();
-          for (const auto& [k, h] : ctx.cache_set) {
+          for (auto& [k, h] : ctx.cache_set) {
             if (h) {
-              ctx.cache->identity[k] = h;
+              ctx.cache->identity.insert_or_assign(k, std::move(*h));
             } else {
               ctx.cache->identity.erase(k);
             }
           }
           ctx.cache->generation = ctx.js.process_generation;
-          if (ctx.cache->identity.size() > 1'000'000) caches_.clear();  // bounded memory; only costs rewrites
+          if (ctx.cache->identity.size() > 200'000) caches_.clear();  // bounded memory; only costs rewrites
         }
       } catch (const lmdb::LmdbError& e) {
         rc = e.rc();
@@ -805,14 +800,17 @@ class LmdbStore final : public Store {
                                update.sample->rss == p.rss && update.sample->read_bytes == p.read_bytes &&
                                update.sample->write_bytes == p.write_bytes;
         const PidKey pk{p.pid, p.start_ticks};
-        const uint64_t h = in_series ? identity_hash(p) | 1U : 0;
         if (in_series && !ctx.cache_reset) {
           auto it = cache.identity.find(pk);
-          if (it != cache.identity.end() && it->second == h) continue;
+          if (it != cache.identity.end() && it->second.same_as(p)) continue;
         }
         pc.put(key.sv(), codec::encode_process(p, in_series));
         wrote = true;
-        ctx.cache_set.emplace_back(pk, h);
+        if (in_series) {
+          ctx.cache_set.emplace_back(pk, ProcessIdentity(p));
+        } else {
+          ctx.cache_set.emplace_back(pk, std::nullopt);
+        }
       }
       if (wrote) ++ctx.js.process_generation;
     }
@@ -838,9 +836,12 @@ class LmdbStore final : public Store {
     if (batch.job_sample) add(0, *batch.job_sample);
     for (const auto& u : batch.processes)
       if (u.sample) add(u.record.series_id, *u.sample);
-    std::stable_sort(items.begin(), items.end(), [](const Item& a, const Item& b) {
+    auto by_series_time = [](const Item& a, const Item& b) {
       return a.series != b.series ? a.series < b.series : a.p.t < b.p.t;
-    });
+    };
+    // A monitor's processes keep their order from tick to tick, so this is usually sorted already.
+    if (!std::is_sorted(items.begin(), items.end(), by_series_time))
+      std::stable_sort(items.begin(), items.end(), by_series_time);
 
     int64_t latest = batch.job.last_sample_ms > 0 ? batch.job.last_sample_ms / 1000 : 0;
     int64_t first = INT64_MAX;
@@ -887,7 +888,13 @@ class LmdbStore final : public Store {
     }
     const FixedKey key = open_key(ctx.job, ctx.node, series);
     Cursor& oc = open_cursor(ctx);
-    if (!oc.find(key.sv())) {
+    // A tick's samples come by series: the record wanted is usually the one after the cursor's.
+    const bool found = (oc.next() && oc.key() == key.sv()) || oc.find(key.sv());
+    if (found && codec::append_open(ctx.buf, oc.value(), p)) {
+      oc.put(key.sv(), ctx.buf, MDB_CURRENT);  // the same size: LMDB overwrites it in place
+      return;
+    }
+    if (!found) {
       OpenRecord o;
       o.has_points = true;
       o.chunk_start = minute_of(p.t);
@@ -900,7 +907,8 @@ class LmdbStore final : public Store {
     }
     OpenRecord o = codec::decode_open(oc.value());
     if (p.t > o.last().t && o.has_points && minute_of(p.t) == o.chunk_start) {
-      // The common case: append to the open minute. o.points is copied out before the put.
+      // Appending to the open minute, whose free room is used up (or an old format): rewrite it larger.
+      // o.points is copied out before the put.
       ctx.points.assign(o.points);
       codec::put_point(ctx.points, o.tail, p);
       o.tail = p;
