@@ -163,6 +163,7 @@ constexpr uint8_t kOpenFormatV1 = 1;  // varints, no free room
 constexpr uint8_t kOpenFormat = 2;
 constexpr uint8_t kBucketsFormat = 1;
 constexpr uint64_t kJobStateFormat = 1;
+constexpr uint64_t kProcessPackFormat = 1;
 
 constexpr uint64_t kCpuUnit = 10'000'000;  // one clock tick at USER_HZ 100
 constexpr int64_t kRssUnit = 4096;          // one page
@@ -536,6 +537,36 @@ JobState decode_job_state(std::string_view value) {
   s.process_generation = d.u64();
   if (!d.done()) throw StoreError("corrupt job state: trailing bytes");
   return s;
+}
+
+void encode_process_pack_header(std::string& out, uint64_t generation, uint64_t count) {
+  put_varint(out, kProcessPackFormat);
+  put_varint(out, generation);
+  put_varint(out, count);
+}
+
+void append_packed_record(std::string& out, std::string_view record) {
+  put_varint(out, record.size());
+  out.append(record);
+}
+
+ProcessPack decode_process_pack(std::string_view value) {
+  Decoder d(value);
+  expect_format(d, kProcessPackFormat, "process pack");
+  ProcessPack pack;
+  pack.generation = d.u64();
+  const uint64_t count = d.u64();
+  if (count > value.size()) throw StoreError("corrupt process pack: count");
+  pack.records.reserve(count);
+  for (uint64_t i = 0; i < count; ++i) {
+    const uint64_t n = d.u64();
+    std::string_view rest = d.rest();
+    if (n > rest.size()) throw StoreError("corrupt process pack: record overruns the value");
+    pack.records.push_back(rest.substr(0, n));
+    d = Decoder(rest.substr(n));
+  }
+  if (!d.done()) throw StoreError("corrupt process pack: trailing bytes");
+  return pack;
 }
 
 }  // namespace bc::store::codec

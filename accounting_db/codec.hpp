@@ -182,4 +182,15 @@ struct JobState {
 std::string encode_job_state(const JobState& s);
 JobState decode_job_state(std::string_view value);
 
+// A finished job's process records on one node, packed into one value: LMDB keeps a big value on
+// consecutive pages, so a cold `bcacct -j` reads them in one I/O instead of a page fault per leaf page.
+// `generation` is the job's process_generation when packed; a pack of another generation is stale.
+struct ProcessPack {
+  uint64_t generation = 0;
+  std::vector<std::string_view> records;  // encode_process values, in key order
+};
+void encode_process_pack_header(std::string& out, uint64_t generation, uint64_t count);
+void append_packed_record(std::string& out, std::string_view record);
+ProcessPack decode_process_pack(std::string_view value);
+
 }  // namespace bc::store::codec

@@ -52,6 +52,8 @@ using rollup::floor_to;
 //   processes     (job, node, pid u32, start_ticks u64) -> ProcessRecord
 //   series_alloc  (job, node) -> be32 next series id
 //   job_state     (job, node) -> JobState (latest sample, floors, cursors)
+//   process_pack  (job, node) -> ProcessPack: a finished job's process records in one value (a copy for
+//                 cold reads; valid while its generation is the job state's process_generation)
 //   open          (job, node, series u32) -> OpenRecord: the series' newest minute of seconds
 //   series_s      (job, node, minute start u32, series) -> Chunk: one sealed minute of seconds
 //   series_m      (job, node, hour start, series) -> Buckets: the minutes of an hour
@@ -181,9 +183,11 @@ bool upsert_point(std::vector<Point>& points, const Point& p) {
 enum class Mode { Normal, Init, Upgrade };
 
 // Point lookups (a job's header and processes) touch a few pages that copy-on-write has spread over the
-// file: on a cold cache the kernel's read-around would read 128 KiB for each 4 KiB page (a cold job listing
-// took 4x longer with it). Scans (series queries, check) keep the read-around. The hint goes on the
-// memory map, which LMDB does not expose: it is found from a pointer into it.
+// file: on a cold cache the kernel's read-around would read up to the device's read_ahead_kb (8 MiB on
+// some virtual disks) for each 4 KiB page. A read-only store is therefore opened without read-ahead
+// (MDB_NORDAHEAD, before its first page is read), and scans (series queries, stats, check) turn it back
+// on for their duration. A writer's map keeps read-ahead, and its point lookups turn it off. The hint goes
+// on the memory map, which LMDB does not expose: it is found from a pointer into it.
 struct MapRange {
   void* start = nullptr;
   size_t size = 0;
@@ -207,19 +211,21 @@ MapRange mapping_of(const void* p) {
   return r;
 }
 
-class RandomAccess {
+// Sets an madvise advice on the map for a scope, then restores the map's usual one.
+class AccessHint {
  public:
-  explicit RandomAccess(const MapRange& r) : range_(r) {
-    if (range_.start && madvise(range_.start, range_.size, MADV_RANDOM) != 0) range_.start = nullptr;
+  AccessHint(const MapRange& r, int advice, int usual) : range_(r), usual_(usual) {
+    if (advice == usual || !range_.start || madvise(range_.start, range_.size, advice) != 0) range_.start = nullptr;
   }
-  ~RandomAccess() {
-    if (range_.start) madvise(range_.start, range_.size, MADV_NORMAL);
+  ~AccessHint() {
+    if (range_.start) madvise(range_.start, range_.size, usual_);
   }
-  RandomAccess(const RandomAccess&) = delete;
-  RandomAccess& operator=(const RandomAccess&) = delete;
+  AccessHint(const AccessHint&) = delete;
+  AccessHint& operator=(const AccessHint&) = delete;
 
  private:
   MapRange range_;
+  int usual_;
 };
 
 // The cursors and state of one write transaction on one job on one node.
@@ -334,7 +340,7 @@ class LmdbStore final : public Store {
   // ---------------------------------------------------------------- reads
 
   std::optional<JobRecord> job(uint64_t job_id, const std::string& node) override {
-    RandomAccess hint(map_range());
+    AccessHint hint = point_lookups();
     Txn txn = begin(MDB_RDONLY);
     auto node_id = find_node(txn, node);
     if (!node_id) return std::nullopt;
@@ -344,7 +350,7 @@ class LmdbStore final : public Store {
   }
 
   std::vector<JobRecord> job_nodes(uint64_t job_id) override {
-    RandomAccess hint(map_range());
+    AccessHint hint = point_lookups();
     Txn txn = begin(MDB_RDONLY);
     return job_nodes_in(txn, job_id);
   }
@@ -361,13 +367,13 @@ class LmdbStore final : public Store {
   }
 
   std::vector<ProcessRecord> processes(uint64_t job_id) override {
-    RandomAccess hint(map_range());
+    AccessHint hint = point_lookups();
     Txn txn = begin(MDB_RDONLY);
     return processes_in(txn, job_id);
   }
 
   JobSnapshot load_job(uint64_t job_id) override {
-    RandomAccess hint(map_range());
+    AccessHint hint = point_lookups();
     Txn txn = begin(MDB_RDONLY);
     JobSnapshot s;
     s.nodes = job_nodes_in(txn, job_id);
@@ -377,6 +383,7 @@ class LmdbStore final : public Store {
 
   std::vector<Sample> series(uint64_t job_id, const std::string& node, uint32_t series_id, int64_t from_s,
                              int64_t to_s) override {
+    AccessHint hint = scans();
     Txn txn = begin(MDB_RDONLY);
     std::vector<Sample> out;
     auto node_id = find_node(txn, node);
@@ -390,6 +397,7 @@ class LmdbStore final : public Store {
   }
 
   SeriesData query_series(const SeriesQuery& q) override {
+    AccessHint hint = scans();
     Txn txn = begin(MDB_RDONLY);
     SeriesData out;
     out.resolution = q.resolution.value_or(Resolution::Second);
@@ -459,6 +467,7 @@ class LmdbStore final : public Store {
 
   StoreStats stats() override {
     StoreStats s;
+    AccessHint hint = scans();
     Txn txn = begin(MDB_RDONLY);
     MDB_envinfo info{};
     lmdb::check(mdb_env_info(env_->get(), &info), "mdb_env_info");
@@ -471,6 +480,7 @@ class LmdbStore final : public Store {
     auto v = txn.get(meta_, kSchemaKey);
     s.schema_version = v ? read_u32(*v) : 0;
     for (auto [name, dbi] : tables()) {
+      if (*dbi == 0) continue;  // an optional table this store does not have
       MDB_stat st{};
       lmdb::check(mdb_stat(txn.get(), *dbi, &st), "mdb_stat");
       TableStats t;
@@ -574,6 +584,10 @@ class LmdbStore final : public Store {
     return map_;
   }
 
+  int usual_advice() const { return options_.read_only ? MADV_RANDOM : MADV_NORMAL; }
+  AccessHint point_lookups() { return AccessHint(map_range(), MADV_RANDOM, usual_advice()); }
+  AccessHint scans() { return AccessHint(map_range(), MADV_NORMAL, usual_advice()); }
+
   static bool retriable(int rc) {
     return rc == MDB_MAP_FULL || rc == ENOSPC || rc == EDQUOT || rc == MDB_MAP_RESIZED || rc == MDB_PANIC;
   }
@@ -583,7 +597,7 @@ class LmdbStore final : public Store {
     lmdb::check(mdb_env_set_maxdbs(env_->get(), 16), "mdb_env_set_maxdbs");
     if (!options_.read_only)
       lmdb::check(mdb_env_set_mapsize(env_->get(), options_.initial_map_bytes), "mdb_env_set_mapsize");
-    unsigned flags = MDB_NOTLS | (options_.read_only ? MDB_RDONLY : 0U);
+    unsigned flags = MDB_NOTLS | (options_.read_only ? MDB_RDONLY | MDB_NORDAHEAD : 0U);
     if (options_.durability == Durability::NoMetaSync) flags |= MDB_NOMETASYNC;
     if (options_.durability == Durability::NoSync) flags |= MDB_NOSYNC;
     int rc = mdb_env_open(env_->get(), path_.c_str(), flags, 0644);
@@ -603,7 +617,7 @@ class LmdbStore final : public Store {
 
   std::vector<std::pair<const char*, MDB_dbi*>> tables() {
     return {{"meta", &meta_},          {"nodes", &nodes_},         {"jobs", &jobs_},
-            {"processes", &processes_}, {"series_alloc", &series_alloc_}, {"job_state", &job_state_},
+            {"processes", &processes_}, {"process_pack", &process_pack_}, {"series_alloc", &series_alloc_}, {"job_state", &job_state_},
             {"open", &open_},          {kSeriesTable[0], &series_[0]}, {kSeriesTable[1], &series_[1]},
             {kSeriesTable[2], &series_[2]}, {kSeriesTable[3], &series_[3]}};
   }
@@ -619,6 +633,10 @@ class LmdbStore final : public Store {
       check_schema(stored_version(txn), false);
       for (auto [name, dbi] : tables()) {
         rc = mdb_dbi_open(txn.get(), name, 0, dbi);
+        if (rc == MDB_NOTFOUND && dbi == &process_pack_) {  // added after schema 2: absent until a writer opens it
+          process_pack_ = 0;
+          continue;
+        }
         if (rc == MDB_NOTFOUND) throw StoreError("store " + path_ + " is not initialised (no table " + name + ")");
         lmdb::check(rc, "mdb_dbi_open");
       }
@@ -682,24 +700,49 @@ class LmdbStore final : public Store {
 
   std::vector<ProcessRecord> processes_in(const Txn& txn, uint64_t job_id) {
     std::vector<ProcessRecord> out;
-    std::string prefix = Key().u64(job_id).bytes();
-    Cursor c(txn, processes_);
     Cursor oc(txn, open_);
-    for (bool ok = c.seek(prefix); ok && c.key().substr(0, 8) == prefix; ok = c.next()) {
+    auto add = [&](uint32_t node, std::string_view value) {
       bool in_series = false;
-      out.push_back(codec::decode_process(c.value(), &in_series));
-      if (!in_series) continue;
+      out.push_back(codec::decode_process(value, &in_series));
+      if (!in_series) return;
       // The counters are the series' last point.
       ProcessRecord& p = out.back();
-      const auto node = static_cast<uint32_t>(codec::read_be(c.key(), 8, 4));
-      if (!oc.find(open_key(job_id, node, p.series_id).sv())) continue;
+      if (!oc.find(open_key(job_id, node, p.series_id).sv())) return;
       const Point last = codec::decode_open(oc.value()).last();
       p.cpu_ns = last.cpu;
       p.rss = last.rss;
       p.read_bytes = last.rd;
       p.write_bytes = last.wr;
+    };
+    // By node (the job record and its processes are written together): the node's pack if it is current,
+    // else its records one by one.
+    const std::string prefix = Key().u64(job_id).bytes();
+    Cursor jc(txn, jobs_);
+    Cursor pc(txn, processes_);
+    for (bool ok = jc.seek(prefix); ok && jc.key().substr(0, 8) == prefix; ok = jc.next()) {
+      const auto node = static_cast<uint32_t>(codec::read_be(jc.key(), 8, 4));
+      const FixedKey nk = job_key(job_id, node);
+      if (auto pack = current_pack(txn, nk)) {
+        for (std::string_view record : pack->records) add(node, record);
+        continue;
+      }
+      for (bool more = pc.seek(nk.sv()); more && pc.key().substr(0, 12) == nk.sv(); more = pc.next()) add(node, pc.value());
     }
     return out;
+  }
+
+  // The pack of (job, node) if it exists and is current, its pages asked for in one read.
+  std::optional<codec::ProcessPack> current_pack(const Txn& txn, const FixedKey& job_node) {
+    if (!process_pack_) return std::nullopt;
+    auto v = txn.get(process_pack_, job_node.sv());
+    if (!v) return std::nullopt;
+    static const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+    const auto at = reinterpret_cast<uintptr_t>(v->data());
+    madvise(reinterpret_cast<void*>(at & ~(page - 1)), v->size() + (at & (page - 1)), MADV_WILLNEED);
+    auto js = job_state(txn, codec::read_be(job_node.sv(), 0, 8), static_cast<uint32_t>(codec::read_be(job_node.sv(), 8, 4)));
+    codec::ProcessPack pack = codec::decode_process_pack(*v);
+    if (!js || js->process_generation != pack.generation) return std::nullopt;
+    return pack;
   }
 
   Resolution choose_resolution(const JobState& js, int64_t from_s) const {
@@ -858,11 +901,30 @@ class LmdbStore final : public Store {
 
     for (const auto& it : items) apply(ctx, it.series, it.p);
 
+    if (batch.job.end_ms != 0) pack_processes(ctx, jk);
+
     // Bounded upkeep of this job: seal idle minutes, expire old chunks.
     const uint64_t n = items.size();
     seal_idle(ctx, 16 + n / 16);
     expire(ctx, 64 + n / 8);
     txn.must_put(job_state_, jk.sv(), codec::encode_job_state(ctx.js));
+  }
+
+  // A finished job's process records, copied into one value for cold readers (rebuilt when they change).
+  void pack_processes(WriteCtx& ctx, const FixedKey& jk) {
+    Txn& txn = ctx.txn;
+    if (auto v = txn.get(process_pack_, jk.sv()); v && codec::decode_process_pack(*v).generation == ctx.js.process_generation)
+      return;
+    ctx.buf2.clear();
+    uint64_t count = 0;
+    Cursor pc(txn, processes_);
+    for (bool ok = pc.seek(jk.sv()); ok && pc.key().substr(0, 12) == jk.sv(); ok = pc.next(), ++count)
+      codec::append_packed_record(ctx.buf2, pc.value());
+    if (count == 0) return;
+    ctx.buf.clear();
+    codec::encode_process_pack_header(ctx.buf, ctx.js.process_generation, count);
+    ctx.buf += ctx.buf2;
+    txn.must_put(process_pack_, jk.sv(), ctx.buf);
   }
 
   Cursor& open_cursor(WriteCtx& ctx) {
@@ -1339,6 +1401,7 @@ class LmdbStore final : public Store {
   Mode mode_;
   std::unique_ptr<lmdb::Env> env_;
   MDB_dbi meta_ = 0, nodes_ = 0, jobs_ = 0, processes_ = 0, series_alloc_ = 0, job_state_ = 0, open_ = 0;
+  MDB_dbi process_pack_ = 0;  // 0 in a read-only store that has none yet
   MDB_dbi series_[kResolutions] = {0, 0, 0, 0};
   uint32_t stored_version_ = 0;
   bool created_ = false;
@@ -1370,6 +1433,7 @@ CheckReport LmdbStore::check() {
       problem(where + ": " + e.what());
     }
   };
+  AccessHint hint = scans();
   Txn txn = begin(MDB_RDONLY);
   if (auto v = txn.get(meta_, kSchemaKey); !v || read_u32(*v) != kSchemaVersion)
     problem("schema version is not " + std::to_string(kSchemaVersion));
@@ -1433,6 +1497,30 @@ CheckReport LmdbStore::check() {
     Cursor c(txn, job_state_);
     for (bool ok = c.first(); ok; ok = c.next())
       guarded("job_state table", [&] { states[std::string(c.key())] = codec::decode_job_state(c.value()); });
+  }
+
+  // A current process pack is a copy of its job's process records on that node.
+  if (process_pack_) {
+    Cursor c(txn, process_pack_);
+    Cursor pc(txn, processes_);
+    for (bool ok = c.first(); ok; ok = c.next()) {
+      guarded("process_pack table", [&] {
+        if (c.key().size() != 12) throw StoreError("key size");
+        const uint64_t job = codec::read_be(c.key(), 0, 8);
+        const auto node = static_cast<uint32_t>(codec::read_be(c.key(), 8, 4));
+        codec::ProcessPack pack = codec::decode_process_pack(c.value());
+        auto state = states.find(std::string(c.key()));
+        if (state == states.end() || state->second.process_generation != pack.generation) return;  // stale: unused
+        size_t i = 0;
+        for (bool more = pc.seek(c.key()); more && pc.key().substr(0, 12) == c.key(); more = pc.next(), ++i) {
+          if (i >= pack.records.size() || pack.records[i] != pc.value()) {
+            problem(where(job, node) + ": process pack differs from the process records");
+            return;
+          }
+        }
+        if (i != pack.records.size()) problem(where(job, node) + ": process pack has more records than the table");
+      });
+    }
   }
 
   // Open records: decodable, tail is the last point, inside its minute.
