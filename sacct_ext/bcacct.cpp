@@ -84,6 +84,8 @@ constexpr char kHelp[] =
     "  -e, --helpformat       list the fields and exit\n"
     "      --json             JSON instead of text\n"
     "      --tree             the process tree\n"
+    "      --files [--all]    files each process opened (--all: one row per path for the whole job)\n"
+    "      --net              connections each process made\n"
     "      --timeline         a chart of the job over time, as wide as the terminal\n"
     "      --metric=M         what --timeline shows: cpu (default), rss, io\n"
     "      --resolution=R     --timeline's buckets: s, m, h, d (default: the finest the store still holds)\n"
@@ -124,6 +126,7 @@ struct Options {
   bool rows_requested = false;  // -o, -P, -p or -n: sacct rows rather than the job report
   bool json = false;
   bool tree = false;
+  bool files = false, files_all = false, net = false;  // eBPF events (report.cpp)
   bool timeline = false;
   Metric metric = Metric::Cpu;
   std::optional<bc::store::Resolution> resolution;
@@ -163,7 +166,8 @@ std::string user_name(uid_t uid) {
 }
 
 Parsed parse_args(int argc, char** argv) {
-  enum { kJson = 256, kStore, kTree, kTimeline, kMetric, kResolution, kTop, kSort, kContainer, kCentral };
+  enum { kJson = 256, kStore, kTree, kTimeline, kMetric, kResolution, kTop, kSort, kContainer, kCentral, kFiles, kAll,
+         kNet };
   static const struct option kLong[] = {
       {"jobs", required_argument, nullptr, 'j'},       {"user", required_argument, nullptr, 'u'},
       {"allusers", no_argument, nullptr, 'a'},         {"starttime", required_argument, nullptr, 'S'},
@@ -176,7 +180,9 @@ Parsed parse_args(int argc, char** argv) {
       {"resolution", required_argument, nullptr, kResolution}, {"top", required_argument, nullptr, kTop},
       {"sort", required_argument, nullptr, kSort},     {"container", required_argument, nullptr, kContainer},
       {"store", required_argument, nullptr, kStore},   {"central", required_argument, nullptr, kCentral},
-      {"help", no_argument, nullptr, 'h'},             {"version", no_argument, nullptr, 'V'},
+      {"files", no_argument, nullptr, kFiles},         {"all", no_argument, nullptr, kAll},
+      {"net", no_argument, nullptr, kNet},             {"help", no_argument, nullptr, 'h'},
+      {"version", no_argument, nullptr, 'V'},
       {nullptr, 0, nullptr, 0},
   };
   Options o;
@@ -234,6 +240,9 @@ Parsed parse_args(int argc, char** argv) {
       case 'e': return {std::nullopt, write_stdout(bc::bcacct::help_format()) ? kExitOk : kExitFailure};
       case kJson: o.json = true; break;
       case kTree: o.tree = true; break;
+      case kFiles: o.files = true; break;
+      case kAll: o.files_all = true; break;
+      case kNet: o.net = true; break;
       case kTimeline: o.timeline = true; break;
       case kMetric: {
         auto m = bc::bcacct::parse_metric(optarg);
@@ -289,13 +298,15 @@ Parsed parse_args(int argc, char** argv) {
   if (optind < argc) return fail(std::string("unexpected argument '") + argv[optind] + "'");
   if (o.container && !o.jobs.empty()) return fail("give either -j or --container, not both");
   if (o.store_path && o.central) return fail("give either --store or --central, not both");
-  const int modes = int{o.json} + int{o.tree} + int{o.timeline};
-  if (modes > 1) return fail("--json, --tree and --timeline exclude each other");
-  if (o.top && (o.tree || o.timeline)) return fail("--top lists processes; it does not go with --tree or --timeline");
+  // --tree, --files and --net may be combined; each of the others stands alone.
+  const bool events = o.tree || o.files || o.net;
+  if (int{o.json} + int{events} + int{o.timeline} > 1) return fail("--json, --tree/--files/--net and --timeline exclude each other");
+  if (o.files_all && !o.files) return fail("--all goes with --files");
+  if (o.top && (events || o.timeline)) return fail("--top lists processes; it does not go with --tree, --files, --net or --timeline");
   if ((have_metric || have_resolution) && !o.timeline) return fail("--metric and --resolution go with --timeline");
   if (have_sort && !o.top) return fail("--sort goes with --top");
   const bool targeted = !o.jobs.empty() || o.container;
-  if ((o.timeline || o.tree || o.top) && !targeted) return fail("--tree, --timeline and --top need -j or --container");
+  if ((o.timeline || events || o.top) && !targeted) return fail("--tree, --files, --net, --timeline and --top need -j or --container");
   if (o.timeline && (o.jobs.size() > 1 || (o.jobs.size() == 1 && o.jobs[0].step)))
     return fail("--timeline shows one whole job: give one job id");
 
@@ -518,10 +529,13 @@ int run(int argc, char** argv) {
       if (!printed) throw std::bad_alloc();
       text = std::string(printed.get()) + "\n";
     }
-  } else if (o.tree) {
+  } else if (o.tree || o.files || o.net) {
     for (const JobView& v : views) {
-      if (views.size() > 1) text += "job " + v.display_id + ":\n";
-      text += bc::report::format_tree(v.data);
+      std::string part;
+      if (o.tree) part += bc::report::format_tree(v.data);
+      if (o.files) part += (part.empty() ? "" : "\n") + bc::report::format_files(v.data, o.files_all);
+      if (o.net) part += (part.empty() ? "" : "\n") + bc::report::format_connections(v.data);
+      text += (views.size() > 1 ? "job " + v.display_id + ":\n" : "") + part;
     }
   } else if (o.timeline) {
     for (const JobView& v : views) {

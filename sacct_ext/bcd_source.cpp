@@ -304,9 +304,42 @@ JobData job_data_from_json(std::string_view json) {
         r.cgroup_write_bytes = count_of(job, "cgroup_write_bytes");
       }
     }
+    const cJSON* container = member(job, "container");
+    if (cJSON_IsObject(container)) {  // every node: it names the container
+      r.container_id = string_of(container, "id");
+      r.container_name = string_of(container, "name");
+      r.container_image = string_of(container, "image");
+    }
+    if (first) {  // absent from an older bcd's document
+      if (const cJSON* name = member(job, "name"); cJSON_IsString(name)) r.job_name = name->valuestring;
+      r.alloc_cpus = static_cast<uint32_t>(count_of(job, "alloc_cpus", false));
+      r.mem_limit_bytes = count_of(job, "mem_limit_bytes", false);
+      r.lost_events = count_of(job, "lost_events", false);
+      if (const cJSON* lost = member(job, "lost_events_by_cause"); cJSON_IsObject(lost)) {
+        r.lost.ring = count_of(lost, "ring", false);
+        r.lost.files = count_of(lost, "files", false);
+        r.lost.connections = count_of(lost, "connections", false);
+        r.lost.tracked = count_of(lost, "tracked", false);
+        r.lost.unreadable = count_of(lost, "unreadable", false);
+        r.lost.monitor = count_of(lost, "monitor", false);
+      }
+    }
     data.nodes.push_back(std::move(r));
   }
   if (data.nodes.empty()) malformed("a job without nodes");
+  // "n01: reason; n02: reason" back onto the nodes it names.
+  if (const cJSON* why = member(job, "events_unavailable"); cJSON_IsString(why)) {
+    std::string_view rest = why->valuestring;
+    while (!rest.empty()) {
+      const size_t stop = rest.find("; ");
+      const std::string_view item = rest.substr(0, stop);
+      const size_t colon = item.find(": ");
+      for (auto& r : data.nodes)
+        if (colon != std::string_view::npos && item.substr(0, colon) == r.node)
+          r.events_unavailable = std::string(item.substr(colon + 2));
+      rest = stop == std::string_view::npos ? std::string_view() : rest.substr(stop + 2);
+    }
+  }
 
   const cJSON* p = nullptr;
   cJSON_ArrayForEach(p, processes) {
@@ -325,7 +358,47 @@ JobData job_data_from_json(std::string_view json) {
     r.max_rss = count_of(p, "max_rss_bytes");
     r.read_bytes = count_of(p, "read_bytes");
     r.write_bytes = count_of(p, "write_bytes");
+    if (const cJSON* code = member(p, "exit_code"); cJSON_IsNumber(code)) {
+      r.exited = true;
+      r.exit_code = code->valueint;
+      r.exit_signal = static_cast<int>(number_of(p, "exit_signal", false));
+    }
+    r.core_dumped = cJSON_IsTrue(member(p, "core_dumped"));
+    r.argv_truncated = cJSON_IsTrue(member(p, "argv_truncated"));
+    r.exact = cJSON_IsTrue(member(p, "exact"));
     data.processes.push_back(std::move(r));
+  }
+  const cJSON* f = nullptr;
+  cJSON_ArrayForEach(f, member(root.get(), "files")) {
+    store::FileRecord r;
+    r.job_id = id;
+    r.node = string_of(f, "node");
+    r.pid = static_cast<uint32_t>(count_of(f, "pid"));
+    r.path = string_of(f, "path");
+    for (char c : string_of(f, "flags")) {
+      const size_t bit = std::string_view("rwctad").find(c);
+      if (bit != std::string_view::npos) r.flags |= 1U << bit;
+    }
+    r.first_ms = time_of(f, "first_open");
+    r.opens = count_of(f, "opens");
+    r.failed = count_of(f, "failed");
+    r.read_bytes = count_of(f, "read_bytes");
+    r.write_bytes = count_of(f, "write_bytes");
+    data.files.push_back(std::move(r));
+  }
+  const cJSON* c = nullptr;
+  cJSON_ArrayForEach(c, member(root.get(), "connections")) {
+    store::ConnectionRecord r;
+    r.job_id = id;
+    r.node = string_of(c, "node");
+    r.pid = static_cast<uint32_t>(count_of(c, "pid"));
+    r.address = string_of(c, "address");
+    r.port = static_cast<uint16_t>(count_of(c, "port"));
+    r.protocol = string_of(c, "protocol");
+    r.first_ms = time_of(c, "first_connect");
+    r.count = count_of(c, "count");
+    r.failed = count_of(c, "failed");
+    data.connections.push_back(std::move(r));
   }
   return data;
 }

@@ -49,6 +49,8 @@ class StoreSource final : public JobSource {
     JobData data;
     data.nodes = std::move(snapshot.nodes);
     data.processes = std::move(snapshot.processes);
+    data.files = guard([&] { return store_->files(job_id); });
+    data.connections = guard([&] { return store_->connections(job_id); });
     return data;
   }
 

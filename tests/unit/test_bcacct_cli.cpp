@@ -320,11 +320,44 @@ TEST_F(Utc, JsonRoundTripKeepsEveryTotal) {
   data.nodes[0].has_cgroup_memory = data.nodes[1].has_cgroup_memory = true;
   data.nodes[0].cgroup_mem_peak = 5 << 20;
   data.processes[1].node = "n02";
+  // What the eBPF events and the allocation add (report.cpp prints them; bcd sends them back).
+  data.nodes[0].job_name = "sim run";
+  data.nodes[0].alloc_cpus = 4;
+  data.nodes[1].alloc_cpus = 2;
+  data.nodes[0].mem_limit_bytes = 8ULL << 30;
+  data.nodes[0].lost.ring = 3;
+  data.nodes[0].lost_events = 3;
+  data.nodes[1].events_unavailable = "events unavailable: no BTF";
+  data.processes[0].exited = true;
+  data.processes[0].exit_code = -1;
+  data.processes[0].exit_signal = 9;
+  data.processes[0].core_dumped = true;
+  data.processes[0].exact = true;
+  bc::store::FileRecord f;
+  f.node = "n01";
+  f.pid = 10;
+  f.path = "/etc/hosts";
+  f.flags = bc::store::kFileRead | bc::store::kFileCreate;
+  f.first_ms = 1700000000500;
+  f.opens = 2;
+  f.read_bytes = 100;
+  data.files.push_back(f);
+  bc::store::ConnectionRecord c;
+  c.node = "n02";
+  c.pid = 11;
+  c.address = "127.0.0.1";
+  c.port = 8470;
+  c.protocol = "tcp";
+  c.first_ms = 1700000002000;
+  c.count = 1;
+  data.connections.push_back(c);
   const std::string json = bc::report::format_json(data);
   const bc::report::JobData back = bc::report::job_data_from_json(json);
   EXPECT_EQ(bc::report::format_json(back), json);
   EXPECT_EQ(bc::report::format_table(back, 1700000100000), bc::report::format_table(data, 1700000100000));
   EXPECT_EQ(bc::report::format_tree(back), bc::report::format_tree(data));
+  EXPECT_EQ(bc::report::format_files(back, false), bc::report::format_files(data, false));
+  EXPECT_EQ(bc::report::format_connections(back), bc::report::format_connections(data));
   for (const char* bad : {"", "[]", "{}", "{\"job\": {}, \"processes\": []}", "not json"})
     EXPECT_THROW(bc::report::job_data_from_json(bad), bc::report::SourceError) << bad;
 }
