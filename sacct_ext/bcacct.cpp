@@ -74,7 +74,7 @@ constexpr char kHelp[] =
     "                         now[{+|-}COUNT[seconds|minutes|hours|days|weeks]]\n"
     "  -s, --state=LIST       running (r), completed (cd)\n"
     "  -N, --nodelist=LIST    jobs that ran on these nodes (n[01-04] ranges allowed)\n"
-    "      --container=ID     a Docker container by its id (12 or more hex digits)\n"
+    "      --container=ID     a Docker container by its id (12 or more hex digits) or name\n"
     "\n"
     "Output:\n"
     "  -o, --format=FIELDS    fields, e.g. JobID,User,MaxRSS%12,Command%-30 (see --helpformat)\n"
@@ -425,19 +425,37 @@ struct Target {
   std::string shown;  // "job 123", "container 0123456789ab"
 };
 
-// The jobs asked for, or an exit status with the message printed.
-std::variant<std::vector<Target>, int> targets_of(const Options& o) {
+// The jobs asked for, or an exit status with the message printed. A container name is looked up among the
+// containers the source holds (bc-docker stores the name with each record).
+std::variant<std::vector<Target>, int> targets_of(const Options& o, bc::report::JobSource& source) {
   std::vector<Target> targets;
   if (o.container) {
-    const auto key = bc::docker::container_key(*o.container);
-    if (!key || o.container->find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) {
-      std::fprintf(stderr,
-                   "bcacct: container '%s': give the container's id (12 or more hex digits, docker ps); the store "
-                   "does not record container names yet, so a name cannot be looked up\n",
-                   o.container->c_str());
+    const std::string& wanted = *o.container;
+    const bool hex = wanted.find_first_not_of("0123456789abcdefABCDEF") == std::string::npos;
+    if (const auto key = bc::docker::container_key(wanted); key && hex) {
+      targets.push_back({*key, std::nullopt, "container " + wanted.substr(0, bc::docker::kShortIdLength)});
+      return targets;
+    }
+    const std::string name = wanted[0] == '/' ? wanted.substr(1) : wanted;  // docker inspect's "/name"
+    uint64_t found = 0;
+    int64_t found_start = 0;
+    for (uint64_t id : source.list({})) {
+      if (!bc::docker::is_container_key(id)) continue;
+      auto data = source.load(id);
+      if (!data) continue;
+      const auto totals = bc::report::compute_totals(*data);
+      // A name is reused by a later container: the latest one wins, as docker would resolve it.
+      if (totals.container_name == name && totals.start_ms.value_or(0) >= found_start) {
+        found = id;
+        found_start = totals.start_ms.value_or(0);
+      }
+    }
+    if (!found) {
+      std::fprintf(stderr, "bcacct: no container named '%s' in %s (give its id, or a name bc-docker recorded)\n",
+                   wanted.c_str(), source.describe().c_str());
       return kExitNotFound;
     }
-    targets.push_back({*key, std::nullopt, "container " + o.container->substr(0, bc::docker::kShortIdLength)});
+    targets.push_back({found, std::nullopt, "container " + name});
     return targets;
   }
   for (const JobSpec& spec : o.jobs) {
@@ -464,15 +482,15 @@ int run(int argc, char** argv) {
     std::fprintf(stderr, "bcacct: %s\n", error->c_str());
     return kExitUsage;
   }
-  auto target_list = targets_of(o);
-  if (const int* code = std::get_if<int>(&target_list)) return *code;
-  const auto& targets = std::get<std::vector<Target>>(target_list);
-
   std::unique_ptr<bc::report::JobSource> source;
+  std::vector<Target> targets;
   std::vector<JobView> views;
   int status = kExitOk;
   try {
     source = open_source(o, config);
+    auto target_list = targets_of(o, *source);
+    if (const int* code = std::get_if<int>(&target_list)) return *code;
+    targets = std::get<std::vector<Target>>(std::move(target_list));
     if (!targets.empty()) {
       for (const Target& t : targets) {
         auto data = source->load(t.key);

@@ -43,7 +43,7 @@ std::string elapsed_seconds(const JobView& j, const ProcessRecord* p, int64_t no
 }
 
 std::string container_of(const JobView& j) {
-  return (j.totals.job_id >> 63) != 0 ? j.display_id : std::string();
+  return (j.totals.job_id >> 63) != 0 ? j.display_id : std::string();  // containers have the top bit
 }
 
 const FieldDef kFields[] = {
@@ -53,6 +53,19 @@ const FieldDef kFields[] = {
      [](const JobView& j, const ProcessRecord*, int64_t) { return std::to_string(j.totals.job_id); }},
     {"Container", false, 12, true, "Docker container short id; empty for a Slurm job",
      [](const JobView& j, const ProcessRecord*, int64_t) { return container_of(j); }},
+    {"JobName", false, 10, false, "Slurm's job name; a container's name",
+     [](const JobView& j, const ProcessRecord*, int64_t) {
+       return report::terminal_safe(j.totals.container_id.empty() ? j.totals.name : j.totals.container_name);
+     }},
+    {"AllocCPUS", false, 10, false, "CPUs allocated (the job's cpusets, all nodes); 0 when not known",
+     [](const JobView& j, const ProcessRecord*, int64_t) { return std::to_string(j.totals.alloc_cpus); }},
+    {"CPUEff", false, 7, false, "CPU time over elapsed x AllocCPUS, in %; empty when not known",
+     [](const JobView& j, const ProcessRecord*, int64_t) {
+       if (!j.totals.cpu_efficiency) return std::string();
+       char buf[32];
+       std::snprintf(buf, sizeof buf, "%.1f%%", *j.totals.cpu_efficiency * 100);
+       return std::string(buf);
+     }},
     {"User", false, 9, false, "user the job ran as",
      [](const JobView& j, const ProcessRecord*, int64_t) { return report::terminal_safe(j.totals.user); }},
     {"UID", false, 6, false, "numeric user id",
@@ -118,6 +131,8 @@ const FieldDef kFields[] = {
      [](const JobView&, const ProcessRecord* p, int64_t) { return std::to_string(p->pid); }},
     {"PPID", true, 8, false, "parent process id",
      [](const JobView&, const ProcessRecord* p, int64_t) { return std::to_string(p->ppid); }},
+    {"ExitCode", true, 8, false, "the process's exit as code:signal, like sacct; empty when not seen",
+     [](const JobView&, const ProcessRecord* p, int64_t) { return report::exit_text(*p); }},
     {"Command", true, 16, true, "the kernel's command name (comm)",
      [](const JobView&, const ProcessRecord* p, int64_t) { return report::terminal_safe(p->command); }},
     {"Exe", true, 30, true, "executable path",

@@ -32,6 +32,7 @@ constexpr int64_t kT0 = 1700000000123;  // 2023-11-14T22:13:20.123Z
 constexpr uint64_t kJob = 4242;         // two nodes, n02 still running
 constexpr uint64_t kDoneJob = 4343;     // one node, finished, every cgroup controller
 constexpr uint64_t kMissingJob = 999;
+constexpr uint64_t kContainerKey = (1ULL << 63) | 0x0c0ffee0c0deULL;  // bc-docker's key for 0c0ffee0c0de
 constexpr uint64_t kSeriesJob = 4545;   // bob's, on n03, with a job series of 120 one-second samples
 
 // ---------------------------------------------------------------------------------------------
@@ -174,6 +175,21 @@ void write_series_job(bc::store::Store& store) {
   }
 }
 
+// A container as bc-docker records it: keyed by its short id, with its full id and name.
+void write_container(bc::store::Store& store) {
+  bc::store::Batch b;
+  b.job = job_record(kContainerKey, "dockerhost");
+  b.job.user = "root";
+  b.job.uid = 0;
+  b.job.start_ms = kT0;
+  b.job.end_ms = kT0 + 5000;
+  b.job.container_id = "0c0ffee0c0de" + std::string(52, 'a');
+  b.job.container_name = "web-1";
+  b.job.container_image = "busybox:local";
+  b.processes.push_back({process(1200, 0, bc::store::kStepUnknown, "httpd", kT0, kT0 + 5000, 1, 1, 0, 0), std::nullopt});
+  store.write_batch(b);
+}
+
 class BcacctTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -188,6 +204,7 @@ class BcacctTest : public ::testing::Test {
     write_node(*store, fixture_.n02, fixture_.n02_procs);
     write_node(*store, fixture_.done, fixture_.done_procs);
     write_series_job(*store);
+    write_container(*store);
   }
   static void TearDownTestSuite() {
     std::error_code ec;
@@ -808,7 +825,20 @@ TEST_F(BcacctTest, CliContainerAndArrayIds) {
   EXPECT_EQ(r.err, "bcacct: container 0123456789ab not found in store " + store_path_ + "\n");
   r = run_bcacct({"--container", "my-service", "--store", store_path_}, clean_env());
   EXPECT_EQ(r.status, 1);
-  EXPECT_NE(r.err.find("does not record container names yet"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err, "bcacct: no container named 'my-service' in store " + store_path_ +
+                       " (give its id, or a name bc-docker recorded)\n");
+  // By id and by name: the record bc-docker wrote, shown like a job with its short id and name.
+  for (const std::string& which : {std::string("0c0ffee0c0de"), std::string("0C0FFEE0C0DE0123456789"),
+                                   std::string("web-1"), std::string("/web-1")}) {
+    r = run_bcacct({"--container", which, "--store", store_path_, "-P", "-o", "JobID,JobIDRaw,Container,JobName,PID"},
+                   clean_env());
+    EXPECT_EQ(r.status, 0) << which << r.err;
+    EXPECT_EQ(r.out, "JobID|JobIDRaw|Container|JobName|PID\n0c0ffee0c0de|" + std::to_string(kContainerKey) +
+                         "|0c0ffee0c0de|web-1|1200\n") << which;
+  }
+  // A container is not a Slurm job: listings leave it out.
+  r = run_bcacct({"--store", store_path_, "-S", "2023-01-01", "-P", "-n", "-o", "JobID"}, clean_env());
+  EXPECT_EQ(r.out.find("0c0ffee0c0de"), std::string::npos) << r.out;
   r = run_bcacct({"-j", "4242_1", "--store", store_path_}, clean_env());
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.err.find("no array fields yet"), std::string::npos) << r.err;

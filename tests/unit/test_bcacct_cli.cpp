@@ -247,7 +247,7 @@ TEST_F(Utc, ParsableRows) {
 }
 
 TEST(Format, FieldErrorsAndHelp) {
-  for (const char* bad : {"", "JobID,", "Nope", "JobID%", "JobID%x", "JobID%-", "JobID%12345", "JobName"})
+  for (const char* bad : {"", "JobID,", "Nope", "JobID%", "JobID%x", "JobID%-", "JobID%12345", "Partition"})
     EXPECT_TRUE(std::holds_alternative<std::string>(parse_format(bad))) << bad;
   EXPECT_NE(std::get<std::string>(parse_format("Nope")).find("invalid field requested: \"Nope\""), std::string::npos);
   const std::string help = help_format();
