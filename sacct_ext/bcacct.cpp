@@ -563,10 +563,9 @@ int run(int argc, char** argv) {
       }
       const int64_t from_s = *v.totals.start_ms / 1000;
       const int64_t to_s = v.totals.end_ms.value_or(now_ms()) / 1000;
-      std::vector<bc::bcacct::NodeSeries> series;
+      std::vector<bc::report::LabelledSeries> series;
       try {
-        for (const std::string& node : v.totals.nodes)
-          series.push_back({node, source->series(v.totals.job_id, node, o.resolution, from_s, to_s)});
+        series = source->job_series(v.totals.job_id, v.totals.nodes, o.resolution, from_s, to_s);
       } catch (const SourceError& e) {
         std::fprintf(stderr, "bcacct: %s\n", e.what());
         return exit_code_of(e);

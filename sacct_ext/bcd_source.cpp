@@ -4,10 +4,10 @@
 // Endpoints used:
 //   GET /api/v1/jobs?user=&state=running|completed&from=&to=   -> {"jobs": [{"id": N, ...}]}
 //   GET /api/v1/jobs/ID                                          -> the job as bcacct --json prints it
-//   GET /api/v1/jobs/ID/series?node=&series=0&resolution=&from=&to=
-//       -> {"resolution": "minute", "buckets": [{"start", "width", "samples", "cpu_ns", "timed_cpu_ns",
-//           "wall_s", "cpu_rate_max", "rss_sum", "rss_max", "read_bytes", "write_bytes"}]}
-//          (store::Rollup field for field); an older bcd without it answers 404 -> Unsupported.
+//   GET /api/v1/jobs/ID/series?metric=all&from=&to=[&resolution=]
+//       -> {"resolution": "minute", "series": [{"key": "total", "t": [...], "samples": [...],
+//           "cpu_percent_mean": [...], "rss_max_bytes": [...], "read_bytes": [...], "write_bytes": [...]}]}
+//          (the nodes summed); an older bcd without it answers 404 -> Unsupported.
 #include <cJSON.h>
 #include <curl/curl.h>
 
@@ -162,15 +162,17 @@ class BcdSource final : public JobSource {
     return ids;
   }
 
-  store::SeriesData series(uint64_t job_id, const std::string& node, std::optional<store::Resolution> resolution,
-                           int64_t from_s, int64_t to_s) override {
-    std::string path = "/api/v1/jobs/" + std::to_string(job_id) + "/series?series=0&node=" + url_escape(node) +
-                       "&from=" + std::to_string(from_s) + "&to=" + std::to_string(to_s);
+  // bcd sums the nodes' job totals; its buckets are columns (t, samples, cpu_percent_mean, rss_max_bytes,
+  // read_bytes, write_bytes), as the web page draws them.
+  std::vector<LabelledSeries> job_series(uint64_t job_id, const std::vector<std::string>&,
+                                         std::optional<store::Resolution> resolution, int64_t from_s,
+                                         int64_t to_s) override {
+    std::string path = "/api/v1/jobs/" + std::to_string(job_id) + "/series?metric=all&from=" + std::to_string(from_s) +
+                       "&to=" + std::to_string(to_s);
     if (resolution) path += std::string("&resolution=") + store::resolution_name(*resolution);
     const auto [status, body] = get(path);
     if (status == 404)
-      throw SourceError(Kind::Unsupported, "bcd at " + options_.url + " does not serve series (" + error_text(body) +
-                                               "); use --store on the node");
+      throw SourceError(Kind::Unsupported, "bcd at " + options_.url + " does not serve series (" + error_text(body) + ")");
     check(status, body);
     Json root = parse_object(body);
     store::SeriesData data;
@@ -182,25 +184,41 @@ class BcdSource final : public JobSource {
         known = true;
       }
     if (!known) malformed("an unknown resolution '" + res + "'");
-    const cJSON* buckets = member(root.get(), "buckets");
-    if (!cJSON_IsArray(buckets)) malformed("a series without 'buckets'");
-    const cJSON* b = nullptr;
-    cJSON_ArrayForEach(b, buckets) {
+    const int64_t width = store::bucket_seconds(data.resolution);
+    const cJSON* list = member(root.get(), "series");
+    const cJSON* total = nullptr;
+    const cJSON* item = nullptr;
+    cJSON_ArrayForEach(item, list) {
+      const cJSON* key = member(item, "key");
+      if (cJSON_IsString(key) && std::string_view(key->valuestring) == "total") total = item;
+    }
+    if (!total) malformed("a series without the job total");
+    const auto column = [&](const char* name) {
+      std::vector<double> values;
+      const cJSON* v = nullptr;
+      cJSON_ArrayForEach(v, member(total, name)) values.push_back(cJSON_IsNumber(v) ? v->valuedouble : 0.0);
+      return values;
+    };
+    const auto t = column("t"), samples = column("samples"), cpu = column("cpu_percent_mean"),
+               rss = column("rss_max_bytes"), rd = column("read_bytes"), wr = column("write_bytes");
+    for (const auto* c : {&samples, &cpu, &rss, &rd, &wr})
+      if (c->size() != t.size()) malformed("series columns of different lengths");
+    const auto whole = [](double v) { return v > 0 ? static_cast<uint64_t>(std::llround(v)) : uint64_t{0}; };
+    for (size_t i = 0; i < t.size(); ++i) {
       store::Rollup r;
-      r.start_s = static_cast<int64_t>(number_of(b, "start"));
-      r.width_s = static_cast<int64_t>(number_of(b, "width"));
-      r.samples = count_of(b, "samples");
-      r.cpu_ns = count_of(b, "cpu_ns");
-      r.timed_cpu_ns = count_of(b, "timed_cpu_ns");
-      r.wall_s = count_of(b, "wall_s");
-      r.cpu_rate_max = count_of(b, "cpu_rate_max", false);
-      r.rss_sum = count_of(b, "rss_sum", false);
-      r.rss_max = count_of(b, "rss_max");
-      r.read_bytes = count_of(b, "read_bytes");
-      r.write_bytes = count_of(b, "write_bytes");
+      r.start_s = static_cast<int64_t>(t[i]);
+      r.width_s = width;
+      r.samples = whole(samples[i]);
+      // The mean CPU % over the bucket, as CPU time over the bucket's wall time.
+      r.wall_s = r.samples ? static_cast<uint64_t>(width) : 0;
+      r.timed_cpu_ns = whole(cpu[i] * 1e7 * static_cast<double>(r.wall_s));
+      r.cpu_ns = r.timed_cpu_ns;
+      r.rss_max = whole(rss[i]);
+      r.read_bytes = whole(rd[i]);
+      r.write_bytes = whole(wr[i]);
       data.buckets.push_back(r);
     }
-    return data;
+    return {{"all nodes", std::move(data)}};
   }
 
   std::string describe() const override { return "bcd " + options_.url; }

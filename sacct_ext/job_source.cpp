@@ -58,16 +58,21 @@ class StoreSource final : public JobSource {
     return guard([&] { return store_->job_ids(); });
   }
 
-  store::SeriesData series(uint64_t job_id, const std::string& node, std::optional<store::Resolution> resolution,
-                           int64_t from_s, int64_t to_s) override {
-    store::SeriesQuery query;
-    query.job_id = job_id;
-    query.node = node;
-    query.series_id = 0;
-    query.from_s = from_s;
-    query.to_s = to_s;
-    query.resolution = resolution;
-    return guard([&] { return store_->query_series(query); });
+  std::vector<LabelledSeries> job_series(uint64_t job_id, const std::vector<std::string>& nodes,
+                                         std::optional<store::Resolution> resolution, int64_t from_s,
+                                         int64_t to_s) override {
+    std::vector<LabelledSeries> out;
+    for (const std::string& node : nodes) {
+      store::SeriesQuery query;
+      query.job_id = job_id;
+      query.node = node;
+      query.series_id = 0;
+      query.from_s = from_s;
+      query.to_s = to_s;
+      query.resolution = resolution;
+      out.push_back({"node " + node, guard([&] { return store_->query_series(query); })});
+    }
+    return out;
   }
 
   std::string describe() const override { return "store " + path_; }
@@ -112,9 +117,10 @@ class FallbackSource final : public JobSource {
   std::vector<uint64_t> list(const ListQuery& query) override {
     return call([&](JobSource& s) { return s.list(query); });
   }
-  store::SeriesData series(uint64_t job_id, const std::string& node, std::optional<store::Resolution> resolution,
-                           int64_t from_s, int64_t to_s) override {
-    return call([&](JobSource& s) { return s.series(job_id, node, resolution, from_s, to_s); });
+  std::vector<LabelledSeries> job_series(uint64_t job_id, const std::vector<std::string>& nodes,
+                                         std::optional<store::Resolution> resolution, int64_t from_s,
+                                         int64_t to_s) override {
+    return call([&](JobSource& s) { return s.job_series(job_id, nodes, resolution, from_s, to_s); });
   }
   std::string describe() const override { return (store_ ? store_ : primary_)->describe(); }
 

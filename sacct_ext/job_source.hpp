@@ -41,6 +41,11 @@ struct ListQuery {
   std::optional<int64_t> to_s;
 };
 
+struct LabelledSeries {
+  std::string label;  // "node n01", "all nodes"
+  store::SeriesData data;
+};
+
 class JobSource {
  public:
   virtual ~JobSource() = default;
@@ -48,9 +53,11 @@ class JobSource {
   virtual std::optional<JobData> load(uint64_t job_id) = 0;
   // The ids of the jobs that may match, ascending (Slurm jobs and containers alike).
   virtual std::vector<uint64_t> list(const ListQuery& query) = 0;
-  // The job total of one node at one resolution (unset: the finest that holds [from_s, to_s]).
-  virtual store::SeriesData series(uint64_t job_id, const std::string& node,
-                                   std::optional<store::Resolution> resolution, int64_t from_s, int64_t to_s) = 0;
+  // The job total over [from_s, to_s] at one resolution (unset: the source picks one that holds the window):
+  // one series per node from a store ("node n01"), one summed over the nodes from bcd ("all nodes").
+  virtual std::vector<LabelledSeries> job_series(uint64_t job_id, const std::vector<std::string>& nodes,
+                                                 std::optional<store::Resolution> resolution, int64_t from_s,
+                                                 int64_t to_s) = 0;
   // For messages: "store /var/lib/bubble-chamber/node.lmdb", "bcd http://central:8470".
   virtual std::string describe() const = 0;
 };

@@ -81,13 +81,13 @@ size_t terminal_columns() {
   return 80;
 }
 
-std::string render_timeline(const std::vector<NodeSeries>& series, Metric metric, int64_t from_s, int64_t to_s,
+std::string render_timeline(const std::vector<report::LabelledSeries>& series, Metric metric, int64_t from_s, int64_t to_s,
                             size_t columns, size_t height) {
   constexpr size_t kAxis = 11;  // "  123.45K ┤"
   const size_t chart_width = std::max<size_t>(columns > kAxis + 1 ? columns - kAxis - 1 : 0, 10);
   height = std::max<size_t>(height, 1);
   std::string out;
-  for (const NodeSeries& node : series) {
+  for (const report::LabelledSeries& node : series) {
     const int64_t bucket = store::bucket_seconds(node.data.resolution);
     const int64_t first = from_s - from_s % bucket;
     const int64_t buckets = std::max<int64_t>((to_s - first) / bucket + 1, 1);
@@ -110,7 +110,7 @@ std::string render_timeline(const std::vector<NodeSeries>& series, Metric metric
     for (const Column& c : cols) max = std::max(max, value_of(c, metric));
 
     char title[256];
-    std::snprintf(title, sizeof title, "node %s: %s, %s resolution, 1 column = %s\n", node.node.c_str(),
+    std::snprintf(title, sizeof title, "%s: %s, %s resolution, 1 column = %s\n", node.label.c_str(),
                   metric_title(metric), store::resolution_name(node.data.resolution),
                   report::format_duration(per_column * bucket).c_str());
     out += title;

@@ -262,7 +262,7 @@ TEST(Format, FieldErrorsAndHelp) {
 
 TEST_F(Utc, TimelineScalesColumnsAndMarksGaps) {
   // Ten second-buckets: CPU 0%, 25%, 50%, ... of one core, none at t=5 (a gap), at 40 columns.
-  NodeSeries n{"n01", {}};
+  bc::report::LabelledSeries n{"node n01", {}};
   n.data.resolution = bc::store::Resolution::Second;
   const int64_t t0 = 1700000000;
   for (int i = 0; i < 10; ++i) {
