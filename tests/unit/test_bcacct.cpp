@@ -684,7 +684,8 @@ TEST_F(BcacctTest, CliHelpAndVersionExit0) {
   EXPECT_EQ(help.status, 0);
   EXPECT_EQ(help.err, "");
   EXPECT_EQ(help.out.rfind("Usage: bcacct -j JOBID", 0), 0u) << help.out;
-  for (const char* code : {"  0  ", "  1  ", "  2  ", "  3  "}) EXPECT_NE(help.out.find(code), std::string::npos);
+  for (const char* code : {"  0  ", "  1  ", "  2  ", "  3  ", "  4  ", "  5  ", "  6  "})
+    EXPECT_NE(help.out.find(code), std::string::npos) << code;
   EXPECT_NE(help.out.find("BC_STORE"), std::string::npos);
   EXPECT_EQ(run_bcacct({"-h"}, clean_env()).out, help.out);
 
