@@ -196,7 +196,7 @@ void JobEvents::merge(ProcessTable& table, int64_t now_ms, store::Batch& batch, 
     r.address = c.address;
     r.port = c.port;
     r.protocol = c.protocol;
-    r.count = c.count + c.in_progress;
+    r.count = c.count;  // every attempt: failed ones and non-blocking ones still in progress included
     r.failed = c.failed;
     batch.connections.push_back(std::move(r));
   }

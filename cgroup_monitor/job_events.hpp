@@ -33,6 +33,8 @@ struct EventSettings {
   size_t ring_bytes = 1 << 20;     // bpf_ring_kib
   bool file_bytes = false;         // file_bytes=on|off: read/write bytes per file
   std::string pin_dir = "/sys/fs/bpf/bubble-chamber";
+  // The slot lock is node-wide like the pinned programs it guards, so not the monitor's --run-dir (tests give
+  // each cluster its own run dir, but all of them share the node's programs).
   std::string run_dir = "/run/bubble-chamber";
 };
 
