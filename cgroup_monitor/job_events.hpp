@@ -75,6 +75,7 @@ class JobEvents {
     uint32_t step = store::kStepUnknown;
     std::string parent_command;  // comm before an exec: the parent's
     int ticks_since_exit = 0;    // kept a few ticks after its exit for late file and connect aggregates
+    int ticks_gone = 0;          // ticks it has been gone without an exit event
   };
 
   void absorb(const events::Drained& d, const ProcessTable& table);
