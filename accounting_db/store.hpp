@@ -87,6 +87,14 @@ struct JobRecord {
   std::string events_unavailable;
   uint64_t lost_events = 0;  // events the kernel or the monitor could not deliver; == lost.total()
   EventLoss lost;
+  // What the job asked for, when known (0 / empty otherwise): for efficiency and "MaxRSS of requested".
+  std::string job_name;          // Slurm's job name (SLURM_JOB_NAME)
+  uint32_t alloc_cpus = 0;       // CPUs of the job's cpuset on this node
+  uint64_t mem_limit_bytes = 0;  // the job's memory cgroup limit on this node
+  // A Docker container monitored by bc-docker (job_id is then container_key(short id)); empty for jobs.
+  std::string container_id;      // full 64-hex id
+  std::string container_name;    // without the leading '/'
+  std::string container_image;
 };
 
 struct ProcessRecord {

@@ -28,6 +28,10 @@ const char kUsage[] =
     "  --interval SECONDS    sampling interval (default 1, minimum 0.05)\n"
     "  --empty-grace SECONDS exit after the job cgroup has been empty this long (default 3)\n"
     "  --nice N              scheduling niceness, so jobs win the CPU (default 10)\n"
+    "  --job-name NAME       Slurm job name, recorded with the job\n"
+    "  --container-id ID     a Docker container's full id (bc-docker), with --container-name and\n"
+    "  --container-name NAME --container-image IMAGE, recorded with the record\n"
+    "  --container-image IMAGE\n"
     "  --bpf on|off          per-process eBPF events: exact process lifecycle, files, connects (default on);\n"
     "                        when they cannot load, sampling goes on and the job record says why\n"
     "  --bpf-ring-kib N      this job's event ring buffer in KiB (default 1024, at least 4)\n"
@@ -76,7 +80,8 @@ int main(int argc, char** argv) try {
   }
   int nice_level = 10;
   enum { kJob = 1000, kCgroupPath, kCgroupVersion, kCgroupRoot, kUid, kNode, kStore, kRunDir, kInterval,
-         kGrace, kNice, kVersion, kBpf, kBpfRing, kFileBytes, kBpfPinDir };
+         kGrace, kNice, kVersion, kJobName, kContainerId, kContainerName, kContainerImage, kBpf, kBpfRing,
+         kFileBytes, kBpfPinDir };
   static const option long_options[] = {
       {"job", required_argument, nullptr, kJob},
       {"cgroup-path", required_argument, nullptr, kCgroupPath},
@@ -89,6 +94,10 @@ int main(int argc, char** argv) try {
       {"interval", required_argument, nullptr, kInterval},
       {"empty-grace", required_argument, nullptr, kGrace},
       {"nice", required_argument, nullptr, kNice},
+      {"job-name", required_argument, nullptr, kJobName},
+      {"container-id", required_argument, nullptr, kContainerId},
+      {"container-name", required_argument, nullptr, kContainerName},
+      {"container-image", required_argument, nullptr, kContainerImage},
       {"bpf", required_argument, nullptr, kBpf},
       {"bpf-ring-kib", required_argument, nullptr, kBpfRing},
       {"file-bytes", required_argument, nullptr, kFileBytes},
@@ -130,6 +139,10 @@ int main(int argc, char** argv) try {
         if (!parse_number(optarg, d)) return usage_error("--nice needs a number");
         nice_level = static_cast<int>(d);
         break;
+      case kJobName: opt.job_name = optarg; break;
+      case kContainerId: opt.container_id = optarg; break;
+      case kContainerName: opt.container_name = optarg; break;
+      case kContainerImage: opt.container_image = optarg; break;
       case kBpf:
         if (!parse_on_off(optarg, opt.events.enabled)) return usage_error("--bpf takes on or off");
         break;

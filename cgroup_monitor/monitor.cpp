@@ -154,6 +154,12 @@ int run_monitor(const MonitorOptions& opt) {
   } catch (const std::exception& e) {
     log("cannot read earlier record: %s", e.what());
   }
+  if (!opt.job_name.empty()) job.job_name = opt.job_name;
+  if (!opt.container_id.empty()) {
+    job.container_id = opt.container_id;
+    job.container_name = opt.container_name;
+    job.container_image = opt.container_image;
+  }
   std::optional<uint64_t> cpu_base, read_base, write_base;
   // A counter below the earlier total belongs to a new cgroup; one at or above it is the same cgroup read by
   // a restarted monitor (a new cgroup cannot have outrun the whole earlier job at its first step's start).
@@ -197,6 +203,8 @@ int run_monitor(const MonitorOptions& opt) {
           std::max(job.cgroup_write_bytes, base_for(write_base, earlier.cgroup_write_bytes, totals.io.write_bytes));
       job.has_cgroup_io = true;
     }
+    if (totals.cpus) job.alloc_cpus = totals.cpus;
+    if (totals.mem_limit) job.mem_limit_bytes = totals.mem_limit;
     job.max_rss_sum = std::max(job.max_rss_sum, procs.live_rss);
     job.last_sample_ms = now;
     ++job.sample_count;

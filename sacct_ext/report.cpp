@@ -69,6 +69,15 @@ JobTotals compute_totals(const JobData& job) {
     t.samples += r.sample_count;
     t.monitor_cpu_ns += r.monitor_cpu_ns;
     t.monitor_max_rss_bytes = std::max(t.monitor_max_rss_bytes, r.monitor_max_rss);
+    if (t.name.empty()) t.name = r.job_name;
+    t.alloc_cpus += r.alloc_cpus;
+    t.mem_limit_bytes = std::max(t.mem_limit_bytes, r.mem_limit_bytes);
+    t.last_sample_ms = std::max(t.last_sample_ms, r.last_sample_ms);
+    if (t.container_id.empty() && !r.container_id.empty()) {
+      t.container_id = r.container_id;
+      t.container_name = r.container_name;
+      t.container_image = r.container_image;
+    }
     t.lost += r.lost;
     t.lost_events += r.lost_events;
     if (!r.events_unavailable.empty()) t.events_unavailable.push_back(r.node + ": " + r.events_unavailable);
@@ -106,6 +115,9 @@ JobTotals compute_totals(const JobData& job) {
       cg_write += r.cgroup_write_bytes;
     }
     if (!running) t.end_ms = end;
+    const int64_t until = t.end_ms ? *t.end_ms : t.last_sample_ms;
+    if (t.alloc_cpus && t.start_ms && until > *t.start_ms)
+      t.cpu_efficiency = static_cast<double>(t.cpu_ns) / 1e6 / static_cast<double>(until - *t.start_ms) / t.alloc_cpus;
     if (all(&JobRecord::has_cgroup_memory)) t.cgroup_mem_peak_bytes = mem_peak;
     if (all(&JobRecord::has_cgroup_io)) {
       t.cgroup_read_bytes = cg_read;
@@ -428,6 +440,20 @@ cJSON* job_object(const JobTotals& t) {
   if (t.cgroup_mem_peak_bytes) add(j, "cgroup_mem_peak_bytes", number(*t.cgroup_mem_peak_bytes));
   if (t.cgroup_read_bytes) add(j, "cgroup_read_bytes", number(*t.cgroup_read_bytes));
   if (t.cgroup_write_bytes) add(j, "cgroup_write_bytes", number(*t.cgroup_write_bytes));
+  add(j, "name", string(t.name));
+  add(j, "alloc_cpus", number(uint64_t{t.alloc_cpus}));
+  add(j, "mem_limit_bytes", t.mem_limit_bytes ? number(t.mem_limit_bytes) : cJSON_CreateNull());
+  add(j, "cpu_efficiency", t.cpu_efficiency ? cJSON_CreateNumber(*t.cpu_efficiency) : cJSON_CreateNull());
+  if (t.container_id.empty()) {
+    add(j, "container", cJSON_CreateNull());
+  } else {
+    Json c(checked(cJSON_CreateObject()));
+    add(c.get(), "id", string(t.container_id));
+    add(c.get(), "short_id", string(t.container_id.substr(0, 12)));
+    add(c.get(), "name", string(t.container_name));
+    add(c.get(), "image", string(t.container_image));
+    add(j, "container", c.release());
+  }
   add(j, "lost_events", number(t.lost_events));
   Json causes(checked(cJSON_CreateObject()));
   add(causes.get(), "ring", number(t.lost.ring));

@@ -40,6 +40,15 @@ struct JobTotals {
   std::optional<uint64_t> cgroup_mem_peak_bytes;  // largest node peak
   std::optional<uint64_t> cgroup_read_bytes;      // sum over nodes
   std::optional<uint64_t> cgroup_write_bytes;     // sum over nodes
+  // What the job asked for (0 / empty when the monitor could not tell).
+  std::string name;                 // Slurm's job name
+  uint32_t alloc_cpus = 0;          // sum over nodes of the job's cpuset size
+  uint64_t mem_limit_bytes = 0;     // largest node's memory limit, to set against max_rss_bytes
+  int64_t last_sample_ms = 0;       // latest over nodes
+  // CPU time / (elapsed x allocated CPUs), elapsed up to the end or, while running, the latest sample.
+  std::optional<double> cpu_efficiency;
+  // A Docker container (bc-docker), else empty.
+  std::string container_id, container_name, container_image;
   // eBPF events: lost events summed over nodes; the reason per node where they did not run ("node: why").
   uint64_t lost_events = 0;
   store::EventLoss lost;

@@ -120,8 +120,8 @@ TEST(EventCodec, OldJobRecordsSayEventsDidNotRun) {
   JobRecord j;
   j.job_id = 1;
   std::string v = codec::encode_job(j);
-  v[0] = 1;  // format 1 ends before the 8 bytes of event fields
-  v.resize(v.size() - 8);
+  v[0] = 1;  // format 1 ends before the event fields (8 bytes) and the job description (6 bytes when empty)
+  v.resize(v.size() - 14);
   JobRecord k = codec::decode_job(v);
   EXPECT_EQ(k.job_id, 1u);
   EXPECT_EQ(k.events_unavailable.rfind("events unavailable: ", 0), 0u) << k.events_unavailable;
