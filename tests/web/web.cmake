@@ -1,0 +1,8 @@
+# The web view: bcd's per-job API and the page in real headless Chromium (playwright-core from web/).
+add_executable(bc-web-store ${CMAKE_CURRENT_LIST_DIR}/web_store.cpp)
+target_link_libraries(bc-web-store PRIVATE bc_store)
+set_target_properties(bc-web-store PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests/web)
+
+add_test(NAME it_bcd_views COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/test_bcd_views.py)
+set_tests_properties(it_bcd_views PROPERTIES LABELS "integration;web" TIMEOUT 180 SKIP_RETURN_CODE 77
+                     ENVIRONMENT "BC_BUILD=${CMAKE_BINARY_DIR};PYTHONPATH=${CMAKE_SOURCE_DIR}/tests/integration;PYTHONDONTWRITEBYTECODE=1")
