@@ -4,9 +4,16 @@ namespace bc::store::codec {
 
 // Each record starts with a format tag so fields can be appended later without a migration.
 namespace {
-constexpr uint64_t kJobFormat = 1;
+constexpr uint64_t kJobFormatV1 = 1;      // schemas 1 and 2
+constexpr uint64_t kJobFormat = 2;        // + events: unavailable reason, lost events by cause; job name,
+                                         // allocation, container identity
 constexpr uint64_t kProcessFormatV1 = 1;  // schema 1
-constexpr uint64_t kProcessFormat = 2;    // + flags (bit 0: the counters are the series' last point)
+constexpr uint64_t kProcessFormatV2 = 2;  // + flags (bit 0: the counters are the series' last point)
+constexpr uint64_t kProcessFormat = 3;    // + exit status and event flags
+constexpr uint64_t kFileFormat = 1;
+constexpr uint64_t kConnectionFormat = 1;
+// A job record written before events existed: nothing says they ran.
+constexpr const char* kNoEventsBefore = "events unavailable: recorded by a monitor without events";
 constexpr uint64_t kSampleFormat = 1;
 
 void expect_format(Decoder& d, uint64_t want, const char* what) {
@@ -38,12 +45,23 @@ std::string encode_job(const JobRecord& j) {
   e.u64(j.sample_count);
   e.u64(j.monitor_cpu_ns);
   e.u64(j.monitor_max_rss);
+  e.str(j.events_unavailable);
+  e.u64(j.lost_events);
+  for (uint64_t n : {j.lost.ring, j.lost.files, j.lost.connections, j.lost.tracked, j.lost.unreadable, j.lost.monitor})
+    e.u64(n);
+  e.str(j.job_name);
+  e.u64(j.alloc_cpus);
+  e.u64(j.mem_limit_bytes);
+  e.str(j.container_id);
+  e.str(j.container_name);
+  e.str(j.container_image);
   return e.bytes();
 }
 
 JobRecord decode_job(std::string_view value) {
   Decoder d(value);
-  expect_format(d, kJobFormat, "job");
+  const uint64_t format = d.u64();
+  if (format != kJobFormat && format != kJobFormatV1) throw StoreError("unknown job record format " + std::to_string(format));
   JobRecord j;
   j.job_id = d.u64();
   j.node = d.str();
@@ -69,6 +87,20 @@ JobRecord decode_job(std::string_view value) {
   j.sample_count = d.u64();
   j.monitor_cpu_ns = d.u64();
   j.monitor_max_rss = d.u64();
+  if (format == kJobFormatV1) {
+    j.events_unavailable = kNoEventsBefore;
+    return j;
+  }
+  j.events_unavailable = d.str();
+  j.lost_events = d.u64();
+  for (uint64_t* n : {&j.lost.ring, &j.lost.files, &j.lost.connections, &j.lost.tracked, &j.lost.unreadable, &j.lost.monitor})
+    *n = d.u64();
+  j.job_name = d.str();
+  j.alloc_cpus = d.u32();
+  j.mem_limit_bytes = d.u64();
+  j.container_id = d.str();
+  j.container_name = d.str();
+  j.container_image = d.str();
   return j;
 }
 
@@ -94,13 +126,16 @@ std::string encode_process(const ProcessRecord& p, bool counters_in_series) {
   e.u64(p.read_bytes);
   e.u64(p.write_bytes);
   e.u64(counters_in_series ? 1U : 0U);
+  e.u64((p.exited ? 1U : 0U) | (p.core_dumped ? 2U : 0U) | (p.argv_truncated ? 4U : 0U) | (p.exact ? 8U : 0U));
+  e.i64(p.exit_code);
+  e.u64(static_cast<uint64_t>(p.exit_signal < 0 ? 0 : p.exit_signal));
   return e.bytes();
 }
 
 ProcessRecord decode_process(std::string_view value, bool* counters_in_series) {
   Decoder d(value);
   const uint64_t format = d.u64();
-  if (format != kProcessFormat && format != kProcessFormatV1)
+  if (format != kProcessFormat && format != kProcessFormatV2 && format != kProcessFormatV1)
     throw StoreError("unknown process record format " + std::to_string(format));
   ProcessRecord p;
   p.job_id = d.u64();
@@ -123,13 +158,98 @@ ProcessRecord decode_process(std::string_view value, bool* counters_in_series) {
   p.read_bytes = d.u64();
   p.write_bytes = d.u64();
   bool in_series = false;
-  if (format == kProcessFormat) {
+  if (format >= kProcessFormatV2) {
     uint64_t flags = d.u64();
     if (flags > 1) throw StoreError("corrupt process record: flags");
     in_series = flags & 1U;
   }
+  if (format >= kProcessFormat) {
+    uint64_t events = d.u64();
+    if (events > 15) throw StoreError("corrupt process record: event flags");
+    p.exited = events & 1U;
+    p.core_dumped = events & 2U;
+    p.argv_truncated = events & 4U;
+    p.exact = events & 8U;
+    const int64_t code = d.i64();
+    const uint64_t signal = d.u64();
+    if (code < -1 || code > 255 || signal > 127) throw StoreError("corrupt process record: exit status");
+    p.exit_code = static_cast<int>(code);
+    p.exit_signal = static_cast<int>(signal);
+  }
   if (counters_in_series) *counters_in_series = in_series;
   return p;
+}
+
+std::string encode_file(const FileRecord& f) {
+  Encoder e;
+  e.u64(kFileFormat);
+  e.u64(f.job_id);
+  e.str(f.node);
+  e.u64(f.pid);
+  e.u64(f.start_ticks);
+  e.str(f.path);
+  e.u64(f.flags);
+  e.i64(f.first_ms);
+  e.u64(f.opens);
+  e.u64(f.failed);
+  e.u64(f.read_bytes);
+  e.u64(f.write_bytes);
+  return e.bytes();
+}
+
+FileRecord decode_file(std::string_view value) {
+  Decoder d(value);
+  expect_format(d, kFileFormat, "file");
+  FileRecord f;
+  f.job_id = d.u64();
+  f.node = d.str();
+  f.pid = d.u32();
+  f.start_ticks = d.u64();
+  f.path = d.str();
+  f.flags = d.u32();
+  f.first_ms = d.i64();
+  f.opens = d.u64();
+  f.failed = d.u64();
+  f.read_bytes = d.u64();
+  f.write_bytes = d.u64();
+  if (!d.done()) throw StoreError("corrupt file record: trailing bytes");
+  return f;
+}
+
+std::string encode_connection(const ConnectionRecord& c) {
+  Encoder e;
+  e.u64(kConnectionFormat);
+  e.u64(c.job_id);
+  e.str(c.node);
+  e.u64(c.pid);
+  e.u64(c.start_ticks);
+  e.str(c.address);
+  e.u64(c.port);
+  e.str(c.protocol);
+  e.i64(c.first_ms);
+  e.u64(c.count);
+  e.u64(c.failed);
+  return e.bytes();
+}
+
+ConnectionRecord decode_connection(std::string_view value) {
+  Decoder d(value);
+  expect_format(d, kConnectionFormat, "connection");
+  ConnectionRecord c;
+  c.job_id = d.u64();
+  c.node = d.str();
+  c.pid = d.u32();
+  c.start_ticks = d.u64();
+  c.address = d.str();
+  const uint64_t port = d.u64();
+  if (port > UINT16_MAX) throw StoreError("corrupt connection record: port");
+  c.port = static_cast<uint16_t>(port);
+  c.protocol = d.str();
+  c.first_ms = d.i64();
+  c.count = d.u64();
+  c.failed = d.u64();
+  if (!d.done()) throw StoreError("corrupt connection record: trailing bytes");
+  return c;
 }
 
 std::string encode_sample(const Sample& s) {

@@ -107,6 +107,11 @@ JobRecord decode_job(std::string_view value);
 // point, which readers use instead (the writer then skips rewriting a record whose other fields are unchanged).
 std::string encode_process(const ProcessRecord& p, bool counters_in_series = false);
 ProcessRecord decode_process(std::string_view value, bool* counters_in_series = nullptr);
+// eBPF events (schema 3): one record per process and path / peer, with its totals.
+std::string encode_file(const FileRecord& f);
+FileRecord decode_file(std::string_view value);
+std::string encode_connection(const ConnectionRecord& c);
+ConnectionRecord decode_connection(std::string_view value);
 // Schema 1 only: one value per sample. Kept to read old stores during `bcadm db upgrade`.
 std::string encode_sample(const Sample& s);
 Sample decode_sample(std::string_view value);

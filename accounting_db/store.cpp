@@ -33,6 +33,14 @@ std::string step_name(uint32_t step) {
   }
 }
 
+std::string file_flags_text(uint32_t flags) {
+  std::string out;
+  const char letters[] = "rwctad";
+  for (int i = 0; i < 6; ++i)
+    if (flags & (1U << i)) out.push_back(letters[i]);
+  return out.empty() ? "-" : out;
+}
+
 namespace {
 
 using codec::Buckets;
@@ -57,6 +65,10 @@ using rollup::floor_to;
 //   series_m      (job, node, hour start, series) -> Buckets: the minutes of an hour
 //   series_h      (job, node, day start, series) -> Buckets: the hours of a day
 //   series_d      (job, node, 32-day start, series) -> Buckets: the days of 32 days
+//   files         (job, node, pid u32, start_ticks u64, path hash u64) -> FileRecord (totals)
+//   connections   (job, node, pid, start_ticks, peer hash u64) -> ConnectionRecord (totals)
+// The hash keys of files and connections are FNV-1a of the path / (address, port, protocol); on a
+// collision the next hash value is used, so a key's hash is within kHashProbes above its record's own.
 // Chunk keys put time before series, so a job's oldest data is at the start of its range (expiry is a
 // cursor walk) and one tick's writes land on neighbouring pages.
 constexpr int64_t kChunkSpan[kResolutions] = {60, 3600, 86400, 86400 * 32};
@@ -110,12 +122,56 @@ uint64_t identity_hash(const ProcessRecord& p) {
   mix(static_cast<uint64_t>(p.end_ms));
   mix(p.series_id);
   mix(p.max_rss);
+  mix((p.exited ? 1U : 0U) | (p.core_dumped ? 2U : 0U) | (p.argv_truncated ? 4U : 0U) | (p.exact ? 8U : 0U));
+  mix(static_cast<uint64_t>(p.exit_code));
+  mix(static_cast<uint64_t>(p.exit_signal));
   str(p.node);
   str(p.command);
   str(p.exe);
   mix(p.argv.size());
   for (const auto& a : p.argv) str(a);
   return h;
+}
+
+// ---- files and connections (eBPF events) ----
+constexpr uint64_t kHashProbes = 16;
+
+uint64_t fnv1a(std::initializer_list<std::string_view> parts) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (std::string_view part : parts) {
+    for (char c : part) {
+      h ^= static_cast<uint8_t>(c);
+      h *= 0x100000001b3ULL;
+    }
+    h ^= 0xff;  // separator: ("ab", "c") and ("a", "bc") differ
+    h *= 0x100000001b3ULL;
+  }
+  return h;
+}
+uint64_t file_hash(const FileRecord& f) { return fnv1a({f.path}); }
+uint64_t connection_hash(const ConnectionRecord& c) {
+  const char port[2] = {static_cast<char>(c.port >> 8), static_cast<char>(c.port & 0xff)};
+  return fnv1a({c.address, std::string_view(port, 2), c.protocol});
+}
+bool same_file(const FileRecord& a, const FileRecord& b) { return a.path == b.path; }
+bool same_connection(const ConnectionRecord& a, const ConnectionRecord& b) {
+  return a.address == b.address && a.port == b.port && a.protocol == b.protocol;
+}
+void add_to(FileRecord& total, const FileRecord& inc) {
+  total.flags |= inc.flags;
+  if (inc.first_ms && (!total.first_ms || inc.first_ms < total.first_ms)) total.first_ms = inc.first_ms;
+  total.opens += inc.opens;
+  total.failed += inc.failed;
+  total.read_bytes += inc.read_bytes;
+  total.write_bytes += inc.write_bytes;
+}
+void add_to(ConnectionRecord& total, const ConnectionRecord& inc) {
+  if (inc.first_ms && (!total.first_ms || inc.first_ms < total.first_ms)) total.first_ms = inc.first_ms;
+  total.count += inc.count;
+  total.failed += inc.failed;
+}
+std::string event_key(uint64_t job, uint32_t node, uint32_t pid, uint64_t start_ticks, uint64_t hash) {
+  return Key().u64(job).u32(node).u32(pid).u64(start_ticks).u64(hash).bytes();
 }
 
 struct PidKey {
@@ -371,6 +427,16 @@ class LmdbStore final : public Store {
     return processes_in(txn, job_id);
   }
 
+  std::vector<FileRecord> files(uint64_t job_id) override {
+    Txn txn = begin(MDB_RDONLY);
+    return event_records_in<FileRecord>(txn, files_, job_id, codec::decode_file);
+  }
+
+  std::vector<ConnectionRecord> connections(uint64_t job_id) override {
+    Txn txn = begin(MDB_RDONLY);
+    return event_records_in<ConnectionRecord>(txn, connections_, job_id, codec::decode_connection);
+  }
+
   JobSnapshot load_job(uint64_t job_id) override {
     RandomAccess hint(map_range());
     Txn txn = begin(MDB_RDONLY);
@@ -523,6 +589,28 @@ class LmdbStore final : public Store {
 
   CheckReport check() override;
 
+  // Files and connections: decodable, matching their key, under an existing process.
+  template <typename Record, typename Decode, typename Hash, typename Problem, typename Guarded, typename Where>
+  void check_events(const Txn& txn, MDB_dbi dbi, const char* table, uint64_t& count, Decode decode, Hash hash,
+                    Problem& problem, Guarded& guarded, Where& where) {
+    Cursor c(txn, dbi);
+    for (bool ok = c.first(); ok; ok = c.next()) {
+      ++count;
+      guarded(std::string(table) + " table", [&] {
+        const std::string_view k = c.key();
+        if (k.size() != 32) throw StoreError("key size");
+        Record r = decode(c.value());
+        const uint64_t job = codec::read_be(k, 0, 8);
+        const auto node = static_cast<uint32_t>(codec::read_be(k, 8, 4));
+        const uint64_t h = codec::read_be(k, 24, 8);
+        if (r.job_id != job || r.pid != codec::read_be(k, 12, 4) || r.start_ticks != codec::read_be(k, 16, 8) ||
+            h - hash(r) >= kHashProbes)
+          problem(where(job, node) + ": " + table + " record does not match its key");
+        if (!txn.get(jobs_, job_key(job, node).sv())) problem(where(job, node) + ": " + table + " record without job");
+      });
+    }
+  }
+
   SweepReport sweep(uint64_t max_work) override {
     // A whole pass from the first job, in transactions of at most 512 units of work.
     SweepReport total;
@@ -585,7 +673,7 @@ class LmdbStore final : public Store {
 
   void open_env() {
     env_ = std::make_unique<lmdb::Env>();
-    lmdb::check(mdb_env_set_maxdbs(env_->get(), 16), "mdb_env_set_maxdbs");
+    lmdb::check(mdb_env_set_maxdbs(env_->get(), 32), "mdb_env_set_maxdbs");
     if (!options_.read_only)
       lmdb::check(mdb_env_set_mapsize(env_->get(), options_.initial_map_bytes), "mdb_env_set_mapsize");
     unsigned flags = MDB_NOTLS | (options_.read_only ? MDB_RDONLY : 0U);
@@ -610,7 +698,8 @@ class LmdbStore final : public Store {
     return {{"meta", &meta_},          {"nodes", &nodes_},         {"jobs", &jobs_},
             {"processes", &processes_}, {"series_alloc", &series_alloc_}, {"job_state", &job_state_},
             {"open", &open_},          {kSeriesTable[0], &series_[0]}, {kSeriesTable[1], &series_[1]},
-            {kSeriesTable[2], &series_[2]}, {kSeriesTable[3], &series_[3]}};
+            {kSeriesTable[2], &series_[2]}, {kSeriesTable[3], &series_[3]},
+            {"files", &files_},        {"connections", &connections_}};
   }
 
   void open_tables() {
@@ -682,6 +771,15 @@ class LmdbStore final : public Store {
     Cursor c(txn, jobs_);
     for (bool ok = c.seek(prefix); ok && c.key().substr(0, 8) == prefix; ok = c.next())
       out.push_back(codec::decode_job(c.value()));
+    return out;
+  }
+
+  template <typename Record, typename Decode>
+  std::vector<Record> event_records_in(const Txn& txn, MDB_dbi dbi, uint64_t job_id, Decode decode) {
+    std::vector<Record> out;
+    std::string prefix = Key().u64(job_id).bytes();
+    Cursor c(txn, dbi);
+    for (bool ok = c.seek(prefix); ok && c.key().substr(0, 8) == prefix; ok = c.next()) out.push_back(decode(c.value()));
     return out;
   }
 
@@ -817,6 +915,7 @@ class LmdbStore final : public Store {
       if (wrote) ++ctx.js.process_generation;
     }
     if (next_series != first_series) txn.must_put(series_alloc_, jk.sv(), be32(next_series));
+    write_events(ctx, batch);
 
     // The samples, by series then time.
     struct Item {
@@ -862,6 +961,42 @@ class LmdbStore final : public Store {
     seal_idle(ctx, 16 + n / 16);
     expire(ctx, 64 + n / 8);
     txn.must_put(job_state_, jk.sv(), codec::encode_job_state(ctx.js));
+  }
+
+  // Adds this tick's file and connection increments to their totals.
+  void write_events(WriteCtx& ctx, Batch& batch) {
+    if (!batch.files.empty()) {
+      Cursor c(ctx.txn, files_);
+      for (auto& f : batch.files)
+        add_event(ctx, c, f, batch.job, file_hash(f), codec::encode_file, codec::decode_file, same_file);
+    }
+    if (!batch.connections.empty()) {
+      Cursor c(ctx.txn, connections_);
+      for (auto& conn : batch.connections)
+        add_event(ctx, c, conn, batch.job, connection_hash(conn), codec::encode_connection, codec::decode_connection,
+                  same_connection);
+    }
+  }
+
+  template <typename Record, typename Encode, typename Decode, typename Same>
+  void add_event(WriteCtx& ctx, Cursor& c, Record& inc, const JobRecord& job, uint64_t hash, Encode encode,
+                 Decode decode, Same same) {
+    inc.job_id = job.job_id;
+    if (inc.node != job.node) inc.node = job.node;
+    for (uint64_t probe = 0; probe < kHashProbes; ++probe) {
+      const std::string key = event_key(ctx.job, ctx.node, inc.pid, inc.start_ticks, hash + probe);
+      if (!c.find(key)) {
+        c.put(key, encode(inc));
+        return;
+      }
+      Record total = decode(c.value());
+      if (!same(total, inc)) continue;
+      add_to(total, inc);
+      c.put(key, encode(total));
+      return;
+    }
+    throw StoreError("store " + path_ + ": more than " + std::to_string(kHashProbes) +
+                     " event keys of one process collide");
   }
 
   Cursor& open_cursor(WriteCtx& ctx) {
@@ -1332,6 +1467,7 @@ class LmdbStore final : public Store {
   std::unique_ptr<lmdb::Env> env_;
   MDB_dbi meta_ = 0, nodes_ = 0, jobs_ = 0, processes_ = 0, series_alloc_ = 0, job_state_ = 0, open_ = 0;
   MDB_dbi series_[kResolutions] = {0, 0, 0, 0};
+  MDB_dbi files_ = 0, connections_ = 0;
   uint32_t stored_version_ = 0;
   bool created_ = false;
   // Growth and the full-disk state, per process.
@@ -1420,6 +1556,9 @@ CheckReport LmdbStore::check() {
       });
     }
   }
+  check_events<FileRecord>(txn, files_, "files", report.files, codec::decode_file, file_hash, problem, guarded, where);
+  check_events<ConnectionRecord>(txn, connections_, "connections", report.connections, codec::decode_connection,
+                                 connection_hash, problem, guarded, where);
   std::map<std::string, JobState> states;
   {
     Cursor c(txn, job_state_);
@@ -1548,8 +1687,16 @@ UpgradeReport LmdbStore::migrate() {
   report.from_version = stored_version_;
   report.to_version = kSchemaVersion;
   if (stored_version_ == kSchemaVersion) return report;
-  if (stored_version_ != 1)
+  if (stored_version_ != 1 && stored_version_ != 2)
     throw StoreError("store " + path_ + ": no migration from schema version " + std::to_string(stored_version_));
+  if (stored_version_ == 2) {
+    // 2 -> 3 adds the files and connections tables (open_tables made them); old records decode as they are.
+    Txn txn = begin(0);
+    lmdb::check(txn.put(meta_, kSchemaKey, be32(kSchemaVersion)), "mdb_put schema");
+    lmdb::check(txn.commit(), "mdb_txn_commit");
+    stored_version_ = kSchemaVersion;
+    return report;
+  }
   MDB_dbi samples = 0;
   {
     Txn txn = begin(0);
