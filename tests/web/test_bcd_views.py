@@ -74,6 +74,7 @@ try:
 
     # --- series: second resolution, then minutes; every CPU second of the record is in the series once
     header = bcd.get_json("/api/v1/jobs/7", as_root())
+    assert [r["node"] for r in header["node_records"]] == ["node001"] and header["node_records"][0]["lost_events"] == 0
     s = bcd.get_json("/api/v1/jobs/job_7/series", as_root())
     assert s["resolution"] == "second" and s["width_s"] == 1, s["resolution"]
     total = s["series"][0]
@@ -106,6 +107,20 @@ try:
               f"minute {i}: top 5 + other = total")
     print("ok series per process and top 5 + other add up to the job total")
 
+    # --- files and connections, as bc-web-store wrote them
+    files = bcd.get_json("/api/v1/jobs/7/files", as_root())["files"]
+    assert len(files) == 51, len(files)
+    missing = [f for f in files if f["path"] == "/etc/missing.conf"]
+    assert missing and missing[0]["opens"] == 3 and missing[0]["failed"] == 3 and missing[0]["pid"] == 10000, missing
+    f10 = [f for f in files if f["pid"] == 10010]
+    assert [(f["path"], f["flags"], f["process"], f["command"]) for f in f10] == \
+        [("/scratch/case10.dat", "r", "node001:11", "solver")], f10
+    conns = bcd.get_json("/api/v1/jobs/job_7/connections", as_root())["connections"]
+    assert sorted((c["address"], c["port"], c["protocol"], c["count"], c["failed"]) for c in conns) == \
+        [("10.0.0.0", 5000, "tcp", 2, 0), ("10.0.0.1", 5000, "tcp", 2, 0), ("10.0.0.2", 5000, "tcp", 2, 1)], conns
+    assert bcd.get_json("/api/v1/jobs/41/files", as_root())["files"] == []
+    print("ok files and connections of job 7, with their processes")
+
     # --- ids, bad input: 4xx, and bcd keeps serving
     bad = [("/api/v1/jobs/zz/series", 400), ("/api/v1/jobs/job_x/tree", 400),
            ("/api/v1/jobs/abcdef012345/tree", 404), ("/api/v1/jobs/999/processes", 404),
@@ -121,8 +136,7 @@ try:
     print(f"ok {len(bad)} bad requests answered with their 4xx; bcd still serves")
 
     # --- authorization on every view
-    views = ["processes", "tree", "series", "stream"]
-    for v in views[:3]:
+    for v in ["processes", "tree", "series", "files", "connections"]:
         assert bcd.get(f"/api/v1/jobs/41/{v}")[0] == 401
         assert bcd.get(f"/api/v1/jobs/41/{v}?token={token('job_41')}")[0] == 200
         assert bcd.get(f"/api/v1/jobs/job_41/{v}", {"Authorization": "Bearer " + token("job_41")})[0] == 200

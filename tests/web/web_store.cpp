@@ -31,6 +31,18 @@ int main(int argc, char** argv) try {
   for (int64_t k = 0; k < seconds; ++k) {
     if (k + 1 == seconds) job.job.end_ms = (job.start_s + k) * 1000;
     bc::store::Batch b = job.tick(k);
+    if (k == 0) {
+      // Known files and connections: each process reads its input; the first three also talk to a server.
+      for (const auto& p : b.processes) {
+        const auto& r = p.record;
+        b.files.push_back({0, "", r.pid, r.start_ticks, r.argv.at(2), bc::store::kFileRead, (job.start_s) * 1000, 1, 0, 0, 0});
+        if (r.pid < 10003)
+          b.connections.push_back({0, "", r.pid, r.start_ticks, "10.0.0." + std::to_string(r.pid - 10000), 5000, "tcp",
+                                   job.start_s * 1000, 2, r.pid == 10002 ? 1u : 0u});
+      }
+      b.files.push_back({0, "", b.processes[0].record.pid, b.processes[0].record.start_ticks, "/etc/missing.conf",
+                         bc::store::kFileRead, job.start_s * 1000, 3, 3, 0, 0});
+    }
     if (live) std::this_thread::sleep_until(std::chrono::system_clock::time_point(std::chrono::seconds(job.start_s + k)));
     db->write_batch(b);
     job.commit(b);

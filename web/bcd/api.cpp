@@ -154,6 +154,8 @@ std::vector<web::Route> Api::routes() {
       {"GET", "/api/v1/jobs/{}", wrap(&Api::job)},
       {"GET", "/api/v1/jobs/{}/processes", wrap(&Api::processes)},
       {"GET", "/api/v1/jobs/{}/tree", wrap(&Api::tree)},
+      {"GET", "/api/v1/jobs/{}/files", wrap(&Api::files)},
+      {"GET", "/api/v1/jobs/{}/connections", wrap(&Api::connections)},
       {"GET", "/api/v1/jobs/{}/series", wrap(&Api::series)},
       {"GET", "/api/v1/jobs/{}/stream", wrap(&Api::stream)},
       {"GET", "/metrics", wrap(&Api::metrics_text)},
@@ -212,9 +214,7 @@ Response Api::with_job(const Request& req, const JobView& view) {
 }
 
 Response Api::job(const Request& req) {
-  return with_job(req, [](const Target&, store::JobSnapshot& snap) {
-    return Response::json(200, report::format_json(report::JobData{std::move(snap.nodes), std::move(snap.processes)}));
-  });
+  return with_job(req, [](const Target&, store::JobSnapshot& snap) { return Response::json(200, job_document(std::move(snap), true)); });
 }
 
 Response Api::list_jobs(const Request& req) {

@@ -32,6 +32,8 @@ struct Metrics {
 class Api {
  public:
   Api(Config config, std::unique_ptr<store::Store> store);
+  // GET /api/v1/jobs/{id}: bcacct --json's document plus "node_records" (allocation, lost events, ...).
+  static std::string job_document(store::JobSnapshot snap, bool with_processes);
   ~Api();
   std::vector<web::Route> routes();
   Metrics& metrics() { return metrics_; }
@@ -75,6 +77,8 @@ class Api {
   // The per-job views (api_views.cpp).
   web::Response processes(const web::Request& req);
   web::Response tree(const web::Request& req);
+  web::Response files(const web::Request& req);
+  web::Response connections(const web::Request& req);
   web::Response series(const web::Request& req);
   web::Response stream(const web::Request& req);
   static web::Response tree_view(const Target& target, store::JobSnapshot& snap);

@@ -70,7 +70,33 @@ cJSON* process_object(const ProcessRecord& p) {
   cJSON_AddNumberToObject(o, "rss_bytes", static_cast<double>(p.rss));
   cJSON_AddNumberToObject(o, "read_bytes", static_cast<double>(p.read_bytes));
   cJSON_AddNumberToObject(o, "write_bytes", static_cast<double>(p.write_bytes));
+  if (p.exited) {
+    cJSON_AddNumberToObject(o, "exit_code", p.exit_code);
+    cJSON_AddNumberToObject(o, "exit_signal", p.exit_signal);
+    cJSON_AddBoolToObject(o, "core_dumped", p.core_dumped);
+  }
   return o;
+}
+
+// (node, pid, start ticks) -> the process's key and command, to name the process of a file or connection.
+using ProcessIndex = std::map<std::tuple<std::string, uint32_t, uint64_t>, const ProcessRecord*>;
+ProcessIndex index_processes(const std::vector<ProcessRecord>& procs) {
+  ProcessIndex out;
+  for (const auto& p : procs) out[{p.node, p.pid, p.start_ticks}] = &p;
+  return out;
+}
+
+void add_owner(cJSON* o, const ProcessIndex& index, const std::string& node, uint32_t pid, uint64_t start_ticks) {
+  cJSON_AddNumberToObject(o, "pid", pid);
+  add_string(o, "node", node);
+  auto it = index.find({node, pid, start_ticks});
+  if (it == index.end()) {
+    cJSON_AddNullToObject(o, "process");
+    cJSON_AddNullToObject(o, "command");
+    return;
+  }
+  add_string(o, "process", process_key(node, it->second->series_id));
+  add_string(o, "command", it->second->command);
 }
 
 // One bucket of a series as the API gives it. NaN means "not defined" (printed as null): the max of an
@@ -293,7 +319,7 @@ class JobStream : public web::Stream {
     Json series(cJSON_CreateArray());
     Json changed(cJSON_CreateArray());
     int64_t newest = since_s_;
-    Json header;
+    std::string header;
     {
       std::lock_guard lock(store_mutex_);
       store::JobSnapshot snap = db_.load_job(key_);
@@ -322,16 +348,14 @@ class JobStream : public web::Stream {
         Points pts = query(p.node, p.series_id);
         if (!pts.empty()) cJSON_AddItemToArray(series.get(), series_object(key, label_of(p), pts, Metric::All));
       }
-      // The header exactly as GET /api/v1/jobs/{id} (and bcacct --json) has it, without the process list.
-      header.reset(cJSON_Parse(report::format_json(report::JobData{std::move(snap.nodes), std::move(snap.processes)}).c_str()));
-      if (header) cJSON_DeleteItemFromObjectCaseSensitive(header.get(), "processes");
+      header = Api::job_document(std::move(snap), false);
     }
     since_s_ = newest;
     Json samples(cJSON_CreateObject());
     cJSON_AddStringToObject(samples.get(), "resolution", "second");
     cJSON_AddItemToObject(samples.get(), "series", series.release());
     cJSON_AddItemToObject(samples.get(), "processes", changed.release());
-    return (header ? sse_event("job", print(header.get())) : "") + sse_event("samples", print(samples.get()));
+    return sse_event("job", header) + sse_event("samples", print(samples.get()));
   }
 
   store::Store& db_;
@@ -349,11 +373,77 @@ class JobStream : public web::Stream {
 
 }  // namespace
 
+std::string Api::job_document(store::JobSnapshot snap, bool with_processes) {
+  // The header and processes exactly as bcacct --json prints them, then what the web header also shows
+  // per node (allocation, lost events, why events were unavailable).
+  Json node_records(cJSON_CreateArray());
+  for (const auto& n : snap.nodes) {
+    cJSON* o = cJSON_CreateObject();
+    add_string(o, "node", n.node);
+    add_string(o, "job_name", n.job_name);
+    cJSON_AddNumberToObject(o, "alloc_cpus", n.alloc_cpus);
+    cJSON_AddNumberToObject(o, "mem_limit_bytes", static_cast<double>(n.mem_limit_bytes));
+    cJSON_AddNumberToObject(o, "cgroup_mem_peak_bytes", static_cast<double>(n.cgroup_mem_peak));
+    cJSON_AddNumberToObject(o, "lost_events", static_cast<double>(n.lost_events));
+    add_string(o, "events_unavailable", n.events_unavailable);
+    add_string(o, "container_name", n.container_name);
+    add_string(o, "container_image", n.container_image);
+    add_time(o, "last_sample", n.last_sample_ms);
+    cJSON_AddItemToArray(node_records.get(), o);
+  }
+  Json doc(cJSON_Parse(report::format_json(report::JobData{std::move(snap.nodes), std::move(snap.processes)}).c_str()));
+  if (!doc) throw std::runtime_error("cannot re-read the job's JSON");
+  if (!with_processes) cJSON_DeleteItemFromObjectCaseSensitive(doc.get(), "processes");
+  cJSON_AddItemToObject(doc.get(), "node_records", node_records.release());
+  return print(doc.get(), with_processes);
+}
+
 Response Api::processes(const Request& req) {
   return with_job(req, [](const Target& target, store::JobSnapshot& snap) {
     Json root = container_object(target.container);
     cJSON* list = cJSON_AddArrayToObject(root.get(), "processes");
     for (const auto& p : report::sorted_processes(std::move(snap.processes))) cJSON_AddItemToArray(list, process_object(p));
+    return Response::json(200, print(root.get()));
+  });
+}
+
+Response Api::files(const Request& req) {
+  return with_job(req, [this](const Target& target, store::JobSnapshot& snap) {
+    const ProcessIndex index = index_processes(snap.processes);
+    Json root = container_object(target.container);
+    cJSON* list = cJSON_AddArrayToObject(root.get(), "files");
+    for (const auto& f : store_->files(target.key)) {
+      cJSON* o = cJSON_CreateObject();
+      add_owner(o, index, f.node, f.pid, f.start_ticks);
+      add_string(o, "path", f.path);
+      add_string(o, "flags", store::file_flags_text(f.flags));
+      cJSON_AddNumberToObject(o, "opens", static_cast<double>(f.opens));
+      cJSON_AddNumberToObject(o, "failed", static_cast<double>(f.failed));
+      cJSON_AddNumberToObject(o, "read_bytes", static_cast<double>(f.read_bytes));
+      cJSON_AddNumberToObject(o, "write_bytes", static_cast<double>(f.write_bytes));
+      add_time(o, "first", f.first_ms);
+      cJSON_AddItemToArray(list, o);
+    }
+    return Response::json(200, print(root.get()));
+  });
+}
+
+Response Api::connections(const Request& req) {
+  return with_job(req, [this](const Target& target, store::JobSnapshot& snap) {
+    const ProcessIndex index = index_processes(snap.processes);
+    Json root = container_object(target.container);
+    cJSON* list = cJSON_AddArrayToObject(root.get(), "connections");
+    for (const auto& c : store_->connections(target.key)) {
+      cJSON* o = cJSON_CreateObject();
+      add_owner(o, index, c.node, c.pid, c.start_ticks);
+      add_string(o, "address", c.address);
+      cJSON_AddNumberToObject(o, "port", c.port);
+      add_string(o, "protocol", c.protocol);
+      cJSON_AddNumberToObject(o, "count", static_cast<double>(c.count));
+      cJSON_AddNumberToObject(o, "failed", static_cast<double>(c.failed));
+      add_time(o, "first", c.first_ms);
+      cJSON_AddItemToArray(list, o);
+    }
     return Response::json(200, print(root.get()));
   });
 }
