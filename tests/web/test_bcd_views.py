@@ -172,7 +172,8 @@ try:
     times = sorted({t for n, d in ev if n == "samples" for s_ in json.loads(d)["series"] if s_["key"] == "total"
                     for t in s_["t"]})
     assert [n for n, _ in ev][-1] == "end", ev
-    assert len(times) >= 5 and times == list(range(times[0], times[0] + len(times))), times
+    last = bcd.get_json("/api/v1/jobs/8/series", as_root())["series"][0]["t"][-1]
+    assert len(times) >= 3 and times == list(range(times[0], last + 1)), (times, last)
     samples_events = sum(1 for n, _ in ev if n == "samples")
     assert 3 <= samples_events <= 8, f"one samples event per second, got {samples_events}"
     procs_sent = [p["key"] for n, d in ev if n == "samples" for p in json.loads(d)["processes"]]
