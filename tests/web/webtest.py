@@ -46,10 +46,42 @@ def token(container, ttl=600, key=SECRET, exp=None):
     return signing + "." + b64(hmac.new(key.encode(), signing.encode(), hashlib.sha256).digest())
 
 
+def probe(url, *options, timeout=120):
+    """What headless Chromium shows for url (tests/web/page_probe.mjs); skips without node or Chromium."""
+    build = os.environ["BC_BUILD"]
+    modules = os.environ["BC_WEB_NODE_MODULES"]
+    missing = [what for what, ok in (("node", shutil.which("node")), ("/usr/bin/chromium", os.path.exists("/usr/bin/chromium")),
+                                     ("playwright-core (npm ci in web/)", os.path.isdir(os.path.join(modules, "playwright-core"))))
+               if not ok]
+    if missing:
+        if os.environ.get("CI") == "true":
+            sys.exit(f"FAIL: {', '.join(missing)} missing, and CI must run the browser tests")
+        print(f"SKIP: {', '.join(missing)} missing (scripts/install-deps.sh installs them)")
+        sys.exit(SKIP)
+    r = subprocess.run(["node", os.path.join(os.path.dirname(__file__), "page_probe.mjs"), url, *options],
+                       capture_output=True, text=True, timeout=timeout, env=dict(os.environ, BC_WEB_NODE_MODULES=modules))
+    assert r.returncode == 0, f"probe failed ({r.returncode}): {r.stdout}{r.stderr}"
+    out = json.loads(r.stdout)
+    assert "probe_error" not in out, out
+    # The refused request behind an error page is logged by Chromium; anything else is a page bug.
+    errors = [e for e in out["console_errors"] if not (out["error"] and e.startswith("Failed to load resource"))]
+    assert not errors, errors
+    # Never a blank page: either the view or the error panel has text.
+    assert out["body_text_length"] > 40, out
+    return out
+
+
+def screenshot_dir():
+    d = os.path.join(os.environ["BC_BUILD"], "tests", "web", "screenshots")
+    os.makedirs(d, exist_ok=True)
+    return d
+
+
 class Bcd:
     """munged on a private socket and bcd serving `store` and `static` on 127.0.0.1:0."""
 
-    def __init__(self, store, static, auth_disable=False, extra_conf=""):
+    def __init__(self, store, static=None, auth_disable=False, extra_conf=""):
+        static = static or os.path.join(os.environ["BC_BUILD"], "web", "static")
         self.build = os.environ["BC_BUILD"]
         self.work = tempfile.mkdtemp(prefix="bc-web-")
         os.chmod(self.work, 0o755)
