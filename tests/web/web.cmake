@@ -12,3 +12,10 @@ set(BC_WEB_TEST_ENV "BC_BUILD=${CMAKE_BINARY_DIR};BC_WEB_NODE_MODULES=${PROJECT_
 add_test(NAME web_page COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/test_web_page.py)
 set_tests_properties(web_page PROPERTIES LABELS "integration;web" TIMEOUT 300 SKIP_RETURN_CODE 77
                      ENVIRONMENT "${BC_WEB_TEST_ENV}")
+# Real sbatch jobs through the Slurm cluster fixture of tests/integration.
+if(NOT BC_SANITIZE)
+  add_test(NAME web_slurm COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/test_web_slurm.py)
+  set_tests_properties(web_slurm PROPERTIES FIXTURES_REQUIRED slurm_cluster RESOURCE_LOCK slurm_cluster
+                       LABELS "integration;web" TIMEOUT 300 SKIP_RETURN_CODE 77
+                       ENVIRONMENT "${BC_WEB_TEST_ENV};BC_IT_WORK=${BC_IT_WORK}")
+endif()
