@@ -28,6 +28,9 @@ const char kUsage[] =
     "  --interval SECONDS    sampling interval (default 1, minimum 0.05)\n"
     "  --empty-grace SECONDS exit after the job cgroup has been empty this long (default 3)\n"
     "  --nice N              scheduling niceness, so jobs win the CPU (default 10)\n"
+    "  --central URL         also ship every tick to this bcd (http://host:port); unshipped data waits in\n"
+    "                        the node store's outbox for the next monitor on this node or 'bcadm ship'\n"
+    "  --munge-socket PATH   munged socket for the shipper's credentials (default: munge's)\n"
     "  -h, --help            this text\n"
     "  --version             version\n"
     "\n"
@@ -65,7 +68,7 @@ int main(int argc, char** argv) try {
   }
   int nice_level = 10;
   enum { kJob = 1000, kCgroupPath, kCgroupVersion, kCgroupRoot, kUid, kNode, kStore, kRunDir, kInterval,
-         kGrace, kNice, kVersion };
+         kGrace, kNice, kCentral, kMungeSocket, kVersion };
   static const option long_options[] = {
       {"job", required_argument, nullptr, kJob},
       {"cgroup-path", required_argument, nullptr, kCgroupPath},
@@ -78,6 +81,8 @@ int main(int argc, char** argv) try {
       {"interval", required_argument, nullptr, kInterval},
       {"empty-grace", required_argument, nullptr, kGrace},
       {"nice", required_argument, nullptr, kNice},
+      {"central", required_argument, nullptr, kCentral},
+      {"munge-socket", required_argument, nullptr, kMungeSocket},
       {"help", no_argument, nullptr, 'h'},
       {"version", no_argument, nullptr, kVersion},
       {nullptr, 0, nullptr, 0}};
@@ -115,6 +120,8 @@ int main(int argc, char** argv) try {
         if (!parse_number(optarg, d)) return usage_error("--nice needs a number");
         nice_level = static_cast<int>(d);
         break;
+      case kCentral: opt.central_url = optarg; break;
+      case kMungeSocket: opt.munge_socket = optarg; break;
       case 'h': std::fputs(kUsage, stdout); return 0;
       case kVersion: std::puts("bc-monitor " BC_VERSION); return 0;
       default: return usage_error("unknown option");

@@ -18,6 +18,8 @@ struct MonitorOptions {
   std::string cgroup_relative;    // "/slurm_node/uid_1000/job_42"
   std::string cgroup_root;        // overrides the mount points (fixture trees); empty: the host's
   double empty_grace_s = 3.0;     // exit after the job cgroup has had no process this long
+  std::string central_url;        // ship each tick to this bcd (empty: the node store only)
+  std::string munge_socket;       // for the shipper's credentials; empty: munge's default
 };
 
 // Runs until the job ends on this node (its cgroup is gone or stays empty), or SIGTERM/SIGINT.

@@ -58,8 +58,15 @@ Config parse_config(const std::vector<std::string>& args, std::vector<std::strin
     } else if (key == "interval") {
       if (!parse_interval(value, config.interval_s))
         errors.push_back("interval= takes seconds between 0.05 and 3600, got '" + value + "'");
+    } else if (key == "central") {
+      if (value.rfind("http://", 0) != 0 && value.rfind("https://", 0) != 0)
+        errors.push_back("central= takes an http:// or https:// URL of bcd, got '" + value + "'");
+      else config.central = value;
+    } else if (key == "munge_socket") {
+      need_path(config.munge_socket);
     } else {
-      errors.push_back("unknown key '" + key + "' (known: enable, store, monitor, interval, rundir, log)");
+      errors.push_back("unknown key '" + key +
+                       "' (known: enable, store, monitor, interval, rundir, log, central, munge_socket)");
     }
   }
   return config;

@@ -13,6 +13,8 @@ struct Config {
   std::string run_dir = BC_RUN_DIR_DEFAULT;
   std::string log = BC_LOG_DEFAULT;
   double interval_s = 1.0;
+  std::string central;       // bcd URL the monitor ships to; empty: node store only
+  std::string munge_socket;  // for the monitor's credentials; empty: munge's default
 };
 
 // Defaults first, then each argument. Every bad word (unknown key, missing '=', bad value, value too long)

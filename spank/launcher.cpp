@@ -173,6 +173,8 @@ LaunchResult ensure_monitor(const Config& config, uint64_t job_id, uint32_t uid,
                                    "--interval", format_interval(config.interval_s),
                                    "--cgroup-version", std::to_string(job->version),
                                    "--cgroup-path", job->relative_path};
+  if (!config.central.empty()) args.insert(args.end(), {"--central", config.central});
+  if (!config.munge_socket.empty()) args.insert(args.end(), {"--munge-socket", config.munge_socket});
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

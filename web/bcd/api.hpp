@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -30,6 +31,8 @@ class Api {
   ~Api();
   std::vector<web::Route> routes();
   Metrics& metrics() { return metrics_; }
+  // More OpenMetrics families for /metrics (the ingest counters).
+  void add_metrics(std::function<std::string()> fn) { extra_metrics_ = std::move(fn); }
 
   struct Caller {
     enum class Kind { Anonymous, User, Token } kind = Kind::Anonymous;
@@ -57,6 +60,7 @@ class Api {
   Config config_;
   std::unique_ptr<store::Store> store_;  // one LMDB env per process; reads run concurrently (MDB_NOTLS)
   Metrics metrics_;
+  std::function<std::string()> extra_metrics_;
 };
 
 }  // namespace bc::bcd

@@ -1,0 +1,16 @@
+# Shipping node data to the central daemon: wire format, outbox, dedup, API keys (unit), and real bcd
+# ingest with munged and Slurm (integration).
+add_executable(test_wire ${CMAKE_CURRENT_LIST_DIR}/test_wire.cpp)
+target_link_libraries(test_wire PRIVATE bc_store GTest::gtest_main)
+target_include_directories(test_wire PRIVATE ${PROJECT_SOURCE_DIR}/accounting_db ${PROJECT_SOURCE_DIR}/tests/unit)
+gtest_discover_tests(test_wire PROPERTIES LABELS unit)
+
+add_executable(bc-central-tool ${CMAKE_CURRENT_LIST_DIR}/central_tool.cpp)
+target_link_libraries(bc-central-tool PRIVATE bc_store)
+set_target_properties(bc-central-tool PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests/central)
+
+# bcd ingest against a private munged: two simulated nodes, dedup, replay, forged and non-root credentials,
+# API keys, tokens, bad bodies.
+add_test(NAME it_central_ingest COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/test_central_ingest.py)
+set_tests_properties(it_central_ingest PROPERTIES LABELS "integration;central" TIMEOUT 180 SKIP_RETURN_CODE 77
+                     ENVIRONMENT "BC_BUILD=${CMAKE_BINARY_DIR};PYTHONDONTWRITEBYTECODE=1")
