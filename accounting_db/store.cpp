@@ -554,6 +554,7 @@ class LmdbStore final : public Store {
   void acknowledge_batches(uint64_t job_id, uint64_t up_to_seq) override;
   std::vector<ShipState> ship_states() override;
   bool write_batch_once(Batch& batch, const BatchId& id) override;
+  std::vector<bool> write_batches_once(std::vector<Batch>& batches, const std::vector<BatchId>& ids) override;
   uint64_t applied_batch_count() override;
   void put_api_key(const ApiKeyRecord& key) override;
   bool delete_api_key(const std::string& hash) override;
@@ -1837,6 +1838,46 @@ bool LmdbStore::write_batch_once(Batch& batch, const BatchId& id) {
     return false;
   }
   return true;
+}
+
+std::vector<bool> LmdbStore::write_batches_once(std::vector<Batch>& batches, const std::vector<BatchId>& ids) {
+  if (batches.size() != ids.size()) throw StoreError("write_batches_once: one id per batch");
+  std::vector<bool> applied(batches.size(), false);
+  std::vector<std::string> keys;
+  keys.reserve(ids.size());
+  for (const auto& id : ids) keys.push_back(ingested_key(id));
+  size_t first = 0;
+  {
+    Txn txn = begin(MDB_RDONLY);
+    while (first < batches.size() && txn.get(ingested_, keys[first])) ++first;
+  }
+  if (first == batches.size()) return applied;
+  // The first new batch goes through write_batch (growth, retries, the full-disk rules); the others are
+  // written by the hook inside the same transaction, each with its own write context. Their process caches
+  // are not updated, which is safe: the job's process generation moved, so the next write resets the cache.
+  const std::string ingested_at = Key().u64(static_cast<uint64_t>(time(nullptr))).bytes();
+  HookScope scope(in_txn_, [&](Txn& txn, const Batch&) {
+    if (txn.get(ingested_, keys[first])) throw DuplicateBatch{};
+    txn.must_put(ingested_, keys[first], ingested_at);
+    std::fill(applied.begin(), applied.end(), false);
+    applied[first] = true;
+    for (size_t i = first + 1; i < batches.size(); ++i) {
+      if (txn.get(ingested_, keys[i])) continue;
+      WriteCtx ctx(txn);
+      ctx.drop_seconds = degraded_;
+      write_in(ctx, batches[i]);
+      ctx.close_cursors();
+      txn.must_put(ingested_, keys[i], ingested_at);
+      applied[i] = true;
+    }
+  });
+  try {
+    write_batch(batches[first]);
+  } catch (const DuplicateBatch&) {
+    // Another writer applied it meanwhile: fall back to one at a time.
+    for (size_t i = first; i < batches.size(); ++i) applied[i] = write_batch_once(batches[i], ids[i]);
+  }
+  return applied;
 }
 
 uint64_t LmdbStore::applied_batch_count() {

@@ -340,6 +340,9 @@ class Store {
   // Central side. Applies the batch like write_batch unless a batch with this id was applied before; the id
   // is recorded in the same transaction. False: a duplicate, nothing written.
   virtual bool write_batch_once(Batch& batch, const BatchId& id) = 0;
+  // The same for many batches in one transaction (one commit, one fsync): what bcd does with a request.
+  // applied[i] tells whether batches[i] was new. All or nothing: on an exception none is applied.
+  virtual std::vector<bool> write_batches_once(std::vector<Batch>& batches, const std::vector<BatchId>& ids) = 0;
   virtual uint64_t applied_batch_count() = 0;
 
   virtual void put_api_key(const ApiKeyRecord& key) = 0;

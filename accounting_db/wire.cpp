@@ -119,8 +119,9 @@ Batch decode_batch(std::string_view bytes) {
   for (size_t i = 0; i < n; ++i) {
     store::ProcessUpdate u;
     u.record = get_record<ProcessRecord>(r, "process record", [](std::string_view v) { return codec::decode_process(v); });
-    if (u.record.job_id != b.job.job_id || u.record.node != b.job.node)
-      throw WireError("malformed batch: process " + std::to_string(u.record.pid) + " belongs to another job or node");
+    // A batch is one job on one node, as write_batch treats it.
+    u.record.job_id = b.job.job_id;
+    u.record.node = b.job.node;
     u.sample = get_sample(r);
     b.processes.push_back(std::move(u));
   }

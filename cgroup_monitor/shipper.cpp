@@ -33,7 +33,26 @@ struct CurlGlobal {
   CurlGlobal() { curl_global_init(CURL_GLOBAL_DEFAULT); }
 };
 
-// One POST of a bundle. Returns the HTTP status (0 when no answer) and the body.
+// flock on the node store's ship lock, released when it goes out of scope.
+class ShipLock {
+ public:
+  explicit ShipLock(const std::string& path) {
+    if (path.empty()) {
+      held_ = true;
+      return;
+    }
+    fd_ = monitor::UniqueFd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+    held_ = fd_.get() >= 0 && flock(fd_.get(), LOCK_EX | LOCK_NB) == 0;
+  }
+  bool held() const { return held_; }
+
+ private:
+  monitor::UniqueFd fd_;
+  bool held_ = false;
+};
+
+}  // namespace
+
 long post_bundle(const ShipOptions& o, const std::string& body, std::string& answer, std::string& error) {
   static CurlGlobal global;
   std::unique_ptr<CURL, void (*)(CURL*)> curl(curl_easy_init(), curl_easy_cleanup);
@@ -81,26 +100,6 @@ long post_bundle(const ShipOptions& o, const std::string& body, std::string& ans
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
   return status;
 }
-
-// flock on the node store's ship lock, released when it goes out of scope.
-class ShipLock {
- public:
-  explicit ShipLock(const std::string& path) {
-    if (path.empty()) {
-      held_ = true;
-      return;
-    }
-    fd_ = monitor::UniqueFd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-    held_ = fd_.get() >= 0 && flock(fd_.get(), LOCK_EX | LOCK_NB) == 0;
-  }
-  bool held() const { return held_; }
-
- private:
-  monitor::UniqueFd fd_;
-  bool held_ = false;
-};
-
-}  // namespace
 
 uint64_t new_monitor_id() {
   uint64_t id = 0;

@@ -34,6 +34,10 @@ struct ShipResult {
   std::string error;      // the last failure; empty when the last request worked
 };
 
+// One POST of an encoded bundle (wire::encode_bundle) to options.central_url. Returns the HTTP status, 0
+// when there was no answer (error says why).
+long post_bundle(const ShipOptions& options, const std::string& body, std::string& answer, std::string& error);
+
 // Sends bundles until the outbox is empty, a request fails, or the deadline passes. Never throws.
 // store_mutex guards every use of the store (the monitor writes from another thread).
 ShipResult ship_pending(const ShipOptions& options, store::Store& store, std::mutex& store_mutex, double deadline_s);

@@ -14,3 +14,12 @@ set_target_properties(bc-central-tool PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAK
 add_test(NAME it_central_ingest COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/test_central_ingest.py)
 set_tests_properties(it_central_ingest PROPERTIES LABELS "integration;central" TIMEOUT 180 SKIP_RETURN_CODE 77
                      ENVIRONMENT "BC_BUILD=${CMAKE_BINARY_DIR};PYTHONDONTWRITEBYTECODE=1")
+
+# bcd down for a whole real Slurm job, then up: no loss, no duplicates (needs the integration cluster).
+if(NOT BC_SANITIZE)
+  add_test(NAME it_central_slurm COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/test_central_slurm.py)
+  set_tests_properties(it_central_slurm PROPERTIES
+    FIXTURES_REQUIRED slurm_cluster RESOURCE_LOCK slurm_cluster LABELS "integration;central" TIMEOUT 300
+    SKIP_RETURN_CODE 77
+    ENVIRONMENT "BC_IT_WORK=${BC_IT_WORK};BC_BUILD=${CMAKE_BINARY_DIR};PYTHONPATH=${PROJECT_SOURCE_DIR}/tests/integration;PYTHONDONTWRITEBYTECODE=1")
+endif()

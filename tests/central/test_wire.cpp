@@ -1,6 +1,7 @@
 // The wire format of shipped batches and the node store's outbox, dedup and API-key tables.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <random>
 
 #include "store.hpp"
@@ -303,6 +304,49 @@ TEST(Central, DuplicateBatchIsStoredOnce) {
   EXPECT_EQ(snap.nodes.size(), 2u);
   EXPECT_EQ(snap.processes.size(), 3u);
   EXPECT_EQ(db->series(42, "n1", 0, 0, INT64_MAX).size(), 2u);
+}
+
+// Many batches in one transaction give the same store as one at a time, and skip what was applied before
+// (earlier or within the same group).
+TEST(Central, GroupedBatchesMatchOneAtATime) {
+  TempDir dir;
+  auto grouped = store::Store::open(dir.store(), test_options());
+  auto single = store::Store::open(dir.file("single.lmdb"), test_options());
+  std::vector<Batch> batches;
+  std::vector<store::BatchId> ids;
+  for (int t = 0; t < 30; ++t)
+    for (const char* node : {"n1", "n2"}) {
+      batches.push_back(tick(42, node, 1'700'000'000 + t, 3 + static_cast<uint32_t>(t % 2)));
+      ids.push_back({node, 42, 9, static_cast<uint64_t>(t + 1)});
+    }
+  batches.push_back(batches[5]);  // the same batch twice in one group
+  ids.push_back(ids[5]);
+  Batch early = batches[0];
+  EXPECT_TRUE(grouped->write_batch_once(early, ids[0]));  // applied before the group
+  std::vector<Batch> copy = batches;
+  std::vector<bool> applied = grouped->write_batches_once(copy, ids);
+  ASSERT_EQ(applied.size(), batches.size());
+  EXPECT_FALSE(applied[0]);
+  EXPECT_TRUE(applied[1]);
+  EXPECT_TRUE(applied[5]);
+  EXPECT_FALSE(applied.back());
+  EXPECT_EQ(std::count(applied.begin(), applied.end(), true), 59);
+  for (size_t i = 0; i < batches.size(); ++i) single->write_batch_once(batches[i], ids[i]);
+  EXPECT_EQ(grouped->applied_batch_count(), 60u);
+  EXPECT_EQ(single->applied_batch_count(), 60u);
+  for (const char* node : {"n1", "n2"}) {
+    for (uint32_t series = 0; series <= 4; ++series) {
+      auto a = grouped->series(42, node, series, 0, INT64_MAX), b = single->series(42, node, series, 0, INT64_MAX);
+      ASSERT_EQ(a.size(), b.size()) << node << " series " << series;
+      for (size_t i = 0; i < a.size(); ++i) EXPECT_EQ(a[i].cpu_ns, b[i].cpu_ns);
+    }
+  }
+  EXPECT_EQ(grouped->load_job(42).processes.size(), 8u);
+  EXPECT_EQ(grouped->check().problem_count, 0u);
+  // All already applied: nothing written.
+  copy = batches;
+  applied = grouped->write_batches_once(copy, ids);
+  EXPECT_EQ(std::count(applied.begin(), applied.end(), true), 0);
 }
 
 TEST(Central, ApiKeys) {
