@@ -116,8 +116,8 @@ int cmd_check(const std::string& path, OpenOptions options) {
   auto store = Store::open(path, options);
   CheckReport r = store->check();
   std::printf("store %s: %" PRIu64 " jobs, %" PRIu64 " processes, %" PRIu64 " chunks of seconds, %" PRIu64
-              " points, %" PRIu64 " rollup buckets\n",
-              path.c_str(), r.jobs, r.processes, r.chunks, r.points, r.buckets);
+              " points, %" PRIu64 " rollup buckets, %" PRIu64 " files, %" PRIu64 " connections\n",
+              path.c_str(), r.jobs, r.processes, r.chunks, r.points, r.buckets, r.files, r.connections);
   for (const auto& p : r.problems) std::printf("problem: %s\n", p.c_str());
   if (r.problem_count > r.problems.size())
     std::printf("... and %" PRIu64 " more problems\n", r.problem_count - r.problems.size());

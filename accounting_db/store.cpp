@@ -35,6 +35,14 @@ std::string step_name(uint32_t step) {
   }
 }
 
+std::string file_flags_text(uint32_t flags) {
+  std::string out;
+  const char letters[] = "rwctad";
+  for (int i = 0; i < 6; ++i)
+    if (flags & (1U << i)) out.push_back(letters[i]);
+  return out.empty() ? "-" : out;
+}
+
 namespace {
 
 using codec::Buckets;
@@ -54,11 +62,17 @@ using rollup::floor_to;
 //   processes     (job, node, pid u32, start_ticks u64) -> ProcessRecord
 //   series_alloc  (job, node) -> be32 next series id
 //   job_state     (job, node) -> JobState (latest sample, floors, cursors)
+//   process_pack  (job, node) -> ProcessPack: a finished job's process records in one value (a copy for
+//                 cold reads; valid while its generation is the job state's process_generation)
 //   open          (job, node, series u32) -> OpenRecord: the series' newest minute of seconds
 //   series_s      (job, node, minute start u32, series) -> Chunk: one sealed minute of seconds
 //   series_m      (job, node, hour start, series) -> Buckets: the minutes of an hour
 //   series_h      (job, node, day start, series) -> Buckets: the hours of a day
 //   series_d      (job, node, 32-day start, series) -> Buckets: the days of 32 days
+//   files         (job, node, pid u32, start_ticks u64, path hash u64) -> FileRecord (totals)
+//   connections   (job, node, pid, start_ticks, peer hash u64) -> ConnectionRecord (totals)
+// The hash keys of files and connections are FNV-1a of the path / (address, port, protocol); on a
+// collision the next hash value is used, so a key's hash is within kHashProbes above its record's own.
 // Chunk keys put time before series, so a job's oldest data is at the start of its range (expiry is a
 // cursor walk) and one tick's writes land on neighbouring pages.
 constexpr int64_t kChunkSpan[kResolutions] = {60, 3600, 86400, 86400 * 32};
@@ -81,7 +95,9 @@ struct FixedKey {
 
  private:
   FixedKey& put(uint64_t v, int width) {
-    for (int i = width - 1; i >= 0; --i) b[n++] = static_cast<char>((v >> (8 * i)) & 0xff);
+    const uint64_t be = __builtin_bswap64(v << (64 - 8 * width));  // the low `width` bytes, most significant first
+    std::memcpy(b.data() + n, &be, static_cast<size_t>(width));
+    n += static_cast<size_t>(width);
     return *this;
   }
 };
@@ -95,29 +111,68 @@ FixedKey process_key(uint64_t job, uint32_t node, uint32_t pid, uint64_t start_t
   return FixedKey().u64(job).u32(node).u32(pid).u64(start_ticks);
 }
 
-// Everything in a process record but the counters its series carries.
-uint64_t identity_hash(const ProcessRecord& p) {
-  uint64_t h = 0x9E3779B97F4A7C15ULL;
-  auto mix = [&](uint64_t v) {
-    h ^= v + 0x9E3779B97F4A7C15ULL + (h << 6) + (h >> 2);
-    h *= 0xff51afd7ed558ccdULL;
-  };
-  auto str = [&](const std::string& v) {
-    mix(std::hash<std::string_view>()(v));
-    mix(v.size());
-  };
-  mix(p.ppid);
-  mix(p.step);
-  mix(static_cast<uint64_t>(p.start_ms));
-  mix(static_cast<uint64_t>(p.end_ms));
-  mix(p.series_id);
-  mix(p.max_rss);
-  str(p.node);
-  str(p.command);
-  str(p.exe);
-  mix(p.argv.size());
-  for (const auto& a : p.argv) str(a);
+// Everything in a process record but the counters its series carries. Kept by the writer to compare a
+// tick's record with the stored one field by field (cheaper than hashing the strings every tick).
+struct ProcessIdentity {
+  uint32_t ppid = 0, step = 0, series_id = 0;
+  int64_t start_ms = 0, end_ms = 0;
+  uint64_t max_rss = 0;
+  std::string command, exe;
+  std::vector<std::string> argv;
+  bool exited = false, core_dumped = false, argv_truncated = false, exact = false;
+  int exit_code = 0, exit_signal = 0;
+
+  explicit ProcessIdentity(const ProcessRecord& p)
+      : ppid(p.ppid), step(p.step), series_id(p.series_id), start_ms(p.start_ms), end_ms(p.end_ms), max_rss(p.max_rss),
+        command(p.command), exe(p.exe), argv(p.argv), exited(p.exited), core_dumped(p.core_dumped),
+        argv_truncated(p.argv_truncated), exact(p.exact), exit_code(p.exit_code), exit_signal(p.exit_signal) {}
+  bool same_as(const ProcessRecord& p) const {
+    return ppid == p.ppid && step == p.step && series_id == p.series_id && start_ms == p.start_ms && end_ms == p.end_ms &&
+           max_rss == p.max_rss && exited == p.exited && core_dumped == p.core_dumped &&
+           argv_truncated == p.argv_truncated && exact == p.exact && exit_code == p.exit_code &&
+           exit_signal == p.exit_signal && command == p.command && exe == p.exe && argv == p.argv;
+  }
+};
+
+// ---- files and connections (eBPF events) ----
+constexpr uint64_t kHashProbes = 16;
+
+uint64_t fnv1a(std::initializer_list<std::string_view> parts) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (std::string_view part : parts) {
+    for (char c : part) {
+      h ^= static_cast<uint8_t>(c);
+      h *= 0x100000001b3ULL;
+    }
+    h ^= 0xff;  // separator: ("ab", "c") and ("a", "bc") differ
+    h *= 0x100000001b3ULL;
+  }
   return h;
+}
+uint64_t file_hash(const FileRecord& f) { return fnv1a({f.path}); }
+uint64_t connection_hash(const ConnectionRecord& c) {
+  const char port[2] = {static_cast<char>(c.port >> 8), static_cast<char>(c.port & 0xff)};
+  return fnv1a({c.address, std::string_view(port, 2), c.protocol});
+}
+bool same_file(const FileRecord& a, const FileRecord& b) { return a.path == b.path; }
+bool same_connection(const ConnectionRecord& a, const ConnectionRecord& b) {
+  return a.address == b.address && a.port == b.port && a.protocol == b.protocol;
+}
+void add_to(FileRecord& total, const FileRecord& inc) {
+  total.flags |= inc.flags;
+  if (inc.first_ms && (!total.first_ms || inc.first_ms < total.first_ms)) total.first_ms = inc.first_ms;
+  total.opens += inc.opens;
+  total.failed += inc.failed;
+  total.read_bytes += inc.read_bytes;
+  total.write_bytes += inc.write_bytes;
+}
+void add_to(ConnectionRecord& total, const ConnectionRecord& inc) {
+  if (inc.first_ms && (!total.first_ms || inc.first_ms < total.first_ms)) total.first_ms = inc.first_ms;
+  total.count += inc.count;
+  total.failed += inc.failed;
+}
+std::string event_key(uint64_t job, uint32_t node, uint32_t pid, uint64_t start_ticks, uint64_t hash) {
+  return Key().u64(job).u32(node).u32(pid).u64(start_ticks).u64(hash).bytes();
 }
 
 struct PidKey {
@@ -134,7 +189,7 @@ struct PidKeyHash {
 // rewritten.
 struct ProcessCache {
   uint64_t generation = 0;
-  std::unordered_map<PidKey, uint64_t, PidKeyHash> identity;
+  std::unordered_map<PidKey, ProcessIdentity, PidKeyHash> identity;
 };
 std::string be32(uint32_t v) { return Key().u32(v).bytes(); }
 uint32_t read_u32(std::string_view v) { return static_cast<uint32_t>(codec::read_be(v, 0, 4)); }
@@ -188,9 +243,11 @@ bool upsert_point(std::vector<Point>& points, const Point& p) {
 enum class Mode { Normal, Init, Upgrade };
 
 // Point lookups (a job's header and processes) touch a few pages that copy-on-write has spread over the
-// file: on a cold cache the kernel's read-around would read 128 KiB for each 4 KiB page (a cold job listing
-// took 4x longer with it). Scans (series queries, check) keep the read-around. The hint goes on the
-// memory map, which LMDB does not expose: it is found from a pointer into it.
+// file: on a cold cache the kernel's read-around would read up to the device's read_ahead_kb (8 MiB on
+// some virtual disks) for each 4 KiB page. A read-only store is therefore opened without read-ahead
+// (MDB_NORDAHEAD, before its first page is read), and scans (series queries, stats, check) turn it back
+// on for their duration. A writer's map keeps read-ahead, and its point lookups turn it off. The hint goes
+// on the memory map, which LMDB does not expose: it is found from a pointer into it.
 struct MapRange {
   void* start = nullptr;
   size_t size = 0;
@@ -214,19 +271,21 @@ MapRange mapping_of(const void* p) {
   return r;
 }
 
-class RandomAccess {
+// Sets an madvise advice on the map for a scope, then restores the map's usual one.
+class AccessHint {
  public:
-  explicit RandomAccess(const MapRange& r) : range_(r) {
-    if (range_.start && madvise(range_.start, range_.size, MADV_RANDOM) != 0) range_.start = nullptr;
+  AccessHint(const MapRange& r, int advice, int usual) : range_(r), usual_(usual) {
+    if (advice == usual || !range_.start || madvise(range_.start, range_.size, advice) != 0) range_.start = nullptr;
   }
-  ~RandomAccess() {
-    if (range_.start) madvise(range_.start, range_.size, MADV_NORMAL);
+  ~AccessHint() {
+    if (range_.start) madvise(range_.start, range_.size, usual_);
   }
-  RandomAccess(const RandomAccess&) = delete;
-  RandomAccess& operator=(const RandomAccess&) = delete;
+  AccessHint(const AccessHint&) = delete;
+  AccessHint& operator=(const AccessHint&) = delete;
 
  private:
   MapRange range_;
+  int usual_;
 };
 
 // The cursors and state of one write transaction on one job on one node.
@@ -250,7 +309,7 @@ struct WriteCtx {
   // Process-record cache changes, applied once the transaction commits.
   ProcessCache* cache = nullptr;
   bool cache_reset = false;
-  std::vector<std::pair<PidKey, uint64_t>> cache_set;  // identity 0: forget
+  std::vector<std::pair<PidKey, std::optional<ProcessIdentity>>> cache_set;  // nullopt: forget
 };
 
 class LmdbStore final : public Store {
@@ -294,15 +353,15 @@ class LmdbStore final : public Store {
         rc = txn.commit();
         if (rc == MDB_SUCCESS && ctx.cache) {
           if (ctx.cache_reset) ctx.cache->identity.clear();
-          for (const auto& [k, h] : ctx.cache_set) {
+          for (auto& [k, h] : ctx.cache_set) {
             if (h) {
-              ctx.cache->identity[k] = h;
+              ctx.cache->identity.insert_or_assign(k, std::move(*h));
             } else {
               ctx.cache->identity.erase(k);
             }
           }
           ctx.cache->generation = ctx.js.process_generation;
-          if (ctx.cache->identity.size() > 1'000'000) caches_.clear();  // bounded memory; only costs rewrites
+          if (ctx.cache->identity.size() > 200'000) caches_.clear();  // bounded memory; only costs rewrites
         }
       } catch (const lmdb::LmdbError& e) {
         rc = e.rc();
@@ -342,7 +401,7 @@ class LmdbStore final : public Store {
   // ---------------------------------------------------------------- reads
 
   std::optional<JobRecord> job(uint64_t job_id, const std::string& node) override {
-    RandomAccess hint(map_range());
+    AccessHint hint = point_lookups();
     Txn txn = begin(MDB_RDONLY);
     auto node_id = find_node(txn, node);
     if (!node_id) return std::nullopt;
@@ -352,7 +411,7 @@ class LmdbStore final : public Store {
   }
 
   std::vector<JobRecord> job_nodes(uint64_t job_id) override {
-    RandomAccess hint(map_range());
+    AccessHint hint = point_lookups();
     Txn txn = begin(MDB_RDONLY);
     return job_nodes_in(txn, job_id);
   }
@@ -369,13 +428,23 @@ class LmdbStore final : public Store {
   }
 
   std::vector<ProcessRecord> processes(uint64_t job_id) override {
-    RandomAccess hint(map_range());
+    AccessHint hint = point_lookups();
     Txn txn = begin(MDB_RDONLY);
     return processes_in(txn, job_id);
   }
 
+  std::vector<FileRecord> files(uint64_t job_id) override {
+    Txn txn = begin(MDB_RDONLY);
+    return event_records_in<FileRecord>(txn, files_, job_id, codec::decode_file);
+  }
+
+  std::vector<ConnectionRecord> connections(uint64_t job_id) override {
+    Txn txn = begin(MDB_RDONLY);
+    return event_records_in<ConnectionRecord>(txn, connections_, job_id, codec::decode_connection);
+  }
+
   JobSnapshot load_job(uint64_t job_id) override {
-    RandomAccess hint(map_range());
+    AccessHint hint = point_lookups();
     Txn txn = begin(MDB_RDONLY);
     JobSnapshot s;
     s.nodes = job_nodes_in(txn, job_id);
@@ -385,6 +454,7 @@ class LmdbStore final : public Store {
 
   std::vector<Sample> series(uint64_t job_id, const std::string& node, uint32_t series_id, int64_t from_s,
                              int64_t to_s) override {
+    AccessHint hint = scans();
     Txn txn = begin(MDB_RDONLY);
     std::vector<Sample> out;
     auto node_id = find_node(txn, node);
@@ -398,6 +468,7 @@ class LmdbStore final : public Store {
   }
 
   SeriesData query_series(const SeriesQuery& q) override {
+    AccessHint hint = scans();
     Txn txn = begin(MDB_RDONLY);
     SeriesData out;
     out.resolution = q.resolution.value_or(Resolution::Second);
@@ -467,6 +538,7 @@ class LmdbStore final : public Store {
 
   StoreStats stats() override {
     StoreStats s;
+    AccessHint hint = scans();
     Txn txn = begin(MDB_RDONLY);
     MDB_envinfo info{};
     lmdb::check(mdb_env_info(env_->get(), &info), "mdb_env_info");
@@ -479,6 +551,7 @@ class LmdbStore final : public Store {
     auto v = txn.get(meta_, kSchemaKey);
     s.schema_version = v ? read_u32(*v) : 0;
     for (auto [name, dbi] : tables()) {
+      if (*dbi == 0) continue;  // an optional table this store does not have
       MDB_stat st{};
       lmdb::check(mdb_stat(txn.get(), *dbi, &st), "mdb_stat");
       TableStats t;
@@ -525,6 +598,28 @@ class LmdbStore final : public Store {
   }
 
   CheckReport check() override;
+
+  // Files and connections: decodable, matching their key, under an existing process.
+  template <typename Record, typename Decode, typename Hash, typename Problem, typename Guarded, typename Where>
+  void check_events(const Txn& txn, MDB_dbi dbi, const char* table, uint64_t& count, Decode decode, Hash hash,
+                    Problem& problem, Guarded& guarded, Where& where) {
+    Cursor c(txn, dbi);
+    for (bool ok = c.first(); ok; ok = c.next()) {
+      ++count;
+      guarded(std::string(table) + " table", [&] {
+        const std::string_view k = c.key();
+        if (k.size() != 32) throw StoreError("key size");
+        Record r = decode(c.value());
+        const uint64_t job = codec::read_be(k, 0, 8);
+        const auto node = static_cast<uint32_t>(codec::read_be(k, 8, 4));
+        const uint64_t h = codec::read_be(k, 24, 8);
+        if (r.job_id != job || r.pid != codec::read_be(k, 12, 4) || r.start_ticks != codec::read_be(k, 16, 8) ||
+            h - hash(r) >= kHashProbes)
+          problem(where(job, node) + ": " + table + " record does not match its key");
+        if (!txn.get(jobs_, job_key(job, node).sv())) problem(where(job, node) + ": " + table + " record without job");
+      });
+    }
+  }
 
   SweepReport sweep(uint64_t max_work) override {
     // A whole pass from the first job, in transactions of at most 512 units of work.
@@ -595,6 +690,10 @@ class LmdbStore final : public Store {
     return map_;
   }
 
+  int usual_advice() const { return options_.read_only ? MADV_RANDOM : MADV_NORMAL; }
+  AccessHint point_lookups() { return AccessHint(map_range(), MADV_RANDOM, usual_advice()); }
+  AccessHint scans() { return AccessHint(map_range(), MADV_NORMAL, usual_advice()); }
+
   static bool retriable(int rc) {
     return rc == MDB_MAP_FULL || rc == ENOSPC || rc == EDQUOT || rc == MDB_MAP_RESIZED || rc == MDB_PANIC;
   }
@@ -604,7 +703,7 @@ class LmdbStore final : public Store {
     lmdb::check(mdb_env_set_maxdbs(env_->get(), 32), "mdb_env_set_maxdbs");
     if (!options_.read_only)
       lmdb::check(mdb_env_set_mapsize(env_->get(), options_.initial_map_bytes), "mdb_env_set_mapsize");
-    unsigned flags = MDB_NOTLS | (options_.read_only ? MDB_RDONLY : 0U);
+    unsigned flags = MDB_NOTLS | (options_.read_only ? MDB_RDONLY | MDB_NORDAHEAD : 0U);
     if (options_.durability == Durability::NoMetaSync) flags |= MDB_NOMETASYNC;
     if (options_.durability == Durability::NoSync) flags |= MDB_NOSYNC;
     int rc = mdb_env_open(env_->get(), path_.c_str(), flags, 0644);
@@ -624,9 +723,10 @@ class LmdbStore final : public Store {
 
   std::vector<std::pair<const char*, MDB_dbi*>> tables() {
     return {{"meta", &meta_},          {"nodes", &nodes_},         {"jobs", &jobs_},
-            {"processes", &processes_}, {"series_alloc", &series_alloc_}, {"job_state", &job_state_},
+            {"processes", &processes_}, {"process_pack", &process_pack_}, {"series_alloc", &series_alloc_}, {"job_state", &job_state_},
             {"open", &open_},          {kSeriesTable[0], &series_[0]}, {kSeriesTable[1], &series_[1]},
-            {kSeriesTable[2], &series_[2]}, {kSeriesTable[3], &series_[3]}};
+            {kSeriesTable[2], &series_[2]}, {kSeriesTable[3], &series_[3]},
+            {"files", &files_},        {"connections", &connections_}};
   }
 
   void open_tables() {
@@ -640,6 +740,10 @@ class LmdbStore final : public Store {
       check_schema(stored_version(txn), false);
       for (auto [name, dbi] : tables()) {
         rc = mdb_dbi_open(txn.get(), name, 0, dbi);
+        if (rc == MDB_NOTFOUND && dbi == &process_pack_) {  // added after schema 2: absent until a writer opens it
+          process_pack_ = 0;
+          continue;
+        }
         if (rc == MDB_NOTFOUND) throw StoreError("store " + path_ + " is not initialised (no table " + name + ")");
         lmdb::check(rc, "mdb_dbi_open");
       }
@@ -703,26 +807,60 @@ class LmdbStore final : public Store {
     return out;
   }
 
+  template <typename Record, typename Decode>
+  std::vector<Record> event_records_in(const Txn& txn, MDB_dbi dbi, uint64_t job_id, Decode decode) {
+    std::vector<Record> out;
+    std::string prefix = Key().u64(job_id).bytes();
+    Cursor c(txn, dbi);
+    for (bool ok = c.seek(prefix); ok && c.key().substr(0, 8) == prefix; ok = c.next()) out.push_back(decode(c.value()));
+    return out;
+  }
+
   std::vector<ProcessRecord> processes_in(const Txn& txn, uint64_t job_id) {
     std::vector<ProcessRecord> out;
-    std::string prefix = Key().u64(job_id).bytes();
-    Cursor c(txn, processes_);
     Cursor oc(txn, open_);
-    for (bool ok = c.seek(prefix); ok && c.key().substr(0, 8) == prefix; ok = c.next()) {
+    auto add = [&](uint32_t node, std::string_view value) {
       bool in_series = false;
-      out.push_back(codec::decode_process(c.value(), &in_series));
-      if (!in_series) continue;
+      out.push_back(codec::decode_process(value, &in_series));
+      if (!in_series) return;
       // The counters are the series' last point.
       ProcessRecord& p = out.back();
-      const auto node = static_cast<uint32_t>(codec::read_be(c.key(), 8, 4));
-      if (!oc.find(open_key(job_id, node, p.series_id).sv())) continue;
+      if (!oc.find(open_key(job_id, node, p.series_id).sv())) return;
       const Point last = codec::decode_open(oc.value()).last();
       p.cpu_ns = last.cpu;
       p.rss = last.rss;
       p.read_bytes = last.rd;
       p.write_bytes = last.wr;
+    };
+    // By node (the job record and its processes are written together): the node's pack if it is current,
+    // else its records one by one.
+    const std::string prefix = Key().u64(job_id).bytes();
+    Cursor jc(txn, jobs_);
+    Cursor pc(txn, processes_);
+    for (bool ok = jc.seek(prefix); ok && jc.key().substr(0, 8) == prefix; ok = jc.next()) {
+      const auto node = static_cast<uint32_t>(codec::read_be(jc.key(), 8, 4));
+      const FixedKey nk = job_key(job_id, node);
+      if (auto pack = current_pack(txn, nk)) {
+        for (std::string_view record : pack->records) add(node, record);
+        continue;
+      }
+      for (bool more = pc.seek(nk.sv()); more && pc.key().substr(0, 12) == nk.sv(); more = pc.next()) add(node, pc.value());
     }
     return out;
+  }
+
+  // The pack of (job, node) if it exists and is current, its pages asked for in one read.
+  std::optional<codec::ProcessPack> current_pack(const Txn& txn, const FixedKey& job_node) {
+    if (!process_pack_) return std::nullopt;
+    auto v = txn.get(process_pack_, job_node.sv());
+    if (!v) return std::nullopt;
+    static const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+    const auto at = reinterpret_cast<uintptr_t>(v->data());
+    madvise(reinterpret_cast<void*>(at & ~(page - 1)), v->size() + (at & (page - 1)), MADV_WILLNEED);
+    auto js = job_state(txn, codec::read_be(job_node.sv(), 0, 8), static_cast<uint32_t>(codec::read_be(job_node.sv(), 8, 4)));
+    codec::ProcessPack pack = codec::decode_process_pack(*v);
+    if (!js || js->process_generation != pack.generation) return std::nullopt;
+    return pack;
   }
 
   Resolution choose_resolution(const JobState& js, int64_t from_s) const {
@@ -823,18 +961,22 @@ class LmdbStore final : public Store {
                                update.sample->rss == p.rss && update.sample->read_bytes == p.read_bytes &&
                                update.sample->write_bytes == p.write_bytes;
         const PidKey pk{p.pid, p.start_ticks};
-        const uint64_t h = in_series ? identity_hash(p) | 1U : 0;
         if (in_series && !ctx.cache_reset) {
           auto it = cache.identity.find(pk);
-          if (it != cache.identity.end() && it->second == h) continue;
+          if (it != cache.identity.end() && it->second.same_as(p)) continue;
         }
         pc.put(key.sv(), codec::encode_process(p, in_series));
         wrote = true;
-        ctx.cache_set.emplace_back(pk, h);
+        if (in_series) {
+          ctx.cache_set.emplace_back(pk, ProcessIdentity(p));
+        } else {
+          ctx.cache_set.emplace_back(pk, std::nullopt);
+        }
       }
       if (wrote) ++ctx.js.process_generation;
     }
     if (next_series != first_series) txn.must_put(series_alloc_, jk.sv(), be32(next_series));
+    write_events(ctx, batch);
 
     // The samples, by series then time.
     struct Item {
@@ -856,9 +998,12 @@ class LmdbStore final : public Store {
     if (batch.job_sample) add(0, *batch.job_sample);
     for (const auto& u : batch.processes)
       if (u.sample) add(u.record.series_id, *u.sample);
-    std::stable_sort(items.begin(), items.end(), [](const Item& a, const Item& b) {
+    auto by_series_time = [](const Item& a, const Item& b) {
       return a.series != b.series ? a.series < b.series : a.p.t < b.p.t;
-    });
+    };
+    // A monitor's processes keep their order from tick to tick, so this is usually sorted already.
+    if (!std::is_sorted(items.begin(), items.end(), by_series_time))
+      std::stable_sort(items.begin(), items.end(), by_series_time);
 
     int64_t latest = batch.job.last_sample_ms > 0 ? batch.job.last_sample_ms / 1000 : 0;
     int64_t first = INT64_MAX;
@@ -875,11 +1020,66 @@ class LmdbStore final : public Store {
 
     for (const auto& it : items) apply(ctx, it.series, it.p);
 
+    if (batch.job.end_ms != 0) pack_processes(ctx, jk);
+
     // Bounded upkeep of this job: seal idle minutes, expire old chunks.
     const uint64_t n = items.size();
     seal_idle(ctx, 16 + n / 16);
     expire(ctx, 64 + n / 8);
     txn.must_put(job_state_, jk.sv(), codec::encode_job_state(ctx.js));
+  }
+
+  // Adds this tick's file and connection increments to their totals.
+  void write_events(WriteCtx& ctx, Batch& batch) {
+    if (!batch.files.empty()) {
+      Cursor c(ctx.txn, files_);
+      for (auto& f : batch.files)
+        add_event(ctx, c, f, batch.job, file_hash(f), codec::encode_file, codec::decode_file, same_file);
+    }
+    if (!batch.connections.empty()) {
+      Cursor c(ctx.txn, connections_);
+      for (auto& conn : batch.connections)
+        add_event(ctx, c, conn, batch.job, connection_hash(conn), codec::encode_connection, codec::decode_connection,
+                  same_connection);
+    }
+  }
+
+  template <typename Record, typename Encode, typename Decode, typename Same>
+  void add_event(WriteCtx& ctx, Cursor& c, Record& inc, const JobRecord& job, uint64_t hash, Encode encode,
+                 Decode decode, Same same) {
+    inc.job_id = job.job_id;
+    if (inc.node != job.node) inc.node = job.node;
+    for (uint64_t probe = 0; probe < kHashProbes; ++probe) {
+      const std::string key = event_key(ctx.job, ctx.node, inc.pid, inc.start_ticks, hash + probe);
+      if (!c.find(key)) {
+        c.put(key, encode(inc));
+        return;
+      }
+      Record total = decode(c.value());
+      if (!same(total, inc)) continue;
+      add_to(total, inc);
+      c.put(key, encode(total));
+      return;
+    }
+    throw StoreError("store " + path_ + ": more than " + std::to_string(kHashProbes) +
+                     " event keys of one process collide");
+  }
+
+  // A finished job's process records, copied into one value for cold readers (rebuilt when they change).
+  void pack_processes(WriteCtx& ctx, const FixedKey& jk) {
+    Txn& txn = ctx.txn;
+    if (auto v = txn.get(process_pack_, jk.sv()); v && codec::decode_process_pack(*v).generation == ctx.js.process_generation)
+      return;
+    ctx.buf2.clear();
+    uint64_t count = 0;
+    Cursor pc(txn, processes_);
+    for (bool ok = pc.seek(jk.sv()); ok && pc.key().substr(0, 12) == jk.sv(); ok = pc.next(), ++count)
+      codec::append_packed_record(ctx.buf2, pc.value());
+    if (count == 0) return;
+    ctx.buf.clear();
+    codec::encode_process_pack_header(ctx.buf, ctx.js.process_generation, count);
+    ctx.buf += ctx.buf2;
+    txn.must_put(process_pack_, jk.sv(), ctx.buf);
   }
 
   Cursor& open_cursor(WriteCtx& ctx) {
@@ -905,7 +1105,13 @@ class LmdbStore final : public Store {
     }
     const FixedKey key = open_key(ctx.job, ctx.node, series);
     Cursor& oc = open_cursor(ctx);
-    if (!oc.find(key.sv())) {
+    // A tick's samples come by series: the record wanted is usually the one after the cursor's.
+    const bool found = (oc.next() && oc.key() == key.sv()) || oc.find(key.sv());
+    if (found && codec::append_open(ctx.buf, oc.value(), p)) {
+      oc.put(key.sv(), ctx.buf, MDB_CURRENT);  // the same size: LMDB overwrites it in place
+      return;
+    }
+    if (!found) {
       OpenRecord o;
       o.has_points = true;
       o.chunk_start = minute_of(p.t);
@@ -918,7 +1124,8 @@ class LmdbStore final : public Store {
     }
     OpenRecord o = codec::decode_open(oc.value());
     if (p.t > o.last().t && o.has_points && minute_of(p.t) == o.chunk_start) {
-      // The common case: append to the open minute. o.points is copied out before the put.
+      // Appending to the open minute, whose free room is used up (or an old format): rewrite it larger.
+      // o.points is copied out before the put.
       ctx.points.assign(o.points);
       codec::put_point(ctx.points, o.tail, p);
       o.tail = p;
@@ -1349,7 +1556,9 @@ class LmdbStore final : public Store {
   Mode mode_;
   std::unique_ptr<lmdb::Env> env_;
   MDB_dbi meta_ = 0, nodes_ = 0, jobs_ = 0, processes_ = 0, series_alloc_ = 0, job_state_ = 0, open_ = 0;
+  MDB_dbi process_pack_ = 0;  // 0 in a read-only store that has none yet
   MDB_dbi series_[kResolutions] = {0, 0, 0, 0};
+  MDB_dbi files_ = 0, connections_ = 0;
   uint32_t stored_version_ = 0;
   bool created_ = false;
   // Growth and the full-disk state, per process.
@@ -1389,6 +1598,7 @@ CheckReport LmdbStore::check() {
       problem(where + ": " + e.what());
     }
   };
+  AccessHint hint = scans();
   Txn txn = begin(MDB_RDONLY);
   if (auto v = txn.get(meta_, kSchemaKey); !v || read_u32(*v) != kSchemaVersion)
     problem("schema version is not " + std::to_string(kSchemaVersion));
@@ -1447,11 +1657,38 @@ CheckReport LmdbStore::check() {
       });
     }
   }
+  check_events<FileRecord>(txn, files_, "files", report.files, codec::decode_file, file_hash, problem, guarded, where);
+  check_events<ConnectionRecord>(txn, connections_, "connections", report.connections, codec::decode_connection,
+                                 connection_hash, problem, guarded, where);
   std::map<std::string, JobState> states;
   {
     Cursor c(txn, job_state_);
     for (bool ok = c.first(); ok; ok = c.next())
       guarded("job_state table", [&] { states[std::string(c.key())] = codec::decode_job_state(c.value()); });
+  }
+
+  // A current process pack is a copy of its job's process records on that node.
+  if (process_pack_) {
+    Cursor c(txn, process_pack_);
+    Cursor pc(txn, processes_);
+    for (bool ok = c.first(); ok; ok = c.next()) {
+      guarded("process_pack table", [&] {
+        if (c.key().size() != 12) throw StoreError("key size");
+        const uint64_t job = codec::read_be(c.key(), 0, 8);
+        const auto node = static_cast<uint32_t>(codec::read_be(c.key(), 8, 4));
+        codec::ProcessPack pack = codec::decode_process_pack(c.value());
+        auto state = states.find(std::string(c.key()));
+        if (state == states.end() || state->second.process_generation != pack.generation) return;  // stale: unused
+        size_t i = 0;
+        for (bool more = pc.seek(c.key()); more && pc.key().substr(0, 12) == c.key(); more = pc.next(), ++i) {
+          if (i >= pack.records.size() || pack.records[i] != pc.value()) {
+            problem(where(job, node) + ": process pack differs from the process records");
+            return;
+          }
+        }
+        if (i != pack.records.size()) problem(where(job, node) + ": process pack has more records than the table");
+      });
+    }
   }
 
   // Open records: decodable, tail is the last point, inside its minute.
@@ -1575,8 +1812,16 @@ UpgradeReport LmdbStore::migrate() {
   report.from_version = stored_version_;
   report.to_version = kSchemaVersion;
   if (stored_version_ == kSchemaVersion) return report;
-  if (stored_version_ != 1)
+  if (stored_version_ != 1 && stored_version_ != 2)
     throw StoreError("store " + path_ + ": no migration from schema version " + std::to_string(stored_version_));
+  if (stored_version_ == 2) {
+    // 2 -> 3 adds the files and connections tables (open_tables made them); old records decode as they are.
+    Txn txn = begin(0);
+    lmdb::check(txn.put(meta_, kSchemaKey, be32(kSchemaVersion)), "mdb_put schema");
+    lmdb::check(txn.commit(), "mdb_txn_commit");
+    stored_version_ = kSchemaVersion;
+    return report;
+  }
   MDB_dbi samples = 0;
   {
     Txn txn = begin(0);

@@ -27,13 +27,35 @@ inline constexpr uint32_t kStepInteractive = 0xfffffffaU;
 inline constexpr uint32_t kStepUnknown = 0xffffffffU;
 std::string step_name(uint32_t step);
 
-// 1: one key per sample (the walking skeleton). 2: chunked seconds, rollups, retention.
-inline constexpr uint32_t kSchemaVersion = 2;
+// 1: one key per sample (the walking skeleton). 2: chunked seconds, rollups, retention. 3: files and
+// connections per process (eBPF events).
+inline constexpr uint32_t kSchemaVersion = 3;
 
 // A store fault (I/O error, corruption, newer schema). "Not found" is never an exception.
 class StoreError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
+};
+
+// Lost eBPF events of a job by cause (see cgroup_monitor/bpf/events.hpp).
+struct EventLoss {
+  uint64_t ring = 0;         // the job's ring buffer was full
+  uint64_t files = 0;        // the file aggregate map was full
+  uint64_t connections = 0;  // the connect aggregate map was full
+  uint64_t tracked = 0;      // the node's tracked-process map was full
+  uint64_t unreadable = 0;   // a path or address could not be read from the process's memory
+  uint64_t monitor = 0;      // dropped by the monitor (too many events between two drains)
+  uint64_t total() const { return ring + files + connections + tracked + unreadable + monitor; }
+  EventLoss& operator+=(const EventLoss& o) {
+    ring += o.ring;
+    files += o.files;
+    connections += o.connections;
+    tracked += o.tracked;
+    unreadable += o.unreadable;
+    monitor += o.monitor;
+    return *this;
+  }
+  bool operator==(const EventLoss&) const = default;
 };
 
 struct JobRecord {
@@ -60,6 +82,19 @@ struct JobRecord {
   // What the monitor itself cost, from getrusage at its exit.
   uint64_t monitor_cpu_ns = 0;
   uint64_t monitor_max_rss = 0;
+  // eBPF events. Empty when they ran for this job; "events unavailable: <reason>" otherwise (then only
+  // /proc sampling recorded the processes and there are no files or connections).
+  std::string events_unavailable;
+  uint64_t lost_events = 0;  // events the kernel or the monitor could not deliver; == lost.total()
+  EventLoss lost;
+  // What the job asked for, when known (0 / empty otherwise): for efficiency and "MaxRSS of requested".
+  std::string job_name;          // Slurm's job name (SLURM_JOB_NAME)
+  uint32_t alloc_cpus = 0;       // CPUs of the job's cpuset on this node
+  uint64_t mem_limit_bytes = 0;  // the job's memory cgroup limit on this node
+  // A Docker container monitored by bc-docker (job_id is then container_key(short id)); empty for jobs.
+  std::string container_id;      // full 64-hex id
+  std::string container_name;    // without the leading '/'
+  std::string container_image;
 };
 
 struct ProcessRecord {
@@ -80,6 +115,54 @@ struct ProcessRecord {
   uint64_t rss = 0;
   uint64_t read_bytes = 0;
   uint64_t write_bytes = 0;
+  // From eBPF events (all false/0 for a process only /proc sampling saw).
+  bool exited = false;       // its exit was seen: exit_code/exit_signal/core_dumped are set
+  int exit_code = 0;         // 0..255, or -1 when killed by a signal
+  int exit_signal = 0;       // the signal that killed it, 0 if it exited
+  bool core_dumped = false;
+  bool argv_truncated = false;  // argv was longer than the kernel side copies
+  bool exact = false;        // start, end, final CPU and max RSS come from the kernel's events
+};
+
+// ---- eBPF events: files and connections per process ----
+// Both are totals per process and key; a Batch carries this tick's increments, which write_batch adds up.
+
+// Open flags seen over the process's life, OR-ed (the bits of bc::events::FileFlags).
+inline constexpr uint32_t kFileRead = 1;
+inline constexpr uint32_t kFileWrite = 2;
+inline constexpr uint32_t kFileCreate = 4;
+inline constexpr uint32_t kFileTrunc = 8;
+inline constexpr uint32_t kFileAppend = 16;
+inline constexpr uint32_t kFileDirectory = 32;
+// "r", "w", "rwc", ...: one letter per flag in the order r w c t a d; "-" for none.
+std::string file_flags_text(uint32_t flags);
+
+// One path opened by one process. Identity: (node, pid, start_ticks, path).
+struct FileRecord {
+  uint64_t job_id = 0;
+  std::string node;
+  uint32_t pid = 0;
+  uint64_t start_ticks = 0;  // with pid, the process (as in ProcessRecord)
+  std::string path;          // absolute
+  uint32_t flags = 0;        // kFile* bits
+  int64_t first_ms = 0;      // first open, epoch milliseconds (0: only bytes were seen)
+  uint64_t opens = 0, failed = 0;
+  uint64_t read_bytes = 0, write_bytes = 0;  // only when the monitor counts bytes per file
+  bool operator==(const FileRecord&) const = default;
+};
+
+// One peer connected to by one process. Identity: (node, pid, start_ticks, address, port, protocol).
+struct ConnectionRecord {
+  uint64_t job_id = 0;
+  std::string node;
+  uint32_t pid = 0;
+  uint64_t start_ticks = 0;
+  std::string address;   // "127.0.0.1", "::1", or a unix socket path ("@name" for abstract ones)
+  uint16_t port = 0;
+  std::string protocol;  // "tcp", "udp", "unix", "raw", "other"
+  int64_t first_ms = 0;  // first connect, epoch milliseconds
+  uint64_t count = 0, failed = 0;
+  bool operator==(const ConnectionRecord&) const = default;
 };
 
 // One point of a series. Series 0 is the job total; processes have series ids from 1.
@@ -110,6 +193,10 @@ struct Batch {
   JobRecord job;
   std::optional<Sample> job_sample;  // series 0
   std::vector<ProcessUpdate> processes;
+  // This tick's increments, added to the stored totals of the same identity (job_id and node are the
+  // job's; the store fills them in).
+  std::vector<FileRecord> files;
+  std::vector<ConnectionRecord> connections;
 };
 
 // How long each resolution is kept, in seconds of the job's own data (0 = forever). Age is measured
@@ -236,6 +323,7 @@ struct CheckReport {
   std::vector<std::string> problems;  // empty when the store is sound (at most 100 are kept)
   uint64_t problem_count = 0;
   uint64_t jobs = 0, processes = 0, chunks = 0, points = 0, buckets = 0;
+  uint64_t files = 0, connections = 0;
   bool ok() const { return problem_count == 0; }
 };
 
@@ -310,6 +398,9 @@ class Store {
   virtual std::vector<JobRecord> job_nodes(uint64_t job_id) = 0;  // one record per node
   virtual std::vector<uint64_t> job_ids() = 0;
   virtual std::vector<ProcessRecord> processes(uint64_t job_id) = 0;  // every node
+  // Files and connections of every process of a job, every node, in key order (node, pid, start).
+  virtual std::vector<FileRecord> files(uint64_t job_id) = 0;
+  virtual std::vector<ConnectionRecord> connections(uint64_t job_id) = 0;
   // Job records and processes in one read transaction.
   virtual JobSnapshot load_job(uint64_t job_id) = 0;
   // The raw second-resolution points (cumulative values) of a series in [from_s, to_s] still retained.

@@ -102,6 +102,10 @@ std::string encode_batch(const Batch& batch) {
     e.str(codec::encode_process(u.record));
     put_sample(e, u.sample);
   }
+  e.u64(batch.files.size());
+  for (const auto& f : batch.files) e.str(codec::encode_file(f));
+  e.u64(batch.connections.size());
+  for (const auto& c : batch.connections) e.str(codec::encode_connection(c));
   return e.bytes();
 }
 
@@ -115,7 +119,7 @@ Batch decode_batch(std::string_view bytes) {
   b.job = get_record<JobRecord>(r, "job record", codec::decode_job);
   b.job_sample = get_sample(r);
   const size_t n = r.count("process count");
-  b.processes.reserve(n);
+  b.processes.reserve(std::min<size_t>(n, 4096));
   for (size_t i = 0; i < n; ++i) {
     store::ProcessUpdate u;
     u.record = get_record<ProcessRecord>(r, "process record", [](std::string_view v) { return codec::decode_process(v); });
@@ -125,7 +129,22 @@ Batch decode_batch(std::string_view bytes) {
     u.sample = get_sample(r);
     b.processes.push_back(std::move(u));
   }
-  if (!r.done()) throw WireError("malformed batch: trailing bytes after the last process");
+  // Files and connections are increments the store adds up: they belong to this batch's job and node.
+  const size_t files = r.count("file count");
+  b.files.reserve(std::min<size_t>(files, 4096));
+  for (size_t i = 0; i < files; ++i) {
+    b.files.push_back(get_record<store::FileRecord>(r, "file record", codec::decode_file));
+    b.files.back().job_id = b.job.job_id;
+    b.files.back().node = b.job.node;
+  }
+  const size_t connections = r.count("connection count");
+  b.connections.reserve(std::min<size_t>(connections, 4096));
+  for (size_t i = 0; i < connections; ++i) {
+    b.connections.push_back(get_record<store::ConnectionRecord>(r, "connection record", codec::decode_connection));
+    b.connections.back().job_id = b.job.job_id;
+    b.connections.back().node = b.job.node;
+  }
+  if (!r.done()) throw WireError("malformed batch: trailing bytes after the last connection");
   return b;
 }
 

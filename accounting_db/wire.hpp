@@ -15,7 +15,8 @@
 
 namespace bc::wire {
 
-inline constexpr uint32_t kBatchVersion = 1;
+// 1: job, job sample, processes. 2: files and connections (eBPF events) follow the processes.
+inline constexpr uint32_t kBatchVersion = 2;
 inline constexpr char kBundleMagic[4] = {'B', 'C', 'W', '1'};
 
 class WireError : public std::runtime_error {

@@ -1,6 +1,6 @@
 // bcacct: a sacct-like view of one job's per-process accounting.
 //
-//   bcacct -j JOBID [--store PATH] [--json | --tree]
+//   bcacct -j JOBID [--store PATH] [--json | --tree | --files [--all] | --net]
 //
 // Exit status: 0 ok, 1 job not found, 2 usage error, 3 store cannot be opened or read,
 // 4 any other failure (out of memory, cannot write the output).
@@ -38,13 +38,16 @@ constexpr int kExitStore = 3;
 constexpr int kExitFailure = 4;
 
 constexpr char kHelp[] =
-    "Usage: bcacct -j JOBID [--store PATH] [--json | --tree]\n"
+    "Usage: bcacct -j JOBID [--store PATH] [--json | --tree | --files [--all] | --net]\n"
     "Show the per-process accounting that bubble-chamber recorded for a Slurm job.\n"
     "\n"
     "  -j, --jobs=JOBID   the job to show (one numeric job id)\n"
     "      --store=PATH   node store to read (default: $BC_STORE, else " BC_STORE_DEFAULT ")\n"
     "      --json         print one JSON object instead of the table\n"
     "      --tree         print the process tree (parents above children, with argv)\n"
+    "      --files        print the files each process opened (eBPF events)\n"
+    "      --all          with --files: one row per path for the whole job\n"
+    "      --net          print the connections each process made (eBPF events)\n"
     "  -h, --help         print this help and exit\n"
     "  -V, --version      print the version and exit\n"
     "\n"
@@ -62,6 +65,7 @@ struct Options {
   std::string store_path;
   bool json = false;
   bool tree = false;
+  bool files = false, files_all = false, net = false;
 };
 
 // What argument parsing decided: run with options, or exit now with a status.
@@ -97,11 +101,13 @@ std::variant<uint64_t, std::string> parse_job_id(const std::string& text) {
 
 Parsed parse_args(int argc, char** argv) {
   // -s is sacct's --state, so --store has no short form.
-  enum { kOptJson = 256, kOptStore, kOptTree };
+  enum { kOptJson = 256, kOptStore, kOptTree, kOptFiles, kOptAll, kOptNet };
   static const struct option kLong[] = {
       {"jobs", required_argument, nullptr, 'j'}, {"store", required_argument, nullptr, kOptStore},
       {"json", no_argument, nullptr, kOptJson},  {"tree", no_argument, nullptr, kOptTree},  {"help", no_argument, nullptr, 'h'},
-      {"version", no_argument, nullptr, 'V'},    {nullptr, 0, nullptr, 0},
+      {"version", no_argument, nullptr, 'V'},    {"files", no_argument, nullptr, kOptFiles},
+      {"all", no_argument, nullptr, kOptAll},    {"net", no_argument, nullptr, kOptNet},
+      {nullptr, 0, nullptr, 0},
   };
   Options options;
   bool have_job = false;
@@ -127,6 +133,9 @@ Parsed parse_args(int argc, char** argv) {
         break;
       case kOptJson: options.json = true; break;
       case kOptTree: options.tree = true; break;
+      case kOptFiles: options.files = true; break;
+      case kOptAll: options.files_all = true; break;
+      case kOptNet: options.net = true; break;
       case 'h': return {std::nullopt, write_stdout(kHelp) ? kExitOk : kExitFailure};
       case 'V':
         return {std::nullopt, write_stdout("bcacct (bubble-chamber) " BC_VERSION "\n") ? kExitOk : kExitFailure};
@@ -143,6 +152,7 @@ Parsed parse_args(int argc, char** argv) {
   }
   if (optind < argc) return {std::nullopt, usage_error(std::string("unexpected argument '") + argv[optind] + "'")};
   if (!have_job) return {std::nullopt, usage_error("missing -j JOBID")};
+  if (options.files_all && !options.files) return {std::nullopt, usage_error("--all goes with --files")};
 
   if (store_path) {
     options.store_path = *store_path;
@@ -177,10 +187,17 @@ int run(int argc, char** argv) {
   const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                              std::chrono::system_clock::now().time_since_epoch())
                              .count();
-  // --json carries the tree already (every process has its ppid), so it wins over --tree.
-  const std::string text = options.json   ? bc::report::format_json(*job)
-                           : options.tree ? bc::report::format_tree(*job)
-                                          : bc::report::format_table(*job, now_ms);
+  // --json carries the tree, files and connections already, so it wins over --tree, --files and --net.
+  std::string text;
+  if (options.json) {
+    text = bc::report::format_json(*job);
+  } else if (options.tree || options.files || options.net) {
+    if (options.tree) text += bc::report::format_tree(*job);
+    if (options.files) text += (text.empty() ? "" : "\n") + bc::report::format_files(*job, options.files_all);
+    if (options.net) text += (text.empty() ? "" : "\n") + bc::report::format_connections(*job);
+  } else {
+    text = bc::report::format_table(*job, now_ms);
+  }
   return write_stdout(text) ? kExitOk : kExitFailure;
 }
 

@@ -17,6 +17,8 @@ class StoreSource final : public JobSource {
     JobData data;
     data.nodes = std::move(snapshot.nodes);
     data.processes = std::move(snapshot.processes);
+    data.files = store_->files(job_id);
+    data.connections = store_->connections(job_id);
     return data;
   }
 

@@ -58,6 +58,18 @@ Config parse_config(const std::vector<std::string>& args, std::vector<std::strin
     } else if (key == "interval") {
       if (!parse_interval(value, config.interval_s))
         errors.push_back("interval= takes seconds between 0.05 and 3600, got '" + value + "'");
+    } else if (key == "bpf") {
+      if (!parse_bool(value, config.bpf)) errors.push_back("bpf= takes on or off, got '" + value + "'");
+    } else if (key == "file_bytes") {
+      if (!parse_bool(value, config.file_bytes)) errors.push_back("file_bytes= takes on or off, got '" + value + "'");
+    } else if (key == "bpf_ring_kib") {
+      char* end = nullptr;
+      const unsigned long kib = std::strtoul(value.c_str(), &end, 10);
+      if (value.empty() || value[0] == '-' || *end != '\0' || kib < 4 || kib > (1UL << 20)) {
+        errors.push_back("bpf_ring_kib= takes KiB between 4 and 1048576, got '" + value + "'");
+      } else {
+        config.bpf_ring_kib = static_cast<unsigned>(kib);
+      }
     } else if (key == "central") {
       if (value.rfind("http://", 0) != 0 && value.rfind("https://", 0) != 0)
         errors.push_back("central= takes an http:// or https:// URL of bcd, got '" + value + "'");
@@ -66,7 +78,8 @@ Config parse_config(const std::vector<std::string>& args, std::vector<std::strin
       need_path(config.munge_socket);
     } else {
       errors.push_back("unknown key '" + key +
-                       "' (known: enable, store, monitor, interval, rundir, log, central, munge_socket)");
+                       "' (known: enable, store, monitor, interval, rundir, log, bpf, bpf_ring_kib, file_bytes, "
+                       "central, munge_socket)");
     }
   }
   return config;

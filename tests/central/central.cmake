@@ -23,3 +23,7 @@ if(NOT BC_SANITIZE)
     SKIP_RETURN_CODE 77
     ENVIRONMENT "BC_IT_WORK=${BC_IT_WORK};BC_BUILD=${CMAKE_BINARY_DIR};PYTHONPATH=${PROJECT_SOURCE_DIR}/tests/integration;PYTHONDONTWRITEBYTECODE=1")
 endif()
+
+add_executable(test_central_config ${CMAKE_CURRENT_LIST_DIR}/test_central_config.cpp)
+target_link_libraries(test_central_config PRIVATE bc_spank_config GTest::gtest_main)
+gtest_discover_tests(test_central_config PROPERTIES LABELS unit)

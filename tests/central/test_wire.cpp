@@ -40,6 +40,15 @@ Batch full_batch() {
   j.sample_count = 77;
   j.monitor_cpu_ns = 31;
   j.monitor_max_rss = 8 << 20;
+  j.events_unavailable = "events unavailable: no BTF";
+  j.lost = store::EventLoss{1, 2, 3, 4, 5, 6};
+  j.lost_events = j.lost.total();
+  j.job_name = "my job";
+  j.alloc_cpus = 48;
+  j.mem_limit_bytes = 1ULL << 37;
+  j.container_id = std::string(64, 'a');
+  j.container_name = "web";
+  j.container_image = "busybox:test";
   b.job_sample = store::Sample{0, 1'700'000'999, 5, 6, 7, 8};
   for (uint32_t i = 0; i < 3; ++i) {
     store::ProcessUpdate u;
@@ -61,9 +70,42 @@ Batch full_batch() {
     p.rss = 1ULL << (19 + i);
     p.read_bytes = 4096ULL * i;
     p.write_bytes = UINT64_MAX - i;
+    p.exited = i == 1;
+    p.exit_code = i == 1 ? -1 : 0;
+    p.exit_signal = i == 1 ? 9 : 0;
+    p.core_dumped = i == 1;
+    p.argv_truncated = i == 2;
+    p.exact = i != 0;
     if (i != 1) u.sample = store::Sample{0, 1'700'000'999, p.cpu_ns, p.rss, p.read_bytes, p.write_bytes};
     b.processes.push_back(u);
   }
+  store::FileRecord f;
+  f.job_id = j.job_id;
+  f.node = j.node;
+  f.pid = 1001;
+  f.start_ticks = 12'345'678'902ULL;
+  f.path = "/scratch/out.dat";
+  f.flags = store::kFileWrite | store::kFileCreate;
+  f.first_ms = 1'700'000'000'600;
+  f.opens = 3;
+  f.failed = 1;
+  f.read_bytes = 0;
+  f.write_bytes = 1ULL << 33;
+  b.files = {f, f};
+  b.files[1].path = "/etc/passwd";
+  b.files[1].flags = store::kFileRead;
+  store::ConnectionRecord c;
+  c.job_id = j.job_id;
+  c.node = j.node;
+  c.pid = 1002;
+  c.start_ticks = 12'345'678'903ULL;
+  c.address = "::1";
+  c.port = 65535;
+  c.protocol = "tcp";
+  c.first_ms = 1'700'000'000'700;
+  c.count = 2;
+  c.failed = 1;
+  b.connections = {c};
   return b;
 }
 
@@ -90,6 +132,15 @@ void expect_same(const Batch& a, const Batch& b) {
   EXPECT_EQ(x.sample_count, y.sample_count);
   EXPECT_EQ(x.monitor_cpu_ns, y.monitor_cpu_ns);
   EXPECT_EQ(x.monitor_max_rss, y.monitor_max_rss);
+  EXPECT_EQ(x.events_unavailable, y.events_unavailable);
+  EXPECT_EQ(x.lost_events, y.lost_events);
+  EXPECT_EQ(x.lost, y.lost);
+  EXPECT_EQ(x.job_name, y.job_name);
+  EXPECT_EQ(x.alloc_cpus, y.alloc_cpus);
+  EXPECT_EQ(x.mem_limit_bytes, y.mem_limit_bytes);
+  EXPECT_EQ(x.container_id, y.container_id);
+  EXPECT_EQ(x.container_name, y.container_name);
+  EXPECT_EQ(x.container_image, y.container_image);
   auto same_sample = [](const std::optional<store::Sample>& s, const std::optional<store::Sample>& t) {
     ASSERT_EQ(s.has_value(), t.has_value());
     if (!s) return;
@@ -121,8 +172,16 @@ void expect_same(const Batch& a, const Batch& b) {
     EXPECT_EQ(p.rss, q.rss);
     EXPECT_EQ(p.read_bytes, q.read_bytes);
     EXPECT_EQ(p.write_bytes, q.write_bytes);
+    EXPECT_EQ(p.exited, q.exited);
+    EXPECT_EQ(p.exit_code, q.exit_code);
+    EXPECT_EQ(p.exit_signal, q.exit_signal);
+    EXPECT_EQ(p.core_dumped, q.core_dumped);
+    EXPECT_EQ(p.argv_truncated, q.argv_truncated);
+    EXPECT_EQ(p.exact, q.exact);
     same_sample(a.processes[i].sample, b.processes[i].sample);
   }
+  EXPECT_EQ(a.files, b.files);  // FileRecord and ConnectionRecord compare every field
+  EXPECT_EQ(a.connections, b.connections);
 }
 
 TEST(Wire, BatchRoundTripsEveryField) {
@@ -146,11 +205,11 @@ TEST(Wire, BundleRoundTrip) {
 
 TEST(Wire, RefusesOtherVersionsAndTrailingBytes) {
   std::string bytes = wire::encode_batch(full_batch());
-  std::string v2 = bytes;
-  v2[0] = 2;
+  std::string v9 = bytes;
+  v9[0] = 9;
   EXPECT_THROW(
-      try { wire::decode_batch(v2); } catch (const wire::WireError& e) {
-        EXPECT_NE(std::string(e.what()).find("version 2"), std::string::npos) << e.what();
+      try { wire::decode_batch(v9); } catch (const wire::WireError& e) {
+        EXPECT_NE(std::string(e.what()).find("version 9"), std::string::npos) << e.what();
         throw;
       },
       wire::WireError);

@@ -657,3 +657,50 @@ TEST_F(BcacctTest, CliWriteErrorExits4) {
 }
 
 }  // namespace
+
+TEST(Totals, AllocationEfficiencyAndContainerIdentity) {
+  JobData job;
+  JobRecord a;
+  a.job_id = 7;
+  a.node = "n1";
+  a.job_name = "train";
+  a.start_ms = 1'000'000;
+  a.end_ms = 1'010'000;  // 10 s
+  a.has_cgroup_cpu = true;
+  a.cgroup_cpu_ns = 15'000'000'000;  // 15 s of CPU on 2 CPUs over 10 s: 75%
+  a.alloc_cpus = 2;
+  a.mem_limit_bytes = 1 << 30;
+  JobRecord b = a;
+  b.node = "n2";
+  b.cgroup_cpu_ns = 5'000'000'000;  // 5 s on 2 CPUs
+  b.mem_limit_bytes = 2ULL << 30;
+  job.nodes = {a, b};
+  auto t = bc::report::compute_totals(job);
+  EXPECT_EQ(t.name, "train");
+  EXPECT_EQ(t.alloc_cpus, 4u);
+  EXPECT_EQ(t.mem_limit_bytes, 2ULL << 30);
+  ASSERT_TRUE(t.cpu_efficiency);
+  EXPECT_NEAR(*t.cpu_efficiency, 20.0 / (10.0 * 4), 1e-9);
+
+  std::unique_ptr<cJSON, void (*)(cJSON*)> json(cJSON_Parse(bc::report::format_json(job).c_str()), cJSON_Delete);
+  ASSERT_TRUE(json);
+  cJSON* j = cJSON_GetObjectItem(json.get(), "job");
+  EXPECT_STREQ(cJSON_GetObjectItem(j, "name")->valuestring, "train");
+  EXPECT_DOUBLE_EQ(cJSON_GetObjectItem(j, "cpu_efficiency")->valuedouble, 0.5);
+  EXPECT_TRUE(cJSON_IsNull(cJSON_GetObjectItem(j, "container")));
+
+  job.nodes = {a};
+  job.nodes[0].container_id = std::string(64, 'c');
+  job.nodes[0].container_name = "web-1";
+  job.nodes[0].container_image = "bc-busybox:test";
+  json.reset(cJSON_Parse(bc::report::format_json(job).c_str()));
+  cJSON* c = cJSON_GetObjectItem(cJSON_GetObjectItem(json.get(), "job"), "container");
+  ASSERT_TRUE(cJSON_IsObject(c));
+  EXPECT_STREQ(cJSON_GetObjectItem(c, "short_id")->valuestring, "cccccccccccc");
+  EXPECT_STREQ(cJSON_GetObjectItem(c, "name")->valuestring, "web-1");
+  EXPECT_STREQ(cJSON_GetObjectItem(c, "image")->valuestring, "bc-busybox:test");
+
+  job.nodes[0].end_ms = 0;  // running, no sample yet: no elapsed time to divide by
+  job.nodes[0].last_sample_ms = 0;
+  EXPECT_FALSE(bc::report::compute_totals(job).cpu_efficiency);
+}

@@ -82,7 +82,10 @@ std::vector<RefPoint> make_v1_store(const std::string& path, int64_t t0) {
   j.node = "n1";
   j.user = "carol";
   j.start_ms = t0 * 1000;
-  raw.put("jobs", be(5, 8) + be(1, 4), codec::encode_job(j));
+  std::string job = codec::encode_job(j);  // format 2: a format tag of 2 first, 8 bytes of events last
+  job[0] = 1;
+  job.resize(job.size() - 8);
+  raw.put("jobs", be(5, 8) + be(1, 4), job);
   ProcessRecord p;
   p.job_id = 5;
   p.node = "n1";
@@ -91,9 +94,10 @@ std::vector<RefPoint> make_v1_store(const std::string& path, int64_t t0) {
   p.series_id = 1;
   p.command = "old";
   p.cpu_ns = 123;
-  std::string rec = codec::encode_process(p);  // format 2: a format tag of 2 first, a flags byte last
+  // format 3: a format tag of 3 first, a flags byte, then 3 bytes of exit status last
+  std::string rec = codec::encode_process(p);
   rec[0] = 1;
-  rec.pop_back();
+  rec.resize(rec.size() - 4);
   raw.put("processes", be(5, 8) + be(1, 4) + be(77, 4) + be(9, 8), rec);
   raw.put("series_alloc", be(5, 8) + be(1, 4), be(2, 4));
   std::vector<RefPoint> points;
@@ -346,7 +350,7 @@ TEST(Bcadm, InitCheckStatsSweepUpgrade) {
   EXPECT_NE(r.err.find("bcadm db upgrade"), std::string::npos) << r.err;
   r = bcadm({"db", "upgrade", "--store", old.store()});
   EXPECT_EQ(r.status, 0) << r.err;
-  EXPECT_NE(r.out.find("from schema version 1 to 2"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("from schema version 1 to " + std::to_string(kSchemaVersion)), std::string::npos) << r.out;
   r = bcadm({"db", "check", "--store", old.store()});
   EXPECT_EQ(r.status, 0) << r.out;
 }

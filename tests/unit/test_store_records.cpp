@@ -191,3 +191,24 @@ TEST(StoreRecords, FailedBatchLeavesSeriesIdsAsTheyWere) {
   store->write_batch(b);
   EXPECT_EQ(b.processes[0].record.series_id, 1u);
 }
+
+TEST(StoreRecords, JobDescriptionAndContainerIdentityAreKept) {
+  TempDir dir;
+  auto store = Store::open(dir.store(), test_options());
+  Batch b = batch(1'800'000'000, proc(1));
+  b.job.job_name = "train-42";
+  b.job.alloc_cpus = 4;
+  b.job.mem_limit_bytes = 8ULL << 30;
+  b.job.container_id = std::string(64, 'a');
+  b.job.container_name = "web-1";
+  b.job.container_image = "bc-busybox:test";
+  store->write_batch(b);
+  auto j = store->job(3, "n1");
+  ASSERT_TRUE(j);
+  EXPECT_EQ(j->job_name, "train-42");
+  EXPECT_EQ(j->alloc_cpus, 4u);
+  EXPECT_EQ(j->mem_limit_bytes, 8ULL << 30);
+  EXPECT_EQ(j->container_id, std::string(64, 'a'));
+  EXPECT_EQ(j->container_name, "web-1");
+  EXPECT_EQ(j->container_image, "bc-busybox:test");
+}
