@@ -45,6 +45,7 @@ try:
     before = pending()
     job1 = c.sbatch("#!/bin/bash\n"
                     "timeout 2 sh -c 'while :; do :; done' &\n"
+                    "sleep 1\n"  # the monitor's events are attached by then
                     "dd if=/dev/zero of=" + work + "/out bs=1M count=8 conv=fsync status=none\n"
                     "sleep 1.5; wait\n")
     assert c.wait_job(job1)["JobState"] == "COMPLETED"
@@ -77,10 +78,15 @@ try:
         node_side, central_side = count(c.store, job), count(central, job)
         assert central_side == node_side and node_side["points"] > 0, (job, node_side, central_side)
         assert processes(central, job) == processes(c.store, job), job
+        for view in (["--files", "--all"], ["--net"]):
+            node_view = c.run(c.bcacct_bin, "--store", c.store, "-j", str(job), *view).stdout
+            assert c.run(c.bcacct_bin, "--store", central, "-j", str(job), *view).stdout == node_view, (job, view)
         print(f"ok job {job}: bcd holds what the node store holds: {central_side}")
     metrics = urllib.request.urlopen(url + "/metrics", timeout=10).read().decode()
     batches = [l for l in metrics.splitlines() if l.startswith("bcd_ingest_batches_total ")]
     assert batches and int(batches[0].split()[1]) >= spooled, batches
+    files = c.run(c.bcacct_bin, "--store", central, "-j", str(job1), "--files", "--all").stdout
+    assert work + "/out" in files or "events unavailable" in c.bcacct("-j", str(job1)).stdout, files
     print("ok the next monitor on the node shipped the leftovers; bcadm ship found nothing left")
 finally:
     c.restore_plugstack()
