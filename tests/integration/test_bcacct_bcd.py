@@ -76,16 +76,12 @@ try:
     direct = run("root", "-j", "41", "--store", central)
     assert r.stdout == direct.stdout, (r.stdout, direct.stdout)
     print("ok bcd's job equals the store's (JSON and table)")
-    # --timeline through bcd: the job total summed over nodes, from bcd's series endpoint. A bcd without the
-    # endpoint is named as such (exit 4), and then the local store is used when there is one.
-    r = run("bctest_alice", "-j", "41", "--timeline", COLUMNS="60")
-    if "does not serve series" in r.stderr:
-        assert r.returncode == 4 and r.stdout == "", (r.returncode, r.stdout, r.stderr)
-        print("ok --timeline: this bcd has no series endpoint, and bcacct says so")
-    else:
-        assert r.returncode == 0 and r.stderr == "", (r.returncode, r.stderr)
-        assert r.stdout.startswith("all nodes: CPU % (CPU time over wall time; 100% = one core)"), r.stdout
-        print("ok --timeline through bcd's series")
+    # --timeline through bcd: the job total summed over nodes, from bcd's series endpoint.
+    r = run("bctest_alice", "-j", "41", "--timeline", "--metric", "rss", COLUMNS="60")
+    assert r.returncode == 0 and r.stderr == "", (r.returncode, r.stderr)
+    assert r.stdout.startswith("all nodes: RSS (largest in each column), second resolution"), r.stdout
+    assert "2M \u2524" in r.stdout, r.stdout  # bc-make-store's job sample: 2 MiB
+    print("ok --timeline through bcd's series")
     # Bob's job is refused to Alice: exit 5, a clear message, no output.
     r = run("bctest_alice", "-j", "43")
     assert r.returncode == 5 and r.stdout == "", (r.returncode, r.stdout, r.stderr)
