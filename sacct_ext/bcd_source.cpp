@@ -10,6 +10,7 @@
 //          (the nodes summed); an older bcd without it answers 404 -> Unsupported.
 #include <cJSON.h>
 #include <curl/curl.h>
+#include <pwd.h>
 
 #include <cmath>
 #include <ctime>
@@ -78,6 +79,14 @@ int64_t time_of(const cJSON* object, const char* name) {
   tm.tm_year -= 1900;
   tm.tm_mon -= 1;
   return static_cast<int64_t>(timegm(&tm)) * 1000 + ms;
+}
+
+std::optional<uint32_t> uid_of(const std::string& user) {
+  passwd pw{};
+  passwd* result = nullptr;
+  char buf[4096];
+  if (getpwnam_r(user.c_str(), &pw, buf, sizeof buf, &result) == 0 && result) return pw.pw_uid;
+  return std::nullopt;
 }
 
 uint32_t step_of(const std::string& name) {
@@ -298,7 +307,11 @@ JobData job_data_from_json(std::string_view json) {
     r.job_id = id;
     r.node = node;
     r.user = user;
-    if (cJSON_IsNumber(uid)) r.uid = static_cast<uint32_t>(uid->valuedouble);
+    if (cJSON_IsNumber(uid)) {
+      r.uid = static_cast<uint32_t>(uid->valuedouble);
+    } else if (const std::optional<uint32_t> local = uid_of(user)) {
+      r.uid = *local;  // bcd's document names the user; the login node shares the cluster's accounts
+    }
     r.start_ms = start;
     r.end_ms = end;
     r.has_cgroup_cpu = true;  // the totals below are the job's; other nodes add nothing

@@ -63,9 +63,9 @@ try:
         return subprocess.run(cmd, env=dict(client_env, **extra), capture_output=True, text=True, timeout=60)
 
     # Alice sees her job through bcd, with no warning.
-    r = run("bctest_alice", "-j", "41", "-P", "-n", "-o", "JobID,User,State,NodeList,TotalCPU,MaxRSS")
+    r = run("bctest_alice", "-j", "41", "-P", "-n", "-o", "JobID,User,UID,State,NodeList,TotalCPU,MaxRSS")
     assert r.returncode == 0 and r.stderr == "", (r.returncode, r.stderr)
-    assert r.stdout == "41|bctest_alice|COMPLETED|n1|00:00:02.500|2M\n", r.stdout
+    assert r.stdout == f"41|bctest_alice|{alice}|COMPLETED|n1|00:00:02.500|2M\n", r.stdout
     print("ok alice reads her job through bcd")
     # The JSON through bcd is the JSON of the store itself.
     r = run("bctest_alice", "-j", "41", "--json")
