@@ -73,7 +73,7 @@ done
 # clock at that durability also waits for one fsync per commit, which the disk decides, not the core.
 if v=$(value store_node_ingest_default_cpu_samples_per_s); then
   echo "BENCH ingest_goal_samples_per_cpu_s $v samples/cpu-s" | tee -a "$log"
-  awk -v v="$v" 'BEGIN { printf "BENCH ingest_goal_met %d bool\n", v >= 1e6 }' | tee -a "$log"
+  awk -v v="$v" 'BEGIN { printf "BENCH ingest_goal_met %d bool\n", (v >= 1e6) }' | tee -a "$log"
 fi
 fi
 

@@ -91,24 +91,23 @@ std::vector<ProcessRecord> read_only_processes(const std::string& path) {
   return Store::open(path, o)->load_job(9).processes;
 }
 
+// Writes the batches through a store that is closed again (one environment per path per process), and
+// checks the store afterwards.
+void write_all(const std::string& path, std::vector<Batch> batches) {
+  auto store = Store::open(path, test_options());
+  for (Batch& b : batches) store->write_batch(b);
+  EXPECT_TRUE(store->check().ok());
+}
+
 }  // namespace
 
 TEST(StoreProcessPack, FinishedJobIsPackedAndReadsTheSame) {
   TempDir dir;
-  {
-    auto store = Store::open(dir.store(), test_options());
-    for (int k = 0; k < 5; ++k) {
-      Batch b = tick(kT0 + k, "n1", 50, 10'000'000ULL * static_cast<uint64_t>(k), 0);
-      store->write_batch(b);
-    }
-  }
+  std::vector<Batch> running;
+  for (int k = 0; k < 5; ++k) running.push_back(tick(kT0 + k, "n1", 50, 10'000'000ULL * static_cast<uint64_t>(k), 0));
+  write_all(dir.store(), running);
   EXPECT_EQ(pack_entries(dir.store(), false), 0U) << "a running job is not packed";
-  {
-    auto store = Store::open(dir.store(), test_options());
-    Batch last = tick(kT0 + 5, "n1", 50, 60'000'000, (kT0 + 5) * 1000);
-    store->write_batch(last);
-    EXPECT_TRUE(store->check().ok());
-  }
+  write_all(dir.store(), {tick(kT0 + 5, "n1", 50, 60'000'000, (kT0 + 5) * 1000)});
   EXPECT_EQ(pack_entries(dir.store(), false), 1U);
   const auto packed = read_only_processes(dir.store());
   ASSERT_EQ(packed.size(), 50U);
@@ -120,24 +119,15 @@ TEST(StoreProcessPack, FinishedJobIsPackedAndReadsTheSame) {
 
 TEST(StoreProcessPack, ARecordChangedAfterPackingIsNotHiddenByTheStalePack) {
   TempDir dir;
-  {
-    auto store = Store::open(dir.store(), test_options());
-    Batch b = tick(kT0, "n1", 3, 10'000'000, (kT0 + 1) * 1000);
-    store->write_batch(b);
-    // A late record change on a finished job: the pack is rebuilt in the same transaction.
-    Batch late = tick(kT0 + 1, "n1", 3, 20'000'000, (kT0 + 1) * 1000);
-    late.processes[1].record.command = "renamed";
-    store->write_batch(late);
-  }
+  // A late record change on a finished job: the pack is rebuilt in the same transaction.
+  Batch late = tick(kT0 + 1, "n1", 3, 20'000'000, (kT0 + 1) * 1000);
+  late.processes[1].record.command = "renamed";
+  write_all(dir.store(), {tick(kT0, "n1", 3, 10'000'000, (kT0 + 1) * 1000), late});
   EXPECT_EQ(read_only_processes(dir.store())[1].command, "renamed");
-  {
-    auto store = Store::open(dir.store(), test_options());
-    // The job restarts (end cleared) and a record changes: the old pack is stale and not used.
-    Batch again = tick(kT0 + 2, "n1", 3, 30'000'000, 0);
-    again.processes[2].record.command = "again";
-    store->write_batch(again);
-    EXPECT_TRUE(store->check().ok());
-  }
+  // The job restarts (end cleared) and a record changes: the old pack is stale and not used.
+  Batch again = tick(kT0 + 2, "n1", 3, 30'000'000, 0);
+  again.processes[2].record.command = "again";
+  write_all(dir.store(), {again});
   const auto seen = read_only_processes(dir.store());
   EXPECT_EQ(seen[2].command, "again");
   EXPECT_EQ(seen[2].cpu_ns, 30'000'000U);
@@ -146,15 +136,9 @@ TEST(StoreProcessPack, ARecordChangedAfterPackingIsNotHiddenByTheStalePack) {
 
 TEST(StoreProcessPack, NodesKeepTheirOrderWithAndWithoutPacks) {
   TempDir dir;
-  {
-    auto store = Store::open(dir.store(), test_options());
-    Batch a = tick(kT0, "n1", 4, 10'000'000, (kT0 + 1) * 1000);  // finished on n1: packed
-    store->write_batch(a);
-    Batch b = tick(kT0, "n2", 2, 20'000'000, 0);  // still running on n2
-    store->write_batch(b);
-    Batch c = tick(kT0, "n3", 3, 30'000'000, (kT0 + 1) * 1000);
-    store->write_batch(c);
-  }
+  write_all(dir.store(), {tick(kT0, "n1", 4, 10'000'000, (kT0 + 1) * 1000),  // finished on n1: packed
+                          tick(kT0, "n2", 2, 20'000'000, 0),                  // still running on n2
+                          tick(kT0, "n3", 3, 30'000'000, (kT0 + 1) * 1000)});
   const auto mixed = read_only_processes(dir.store());
   ASSERT_EQ(mixed.size(), 9U);
   EXPECT_EQ(mixed[0].node, "n1");
@@ -166,11 +150,7 @@ TEST(StoreProcessPack, NodesKeepTheirOrderWithAndWithoutPacks) {
 
 TEST(StoreProcessPack, AStoreWithoutThePackTableOpensReadOnly) {
   TempDir dir;
-  {
-    auto store = Store::open(dir.store(), test_options());
-    Batch b = tick(kT0, "n1", 2, 10'000'000, (kT0 + 1) * 1000);
-    store->write_batch(b);
-  }
+  write_all(dir.store(), {tick(kT0, "n1", 2, 10'000'000, (kT0 + 1) * 1000)});
   // As a store written before packs existed: the table is deleted outright.
   MDB_env* env = nullptr;
   mdb_env_create(&env);
