@@ -285,8 +285,15 @@ bool ProcessTable::apply_exit(uint32_t pid, uint64_t start_ticks, const ExitFact
   r.end_ms = facts.end_ms;  // exact, where sampling saw the end up to an interval late
   t.ended = true;
   // The kernel's final figures: sampling may have missed the last interval's CPU and a late peak.
+  const uint64_t credited_before = t.inclusive.cpu_ns;
   t.own.cpu_ns = std::max(t.own.cpu_ns, facts.cpu_ns);
   t.inclusive.cpu_ns = std::max(t.inclusive.cpu_ns, t.own.cpu_ns);
+  // A child seen gone before its exit event was credited to its parent with its last sampled CPU, while the
+  // parent's reaped-children total holds the final one: credit the rest too, or the parent counts it again.
+  if (t.gone && t.inclusive.cpu_ns > credited_before) {
+    if (auto parent = tracked_.find(t.parent); parent != tracked_.end())
+      parent->second.credited.cpu_ns += t.inclusive.cpu_ns - credited_before;
+  }
   r.max_rss = std::max(r.max_rss, facts.max_rss);
   r.rss = 0;
   update_record(t);

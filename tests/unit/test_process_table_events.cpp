@@ -3,11 +3,13 @@
 // event record is never tracked by sampling again.
 #include <gtest/gtest.h>
 
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <csignal>
+#include <ctime>
 
 #include "process_table.hpp"
 
@@ -103,4 +105,63 @@ TEST(ProcessTableEvents, AProcessLeftToEventsIsNotTracked) {
   EXPECT_FALSE(find(b2, pid));
   kill(child, SIGKILL);
   waitpid(child, nullptr, 0);
+}
+
+// A child that burns CPU after its last sample and is reaped before its exit event is applied: the parent's
+// reaped-children total holds the child's final CPU, so the parent must be credited the final figure, not
+// the last sampled one, or that CPU is counted twice (once in the child's exact record, once in the parent).
+TEST(ProcessTableEvents, ALateExitFigureIsTakenOutOfTheParent) {
+  int go[2], ready[2];
+  ASSERT_EQ(pipe(go), 0);
+  ASSERT_EQ(pipe(ready), 0);
+  auto burn_until = [](int64_t ns) {
+    timespec cpu{};
+    volatile unsigned long x = 0;
+    do {
+      for (int i = 0; i < 100000; ++i) x = x + 1;
+      clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu);
+    } while (cpu.tv_sec * 1'000'000'000LL + cpu.tv_nsec < ns);
+  };
+  const pid_t child = fork();
+  if (child == 0) {
+    burn_until(100'000'000);
+    (void)!write(ready[1], "x", 1);
+    char c;
+    (void)!read(go[0], &c, 1);
+    burn_until(400'000'000);
+    _exit(0);
+  }
+  const auto self = static_cast<uint32_t>(getpid());
+  const auto pid = static_cast<uint32_t>(child);
+  char c;
+  ASSERT_EQ(read(ready[0], &c, 1), 1);
+  ProcessTable table;
+  store::Batch b1;
+  table.sample({{self, 0u}, {pid, 0u}}, now_ms(), b1);
+  table.commit(b1);
+  const auto id = table.identity(pid);
+  ASSERT_TRUE(id);
+  ASSERT_EQ(write(go[1], "x", 1), 1);
+  rusage usage{};
+  int status = 0;
+  ASSERT_EQ(wait4(child, &status, 0, &usage), child);  // reaped: our children's CPU now holds its 0.4 s
+  store::Batch b2;
+  table.sample({{self, 0u}}, now_ms(), b2);  // sees the child gone, credits its last sampled 0.1 s
+  ProcessTable::ExitFacts facts;
+  facts.end_ms = now_ms();
+  facts.cpu_ns = static_cast<uint64_t>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1'000'000'000ULL +
+                 static_cast<uint64_t>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) * 1000ULL;
+  ASSERT_GE(facts.cpu_ns, 390'000'000u);
+  ASSERT_TRUE(table.apply_exit(pid, id->start_ticks, facts, b2));
+  table.commit(b2);
+  store::Batch b3;
+  table.sample({{self, 0u}}, now_ms(), b3);
+  timespec own{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &own);
+  const uint64_t own_ns = static_cast<uint64_t>(own.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(own.tv_nsec);
+  const auto* parent = find(b3, self) ? find(b3, self) : find(b2, self);
+  ASSERT_TRUE(parent);
+  // Our own CPU, give or take /proc's clock ticks; the child's 0.3 s of late CPU must not be in it.
+  EXPECT_LT(parent->record.cpu_ns, own_ns + 100'000'000u) << "the child's late CPU was counted in the parent";
+  for (int fd : {go[0], go[1], ready[0], ready[1]}) close(fd);
 }
