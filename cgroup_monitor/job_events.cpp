@@ -1,6 +1,9 @@
 #include "job_events.hpp"
 
+#include <signal.h>
 #include <unistd.h>
+
+#include <cerrno>
 
 #include <ctime>
 
@@ -196,7 +199,7 @@ void JobEvents::merge(ProcessTable& table, int64_t now_ms, store::Batch& batch, 
     r.address = c.address;
     r.port = c.port;
     r.protocol = c.protocol;
-    r.count = c.count + c.in_progress;
+    r.count = c.count;  // every attempt: failed ones and non-blocking ones still in progress included
     r.failed = c.failed;
     batch.connections.push_back(std::move(r));
   }
@@ -212,7 +215,11 @@ void JobEvents::merge(ProcessTable& table, int64_t now_ms, store::Batch& batch, 
     const bool in_table = id && id->start_ticks == p.start_ticks;
     if (in_table && p.forked) table.apply_parent(pid, p.start_ticks, p.ppid);
     if (!p.exited) {
-      ++it;  // alive: the table picks it up, or its exit event comes
+      // Alive: the table picks it up, or its exit event comes. Gone without an exit event (it was lost, and
+      // counted): forgotten after a few ticks, so the map stays bounded.
+      const bool gone = !in_table && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH;
+      p.ticks_gone = gone ? p.ticks_gone + 1 : 0;
+      it = p.ticks_gone > kKeepAfterExitTicks ? pending_.erase(it) : std::next(it);
       continue;
     }
     if (in_table) {

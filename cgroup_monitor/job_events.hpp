@@ -33,6 +33,8 @@ struct EventSettings {
   size_t ring_bytes = 1 << 20;     // bpf_ring_kib
   bool file_bytes = false;         // file_bytes=on|off: read/write bytes per file
   std::string pin_dir = "/sys/fs/bpf/bubble-chamber";
+  // The slot lock is node-wide like the pinned programs it guards, so not the monitor's --run-dir (tests give
+  // each cluster its own run dir, but all of them share the node's programs).
   std::string run_dir = "/run/bubble-chamber";
 };
 
@@ -73,6 +75,7 @@ class JobEvents {
     uint32_t step = store::kStepUnknown;
     std::string parent_command;  // comm before an exec: the parent's
     int ticks_since_exit = 0;    // kept a few ticks after its exit for late file and connect aggregates
+    int ticks_gone = 0;          // ticks it has been gone without an exit event
   };
 
   void absorb(const events::Drained& d, const ProcessTable& table);

@@ -301,6 +301,9 @@ std::string render_table(const std::vector<Column>& columns, const std::vector<s
 
 }  // namespace
 
+std::string terminal_safe(std::string_view s) { return printable(s); }
+std::string format_cpu_time(uint64_t ns) { return cpu_time(ns); }
+std::string join_strings(const std::vector<std::string>& items, const char* sep) { return join(items, sep); }
 std::string exit_text(const ProcessRecord& p) {
   if (!p.exited) return "";
   std::string text = p.exit_signal ? "0:" + std::to_string(p.exit_signal) : std::to_string(p.exit_code) + ":0";

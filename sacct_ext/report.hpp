@@ -94,6 +94,11 @@ std::string format_duration(int64_t seconds);
 std::string iso_utc_ms(int64_t epoch_ms);
 // Local time like sacct, "2026-11-24T21:41:07"; "Unknown" for 0.
 std::string local_time(int64_t epoch_ms);
+// Valid UTF-8 without control characters (each becomes '?'): safe for a terminal and for '|'-separated rows.
+std::string terminal_safe(std::string_view s);
+// Like sacct's TotalCPU: "HH:MM:SS.mmm", or "D-HH:MM:SS.mmm" from one day.
+std::string format_cpu_time(uint64_t ns);
+std::string join_strings(const std::vector<std::string>& items, const char* sep);
 // Valid UTF-8: each invalid byte becomes U+FFFD. Data from /proc is not guaranteed to be UTF-8,
 // and JSON must be.
 std::string valid_utf8(std::string_view s);

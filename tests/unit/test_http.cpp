@@ -3,9 +3,12 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
+#include <thread>
 
 #include "http_server.hpp"
 
@@ -148,4 +151,64 @@ TEST_F(HttpTest, StaticFilesNeverLeaveTheRoot) {
   EXPECT_EQ(fetch(port(), "/static/sub").status, 404);       // a directory is not a file
   EXPECT_EQ(fetch(port(), "/static/missing.js").status, 404);
   EXPECT_EQ(fetch(port(), "/static/").status, 403);
+}
+
+namespace {
+
+// Sends "tick N" after every `idle` empty answers, `total` times, then ends.
+class TickStream : public Stream {
+ public:
+  TickStream(int idle, int total, std::atomic<int>& polls) : idle_(idle), total_(total), polls_(polls) {}
+  std::optional<std::string> next() override {
+    ++polls_;
+    if (sent_ == total_) return std::nullopt;
+    if (waited_++ < idle_) return std::string();
+    waited_ = 0;
+    return "data: tick " + std::to_string(sent_++) + "\n\n";
+  }
+
+ private:
+  int idle_, total_, sent_ = 0, waited_ = 0;
+  std::atomic<int>& polls_;
+};
+
+}  // namespace
+
+TEST(HttpStream, ParkedStreamIsPolledOncePerPeriodAndEnds) {
+  std::atomic<int> polls{0};
+  ServerOptions options;
+  options.stream_poll_ms = 50;
+  HttpServer server(options, {{"GET", "/s", [&](const Request&) {
+                                 Response r;
+                                 r.content_type = "text/event-stream";
+                                 r.stream = std::make_shared<TickStream>(2, 3, polls);
+                                 return r;
+                               }}});
+  auto start = std::chrono::steady_clock::now();
+  Reply r = fetch(server.port(), "/s");
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "data: tick 0\n\ndata: tick 1\n\ndata: tick 2\n\n");
+  EXPECT_EQ(r.content_type, "text/event-stream");
+  // Two empty answers before each tick, each followed by one poll period parked: no busy loop.
+  EXPECT_GE(ms, 6 * 50 - 20);
+  EXPECT_LE(polls.load(), 3 * 3 + 2);
+  EXPECT_EQ(server.open_streams(), 0u);
+}
+
+TEST(HttpStream, ServerStopsWithAParkedStream) {
+  std::atomic<int> polls{0};
+  auto server = std::make_unique<HttpServer>(ServerOptions{}, std::vector<Route>{{"GET", "/s", [&](const Request&) {
+                                                Response r;
+                                                r.stream = std::make_shared<TickStream>(1000000, 1, polls);
+                                                return r;
+                                              }}});
+  std::thread client([port = server->port()] { fetch(port, "/s"); });
+  for (int i = 0; i < 200 && polls.load() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_GT(polls.load(), 0);
+  EXPECT_EQ(server->open_streams(), 1u);
+  auto start = std::chrono::steady_clock::now();
+  server.reset();  // must not hang on, or crash over, the suspended connection
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  client.join();
 }

@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "auth.hpp"
+#include "container_key.hpp"
 #include "report.hpp"
 #include "store.hpp"
 
@@ -33,11 +34,6 @@ bool in_group(const std::string& user, const std::string& group_name) {
   passwd* pres = nullptr;
   char pbuf[4096];
   return getpwnam_r(user.c_str(), &pw, pbuf, sizeof pbuf, &pres) == 0 && pres && pw.pw_gid == gr.gr_gid;
-}
-
-std::optional<uint64_t> parse_job_id(const std::string& text) {
-  if (text.empty() || text.size() > 19 || text.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
-  return std::stoull(text);
 }
 
 // Header and processes from one read transaction, so they belong to the same tick.
@@ -133,7 +129,11 @@ std::vector<web::Route> Api::routes() {
   auto wrap = [this](Response (Api::*fn)(const Request&)) {
     return [this, fn](const Request& r) {
       ++metrics_.requests;
-      Response resp = (this->*fn)(r);
+      Response resp;
+      {
+        std::lock_guard lock(store_mutex_);
+        resp = (this->*fn)(r);
+      }
       if (resp.status == 401) ++metrics_.unauthorized;
       if (resp.status == 403) ++metrics_.forbidden;
       if (resp.status == 404) ++metrics_.not_found;
@@ -144,6 +144,12 @@ std::vector<web::Route> Api::routes() {
       {"GET", "/api/v1/health", wrap(&Api::health)},
       {"GET", "/api/v1/jobs", wrap(&Api::list_jobs)},
       {"GET", "/api/v1/jobs/{}", wrap(&Api::job)},
+      {"GET", "/api/v1/jobs/{}/processes", wrap(&Api::processes)},
+      {"GET", "/api/v1/jobs/{}/tree", wrap(&Api::tree)},
+      {"GET", "/api/v1/jobs/{}/files", wrap(&Api::files)},
+      {"GET", "/api/v1/jobs/{}/connections", wrap(&Api::connections)},
+      {"GET", "/api/v1/jobs/{}/series", wrap(&Api::series)},
+      {"GET", "/api/v1/jobs/{}/stream", wrap(&Api::stream)},
       {"GET", "/metrics", wrap(&Api::metrics_text)},
   };
   routes.push_back({"GET", "/static/**", web::static_files(config_.static_dir, "/static/")});
@@ -154,19 +160,53 @@ Response Api::health(const Request&) {
   return Response::json(200, "{\"status\": \"ok\", \"schema\": " + std::to_string(store_->schema_version()) + "}\n");
 }
 
-Response Api::job(const Request& req) {
-  auto id = parse_job_id(req.params.at(0));
-  if (!id) return Response::error(400, "job id must be a number, got '" + req.params[0] + "'");
-  const std::string container = "job_" + std::to_string(*id);
+std::optional<Api::Target> Api::parse_target(const std::string& text) {
+  std::string digits = text.rfind("job_", 0) == 0 ? text.substr(4) : text;
+  const bool decimal = !digits.empty() && digits.find_first_not_of("0123456789") == std::string::npos;
+  // Slurm job ids are 32-bit, so 12 or more digits can only be a container's hex id.
+  if (decimal && digits.size() < docker::kShortIdLength) return Target{std::stoull(digits), "job_" + digits};
+  if (digits != text || text.size() < docker::kShortIdLength || text.size() > 64) return std::nullopt;
+  auto key = docker::container_key(text);
+  if (!key || text.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) return std::nullopt;
+  return Target{*key, *docker::short_id_from_key(*key)};
+}
+
+bool Api::open_job(const Request& req, Target& target, store::JobSnapshot& snapshot, Response& refusal) {
+  auto parsed = parse_target(req.params.at(0));
+  if (!parsed) {
+    refusal = Response::error(400, "'" + req.params[0] + "' is not a job (job_42 or 42) or a container id (12 hex digits)");
+    return false;
+  }
+  target = *parsed;
   Caller caller;
-  Verdict v = identify(req, container, caller);
-  if (v.status != 200) return Response::error(v.status, v.message);
-  report::JobData data = load(*store_, *id);
-  if (data.nodes.empty()) return Response::error(404, "job " + std::to_string(*id) + " not found");
+  Verdict v = identify(req, target.container, caller);
+  if (v.status != 200) {
+    refusal = Response::error(v.status, v.message);
+    return false;
+  }
+  snapshot = store_->load_job(target.key);
+  if (snapshot.nodes.empty()) {
+    refusal = Response::error(404, target.container + " not found");
+    return false;
+  }
   // 403, not 404, so bcacct can tell "no permission" from "no such job", as sacct users expect.
-  if (!may_see(caller, data.nodes.front().user, container))
-    return Response::error(403, "job " + std::to_string(*id) + " belongs to another user");
-  return Response::json(200, report::format_json(data));
+  if (!may_see(caller, snapshot.nodes.front().user, target.container)) {
+    refusal = Response::error(403, target.container + " belongs to another user");
+    return false;
+  }
+  return true;
+}
+
+Response Api::with_job(const Request& req, const JobView& view) {
+  Target target;
+  store::JobSnapshot snapshot;
+  Response refusal;
+  if (!open_job(req, target, snapshot, refusal)) return refusal;
+  return view(target, snapshot);
+}
+
+Response Api::job(const Request& req) {
+  return with_job(req, [](const Target&, store::JobSnapshot& snap) { return Response::json(200, job_document(std::move(snap), true)); });
 }
 
 Response Api::list_jobs(const Request& req) {
@@ -200,7 +240,9 @@ Response Api::list_jobs(const Request& req) {
     if (t.end_ms && *t.end_ms < from) continue;
     out += first ? "\n" : ",\n";
     first = false;
-    out += "  {\"id\": " + std::to_string(id) + ", \"user\": " + json_string(t.user) + ", \"state\": \"" +
+    const auto short_id = docker::short_id_from_key(id);
+    out += "  {\"id\": " + std::to_string(id) + ", \"container\": " +
+           json_string(short_id ? *short_id : "job_" + std::to_string(id)) + ", \"user\": " + json_string(t.user) + ", \"state\": \"" +
            (running ? "running" : "completed") + "\", \"start\": " +
            (t.start_ms ? json_string(report::iso_utc_ms(*t.start_ms)) : "null") + ", \"end\": " +
            (t.end_ms ? json_string(report::iso_utc_ms(*t.end_ms)) : "null") +
@@ -217,6 +259,8 @@ Response Api::metrics_text(const Request&) {
   out += "# TYPE bcd_rejected counter\n";
   out += "bcd_rejected_total{reason=\"unauthorized\"} " + std::to_string(metrics_.unauthorized.load()) + "\n";
   out += "bcd_rejected_total{reason=\"forbidden\"} " + std::to_string(metrics_.forbidden.load()) + "\n";
+  out += "bcd_rejected_total{reason=\"too_many_streams\"} " + std::to_string(metrics_.streams_refused.load()) + "\n";
+  out += "# TYPE bcd_streams gauge\nbcd_streams " + std::to_string(live_streams_->load()) + "\n";
   out += "# TYPE bc_job_cpu_seconds counter\n# UNIT bc_job_cpu_seconds seconds\n";
   std::string rss = "# TYPE bc_job_rss_bytes gauge\n# UNIT bc_job_rss_bytes bytes\n";
   std::string rd = "# TYPE bc_job_read_bytes counter\n# UNIT bc_job_read_bytes bytes\n";

@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,6 +16,7 @@
 
 namespace bc::store {
 class Store;
+struct JobSnapshot;
 }
 
 namespace bc::bcd {
@@ -23,16 +26,21 @@ struct Metrics {
   std::atomic<uint64_t> unauthorized{0};
   std::atomic<uint64_t> forbidden{0};
   std::atomic<uint64_t> not_found{0};
+  std::atomic<uint64_t> streams_refused{0};
 };
 
 class Api {
  public:
   Api(Config config, std::unique_ptr<store::Store> store);
+  // GET /api/v1/jobs/{id}: bcacct --json's document plus "node_records" (allocation, lost events, ...).
+  static std::string job_document(store::JobSnapshot snap, bool with_processes);
   ~Api();
   std::vector<web::Route> routes();
   Metrics& metrics() { return metrics_; }
   // More OpenMetrics families for /metrics (the ingest counters).
   void add_metrics(std::function<std::string()> fn) { extra_metrics_ = std::move(fn); }
+  // Every user of the shared Store takes this (ingest writes too).
+  std::mutex& store_mutex() { return store_mutex_; }
 
   struct Caller {
     enum class Kind { Anonymous, User, Token } kind = Kind::Anonymous;
@@ -52,15 +60,43 @@ class Api {
   bool may_see(const Caller& caller, const std::string& job_user, const std::string& container) const;
   bool is_admin(uint32_t uid, const std::string& user) const;
 
+  // What a URL's {id} names: "job_42" and "42" are Slurm job 42; 12 to 64 hex digits are a Docker
+  // container (its short id). container is the name web tokens carry ("job_42" or the short id).
+  struct Target {
+    uint64_t key = 0;
+    std::string container;
+  };
+  static std::optional<Target> parse_target(const std::string& text);
+  // Resolves params[0], checks the caller may read that job and loads it. On refusal, `refusal` holds
+  // the 400/401/403/404 response and false is returned.
+  bool open_job(const web::Request& req, Target& target, store::JobSnapshot& snapshot, web::Response& refusal);
+  // open_job, then the view; the refusal when the caller may not read the job.
+  using JobView = std::function<web::Response(const Target&, store::JobSnapshot&)>;
+  web::Response with_job(const web::Request& req, const JobView& view);
+
   web::Response health(const web::Request& req);
   web::Response list_jobs(const web::Request& req);
   web::Response job(const web::Request& req);
   web::Response metrics_text(const web::Request& req);
+  // The per-job views (api_views.cpp).
+  web::Response processes(const web::Request& req);
+  web::Response tree(const web::Request& req);
+  web::Response files(const web::Request& req);
+  web::Response connections(const web::Request& req);
+  web::Response series(const web::Request& req);
+  web::Response stream(const web::Request& req);
+  static web::Response tree_view(const Target& target, store::JobSnapshot& snap);
+  web::Response series_view(const web::Request& req, const Target& target, store::JobSnapshot& snap);
+  web::Response stream_view(const web::Request& req, const Target& target, store::JobSnapshot& snap);
 
   Config config_;
-  std::unique_ptr<store::Store> store_;  // one LMDB env per process; reads run concurrently (MDB_NOTLS)
+  std::unique_ptr<store::Store> store_;  // one LMDB env per process
+  // A Store is used by one thread at a time (a grown map is adopted with mdb_env_set_mapsize, which no
+  // other transaction of the process may overlap): handlers and live streams take turns.
+  std::mutex store_mutex_;
   Metrics metrics_;
   std::function<std::string()> extra_metrics_;
+  std::shared_ptr<std::atomic<unsigned>> live_streams_ = std::make_shared<std::atomic<unsigned>>(0);
 };
 
 }  // namespace bc::bcd

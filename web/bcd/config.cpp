@@ -84,13 +84,16 @@ Config parse_config(std::string_view text, const std::string& origin, Config con
     } else if (key == "threads") {
       if (!parse_uint(value, 256, n) || n == 0) throw ConfigError(where + "threads= takes 1 to 256");
       config.threads = static_cast<unsigned>(n);
+    } else if (key == "max_streams") {
+      if (!parse_uint(value, 100000, n) || n == 0) throw ConfigError(where + "max_streams= takes 1 to 100000");
+      config.max_streams = static_cast<unsigned>(n);
     } else if (key == "log") {
       if (value != "stderr" && value != "syslog") throw ConfigError(where + "log= takes stderr or syslog");
       config.log = value;
     } else {
       throw ConfigError(where + "unknown key '" + key +
                         "' (known: listen, store, static_dir, auth_secret, auth_disable, admins, admin_group, "
-                        "pushers, munge_socket, max_body_bytes, threads, log)");
+                        "pushers, munge_socket, max_body_bytes, threads, max_streams, log)");
     }
   }
   return config;

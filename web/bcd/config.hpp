@@ -28,6 +28,7 @@ struct Config {
   std::string munge_socket;         // empty: munge's default
   size_t max_body_bytes = 16 << 20;
   unsigned threads = 4;
+  unsigned max_streams = 64;        // live Server-Sent Event streams at once; more get 503
   std::string log = "stderr";       // stderr or syslog
 };
 

@@ -7,7 +7,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 #include <climits>
 #include <cstdlib>
 #include <cstring>
@@ -48,6 +53,24 @@ struct HttpServer::Impl {
   ServerOptions options;
   std::vector<Route> routes;
   MHD_Daemon* daemon = nullptr;
+
+  // Streams with nothing to send are parked (MHD-suspended, holding no thread); the ticker resumes them
+  // all once per stream_poll_ms, so each asks its source once per period.
+  std::mutex park_mutex;
+  std::vector<MHD_Connection*> parked;
+  std::atomic<bool> stopping{false};
+  std::atomic<size_t> live_streams{0};
+  std::mutex tick_mutex;
+  std::condition_variable tick_cv;
+  std::thread ticker;
+
+  struct StreamState {
+    Impl* impl = nullptr;
+    std::shared_ptr<Stream> stream;
+    MHD_Connection* connection = nullptr;
+    std::string pending;
+    size_t offset = 0;
+  };
 
   // Per-request state, owned by MHD's request-closure pointer until the completion callback.
   struct Pending {
@@ -109,9 +132,65 @@ struct HttpServer::Impl {
     return MHD_YES;
   }
 
-  static MHD_Result queue(MHD_Connection* connection, Response& r) {
+  static ssize_t read_stream(void* cls, uint64_t /*pos*/, char* buf, size_t max) {
+    auto* s = static_cast<StreamState*>(cls);
+    if (s->offset >= s->pending.size()) {
+      s->pending.clear();
+      s->offset = 0;
+      if (s->impl->stopping) return MHD_CONTENT_READER_END_OF_STREAM;
+      std::optional<std::string> more;
+      try {
+        more = s->stream->next();
+      } catch (const std::exception&) {
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+      }
+      if (!more) return MHD_CONTENT_READER_END_OF_STREAM;
+      if (more->empty()) {
+        // MHD allows suspending from the content reader; returning 0 without it would spin.
+        std::lock_guard lock(s->impl->park_mutex);
+        if (!s->impl->stopping) {
+          s->impl->parked.push_back(s->connection);
+          MHD_suspend_connection(s->connection);
+        }
+        return 0;
+      }
+      s->pending = std::move(*more);
+    }
+    const size_t n = std::min(max, s->pending.size() - s->offset);
+    std::memcpy(buf, s->pending.data() + s->offset, n);
+    s->offset += n;
+    return static_cast<ssize_t>(n);
+  }
+
+  static void free_stream(void* cls) {
+    auto* s = static_cast<StreamState*>(cls);
+    --s->impl->live_streams;
+    delete s;
+  }
+
+  void resume_parked() {
+    std::lock_guard lock(park_mutex);
+    for (MHD_Connection* c : parked) MHD_resume_connection(c);
+    parked.clear();
+  }
+
+  void tick_loop() {
+    std::unique_lock lock(tick_mutex);
+    while (!stopping) {
+      tick_cv.wait_for(lock, std::chrono::milliseconds(options.stream_poll_ms));
+      resume_parked();
+    }
+  }
+
+  MHD_Result queue(MHD_Connection* connection, Response& r) {
     MHD_Response* response = nullptr;
-    if (r.file_fd >= 0) {
+    if (r.stream) {
+      auto* state = new StreamState{this, r.stream, connection, {}, 0};
+      ++live_streams;
+      response = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, &Impl::read_stream, state,
+                                                   &Impl::free_stream);
+      if (!response) free_stream(state);
+    } else if (r.file_fd >= 0) {
       response = MHD_create_response_from_fd(r.file_size, r.file_fd);  // takes the fd
       r.file_fd = -1;
     } else {
@@ -145,7 +224,7 @@ struct HttpServer::Impl {
     if (pending->too_large) {
       Response r = Response::error(413, "request body larger than " + std::to_string(self->options.max_body_bytes) +
                                             " bytes");
-      return queue(connection, r);
+      return self->queue(connection, r);
     }
     Request req;
     req.method = method;
@@ -163,7 +242,7 @@ struct HttpServer::Impl {
       req.peer = text;
     }
     Response r = self->dispatch(req);
-    MHD_Result rc = queue(connection, r);
+    MHD_Result rc = self->queue(connection, r);
     if (r.file_fd >= 0) ::close(r.file_fd);
     return rc;
   }
@@ -182,7 +261,7 @@ HttpServer::HttpServer(ServerOptions options, std::vector<Route> routes) : impl_
   addr.sin_port = htons(impl_->options.port);
   if (inet_pton(AF_INET, impl_->options.bind_address.c_str(), &addr.sin_addr) != 1)
     throw std::runtime_error("bind address '" + impl_->options.bind_address + "' is not an IPv4 address");
-  unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+  unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
   impl_->daemon = MHD_start_daemon(
       flags, impl_->options.port, nullptr, nullptr, &Impl::on_request, impl_.get(), MHD_OPTION_SOCK_ADDR,
       reinterpret_cast<const sockaddr*>(&addr), MHD_OPTION_THREAD_POOL_SIZE,
@@ -192,11 +271,28 @@ HttpServer::HttpServer(ServerOptions options, std::vector<Route> routes) : impl_
   if (!impl_->daemon)
     throw std::runtime_error("cannot listen on " + impl_->options.bind_address + ":" +
                              std::to_string(impl_->options.port) + " (in use, or no permission)");
+  impl_->ticker = std::thread([impl = impl_.get()] { impl->tick_loop(); });
 }
 
 HttpServer::~HttpServer() {
-  if (impl_ && impl_->daemon) MHD_stop_daemon(impl_->daemon);
+  if (!impl_ || !impl_->daemon) return;
+  {
+    std::lock_guard lock(impl_->tick_mutex);
+    impl_->stopping = true;
+  }
+  impl_->tick_cv.notify_all();
+  impl_->ticker.join();
+  // MHD must not be stopped with suspended connections: wake every parked stream so it ends, and give
+  // them a moment to finish.
+  impl_->resume_parked();
+  for (int i = 0; i < 200 && impl_->live_streams > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    impl_->resume_parked();
+  }
+  MHD_stop_daemon(impl_->daemon);
 }
+
+size_t HttpServer::open_streams() const { return impl_->live_streams; }
 
 uint16_t HttpServer::port() const {
   const MHD_DaemonInfo* info = MHD_get_daemon_info(impl_->daemon, MHD_DAEMON_INFO_BIND_PORT);

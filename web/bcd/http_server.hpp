@@ -25,6 +25,16 @@ struct Request {
   std::optional<std::string> arg(const std::string& name) const;
 };
 
+// A body produced over time (Server-Sent Events). The server calls next() whenever the client can take
+// more: it returns bytes to send now, an empty string for "nothing yet" (the connection is then parked
+// without a thread and next() is called again one ServerOptions::stream_poll_ms later), or nullopt at the
+// end. next() of one stream is never called concurrently.
+class Stream {
+ public:
+  virtual ~Stream() = default;
+  virtual std::optional<std::string> next() = 0;
+};
+
 struct Response {
   unsigned status = 200;
   std::string content_type = "application/json";
@@ -32,6 +42,7 @@ struct Response {
   std::vector<std::pair<std::string, std::string>> headers;
   int file_fd = -1;      // when >= 0, the body is this file (owned, closed by the server)
   uint64_t file_size = 0;
+  std::shared_ptr<Stream> stream;  // when set, the body comes from it
 
   static Response json(unsigned status, std::string body);
   // {"error": message} with the status; every failure the API returns has this shape.
@@ -52,6 +63,7 @@ struct ServerOptions {
   unsigned threads = 2;
   size_t max_body_bytes = 8 << 20;
   unsigned connection_timeout_s = 30;
+  unsigned stream_poll_ms = 1000;  // how often a parked stream is asked for more
 };
 
 class HttpServer {
@@ -63,6 +75,7 @@ class HttpServer {
   HttpServer& operator=(const HttpServer&) = delete;
 
   uint16_t port() const;
+  size_t open_streams() const;  // streaming responses not yet finished
 
   struct Impl;
 

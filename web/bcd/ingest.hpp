@@ -33,8 +33,8 @@ struct IngestMetrics {
 
 class Ingest {
  public:
-  // store: shared with the read API; writes are serialised here.
-  Ingest(const Config& config, store::Store& store);
+  // store: shared with the read API; store_mutex is the read API's, held for every use of the store.
+  Ingest(const Config& config, store::Store& store, std::mutex& store_mutex);
   std::vector<web::Route> routes();
   // OpenMetrics lines (no # EOF) for /metrics.
   std::string metrics_text() const;
@@ -44,7 +44,7 @@ class Ingest {
 
   const Config& config_;
   store::Store& store_;
-  std::mutex write_mutex_;
+  std::mutex& store_mutex_;
   IngestMetrics metrics_;
 };
 

@@ -102,7 +102,7 @@ int main(int argc, char** argv) try {
   }
   bc::store::Store& central = *db;  // owned by api, which outlives ingest's use of it
   bc::bcd::Api api(config, std::move(db));
-  bc::bcd::Ingest ingest(config, central);
+  bc::bcd::Ingest ingest(config, central, api.store_mutex());
   api.add_metrics([&ingest] { return ingest.metrics_text(); });
   std::vector<bc::web::Route> routes = api.routes();
   for (auto& r : ingest.routes()) routes.insert(routes.begin(), std::move(r));

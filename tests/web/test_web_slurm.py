@@ -1,0 +1,80 @@
+"""The web view of real sbatch jobs in headless Chromium, bcd reading the node store the monitor writes:
+a finished job's header equals bcacct --json, its charts have points, its tree has the known hierarchy and
+its files/connections tables match the store; a running job gets a new point within 3 s and shows its end."""
+import os
+import time
+
+from bclib import Cluster
+from webtest import Bcd, probe, screenshot_dir, token
+
+c = Cluster()
+shots = screenshot_dir()
+# The known hierarchy: the batch shell -> sh -> sleep, and a writer of 32 MiB.
+script = """#!/bin/bash
+sh -c 'sleep 2.5; true' &
+dd if=/dev/zero of=/tmp/bc-web-$SLURM_JOB_ID bs=1M count=32 conv=fsync status=none
+sleep 1
+wait
+rm -f /tmp/bc-web-$SLURM_JOB_ID
+"""
+job = c.sbatch(script, "-n1")
+st = c.wait_job(job)
+assert st["JobState"] == "COMPLETED", st
+c.wait_monitor_gone(job)
+truth = c.bcacct_json(job)
+
+# Until central ingest exists, bcd reads the node store directly (LMDB readers never block the monitors).
+bcd = Bcd(c.store)
+try:
+    page = f"{bcd.base}/static/index.html?container=job_{job}&token={token(f'job_{job}')}"
+    out = probe(page, "--screenshot", os.path.join(shots, "slurm-finished-desktop.png"))
+    assert out["ready"], out
+    f = {k: v["value"] for k, v in out["fields"].items()}
+    j = truth["job"]
+    for key in ("cpu_seconds", "max_rss_bytes", "read_bytes", "write_bytes"):
+        assert float(f[key]) == float(j[key]), (key, f[key], j[key])
+    assert f["user"] == j["user"] and f["nodes"] == ",".join(j["nodes"]) and f["start"] == j["start"] \
+        and f["end"] == j["end"] and f["state"] == "completed", (f, j)
+    assert int(f["processes"]) == len(truth["processes"]), (f["processes"], len(truth["processes"]))
+    print(f"ok header equals bcacct --json: cpu {f['cpu_seconds']} s, MaxRSS {f['max_rss_bytes']}, "
+          f"write {f['write_bytes']} bytes")
+    n_total = int(out["points"]["total"])
+    assert n_total >= 3 and int(out["points"]["cpu"].split("x")[0]) >= 3, out["points"]
+    print(f"ok charts have points: {out['points']}")
+    rows = {r["text"]: r for r in out["tree_rows"]}
+    shell = next(r for t, r in rows.items() if t.startswith("/bin/bash") and t.endswith("slurm_script"))
+    sh = rows["sh -c sleep 2.5; true"]
+    sleep = rows["sleep 2.5"]
+    assert sh["level"] == shell["level"] + 1 and sleep["level"] == sh["level"] + 1, (shell, sh, sleep)
+    order = [r["pid"] for r in out["tree_rows"]]
+    assert order.index(shell["pid"]) < order.index(sh["pid"]) < order.index(sleep["pid"]), order
+    print("ok tree shows slurm_script -> sh -> sleep")
+    # Files and connections: the page shows exactly what the store has for the job.
+    files = bcd.get_json(f"/api/v1/jobs/{job}/files", {"X-Munge-Credential": bcd.cred("root")})["files"]
+    conns = bcd.get_json(f"/api/v1/jobs/{job}/connections", {"X-Munge-Credential": bcd.cred("root")})["connections"]
+    if files:
+        assert any(r[2] == f"/tmp/bc-web-{job}" for r in out["files"]), out["files"][:20]
+        print(f"ok files table shows the job's output file among {len(files)} files")
+    else:
+        assert out["files"] and "No files recorded" in out["files"][0][0], out["files"]
+        print("ok no events recorded for this job (" + (f.get("events_unavailable") or "no reason stored") +
+              "): the files table says so")
+    assert len(out["connections"]) == max(1, len(conns)), (out["connections"], conns)
+
+    # A running job: live points, then its end.
+    live_job = c.sbatch("#!/bin/bash\ntimeout 7 sh -c 'while :; do :; done'\nsleep 1\n", "-n1")
+    deadline = time.time() + 30
+    while time.time() < deadline and bcd.get(f"/api/v1/jobs/{live_job}", {"X-Munge-Credential": bcd.cred("root")})[0] != 200:
+        time.sleep(0.3)
+    page = f"{bcd.base}/static/index.html?container=job_{live_job}&token={token(f'job_{live_job}')}"
+    out = probe(page, "--live", "40", "--screenshot", os.path.join(shots, "slurm-live.png"))
+    assert out["ready"], out
+    assert out["new_point_ms"] <= 3000, f"no new point within 3 s ({out['new_point_ms']} ms)"
+    assert out["ended"] and "Job ended" in out["live"], out["live"]
+    # One stream, no polling: after the end, one reload of the views (job, tree, files, connections, 3 series).
+    assert out["requests_while_live"] <= 10, f"{out['requests_while_live']} requests while streaming"
+    print(f"ok live: a new point {out['new_point_ms']} ms after the first, the end shown, "
+          f"{out['requests_while_live']} requests while streaming")
+    c.wait_job(live_job)
+finally:
+    bcd.stop()

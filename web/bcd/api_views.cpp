@@ -1,0 +1,622 @@
+// bcd's per-job views for the web page and bcacct: processes, the process tree, time series and a live
+// stream of new samples (Server-Sent Events). Every view goes through Api::open_job, so the same
+// authorization applies to all of them.
+#include <cjson/cJSON.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <map>
+#include <mutex>
+#include <set>
+#include <tuple>
+
+#include "api.hpp"
+#include "report.hpp"
+#include "store.hpp"
+
+namespace bc::bcd {
+namespace {
+
+using web::Request;
+using web::Response;
+using store::ProcessRecord;
+using store::Resolution;
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+struct JsonDeleter {
+  void operator()(cJSON* j) const { cJSON_Delete(j); }
+};
+using Json = std::unique_ptr<cJSON, JsonDeleter>;
+
+std::string print(const cJSON* j, bool pretty = false) {
+  std::unique_ptr<char, decltype(&cJSON_free)> text(pretty ? cJSON_Print(j) : cJSON_PrintUnformatted(j), &cJSON_free);
+  if (!text) throw std::bad_alloc();
+  return std::string(text.get()) + "\n";
+}
+
+void add_string(cJSON* o, const char* name, const std::string& value) {
+  cJSON_AddStringToObject(o, name, report::valid_utf8(value).c_str());
+}
+
+void add_time(cJSON* o, const char* name, int64_t ms) {
+  if (ms) add_string(o, name, report::iso_utc_ms(ms));
+  else cJSON_AddNullToObject(o, name);
+}
+
+// "node:series", the id the page uses for a process (series ids are unique per job and node).
+std::string process_key(const std::string& node, uint32_t series_id) { return node + ":" + std::to_string(series_id); }
+
+cJSON* process_object(const ProcessRecord& p) {
+  cJSON* o = cJSON_CreateObject();
+  add_string(o, "key", process_key(p.node, p.series_id));
+  cJSON_AddNumberToObject(o, "pid", p.pid);
+  cJSON_AddNumberToObject(o, "ppid", p.ppid);
+  add_string(o, "node", p.node);
+  add_string(o, "step", store::step_name(p.step));
+  cJSON_AddNumberToObject(o, "series", p.series_id);
+  add_string(o, "command", p.command);
+  add_string(o, "exe", p.exe);
+  cJSON* argv = cJSON_AddArrayToObject(o, "argv");
+  for (const auto& a : p.argv) cJSON_AddItemToArray(argv, cJSON_CreateString(report::valid_utf8(a).c_str()));
+  add_time(o, "start", p.start_ms);
+  add_time(o, "end", p.end_ms);
+  cJSON_AddNumberToObject(o, "cpu_seconds", static_cast<double>(p.cpu_ns) / 1e9);
+  cJSON_AddNumberToObject(o, "max_rss_bytes", static_cast<double>(p.max_rss));
+  cJSON_AddNumberToObject(o, "rss_bytes", static_cast<double>(p.rss));
+  cJSON_AddNumberToObject(o, "read_bytes", static_cast<double>(p.read_bytes));
+  cJSON_AddNumberToObject(o, "write_bytes", static_cast<double>(p.write_bytes));
+  if (p.exited) {
+    cJSON_AddNumberToObject(o, "exit_code", p.exit_code);
+    cJSON_AddNumberToObject(o, "exit_signal", p.exit_signal);
+    cJSON_AddBoolToObject(o, "core_dumped", p.core_dumped);
+  }
+  return o;
+}
+
+// (node, pid, start ticks) -> the process's key and command, to name the process of a file or connection.
+using ProcessIndex = std::map<std::tuple<std::string, uint32_t, uint64_t>, const ProcessRecord*>;
+ProcessIndex index_processes(const std::vector<ProcessRecord>& procs) {
+  ProcessIndex out;
+  for (const auto& p : procs) out[{p.node, p.pid, p.start_ticks}] = &p;
+  return out;
+}
+
+void add_owner(cJSON* o, const ProcessIndex& index, const std::string& node, uint32_t pid, uint64_t start_ticks) {
+  cJSON_AddNumberToObject(o, "pid", pid);
+  add_string(o, "node", node);
+  auto it = index.find({node, pid, start_ticks});
+  if (it == index.end()) {
+    cJSON_AddNullToObject(o, "process");
+    cJSON_AddNullToObject(o, "command");
+    return;
+  }
+  add_string(o, "process", process_key(node, it->second->series_id));
+  add_string(o, "command", it->second->command);
+}
+
+// One bucket of a series as the API gives it. NaN means "not defined" (printed as null): the max of an
+// "other" series cannot be derived from the job total.
+struct Point {
+  int64_t t = 0;
+  double samples = 0, cpu_mean = 0, cpu_max = 0, cpu_seconds = 0, rss_mean = 0, rss_max = 0, read = 0, write = 0;
+};
+using Points = std::vector<Point>;
+
+Points to_points(const std::vector<store::Rollup>& buckets) {
+  Points out;
+  out.reserve(buckets.size());
+  for (const auto& b : buckets)
+    out.push_back(Point{b.start_s, static_cast<double>(b.samples), b.cpu_percent_mean(), b.cpu_percent_max(),
+                        b.cpu_seconds(), static_cast<double>(b.rss_mean()), static_cast<double>(b.rss_max),
+                        static_cast<double>(b.read_bytes), static_cast<double>(b.write_bytes)});
+  return out;
+}
+
+// Pointwise sum by bucket start (the series of a job's nodes add up to the job's).
+Points add(const Points& a, const Points& b) {
+  Points out;
+  out.reserve(std::max(a.size(), b.size()));
+  size_t i = 0, j = 0;
+  while (i < a.size() || j < b.size()) {
+    if (j == b.size() || (i < a.size() && a[i].t < b[j].t)) {
+      out.push_back(a[i++]);
+    } else if (i == a.size() || b[j].t < a[i].t) {
+      out.push_back(b[j++]);
+    } else {
+      Point p = a[i++];
+      const Point& q = b[j++];
+      p.samples += q.samples;
+      p.cpu_mean += q.cpu_mean;
+      p.cpu_max += q.cpu_max;
+      p.cpu_seconds += q.cpu_seconds;
+      p.rss_mean += q.rss_mean;
+      p.rss_max += q.rss_max;
+      p.read += q.read;
+      p.write += q.write;
+      out.push_back(p);
+    }
+  }
+  return out;
+}
+
+// The job total minus the given series at the total's buckets, never below zero.
+Points rest_of(const Points& total, const Points& shown) {
+  std::map<int64_t, Point> by_t;
+  for (const auto& p : shown) by_t[p.t] = p;
+  Points out;
+  for (Point p : total) {
+    if (auto it = by_t.find(p.t); it != by_t.end()) {
+      p.cpu_mean = std::max(0.0, p.cpu_mean - it->second.cpu_mean);
+      p.cpu_seconds = std::max(0.0, p.cpu_seconds - it->second.cpu_seconds);
+      p.rss_mean = std::max(0.0, p.rss_mean - it->second.rss_mean);
+      p.read = std::max(0.0, p.read - it->second.read);
+      p.write = std::max(0.0, p.write - it->second.write);
+    }
+    p.cpu_max = p.rss_max = NAN;
+    out.push_back(p);
+  }
+  return out;
+}
+
+enum class Metric { All, Cpu, Rss, Io };
+
+std::optional<Metric> parse_metric(const std::string& s) {
+  if (s.empty() || s == "all") return Metric::All;
+  if (s == "cpu") return Metric::Cpu;
+  if (s == "rss") return Metric::Rss;
+  if (s == "io") return Metric::Io;
+  return std::nullopt;
+}
+
+void add_column(cJSON* o, const char* name, const Points& points, double Point::*field) {
+  cJSON* a = cJSON_AddArrayToObject(o, name);
+  for (const auto& p : points) {
+    const double v = p.*field;
+    cJSON_AddItemToArray(a, std::isnan(v) ? cJSON_CreateNull() : cJSON_CreateNumber(v));
+  }
+}
+
+cJSON* series_object(const std::string& key, const std::string& label, const Points& points, Metric metric) {
+  cJSON* o = cJSON_CreateObject();
+  add_string(o, "key", key);
+  add_string(o, "label", label);
+  cJSON* t = cJSON_AddArrayToObject(o, "t");
+  for (const auto& p : points) cJSON_AddItemToArray(t, cJSON_CreateNumber(static_cast<double>(p.t)));
+  add_column(o, "samples", points, &Point::samples);
+  if (metric == Metric::All || metric == Metric::Cpu) {
+    add_column(o, "cpu_percent_mean", points, &Point::cpu_mean);
+    add_column(o, "cpu_percent_max", points, &Point::cpu_max);
+    add_column(o, "cpu_seconds", points, &Point::cpu_seconds);
+  }
+  if (metric == Metric::All || metric == Metric::Rss) {
+    add_column(o, "rss_mean_bytes", points, &Point::rss_mean);
+    add_column(o, "rss_max_bytes", points, &Point::rss_max);
+  }
+  if (metric == Metric::All || metric == Metric::Io) {
+    add_column(o, "read_bytes", points, &Point::read);
+    add_column(o, "write_bytes", points, &Point::write);
+  }
+  return o;
+}
+
+Json container_object(const std::string& container) {
+  Json root(cJSON_CreateObject());
+  add_string(root.get(), "container", container);
+  return root;
+}
+
+std::string label_of(const ProcessRecord& p) {
+  return std::to_string(p.pid) + " " + (p.argv.empty() ? "[" + p.command + "]" : p.argv.front());
+}
+
+bool parse_int(const std::optional<std::string>& text, int64_t& out) {
+  if (!text) return true;
+  if (text->empty() || text->size() > 18 || text->find_first_not_of("-0123456789") != std::string::npos ||
+      text->find('-', 1) != std::string::npos)
+    return false;
+  out = std::stoll(*text);
+  return true;
+}
+
+// The resolution for a window: seconds up to an hour, minutes up to two days, hours up to 120 days, then
+// days (the store keeps each about that long).
+Resolution resolution_for_window(int64_t seconds) {
+  if (seconds <= 3600) return Resolution::Second;
+  if (seconds <= 2 * 86400) return Resolution::Minute;
+  if (seconds <= 120 * 86400) return Resolution::Hour;
+  return Resolution::Day;
+}
+
+// "auto" (or nothing) leaves out unset.
+bool parse_resolution(const std::string& s, std::optional<Resolution>& out) {
+  static const std::pair<const char*, Resolution> names[] = {
+      {"s", Resolution::Second}, {"second", Resolution::Second}, {"m", Resolution::Minute}, {"minute", Resolution::Minute},
+      {"h", Resolution::Hour},   {"hour", Resolution::Hour},     {"d", Resolution::Day},    {"day", Resolution::Day}};
+  if (s.empty() || s == "auto") return true;
+  for (auto [name, r] : names)
+    if (s == name) return out = r, true;
+  return false;
+}
+
+int64_t job_start_s(const store::JobSnapshot& s) {
+  int64_t start = INT64_MAX;
+  for (const auto& n : s.nodes) start = std::min(start, n.start_ms / 1000);
+  return start == INT64_MAX ? 0 : start;
+}
+
+// The job's end, or nothing while any node still runs.
+std::optional<int64_t> job_end_ms(const std::vector<store::JobRecord>& nodes) {
+  int64_t end = 0;
+  for (const auto& n : nodes) {
+    if (!n.end_ms) return std::nullopt;
+    end = std::max(end, n.end_ms);
+  }
+  return end;
+}
+
+// One SSE event; each line of the payload is its own data: line.
+std::string sse_event(const std::string& name, const std::string& payload) {
+  std::string out = "event: " + name + "\n";
+  size_t start = 0;
+  while (start < payload.size()) {
+    size_t end = payload.find('\n', start);
+    if (end == std::string::npos) end = payload.size();
+    out += "data: " + payload.substr(start, end - start) + "\n";
+    start = end + 1;
+  }
+  return out + "\n";
+}
+
+// Streams new second-resolution points of a job and its processes. Asked once per server poll period;
+// the cheap check (the job records' last sample time) usually ends the work.
+class JobStream : public web::Stream {
+ public:
+  JobStream(store::Store& db, uint64_t key, std::string container, int64_t since_s,
+            std::shared_ptr<std::atomic<unsigned>> counter, std::mutex& store_mutex)
+      : db_(db), key_(key), container_(std::move(container)), since_s_(since_s), counter_(std::move(counter)),
+        store_mutex_(store_mutex) {}
+  ~JobStream() override { --*counter_; }
+
+  std::optional<std::string> next() override {
+    if (ended_) return std::nullopt;
+    std::string out;
+    if (!greeted_) {
+      greeted_ = true;
+      // Reconnect after 3 s if the connection drops before the end event.
+      out += "retry: 3000\n" + sse_event("hello", "{\"container\": \"" + container_ + "\"}");
+    }
+    std::vector<store::JobRecord> nodes;
+    {
+      std::lock_guard lock(store_mutex_);
+      nodes = db_.job_nodes(key_);
+    }
+    int64_t latest = 0;
+    for (const auto& n : nodes) latest = std::max(latest, n.last_sample_ms);
+    const auto end = job_end_ms(nodes);
+    if (latest != seen_sample_ms_ || (end && !end_sent_)) {
+      seen_sample_ms_ = latest;
+      out += updates(nodes);
+      idle_polls_ = 0;
+    } else if (++idle_polls_ >= 15) {
+      out += ": keep-alive\n\n";  // also how a parked stream learns its client has gone
+      idle_polls_ = 0;
+    }
+    if (end && !end_sent_) {
+      end_sent_ = true;
+      ended_ = true;
+      out += sse_event("end", "{\"end\": \"" + report::iso_utc_ms(*end) + "\"}");
+    }
+    return out;
+  }
+
+ private:
+  std::string updates(const std::vector<store::JobRecord>& nodes) {
+    Json series(cJSON_CreateArray());
+    Json changed(cJSON_CreateArray());
+    int64_t newest = since_s_;
+    std::string header;
+    {
+      std::lock_guard lock(store_mutex_);
+      store::JobSnapshot snap = db_.load_job(key_);
+      auto query = [&](const std::string& node, uint32_t series_id) {
+        store::SeriesQuery q;
+        q.job_id = key_;
+        q.node = node;
+        q.series_id = series_id;
+        q.from_s = since_s_;  // the last point sent may have changed since: send it again
+        q.resolution = Resolution::Second;
+        Points p = to_points(db_.query_series(q).buckets);
+        if (!p.empty()) newest = std::max(newest, p.back().t);
+        return p;
+      };
+      Points total;
+      for (const auto& n : nodes) total = add(total, query(n.node, 0));
+      if (!total.empty()) cJSON_AddItemToArray(series.get(), series_object("total", "job total", total, Metric::All));
+      for (const auto& p : snap.processes) {
+        const std::string key = process_key(p.node, p.series_id);
+        const auto state = std::make_tuple(p.cpu_ns, p.rss, p.max_rss, p.read_bytes, p.write_bytes, p.end_ms);
+        if (auto [it, fresh] = sent_.try_emplace(key, state); fresh || it->second != state) {
+          it->second = state;
+          cJSON_AddItemToArray(changed.get(), process_object(p));
+        }
+        if (p.end_ms && p.end_ms / 1000 < since_s_) continue;
+        Points pts = query(p.node, p.series_id);
+        if (!pts.empty()) cJSON_AddItemToArray(series.get(), series_object(key, label_of(p), pts, Metric::All));
+      }
+      header = Api::job_document(std::move(snap), false);
+    }
+    since_s_ = newest;
+    Json samples(cJSON_CreateObject());
+    cJSON_AddStringToObject(samples.get(), "resolution", "second");
+    cJSON_AddItemToObject(samples.get(), "series", series.release());
+    cJSON_AddItemToObject(samples.get(), "processes", changed.release());
+    return sse_event("job", header) + sse_event("samples", print(samples.get()));
+  }
+
+  store::Store& db_;
+  uint64_t key_;
+  std::string container_;
+  int64_t since_s_;
+  std::shared_ptr<std::atomic<unsigned>> counter_;
+  std::mutex& store_mutex_;
+  int64_t seen_sample_ms_ = -1;
+  // What was last sent of each process (cpu, rss, max rss, read, write, end): only changes are sent again.
+  std::map<std::string, std::tuple<uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, int64_t>> sent_;
+  int idle_polls_ = 0;
+  bool greeted_ = false, end_sent_ = false, ended_ = false;
+};
+
+}  // namespace
+
+std::string Api::job_document(store::JobSnapshot snap, bool with_processes) {
+  // The header and processes exactly as bcacct --json prints them, then what the web header also shows
+  // per node (allocation, lost events, why events were unavailable).
+  Json node_records(cJSON_CreateArray());
+  for (const auto& n : snap.nodes) {
+    cJSON* o = cJSON_CreateObject();
+    add_string(o, "node", n.node);
+    add_string(o, "job_name", n.job_name);
+    cJSON_AddNumberToObject(o, "alloc_cpus", n.alloc_cpus);
+    cJSON_AddNumberToObject(o, "mem_limit_bytes", static_cast<double>(n.mem_limit_bytes));
+    cJSON_AddNumberToObject(o, "cgroup_mem_peak_bytes", static_cast<double>(n.cgroup_mem_peak));
+    cJSON_AddNumberToObject(o, "lost_events", static_cast<double>(n.lost_events));
+    add_string(o, "events_unavailable", n.events_unavailable);
+    add_string(o, "container_name", n.container_name);
+    add_string(o, "container_image", n.container_image);
+    add_time(o, "last_sample", n.last_sample_ms);
+    cJSON_AddItemToArray(node_records.get(), o);
+  }
+  Json doc(cJSON_Parse(report::format_json(report::JobData{std::move(snap.nodes), std::move(snap.processes)}).c_str()));
+  if (!doc) throw std::runtime_error("cannot re-read the job's JSON");
+  if (!with_processes) cJSON_DeleteItemFromObjectCaseSensitive(doc.get(), "processes");
+  cJSON_AddItemToObject(doc.get(), "node_records", node_records.release());
+  return print(doc.get(), with_processes);
+}
+
+Response Api::processes(const Request& req) {
+  return with_job(req, [](const Target& target, store::JobSnapshot& snap) {
+    Json root = container_object(target.container);
+    cJSON* list = cJSON_AddArrayToObject(root.get(), "processes");
+    for (const auto& p : report::sorted_processes(std::move(snap.processes))) cJSON_AddItemToArray(list, process_object(p));
+    return Response::json(200, print(root.get()));
+  });
+}
+
+Response Api::files(const Request& req) {
+  return with_job(req, [this](const Target& target, store::JobSnapshot& snap) {
+    const ProcessIndex index = index_processes(snap.processes);
+    Json root = container_object(target.container);
+    cJSON* list = cJSON_AddArrayToObject(root.get(), "files");
+    for (const auto& f : store_->files(target.key)) {
+      cJSON* o = cJSON_CreateObject();
+      add_owner(o, index, f.node, f.pid, f.start_ticks);
+      add_string(o, "path", f.path);
+      add_string(o, "flags", store::file_flags_text(f.flags));
+      cJSON_AddNumberToObject(o, "opens", static_cast<double>(f.opens));
+      cJSON_AddNumberToObject(o, "failed", static_cast<double>(f.failed));
+      cJSON_AddNumberToObject(o, "read_bytes", static_cast<double>(f.read_bytes));
+      cJSON_AddNumberToObject(o, "write_bytes", static_cast<double>(f.write_bytes));
+      add_time(o, "first", f.first_ms);
+      cJSON_AddItemToArray(list, o);
+    }
+    return Response::json(200, print(root.get()));
+  });
+}
+
+Response Api::connections(const Request& req) {
+  return with_job(req, [this](const Target& target, store::JobSnapshot& snap) {
+    const ProcessIndex index = index_processes(snap.processes);
+    Json root = container_object(target.container);
+    cJSON* list = cJSON_AddArrayToObject(root.get(), "connections");
+    for (const auto& c : store_->connections(target.key)) {
+      cJSON* o = cJSON_CreateObject();
+      add_owner(o, index, c.node, c.pid, c.start_ticks);
+      add_string(o, "address", c.address);
+      cJSON_AddNumberToObject(o, "port", c.port);
+      add_string(o, "protocol", c.protocol);
+      cJSON_AddNumberToObject(o, "count", static_cast<double>(c.count));
+      cJSON_AddNumberToObject(o, "failed", static_cast<double>(c.failed));
+      add_time(o, "first", c.first_ms);
+      cJSON_AddItemToArray(list, o);
+    }
+    return Response::json(200, print(root.get()));
+  });
+}
+
+Response Api::tree(const Request& req) {
+  return with_job(req, [](const Target& target, store::JobSnapshot& snap) { return tree_view(target, snap); });
+}
+
+Response Api::tree_view(const Target& target, store::JobSnapshot& snap) {
+  const auto procs = report::sorted_processes(std::move(snap.processes));
+  // A process's parent is the one with its ppid on its node (identity within a job is node, pid, start;
+  // with a reused pid the latest start before the child wins, as the kernel would have it).
+  std::map<std::pair<std::string, uint32_t>, std::vector<size_t>> by_pid;
+  for (size_t i = 0; i < procs.size(); ++i) by_pid[{procs[i].node, procs[i].pid}].push_back(i);
+  std::vector<std::vector<size_t>> children(procs.size());
+  std::vector<size_t> roots;
+  for (size_t i = 0; i < procs.size(); ++i) {
+    const auto& p = procs[i];
+    std::optional<size_t> parent;
+    if (auto it = by_pid.find({p.node, p.ppid}); it != by_pid.end() && p.ppid != p.pid)
+      for (size_t c : it->second)
+        if (c != i && procs[c].start_ms <= p.start_ms) parent = c;
+    if (parent) children[*parent].push_back(i);
+    else roots.push_back(i);
+  }
+  // Depth-first, iteratively: a chain of thousands of processes must not exhaust the stack.
+  Json root = container_object(target.container);
+  cJSON* list = cJSON_AddArrayToObject(root.get(), "processes");
+  std::vector<bool> done(procs.size(), false);
+  struct Frame {
+    size_t index;
+    int parent_row;
+    int depth;
+  };
+  std::vector<Frame> stack;
+  for (auto r = roots.rbegin(); r != roots.rend(); ++r) stack.push_back({*r, -1, 0});
+  int row = 0;
+  while (!stack.empty()) {
+    Frame f = stack.back();
+    stack.pop_back();
+    if (done[f.index]) continue;  // a cycle of reused pids
+    done[f.index] = true;
+    cJSON* o = process_object(procs[f.index]);
+    cJSON_AddNumberToObject(o, "depth", f.depth);
+    cJSON_AddNumberToObject(o, "parent", f.parent_row);
+    cJSON_AddNumberToObject(o, "children", static_cast<double>(children[f.index].size()));
+    cJSON_AddItemToArray(list, o);
+    for (auto c = children[f.index].rbegin(); c != children[f.index].rend(); ++c) stack.push_back({*c, row, f.depth + 1});
+    ++row;
+  }
+  return Response::json(200, print(root.get()));
+}
+
+Response Api::series(const Request& req) {
+  return with_job(req, [&](const Target& target, store::JobSnapshot& snap) { return series_view(req, target, snap); });
+}
+
+Response Api::series_view(const Request& req, const Target& target, store::JobSnapshot& snap) {
+  auto metric = parse_metric(req.arg("metric").value_or(""));
+  if (!metric) return Response::error(400, "metric must be cpu, rss, io or all");
+  std::optional<Resolution> wanted;
+  if (!parse_resolution(req.arg("resolution").value_or(""), wanted)) return Response::error(400, "resolution must be auto, s, m, h or d");
+  const auto end = job_end_ms(snap.nodes);
+  int64_t from = job_start_s(snap), to = (end ? *end : now_ms()) / 1000 + 1;
+  if (!parse_int(req.arg("from"), from) || !parse_int(req.arg("to"), to))
+    return Response::error(400, "from and to are epoch seconds");
+  if (from > to) return Response::error(400, "from is after to");
+  int64_t top = -1;
+  if (!parse_int(req.arg("top"), top) || (req.arg("top") && (top < 0 || top > 100)))
+    return Response::error(400, "top takes 0 to 100");
+  std::optional<std::pair<std::string, uint32_t>> one;  // node, series
+  if (auto proc = req.arg("process")) {
+    int64_t id = 0;
+    if (!parse_int(proc, id) || id <= 0 || id > UINT32_MAX) return Response::error(400, "process takes a series id");
+    std::string node = req.arg("node").value_or("");
+    if (node.empty()) {
+      if (snap.nodes.size() != 1) return Response::error(400, "this job ran on several nodes: give node=");
+      node = snap.nodes.front().node;
+    }
+    auto it = std::find_if(snap.processes.begin(), snap.processes.end(),
+                           [&](const ProcessRecord& p) { return p.node == node && p.series_id == id; });
+    if (it == snap.processes.end()) return Response::error(404, "no process " + node + ":" + std::to_string(id));
+    one = {node, static_cast<uint32_t>(id)};
+  }
+  if (one && top >= 0) return Response::error(400, "give process= or top=, not both");
+
+  // One resolution for every series so their buckets line up: the one asked for, else the coarser of
+  // what the window calls for and what the store still holds back to `from`.
+  Resolution res = Resolution::Second;
+  if (wanted) {
+    res = *wanted;
+  } else {
+    store::SeriesQuery probe;
+    probe.job_id = target.key;
+    probe.node = snap.nodes.front().node;
+    probe.from_s = from;
+    probe.to_s = from;
+    res = std::max(store_->query_series(probe).resolution, resolution_for_window(to - from));
+  }
+  auto query = [&](const std::string& node, uint32_t series_id) {
+    store::SeriesQuery q;
+    q.job_id = target.key;
+    q.node = node;
+    q.series_id = series_id;
+    q.from_s = from;
+    q.to_s = to;
+    q.resolution = res;
+    return to_points(store_->query_series(q).buckets);
+  };
+  Json root = container_object(target.container);
+  add_string(root.get(), "resolution", store::resolution_name(res));
+  cJSON_AddNumberToObject(root.get(), "width_s", static_cast<double>(store::bucket_seconds(res)));
+  cJSON_AddNumberToObject(root.get(), "from", static_cast<double>(from));
+  cJSON_AddNumberToObject(root.get(), "to", static_cast<double>(to));
+  cJSON* list = cJSON_AddArrayToObject(root.get(), "series");
+  if (one) {
+    auto it = std::find_if(snap.processes.begin(), snap.processes.end(),
+                           [&](const ProcessRecord& p) { return p.node == one->first && p.series_id == one->second; });
+    cJSON_AddItemToArray(list, series_object(process_key(one->first, one->second), label_of(*it),
+                                             query(one->first, one->second), *metric));
+    return Response::json(200, print(root.get()));
+  }
+  Points total;
+  for (const auto& n : snap.nodes) total = add(total, query(n.node, 0));
+  cJSON_AddItemToArray(list, series_object("total", "job total", total, *metric));
+  if (top > 0) {
+    // The heaviest processes by the metric's total, then the rest of the job as one series.
+    auto weight = [&](const ProcessRecord& p) -> double {
+      switch (*metric) {
+        case Metric::Rss: return static_cast<double>(p.max_rss);
+        case Metric::Io: return static_cast<double>(p.read_bytes + p.write_bytes);
+        default: return static_cast<double>(p.cpu_ns);
+      }
+    };
+    std::vector<const ProcessRecord*> ranked;
+    for (const auto& p : snap.processes) ranked.push_back(&p);
+    const size_t n = std::min(ranked.size(), static_cast<size_t>(top));
+    std::partial_sort(ranked.begin(), ranked.begin() + static_cast<long>(n), ranked.end(),
+                      [&](const ProcessRecord* a, const ProcessRecord* b) { return weight(*a) > weight(*b); });
+    Points shown;
+    for (size_t i = 0; i < n; ++i) {
+      Points pts = query(ranked[i]->node, ranked[i]->series_id);
+      shown = add(shown, pts);
+      cJSON_AddItemToArray(list, series_object(process_key(ranked[i]->node, ranked[i]->series_id),
+                                               label_of(*ranked[i]), pts, *metric));
+    }
+    if (ranked.size() > n) cJSON_AddItemToArray(list, series_object("other", "other", rest_of(total, shown), *metric));
+  }
+  return Response::json(200, print(root.get()));
+}
+
+Response Api::stream(const Request& req) {
+  return with_job(req, [&](const Target& target, store::JobSnapshot& snap) { return stream_view(req, target, snap); });
+}
+
+Response Api::stream_view(const Request& req, const Target& target, store::JobSnapshot& snap) {
+  int64_t since = 0;
+  if (!parse_int(req.arg("since"), since)) return Response::error(400, "since is epoch seconds");
+  if (!req.arg("since")) {
+    for (const auto& n : snap.nodes) since = std::max(since, n.last_sample_ms / 1000);
+  }
+  if (++*live_streams_ > config_.max_streams) {
+    --*live_streams_;
+    ++metrics_.streams_refused;
+    Response r = Response::error(503, "too many live streams (max_streams=" + std::to_string(config_.max_streams) + ")");
+    r.headers.emplace_back("Retry-After", "10");
+    return r;
+  }
+  Response r;
+  r.content_type = "text/event-stream";
+  r.headers.emplace_back("Cache-Control", "no-cache");
+  r.stream = std::make_shared<JobStream>(*store_, target.key, target.container, since, live_streams_, store_mutex_);
+  return r;
+}
+
+}  // namespace bc::bcd

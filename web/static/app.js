@@ -1,0 +1,332 @@
+// The job view: index.html?container=job_42&token=… (a Docker container's id works in place of job_42).
+// Header from GET /jobs/{id}, charts from /series, the tree from /tree, tables from /files and
+// /connections, and one Server-Sent Events stream while the job runs (no polling).
+import { ApiError, apiUrl, catchAll, explain, getJson, showError } from "./api.js";
+import { Chart, OTHER_COLOR, colorFor } from "./charts.js";
+import { duration, el, percent, seconds, size, time } from "./format.js";
+import { Table } from "./table.js";
+import { ProcessTree } from "./tree.js";
+
+catchAll();
+const params = new URLSearchParams(location.search);
+const container = params.get("container");
+const state = {
+  doc: null, running: false, selected: params.get("proc"), res: params.get("res") || "auto",
+  from: num(params.get("from")), to: num(params.get("to")), top: num(params.get("top")) || 8,
+  data: null, stream: null, lastRefetch: 0,
+};
+const $ = (id) => document.getElementById(id);
+
+function num(v) { return v == null || v === "" || Number.isNaN(Number(v)) ? null : Number(v); }
+
+// The window, the resolution, the top N and the selected process live in the address.
+function saveUrl() {
+  const p = new URLSearchParams(location.search);
+  const set = (k, v) => (v == null || v === "" ? p.delete(k) : p.set(k, v));
+  set("from", state.from); set("to", state.to); set("res", state.res === "auto" ? null : state.res);
+  set("proc", state.selected); set("top", state.top === 8 ? null : state.top);
+  history.replaceState(null, "", "?" + p.toString());
+}
+
+// ---------------------------------------------------------------- header
+
+function summary(doc) {
+  const j = doc.job, recs = doc.node_records || [];
+  const startMs = j.start ? Date.parse(j.start) : null, endMs = j.end ? Date.parse(j.end) : null;
+  const elapsed = startMs ? ((endMs || Date.now()) - startMs) / 1000 : null;
+  const cpus = recs.reduce((a, r) => a + (r.alloc_cpus || 0), 0);
+  const memLimit = Math.max(0, ...recs.map((r) => r.mem_limit_bytes || 0));
+  const lost = recs.reduce((a, r) => a + (r.lost_events || 0), 0);
+  const unavailable = [...new Set(recs.map((r) => r.events_unavailable).filter(Boolean))].join("; ");
+  const name = recs.map((r) => r.job_name || r.container_name).find(Boolean);
+  const eff = elapsed && cpus ? (j.cpu_seconds / (elapsed * cpus)) * 100 : null;
+  const items = [
+    ["job", container + (name ? ` (${name})` : ""), container],
+    ["user", j.user, j.user],
+    ["nodes", (j.nodes || []).join(", "), (j.nodes || []).join(",")],
+    ["state", endMs ? "completed" : "running", endMs ? "completed" : "running"],
+    ["start", time(j.start), j.start],
+    [endMs ? "end" : "elapsed", endMs ? time(j.end) : duration(elapsed || 0), endMs ? j.end : ""],
+    ["elapsed", elapsed == null ? "–" : duration(elapsed), elapsed],
+    ["cpu_seconds", seconds(j.cpu_seconds), j.cpu_seconds, "CPU time"],
+    ["efficiency", eff == null ? "allocation unknown" : `${percent(eff)} of ${cpus} CPU${cpus > 1 ? "s" : ""}`,
+     eff, "CPU efficiency"],
+    ["max_rss_bytes", size(j.max_rss_bytes) + (memLimit ? ` of ${size(memLimit)} (${percent(100 * j.max_rss_bytes / memLimit)})` : ""),
+     j.max_rss_bytes, memLimit ? "MaxRSS of requested" : "MaxRSS"],
+    ["read_bytes", size(j.read_bytes), j.read_bytes, "read"],
+    ["write_bytes", size(j.write_bytes), j.write_bytes, "written"],
+    ["processes", String(state.treeRows ? state.treeRows.length : "…"), state.treeRows?.length, "processes"],
+    ["lost_events", String(lost), lost, "lost events"],
+  ];
+  if (unavailable) items.push(["events_unavailable", unavailable, unavailable, "events unavailable"]);
+  const dl = $("summary");
+  dl.replaceChildren(...items.map(([field, text, value, label]) =>
+    el("div", { class: (field === "lost_events" && lost) || field === "events_unavailable" ? "warn" : null },
+       el("dt", { text: label || field }),
+       el("dd", { "data-field": field, "data-value": value == null ? "" : String(value), text }))));
+  $("title").textContent = `${container} · ${j.user}`;
+  document.title = `${container} · bubble-chamber`;
+}
+
+function setLive(text, cls) {
+  const p = $("live");
+  p.hidden = !text;
+  p.textContent = text;
+  p.className = "live " + (cls || "");
+}
+
+// ---------------------------------------------------------------- charts
+
+const zoom = (from, to) => { state.from = from; state.to = to; saveUrl(); loadSeries(); };
+const charts = {
+  cpu: new Chart($("chart-cpu"), { kind: "pct", onZoom: zoom }),
+  rss: new Chart($("chart-rss"), { kind: "bytes", onZoom: zoom }),
+  io: new Chart($("chart-io"), { kind: "rate", onZoom: zoom }),
+  total: new Chart($("chart-total"), { kind: "pct", rightKind: "bytes", onZoom: zoom }),
+};
+
+// Puts several series (each {t:[], columns…}) on one time axis; missing points stay gaps.
+function align(seriesList, column, scale = 1) {
+  const ts = [...new Set(seriesList.flatMap((s) => s.t))].sort((a, b) => a - b);
+  const index = new Map(ts.map((t, i) => [t, i]));
+  const columns = seriesList.map((s) => {
+    const out = new Array(ts.length).fill(null);
+    const values = typeof column === "function" ? column(s) : s[column];
+    s.t.forEach((t, i) => { out[index.get(t)] = values[i] == null ? null : values[i] * scale; });
+    return out;
+  });
+  return [ts, columns];
+}
+
+const ioOf = (s) => s.read_bytes.map((r, i) => (r + s.write_bytes[i]));
+
+function draw() {
+  const d = state.data;
+  if (!d) return;
+  const width = d.width_s || 1;
+  const lines = (list) => list.map((s, i) => ({ label: s.label, color: s.key === "other" ? OTHER_COLOR : colorFor(i) }));
+  for (const [name, list, column, scale] of [["cpu", d.cpu, "cpu_percent_mean", 1], ["rss", d.rss, "rss_mean_bytes", 1],
+                                             ["io", d.io, ioOf, 1 / width]]) {
+    const shown = list.filter((s) => s.key !== "total");
+    const [ts, cols] = align(shown, column, scale);
+    charts[name].set(ts, lines(shown).map((l, i) => ({ ...l, values: cols[i] })));
+    document.body.dataset[`points_${name}`] = `${ts.length}x${shown.length}`;  // read by the browser tests
+  }
+  const t = d.total;
+  charts.total.set(t.t, [
+    { label: "CPU %", color: colorFor(0), values: t.cpu_percent_mean },
+    { label: "RSS", color: colorFor(1), scale: "right", values: t.rss_mean_bytes },
+    { label: "read/s", color: colorFor(2), scale: "right", values: t.read_bytes.map((v) => v / width) },
+    { label: "write/s", color: colorFor(3), scale: "right", values: t.write_bytes.map((v) => v / width) },
+  ]);
+  document.body.dataset.points_total = String(t.t.length);
+  $("res-note").textContent = `Resolution: ${d.resolution}${state.res === "auto" ? " (automatic for this window)" : ""}.`;
+  $("reset-zoom").disabled = state.from == null && state.to == null;
+}
+
+async function loadSeries() {
+  const window_ = { from: state.from, to: state.to, resolution: state.res };
+  const path = `jobs/${encodeURIComponent(container)}/series`;
+  let d;
+  if (state.selected) {
+    const [node, series] = splitKey(state.selected);
+    const [proc, total] = await Promise.all([getJson(path, { ...window_, process: series, node }), getJson(path, window_)]);
+    const p = proc.series[0];
+    d = { resolution: proc.resolution, width_s: proc.width_s, cpu: [p], rss: [p], io: [p], total: total.series[0] };
+  } else {
+    const [cpu, rss, io] = await Promise.all(["cpu", "rss", "io"].map((metric) =>
+      getJson(path, { ...window_, top: state.top, metric: metric === "cpu" ? "all" : metric })));
+    d = { resolution: cpu.resolution, width_s: cpu.width_s, cpu: cpu.series, rss: rss.series, io: io.series,
+          total: cpu.series[0] };
+  }
+  state.data = d;
+  state.lastRefetch = Date.now();
+  draw();
+}
+
+function splitKey(key) {
+  const i = key.lastIndexOf(":");
+  return [key.slice(0, i), key.slice(i + 1)];
+}
+
+// Live points (second resolution) into the series on show; "other" is the total minus the shown ones.
+const COLUMNS = ["samples", "cpu_percent_mean", "cpu_percent_max", "cpu_seconds", "rss_mean_bytes", "rss_max_bytes",
+                 "read_bytes", "write_bytes"];
+function mergeInto(target, incoming) {
+  for (let i = 0; i < incoming.t.length; i++) {
+    const t = incoming.t[i];
+    let at = target.t.length;
+    while (at > 0 && target.t[at - 1] > t) at--;
+    const replace = at > 0 && target.t[at - 1] === t;
+    if (replace) at--;
+    else target.t.splice(at, 0, t);
+    for (const c of COLUMNS) {
+      if (!target[c]) continue;
+      if (replace) target[c][at] = incoming[c][i];
+      else target[c].splice(at, 0, incoming[c][i]);
+    }
+  }
+}
+
+function applySamples(msg) {
+  const d = state.data;
+  if (!d) return;
+  // Only a live window at second resolution takes points as they come; otherwise refetch now and then.
+  if (state.to != null || d.resolution !== "second") {
+    if (Date.now() - state.lastRefetch > Math.max(10, d.width_s) * 1000) loadSeries();
+    return;
+  }
+  const byKey = new Map(msg.series.map((s) => [s.key, s]));
+  const lists = [d.cpu, d.rss, d.io];
+  if (byKey.has("total")) mergeInto(d.total, byKey.get("total"));
+  for (const list of lists) {
+    for (const s of list) {
+      if (s === d.total || s.key === "other") continue;
+      if (byKey.has(s.key)) mergeInto(s, byKey.get(s.key));
+    }
+    const other = list.find((s) => s.key === "other");
+    const total = byKey.get("total");
+    if (other && total) {
+      const shown = list.filter((s) => s.key !== "other" && s.key !== "total");
+      const rest = { t: total.t };
+      for (const c of COLUMNS) {
+        if (!other[c]) continue;
+        rest[c] = total.t.map((t, i) => {
+          if (c === "samples") return total[c][i];
+          if (c.endsWith("_max") || c === "rss_max_bytes") return null;
+          let v = total[c][i];
+          for (const s of shown) { const j = s.t.lastIndexOf(t); if (j >= 0 && s[c]) v -= s[c][j] || 0; }
+          return Math.max(0, v);
+        });
+      }
+      mergeInto(other, rest);
+    }
+  }
+  draw();
+}
+
+// ---------------------------------------------------------------- tree and tables
+
+const tree = new ProcessTree($("tree"), { onSelect: (key) => selectProcess(key) });
+const files = new Table($("files"), {
+  label: "files", empty: "No files recorded (events may be unavailable for this job).",
+  rowClass: (r) => (r.failed ? "failed" : null),
+  columns: [{ key: "pid", label: "pid", num: true }, { key: "command", label: "process" }, { key: "path", label: "path" },
+            { key: "flags", label: "flags" }, { key: "opens", label: "opens", num: true },
+            { key: "failed", label: "failed", num: true },
+            { key: "read_bytes", label: "read", num: true, format: (v) => (v ? size(v) : "–") },
+            { key: "write_bytes", label: "written", num: true, format: (v) => (v ? size(v) : "–") }],
+});
+const connections = new Table($("connections"), {
+  label: "connections", empty: "No connections recorded (events may be unavailable for this job).",
+  rowClass: (r) => (r.failed ? "failed" : null),
+  columns: [{ key: "pid", label: "pid", num: true }, { key: "command", label: "process" },
+            { key: "address", label: "address" }, { key: "port", label: "port", num: true },
+            { key: "protocol", label: "protocol" }, { key: "count", label: "count", num: true },
+            { key: "failed", label: "failed", num: true }],
+});
+
+function selectProcess(key) {
+  state.selected = key;
+  tree.select(key);
+  const scope = key ? (r) => r.process === key : null;
+  files.setScope(scope);
+  connections.setScope(scope);
+  const row = key && state.treeRows?.find((r) => r.key === key);
+  $("selection").hidden = !key;
+  $("selection").textContent = row ? `process ${row.pid} ${row.command}` : "";
+  $("clear-selection").hidden = !key;
+  saveUrl();
+  loadSeries().catch(fail);
+}
+
+async function loadTree() {
+  const t = await getJson(`jobs/${encodeURIComponent(container)}/tree`);
+  state.treeRows = t.processes;
+  tree.setRows(t.processes);
+  $("tree-count").textContent = `(${t.processes.length})`;
+}
+
+async function loadTables() {
+  const [f, c] = await Promise.all([getJson(`jobs/${encodeURIComponent(container)}/files`),
+                                    getJson(`jobs/${encodeURIComponent(container)}/connections`)]);
+  files.setRows(f.files);
+  connections.setRows(c.connections);
+  $("files-count").textContent = `(${f.files.length})`;
+  $("connections-count").textContent = `(${c.connections.length})`;
+}
+
+// ---------------------------------------------------------------- live
+
+function startStream() {
+  const last = state.data?.total?.t?.at(-1);
+  const es = new EventSource(apiUrl(`jobs/${encodeURIComponent(container)}/stream`, { since: last }));
+  state.stream = es;
+  let treeRefetch = 0;
+  setLive("Live: this job is running; new samples arrive as they are recorded.", "running");
+  es.addEventListener("job", (e) => { state.doc = { ...state.doc, ...JSON.parse(e.data) }; summary(state.doc); });
+  es.addEventListener("samples", (e) => {
+    const msg = JSON.parse(e.data);
+    if (tree.update(msg.processes || []) && !treeRefetch)  // a process the tree has not seen: fetch it once
+      treeRefetch = setTimeout(() => { treeRefetch = 0; loadTree().catch(() => {}); }, 2000);
+    applySamples(msg);
+    document.body.dataset.lastSample = String(msg.series.find((s) => s.key === "total")?.t.at(-1) ?? "");
+  });
+  es.addEventListener("end", (e) => {
+    es.close();
+    state.stream = null;
+    state.running = false;
+    const end = JSON.parse(e.data).end;
+    setLive(`Job ended at ${time(end)}. Live updates stopped.`, "ended");
+    document.body.dataset.ended = "true";
+    reloadAll().catch(fail);
+  });
+  es.onerror = () => {
+    if (es.readyState === EventSource.CLOSED) setLive("Live updates were interrupted; reload the page to resume.", "ended");
+  };
+}
+
+// ---------------------------------------------------------------- start
+
+function fail(err) {
+  const [title, text, help] = err instanceof ApiError ? explain(err, container) : ["The page failed", String(err), ""];
+  showError(title, text, help);
+  if (state.stream) state.stream.close();
+}
+
+async function reloadAll() {
+  state.doc = await getJson(`jobs/${encodeURIComponent(container)}`);
+  await Promise.all([loadTree(), loadTables(), loadSeries()]);
+  summary(state.doc);
+}
+
+async function main() {
+  if (!container) {
+    showError("No job given", "This page shows one job: open it as index.html?container=job_42&token=…",
+              "Your job list is at jobs.html.");
+    return;
+  }
+  // The job header first: it is where a missing, expired or wrong token is found out.
+  state.doc = await getJson(`jobs/${encodeURIComponent(container)}`);
+  state.running = !state.doc.job.end;
+  $("main").hidden = false;
+  $("resolution").value = ["auto", "s", "m", "h", "d"].includes(state.res) ? state.res : "auto";
+  $("top").value = String(state.top);
+  summary(state.doc);
+  await Promise.all([loadTree(), loadTables(), loadSeries()]);
+  summary(state.doc);
+  if (state.selected) selectProcess(state.selected);
+  if (state.running) startStream();
+  else setLive(`Job ended at ${time(state.doc.job.end)}.`, "ended");
+  document.body.dataset.ready = "true";
+}
+
+$("resolution").addEventListener("change", (e) => { state.res = e.target.value; saveUrl(); loadSeries().catch(fail); });
+$("top").addEventListener("change", (e) => { state.top = Number(e.target.value); saveUrl(); loadSeries().catch(fail); });
+$("reset-zoom").addEventListener("click", () => { state.from = state.to = null; saveUrl(); loadSeries().catch(fail); });
+$("clear-selection").addEventListener("click", () => selectProcess(null));
+$("tree-filter").addEventListener("input", (e) => tree.setFilter(e.target.value));
+$("expand-all").addEventListener("click", () => tree.expandAll());
+$("collapse-all").addEventListener("click", () => tree.collapseAll());
+
+main().catch(fail);
