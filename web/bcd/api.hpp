@@ -39,7 +39,7 @@ class Api {
   Metrics& metrics() { return metrics_; }
   // More OpenMetrics families for /metrics (the ingest counters).
   void add_metrics(std::function<std::string()> fn) { extra_metrics_ = std::move(fn); }
-  // Every user of the shared Store takes this (ingest writes too).
+  // Taken around every use of the store, reads and ingest writes alike (see store_mutex_).
   std::mutex& store_mutex() { return store_mutex_; }
 
   struct Caller {
@@ -95,8 +95,8 @@ class Api {
   // other transaction of the process may overlap): handlers and live streams take turns.
   std::mutex store_mutex_;
   Metrics metrics_;
-  std::function<std::string()> extra_metrics_;
   std::shared_ptr<std::atomic<unsigned>> live_streams_ = std::make_shared<std::atomic<unsigned>>(0);
+  std::function<std::string()> extra_metrics_;
 };
 
 }  // namespace bc::bcd

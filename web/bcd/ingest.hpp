@@ -33,7 +33,8 @@ struct IngestMetrics {
 
 class Ingest {
  public:
-  // store: shared with the read API; store_mutex is the read API's, held for every use of the store.
+  // store: shared with the read API, so every use of it holds store_mutex, the API's (a Store is used by one
+  // thread at a time).
   Ingest(const Config& config, store::Store& store, std::mutex& store_mutex);
   std::vector<web::Route> routes();
   // OpenMetrics lines (no # EOF) for /metrics.
