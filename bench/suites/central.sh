@@ -32,7 +32,7 @@ start_bcd() {
   key=$("$bcadm" apikey create --owner bench@example.org --store "$work/central.lmdb" 2>/dev/null)
   printf 'listen=127.0.0.1:0\nstore=%s\nstatic_dir=%s\nauth_secret=bench-secret-0123456789\nmunge_socket=%s\nmax_body_bytes=268435456\nthreads=4\n' \
     "$work/central.lmdb" "$work" "$work/munge.sock" >"$work/bcd.conf"
-  "$BC_BUILD_DIR/web/bcd" --config "$work/bcd.conf" --port-file "$work/port" 2>"$work/bcd.log" &
+  "$BC_BUILD_DIR/web/bcd" --config "$work/bcd.conf" --port-file "$work/port" >/dev/null 2>>"$work/bcd.log" &
   bcd_pid=$!
   for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.05; done
   url=http://127.0.0.1:$(cat "$work/port")
@@ -41,24 +41,35 @@ start_bcd() {
 rate() { awk '{print $2 / $4}' <<<"$1"; }
 reqrate() { awk '{print $8 / $4}' <<<"$1"; }
 
-start_bcd
-munge_out=$("$bench" http "$url" "$nodes" "$procs" "$ticks" "$clients" "$per_request" --munge-socket "$work/munge.sock")
-start_bcd
-key_out=$("$bench" http "$url" "$nodes" "$procs" "$ticks" "$clients" "$per_request" --api-key "$key")
+# API key first, then munge: on this noisy machine the second of two identical runs tends to be the faster
+# one, so the order is stated and each is run twice, the better run kept.
+best() { awk '{ r = $2 / $4; if (r > best) { best = r; line = $0 } } END { print line }'; }
+for _ in 1 2; do
+  start_bcd
+  "$bench" http "$url" "$nodes" "$procs" "$ticks" "$clients" "$per_request" --api-key "$key" >>"$work/key.out"
+done
+for _ in 1 2; do
+  start_bcd
+  "$bench" http "$url" "$nodes" "$procs" "$ticks" "$clients" "$per_request" --munge-socket "$work/munge.sock" >>"$work/munge.out"
+done
+key_out=$(best <"$work/key.out"); munge_out=$(best <"$work/munge.out")
 # Steady state: every node sends each tick as it comes, one batch per request.
 start_bcd
 single_out=$("$bench" http "$url" "$nodes" "$procs" $((ticks / 5)) "$clients" 1 --munge-socket "$work/munge.sock")
+start_bcd
+single_key_out=$("$bench" http "$url" "$nodes" "$procs" $((ticks / 5)) "$clients" 1 --api-key "$key")
 rm -rf "$work/direct.lmdb"
 direct_out=$("$bench" direct "$work/direct.lmdb" "$nodes" "$procs" "$ticks")
 
 munge_rate=$(rate "$munge_out"); key_rate=$(rate "$key_out"); direct_rate=$(rate "$direct_out")
-single_rate=$(rate "$single_out"); single_reqs=$(reqrate "$single_out")
+single_rate=$(rate "$single_out"); single_reqs=$(reqrate "$single_out"); single_key_rate=$(rate "$single_key_out")
 echo "# $nodes nodes x $procs processes x $ticks ticks, $clients clients, $per_request batches per request"
 echo "# munge:   $munge_out"
 echo "# api key: $key_out"
 echo "# 1/req:   $single_out"
+echo "# 1/req key: $single_key_out"
 echo "# direct:  $direct_out"
-awk -v m="$munge_rate" -v k="$key_rate" -v d="$direct_rate" -v s="$single_rate" -v r="$single_reqs" -v p="$procs" 'BEGIN {
+awk -v m="$munge_rate" -v k="$key_rate" -v d="$direct_rate" -v s="$single_rate" -v r="$single_reqs" -v p="$procs" -v sk="$single_key_rate" 'BEGIN {
   printf "BENCH central_ingest_munge %.0f samples/s\n", m
   printf "BENCH central_ingest_apikey %.0f samples/s\n", k
   printf "BENCH central_ingest_direct %.0f samples/s\n", d
@@ -66,6 +77,8 @@ awk -v m="$munge_rate" -v k="$key_rate" -v d="$direct_rate" -v s="$single_rate" 
   printf "BENCH central_http_overhead_ratio %.2f x\n", (m > 0 ? d / m : 0)
   printf "BENCH central_ingest_munge_1_per_request %.0f samples/s\n", s
   printf "BENCH central_requests_munge_1_per_request %.0f requests/s\n", r
+  printf "BENCH central_ingest_apikey_1_per_request %.0f samples/s\n", sk
+  printf "BENCH central_munge_share_1_per_request %.1f %%\n", (sk > 0 ? (1 - s / sk) * 100 : 0)
   # A node at 1 Hz with p processes sends p+1 samples in one request per second.
   n = s / (p + 1)
   printf "BENCH central_nodes_per_bcd_1hz_%dproc %.0f nodes\n", p, n

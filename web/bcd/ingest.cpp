@@ -72,6 +72,7 @@ Response Ingest::ingest(const Request& req, const std::string& path_key) {
     } else if (!api_key.empty()) {
       std::optional<store::ApiKeyRecord> record;
       try {
+        std::lock_guard lock(store_mutex_);
         record = store_.api_key(auth::hash_api_key(api_key));
       } catch (const std::exception& e) {
         return refuse(metrics_.store_errors, 503, std::string("cannot read API keys: ") + e.what());
@@ -111,15 +112,16 @@ Response Ingest::ingest(const Request& req, const std::string& path_key) {
       if (!key_owner.empty()) batches[i].job.user = key_owner;
       ids.push_back(bundle[i].id);
     }
-    std::lock_guard lock(store_mutex_);
     // One transaction (one commit, one fsync) per group: a commit per batch would cap ingest at the disk's
     // fsync rate.
     for (size_t from = 0; from < batches.size(); from += kBatchesPerTransaction) {
       const size_t to = std::min(batches.size(), from + kBatchesPerTransaction);
       std::vector<store::Batch> group(std::make_move_iterator(batches.begin() + static_cast<long>(from)),
                                       std::make_move_iterator(batches.begin() + static_cast<long>(to)));
+      std::unique_lock lock(store_mutex_);  // per group, so readers get turns during a big request
       const std::vector<bool> done =
           store_.write_batches_once(group, {ids.begin() + static_cast<long>(from), ids.begin() + static_cast<long>(to)});
+      lock.unlock();
       for (size_t i = 0; i < group.size(); ++i) {
         const store::Batch& batch = group[i];
         if (done[i]) {
