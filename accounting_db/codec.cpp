@@ -1,5 +1,7 @@
 #include "codec.hpp"
 
+#include <algorithm>
+
 namespace bc::store::codec {
 
 // Each record starts with a format tag so fields can be appended later without a migration.
@@ -277,9 +279,11 @@ Sample decode_sample(std::string_view value) {
 
 namespace {
 constexpr uint8_t kChunkFormat = 1;
-constexpr uint8_t kOpenFormat = 1;
+constexpr uint8_t kOpenFormatV1 = 1;  // varints, no free room
+constexpr uint8_t kOpenFormat = 2;
 constexpr uint8_t kBucketsFormat = 1;
 constexpr uint64_t kJobStateFormat = 1;
+constexpr uint64_t kProcessPackFormat = 1;
 
 constexpr uint64_t kCpuUnit = 10'000'000;  // one clock tick at USER_HZ 100
 constexpr int64_t kRssUnit = 4096;          // one page
@@ -444,9 +448,50 @@ Chunk decode_chunk(int64_t start, std::string_view value) {
   return c;
 }
 
-OpenRecord decode_open(std::string_view value) {
-  Decoder d(value);
-  if (d.raw_byte() != kOpenFormat) throw StoreError("unknown open-record format");
+namespace {
+// Open record, format 2: fixed offsets, big-endian; times fit 32 bits (the store refuses later ones).
+//   0 format  1 flags (bit 0: base, bit 1: points)  2-3 bytes of points used  4-7 chunk start
+//   8-43 tail (t u32, cpu, rss, rd, wr u64)  44-79 base (same)  80- points, then free room
+constexpr size_t kOpenHeader = 80;
+constexpr size_t kOpenTail = 8, kOpenBase = 44;
+
+void put_be32(char* at, uint64_t v) {
+  const uint32_t be = __builtin_bswap32(static_cast<uint32_t>(v));
+  std::memcpy(at, &be, 4);
+}
+void put_be64(char* at, uint64_t v) {
+  const uint64_t be = __builtin_bswap64(v);
+  std::memcpy(at, &be, 8);
+}
+uint32_t get_be32(const char* at) {
+  uint32_t v;
+  std::memcpy(&v, at, 4);
+  return __builtin_bswap32(v);
+}
+uint64_t get_be64(const char* at) {
+  uint64_t v;
+  std::memcpy(&v, at, 8);
+  return __builtin_bswap64(v);
+}
+void put_be16(char* at, uint64_t v) {
+  at[0] = static_cast<char>((v >> 8) & 0xff);
+  at[1] = static_cast<char>(v & 0xff);
+}
+uint64_t get_be16(const char* at) { return (uint64_t{static_cast<uint8_t>(at[0])} << 8) | static_cast<uint8_t>(at[1]); }
+void put_fixed_point(char* at, const Point& p) {
+  put_be32(at, static_cast<uint64_t>(p.t));
+  put_be64(at + 4, p.cpu);
+  put_be64(at + 12, p.rss);
+  put_be64(at + 20, p.rd);
+  put_be64(at + 28, p.wr);
+}
+Point get_fixed_point(const char* at) {
+  return {static_cast<int64_t>(get_be32(at)), get_be64(at + 4), get_be64(at + 12), get_be64(at + 20), get_be64(at + 28)};
+}
+// Room for about a quarter minute more of typical points before the value has to be rewritten larger.
+size_t open_room(size_t used) { return std::max<size_t>(48, used / 2); }
+
+OpenRecord decode_open_v1(Decoder& d) {
   const uint8_t flags = d.raw_byte();
   if (flags > 3 || flags == 0) throw StoreError("corrupt open record: flags");
   OpenRecord r;
@@ -465,20 +510,69 @@ OpenRecord decode_open(std::string_view value) {
   }
   return r;
 }
+}  // namespace
+
+OpenRecord decode_open(std::string_view value) {
+  Decoder d(value);
+  const uint8_t format = d.raw_byte();
+  if (format == kOpenFormatV1) return decode_open_v1(d);
+  if (format != kOpenFormat) throw StoreError("unknown open-record format");
+  if (value.size() < kOpenHeader) throw StoreError("corrupt open record: truncated");
+  const auto flags = static_cast<uint8_t>(value[1]);
+  if (flags > 3 || flags == 0) throw StoreError("corrupt open record: flags");
+  OpenRecord r;
+  r.has_base = flags & 1U;
+  r.has_points = flags & 2U;
+  const size_t used = get_be16(value.data() + 2);
+  if (used > value.size() - kOpenHeader) throw StoreError("corrupt open record: points overrun the value");
+  if (r.has_base) r.base = get_fixed_point(value.data() + kOpenBase);
+  if (r.has_points) {
+    r.chunk_start = static_cast<int64_t>(get_be32(value.data() + 4));
+    r.tail = get_fixed_point(value.data() + kOpenTail);
+    r.points = value.substr(kOpenHeader, used);
+    if (r.points.empty()) throw StoreError("corrupt open record: no points");
+  } else if (used != 0) {
+    throw StoreError("corrupt open record: points without a minute");
+  }
+  return r;
+}
 
 void encode_open(std::string& out, const OpenRecord& r) {
-  out.push_back(static_cast<char>(kOpenFormat));
-  out.push_back(static_cast<char>((r.has_base ? 1 : 0) | (r.has_points ? 2 : 0)));
-  if (r.has_points) put_varint(out, static_cast<uint64_t>(r.chunk_start));
-  if (r.has_base) {
-    put_varint(out, static_cast<uint64_t>(r.base.t));
-    put_values(out, r.base);
-  }
+  const size_t used = r.has_points ? r.points.size() : 0;
+  if (used > 0xffff) throw StoreError("open record: too many point bytes");
+  const size_t at = out.size();
+  const size_t room = r.has_points ? std::min<size_t>(open_room(used), 0xffff - used) : 0;
+  out.resize(at + kOpenHeader + used + room, '\0');
+  char* h = out.data() + at;
+  h[0] = static_cast<char>(kOpenFormat);
+  h[1] = static_cast<char>((r.has_base ? 1 : 0) | (r.has_points ? 2 : 0));
+  put_be16(h + 2, used);
   if (r.has_points) {
-    put_varint(out, static_cast<uint64_t>(r.tail.t - r.chunk_start));
-    put_values(out, r.tail);
-    out.append(r.points);
+    put_be32(h + 4, static_cast<uint64_t>(r.chunk_start));
+    put_fixed_point(h + kOpenTail, r.tail);
+    std::memcpy(h + kOpenHeader, r.points.data(), used);
   }
+  if (r.has_base) put_fixed_point(h + kOpenBase, r.base);
+}
+
+bool append_open(std::string& out, std::string_view value, const Point& p) {
+  if (value.size() < kOpenHeader || static_cast<uint8_t>(value[0]) != kOpenFormat || !(value[1] & 2)) return false;
+  const size_t used = get_be16(value.data() + 2);
+  const auto chunk_start = static_cast<int64_t>(get_be32(value.data() + 4));
+  if (used == 0 || p.t < chunk_start || p.t >= chunk_start + 60) return false;
+  const Point tail = get_fixed_point(value.data() + kOpenTail);
+  if (p.t <= tail.t) return false;
+  // The point is encoded past the end of the copy, then moved into the free room if it fits.
+  out.assign(value);
+  put_point(out, tail, p);
+  const size_t n = out.size() - value.size();
+  if (kOpenHeader + used + n > value.size()) return false;
+  char* h = out.data();
+  std::memmove(h + kOpenHeader + used, h + value.size(), n);
+  out.resize(value.size());
+  put_be16(h + 2, used + n);
+  put_fixed_point(h + kOpenTail, p);
+  return true;
 }
 
 std::string encode_buckets(const Buckets& buckets) {
@@ -563,6 +657,36 @@ JobState decode_job_state(std::string_view value) {
   s.process_generation = d.u64();
   if (!d.done()) throw StoreError("corrupt job state: trailing bytes");
   return s;
+}
+
+void encode_process_pack_header(std::string& out, uint64_t generation, uint64_t count) {
+  put_varint(out, kProcessPackFormat);
+  put_varint(out, generation);
+  put_varint(out, count);
+}
+
+void append_packed_record(std::string& out, std::string_view record) {
+  put_varint(out, record.size());
+  out.append(record);
+}
+
+ProcessPack decode_process_pack(std::string_view value) {
+  Decoder d(value);
+  expect_format(d, kProcessPackFormat, "process pack");
+  ProcessPack pack;
+  pack.generation = d.u64();
+  const uint64_t count = d.u64();
+  if (count > value.size()) throw StoreError("corrupt process pack: count");
+  pack.records.reserve(count);
+  for (uint64_t i = 0; i < count; ++i) {
+    const uint64_t n = d.u64();
+    std::string_view rest = d.rest();
+    if (n > rest.size()) throw StoreError("corrupt process pack: record overruns the value");
+    pack.records.push_back(rest.substr(0, n));
+    d = Decoder(rest.substr(n));
+  }
+  if (!d.done()) throw StoreError("corrupt process pack: trailing bytes");
+  return pack;
 }
 
 }  // namespace bc::store::codec

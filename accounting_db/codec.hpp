@@ -160,8 +160,15 @@ struct OpenRecord {
   Point origin() const { return has_base ? base : Point{chunk_start, 0, 0, 0, 0}; }
   Point last() const { return has_points ? tail : base; }
 };
+// Reads format 1 (varints, written before the fixed header) and format 2.
 OpenRecord decode_open(std::string_view value);
+// Format 2: a fixed-width header (tail and base at fixed offsets), the points, then free room for more
+// points, so that a tick's point is appended by rewriting the value at the same size (see append_open).
 void encode_open(std::string& out, const OpenRecord& r);
+// The common write: p follows the open minute's tail in the same minute. Copies `value` into out with p
+// appended in its free room and the tail updated; false (out unspecified) when the value is not a format 2
+// record with points, p does not belong at its end, or the room is used up.
+bool append_open(std::string& out, std::string_view value, const Point& p);
 
 // Rollup buckets of one chunk (the minutes of an hour, the hours of a day, the days of 32 days), by index.
 using Buckets = std::vector<std::pair<uint32_t, Rollup>>;
@@ -179,5 +186,16 @@ struct JobState {
 };
 std::string encode_job_state(const JobState& s);
 JobState decode_job_state(std::string_view value);
+
+// A finished job's process records on one node, packed into one value: LMDB keeps a big value on
+// consecutive pages, so a cold `bcacct -j` reads them in one I/O instead of a page fault per leaf page.
+// `generation` is the job's process_generation when packed; a pack of another generation is stale.
+struct ProcessPack {
+  uint64_t generation = 0;
+  std::vector<std::string_view> records;  // encode_process values, in key order
+};
+void encode_process_pack_header(std::string& out, uint64_t generation, uint64_t count);
+void append_packed_record(std::string& out, std::string_view record);
+ProcessPack decode_process_pack(std::string_view value);
 
 }  // namespace bc::store::codec

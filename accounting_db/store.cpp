@@ -60,6 +60,8 @@ using rollup::floor_to;
 //   processes     (job, node, pid u32, start_ticks u64) -> ProcessRecord
 //   series_alloc  (job, node) -> be32 next series id
 //   job_state     (job, node) -> JobState (latest sample, floors, cursors)
+//   process_pack  (job, node) -> ProcessPack: a finished job's process records in one value (a copy for
+//                 cold reads; valid while its generation is the job state's process_generation)
 //   open          (job, node, series u32) -> OpenRecord: the series' newest minute of seconds
 //   series_s      (job, node, minute start u32, series) -> Chunk: one sealed minute of seconds
 //   series_m      (job, node, hour start, series) -> Buckets: the minutes of an hour
@@ -91,7 +93,9 @@ struct FixedKey {
 
  private:
   FixedKey& put(uint64_t v, int width) {
-    for (int i = width - 1; i >= 0; --i) b[n++] = static_cast<char>((v >> (8 * i)) & 0xff);
+    const uint64_t be = __builtin_bswap64(v << (64 - 8 * width));  // the low `width` bytes, most significant first
+    std::memcpy(b.data() + n, &be, static_cast<size_t>(width));
+    n += static_cast<size_t>(width);
     return *this;
   }
 };
@@ -105,33 +109,28 @@ FixedKey process_key(uint64_t job, uint32_t node, uint32_t pid, uint64_t start_t
   return FixedKey().u64(job).u32(node).u32(pid).u64(start_ticks);
 }
 
-// Everything in a process record but the counters its series carries.
-uint64_t identity_hash(const ProcessRecord& p) {
-  uint64_t h = 0x9E3779B97F4A7C15ULL;
-  auto mix = [&](uint64_t v) {
-    h ^= v + 0x9E3779B97F4A7C15ULL + (h << 6) + (h >> 2);
-    h *= 0xff51afd7ed558ccdULL;
-  };
-  auto str = [&](const std::string& v) {
-    mix(std::hash<std::string_view>()(v));
-    mix(v.size());
-  };
-  mix(p.ppid);
-  mix(p.step);
-  mix(static_cast<uint64_t>(p.start_ms));
-  mix(static_cast<uint64_t>(p.end_ms));
-  mix(p.series_id);
-  mix(p.max_rss);
-  mix((p.exited ? 1U : 0U) | (p.core_dumped ? 2U : 0U) | (p.argv_truncated ? 4U : 0U) | (p.exact ? 8U : 0U));
-  mix(static_cast<uint64_t>(p.exit_code));
-  mix(static_cast<uint64_t>(p.exit_signal));
-  str(p.node);
-  str(p.command);
-  str(p.exe);
-  mix(p.argv.size());
-  for (const auto& a : p.argv) str(a);
-  return h;
-}
+// Everything in a process record but the counters its series carries. Kept by the writer to compare a
+// tick's record with the stored one field by field (cheaper than hashing the strings every tick).
+struct ProcessIdentity {
+  uint32_t ppid = 0, step = 0, series_id = 0;
+  int64_t start_ms = 0, end_ms = 0;
+  uint64_t max_rss = 0;
+  std::string command, exe;
+  std::vector<std::string> argv;
+  bool exited = false, core_dumped = false, argv_truncated = false, exact = false;
+  int exit_code = 0, exit_signal = 0;
+
+  explicit ProcessIdentity(const ProcessRecord& p)
+      : ppid(p.ppid), step(p.step), series_id(p.series_id), start_ms(p.start_ms), end_ms(p.end_ms), max_rss(p.max_rss),
+        command(p.command), exe(p.exe), argv(p.argv), exited(p.exited), core_dumped(p.core_dumped),
+        argv_truncated(p.argv_truncated), exact(p.exact), exit_code(p.exit_code), exit_signal(p.exit_signal) {}
+  bool same_as(const ProcessRecord& p) const {
+    return ppid == p.ppid && step == p.step && series_id == p.series_id && start_ms == p.start_ms && end_ms == p.end_ms &&
+           max_rss == p.max_rss && exited == p.exited && core_dumped == p.core_dumped &&
+           argv_truncated == p.argv_truncated && exact == p.exact && exit_code == p.exit_code &&
+           exit_signal == p.exit_signal && command == p.command && exe == p.exe && argv == p.argv;
+  }
+};
 
 // ---- files and connections (eBPF events) ----
 constexpr uint64_t kHashProbes = 16;
@@ -188,7 +187,7 @@ struct PidKeyHash {
 // rewritten.
 struct ProcessCache {
   uint64_t generation = 0;
-  std::unordered_map<PidKey, uint64_t, PidKeyHash> identity;
+  std::unordered_map<PidKey, ProcessIdentity, PidKeyHash> identity;
 };
 std::string be32(uint32_t v) { return Key().u32(v).bytes(); }
 uint32_t read_u32(std::string_view v) { return static_cast<uint32_t>(codec::read_be(v, 0, 4)); }
@@ -242,9 +241,11 @@ bool upsert_point(std::vector<Point>& points, const Point& p) {
 enum class Mode { Normal, Init, Upgrade };
 
 // Point lookups (a job's header and processes) touch a few pages that copy-on-write has spread over the
-// file: on a cold cache the kernel's read-around would read 128 KiB for each 4 KiB page (a cold job listing
-// took 4x longer with it). Scans (series queries, check) keep the read-around. The hint goes on the
-// memory map, which LMDB does not expose: it is found from a pointer into it.
+// file: on a cold cache the kernel's read-around would read up to the device's read_ahead_kb (8 MiB on
+// some virtual disks) for each 4 KiB page. A read-only store is therefore opened without read-ahead
+// (MDB_NORDAHEAD, before its first page is read), and scans (series queries, stats, check) turn it back
+// on for their duration. A writer's map keeps read-ahead, and its point lookups turn it off. The hint goes
+// on the memory map, which LMDB does not expose: it is found from a pointer into it.
 struct MapRange {
   void* start = nullptr;
   size_t size = 0;
@@ -268,19 +269,21 @@ MapRange mapping_of(const void* p) {
   return r;
 }
 
-class RandomAccess {
+// Sets an madvise advice on the map for a scope, then restores the map's usual one.
+class AccessHint {
  public:
-  explicit RandomAccess(const MapRange& r) : range_(r) {
-    if (range_.start && madvise(range_.start, range_.size, MADV_RANDOM) != 0) range_.start = nullptr;
+  AccessHint(const MapRange& r, int advice, int usual) : range_(r), usual_(usual) {
+    if (advice == usual || !range_.start || madvise(range_.start, range_.size, advice) != 0) range_.start = nullptr;
   }
-  ~RandomAccess() {
-    if (range_.start) madvise(range_.start, range_.size, MADV_NORMAL);
+  ~AccessHint() {
+    if (range_.start) madvise(range_.start, range_.size, usual_);
   }
-  RandomAccess(const RandomAccess&) = delete;
-  RandomAccess& operator=(const RandomAccess&) = delete;
+  AccessHint(const AccessHint&) = delete;
+  AccessHint& operator=(const AccessHint&) = delete;
 
  private:
   MapRange range_;
+  int usual_;
 };
 
 // The cursors and state of one write transaction on one job on one node.
@@ -304,7 +307,7 @@ struct WriteCtx {
   // Process-record cache changes, applied once the transaction commits.
   ProcessCache* cache = nullptr;
   bool cache_reset = false;
-  std::vector<std::pair<PidKey, uint64_t>> cache_set;  // identity 0: forget
+  std::vector<std::pair<PidKey, std::optional<ProcessIdentity>>> cache_set;  // nullopt: forget
 };
 
 class LmdbStore final : public Store {
@@ -347,15 +350,15 @@ class LmdbStore final : public Store {
         rc = txn.commit();
         if (rc == MDB_SUCCESS && ctx.cache) {
           if (ctx.cache_reset) ctx.cache->identity.clear();
-          for (const auto& [k, h] : ctx.cache_set) {
+          for (auto& [k, h] : ctx.cache_set) {
             if (h) {
-              ctx.cache->identity[k] = h;
+              ctx.cache->identity.insert_or_assign(k, std::move(*h));
             } else {
               ctx.cache->identity.erase(k);
             }
           }
           ctx.cache->generation = ctx.js.process_generation;
-          if (ctx.cache->identity.size() > 1'000'000) caches_.clear();  // bounded memory; only costs rewrites
+          if (ctx.cache->identity.size() > 200'000) caches_.clear();  // bounded memory; only costs rewrites
         }
       } catch (const lmdb::LmdbError& e) {
         rc = e.rc();
@@ -395,7 +398,7 @@ class LmdbStore final : public Store {
   // ---------------------------------------------------------------- reads
 
   std::optional<JobRecord> job(uint64_t job_id, const std::string& node) override {
-    RandomAccess hint(map_range());
+    AccessHint hint = point_lookups();
     Txn txn = begin(MDB_RDONLY);
     auto node_id = find_node(txn, node);
     if (!node_id) return std::nullopt;
@@ -405,7 +408,7 @@ class LmdbStore final : public Store {
   }
 
   std::vector<JobRecord> job_nodes(uint64_t job_id) override {
-    RandomAccess hint(map_range());
+    AccessHint hint = point_lookups();
     Txn txn = begin(MDB_RDONLY);
     return job_nodes_in(txn, job_id);
   }
@@ -422,7 +425,7 @@ class LmdbStore final : public Store {
   }
 
   std::vector<ProcessRecord> processes(uint64_t job_id) override {
-    RandomAccess hint(map_range());
+    AccessHint hint = point_lookups();
     Txn txn = begin(MDB_RDONLY);
     return processes_in(txn, job_id);
   }
@@ -438,7 +441,7 @@ class LmdbStore final : public Store {
   }
 
   JobSnapshot load_job(uint64_t job_id) override {
-    RandomAccess hint(map_range());
+    AccessHint hint = point_lookups();
     Txn txn = begin(MDB_RDONLY);
     JobSnapshot s;
     s.nodes = job_nodes_in(txn, job_id);
@@ -448,6 +451,7 @@ class LmdbStore final : public Store {
 
   std::vector<Sample> series(uint64_t job_id, const std::string& node, uint32_t series_id, int64_t from_s,
                              int64_t to_s) override {
+    AccessHint hint = scans();
     Txn txn = begin(MDB_RDONLY);
     std::vector<Sample> out;
     auto node_id = find_node(txn, node);
@@ -461,6 +465,7 @@ class LmdbStore final : public Store {
   }
 
   SeriesData query_series(const SeriesQuery& q) override {
+    AccessHint hint = scans();
     Txn txn = begin(MDB_RDONLY);
     SeriesData out;
     out.resolution = q.resolution.value_or(Resolution::Second);
@@ -530,6 +535,7 @@ class LmdbStore final : public Store {
 
   StoreStats stats() override {
     StoreStats s;
+    AccessHint hint = scans();
     Txn txn = begin(MDB_RDONLY);
     MDB_envinfo info{};
     lmdb::check(mdb_env_info(env_->get(), &info), "mdb_env_info");
@@ -542,6 +548,7 @@ class LmdbStore final : public Store {
     auto v = txn.get(meta_, kSchemaKey);
     s.schema_version = v ? read_u32(*v) : 0;
     for (auto [name, dbi] : tables()) {
+      if (*dbi == 0) continue;  // an optional table this store does not have
       MDB_stat st{};
       lmdb::check(mdb_stat(txn.get(), *dbi, &st), "mdb_stat");
       TableStats t;
@@ -667,6 +674,10 @@ class LmdbStore final : public Store {
     return map_;
   }
 
+  int usual_advice() const { return options_.read_only ? MADV_RANDOM : MADV_NORMAL; }
+  AccessHint point_lookups() { return AccessHint(map_range(), MADV_RANDOM, usual_advice()); }
+  AccessHint scans() { return AccessHint(map_range(), MADV_NORMAL, usual_advice()); }
+
   static bool retriable(int rc) {
     return rc == MDB_MAP_FULL || rc == ENOSPC || rc == EDQUOT || rc == MDB_MAP_RESIZED || rc == MDB_PANIC;
   }
@@ -676,7 +687,7 @@ class LmdbStore final : public Store {
     lmdb::check(mdb_env_set_maxdbs(env_->get(), 32), "mdb_env_set_maxdbs");
     if (!options_.read_only)
       lmdb::check(mdb_env_set_mapsize(env_->get(), options_.initial_map_bytes), "mdb_env_set_mapsize");
-    unsigned flags = MDB_NOTLS | (options_.read_only ? MDB_RDONLY : 0U);
+    unsigned flags = MDB_NOTLS | (options_.read_only ? MDB_RDONLY | MDB_NORDAHEAD : 0U);
     if (options_.durability == Durability::NoMetaSync) flags |= MDB_NOMETASYNC;
     if (options_.durability == Durability::NoSync) flags |= MDB_NOSYNC;
     int rc = mdb_env_open(env_->get(), path_.c_str(), flags, 0644);
@@ -696,7 +707,7 @@ class LmdbStore final : public Store {
 
   std::vector<std::pair<const char*, MDB_dbi*>> tables() {
     return {{"meta", &meta_},          {"nodes", &nodes_},         {"jobs", &jobs_},
-            {"processes", &processes_}, {"series_alloc", &series_alloc_}, {"job_state", &job_state_},
+            {"processes", &processes_}, {"process_pack", &process_pack_}, {"series_alloc", &series_alloc_}, {"job_state", &job_state_},
             {"open", &open_},          {kSeriesTable[0], &series_[0]}, {kSeriesTable[1], &series_[1]},
             {kSeriesTable[2], &series_[2]}, {kSeriesTable[3], &series_[3]},
             {"files", &files_},        {"connections", &connections_}};
@@ -713,6 +724,10 @@ class LmdbStore final : public Store {
       check_schema(stored_version(txn), false);
       for (auto [name, dbi] : tables()) {
         rc = mdb_dbi_open(txn.get(), name, 0, dbi);
+        if (rc == MDB_NOTFOUND && dbi == &process_pack_) {  // added after schema 2: absent until a writer opens it
+          process_pack_ = 0;
+          continue;
+        }
         if (rc == MDB_NOTFOUND) throw StoreError("store " + path_ + " is not initialised (no table " + name + ")");
         lmdb::check(rc, "mdb_dbi_open");
       }
@@ -785,24 +800,49 @@ class LmdbStore final : public Store {
 
   std::vector<ProcessRecord> processes_in(const Txn& txn, uint64_t job_id) {
     std::vector<ProcessRecord> out;
-    std::string prefix = Key().u64(job_id).bytes();
-    Cursor c(txn, processes_);
     Cursor oc(txn, open_);
-    for (bool ok = c.seek(prefix); ok && c.key().substr(0, 8) == prefix; ok = c.next()) {
+    auto add = [&](uint32_t node, std::string_view value) {
       bool in_series = false;
-      out.push_back(codec::decode_process(c.value(), &in_series));
-      if (!in_series) continue;
+      out.push_back(codec::decode_process(value, &in_series));
+      if (!in_series) return;
       // The counters are the series' last point.
       ProcessRecord& p = out.back();
-      const auto node = static_cast<uint32_t>(codec::read_be(c.key(), 8, 4));
-      if (!oc.find(open_key(job_id, node, p.series_id).sv())) continue;
+      if (!oc.find(open_key(job_id, node, p.series_id).sv())) return;
       const Point last = codec::decode_open(oc.value()).last();
       p.cpu_ns = last.cpu;
       p.rss = last.rss;
       p.read_bytes = last.rd;
       p.write_bytes = last.wr;
+    };
+    // By node (the job record and its processes are written together): the node's pack if it is current,
+    // else its records one by one.
+    const std::string prefix = Key().u64(job_id).bytes();
+    Cursor jc(txn, jobs_);
+    Cursor pc(txn, processes_);
+    for (bool ok = jc.seek(prefix); ok && jc.key().substr(0, 8) == prefix; ok = jc.next()) {
+      const auto node = static_cast<uint32_t>(codec::read_be(jc.key(), 8, 4));
+      const FixedKey nk = job_key(job_id, node);
+      if (auto pack = current_pack(txn, nk)) {
+        for (std::string_view record : pack->records) add(node, record);
+        continue;
+      }
+      for (bool more = pc.seek(nk.sv()); more && pc.key().substr(0, 12) == nk.sv(); more = pc.next()) add(node, pc.value());
     }
     return out;
+  }
+
+  // The pack of (job, node) if it exists and is current, its pages asked for in one read.
+  std::optional<codec::ProcessPack> current_pack(const Txn& txn, const FixedKey& job_node) {
+    if (!process_pack_) return std::nullopt;
+    auto v = txn.get(process_pack_, job_node.sv());
+    if (!v) return std::nullopt;
+    static const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+    const auto at = reinterpret_cast<uintptr_t>(v->data());
+    madvise(reinterpret_cast<void*>(at & ~(page - 1)), v->size() + (at & (page - 1)), MADV_WILLNEED);
+    auto js = job_state(txn, codec::read_be(job_node.sv(), 0, 8), static_cast<uint32_t>(codec::read_be(job_node.sv(), 8, 4)));
+    codec::ProcessPack pack = codec::decode_process_pack(*v);
+    if (!js || js->process_generation != pack.generation) return std::nullopt;
+    return pack;
   }
 
   Resolution choose_resolution(const JobState& js, int64_t from_s) const {
@@ -903,14 +943,17 @@ class LmdbStore final : public Store {
                                update.sample->rss == p.rss && update.sample->read_bytes == p.read_bytes &&
                                update.sample->write_bytes == p.write_bytes;
         const PidKey pk{p.pid, p.start_ticks};
-        const uint64_t h = in_series ? identity_hash(p) | 1U : 0;
         if (in_series && !ctx.cache_reset) {
           auto it = cache.identity.find(pk);
-          if (it != cache.identity.end() && it->second == h) continue;
+          if (it != cache.identity.end() && it->second.same_as(p)) continue;
         }
         pc.put(key.sv(), codec::encode_process(p, in_series));
         wrote = true;
-        ctx.cache_set.emplace_back(pk, h);
+        if (in_series) {
+          ctx.cache_set.emplace_back(pk, ProcessIdentity(p));
+        } else {
+          ctx.cache_set.emplace_back(pk, std::nullopt);
+        }
       }
       if (wrote) ++ctx.js.process_generation;
     }
@@ -937,9 +980,12 @@ class LmdbStore final : public Store {
     if (batch.job_sample) add(0, *batch.job_sample);
     for (const auto& u : batch.processes)
       if (u.sample) add(u.record.series_id, *u.sample);
-    std::stable_sort(items.begin(), items.end(), [](const Item& a, const Item& b) {
+    auto by_series_time = [](const Item& a, const Item& b) {
       return a.series != b.series ? a.series < b.series : a.p.t < b.p.t;
-    });
+    };
+    // A monitor's processes keep their order from tick to tick, so this is usually sorted already.
+    if (!std::is_sorted(items.begin(), items.end(), by_series_time))
+      std::stable_sort(items.begin(), items.end(), by_series_time);
 
     int64_t latest = batch.job.last_sample_ms > 0 ? batch.job.last_sample_ms / 1000 : 0;
     int64_t first = INT64_MAX;
@@ -955,6 +1001,8 @@ class LmdbStore final : public Store {
     if (first != INT64_MAX) ctx.js.first_s = std::min(ctx.js.first_s, first);
 
     for (const auto& it : items) apply(ctx, it.series, it.p);
+
+    if (batch.job.end_ms != 0) pack_processes(ctx, jk);
 
     // Bounded upkeep of this job: seal idle minutes, expire old chunks.
     const uint64_t n = items.size();
@@ -999,6 +1047,23 @@ class LmdbStore final : public Store {
                      " event keys of one process collide");
   }
 
+  // A finished job's process records, copied into one value for cold readers (rebuilt when they change).
+  void pack_processes(WriteCtx& ctx, const FixedKey& jk) {
+    Txn& txn = ctx.txn;
+    if (auto v = txn.get(process_pack_, jk.sv()); v && codec::decode_process_pack(*v).generation == ctx.js.process_generation)
+      return;
+    ctx.buf2.clear();
+    uint64_t count = 0;
+    Cursor pc(txn, processes_);
+    for (bool ok = pc.seek(jk.sv()); ok && pc.key().substr(0, 12) == jk.sv(); ok = pc.next(), ++count)
+      codec::append_packed_record(ctx.buf2, pc.value());
+    if (count == 0) return;
+    ctx.buf.clear();
+    codec::encode_process_pack_header(ctx.buf, ctx.js.process_generation, count);
+    ctx.buf += ctx.buf2;
+    txn.must_put(process_pack_, jk.sv(), ctx.buf);
+  }
+
   Cursor& open_cursor(WriteCtx& ctx) {
     if (!ctx.open) ctx.open.emplace(ctx.txn, open_);
     return *ctx.open;
@@ -1022,7 +1087,13 @@ class LmdbStore final : public Store {
     }
     const FixedKey key = open_key(ctx.job, ctx.node, series);
     Cursor& oc = open_cursor(ctx);
-    if (!oc.find(key.sv())) {
+    // A tick's samples come by series: the record wanted is usually the one after the cursor's.
+    const bool found = (oc.next() && oc.key() == key.sv()) || oc.find(key.sv());
+    if (found && codec::append_open(ctx.buf, oc.value(), p)) {
+      oc.put(key.sv(), ctx.buf, MDB_CURRENT);  // the same size: LMDB overwrites it in place
+      return;
+    }
+    if (!found) {
       OpenRecord o;
       o.has_points = true;
       o.chunk_start = minute_of(p.t);
@@ -1035,7 +1106,8 @@ class LmdbStore final : public Store {
     }
     OpenRecord o = codec::decode_open(oc.value());
     if (p.t > o.last().t && o.has_points && minute_of(p.t) == o.chunk_start) {
-      // The common case: append to the open minute. o.points is copied out before the put.
+      // Appending to the open minute, whose free room is used up (or an old format): rewrite it larger.
+      // o.points is copied out before the put.
       ctx.points.assign(o.points);
       codec::put_point(ctx.points, o.tail, p);
       o.tail = p;
@@ -1466,6 +1538,7 @@ class LmdbStore final : public Store {
   Mode mode_;
   std::unique_ptr<lmdb::Env> env_;
   MDB_dbi meta_ = 0, nodes_ = 0, jobs_ = 0, processes_ = 0, series_alloc_ = 0, job_state_ = 0, open_ = 0;
+  MDB_dbi process_pack_ = 0;  // 0 in a read-only store that has none yet
   MDB_dbi series_[kResolutions] = {0, 0, 0, 0};
   MDB_dbi files_ = 0, connections_ = 0;
   uint32_t stored_version_ = 0;
@@ -1498,6 +1571,7 @@ CheckReport LmdbStore::check() {
       problem(where + ": " + e.what());
     }
   };
+  AccessHint hint = scans();
   Txn txn = begin(MDB_RDONLY);
   if (auto v = txn.get(meta_, kSchemaKey); !v || read_u32(*v) != kSchemaVersion)
     problem("schema version is not " + std::to_string(kSchemaVersion));
@@ -1564,6 +1638,30 @@ CheckReport LmdbStore::check() {
     Cursor c(txn, job_state_);
     for (bool ok = c.first(); ok; ok = c.next())
       guarded("job_state table", [&] { states[std::string(c.key())] = codec::decode_job_state(c.value()); });
+  }
+
+  // A current process pack is a copy of its job's process records on that node.
+  if (process_pack_) {
+    Cursor c(txn, process_pack_);
+    Cursor pc(txn, processes_);
+    for (bool ok = c.first(); ok; ok = c.next()) {
+      guarded("process_pack table", [&] {
+        if (c.key().size() != 12) throw StoreError("key size");
+        const uint64_t job = codec::read_be(c.key(), 0, 8);
+        const auto node = static_cast<uint32_t>(codec::read_be(c.key(), 8, 4));
+        codec::ProcessPack pack = codec::decode_process_pack(c.value());
+        auto state = states.find(std::string(c.key()));
+        if (state == states.end() || state->second.process_generation != pack.generation) return;  // stale: unused
+        size_t i = 0;
+        for (bool more = pc.seek(c.key()); more && pc.key().substr(0, 12) == c.key(); more = pc.next(), ++i) {
+          if (i >= pack.records.size() || pack.records[i] != pc.value()) {
+            problem(where(job, node) + ": process pack differs from the process records");
+            return;
+          }
+        }
+        if (i != pack.records.size()) problem(where(job, node) + ": process pack has more records than the table");
+      });
+    }
   }
 
   // Open records: decodable, tail is the last point, inside its minute.

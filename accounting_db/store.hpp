@@ -46,6 +46,15 @@ struct EventLoss {
   uint64_t unreadable = 0;   // a path or address could not be read from the process's memory
   uint64_t monitor = 0;      // dropped by the monitor (too many events between two drains)
   uint64_t total() const { return ring + files + connections + tracked + unreadable + monitor; }
+  EventLoss& operator+=(const EventLoss& o) {
+    ring += o.ring;
+    files += o.files;
+    connections += o.connections;
+    tracked += o.tracked;
+    unreadable += o.unreadable;
+    monitor += o.monitor;
+    return *this;
+  }
   bool operator==(const EventLoss&) const = default;
 };
 
@@ -137,7 +146,8 @@ struct FileRecord {
   std::string path;          // absolute
   uint32_t flags = 0;        // kFile* bits
   int64_t first_ms = 0;      // first open, epoch milliseconds (0: only bytes were seen)
-  uint64_t opens = 0, failed = 0;
+  uint64_t opens = 0;   // successful opens
+  uint64_t failed = 0;  // failed opens (not included in opens)
   uint64_t read_bytes = 0, write_bytes = 0;  // only when the monitor counts bytes per file
   bool operator==(const FileRecord&) const = default;
 };
@@ -152,7 +162,8 @@ struct ConnectionRecord {
   uint16_t port = 0;
   std::string protocol;  // "tcp", "udp", "unix", "raw", "other"
   int64_t first_ms = 0;  // first connect, epoch milliseconds
-  uint64_t count = 0, failed = 0;
+  uint64_t count = 0;    // connect attempts, failed ones included
+  uint64_t failed = 0;   // attempts that returned an error (a non-blocking one in progress is not a failure)
   bool operator==(const ConnectionRecord&) const = default;
 };
 

@@ -87,6 +87,8 @@ class V1Reader final : public CgroupReader {
       t.has_pids = true;
       t.pids = *pids;
     }
+    if (auto cpus = read_file(cpuset_ + "/cpuset.cpus")) t.cpus = count_cpu_list(*cpus).value_or(0);
+    if (auto limit = read_file(memory_ + "/memory.limit_in_bytes")) t.mem_limit = parse_memory_limit(*limit).value_or(0);
     return t;
   }
 
@@ -138,6 +140,8 @@ class V2Reader final : public CgroupReader {
       t.has_pids = true;
       t.pids = *pids;
     }
+    if (auto cpus = read_file(dir_ + "/cpuset.cpus.effective")) t.cpus = count_cpu_list(*cpus).value_or(0);
+    if (auto limit = read_file(dir_ + "/memory.max")) t.mem_limit = parse_memory_limit(*limit).value_or(0);
     return t;
   }
 

@@ -21,6 +21,8 @@ struct CgroupTotals {
   IoBytes io;
   bool has_pids = false;
   uint64_t pids = 0;
+  uint32_t cpus = 0;       // CPUs in the job's cpuset (0: unknown)
+  uint64_t mem_limit = 0;  // the job's memory limit (0: none or unknown)
 };
 
 struct MemberPid {

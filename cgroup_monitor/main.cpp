@@ -28,6 +28,15 @@ const char kUsage[] =
     "  --interval SECONDS    sampling interval (default 1, minimum 0.05)\n"
     "  --empty-grace SECONDS exit after the job cgroup has been empty this long (default 3)\n"
     "  --nice N              scheduling niceness, so jobs win the CPU (default 10)\n"
+    "  --job-name NAME       Slurm job name, recorded with the job\n"
+    "  --container-id ID     a Docker container's full id (bc-docker), with --container-name and\n"
+    "  --container-name NAME --container-image IMAGE, recorded with the record\n"
+    "  --container-image IMAGE\n"
+    "  --bpf on|off          per-process eBPF events: exact process lifecycle, files, connects (default on);\n"
+    "                        when they cannot load, sampling goes on and the job record says why\n"
+    "  --bpf-ring-kib N      this job's event ring buffer in KiB (default 1024, at least 4)\n"
+    "  --file-bytes on|off   count read and written bytes per file (default off; costs more)\n"
+    "  --bpf-pin-dir DIR     where the node's shared BPF programs are pinned (default /sys/fs/bpf/bubble-chamber)\n"
     "  -h, --help            this text\n"
     "  --version             version\n"
     "\n"
@@ -45,6 +54,12 @@ bool parse_unsigned(const char* text, unsigned long long& out) {
   if (*text == '-') return false;
   out = std::strtoull(text, &end, 10);
   return end != text && *end == '\0';
+}
+
+bool parse_on_off(const std::string& text, bool& out) {
+  if (text == "on" || text == "yes" || text == "1" || text == "true") return out = true, true;
+  if (text == "off" || text == "no" || text == "0" || text == "false") return out = false, true;
+  return false;
 }
 
 int usage_error(const std::string& message) {
@@ -65,7 +80,8 @@ int main(int argc, char** argv) try {
   }
   int nice_level = 10;
   enum { kJob = 1000, kCgroupPath, kCgroupVersion, kCgroupRoot, kUid, kNode, kStore, kRunDir, kInterval,
-         kGrace, kNice, kVersion };
+         kGrace, kNice, kVersion, kJobName, kContainerId, kContainerName, kContainerImage, kBpf, kBpfRing,
+         kFileBytes, kBpfPinDir };
   static const option long_options[] = {
       {"job", required_argument, nullptr, kJob},
       {"cgroup-path", required_argument, nullptr, kCgroupPath},
@@ -78,6 +94,14 @@ int main(int argc, char** argv) try {
       {"interval", required_argument, nullptr, kInterval},
       {"empty-grace", required_argument, nullptr, kGrace},
       {"nice", required_argument, nullptr, kNice},
+      {"job-name", required_argument, nullptr, kJobName},
+      {"container-id", required_argument, nullptr, kContainerId},
+      {"container-name", required_argument, nullptr, kContainerName},
+      {"container-image", required_argument, nullptr, kContainerImage},
+      {"bpf", required_argument, nullptr, kBpf},
+      {"bpf-ring-kib", required_argument, nullptr, kBpfRing},
+      {"file-bytes", required_argument, nullptr, kFileBytes},
+      {"bpf-pin-dir", required_argument, nullptr, kBpfPinDir},
       {"help", no_argument, nullptr, 'h'},
       {"version", no_argument, nullptr, kVersion},
       {nullptr, 0, nullptr, 0}};
@@ -114,6 +138,24 @@ int main(int argc, char** argv) try {
       case kNice:
         if (!parse_number(optarg, d)) return usage_error("--nice needs a number");
         nice_level = static_cast<int>(d);
+        break;
+      case kJobName: opt.job_name = optarg; break;
+      case kContainerId: opt.container_id = optarg; break;
+      case kContainerName: opt.container_name = optarg; break;
+      case kContainerImage: opt.container_image = optarg; break;
+      case kBpf:
+        if (!parse_on_off(optarg, opt.events.enabled)) return usage_error("--bpf takes on or off");
+        break;
+      case kBpfRing:
+        if (!parse_unsigned(optarg, u) || u < 4 || u > (1ULL << 20)) return usage_error("--bpf-ring-kib takes 4 to 1048576");
+        opt.events.ring_bytes = static_cast<size_t>(u) * 1024;
+        break;
+      case kFileBytes:
+        if (!parse_on_off(optarg, opt.events.file_bytes)) return usage_error("--file-bytes takes on or off");
+        break;
+      case kBpfPinDir:
+        if (optarg[0] != '/') return usage_error("--bpf-pin-dir needs an absolute path");
+        opt.events.pin_dir = optarg;
         break;
       case 'h': std::fputs(kUsage, stdout); return 0;
       case kVersion: std::puts("bc-monitor " BC_VERSION); return 0;

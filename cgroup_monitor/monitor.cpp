@@ -1,7 +1,9 @@
 #include "monitor.hpp"
 
 #include <pwd.h>
+#include <poll.h>
 #include <sys/file.h>
+#include <sys/signalfd.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 
@@ -67,6 +69,32 @@ void add_step(store::JobRecord& job, uint32_t step) {
   if (it == job.steps.end() || *it != step) job.steps.insert(it, step);
 }
 
+// Sleeps until the timeout or a signal; meanwhile empties the event ring when it fills, so a small ring
+// survives bursts between ticks. Returns the signal, or 0 at the timeout.
+int wait_for_signal(const sigset_t& signals, int signal_fd, timespec wait, JobEvents& events) {
+  siginfo_t info{};
+  const int ring = events.poll_fd();
+  if (ring < 0 || signal_fd < 0) {
+    int sig = sigtimedwait(&signals, &info, &wait);
+    return sig > 0 ? sig : 0;
+  }
+  timespec now{};
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  const int64_t deadline_ms = now.tv_sec * 1000 + now.tv_nsec / 1'000'000 + wait.tv_sec * 1000 + wait.tv_nsec / 1'000'000;
+  for (;;) {
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    const int64_t left_ms = deadline_ms - (now.tv_sec * 1000 + now.tv_nsec / 1'000'000);
+    if (left_ms <= 0) return 0;
+    pollfd fds[2] = {{signal_fd, POLLIN, 0}, {ring, POLLIN, 0}};
+    if (::poll(fds, 2, static_cast<int>(left_ms)) < 0 && errno != EINTR) return sigtimedwait(&signals, &info, &wait);
+    if (fds[0].revents & POLLIN) {
+      signalfd_siginfo si{};
+      if (::read(signal_fd, &si, sizeof si) == static_cast<ssize_t>(sizeof si)) return static_cast<int>(si.ssi_signo);
+    }
+    if (fds[1].revents & POLLIN) events.pump();
+  }
+}
+
 }  // namespace
 
 int run_monitor(const MonitorOptions& opt) {
@@ -91,6 +119,7 @@ int run_monitor(const MonitorOptions& opt) {
   sigemptyset(&signals);
   for (int s : {SIGTERM, SIGINT, SIGUSR1, SIGHUP}) sigaddset(&signals, s);
   sigprocmask(SIG_BLOCK, &signals, nullptr);
+  UniqueFd signal_fd(::signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK));
 
   std::unique_ptr<store::Store> db;
   try {
@@ -103,6 +132,9 @@ int run_monitor(const MonitorOptions& opt) {
 
   auto reader = make_cgroup_reader(opt.cgroup_version, opt.cgroup_relative, opt.cgroup_root);
   ProcessTable table;
+  // Events never stop the monitor: without them, sampling goes on and the job record says why.
+  JobEvents events(opt.events, [&log](const std::string& text) { log("%s", text.c_str()); });
+  if (!events.running()) log("%s; sampling only", events.unavailable().c_str());
   store::JobRecord job;
   job.job_id = opt.job_id;
   job.uid = opt.uid;
@@ -121,6 +153,12 @@ int run_monitor(const MonitorOptions& opt) {
     }
   } catch (const std::exception& e) {
     log("cannot read earlier record: %s", e.what());
+  }
+  if (!opt.job_name.empty()) job.job_name = opt.job_name;
+  if (!opt.container_id.empty()) {
+    job.container_id = opt.container_id;
+    job.container_name = opt.container_name;
+    job.container_image = opt.container_image;
   }
   std::optional<uint64_t> cpu_base, read_base, write_base;
   // A counter below the earlier total belongs to a new cgroup; one at or above it is the same cgroup read by
@@ -147,6 +185,7 @@ int run_monitor(const MonitorOptions& opt) {
     for (const auto& m : members)
       if (m.step) add_step(job, *m.step);
     ProcessTotals procs = table.sample(members, now, batch);
+    events.merge(table, now, batch, job);
     // cgroup totals survive the cgroup only as their last reading, so keep what was last seen.
     if (totals.has_cpu) {
       job.cgroup_cpu_ns = std::max(job.cgroup_cpu_ns, base_for(cpu_base, earlier.cgroup_cpu_ns, totals.cpu_ns));
@@ -164,6 +203,8 @@ int run_monitor(const MonitorOptions& opt) {
           std::max(job.cgroup_write_bytes, base_for(write_base, earlier.cgroup_write_bytes, totals.io.write_bytes));
       job.has_cgroup_io = true;
     }
+    if (totals.cpus) job.alloc_cpus = totals.cpus;
+    if (totals.mem_limit) job.mem_limit_bytes = totals.mem_limit;
     job.max_rss_sum = std::max(job.max_rss_sum, procs.live_rss);
     job.last_sample_ms = now;
     ++job.sample_count;
@@ -181,6 +222,7 @@ int run_monitor(const MonitorOptions& opt) {
     try {
       db->write_batch(batch);
       table.commit(batch);
+      events.commit();
     } catch (const std::exception& e) {
       // Never stop or block the job: keep sampling, the changed records are written with a later tick.
       if (failed_writes++ % 60 == 0) log("store write failed (%llu so far): %s",
@@ -205,8 +247,7 @@ int run_monitor(const MonitorOptions& opt) {
     timespec wait{};
     wait.tv_sec = static_cast<time_t>(interval);
     wait.tv_nsec = static_cast<long>((interval - std::floor(interval)) * 1e9);
-    siginfo_t info{};
-    int sig = sigtimedwait(&signals, &info, &wait);
+    int sig = wait_for_signal(signals, signal_fd.get(), wait, events);
     if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP) {
       stop_requested = true;
       break;

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <string>
 
+#include "job_events.hpp"
+
 namespace bc::monitor {
 
 struct MonitorOptions {
@@ -18,6 +20,11 @@ struct MonitorOptions {
   std::string cgroup_relative;    // "/slurm_node/uid_1000/job_42"
   std::string cgroup_root;        // overrides the mount points (fixture trees); empty: the host's
   double empty_grace_s = 3.0;     // exit after the job cgroup has had no process this long
+  std::string job_name;           // recorded in the job record when given
+  std::string container_id;       // a Docker container (bc-docker): full id, name and image
+  std::string container_name;
+  std::string container_image;
+  EventSettings events;           // eBPF events; sampling goes on without them if they cannot load
 };
 
 // Runs until the job ends on this node (its cgroup is gone or stays empty), or SIGTERM/SIGINT.

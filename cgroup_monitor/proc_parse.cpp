@@ -223,4 +223,35 @@ std::optional<uint32_t> step_from_relative_path(std::string_view relative) {
   return static_cast<uint32_t>(*v);
 }
 
+std::optional<uint32_t> count_cpu_list(std::string_view text) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.remove_suffix(1);
+  uint32_t count = 0;
+  while (!text.empty()) {
+    size_t comma = text.find(',');
+    std::string_view range = text.substr(0, comma);
+    uint32_t first = 0, last = 0;
+    auto [p, ec] = std::from_chars(range.data(), range.data() + range.size(), first);
+    if (ec != std::errc() || p == range.data()) return std::nullopt;
+    last = first;
+    if (p != range.data() + range.size()) {
+      if (*p != '-') return std::nullopt;
+      auto [q, ec2] = std::from_chars(p + 1, range.data() + range.size(), last);
+      if (ec2 != std::errc() || q != range.data() + range.size() || last < first) return std::nullopt;
+    }
+    count += last - first + 1;
+    if (comma == std::string_view::npos) break;
+    text.remove_prefix(comma + 1);
+  }
+  return count;
+}
+
+std::optional<uint64_t> parse_memory_limit(std::string_view text) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.remove_suffix(1);
+  if (text == "max") return 0;
+  auto value = parse_single_u64(text);
+  // v1 reports "no limit" as LONG_MAX rounded down to a page; anything that large is no limit.
+  if (value && *value >= (1ULL << 62)) return 0;
+  return value;
+}
+
 }  // namespace bc::monitor

@@ -58,6 +58,13 @@ std::optional<uint64_t> flat_keyed_value(std::string_view text, std::string_view
 // A file with one integer: cpuacct.usage, memory.usage_in_bytes, memory.current, pids.current.
 std::optional<uint64_t> parse_single_u64(std::string_view text);
 
+// cpuset.cpus / cpuset.cpus.effective: "0-3,8,10-11" -> 7. nullopt for malformed text; 0 for an empty set.
+std::optional<uint32_t> count_cpu_list(std::string_view text);
+
+// A memory limit: v1 memory.limit_in_bytes (a page-rounded LONG_MAX means none), v2 memory.max ("max" means
+// none). Returns 0 for no limit, nullopt for malformed text.
+std::optional<uint64_t> parse_memory_limit(std::string_view text);
+
 struct IoBytes {
   uint64_t read_bytes = 0;
   uint64_t write_bytes = 0;

@@ -159,6 +159,7 @@ void ProcessTable::track(const MemberPid& member, int64_t now_ms) {
   // slurmstepd sits in the job's cgroup but is not the job's. A task forked from it keeps that name until it
   // execs, so an untracked pid is looked at again on every tick until it becomes something else.
   if (is_slurm_helper(*st)) return;
+  if (auto owned = event_owned_.find(member.pid); owned != event_owned_.end() && owned->second == st->start_ticks) return;
   t.status_fd = open_read(dir + "/status");
   t.io_fd = open_read(dir + "/io");
   t.leader_io_fd = open_read(dir + "/task/" + std::to_string(member.pid) + "/io");
@@ -208,6 +209,12 @@ ProcessTotals ProcessTable::sample(const std::vector<MemberPid>& members, int64_
     if (tracked_.count(m.pid)) continue;
     track(m, now_ms);
   }
+  // Event-owned pids no longer listed are gone for good.
+  for (auto it = event_owned_.begin(); it != event_owned_.end();) {
+    const uint32_t pid = it->first;
+    const bool listed = std::any_of(members.begin(), members.end(), [&](const MemberPid& m) { return m.pid == pid; });
+    it = listed ? std::next(it) : event_owned_.erase(it);
+  }
   ProcessTotals totals;
   totals.cpu_ns = forgotten_.cpu_ns;
   totals.read_bytes = forgotten_.read_bytes;
@@ -248,6 +255,66 @@ void ProcessTable::commit(const store::Batch& batch) {
       ++it;
     }
   }
+}
+
+std::optional<ProcessTable::Identity> ProcessTable::identity(uint32_t pid) const {
+  auto it = tracked_.find(pid);
+  if (it == tracked_.end()) return std::nullopt;
+  return Identity{it->second.record.start_ticks, it->second.record.step, it->second.record.command};
+}
+
+std::vector<uint32_t> ProcessTable::live_pids() const {
+  std::vector<uint32_t> out;
+  for (const auto& [pid, t] : tracked_)
+    if (!t.ended) out.push_back(pid);
+  return out;
+}
+
+void ProcessTable::leave_to_events(uint32_t pid, uint64_t start_ticks) { event_owned_[pid] = start_ticks; }
+
+bool ProcessTable::apply_exit(uint32_t pid, uint64_t start_ticks, const ExitFacts& facts, store::Batch& batch) {
+  auto it = tracked_.find(pid);
+  if (it == tracked_.end() || it->second.record.start_ticks != start_ticks) return false;
+  Tracked& t = it->second;
+  auto& r = t.record;
+  r.exited = true;
+  r.exit_code = facts.exit_code;
+  r.exit_signal = facts.exit_signal;
+  r.core_dumped = facts.core_dumped;
+  r.exact = true;
+  r.end_ms = facts.end_ms;  // exact, where sampling saw the end up to an interval late
+  t.ended = true;
+  // The kernel's final figures: sampling may have missed the last interval's CPU and a late peak.
+  t.own.cpu_ns = std::max(t.own.cpu_ns, facts.cpu_ns);
+  t.inclusive.cpu_ns = std::max(t.inclusive.cpu_ns, t.own.cpu_ns);
+  r.max_rss = std::max(r.max_rss, facts.max_rss);
+  r.rss = 0;
+  update_record(t);
+  t.changed = true;
+  for (auto& u : batch.processes) {
+    if (u.record.pid != pid || u.record.start_ticks != start_ticks) continue;
+    const uint32_t series = u.record.series_id;
+    u.record = r;
+    u.record.series_id = series;
+    return true;
+  }
+  store::ProcessUpdate update;
+  update.record = r;
+  batch.processes.push_back(std::move(update));
+  return true;
+}
+
+void ProcessTable::apply_parent(uint32_t pid, uint64_t start_ticks, uint32_t ppid) {
+  auto it = tracked_.find(pid);
+  if (it == tracked_.end() || it->second.record.start_ticks != start_ticks || it->second.record.ppid == ppid) return;
+  it->second.record.ppid = ppid;
+  it->second.changed = true;
+}
+
+void ProcessTable::credit_child(uint32_t parent, uint64_t cpu_ns) {
+  auto it = tracked_.find(parent);
+  if (it == tracked_.end()) return;
+  it->second.credited.cpu_ns += cpu_ns;
 }
 
 }  // namespace bc::monitor

@@ -39,6 +39,35 @@ class ProcessTable {
   // After a successful write: forget processes that are gone, keep the series ids the store assigned.
   void commit(const store::Batch& batch);
 
+  // ---- facts from eBPF events (cgroup_monitor/job_events.cpp) ----
+  // The identity and step of a tracked process, if the table has it (a reaped one until it is written).
+  struct Identity {
+    uint64_t start_ticks = 0;
+    uint32_t step = store::kStepUnknown;
+    std::string command;
+  };
+  std::optional<Identity> identity(uint32_t pid) const;
+  // Live (not ended) tracked pids: the processes to hand to the event collector.
+  std::vector<uint32_t> live_pids() const;
+  // A tracked process (pid, start_ticks) exited: its exact end, exit status and final CPU and peak RSS.
+  // False if the table does not have that process.
+  struct ExitFacts {
+    int64_t end_ms = 0;
+    int exit_code = 0, exit_signal = 0;
+    bool core_dumped = false;
+    uint64_t cpu_ns = 0, max_rss = 0;
+  };
+  // Also brings the process's update in batch (this tick's, if sample() already put one there) up to date.
+  bool apply_exit(uint32_t pid, uint64_t start_ticks, const ExitFacts& facts, store::Batch& batch);
+  // A process that has its own record from events (it ended before the table saw it): never track it, though
+  // it may still be listed in cgroup.procs as a zombie.
+  void leave_to_events(uint32_t pid, uint64_t start_ticks);
+  // Sets the parent at birth of a tracked process from its fork event.
+  void apply_parent(uint32_t pid, uint64_t start_ticks, uint32_t ppid);
+  // A child the table never saw, reaped by tracked process `parent`, has its own record: its CPU is no
+  // longer the parent's unseen part.
+  void credit_child(uint32_t parent, uint64_t cpu_ns);
+
  private:
   struct Counters {
     uint64_t cpu_ns = 0;
@@ -82,6 +111,7 @@ class ProcessTable {
   int64_t boot_epoch_ms_;
   std::map<uint32_t, Tracked> tracked_;  // by pid
   Counters forgotten_;  // record totals of processes that are gone and written
+  std::map<uint32_t, uint64_t> event_owned_;  // pid -> start_ticks, see leave_to_events
 };
 
 }  // namespace bc::monitor

@@ -98,7 +98,7 @@ void Discovery::monitor(ContainerRecord& r, const ContainerInfo& info) {
     return;
   }
   r.uid = status->uid;
-  MonitorRequest request{r.key, status->uid, cgroup->version, cgroup->relative_path, label(r)};
+  MonitorRequest request{r.key, status->uid, cgroup->version, cgroup->relative_path, label(r), r.id, r.name, r.image};
   const auto result = launcher_.ensure(request);
   switch (result.outcome) {
     case MonitorLauncher::Outcome::Started:
@@ -160,7 +160,7 @@ void Discovery::handle_start(const std::string& id, const ContainerEvent* event)
     // This run is known. After a reconnect or a restart of bc-docker, its monitor may be missing.
     ContainerRecord& r = existing->second;
     if (r.running && r.monitored && info.running && !r.cgroup_path.empty() && r.uid) {
-      auto result = launcher_.ensure({r.key, *r.uid, r.cgroup_version, r.cgroup_path, label(r)});
+      auto result = launcher_.ensure({r.key, *r.uid, r.cgroup_version, r.cgroup_path, label(r), r.id, r.name, r.image});
       if (result.outcome == MonitorLauncher::Outcome::Started)
         log(Level::Info, label(r) + ": its monitor was missing; started pid " + std::to_string(result.pid));
       else if (result.outcome == MonitorLauncher::Outcome::Failed)

@@ -62,7 +62,7 @@ void write_all(int fd, const char* text) {
 }  // namespace
 
 std::vector<std::string> monitor_argv(const Config& config, const std::string& node, const MonitorRequest& request) {
-  return {config.monitor,
+  std::vector<std::string> args = {config.monitor,
           "--job", std::to_string(request.key),
           "--node", node,
           "--store", config.store,
@@ -71,6 +71,14 @@ std::vector<std::string> monitor_argv(const Config& config, const std::string& n
           "--cgroup-version", std::to_string(request.cgroup_version),
           "--cgroup-path", request.cgroup_path,
           "--uid", std::to_string(request.uid)};
+  for (const auto& [option, value] : {std::pair{"--container-id", &request.container_id},
+                                      std::pair{"--container-name", &request.container_name},
+                                      std::pair{"--container-image", &request.container_image}}) {
+    if (value->empty()) continue;
+    args.push_back(option);
+    args.push_back(*value);
+  }
+  return args;
 }
 
 bool monitor_holds_lock(const std::string& run_dir, uint64_t key) {

@@ -1,11 +1,16 @@
-// bcacct: a sacct-like view of one job's per-process accounting.
+// bcacct: a sacct companion for bubble-chamber's per-process accounting. Option parsing and wiring only:
+// selection syntax in selection.cpp, rows in format.cpp, charts in timeline.cpp, reports in report.cpp,
+// and where the records come from in job_source.cpp / bcd_source.cpp.
 //
-//   bcacct -j JOBID [--store PATH] [--json | --tree]
-//
-// Exit status: 0 ok, 1 job not found, 2 usage error, 3 store cannot be opened or read,
-// 4 any other failure (out of memory, cannot write the output).
+// Exit status: 0 ok, 1 unknown job, 2 usage error, 3 store cannot be opened or read, 4 any other failure,
+// 5 no permission, 6 bcd unreachable and no local store to fall back to.
 #include <getopt.h>
+#include <pwd.h>
+#include <unistd.h>
 
+#include <cJSON.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
@@ -13,17 +18,25 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <fstream>
 #include <memory>
 #include <optional>
 #include <string>
 #include <variant>
 
+#include "container_key.hpp"
+#include "format.hpp"
 #include "job_source.hpp"
 #include "report.hpp"
+#include "selection.hpp"
 #include "store.hpp"
+#include "timeline.hpp"
 
 #ifndef BC_STORE_DEFAULT
 #error "BC_STORE_DEFAULT must be defined by the build"
+#endif
+#ifndef BC_BCACCT_CONFIG_DEFAULT
+#error "BC_BCACCT_CONFIG_DEFAULT must be defined by the build"
 #endif
 #ifndef BC_VERSION
 #define BC_VERSION "unknown"
@@ -31,46 +44,108 @@
 
 namespace {
 
+using bc::bcacct::JobSpec;
+using bc::bcacct::JobView;
+using bc::bcacct::Layout;
+using bc::bcacct::Metric;
+using bc::report::SourceError;
+
 constexpr int kExitOk = 0;
 constexpr int kExitNotFound = 1;
 constexpr int kExitUsage = 2;
 constexpr int kExitStore = 3;
 constexpr int kExitFailure = 4;
+constexpr int kExitPermission = 5;
+constexpr int kExitUnreachable = 6;
 
 constexpr char kHelp[] =
-    "Usage: bcacct -j JOBID [--store PATH] [--json | --tree]\n"
-    "Show the per-process accounting that bubble-chamber recorded for a Slurm job.\n"
+    "Usage: bcacct -j JOBID[,JOBID...] [options]     one or more jobs\n"
+    "       bcacct [-S TIME] [-E TIME] [-u USERS] ...  the jobs in a time window (default: since midnight)\n"
+    "       bcacct --container ID [options]          a Docker container recorded by bc-docker\n"
+    "Show the per-process accounting that bubble-chamber recorded, with sacct's options.\n"
     "\n"
-    "  -j, --jobs=JOBID   the job to show (one numeric job id)\n"
-    "      --store=PATH   node store to read (default: $BC_STORE, else " BC_STORE_DEFAULT ")\n"
-    "      --json         print one JSON object instead of the table\n"
-    "      --tree         print the process tree (parents above children, with argv)\n"
-    "  -h, --help         print this help and exit\n"
-    "  -V, --version      print the version and exit\n"
+    "Selection (sacct's meaning):\n"
+    "  -j, --jobs=LIST        job ids: 123, 123.batch (one step), 123+1 (het component), 123_4 (array task)\n"
+    "  -u, --user=LIST        users (names or uids); default: your own jobs, everyone's for root\n"
+    "  -a, --allusers         every user's jobs\n"
+    "  -S, --starttime=TIME   jobs running at or after TIME (default without -j: midnight today)\n"
+    "  -E, --endtime=TIME     jobs running at or before TIME (default: now)\n"
+    "                         TIME: HH:MM[:SS], MMDD[YY], MM/DD[/YY], YYYY-MM-DD[THH:MM[:SS]],\n"
+    "                         now[{+|-}COUNT[seconds|minutes|hours|days|weeks]]\n"
+    "  -s, --state=LIST       running (r), completed (cd)\n"
+    "  -N, --nodelist=LIST    jobs that ran on these nodes (n[01-04] ranges allowed)\n"
+    "      --container=ID     a Docker container by its id (12 or more hex digits)\n"
+    "\n"
+    "Output:\n"
+    "  -o, --format=FIELDS    fields, e.g. JobID,User,MaxRSS%12,Command%-30 (see --helpformat)\n"
+    "  -P, --parsable2        fields separated by '|'\n"
+    "  -p, --parsable         every field followed by '|'\n"
+    "  -n, --noheader         no header line\n"
+    "  -e, --helpformat       list the fields and exit\n"
+    "      --json             JSON instead of text\n"
+    "      --tree             the process tree\n"
+    "      --files [--all]    files each process opened (--all: one row per path for the whole job)\n"
+    "      --net              connections each process made\n"
+    "      --timeline         a chart of the job over time, as wide as the terminal\n"
+    "      --metric=M         what --timeline shows: cpu (default), rss, io\n"
+    "      --resolution=R     --timeline's buckets: s, m, h, d (default: the finest the store still holds)\n"
+    "      --top=N            the N heaviest processes\n"
+    "      --sort=M           what --top ranks by: cpu (default), rss, io\n"
+    "\n"
+    "Source:\n"
+    "      --central=URL      bcd to ask (default: $BC_CENTRAL, else central= in the config file)\n"
+    "      --store=PATH       read this node store directly instead of asking bcd\n"
+    "  Without --store, bcacct asks bcd when a URL is configured, authenticating with munge; if bcd cannot be\n"
+    "  reached it warns and reads the local node store ($BC_STORE, else " BC_STORE_DEFAULT ").\n"
+    "  Without a URL it reads the local node store. Config file: $BC_BCACCT_CONFIG, else\n"
+    "  " BC_BCACCT_CONFIG_DEFAULT " (central=URL, munge_socket=PATH, store=PATH, timeout=SECONDS).\n"
+    "\n"
+    "  -h, --help             print this help and exit\n"
+    "  -V, --version          print the version and exit\n"
     "\n"
     "Exit status:\n"
     "  0  success\n"
-    "  1  the job is not in the store\n"
-    "  2  usage error (bad or missing arguments)\n"
+    "  1  a job (or container) is not known to the source\n"
+    "  2  usage error (bad or conflicting arguments, bad config file)\n"
     "  3  the store cannot be opened or read\n"
-    "  4  any other failure (out of memory, cannot write the output)\n"
+    "  4  any other failure (bcd answered an error, out of memory, cannot write the output)\n"
+    "  5  no permission (bcd refused the credential or the job; the store's files are not readable)\n"
+    "  6  bcd unreachable and no local node store to fall back to\n"
     "\n"
     "See bcacct(1).\n";
 
 struct Options {
-  uint64_t job_id = 0;
-  std::string store_path;
+  std::vector<JobSpec> jobs;
+  std::optional<std::string> container;
+  bool allusers = false;
+  bc::bcacct::Filter filter;
+  bool explicit_users = false;
+  std::optional<std::string> format;
+  Layout layout = Layout::Fixed;
+  bool header = true;
+  bool rows_requested = false;  // -o, -P, -p or -n: sacct rows rather than the job report
   bool json = false;
   bool tree = false;
+  bool files = false, files_all = false, net = false;  // eBPF events (report.cpp)
+  bool timeline = false;
+  Metric metric = Metric::Cpu;
+  std::optional<bc::store::Resolution> resolution;
+  std::optional<size_t> top;
+  Metric sort = Metric::Cpu;
+  std::optional<std::string> store_path;
+  std::optional<std::string> central;
 };
 
-// What argument parsing decided: run with options, or exit now with a status.
 struct Parsed {
   std::optional<Options> options;
   int exit_code = kExitOk;
 };
 
-// Writes everything to stdout and flushes; false (with a message) if it could not.
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 bool write_stdout(const std::string& text) {
   if (std::fwrite(text.data(), 1, text.size(), stdout) == text.size() && std::fflush(stdout) == 0) return true;
   std::fprintf(stderr, "bcacct: cannot write output: %s\n", std::strerror(errno));
@@ -82,106 +157,420 @@ int usage_error(const std::string& message) {
   return kExitUsage;
 }
 
-// Digits only: no sign, no spaces, no step suffix ("123.batch"), no list ("1,2"). Slurm job ids are
-// 32-bit and never 0. Returns the id, or the reason it is not one.
-std::variant<uint64_t, std::string> parse_job_id(const std::string& text) {
-  if (text.find(',') != std::string::npos) return "only one job id is supported, got '" + text + "'";
-  if (text.empty() || text.find_first_not_of("0123456789") != std::string::npos)
-    return "invalid job id '" + text + "': not a number";
-  const size_t first = text.find_first_not_of('0');
-  const std::string digits = first == std::string::npos ? "" : text.substr(first);
-  if (digits.empty() || digits.size() > 10 || std::stoull(digits) > UINT32_MAX)
-    return "invalid job id '" + text + "': out of range 1-" + std::to_string(UINT32_MAX);
-  return static_cast<uint64_t>(std::stoull(digits));
+std::string user_name(uid_t uid) {
+  passwd pw{};
+  passwd* result = nullptr;
+  char buf[4096];
+  if (getpwuid_r(uid, &pw, buf, sizeof buf, &result) == 0 && result) return pw.pw_name;
+  return std::to_string(uid);
 }
 
 Parsed parse_args(int argc, char** argv) {
-  // -s is sacct's --state, so --store has no short form.
-  enum { kOptJson = 256, kOptStore, kOptTree };
+  enum { kJson = 256, kStore, kTree, kTimeline, kMetric, kResolution, kTop, kSort, kContainer, kCentral, kFiles, kAll,
+         kNet };
   static const struct option kLong[] = {
-      {"jobs", required_argument, nullptr, 'j'}, {"store", required_argument, nullptr, kOptStore},
-      {"json", no_argument, nullptr, kOptJson},  {"tree", no_argument, nullptr, kOptTree},  {"help", no_argument, nullptr, 'h'},
-      {"version", no_argument, nullptr, 'V'},    {nullptr, 0, nullptr, 0},
+      {"jobs", required_argument, nullptr, 'j'},       {"user", required_argument, nullptr, 'u'},
+      {"allusers", no_argument, nullptr, 'a'},         {"starttime", required_argument, nullptr, 'S'},
+      {"endtime", required_argument, nullptr, 'E'},    {"state", required_argument, nullptr, 's'},
+      {"nodelist", required_argument, nullptr, 'N'},   {"format", required_argument, nullptr, 'o'},
+      {"parsable2", no_argument, nullptr, 'P'},        {"parsable", no_argument, nullptr, 'p'},
+      {"noheader", no_argument, nullptr, 'n'},         {"helpformat", no_argument, nullptr, 'e'},
+      {"json", no_argument, nullptr, kJson},           {"tree", no_argument, nullptr, kTree},
+      {"timeline", no_argument, nullptr, kTimeline},   {"metric", required_argument, nullptr, kMetric},
+      {"resolution", required_argument, nullptr, kResolution}, {"top", required_argument, nullptr, kTop},
+      {"sort", required_argument, nullptr, kSort},     {"container", required_argument, nullptr, kContainer},
+      {"store", required_argument, nullptr, kStore},   {"central", required_argument, nullptr, kCentral},
+      {"files", no_argument, nullptr, kFiles},         {"all", no_argument, nullptr, kAll},
+      {"net", no_argument, nullptr, kNet},             {"help", no_argument, nullptr, 'h'},
+      {"version", no_argument, nullptr, 'V'},
+      {nullptr, 0, nullptr, 0},
   };
-  Options options;
-  bool have_job = false;
-  std::optional<std::string> store_path;
+  Options o;
+  std::optional<std::string> start_text, end_text;
+  bool have_metric = false, have_resolution = false, have_sort = false;
   opterr = 0;  // our own messages, without argv[0]
   optind = 1;
   for (;;) {
-    const int c = getopt_long(argc, argv, ":j:hV", kLong, nullptr);
+    const int c = getopt_long(argc, argv, ":j:u:aS:E:s:N:o:PpnehV", kLong, nullptr);
     if (c == -1) break;
     const std::string arg = optind > 0 && optind <= argc ? argv[optind - 1] : "";
+    const auto fail = [](const std::string& message) { return Parsed{std::nullopt, usage_error(message)}; };
     switch (c) {
       case 'j': {
-        if (have_job) return {std::nullopt, usage_error("only one -j JOBID is supported")};
-        const auto id = parse_job_id(optarg);
-        if (const auto* error = std::get_if<std::string>(&id)) return {std::nullopt, usage_error(*error)};
-        options.job_id = std::get<uint64_t>(id);
-        have_job = true;
+        auto specs = bc::bcacct::parse_job_list(optarg);
+        if (auto* error = std::get_if<std::string>(&specs)) return fail(*error);
+        for (auto& spec : std::get<std::vector<JobSpec>>(specs)) o.jobs.push_back(std::move(spec));
         break;
       }
-      case kOptStore:
-        if (!*optarg) return {std::nullopt, usage_error("--store needs a non-empty PATH")};
-        store_path = optarg;
+      case 'u': {
+        auto users = bc::bcacct::split_list(optarg, "user");
+        if (auto* error = std::get_if<std::string>(&users)) return fail(*error);
+        for (const std::string& u : std::get<std::vector<std::string>>(users)) {
+          const bool numeric = u.find_first_not_of("0123456789") == std::string::npos && u.size() < 11;
+          o.filter.users.push_back(numeric ? user_name(static_cast<uid_t>(std::stoul(u))) : u);
+        }
+        o.explicit_users = true;
         break;
-      case kOptJson: options.json = true; break;
-      case kOptTree: options.tree = true; break;
+      }
+      case 'a': o.allusers = true; break;
+      case 'S': start_text = optarg; break;
+      case 'E': end_text = optarg; break;
+      case 's': {
+        auto states = bc::bcacct::parse_states(optarg);
+        if (auto* error = std::get_if<std::string>(&states)) return fail(*error);
+        o.filter.states = std::get<std::vector<bc::bcacct::JobState>>(states);
+        break;
+      }
+      case 'N': {
+        auto nodes = bc::bcacct::expand_hostlist(optarg);
+        if (auto* error = std::get_if<std::string>(&nodes)) return fail(*error);
+        o.filter.nodes = std::get<std::vector<std::string>>(nodes);
+        break;
+      }
+      case 'o': {
+        auto format = bc::bcacct::parse_format(optarg);
+        if (auto* error = std::get_if<std::string>(&format)) return fail(*error);
+        o.format = optarg;
+        o.rows_requested = true;
+        break;
+      }
+      case 'P': o.layout = Layout::Parsable2; o.rows_requested = true; break;
+      case 'p': o.layout = Layout::Parsable; o.rows_requested = true; break;
+      case 'n': o.header = false; o.rows_requested = true; break;
+      case 'e': return {std::nullopt, write_stdout(bc::bcacct::help_format()) ? kExitOk : kExitFailure};
+      case kJson: o.json = true; break;
+      case kTree: o.tree = true; break;
+      case kFiles: o.files = true; break;
+      case kAll: o.files_all = true; break;
+      case kNet: o.net = true; break;
+      case kTimeline: o.timeline = true; break;
+      case kMetric: {
+        auto m = bc::bcacct::parse_metric(optarg);
+        if (!m) return fail("--metric takes cpu, rss or io, not '" + std::string(optarg) + "'");
+        o.metric = *m;
+        have_metric = true;
+        break;
+      }
+      case kResolution: {
+        auto r = bc::bcacct::parse_resolution(optarg);
+        if (!r) return fail("--resolution takes s, m, h or d, not '" + std::string(optarg) + "'");
+        o.resolution = r;
+        have_resolution = true;
+        break;
+      }
+      case kTop: {
+        const std::string t = optarg;
+        if (t.empty() || t.size() > 6 || t.find_first_not_of("0123456789") != std::string::npos || std::stoul(t) == 0)
+          return fail("--top takes a number of processes from 1, not '" + t + "'");
+        o.top = std::stoul(t);
+        break;
+      }
+      case kSort: {
+        auto m = bc::bcacct::parse_metric(optarg);
+        if (!m) return fail("--sort takes cpu, rss or io, not '" + std::string(optarg) + "'");
+        o.sort = *m;
+        have_sort = true;
+        break;
+      }
+      case kContainer:
+        if (!*optarg) return fail("--container needs an id");
+        o.container = optarg;
+        break;
+      case kStore:
+        if (!*optarg) return fail("--store needs a non-empty PATH");
+        o.store_path = optarg;
+        break;
+      case kCentral:
+        if (!*optarg) return fail("--central needs a URL");
+        o.central = optarg;
+        break;
       case 'h': return {std::nullopt, write_stdout(kHelp) ? kExitOk : kExitFailure};
       case 'V':
         return {std::nullopt, write_stdout("bcacct (bubble-chamber) " BC_VERSION "\n") ? kExitOk : kExitFailure};
-      case ':':
-        return {std::nullopt, usage_error(std::string("option ") + (optopt == 'j' ? "-j/--jobs" : "--store") +
-                                          " requires an argument")};
+      case ':': return fail("option '" + arg + "' requires an argument");
       default:
-        // A short option has its letter in optopt; a long one (unknown, ambiguous, or given an argument
-        // it does not take) is the whole element just consumed.
         if (optopt > 0 && optopt < 128)
-          return {std::nullopt, usage_error(std::string("invalid option -- '") + static_cast<char>(optopt) + "'")};
-        return {std::nullopt, usage_error("invalid option '" + arg + "'")};
+          return fail(std::string("invalid option -- '") + static_cast<char>(optopt) + "'");
+        return fail("invalid option '" + arg + "'");
     }
   }
-  if (optind < argc) return {std::nullopt, usage_error(std::string("unexpected argument '") + argv[optind] + "'")};
-  if (!have_job) return {std::nullopt, usage_error("missing -j JOBID")};
+  const auto fail = [](const std::string& message) { return Parsed{std::nullopt, usage_error(message)}; };
+  if (optind < argc) return fail(std::string("unexpected argument '") + argv[optind] + "'");
+  if (o.container && !o.jobs.empty()) return fail("give either -j or --container, not both");
+  if (o.store_path && o.central) return fail("give either --store or --central, not both");
+  // --tree, --files and --net may be combined; each of the others stands alone.
+  const bool events = o.tree || o.files || o.net;
+  if (int{o.json} + int{events} + int{o.timeline} > 1) return fail("--json, --tree/--files/--net and --timeline exclude each other");
+  if (o.files_all && !o.files) return fail("--all goes with --files");
+  if (o.top && (events || o.timeline)) return fail("--top lists processes; it does not go with --tree, --files, --net or --timeline");
+  if ((have_metric || have_resolution) && !o.timeline) return fail("--metric and --resolution go with --timeline");
+  if (have_sort && !o.top) return fail("--sort goes with --top");
+  const bool targeted = !o.jobs.empty() || o.container;
+  if ((o.timeline || events || o.top) && !targeted) return fail("--tree, --files, --net, --timeline and --top need -j or --container");
+  if (o.timeline && (o.jobs.size() > 1 || (o.jobs.size() == 1 && o.jobs[0].step)))
+    return fail("--timeline shows one whole job: give one job id");
 
-  if (store_path) {
-    options.store_path = *store_path;
-  } else if (const char* env = std::getenv("BC_STORE"); env && *env) {
-    options.store_path = env;
-  } else {
-    options.store_path = BC_STORE_DEFAULT;
+  const int64_t now_s = now_ms() / 1000;
+  std::string error;
+  if (start_text) {
+    auto t = bc::bcacct::parse_sacct_time(*start_text, now_s, error);
+    if (!t) return fail(error);
+    o.filter.from_ms = *t * 1000;
   }
-  return {options, kExitOk};
+  if (end_text) {
+    auto t = bc::bcacct::parse_sacct_time(*end_text, now_s, error);
+    if (!t) return fail(error);
+    o.filter.to_ms = *t * 1000 + 999;
+  }
+  if (!targeted) {
+    // sacct without -j: since midnight today, and the caller's own jobs unless root or -a.
+    if (!o.filter.from_ms) o.filter.from_ms = *bc::bcacct::parse_sacct_time("midnight", now_s, error) * 1000;
+    if (!o.explicit_users && !o.allusers && getuid() != 0) o.filter.users = {user_name(getuid())};
+  }
+  if (o.filter.from_ms && o.filter.to_ms && *o.filter.to_ms < *o.filter.from_ms)
+    return fail("the end time (-E) is before the start time (-S)");
+  return {o, kExitOk};
+}
+
+// ---- Configuration: the bcd URL and where the local store is ----
+
+struct SourceConfig {
+  std::string central;
+  std::string munge_socket;
+  std::string store;
+  long timeout_ms = 30000;
+};
+
+// KEY=VALUE lines, '#' comments; unknown keys are an error naming the line. A missing file is fine.
+std::optional<std::string> read_config(const std::string& path, SourceConfig& config) {
+  std::ifstream in(path);
+  if (!in) return std::nullopt;
+  std::string line;
+  for (int number = 1; std::getline(in, line); ++number) {
+    const size_t first = line.find_first_not_of(" \t");
+    if (first == std::string::npos || line[first] == '#') continue;
+    const size_t eq = line.find('=');
+    const auto where = [&] { return path + ":" + std::to_string(number) + ": "; };
+    if (eq == std::string::npos) return where() + "expected KEY=VALUE";
+    std::string key = line.substr(first, eq - first), value = line.substr(eq + 1);
+    while (!key.empty() && (key.back() == ' ' || key.back() == '\t')) key.pop_back();
+    value.erase(0, value.find_first_not_of(" \t"));
+    while (!value.empty() && (value.back() == ' ' || value.back() == '\t' || value.back() == '\r')) value.pop_back();
+    if (key == "central") {
+      config.central = value;
+    } else if (key == "munge_socket") {
+      config.munge_socket = value;
+    } else if (key == "store") {
+      config.store = value;
+    } else if (key == "timeout") {
+      if (value.empty() || value.size() > 5 || value.find_first_not_of("0123456789") != std::string::npos ||
+          std::stol(value) == 0)
+        return where() + "timeout is a whole number of seconds from 1";
+      config.timeout_ms = std::stol(value) * 1000;
+    } else {
+      return where() + "unknown key '" + key + "' (known: central, munge_socket, store, timeout)";
+    }
+  }
+  return std::nullopt;
+}
+
+const char* env(const char* name) {
+  const char* v = std::getenv(name);
+  return v && *v ? v : nullptr;
+}
+
+// --store: that store only. Otherwise bcd when a URL is configured, falling back to the local store;
+// else the local store.
+std::unique_ptr<bc::report::JobSource> open_source(const Options& o, SourceConfig config) {
+  if (o.store_path) return bc::report::open_store_source(*o.store_path);
+  std::string store = env("BC_STORE") ? env("BC_STORE") : (!config.store.empty() ? config.store : BC_STORE_DEFAULT);
+  std::string central = o.central ? *o.central : env("BC_CENTRAL") ? env("BC_CENTRAL") : config.central;
+  if (central.empty() || central == "none") return bc::report::open_store_source(store);
+  bc::report::BcdOptions bcd;
+  bcd.url = central;
+  bcd.munge_socket = env("BC_MUNGE_SOCKET") ? env("BC_MUNGE_SOCKET") : config.munge_socket;
+  bcd.timeout_ms = config.timeout_ms;
+  bcd.connect_timeout_ms = std::min(config.timeout_ms, 3000L);
+  return bc::report::with_store_fallback(bc::report::open_bcd_source(bcd), store, [](const std::string& why) {
+    std::fprintf(stderr, "bcacct: warning: %s\n", why.c_str());
+  });
+}
+
+int exit_code_of(const SourceError& e) {
+  switch (e.kind()) {
+    case SourceError::Kind::Store: return kExitStore;
+    case SourceError::Kind::Permission: return kExitPermission;
+    case SourceError::Kind::Unreachable: return kExitUnreachable;
+    case SourceError::Kind::Unsupported:
+    case SourceError::Kind::Protocol: return kExitFailure;
+  }
+  return kExitFailure;
+}
+
+// ---- Gathering the jobs ----
+
+JobView make_view(bc::report::JobData data) {
+  JobView v;
+  v.totals = bc::report::compute_totals(data);
+  v.data = std::move(data);
+  v.data.processes = bc::report::sorted_processes(std::move(v.data.processes));
+  const auto short_id = bc::docker::short_id_from_key(v.totals.job_id);
+  v.display_id = short_id ? *short_id : std::to_string(v.totals.job_id);
+  return v;
+}
+
+struct Target {
+  uint64_t key = 0;
+  std::optional<uint32_t> step;
+  std::string shown;  // "job 123", "container 0123456789ab"
+};
+
+// The jobs asked for, or an exit status with the message printed.
+std::variant<std::vector<Target>, int> targets_of(const Options& o) {
+  std::vector<Target> targets;
+  if (o.container) {
+    const auto key = bc::docker::container_key(*o.container);
+    if (!key || o.container->find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) {
+      std::fprintf(stderr,
+                   "bcacct: container '%s': give the container's id (12 or more hex digits, docker ps); the store "
+                   "does not record container names yet, so a name cannot be looked up\n",
+                   o.container->c_str());
+      return kExitNotFound;
+    }
+    targets.push_back({*key, std::nullopt, "container " + o.container->substr(0, bc::docker::kShortIdLength)});
+    return targets;
+  }
+  for (const JobSpec& spec : o.jobs) {
+    if (spec.array_task) {
+      std::fprintf(stderr,
+                   "bcacct: job %s: array tasks cannot be looked up by ARRAYID_TASK: the store records each task "
+                   "by its own job id and has no array fields yet; give that id (sacct -j %s -o JobIDRaw)\n",
+                   spec.text.c_str(), spec.text.c_str());
+      return kExitNotFound;
+    }
+    targets.push_back({spec.id, spec.step, "job " + spec.text});
+  }
+  return targets;
 }
 
 int run(int argc, char** argv) {
   const Parsed parsed = parse_args(argc, argv);
   if (!parsed.options) return parsed.exit_code;
-  const Options& options = *parsed.options;
+  const Options& o = *parsed.options;
+
+  SourceConfig config;
+  const char* config_path = env("BC_BCACCT_CONFIG") ? env("BC_BCACCT_CONFIG") : BC_BCACCT_CONFIG_DEFAULT;
+  if (auto error = read_config(config_path, config)) {
+    std::fprintf(stderr, "bcacct: %s\n", error->c_str());
+    return kExitUsage;
+  }
+  auto target_list = targets_of(o);
+  if (const int* code = std::get_if<int>(&target_list)) return *code;
+  const auto& targets = std::get<std::vector<Target>>(target_list);
 
   std::unique_ptr<bc::report::JobSource> source;
-  std::optional<bc::report::JobData> job;
+  std::vector<JobView> views;
+  int status = kExitOk;
   try {
-    source = bc::report::open_store_source(options.store_path);
-    job = source->load(options.job_id);
-  } catch (const bc::store::StoreError& e) {
+    source = open_source(o, config);
+    if (!targets.empty()) {
+      for (const Target& t : targets) {
+        auto data = source->load(t.key);
+        if (!data) {
+          std::fprintf(stderr, "bcacct: %s not found in %s\n", t.shown.c_str(), source->describe().c_str());
+          if (status == kExitOk) status = kExitNotFound;
+          continue;
+        }
+        JobView view = make_view(std::move(*data));
+        if (!bc::bcacct::matches(o.filter, view.totals)) continue;
+        if (t.step) {
+          auto& procs = view.data.processes;
+          procs.erase(std::remove_if(procs.begin(), procs.end(), [&](const auto& p) { return p.step != *t.step; }),
+                      procs.end());
+        }
+        views.push_back(std::move(view));
+      }
+    } else {
+      bc::report::ListQuery query;
+      if (o.filter.users.size() == 1) query.user = o.filter.users.front();
+      if (o.filter.states.size() == 1) query.running = o.filter.states.front() == bc::bcacct::JobState::Running;
+      if (o.filter.from_ms) query.from_s = *o.filter.from_ms / 1000;
+      if (o.filter.to_ms) query.to_s = *o.filter.to_ms / 1000;
+      for (uint64_t id : source->list(query)) {
+        if (bc::docker::is_container_key(id)) continue;  // containers are shown with --container
+        auto data = source->load(id);
+        if (!data) continue;  // gone since the listing
+        JobView view = make_view(std::move(*data));
+        if (bc::bcacct::matches(o.filter, view.totals)) views.push_back(std::move(view));
+      }
+    }
+  } catch (const SourceError& e) {
     std::fprintf(stderr, "bcacct: %s\n", e.what());
-    return kExitStore;
-  }
-  if (!job) {
-    std::fprintf(stderr, "bcacct: job %llu not found in %s\n", static_cast<unsigned long long>(options.job_id),
-                 source->describe().c_str());
-    return kExitNotFound;
+    return exit_code_of(e);
   }
 
-  const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                             std::chrono::system_clock::now().time_since_epoch())
-                             .count();
-  // --json carries the tree already (every process has its ppid), so it wins over --tree.
-  const std::string text = options.json   ? bc::report::format_json(*job)
-                           : options.tree ? bc::report::format_tree(*job)
-                                          : bc::report::format_table(*job, now_ms);
-  return write_stdout(text) ? kExitOk : kExitFailure;
+  std::string text;
+  const bool steps_selected = std::any_of(targets.begin(), targets.end(), [](const Target& t) { return t.step; });
+  if (o.top) {
+    for (JobView& v : views) v.data.processes = bc::bcacct::top_processes(std::move(v.data.processes), o.sort, *o.top);
+  }
+  if (o.json) {
+    if (targets.size() == 1 && !steps_selected && views.size() == 1) {
+      text = bc::report::format_json(views.front().data);
+    } else {
+      std::unique_ptr<cJSON, decltype(&cJSON_Delete)> root(cJSON_CreateObject(), &cJSON_Delete);
+      cJSON* array = cJSON_AddArrayToObject(root.get(), "jobs");
+      if (!array) throw std::bad_alloc();
+      for (const JobView& v : views) {
+        cJSON* item = cJSON_Parse(bc::report::format_json(v.data).c_str());
+        if (!item || !cJSON_AddItemToArray(array, item)) throw std::bad_alloc();
+      }
+      std::unique_ptr<char, decltype(&cJSON_free)> printed(cJSON_Print(root.get()), &cJSON_free);
+      if (!printed) throw std::bad_alloc();
+      text = std::string(printed.get()) + "\n";
+    }
+  } else if (o.tree || o.files || o.net) {
+    for (const JobView& v : views) {
+      std::string part;
+      if (o.tree) part += bc::report::format_tree(v.data);
+      if (o.files) part += (part.empty() ? "" : "\n") + bc::report::format_files(v.data, o.files_all);
+      if (o.net) part += (part.empty() ? "" : "\n") + bc::report::format_connections(v.data);
+      text += (views.size() > 1 ? "job " + v.display_id + ":\n" : "") + part;
+    }
+  } else if (o.timeline) {
+    for (const JobView& v : views) {
+      if (!v.totals.start_ms) {
+        std::fprintf(stderr, "bcacct: job %s has no start time: nothing to chart\n", v.display_id.c_str());
+        return kExitFailure;
+      }
+      const int64_t from_s = *v.totals.start_ms / 1000;
+      const int64_t to_s = v.totals.end_ms.value_or(now_ms()) / 1000;
+      std::vector<bc::bcacct::NodeSeries> series;
+      try {
+        for (const std::string& node : v.totals.nodes)
+          series.push_back({node, source->series(v.totals.job_id, node, o.resolution, from_s, to_s)});
+      } catch (const SourceError& e) {
+        std::fprintf(stderr, "bcacct: %s\n", e.what());
+        return exit_code_of(e);
+      }
+      text += bc::bcacct::render_timeline(series, o.metric, from_s, to_s, bc::bcacct::terminal_columns());
+    }
+  } else if (o.rows_requested || targets.empty() || steps_selected || o.top) {
+    // sacct rows. With -j (or --top) the default is one row per process, like sacct's step rows.
+    const bool per_process_default = !targets.empty();
+    bc::bcacct::Format format =
+        o.format ? std::get<bc::bcacct::Format>(bc::bcacct::parse_format(*o.format))
+                 : bc::bcacct::default_format(per_process_default);
+    if (o.top) format.per_process = true;
+    text = bc::bcacct::render_rows(format, views, o.layout, o.header, now_ms());
+  } else {
+    for (size_t i = 0; i < views.size(); ++i) {
+      if (i) text += "\n";
+      text += bc::report::format_table(views[i].data, now_ms());
+    }
+  }
+  if (!write_stdout(text)) return kExitFailure;
+  return status;
 }
 
 }  // namespace

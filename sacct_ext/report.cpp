@@ -69,6 +69,18 @@ JobTotals compute_totals(const JobData& job) {
     t.samples += r.sample_count;
     t.monitor_cpu_ns += r.monitor_cpu_ns;
     t.monitor_max_rss_bytes = std::max(t.monitor_max_rss_bytes, r.monitor_max_rss);
+    if (t.name.empty()) t.name = r.job_name;
+    t.alloc_cpus += r.alloc_cpus;
+    t.mem_limit_bytes = std::max(t.mem_limit_bytes, r.mem_limit_bytes);
+    t.last_sample_ms = std::max(t.last_sample_ms, r.last_sample_ms);
+    if (t.container_id.empty() && !r.container_id.empty()) {
+      t.container_id = r.container_id;
+      t.container_name = r.container_name;
+      t.container_image = r.container_image;
+    }
+    t.lost += r.lost;
+    t.lost_events += r.lost_events;
+    if (!r.events_unavailable.empty()) t.events_unavailable.push_back(r.node + ": " + r.events_unavailable);
   }
   for (const ProcessRecord& p : job.processes) {
     if (t.job_id == 0) t.job_id = p.job_id;
@@ -103,6 +115,9 @@ JobTotals compute_totals(const JobData& job) {
       cg_write += r.cgroup_write_bytes;
     }
     if (!running) t.end_ms = end;
+    const int64_t until = t.end_ms ? *t.end_ms : t.last_sample_ms;
+    if (t.alloc_cpus && t.start_ms && until > *t.start_ms)
+      t.cpu_efficiency = static_cast<double>(t.cpu_ns) / 1e6 / static_cast<double>(until - *t.start_ms) / t.alloc_cpus;
     if (all(&JobRecord::has_cgroup_memory)) t.cgroup_mem_peak_bytes = mem_peak;
     if (all(&JobRecord::has_cgroup_io)) {
       t.cgroup_read_bytes = cg_read;
@@ -286,6 +301,28 @@ std::string render_table(const std::vector<Column>& columns, const std::vector<s
 
 }  // namespace
 
+std::string terminal_safe(std::string_view s) { return printable(s); }
+std::string format_cpu_time(uint64_t ns) { return cpu_time(ns); }
+std::string join_strings(const std::vector<std::string>& items, const char* sep) { return join(items, sep); }
+std::string exit_text(const ProcessRecord& p) {
+  if (!p.exited) return "";
+  std::string text = p.exit_signal ? "0:" + std::to_string(p.exit_signal) : std::to_string(p.exit_code) + ":0";
+  return p.core_dumped ? text + "+core" : text;
+}
+
+namespace {
+// "0", or "12 (ring 10, files 2)": the total and its non-zero causes.
+std::string lost_text(const JobTotals& t) {
+  std::vector<std::string> causes;
+  const std::pair<const char*, uint64_t> by_cause[] = {{"ring", t.lost.ring},         {"files", t.lost.files},
+                                                       {"connections", t.lost.connections}, {"tracked", t.lost.tracked},
+                                                       {"unreadable", t.lost.unreadable}, {"monitor", t.lost.monitor}};
+  for (const auto& [name, n] : by_cause)
+    if (n) causes.push_back(std::string(name) + " " + std::to_string(n));
+  return std::to_string(t.lost_events) + (causes.empty() ? "" : " (" + join(causes, ", ") + ")");
+}
+}  // namespace
+
 std::string format_table(const JobData& job, int64_t now_ms) {
   const JobTotals t = compute_totals(job);
   std::vector<std::string> step_names;
@@ -311,6 +348,8 @@ std::string format_table(const JobData& job, int64_t now_ms) {
   if (t.cgroup_read_bytes) header.emplace_back("CgroupRead", format_size(*t.cgroup_read_bytes));
   if (t.cgroup_write_bytes) header.emplace_back("CgroupWrite", format_size(*t.cgroup_write_bytes));
   header.emplace_back("Samples", std::to_string(t.samples));
+  header.emplace_back("Events", t.events_unavailable.empty() ? "on" : printable(join(t.events_unavailable, "; ")));
+  header.emplace_back("LostEvents", lost_text(t));
   header.emplace_back("MonitorCPU", fixed(t.monitor_cpu_seconds(), 3) + "s");
   header.emplace_back("MonitorMaxRSS", format_size(t.monitor_max_rss_bytes));
 
@@ -326,7 +365,7 @@ std::string format_table(const JobData& job, int64_t now_ms) {
     rows.push_back({std::to_string(p.pid), std::to_string(p.ppid), printable(p.node), store::step_name(p.step),
                     printable(p.command), local_time(p.start_ms), p.end_ms ? local_time(p.end_ms) : "Running",
                     fixed(static_cast<double>(p.cpu_ns) / 1e9, 2), format_size(p.max_rss),
-                    format_size(p.read_bytes), format_size(p.write_bytes)});
+                    format_size(p.read_bytes), format_size(p.write_bytes), exit_text(p)});
   }
   return out + render_table({{"PID", true},
                              {"PPID", true},
@@ -338,7 +377,8 @@ std::string format_table(const JobData& job, int64_t now_ms) {
                              {"CPU(s)", true},
                              {"MaxRSS", true},
                              {"Read", true},
-                             {"Write", true}},
+                             {"Write", true},
+                             {"ExitCode", true}},
                             rows);
 }
 
@@ -403,6 +443,32 @@ cJSON* job_object(const JobTotals& t) {
   if (t.cgroup_mem_peak_bytes) add(j, "cgroup_mem_peak_bytes", number(*t.cgroup_mem_peak_bytes));
   if (t.cgroup_read_bytes) add(j, "cgroup_read_bytes", number(*t.cgroup_read_bytes));
   if (t.cgroup_write_bytes) add(j, "cgroup_write_bytes", number(*t.cgroup_write_bytes));
+  add(j, "name", string(t.name));
+  add(j, "alloc_cpus", number(uint64_t{t.alloc_cpus}));
+  add(j, "mem_limit_bytes", t.mem_limit_bytes ? number(t.mem_limit_bytes) : cJSON_CreateNull());
+  add(j, "cpu_efficiency", t.cpu_efficiency ? cJSON_CreateNumber(*t.cpu_efficiency) : cJSON_CreateNull());
+  if (t.container_id.empty()) {
+    add(j, "container", cJSON_CreateNull());
+  } else {
+    Json c(checked(cJSON_CreateObject()));
+    add(c.get(), "id", string(t.container_id));
+    add(c.get(), "short_id", string(t.container_id.substr(0, 12)));
+    add(c.get(), "name", string(t.container_name));
+    add(c.get(), "image", string(t.container_image));
+    add(j, "container", c.release());
+  }
+  add(j, "lost_events", number(t.lost_events));
+  Json causes(checked(cJSON_CreateObject()));
+  add(causes.get(), "ring", number(t.lost.ring));
+  add(causes.get(), "files", number(t.lost.files));
+  add(causes.get(), "connections", number(t.lost.connections));
+  add(causes.get(), "tracked", number(t.lost.tracked));
+  add(causes.get(), "unreadable", number(t.lost.unreadable));
+  add(causes.get(), "monitor", number(t.lost.monitor));
+  add(j, "lost_events_by_cause", causes.release());
+  // null when events ran on every node; else "node: events unavailable: <reason>" per node.
+  add(j, "events_unavailable",
+      t.events_unavailable.empty() ? cJSON_CreateNull() : string(join(t.events_unavailable, "; ")));
   return o.release();
 }
 
@@ -422,6 +488,41 @@ cJSON* process_object(const ProcessRecord& p) {
   add(j, "max_rss_bytes", number(p.max_rss));
   add(j, "read_bytes", number(p.read_bytes));
   add(j, "write_bytes", number(p.write_bytes));
+  // Exit status from the eBPF exit event: null when it was not seen (sampling only, or still running).
+  add(j, "exit_code", p.exited ? cJSON_CreateNumber(p.exit_code) : cJSON_CreateNull());
+  add(j, "exit_signal", p.exited ? cJSON_CreateNumber(p.exit_signal) : cJSON_CreateNull());
+  add(j, "core_dumped", cJSON_CreateBool(p.core_dumped));
+  add(j, "argv_truncated", cJSON_CreateBool(p.argv_truncated));
+  add(j, "exact", cJSON_CreateBool(p.exact));
+  return o.release();
+}
+
+cJSON* file_object(const store::FileRecord& f) {
+  Json o(checked(cJSON_CreateObject()));
+  cJSON* j = o.get();
+  add(j, "pid", number(uint64_t{f.pid}));
+  add(j, "node", string(f.node));
+  add(j, "path", string(f.path));
+  add(j, "flags", string(store::file_flags_text(f.flags)));
+  add(j, "first_open", time_or_null(f.first_ms));
+  add(j, "opens", number(f.opens));
+  add(j, "failed", number(f.failed));
+  add(j, "read_bytes", number(f.read_bytes));
+  add(j, "write_bytes", number(f.write_bytes));
+  return o.release();
+}
+
+cJSON* connection_object(const store::ConnectionRecord& c) {
+  Json o(checked(cJSON_CreateObject()));
+  cJSON* j = o.get();
+  add(j, "pid", number(uint64_t{c.pid}));
+  add(j, "node", string(c.node));
+  add(j, "address", string(c.address));
+  add(j, "port", number(uint64_t{c.port}));
+  add(j, "protocol", string(c.protocol));
+  add(j, "first_connect", time_or_null(c.first_ms));
+  add(j, "count", number(c.count));
+  add(j, "failed", number(c.failed));
   return o.release();
 }
 
@@ -449,7 +550,8 @@ std::string format_tree(const JobData& job) {
     out += prefix + (root ? "" : (last ? "\u2514\u2500 " : "\u251c\u2500 ")) + std::to_string(p.pid) + " " +
            printable(args) + "  [" + store::step_name(p.step) + " cpu " + fixed(static_cast<double>(p.cpu_ns) / 1e9, 2) +
            "s rss " + format_size(p.max_rss) + " r " + format_size(p.read_bytes) + " w " +
-           format_size(p.write_bytes) + (p.end_ms ? "" : " running") + "]\n";
+           format_size(p.write_bytes) + (p.end_ms ? "" : " running") + (p.exited ? " exit " + exit_text(p) : "") +
+           "]\n";
     auto it = children.find({p.node, p.pid});
     if (it == children.end()) return;
     const std::string child_prefix = root ? prefix : prefix + (last ? "   " : "\u2502  ");
@@ -473,10 +575,118 @@ std::string format_json(const JobData& job) {
   Json processes(checked(cJSON_CreateArray()));
   for (const ProcessRecord& p : sorted_processes(job.processes)) append(processes.get(), process_object(p));
   add(root.get(), "processes", processes.release());
+  Json files(checked(cJSON_CreateArray()));
+  for (const auto& f : job.files) append(files.get(), file_object(f));
+  add(root.get(), "files", files.release());
+  Json connections(checked(cJSON_CreateArray()));
+  for (const auto& c : job.connections) append(connections.get(), connection_object(c));
+  add(root.get(), "connections", connections.release());
 
   std::unique_ptr<char, decltype(&cJSON_free)> text(cJSON_Print(root.get()), &cJSON_free);
   if (!text) throw std::bad_alloc();
   return std::string(text.get()) + "\n";
+}
+
+}  // namespace bc::report
+
+// ---------------------------------------------------------------------------------------------
+// Files and connections (eBPF events)
+
+namespace bc::report {
+namespace {
+
+// Why there is nothing to list: events did not run, or ran and saw nothing.
+std::string nothing_recorded(const JobData& job, const char* what) {
+  const JobTotals t = compute_totals(job);
+  if (!t.events_unavailable.empty()) return std::string("No ") + what + " recorded: " + printable(join(t.events_unavailable, "; ")) + "\n";
+  return std::string("No ") + what + " recorded.\n";
+}
+
+// The process a file or connection belongs to, for its command name.
+const ProcessRecord* owner(const JobData& job, const std::string& node, uint32_t pid, uint64_t start_ticks) {
+  for (const auto& p : job.processes)
+    if (p.pid == pid && p.start_ticks == start_ticks && p.node == node) return &p;
+  return nullptr;
+}
+
+}  // namespace
+
+std::string format_files(const JobData& job, bool all) {
+  if (job.files.empty()) return nothing_recorded(job, "files");
+  std::vector<std::vector<std::string>> rows;
+  if (all) {
+    struct PathTotal {
+      uint32_t flags = 0;
+      uint64_t opens = 0, failed = 0, read = 0, write = 0;
+      std::set<std::tuple<std::string, uint32_t, uint64_t>> processes;
+    };
+    std::map<std::string, PathTotal> by_path;
+    for (const auto& f : job.files) {
+      PathTotal& p = by_path[f.path];
+      p.flags |= f.flags;
+      p.opens += f.opens;
+      p.failed += f.failed;
+      p.read += f.read_bytes;
+      p.write += f.write_bytes;
+      p.processes.insert({f.node, f.pid, f.start_ticks});
+    }
+    for (const auto& [path, p] : by_path)
+      rows.push_back({printable(path), store::file_flags_text(p.flags), std::to_string(p.opens), std::to_string(p.failed),
+                      std::to_string(p.processes.size()), format_size(p.read), format_size(p.write)});
+    return render_table({{"Path", false},
+                         {"Flags", false},
+                         {"Opens", true},
+                         {"Failed", true},
+                         {"Procs", true},
+                         {"Read", true},
+                         {"Write", true}},
+                        rows);
+  }
+  auto files = job.files;
+  std::sort(files.begin(), files.end(), [](const store::FileRecord& a, const store::FileRecord& b) {
+    return std::tie(a.node, a.pid, a.start_ticks, a.first_ms, a.path) < std::tie(b.node, b.pid, b.start_ticks, b.first_ms, b.path);
+  });
+  for (const auto& f : files) {
+    const ProcessRecord* p = owner(job, f.node, f.pid, f.start_ticks);
+    rows.push_back({std::to_string(f.pid), printable(f.node), p ? printable(p->command) : "?", printable(f.path),
+                    store::file_flags_text(f.flags), std::to_string(f.opens), std::to_string(f.failed),
+                    format_size(f.read_bytes), format_size(f.write_bytes)});
+  }
+  return render_table({{"PID", true},
+                       {"Node", false},
+                       {"Command", false},
+                       {"Path", false},
+                       {"Flags", false},
+                       {"Opens", true},
+                       {"Failed", true},
+                       {"Read", true},
+                       {"Write", true}},
+                      rows);
+}
+
+std::string format_connections(const JobData& job) {
+  if (job.connections.empty()) return nothing_recorded(job, "connections");
+  auto conns = job.connections;
+  std::sort(conns.begin(), conns.end(), [](const store::ConnectionRecord& a, const store::ConnectionRecord& b) {
+    return std::tie(a.node, a.pid, a.start_ticks, a.first_ms, a.address, a.port) <
+           std::tie(b.node, b.pid, b.start_ticks, b.first_ms, b.address, b.port);
+  });
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& c : conns) {
+    const ProcessRecord* p = owner(job, c.node, c.pid, c.start_ticks);
+    rows.push_back({std::to_string(c.pid), printable(c.node), p ? printable(p->command) : "?", c.protocol,
+                    printable(c.address), c.protocol == "unix" ? "-" : std::to_string(c.port), std::to_string(c.count),
+                    std::to_string(c.failed)});
+  }
+  return render_table({{"PID", true},
+                       {"Node", false},
+                       {"Command", false},
+                       {"Proto", false},
+                       {"Address", false},
+                       {"Port", true},
+                       {"Count", true},
+                       {"Failed", true}},
+                      rows);
 }
 
 }  // namespace bc::report

@@ -16,6 +16,8 @@ namespace bc::report {
 struct JobData {
   std::vector<store::JobRecord> nodes;          // one record per node the job ran on
   std::vector<store::ProcessRecord> processes;  // every node
+  std::vector<store::FileRecord> files{};            // eBPF events, every node
+  std::vector<store::ConnectionRecord> connections{};  // eBPF events, every node
 };
 
 struct JobTotals {
@@ -38,6 +40,19 @@ struct JobTotals {
   std::optional<uint64_t> cgroup_mem_peak_bytes;  // largest node peak
   std::optional<uint64_t> cgroup_read_bytes;      // sum over nodes
   std::optional<uint64_t> cgroup_write_bytes;     // sum over nodes
+  // What the job asked for (0 / empty when the monitor could not tell).
+  std::string name;                 // Slurm's job name
+  uint32_t alloc_cpus = 0;          // sum over nodes of the job's cpuset size
+  uint64_t mem_limit_bytes = 0;     // largest node's memory limit, to set against max_rss_bytes
+  int64_t last_sample_ms = 0;       // latest over nodes
+  // CPU time / (elapsed x allocated CPUs), elapsed up to the end or, while running, the latest sample.
+  std::optional<double> cpu_efficiency;
+  // A Docker container (bc-docker), else empty.
+  std::string container_id, container_name, container_image;
+  // eBPF events: lost events summed over nodes; the reason per node where they did not run ("node: why").
+  uint64_t lost_events = 0;
+  store::EventLoss lost;
+  std::vector<std::string> events_unavailable;
 
   double cpu_seconds() const { return static_cast<double>(cpu_ns) / 1e9; }
   double monitor_cpu_seconds() const { return static_cast<double>(monitor_cpu_ns) / 1e9; }
@@ -59,8 +74,17 @@ std::string format_table(const JobData& job, int64_t now_ms);
 // I/O on each line. A process whose parent is not in the job is a root.
 std::string format_tree(const JobData& job);
 
-// One pretty-printed JSON object {"job": {...}, "processes": [...]} with a trailing newline.
+// One pretty-printed JSON object {"job": {...}, "processes": [...], "files": [...], "connections": [...]}
+// with a trailing newline.
 std::string format_json(const JobData& job);
+
+// Files opened (eBPF events). Per process: a block per process with its paths. all: one row per path for
+// the whole job, summed over its processes.
+std::string format_files(const JobData& job, bool all);
+// Connections made (eBPF events), one row per process and peer.
+std::string format_connections(const JobData& job);
+// The exit status as sacct prints ExitCode, "code:signal" ("0:0", "3:0", "0:9"); "" when not known.
+std::string exit_text(const store::ProcessRecord& p);
 
 // Like sacct: 1024-based with K/M/G/T/P/E, two decimals unless exact ("0", "1023", "1.50K", "3G").
 std::string format_size(uint64_t bytes);
@@ -70,6 +94,11 @@ std::string format_duration(int64_t seconds);
 std::string iso_utc_ms(int64_t epoch_ms);
 // Local time like sacct, "2026-11-24T21:41:07"; "Unknown" for 0.
 std::string local_time(int64_t epoch_ms);
+// Valid UTF-8 without control characters (each becomes '?'): safe for a terminal and for '|'-separated rows.
+std::string terminal_safe(std::string_view s);
+// Like sacct's TotalCPU: "HH:MM:SS.mmm", or "D-HH:MM:SS.mmm" from one day.
+std::string format_cpu_time(uint64_t ns);
+std::string join_strings(const std::vector<std::string>& items, const char* sep);
 // Valid UTF-8: each invalid byte becomes U+FFFD. Data from /proc is not guaranteed to be UTF-8,
 // and JSON must be.
 std::string valid_utf8(std::string_view s);

@@ -71,8 +71,10 @@ int remote_post_opt(spank_t sp) {
   }
   char node[256] = {};
   if (spank_getenv(sp, "SLURMD_NODENAME", node, sizeof node) != ESPANK_SUCCESS) node[0] = '\0';
+  char job_name[256] = {};
+  if (spank_getenv(sp, "SLURM_JOB_NAME", job_name, sizeof job_name) != ESPANK_SUCCESS) job_name[0] = '\0';
   auto started = std::chrono::steady_clock::now();
-  auto result = bc::spank::ensure_monitor(g_config, job_id, uid, node);
+  auto result = bc::spank::ensure_monitor(g_config, job_id, uid, node, job_name);
   double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
   using Outcome = bc::spank::LaunchResult::Outcome;
   if (result.outcome == Outcome::Failed) {

@@ -58,8 +58,21 @@ Config parse_config(const std::vector<std::string>& args, std::vector<std::strin
     } else if (key == "interval") {
       if (!parse_interval(value, config.interval_s))
         errors.push_back("interval= takes seconds between 0.05 and 3600, got '" + value + "'");
+    } else if (key == "bpf") {
+      if (!parse_bool(value, config.bpf)) errors.push_back("bpf= takes on or off, got '" + value + "'");
+    } else if (key == "file_bytes") {
+      if (!parse_bool(value, config.file_bytes)) errors.push_back("file_bytes= takes on or off, got '" + value + "'");
+    } else if (key == "bpf_ring_kib") {
+      char* end = nullptr;
+      const unsigned long kib = std::strtoul(value.c_str(), &end, 10);
+      if (value.empty() || value[0] == '-' || *end != '\0' || kib < 4 || kib > (1UL << 20)) {
+        errors.push_back("bpf_ring_kib= takes KiB between 4 and 1048576, got '" + value + "'");
+      } else {
+        config.bpf_ring_kib = static_cast<unsigned>(kib);
+      }
     } else {
-      errors.push_back("unknown key '" + key + "' (known: enable, store, monitor, interval, rundir, log)");
+      errors.push_back("unknown key '" + key +
+                       "' (known: enable, store, monitor, interval, rundir, log, bpf, bpf_ring_kib, file_bytes)");
     }
   }
   return config;

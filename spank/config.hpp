@@ -13,6 +13,10 @@ struct Config {
   std::string run_dir = BC_RUN_DIR_DEFAULT;
   std::string log = BC_LOG_DEFAULT;
   double interval_s = 1.0;
+  // eBPF events, passed to bc-monitor (--bpf, --bpf-ring-kib, --file-bytes).
+  bool bpf = true;
+  unsigned bpf_ring_kib = 1024;
+  bool file_bytes = false;
 };
 
 // Defaults first, then each argument. Every bad word (unknown key, missing '=', bad value, value too long)

@@ -123,7 +123,8 @@ std::string format_interval(double seconds) {
 
 }  // namespace
 
-LaunchResult ensure_monitor(const Config& config, uint64_t job_id, uint32_t uid, const std::string& node_name) noexcept try {
+LaunchResult ensure_monitor(const Config& config, uint64_t job_id, uint32_t uid, const std::string& node_name,
+                            const std::string& job_name) noexcept try {
   LaunchResult result;
   auto proc_cgroup = bc::monitor::read_file("/proc/self/cgroup");
   if (!proc_cgroup) {
@@ -172,7 +173,14 @@ LaunchResult ensure_monitor(const Config& config, uint64_t job_id, uint32_t uid,
                                    "--run-dir", config.run_dir,
                                    "--interval", format_interval(config.interval_s),
                                    "--cgroup-version", std::to_string(job->version),
-                                   "--cgroup-path", job->relative_path};
+                                   "--cgroup-path", job->relative_path,
+                                   "--bpf", config.bpf ? "on" : "off",
+                                   "--bpf-ring-kib", std::to_string(config.bpf_ring_kib),
+                                   "--file-bytes", config.file_bytes ? "on" : "off"};
+  if (!job_name.empty()) {
+    args.push_back("--job-name");
+    args.push_back(job_name);
+  }
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

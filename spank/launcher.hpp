@@ -16,8 +16,9 @@ struct LaunchResult {
 // Called in the remote context while slurmstepd is in the step's cgroups. Bounded: the only wait is for the
 // intermediate child of the double fork, which exits at once (capped at 1 s).
 // node: the node's Slurm name (SLURMD_NODENAME); empty falls back to slurmstepd's environment, then the
-// short hostname.
-LaunchResult ensure_monitor(const Config& config, uint64_t job_id, uint32_t uid, const std::string& node) noexcept;
+// short hostname. job_name: Slurm's job name, recorded with the job (may be empty).
+LaunchResult ensure_monitor(const Config& config, uint64_t job_id, uint32_t uid, const std::string& node,
+                            const std::string& job_name = {}) noexcept;
 
 // Asks the job's monitor, if one runs, to sample now. Checks that the pid really is a live bc-monitor
 // holding the job's lock before signalling, so a stale pid file never hits an unrelated process.

@@ -1,7 +1,8 @@
 // store_bench: the accounting store against the obvious alternative, SQLite in WAL mode with one row per
 // sample. Driven by bench/suites/store.sh; every figure is printed as "BENCH <name> <value> <unit>".
 //
-//   store_bench ingest  lmdb|sqlite|sqlite_tm DIR PROCS TICKS DURABILITY   a fresh store, TICKS batches
+//   store_bench ingest  lmdb|sqlite|sqlite_tm DIR PROCS TICKS DURABILITY [JOBS]   a fresh store, TICKS ticks
+//                       of JOBS monitors (1) sharing PROCS processes, one batch per monitor per tick
 //                       (sqlite_tm: samples keyed by time before series; faster to insert, slow to query)
 //   store_bench build   lmdb|sqlite DIR PROCS HOURS              a whole job at 1 Hz, then its size
 //   store_bench query   lmdb|sqlite DIR LABEL                    job header + processes, and every series rolled up
@@ -46,6 +47,19 @@ double cpu_s() {
   timespec ts{};
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
+// Bytes this process caused to be read from storage so far (/proc/self/io read_bytes): what a cold query
+// really fetched, whether through mmap faults (LMDB) or read() (SQLite).
+uint64_t storage_read_bytes() {
+  FILE* f = std::fopen("/proc/self/io", "re");
+  if (!f) return 0;
+  char line[128];
+  unsigned long long v = 0;
+  while (std::fgets(line, sizeof line, f))
+    if (std::sscanf(line, "read_bytes: %llu", &v) == 1) break;
+  std::fclose(f);
+  return v;
 }
 
 uint64_t dir_bytes(const std::string& dir) {
@@ -222,18 +236,34 @@ void ingest(Sink& sink, bench::SyntheticJob& job, int64_t first, int64_t ticks, 
   *cpu = c;
 }
 
-int cmd_ingest(const std::string& kind, const std::string& dir, int procs, int64_t ticks, const std::string& durability) {
+// `jobs` monitors share the node's `procs` processes; each tick every monitor commits its own batch, one
+// after the other, as separate monitor processes writing one node store would.
+int cmd_ingest(const std::string& kind, const std::string& dir, int procs, int64_t ticks, const std::string& durability,
+               int jobs) {
   fs::remove_all(dir);
   auto sink = make_sink(kind, dir, durability);
-  bench::SyntheticJob job;
-  job.processes = procs;
-  job.init();
+  std::vector<bench::SyntheticJob> monitors(static_cast<size_t>(jobs));
+  for (int j = 0; j < jobs; ++j) {
+    auto& m = monitors[static_cast<size_t>(j)];
+    m.job_id = 1000 + static_cast<uint64_t>(j);
+    m.seed = 42 + static_cast<uint64_t>(j);
+    m.processes = procs / jobs + (j < procs % jobs ? 1 : 0);
+    m.init();
+  }
   double wall = 0, cpu = 0;
-  ingest(*sink, job, 0, ticks, &wall, &cpu, false);
-  const double samples = static_cast<double>(ticks) * (procs + 1);
-  const std::string prefix = (kind == "lmdb" ? std::string("store") : kind) + "_ingest_" + durability;
+  for (int64_t k = 0; k < ticks; ++k) {
+    for (auto& m : monitors) {
+      double w = 0, c = 0;
+      ingest(*sink, m, k, 1, &w, &c, false);
+      wall += w;
+      cpu += c;
+    }
+  }
+  const double samples = static_cast<double>(ticks) * (procs + jobs);
+  const std::string prefix = (kind == "lmdb" ? std::string("store") : kind) + (jobs > 1 ? "_node" : "") + "_ingest_" + durability;
   bench(prefix + "_samples_per_s", samples / wall, "samples/s");
   bench(prefix + "_cpu_samples_per_s", samples / cpu, "samples/cpu-s");
+  bench(prefix + "_commit_ms", wall / static_cast<double>(ticks * jobs) * 1e3, "ms");
   sink.reset();
   fs::remove_all(dir);
   return 0;
@@ -313,10 +343,12 @@ int cmd_query(const std::string& kind, const std::string& dir, const std::string
     o.create = false;
     o.config_path = "";
     o.retention = store::Retention{};
+    const uint64_t io0 = storage_read_bytes();
     double t0 = now_s();
     auto s = store::Store::open(dir, o);
     store::JobSnapshot snap = s->load_job(job_id);
     const double header = now_s() - t0;
+    const uint64_t header_io = storage_read_bytes() - io0;
     if (snap.processes.empty()) return 1;
     t0 = now_s();
     uint64_t buckets = 0;
@@ -328,11 +360,13 @@ int cmd_query(const std::string& kind, const std::string& dir, const std::string
     }
     const double all = now_s() - t0;
     bench(prefix + "_job_processes_ms", header * 1e3, "ms");
+    bench(prefix + "_job_processes_read_kib", static_cast<double>(header_io) / 1024, "KiB");
     bench(prefix + "_job_series_rollup_ms", all * 1e3, "ms");
     std::fprintf(stderr, "  %zu processes, %llu %s buckets over %zu series\n", snap.processes.size(),
                  static_cast<unsigned long long>(buckets), store::resolution_name(res), snap.processes.size() + 1);
     return 0;
   }
+  const uint64_t io0 = storage_read_bytes();
   double t0 = now_s();
   sqlite3* db = nullptr;
   sq_check(sqlite3_open_v2((dir + "/bench.sqlite").c_str(), &db, SQLITE_OPEN_READONLY, nullptr), db, "open");
@@ -381,6 +415,7 @@ int cmd_query(const std::string& kind, const std::string& dir, const std::string
   std::vector<uint32_t> series = {0};
   for (const auto& p : procs) series.push_back(p.series_id);
   const double header = now_s() - t0;
+  const uint64_t header_io = storage_read_bytes() - io0;
   // The same rollup as the store's minute buckets, computed from the raw rows: samples, CPU increase,
   // peak and mean RSS, I/O per minute.
   t0 = now_s();
@@ -401,6 +436,7 @@ int cmd_query(const std::string& kind, const std::string& dir, const std::string
   const double all = now_s() - t0;
   sqlite3_close(db);
   bench(prefix + "_job_processes_ms", header * 1e3, "ms");
+  bench(prefix + "_job_processes_read_kib", static_cast<double>(header_io) / 1024, "KiB");
   bench(prefix + "_job_series_rollup_ms", all * 1e3, "ms");
   std::fprintf(stderr, "  %zu processes, %llu minute buckets over %zu series (%d job columns)\n", series.size() - 1,
                static_cast<unsigned long long>(buckets), series.size(), cols);
@@ -431,7 +467,9 @@ int cmd_evict(int argc, char** argv) {
 int main(int argc, char** argv) {
   const std::string cmd = argc > 1 ? argv[1] : "";
   try {
-    if (cmd == "ingest" && argc == 7) return cmd_ingest(argv[2], argv[3], std::atoi(argv[4]), std::atoll(argv[5]), argv[6]);
+    if (cmd == "ingest" && (argc == 7 || argc == 8))
+      return cmd_ingest(argv[2], argv[3], std::atoi(argv[4]), std::atoll(argv[5]), argv[6],
+                        argc == 8 ? std::max(1, std::atoi(argv[7])) : 1);
     if (cmd == "build" && argc == 6) return cmd_build(argv[2], argv[3], std::atoi(argv[4]), std::atoll(argv[5]));
     if (cmd == "query" && argc == 5) return cmd_query(argv[2], argv[3], argv[4]);
     if (cmd == "evict") return cmd_evict(argc - 2, argv + 2);
@@ -440,7 +478,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::fprintf(stderr,
-               "usage: store_bench ingest lmdb|sqlite|sqlite_tm DIR PROCS TICKS default|full|none\n"
+               "usage: store_bench ingest lmdb|sqlite|sqlite_tm DIR PROCS TICKS default|full|none [JOBS]\n"
                "       store_bench build lmdb|sqlite DIR PROCS HOURS\n"
                "       store_bench query lmdb|sqlite DIR LABEL\n"
                "       store_bench evict PATH...\n");

@@ -216,6 +216,9 @@ def test_picks_up_running():
     argvs = [p["argv"] for p in data["processes"]]
     assert ["sleep", "4"] in argvs, f"the container's process is in the store: {argvs}"
     assert data["job"]["samples"] >= 3, data["job"]
+    container = data["job"]["container"]
+    assert container and container["id"] == cid and container["short_id"] == cid[:12], container
+    assert container["name"] == "bct-before" and container["image"], container
     rec = env.last_record(cid)
     assert rec and rec["monitored"] is True and rec["name"] == "bct-before", rec
     log(f"store: {len(data['processes'])} processes, {data['job']['samples']} samples for key {key}")

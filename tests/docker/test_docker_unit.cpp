@@ -300,12 +300,13 @@ TEST(DockerLauncher, MonitorArgumentsAreTheIssueContract) {
   c.store = "/s";
   c.run_dir = "/r";
   c.interval_s = 0.5;
-  MonitorRequest request{*container_key(kId), 1000, 1, "/docker/" + kId, "x"};
+  MonitorRequest request{*container_key(kId), 1000, 1, "/docker/" + kId, "x", kId, "web-1", ""};
   auto argv = monitor_argv(c, "node1", request);
   const std::vector<std::string> expected = {"/usr/sbin/bc-monitor", "--job", std::to_string(*container_key(kId)),
                                              "--node", "node1", "--store", "/s", "--run-dir", "/r", "--interval", "0.5",
-                                             "--cgroup-version", "1", "--cgroup-path", "/docker/" + kId, "--uid", "1000"};
-  EXPECT_EQ(argv, expected);
+                                             "--cgroup-version", "1", "--cgroup-path", "/docker/" + kId, "--uid", "1000",
+                                             "--container-id", kId, "--container-name", "web-1"};
+  EXPECT_EQ(argv, expected);  // an unknown image is left out
 }
 
 // ---- container log ----

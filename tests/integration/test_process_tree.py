@@ -19,7 +19,8 @@ $T alloc 200 2 {out}/alloc.json &
 sh -c 'sleep 1.2; true' &
 wait
 """
-job = c.sbatch(script, "-n1")
+job = c.sbatch(script, "-n1", "-J", "bc-tree")
+slurm_view = c.job_state(job)
 
 # While the job runs: the monitor must exist and must not be inside any of the job's cgroups.
 monitor_cgroups = None
@@ -33,6 +34,15 @@ while time.time() < deadline and monitor_cgroups is None:
             pass
     time.sleep(0.05)
 assert monitor_cgroups is not None, "no monitor appeared for the job"
+# The job's own cgroup files, read while it runs, are the truth for its allocation.
+import glob
+job_limit = job_cpus = None
+for limit_file in glob.glob(f"/sys/fs/cgroup/memory/slurm_*/uid_*/job_{job}/memory.limit_in_bytes"):
+    job_limit = int(open(limit_file).read())
+for cpus_file in glob.glob(f"/sys/fs/cgroup/cpuset/slurm_*/uid_*/job_{job}/cpuset.cpus"):
+    text = open(cpus_file).read().strip()
+    job_cpus = sum(int(r.split("-")[-1]) - int(r.split("-")[0]) + 1 for r in text.split(",") if r)
+assert job_limit and job_cpus, "the job's memory and cpuset cgroups exist while it runs"
 assert f"/job_{job}" not in monitor_cgroups, f"monitor sits in the job's cgroup:\n{monitor_cgroups}"
 print("ok monitor outside the job's cgroups")
 
@@ -84,6 +94,13 @@ assert j["cpu_seconds"] >= 0.95 * sum(t["cpu_seconds"] for t in truth.values()),
 within(j["write_bytes"], truth["write"]["bytes_written"], 0.10, "job write_bytes")
 assert j["max_rss_bytes"] >= 200 * MIB, j
 assert "batch" in j["steps"], j
+# What the job asked for, against Slurm's own view of it.
+assert j["name"] == "bc-tree", j
+assert j["alloc_cpus"] == int(slurm_view["NumCPUs"]), (j, slurm_view["NumCPUs"])
+assert j["alloc_cpus"] == job_cpus, (j, job_cpus)
+assert j["mem_limit_bytes"] == (job_limit if job_limit < 1 << 62 else None), (j, job_limit)
+assert 0 < j["cpu_efficiency"] <= 1.05, j
+print(f"ok name, {j['alloc_cpus']} CPUs, {j['mem_limit_bytes']} bytes limit, efficiency {j['cpu_efficiency']:.3f}")
 
 # --tree shows the same hierarchy: sleep indented under sh, sh under the batch shell.
 tree = c.bcacct("-j", str(job), "--tree").stdout

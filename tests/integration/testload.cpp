@@ -4,7 +4,14 @@
 //   bc-testload busy SECONDS REPORT             burn CPU for SECONDS of wall time
 //   bc-testload alloc MIB HOLD_SECONDS REPORT   touch MIB of memory, hold it
 //   bc-testload write PATH BYTES HOLD_SECONDS REPORT   write BYTES with fsync, then stay alive
+//   bc-testload files DIR REPORT                opens DIR/once (1), DIR/often (10000), DIR/twice (2), DIR/missing
+//                                               (absent: 1 failed open); reports the counts its opens returned
+//   bc-testload connect OPEN_PORT CLOSED_PORT REPORT   TCP connects to 127.0.0.1: one to OPEN_PORT (a listener),
+//                                               two to CLOSED_PORT (refused); reports the outcomes
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -45,7 +52,9 @@ void report(const char* path, const std::string& extra) {
 void hold(double seconds) { std::this_thread::sleep_for(std::chrono::duration<double>(seconds)); }
 
 int usage() {
-  std::fputs("usage: bc-testload busy SECONDS REPORT | alloc MIB HOLD REPORT | write PATH BYTES HOLD REPORT\n", stderr);
+  std::fputs("usage: bc-testload busy SECONDS REPORT | alloc MIB HOLD REPORT | write PATH BYTES HOLD REPORT |\n"
+             "       files DIR REPORT | connect OPEN_PORT CLOSED_PORT REPORT\n",
+             stderr);
   return 2;
 }
 
@@ -90,6 +99,56 @@ int main(int argc, char** argv) {
     std::ostringstream extra;
     extra << ", \"bytes_written\": " << written;
     report(argv[5], extra.str());
+    return 0;
+  }
+  if (mode == "files" && argc == 4) {
+    const std::string dir = argv[2];
+    struct Target {
+      const char* name;
+      int times;
+      int ok = 0, failed = 0;
+    } targets[] = {{"once", 1}, {"often", 10000}, {"twice", 2}, {"missing", 1}};
+    for (auto& t : targets) {
+      const std::string path = dir + "/" + t.name;
+      for (int i = 0; i < t.times; ++i) {
+        int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+          ++t.ok;
+          close(fd);
+        } else {
+          ++t.failed;
+        }
+      }
+    }
+    std::ostringstream extra;
+    extra << ", \"files\": {";
+    for (size_t i = 0; i < 4; ++i)
+      extra << (i ? ", " : "") << "\"" << dir << "/" << targets[i].name << "\": {\"opens\": " << targets[i].ok
+            << ", \"failed\": " << targets[i].failed << "}";
+    extra << "}";
+    report(argv[3], extra.str());
+    return 0;
+  }
+  if (mode == "connect" && argc == 5) {
+    auto attempt = [](int port) {
+      int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      if (fd < 0) return false;
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_port = htons(static_cast<uint16_t>(port));
+      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      bool ok = connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+      close(fd);
+      return ok;
+    };
+    const int open_port = std::atoi(argv[2]), closed_port = std::atoi(argv[3]);
+    const int open_ok = attempt(open_port) ? 1 : 0;
+    int closed_ok = 0;
+    for (int i = 0; i < 2; ++i) closed_ok += attempt(closed_port) ? 1 : 0;
+    std::ostringstream extra;
+    extra << ", \"open_port\": " << open_port << ", \"open_ok\": " << open_ok << ", \"closed_port\": " << closed_port
+          << ", \"closed_ok\": " << closed_ok;
+    report(argv[4], extra.str());
     return 0;
   }
   return usage();

@@ -9,3 +9,7 @@ gtest_discover_tests(test_bcacct TEST_PREFIX "bcacct." PROPERTIES LABELS unit)
 add_executable(test_tree ${CMAKE_CURRENT_LIST_DIR}/test_tree.cpp)
 target_link_libraries(test_tree PRIVATE bc_report GTest::gtest_main)
 gtest_discover_tests(test_tree PROPERTIES LABELS unit TEST_PREFIX bcacct.)
+
+add_executable(test_bcacct_cli ${CMAKE_CURRENT_LIST_DIR}/test_bcacct_cli.cpp)
+target_link_libraries(test_bcacct_cli PRIVATE bc_bcacct_cli bc_job_source bc_report bc_store GTest::gtest_main)
+gtest_discover_tests(test_bcacct_cli TEST_PREFIX "bcacct." PROPERTIES LABELS unit)

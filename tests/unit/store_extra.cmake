@@ -24,3 +24,13 @@ target_link_libraries(test_store_records PRIVATE bc_store PkgConfig::LMDB GTest:
 target_include_directories(test_store_records PRIVATE ${PROJECT_SOURCE_DIR}/accounting_db)
 gtest_discover_tests(test_store_records PROPERTIES LABELS unit)
 include(${PROJECT_SOURCE_DIR}/tests/store/store_tests.cmake)
+
+add_executable(test_store_open_record ${CMAKE_CURRENT_LIST_DIR}/test_store_open_record.cpp)
+target_link_libraries(test_store_open_record PRIVATE bc_store GTest::gtest_main)
+target_include_directories(test_store_open_record PRIVATE ${PROJECT_SOURCE_DIR}/accounting_db)
+gtest_discover_tests(test_store_open_record PROPERTIES LABELS unit)
+
+add_executable(test_store_process_pack ${CMAKE_CURRENT_LIST_DIR}/test_store_process_pack.cpp)
+target_link_libraries(test_store_process_pack PRIVATE bc_store PkgConfig::LMDB GTest::gtest_main)
+target_include_directories(test_store_process_pack PRIVATE ${PROJECT_SOURCE_DIR}/accounting_db)
+gtest_discover_tests(test_store_process_pack PROPERTIES LABELS unit)

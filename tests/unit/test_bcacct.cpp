@@ -32,6 +32,7 @@ constexpr int64_t kT0 = 1700000000123;  // 2023-11-14T22:13:20.123Z
 constexpr uint64_t kJob = 4242;         // two nodes, n02 still running
 constexpr uint64_t kDoneJob = 4343;     // one node, finished, every cgroup controller
 constexpr uint64_t kMissingJob = 999;
+constexpr uint64_t kSeriesJob = 4545;   // bob's, on n03, with a job series of 120 one-second samples
 
 // ---------------------------------------------------------------------------------------------
 // The fixture store
@@ -148,6 +149,31 @@ void write_node(bc::store::Store& store, const JobRecord& record, const std::vec
   store.write_batch(last);
 }
 
+// Job 4545: 120 s from kT0/1000 on n03. The job used half a core for 60 s, then a whole core for 60 s;
+// RSS grows by 1 MiB a second; it wrote 1 MiB a second in the second half.
+void write_series_job(bc::store::Store& store) {
+  const int64_t t0 = kT0 / 1000;
+  for (int64_t i = 0; i < 120; ++i) {
+    bc::store::Batch b;
+    b.job = job_record(kSeriesJob, "n03");
+    b.job.user = "bob";
+    b.job.uid = 1001;
+    b.job.steps = {bc::store::kStepBatch};
+    b.job.start_ms = t0 * 1000;
+    b.job.end_ms = i == 119 ? (t0 + 119) * 1000 : 0;
+    b.job.sample_count = static_cast<uint64_t>(i + 1);
+    const uint64_t cpu = i <= 60 ? static_cast<uint64_t>(i) * 500'000'000 : 30'000'000'000 + static_cast<uint64_t>(i - 60) * 1'000'000'000;
+    b.job.has_cgroup_cpu = true;
+    b.job.cgroup_cpu_ns = cpu;
+    const uint64_t written = i <= 60 ? 0 : static_cast<uint64_t>(i - 60) * kMiB;
+    b.job_sample = bc::store::Sample{0, t0 + i, cpu, static_cast<uint64_t>(i + 1) * kMiB, 0, written};
+    ProcessRecord p = process(900, 1, bc::store::kStepBatch, "sim", t0 * 1000, b.job.end_ms, cpu,
+                              static_cast<uint64_t>(i + 1) * kMiB, 0, written);
+    b.processes.push_back({p, std::nullopt});
+    store.write_batch(b);
+  }
+}
+
 class BcacctTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -161,6 +187,7 @@ class BcacctTest : public ::testing::Test {
     write_node(*store, fixture_.n01, fixture_.n01_procs);
     write_node(*store, fixture_.n02, fixture_.n02_procs);
     write_node(*store, fixture_.done, fixture_.done_procs);
+    write_series_job(*store);
   }
   static void TearDownTestSuite() {
     std::error_code ec;
@@ -281,6 +308,7 @@ Outcome run_bcacct(const std::vector<std::string>& args, const std::vector<std::
 std::vector<std::string> clean_env(std::vector<std::string> extra = {}) {
   extra.push_back("TZ=UTC");
   extra.push_back("PATH=/usr/bin:/bin");
+  extra.push_back("BC_BCACCT_CONFIG=/nonexistent/bcacct.conf");  // no site config: no bcd
   return extra;
 }
 
@@ -392,7 +420,7 @@ TEST_F(BcacctTest, SourceLoadsEveryNodeAndProcess) {
   auto source = bc::report::open_store_source(store_path_);
   EXPECT_FALSE(source->load(kMissingJob).has_value());
   EXPECT_EQ(source->describe(), "store " + store_path_);
-  EXPECT_THROW(bc::report::open_store_source(dir_ + "/absent.lmdb"), bc::store::StoreError);
+  EXPECT_THROW(bc::report::open_store_source(dir_ + "/absent.lmdb"), bc::report::SourceError);
 }
 
 TEST_F(BcacctTest, TotalsAcrossNodes) {
@@ -596,11 +624,15 @@ TEST_F(BcacctTest, CliUnknownJobExits1) {
 TEST_F(BcacctTest, CliUsageErrorsExit2) {
   const std::vector<std::vector<std::string>> bad = {
       {"-j", "abc", "--store", store_path_},  {"-j", "12abc"},          {"-j", "-5"},
-      {"-j", "4242.batch"},                   {"-j", "1,2"},            {"-j", "0"},
-      {"-j", "99999999999"},                  {"-j", ""},               {},
-      {"--store", store_path_},               {"-j"},                   {"--bogus"},
-      {"-j", "1", "-j", "2"},                 {"-j", "1", "stray"},     {"--json=yes", "-j", "1"},
-      {"-j", "1", "--store="},
+      {"-j", "4242.bogus"},                   {"-j", "1,,2"},           {"-j", "0"},
+      {"-j", "99999999999"},                  {"-j", ""},               {"-j", "1_x"},
+      {"-j", "1+"},                           {"-j"},                   {"--bogus"},
+      {"-S", "25:00"},                        {"-j", "1", "stray"},     {"--json=yes", "-j", "1"},
+      {"-j", "1", "--store="},                {"-s", "failed"},         {"-o", "JobID,Nope"},
+      {"-o", "JobID%x"},                      {"-N", "n[1-"},           {"--timeline"},
+      {"-j", "1", "--metric", "io"},          {"-j", "1", "--top", "0"}, {"-j", "1", "--sort", "rss"},
+      {"-j", "1", "--json", "--tree"},        {"-j", "1,2", "--timeline"}, {"-S", "now", "-E", "now-1hour"},
+      {"--container", "abcdef012345", "-j", "1"}, {"--store", "x", "--central", "http://x"},
   };
   for (const auto& args : bad) {
     std::string shown;
@@ -656,4 +688,221 @@ TEST_F(BcacctTest, CliWriteErrorExits4) {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// sacct's options on the fixed store, expected text
+
+TEST_F(BcacctTest, CliParsable2ProcessRowsByDefaultWithJ) {
+  const Outcome r = run_bcacct({"-j", std::to_string(kDoneJob), "--store", store_path_, "-P"}, clean_env());
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out,
+            "JobID|Step|PID|PPID|NodeList|Command|Start|End|TotalCPU|MaxRSS|ReadBytes|WriteBytes\n"
+            "4343|batch|800|1|n01|sleep|2023-11-14T22:13:20|2023-11-14T22:14:20|00:00:00.001|1M|0|0\n");
+}
+
+TEST_F(BcacctTest, CliParsableJobRowWithoutHeader) {
+  // Job CPU: n01's cgroup 7.25 s + n02's processes 2.75 s; MaxRSS: n02's 400M process.
+  const Outcome r = run_bcacct(
+      {"-j", std::to_string(kJob), "--store", store_path_, "-o", "JobID,User,State,NodeList,TotalCPU,MaxRSS", "-p", "-n"},
+      clean_env());
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "4242|alice|RUNNING|n01,n02|00:00:10.000|400M|\n");
+}
+
+TEST_F(BcacctTest, CliFormatWidthsFixed) {
+  const Outcome r = run_bcacct({"-j", "4242,4343", "--store", store_path_, "--format=JobID%6,State%-9,NNodes%3"},
+                               clean_env());
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out,
+            " JobID State     NN+\n"
+            "------ --------- ---\n"
+            "  4242 RUNNING     2\n"
+            "  4343 COMPLETED   1\n");
+}
+
+TEST_F(BcacctTest, CliStepSelectionAndTop) {
+  Outcome r = run_bcacct({"-j", "4242.batch", "--store", store_path_, "-P", "-o", "PID,Step,Command"}, clean_env());
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "PID|Step|Command\n500|batch|bash\n");
+  r = run_bcacct({"-j", "4242", "--store", store_path_, "--top", "2", "--sort", "rss", "-P", "-o", "PID,NodeList,MaxRSS"},
+                 clean_env());
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "PID|NodeList|MaxRSS\n700|n02|400M\n501|n01|150M\n");
+  r = run_bcacct({"-j", "4242", "--store", store_path_, "--top", "1", "-n", "-P"}, clean_env());  // by CPU
+  EXPECT_EQ(r.out.rfind("4242|0|501|500|n01|python3|", 0), 0u) << r.out;
+  r = run_bcacct({"-j", "4242", "--store", store_path_, "--top", "1", "--sort", "io", "-P", "-n", "-o", "PID"},
+                 clean_env());
+  EXPECT_EQ(r.out, "501\n");  // 4M+512 read and 3M written, above 700's 7M read
+}
+
+TEST_F(BcacctTest, CliJsonOfSeveralJobs) {
+  const Outcome r = run_bcacct({"-j", "4343,4242", "--store", store_path_, "--json"}, clean_env());
+  EXPECT_EQ(r.status, 0) << r.err;
+  Json root = parse(r.out);
+  ASSERT_NE(root, nullptr) << r.out;
+  const cJSON* jobs = field(root.get(), "jobs");
+  ASSERT_EQ(cJSON_GetArraySize(jobs), 2);
+  EXPECT_EQ(num(field(cJSON_GetArrayItem(jobs, 0), "job"), "id"), 4343);
+  EXPECT_EQ(num(field(cJSON_GetArrayItem(jobs, 1), "job"), "id"), 4242);
+  EXPECT_EQ(cJSON_GetArraySize(field(cJSON_GetArrayItem(jobs, 1), "processes")), 4);
+}
+
+TEST_F(BcacctTest, CliListingWindowUsersStatesNodes) {
+  const auto ids = [&](std::vector<std::string> args) {
+    args.insert(args.end(), {"--store", store_path_, "-o", "JobID", "-P", "-n"});
+    const Outcome r = run_bcacct(args, clean_env());
+    EXPECT_EQ(r.status, 0) << r.err;
+    return r.out;
+  };
+  EXPECT_EQ(ids({"-S", "2023-11-14", "-E", "2023-11-15"}), "4242\n4343\n4545\n");
+  EXPECT_EQ(ids({"-S", "11/14/23-22:15", "-E", "2023-11-15"}), "4242\n4545\n");  // 4343 ended 22:14:21
+  EXPECT_EQ(ids({"-S", "2023-11-14", "-E", "2023-11-14T22:13:19"}), "");      // before every start
+  EXPECT_EQ(ids({"-S", "2023-11-14", "-s", "r"}), "4242\n");
+  EXPECT_EQ(ids({"-S", "2023-11-14", "-u", "bob"}), "4545\n");
+  EXPECT_EQ(ids({"-S", "2023-11-14", "-u", "bob,alice"}), "4242\n4343\n4545\n");
+  EXPECT_EQ(ids({"-S", "2023-11-14", "-N", "n[02-03]"}), "4242\n4545\n");
+  EXPECT_EQ(ids({}), "4242\n");  // since midnight today: only 4242, still running on n02
+}
+
+TEST_F(BcacctTest, CliTimelineExpectedChart) {
+  // 120 one-second buckets in 48 columns (60 minus the axis): three per column, 40 columns. The job used 50%
+  // of a core for its first 60 s, then 100%: 24 of 48 eighths, then all 48. Column 20 holds one 50% second
+  // and two 100% ones (83%: 40 eighths, five rows).
+  const std::string full = "\u2588";
+  const auto bar = [&](int blank, int filled) {
+    std::string s(static_cast<size_t>(blank), ' ');
+    for (int i = 0; i < filled; ++i) s += full;
+    return s;
+  };
+  Outcome r = run_bcacct({"-j", std::to_string(kSeriesJob), "--store", store_path_, "--timeline", "--resolution", "s"},
+                         clean_env({"COLUMNS=60"}));
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out,
+            "node n03: CPU % (CPU time over wall time; 100% = one core), second resolution, 1 column = 00:00:03\n"
+            "     100% \u2524" + bar(21, 19) + "\n" +
+            "          \u2502" + bar(20, 20) + "\n" +
+            "          \u2502" + bar(20, 20) + "\n" +
+            "          \u2502" + bar(0, 40) + "\n" +
+            "          \u2502" + bar(0, 40) + "\n" +
+            "       0% \u2524" + bar(0, 40) + "\n" +
+            "           2023-11-14T22:13:20  2023-11-14T22:15:20\n");
+
+  // Minute buckets 22:13 (no writes), 22:14 (39 MiB: 665.60K/s, the top) and 22:15 (20 MiB: 25 of 48 eighths).
+  r = run_bcacct({"-j", std::to_string(kSeriesJob), "--store", store_path_, "--timeline", "--metric", "io",
+                  "--resolution", "m"},
+                 clean_env({"COLUMNS=60"}));
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out,
+            "node n03: I/O (read+write bytes per second), minute resolution, 1 column = 00:01:00\n"
+            "665.60K/s \u2524" + bar(1, 1) + "\n" +
+            "          \u2502" + bar(1, 1) + "\n" +
+            "          \u2502" + bar(1, 1) + "\u2581\n" +
+            "          \u2502" + bar(1, 2) + "\n" +
+            "          \u2502" + bar(1, 2) + "\n" +
+            "      0/s \u2524" + bar(1, 2) + "\n" +
+            "           2023-11-14T22:13:00\n");
+}
+
+TEST_F(BcacctTest, CliContainerAndArrayIds) {
+  Outcome r = run_bcacct({"--container", "0123456789ab", "--store", store_path_}, clean_env());
+  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(r.err, "bcacct: container 0123456789ab not found in store " + store_path_ + "\n");
+  r = run_bcacct({"--container", "my-service", "--store", store_path_}, clean_env());
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("does not record container names yet"), std::string::npos) << r.err;
+  r = run_bcacct({"-j", "4242_1", "--store", store_path_}, clean_env());
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("no array fields yet"), std::string::npos) << r.err;
+  r = run_bcacct({"-j", "4241+1", "--store", store_path_, "-P", "-n", "-o", "JobID"}, clean_env());
+  EXPECT_EQ(r.status, 0) << r.err;  // het component 1 of 4241 is job 4242
+  EXPECT_EQ(r.out, "4242\n");
+}
+
+TEST_F(BcacctTest, CliBcdUnreachableFallsBackOrExits6) {
+  // Port 1 on loopback refuses at once (or munge is not running here: either way bcd cannot be used).
+  Outcome r = run_bcacct({"-j", std::to_string(kDoneJob), "-P", "-n", "-o", "JobID"},
+                         clean_env({"BC_CENTRAL=http://127.0.0.1:1", "BC_STORE=" + store_path_}));
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "4343\n");
+  EXPECT_EQ(r.err.rfind("bcacct: warning: ", 0), 0u) << r.err;
+  EXPECT_NE(r.err.find("showing the local node store " + store_path_), std::string::npos) << r.err;
+  r = run_bcacct({"-j", std::to_string(kDoneJob)},
+                 clean_env({"BC_CENTRAL=http://127.0.0.1:1", "BC_STORE=" + dir_ + "/absent.lmdb"}));
+  EXPECT_EQ(r.status, 6) << r.err;
+  EXPECT_NE(r.err.find("no local node store at " + dir_ + "/absent.lmdb"), std::string::npos) << r.err;
+  EXPECT_EQ(r.out, "");
+  // --store never asks bcd.
+  r = run_bcacct({"-j", std::to_string(kDoneJob), "--store", store_path_, "-P", "-n", "-o", "JobID"},
+                 clean_env({"BC_CENTRAL=http://127.0.0.1:1"}));
+  EXPECT_EQ(r.status, 0);
+  EXPECT_EQ(r.err, "");
+}
+
+TEST_F(BcacctTest, CliConfigFile) {
+  const std::string conf = dir_ + "/bcacct.conf";
+  std::ofstream(conf) << "# site\ncentral = http://127.0.0.1:1\nstore=" << store_path_ << "\ntimeout=2\n";
+  Outcome r = run_bcacct({"-j", std::to_string(kDoneJob), "-P", "-n", "-o", "JobID"},
+                         {"TZ=UTC", "BC_BCACCT_CONFIG=" + conf});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "4343\n");
+  EXPECT_EQ(r.err.rfind("bcacct: warning: ", 0), 0u) << r.err;  // bcd from the file, then the store from it
+  std::ofstream(conf) << "central=http://x\nbogus=1\n";
+  r = run_bcacct({"-j", "1"}, {"TZ=UTC", "BC_BCACCT_CONFIG=" + conf});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_EQ(r.err, "bcacct: " + conf + ":2: unknown key 'bogus' (known: central, munge_socket, store, timeout)\n");
+}
+
+TEST_F(BcacctTest, CliHelpFormat) {
+  const Outcome r = run_bcacct({"--helpformat"}, clean_env());
+  EXPECT_EQ(r.status, 0);
+  EXPECT_NE(r.out.find("  MaxRSS "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("  Command "), std::string::npos) << r.out;
+}
+
 }  // namespace
+
+TEST(Totals, AllocationEfficiencyAndContainerIdentity) {
+  JobData job;
+  JobRecord a;
+  a.job_id = 7;
+  a.node = "n1";
+  a.job_name = "train";
+  a.start_ms = 1'000'000;
+  a.end_ms = 1'010'000;  // 10 s
+  a.has_cgroup_cpu = true;
+  a.cgroup_cpu_ns = 15'000'000'000;  // 15 s of CPU on 2 CPUs over 10 s: 75%
+  a.alloc_cpus = 2;
+  a.mem_limit_bytes = 1 << 30;
+  JobRecord b = a;
+  b.node = "n2";
+  b.cgroup_cpu_ns = 5'000'000'000;  // 5 s on 2 CPUs
+  b.mem_limit_bytes = 2ULL << 30;
+  job.nodes = {a, b};
+  auto t = bc::report::compute_totals(job);
+  EXPECT_EQ(t.name, "train");
+  EXPECT_EQ(t.alloc_cpus, 4u);
+  EXPECT_EQ(t.mem_limit_bytes, 2ULL << 30);
+  ASSERT_TRUE(t.cpu_efficiency);
+  EXPECT_NEAR(*t.cpu_efficiency, 20.0 / (10.0 * 4), 1e-9);
+
+  std::unique_ptr<cJSON, void (*)(cJSON*)> json(cJSON_Parse(bc::report::format_json(job).c_str()), cJSON_Delete);
+  ASSERT_TRUE(json);
+  cJSON* j = cJSON_GetObjectItem(json.get(), "job");
+  EXPECT_STREQ(cJSON_GetObjectItem(j, "name")->valuestring, "train");
+  EXPECT_DOUBLE_EQ(cJSON_GetObjectItem(j, "cpu_efficiency")->valuedouble, 0.5);
+  EXPECT_TRUE(cJSON_IsNull(cJSON_GetObjectItem(j, "container")));
+
+  job.nodes = {a};
+  job.nodes[0].container_id = std::string(64, 'c');
+  job.nodes[0].container_name = "web-1";
+  job.nodes[0].container_image = "bc-busybox:test";
+  json.reset(cJSON_Parse(bc::report::format_json(job).c_str()));
+  cJSON* c = cJSON_GetObjectItem(cJSON_GetObjectItem(json.get(), "job"), "container");
+  ASSERT_TRUE(cJSON_IsObject(c));
+  EXPECT_STREQ(cJSON_GetObjectItem(c, "short_id")->valuestring, "cccccccccccc");
+  EXPECT_STREQ(cJSON_GetObjectItem(c, "name")->valuestring, "web-1");
+  EXPECT_STREQ(cJSON_GetObjectItem(c, "image")->valuestring, "bc-busybox:test");
+
+  job.nodes[0].end_ms = 0;  // running, no sample yet: no elapsed time to divide by
+  job.nodes[0].last_sample_ms = 0;
+  EXPECT_FALSE(bc::report::compute_totals(job).cpu_efficiency);
+}

@@ -60,6 +60,8 @@ TEST(V1Reader, RealJobTree) {
   EXPECT_TRUE(t.has_io);
   EXPECT_EQ(t.io.write_bytes, 67108864u);
   EXPECT_FALSE(t.has_pids);
+  EXPECT_EQ(t.cpus, 2u);
+  EXPECT_EQ(t.mem_limit, 2147483648u);
 }
 
 TEST(V1Reader, GoneJob) {
@@ -88,6 +90,8 @@ TEST(V2Reader, FixtureTree) {
   EXPECT_EQ(t.mem_peak, 209715200u);
   EXPECT_EQ(t.io.read_bytes, 1052672u);
   EXPECT_EQ(t.pids, 5u);
+  EXPECT_EQ(t.cpus, 4u);
+  EXPECT_EQ(t.mem_limit, 4294967296u);
 }
 
 TEST(V2Reader, UnifiedMountOfThisHost) {

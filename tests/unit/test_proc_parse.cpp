@@ -145,3 +145,20 @@ TEST(Steps, FromRelativePath) {
   EXPECT_FALSE(step_from_relative_path("/task_0"));
   EXPECT_FALSE(step_from_relative_path("/step_x1"));
 }
+
+TEST(CgroupFiles, CpuListCount) {
+  EXPECT_EQ(count_cpu_list("0-1\n"), 2u);
+  EXPECT_EQ(count_cpu_list("0-3,8,10-11\n"), 7u);
+  EXPECT_EQ(count_cpu_list("5"), 1u);
+  EXPECT_EQ(count_cpu_list("\n"), 0u);
+  EXPECT_FALSE(count_cpu_list("3-1"));
+  EXPECT_FALSE(count_cpu_list("a-b"));
+  EXPECT_FALSE(count_cpu_list("1,,2"));
+}
+
+TEST(CgroupFiles, MemoryLimit) {
+  EXPECT_EQ(parse_memory_limit("2147483648\n"), 2147483648u);
+  EXPECT_EQ(parse_memory_limit("9223372036854771712\n"), 0u);  // v1 "no limit"
+  EXPECT_EQ(parse_memory_limit("max\n"), 0u);                  // v2 "no limit"
+  EXPECT_FALSE(parse_memory_limit("lots"));
+}

@@ -114,26 +114,37 @@ TEST(ProcessTable, TrueIoAndRssOfARealChild) {
 }
 
 TEST(ProcessTable, CpuOfABusyChild) {
+  // The child burns 0.6 s of its own CPU clock (not of wall time, which a loaded machine stretches), then
+  // says so through a pipe and waits: the table must then read 0.6 s, give or take the last tick.
+  int ready[2];
+  ASSERT_EQ(pipe(ready), 0);
   pid_t child = fork();
   if (child == 0) {
-    auto end = std::chrono::steady_clock::now() + 600ms;
+    close(ready[0]);
+    timespec cpu{};
     volatile unsigned long x = 0;
-    while (std::chrono::steady_clock::now() < end) x = x + 1;
+    do {
+      for (int i = 0; i < 100000; ++i) x = x + 1;
+      clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu);
+    } while (cpu.tv_sec * 1'000'000'000LL + cpu.tv_nsec < 600'000'000LL);
+    (void)!write(ready[1], "x", 1);
     pause();
     _exit(0);
   }
+  close(ready[1]);
   ProcessTable table;
   store::Batch first;
   table.sample({{static_cast<uint32_t>(child), std::nullopt}}, now_ms(), first);
   table.commit(first);
-  std::this_thread::sleep_for(900ms);
+  char byte = 0;
+  ASSERT_EQ(read(ready[0], &byte, 1), 1);
+  close(ready[0]);
   store::Batch second;
   table.sample({{static_cast<uint32_t>(child), std::nullopt}}, now_ms(), second);
   const auto* u = find(second, static_cast<uint32_t>(child));
   ASSERT_TRUE(u);
-  // The child burned 0.6 s; allow scheduling noise on a shared 2-core machine.
-  EXPECT_GT(u->record.cpu_ns, 400'000'000u);
-  EXPECT_LT(u->record.cpu_ns, 800'000'000u);
+  EXPECT_GE(u->record.cpu_ns, 590'000'000u);  // /proc's clock ticks round down by at most 10 ms
+  EXPECT_LT(u->record.cpu_ns, 700'000'000u);
   EXPECT_EQ(u->record.step, bc::store::kStepUnknown);
   kill(child, SIGKILL);
   waitpid(child, nullptr, 0);

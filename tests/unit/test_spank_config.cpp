@@ -41,6 +41,26 @@ TEST(SpankConfig, RejectsUnknownKeysAndBadValues) {
   EXPECT_NE(errors[7].find("longer than"), std::string::npos);
 }
 
+TEST(SpankConfig, EventKeys) {
+  std::vector<std::string> errors;
+  Config d = parse_config({}, errors);
+  EXPECT_TRUE(d.bpf);
+  EXPECT_EQ(d.bpf_ring_kib, 1024u);
+  EXPECT_FALSE(d.file_bytes);
+  Config c = parse_config({"bpf=off", "bpf_ring_kib=4", "file_bytes=on"}, errors);
+  EXPECT_TRUE(errors.empty());
+  EXPECT_FALSE(c.bpf);
+  EXPECT_EQ(c.bpf_ring_kib, 4u);
+  EXPECT_TRUE(c.file_bytes);
+  parse_config({"bpf=maybe", "bpf_ring_kib=3", "bpf_ring_kib=-8", "bpf_ring_kib=2000000", "bpf_ring_kib=",
+                "file_bytes=2"},
+               errors);
+  ASSERT_EQ(errors.size(), 6u);
+  EXPECT_NE(errors[0].find("bpf="), std::string::npos);
+  for (int i = 1; i < 5; ++i) EXPECT_NE(errors[i].find("bpf_ring_kib="), std::string::npos) << errors[i];
+  EXPECT_NE(errors[5].find("file_bytes="), std::string::npos);
+}
+
 TEST(SpankConfig, BoolSpellings) {
   bool v = false;
   for (const char* yes : {"yes", "1", "true", "on"}) {

@@ -1,0 +1,249 @@
+#include "job_events.hpp"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include <ctime>
+
+#include "events.hpp"
+#include "fd.hpp"
+#include "proc_parse.hpp"
+
+namespace bc::monitor {
+namespace {
+
+// Epoch nanoseconds of the boot: event times are epoch, /proc start times are clock ticks since boot.
+int64_t boot_epoch_ns() {
+  timespec real{}, boot{};
+  clock_gettime(CLOCK_REALTIME, &real);
+  clock_gettime(CLOCK_BOOTTIME, &boot);
+  return (real.tv_sec - boot.tv_sec) * 1'000'000'000LL + (real.tv_nsec - boot.tv_nsec);
+}
+
+std::optional<uint64_t> proc_start_ticks(uint32_t pid) {
+  auto text = read_file("/proc/" + std::to_string(pid) + "/stat");
+  if (!text) return std::nullopt;
+  auto st = parse_proc_stat(*text);
+  if (!st) return std::nullopt;
+  return st->start_ticks;
+}
+
+// The kernel names a process after the file it executes: the last path component, cut to 15 bytes.
+std::string comm_of(const std::string& filename) {
+  const size_t slash = filename.rfind('/');
+  return filename.substr(slash == std::string::npos ? 0 : slash + 1, 15);
+}
+
+int64_t ms_of(uint64_t epoch_ns) { return static_cast<int64_t>(epoch_ns / 1'000'000); }
+
+constexpr int kKeepAfterExitTicks = 3;
+
+}  // namespace
+
+JobEvents::JobEvents(const EventSettings& settings, std::function<void(const std::string&)> log)
+    : log_(std::move(log)) {
+  events::Options options;
+  options.enabled = settings.enabled;
+  options.ring_bytes = settings.ring_bytes;
+  options.file_io_bytes = settings.file_bytes;
+  options.pin_dir = settings.pin_dir;
+  options.run_dir = settings.run_dir;
+  options.log = [this](events::LogLevel level, const std::string& text) {
+    if (level != events::LogLevel::Debug) log_("events: " + text);
+  };
+  collector_ = events::EventCollector::open(options, unavailable_);
+  if (collector_) unavailable_.clear();
+  if (!collector_ && unavailable_.empty()) unavailable_ = "events unavailable: unknown reason";
+  const long hz = sysconf(_SC_CLK_TCK);
+  if (hz > 0) ns_per_tick_ = 1'000'000'000ULL / static_cast<uint64_t>(hz);
+  boot_epoch_ns_ = boot_epoch_ns();
+}
+
+JobEvents::~JobEvents() = default;
+
+int JobEvents::poll_fd() const { return collector_ ? collector_->poll_fd() : -1; }
+
+void JobEvents::pump() {
+  if (collector_) collector_->pump();
+}
+
+uint64_t JobEvents::start_ticks_of(uint32_t pid, Pending* p, const ProcessTable& table) {
+  if (p && p->start_known) return p->start_ticks;
+  if (!p || !p->forked) {
+    // Not born under our eyes: the table's, or /proc's.
+    if (auto id = table.identity(pid)) return id->start_ticks;
+    auto ticks = proc_start_ticks(pid);
+    if (p && ticks) {
+      p->start_ticks = *ticks;
+      p->start_known = true;
+    }
+    return ticks.value_or(0);
+  }
+  // The kernel stamps start_boottime just before the fork event: the tick of the fork time, or the one before.
+  const auto fork_boot = static_cast<int64_t>(p->fork_ns) - boot_epoch_ns_;
+  const uint64_t from_fork = fork_boot > 0 ? static_cast<uint64_t>(fork_boot) / ns_per_tick_ : 0;
+  auto ticks = proc_start_ticks(pid);
+  p->start_ticks = ticks && *ticks <= from_fork && *ticks + 1 >= from_fork ? *ticks : from_fork;
+  p->start_known = true;
+  return p->start_ticks;
+}
+
+void JobEvents::absorb(const events::Drained& d, const ProcessTable& table) {
+  for (const auto& f : d.forks) {
+    Pending& p = pending_[f.child];
+    p = Pending{};
+    p.forked = true;
+    p.fork_ns = f.time_ns;
+    p.ppid = f.parent;
+    if (auto parent = table.identity(f.parent)) {
+      p.step = parent->step;
+      p.parent_command = parent->command;
+    } else if (auto it = pending_.find(f.parent); it != pending_.end()) {
+      p.step = it->second.step;
+      p.parent_command = it->second.execed ? comm_of(it->second.filename) : it->second.parent_command;
+    }
+    start_ticks_of(f.child, &p, table);
+  }
+  for (const auto& e : d.execs) {
+    Pending& p = pending_[e.pid];
+    p.execed = true;
+    p.exec_ns = e.time_ns;
+    if (!p.forked) p.ppid = e.ppid;
+    p.exe = e.exe;
+    p.filename = e.filename;
+    p.argv = e.argv;
+    p.argv_truncated = e.argv_truncated;
+    start_ticks_of(e.pid, &p, table);
+  }
+  for (const auto& x : d.exits) {
+    auto it = pending_.find(x.pid);
+    if (it == pending_.end()) {
+      // A process tracked since before its fork was seen (seeded from cgroup.procs).
+      auto id = table.identity(x.pid);
+      if (!id) continue;
+      Pending& p = pending_[x.pid];
+      p.start_ticks = id->start_ticks;
+      p.start_known = true;
+      it = pending_.find(x.pid);
+    }
+    Pending& p = it->second;
+    p.exited = true;
+    p.exit_ns = x.time_ns;
+    p.exit_code = x.exit_code;
+    p.exit_signal = x.signal;
+    p.core_dumped = x.core_dumped;
+    p.cpu_ns = x.cpu_ns;
+    p.max_rss = x.max_rss_bytes;
+  }
+}
+
+store::ProcessRecord JobEvents::event_record(uint32_t pid, const Pending& p) const {
+  store::ProcessRecord r;
+  r.pid = pid;
+  r.ppid = p.ppid;
+  r.step = p.step;
+  r.start_ticks = p.start_ticks;
+  r.start_ms = ms_of(p.forked ? p.fork_ns : p.exec_ns);
+  r.end_ms = ms_of(p.exit_ns);
+  if (r.end_ms < r.start_ms) r.end_ms = r.start_ms;
+  r.command = p.execed ? comm_of(p.filename) : p.parent_command;
+  r.exe = p.exe;
+  r.argv = p.argv;
+  r.argv_truncated = p.argv_truncated;
+  r.cpu_ns = p.cpu_ns;
+  r.max_rss = p.max_rss;
+  r.exited = true;
+  r.exit_code = p.exit_code;
+  r.exit_signal = p.exit_signal;
+  r.core_dumped = p.core_dumped;
+  r.exact = true;
+  return r;
+}
+
+void JobEvents::merge(ProcessTable& table, int64_t now_ms, store::Batch& batch, store::JobRecord& job) {
+  (void)now_ms;
+  job.events_unavailable = unavailable_;
+  if (!collector_) return;
+  boot_epoch_ns_ = boot_epoch_ns();
+  for (uint32_t pid : table.live_pids()) collector_->track(pid);
+  events::Drained d = collector_->drain();
+  ++drains_;
+  absorb(d, table);
+
+  job.lost += store::EventLoss{d.lost.ring, d.lost.files, d.lost.conns, d.lost.tracked, d.lost.read_failed, d.lost.user};
+  job.lost_events = job.lost.total();
+
+  auto identity = [&](uint32_t pid) {
+    auto it = pending_.find(pid);
+    return start_ticks_of(pid, it == pending_.end() ? nullptr : &it->second, table);
+  };
+  for (const auto& f : d.files) {
+    store::FileRecord r;
+    r.pid = f.pid;
+    r.start_ticks = identity(f.pid);
+    r.path = f.path;
+    r.flags = f.flags;
+    r.first_ms = f.first_ns ? ms_of(f.first_ns) : 0;
+    r.opens = f.opens;
+    r.failed = f.failed;
+    r.read_bytes = f.read_bytes;
+    r.write_bytes = f.write_bytes;
+    batch.files.push_back(std::move(r));
+  }
+  for (const auto& c : d.conns) {
+    store::ConnectionRecord r;
+    r.pid = c.pid;
+    r.start_ticks = identity(c.pid);
+    r.address = c.address;
+    r.port = c.port;
+    r.protocol = c.protocol;
+    r.count = c.count;  // every attempt: failed ones and non-blocking ones still in progress included
+    r.failed = c.failed;
+    batch.connections.push_back(std::move(r));
+  }
+
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    const uint32_t pid = it->first;
+    Pending& p = it->second;
+    if (p.ticks_since_exit > 0) {
+      it = ++p.ticks_since_exit > kKeepAfterExitTicks ? pending_.erase(it) : std::next(it);
+      continue;
+    }
+    auto id = table.identity(pid);
+    const bool in_table = id && id->start_ticks == p.start_ticks;
+    if (in_table && p.forked) table.apply_parent(pid, p.start_ticks, p.ppid);
+    if (!p.exited) {
+      // Alive: the table picks it up, or its exit event comes. Gone without an exit event (it was lost, and
+      // counted): forgotten after a few ticks, so the map stays bounded.
+      const bool gone = !in_table && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH;
+      p.ticks_gone = gone ? p.ticks_gone + 1 : 0;
+      it = p.ticks_gone > kKeepAfterExitTicks ? pending_.erase(it) : std::next(it);
+      continue;
+    }
+    if (in_table) {
+      ProcessTable::ExitFacts facts;
+      facts.end_ms = ms_of(p.exit_ns);
+      facts.exit_code = p.exit_code;
+      facts.exit_signal = p.exit_signal;
+      facts.core_dumped = p.core_dumped;
+      facts.cpu_ns = p.cpu_ns;
+      facts.max_rss = p.max_rss;
+      table.apply_exit(pid, p.start_ticks, facts, batch);
+    } else if (p.forked || p.execed) {
+      store::ProcessUpdate u;
+      u.record = event_record(pid, p);
+      unwritten_.push_back(std::move(u));
+      table.leave_to_events(pid, p.start_ticks);
+      table.credit_child(p.ppid, p.cpu_ns);
+    }
+    p.ticks_since_exit = 1;
+    ++it;
+  }
+  for (const auto& u : unwritten_) batch.processes.push_back(u);
+}
+
+void JobEvents::commit() { unwritten_.clear(); }
+
+}  // namespace bc::monitor

@@ -1,0 +1,95 @@
+// The eBPF events of one job, merged into the monitor's ticks. Internal to cgroup_monitor/.
+//
+// Each tick the monitor hands the job's live processes to the collector (track), then drains it and merges:
+// - a process the sampling table also tracks gets its exact end, exit status, final CPU and peak RSS, and
+//   its parent at birth, in its own record;
+// - a process the table never saw (it lived less than an interval) gets a record of its own from its fork,
+//   exec and exit events (exact = true), and its CPU is taken out of its parent's unseen part;
+// - files and connections become this tick's increments in the batch, keyed by the process's identity;
+// - lost events are added to the job record.
+// A process still alive at the drain and not yet in the table waits: the table picks it up from
+// cgroup.procs on the next tick, or its exit event comes first and it gets an event record.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "process_table.hpp"
+#include "store.hpp"
+
+namespace bc::events {
+class EventCollector;
+struct Drained;
+}
+
+namespace bc::monitor {
+
+struct EventSettings {
+  bool enabled = true;             // bpf=on|off
+  size_t ring_bytes = 1 << 20;     // bpf_ring_kib
+  bool file_bytes = false;         // file_bytes=on|off: read/write bytes per file
+  std::string pin_dir = "/sys/fs/bpf/bubble-chamber";
+  // The slot lock is node-wide like the pinned programs it guards, so not the monitor's --run-dir (tests give
+  // each cluster its own run dir, but all of them share the node's programs).
+  std::string run_dir = "/run/bubble-chamber";
+};
+
+class JobEvents {
+ public:
+  JobEvents(const EventSettings& settings, std::function<void(const std::string&)> log);
+  ~JobEvents();
+  JobEvents(const JobEvents&) = delete;
+  JobEvents& operator=(const JobEvents&) = delete;
+
+  bool running() const { return collector_ != nullptr; }
+  // Empty while events run; "events unavailable: <reason>" otherwise.
+  const std::string& unavailable() const { return unavailable_; }
+  // For the monitor's wait: readable when the ring should be emptied before the next tick (-1 without events).
+  int poll_fd() const;
+  void pump();
+
+  // One tick, after table.sample(): tracks the table's live processes, drains, and adds to batch and job.
+  void merge(ProcessTable& table, int64_t now_ms, store::Batch& batch, store::JobRecord& job);
+  // After a successful write of batch (records it carried need not be sent again).
+  void commit();
+
+ private:
+  struct Pending {
+    uint64_t start_ticks = 0;
+    bool start_known = false;  // read from /proc, or computed from the fork time once the process was gone
+    uint64_t fork_ns = 0;      // epoch
+    uint32_t ppid = 0;
+    bool forked = false, execed = false, exited = false;
+    uint64_t exec_ns = 0;
+    std::string exe, filename;
+    std::vector<std::string> argv;
+    bool argv_truncated = false;
+    uint64_t exit_ns = 0;
+    int exit_code = 0, exit_signal = 0;
+    bool core_dumped = false;
+    uint64_t cpu_ns = 0, max_rss = 0;
+    uint32_t step = store::kStepUnknown;
+    std::string parent_command;  // comm before an exec: the parent's
+    int ticks_since_exit = 0;    // kept a few ticks after its exit for late file and connect aggregates
+    int ticks_gone = 0;          // ticks it has been gone without an exit event
+  };
+
+  void absorb(const events::Drained& d, const ProcessTable& table);
+  uint64_t start_ticks_of(uint32_t pid, Pending* pending, const ProcessTable& table);
+  store::ProcessRecord event_record(uint32_t pid, const Pending& p) const;
+
+  std::function<void(const std::string&)> log_;
+  std::unique_ptr<events::EventCollector> collector_;
+  std::string unavailable_;
+  std::map<uint32_t, Pending> pending_;              // by pid
+  std::vector<store::ProcessUpdate> unwritten_;      // event-only records not yet committed
+  int64_t boot_epoch_ns_ = 0;
+  uint64_t ns_per_tick_ = 10'000'000;
+  uint64_t drains_ = 0;
+};
+
+}  // namespace bc::monitor

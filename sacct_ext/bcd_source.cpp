@@ -1,0 +1,406 @@
+// The central daemon as a JobSource: libcurl GETs with a fresh munge credential in X-Munge-Credential
+// (bcd relies on munge's replay detection, so a credential serves one request).
+//
+// Endpoints used:
+//   GET /api/v1/jobs?user=&state=running|completed&from=&to=   -> {"jobs": [{"id": N, ...}]}
+//   GET /api/v1/jobs/ID                                          -> the job as bcacct --json prints it
+//   GET /api/v1/jobs/ID/series?node=&series=0&resolution=&from=&to=
+//       -> {"resolution": "minute", "buckets": [{"start", "width", "samples", "cpu_ns", "timed_cpu_ns",
+//           "wall_s", "cpu_rate_max", "rss_sum", "rss_max", "read_bytes", "write_bytes"}]}
+//          (store::Rollup field for field); an older bcd without it answers 404 -> Unsupported.
+#include <cJSON.h>
+#include <curl/curl.h>
+
+#include <cmath>
+#include <ctime>
+#include <memory>
+#include <mutex>
+
+#include "auth.hpp"
+#include "job_source.hpp"
+#include "selection.hpp"
+
+namespace bc::report {
+namespace {
+
+using Kind = SourceError::Kind;
+
+struct JsonDelete {
+  void operator()(cJSON* p) const { cJSON_Delete(p); }
+};
+using Json = std::unique_ptr<cJSON, JsonDelete>;
+
+[[noreturn]] void malformed(const std::string& what) { throw SourceError(Kind::Protocol, "bcd sent " + what); }
+
+const cJSON* member(const cJSON* object, const char* name) { return cJSON_GetObjectItemCaseSensitive(object, name); }
+
+double number_of(const cJSON* object, const char* name, bool required = true) {
+  const cJSON* item = member(object, name);
+  if (cJSON_IsNumber(item)) return item->valuedouble;
+  if (required) malformed(std::string("no number '") + name + "'");
+  return 0;
+}
+uint64_t count_of(const cJSON* object, const char* name, bool required = true) {
+  const double v = number_of(object, name, required);
+  return v > 0 ? static_cast<uint64_t>(std::llround(v)) : 0;
+}
+uint64_t ns_of(const cJSON* object, const char* name) {
+  const double v = number_of(object, name);
+  return v > 0 ? static_cast<uint64_t>(std::llround(v * 1e9)) : 0;
+}
+std::string string_of(const cJSON* object, const char* name) {
+  const cJSON* item = member(object, name);
+  if (!cJSON_IsString(item)) malformed(std::string("no string '") + name + "'");
+  return item->valuestring;
+}
+std::vector<std::string> strings_of(const cJSON* object, const char* name) {
+  const cJSON* array = member(object, name);
+  if (!cJSON_IsArray(array)) malformed(std::string("no array '") + name + "'");
+  std::vector<std::string> out;
+  const cJSON* item = nullptr;
+  cJSON_ArrayForEach(item, array) {
+    if (!cJSON_IsString(item)) malformed(std::string("a non-string in '") + name + "'");
+    out.emplace_back(item->valuestring);
+  }
+  return out;
+}
+
+// "2026-11-24T20:41:07.123Z" -> epoch ms; null -> 0.
+int64_t time_of(const cJSON* object, const char* name) {
+  const cJSON* item = member(object, name);
+  if (cJSON_IsNull(item)) return 0;
+  if (!cJSON_IsString(item)) malformed(std::string("no time '") + name + "'");
+  struct tm tm {};
+  int ms = 0;
+  if (std::sscanf(item->valuestring, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                  &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) != 7)
+    malformed(std::string("a bad time in '") + name + "': " + item->valuestring);
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  return static_cast<int64_t>(timegm(&tm)) * 1000 + ms;
+}
+
+uint32_t step_of(const std::string& name) {
+  if (name == "?") return store::kStepUnknown;
+  auto step = bcacct::parse_step(name);
+  if (!step) malformed("an unknown step '" + name + "'");
+  return *step;
+}
+
+Json parse_object(std::string_view text) {
+  Json root(cJSON_ParseWithLength(text.data(), text.size()));
+  if (!cJSON_IsObject(root.get())) malformed("a body that is not a JSON object");
+  return root;
+}
+
+// ---- HTTP ----
+
+struct CurlDelete {
+  void operator()(CURL* c) const { curl_easy_cleanup(c); }
+};
+struct SlistDelete {
+  void operator()(curl_slist* l) const { curl_slist_free_all(l); }
+};
+
+size_t append_body(char* data, size_t size, size_t count, void* user) {
+  static_cast<std::string*>(user)->append(data, size * count);
+  return size * count;
+}
+
+std::string url_escape(const std::string& s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      char buf[4];
+      std::snprintf(buf, sizeof buf, "%%%02X", c);
+      out += buf;
+    }
+  }
+  return out;
+}
+
+class BcdSource final : public JobSource {
+ public:
+  explicit BcdSource(BcdOptions options) : options_(std::move(options)) {
+    while (!options_.url.empty() && options_.url.back() == '/') options_.url.pop_back();
+    static std::once_flag once;
+    std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+  }
+
+  std::optional<JobData> load(uint64_t job_id) override {
+    const auto [status, body] = get("/api/v1/jobs/" + std::to_string(job_id));
+    if (status == 404) return std::nullopt;
+    check(status, body);
+    JobData data = job_data_from_json(body);
+    // JSON numbers are doubles: a container key (above 2^53) comes back rounded. The key asked for is exact.
+    for (auto& r : data.nodes) r.job_id = job_id;
+    for (auto& p : data.processes) p.job_id = job_id;
+    return data;
+  }
+
+  std::vector<uint64_t> list(const ListQuery& query) override {
+    std::string path = "/api/v1/jobs";
+    std::string sep = "?";
+    const auto arg = [&](const std::string& name, const std::string& value) {
+      path += sep + name + "=" + url_escape(value);
+      sep = "&";
+    };
+    if (!query.user.empty()) arg("user", query.user);
+    if (query.running) arg("state", *query.running ? "running" : "completed");
+    if (query.from_s) arg("from", std::to_string(*query.from_s));
+    if (query.to_s) arg("to", std::to_string(*query.to_s));
+    const auto [status, body] = get(path);
+    check(status, body);
+    Json root = parse_object(body);
+    const cJSON* jobs = member(root.get(), "jobs");
+    if (!cJSON_IsArray(jobs)) malformed("a job list without 'jobs'");
+    std::vector<uint64_t> ids;
+    const cJSON* job = nullptr;
+    cJSON_ArrayForEach(job, jobs) ids.push_back(count_of(job, "id"));
+    return ids;
+  }
+
+  store::SeriesData series(uint64_t job_id, const std::string& node, std::optional<store::Resolution> resolution,
+                           int64_t from_s, int64_t to_s) override {
+    std::string path = "/api/v1/jobs/" + std::to_string(job_id) + "/series?series=0&node=" + url_escape(node) +
+                       "&from=" + std::to_string(from_s) + "&to=" + std::to_string(to_s);
+    if (resolution) path += std::string("&resolution=") + store::resolution_name(*resolution);
+    const auto [status, body] = get(path);
+    if (status == 404)
+      throw SourceError(Kind::Unsupported, "bcd at " + options_.url + " does not serve series (" + error_text(body) +
+                                               "); use --store on the node");
+    check(status, body);
+    Json root = parse_object(body);
+    store::SeriesData data;
+    const std::string res = string_of(root.get(), "resolution");
+    bool known = false;
+    for (auto r : {store::Resolution::Second, store::Resolution::Minute, store::Resolution::Hour, store::Resolution::Day})
+      if (res == store::resolution_name(r)) {
+        data.resolution = r;
+        known = true;
+      }
+    if (!known) malformed("an unknown resolution '" + res + "'");
+    const cJSON* buckets = member(root.get(), "buckets");
+    if (!cJSON_IsArray(buckets)) malformed("a series without 'buckets'");
+    const cJSON* b = nullptr;
+    cJSON_ArrayForEach(b, buckets) {
+      store::Rollup r;
+      r.start_s = static_cast<int64_t>(number_of(b, "start"));
+      r.width_s = static_cast<int64_t>(number_of(b, "width"));
+      r.samples = count_of(b, "samples");
+      r.cpu_ns = count_of(b, "cpu_ns");
+      r.timed_cpu_ns = count_of(b, "timed_cpu_ns");
+      r.wall_s = count_of(b, "wall_s");
+      r.cpu_rate_max = count_of(b, "cpu_rate_max", false);
+      r.rss_sum = count_of(b, "rss_sum", false);
+      r.rss_max = count_of(b, "rss_max");
+      r.read_bytes = count_of(b, "read_bytes");
+      r.write_bytes = count_of(b, "write_bytes");
+      data.buckets.push_back(r);
+    }
+    return data;
+  }
+
+  std::string describe() const override { return "bcd " + options_.url; }
+
+ private:
+  static std::string error_text(const std::string& body) {
+    Json root(cJSON_ParseWithLength(body.data(), body.size()));
+    const cJSON* error = root ? member(root.get(), "error") : nullptr;
+    if (cJSON_IsString(error)) return error->valuestring;
+    return body.size() > 200 ? body.substr(0, 200) + "..." : body;
+  }
+
+  void check(long status, const std::string& body) const {
+    if (status == 200) return;
+    if (status == 401 || status == 403)
+      throw SourceError(Kind::Permission, "bcd refused (" + std::to_string(status) + "): " + error_text(body));
+    throw SourceError(Kind::Protocol, "bcd at " + options_.url + " answered " + std::to_string(status) + ": " +
+                                          error_text(body));
+  }
+
+  std::pair<long, std::string> get(const std::string& path) {
+    std::string munge_error;
+    const auto credential = auth::munge_encode("", options_.munge_socket, munge_error);
+    if (!credential) throw SourceError(Kind::Unreachable, "cannot get a munge credential for bcd: " + munge_error);
+
+    std::unique_ptr<CURL, CurlDelete> curl(curl_easy_init());
+    if (!curl) throw SourceError(Kind::Unreachable, "cannot start libcurl");
+    std::unique_ptr<curl_slist, SlistDelete> headers;
+    for (const std::string& h : {"X-Munge-Credential: " + *credential, std::string("Accept: application/json")}) {
+      curl_slist* next = curl_slist_append(headers.get(), h.c_str());
+      if (!next) throw std::bad_alloc();
+      headers.release();
+      headers.reset(next);
+    }
+    std::string body;
+    char error[CURL_ERROR_SIZE] = "";
+    const std::string url = options_.url + path;
+    curl_easy_setopt(curl.get(), CURLOPT_URL, url.c_str());
+    curl_easy_setopt(curl.get(), CURLOPT_HTTPHEADER, headers.get());
+    curl_easy_setopt(curl.get(), CURLOPT_WRITEFUNCTION, &append_body);
+    curl_easy_setopt(curl.get(), CURLOPT_WRITEDATA, &body);
+    curl_easy_setopt(curl.get(), CURLOPT_ERRORBUFFER, error);
+    curl_easy_setopt(curl.get(), CURLOPT_CONNECTTIMEOUT_MS, options_.connect_timeout_ms);
+    curl_easy_setopt(curl.get(), CURLOPT_TIMEOUT_MS, options_.timeout_ms);
+    curl_easy_setopt(curl.get(), CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl.get(), CURLOPT_PROTOCOLS_STR, "http,https");
+    const CURLcode rc = curl_easy_perform(curl.get());
+    if (rc != CURLE_OK)
+      throw SourceError(Kind::Unreachable, "bcd at " + options_.url + " unreachable: " +
+                                               (*error ? std::string(error) : curl_easy_strerror(rc)));
+    long status = 0;
+    curl_easy_getinfo(curl.get(), CURLINFO_RESPONSE_CODE, &status);
+    return {status, body};
+  }
+
+  BcdOptions options_;
+};
+
+}  // namespace
+
+std::unique_ptr<JobSource> open_bcd_source(const BcdOptions& options) { return std::make_unique<BcdSource>(options); }
+
+JobData job_data_from_json(std::string_view json) {
+  Json root = parse_object(json);
+  const cJSON* job = member(root.get(), "job");
+  const cJSON* processes = member(root.get(), "processes");
+  if (!cJSON_IsObject(job) || !cJSON_IsArray(processes)) malformed("a job without 'job' and 'processes'");
+
+  JobData data;
+  const uint64_t id = count_of(job, "id");
+  const std::string user = string_of(job, "user");
+  const int64_t start = time_of(job, "start");
+  const int64_t end = time_of(job, "end");
+  const cJSON* uid = member(job, "uid");
+  for (const std::string& node : strings_of(job, "nodes")) {
+    store::JobRecord r;
+    r.job_id = id;
+    r.node = node;
+    r.user = user;
+    if (cJSON_IsNumber(uid)) r.uid = static_cast<uint32_t>(uid->valuedouble);
+    r.start_ms = start;
+    r.end_ms = end;
+    r.has_cgroup_cpu = true;  // the totals below are the job's; other nodes add nothing
+    const bool first = data.nodes.empty();
+    if (first) {
+      r.cgroup_cpu_ns = ns_of(job, "cpu_seconds");
+      r.max_rss_sum = count_of(job, "max_rss_bytes");
+      r.sample_count = count_of(job, "samples");
+      r.monitor_cpu_ns = ns_of(job, "monitor_cpu_seconds");
+      r.monitor_max_rss = count_of(job, "monitor_max_rss_bytes");
+      for (const std::string& s : strings_of(job, "steps")) r.steps.push_back(step_of(s));
+    }
+    if (member(job, "cgroup_mem_peak_bytes")) {
+      r.has_cgroup_memory = true;
+      if (first) r.cgroup_mem_peak = count_of(job, "cgroup_mem_peak_bytes");
+    }
+    if (member(job, "cgroup_read_bytes")) {
+      r.has_cgroup_io = true;
+      if (first) {
+        r.cgroup_read_bytes = count_of(job, "cgroup_read_bytes");
+        r.cgroup_write_bytes = count_of(job, "cgroup_write_bytes");
+      }
+    }
+    const cJSON* container = member(job, "container");
+    if (cJSON_IsObject(container)) {  // every node: it names the container
+      r.container_id = string_of(container, "id");
+      r.container_name = string_of(container, "name");
+      r.container_image = string_of(container, "image");
+    }
+    if (first) {  // absent from an older bcd's document
+      if (const cJSON* name = member(job, "name"); cJSON_IsString(name)) r.job_name = name->valuestring;
+      r.alloc_cpus = static_cast<uint32_t>(count_of(job, "alloc_cpus", false));
+      r.mem_limit_bytes = count_of(job, "mem_limit_bytes", false);
+      r.lost_events = count_of(job, "lost_events", false);
+      if (const cJSON* lost = member(job, "lost_events_by_cause"); cJSON_IsObject(lost)) {
+        r.lost.ring = count_of(lost, "ring", false);
+        r.lost.files = count_of(lost, "files", false);
+        r.lost.connections = count_of(lost, "connections", false);
+        r.lost.tracked = count_of(lost, "tracked", false);
+        r.lost.unreadable = count_of(lost, "unreadable", false);
+        r.lost.monitor = count_of(lost, "monitor", false);
+      }
+    }
+    data.nodes.push_back(std::move(r));
+  }
+  if (data.nodes.empty()) malformed("a job without nodes");
+  // "n01: reason; n02: reason" back onto the nodes it names.
+  if (const cJSON* why = member(job, "events_unavailable"); cJSON_IsString(why)) {
+    std::string_view rest = why->valuestring;
+    while (!rest.empty()) {
+      const size_t stop = rest.find("; ");
+      const std::string_view item = rest.substr(0, stop);
+      const size_t colon = item.find(": ");
+      for (auto& r : data.nodes)
+        if (colon != std::string_view::npos && item.substr(0, colon) == r.node)
+          r.events_unavailable = std::string(item.substr(colon + 2));
+      rest = stop == std::string_view::npos ? std::string_view() : rest.substr(stop + 2);
+    }
+  }
+
+  const cJSON* p = nullptr;
+  cJSON_ArrayForEach(p, processes) {
+    store::ProcessRecord r;
+    r.job_id = id;
+    r.node = string_of(p, "node");
+    r.pid = static_cast<uint32_t>(count_of(p, "pid"));
+    r.ppid = static_cast<uint32_t>(count_of(p, "ppid"));
+    r.step = step_of(string_of(p, "step"));
+    r.command = string_of(p, "command");
+    r.exe = string_of(p, "exe");
+    r.argv = strings_of(p, "argv");
+    r.start_ms = time_of(p, "start");
+    r.end_ms = time_of(p, "end");
+    r.cpu_ns = ns_of(p, "cpu_seconds");
+    r.max_rss = count_of(p, "max_rss_bytes");
+    r.read_bytes = count_of(p, "read_bytes");
+    r.write_bytes = count_of(p, "write_bytes");
+    if (const cJSON* code = member(p, "exit_code"); cJSON_IsNumber(code)) {
+      r.exited = true;
+      r.exit_code = code->valueint;
+      r.exit_signal = static_cast<int>(number_of(p, "exit_signal", false));
+    }
+    r.core_dumped = cJSON_IsTrue(member(p, "core_dumped"));
+    r.argv_truncated = cJSON_IsTrue(member(p, "argv_truncated"));
+    r.exact = cJSON_IsTrue(member(p, "exact"));
+    data.processes.push_back(std::move(r));
+  }
+  const cJSON* f = nullptr;
+  cJSON_ArrayForEach(f, member(root.get(), "files")) {
+    store::FileRecord r;
+    r.job_id = id;
+    r.node = string_of(f, "node");
+    r.pid = static_cast<uint32_t>(count_of(f, "pid"));
+    r.path = string_of(f, "path");
+    for (char c : string_of(f, "flags")) {
+      const size_t bit = std::string_view("rwctad").find(c);
+      if (bit != std::string_view::npos) r.flags |= 1U << bit;
+    }
+    r.first_ms = time_of(f, "first_open");
+    r.opens = count_of(f, "opens");
+    r.failed = count_of(f, "failed");
+    r.read_bytes = count_of(f, "read_bytes");
+    r.write_bytes = count_of(f, "write_bytes");
+    data.files.push_back(std::move(r));
+  }
+  const cJSON* c = nullptr;
+  cJSON_ArrayForEach(c, member(root.get(), "connections")) {
+    store::ConnectionRecord r;
+    r.job_id = id;
+    r.node = string_of(c, "node");
+    r.pid = static_cast<uint32_t>(count_of(c, "pid"));
+    r.address = string_of(c, "address");
+    r.port = static_cast<uint16_t>(count_of(c, "port"));
+    r.protocol = string_of(c, "protocol");
+    r.first_ms = time_of(c, "first_connect");
+    r.count = count_of(c, "count");
+    r.failed = count_of(c, "failed");
+    data.connections.push_back(std::move(r));
+  }
+  return data;
+}
+
+}  // namespace bc::report

@@ -1,0 +1,4 @@
+# bcacct's output of the eBPF events (files, connections, exit codes, lost events).
+add_executable(test_report_events ${CMAKE_CURRENT_LIST_DIR}/test_report_events.cpp)
+target_link_libraries(test_report_events PRIVATE bc_report PkgConfig::CJSON GTest::gtest_main)
+gtest_discover_tests(test_report_events PROPERTIES LABELS unit TEST_PREFIX bcacct.)
