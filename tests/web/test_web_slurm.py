@@ -9,10 +9,11 @@ from webtest import Bcd, probe, screenshot_dir, token
 
 c = Cluster()
 shots = screenshot_dir()
-# The known hierarchy: the batch shell -> sh -> sleep, and a writer of 32 MiB.
+# The known hierarchy: the batch shell -> sh -> sleep, a writer of 32 MiB, and a connect to port 9 (refused).
 # The monitor attaches its eBPF probes within about a second of the job's start: the work starts after that.
 script = """#!/bin/bash
 sleep 1.5
+bash -c 'exec 3<>/dev/tcp/127.0.0.1/9' 2>/dev/null
 sh -c 'sleep 4; true' &
 dd if=/dev/zero of=/tmp/bc-web-$SLURM_JOB_ID bs=1M count=32 conv=fsync status=none
 sleep 1
@@ -30,7 +31,7 @@ bcd = Bcd(c.store)
 try:
     page = f"{bcd.base}/static/index.html?container=job_{job}&token={token(f'job_{job}')}"
     out = probe(page, "--screenshot", os.path.join(shots, "slurm-finished-desktop.png"),
-                "--files-filter", f"bc-web-{job}")
+                "--files-filter", f"bc-web-{job}", "--connections-filter", "127.0.0.1")
     assert out["ready"], out
     f = {k: v["value"] for k, v in out["fields"].items()}
     j = truth["job"]
@@ -70,7 +71,15 @@ try:
         assert out["files"] and "No files recorded" in out["files"][0][0], out["files"]
         print("ok no events recorded for this job (" + (f.get("events_unavailable") or "no reason stored") +
               "): the files table says so")
-    assert len(out["connections"]) == max(1, len(conns)), (out["connections"], conns)
+    if files:
+        ours = [x for x in conns if x["address"] == "127.0.0.1" and x["port"] == 9]
+        assert ours and ours[0]["protocol"] == "tcp" and ours[0]["failed"] >= 1, conns
+        shown = [r for r in out["connections_filtered"] if r[2] == "127.0.0.1" and r[3] == "9"]
+        assert [(r[0], r[4], r[5], r[6]) for r in shown] == \
+            [(str(x["pid"]), x["protocol"], str(x["count"]), str(x["failed"])) for x in ours], (shown, ours)
+        print("ok connections table shows the refused connect to 127.0.0.1:9")
+    else:
+        assert len(out["connections"]) == max(1, len(conns)), (out["connections"], conns)
 
     # A running job: live points, then its end.
     live_job = c.sbatch("#!/bin/bash\ntimeout 7 sh -c 'while :; do :; done'\nsleep 1\n", "-n1")
