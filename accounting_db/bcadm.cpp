@@ -1,8 +1,10 @@
 // bcadm: administration of a bubble-chamber store.
 //
 //   bcadm db init|upgrade|check|stats|sweep [--store PATH] [--config PATH]
+//   bcadm apikey create|delete|list, bcadm token, bcadm ship (bcadm_central.cpp)
 //
-// Exit status: 0 ok, 1 check found problems, 2 usage error, 3 the store cannot be opened, read or written.
+// Exit status: 0 ok, 1 check found problems (or the central command failed), 2 usage error, 3 the store
+// cannot be opened, read or written.
 #include <getopt.h>
 
 #include <cinttypes>
@@ -13,6 +15,7 @@
 #include <optional>
 #include <string>
 
+#include "bcadm_central.hpp"
 #include "store.hpp"
 
 #ifndef BC_STORE_DEFAULT
@@ -33,7 +36,11 @@ constexpr int kExitStore = 3;
 
 constexpr char kHelp[] =
     "Usage: bcadm db COMMAND [--store PATH] [--config PATH]\n"
-    "Administer a bubble-chamber accounting store.\n"
+    "       bcadm apikey create --owner EMAIL | apikey delete KEY | apikey list   [--store CENTRAL]\n"
+    "       bcadm token --job ID [--ttl 1h] [--config BCD_CONF]\n"
+    "       bcadm ship --central URL [--store PATH] [--munge-socket PATH] [--api-key-file FILE] [--timeout 60]\n"
+    "Administer a bubble-chamber accounting store, the central daemon's API keys and web tokens, and ship a\n"
+    "node store's outbox to bcd.\n"
     "\n"
     "Commands:\n"
     "  init      create the store with the current schema (nothing to do if it exists)\n"
@@ -41,6 +48,14 @@ constexpr char kHelp[] =
     "  check     verify every record, chunk and rollup; exit 1 if anything is wrong\n"
     "  stats     size per table and resolution, and how full the map is\n"
     "  sweep     seal and expire old data of every job now (writers also do this a little at a time)\n"
+    "  apikey create  print a new API key for pushers without munge (shown once; stored hashed in the\n"
+    "                 central store, default " BC_CENTRAL_STORE_DEFAULT ")\n"
+    "  apikey delete  refuse a key from now on (give the key or its SHA-256 from 'apikey list')\n"
+    "  apikey list    the stored keys' hashes, creation times and owners\n"
+    "  token     mint a web token (HS256 JWT) opening one job, with auth_secret from the bcd config\n"
+    "            (default " BC_BCD_CONFIG_DEFAULT ") or AUTH_SECRET\n"
+    "  ship      send the node store's unshipped batches to bcd (munge, or --api-key-file); exit 1 if\n"
+    "            some are left\n"
     "\n"
     "Options:\n"
     "  -s, --store=PATH    the store (default: $BC_STORE, else " BC_STORE_DEFAULT ")\n"
@@ -187,9 +202,22 @@ int run(int argc, char** argv) {
     }
   };
   if (auto done = parse_options()) return *done;
-  if (argc - optind < 2) return usage_error("missing command (want: db init|upgrade|check|stats|sweep)");
+  if (optind < argc) {
+    const std::string group = argv[optind];
+    if (group == "apikey" || group == "token" || group == "ship") {
+      std::string node_store = store_path;
+      if (!have_store) {
+        const char* env = std::getenv("BC_STORE");
+        node_store = env && *env ? env : BC_STORE_DEFAULT;
+      }
+      // For apikey the store is the central one: only an explicit --store replaces its default.
+      return bc::admin::run_central(argc, argv, optind, group == "apikey" ? (have_store ? store_path : "") : node_store,
+                                    BC_CENTRAL_STORE_DEFAULT, BC_BCD_CONFIG_DEFAULT);
+    }
+  }
+  if (argc - optind < 2) return usage_error("missing command (want: db init|upgrade|check|stats|sweep, apikey, token, ship)");
   const std::string group = argv[optind], command = argv[optind + 1];
-  if (group != "db") return usage_error("unknown command group '" + group + "' (want: db)");
+  if (group != "db") return usage_error("unknown command group '" + group + "' (want: db, apikey, token, ship)");
   optind += 2;
   if (auto done = parse_options()) return *done;
   if (optind < argc) return usage_error(std::string("unexpected argument '") + argv[optind] + "'");

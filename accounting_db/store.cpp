@@ -13,6 +13,7 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <unordered_map>
 
@@ -20,6 +21,7 @@
 #include "config.hpp"
 #include "lmdb_raii.hpp"
 #include "rollup.hpp"
+#include "wire.hpp"
 
 namespace bc::store {
 
@@ -345,6 +347,7 @@ class LmdbStore final : public Store {
         WriteCtx ctx(txn);
         ctx.drop_seconds = degraded_;
         write_in(ctx, batch);
+        if (in_txn_) in_txn_(txn, batch);
         ctx.close_cursors();
         dropped = ctx.dropped;
         rc = txn.commit();
@@ -639,6 +642,19 @@ class LmdbStore final : public Store {
   }
 
   UpgradeReport migrate();
+
+  // Shipping (defined at the end of this file).
+  uint64_t write_batch_spooled(Batch& batch, uint64_t monitor_id) override;
+  std::vector<SpooledBatch> pending_batches(size_t max_batches, size_t max_bytes) override;
+  void acknowledge_batches(uint64_t job_id, uint64_t up_to_seq) override;
+  std::vector<ShipState> ship_states() override;
+  bool write_batch_once(Batch& batch, const BatchId& id) override;
+  std::vector<bool> write_batches_once(std::vector<Batch>& batches, const std::vector<BatchId>& ids) override;
+  uint64_t applied_batch_count() override;
+  void put_api_key(const ApiKeyRecord& key) override;
+  bool delete_api_key(const std::string& hash) override;
+  std::optional<ApiKeyRecord> api_key(const std::string& hash) override;
+  std::vector<ApiKeyRecord> api_keys() override;
   bool created() const { return created_; }
 
  private:
@@ -731,6 +747,7 @@ class LmdbStore final : public Store {
         if (rc == MDB_NOTFOUND) throw StoreError("store " + path_ + " is not initialised (no table " + name + ")");
         lmdb::check(rc, "mdb_dbi_open");
       }
+      open_shipping_tables(txn);
       lmdb::check(txn.commit(), "mdb_txn_commit");
       return;
     }
@@ -746,6 +763,7 @@ class LmdbStore final : public Store {
     check_schema(version, mode_ == Mode::Upgrade);
     stored_version_ = version;
     for (auto [name, dbi] : tables()) lmdb::check(mdb_dbi_open(txn.get(), name, MDB_CREATE, dbi), "mdb_dbi_open");
+    open_shipping_tables(txn);
     lmdb::check(txn.commit(), "mdb_txn_commit");
   }
 
@@ -1554,6 +1572,15 @@ class LmdbStore final : public Store {
   MapRange map_;
   size_t map_size_seen_ = 0;
   std::map<std::pair<uint64_t, uint32_t>, ProcessCache> caches_;  // by (job, node id)
+
+  // Shipping tables (see the end of this file). A read-only open of a store made before them has none.
+  void open_shipping_tables(Txn& txn);
+  template <typename Fn>
+  void write_small(const char* what, Fn fn);
+  bool have_shipping_ = false;
+  MDB_dbi outbox_ = 0, ship_cursor_ = 0, ingested_ = 0, api_keys_ = 0;
+  // Runs inside write_batch's transaction, after the batch is written (series ids are filled in then).
+  std::function<void(Txn&, const Batch&)> in_txn_;
 };
 
 // ---------------------------------------------------------------- check
@@ -1886,6 +1913,268 @@ UpgradeReport LmdbStore::migrate() {
   lmdb::check(txn.commit(), "mdb_txn_commit");
   stored_version_ = kSchemaVersion;
   return report;
+}
+
+// ---------------------------------------------------------------- shipping to a central bcd
+//   outbox       (job u64, seq u64) -> varint monitor id, string node, then the wire-encoded batch
+//   ship_cursor  job u64 -> varint last seq spooled, varint shipped up to
+//   ingested     (job u64, monitor u64, seq u64, node bytes) -> be64 epoch seconds applied (central dedup)
+//   api_keys     SHA-256 hex -> varint created, string owner
+
+struct ShipCursor {
+  uint64_t last_seq = 0, shipped_up_to = 0;
+};
+
+ShipCursor read_ship_cursor(const Txn& txn, MDB_dbi dbi, uint64_t job) {
+  ShipCursor c;
+  if (auto v = txn.get(dbi, Key().u64(job).bytes())) {
+    codec::Decoder d(*v);
+    c.last_seq = d.u64();
+    c.shipped_up_to = d.u64();
+  }
+  return c;
+}
+
+void put_ship_cursor(Txn& txn, MDB_dbi dbi, uint64_t job, const ShipCursor& c) {
+  codec::Encoder e;
+  e.u64(c.last_seq);
+  e.u64(c.shipped_up_to);
+  txn.must_put(dbi, Key().u64(job).bytes(), e.bytes());
+}
+
+std::string ingested_key(const BatchId& id) {
+  return Key().u64(id.job_id).u64(id.monitor_id).u64(id.seq).bytes() + id.node;
+}
+
+// Thrown inside write_batch's transaction to abort it: the batch was applied before.
+struct DuplicateBatch {};
+
+// Clears the in-transaction hook however write_batch ends.
+using TxnHook = std::function<void(Txn&, const Batch&)>;
+class HookScope {
+  using Hook = TxnHook;
+
+ public:
+  HookScope(Hook& hook, Hook value) : hook_(hook) { hook_ = std::move(value); }
+  ~HookScope() { hook_ = nullptr; }
+  HookScope(const HookScope&) = delete;
+  HookScope& operator=(const HookScope&) = delete;
+
+ private:
+  Hook& hook_;
+};
+
+void LmdbStore::open_shipping_tables(Txn& txn) {
+  const unsigned flags = options_.read_only ? 0U : MDB_CREATE;
+  have_shipping_ = true;
+  for (auto [name, dbi] : std::initializer_list<std::pair<const char*, MDB_dbi*>>{
+           {"outbox", &outbox_}, {"ship_cursor", &ship_cursor_}, {"ingested", &ingested_}, {"api_keys", &api_keys_}}) {
+    int rc = mdb_dbi_open(txn.get(), name, flags, dbi);
+    if (rc == MDB_NOTFOUND && options_.read_only) {
+      have_shipping_ = false;
+      return;
+    }
+    lmdb::check(rc, "mdb_dbi_open");
+  }
+}
+
+// A small write transaction outside the batch path (acknowledgements, API keys), grown and retried on a
+// full map like a batch.
+template <typename Fn>
+void LmdbStore::write_small(const char* what, Fn fn) {
+  if (options_.read_only) throw StoreError("store " + path_ + " is open read-only");
+  for (int attempt = 0;; ++attempt) {
+    Txn txn = begin(0);
+    fn(txn);
+    int rc = txn.commit();
+    if (rc == MDB_SUCCESS) return;
+    if (rc == MDB_MAP_FULL && attempt < 8 && grow_map()) continue;
+    lmdb::fail(std::string(what) + " in " + path_, rc);
+  }
+}
+
+uint64_t LmdbStore::write_batch_spooled(Batch& batch, uint64_t monitor_id) {
+  uint64_t seq = 0;
+  HookScope scope(in_txn_, [&](Txn& txn, const Batch& written) {
+    ShipCursor c = read_ship_cursor(txn, ship_cursor_, written.job.job_id);
+    seq = ++c.last_seq;
+    put_ship_cursor(txn, ship_cursor_, written.job.job_id, c);
+    codec::Encoder head;
+    head.u64(monitor_id);
+    head.str(written.job.node);
+    txn.must_put(outbox_, Key().u64(written.job.job_id).u64(seq).bytes(), head.bytes() + wire::encode_batch(written));
+  });
+  write_batch(batch);
+  return seq;
+}
+
+std::vector<SpooledBatch> LmdbStore::pending_batches(size_t max_batches, size_t max_bytes) {
+  std::vector<SpooledBatch> out;
+  if (!have_shipping_) return out;
+  Txn txn = begin(MDB_RDONLY);
+  Cursor c(txn, outbox_);
+  size_t bytes = 0;
+  for (bool ok = c.first(); ok && out.size() < max_batches; ok = c.next()) {
+    if (!out.empty() && bytes + c.value().size() > max_bytes) break;
+    SpooledBatch b;
+    b.id.job_id = codec::read_be(c.key(), 0, 8);
+    b.id.seq = codec::read_be(c.key(), 8, 8);
+    codec::Decoder d(c.value());
+    b.id.monitor_id = d.u64();
+    b.id.node = d.str();
+    b.wire = std::string(d.rest());
+    bytes += c.value().size();
+    out.push_back(std::move(b));
+  }
+  return out;
+}
+
+void LmdbStore::acknowledge_batches(uint64_t job_id, uint64_t up_to_seq) {
+  write_small("acknowledging shipped batches", [&](Txn& txn) {
+    {
+      Cursor c(txn, outbox_);
+      for (bool ok = c.seek(Key().u64(job_id).bytes()); ok;) {
+        if (codec::read_be(c.key(), 0, 8) != job_id || codec::read_be(c.key(), 8, 8) > up_to_seq) break;
+        c.del();
+        ok = c.next();
+      }
+    }
+    ShipCursor cur = read_ship_cursor(txn, ship_cursor_, job_id);
+    cur.shipped_up_to = std::max(cur.shipped_up_to, up_to_seq);
+    put_ship_cursor(txn, ship_cursor_, job_id, cur);
+  });
+}
+
+std::vector<ShipState> LmdbStore::ship_states() {
+  std::vector<ShipState> out;
+  if (!have_shipping_) return out;
+  Txn txn = begin(MDB_RDONLY);
+  Cursor c(txn, ship_cursor_);
+  for (bool ok = c.first(); ok; ok = c.next()) {
+    ShipState s;
+    s.job_id = codec::read_be(c.key(), 0, 8);
+    codec::Decoder d(c.value());
+    s.last_seq = d.u64();
+    s.shipped_up_to = d.u64();
+    Cursor o(txn, outbox_);
+    for (bool more = o.seek(Key().u64(s.job_id).bytes()); more && codec::read_be(o.key(), 0, 8) == s.job_id;
+         more = o.next()) {
+      ++s.pending;
+      s.pending_bytes += o.value().size();
+    }
+    out.push_back(s);
+  }
+  return out;
+}
+
+bool LmdbStore::write_batch_once(Batch& batch, const BatchId& id) {
+  const std::string key = ingested_key(id);
+  {
+    Txn txn = begin(MDB_RDONLY);  // the common duplicate costs no write
+    if (txn.get(ingested_, key)) return false;
+  }
+  HookScope scope(in_txn_, [&](Txn& txn, const Batch&) {
+    if (txn.get(ingested_, key)) throw DuplicateBatch{};
+    txn.must_put(ingested_, key, Key().u64(static_cast<uint64_t>(time(nullptr))).bytes());
+  });
+  try {
+    write_batch(batch);
+  } catch (const DuplicateBatch&) {
+    return false;
+  }
+  return true;
+}
+
+std::vector<bool> LmdbStore::write_batches_once(std::vector<Batch>& batches, const std::vector<BatchId>& ids) {
+  if (batches.size() != ids.size()) throw StoreError("write_batches_once: one id per batch");
+  std::vector<bool> applied(batches.size(), false);
+  std::vector<std::string> keys;
+  keys.reserve(ids.size());
+  for (const auto& id : ids) keys.push_back(ingested_key(id));
+  size_t first = 0;
+  {
+    Txn txn = begin(MDB_RDONLY);
+    while (first < batches.size() && txn.get(ingested_, keys[first])) ++first;
+  }
+  if (first == batches.size()) return applied;
+  // The first new batch goes through write_batch (growth, retries, the full-disk rules); the others are
+  // written by the hook inside the same transaction, each with its own write context. Their process caches
+  // are not updated, which is safe: the job's process generation moved, so the next write resets the cache.
+  const std::string ingested_at = Key().u64(static_cast<uint64_t>(time(nullptr))).bytes();
+  HookScope scope(in_txn_, [&](Txn& txn, const Batch&) {
+    if (txn.get(ingested_, keys[first])) throw DuplicateBatch{};
+    txn.must_put(ingested_, keys[first], ingested_at);
+    std::fill(applied.begin(), applied.end(), false);
+    applied[first] = true;
+    for (size_t i = first + 1; i < batches.size(); ++i) {
+      if (txn.get(ingested_, keys[i])) continue;
+      WriteCtx ctx(txn);
+      ctx.drop_seconds = degraded_;
+      write_in(ctx, batches[i]);
+      ctx.close_cursors();
+      txn.must_put(ingested_, keys[i], ingested_at);
+      applied[i] = true;
+    }
+  });
+  try {
+    write_batch(batches[first]);
+  } catch (const DuplicateBatch&) {
+    // Another writer applied it meanwhile: fall back to one at a time.
+    for (size_t i = first; i < batches.size(); ++i) applied[i] = write_batch_once(batches[i], ids[i]);
+  }
+  return applied;
+}
+
+uint64_t LmdbStore::applied_batch_count() {
+  if (!have_shipping_) return 0;
+  Txn txn = begin(MDB_RDONLY);
+  MDB_stat st{};
+  lmdb::check(mdb_stat(txn.get(), ingested_, &st), "mdb_stat");
+  return st.ms_entries;
+}
+
+void LmdbStore::put_api_key(const ApiKeyRecord& key) {
+  write_small("storing an API key", [&](Txn& txn) {
+    codec::Encoder e;
+    e.i64(key.created_s);
+    e.str(key.owner);
+    txn.must_put(api_keys_, key.hash, e.bytes());
+  });
+}
+
+bool LmdbStore::delete_api_key(const std::string& hash) {
+  bool found = false;
+  write_small("deleting an API key", [&](Txn& txn) { found = txn.del(api_keys_, hash); });
+  return found;
+}
+
+std::optional<ApiKeyRecord> LmdbStore::api_key(const std::string& hash) {
+  if (!have_shipping_) return std::nullopt;
+  Txn txn = begin(MDB_RDONLY);
+  auto v = txn.get(api_keys_, hash);
+  if (!v) return std::nullopt;
+  codec::Decoder d(*v);
+  ApiKeyRecord r;
+  r.hash = hash;
+  r.created_s = d.i64();
+  r.owner = d.str();
+  return r;
+}
+
+std::vector<ApiKeyRecord> LmdbStore::api_keys() {
+  std::vector<ApiKeyRecord> out;
+  if (!have_shipping_) return out;
+  Txn txn = begin(MDB_RDONLY);
+  Cursor c(txn, api_keys_);
+  for (bool ok = c.first(); ok; ok = c.next()) {
+    codec::Decoder d(c.value());
+    ApiKeyRecord r;
+    r.hash = std::string(c.key());
+    r.created_s = d.i64();
+    r.owner = d.str();
+    out.push_back(std::move(r));
+  }
+  return out;
 }
 
 }  // namespace

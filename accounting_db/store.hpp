@@ -342,6 +342,40 @@ struct UpgradeReport {
   uint64_t samples_migrated = 0;
 };
 
+// ---- Shipping to a central bcd (node side: the outbox; central side: dedup and API keys) ----
+
+// Names one batch everywhere: the node and job it is for, the monitor instance that wrote it and its
+// sequence number in that node store's outbox of the job (from 1, never reused).
+struct BatchId {
+  std::string node;
+  uint64_t job_id = 0;
+  uint64_t monitor_id = 0;
+  uint64_t seq = 0;
+  bool operator==(const BatchId&) const = default;
+};
+
+// A batch waiting in the outbox, in the wire encoding (wire::encode_batch).
+struct SpooledBatch {
+  BatchId id;
+  std::string wire;
+};
+
+// A job's place in the outbox.
+struct ShipState {
+  uint64_t job_id = 0;
+  uint64_t last_seq = 0;      // the newest batch spooled
+  uint64_t shipped_up_to = 0; // every batch up to here was acknowledged by bcd and removed
+  uint64_t pending = 0;       // batches still in the outbox
+  uint64_t pending_bytes = 0;
+};
+
+// An API key for pushers without munge; only its hash is stored.
+struct ApiKeyRecord {
+  std::string hash;   // lowercase hex SHA-256 of the key
+  std::string owner;  // e-mail or name the key was made for
+  int64_t created_s = 0;
+};
+
 // A Store is used by one thread at a time; open one per thread (LMDB allows one environment per path per
 // process, so share one Store between threads only with a lock around it).
 class Store {
@@ -385,6 +419,29 @@ class Store {
   // chunk operations per call. Writers also run a small step of this periodically.
   virtual SweepReport sweep(uint64_t max_work) = 0;
   virtual const Retention& retention() const = 0;
+
+  // ---------------------------------------------------------------- shipping (see README, "Ingest")
+  // Node side. write_batch, and in the same transaction the batch (series ids filled in, wire-encoded)
+  // appended to its job's outbox under the job's next seq. Returns that seq.
+  virtual uint64_t write_batch_spooled(Batch& batch, uint64_t monitor_id) = 0;
+  // The oldest outbox entries, job by job in seq order, up to about max_bytes (at least one entry).
+  virtual std::vector<SpooledBatch> pending_batches(size_t max_batches, size_t max_bytes) = 0;
+  // bcd has stored every batch of the job up to up_to_seq: removes them and moves the cursor.
+  virtual void acknowledge_batches(uint64_t job_id, uint64_t up_to_seq) = 0;
+  virtual std::vector<ShipState> ship_states() = 0;
+
+  // Central side. Applies the batch like write_batch unless a batch with this id was applied before; the id
+  // is recorded in the same transaction. False: a duplicate, nothing written.
+  virtual bool write_batch_once(Batch& batch, const BatchId& id) = 0;
+  // The same for many batches in one transaction (one commit, one fsync): what bcd does with a request.
+  // applied[i] tells whether batches[i] was new. All or nothing: on an exception none is applied.
+  virtual std::vector<bool> write_batches_once(std::vector<Batch>& batches, const std::vector<BatchId>& ids) = 0;
+  virtual uint64_t applied_batch_count() = 0;
+
+  virtual void put_api_key(const ApiKeyRecord& key) = 0;
+  virtual bool delete_api_key(const std::string& hash) = 0;  // false: no such key
+  virtual std::optional<ApiKeyRecord> api_key(const std::string& hash) = 0;
+  virtual std::vector<ApiKeyRecord> api_keys() = 0;
 };
 
 }  // namespace bc::store

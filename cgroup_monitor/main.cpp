@@ -37,6 +37,9 @@ const char kUsage[] =
     "  --bpf-ring-kib N      this job's event ring buffer in KiB (default 1024, at least 4)\n"
     "  --file-bytes on|off   count read and written bytes per file (default off; costs more)\n"
     "  --bpf-pin-dir DIR     where the node's shared BPF programs are pinned (default /sys/fs/bpf/bubble-chamber)\n"
+    "  --central URL         also ship every tick to this bcd (http://host:port); unshipped data waits in\n"
+    "                        the node store's outbox for the next monitor on this node or 'bcadm ship'\n"
+    "  --munge-socket PATH   munged socket for the shipper's credentials (default: munge's)\n"
     "  -h, --help            this text\n"
     "  --version             version\n"
     "\n"
@@ -81,7 +84,7 @@ int main(int argc, char** argv) try {
   int nice_level = 10;
   enum { kJob = 1000, kCgroupPath, kCgroupVersion, kCgroupRoot, kUid, kNode, kStore, kRunDir, kInterval,
          kGrace, kNice, kVersion, kJobName, kContainerId, kContainerName, kContainerImage, kBpf, kBpfRing,
-         kFileBytes, kBpfPinDir };
+         kFileBytes, kBpfPinDir, kCentral, kMungeSocket };
   static const option long_options[] = {
       {"job", required_argument, nullptr, kJob},
       {"cgroup-path", required_argument, nullptr, kCgroupPath},
@@ -102,6 +105,8 @@ int main(int argc, char** argv) try {
       {"bpf-ring-kib", required_argument, nullptr, kBpfRing},
       {"file-bytes", required_argument, nullptr, kFileBytes},
       {"bpf-pin-dir", required_argument, nullptr, kBpfPinDir},
+      {"central", required_argument, nullptr, kCentral},
+      {"munge-socket", required_argument, nullptr, kMungeSocket},
       {"help", no_argument, nullptr, 'h'},
       {"version", no_argument, nullptr, kVersion},
       {nullptr, 0, nullptr, 0}};
@@ -157,6 +162,8 @@ int main(int argc, char** argv) try {
         if (optarg[0] != '/') return usage_error("--bpf-pin-dir needs an absolute path");
         opt.events.pin_dir = optarg;
         break;
+      case kCentral: opt.central_url = optarg; break;
+      case kMungeSocket: opt.munge_socket = optarg; break;
       case 'h': std::fputs(kUsage, stdout); return 0;
       case kVersion: std::puts("bc-monitor " BC_VERSION); return 0;
       default: return usage_error("unknown option");

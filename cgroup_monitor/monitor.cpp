@@ -19,6 +19,7 @@
 #include "cgroup_reader.hpp"
 #include "fd.hpp"
 #include "process_table.hpp"
+#include "shipper.hpp"
 #include "store.hpp"
 
 namespace bc::monitor {
@@ -130,6 +131,16 @@ int run_monitor(const MonitorOptions& opt) {
     return 1;
   }
 
+  // Shipping runs on its own thread so sampling never waits on bcd; the outbox is the spool.
+  std::unique_ptr<ship::BackgroundShipper> shipper;
+  if (!opt.central_url.empty()) {
+    ship::ShipOptions ship_options;
+    ship_options.central_url = opt.central_url;
+    ship_options.munge_socket = opt.munge_socket;
+    ship_options.lock_path = opt.store_path + "/ship.lock";
+    shipper = std::make_unique<ship::BackgroundShipper>(ship_options, *db, ship::new_monitor_id());
+  }
+
   auto reader = make_cgroup_reader(opt.cgroup_version, opt.cgroup_relative, opt.cgroup_root);
   ProcessTable table;
   // Events never stop the monitor: without them, sampling goes on and the job record says why.
@@ -220,7 +231,11 @@ int run_monitor(const MonitorOptions& opt) {
     batch.job_sample = store::Sample{0, now / 1000, job.has_cgroup_cpu ? job.cgroup_cpu_ns : procs.cpu_ns,
                                      procs.live_rss, procs.read_bytes, procs.write_bytes};
     try {
-      db->write_batch(batch);
+      if (shipper) {
+        shipper->write(batch);
+      } else {
+        db->write_batch(batch);
+      }
       table.commit(batch);
       events.commit();
     } catch (const std::exception& e) {
@@ -261,6 +276,7 @@ int run_monitor(const MonitorOptions& opt) {
   tick(true);
   log("finished: %llu samples, %llu failed writes", static_cast<unsigned long long>(job.sample_count),
       static_cast<unsigned long long>(failed_writes));
+  shipper.reset();  // a last, bounded attempt; the lock is still held so no second monitor starts meanwhile
   ::unlink(pid_file.c_str());
   ::unlink(monitor_lock_path(opt.run_dir, opt.job_id).c_str());
   return 0;

@@ -25,6 +25,8 @@ struct MonitorOptions {
   std::string container_name;
   std::string container_image;
   EventSettings events;           // eBPF events; sampling goes on without them if they cannot load
+  std::string central_url;        // ship each tick to this bcd (empty: the node store only)
+  std::string munge_socket;       // for the shipper's credentials; empty: munge's default
 };
 
 // Runs until the job ends on this node (its cgroup is gone or stays empty), or SIGTERM/SIGINT.

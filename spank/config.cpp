@@ -70,9 +70,16 @@ Config parse_config(const std::vector<std::string>& args, std::vector<std::strin
       } else {
         config.bpf_ring_kib = static_cast<unsigned>(kib);
       }
+    } else if (key == "central") {
+      if (value.rfind("http://", 0) != 0 && value.rfind("https://", 0) != 0)
+        errors.push_back("central= takes an http:// or https:// URL of bcd, got '" + value + "'");
+      else config.central = value;
+    } else if (key == "munge_socket") {
+      need_path(config.munge_socket);
     } else {
       errors.push_back("unknown key '" + key +
-                       "' (known: enable, store, monitor, interval, rundir, log, bpf, bpf_ring_kib, file_bytes)");
+                       "' (known: enable, store, monitor, interval, rundir, log, bpf, bpf_ring_kib, file_bytes, "
+                       "central, munge_socket)");
     }
   }
   return config;

@@ -17,6 +17,8 @@ struct Config {
   bool bpf = true;
   unsigned bpf_ring_kib = 1024;
   bool file_bytes = false;
+  std::string central;       // bcd URL the monitor ships to; empty: node store only
+  std::string munge_socket;  // for the monitor's credentials; empty: munge's default
 };
 
 // Defaults first, then each argument. Every bad word (unknown key, missing '=', bad value, value too long)

@@ -181,6 +181,8 @@ LaunchResult ensure_monitor(const Config& config, uint64_t job_id, uint32_t uid,
     args.push_back("--job-name");
     args.push_back(job_name);
   }
+  if (!config.central.empty()) args.insert(args.end(), {"--central", config.central});
+  if (!config.munge_socket.empty()) args.insert(args.end(), {"--munge-socket", config.munge_socket});
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

@@ -35,6 +35,8 @@ TokenCheck verify_token(std::string_view secret, std::string_view token, std::st
 
 std::string new_api_key();                          // "bck_" + 43 base64url characters (256 random bits)
 std::string hash_api_key(std::string_view key);     // lowercase hex SHA-256
+// Lowercase hex SHA-256; also what a pusher puts in its munge credential, binding it to one request body.
+std::string sha256_hex(std::string_view bytes);
 bool api_key_matches(std::string_view key, std::string_view stored_hash);  // constant time
 
 // ---- munge ----
@@ -52,6 +54,9 @@ struct MungeResult {
 std::optional<std::string> munge_encode(std::string_view payload, const std::string& socket, std::string& error);
 // Decoding relies on munged's own checks: key, expiry, and replay (a credential decodes once).
 MungeResult munge_decode(std::string_view credential, const std::string& socket);
+
+// The user name of a uid, or the number as text when it has none.
+std::string user_name(uint32_t uid);
 
 // Helpers shared with the web side.
 std::string base64url_encode(std::string_view bytes);

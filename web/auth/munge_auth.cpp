@@ -1,4 +1,5 @@
 #include <munge.h>
+#include <pwd.h>
 
 #include <cstdlib>
 #include <memory>
@@ -17,6 +18,14 @@ Ctx make_ctx(const std::string& socket) {
 }
 
 }  // namespace
+
+std::string user_name(uint32_t uid) {
+  passwd pw{};
+  passwd* result = nullptr;
+  char buf[4096];
+  if (getpwuid_r(uid, &pw, buf, sizeof buf, &result) == 0 && result) return pw.pw_name;
+  return std::to_string(uid);
+}
 
 std::optional<std::string> munge_encode(std::string_view payload, const std::string& socket, std::string& error) {
   Ctx ctx = make_ctx(socket);

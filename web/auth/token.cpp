@@ -129,9 +129,11 @@ std::string new_api_key() {
   return "bck_" + base64url_encode(std::string_view(reinterpret_cast<char*>(random), sizeof random));
 }
 
-std::string hash_api_key(std::string_view key) {
+std::string hash_api_key(std::string_view key) { return sha256_hex(key); }
+
+std::string sha256_hex(std::string_view bytes) {
   unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(key.data()), key.size(), digest);
+  SHA256(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), digest);
   static const char hex[] = "0123456789abcdef";
   std::string out;
   for (unsigned char b : digest) {

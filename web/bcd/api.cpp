@@ -22,14 +22,6 @@ int64_t now_s() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-std::string user_of(uint32_t uid) {
-  passwd pw{};
-  passwd* result = nullptr;
-  char buf[4096];
-  if (getpwuid_r(uid, &pw, buf, sizeof buf, &result) == 0 && result) return pw.pw_name;
-  return std::to_string(uid);
-}
-
 bool in_group(const std::string& user, const std::string& group_name) {
   if (group_name.empty()) return false;
   group gr{};
@@ -106,7 +98,7 @@ Api::Verdict Api::identify(const Request& req, const std::string& container, Cal
     if (m.status != auth::MungeStatus::Ok) return {401, "munge credential refused: " + m.message};
     caller.kind = Caller::Kind::User;
     caller.uid = m.uid;
-    caller.user = user_of(m.uid);
+    caller.user = auth::user_name(m.uid);
     caller.admin = is_admin(m.uid, caller.user);
     return {};
   }
@@ -310,6 +302,7 @@ Response Api::metrics_text(const Request&) {
     rd += "bc_job_read_bytes_total" + labels + " " + std::to_string(t.read_bytes) + "\n";
     wr += "bc_job_write_bytes_total" + labels + " " + std::to_string(t.write_bytes) + "\n";
   }
+  if (extra_metrics_) wr += extra_metrics_();
   Response r = Response::json(200, out + rss + rd + wr + "# EOF\n");
   r.content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
   return r;

@@ -38,6 +38,10 @@ class Api {
   ~Api();
   std::vector<web::Route> routes();
   Metrics& metrics() { return metrics_; }
+  // More OpenMetrics families for /metrics (the ingest counters).
+  void add_metrics(std::function<std::string()> fn) { extra_metrics_ = std::move(fn); }
+  // Taken around every use of the store, reads and ingest writes alike (see store_mutex_).
+  std::mutex& store_mutex() { return store_mutex_; }
 
   struct Caller {
     enum class Kind { Anonymous, User, Token } kind = Kind::Anonymous;
@@ -97,6 +101,7 @@ class Api {
   Metrics metrics_;
   ResponseCache cache_{64 << 20};
   std::shared_ptr<std::atomic<unsigned>> live_streams_ = std::make_shared<std::atomic<unsigned>>(0);
+  std::function<std::string()> extra_metrics_;
 };
 
 }  // namespace bc::bcd

@@ -13,13 +13,15 @@
 #include "api.hpp"
 #include "config.hpp"
 #include "http_server.hpp"
+#include "ingest.hpp"
 #include "store.hpp"
 
 namespace {
 
 const char kUsage[] =
     "Usage: bcd [--config FILE] [--listen ADDR:PORT] [--store PATH] [--static-dir DIR] [--port-file FILE]\n"
-    "The bubble-chamber central daemon: JSON API, OpenMetrics (/metrics) and web view (/static/).\n"
+    "The bubble-chamber central daemon: node data ingest (POST /api/v1/ingest), JSON API, OpenMetrics\n"
+    "(/metrics) and web view (/static/).\n"
     "\n"
     "  -c, --config FILE     key=value config (default " BC_BCD_CONFIG_DEFAULT "; must exist when given)\n"
     "      --listen A:P      address and port (overrides listen=); port 0 picks a free one\n"
@@ -98,7 +100,12 @@ int main(int argc, char** argv) try {
     log_line(use_syslog, LOG_ERR, std::string("cannot open the central store: ") + e.what());
     return 1;
   }
+  bc::store::Store& central = *db;  // owned by api, which outlives ingest's use of it
   bc::bcd::Api api(config, std::move(db));
+  bc::bcd::Ingest ingest(config, central, api.store_mutex());
+  api.add_metrics([&ingest] { return ingest.metrics_text(); });
+  std::vector<bc::web::Route> routes = api.routes();
+  for (auto& r : ingest.routes()) routes.insert(routes.begin(), std::move(r));
   bc::web::ServerOptions options;
   options.bind_address = config.listen_address;
   options.port = config.listen_port;
@@ -106,7 +113,7 @@ int main(int argc, char** argv) try {
   options.max_body_bytes = config.max_body_bytes;
   std::unique_ptr<bc::web::HttpServer> server;
   try {
-    server = std::make_unique<bc::web::HttpServer>(options, api.routes());
+    server = std::make_unique<bc::web::HttpServer>(options, std::move(routes));
   } catch (const std::exception& e) {
     log_line(use_syslog, LOG_ERR, e.what());
     return 1;

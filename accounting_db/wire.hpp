@@ -1,0 +1,35 @@
+// accounting_db: the wire format that ships node batches to the central daemon bcd.
+//
+// A batch (one monitor tick, store::Batch) is encoded on its own; a bundle is what one HTTP request to
+// /api/v1/ingest carries: several encoded batches, each with its id (node, job, monitor, seq). Both start
+// with a format version, and decoding checks every length against the bytes that are left, so a malformed
+// or hostile body ends in WireError, never in a crash or a huge allocation.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "store.hpp"
+
+namespace bc::wire {
+
+// 1: job, job sample, processes. 2: files and connections (eBPF events) follow the processes.
+inline constexpr uint32_t kBatchVersion = 2;
+inline constexpr char kBundleMagic[4] = {'B', 'C', 'W', '1'};
+
+class WireError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+std::string encode_batch(const store::Batch& batch);
+// Throws WireError naming what was wrong.
+store::Batch decode_batch(std::string_view bytes);
+
+// The batches stay encoded in a bundle: bcd decodes each one after checking its id.
+std::string encode_bundle(const std::vector<store::SpooledBatch>& batches);
+std::vector<store::SpooledBatch> decode_bundle(std::string_view bytes);
+
+}  // namespace bc::wire

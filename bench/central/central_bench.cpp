@@ -1,0 +1,147 @@
+// Central ingest benchmark driver: the same synthetic node batches written straight into a store
+// (write_batch_once, what bcd does per batch) or pushed to a running bcd over HTTP (munge or API key).
+//
+//   bc-central-bench direct STORE NODES PROCS TICKS [BATCHES_PER_TRANSACTION]
+//   bc-central-bench http URL NODES PROCS TICKS CLIENTS BATCHES_PER_REQUEST [--api-key KEY] [--munge-socket S]
+// Prints "samples N seconds S batches B requests R bytes Y".
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "shipper.hpp"
+#include "store.hpp"
+#include "wire.hpp"
+
+namespace {
+
+using namespace bc;
+using Clock = std::chrono::steady_clock;
+
+// One tick of one node: PROCS processes, each with a sample, and the job total. Counters move every tick
+// as a busy job's would.
+store::Batch make_batch(uint32_t node, uint32_t procs, int64_t t, int64_t t0) {
+  store::Batch b;
+  b.job.job_id = 1000;
+  b.job.node = "bench" + std::to_string(node);
+  b.job.user = "bench";
+  b.job.start_ms = t0 * 1000;
+  b.job.last_sample_ms = t * 1000;
+  b.job.cgroup_version = 1;
+  const uint64_t k = static_cast<uint64_t>(t - t0);
+  b.job_sample = store::Sample{0, t, k * procs * 9'000'000, procs * (64ULL << 20), k << 16, k << 17};
+  for (uint32_t p = 0; p < procs; ++p) {
+    store::ProcessUpdate u;
+    u.record.pid = 10000 + p;
+    u.record.ppid = p ? 10000 : 1;
+    u.record.step = 0;
+    u.record.start_ticks = 500 + p;
+    u.record.start_ms = t0 * 1000;
+    u.record.series_id = p + 1;
+    u.record.command = "solver";
+    u.record.exe = "/opt/app/bin/solver";
+    u.record.argv = {"solver", "--rank", std::to_string(p)};
+    u.record.cpu_ns = k * 9'000'000 + p;
+    u.record.rss = u.record.max_rss = (64ULL << 20) + (k % 7) * 4096;
+    u.record.read_bytes = k << 16;
+    u.record.write_bytes = k << 17;
+    u.sample = store::Sample{0, t, u.record.cpu_ns, u.record.rss, u.record.read_bytes, u.record.write_bytes};
+    b.processes.push_back(u);
+  }
+  return b;
+}
+
+struct Work {
+  std::vector<store::SpooledBatch> batches;  // in (node, tick) order, seq per node
+  uint64_t samples = 0;
+};
+
+Work make_work(uint32_t nodes, uint32_t procs, uint32_t ticks) {
+  Work w;
+  const int64_t t0 = static_cast<int64_t>(time(nullptr)) - ticks - 60;
+  for (uint32_t t = 0; t < ticks; ++t)
+    for (uint32_t n = 0; n < nodes; ++n) {
+      store::Batch b = make_batch(n, procs, t0 + t, t0);
+      w.samples += procs + 1;
+      w.batches.push_back({{b.job.node, b.job.job_id, 77, t + 1ULL}, wire::encode_batch(b)});
+    }
+  return w;
+}
+
+double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+  const std::string mode = argc > 1 ? argv[1] : "";
+  if (mode == "direct" && (argc == 6 || argc == 7)) {
+    const size_t per_txn = argc == 7 ? static_cast<size_t>(std::atoi(argv[6])) : 256;
+    Work w = make_work(std::atoi(argv[3]), std::atoi(argv[4]), std::atoi(argv[5]));
+    store::OpenOptions options;
+    if (const char* d = std::getenv("BC_BENCH_DURABILITY"); d && std::string(d) == "nosync")
+      options.durability = store::Durability::NoSync;
+    auto db = store::Store::open(argv[2], options);
+    // Decoding is part of bcd's work too, so it is timed here as well.
+    const auto start = Clock::now();
+    // Grouped as bcd groups a request's batches (256 per transaction).
+    for (size_t from = 0; from < w.batches.size(); from += per_txn) {
+      std::vector<store::Batch> group;
+      std::vector<store::BatchId> ids;
+      for (size_t i = from; i < std::min(w.batches.size(), from + per_txn); ++i) {
+        group.push_back(wire::decode_batch(w.batches[i].wire));
+        ids.push_back(w.batches[i].id);
+      }
+      db->write_batches_once(group, ids);
+    }
+    std::printf("samples %llu seconds %.3f batches %zu requests 0 bytes 0\n", static_cast<unsigned long long>(w.samples),
+                seconds_since(start), w.batches.size());
+    return 0;
+  }
+  if (mode == "http" && argc >= 8) {
+    ship::ShipOptions o;
+    o.central_url = argv[2];
+    o.request_timeout_s = 120;
+    for (int i = 8; i + 1 < argc; i += 2) {
+      if (std::string(argv[i]) == "--api-key") o.api_key = argv[i + 1];
+      if (std::string(argv[i]) == "--munge-socket") o.munge_socket = argv[i + 1];
+    }
+    Work w = make_work(std::atoi(argv[3]), std::atoi(argv[4]), std::atoi(argv[5]));
+    const int clients = std::atoi(argv[6]);
+    const size_t per_request = static_cast<size_t>(std::atoi(argv[7]));
+    std::vector<std::string> bodies;
+    for (size_t i = 0; i < w.batches.size(); i += per_request) {
+      std::vector<store::SpooledBatch> part(w.batches.begin() + static_cast<long>(i),
+                                            w.batches.begin() + static_cast<long>(std::min(w.batches.size(), i + per_request)));
+      bodies.push_back(wire::encode_bundle(part));
+    }
+    uint64_t bytes = 0;
+    for (const auto& b : bodies) bytes += b.size();
+    std::atomic<size_t> next{0};
+    std::atomic<int> failures{0};
+    const auto start = Clock::now();
+    std::vector<std::thread> threads;
+    for (int c = 0; c < clients; ++c)
+      threads.emplace_back([&] {
+        for (size_t i; (i = next++) < bodies.size();) {
+          std::string answer, error;
+          if (ship::post_bundle(o, bodies[i], answer, error) != 200) {
+            if (failures++ == 0) std::fprintf(stderr, "bc-central-bench: %s %s\n", error.c_str(), answer.c_str());
+          }
+        }
+      });
+    for (auto& t : threads) t.join();
+    const double s = seconds_since(start);
+    if (failures) return 1;
+    std::printf("samples %llu seconds %.3f batches %zu requests %zu bytes %llu\n", static_cast<unsigned long long>(w.samples),
+                s, w.batches.size(), bodies.size(), static_cast<unsigned long long>(bytes));
+    return 0;
+  }
+  std::fprintf(stderr, "usage: see the head of bench/central/central_bench.cpp\n");
+  return 2;
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "bc-central-bench: %s\n", e.what());
+  return 1;
+}

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# summary: bcd ingest: samples/s through HTTP + munge + merge, the same with an API key, and a direct local write
+# Needs root (a private munged). Knobs:
+#   BC_BENCH_NODES (20), BC_BENCH_PROCS (50 per node), BC_BENCH_TICKS (100 per node),
+#   BC_BENCH_CLIENTS (4 concurrent pushers), BC_BENCH_PER_REQUEST (100 batches per request: a catching-up
+#   node; the steady state of 1 batch per request is measured separately)
+set -euo pipefail
+: "${BC_BUILD_DIR:?run through ./bench/run.sh}"
+[ "$(id -u)" = 0 ] || { echo "bench central: needs root (runs a private munged)" >&2; exit 1; }
+nodes=${BC_BENCH_NODES:-20}; procs=${BC_BENCH_PROCS:-50}; ticks=${BC_BENCH_TICKS:-100}
+clients=${BC_BENCH_CLIENTS:-4}; per_request=${BC_BENCH_PER_REQUEST:-100}
+bench=$BC_BUILD_DIR/cgroup_monitor/bench-central/bc-central-bench
+bcadm=$BC_BUILD_DIR/accounting_db/bcadm
+work=$(mktemp -d /tmp/bc-bench-central-XXXXXX)
+bcd_pid=
+cleanup() {
+  [ -z "$bcd_pid" ] || { kill -TERM "$bcd_pid" 2>/dev/null; wait "$bcd_pid" 2>/dev/null || true; }
+  /usr/sbin/munged -S "$work/munge.sock" --stop >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+mungekey -c -k "$work/munge.key"
+/usr/sbin/munged --force -S "$work/munge.sock" --key-file="$work/munge.key" --log-file="$work/munged.log" \
+  --pid-file="$work/munged.pid" --seed-file="$work/munged.seed"
+
+# A fresh bcd (and central store) per measurement, so each one merges the same amount of new data.
+start_bcd() {
+  [ -z "$bcd_pid" ] || { kill -TERM "$bcd_pid"; wait "$bcd_pid" || true; }
+  rm -rf "$work/central.lmdb" "$work/port"
+  "$bcadm" db init --store "$work/central.lmdb" >/dev/null
+  key=$("$bcadm" apikey create --owner bench@example.org --store "$work/central.lmdb" 2>/dev/null)
+  printf 'listen=127.0.0.1:0\nstore=%s\nstatic_dir=%s\nauth_secret=bench-secret-0123456789\nmunge_socket=%s\nmax_body_bytes=268435456\nthreads=4\n' \
+    "$work/central.lmdb" "$work" "$work/munge.sock" >"$work/bcd.conf"
+  "$BC_BUILD_DIR/web/bcd" --config "$work/bcd.conf" --port-file "$work/port" 2>"$work/bcd.log" &
+  bcd_pid=$!
+  for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.05; done
+  url=http://127.0.0.1:$(cat "$work/port")
+}
+
+rate() { awk '{print $2 / $4}' <<<"$1"; }
+reqrate() { awk '{print $8 / $4}' <<<"$1"; }
+
+start_bcd
+munge_out=$("$bench" http "$url" "$nodes" "$procs" "$ticks" "$clients" "$per_request" --munge-socket "$work/munge.sock")
+start_bcd
+key_out=$("$bench" http "$url" "$nodes" "$procs" "$ticks" "$clients" "$per_request" --api-key "$key")
+# Steady state: every node sends each tick as it comes, one batch per request.
+start_bcd
+single_out=$("$bench" http "$url" "$nodes" "$procs" $((ticks / 5)) "$clients" 1 --munge-socket "$work/munge.sock")
+rm -rf "$work/direct.lmdb"
+direct_out=$("$bench" direct "$work/direct.lmdb" "$nodes" "$procs" "$ticks")
+
+munge_rate=$(rate "$munge_out"); key_rate=$(rate "$key_out"); direct_rate=$(rate "$direct_out")
+single_rate=$(rate "$single_out"); single_reqs=$(reqrate "$single_out")
+echo "# $nodes nodes x $procs processes x $ticks ticks, $clients clients, $per_request batches per request"
+echo "# munge:   $munge_out"
+echo "# api key: $key_out"
+echo "# 1/req:   $single_out"
+echo "# direct:  $direct_out"
+awk -v m="$munge_rate" -v k="$key_rate" -v d="$direct_rate" -v s="$single_rate" -v r="$single_reqs" -v p="$procs" 'BEGIN {
+  printf "BENCH central_ingest_munge %.0f samples/s\n", m
+  printf "BENCH central_ingest_apikey %.0f samples/s\n", k
+  printf "BENCH central_ingest_direct %.0f samples/s\n", d
+  printf "BENCH central_munge_share %.1f %%\n", (k > 0 ? (1 - m / k) * 100 : 0)
+  printf "BENCH central_http_overhead_ratio %.2f x\n", (m > 0 ? d / m : 0)
+  printf "BENCH central_ingest_munge_1_per_request %.0f samples/s\n", s
+  printf "BENCH central_requests_munge_1_per_request %.0f requests/s\n", r
+  # A node at 1 Hz with p processes sends p+1 samples in one request per second.
+  n = s / (p + 1)
+  printf "BENCH central_nodes_per_bcd_1hz_%dproc %.0f nodes\n", p, n
+  printf "BENCH central_nodes_per_bcd_1hz_%dproc_batched %.0f nodes\n", p, m / (p + 1)
+}'

@@ -1,0 +1,29 @@
+# Shipping node data to the central daemon: wire format, outbox, dedup, API keys (unit), and real bcd
+# ingest with munged and Slurm (integration).
+add_executable(test_wire ${CMAKE_CURRENT_LIST_DIR}/test_wire.cpp)
+target_link_libraries(test_wire PRIVATE bc_store GTest::gtest_main)
+target_include_directories(test_wire PRIVATE ${PROJECT_SOURCE_DIR}/accounting_db ${PROJECT_SOURCE_DIR}/tests/unit)
+gtest_discover_tests(test_wire PROPERTIES LABELS unit)
+
+add_executable(bc-central-tool ${CMAKE_CURRENT_LIST_DIR}/central_tool.cpp)
+target_link_libraries(bc-central-tool PRIVATE bc_store)
+set_target_properties(bc-central-tool PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests/central)
+
+# bcd ingest against a private munged: two simulated nodes, dedup, replay, forged and non-root credentials,
+# API keys, tokens, bad bodies.
+add_test(NAME it_central_ingest COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/test_central_ingest.py)
+set_tests_properties(it_central_ingest PROPERTIES LABELS "integration;central" TIMEOUT 180 SKIP_RETURN_CODE 77
+                     ENVIRONMENT "BC_BUILD=${CMAKE_BINARY_DIR};PYTHONDONTWRITEBYTECODE=1")
+
+# bcd down for a whole real Slurm job, then up: no loss, no duplicates (needs the integration cluster).
+if(NOT BC_SANITIZE)
+  add_test(NAME it_central_slurm COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/test_central_slurm.py)
+  set_tests_properties(it_central_slurm PROPERTIES
+    FIXTURES_REQUIRED slurm_cluster RESOURCE_LOCK slurm_cluster LABELS "integration;central" TIMEOUT 300
+    SKIP_RETURN_CODE 77
+    ENVIRONMENT "BC_IT_WORK=${BC_IT_WORK};BC_BUILD=${CMAKE_BINARY_DIR};PYTHONPATH=${PROJECT_SOURCE_DIR}/tests/integration;PYTHONDONTWRITEBYTECODE=1")
+endif()
+
+add_executable(test_central_config ${CMAKE_CURRENT_LIST_DIR}/test_central_config.cpp)
+target_link_libraries(test_central_config PRIVATE bc_spank_config GTest::gtest_main)
+gtest_discover_tests(test_central_config PROPERTIES LABELS unit)

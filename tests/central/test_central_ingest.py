@@ -1,0 +1,227 @@
+"""bcd ingest against a real munged: two simulated nodes merge into one job, batches are stored once, and
+every kind of bad push is refused while bcd keeps serving."""
+import hashlib
+import json
+import os
+import pwd
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+SKIP = 77
+build = os.environ["BC_BUILD"]
+if os.geteuid() != 0:
+    if os.environ.get("CI") == "true":
+        sys.exit("FAIL: needs root (munged, a second user) and CI must run it")
+    print("SKIP: needs root to run munged and switch users")
+    sys.exit(SKIP)
+
+tool = f"{build}/tests/central/bc-central-tool"
+bcadm = f"{build}/accounting_db/bcadm"
+work = tempfile.mkdtemp(prefix="bc-central-")
+os.chmod(work, 0o755)
+USER = "bctest_alice"
+try:
+    pwd.getpwnam(USER)
+except KeyError:
+    subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", USER], check=True)
+
+
+def start_munged(name):
+    sock, key = os.path.join(work, f"{name}.sock"), os.path.join(work, f"{name}.key")
+    subprocess.run(["mungekey", "-c", "-k", key], check=True)
+    subprocess.run(["/usr/sbin/munged", "--force", "-S", sock, f"--key-file={key}", f"--log-file={work}/{name}.log",
+                    f"--pid-file={work}/{name}.pid", f"--seed-file={work}/{name}.seed"], check=True)
+    return sock
+
+
+sock = start_munged("munge")
+other_sock = start_munged("other")
+central = os.path.join(work, "central.lmdb")
+secret = "central-test-secret-0123456789"
+conf = os.path.join(work, "bcd.conf")
+open(conf, "w").write(f"listen=127.0.0.1:0\nstore={central}\nstatic_dir={work}\nauth_secret={secret}\n"
+                      f"munge_socket={sock}\npushers=root\nmax_body_bytes=1048576\n")
+port_file = os.path.join(work, "port")
+env = {k: v for k, v in os.environ.items() if k not in ("AUTH_SECRET", "AUTH_DISABLE")}
+subprocess.run([bcadm, "db", "init", "--store", central], check=True, capture_output=True)
+bcd = subprocess.Popen([f"{build}/web/bcd", "--config", conf, "--port-file", port_file], env=env,
+                       stderr=open(os.path.join(work, "bcd.log"), "w"))
+rc = None
+try:
+    for _ in range(100):
+        if os.path.exists(port_file):
+            break
+        time.sleep(0.05)
+    base = f"http://127.0.0.1:{open(port_file).read().strip()}"
+
+    def request(path, body=None, headers=None, method=None):
+        req = urllib.request.Request(base + path, data=body, headers=headers or {}, method=method)
+        try:
+            with urllib.request.urlopen(req, timeout=20) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    def cred(payload, socket=sock, user=None):
+        cmd = ["munge", "-S", socket, "-s", payload]
+        if user:
+            cmd = ["runuser", "-u", user, "--"] + cmd
+        return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip()
+
+    def push(body, credential=None, content_type="application/octet-stream", **kw):
+        h = {"Content-Type": content_type}
+        h["X-Munge-Credential"] = credential if credential is not None else cred(hashlib.sha256(body).hexdigest())
+        h.update(kw.get("extra", {}))
+        return request("/api/v1/ingest", body, h)
+
+    def count(store, job):
+        out = subprocess.run([tool, "count", store, str(job)], capture_output=True, text=True, check=True).stdout
+        return dict(zip(out.split()[::2], map(int, out.split()[1::2])))
+
+    def metric(name):
+        st, text = request("/metrics")
+        m = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
+        return float(m.group(1)) if m else None
+
+    def job_json(job):
+        st, body = request(f"/api/v1/jobs/{job}", headers={"X-Munge-Credential": cred("")})
+        return st, json.loads(body) if st == 200 else body
+
+    # ---- Two simulated nodes, each with its own node store, push parts of job 500 from two processes.
+    uid = str(pwd.getpwnam(USER).pw_uid)
+    t0 = int(time.time()) - 600
+    stores = {}
+    for node, procs in (("nodeA", 3), ("nodeB", 2)):
+        stores[node] = os.path.join(work, f"{node}.lmdb")
+        subprocess.run([tool, "node", stores[node], "500", node, USER, uid, "40", str(procs), str(t0)], check=True)
+    shippers = [subprocess.Popen([bcadm, "ship", "--store", s, "--central", base, "--munge-socket", sock],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for s in stores.values()]
+    for p in shippers:
+        out, err = p.communicate(timeout=60)
+        assert p.returncode == 0 and "shipped 40 batch(es)" in out, (p.returncode, out, err)
+    st, j = job_json(500)
+    assert st == 200, (st, j)
+    assert j["job"]["nodes"] == ["nodeA", "nodeB"] or sorted(j["job"]["nodes"]) == ["nodeA", "nodeB"], j["job"]
+    assert sorted((p["node"], p["pid"]) for p in j["processes"]) == \
+        [("nodeA", 1000), ("nodeA", 1001), ("nodeA", 1002), ("nodeB", 1000), ("nodeB", 1001)], j["processes"]
+    got = count(central, 500)
+    want = {k: count(stores["nodeA"], 500)[k] + count(stores["nodeB"], 500)[k] for k in ("processes", "points")}
+    assert got["nodes"] == 2 and got["processes"] == want["processes"] == 5 and got["points"] == want["points"] == 40 * 7, (got, want)
+    for s in stores.values():
+        assert subprocess.run([tool, "pending", s], capture_output=True, text=True).stdout.strip() == "pending 0"
+    assert metric("bcd_ingest_batches_total") == 80
+    print("ok two nodes pushing from two processes merge into one job (5 processes, 280 points)")
+
+    # ---- Duplicate and replayed batches are stored once.
+    subprocess.run([tool, "node", stores["nodeA"], "501", "nodeA", USER, uid, "5", "2", str(t0)], check=True)
+    body_file = os.path.join(work, "b501")
+    subprocess.run([tool, "bundle", stores["nodeA"], body_file], check=True)
+    body = open(body_file, "rb").read()
+    st, answer = push(body)
+    assert st == 200 and json.loads(answer)["applied"] == 5, (st, answer)
+    st, answer = push(body)  # the same batches again, with a fresh credential
+    assert st == 200 and json.loads(answer)["applied"] == 0 and json.loads(answer)["duplicates"] == 5, (st, answer)
+    c = cred(hashlib.sha256(body).hexdigest())
+    assert push(body, c)[0] == 200
+    st, answer = push(body, c)  # the same credential again: munge's replay detection
+    assert st == 401 and "replay" in answer.lower(), (st, answer)
+    assert count(central, 501) == {"nodes": 1, "processes": 2, "points": 15}, count(central, 501)
+    assert metric("bcd_ingest_duplicate_batches_total") == 10
+    print("ok duplicates stored once, a replayed credential refused")
+
+    # ---- Credentials: forged (another munge key), non-root uid, made for another body, none.
+    st, answer = push(body, cred(hashlib.sha256(body).hexdigest(), socket=other_sock))
+    assert st == 401, (st, answer)
+    st, answer = push(body, cred(hashlib.sha256(body).hexdigest(), user=USER))
+    assert st == 403 and "may not push" in answer, (st, answer)
+    st, answer = push(body, cred(hashlib.sha256(b"another body").hexdigest()))
+    assert st == 401 and "another body" in answer, (st, answer)
+    st, answer = request("/api/v1/ingest", body, {"Content-Type": "application/octet-stream"})
+    assert st == 401, (st, answer)
+    print("ok forged 401, non-root 403, credential for another body 401, none 401")
+
+    # ---- API keys: accepted for the key's owner (the data is stored as theirs); a deleted key is refused.
+    out = subprocess.run([bcadm, "apikey", "create", "--owner", USER, "--store", central], capture_output=True,
+                         text=True, check=True)
+    key = out.stdout.strip()
+    assert key.startswith("bck_") and len(key) > 40, out
+    listing = subprocess.run([bcadm, "apikey", "list", "--store", central], capture_output=True, text=True,
+                             check=True).stdout
+    assert hashlib.sha256(key.encode()).hexdigest() in listing and key not in listing and USER in listing, listing
+    subprocess.run([tool, "node", stores["nodeB"], "502", "nodeB", "root", "0", "3", "1", str(t0)], check=True)
+    subprocess.run([tool, "bundle", stores["nodeB"], body_file], check=True)
+    body = open(body_file, "rb").read()
+    st, answer = request("/api/v1/ingest", body, {"Content-Type": "application/octet-stream",
+                                                  "Authorization": "Bearer " + key})
+    assert st == 200 and json.loads(answer)["applied"] == 3 and json.loads(answer)["owner"] == USER, (st, answer)
+    st, j = job_json(502)
+    assert j["job"]["user"] == USER, j["job"]  # pushed as root's, stored as the key owner's
+    st, answer = request(f"/event/api/{key}", body, {"Content-Type": "application/octet-stream"})
+    assert st == 200 and json.loads(answer)["duplicates"] == 3, (st, answer)
+    subprocess.run([bcadm, "apikey", "delete", key, "--store", central], check=True, capture_output=True)
+    st, answer = request("/api/v1/ingest", body, {"Content-Type": "application/octet-stream",
+                                                  "Authorization": "Bearer " + key})
+    assert st == 401 and "API key" in answer, (st, answer)
+    assert request(f"/event/api/{key}", body, {"Content-Type": "application/octet-stream"})[0] == 401
+    assert request("/event/api/bck_notakey", body, {"Content-Type": "application/octet-stream"})[0] == 401
+    print("ok API key accepted for its owner (header and /event/api/KEY), deleted key refused")
+
+    # ---- Tokens minted by bcadm token: valid, expired, wrong job, tampered.
+    def token(job, ttl="1h"):
+        return subprocess.run([bcadm, "token", "--job", str(job), "--ttl", ttl, "--config", conf], env=env,
+                              capture_output=True, text=True, check=True).stdout.strip()
+    t = token(500)
+    assert request(f"/api/v1/jobs/500?token={t}")[0] == 200
+    short = token(500, "1s")
+    time.sleep(2.1)
+    st, answer = request(f"/api/v1/jobs/500?token={short}")
+    assert st == 401 and "expired" in answer, (st, answer)
+    assert request(f"/api/v1/jobs/501?token={t}")[0] == 403
+    head, claims, sig = t.split(".")
+    tampered = head + "." + claims[:-2] + ("A" if claims[-2] != "A" else "B") + claims[-1] + "." + sig
+    assert request(f"/api/v1/jobs/500?token={tampered}")[0] == 401
+    env_token = subprocess.run([bcadm, "token", "--job", "500", "--config", os.path.join(work, "missing.conf")],
+                               env=dict(env, AUTH_SECRET=secret), capture_output=True, text=True)
+    assert env_token.returncode == 2  # an explicit --config must exist
+    env_token = subprocess.run([bcadm, "token", "--job", "500"], env=dict(env, AUTH_SECRET=secret),
+                               capture_output=True, text=True, check=True).stdout.strip()
+    assert request(f"/api/v1/jobs/500?token={env_token}")[0] == 200
+    print("ok tokens: valid works (config and AUTH_SECRET); expired, wrong job, tampered refused")
+
+    # ---- Bad bodies get a 4xx and bcd keeps serving.
+    for bad in (b"", b"BCW1", b"BCW1\x05garbage", b"XXXXnot a bundle", b'{"json": "is not a bundle"}',
+                open(body_file, "rb").read()[:-3]):
+        st, answer = push(bad)
+        assert st == 400, (bad, st, answer)
+    st, answer = push(body, content_type="application/json")
+    assert st == 415, (st, answer)
+    big = b"BCW1" + b"\0" * (1 << 20)
+    st, answer = request("/api/v1/ingest", big, {"Content-Type": "application/octet-stream"})
+    assert st == 413, (st, answer)
+    assert request("/api/v1/ingest")[0] in (404, 405)
+    assert request("/api/v1/health")[0] == 200
+    st, text = request("/metrics")
+    for name in ("bcd_ingest_batches_total", "bcd_ingest_bytes_total", "bcd_ingest_lag_seconds",
+                 'bcd_ingest_rejected_total{reason="malformed"}', 'bcd_ingest_rejected_total{reason="auth"}'):
+        assert name in text, (name, text)
+    assert metric('bcd_ingest_rejected_total{reason="malformed"}') == 6
+    assert metric('bcd_ingest_rejected_total{reason="content_type"}') == 1
+    print("ok malformed 400, wrong content type 415, oversized 413; bcd keeps serving; /metrics has ingest counters")
+finally:
+    bcd.send_signal(signal.SIGTERM)
+    try:
+        rc = bcd.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        bcd.kill()
+    for s in ("munge", "other"):
+        subprocess.run(["/usr/sbin/munged", "-S", os.path.join(work, f"{s}.sock"), "--stop"], capture_output=True)
+    log = open(os.path.join(work, "bcd.log")).read()
+    shutil.rmtree(work, ignore_errors=True)
+assert rc == 0, f"bcd exited {rc} on SIGTERM:\n{log}"

@@ -1,0 +1,427 @@
+// The wire format of shipped batches and the node store's outbox, dedup and API-key tables.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <random>
+
+#include "store.hpp"
+#include "store_test_util.hpp"
+#include "wire.hpp"
+
+namespace bc {
+namespace {
+
+using store::Batch;
+using store::testing::TempDir;
+using store::testing::test_options;
+
+// Every field set to a distinct value that needs more than one varint byte where it can.
+Batch full_batch() {
+  Batch b;
+  auto& j = b.job;
+  j.job_id = 0x8000'0000'1234'5678ULL;
+  j.node = "node-01";
+  j.uid = 4'000'000'000U;
+  j.user = "alice";
+  j.steps = {0, 1, store::kStepBatch, store::kStepExtern};
+  j.start_ms = 1'700'000'000'123;
+  j.end_ms = -5;  // zigzag: a negative survives
+  j.last_sample_ms = 1'700'000'999'000;
+  j.cgroup_version = 2;
+  j.has_cgroup_cpu = true;
+  j.cgroup_cpu_ns = 123'456'789'012ULL;
+  j.has_cgroup_memory = true;
+  j.cgroup_mem_current = 1ULL << 33;
+  j.cgroup_mem_peak = (1ULL << 34) + 7;
+  j.has_cgroup_io = false;
+  j.cgroup_read_bytes = 99;
+  j.cgroup_write_bytes = UINT64_MAX;
+  j.max_rss_sum = 555'555;
+  j.sample_count = 77;
+  j.monitor_cpu_ns = 31;
+  j.monitor_max_rss = 8 << 20;
+  j.events_unavailable = "events unavailable: no BTF";
+  j.lost = store::EventLoss{1, 2, 3, 4, 5, 6};
+  j.lost_events = j.lost.total();
+  j.job_name = "my job";
+  j.alloc_cpus = 48;
+  j.mem_limit_bytes = 1ULL << 37;
+  j.container_id = std::string(64, 'a');
+  j.container_name = "web";
+  j.container_image = "busybox:test";
+  b.job_sample = store::Sample{0, 1'700'000'999, 5, 6, 7, 8};
+  for (uint32_t i = 0; i < 3; ++i) {
+    store::ProcessUpdate u;
+    auto& p = u.record;
+    p.job_id = j.job_id;
+    p.node = j.node;
+    p.pid = 1000 + i;
+    p.ppid = 999;
+    p.step = i == 2 ? store::kStepBatch : i;
+    p.start_ticks = 12'345'678'901ULL + i;
+    p.start_ms = 1'700'000'000'500 + i;
+    p.end_ms = i == 1 ? 1'700'000'100'000 : 0;
+    p.series_id = i + 1;
+    p.command = "cmd" + std::to_string(i);
+    p.exe = "/usr/bin/cmd" + std::to_string(i);
+    p.argv = {"cmd", "--flag", std::string("with\0nul", 8), ""};
+    p.cpu_ns = 1'000'000'000ULL * (i + 1);
+    p.max_rss = 1ULL << (20 + i);
+    p.rss = 1ULL << (19 + i);
+    p.read_bytes = 4096ULL * i;
+    p.write_bytes = UINT64_MAX - i;
+    p.exited = i == 1;
+    p.exit_code = i == 1 ? -1 : 0;
+    p.exit_signal = i == 1 ? 9 : 0;
+    p.core_dumped = i == 1;
+    p.argv_truncated = i == 2;
+    p.exact = i != 0;
+    if (i != 1) u.sample = store::Sample{0, 1'700'000'999, p.cpu_ns, p.rss, p.read_bytes, p.write_bytes};
+    b.processes.push_back(u);
+  }
+  store::FileRecord f;
+  f.job_id = j.job_id;
+  f.node = j.node;
+  f.pid = 1001;
+  f.start_ticks = 12'345'678'902ULL;
+  f.path = "/scratch/out.dat";
+  f.flags = store::kFileWrite | store::kFileCreate;
+  f.first_ms = 1'700'000'000'600;
+  f.opens = 3;
+  f.failed = 1;
+  f.read_bytes = 0;
+  f.write_bytes = 1ULL << 33;
+  b.files = {f, f};
+  b.files[1].path = "/etc/passwd";
+  b.files[1].flags = store::kFileRead;
+  store::ConnectionRecord c;
+  c.job_id = j.job_id;
+  c.node = j.node;
+  c.pid = 1002;
+  c.start_ticks = 12'345'678'903ULL;
+  c.address = "::1";
+  c.port = 65535;
+  c.protocol = "tcp";
+  c.first_ms = 1'700'000'000'700;
+  c.count = 2;
+  c.failed = 1;
+  b.connections = {c};
+  return b;
+}
+
+void expect_same(const Batch& a, const Batch& b) {
+  const auto &x = a.job, &y = b.job;
+  EXPECT_EQ(x.job_id, y.job_id);
+  EXPECT_EQ(x.node, y.node);
+  EXPECT_EQ(x.uid, y.uid);
+  EXPECT_EQ(x.user, y.user);
+  EXPECT_EQ(x.steps, y.steps);
+  EXPECT_EQ(x.start_ms, y.start_ms);
+  EXPECT_EQ(x.end_ms, y.end_ms);
+  EXPECT_EQ(x.last_sample_ms, y.last_sample_ms);
+  EXPECT_EQ(x.cgroup_version, y.cgroup_version);
+  EXPECT_EQ(x.has_cgroup_cpu, y.has_cgroup_cpu);
+  EXPECT_EQ(x.cgroup_cpu_ns, y.cgroup_cpu_ns);
+  EXPECT_EQ(x.has_cgroup_memory, y.has_cgroup_memory);
+  EXPECT_EQ(x.cgroup_mem_current, y.cgroup_mem_current);
+  EXPECT_EQ(x.cgroup_mem_peak, y.cgroup_mem_peak);
+  EXPECT_EQ(x.has_cgroup_io, y.has_cgroup_io);
+  EXPECT_EQ(x.cgroup_read_bytes, y.cgroup_read_bytes);
+  EXPECT_EQ(x.cgroup_write_bytes, y.cgroup_write_bytes);
+  EXPECT_EQ(x.max_rss_sum, y.max_rss_sum);
+  EXPECT_EQ(x.sample_count, y.sample_count);
+  EXPECT_EQ(x.monitor_cpu_ns, y.monitor_cpu_ns);
+  EXPECT_EQ(x.monitor_max_rss, y.monitor_max_rss);
+  EXPECT_EQ(x.events_unavailable, y.events_unavailable);
+  EXPECT_EQ(x.lost_events, y.lost_events);
+  EXPECT_EQ(x.lost, y.lost);
+  EXPECT_EQ(x.job_name, y.job_name);
+  EXPECT_EQ(x.alloc_cpus, y.alloc_cpus);
+  EXPECT_EQ(x.mem_limit_bytes, y.mem_limit_bytes);
+  EXPECT_EQ(x.container_id, y.container_id);
+  EXPECT_EQ(x.container_name, y.container_name);
+  EXPECT_EQ(x.container_image, y.container_image);
+  auto same_sample = [](const std::optional<store::Sample>& s, const std::optional<store::Sample>& t) {
+    ASSERT_EQ(s.has_value(), t.has_value());
+    if (!s) return;
+    EXPECT_EQ(s->series_id, t->series_id);
+    EXPECT_EQ(s->time_s, t->time_s);
+    EXPECT_EQ(s->cpu_ns, t->cpu_ns);
+    EXPECT_EQ(s->rss, t->rss);
+    EXPECT_EQ(s->read_bytes, t->read_bytes);
+    EXPECT_EQ(s->write_bytes, t->write_bytes);
+  };
+  same_sample(a.job_sample, b.job_sample);
+  ASSERT_EQ(a.processes.size(), b.processes.size());
+  for (size_t i = 0; i < a.processes.size(); ++i) {
+    const auto &p = a.processes[i].record, &q = b.processes[i].record;
+    EXPECT_EQ(p.job_id, q.job_id);
+    EXPECT_EQ(p.node, q.node);
+    EXPECT_EQ(p.pid, q.pid);
+    EXPECT_EQ(p.ppid, q.ppid);
+    EXPECT_EQ(p.step, q.step);
+    EXPECT_EQ(p.start_ticks, q.start_ticks);
+    EXPECT_EQ(p.start_ms, q.start_ms);
+    EXPECT_EQ(p.end_ms, q.end_ms);
+    EXPECT_EQ(p.series_id, q.series_id);
+    EXPECT_EQ(p.command, q.command);
+    EXPECT_EQ(p.exe, q.exe);
+    EXPECT_EQ(p.argv, q.argv);
+    EXPECT_EQ(p.cpu_ns, q.cpu_ns);
+    EXPECT_EQ(p.max_rss, q.max_rss);
+    EXPECT_EQ(p.rss, q.rss);
+    EXPECT_EQ(p.read_bytes, q.read_bytes);
+    EXPECT_EQ(p.write_bytes, q.write_bytes);
+    EXPECT_EQ(p.exited, q.exited);
+    EXPECT_EQ(p.exit_code, q.exit_code);
+    EXPECT_EQ(p.exit_signal, q.exit_signal);
+    EXPECT_EQ(p.core_dumped, q.core_dumped);
+    EXPECT_EQ(p.argv_truncated, q.argv_truncated);
+    EXPECT_EQ(p.exact, q.exact);
+    same_sample(a.processes[i].sample, b.processes[i].sample);
+  }
+  EXPECT_EQ(a.files, b.files);  // FileRecord and ConnectionRecord compare every field
+  EXPECT_EQ(a.connections, b.connections);
+}
+
+TEST(Wire, BatchRoundTripsEveryField) {
+  const Batch b = full_batch();
+  expect_same(b, wire::decode_batch(wire::encode_batch(b)));
+  const Batch empty;
+  expect_same(empty, wire::decode_batch(wire::encode_batch(empty)));
+}
+
+TEST(Wire, BundleRoundTrip) {
+  std::vector<store::SpooledBatch> in = {{{"n1", 42, 7, 1}, wire::encode_batch(full_batch())},
+                                         {{"n2", 43, UINT64_MAX, 1ULL << 40}, std::string()}};
+  auto out = wire::decode_bundle(wire::encode_bundle(in));
+  ASSERT_EQ(out.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(out[i].id, in[i].id);
+    EXPECT_EQ(out[i].wire, in[i].wire);
+  }
+  EXPECT_TRUE(wire::decode_bundle(wire::encode_bundle({})).empty());
+}
+
+TEST(Wire, RefusesOtherVersionsAndTrailingBytes) {
+  std::string bytes = wire::encode_batch(full_batch());
+  std::string v9 = bytes;
+  v9[0] = 9;
+  EXPECT_THROW(
+      try { wire::decode_batch(v9); } catch (const wire::WireError& e) {
+        EXPECT_NE(std::string(e.what()).find("version 9"), std::string::npos) << e.what();
+        throw;
+      },
+      wire::WireError);
+  EXPECT_THROW(wire::decode_batch(bytes + "x"), wire::WireError);
+  EXPECT_THROW(wire::decode_bundle("XXXX"), wire::WireError);
+  EXPECT_THROW(wire::decode_bundle(""), wire::WireError);
+}
+
+TEST(Wire, EveryTruncationThrows) {
+  const std::string bytes = wire::encode_batch(full_batch());
+  for (size_t n = 0; n < bytes.size(); ++n)
+    EXPECT_THROW(wire::decode_batch(bytes.substr(0, n)), wire::WireError) << "prefix of " << n << " bytes";
+  const std::string bundle = wire::encode_bundle({{{"n", 1, 2, 3}, bytes}});
+  for (size_t n = 0; n < bundle.size(); ++n)
+    EXPECT_THROW(wire::decode_bundle(bundle.substr(0, n)), wire::WireError) << "bundle prefix of " << n;
+}
+
+// Random corruption must end in a clean WireError or a batch, never a crash, hang or huge allocation
+// (run under ASan+UBSan in CI).
+TEST(Wire, RandomCorruptionIsCaught) {
+  const std::string bytes = wire::encode_batch(full_batch());
+  const std::string bundle = wire::encode_bundle({{{"n", 1, 2, 3}, bytes}, {{"m", 4, 5, 6}, bytes}});
+  std::mt19937_64 rng(12345);
+  int refused = 0;
+  for (int round = 0; round < 20000; ++round) {
+    std::string b = round % 2 ? bytes : bundle;
+    const int flips = 1 + static_cast<int>(rng() % 4);
+    for (int f = 0; f < flips; ++f) b[rng() % b.size()] = static_cast<char>(rng());
+    if (rng() % 8 == 0) b.resize(rng() % b.size());
+    try {
+      if (round % 2) {
+        wire::decode_batch(b);
+      } else {
+        for (const auto& s : wire::decode_bundle(b)) wire::decode_batch(s.wire);
+      }
+    } catch (const wire::WireError&) {
+      ++refused;
+    }
+  }
+  EXPECT_GT(refused, 1000);
+  // Counts far beyond the body are refused before any allocation.
+  std::string huge = std::string(wire::kBundleMagic, 4) + "\xff\xff\xff\xff\xff\xff\xff\xff\x7f";
+  EXPECT_THROW(wire::decode_bundle(huge), wire::WireError);
+}
+
+Batch tick(uint64_t job, const std::string& node, int64_t t, uint32_t procs) {
+  Batch b;
+  b.job.job_id = job;
+  b.job.node = node;
+  b.job.user = "alice";
+  b.job.start_ms = 1'700'000'000'000;
+  b.job.last_sample_ms = t * 1000;
+  b.job_sample = store::Sample{0, t, static_cast<uint64_t>(t) * 10, 100, 0, 0};
+  for (uint32_t i = 0; i < procs; ++i) {
+    store::ProcessUpdate u;
+    u.record.pid = 100 + i;
+    u.record.start_ticks = 5;
+    u.record.command = "p";
+    u.record.cpu_ns = static_cast<uint64_t>(t) * 7;
+    u.sample = store::Sample{0, t, u.record.cpu_ns, 200, 0, 0};
+    b.processes.push_back(u);
+  }
+  return b;
+}
+
+TEST(Outbox, SpoolsInTheSameTransactionAndAcknowledges) {
+  TempDir dir;
+  auto db = store::Store::open(dir.store(), test_options());
+  for (int64_t t = 0; t < 5; ++t) {
+    Batch b = tick(42, "n1", 1'700'000'000 + t, 2);
+    EXPECT_EQ(db->write_batch_spooled(b, 9), static_cast<uint64_t>(t + 1));
+  }
+  Batch other = tick(43, "n1", 1'700'000'000, 1);
+  EXPECT_EQ(db->write_batch_spooled(other, 9), 1u);
+  Batch plain = tick(44, "n1", 1'700'000'000, 1);
+  db->write_batch(plain);  // not spooled
+
+  auto pending = db->pending_batches(100, 1 << 20);
+  ASSERT_EQ(pending.size(), 6u);
+  EXPECT_EQ(pending[0].id, (store::BatchId{"n1", 42, 9, 1}));
+  EXPECT_EQ(pending[5].id, (store::BatchId{"n1", 43, 9, 1}));
+  // The spooled batch carries the series ids the store gave.
+  Batch first = wire::decode_batch(pending[0].wire);
+  ASSERT_EQ(first.processes.size(), 2u);
+  EXPECT_EQ(first.processes[0].record.series_id, 1u);
+  EXPECT_EQ(first.processes[1].record.series_id, 2u);
+  EXPECT_EQ(db->pending_batches(2, 1 << 20).size(), 2u);
+  EXPECT_EQ(db->pending_batches(100, 1).size(), 1u);  // at least one, even over the byte budget
+
+  db->acknowledge_batches(42, 3);
+  pending = db->pending_batches(100, 1 << 20);
+  ASSERT_EQ(pending.size(), 3u);
+  EXPECT_EQ(pending[0].id.seq, 4u);
+  auto states = db->ship_states();
+  ASSERT_EQ(states.size(), 2u);
+  EXPECT_EQ(states[0].job_id, 42u);
+  EXPECT_EQ(states[0].last_seq, 5u);
+  EXPECT_EQ(states[0].shipped_up_to, 3u);
+  EXPECT_EQ(states[0].pending, 2u);
+  // A new monitor on the same store continues the job's sequence.
+  db.reset();
+  db = store::Store::open(dir.store(), test_options());
+  Batch more = tick(42, "n1", 1'700'000'010, 1);
+  EXPECT_EQ(db->write_batch_spooled(more, 10), 6u);
+  db->acknowledge_batches(42, 6);
+  db->acknowledge_batches(43, 1);
+  EXPECT_TRUE(db->pending_batches(100, 1 << 20).empty());
+}
+
+// The outbox is written in the data's transaction: after any number of ticks the two agree exactly.
+TEST(Outbox, HoldsExactlyTheBatchesWritten) {
+  TempDir dir;
+  auto db = store::Store::open(dir.store(), test_options());
+  for (int i = 0; i < 20; ++i) {
+    Batch b = tick(42, "n1", 1'700'000'000 + i, 1);
+    db->write_batch_spooled(b, 1);
+  }
+  auto pending = db->pending_batches(1000, 1 << 30);
+  ASSERT_EQ(pending.size(), 20u);
+  EXPECT_EQ(db->series(42, "n1", 0, 0, INT64_MAX).size(), 20u);
+  for (size_t i = 0; i < pending.size(); ++i) {
+    EXPECT_EQ(pending[i].id.seq, i + 1);
+    EXPECT_EQ(wire::decode_batch(pending[i].wire).job_sample->time_s, 1'700'000'000 + static_cast<int64_t>(i));
+  }
+  // A read-only store refuses the write and spools nothing.
+  db.reset();
+  auto ro_options = test_options();
+  ro_options.read_only = true;
+  auto ro = store::Store::open(dir.store(), ro_options);
+  Batch b = tick(42, "n1", 1'700'000'100, 1);
+  EXPECT_THROW(ro->write_batch_spooled(b, 1), store::StoreError);
+  EXPECT_EQ(ro->pending_batches(1000, 1 << 30).size(), 20u);
+}
+
+TEST(Central, DuplicateBatchIsStoredOnce) {
+  TempDir dir;
+  auto db = store::Store::open(dir.store(), test_options());
+  Batch b = tick(42, "n1", 1'700'000'000, 2);
+  store::BatchId id{"n1", 42, 9, 1};
+  Batch copy = b;
+  EXPECT_TRUE(db->write_batch_once(b, id));
+  EXPECT_FALSE(db->write_batch_once(copy, id));
+  EXPECT_EQ(db->applied_batch_count(), 1u);
+  // Same seq from another node or monitor is another batch.
+  Batch n2 = tick(42, "n2", 1'700'000'000, 1);
+  EXPECT_TRUE(db->write_batch_once(n2, {"n2", 42, 9, 1}));
+  Batch m2 = tick(42, "n1", 1'700'000'001, 2);
+  EXPECT_TRUE(db->write_batch_once(m2, {"n1", 42, 10, 1}));
+  EXPECT_EQ(db->applied_batch_count(), 3u);
+  auto snap = db->load_job(42);
+  EXPECT_EQ(snap.nodes.size(), 2u);
+  EXPECT_EQ(snap.processes.size(), 3u);
+  EXPECT_EQ(db->series(42, "n1", 0, 0, INT64_MAX).size(), 2u);
+}
+
+// Many batches in one transaction give the same store as one at a time, and skip what was applied before
+// (earlier or within the same group).
+TEST(Central, GroupedBatchesMatchOneAtATime) {
+  TempDir dir;
+  auto grouped = store::Store::open(dir.store(), test_options());
+  auto single = store::Store::open(dir.file("single.lmdb"), test_options());
+  std::vector<Batch> batches;
+  std::vector<store::BatchId> ids;
+  for (int t = 0; t < 30; ++t)
+    for (const char* node : {"n1", "n2"}) {
+      batches.push_back(tick(42, node, 1'700'000'000 + t, 3 + static_cast<uint32_t>(t % 2)));
+      ids.push_back({node, 42, 9, static_cast<uint64_t>(t + 1)});
+    }
+  batches.push_back(batches[5]);  // the same batch twice in one group
+  ids.push_back(ids[5]);
+  Batch early = batches[0];
+  EXPECT_TRUE(grouped->write_batch_once(early, ids[0]));  // applied before the group
+  std::vector<Batch> copy = batches;
+  std::vector<bool> applied = grouped->write_batches_once(copy, ids);
+  ASSERT_EQ(applied.size(), batches.size());
+  EXPECT_FALSE(applied[0]);
+  EXPECT_TRUE(applied[1]);
+  EXPECT_TRUE(applied[5]);
+  EXPECT_FALSE(applied.back());
+  EXPECT_EQ(std::count(applied.begin(), applied.end(), true), 59);
+  for (size_t i = 0; i < batches.size(); ++i) single->write_batch_once(batches[i], ids[i]);
+  EXPECT_EQ(grouped->applied_batch_count(), 60u);
+  EXPECT_EQ(single->applied_batch_count(), 60u);
+  for (const char* node : {"n1", "n2"}) {
+    for (uint32_t series = 0; series <= 4; ++series) {
+      auto a = grouped->series(42, node, series, 0, INT64_MAX), b = single->series(42, node, series, 0, INT64_MAX);
+      ASSERT_EQ(a.size(), b.size()) << node << " series " << series;
+      for (size_t i = 0; i < a.size(); ++i) EXPECT_EQ(a[i].cpu_ns, b[i].cpu_ns);
+    }
+  }
+  EXPECT_EQ(grouped->load_job(42).processes.size(), 8u);
+  EXPECT_EQ(grouped->check().problem_count, 0u);
+  // All already applied: nothing written.
+  copy = batches;
+  applied = grouped->write_batches_once(copy, ids);
+  EXPECT_EQ(std::count(applied.begin(), applied.end(), true), 0);
+}
+
+TEST(Central, ApiKeys) {
+  TempDir dir;
+  auto db = store::Store::open(dir.store(), test_options());
+  db->put_api_key({"aa", "ops@example.org", 1700});
+  db->put_api_key({"bb", "ci@example.org", 1800});
+  ASSERT_TRUE(db->api_key("aa"));
+  EXPECT_EQ(db->api_key("aa")->owner, "ops@example.org");
+  EXPECT_EQ(db->api_key("aa")->created_s, 1700);
+  EXPECT_EQ(db->api_keys().size(), 2u);
+  EXPECT_TRUE(db->delete_api_key("aa"));
+  EXPECT_FALSE(db->delete_api_key("aa"));
+  EXPECT_FALSE(db->api_key("aa"));
+  EXPECT_EQ(db->api_keys().size(), 1u);
+}
+
+}  // namespace
+}  // namespace bc

@@ -1,0 +1,185 @@
+#include "ingest.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+
+#include "auth.hpp"
+#include "store.hpp"
+#include "wire.hpp"
+
+namespace bc::bcd {
+namespace {
+
+using web::Request;
+using web::Response;
+
+constexpr size_t kBatchesPerTransaction = 256;
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string json_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += static_cast<unsigned char>(c) < 0x20 ? ' ' : c;
+  }
+  return out;
+}
+
+}  // namespace
+
+Ingest::Ingest(const Config& config, store::Store& store, std::mutex& store_mutex)
+    : config_(config), store_(store), store_mutex_(store_mutex) {}
+
+std::vector<web::Route> Ingest::routes() {
+  return {
+      {"POST", "/api/v1/ingest", [this](const Request& r) { return ingest(r, ""); }},
+      {"POST", "/event/api/{}", [this](const Request& r) { return ingest(r, r.params.at(0)); }},
+  };
+}
+
+Response Ingest::ingest(const Request& req, const std::string& path_key) {
+  ++metrics_.requests;
+  auto refuse = [this](std::atomic<uint64_t>& counter, unsigned status, const std::string& message) {
+    ++counter;
+    return Response::error(status, message);
+  };
+  const std::string type = req.header("content-type").value_or("");
+  if (type.rfind("application/octet-stream", 0) != 0)
+    return refuse(metrics_.rejected_content_type, 415,
+                  "ingest takes a batch bundle as application/octet-stream, not '" + type + "'");
+
+  // Who is pushing. An API-key push stores the data as the key owner's, so a key cannot write records in
+  // another user's name.
+  std::string key_owner;
+  if (!config_.auth_disable) {
+    std::string api_key = path_key;
+    if (auto authz = req.header("authorization"); authz && authz->rfind("Bearer ", 0) == 0) api_key = authz->substr(7);
+    if (auto cred = req.header("x-munge-credential")) {
+      auth::MungeResult m = auth::munge_decode(*cred, config_.munge_socket);
+      if (m.status != auth::MungeStatus::Ok)
+        return refuse(metrics_.rejected_auth, 401, "munge credential refused: " + m.message);
+      if (m.payload != auth::sha256_hex(req.body))
+        return refuse(metrics_.rejected_auth, 401, "munge credential was made for another body (payload must be the body's SHA-256)");
+      const std::string user = auth::user_name(m.uid);
+      if (m.uid != 0 && std::find(config_.pushers.begin(), config_.pushers.end(), user) == config_.pushers.end())
+        return refuse(metrics_.rejected_auth, 403,
+                      "uid " + std::to_string(m.uid) + " (" + user + ") may not push node data; see pushers= in bcd.conf");
+    } else if (!api_key.empty()) {
+      std::optional<store::ApiKeyRecord> record;
+      try {
+        record = store_.api_key(auth::hash_api_key(api_key));
+      } catch (const std::exception& e) {
+        return refuse(metrics_.store_errors, 503, std::string("cannot read API keys: ") + e.what());
+      }
+      if (!record) return refuse(metrics_.rejected_auth, 401, "unknown or deleted API key");
+      key_owner = record->owner;
+    } else {
+      return refuse(metrics_.rejected_auth, 401,
+                    "authentication required: X-Munge-Credential over the body's SHA-256, or an API key");
+    }
+  }
+
+  // Decode everything before applying anything: a malformed request changes nothing.
+  std::vector<store::SpooledBatch> bundle;
+  std::vector<store::Batch> batches;
+  try {
+    bundle = wire::decode_bundle(req.body);
+    batches.reserve(bundle.size());
+    for (const auto& b : bundle) {
+      batches.push_back(wire::decode_batch(b.wire));
+      const store::JobRecord& job = batches.back().job;
+      if (job.job_id != b.id.job_id || job.node != b.id.node)
+        throw wire::WireError("batch " + std::to_string(b.id.seq) + " names job " + std::to_string(b.id.job_id) +
+                              " on " + b.id.node + " but holds job " + std::to_string(job.job_id) + " on " + job.node);
+      if (job.node.empty()) throw wire::WireError("batch " + std::to_string(b.id.seq) + " has no node name");
+    }
+  } catch (const wire::WireError& e) {
+    return refuse(metrics_.rejected_malformed, 400, e.what());
+  }
+
+  uint64_t applied = 0, duplicates = 0, samples = 0;
+  std::map<uint64_t, uint64_t> acked;  // job -> highest seq now stored
+  int64_t newest_ms = 0;
+  try {
+    std::vector<store::BatchId> ids;
+    for (size_t i = 0; i < batches.size(); ++i) {
+      if (!key_owner.empty()) batches[i].job.user = key_owner;
+      ids.push_back(bundle[i].id);
+    }
+    std::lock_guard lock(store_mutex_);
+    // One transaction (one commit, one fsync) per group: a commit per batch would cap ingest at the disk's
+    // fsync rate.
+    for (size_t from = 0; from < batches.size(); from += kBatchesPerTransaction) {
+      const size_t to = std::min(batches.size(), from + kBatchesPerTransaction);
+      std::vector<store::Batch> group(std::make_move_iterator(batches.begin() + static_cast<long>(from)),
+                                      std::make_move_iterator(batches.begin() + static_cast<long>(to)));
+      const std::vector<bool> done =
+          store_.write_batches_once(group, {ids.begin() + static_cast<long>(from), ids.begin() + static_cast<long>(to)});
+      for (size_t i = 0; i < group.size(); ++i) {
+        const store::Batch& batch = group[i];
+        if (done[i]) {
+          ++applied;
+          samples += batch.job_sample ? 1 : 0;
+          for (const auto& u : batch.processes) samples += u.sample ? 1 : 0;
+          newest_ms = std::max(newest_ms, batch.job.last_sample_ms);
+        } else {
+          ++duplicates;
+        }
+        uint64_t& a = acked[ids[from + i].job_id];
+        a = std::max(a, ids[from + i].seq);
+      }
+    }
+  } catch (const std::exception& e) {
+    // Batches applied before the failure stay applied; the node resends the whole bundle and dedup skips them.
+    metrics_.batches += applied;
+    metrics_.samples += samples;
+    return refuse(metrics_.store_errors, 503, std::string("central store write failed: ") + e.what());
+  }
+  metrics_.batches += applied;
+  metrics_.duplicates += duplicates;
+  metrics_.samples += samples;
+  metrics_.bytes += req.body.size();
+  if (newest_ms > 0) metrics_.lag_ms = std::max<int64_t>(0, now_ms() - newest_ms);
+
+  std::string out = "{\"applied\": " + std::to_string(applied) + ", \"duplicates\": " + std::to_string(duplicates) +
+                    ", \"samples\": " + std::to_string(samples) + ", \"acked\": [";
+  bool first = true;
+  for (auto [job, seq] : acked) {
+    out += std::string(first ? "" : ", ") + "{\"job\": " + std::to_string(job) + ", \"seq\": " + std::to_string(seq) + "}";
+    first = false;
+  }
+  out += "]";
+  if (!key_owner.empty()) out += ", \"owner\": \"" + json_escape(key_owner) + "\"";
+  return Response::json(200, out + "}\n");
+}
+
+std::string Ingest::metrics_text() const {
+  auto line = [](const std::string& name, const std::string& labels, uint64_t v) {
+    return name + labels + " " + std::to_string(v) + "\n";
+  };
+  std::string out;
+  out += "# TYPE bcd_ingest_requests counter\n" + line("bcd_ingest_requests_total", "", metrics_.requests);
+  out += "# TYPE bcd_ingest_batches counter\n" + line("bcd_ingest_batches_total", "", metrics_.batches);
+  out += "# TYPE bcd_ingest_duplicate_batches counter\n" +
+         line("bcd_ingest_duplicate_batches_total", "", metrics_.duplicates);
+  out += "# TYPE bcd_ingest_samples counter\n" + line("bcd_ingest_samples_total", "", metrics_.samples);
+  out += "# TYPE bcd_ingest_bytes counter\n# UNIT bcd_ingest_bytes bytes\n" +
+         line("bcd_ingest_bytes_total", "", metrics_.bytes);
+  out += "# TYPE bcd_ingest_rejected counter\n";
+  out += line("bcd_ingest_rejected_total", "{reason=\"auth\"}", metrics_.rejected_auth);
+  out += line("bcd_ingest_rejected_total", "{reason=\"malformed\"}", metrics_.rejected_malformed);
+  out += line("bcd_ingest_rejected_total", "{reason=\"content_type\"}", metrics_.rejected_content_type);
+  out += line("bcd_ingest_rejected_total", "{reason=\"store\"}", metrics_.store_errors);
+  char lag[64];
+  std::snprintf(lag, sizeof lag, "%.3f", static_cast<double>(metrics_.lag_ms.load()) / 1000.0);
+  out += "# TYPE bcd_ingest_lag_seconds gauge\n# UNIT bcd_ingest_lag_seconds seconds\nbcd_ingest_lag_seconds " +
+         std::string(lag) + "\n";
+  return out;
+}
+
+}  // namespace bc::bcd

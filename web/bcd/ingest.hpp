@@ -1,0 +1,52 @@
+// bcd's ingest side: POST /api/v1/ingest (and the original's /event/api/<APIKEY>) takes a bundle of node
+// batches (accounting_db/wire.hpp), authenticated by munge (root or a configured pusher; the credential's
+// payload is the SHA-256 of the body) or by an API key, and applies each batch once.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "config.hpp"
+#include "http_server.hpp"
+
+namespace bc::store {
+class Store;
+}
+
+namespace bc::bcd {
+
+struct IngestMetrics {
+  std::atomic<uint64_t> requests{0};
+  std::atomic<uint64_t> batches{0};      // applied
+  std::atomic<uint64_t> duplicates{0};   // already applied, skipped
+  std::atomic<uint64_t> samples{0};
+  std::atomic<uint64_t> bytes{0};        // request bodies accepted
+  std::atomic<uint64_t> rejected_auth{0};
+  std::atomic<uint64_t> rejected_malformed{0};
+  std::atomic<uint64_t> rejected_content_type{0};
+  std::atomic<uint64_t> store_errors{0};
+  std::atomic<int64_t> lag_ms{0};        // now minus the newest sample of the last batch applied
+};
+
+class Ingest {
+ public:
+  // store: shared with the read API, so every use of it holds store_mutex, the API's (a Store is used by one
+  // thread at a time).
+  Ingest(const Config& config, store::Store& store, std::mutex& store_mutex);
+  std::vector<web::Route> routes();
+  // OpenMetrics lines (no # EOF) for /metrics.
+  std::string metrics_text() const;
+
+ private:
+  web::Response ingest(const web::Request& req, const std::string& path_key);
+
+  const Config& config_;
+  store::Store& store_;
+  std::mutex& store_mutex_;
+  IngestMetrics metrics_;
+};
+
+}  // namespace bc::bcd
