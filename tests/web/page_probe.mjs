@@ -65,6 +65,13 @@ try {
   });
   Object.assign(out, await snap());
   if (opt("--screenshot")) await page.screenshot({ path: opt("--screenshot"), fullPage: true });
+  for (const table of ["files", "connections"]) {
+    if (!opt(`--${table}-filter`) || !out.ready) continue;
+    // Typed into the table's filter box, as a user looking for one entry would.
+    await page.fill(`#${table} input[type=search]`, opt(`--${table}-filter`));
+    out[`${table}_filtered`] = await page.evaluate((id) =>
+      [...document.querySelectorAll(`#${id} tbody tr`)].map((tr) => [...tr.children].map((td) => td.textContent)), table);
+  }
   if (args.includes("--scroll-tree") && out.ready) {
     // Scroll the tree to its end and check the last process is drawn; then keyboard-select a row.
     const t1 = Date.now();

@@ -9,9 +9,12 @@ from webtest import Bcd, probe, screenshot_dir, token
 
 c = Cluster()
 shots = screenshot_dir()
-# The known hierarchy: the batch shell -> sh -> sleep, and a writer of 32 MiB.
+# The known hierarchy: the batch shell -> sh -> sleep, a writer of 32 MiB, and a connect to port 9 (refused).
+# The monitor attaches its eBPF probes within about a second of the job's start: the work starts after that.
 script = """#!/bin/bash
-sh -c 'sleep 2.5; true' &
+sleep 1.5
+bash -c 'exec 3<>/dev/tcp/127.0.0.1/9' 2>/dev/null
+sh -c 'sleep 4; true' &
 dd if=/dev/zero of=/tmp/bc-web-$SLURM_JOB_ID bs=1M count=32 conv=fsync status=none
 sleep 1
 wait
@@ -27,7 +30,8 @@ truth = c.bcacct_json(job)
 bcd = Bcd(c.store)
 try:
     page = f"{bcd.base}/static/index.html?container=job_{job}&token={token(f'job_{job}')}"
-    out = probe(page, "--screenshot", os.path.join(shots, "slurm-finished-desktop.png"))
+    out = probe(page, "--screenshot", os.path.join(shots, "slurm-finished-desktop.png"),
+                "--files-filter", f"bc-web-{job}", "--connections-filter", "127.0.0.1")
     assert out["ready"], out
     f = {k: v["value"] for k, v in out["fields"].items()}
     j = truth["job"]
@@ -36,15 +40,18 @@ try:
     assert f["user"] == j["user"] and f["nodes"] == ",".join(j["nodes"]) and f["start"] == j["start"] \
         and f["end"] == j["end"] and f["state"] == "completed", (f, j)
     assert int(f["processes"]) == len(truth["processes"]), (f["processes"], len(truth["processes"]))
+    assert int(f["lost_events"]) == j.get("lost_events", 0), (f["lost_events"], j.get("lost_events"))
+    if j.get("cpu_efficiency") is not None:
+        assert abs(float(f["efficiency"]) - 100 * j["cpu_efficiency"]) < 1e-9, (f["efficiency"], j["cpu_efficiency"])
     print(f"ok header equals bcacct --json: cpu {f['cpu_seconds']} s, MaxRSS {f['max_rss_bytes']}, "
           f"write {f['write_bytes']} bytes")
     n_total = int(out["points"]["total"])
-    assert n_total >= 3 and int(out["points"]["cpu"].split("x")[0]) >= 3, out["points"]
+    assert n_total >= 4 and int(out["points"]["cpu"].split("x")[0]) >= 3, out["points"]
     print(f"ok charts have points: {out['points']}")
     rows = {r["text"]: r for r in out["tree_rows"]}
     shell = next(r for t, r in rows.items() if t.startswith("/bin/bash") and t.endswith("slurm_script"))
-    sh = rows["sh -c sleep 2.5; true"]
-    sleep = rows["sleep 2.5"]
+    sh = rows["sh -c sleep 4; true"]
+    sleep = rows["sleep 4"]
     assert sh["level"] == shell["level"] + 1 and sleep["level"] == sh["level"] + 1, (shell, sh, sleep)
     order = [r["pid"] for r in out["tree_rows"]]
     assert order.index(shell["pid"]) < order.index(sh["pid"]) < order.index(sleep["pid"]), order
@@ -53,13 +60,26 @@ try:
     files = bcd.get_json(f"/api/v1/jobs/{job}/files", {"X-Munge-Credential": bcd.cred("root")})["files"]
     conns = bcd.get_json(f"/api/v1/jobs/{job}/connections", {"X-Munge-Credential": bcd.cred("root")})["connections"]
     if files:
-        assert any(r[2] == f"/tmp/bc-web-{job}" for r in out["files"]), out["files"][:20]
-        print(f"ok files table shows the job's output file among {len(files)} files")
+        ours = [x for x in files if x["path"] == f"/tmp/bc-web-{job}"]
+        assert ours, f"the store has no record of the job's output file among {len(files)}"
+        shown = [r for r in out["files_filtered"] if r[2] == f"/tmp/bc-web-{job}"]
+        assert [(r[0], r[1], r[3], r[4]) for r in shown] == \
+            [(str(x["pid"]), x["command"], x["flags"], str(x["opens"])) for x in ours], (shown, ours)
+        assert "w" in shown[0][3] and shown[0][1] == "dd", shown
+        print(f"ok files table, filtered, shows dd writing the job's output file ({len(files)} files in all)")
     else:
         assert out["files"] and "No files recorded" in out["files"][0][0], out["files"]
         print("ok no events recorded for this job (" + (f.get("events_unavailable") or "no reason stored") +
               "): the files table says so")
-    assert len(out["connections"]) == max(1, len(conns)), (out["connections"], conns)
+    if files:
+        ours = [x for x in conns if x["address"] == "127.0.0.1" and x["port"] == 9]
+        assert ours and ours[0]["protocol"] == "tcp" and ours[0]["failed"] >= 1, conns
+        shown = [r for r in out["connections_filtered"] if r[2] == "127.0.0.1" and r[3] == "9"]
+        assert [(r[0], r[4], r[5], r[6]) for r in shown] == \
+            [(str(x["pid"]), x["protocol"], str(x["count"]), str(x["failed"])) for x in ours], (shown, ours)
+        print("ok connections table shows the refused connect to 127.0.0.1:9")
+    else:
+        assert len(out["connections"]) == max(1, len(conns)), (out["connections"], conns)
 
     # A running job: live points, then its end.
     live_job = c.sbatch("#!/bin/bash\ntimeout 7 sh -c 'while :; do :; done'\nsleep 1\n", "-n1")

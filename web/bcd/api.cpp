@@ -126,12 +126,16 @@ bool Api::may_see(const Caller& caller, const std::string& job_user, const std::
 }
 
 std::vector<web::Route> Api::routes() {
-  auto wrap = [this](Response (Api::*fn)(const Request&)) {
-    return [this, fn](const Request& r) {
+  // Handlers marked `locked` hold the store for their whole run; the job views take it only around their
+  // reads, so their JSON is written in parallel.
+  auto wrap = [this](Response (Api::*fn)(const Request&), bool locked = false) {
+    return [this, fn, locked](const Request& r) {
       ++metrics_.requests;
       Response resp;
-      {
+      if (locked) {
         std::lock_guard lock(store_mutex_);
+        resp = (this->*fn)(r);
+      } else {
         resp = (this->*fn)(r);
       }
       if (resp.status == 401) ++metrics_.unauthorized;
@@ -141,8 +145,8 @@ std::vector<web::Route> Api::routes() {
     };
   };
   std::vector<web::Route> routes = {
-      {"GET", "/api/v1/health", wrap(&Api::health)},
-      {"GET", "/api/v1/jobs", wrap(&Api::list_jobs)},
+      {"GET", "/api/v1/health", wrap(&Api::health, true)},
+      {"GET", "/api/v1/jobs", wrap(&Api::list_jobs, true)},
       {"GET", "/api/v1/jobs/{}", wrap(&Api::job)},
       {"GET", "/api/v1/jobs/{}/processes", wrap(&Api::processes)},
       {"GET", "/api/v1/jobs/{}/tree", wrap(&Api::tree)},
@@ -150,7 +154,7 @@ std::vector<web::Route> Api::routes() {
       {"GET", "/api/v1/jobs/{}/connections", wrap(&Api::connections)},
       {"GET", "/api/v1/jobs/{}/series", wrap(&Api::series)},
       {"GET", "/api/v1/jobs/{}/stream", wrap(&Api::stream)},
-      {"GET", "/metrics", wrap(&Api::metrics_text)},
+      {"GET", "/metrics", wrap(&Api::metrics_text, true)},
   };
   routes.push_back({"GET", "/static/**", web::static_files(config_.static_dir, "/static/")});
   return routes;
@@ -171,7 +175,7 @@ std::optional<Api::Target> Api::parse_target(const std::string& text) {
   return Target{*key, *docker::short_id_from_key(*key)};
 }
 
-bool Api::open_job(const Request& req, Target& target, store::JobSnapshot& snapshot, Response& refusal) {
+bool Api::open_job(const Request& req, Target& target, store::JobSnapshot& snapshot, Response& refusal, bool processes) {
   auto parsed = parse_target(req.params.at(0));
   if (!parsed) {
     refusal = Response::error(400, "'" + req.params[0] + "' is not a job (job_42 or 42) or a container id (12 hex digits)");
@@ -184,7 +188,11 @@ bool Api::open_job(const Request& req, Target& target, store::JobSnapshot& snaps
     refusal = Response::error(v.status, v.message);
     return false;
   }
-  snapshot = store_->load_job(target.key);
+  {
+    std::lock_guard lock(store_mutex_);
+    if (processes) snapshot = store_->load_job(target.key);
+    else snapshot.nodes = store_->job_nodes(target.key);
+  }
   if (snapshot.nodes.empty()) {
     refusal = Response::error(404, target.container + " not found");
     return false;
@@ -197,12 +205,27 @@ bool Api::open_job(const Request& req, Target& target, store::JobSnapshot& snaps
   return true;
 }
 
-Response Api::with_job(const Request& req, const JobView& view) {
+Response Api::with_job(const Request& req, const JobView& view, bool processes) {
   Target target;
   store::JobSnapshot snapshot;
   Response refusal;
-  if (!open_job(req, target, snapshot, refusal)) return refusal;
-  return view(target, snapshot);
+  if (!open_job(req, target, snapshot, refusal, false)) return refusal;
+  // The request without its credential, and what identifies this state of the job.
+  std::string key = req.path;
+  for (const auto& [name, value] : req.query)
+    if (name != "token") key += "&" + name + "=" + value;
+  for (const auto& n : snapshot.nodes)
+    key += "|" + n.node + ":" + std::to_string(n.last_sample_ms) + ":" + std::to_string(n.end_ms) + ":" +
+           std::to_string(n.sample_count) + ":" + std::to_string(n.lost_events);
+  if (auto body = cache_.get(key)) return Response::json(200, *body);
+  if (processes) {
+    std::lock_guard lock(store_mutex_);
+    snapshot = store_->load_job(target.key);  // header and processes from one transaction
+    if (snapshot.nodes.empty()) return Response::error(404, target.container + " not found");
+  }
+  Response r = view(target, snapshot);
+  if (r.status == 200 && !r.stream) cache_.put(key, r.body);
+  return r;
 }
 
 Response Api::job(const Request& req) {

@@ -13,6 +13,7 @@
 
 #include "config.hpp"
 #include "http_server.hpp"
+#include "response_cache.hpp"
 
 namespace bc::store {
 class Store;
@@ -69,10 +70,13 @@ class Api {
   static std::optional<Target> parse_target(const std::string& text);
   // Resolves params[0], checks the caller may read that job and loads it. On refusal, `refusal` holds
   // the 400/401/403/404 response and false is returned.
-  bool open_job(const web::Request& req, Target& target, store::JobSnapshot& snapshot, web::Response& refusal);
-  // open_job, then the view; the refusal when the caller may not read the job.
+  // Without `processes`, only the job's node records are read (snapshot.processes stays empty).
+  bool open_job(const web::Request& req, Target& target, store::JobSnapshot& snapshot, web::Response& refusal,
+                bool processes = true);
+  // open_job, then the view (or its cached answer while the job's records are unchanged); the refusal
+  // when the caller may not read the job.
   using JobView = std::function<web::Response(const Target&, store::JobSnapshot&)>;
-  web::Response with_job(const web::Request& req, const JobView& view);
+  web::Response with_job(const web::Request& req, const JobView& view, bool processes = true);
 
   web::Response health(const web::Request& req);
   web::Response list_jobs(const web::Request& req);
@@ -95,6 +99,7 @@ class Api {
   // other transaction of the process may overlap): handlers and live streams take turns.
   std::mutex store_mutex_;
   Metrics metrics_;
+  ResponseCache cache_{64 << 20};
   std::shared_ptr<std::atomic<unsigned>> live_streams_ = std::make_shared<std::atomic<unsigned>>(0);
   std::function<std::string()> extra_metrics_;
 };

@@ -4,6 +4,7 @@
 #include <cjson/cJSON.h>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <map>
@@ -173,35 +174,66 @@ std::optional<Metric> parse_metric(const std::string& s) {
   return std::nullopt;
 }
 
-void add_column(cJSON* o, const char* name, const Points& points, double Point::*field) {
-  cJSON* a = cJSON_AddArrayToObject(o, name);
-  for (const auto& p : points) {
-    const double v = p.*field;
-    cJSON_AddItemToArray(a, std::isnan(v) ? cJSON_CreateNull() : cJSON_CreateNumber(v));
+// Series are the API's bulk: written directly (std::to_chars gives the shortest exact form of each number),
+// not through cJSON, whose number printing dominates large responses.
+void append_number(std::string& out, double v) {
+  if (std::isnan(v)) {
+    out += "null";
+    return;
   }
+  char buf[32];
+  auto r = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, r.ptr);
 }
 
-cJSON* series_object(const std::string& key, const std::string& label, const Points& points, Metric metric) {
-  cJSON* o = cJSON_CreateObject();
-  add_string(o, "key", key);
-  add_string(o, "label", label);
-  cJSON* t = cJSON_AddArrayToObject(o, "t");
-  for (const auto& p : points) cJSON_AddItemToArray(t, cJSON_CreateNumber(static_cast<double>(p.t)));
-  add_column(o, "samples", points, &Point::samples);
+void append_column(std::string& out, const char* name, const Points& points, double Point::*field) {
+  out += ",\"";
+  out += name;
+  out += "\":[";
+  for (size_t i = 0; i < points.size(); ++i) {
+    if (i) out += ',';
+    append_number(out, points[i].*field);
+  }
+  out += ']';
+}
+
+std::string quoted(const std::string& s) {
+  Json j(cJSON_CreateString(report::valid_utf8(s).c_str()));
+  std::string out = print(j.get());
+  out.pop_back();  // print's newline
+  return out;
+}
+
+std::string series_text(const std::string& key, const std::string& label, const Points& points, Metric metric) {
+  std::string out = "{\"key\":" + quoted(key) + ",\"label\":" + quoted(label);
+  out.reserve(out.size() + points.size() * 80);
+  out += ",\"t\":[";
+  for (size_t i = 0; i < points.size(); ++i) {
+    if (i) out += ',';
+    out += std::to_string(points[i].t);
+  }
+  out += ']';
+  append_column(out, "samples", points, &Point::samples);
   if (metric == Metric::All || metric == Metric::Cpu) {
-    add_column(o, "cpu_percent_mean", points, &Point::cpu_mean);
-    add_column(o, "cpu_percent_max", points, &Point::cpu_max);
-    add_column(o, "cpu_seconds", points, &Point::cpu_seconds);
+    append_column(out, "cpu_percent_mean", points, &Point::cpu_mean);
+    append_column(out, "cpu_percent_max", points, &Point::cpu_max);
+    append_column(out, "cpu_seconds", points, &Point::cpu_seconds);
   }
   if (metric == Metric::All || metric == Metric::Rss) {
-    add_column(o, "rss_mean_bytes", points, &Point::rss_mean);
-    add_column(o, "rss_max_bytes", points, &Point::rss_max);
+    append_column(out, "rss_mean_bytes", points, &Point::rss_mean);
+    append_column(out, "rss_max_bytes", points, &Point::rss_max);
   }
   if (metric == Metric::All || metric == Metric::Io) {
-    add_column(o, "read_bytes", points, &Point::read);
-    add_column(o, "write_bytes", points, &Point::write);
+    append_column(out, "read_bytes", points, &Point::read);
+    append_column(out, "write_bytes", points, &Point::write);
   }
-  return o;
+  return out + "}";
+}
+
+// Appends one element to a JSON array being written.
+void append_item(std::string& list, const std::string& item) {
+  if (!list.empty()) list += ',';
+  list += item;
 }
 
 Json container_object(const std::string& container) {
@@ -316,7 +348,7 @@ class JobStream : public web::Stream {
 
  private:
   std::string updates(const std::vector<store::JobRecord>& nodes) {
-    Json series(cJSON_CreateArray());
+    std::string series;
     Json changed(cJSON_CreateArray());
     int64_t newest = since_s_;
     std::string header;
@@ -336,7 +368,7 @@ class JobStream : public web::Stream {
       };
       Points total;
       for (const auto& n : nodes) total = add(total, query(n.node, 0));
-      if (!total.empty()) cJSON_AddItemToArray(series.get(), series_object("total", "job total", total, Metric::All));
+      if (!total.empty()) append_item(series, series_text("total", "job total", total, Metric::All));
       for (const auto& p : snap.processes) {
         const std::string key = process_key(p.node, p.series_id);
         const auto state = std::make_tuple(p.cpu_ns, p.rss, p.max_rss, p.read_bytes, p.write_bytes, p.end_ms);
@@ -346,16 +378,15 @@ class JobStream : public web::Stream {
         }
         if (p.end_ms && p.end_ms / 1000 < since_s_) continue;
         Points pts = query(p.node, p.series_id);
-        if (!pts.empty()) cJSON_AddItemToArray(series.get(), series_object(key, label_of(p), pts, Metric::All));
+        if (!pts.empty()) append_item(series, series_text(key, label_of(p), pts, Metric::All));
       }
       header = Api::job_document(std::move(snap), false);
     }
     since_s_ = newest;
-    Json samples(cJSON_CreateObject());
-    cJSON_AddStringToObject(samples.get(), "resolution", "second");
-    cJSON_AddItemToObject(samples.get(), "series", series.release());
-    cJSON_AddItemToObject(samples.get(), "processes", changed.release());
-    return sse_event("job", header) + sse_event("samples", print(samples.get()));
+    std::string processes = print(changed.get());
+    processes.pop_back();  // its newline
+    return sse_event("job", header) +
+           sse_event("samples", "{\"resolution\":\"second\",\"series\":[" + series + "],\"processes\":" + processes + "}");
   }
 
   store::Store& db_;
@@ -412,7 +443,12 @@ Response Api::files(const Request& req) {
     const ProcessIndex index = index_processes(snap.processes);
     Json root = container_object(target.container);
     cJSON* list = cJSON_AddArrayToObject(root.get(), "files");
-    for (const auto& f : store_->files(target.key)) {
+    std::vector<store::FileRecord> records;
+    {
+      std::lock_guard lock(store_mutex_);
+      records = store_->files(target.key);
+    }
+    for (const auto& f : records) {
       cJSON* o = cJSON_CreateObject();
       add_owner(o, index, f.node, f.pid, f.start_ticks);
       add_string(o, "path", f.path);
@@ -433,7 +469,12 @@ Response Api::connections(const Request& req) {
     const ProcessIndex index = index_processes(snap.processes);
     Json root = container_object(target.container);
     cJSON* list = cJSON_AddArrayToObject(root.get(), "connections");
-    for (const auto& c : store_->connections(target.key)) {
+    std::vector<store::ConnectionRecord> records;
+    {
+      std::lock_guard lock(store_mutex_);
+      records = store_->connections(target.key);
+    }
+    for (const auto& c : records) {
       cJSON* o = cJSON_CreateObject();
       add_owner(o, index, c.node, c.pid, c.start_ticks);
       add_string(o, "address", c.address);
@@ -498,7 +539,9 @@ Response Api::tree_view(const Target& target, store::JobSnapshot& snap) {
 }
 
 Response Api::series(const Request& req) {
-  return with_job(req, [&](const Target& target, store::JobSnapshot& snap) { return series_view(req, target, snap); });
+  // The processes are read only when the request names one or asks for the top N.
+  return with_job(req, [&](const Target& target, store::JobSnapshot& snap) { return series_view(req, target, snap); },
+                  false);
 }
 
 Response Api::series_view(const Request& req, const Target& target, store::JobSnapshot& snap) {
@@ -515,6 +558,8 @@ Response Api::series_view(const Request& req, const Target& target, store::JobSn
   if (!parse_int(req.arg("top"), top) || (req.arg("top") && (top < 0 || top > 100)))
     return Response::error(400, "top takes 0 to 100");
   std::optional<std::pair<std::string, uint32_t>> one;  // node, series
+  std::unique_lock lock(store_mutex_);
+  if (req.arg("process") || top > 0) snap.processes = store_->processes(target.key);
   if (auto proc = req.arg("process")) {
     int64_t id = 0;
     if (!parse_int(proc, id) || id <= 0 || id > UINT32_MAX) return Response::error(400, "process takes a series id");
@@ -551,24 +596,23 @@ Response Api::series_view(const Request& req, const Target& target, store::JobSn
     q.from_s = from;
     q.to_s = to;
     q.resolution = res;
+    std::lock_guard relock(store_mutex_);
     return to_points(store_->query_series(q).buckets);
   };
-  Json root = container_object(target.container);
-  add_string(root.get(), "resolution", store::resolution_name(res));
-  cJSON_AddNumberToObject(root.get(), "width_s", static_cast<double>(store::bucket_seconds(res)));
-  cJSON_AddNumberToObject(root.get(), "from", static_cast<double>(from));
-  cJSON_AddNumberToObject(root.get(), "to", static_cast<double>(to));
-  cJSON* list = cJSON_AddArrayToObject(root.get(), "series");
+  lock.unlock();  // queries take the lock one at a time; formatting runs in parallel
+  const std::string head = "{\"container\":" + quoted(target.container) + ",\"resolution\":\"" +
+                           store::resolution_name(res) + "\",\"width_s\":" + std::to_string(store::bucket_seconds(res)) +
+                           ",\"from\":" + std::to_string(from) + ",\"to\":" + std::to_string(to) + ",\"series\":[";
+  std::string list;
   if (one) {
     auto it = std::find_if(snap.processes.begin(), snap.processes.end(),
                            [&](const ProcessRecord& p) { return p.node == one->first && p.series_id == one->second; });
-    cJSON_AddItemToArray(list, series_object(process_key(one->first, one->second), label_of(*it),
-                                             query(one->first, one->second), *metric));
-    return Response::json(200, print(root.get()));
+    append_item(list, series_text(process_key(one->first, one->second), label_of(*it), query(one->first, one->second), *metric));
+    return Response::json(200, head + list + "]}\n");
   }
   Points total;
   for (const auto& n : snap.nodes) total = add(total, query(n.node, 0));
-  cJSON_AddItemToArray(list, series_object("total", "job total", total, *metric));
+  append_item(list, series_text("total", "job total", total, *metric));
   if (top > 0) {
     // The heaviest processes by the metric's total, then the rest of the job as one series.
     auto weight = [&](const ProcessRecord& p) -> double {
@@ -587,12 +631,11 @@ Response Api::series_view(const Request& req, const Target& target, store::JobSn
     for (size_t i = 0; i < n; ++i) {
       Points pts = query(ranked[i]->node, ranked[i]->series_id);
       shown = add(shown, pts);
-      cJSON_AddItemToArray(list, series_object(process_key(ranked[i]->node, ranked[i]->series_id),
-                                               label_of(*ranked[i]), pts, *metric));
+      append_item(list, series_text(process_key(ranked[i]->node, ranked[i]->series_id), label_of(*ranked[i]), pts, *metric));
     }
-    if (ranked.size() > n) cJSON_AddItemToArray(list, series_object("other", "other", rest_of(total, shown), *metric));
+    if (ranked.size() > n) append_item(list, series_text("other", "other", rest_of(total, shown), *metric));
   }
-  return Response::json(200, print(root.get()));
+  return Response::json(200, head + list + "]}\n");
 }
 
 Response Api::stream(const Request& req) {

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# summary: bcd under wrk: the series endpoint of a large job at 200 connections (p50/p99) against static files
+#
+# A synthetic job (BENCH_WEB_PROCS processes x BENCH_WEB_SECONDS one-second ticks, default 1000 x 3600) is
+# written into a private store; bcd serves it with auth on (a web token, as the page sends it). wrk (Debian)
+# runs BENCH_WEB_DURATION seconds (10) per endpoint with BENCH_WEB_CONNECTIONS (200) connections on 2
+# threads. Baselines in the same run: a static file (the page itself) and /api/v1/health.
+set -euo pipefail
+: "${BC_SRC_DIR:?run through bench/run.sh}" "${BC_BUILD_DIR:?run through bench/run.sh}"
+command -v wrk >/dev/null || { echo "bench web: wrk is not installed (apt-get install wrk)" >&2; exit 1; }
+cmake --build "$BC_BUILD_DIR" --target bcd bc-web-store web_static >/dev/null
+procs=${BENCH_WEB_PROCS:-1000}
+seconds=${BENCH_WEB_SECONDS:-3600}
+duration=${BENCH_WEB_DURATION:-10}
+conns=${BENCH_WEB_CONNECTIONS:-200}
+work=$(mktemp -d /var/tmp/bc-bench-web.XXXXXX)
+bcd_pid=
+cleanup() { [ -n "$bcd_pid" ] && kill "$bcd_pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+
+"$BC_BUILD_DIR/tests/web/bc-web-store" "$work/store" 5 alice 1000 "$procs" "$seconds" >/dev/null
+secret=bench-secret-0123456789abcdef
+AUTH_SECRET=$secret "$BC_BUILD_DIR/web/bcd" --config /dev/null --listen 127.0.0.1:0 --store "$work/store" \
+  --static-dir "$BC_BUILD_DIR/web/static" --port-file "$work/port" 2>"$work/bcd.log" &
+bcd_pid=$!
+for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.05; done
+base="http://127.0.0.1:$(cat "$work/port")"
+token=$(python3 - "$secret" <<'PY'
+import base64, hashlib, hmac, json, sys, time
+b = lambda d: base64.urlsafe_b64encode(d).rstrip(b"=").decode()
+s = b(json.dumps({"alg": "HS256", "typ": "JWT"}).encode()) + "." + b(json.dumps({"container": "job_5", "exp": int(time.time()) + 3600}).encode())
+print(s + "." + b(hmac.new(sys.argv[1].encode(), s.encode(), hashlib.sha256).digest()))
+PY
+)
+end=$((1800000000 + seconds))
+
+# wrk's latency distribution in ms: "50%" and "99%" lines; requests/s from its summary.
+ms() { awk -v q="$1" '$1 == q { v = $2; if (v ~ /us$/) { sub(/us$/, "", v); v /= 1000 } else if (v ~ /ms$/) { sub(/ms$/, "", v) } else if (v ~ /s$/) { sub(/s$/, "", v); v *= 1000 } printf "%.2f", v }' "$2"; }
+measure() {  # name path
+  local name=$1 path=$2 out="$work/$1.txt"
+  local status
+  status=$(curl -s -o "$work/$name.body" -w '%{http_code}' "$base$path")
+  [ "$status" = 200 ] || { echo "bench web: $path answered $status: $(head -c 300 "$work/$name.body")" >&2; exit 1; }
+  wrk -t2 -c"$conns" -d"${duration}s" --latency "$base$path" >"$out"
+  grep -q "Socket errors" "$out" && echo "# $name: $(grep 'Socket errors' "$out")"
+  local non2xx; non2xx=$(awk '/Non-2xx/ { print $NF }' "$out"); [ -z "$non2xx" ] || echo "# $name: $non2xx non-2xx answers"
+  echo "BENCH web_${name}_rps $(awk '/^Requests\/sec/ { print $2 }' "$out") req/s"
+  echo "BENCH web_${name}_p50 $(ms 50% "$out") ms"
+  echo "BENCH web_${name}_p99 $(ms 99% "$out") ms"
+  echo "BENCH web_${name}_body $(stat -c %s "$work/$name.body") bytes"
+  eval "rps_$name=$(awk '/^Requests\/sec/ { print $2 }' "$out")"
+}
+echo "# job: $procs processes x $seconds s; wrk: $conns connections, 2 threads, ${duration}s per endpoint"
+measure static "/static/index.html"
+measure health "/api/v1/health"
+# The page's default request: the job total over the whole job (auto resolution: minutes for an hour).
+measure series "/api/v1/jobs/job_5/series?token=$token"
+# The same window at second resolution (3600 points), and the last 10 minutes in seconds.
+measure series_seconds "/api/v1/jobs/job_5/series?resolution=s&token=$token"
+measure series_recent "/api/v1/jobs/job_5/series?from=$((end - 600))&token=$token"
+# Top 8 processes + other, as the CPU chart asks.
+measure series_top8 "/api/v1/jobs/job_5/series?top=8&metric=cpu&token=$token"
+measure tree "/api/v1/jobs/job_5/tree?token=$token"
+awk -v a="$rps_series" -v b="$rps_static" 'BEGIN { printf "BENCH web_series_vs_static %.3f ratio\n", a / b }'
+awk -v a="$rps_series_seconds" -v b="$rps_static" 'BEGIN { printf "BENCH web_series_seconds_vs_static %.3f ratio\n", a / b }'
