@@ -178,16 +178,11 @@ int ship(const Args& args, const std::string& node_store) {
   o.central_url = central->second;
   if (args.values.count("munge-socket")) o.munge_socket = args.values.at("munge-socket");
   if (args.values.count("api-key-file")) {
-    FILE* f = std::fopen(args.values.at("api-key-file").c_str(), "re");
-    char buf[256] = {};
-    if (!f || !std::fgets(buf, sizeof buf, f)) {
-      if (f) std::fclose(f);
-      std::fprintf(stderr, "bcadm: cannot read the API key from %s\n", args.values.at("api-key-file").c_str());
+    std::string error;
+    if (!ship::read_api_key_file(args.values.at("api-key-file"), o.api_key, error)) {
+      std::fprintf(stderr, "bcadm: %s\n", error.c_str());
       return kExitUsage;
     }
-    std::fclose(f);
-    o.api_key = buf;
-    while (!o.api_key.empty() && std::isspace(static_cast<unsigned char>(o.api_key.back()))) o.api_key.pop_back();
   }
   const auto timeout = parse_duration(args.values.count("timeout") ? args.values.at("timeout") : "60");
   if (!timeout) return usage_error("--timeout takes a duration");

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "monitor.hpp"
+#include "shipper.hpp"
 
 namespace {
 
@@ -40,6 +41,7 @@ const char kUsage[] =
     "  --central URL         also ship every tick to this bcd (http://host:port); unshipped data waits in\n"
     "                        the node store's outbox for the next monitor on this node or 'bcadm ship'\n"
     "  --munge-socket PATH   munged socket for the shipper's credentials (default: munge's)\n"
+    "  --api-key-file FILE   ship with the API key in FILE instead of munge (hosts without munge)\n"
     "  -h, --help            this text\n"
     "  --version             version\n"
     "\n"
@@ -84,7 +86,8 @@ int main(int argc, char** argv) try {
   int nice_level = 10;
   enum { kJob = 1000, kCgroupPath, kCgroupVersion, kCgroupRoot, kUid, kNode, kStore, kRunDir, kInterval,
          kGrace, kNice, kVersion, kJobName, kContainerId, kContainerName, kContainerImage, kBpf, kBpfRing,
-         kFileBytes, kBpfPinDir, kCentral, kMungeSocket };
+         kFileBytes, kBpfPinDir, kCentral, kMungeSocket,
+         kApiKeyFile };
   static const option long_options[] = {
       {"job", required_argument, nullptr, kJob},
       {"cgroup-path", required_argument, nullptr, kCgroupPath},
@@ -106,6 +109,7 @@ int main(int argc, char** argv) try {
       {"file-bytes", required_argument, nullptr, kFileBytes},
       {"bpf-pin-dir", required_argument, nullptr, kBpfPinDir},
       {"central", required_argument, nullptr, kCentral},
+      {"api-key-file", required_argument, nullptr, kApiKeyFile},
       {"munge-socket", required_argument, nullptr, kMungeSocket},
       {"help", no_argument, nullptr, 'h'},
       {"version", no_argument, nullptr, kVersion},
@@ -163,6 +167,11 @@ int main(int argc, char** argv) try {
         opt.events.pin_dir = optarg;
         break;
       case kCentral: opt.central_url = optarg; break;
+      case kApiKeyFile: {
+        std::string error;
+        if (!bc::ship::read_api_key_file(optarg, opt.api_key, error)) return usage_error(error);
+        break;
+      }
       case kMungeSocket: opt.munge_socket = optarg; break;
       case 'h': std::fputs(kUsage, stdout); return 0;
       case kVersion: std::puts("bc-monitor " BC_VERSION); return 0;

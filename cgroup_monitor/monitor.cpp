@@ -137,6 +137,7 @@ int run_monitor(const MonitorOptions& opt) {
     ship::ShipOptions ship_options;
     ship_options.central_url = opt.central_url;
     ship_options.munge_socket = opt.munge_socket;
+    ship_options.api_key = opt.api_key;
     ship_options.lock_path = opt.store_path + "/ship.lock";
     shipper = std::make_unique<ship::BackgroundShipper>(ship_options, *db, ship::new_monitor_id());
   }

@@ -27,6 +27,7 @@ struct MonitorOptions {
   EventSettings events;           // eBPF events; sampling goes on without them if they cannot load
   std::string central_url;        // ship each tick to this bcd (empty: the node store only)
   std::string munge_socket;       // for the shipper's credentials; empty: munge's default
+  std::string api_key;            // ship with this API key instead of munge (Docker hosts)
 };
 
 // Runs until the job ends on this node (its cgroup is gone or stays empty), or SIGTERM/SIGINT.

@@ -8,7 +8,9 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <map>
 #include <thread>
 
@@ -234,6 +236,24 @@ void BackgroundShipper::write(store::Batch& batch) {
     impl_->pending = true;
   }
   impl_->wake.notify_one();
+}
+
+bool read_api_key_file(const std::string& path, std::string& key, std::string& error) {
+  auto text = monitor::read_file(path);
+  if (!text) {
+    error = "cannot read the API key file " + path + ": " + std::strerror(errno);
+    return false;
+  }
+  const size_t newline = text->find('\n');
+  std::string line = text->substr(0, newline);
+  const size_t first = line.find_first_not_of(" \t\r");
+  const size_t last = line.find_last_not_of(" \t\r");
+  key = first == std::string::npos ? std::string() : line.substr(first, last - first + 1);
+  if (key.empty()) {
+    error = "the API key file " + path + " holds no key on its first line";
+    return false;
+  }
+  return true;
 }
 
 }  // namespace bc::ship

@@ -26,6 +26,10 @@ struct ShipOptions {
   size_t max_bundle_batches = 2000;
 };
 
+// An API key file: the key on its first line (surrounding white space ignored). Keys stay out of argv, which
+// every user can read in /proc. False with error set when the file cannot be read or holds no key.
+bool read_api_key_file(const std::string& path, std::string& key, std::string& error);
+
 struct ShipResult {
   uint64_t batches = 0;   // acknowledged by bcd
   uint64_t requests = 0;

@@ -63,7 +63,15 @@ std::string apply_setting(Config& config, std::string_view key, std::string_view
     config.node = v;
     return {};
   }
-  return "unknown key '" + k + "' (known: socket, store, monitor, rundir, log, state, interval, label_only, retry, node)";
+  if (k == "central") {
+    if (v.rfind("http://", 0) != 0 && v.rfind("https://", 0) != 0)
+      return "central= takes the bcd URL (http://host:port), got '" + v + "'";
+    config.central = v;
+    return {};
+  }
+  if (k == "api_key_file") return path(config.api_key_file);
+  return "unknown key '" + k + "' (known: socket, store, monitor, rundir, log, state, interval, label_only, retry, node, "
+         "central, api_key_file)";
 }
 
 void parse_config_text(Config& config, std::string_view text, const std::string& origin,

@@ -18,6 +18,10 @@ struct Config {
   bool label_only = false;  // only containers labelled bubble-chamber.monitor=true
   bool retry = false;       // keep trying to reach Docker at start instead of exiting
   std::string node;         // empty: the short hostname
+  // Push to a central bcd: the monitors ship each tick there with the API key in api_key_file (Docker hosts
+  // have no munge). Empty central: the node store only.
+  std::string central;
+  std::string api_key_file;
 
   std::string container_log_path() const { return state_dir + "/containers.jsonl"; }
 };
@@ -30,7 +34,7 @@ inline constexpr char kMonitorLabelValue[] = "true";
 inline constexpr char kDefaultConfigPath[] = BC_DOCKER_CONFIG_DEFAULT;
 
 // Sets one key. Returns an error text ("" when accepted). Keys: socket, store, monitor, rundir, log, state,
-// interval, label_only, retry, node.
+// interval, label_only, retry, node, central, api_key_file.
 std::string apply_setting(Config& config, std::string_view key, std::string_view value);
 
 // A whole config file: key=value per line, '#' comments and blank lines ignored, spaces around key and value

@@ -71,6 +71,9 @@ std::vector<std::string> monitor_argv(const Config& config, const std::string& n
           "--cgroup-version", std::to_string(request.cgroup_version),
           "--cgroup-path", request.cgroup_path,
           "--uid", std::to_string(request.uid)};
+  if (!config.central.empty()) {
+    args.insert(args.end(), {"--central", config.central, "--api-key-file", config.api_key_file});
+  }
   for (const auto& [option, value] : {std::pair{"--container-id", &request.container_id},
                                       std::pair{"--container-name", &request.container_name},
                                       std::pair{"--container-image", &request.container_image}}) {

@@ -59,6 +59,8 @@ const char kUsage[] =
     "      --label-only      only containers labelled bubble-chamber.monitor=true (label_only=yes)\n"
     "      --retry           keep trying until Docker answers instead of exiting (retry=yes)\n"
     "      --node NAME       node name recorded with the data (node=, default: short hostname)\n"
+    "      --central URL     the monitors also push to this bcd (central=), authenticated by\n"
+    "      --api-key-file F  the API key in F (api_key_file=; bcadm apikey create makes one)\n"
     "  -h, --help            this text\n"
     "      --version         version\n"
     "\n"
@@ -100,7 +102,8 @@ std::string short_hostname() {
 
 // Loads the config file, then applies the command line. Returns -1 to run, or an exit status.
 int parse_args(int argc, char** argv, Config& config) {
-  enum { kSocket = 1000, kStore, kMonitor, kRunDir, kLog, kState, kInterval, kLabelOnly, kRetry, kNode, kVersion };
+  enum { kSocket = 1000, kStore, kMonitor, kRunDir, kLog, kState, kInterval, kLabelOnly, kRetry, kNode, kVersion,
+         kCentral, kApiKeyFile };
   static const option long_options[] = {
       {"config", required_argument, nullptr, 'c'},   {"socket", required_argument, nullptr, kSocket},
       {"store", required_argument, nullptr, kStore}, {"monitor", required_argument, nullptr, kMonitor},
@@ -108,6 +111,7 @@ int parse_args(int argc, char** argv, Config& config) {
       {"state", required_argument, nullptr, kState}, {"interval", required_argument, nullptr, kInterval},
       {"label-only", no_argument, nullptr, kLabelOnly}, {"retry", no_argument, nullptr, kRetry},
       {"node", required_argument, nullptr, kNode},   {"help", no_argument, nullptr, 'h'},
+      {"central", required_argument, nullptr, kCentral}, {"api-key-file", required_argument, nullptr, kApiKeyFile},
       {"version", no_argument, nullptr, kVersion},   {nullptr, 0, nullptr, 0}};
   // Pass 1: the config file, so the command line can override it.
   std::string config_path = kDefaultConfigPath;
@@ -157,12 +161,16 @@ int parse_args(int argc, char** argv, Config& config) {
       case kLabelOnly: config.label_only = true; break;
       case kRetry: config.retry = true; break;
       case kNode: error = apply_setting(config, "node", optarg); break;
+      case kCentral: error = apply_setting(config, "central", optarg); break;
+      case kApiKeyFile: error = apply_setting(config, "api_key_file", optarg); break;
       case ':': return usage_error(std::string("option '") + argv[optind - 1] + "' needs an argument");
       default: return usage_error(std::string("unknown option '") + argv[optind - 1] + "'");
     }
     if (!error.empty()) return usage_error(error);
   }
   if (optind < argc) return usage_error(std::string("unexpected argument '") + argv[optind] + "'");
+  if (!config.central.empty() && config.api_key_file.empty())
+    return usage_error("central= needs api_key_file= (Docker hosts push with an API key)");
   return -1;
 }
 

@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import signal
 import subprocess
 import sys
@@ -22,6 +23,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 BCD = os.path.join(BUILD, "docker_monitor", "bc-docker")
 MONITOR = os.path.join(BUILD, "cgroup_monitor", "bc-monitor")
 STOREDUMP = os.path.join(BUILD, "tests", "docker", "bc-docker-storedump")
+BCACCT = os.path.join(BUILD, "sacct_ext", "bcacct")
 FIXTURE = os.path.join(HERE, "docker_fixture.sh")
 IMAGE = "bc-busybox:test"
 SOCKET = "/var/run/docker.sock"
@@ -48,8 +50,8 @@ def docker(*args, check=True, timeout=60):
     return r
 
 
-def run_container(name, script, extra=(), detach=True):
-    args = ["run", "--network", "none", "--label", "bc-test=1", "--name", name, *extra]
+def run_container(name, script, extra=(), detach=True, network="none"):
+    args = ["run", "--network", network, "--label", "bc-test=1", "--name", name, *extra]
     if detach:
         args.append("-d")
     r = docker(*args, IMAGE, "sh", "-c", script, check=detach)
@@ -282,6 +284,83 @@ def test_workload_accuracy():
     assert truth_cpu > 0.5, f"the busy loop got too little CPU to judge ({truth_cpu} s)"
     assert abs(cpu - truth_cpu) <= 0.1 * truth_cpu, f"CPU {cpu} s not within 10% of {truth_cpu} s"
     assert abs(written - expected_bytes) <= 0.1 * expected_bytes, f"write_bytes {written} not within 10% of {expected_bytes}"
+    env.stop()
+
+
+def test_files_and_connection():
+    """The issue's workload: a busy loop, known bytes written, known files opened (one 100 times by the shell
+    itself, one missing), and a connect to a loopback listener (host network). After the container exits,
+    `bcacct --container ID --json` has true CPU and bytes (10%), the tree, the files and the connection."""
+    env = Env("files_and_connection")
+    env.start(interval=0.5)
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    port = listener.getsockname()[1]
+    mib = 8
+    script = ('timeout 1.5 sh -c "while :; do :; done"; '
+              f"dd if=/dev/zero of=/tmp/out bs=1M count={mib} conv=fsync 2>/dev/null; "
+              "echo known > /tmp/known1; echo other > /tmp/known2; "
+              "for i in $(seq 100); do read x < /tmp/known1; done; read y < /tmp/known2; "
+              "cat /tmp/missing 2>/dev/null; "
+              f"echo hello | nc 127.0.0.1 {port}; sleep 1; times")
+    cid = run_container("bct-files-net", script, network="host")
+    key = container_key(cid)
+    env.monitor_argv(key)
+    accepted, _ = listener.accept()
+    accepted.close()
+    listener.close()
+    docker("wait", cid, timeout=60)
+    env.wait_monitor_gone(key)
+    out = docker("logs", cid).stdout
+    times = [float(m) * 60 + float(s) for m, s in re.findall(r"(\d+)m([\d.]+)s", out)]
+    assert len(times) == 4, f"times output: {out!r}"
+    truth_cpu = sum(times)
+
+    r = subprocess.run([BCACCT, "--store", env.store, "--container", cid[:12], "--json"], capture_output=True,
+                       text=True, env={**os.environ, "BC_BCACCT_CONFIG": "/dev/null"})
+    assert r.returncode == 0, f"bcacct --container failed ({r.returncode}): {r.stderr}"
+    data = json.loads(r.stdout)
+    assert data["job"]["container"]["id"] == cid, data["job"]
+    procs = data["processes"]
+    for p in procs:
+        log(f"  pid {p['pid']} ppid {p['ppid']} {' '.join(p['argv'])[:60]!r}: cpu {p['cpu_seconds']} s, "
+            f"write {p['write_bytes']}, exit {p.get('exit_code')}")
+    cpu = sum(p["cpu_seconds"] for p in procs)
+    written = sum(p["write_bytes"] for p in procs)
+    assert truth_cpu > 0.5, f"the busy loop got too little CPU to judge ({truth_cpu} s)"
+    assert abs(cpu - truth_cpu) <= 0.1 * truth_cpu, f"CPU {cpu} s not within 10% of {truth_cpu} s"
+    assert abs(written - (mib << 20)) <= 0.1 * (mib << 20), f"write_bytes {written} not within 10% of {mib} MiB"
+    log(f"ok CPU {cpu:.3f} s vs times(1) {truth_cpu:.3f} s; write_bytes {written}")
+
+    # The tree: dd, cat and nc are children of the container's shell.
+    shells = [p for p in procs if p["argv"][:2] == ["sh", "-c"] and script in p["argv"]]
+    assert len(shells) == 1, [p["argv"] for p in procs]
+    shell = shells[0]
+    for command in ("dd", "cat", "nc"):
+        children = [p for p in procs if p["argv"] and p["argv"][0] == command]
+        assert children and all(c["ppid"] == shell["pid"] for c in children), (command, children, shell["pid"])
+    log("ok tree: dd, cat and nc under the container's shell")
+
+    files = data["files"]
+    def file_of(pid, path):
+        found = [f for f in files if f["pid"] == pid and f["path"] == path]
+        assert len(found) == 1, (pid, path, [f for f in files if f["path"].startswith("/tmp")])
+        return found[0]
+    known1 = file_of(shell["pid"], "/tmp/known1")
+    assert known1["opens"] == 101 and known1["failed"] == 0, known1  # one write, 100 reads
+    assert "r" in known1["flags"] and "w" in known1["flags"], known1
+    assert file_of(shell["pid"], "/tmp/known2")["opens"] == 2
+    cat = [p for p in procs if p["argv"] and p["argv"][0] == "cat"][0]
+    missing = file_of(cat["pid"], "/tmp/missing")
+    assert missing["failed"] == 1 and missing["opens"] == 1, missing
+    log(f"ok files: /tmp/known1 {known1['opens']} opens, /tmp/missing failed once")
+
+    nc = [p for p in procs if p["argv"] and p["argv"][0] == "nc"][0]
+    conns = [c for c in data["connections"] if c["pid"] == nc["pid"]]
+    assert conns == [c for c in conns if c["address"] == "127.0.0.1" and c["port"] == port], conns
+    assert len(conns) == 1 and conns[0]["protocol"] == "tcp" and conns[0]["count"] == 1 and conns[0]["failed"] == 0, conns
+    log(f"ok connection: nc -> 127.0.0.1:{port} tcp, once, succeeded")
     env.stop()
 
 

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -307,6 +308,14 @@ TEST(DockerLauncher, MonitorArgumentsAreTheIssueContract) {
                                              "--cgroup-version", "1", "--cgroup-path", "/docker/" + kId, "--uid", "1000",
                                              "--container-id", kId, "--container-name", "web-1"};
   EXPECT_EQ(argv, expected);  // an unknown image is left out
+
+  // Pushing to bcd: the key goes by file, never in argv (readable by every user in /proc).
+  EXPECT_EQ(apply_setting(c, "central", "http://bcd:8470"), "");
+  EXPECT_EQ(apply_setting(c, "api_key_file", "/etc/bubble-chamber/bc-docker.key"), "");
+  EXPECT_NE(apply_setting(c, "central", "bcd:8470"), "");
+  argv = monitor_argv(c, "node1", request);
+  const std::vector<std::string> push = {"--central", "http://bcd:8470", "--api-key-file", "/etc/bubble-chamber/bc-docker.key"};
+  EXPECT_NE(std::search(argv.begin(), argv.end(), push.begin(), push.end()), argv.end());
 }
 
 // ---- container log ----
