@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <optional>
 #include <unistd.h>
 
 #include "cgroup_reader.hpp"
@@ -72,9 +73,9 @@ void add_step(store::JobRecord& job, uint32_t step) {
 
 // Sleeps until the timeout or a signal; meanwhile empties the event ring when it fills, so a small ring
 // survives bursts between ticks. Returns the signal, or 0 at the timeout.
-int wait_for_signal(const sigset_t& signals, int signal_fd, timespec wait, JobEvents& events) {
+int wait_for_signal(const sigset_t& signals, int signal_fd, timespec wait, JobEvents* events) {
   siginfo_t info{};
-  const int ring = events.poll_fd();
+  const int ring = events ? events->poll_fd() : -1;
   if (ring < 0 || signal_fd < 0) {
     int sig = sigtimedwait(&signals, &info, &wait);
     return sig > 0 ? sig : 0;
@@ -92,7 +93,7 @@ int wait_for_signal(const sigset_t& signals, int signal_fd, timespec wait, JobEv
       signalfd_siginfo si{};
       if (::read(signal_fd, &si, sizeof si) == static_cast<ssize_t>(sizeof si)) return static_cast<int>(si.ssi_signo);
     }
-    if (fds[1].revents & POLLIN) events.pump();
+    if (fds[1].revents & POLLIN) events->pump();
   }
 }
 
@@ -144,9 +145,10 @@ int run_monitor(const MonitorOptions& opt) {
 
   auto reader = make_cgroup_reader(opt.cgroup_version, opt.cgroup_relative, opt.cgroup_root);
   ProcessTable table;
-  // Events never stop the monitor: without them, sampling goes on and the job record says why.
-  JobEvents events(opt.events, [&log](const std::string& text) { log("%s", text.c_str()); });
-  if (!events.running()) log("%s; sampling only", events.unavailable().c_str());
+  // Events never stop the monitor: without them, sampling goes on and the job record says why. They are
+  // opened after the first sample, so loading the BPF programs (a tenth of a second or more) never delays
+  // the start of monitoring.
+  std::optional<JobEvents> events;
   store::JobRecord job;
   job.job_id = opt.job_id;
   job.uid = opt.uid;
@@ -197,7 +199,7 @@ int run_monitor(const MonitorOptions& opt) {
     for (const auto& m : members)
       if (m.step) add_step(job, *m.step);
     ProcessTotals procs = table.sample(members, now, batch);
-    events.merge(table, now, batch, job);
+    if (events) events->merge(table, now, batch, job);
     // cgroup totals survive the cgroup only as their last reading, so keep what was last seen.
     if (totals.has_cpu) {
       job.cgroup_cpu_ns = std::max(job.cgroup_cpu_ns, base_for(cpu_base, earlier.cgroup_cpu_ns, totals.cpu_ns));
@@ -238,7 +240,7 @@ int run_monitor(const MonitorOptions& opt) {
         db->write_batch(batch);
       }
       table.commit(batch);
-      events.commit();
+      if (events) events->commit();
     } catch (const std::exception& e) {
       // Never stop or block the job: keep sampling, the changed records are written with a later tick.
       if (failed_writes++ % 60 == 0) log("store write failed (%llu so far): %s",
@@ -252,6 +254,10 @@ int run_monitor(const MonitorOptions& opt) {
   bool stop_requested = false;
   for (;;) {
     size_t member_count = tick(false);
+    if (!events) {
+      events.emplace(opt.events, [&log](const std::string& text) { log("%s", text.c_str()); });
+      if (!events->running()) log("%s; sampling only", events->unavailable().c_str());
+    }
     const int64_t now = now_ms();
     if (!reader->exists()) break;
     if (member_count == 0) {
@@ -263,7 +269,7 @@ int run_monitor(const MonitorOptions& opt) {
     timespec wait{};
     wait.tv_sec = static_cast<time_t>(interval);
     wait.tv_nsec = static_cast<long>((interval - std::floor(interval)) * 1e9);
-    int sig = wait_for_signal(signals, signal_fd.get(), wait, events);
+    int sig = wait_for_signal(signals, signal_fd.get(), wait, events ? &*events : nullptr);
     if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP) {
       stop_requested = true;
       break;
