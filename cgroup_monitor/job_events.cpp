@@ -72,9 +72,11 @@ void JobEvents::pump() {
 uint64_t JobEvents::start_ticks_of(uint32_t pid, Pending* p, const ProcessTable& table) {
   if (p && p->start_known) return p->start_ticks;
   if (!p || !p->forked) {
-    // Not born under our eyes: the table's, or /proc's.
-    if (auto id = table.identity(pid)) return id->start_ticks;
-    auto ticks = proc_start_ticks(pid);
+    // Not born under our eyes: the table's, or /proc's. Remembered either way, so the exec and exit of a
+    // process the table tracks are matched to its record rather than starting a second one.
+    std::optional<uint64_t> ticks;
+    if (auto id = table.identity(pid)) ticks = id->start_ticks;
+    else ticks = proc_start_ticks(pid);
     if (p && ticks) {
       p->start_ticks = *ticks;
       p->start_known = true;

@@ -32,6 +32,10 @@ SOCKET = "/var/run/docker.sock"
 DOCKER = "/usr/bin/docker" if os.path.exists("/usr/bin/docker") else (shutil.which("docker") or "docker")
 
 
+sys.path.insert(0, os.path.join(HERE, "..", "web"))
+import webtest  # noqa: E402  (the web tests' token and headless-Chromium probe)
+
+
 class Skip(Exception):
     pass
 
@@ -389,7 +393,8 @@ def test_push_with_api_key():
     os.chmod(key_file, 0o600)
     conf = os.path.join(env.dir, "bcd.conf")
     with open(conf, "w") as f:
-        f.write(f"listen=127.0.0.1:0\nstore={central}\nstatic_dir={env.dir}\nauth_secret=docker-test-secret\n")
+        f.write(f"listen=127.0.0.1:0\nstore={central}\nstatic_dir={os.path.join(BUILD, 'web', 'static')}\n"
+                f"auth_secret={webtest.SECRET}\n")
     port_file = os.path.join(env.dir, "bcd.port")
     bcd = subprocess.Popen([BCD_DAEMON, "--config", conf, "--port-file", port_file],
                            stderr=open(os.path.join(env.dir, "bcd.log"), "w"))
@@ -404,6 +409,9 @@ def test_push_with_api_key():
         docker("wait", cid, timeout=60)
         env.wait_monitor_gone(k)
         node = bcacct_container_json(env.store, cid)
+        # The container's shell execs its last command (sleep): one process, one record, not two.
+        pids = [p["pid"] for p in node["processes"]]
+        assert len(set(pids)) == len(pids), [(p["pid"], p["argv"], p["start"]) for p in node["processes"]]
         shipped = wait_for("the container's data at bcd", lambda: (lambda d: d if d["job"]["samples"] ==
                            node["job"]["samples"] else None)(bcacct_container_json(central, cid)), 20, 0.2)
         assert shipped["job"]["user"] == owner, shipped["job"]
@@ -412,6 +420,18 @@ def test_push_with_api_key():
             [(p["pid"], p["argv"], p["cpu_seconds"]) for p in node["processes"]], (shipped["processes"], node["processes"])
         log(f"ok bcd holds the container's {len(node['processes'])} processes and {node['job']['samples']} samples, "
             f"stored as {owner}")
+        # The web view opens the container by its short id, as the original's URL did, with a token for it.
+        short = cid[:12]
+        page = f"{url}/static/index.html?container={short}&token={webtest.token(short)}"
+        out = webtest.probe(page, "--screenshot", os.path.join(webtest.screenshot_dir(), "container.png"))
+        assert out["ready"] and not out["error"], out
+        fields = {k: v["value"] for k, v in out["fields"].items()}
+        assert fields["user"] == owner and float(fields["cpu_seconds"]) == float(shipped["job"]["cpu_seconds"]), fields
+        assert int(fields["processes"]) == len(shipped["processes"]), fields
+        assert int(out["points"]["total"]) >= 2, out["points"]
+        other = webtest.probe(f"{url}/static/index.html?container={short}&token={webtest.token('job_1')}")
+        assert other["error"], "a token for another job must not open the container"
+        log(f"ok the web view opens container {short}: header equals bcacct --json, {out['points']['total']} points")
         env.stop()
     finally:
         bcd.send_signal(signal.SIGTERM)
