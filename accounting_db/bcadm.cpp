@@ -205,6 +205,12 @@ int run(int argc, char** argv) {
   if (optind < argc) {
     const std::string group = argv[optind];
     if (group == "apikey" || group == "token" || group == "ship") {
+      for (int i = optind + 1; i < argc; ++i) {
+        if (std::string(argv[i]) == "--help" || std::string(argv[i]) == "-h") {
+          std::fputs(kHelp, stdout);
+          return kExitOk;
+        }
+      }
       std::string node_store = store_path;
       if (!have_store) {
         const char* env = std::getenv("BC_STORE");

@@ -21,6 +21,7 @@ print_env() {
   echo "export SLURM_CONF=$cluster/slurm.conf"
   echo "export BC_STORE=$store"
   echo "export BC_CENTRAL=$central_url"
+  echo "export BC_URL=$central_url"
   echo "export PATH=$build/sacct_ext:$build/cgroup_monitor:\$PATH"
 }
 
@@ -56,7 +57,7 @@ if ! { [ -f "$state/bcd.pid" ] && kill -0 "$(cat "$state/bcd.pid")" 2>/dev/null;
   [ -s "$state/bcd.secret" ] || { head -c 32 /dev/urandom | base64 | tr -d '/+=\n' >"$state/bcd.secret"; chmod 600 "$state/bcd.secret"; }
   # The demo's munged is the system one (default socket): monitors push as root, bcacct asks as root.
   printf 'listen=127.0.0.1:%s\nstore=%s\nstatic_dir=%s\nauth_secret=%s\n' "$bcd_port" "$central_store" \
-    "$repo/web/static" "$(cat "$state/bcd.secret")" >"$state/bcd.conf"
+    "$build/web/static" "$(cat "$state/bcd.secret")" >"$state/bcd.conf"
   "$build/accounting_db/bcadm" db init --store "$central_store" >/dev/null
   mkdir -p "$state/log"
   nohup "$build/web/bcd" --config "$state/bcd.conf" >>"$state/log/bcd.log" 2>&1 &
@@ -105,6 +106,11 @@ for _ in $(seq 50); do [ -f "$state/run/job_$job.pid" ] || break; sleep 0.2; don
 
 echo "== 6/6 bcacct -j $job (through bcd at $central_url)"
 BC_CENTRAL=$central_url "$build/sacct_ext/bcacct" -j "$job"
+token=$("$build/accounting_db/bcadm" token --job "$job" --ttl 24h --config "$state/bcd.conf")
+web_url="$central_url/static/index.html?container=job_$job&token=$token"
+curl -sf "$web_url" >/dev/null || { echo "quickstart: bcd does not serve the web view; see $state/log/bcd.log" >&2; exit 1; }
+curl -sf "$central_url/api/v1/jobs/$job?token=$token" >/dev/null ||
+  { echo "quickstart: the demo job's token is refused by bcd" >&2; exit 1; }
 cat <<MSG
 
 To use this cluster and store from your shell:
@@ -112,6 +118,7 @@ To use this cluster and store from your shell:
   sbatch --wrap 'sleep 5'; bcacct -j <id>; bcacct -j $job --json      # through bcd ($central_url)
   bcacct --store \$BC_STORE -j $job                                  # the node store directly
   curl $central_url/metrics                                          # bcd's ingest counters
-Web view: $central_url/static/index.html?job=$job&token=\$($build/accounting_db/bcadm token --job $job --config $state/bcd.conf)
+Web view of job $job (token valid 24 h; another job: bcadm token --job ID --config $state/bcd.conf):
+  $web_url
 Stop with: ./scripts/quickstart.sh stop
 MSG

@@ -369,6 +369,11 @@ TEST(Bcadm, UsageErrorsAndMissingStores) {
   r = bcadm({"--help"});
   EXPECT_EQ(r.status, 0);
   EXPECT_NE(r.out.find("Usage: bcadm db COMMAND"), std::string::npos);
+  for (const char* group : {"token", "apikey", "ship"}) {  // help after a central command, not "needs a value"
+    r = bcadm({group, "--help"});
+    EXPECT_EQ(r.status, 0) << group << ": " << r.err;
+    EXPECT_NE(r.out.find("bcadm token --job ID"), std::string::npos) << group;
+  }
   {
     std::ofstream(dir.file("bad.conf")) << "BC_RETENTION_WEEKS=1\n";
   }
