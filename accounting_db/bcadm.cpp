@@ -37,7 +37,7 @@ constexpr int kExitStore = 3;
 constexpr char kHelp[] =
     "Usage: bcadm db COMMAND [--store PATH] [--config PATH]\n"
     "       bcadm apikey create --owner EMAIL | apikey delete KEY | apikey list   [--store CENTRAL]\n"
-    "       bcadm token --job ID [--ttl 1h] [--config BCD_CONF]\n"
+    "       bcadm token --job ID | --user NAME [--ttl 1h] [--config BCD_CONF]\n"
     "       bcadm ship --central URL [--store PATH] [--munge-socket PATH] [--api-key-file FILE] [--timeout 60]\n"
     "Administer a bubble-chamber accounting store, the central daemon's API keys and web tokens, and ship a\n"
     "node store's outbox to bcd.\n"
@@ -52,7 +52,8 @@ constexpr char kHelp[] =
     "                 central store, default " BC_CENTRAL_STORE_DEFAULT ")\n"
     "  apikey delete  refuse a key from now on (give the key or its SHA-256 from 'apikey list')\n"
     "  apikey list    the stored keys' hashes, creation times and owners\n"
-    "  token     mint a web token (HS256 JWT) opening one job, with auth_secret from the bcd config\n"
+    "  token     mint a web token (HS256 JWT) opening one job, or standing for a user (job list and their\n"
+    "            jobs), with auth_secret from the bcd config\n"
     "            (default " BC_BCD_CONFIG_DEFAULT ") or AUTH_SECRET\n"
     "  ship      send the node store's unshipped batches to bcd (munge, or --api-key-file); exit 1 if\n"
     "            some are left\n"

@@ -147,8 +147,13 @@ int apikey(const std::string& sub, const Args& args, const std::string& central_
 
 int token(const Args& args, const std::string& bcd_config) {
   auto job = args.values.find("job");
-  if (job == args.values.end() || job->second.empty() ||
-      job->second.find_first_not_of("0123456789") != std::string::npos || job->second.size() > 19)
+  auto user = args.values.find("user");
+  if ((job == args.values.end()) == (user == args.values.end()))
+    return usage_error("token needs --job ID or --user NAME");
+  if (user != args.values.end() && (user->second.empty() || user->second.find_first_of(" \t/") != std::string::npos))
+    return usage_error("--user needs a user name");
+  if (job != args.values.end() && (job->second.empty() ||
+      job->second.find_first_not_of("0123456789") != std::string::npos || job->second.size() > 19))
     return usage_error("token needs --job ID (a number)");
   const auto ttl = parse_duration(args.values.count("ttl") ? args.values.at("ttl") : "1h");
   if (!ttl) return usage_error("--ttl takes a duration: 3600, 90s, 30m, 1h or 7d");
@@ -165,7 +170,11 @@ int token(const Args& args, const std::string& bcd_config) {
     return kExitFailed;
   }
   const int64_t now = static_cast<int64_t>(time(nullptr));
-  auth::TokenClaims claims{"job_" + job->second, now + *ttl, now};
+  auth::TokenClaims claims;
+  if (job != args.values.end()) claims.container = "job_" + job->second;
+  else claims.user = user->second;
+  claims.expires_at = now + *ttl;
+  claims.issued_at = now;
   std::printf("%s\n", auth::mint_token(config.auth_secret, claims).c_str());
   return kExitOk;
 }
@@ -225,7 +234,7 @@ int run_central(int argc, char** argv, int first, const std::string& store_path,
       return apikey(argv[first + 1], *args, central_store);
     }
     if (group == "token") {
-      auto args = parse(argc, argv, first + 1, {"job", "ttl", "config"}, false, error);
+      auto args = parse(argc, argv, first + 1, {"job", "user", "ttl", "config"}, false, error);
       return args ? token(*args, bcd_config) : error;
     }
     if (group == "ship") {

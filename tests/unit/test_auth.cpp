@@ -40,7 +40,7 @@ TEST(Token, MatchesThePublicHs256Vector) {
 
 TEST(Token, ValidExpiredWrongContainer) {
   const std::string secret = "s3cret";
-  std::string token = mint_token(secret, {"job_42", 2000, 1000});
+  std::string token = mint_token(secret, {"job_42", 2000, 1000, ""});
   auto ok = verify_token(secret, token, "job_42", 1999);
   EXPECT_EQ(ok.status, TokenStatus::Valid) << ok.message;
   EXPECT_EQ(ok.claims.container, "job_42");
@@ -55,7 +55,7 @@ TEST(Token, ValidExpiredWrongContainer) {
 
 TEST(Token, TamperingIsRefused) {
   const std::string secret = "s3cret";
-  std::string token = mint_token(secret, {"job_42", 2000, 1000});
+  std::string token = mint_token(secret, {"job_42", 2000, 1000, ""});
   size_t dot1 = token.find('.'), dot2 = token.rfind('.');
   // A payload that opens another job, with the original signature.
   std::string forged_payload = base64url_encode(R"({"container":"job_7","exp":99999999999,"iat":0})");
@@ -184,4 +184,29 @@ TEST_F(MungeTest, NoDaemonIsUnavailable) {
   auto cred = munge_encode("y", sock('a'), error);
   ASSERT_TRUE(cred);
   EXPECT_EQ(munge_decode(*cred, (dir_ / "nosock").string()).status, MungeStatus::Unavailable);
+}
+
+TEST(Token, UserTokenStandsForItsUserAnywhere) {
+  const std::string secret = "s3cret";
+  TokenClaims claims;
+  claims.user = "alice";
+  claims.expires_at = 2000;
+  claims.issued_at = 1000;
+  const std::string token = mint_token(secret, claims);
+  for (const char* container : {"job_42", "", "0123456789ab"}) {
+    auto ok = verify_token(secret, token, container, 1500);
+    EXPECT_EQ(ok.status, TokenStatus::Valid) << container << ": " << ok.message;
+    EXPECT_EQ(ok.claims.user, "alice");
+    EXPECT_TRUE(ok.claims.container.empty());
+  }
+  EXPECT_EQ(verify_token(secret, token, "job_42", 2000).status, TokenStatus::Expired);
+  EXPECT_EQ(verify_token("other", token, "job_42", 1500).status, TokenStatus::BadSignature);
+  // A payload naming both a container and a user is a job token: the user claim gives nothing more.
+  const size_t dot1 = token.find('.');
+  const std::string both = base64url_encode(R"({"container":"job_7","user":"root","exp":2000})");
+  const std::string signing = token.substr(0, dot1 + 1) + both;
+  const std::string mixed = signing + "." + sign_hs256(secret, signing);
+  auto m = verify_token(secret, mixed, "job_8", 1500);
+  EXPECT_EQ(m.status, TokenStatus::WrongContainer);
+  EXPECT_TRUE(m.claims.user.empty());
 }

@@ -5,7 +5,7 @@ import os
 import subprocess
 import tempfile
 
-from webtest import Bcd, ensure_user, probe, require_root, screenshot_dir, token
+from webtest import Bcd, ensure_user, probe, require_root, screenshot_dir, token, user_token
 
 require_root("test users and munged")
 build = os.environ["BC_BUILD"]
@@ -73,6 +73,19 @@ try:
     out = probe(bcd.base + "/static/jobs.html")
     assert out["error"] and "who you are" in out["error"]["title"], out
     print("ok AUTH_DISABLE: no token needed, jobs.html lists and links every job; with auth on it explains why not")
+
+    # --- a user token (bcadm token --user): the list of that user's jobs, each link opening its job
+    alice_token = user_token("bctest_alice")
+    out = probe(f"{bcd.base}/static/jobs.html?token={alice_token}", "--screenshot", os.path.join(shots, "jobs-user.png"))
+    assert out["ready"] and sorted(r[0] for r in out["jobs"]) == ["job_41", "job_9"], out["jobs"]
+    assert any("container=job_41" in link and alice_token in link for link in out["links"]), out["links"]
+    out = probe(f"{page}?container=job_41&token={alice_token}")
+    assert out["ready"] and out["fields"]["user"]["value"] == "bctest_alice", out
+    out = probe(f"{page}?container=job_43&token={alice_token}")
+    assert out["error"], "a user token must not open another user's job"
+    out = probe(f"{bcd.base}/static/jobs.html?token={user_token('root')}")
+    assert out["ready"] and sorted(r[0] for r in out["jobs"]) == ["job_41", "job_43", "job_9"], out["jobs"]
+    print("ok a user token lists that user's jobs (all for root) and opens them, and not another user's job")
 finally:
     bcd.stop()
     if open_bcd:

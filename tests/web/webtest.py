@@ -46,6 +46,13 @@ def token(container, ttl=600, key=SECRET, exp=None):
     return signing + "." + b64(hmac.new(key.encode(), signing.encode(), hashlib.sha256).digest())
 
 
+def user_token(user, ttl=600, key=SECRET):
+    """A user token (claim "user", no container), as `bcadm token --user` makes: the job list and the user's jobs."""
+    signing = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode()) + "." + \
+        b64(json.dumps({"user": user, "exp": int(time.time()) + ttl}).encode())
+    return signing + "." + b64(hmac.new(key.encode(), signing.encode(), hashlib.sha256).digest())
+
+
 def probe(url, *options, timeout=120):
     """What headless Chromium shows for url (tests/web/page_probe.mjs); skips without node or Chromium."""
     build = os.environ["BC_BUILD"]

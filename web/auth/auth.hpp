@@ -16,6 +16,9 @@ struct TokenClaims {
   std::string container;  // what the token opens: "job_42" or a Docker container id
   int64_t expires_at = 0; // epoch seconds ("exp")
   int64_t issued_at = 0;  // epoch seconds ("iat")
+  // A user token ("user" claim, no container) stands for that user in the browser: the job list and every
+  // job bcd would show that user over munge (all jobs for an admin).
+  std::string user;
 };
 
 std::string mint_token(std::string_view secret, const TokenClaims& claims);
@@ -28,7 +31,8 @@ struct TokenCheck {
   TokenClaims claims;   // filled once the signature checked out
   std::string message;  // for the error page / 401 body
 };
-// container: the one being opened; the token must name exactly it.
+// container: the one being opened; a job token must name exactly it. A user token is valid for any container
+// (the caller then applies that user's rights).
 TokenCheck verify_token(std::string_view secret, std::string_view token, std::string_view container, int64_t now);
 
 // ---- API keys: shown once, stored only as a SHA-256 hash ----

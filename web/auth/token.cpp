@@ -73,7 +73,10 @@ std::string mint_token(std::string_view secret, const TokenClaims& claims) {
   JsonPtr header(cJSON_CreateObject(), cJSON_Delete), payload(cJSON_CreateObject(), cJSON_Delete);
   cJSON_AddStringToObject(header.get(), "alg", "HS256");
   cJSON_AddStringToObject(header.get(), "typ", "JWT");
-  cJSON_AddStringToObject(payload.get(), "container", claims.container.c_str());
+  if (claims.user.empty())
+    cJSON_AddStringToObject(payload.get(), "container", claims.container.c_str());
+  else
+    cJSON_AddStringToObject(payload.get(), "user", claims.user.c_str());
   cJSON_AddNumberToObject(payload.get(), "exp", static_cast<double>(claims.expires_at));
   cJSON_AddNumberToObject(payload.get(), "iat", static_cast<double>(claims.issued_at));
   std::string signing_input = base64url_encode(print_compact(header.get())) + "." +
@@ -105,16 +108,19 @@ TokenCheck verify_token(std::string_view secret, std::string_view token, std::st
   const cJSON* sub = payload ? cJSON_GetObjectItemCaseSensitive(payload.get(), "container") : nullptr;
   const cJSON* exp = payload ? cJSON_GetObjectItemCaseSensitive(payload.get(), "exp") : nullptr;
   const cJSON* iat = payload ? cJSON_GetObjectItemCaseSensitive(payload.get(), "iat") : nullptr;
-  if (!cJSON_IsString(sub) || !cJSON_IsNumber(exp) || !std::isfinite(exp->valuedouble))
-    return fail(TokenStatus::Malformed, "the token lacks its container or expiry claim");
+  const cJSON* user = payload ? cJSON_GetObjectItemCaseSensitive(payload.get(), "user") : nullptr;
+  const bool user_token = cJSON_IsString(user) && *user->valuestring && !sub;
+  if ((!cJSON_IsString(sub) && !user_token) || !cJSON_IsNumber(exp) || !std::isfinite(exp->valuedouble))
+    return fail(TokenStatus::Malformed, "the token lacks its container (or user) or expiry claim");
   TokenCheck check;
-  check.claims.container = sub->valuestring;
+  if (user_token) check.claims.user = user->valuestring;
+  else check.claims.container = sub->valuestring;
   check.claims.expires_at = static_cast<int64_t>(exp->valuedouble);
   check.claims.issued_at = cJSON_IsNumber(iat) ? static_cast<int64_t>(iat->valuedouble) : 0;
   if (now >= check.claims.expires_at) {
     check.status = TokenStatus::Expired;
     check.message = "the token has expired; ask for a new link";
-  } else if (check.claims.container != container) {
+  } else if (!user_token && check.claims.container != container) {
     check.status = TokenStatus::WrongContainer;
     check.message = "the token is for " + check.claims.container + ", not " + std::string(container);
   } else {

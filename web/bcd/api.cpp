@@ -105,10 +105,19 @@ Api::Verdict Api::identify(const Request& req, const std::string& container, Cal
   std::optional<std::string> token = req.arg("token");
   if (auto authz = req.header("authorization"); authz && authz->rfind("Bearer ", 0) == 0) token = authz->substr(7);
   if (token) {
-    if (container.empty()) return {403, "a token opens one job's pages, not this endpoint"};
     auth::TokenCheck check = auth::verify_token(config_.auth_secret, *token, container, now_s());
     if (check.status != auth::TokenStatus::Valid)
       return {check.status == auth::TokenStatus::WrongContainer ? 403u : 401u, check.message};
+    if (!check.claims.user.empty()) {
+      // A user token: that user's rights, as with their munge credential.
+      caller.kind = Caller::Kind::User;
+      caller.user = check.claims.user;
+      const passwd* pw = getpwnam(caller.user.c_str());
+      caller.uid = pw ? pw->pw_uid : UINT32_MAX;
+      caller.admin = is_admin(caller.uid, caller.user);
+      return {};
+    }
+    if (container.empty()) return {403, "a job token opens one job's pages, not this endpoint"};
     caller.kind = Caller::Kind::Token;
     caller.token_container = check.claims.container;
     return {};
