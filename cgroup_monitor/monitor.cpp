@@ -257,6 +257,9 @@ int run_monitor(const MonitorOptions& opt) {
     if (!events) {
       events.emplace(opt.events, [&log](const std::string& text) { log("%s", text.c_str()); });
       if (!events->running()) log("%s; sampling only", events->unavailable().c_str());
+      // Sample again at once: this tick hands the job's live processes to the kernel side, so whatever
+      // they start from now on is seen from its fork, not only after the next interval.
+      member_count = tick(false);
     }
     const int64_t now = now_ms();
     if (!reader->exists()) break;
