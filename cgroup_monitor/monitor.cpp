@@ -1,6 +1,5 @@
 #include "monitor.hpp"
 
-#include <pwd.h>
 #include <poll.h>
 #include <sys/file.h>
 #include <sys/signalfd.h>
@@ -18,6 +17,7 @@
 #include <unistd.h>
 
 #include "cgroup_reader.hpp"
+#include "auth.hpp"
 #include "fd.hpp"
 #include "process_table.hpp"
 #include "shipper.hpp"
@@ -30,14 +30,6 @@ int64_t now_ms() {
   timespec ts{};
   clock_gettime(CLOCK_REALTIME, &ts);
   return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-std::string user_name(uint32_t uid) {
-  passwd pw{};
-  passwd* result = nullptr;
-  char buf[4096];
-  if (getpwuid_r(uid, &pw, buf, sizeof buf, &result) == 0 && result) return pw.pw_name;
-  return std::to_string(uid);
 }
 
 class Log {
@@ -152,7 +144,7 @@ int run_monitor(const MonitorOptions& opt) {
   store::JobRecord job;
   job.job_id = opt.job_id;
   job.uid = opt.uid;
-  job.user = user_name(opt.uid);
+  job.user = bc::auth::user_name(opt.uid);
   job.node = opt.node;
   job.cgroup_version = static_cast<uint32_t>(opt.cgroup_version);
   job.start_ms = now_ms();

@@ -5,7 +5,6 @@
 // Exit status: 0 ok, 1 unknown job, 2 usage error, 3 store cannot be opened or read, 4 any other failure,
 // 5 no permission, 6 bcd unreachable and no local store to fall back to.
 #include <getopt.h>
-#include <pwd.h>
 #include <unistd.h>
 
 #include <cJSON.h>
@@ -24,6 +23,7 @@
 #include <string>
 #include <variant>
 
+#include "auth.hpp"
 #include "container_key.hpp"
 #include "format.hpp"
 #include "job_source.hpp"
@@ -158,14 +158,6 @@ int usage_error(const std::string& message) {
   return kExitUsage;
 }
 
-std::string user_name(uid_t uid) {
-  passwd pw{};
-  passwd* result = nullptr;
-  char buf[4096];
-  if (getpwuid_r(uid, &pw, buf, sizeof buf, &result) == 0 && result) return pw.pw_name;
-  return std::to_string(uid);
-}
-
 Parsed parse_args(int argc, char** argv) {
   enum { kJson = 256, kStore, kTree, kTimeline, kMetric, kResolution, kTop, kSort, kContainer, kCentral, kFiles, kAll,
          kNet };
@@ -208,7 +200,7 @@ Parsed parse_args(int argc, char** argv) {
         if (auto* error = std::get_if<std::string>(&users)) return fail(*error);
         for (const std::string& u : std::get<std::vector<std::string>>(users)) {
           const bool numeric = u.find_first_not_of("0123456789") == std::string::npos && u.size() < 11;
-          o.filter.users.push_back(numeric ? user_name(static_cast<uid_t>(std::stoul(u))) : u);
+          o.filter.users.push_back(numeric ? bc::auth::user_name(static_cast<uid_t>(std::stoul(u))) : u);
         }
         o.explicit_users = true;
         break;
@@ -326,7 +318,7 @@ Parsed parse_args(int argc, char** argv) {
   if (!targeted) {
     // sacct without -j: since midnight today, and the caller's own jobs unless root or -a.
     if (!o.filter.from_ms) o.filter.from_ms = *bc::bcacct::parse_sacct_time("midnight", now_s, error) * 1000;
-    if (!o.explicit_users && !o.allusers && getuid() != 0) o.filter.users = {user_name(getuid())};
+    if (!o.explicit_users && !o.allusers && getuid() != 0) o.filter.users = {bc::auth::user_name(getuid())};
   }
   if (o.filter.from_ms && o.filter.to_ms && *o.filter.to_ms < *o.filter.from_ms)
     return fail("the end time (-E) is before the start time (-S)");
