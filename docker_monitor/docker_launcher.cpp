@@ -4,62 +4,19 @@
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
-#include <sstream>
 
 #include "fd.hpp"
+#include "launch.hpp"
 #include "monitor.hpp"
 
 namespace bc::docker {
-namespace {
 
 using bc::monitor::UniqueFd;
-
-
-std::string format_interval(double seconds) {
-  std::ostringstream out;
-  out << seconds;
-  return out.str();
-}
-
-void write_all(int fd, const char* text) {
-  size_t n = std::strlen(text);
-  while (n > 0) {
-    const ssize_t w = ::write(fd, text, n);
-    if (w <= 0) return;
-    text += w;
-    n -= static_cast<size_t>(w);
-  }
-}
-
-// In the child of fork: async-signal-safe calls only.
-[[noreturn]] void exec_monitor(int log_fd, const char* path, char* const* argv, char* const* envp) {
-  ::setsid();  // not killed with bc-docker's process group (Ctrl-C on a foreground run)
-  for (int sig = 1; sig < NSIG; ++sig) signal(sig, SIG_DFL);
-  sigset_t none;
-  sigemptyset(&none);
-  sigprocmask(SIG_SETMASK, &none, nullptr);  // bc-docker blocks its signals for signalfd
-  const int null_fd = ::open("/dev/null", O_RDWR);
-  if (null_fd >= 0) ::dup2(null_fd, STDIN_FILENO);
-  const int out = log_fd >= 0 ? log_fd : null_fd;
-  if (out >= 0) {
-    ::dup2(out, STDOUT_FILENO);
-    ::dup2(out, STDERR_FILENO);
-  }
-  ::syscall(SYS_close_range, 3U, ~0U, 0U);
-  ::execve(path, argv, envp);
-  write_all(STDERR_FILENO, "bc-docker: cannot exec ");
-  write_all(STDERR_FILENO, path);
-  write_all(STDERR_FILENO, "\n");
-  _exit(127);
-}
-
-}  // namespace
 
 std::vector<std::string> monitor_argv(const Config& config, const std::string& node, const MonitorRequest& request) {
   std::vector<std::string> args = {config.monitor,
@@ -67,7 +24,7 @@ std::vector<std::string> monitor_argv(const Config& config, const std::string& n
           "--node", node,
           "--store", config.store,
           "--run-dir", config.run_dir,
-          "--interval", format_interval(config.interval_s),
+          "--interval", bc::monitor::format_interval(config.interval_s),
           "--cgroup-version", std::to_string(request.cgroup_version),
           "--cgroup-path", request.cgroup_path,
           "--uid", std::to_string(request.uid)};
@@ -130,7 +87,7 @@ MonitorLauncher::Result ProcessLauncher::ensure(const MonitorRequest& request) {
     result.message = std::string("fork failed: ") + std::strerror(errno);
     return result;
   }
-  if (child == 0) exec_monitor(log_fd.get(), argv[0], argv.data(), envp.data());
+  if (child == 0) bc::monitor::exec_monitor("bc-docker: ", nullptr, 0, log_fd.get(), argv[0], argv.data(), envp.data());
   children_[child] = request;
   result.outcome = Outcome::Started;
   result.pid = child;

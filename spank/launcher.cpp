@@ -3,7 +3,6 @@
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -11,11 +10,11 @@
 #include <cstring>
 #include <ctime>
 #include <fstream>
-#include <sstream>
 #include <vector>
 
 #include "cgroup_paths.hpp"
 #include "fd.hpp"
+#include "launch.hpp"
 #include "monitor.hpp"
 
 namespace bc::spank {
@@ -71,56 +70,6 @@ bool prepare_escape(const bc::monitor::JobCgroup& job, std::vector<std::string>&
   return true;
 }
 
-void write_all(int fd, const char* text) {
-  size_t n = std::strlen(text);
-  while (n > 0) {
-    ssize_t w = ::write(fd, text, n);
-    if (w <= 0) return;
-    text += w;
-    n -= static_cast<size_t>(w);
-  }
-}
-
-// Runs in the grandchild of slurmstepd, a copy of a multithreaded process: async-signal-safe calls only.
-[[noreturn]] void exec_monitor(const std::vector<const char*>& procs_files, int log_fd, const char* path,
-                               char* const* argv, char* const* envp) {
-  ::setsid();
-  sigset_t none;
-  sigemptyset(&none);
-  sigprocmask(SIG_SETMASK, &none, nullptr);
-  for (int sig = 1; sig < NSIG; ++sig) signal(sig, SIG_DFL);
-  int null_fd = ::open("/dev/null", O_RDWR);
-  if (null_fd >= 0) ::dup2(null_fd, STDIN_FILENO);
-  int out = log_fd >= 0 ? log_fd : null_fd;
-  if (out >= 0) {
-    ::dup2(out, STDOUT_FILENO);
-    ::dup2(out, STDERR_FILENO);
-  }
-  for (const char* file : procs_files) {
-    int fd = ::open(file, O_WRONLY);
-    // "0" moves the writing process itself.
-    if (fd < 0 || ::write(fd, "0", 1) != 1) {
-      write_all(STDERR_FILENO, "bubble-chamber: cannot move the monitor out of the job into ");
-      write_all(STDERR_FILENO, file);
-      write_all(STDERR_FILENO, "; not starting it\n");
-      _exit(126);
-    }
-    ::close(fd);
-  }
-  ::syscall(SYS_close_range, 3U, ~0U, 0U);
-  ::execve(path, argv, envp);
-  write_all(STDERR_FILENO, "bubble-chamber: cannot exec ");
-  write_all(STDERR_FILENO, path);
-  write_all(STDERR_FILENO, "\n");
-  _exit(127);
-}
-
-std::string format_interval(double seconds) {
-  std::ostringstream out;
-  out << seconds;
-  return out.str();
-}
-
 }  // namespace
 
 LaunchResult ensure_monitor(const Config& config, uint64_t job_id, uint32_t uid, const std::string& node_name,
@@ -171,7 +120,7 @@ LaunchResult ensure_monitor(const Config& config, uint64_t job_id, uint32_t uid,
                                    "--node", node,
                                    "--store", config.store,
                                    "--run-dir", config.run_dir,
-                                   "--interval", format_interval(config.interval_s),
+                                   "--interval", bc::monitor::format_interval(config.interval_s),
                                    "--cgroup-version", std::to_string(job->version),
                                    "--cgroup-path", job->relative_path,
                                    "--bpf", config.bpf ? "on" : "off",
@@ -199,7 +148,8 @@ LaunchResult ensure_monitor(const Config& config, uint64_t job_id, uint32_t uid,
   if (child == 0) {
     // Double fork: the monitor is reparented to init and slurmstepd never has to reap it.
     pid_t grandchild = ::fork();
-    if (grandchild == 0) exec_monitor(procs, log_fd.get(), argv[0], argv.data(), envp.data());
+    if (grandchild == 0) bc::monitor::exec_monitor("bubble-chamber: ", procs.data(), procs.size(), log_fd.get(), argv[0], argv.data(),
+                                    envp.data());
     _exit(grandchild < 0 ? 1 : 0);
   }
   // The intermediate child exits at once; bound the wait anyway so a job is never held up.
