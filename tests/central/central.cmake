@@ -13,7 +13,7 @@ set_target_properties(bc-central-tool PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAK
 # API keys, tokens, bad bodies.
 add_test(NAME it_central_ingest COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/test_central_ingest.py)
 set_tests_properties(it_central_ingest PROPERTIES LABELS "integration;central" TIMEOUT 180 SKIP_RETURN_CODE 77
-                     ENVIRONMENT "BC_BUILD=${CMAKE_BINARY_DIR};PYTHONDONTWRITEBYTECODE=1")
+                     ENVIRONMENT "BC_BUILD=${CMAKE_BINARY_DIR};PYTHONPATH=${PROJECT_SOURCE_DIR}/tests/integration;PYTHONDONTWRITEBYTECODE=1")
 
 # bcd down for a whole real Slurm job, then up: no loss, no duplicates (needs the integration cluster).
 if(NOT BC_SANITIZE)

@@ -14,6 +14,8 @@ import time
 import urllib.error
 import urllib.request
 
+from munge_users import ensure_users, start_munged, stop_munged
+
 SKIP = 77
 build = os.environ["BC_BUILD"]
 if os.geteuid() != 0:
@@ -27,22 +29,9 @@ bcadm = f"{build}/accounting_db/bcadm"
 work = tempfile.mkdtemp(prefix="bc-central-")
 os.chmod(work, 0o755)
 USER = "bctest_alice"
-try:
-    pwd.getpwnam(USER)
-except KeyError:
-    subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", USER], check=True)
-
-
-def start_munged(name):
-    sock, key = os.path.join(work, f"{name}.sock"), os.path.join(work, f"{name}.key")
-    subprocess.run(["mungekey", "-c", "-k", key], check=True)
-    subprocess.run(["/usr/sbin/munged", "--force", "-S", sock, f"--key-file={key}", f"--log-file={work}/{name}.log",
-                    f"--pid-file={work}/{name}.pid", f"--seed-file={work}/{name}.seed"], check=True)
-    return sock
-
-
-sock = start_munged("munge")
-other_sock = start_munged("other")
+ensure_users(USER)
+sock = start_munged(work, "munge")
+other_sock = start_munged(work, "other")  # another key: its credentials are forgeries to bcd
 central = os.path.join(work, "central.lmdb")
 secret = "central-test-secret-0123456789"
 conf = os.path.join(work, "bcd.conf")
@@ -220,8 +209,8 @@ finally:
         rc = bcd.wait(timeout=20)
     except subprocess.TimeoutExpired:
         bcd.kill()
-    for s in ("munge", "other"):
-        subprocess.run(["/usr/sbin/munged", "-S", os.path.join(work, f"{s}.sock"), "--stop"], capture_output=True)
+    for s in (sock, other_sock):
+        stop_munged(s)
     log = open(os.path.join(work, "bcd.log")).read()
     shutil.rmtree(work, ignore_errors=True)
 assert rc == 0, f"bcd exited {rc} on SIGTERM:\n{log}"

@@ -32,7 +32,7 @@ SOCKET = "/var/run/docker.sock"
 DOCKER = "/usr/bin/docker" if os.path.exists("/usr/bin/docker") else (shutil.which("docker") or "docker")
 
 
-sys.path.insert(0, os.path.join(HERE, "..", "web"))
+sys.path[:0] = [os.path.join(HERE, "..", "web"), os.path.join(HERE, "..", "integration")]
 import webtest  # noqa: E402  (the web tests' token and headless-Chromium probe)
 
 

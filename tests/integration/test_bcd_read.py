@@ -4,7 +4,6 @@ import hashlib
 import hmac
 import json
 import os
-import pwd
 import shutil
 import signal
 import subprocess
@@ -13,6 +12,8 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+
+from munge_users import ensure_users, start_munged, stop_munged
 
 SKIP = 77
 build = os.environ["BC_BUILD"]
@@ -24,19 +25,8 @@ if os.geteuid() != 0:
 
 work = tempfile.mkdtemp(prefix="bc-bcd-")
 os.chmod(work, 0o755)
-USERS = {"bctest_alice": None, "bctest_bob": None}
-for name in USERS:
-    try:
-        pwd.getpwnam(name)
-    except KeyError:
-        subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", name], check=True)
-    USERS[name] = pwd.getpwnam(name).pw_uid
-
-sock = os.path.join(work, "munge.sock")
-key = os.path.join(work, "munge.key")
-subprocess.run(["mungekey", "-c", "-k", key], check=True)
-subprocess.run(["/usr/sbin/munged", "--force", "-S", sock, f"--key-file={key}", f"--log-file={work}/munged.log",
-                f"--pid-file={work}/munged.pid", f"--seed-file={work}/munged.seed"], check=True)
+USERS = ensure_users("bctest_alice", "bctest_bob")
+sock = start_munged(work)
 store = os.path.join(work, "central.lmdb")
 subprocess.run([f"{build}/tests/integration/bc-make-store", store,
                 f"41:bctest_alice:{USERS['bctest_alice']}:done", f"42:bctest_alice:{USERS['bctest_alice']}:running",
@@ -104,14 +94,9 @@ try:
     st, body = get("/api/v1/jobs/41", {"X-Munge-Credential": c})
     assert st == 401 and "munge" in body.lower(), (st, body)
     # A credential from another munge key is refused.
-    other_key = os.path.join(work, "other.key")
-    subprocess.run(["mungekey", "-c", "-k", other_key], check=True)
-    other_sock = os.path.join(work, "other.sock")
-    subprocess.run(["/usr/sbin/munged", "--force", "-S", other_sock, f"--key-file={other_key}",
-                    f"--log-file={work}/other.log", f"--pid-file={work}/other.pid", f"--seed-file={work}/other.seed"],
-                   check=True)
+    other_sock = start_munged(work, "other")
     forged = subprocess.run(["munge", "-S", other_sock, "-n"], capture_output=True, text=True, check=True).stdout.strip()
-    subprocess.run(["/usr/sbin/munged", "-S", other_sock, "--stop"], capture_output=True)
+    stop_munged(other_sock)
     st, body = get("/api/v1/jobs/41", {"X-Munge-Credential": forged})
     assert st == 401, (st, body)
     print("ok replayed and forged munge credentials refused")
@@ -143,7 +128,7 @@ try:
 finally:
     bcd.send_signal(signal.SIGTERM)
     rc = bcd.wait(timeout=10)
-    subprocess.run(["/usr/sbin/munged", "-S", sock, "--stop"], capture_output=True)
+    stop_munged(sock)
     log = open(os.path.join(work, "bcd.log")).read()
     shutil.rmtree(work, ignore_errors=True)
 assert rc == 0, f"bcd exited {rc} on SIGTERM:\n{log}"

@@ -4,7 +4,6 @@ import hashlib
 import hmac
 import json
 import os
-import pwd
 import shutil
 import signal
 import subprocess
@@ -13,6 +12,8 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+
+from munge_users import ensure_users, start_munged, stop_munged
 
 SKIP = 77
 SECRET = "web-test-secret-0123456789"
@@ -28,11 +29,7 @@ def require_root(what):
 
 
 def ensure_user(name):
-    try:
-        return pwd.getpwnam(name).pw_uid
-    except KeyError:
-        subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", name], check=True)
-        return pwd.getpwnam(name).pw_uid
+    return ensure_users(name)[name]
 
 
 def b64(data):
@@ -92,12 +89,7 @@ class Bcd:
         self.build = os.environ["BC_BUILD"]
         self.work = tempfile.mkdtemp(prefix="bc-web-")
         os.chmod(self.work, 0o755)
-        self.sock = os.path.join(self.work, "munge.sock")
-        key = os.path.join(self.work, "munge.key")
-        subprocess.run(["mungekey", "-c", "-k", key], check=True)
-        subprocess.run(["/usr/sbin/munged", "--force", "-S", self.sock, f"--key-file={key}",
-                        f"--log-file={self.work}/munged.log", f"--pid-file={self.work}/munged.pid",
-                        f"--seed-file={self.work}/munged.seed"], check=True)
+        self.sock = start_munged(self.work)
         conf = os.path.join(self.work, "bcd.conf")
         with open(conf, "w") as f:
             f.write(f"listen=127.0.0.1:0\nstore={store}\nstatic_dir={static}\nauth_secret={SECRET}\n"
@@ -138,7 +130,7 @@ class Bcd:
         """Stops bcd with SIGTERM (it must exit 0) and munged; returns bcd's log."""
         self.proc.send_signal(signal.SIGTERM)
         rc = self.proc.wait(timeout=15)
-        subprocess.run(["/usr/sbin/munged", "-S", self.sock, "--stop"], capture_output=True)
+        stop_munged(self.sock)
         log = open(self.log_path).read()
         shutil.rmtree(self.work, ignore_errors=True)
         assert rc == 0, f"bcd exited {rc} on SIGTERM:\n{log}"
