@@ -117,7 +117,9 @@ int run_monitor(const MonitorOptions& opt) {
 
   std::unique_ptr<store::Store> db;
   try {
-    db = store::Store::open(opt.store_path);
+    store::OpenOptions open_options;
+    open_options.outbox_max_bytes = opt.outbox_max_bytes;
+    db = store::Store::open(opt.store_path, open_options);
   } catch (const std::exception& e) {
     log("cannot open store: %s; this job is not recorded", e.what());
     ::unlink(pid_file.c_str());
@@ -161,6 +163,10 @@ int run_monitor(const MonitorOptions& opt) {
     log("cannot read earlier record: %s", e.what());
   }
   if (!opt.job_name.empty()) job.job_name = opt.job_name;
+  if (opt.array_job_id != 0) {
+    job.array_job_id = opt.array_job_id;
+    job.array_task_id = opt.array_task_id;
+  }
   if (!opt.container_id.empty()) {
     job.container_id = opt.container_id;
     job.container_name = opt.container_name;

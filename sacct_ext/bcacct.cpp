@@ -408,7 +408,7 @@ JobView make_view(bc::report::JobData data) {
   v.data = std::move(data);
   v.data.processes = bc::report::sorted_processes(std::move(v.data.processes));
   const auto short_id = bc::docker::short_id_from_key(v.totals.job_id);
-  v.display_id = short_id ? *short_id : std::to_string(v.totals.job_id);
+  v.display_id = short_id ? *short_id : bc::report::sacct_job_id(v.totals);
   return v;
 }
 
@@ -451,15 +451,21 @@ std::variant<std::vector<Target>, int> targets_of(const Options& o, bc::report::
     targets.push_back({found, std::nullopt, "container " + name});
     return targets;
   }
+  // As sacct: "123_4" is task 4 of job array 123; "123" is job 123 and, when 123 is an array's job id, every
+  // task of that array (each task has its own job id; the array's is also the id of one of its tasks).
   for (const JobSpec& spec : o.jobs) {
-    if (spec.array_task) {
-      std::fprintf(stderr,
-                   "bcacct: job %s: array tasks cannot be looked up by ARRAYID_TASK: the store records each task "
-                   "by its own job id and has no array fields yet; give that id (sacct -j %s -o JobIDRaw)\n",
-                   spec.text.c_str(), spec.text.c_str());
-      return kExitNotFound;
+    bc::report::ListQuery tasks;
+    tasks.array_job = static_cast<uint32_t>(spec.array_task ? spec.array_base : spec.id);
+    tasks.array_task = spec.array_task;
+    std::vector<uint64_t> ids = source.list(tasks);
+    std::sort(ids.begin(), ids.end());
+    // An unknown task is looked up as job 0, which never exists: "not found" like any unknown job.
+    if (ids.empty()) ids.push_back(spec.id);
+    for (uint64_t id : ids) {
+      if (std::any_of(targets.begin(), targets.end(), [&](const Target& t) { return t.key == id && t.step == spec.step; }))
+        continue;
+      targets.push_back({id, spec.step, "job " + spec.text});
     }
-    targets.push_back({spec.id, spec.step, "job " + spec.text});
   }
   return targets;
 }

@@ -222,6 +222,7 @@ struct HttpServer::Impl {
       return MHD_YES;
     }
     if (pending->too_large) {
+      if (self->options.on_body_too_large) self->options.on_body_too_large(url);
       Response r = Response::error(413, "request body larger than " + std::to_string(self->options.max_body_bytes) +
                                             " bytes");
       return self->queue(connection, r);

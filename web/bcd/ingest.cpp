@@ -56,7 +56,7 @@ Response Ingest::ingest(const Request& req, const std::string& path_key) {
   // Who is pushing. An API-key push stores the data as the key owner's, so a key cannot write records in
   // another user's name.
   std::string key_owner;
-  if (!config_.auth_disable) {
+  if (config_.ingest_auth) {
     std::string api_key = path_key;
     if (auto authz = req.header("authorization"); authz && authz->rfind("Bearer ", 0) == 0) api_key = authz->substr(7);
     if (auto cred = req.header("x-munge-credential")) {
@@ -147,6 +147,7 @@ Response Ingest::ingest(const Request& req, const std::string& path_key) {
   metrics_.samples += samples;
   metrics_.bytes += req.body.size();
   if (newest_ms > 0) metrics_.lag_ms = std::max<int64_t>(0, now_ms() - newest_ms);
+  expire_dedup();
 
   std::string out = "{\"applied\": " + std::to_string(applied) + ", \"duplicates\": " + std::to_string(duplicates) +
                     ", \"samples\": " + std::to_string(samples) + ", \"acked\": [";
@@ -158,6 +159,27 @@ Response Ingest::ingest(const Request& req, const std::string& path_key) {
   out += "]";
   if (!key_owner.empty()) out += ", \"owner\": \"" + json_escape(key_owner) + "\"";
   return Response::json(200, out + "}\n");
+}
+
+void Ingest::body_too_large(const std::string& path) {
+  if (path == "/api/v1/ingest" || path.rfind("/event/api/", 0) == 0) {
+    ++metrics_.requests;
+    ++metrics_.rejected_too_large;
+  }
+}
+
+void Ingest::expire_dedup() {
+  const int64_t now = now_ms();
+  const int64_t period_ms = std::min<int64_t>(config_.dedup_window_s, 10) * 1000;
+  int64_t last = last_expiry_ms_.load();
+  if (now - last < period_ms || !last_expiry_ms_.compare_exchange_strong(last, now)) return;
+  try {
+    std::lock_guard lock(store_mutex_);
+    // Bounded work per call, so one request never waits long on a big table; the next call goes on.
+    metrics_.dedup_folded += store_.expire_dedup(now / 1000 - config_.dedup_window_s, 20000);
+  } catch (const std::exception&) {
+    // the data was applied; folding is tried again after the next period
+  }
 }
 
 std::string Ingest::metrics_text() const {
@@ -176,7 +198,9 @@ std::string Ingest::metrics_text() const {
   out += line("bcd_ingest_rejected_total", "{reason=\"auth\"}", metrics_.rejected_auth);
   out += line("bcd_ingest_rejected_total", "{reason=\"malformed\"}", metrics_.rejected_malformed);
   out += line("bcd_ingest_rejected_total", "{reason=\"content_type\"}", metrics_.rejected_content_type);
+  out += line("bcd_ingest_rejected_total", "{reason=\"too_large\"}", metrics_.rejected_too_large);
   out += line("bcd_ingest_rejected_total", "{reason=\"store\"}", metrics_.store_errors);
+  out += "# TYPE bcd_ingest_dedup_folded counter\n" + line("bcd_ingest_dedup_folded_total", "", metrics_.dedup_folded);
   char lag[64];
   std::snprintf(lag, sizeof lag, "%.3f", static_cast<double>(metrics_.lag_ms.load()) / 1000.0);
   out += "# TYPE bcd_ingest_lag_seconds gauge\n# UNIT bcd_ingest_lag_seconds seconds\nbcd_ingest_lag_seconds " +

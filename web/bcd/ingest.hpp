@@ -27,6 +27,8 @@ struct IngestMetrics {
   std::atomic<uint64_t> rejected_auth{0};
   std::atomic<uint64_t> rejected_malformed{0};
   std::atomic<uint64_t> rejected_content_type{0};
+  std::atomic<uint64_t> rejected_too_large{0};  // 413: body over max_body_bytes (counted by the HTTP layer's hook)
+  std::atomic<uint64_t> dedup_folded{0};        // dedup entries folded into their monitor's mark
   std::atomic<uint64_t> store_errors{0};
   std::atomic<int64_t> lag_ms{0};        // now minus the newest sample of the last batch applied
 };
@@ -39,14 +41,19 @@ class Ingest {
   std::vector<web::Route> routes();
   // OpenMetrics lines (no # EOF) for /metrics.
   std::string metrics_text() const;
+  // The HTTP layer refused a body over max_body_bytes on `path` (ServerOptions::on_body_too_large).
+  void body_too_large(const std::string& path);
 
  private:
   web::Response ingest(const web::Request& req, const std::string& path_key);
+  // Folds old dedup entries (Store::expire_dedup) at most once per min(dedup_window, 10 s).
+  void expire_dedup();
 
   const Config& config_;
   store::Store& store_;
   std::mutex& store_mutex_;
   IngestMetrics metrics_;
+  std::atomic<int64_t> last_expiry_ms_{0};
 };
 
 }  // namespace bc::bcd
