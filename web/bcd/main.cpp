@@ -31,7 +31,8 @@ const char kUsage[] =
     "  -h, --help            this text\n"
     "      --version         version\n"
     "\n"
-    "Environment: AUTH_SECRET, AUTH_DISABLE=yes|no override the config file.\n"
+    "Environment: AUTH_SECRET, AUTH_DISABLE=yes|no override the config file. AUTH_DISABLE opens reads only:\n"
+    "pushes stay authenticated unless the config says ingest_auth=off (for tests only).\n"
     "Exit status: 0 stopped by SIGTERM/SIGINT, 1 cannot start (store, port), 2 usage or config error.\n";
 
 void log_line(bool syslog_on, int priority, const std::string& text) {
