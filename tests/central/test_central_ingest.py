@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -293,6 +294,25 @@ try:
     assert st == 200 and json.loads(answer)["applied"] == 0 and json.loads(answer)["duplicates"] == 5, (st, answer)
     assert count(test_store, 510) == before == {"nodes": 1, "processes": 2, "points": 15}, (before, count(test_store, 510))
     print("ok dedup entries past dedup_window folded into a mark; the same batches resent later are still duplicates")
+
+    # ---- Concurrent requests share commits (group commit): the same bundle pushed by 8 clients at once is
+    # applied exactly once, within one shared transaction or across them.
+    node_f = os.path.join(work, "nodeF.lmdb")
+    subprocess.run([tool, "node", node_f, "512", "nodeF", USER, uid, "6", "3", str(t0)], check=True)
+    subprocess.run([tool, "bundle", node_f, os.path.join(work, "b512")], check=True)
+    b512 = open(os.path.join(work, "b512"), "rb").read()
+    answers = []
+    threads = [threading.Thread(target=lambda: answers.append(raw(test_url, "/api/v1/ingest", b512, anon)))
+               for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(st == 200 for st, _ in answers) and len(answers) == 8, answers
+    assert sum(json.loads(a)["applied"] for _, a in answers) == 6, answers
+    assert sum(json.loads(a)["duplicates"] for _, a in answers) == 42, answers
+    assert count(test_store, 512) == {"nodes": 1, "processes": 3, "points": 24}, count(test_store, 512)
+    print("ok 8 concurrent pushes of one bundle: applied once (6 batches), 42 duplicates, 24 points")
 finally:
     for p in extra:
         p.send_signal(signal.SIGTERM)
