@@ -260,7 +260,8 @@ int run_monitor(const MonitorOptions& opt) {
       member_count = tick(false);
     }
     const int64_t now = now_ms();
-    if (!reader->exists()) break;
+    // A cgroup that holds processes cannot be removed, so only an empty one needs looking up again.
+    if (member_count == 0 && !reader->exists()) break;
     if (member_count == 0) {
       if (empty_since == 0) empty_since = now;
       if (static_cast<double>(now - empty_since) >= opt.empty_grace_s * 1000.0) break;

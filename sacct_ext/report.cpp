@@ -426,7 +426,12 @@ void append(cJSON* array, cJSON* item) {
   owned.release();
 }
 
-cJSON* number(uint64_t v) { return cJSON_CreateNumber(static_cast<double>(v)); }
+// JSON numbers are read as doubles by many parsers, and cJSON prints one; above 2^53 (a container's key) the
+// integer is written out digit by digit, so it stays exact.
+cJSON* number(uint64_t v) {
+  if (v <= (uint64_t{1} << 53)) return cJSON_CreateNumber(static_cast<double>(v));
+  return checked(cJSON_CreateRaw(std::to_string(v).c_str()));
+}
 cJSON* number(double v) { return cJSON_CreateNumber(v); }
 cJSON* string(std::string_view s) { return cJSON_CreateString(valid_utf8(s).c_str()); }
 // Epoch milliseconds as ISO 8601 UTC; null when 0 (not known yet / still running).

@@ -855,6 +855,10 @@ TEST_F(BcacctTest, CliContainerAndArrayIds) {
     EXPECT_EQ(r.out, "JobID|JobIDRaw|Container|JobName|PID\n0c0ffee0c0de|" + std::to_string(kContainerKey) +
                          "|0c0ffee0c0de|web-1|1200\n") << which;
   }
+  // Its key is above 2^53: --json writes it out exactly, not rounded through a double.
+  r = run_bcacct({"--container", "web-1", "--store", store_path_, "--json"}, clean_env());
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("\"id\":\t" + std::to_string(kContainerKey) + ","), std::string::npos) << r.out.substr(0, 300);
   // A container is not a Slurm job: listings leave it out.
   r = run_bcacct({"--store", store_path_, "-S", "2023-01-01", "-P", "-n", "-o", "JobID"}, clean_env());
   EXPECT_EQ(r.out.find("0c0ffee0c0de"), std::string::npos) << r.out;
