@@ -12,7 +12,7 @@ TEST(BcdConfig, Defaults) {
   EXPECT_EQ(c.listen_port, 8470);
   EXPECT_FALSE(c.auth_disable);
   EXPECT_TRUE(c.ingest_auth);
-  EXPECT_EQ(c.dedup_window_s, 86400);
+  EXPECT_EQ(c.dedup_window_s, 3600);
   EXPECT_EQ(c.pushers, (std::vector<std::string>{"root", "slurm"}));
 }
 

@@ -239,7 +239,7 @@ void Ingest::expire_dedup() {
   try {
     std::lock_guard lock(store_mutex_);
     // Bounded work per call, so one request never waits long on a big table; the next call goes on.
-    metrics_.dedup_folded += store_.expire_dedup(now / 1000 - config_.dedup_window_s, 20000);
+    metrics_.dedup_folded += store_.expire_dedup(now / 1000 - config_.dedup_window_s, 50000);
   } catch (const std::exception&) {
     // the data was applied; folding is tried again after the next period
   }
