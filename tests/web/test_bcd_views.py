@@ -154,6 +154,15 @@ try:
     assert sorted((c["address"], c["port"], c["protocol"], c["count"], c["failed"]) for c in conns) == \
         [("10.0.0.0", 5000, "tcp", 2, 0), ("10.0.0.1", 5000, "tcp", 2, 0), ("10.0.0.2", 5000, "tcp", 2, 1)], conns
     assert bcd.get_json("/api/v1/jobs/41/files", as_root())["files"] == []
+    # the same names and times as bcacct --json (read from the store directly): first_open, first_connect
+    acct = json.loads(subprocess.run([f"{build}/sacct_ext/bcacct", "--store", store, "-j", "7", "--json"],
+                                     capture_output=True, text=True, check=True).stdout)
+    acct_files, acct_conns = acct["files"], acct["connections"]
+    assert sorted((f["path"], f["pid"], f["first_open"]) for f in files) == \
+        sorted((f["path"], f["pid"], f["first_open"]) for f in acct_files), (files[:2], acct_files[:2])
+    assert sorted((c["address"], c["first_connect"]) for c in conns) == \
+        sorted((c["address"], c["first_connect"]) for c in acct_conns), (conns, acct_conns)
+    assert files[0]["first_open"] == "2027-01-15T08:00:00.000Z", files[0]  # bc-web-store's first tick
     print("ok files and connections of job 7, with their processes")
 
     # --- ids, bad input: 4xx, and bcd keeps serving

@@ -500,7 +500,7 @@ Response Api::files(const Request& req) {
       cJSON_AddNumberToObject(o, "failed", static_cast<double>(f.failed));
       cJSON_AddNumberToObject(o, "read_bytes", static_cast<double>(f.read_bytes));
       cJSON_AddNumberToObject(o, "write_bytes", static_cast<double>(f.write_bytes));
-      add_time(o, "first", f.first_ms);
+      add_time(o, "first_open", f.first_ms);
       cJSON_AddItemToArray(list, o);
     }
     return Response::json(200, print(root.get()));
@@ -525,7 +525,7 @@ Response Api::connections(const Request& req) {
       add_string(o, "protocol", c.protocol);
       cJSON_AddNumberToObject(o, "count", static_cast<double>(c.count));
       cJSON_AddNumberToObject(o, "failed", static_cast<double>(c.failed));
-      add_time(o, "first", c.first_ms);
+      add_time(o, "first_connect", c.first_ms);
       cJSON_AddItemToArray(list, o);
     }
     return Response::json(200, print(root.get()));
