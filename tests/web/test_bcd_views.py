@@ -135,6 +135,9 @@ try:
     keys = [x["key"] for x in top]
     assert keys[0] == "total" and keys[-1] == "other" and len(keys) == 7, keys
     assert "cpu_percent_max" not in top[-1] and "same" not in top[-1], "other has no maxima"
+    # a series with the total's buckets leaves t out (other always; these processes ran the whole job)
+    assert "t" not in top[-1] and all("t" not in x for x in top[1:]) and len(top[0]["t"]) == 5, top
+    assert all(len(x["cpu_seconds"]) == len(top[0]["t"]) for x in top), [len(x["cpu_seconds"]) for x in top]
     heaviest = sorted(procs7.values(), key=lambda p: -p["cpu_seconds"])[:5]
     assert keys[1:6] == [p["key"] for p in heaviest], (keys, [p["key"] for p in heaviest])
     for i in range(5):

@@ -225,9 +225,10 @@ std::string quoted(const std::string& s) {
 // its mean at every bucket (one sample per bucket, as at second resolution) is sent once: cpu_percent_max
 // and rss_mean_bytes are then left out and named in "same" ({"cpu_percent_max": "cpu_percent_mean",
 // "rss_mean_bytes": "rss_max_bytes"}), so a client reads them from their twins. Without maxima ("other"),
-// the max columns are left out.
+// the max columns are left out. A series given the job total it is sent with (`total`), whose buckets are
+// the total's ("other" always, long-running processes mostly), leaves its "t" out: it is the total's.
 std::string series_text(const std::string& key, const std::string& label, const Points& points, Metric metric,
-                        bool has_max = true) {
+                        bool has_max = true, const Points* total = nullptr) {
   std::string out = "{\"key\":" + quoted(key) + ",\"label\":" + quoted(label);
   std::string same;
   auto add_column = [&out](const char* name, const std::string& values) {
@@ -236,10 +237,13 @@ std::string series_text(const std::string& key, const std::string& label, const 
     out += "\":";
     out += values;
   };
-  add_column("t", column(points, [](std::string& o, const Point& p) {
-               char buf[24];
-               o.append(buf, std::to_chars(buf, buf + sizeof buf, p.t).ptr);
-             }));
+  const bool own_buckets = !total || !std::equal(points.begin(), points.end(), total->begin(), total->end(),
+                                                 [](const Point& a, const Point& b) { return a.t == b.t; });
+  if (own_buckets)
+    add_column("t", column(points, [](std::string& o, const Point& p) {
+                 char buf[24];
+                 o.append(buf, std::to_chars(buf, buf + sizeof buf, p.t).ptr);
+               }));
   add_column("samples", column(points, [](std::string& o, const Point& p) { append_uint(o, p.samples); }));
   if (metric == Metric::All || metric == Metric::Cpu) {
     const std::string mean = column(points, [](std::string& o, const Point& p) { append_percent(o, p.cpu_mean); });
@@ -421,7 +425,7 @@ class JobStream : public web::Stream {
         }
         if (p.end_ms && p.end_ms / 1000 < since_s_) continue;
         Points pts = query(p.node, p.series_id);
-        if (!pts.empty()) append_item(series, series_text(key, label_of(p), pts, Metric::All));
+        if (!pts.empty()) append_item(series, series_text(key, label_of(p), pts, Metric::All, true, &total));
       }
       header = Api::job_document(std::move(snap), false);
     }
@@ -674,9 +678,10 @@ Response Api::series_view(const Request& req, const Target& target, store::JobSn
     for (size_t i = 0; i < n; ++i) {
       Points pts = query(ranked[i]->node, ranked[i]->series_id);
       shown = add(shown, pts);
-      append_item(list, series_text(process_key(ranked[i]->node, ranked[i]->series_id), label_of(*ranked[i]), pts, *metric));
+      append_item(list, series_text(process_key(ranked[i]->node, ranked[i]->series_id), label_of(*ranked[i]), pts, *metric,
+                                        true, &total));
     }
-    if (ranked.size() > n) append_item(list, series_text("other", "other", rest_of(total, shown), *metric, false));
+    if (ranked.size() > n) append_item(list, series_text("other", "other", rest_of(total, shown), *metric, false, &total));
   }
   return Response::json(200, head + list + "]}\n");
 }

@@ -128,10 +128,14 @@ function draw() {
 }
 
 // bcd sends a column equal to its twin at every bucket once, naming it in "same" (a max column at second
-// resolution equals its mean): give each its own copy, so live points can be merged into every column.
+// resolution equals its mean), and leaves "t" out of a series with the job total's buckets: give each its
+// own copy, so live points can be merged into every column.
 function expand(seriesList) {
-  for (const s of seriesList)
+  const total = seriesList.find((s) => s.key === "total");
+  for (const s of seriesList) {
+    if (!s.t) s.t = total ? total.t.slice() : [];
     for (const [column, twin] of Object.entries(s.same || {})) if (s[twin]) s[column] = s[twin].slice();
+  }
   return seriesList;
 }
 
