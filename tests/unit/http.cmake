@@ -6,3 +6,7 @@ gtest_discover_tests(test_http PROPERTIES LABELS unit)
 add_executable(test_bcd_config ${CMAKE_CURRENT_LIST_DIR}/test_bcd_config.cpp)
 target_link_libraries(test_bcd_config PRIVATE bc_bcd_config GTest::gtest_main)
 gtest_discover_tests(test_bcd_config PROPERTIES LABELS unit)
+
+add_executable(test_bcd_cache ${CMAKE_CURRENT_LIST_DIR}/test_bcd_cache.cpp)
+target_link_libraries(test_bcd_cache PRIVATE bc_bcd_cache GTest::gtest_main)
+gtest_discover_tests(test_bcd_cache PROPERTIES LABELS unit)

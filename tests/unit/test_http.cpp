@@ -7,6 +7,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <stdexcept>
 #include <thread>
 
@@ -214,4 +215,29 @@ TEST(HttpStream, ServerStopsWithAParkedStream) {
   server.reset();  // must not hang on, or crash over, the suspended connection
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
   client.join();
+}
+
+TEST(HttpSharedBody, OneBufferServesManyAnswersAndOutlivesItsOwner) {
+  // A large body shared by every answer (as bcd's cached views are): each client gets all of it, and the
+  // server keeps it alive while sending even after the handler's owner has dropped it.
+  auto body = std::make_shared<std::string>();
+  for (int i = 0; body->size() < (1 << 20); ++i) *body += std::to_string(i) + ",";
+  std::shared_ptr<const std::string> shared = body;
+  std::mutex m;
+  HttpServer server(ServerOptions{}, {{"GET", "/big", [&](const Request&) {
+                                         Response r;
+                                         std::lock_guard lock(m);
+                                         r.shared_body = shared;
+                                         return r;
+                                       }}});
+  const std::string expected = *body;
+  Reply first = fetch(server.port(), "/big");
+  {
+    std::lock_guard lock(m);
+    shared = std::make_shared<const std::string>("replaced");
+  }
+  body.reset();
+  EXPECT_EQ(first.status, 200);
+  EXPECT_EQ(first.body, expected);
+  EXPECT_EQ(fetch(server.port(), "/big").body, "replaced");
 }

@@ -1,5 +1,6 @@
 """bcd's per-job views (processes, tree, series, stream) against a real bcd and munged: values agree with the
 job records, who may read what, bad input gets a 4xx and bcd keeps serving, live streams and their bound."""
+import gzip
 import json
 import os
 import socket
@@ -7,6 +8,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.request
 
 from webtest import Bcd, require_root, ensure_user, token
 
@@ -92,6 +94,38 @@ try:
     assert a["resolution"] == "second" and a["series"][0]["t"] == list(range(1800000100, 1800000160))
     print("ok series: 300 seconds, 5 minutes, auto resolution by window; sums equal the job record")
 
+    # --- compact answers: at second resolution (one sample per bucket) each max equals its mean, so it is
+    # sent once and named in "same"; counts are integers; CPU percent to 0.01, true to the minute means
+    assert total["same"] == {"cpu_percent_max": "cpu_percent_mean", "rss_mean_bytes": "rss_max_bytes"}, total.get("same")
+    assert "cpu_percent_max" not in total and "rss_mean_bytes" not in total, sorted(total)
+    for c in ("t", "samples", "rss_max_bytes", "read_bytes", "write_bytes"):
+        assert all(type(v) is int for v in total[c]), c
+    mall = bcd.get_json("/api/v1/jobs/job_7/series?resolution=m", as_root())["series"][0]
+    assert "same" not in mall and all(x >= n for x, n in zip(mall["cpu_percent_max"], mall["cpu_percent_mean"])), mall
+    for i, minute in enumerate(mall["t"]):
+        secs = [k for k, t in enumerate(total["t"]) if minute <= t < minute + 60]
+        # the first point of the job has no interval yet, so no CPU percent: it counts for nothing in the mean
+        weights = [0 if total["t"][k] == total["t"][0] else 1 for k in secs]
+        mean = sum(total["cpu_percent_mean"][k] * w for k, w in zip(secs, weights)) / sum(weights)
+        assert abs(mean - mall["cpu_percent_mean"][i]) <= 0.011, (i, mean, mall["cpu_percent_mean"][i])
+        rss = sum(total["rss_max_bytes"][k] for k in secs) // len(secs)
+        assert abs(rss - mall["rss_mean_bytes"][i]) <= 1, (i, rss, mall["rss_mean_bytes"][i])
+    print("ok compact series: duplicate max columns named in same, integers, minute means agree with seconds")
+
+    # --- gzip: a browser gets the same answer compressed; curl and bcacct (no Accept-Encoding) as is
+    def raw(path, headers):
+        with urllib.request.urlopen(urllib.request.Request(bcd.base + path, headers=headers), timeout=10) as r:
+            return r.headers, r.read()
+    for view in ("series", "tree", "series?top=5&metric=cpu"):
+        plain_h, plain = raw(f"/api/v1/jobs/7/{view}", as_root())
+        gz_h, packed = raw(f"/api/v1/jobs/7/{view}", {**as_root(), "Accept-Encoding": "gzip, deflate, br"})
+        assert plain_h.get("Content-Encoding") is None and gz_h["Content-Encoding"] == "gzip", (view, gz_h)
+        assert "Accept-Encoding" in gz_h["Vary"] and "Accept-Encoding" in plain_h["Vary"], gz_h
+        assert gzip.decompress(packed) == plain and len(packed) < len(plain) / 2, (view, len(packed), len(plain))
+        refused_h, body = raw(f"/api/v1/jobs/7/{view}", {**as_root(), "Accept-Encoding": "gzip;q=0, identity"})
+        assert refused_h.get("Content-Encoding") is None and body == plain, view
+    print("ok gzip answers equal the plain ones; q=0 refuses gzip")
+
     # per process and top N + other
     procs7 = {p["key"]: p for p in bcd.get_json("/api/v1/jobs/7/processes", as_root())["processes"]}
     one = bcd.get_json("/api/v1/jobs/7/series?process=3", as_root())["series"]
@@ -100,6 +134,10 @@ try:
     top = bcd.get_json("/api/v1/jobs/7/series?top=5&metric=cpu&resolution=m", as_root())["series"]
     keys = [x["key"] for x in top]
     assert keys[0] == "total" and keys[-1] == "other" and len(keys) == 7, keys
+    assert "cpu_percent_max" not in top[-1] and "same" not in top[-1], "other has no maxima"
+    # a series with the total's buckets leaves t out (other always; these processes ran the whole job)
+    assert "t" not in top[-1] and all("t" not in x for x in top[1:]) and len(top[0]["t"]) == 5, top
+    assert all(len(x["cpu_seconds"]) == len(top[0]["t"]) for x in top), [len(x["cpu_seconds"]) for x in top]
     heaviest = sorted(procs7.values(), key=lambda p: -p["cpu_seconds"])[:5]
     assert keys[1:6] == [p["key"] for p in heaviest], (keys, [p["key"] for p in heaviest])
     for i in range(5):
@@ -119,6 +157,15 @@ try:
     assert sorted((c["address"], c["port"], c["protocol"], c["count"], c["failed"]) for c in conns) == \
         [("10.0.0.0", 5000, "tcp", 2, 0), ("10.0.0.1", 5000, "tcp", 2, 0), ("10.0.0.2", 5000, "tcp", 2, 1)], conns
     assert bcd.get_json("/api/v1/jobs/41/files", as_root())["files"] == []
+    # the same names and times as bcacct --json (read from the store directly): first_open, first_connect
+    acct = json.loads(subprocess.run([f"{build}/sacct_ext/bcacct", "--store", store, "-j", "7", "--json"],
+                                     capture_output=True, text=True, check=True).stdout)
+    acct_files, acct_conns = acct["files"], acct["connections"]
+    assert sorted((f["path"], f["pid"], f["first_open"]) for f in files) == \
+        sorted((f["path"], f["pid"], f["first_open"]) for f in acct_files), (files[:2], acct_files[:2])
+    assert sorted((c["address"], c["first_connect"]) for c in conns) == \
+        sorted((c["address"], c["first_connect"]) for c in acct_conns), (conns, acct_conns)
+    assert files[0]["first_open"] == "2027-01-15T08:00:00.000Z", files[0]  # bc-web-store's first tick
     print("ok files and connections of job 7, with their processes")
 
     # --- ids, bad input: 4xx, and bcd keeps serving

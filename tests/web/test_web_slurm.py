@@ -81,8 +81,10 @@ try:
     else:
         assert len(out["connections"]) == max(1, len(conns)), (out["connections"], conns)
 
-    # A running job: live points, then its end.
-    live_job = c.sbatch("#!/bin/bash\ntimeout 7 sh -c 'while :; do :; done'\nsleep 1\n", "-n1")
+    # A running job: live points, then its end. It runs long enough that the page is streaming before it
+    # ends even when Chromium is slow to start on a loaded machine (with 7 s it once ended first, and the
+    # probe then waited in vain for a second point).
+    live_job = c.sbatch("#!/bin/bash\ntimeout 20 sh -c 'while :; do :; done'\nsleep 1\n", "-n1")
     deadline = time.time() + 30
     while time.time() < deadline and bcd.get(f"/api/v1/jobs/{live_job}", {"X-Munge-Credential": bcd.cred("root")})[0] != 200:
         time.sleep(0.3)

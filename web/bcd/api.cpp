@@ -9,6 +9,7 @@
 
 #include "auth.hpp"
 #include "container_key.hpp"
+#include "gzip.hpp"
 #include "report.hpp"
 #include "store.hpp"
 
@@ -74,6 +75,19 @@ std::string label(const std::string& s) {
     out += c;
   }
   return out;
+}
+
+// A cached view as an answer: its shared buffer, gzipped when the client takes that.
+Response ready_made(const CachedView& view, bool gzip_ok) {
+  Response r;
+  r.headers.emplace_back("Vary", "Accept-Encoding");
+  if (gzip_ok && view.gzipped) {
+    r.shared_body = view.gzipped;
+    r.headers.emplace_back("Content-Encoding", "gzip");
+  } else {
+    r.shared_body = view.body;
+  }
+  return r;
 }
 
 }  // namespace
@@ -226,14 +240,15 @@ Response Api::with_job(const Request& req, const JobView& view, bool processes) 
   for (const auto& n : snapshot.nodes)
     key += "|" + n.node + ":" + std::to_string(n.last_sample_ms) + ":" + std::to_string(n.end_ms) + ":" +
            std::to_string(n.sample_count) + ":" + std::to_string(n.lost_events);
-  if (auto body = cache_.get(key)) return Response::json(200, *body);
+  const bool gzip_ok = accepts_gzip(req.header("accept-encoding"));
+  if (auto cached = cache_.get(key)) return ready_made(*cached, gzip_ok);
   if (processes) {
     std::lock_guard lock(store_mutex_);
     snapshot = store_->load_job(target.key);  // header and processes from one transaction
     if (snapshot.nodes.empty()) return Response::error(404, target.container + " not found");
   }
   Response r = view(target, snapshot);
-  if (r.status == 200 && !r.stream) cache_.put(key, r.body);
+  if (r.status == 200 && !r.stream) return ready_made(*cache_.put(key, std::move(r.body)), gzip_ok);
   return r;
 }
 

@@ -100,11 +100,13 @@ void add_owner(cJSON* o, const ProcessIndex& index, const std::string& node, uin
   add_string(o, "command", it->second->command);
 }
 
-// One bucket of a series as the API gives it. NaN means "not defined" (printed as null): the max of an
-// "other" series cannot be derived from the job total.
+// One bucket of a series as the API gives it. Counts stay integers (CPU as nanoseconds), so they print
+// as integers and sums over nodes stay exact.
 struct Point {
   int64_t t = 0;
-  double samples = 0, cpu_mean = 0, cpu_max = 0, cpu_seconds = 0, rss_mean = 0, rss_max = 0, read = 0, write = 0;
+  uint64_t samples = 0, cpu_ns = 0;
+  double cpu_mean = 0, cpu_max = 0;
+  uint64_t rss_mean = 0, rss_max = 0, read = 0, write = 0;
 };
 using Points = std::vector<Point>;
 
@@ -112,9 +114,8 @@ Points to_points(const std::vector<store::Rollup>& buckets) {
   Points out;
   out.reserve(buckets.size());
   for (const auto& b : buckets)
-    out.push_back(Point{b.start_s, static_cast<double>(b.samples), b.cpu_percent_mean(), b.cpu_percent_max(),
-                        b.cpu_seconds(), static_cast<double>(b.rss_mean()), static_cast<double>(b.rss_max),
-                        static_cast<double>(b.read_bytes), static_cast<double>(b.write_bytes)});
+    out.push_back(Point{b.start_s, b.samples, b.cpu_ns, b.cpu_percent_mean(), b.cpu_percent_max(), b.rss_mean(),
+                        b.rss_max, b.read_bytes, b.write_bytes});
   return out;
 }
 
@@ -132,9 +133,9 @@ Points add(const Points& a, const Points& b) {
       Point p = a[i++];
       const Point& q = b[j++];
       p.samples += q.samples;
+      p.cpu_ns += q.cpu_ns;
       p.cpu_mean += q.cpu_mean;
       p.cpu_max += q.cpu_max;
-      p.cpu_seconds += q.cpu_seconds;
       p.rss_mean += q.rss_mean;
       p.rss_max += q.rss_max;
       p.read += q.read;
@@ -145,7 +146,10 @@ Points add(const Points& a, const Points& b) {
   return out;
 }
 
-// The job total minus the given series at the total's buckets, never below zero.
+uint64_t minus(uint64_t a, uint64_t b) { return a > b ? a - b : 0; }
+
+// The job total minus the given series at the total's buckets, never below zero. Its maxima are not
+// defined (the max of the rest cannot be derived from the job total), so it has none.
 Points rest_of(const Points& total, const Points& shown) {
   std::map<int64_t, Point> by_t;
   for (const auto& p : shown) by_t[p.t] = p;
@@ -153,12 +157,11 @@ Points rest_of(const Points& total, const Points& shown) {
   for (Point p : total) {
     if (auto it = by_t.find(p.t); it != by_t.end()) {
       p.cpu_mean = std::max(0.0, p.cpu_mean - it->second.cpu_mean);
-      p.cpu_seconds = std::max(0.0, p.cpu_seconds - it->second.cpu_seconds);
-      p.rss_mean = std::max(0.0, p.rss_mean - it->second.rss_mean);
-      p.read = std::max(0.0, p.read - it->second.read);
-      p.write = std::max(0.0, p.write - it->second.write);
+      p.cpu_ns = minus(p.cpu_ns, it->second.cpu_ns);
+      p.rss_mean = minus(p.rss_mean, it->second.rss_mean);
+      p.read = minus(p.read, it->second.read);
+      p.write = minus(p.write, it->second.write);
     }
-    p.cpu_max = p.rss_max = NAN;
     out.push_back(p);
   }
   return out;
@@ -174,27 +177,41 @@ std::optional<Metric> parse_metric(const std::string& s) {
   return std::nullopt;
 }
 
-// Series are the API's bulk: written directly (std::to_chars gives the shortest exact form of each number),
-// not through cJSON, whose number printing dominates large responses.
-void append_number(std::string& out, double v) {
-  if (std::isnan(v)) {
-    out += "null";
-    return;
-  }
-  char buf[32];
-  auto r = std::to_chars(buf, buf + sizeof buf, v);
-  out.append(buf, r.ptr);
+// Series are the API's bulk: written directly with std::to_chars, not through cJSON, whose number printing
+// dominates large answers. Integers print as integers; CPU percent to 0.01 (of one core: 100 us of CPU per
+// second, below the kernel's 10 ms tick); CPU seconds exactly, from nanoseconds.
+void append_uint(std::string& out, uint64_t v) {
+  char buf[24];
+  out.append(buf, std::to_chars(buf, buf + sizeof buf, v).ptr);
 }
 
-void append_column(std::string& out, const char* name, const Points& points, double Point::*field) {
-  out += ",\"";
-  out += name;
-  out += "\":[";
+void append_percent(std::string& out, double v) {
+  char buf[32];
+  out.append(buf, std::to_chars(buf, buf + sizeof buf, std::round(v * 100) / 100).ptr);
+}
+
+void append_seconds(std::string& out, uint64_t ns) {
+  append_uint(out, ns / 1000000000);
+  if (uint64_t frac = ns % 1000000000) {
+    char digits[10];
+    std::snprintf(digits, sizeof digits, "%09llu", static_cast<unsigned long long>(frac));
+    size_t n = 9;
+    while (digits[n - 1] == '0') --n;
+    out += '.';
+    out.append(digits, n);
+  }
+}
+
+// One column's values, "[v,v,...]".
+template <typename Append>
+std::string column(const Points& points, Append append) {
+  std::string out = "[";
+  out.reserve(points.size() * 8 + 2);
   for (size_t i = 0; i < points.size(); ++i) {
     if (i) out += ',';
-    append_number(out, points[i].*field);
+    append(out, points[i]);
   }
-  out += ']';
+  return out + "]";
 }
 
 std::string quoted(const std::string& s) {
@@ -204,29 +221,59 @@ std::string quoted(const std::string& s) {
   return out;
 }
 
-std::string series_text(const std::string& key, const std::string& label, const Points& points, Metric metric) {
+// A series: {"key", "label", "t": [...], "samples": [...], then the metric's columns}. A max column equal to
+// its mean at every bucket (one sample per bucket, as at second resolution) is sent once: cpu_percent_max
+// and rss_mean_bytes are then left out and named in "same" ({"cpu_percent_max": "cpu_percent_mean",
+// "rss_mean_bytes": "rss_max_bytes"}), so a client reads them from their twins. Without maxima ("other"),
+// the max columns are left out. A series given the job total it is sent with (`total`), whose buckets are
+// the total's ("other" always, long-running processes mostly), leaves its "t" out: it is the total's.
+std::string series_text(const std::string& key, const std::string& label, const Points& points, Metric metric,
+                        bool has_max = true, const Points* total = nullptr) {
   std::string out = "{\"key\":" + quoted(key) + ",\"label\":" + quoted(label);
-  out.reserve(out.size() + points.size() * 80);
-  out += ",\"t\":[";
-  for (size_t i = 0; i < points.size(); ++i) {
-    if (i) out += ',';
-    out += std::to_string(points[i].t);
-  }
-  out += ']';
-  append_column(out, "samples", points, &Point::samples);
+  std::string same;
+  auto add_column = [&out](const char* name, const std::string& values) {
+    out += ",\"";
+    out += name;
+    out += "\":";
+    out += values;
+  };
+  const bool own_buckets = !total || !std::equal(points.begin(), points.end(), total->begin(), total->end(),
+                                                 [](const Point& a, const Point& b) { return a.t == b.t; });
+  if (own_buckets)
+    add_column("t", column(points, [](std::string& o, const Point& p) {
+                 char buf[24];
+                 o.append(buf, std::to_chars(buf, buf + sizeof buf, p.t).ptr);
+               }));
+  add_column("samples", column(points, [](std::string& o, const Point& p) { append_uint(o, p.samples); }));
   if (metric == Metric::All || metric == Metric::Cpu) {
-    append_column(out, "cpu_percent_mean", points, &Point::cpu_mean);
-    append_column(out, "cpu_percent_max", points, &Point::cpu_max);
-    append_column(out, "cpu_seconds", points, &Point::cpu_seconds);
+    const std::string mean = column(points, [](std::string& o, const Point& p) { append_percent(o, p.cpu_mean); });
+    add_column("cpu_percent_mean", mean);
+    if (has_max) {
+      std::string max = column(points, [](std::string& o, const Point& p) { append_percent(o, p.cpu_max); });
+      if (max == mean) same += "\"cpu_percent_max\":\"cpu_percent_mean\"";
+      else add_column("cpu_percent_max", max);
+    }
+    add_column("cpu_seconds", column(points, [](std::string& o, const Point& p) { append_seconds(o, p.cpu_ns); }));
   }
   if (metric == Metric::All || metric == Metric::Rss) {
-    append_column(out, "rss_mean_bytes", points, &Point::rss_mean);
-    append_column(out, "rss_max_bytes", points, &Point::rss_max);
+    const std::string mean = column(points, [](std::string& o, const Point& p) { append_uint(o, p.rss_mean); });
+    if (has_max) {
+      const std::string max = column(points, [](std::string& o, const Point& p) { append_uint(o, p.rss_max); });
+      if (max == mean) {
+        same += std::string(same.empty() ? "" : ",") + "\"rss_mean_bytes\":\"rss_max_bytes\"";
+      } else {
+        add_column("rss_mean_bytes", mean);
+      }
+      add_column("rss_max_bytes", max);
+    } else {
+      add_column("rss_mean_bytes", mean);
+    }
   }
   if (metric == Metric::All || metric == Metric::Io) {
-    append_column(out, "read_bytes", points, &Point::read);
-    append_column(out, "write_bytes", points, &Point::write);
+    add_column("read_bytes", column(points, [](std::string& o, const Point& p) { append_uint(o, p.read); }));
+    add_column("write_bytes", column(points, [](std::string& o, const Point& p) { append_uint(o, p.write); }));
   }
+  if (!same.empty()) out += ",\"same\":{" + same + "}";
   return out + "}";
 }
 
@@ -378,7 +425,7 @@ class JobStream : public web::Stream {
         }
         if (p.end_ms && p.end_ms / 1000 < since_s_) continue;
         Points pts = query(p.node, p.series_id);
-        if (!pts.empty()) append_item(series, series_text(key, label_of(p), pts, Metric::All));
+        if (!pts.empty()) append_item(series, series_text(key, label_of(p), pts, Metric::All, true, &total));
       }
       header = Api::job_document(std::move(snap), false);
     }
@@ -457,7 +504,7 @@ Response Api::files(const Request& req) {
       cJSON_AddNumberToObject(o, "failed", static_cast<double>(f.failed));
       cJSON_AddNumberToObject(o, "read_bytes", static_cast<double>(f.read_bytes));
       cJSON_AddNumberToObject(o, "write_bytes", static_cast<double>(f.write_bytes));
-      add_time(o, "first", f.first_ms);
+      add_time(o, "first_open", f.first_ms);
       cJSON_AddItemToArray(list, o);
     }
     return Response::json(200, print(root.get()));
@@ -482,7 +529,7 @@ Response Api::connections(const Request& req) {
       add_string(o, "protocol", c.protocol);
       cJSON_AddNumberToObject(o, "count", static_cast<double>(c.count));
       cJSON_AddNumberToObject(o, "failed", static_cast<double>(c.failed));
-      add_time(o, "first", c.first_ms);
+      add_time(o, "first_connect", c.first_ms);
       cJSON_AddItemToArray(list, o);
     }
     return Response::json(200, print(root.get()));
@@ -631,9 +678,10 @@ Response Api::series_view(const Request& req, const Target& target, store::JobSn
     for (size_t i = 0; i < n; ++i) {
       Points pts = query(ranked[i]->node, ranked[i]->series_id);
       shown = add(shown, pts);
-      append_item(list, series_text(process_key(ranked[i]->node, ranked[i]->series_id), label_of(*ranked[i]), pts, *metric));
+      append_item(list, series_text(process_key(ranked[i]->node, ranked[i]->series_id), label_of(*ranked[i]), pts, *metric,
+                                        true, &total));
     }
-    if (ranked.size() > n) append_item(list, series_text("other", "other", rest_of(total, shown), *metric));
+    if (ranked.size() > n) append_item(list, series_text("other", "other", rest_of(total, shown), *metric, false, &total));
   }
   return Response::json(200, head + list + "]}\n");
 }

@@ -168,6 +168,8 @@ struct HttpServer::Impl {
     delete s;
   }
 
+  static void release_body(void* cls) { delete static_cast<std::shared_ptr<const std::string>*>(cls); }
+
   void resume_parked() {
     std::lock_guard lock(park_mutex);
     for (MHD_Connection* c : parked) MHD_resume_connection(c);
@@ -194,7 +196,12 @@ struct HttpServer::Impl {
       response = MHD_create_response_from_fd(r.file_size, r.file_fd);  // takes the fd
       r.file_fd = -1;
     } else {
-      response = MHD_create_response_from_buffer(r.body.size(), r.body.data(), MHD_RESPMEM_MUST_COPY);
+      // MHD sends straight from the string, which this reference keeps alive until the response is done.
+      auto* body = new std::shared_ptr<const std::string>(
+          r.shared_body ? std::move(r.shared_body) : std::make_shared<const std::string>(std::move(r.body)));
+      response = MHD_create_response_from_buffer_with_free_callback_cls(
+          (*body)->size(), const_cast<char*>((*body)->data()), &Impl::release_body, body);
+      if (!response) release_body(body);
     }
     if (!response) return MHD_NO;
     MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, r.content_type.c_str());

@@ -39,6 +39,8 @@ struct Response {
   unsigned status = 200;
   std::string content_type = "application/json";
   std::string body;
+  // When set, the body is this buffer, shared with other answers and sent without a copy (a cached view).
+  std::shared_ptr<const std::string> shared_body;
   std::vector<std::pair<std::string, std::string>> headers;
   int file_fd = -1;      // when >= 0, the body is this file (owned, closed by the server)
   uint64_t file_size = 0;

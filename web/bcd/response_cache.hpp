@@ -1,6 +1,7 @@
 // Finished answers of bcd's job views, reused while the job's records are unchanged: the key holds the
-// request and a fingerprint of the job's node records, so any new sample or end makes a new key. Bounded
-// by bytes, least recently used first out.
+// request and a fingerprint of the job's node records, so any new sample or end makes a new key. Each
+// answer is kept ready to send, as is and gzipped, in buffers shared by every response that sends it.
+// Bounded by bytes, least recently used first out.
 #pragma once
 
 #include <list>
@@ -11,11 +12,20 @@
 
 namespace bc::bcd {
 
+struct CachedView {
+  std::shared_ptr<const std::string> body;
+  std::shared_ptr<const std::string> gzipped;  // null when gzip would not pay (small answers)
+  size_t bytes() const { return body->size() + (gzipped ? gzipped->size() : 0); }
+};
+
 class ResponseCache {
  public:
+  // Answers below this size are not compressed: the saving is less than a packet.
+  static constexpr size_t kGzipMinBytes = 1024;
+
   explicit ResponseCache(size_t max_bytes) : max_bytes_(max_bytes) {}
 
-  std::shared_ptr<const std::string> get(const std::string& key) {
+  std::shared_ptr<const CachedView> get(const std::string& key) {
     std::lock_guard lock(mutex_);
     auto it = index_.find(key);
     if (it == index_.end()) return nullptr;
@@ -23,27 +33,11 @@ class ResponseCache {
     return it->second->second;
   }
 
-  void put(const std::string& key, std::string body) {
-    if (body.size() > max_bytes_ / 4) return;  // one answer never takes most of the cache
-    auto value = std::make_shared<const std::string>(std::move(body));
-    std::lock_guard lock(mutex_);
-    if (auto it = index_.find(key); it != index_.end()) {
-      bytes_ -= it->second->second->size();
-      entries_.erase(it->second);
-      index_.erase(it);
-    }
-    entries_.emplace_front(key, value);
-    index_[key] = entries_.begin();
-    bytes_ += value->size();
-    while (bytes_ > max_bytes_ && !entries_.empty()) {
-      bytes_ -= entries_.back().second->size();
-      index_.erase(entries_.back().first);
-      entries_.pop_back();
-    }
-  }
+  // Makes the view ready to send (compressing it once, outside the lock) and keeps it.
+  std::shared_ptr<const CachedView> put(const std::string& key, std::string body);
 
  private:
-  using Entry = std::pair<std::string, std::shared_ptr<const std::string>>;
+  using Entry = std::pair<std::string, std::shared_ptr<const CachedView>>;
   size_t max_bytes_;
   std::mutex mutex_;
   std::list<Entry> entries_;

@@ -127,20 +127,52 @@ function draw() {
   $("reset-zoom").disabled = state.from == null && state.to == null;
 }
 
+// bcd sends a column equal to its twin at every bucket once, naming it in "same" (a max column at second
+// resolution equals its mean), and leaves "t" out of a series with the job total's buckets: give each its
+// own copy, so live points can be merged into every column.
+function expand(seriesList) {
+  const total = seriesList.find((s) => s.key === "total");
+  for (const s of seriesList) {
+    if (!s.t) s.t = total ? total.t.slice() : [];
+    for (const [column, twin] of Object.entries(s.same || {})) if (s[twin]) s[column] = s[twin].slice();
+  }
+  return seriesList;
+}
+
+// One job total from the answers' totals (each with its metric's columns), on the first one's buckets: a
+// running job may have gained a bucket between the requests. Every column is its own array.
+function joinTotals(first, ...others) {
+  const total = {};
+  for (const [k, v] of Object.entries(first)) total[k] = Array.isArray(v) ? v.slice() : v;
+  for (const o of others) {
+    const at = new Map(o.t.map((t, i) => [t, i]));
+    for (const [k, v] of Object.entries(o))
+      if (Array.isArray(v) && !(k in total)) total[k] = first.t.map((t) => (at.has(t) ? v[at.get(t)] : null));
+  }
+  return total;
+}
+
 async function loadSeries() {
   const window_ = { from: state.from, to: state.to, resolution: state.res };
   const path = `jobs/${encodeURIComponent(container)}/series`;
+  const series = async (query) => {
+    const answer = await getJson(path, query);
+    expand(answer.series);
+    return answer;
+  };
   let d;
   if (state.selected) {
-    const [node, series] = splitKey(state.selected);
-    const [proc, total] = await Promise.all([getJson(path, { ...window_, process: series, node }), getJson(path, window_)]);
+    const [node, id] = splitKey(state.selected);
+    const [proc, total] = await Promise.all([series({ ...window_, process: id, node }), series(window_)]);
     const p = proc.series[0];
     d = { resolution: proc.resolution, width_s: proc.width_s, cpu: [p], rss: [p], io: [p], total: total.series[0] };
   } else {
+    // Each chart asks for its own metric only; each answer starts with the job total in that metric's
+    // columns, and the three together are the total chart's.
     const [cpu, rss, io] = await Promise.all(["cpu", "rss", "io"].map((metric) =>
-      getJson(path, { ...window_, top: state.top, metric: metric === "cpu" ? "all" : metric })));
+      series({ ...window_, top: state.top, metric })));
     d = { resolution: cpu.resolution, width_s: cpu.width_s, cpu: cpu.series, rss: rss.series, io: io.series,
-          total: cpu.series[0] };
+          total: joinTotals(cpu.series[0], rss.series[0], io.series[0]) };
   }
   state.data = d;
   state.lastRefetch = Date.now();
@@ -184,7 +216,7 @@ function applySamples(msg) {
   if (byKey.has("total")) mergeInto(d.total, byKey.get("total"));
   for (const list of lists) {
     for (const s of list) {
-      if (s === d.total || s.key === "other") continue;
+      if (s === d.total || s.key === "total" || s.key === "other") continue;
       if (byKey.has(s.key)) mergeInto(s, byKey.get(s.key));
     }
     const other = list.find((s) => s.key === "other");
@@ -270,6 +302,7 @@ function startStream() {
   es.addEventListener("job", (e) => { state.doc = { ...state.doc, ...JSON.parse(e.data) }; summary(state.doc); });
   es.addEventListener("samples", (e) => {
     const msg = JSON.parse(e.data);
+    expand(msg.series);
     if (tree.update(msg.processes || []) && !treeRefetch)  // a process the tree has not seen: fetch it once
       treeRefetch = setTimeout(() => { treeRefetch = 0; loadTree().catch(() => {}); }, 2000);
     applySamples(msg);
