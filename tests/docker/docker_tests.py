@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from datetime import datetime, timezone
 
 BUILD = os.environ.get("BC_BUILD", "")
@@ -416,6 +417,12 @@ def test_push_with_api_key():
                            node["job"]["samples"] else None)(bcacct_container_json(central, cid)), 20, 0.2)
         assert shipped["job"]["user"] == owner, shipped["job"]
         assert shipped["job"]["container"]["id"] == cid, shipped["job"]
+        # The key is above 2^53: exact in the node's JSON, through bcacct and in bcd's own job document, not
+        # rounded through a double.
+        with urllib.request.urlopen(f"{url}/api/v1/jobs/{cid[:12]}?token={webtest.token(cid[:12])}", timeout=10) as r:
+            header = json.loads(r.read())
+        assert node["job"]["id"] == k and shipped["job"]["id"] == k and header["job"]["id"] == k, \
+            (node["job"]["id"], shipped["job"]["id"], header["job"]["id"], k)
         assert [(p["pid"], p["argv"], p["cpu_seconds"]) for p in shipped["processes"]] == \
             [(p["pid"], p["argv"], p["cpu_seconds"]) for p in node["processes"]], (shipped["processes"], node["processes"])
         log(f"ok bcd holds the container's {len(node['processes'])} processes and {node['job']['samples']} samples, "
