@@ -7,8 +7,9 @@ namespace bc::store::codec {
 // Each record starts with a format tag so fields can be appended later without a migration.
 namespace {
 constexpr uint64_t kJobFormatV1 = 1;      // schemas 1 and 2
-constexpr uint64_t kJobFormat = 2;        // + events: unavailable reason, lost events by cause; job name,
+constexpr uint64_t kJobFormatV2 = 2;      // + events: unavailable reason, lost events by cause; job name,
                                          // allocation, container identity
+constexpr uint64_t kJobFormat = 3;        // + late tasks (a lost-events cause)
 constexpr uint64_t kProcessFormatV1 = 1;  // schema 1
 constexpr uint64_t kProcessFormatV2 = 2;  // + flags (bit 0: the counters are the series' last point)
 constexpr uint64_t kProcessFormat = 3;    // + exit status and event flags
@@ -57,13 +58,14 @@ std::string encode_job(const JobRecord& j) {
   e.str(j.container_id);
   e.str(j.container_name);
   e.str(j.container_image);
+  e.u64(j.lost.late);
   return e.bytes();
 }
 
 JobRecord decode_job(std::string_view value) {
   Decoder d(value);
   const uint64_t format = d.u64();
-  if (format != kJobFormat && format != kJobFormatV1) throw StoreError("unknown job record format " + std::to_string(format));
+  if (format != kJobFormat && format != kJobFormatV2 && format != kJobFormatV1) throw StoreError("unknown job record format " + std::to_string(format));
   JobRecord j;
   j.job_id = d.u64();
   j.node = d.str();
@@ -103,6 +105,7 @@ JobRecord decode_job(std::string_view value) {
   j.container_id = d.str();
   j.container_name = d.str();
   j.container_image = d.str();
+  if (format >= kJobFormat) j.lost.late = d.u64();
   return j;
 }
 

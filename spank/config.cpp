@@ -70,6 +70,14 @@ Config parse_config(const std::vector<std::string>& args, std::vector<std::strin
       } else {
         config.bpf_ring_kib = static_cast<unsigned>(kib);
       }
+    } else if (key == "bpf_task_wait_ms") {
+      char* end = nullptr;
+      const unsigned long ms = std::strtoul(value.c_str(), &end, 10);
+      if (value.empty() || value[0] == '-' || *end != '\0' || ms > 10000) {
+        errors.push_back("bpf_task_wait_ms= takes milliseconds between 0 and 10000, got '" + value + "'");
+      } else {
+        config.bpf_task_wait_ms = static_cast<int>(ms);
+      }
     } else if (key == "central") {
       if (value.rfind("http://", 0) != 0 && value.rfind("https://", 0) != 0)
         errors.push_back("central= takes an http:// or https:// URL of bcd, got '" + value + "'");
@@ -79,7 +87,7 @@ Config parse_config(const std::vector<std::string>& args, std::vector<std::strin
     } else {
       errors.push_back("unknown key '" + key +
                        "' (known: enable, store, monitor, interval, rundir, log, bpf, bpf_ring_kib, file_bytes, "
-                       "central, munge_socket)");
+                       "bpf_task_wait_ms, central, munge_socket)");
     }
   }
   return config;
