@@ -141,6 +141,8 @@ int run_monitor(const MonitorOptions& opt) {
     }
   };
   serve_handoffs();
+  // Until here the job's tasks may be waiting for us; from now on the job wins the CPU.
+  setpriority(PRIO_PROCESS, 0, opt.nice);
 
   std::unique_ptr<store::Store> db;
   try {

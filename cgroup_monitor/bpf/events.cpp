@@ -334,7 +334,19 @@ std::string tag_hex(uint64_t tag) {
 // Pinned names, one file each under <pin_dir>/<tag>/.
 const char* const kMapNames[] = {"tracked", "slot_cfg", "slot_stats", "slot_owner", "node_cfg", "gen_counter",
                                  "file_ids", "rings", "files", "conns", "exiting", "exiting_count"};
-const char* const kLinkNames[] = {"link_sys_exit", "link_fork", "link_exec", "link_exit", "link_switch"};
+// Programs stay loaded (pinned) while the node has no monitored job: loading means the verifier, a quarter
+// of a second that every job's tasks would wait for (they wait until their monitor tracks them). Only the
+// links are removed then, which detaches the programs, so an idle node runs nothing.
+struct Hook {
+  const char* prog;        // pinned program
+  const char* link;        // pinned link: present while attached
+  const char* tracepoint;  // raw tracepoint
+};
+const Hook kHooks[] = {{"prog_sys_exit", "link_sys_exit", "sys_exit"},
+                       {"prog_fork", "link_fork", "sched_process_fork"},
+                       {"prog_exec", "link_exec", "sched_process_exec"},
+                       {"prog_exit", "link_exit", "sched_process_exit"},
+                       {"prog_switch", "link_switch", "sched_switch"}};
 const char kMetaName[] = "meta";  // pinned last: its presence marks a complete set
 
 struct Pins {
@@ -441,15 +453,10 @@ bool load_and_pin(const std::string& dir, uint64_t tag, const Logger& log, bool 
   }
   bpf_program* progs[] = {skel->progs.bc_sys_exit, skel->progs.bc_fork, skel->progs.bc_exec, skel->progs.bc_exit,
                           skel->progs.bc_switch};
-  static_assert(std::size(progs) == std::size(kLinkNames));
+  static_assert(std::size(progs) == std::size(kHooks));
   for (size_t i = 0; i < std::size(progs); ++i) {
-    bpf_link* link = bpf_program__attach(progs[i]);
-    if (!link) return fail(std::string("cannot attach ") + bpf_program__name(progs[i]), errno);
-    std::string path = dir + "/" + kLinkNames[i];
-    int err = bpf_link__pin(link, path.c_str());
-    bpf_link__disconnect(link);  // the pin keeps it attached; this process keeps no reference
-    bpf_link__destroy(link);
-    if (err != 0) return fail("cannot pin " + path, err);
+    std::string path = dir + "/" + kHooks[i].prog;
+    if (int err = bpf_program__pin(progs[i], path.c_str()); err != 0) return fail("cannot pin " + path, err);
   }
   bc_meta m{tag, BC_LAYOUT_VERSION, BC_MAX_SLOTS};
   uint32_t zero = 0;
@@ -459,6 +466,35 @@ bool load_and_pin(const std::string& dir, uint64_t tag, const Logger& log, bool 
   if (int err = bpf_map__pin(skel->maps.meta, meta_path.c_str()); err != 0) return fail("cannot pin meta", err);
   log(LogLevel::Info, "loaded and pinned the node's BPF programs in " + dir);
   return true;
+}
+
+// Under the lock: attaches the pinned programs whose links are not pinned (the first monitor of a busy
+// period). Returns false with error set if one cannot be attached; those attached stay (the caller detaches).
+bool attach_programs(const std::string& dir, std::string& error) {
+  for (const Hook& h : kHooks) {
+    const std::string link_path = dir + "/" + h.link;
+    if (::access(link_path.c_str(), F_OK) == 0) continue;
+    UniqueFd prog(bpf_obj_get((dir + "/" + h.prog).c_str()));
+    if (!prog) {
+      error = std::string("cannot open the pinned program ") + h.prog + ": " + errno_text(errno);
+      return false;
+    }
+    UniqueFd link(bpf_raw_tracepoint_open(h.tracepoint, prog.get()));
+    if (!link) {
+      error = std::string("cannot attach to raw tracepoint ") + h.tracepoint + ": " + errno_text(errno);
+      return false;
+    }
+    if (bpf_obj_pin(link.get(), link_path.c_str()) != 0) {
+      error = "cannot pin " + link_path + ": " + errno_text(errno);
+      return false;
+    }
+  }
+  return true;
+}
+
+// Under the lock, when no job uses the set: removing the link pins detaches the programs.
+void detach_programs(const std::string& dir) {
+  for (const Hook& h : kHooks) ::unlink((dir + "/" + h.link).c_str());
 }
 
 // Clears a slot in the kernel: no more events for it, its maps out of the arrays, its tracked tgids gone.
@@ -1027,9 +1063,10 @@ struct EventCollector::Impl {
     o.start_ticks = 0;
     bpf_map_update_elem(pins.slot_owner.get(), &key, &o, BPF_ANY);
     if (lock && reclaim_dead_slots(pins, log) == 0) {
-      // Last user of this set: unpinning detaches the programs, so an idle node pays nothing.
+      // Last user of this set: the programs are detached, so an idle node runs nothing; they stay loaded
+      // for the next job (reclaim_stale() unloads them).
       pins = Pins{};
-      remove_pin_dir(set_dir);
+      detach_programs(set_dir);
       log(LogLevel::Info, "last monitored job on this node: BPF programs detached");
     }
   }
@@ -1093,8 +1130,13 @@ std::unique_ptr<EventCollector> EventCollector::open(const Options& options, std
         return unavailable("cannot open the pinned maps in " + impl->set_dir + ": " + errno_text(errno));
       }
     }
+    if (!attach_programs(impl->set_dir, error)) {
+      if (reclaim_dead_slots(impl->pins, impl->log) == 0) detach_programs(impl->set_dir);
+      impl->pins = Pins{};
+      return unavailable(error);
+    }
     if (!impl->take_slot(error)) {
-      if (reclaim_dead_slots(impl->pins, impl->log) == 0) remove_pin_dir(impl->set_dir);
+      if (reclaim_dead_slots(impl->pins, impl->log) == 0) detach_programs(impl->set_dir);
       impl->pins = Pins{};
       return unavailable(error);
     }
