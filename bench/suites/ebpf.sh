@@ -156,6 +156,24 @@ ours --interval 0.1 --ring-bytes 8388608 -- "$work/openloop" --rate 500000 10000
   >"$work/results/rate.names" \
   2>"$work/results/rate.names.driver"
 
+# Our programs' own time per run, from the kernel's BPF statistics (on only for these runs: they cost two
+# clock reads per program run): the sys_exit program for an unmonitored open loop (another job monitored,
+# so the programs are attached) and for a monitored one. Runs of other processes on the node are included.
+stats_was=$(sysctl -n kernel.bpf_stats_enabled)
+sysctl -q -w kernel.bpf_stats_enabled=1
+prog_stats() {  # prints "run_time_ns run_cnt" of our pinned sys_exit program
+  local pin; pin=$(ls -d /sys/fs/bpf/bc-bench/*/prog_sys_exit 2>/dev/null | head -1)
+  [ -n "$pin" ] || { echo "0 0"; return; }
+  bpftool -j prog show pinned "$pin" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("run_time_ns", 0), d.get("run_cnt", 0))'
+}
+idle_start 1
+before=$(prog_stats); "$drv" --bare -- "$work/openloop" "$opens" >/dev/null 2>&1; after=$(prog_stats)
+echo "$before $after" >"$work/results/stats.unmonitored"
+idle_stop
+before=$(prog_stats); ours -- "$work/openloop" "$opens" >/dev/null 2>&1; after=$(prog_stats)
+echo "$before $after" >"$work/results/stats.monitored"
+sysctl -q -w kernel.bpf_stats_enabled="$stats_was"
+
 for f in "$work"/results/make.*.driver; do wall_of "$f" >"${f%.driver}"; done
 
 python3 - "$work/results" <<'PY'
@@ -210,6 +228,10 @@ for key in ("open", "forkexec", "connect"):
     if mo > mb:
         line(f"ebpf_{key}_kernel_share_of_added_cost", min(1.0, max(0.0, (mf - mb) / (mo - mb))) * 100, "%")
     floor_table.append((key, mb, mo, [med(f"{key}.floor-{m}") for m in floors]))
+for name in ("unmonitored", "monitored"):
+    v = vals(f"stats.{name}")
+    if len(v) == 4 and v[3] > v[1]:
+        line(f"ebpf_sys_exit_prog_ns_per_run_{name}_open_loop", (v[2] - v[0]) / (v[3] - v[1]), "ns")
 j1, j32 = med("jobs.1"), med("jobs.32")
 line("ebpf_open_1_job", j1, "ns"); line("ebpf_open_32_jobs", j32, "ns"); line("ebpf_open_32_vs_1_jobs", j32 / j1, "x")
 line("ebpf_open_32_vs_1_jobs_min", mn("jobs.32") / mn("jobs.1"), "x")
