@@ -126,8 +126,15 @@ int run_monitor(const MonitorOptions& opt) {
   HandoffServer handoff(monitor_handoff_path(opt.run_dir, opt.job_id));
   if (!handoff.error().empty()) log("no task handoff (%s): tasks are found by sampling", handoff.error().c_str());
   // Events never stop the monitor: without them, sampling goes on and the job record says why.
+  timespec opening{};
+  clock_gettime(CLOCK_MONOTONIC, &opening);
   JobEvents events(opt.events, [&log](const std::string& text) { log("%s", text.c_str()); });
-  if (!events.running()) log("%s; sampling only", events.unavailable().c_str());
+  timespec opened{};
+  clock_gettime(CLOCK_MONOTONIC, &opened);
+  const double open_ms = static_cast<double>(opened.tv_sec - opening.tv_sec) * 1e3 +
+                         static_cast<double>(opened.tv_nsec - opening.tv_nsec) / 1e6;
+  if (!events.running()) log("%s; sampling only (%.1f ms)", events.unavailable().c_str(), open_ms);
+  else log("events running (opened in %.1f ms)", open_ms);
   uint64_t handed_off = 0;
   auto serve_handoffs = [&] {
     const uint64_t late = handoff.serve([&](uint32_t pid, uint32_t step) {

@@ -497,19 +497,16 @@ void detach_programs(const std::string& dir) {
   for (const Hook& h : kHooks) ::unlink((dir + "/" + h.link).c_str());
 }
 
-// Clears a slot in the kernel: no more events for it, its maps out of the arrays, its tracked tgids gone.
+// Clears a slot in the kernel: no more events for it (epoch 0), its tracked tgids gone. Its ring and aggregate
+// maps stay in the arrays for the slot's next owner, which empties and reuses them: every change of an
+// array-of-maps element waits for an RCU grace period (15 ms here), and the job's first tasks wait for
+// their monitor to be ready.
 void clear_slot(const Pins& pins, uint32_t slot) {
   bc_slot_cfg cfg{};
   bool had_io = false;
   if (bpf_map_lookup_elem(pins.slot_cfg.get(), &slot, &cfg) == 0) had_io = (cfg.flags & BC_SLOT_IO_BYTES) != 0;
   bc_slot_cfg off{};
   bpf_map_update_elem(pins.slot_cfg.get(), &slot, &off, BPF_ANY);
-  bpf_map_delete_elem(pins.rings.get(), &slot);
-  for (uint32_t half = 0; half < 2; ++half) {
-    uint32_t idx = slot * 2 + half;
-    bpf_map_delete_elem(pins.files.get(), &idx);
-    bpf_map_delete_elem(pins.conns.get(), &idx);
-  }
   std::vector<uint32_t> doomed;
   uint32_t key = 0, next = 0;
   const void* prev = nullptr;
@@ -528,6 +525,21 @@ void clear_slot(const Pins& pins, uint32_t slot) {
       bpf_map_update_elem(pins.node_cfg.get(), &zero, &n, BPF_ANY);
     }
   }
+}
+
+// The inner map installed at outer[index], if it has this type, key and value size and capacity.
+UniqueFd installed_inner(int outer, uint32_t index, uint32_t type, uint32_t key_size, uint32_t value_size,
+                         uint32_t max_entries) {
+  uint32_t id = 0;
+  if (bpf_map_lookup_elem(outer, &index, &id) != 0 || id == 0) return {};
+  UniqueFd fd(bpf_map_get_fd_by_id(id));
+  if (!fd) return {};
+  bpf_map_info info{};
+  uint32_t len = sizeof info;
+  if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0 || info.type != type || info.key_size != key_size ||
+      info.value_size != value_size || info.max_entries != max_entries)
+    return {};
+  return fd;
 }
 
 // Under the lock: frees the slots of dead monitors. Returns how many slots are still held.
@@ -954,6 +966,14 @@ struct EventCollector::Impl {
     return true;
   }
 
+  // Drops whatever an earlier owner left unread in a reused ring.
+  static void discard_ring(int fd) {
+    ring_buffer* rb = ring_buffer__new(fd, [](void*, void*, size_t) { return 0; }, nullptr, nullptr);
+    if (!rb) return;
+    ring_buffer__consume(rb);
+    ring_buffer__free(rb);
+  }
+
   // Under the lock: takes a free slot and gives it this collector's maps.
   bool take_slot(std::string& error) {
     reclaim_dead_slots(pins, log);
@@ -975,7 +995,17 @@ struct EventCollector::Impl {
     if (epoch == 0) epoch = 1;
 
     ring_size = round_ring_size(opt.ring_bytes);
-    ring_fd = UniqueFd(bpf_map_create(BPF_MAP_TYPE_RINGBUF, "bc_ring", 0, 0, static_cast<__u32>(ring_size), nullptr));
+    uint32_t key = slot;
+    // The maps an earlier owner of the slot left installed are reused (see clear_slot), emptied first: the
+    // slot's epoch is 0 until the end of this function, so nothing writes them meanwhile.
+    bool ring_installed = false;
+    ring_fd = installed_inner(pins.rings.get(), key, BPF_MAP_TYPE_RINGBUF, 0, 0, static_cast<uint32_t>(ring_size));
+    if (ring_fd) {
+      ring_installed = true;
+      discard_ring(ring_fd.get());
+    } else {
+      ring_fd = UniqueFd(bpf_map_create(BPF_MAP_TYPE_RINGBUF, "bc_ring", 0, 0, static_cast<__u32>(ring_size), nullptr));
+    }
     if (!ring_fd) {
       error = "cannot create a " + std::to_string(ring_size) + "-byte ring buffer: " + errno_text(errno);
       return false;
@@ -983,11 +1013,21 @@ struct EventCollector::Impl {
     bpf_map_create_opts agg_opts{};
     agg_opts.sz = sizeof agg_opts;
     agg_opts.map_flags = BPF_F_NO_PREALLOC;  // as the template in bc_events.bpf.c
-    for (int h = 0; h < 2; ++h) {
-      files_fd[h] = UniqueFd(bpf_map_create(BPF_MAP_TYPE_HASH, "bc_files", sizeof(bc_file_key), sizeof(bc_file_val),
-                                            BC_FILE_AGG_MAX, &agg_opts));
-      conns_fd[h] = UniqueFd(bpf_map_create(BPF_MAP_TYPE_HASH, "bc_conns", sizeof(bc_conn_key), sizeof(bc_conn_val),
-                                            BC_CONN_AGG_MAX, &agg_opts));
+    bool aggs_installed[2][2] = {};
+    for (uint32_t h = 0; h < 2; ++h) {
+      const uint32_t idx = slot * 2 + h;
+      files_fd[h] = installed_inner(pins.files.get(), idx, BPF_MAP_TYPE_HASH, sizeof(bc_file_key),
+                                    sizeof(bc_file_val), BC_FILE_AGG_MAX);
+      conns_fd[h] = installed_inner(pins.conns.get(), idx, BPF_MAP_TYPE_HASH, sizeof(bc_conn_key),
+                                    sizeof(bc_conn_val), BC_CONN_AGG_MAX);
+      aggs_installed[h][0] = static_cast<bool>(files_fd[h]);
+      aggs_installed[h][1] = static_cast<bool>(conns_fd[h]);
+      if (files_fd[h]) take_all<bc_file_key, bc_file_val>(files_fd[h].get(), [](const auto&, const auto&) {});
+      else files_fd[h] = UniqueFd(bpf_map_create(BPF_MAP_TYPE_HASH, "bc_files", sizeof(bc_file_key),
+                                                 sizeof(bc_file_val), BC_FILE_AGG_MAX, &agg_opts));
+      if (conns_fd[h]) take_all<bc_conn_key, bc_conn_val>(conns_fd[h].get(), [](const auto&, const auto&) {});
+      else conns_fd[h] = UniqueFd(bpf_map_create(BPF_MAP_TYPE_HASH, "bc_conns", sizeof(bc_conn_key),
+                                                 sizeof(bc_conn_val), BC_CONN_AGG_MAX, &agg_opts));
       if (!files_fd[h] || !conns_fd[h]) {
         error = "cannot create aggregate maps: " + errno_text(errno);
         return false;
@@ -995,11 +1035,10 @@ struct EventCollector::Impl {
     }
     // Stats start from zero for the new owner.
     std::vector<bc_slot_stats> zero_stats(ncpus);
-    uint32_t key = slot;
     bpf_map_update_elem(pins.slot_stats.get(), &key, zero_stats.data(), BPF_ANY);
 
     int rfd = ring_fd.get();
-    if (bpf_map_update_elem(pins.rings.get(), &key, &rfd, BPF_ANY) != 0) {
+    if (!ring_installed && bpf_map_update_elem(pins.rings.get(), &key, &rfd, BPF_ANY) != 0) {
       // Kernels before 6.8 want inner maps sized like the template.
       if (errno == EINVAL && ring_size != BC_RING_TEMPLATE_BYTES) {
         log(LogLevel::Warn, "this kernel needs every job's ring to be " + std::to_string(BC_RING_TEMPLATE_BYTES) +
@@ -1016,8 +1055,8 @@ struct EventCollector::Impl {
     for (uint32_t h = 0; h < 2; ++h) {
       uint32_t idx = slot * 2 + h;
       int ffd = files_fd[h].get(), cfd = conns_fd[h].get();
-      if (bpf_map_update_elem(pins.files.get(), &idx, &ffd, BPF_ANY) != 0 ||
-          bpf_map_update_elem(pins.conns.get(), &idx, &cfd, BPF_ANY) != 0) {
+      if ((!aggs_installed[h][0] && bpf_map_update_elem(pins.files.get(), &idx, &ffd, BPF_ANY) != 0) ||
+          (!aggs_installed[h][1] && bpf_map_update_elem(pins.conns.get(), &idx, &cfd, BPF_ANY) != 0)) {
         error = "cannot install aggregate maps: " + errno_text(errno);
         clear_slot(pins, slot);
         return false;
