@@ -35,8 +35,12 @@ struct HandoffResult {
 };
 
 // Connects (retrying while the socket is not there yet, as the monitor may still be starting), sends step and
-// waits for the answer, all within timeout_ms. Never throws.
-HandoffResult hand_off_self(const std::string& socket_path, uint32_t step, int timeout_ms) noexcept;
+// waits for the answer, all within timeout_ms. When lock_path is given and no process has held that lock (the
+// monitor's, held for its whole life) for kNoMonitorGiveUpMs, gives up early: no monitor is coming (it could
+// not start), and the task should not wait for it. Never throws.
+inline constexpr int kNoMonitorGiveUpMs = 500;
+HandoffResult hand_off_self(const std::string& socket_path, uint32_t step, int timeout_ms,
+                            const std::string& lock_path = {}) noexcept;
 
 // ---- the monitor's side ----
 

@@ -14,6 +14,7 @@ extern "C" {
 #include "config.hpp"
 #include "handoff.hpp"
 #include "launcher.hpp"
+#include "monitor.hpp"
 
 extern "C" {
 extern const char plugin_name[] = "bubble_chamber";
@@ -101,7 +102,8 @@ void remote_task_start(spank_t sp) {
       spank_get_item(sp, S_JOB_STEPID, &step_id) != ESPANK_SUCCESS)
     return;
   const auto r = bc::monitor::hand_off_self(bc::monitor::monitor_handoff_path(g_config.run_dir, job_id), step_id,
-                                            g_config.bpf_task_wait_ms);
+                                            g_config.bpf_task_wait_ms,
+                                            bc::monitor::monitor_lock_path(g_config.run_dir, job_id));
   using Outcome = bc::monitor::HandoffResult::Outcome;
   if (r.outcome == Outcome::TimedOut || r.outcome == Outcome::Failed) {
     slurm_error(BC_LOG_PREFIX "job %u: task not handed to the monitor after %.0f ms (%s); its first events may "

@@ -107,3 +107,12 @@ TEST(Handoff, ServerRemovesItsSocket) {
   }
   EXPECT_NE(::access(path.c_str(), F_OK), 0);
 }
+
+TEST(Handoff, NoMonitorHoldingTheLockEndsTheWaitEarly) {
+  const std::string path = socket_path();  // nothing listens there, and nobody holds the lock
+  const std::string lock = path + ".lock";
+  HandoffResult result = hand_off_self(path, 0, 5000, lock);
+  EXPECT_EQ(result.outcome, HandoffResult::Outcome::Failed) << result.message;
+  EXPECT_NE(result.message.find("no monitor"), std::string::npos) << result.message;
+  EXPECT_GE(result.waited_ms, static_cast<double>(bc::monitor::kNoMonitorGiveUpMs));
+}
