@@ -14,6 +14,7 @@
 #include <exception>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "bcadm_central.hpp"
 #include "store.hpp"
@@ -155,6 +156,24 @@ int cmd_stats(const std::string& path, OpenOptions options) {
   } else {
     std::printf("second samples   0 points\n");
   }
+  // Shipping: what waits for bcd, what was given up at the outbox bound, and (central) the dedup table.
+  uint64_t pending = 0, pending_bytes = 0, dropped = 0, dropped_samples = 0;
+  std::vector<std::string> dropped_jobs;
+  for (const auto& j : store->ship_states()) {
+    pending += j.pending;
+    pending_bytes += j.pending_bytes;
+    dropped += j.dropped_batches;
+    dropped_samples += j.dropped_samples;
+    if (j.dropped_batches)
+      dropped_jobs.push_back(std::to_string(j.job_id) + " (" + std::to_string(j.dropped_batches) + " batches, " +
+                             std::to_string(j.dropped_samples) + " samples)");
+  }
+  std::printf("outbox           %" PRIu64 " batches (%s) waiting for bcd\n", pending, size_text(pending_bytes).c_str());
+  std::printf("unshipped        %" PRIu64 " batches, %" PRIu64 " samples given up at the outbox bound (kept here)\n",
+              dropped, dropped_samples);
+  for (const auto& j : dropped_jobs) std::printf("  job %s\n", j.c_str());
+  const DedupStats dedup = store->dedup_stats();
+  std::printf("dedup            %" PRIu64 " batch entries, %" PRIu64 " monitor marks\n", dedup.entries, dedup.marks);
   std::printf("\n%-14s %-10s %12s %6s %10s %12s\n", "table", "resolution", "entries", "depth", "pages", "size");
   for (const auto& t : s.tables) {
     std::printf("%-14s %-10s %12" PRIu64 " %6" PRIu64 " %10" PRIu64 " %12s\n", t.name.c_str(),

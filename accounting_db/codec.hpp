@@ -55,10 +55,12 @@ class Decoder {
     uint64_t v = u64();
     return static_cast<int64_t>((v >> 1) ^ (~(v & 1) + 1));
   }
-  std::string str() {
+  std::string str() { return std::string(str_view()); }
+  // Points into the decoded bytes.
+  std::string_view str_view() {
     uint64_t n = u64();
     if (n > bytes_.size() - pos_) throw StoreError("corrupt record: string overruns value");
-    std::string s(bytes_.substr(pos_, n));
+    std::string_view s = bytes_.substr(pos_, n);
     pos_ += n;
     return s;
   }

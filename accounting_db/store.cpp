@@ -651,6 +651,8 @@ class LmdbStore final : public Store {
   bool write_batch_once(Batch& batch, const BatchId& id) override;
   std::vector<bool> write_batches_once(std::vector<Batch>& batches, const std::vector<BatchId>& ids) override;
   uint64_t applied_batch_count() override;
+  DedupStats dedup_stats() override;
+  uint64_t expire_dedup(int64_t applied_before_s, uint64_t max_work) override;
   void put_api_key(const ApiKeyRecord& key) override;
   bool delete_api_key(const std::string& hash) override;
   std::optional<ApiKeyRecord> api_key(const std::string& hash) override;
@@ -1579,6 +1581,10 @@ class LmdbStore final : public Store {
   void write_small(const char* what, Fn fn);
   bool have_shipping_ = false;
   MDB_dbi outbox_ = 0, ship_cursor_ = 0, ingested_ = 0, api_keys_ = 0;
+  uint64_t outbox_bytes(Txn& txn);
+  void set_outbox_bytes(Txn& txn, uint64_t bytes);
+  void drop_for_bound(Txn& txn, uint64_t incoming);
+  std::string dedup_cursor_;  // where expire_dedup goes on
   // Runs inside write_batch's transaction, after the batch is written (series ids are filled in then).
   std::function<void(Txn&, const Batch&)> in_txn_;
 };
@@ -1917,12 +1923,16 @@ UpgradeReport LmdbStore::migrate() {
 
 // ---------------------------------------------------------------- shipping to a central bcd
 //   outbox       (job u64, seq u64) -> varint monitor id, string node, then the wire-encoded batch
-//   ship_cursor  job u64 -> varint last seq spooled, varint shipped up to
-//   ingested     (job u64, monitor u64, seq u64, node bytes) -> be64 epoch seconds applied (central dedup)
+//   ship_cursor  job u64 -> varint last seq spooled, varint shipped up to[, varint batches and samples
+//                dropped unshipped at the outbox bound]
+//   ingested     (job u64, monitor u64, seq u64, node bytes) -> be64 epoch seconds applied (central dedup);
+//                with seq 0 (never a batch's): be64 the monitor's "applied up to" mark, see expire_dedup
 //   api_keys     SHA-256 hex -> varint created, string owner
+//   meta "outbox_bytes" -> be64 bytes of the outbox values (computed once when missing)
 
 struct ShipCursor {
   uint64_t last_seq = 0, shipped_up_to = 0;
+  uint64_t dropped_batches = 0, dropped_samples = 0;
 };
 
 ShipCursor read_ship_cursor(const Txn& txn, MDB_dbi dbi, uint64_t job) {
@@ -1931,6 +1941,10 @@ ShipCursor read_ship_cursor(const Txn& txn, MDB_dbi dbi, uint64_t job) {
     codec::Decoder d(*v);
     c.last_seq = d.u64();
     c.shipped_up_to = d.u64();
+    if (!d.done()) {  // written before the outbox had a bound: nothing dropped
+      c.dropped_batches = d.u64();
+      c.dropped_samples = d.u64();
+    }
   }
   return c;
 }
@@ -1939,11 +1953,32 @@ void put_ship_cursor(Txn& txn, MDB_dbi dbi, uint64_t job, const ShipCursor& c) {
   codec::Encoder e;
   e.u64(c.last_seq);
   e.u64(c.shipped_up_to);
+  e.u64(c.dropped_batches);
+  e.u64(c.dropped_samples);
   txn.must_put(dbi, Key().u64(job).bytes(), e.bytes());
 }
 
 std::string ingested_key(const BatchId& id) {
   return Key().u64(id.job_id).u64(id.monitor_id).u64(id.seq).bytes() + id.node;
+}
+std::string dedup_mark_key(const BatchId& id) {
+  return Key().u64(id.job_id).u64(id.monitor_id).u64(0).bytes() + id.node;
+}
+
+// Whether a batch was applied: its own entry, or a seq at or below its monitor's mark (entries folded by
+// expire_dedup).
+bool already_applied(const Txn& txn, MDB_dbi ingested, const BatchId& id, const std::string& key) {
+  if (txn.get(ingested, key)) return true;
+  auto mark = txn.get(ingested, dedup_mark_key(id));
+  return mark && id.seq <= codec::read_be(*mark, 0, 8);
+}
+
+constexpr const char* kOutboxBytesKey = "outbox_bytes";
+
+uint64_t samples_in(const Batch& b) {
+  uint64_t n = b.job_sample ? 1 : 0;
+  for (const auto& u : b.processes) n += u.sample ? 1 : 0;
+  return n;
 }
 
 // Thrown inside write_batch's transaction to abort it: the batch was applied before.
@@ -1993,16 +2028,111 @@ void LmdbStore::write_small(const char* what, Fn fn) {
   }
 }
 
+uint64_t LmdbStore::outbox_bytes(Txn& txn) {
+  if (auto v = txn.get(meta_, kOutboxBytesKey)) return codec::read_be(*v, 0, 8);
+  uint64_t total = 0;  // an outbox from before the counter: count it once
+  Cursor c(txn, outbox_);
+  for (bool ok = c.first(); ok; ok = c.next()) total += c.value().size();
+  return total;
+}
+
+void LmdbStore::set_outbox_bytes(Txn& txn, uint64_t bytes) {
+  txn.must_put(meta_, kOutboxBytesKey, Key().u64(bytes).bytes());
+}
+
+// Gives up shipping the oldest outbox entries until `incoming` more bytes fit under the bound. The data stays
+// in the node store; what was given up is counted per job (ship cursor and the job's record), and the job's
+// newest batch still waiting is re-encoded with those counts, so bcd learns them when it arrives.
+void LmdbStore::drop_for_bound(Txn& txn, uint64_t incoming) {
+  const uint64_t bound = options_.outbox_max_bytes;
+  uint64_t total = outbox_bytes(txn);
+  if (bound == 0 || total + incoming <= bound) {
+    set_outbox_bytes(txn, total + incoming);
+    return;
+  }
+  std::map<std::pair<uint64_t, std::string>, std::pair<uint64_t, uint64_t>> dropped;  // (job, node) -> batches, samples
+  {
+    Cursor c(txn, outbox_);
+    for (bool ok = c.first(); ok && total + incoming > bound;) {
+      const uint64_t job = codec::read_be(c.key(), 0, 8);
+      codec::Decoder d(c.value());
+      d.u64();
+      const std::string node = d.str();
+      uint64_t samples = 0;
+      try {
+        samples = samples_in(wire::decode_batch(d.rest()));
+      } catch (const std::exception&) {
+        // counted as a batch with an unknown number of samples
+      }
+      auto& n = dropped[{job, node}];
+      ++n.first;
+      n.second += samples;
+      total -= std::min<uint64_t>(total, c.value().size());
+      c.del();
+      ok = c.next();
+    }
+  }
+  set_outbox_bytes(txn, total + incoming);
+  for (const auto& [where, n] : dropped) {
+    const auto& [job, node] = where;
+    ShipCursor cur = read_ship_cursor(txn, ship_cursor_, job);
+    cur.dropped_batches += n.first;
+    cur.dropped_samples += n.second;
+    put_ship_cursor(txn, ship_cursor_, job, cur);
+    if (auto node_id = find_node(txn, node)) {
+      const FixedKey jk = job_key(job, *node_id);
+      if (auto v = txn.get(jobs_, jk.sv())) {
+        JobRecord record = codec::decode_job(*v);
+        record.unshipped_batches = cur.dropped_batches;
+        record.unshipped_samples = cur.dropped_samples;
+        txn.must_put(jobs_, jk.sv(), codec::encode_job(record));
+      }
+    }
+    Cursor newest(txn, outbox_);
+    const bool found = newest.seek(Key().u64(job + 1).bytes()) ? newest.prev() : newest.last();
+    if (!found || codec::read_be(newest.key(), 0, 8) != job) continue;
+    codec::Decoder d(newest.value());
+    codec::Encoder head;
+    head.u64(d.u64());
+    head.str(d.str());
+    try {
+      Batch b = wire::decode_batch(d.rest());
+      b.job.unshipped_batches = cur.dropped_batches;
+      b.job.unshipped_samples = cur.dropped_samples;
+      const std::string key(newest.key());
+      const uint64_t old_size = newest.value().size();
+      const std::string value = head.bytes() + wire::encode_batch(b);
+      txn.must_put(outbox_, key, value);
+      set_outbox_bytes(txn, outbox_bytes(txn) - std::min(outbox_bytes(txn), old_size) + value.size());
+    } catch (const std::exception&) {
+      // left as it is: the node store and the ship cursor still have the counts
+    }
+  }
+}
+
 uint64_t LmdbStore::write_batch_spooled(Batch& batch, uint64_t monitor_id) {
   uint64_t seq = 0;
   HookScope scope(in_txn_, [&](Txn& txn, const Batch& written) {
-    ShipCursor c = read_ship_cursor(txn, ship_cursor_, written.job.job_id);
-    seq = ++c.last_seq;
-    put_ship_cursor(txn, ship_cursor_, written.job.job_id, c);
     codec::Encoder head;
     head.u64(monitor_id);
     head.str(written.job.node);
-    txn.must_put(outbox_, Key().u64(written.job.job_id).u64(seq).bytes(), head.bytes() + wire::encode_batch(written));
+    std::string value = head.bytes() + wire::encode_batch(written);
+    drop_for_bound(txn, value.size());
+    ShipCursor c = read_ship_cursor(txn, ship_cursor_, written.job.job_id);
+    seq = ++c.last_seq;
+    put_ship_cursor(txn, ship_cursor_, written.job.job_id, c);
+    if (c.dropped_batches > written.job.unshipped_batches) {
+      // The monitor's record does not know what its node gave up: the stored record and bcd's copy must.
+      Batch counted = written;
+      counted.job.unshipped_batches = c.dropped_batches;
+      counted.job.unshipped_samples = c.dropped_samples;
+      if (auto node_id = find_node(txn, written.job.node))
+        txn.must_put(jobs_, job_key(written.job.job_id, *node_id).sv(), codec::encode_job(counted.job));
+      const uint64_t before = value.size();
+      value = head.bytes() + wire::encode_batch(counted);
+      set_outbox_bytes(txn, outbox_bytes(txn) - before + value.size());
+    }
+    txn.must_put(outbox_, Key().u64(written.job.job_id).u64(seq).bytes(), value);
   });
   write_batch(batch);
   return seq;
@@ -2031,13 +2161,19 @@ std::vector<SpooledBatch> LmdbStore::pending_batches(size_t max_batches, size_t 
 
 void LmdbStore::acknowledge_batches(uint64_t job_id, uint64_t up_to_seq) {
   write_small("acknowledging shipped batches", [&](Txn& txn) {
+    uint64_t freed = 0;
     {
       Cursor c(txn, outbox_);
       for (bool ok = c.seek(Key().u64(job_id).bytes()); ok;) {
         if (codec::read_be(c.key(), 0, 8) != job_id || codec::read_be(c.key(), 8, 8) > up_to_seq) break;
+        freed += c.value().size();
         c.del();
         ok = c.next();
       }
+    }
+    if (txn.get(meta_, kOutboxBytesKey)) {
+      const uint64_t total = outbox_bytes(txn);
+      set_outbox_bytes(txn, total - std::min(total, freed));
     }
     ShipCursor cur = read_ship_cursor(txn, ship_cursor_, job_id);
     cur.shipped_up_to = std::max(cur.shipped_up_to, up_to_seq);
@@ -2056,6 +2192,10 @@ std::vector<ShipState> LmdbStore::ship_states() {
     codec::Decoder d(c.value());
     s.last_seq = d.u64();
     s.shipped_up_to = d.u64();
+    if (!d.done()) {
+      s.dropped_batches = d.u64();
+      s.dropped_samples = d.u64();
+    }
     Cursor o(txn, outbox_);
     for (bool more = o.seek(Key().u64(s.job_id).bytes()); more && codec::read_be(o.key(), 0, 8) == s.job_id;
          more = o.next()) {
@@ -2071,10 +2211,10 @@ bool LmdbStore::write_batch_once(Batch& batch, const BatchId& id) {
   const std::string key = ingested_key(id);
   {
     Txn txn = begin(MDB_RDONLY);  // the common duplicate costs no write
-    if (txn.get(ingested_, key)) return false;
+    if (already_applied(txn, ingested_, id, key)) return false;
   }
   HookScope scope(in_txn_, [&](Txn& txn, const Batch&) {
-    if (txn.get(ingested_, key)) throw DuplicateBatch{};
+    if (already_applied(txn, ingested_, id, key)) throw DuplicateBatch{};
     txn.must_put(ingested_, key, Key().u64(static_cast<uint64_t>(time(nullptr))).bytes());
   });
   try {
@@ -2094,7 +2234,7 @@ std::vector<bool> LmdbStore::write_batches_once(std::vector<Batch>& batches, con
   size_t first = 0;
   {
     Txn txn = begin(MDB_RDONLY);
-    while (first < batches.size() && txn.get(ingested_, keys[first])) ++first;
+    while (first < batches.size() && already_applied(txn, ingested_, ids[first], keys[first])) ++first;
   }
   if (first == batches.size()) return applied;
   // The first new batch goes through write_batch (growth, retries, the full-disk rules); the others are
@@ -2102,12 +2242,12 @@ std::vector<bool> LmdbStore::write_batches_once(std::vector<Batch>& batches, con
   // are not updated, which is safe: the job's process generation moved, so the next write resets the cache.
   const std::string ingested_at = Key().u64(static_cast<uint64_t>(time(nullptr))).bytes();
   HookScope scope(in_txn_, [&](Txn& txn, const Batch&) {
-    if (txn.get(ingested_, keys[first])) throw DuplicateBatch{};
+    if (already_applied(txn, ingested_, ids[first], keys[first])) throw DuplicateBatch{};
     txn.must_put(ingested_, keys[first], ingested_at);
     std::fill(applied.begin(), applied.end(), false);
     applied[first] = true;
     for (size_t i = first + 1; i < batches.size(); ++i) {
-      if (txn.get(ingested_, keys[i])) continue;
+      if (already_applied(txn, ingested_, ids[i], keys[i])) continue;
       WriteCtx ctx(txn);
       ctx.drop_seconds = degraded_;
       write_in(ctx, batches[i]);
@@ -2126,11 +2266,59 @@ std::vector<bool> LmdbStore::write_batches_once(std::vector<Batch>& batches, con
 }
 
 uint64_t LmdbStore::applied_batch_count() {
-  if (!have_shipping_) return 0;
+  return dedup_stats().entries;
+}
+
+DedupStats LmdbStore::dedup_stats() {
+  DedupStats out;
+  if (!have_shipping_) return out;
   Txn txn = begin(MDB_RDONLY);
-  MDB_stat st{};
-  lmdb::check(mdb_stat(txn.get(), ingested_, &st), "mdb_stat");
-  return st.ms_entries;
+  Cursor c(txn, ingested_);
+  for (bool ok = c.first(); ok; ok = c.next()) {
+    if (codec::read_be(c.key(), 16, 8) == 0) ++out.marks;
+    else ++out.entries;
+  }
+  return out;
+}
+
+// Folds entries applied before `applied_before_s` into their monitor's mark. Exact, not a guess: a monitor
+// spools seqs in increasing order, a shipper sends each job's outbox oldest first (so a bundle that holds seq
+// s holds every lower seq still waiting, before s), and bcd applies a bundle in order and acknowledges only
+// what it stored. So once seq s of a monitor is applied, no lower seq of it can arrive that was not applied
+// too, or dropped by the node for good; a resend is always at or below the mark.
+uint64_t LmdbStore::expire_dedup(int64_t applied_before_s, uint64_t max_work) {
+  if (!have_shipping_ || options_.read_only) return 0;
+  uint64_t folded = 0;
+  const std::string resume = dedup_cursor_;
+  write_small("expiring dedup entries", [&](Txn& txn) {
+    folded = 0;
+    uint64_t visited = 0;
+    std::vector<std::string> fold;
+    {
+      Cursor c(txn, ingested_);
+      bool ok = resume.empty() ? c.first() : c.seek(resume);
+      for (; ok && visited < max_work; ok = c.next(), ++visited) {
+        if (codec::read_be(c.key(), 16, 8) == 0) continue;  // a mark
+        if (static_cast<int64_t>(codec::read_be(c.value(), 0, 8)) >= applied_before_s) continue;
+        fold.emplace_back(c.key());
+      }
+      dedup_cursor_ = ok ? std::string(c.key()) : std::string();
+    }
+    for (const std::string& key : fold) {
+      BatchId id;
+      id.job_id = codec::read_be(key, 0, 8);
+      id.monitor_id = codec::read_be(key, 8, 8);
+      id.seq = codec::read_be(key, 16, 8);
+      id.node = key.substr(24);
+      const std::string mark_key = dedup_mark_key(id);
+      uint64_t mark = 0;
+      if (auto v = txn.get(ingested_, mark_key)) mark = codec::read_be(*v, 0, 8);
+      if (id.seq > mark) txn.must_put(ingested_, mark_key, Key().u64(id.seq).bytes());
+      txn.del(ingested_, key);
+      ++folded;
+    }
+  });
+  return folded;
 }
 
 void LmdbStore::put_api_key(const ApiKeyRecord& key) {

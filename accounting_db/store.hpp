@@ -98,7 +98,22 @@ struct JobRecord {
   std::string container_id;      // full 64-hex id
   std::string container_name;    // without the leading '/'
   std::string container_image;
+  // A task of a Slurm job array (SLURM_ARRAY_JOB_ID / SLURM_ARRAY_TASK_ID): sacct shows it as
+  // "<array_job_id>_<array_task_id>". array_job_id is 0 for a job that is not an array task.
+  uint32_t array_job_id = 0;
+  uint32_t array_task_id = 0;
+  // Batches of this job (and the samples in them) the node dropped from its outbox unshipped because the
+  // outbox was at its bound (bcd unreachable for long): they are in the node store, not in bcd's.
+  uint64_t unshipped_batches = 0;
+  uint64_t unshipped_samples = 0;
 };
+
+// Whether a job's node records name it a task of job array `array_job` (and task `task`, when given).
+inline bool is_array_task(const std::vector<JobRecord>& nodes, uint32_t array_job, std::optional<uint32_t> task = {}) {
+  for (const JobRecord& r : nodes)
+    if (r.array_job_id != 0) return r.array_job_id == array_job && (!task || r.array_task_id == *task);
+  return false;
+}
 
 struct ProcessRecord {
   uint64_t job_id = 0;
@@ -247,6 +262,9 @@ struct OpenOptions {
   // still has room to drop its finest data. 0 disables the reserve.
   uint64_t disk_reserve_bytes = 16ULL << 20;
   double grow_at_fill = 0.8;  // grow the map before a batch once it is this full
+  // The outbox's bound (write_batch_spooled): past it the oldest entries are given up (counted in the ship
+  // cursor and the job's record as unshipped), never the store's data. 0: unbounded.
+  uint64_t outbox_max_bytes = 256ULL << 20;
 };
 
 // One bucket of a series at one resolution: at second resolution, one point.
@@ -370,6 +388,16 @@ struct ShipState {
   uint64_t shipped_up_to = 0; // every batch up to here was acknowledged by bcd and removed
   uint64_t pending = 0;       // batches still in the outbox
   uint64_t pending_bytes = 0;
+  // Given up at the outbox bound (OpenOptions::outbox_max_bytes): in the node store, never shipped.
+  uint64_t dropped_batches = 0;
+  uint64_t dropped_samples = 0;
+};
+
+// The central dedup table: one entry per recently applied batch, and one mark per (node, job, monitor)
+// under which every seq counts as applied (older entries folded in by expire_dedup).
+struct DedupStats {
+  uint64_t entries = 0;
+  uint64_t marks = 0;
 };
 
 // An API key for pushers without munge; only its hash is stored.
@@ -439,7 +467,13 @@ class Store {
   // The same for many batches in one transaction (one commit, one fsync): what bcd does with a request.
   // applied[i] tells whether batches[i] was new. All or nothing: on an exception none is applied.
   virtual std::vector<bool> write_batches_once(std::vector<Batch>& batches, const std::vector<BatchId>& ids) = 0;
-  virtual uint64_t applied_batch_count() = 0;
+  virtual uint64_t applied_batch_count() = 0;  // dedup entries (not marks)
+  virtual DedupStats dedup_stats() = 0;
+  // Folds dedup entries applied before applied_before_s (epoch seconds) into their monitor's mark, at most
+  // max_work entries looked at per call (it goes on where the last call stopped). Returns how many were
+  // folded. Idempotency is kept exactly (see the comment in store.cpp); bcd calls this with its
+  // dedup_window.
+  virtual uint64_t expire_dedup(int64_t applied_before_s, uint64_t max_work) = 0;
 
   virtual void put_api_key(const ApiKeyRecord& key) = 0;
   virtual bool delete_api_key(const std::string& hash) = 0;  // false: no such key

@@ -36,6 +36,7 @@ class Reader {
     return v == 1;
   }
   std::string str(const char* what) { return read(what, [](codec::Decoder& d) { return d.str(); }); }
+  std::string_view str_view(const char* what) { return read(what, [](codec::Decoder& d) { return d.str_view(); }); }
   // A count of items that each take at least one byte: never more than the bytes left, so a forged count
   // cannot make us reserve gigabytes.
   size_t count(const char* what) {
@@ -161,23 +162,29 @@ std::string encode_bundle(const std::vector<store::SpooledBatch>& batches) {
   return std::string(kBundleMagic, sizeof kBundleMagic) + e.bytes();
 }
 
-std::vector<store::SpooledBatch> decode_bundle(std::string_view bytes) {
+std::vector<BatchView> decode_bundle_views(std::string_view bytes) {
   if (bytes.size() < sizeof kBundleMagic || std::memcmp(bytes.data(), kBundleMagic, sizeof kBundleMagic) != 0)
     throw WireError("not a bubble-chamber batch bundle (bad magic; expected BCW1)");
   Reader r(bytes.substr(sizeof kBundleMagic));
   const size_t n = r.count("batch count");
-  std::vector<store::SpooledBatch> out;
+  std::vector<BatchView> out;
   out.reserve(std::min<size_t>(n, 4096));
   for (size_t i = 0; i < n; ++i) {
-    store::SpooledBatch b;
+    BatchView b;
     b.id.node = r.str("batch node");
     b.id.job_id = r.u64("batch job");
     b.id.monitor_id = r.u64("batch monitor");
     b.id.seq = r.u64("batch seq");
-    b.wire = r.str("batch bytes");
+    b.wire = r.str_view("batch bytes");
     out.push_back(std::move(b));
   }
   if (!r.done()) throw WireError("malformed bundle: trailing bytes after the last batch");
+  return out;
+}
+
+std::vector<store::SpooledBatch> decode_bundle(std::string_view bytes) {
+  std::vector<store::SpooledBatch> out;
+  for (auto& v : decode_bundle_views(bytes)) out.push_back({std::move(v.id), std::string(v.wire)});
   return out;
 }
 

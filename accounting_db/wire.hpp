@@ -31,5 +31,11 @@ store::Batch decode_batch(std::string_view bytes);
 // The batches stay encoded in a bundle: bcd decodes each one after checking its id.
 std::string encode_bundle(const std::vector<store::SpooledBatch>& batches);
 std::vector<store::SpooledBatch> decode_bundle(std::string_view bytes);
+// The same without copying each batch's bytes: the views point into `bytes`, which must outlive them.
+struct BatchView {
+  store::BatchId id;
+  std::string_view wire;
+};
+std::vector<BatchView> decode_bundle_views(std::string_view bytes);
 
 }  // namespace bc::wire

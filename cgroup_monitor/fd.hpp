@@ -40,7 +40,10 @@ class UniqueFd {
 
 inline UniqueFd open_read(const std::string& path) { return UniqueFd(::open(path.c_str(), O_RDONLY | O_CLOEXEC)); }
 
-// Reads the whole file from offset 0 with pread, so one fd serves every sample.
+// Reads the whole file from offset 0 with pread, so one fd serves every sample. Meant for the /proc and
+// cgroup files a monitor samples: the kernel makes their text afresh on a read from 0 and hands out as much
+// as fits, so a first read that comes back well short of the buffer has it all, and an idle tick is spared
+// a second read for the end of file.
 inline std::optional<std::string> pread_all(int fd) {
   std::string out;
   char buf[4096];
@@ -53,6 +56,7 @@ inline std::optional<std::string> pread_all(int fd) {
     }
     if (n == 0) return out;
     out.append(buf, static_cast<size_t>(n));
+    if (offset == 0 && static_cast<size_t>(n) < sizeof buf / 2) return out;
     offset += n;
   }
 }

@@ -30,6 +30,8 @@ const char kUsage[] =
     "  --empty-grace SECONDS exit after the job cgroup has been empty this long (default 3)\n"
     "  --nice N              scheduling niceness, so jobs win the CPU (default 10)\n"
     "  --job-name NAME       Slurm job name, recorded with the job\n"
+    "  --array-job ID        the job is task --array-task N of job array ID (sacct's ID_N)\n"
+    "  --array-task N\n"
     "  --container-id ID     a Docker container's full id (bc-docker), with --container-name and\n"
     "  --container-name NAME --container-image IMAGE, recorded with the record\n"
     "  --container-image IMAGE\n"
@@ -41,6 +43,8 @@ const char kUsage[] =
     "  --central URL         also ship every tick to this bcd (http://host:port); unshipped data waits in\n"
     "                        the node store's outbox for the next monitor on this node or 'bcadm ship'\n"
     "  --munge-socket PATH   munged socket for the shipper's credentials (default: munge's)\n"
+    "  --outbox-max-mib N    bound of the node store's outbox (default 256); past it the oldest batches are\n"
+    "                        given up for shipping (they stay in the node store) and counted as unshipped\n"
     "  --api-key-file FILE   ship with the API key in FILE instead of munge (hosts without munge)\n"
     "  -h, --help            this text\n"
     "  --version             version\n"
@@ -87,7 +91,7 @@ int main(int argc, char** argv) try {
   enum { kJob = 1000, kCgroupPath, kCgroupVersion, kCgroupRoot, kUid, kNode, kStore, kRunDir, kInterval,
          kGrace, kNice, kVersion, kJobName, kContainerId, kContainerName, kContainerImage, kBpf, kBpfRing,
          kFileBytes, kBpfPinDir, kCentral, kMungeSocket,
-         kApiKeyFile };
+         kApiKeyFile, kArrayJob, kArrayTask, kOutboxMax };
   static const option long_options[] = {
       {"job", required_argument, nullptr, kJob},
       {"cgroup-path", required_argument, nullptr, kCgroupPath},
@@ -101,6 +105,9 @@ int main(int argc, char** argv) try {
       {"empty-grace", required_argument, nullptr, kGrace},
       {"nice", required_argument, nullptr, kNice},
       {"job-name", required_argument, nullptr, kJobName},
+      {"array-job", required_argument, nullptr, kArrayJob},
+      {"array-task", required_argument, nullptr, kArrayTask},
+      {"outbox-max-mib", required_argument, nullptr, kOutboxMax},
       {"container-id", required_argument, nullptr, kContainerId},
       {"container-name", required_argument, nullptr, kContainerName},
       {"container-image", required_argument, nullptr, kContainerImage},
@@ -149,6 +156,18 @@ int main(int argc, char** argv) try {
         nice_level = static_cast<int>(d);
         break;
       case kJobName: opt.job_name = optarg; break;
+      case kArrayJob:
+        if (!parse_unsigned(optarg, u) || u == 0 || u > 0xffffffffULL) return usage_error("--array-job needs a job id");
+        opt.array_job_id = static_cast<uint32_t>(u);
+        break;
+      case kArrayTask:
+        if (!parse_unsigned(optarg, u) || u > 0xffffffffULL) return usage_error("--array-task needs a task number");
+        opt.array_task_id = static_cast<uint32_t>(u);
+        break;
+      case kOutboxMax:
+        if (!parse_unsigned(optarg, u) || u == 0 || u > (1ULL << 20)) return usage_error("--outbox-max-mib takes 1 to 1048576");
+        opt.outbox_max_bytes = u << 20;
+        break;
       case kContainerId: opt.container_id = optarg; break;
       case kContainerName: opt.container_name = optarg; break;
       case kContainerImage: opt.container_image = optarg; break;

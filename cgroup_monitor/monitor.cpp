@@ -153,7 +153,9 @@ int run_monitor(const MonitorOptions& opt) {
 
   std::unique_ptr<store::Store> db;
   try {
-    db = store::Store::open(opt.store_path);
+    store::OpenOptions open_options;
+    open_options.outbox_max_bytes = opt.outbox_max_bytes;
+    db = store::Store::open(opt.store_path, open_options);
   } catch (const std::exception& e) {
     log("cannot open store: %s; this job is not recorded", e.what());
     ::unlink(pid_file.c_str());
@@ -193,6 +195,10 @@ int run_monitor(const MonitorOptions& opt) {
     log("cannot read earlier record: %s", e.what());
   }
   if (!opt.job_name.empty()) job.job_name = opt.job_name;
+  if (opt.array_job_id != 0) {
+    job.array_job_id = opt.array_job_id;
+    job.array_task_id = opt.array_task_id;
+  }
   if (!opt.container_id.empty()) {
     job.container_id = opt.container_id;
     job.container_name = opt.container_name;
@@ -280,7 +286,8 @@ int run_monitor(const MonitorOptions& opt) {
   for (;;) {
     size_t member_count = tick(false);
     const int64_t now = now_ms();
-    if (!reader->exists()) break;
+    // A cgroup that holds processes cannot be removed, so only an empty one needs looking up again.
+    if (member_count == 0 && !reader->exists()) break;
     if (member_count == 0) {
       if (empty_since == 0) empty_since = now;
       if (static_cast<double>(now - empty_since) >= opt.empty_grace_s * 1000.0) break;

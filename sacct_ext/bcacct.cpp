@@ -408,7 +408,7 @@ JobView make_view(bc::report::JobData data) {
   v.data = std::move(data);
   v.data.processes = bc::report::sorted_processes(std::move(v.data.processes));
   const auto short_id = bc::docker::short_id_from_key(v.totals.job_id);
-  v.display_id = short_id ? *short_id : std::to_string(v.totals.job_id);
+  v.display_id = short_id ? *short_id : bc::report::sacct_job_id(v.totals);
   return v;
 }
 
@@ -416,6 +416,7 @@ struct Target {
   uint64_t key = 0;
   std::optional<uint32_t> step;
   std::string shown;  // "job 123", "container 0123456789ab"
+  std::optional<bc::report::JobData> loaded;  // already read while resolving the id
 };
 
 // The jobs asked for, or an exit status with the message printed. A container name is looked up among the
@@ -426,7 +427,7 @@ std::variant<std::vector<Target>, int> targets_of(const Options& o, bc::report::
     const std::string& wanted = *o.container;
     const bool hex = wanted.find_first_not_of("0123456789abcdefABCDEF") == std::string::npos;
     if (const auto key = bc::docker::container_key(wanted); key && hex) {
-      targets.push_back({*key, std::nullopt, "container " + wanted.substr(0, bc::docker::kShortIdLength)});
+      targets.push_back({*key, std::nullopt, "container " + wanted.substr(0, bc::docker::kShortIdLength), std::nullopt});
       return targets;
     }
     const std::string name = wanted[0] == '/' ? wanted.substr(1) : wanted;  // docker inspect's "/name"
@@ -448,18 +449,33 @@ std::variant<std::vector<Target>, int> targets_of(const Options& o, bc::report::
                    wanted.c_str(), source.describe().c_str());
       return kExitNotFound;
     }
-    targets.push_back({found, std::nullopt, "container " + name});
+    targets.push_back({found, std::nullopt, "container " + name, std::nullopt});
     return targets;
   }
+  // As sacct: "123_4" is task 4 of job array 123; "123" is job 123 and, when 123 is an array's job id, every
+  // task of that array (each task has its own job id; the array's is also the id of one of its tasks).
   for (const JobSpec& spec : o.jobs) {
-    if (spec.array_task) {
-      std::fprintf(stderr,
-                   "bcacct: job %s: array tasks cannot be looked up by ARRAYID_TASK: the store records each task "
-                   "by its own job id and has no array fields yet; give that id (sacct -j %s -o JobIDRaw)\n",
-                   spec.text.c_str(), spec.text.c_str());
-      return kExitNotFound;
+    // The common case costs one read: a job that is no array's own id is just itself.
+    std::optional<bc::report::JobData> self;
+    if (!spec.array_task) {
+      self = source.load(spec.id);
+      if (self && !self->nodes.empty() && self->nodes.front().array_job_id != spec.id) {
+        targets.push_back({spec.id, spec.step, "job " + spec.text, std::move(self)});
+        continue;
+      }
     }
-    targets.push_back({spec.id, spec.step, "job " + spec.text});
+    bc::report::ListQuery tasks;
+    tasks.array_job = static_cast<uint32_t>(spec.array_task ? spec.array_base : spec.id);
+    tasks.array_task = spec.array_task;
+    std::vector<uint64_t> ids = source.list(tasks);
+    std::sort(ids.begin(), ids.end());
+    // An unknown task is looked up as job 0, which never exists: "not found" like any unknown job.
+    if (ids.empty()) ids.push_back(spec.id);
+    for (uint64_t id : ids) {
+      if (std::any_of(targets.begin(), targets.end(), [&](const Target& t) { return t.key == id && t.step == spec.step; }))
+        continue;
+      targets.push_back({id, spec.step, "job " + spec.text, id == spec.id ? std::move(self) : std::nullopt});
+    }
   }
   return targets;
 }
@@ -485,8 +501,8 @@ int run(int argc, char** argv) {
     if (const int* code = std::get_if<int>(&target_list)) return *code;
     targets = std::get<std::vector<Target>>(std::move(target_list));
     if (!targets.empty()) {
-      for (const Target& t : targets) {
-        auto data = source->load(t.key);
+      for (Target& t : targets) {
+        auto data = t.loaded ? std::move(t.loaded) : source->load(t.key);
         if (!data) {
           std::fprintf(stderr, "bcacct: %s not found in %s\n", t.shown.c_str(), source->describe().c_str());
           if (status == kExitOk) status = kExitNotFound;

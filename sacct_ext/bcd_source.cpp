@@ -160,6 +160,8 @@ class BcdSource final : public JobSource {
     if (query.running) arg("state", *query.running ? "running" : "completed");
     if (query.from_s) arg("from", std::to_string(*query.from_s));
     if (query.to_s) arg("to", std::to_string(*query.to_s));
+    if (query.array_job) arg("array", std::to_string(*query.array_job));
+    if (query.array_task) arg("task", std::to_string(*query.array_task));
     const auto [status, body] = get(path);
     check(status, body);
     Json root = parse_object(body);
@@ -335,6 +337,10 @@ JobData job_data_from_json(std::string_view json) {
         r.cgroup_write_bytes = count_of(job, "cgroup_write_bytes");
       }
     }
+    if (const cJSON* array = member(job, "array"); cJSON_IsObject(array)) {  // every node: it names the task
+      r.array_job_id = static_cast<uint32_t>(count_of(array, "job_id"));
+      r.array_task_id = static_cast<uint32_t>(count_of(array, "task_id"));
+    }
     const cJSON* container = member(job, "container");
     if (cJSON_IsObject(container)) {  // every node: it names the container
       r.container_id = string_of(container, "id");
@@ -346,6 +352,8 @@ JobData job_data_from_json(std::string_view json) {
       r.alloc_cpus = static_cast<uint32_t>(count_of(job, "alloc_cpus", false));
       r.mem_limit_bytes = count_of(job, "mem_limit_bytes", false);
       r.lost_events = count_of(job, "lost_events", false);
+      r.unshipped_batches = count_of(job, "unshipped_batches", false);
+      r.unshipped_samples = count_of(job, "unshipped_samples", false);
       if (const cJSON* lost = member(job, "lost_events_by_cause"); cJSON_IsObject(lost)) {
         r.lost.ring = count_of(lost, "ring", false);
         r.lost.files = count_of(lost, "files", false);

@@ -54,8 +54,13 @@ class StoreSource final : public JobSource {
     return data;
   }
 
-  std::vector<uint64_t> list(const ListQuery&) override {
-    return guard([&] { return store_->job_ids(); });
+  std::vector<uint64_t> list(const ListQuery& query) override {
+    return guard([&] {
+      std::vector<uint64_t> ids = store_->job_ids();
+      if (!query.array_job) return ids;
+      std::erase_if(ids, [&](uint64_t id) { return !store::is_array_task(store_->job_nodes(id), *query.array_job, query.array_task); });
+      return ids;
+    });
   }
 
   std::vector<LabelledSeries> job_series(uint64_t job_id, const std::vector<std::string>& nodes,

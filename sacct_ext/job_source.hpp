@@ -39,6 +39,10 @@ struct ListQuery {
   std::optional<bool> running;     // only running (true) or only finished (false) jobs
   std::optional<int64_t> from_s;   // overlapping [from_s, to_s]
   std::optional<int64_t> to_s;
+  // Only the tasks of this Slurm job array (its ArrayJobID), and of those only this task when set. Unlike
+  // the hints above, a source applies these itself.
+  std::optional<uint32_t> array_job;
+  std::optional<uint32_t> array_task;
 };
 
 struct LabelledSeries {

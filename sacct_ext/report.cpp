@@ -56,6 +56,11 @@ std::vector<ProcessRecord> sorted_processes(std::vector<ProcessRecord> processes
   return processes;
 }
 
+std::string sacct_job_id(const JobTotals& t) {
+  if (t.array_job_id == 0) return std::to_string(t.job_id);
+  return std::to_string(t.array_job_id) + "_" + std::to_string(t.array_task_id);
+}
+
 JobTotals compute_totals(const JobData& job) {
   JobTotals t;
   std::map<std::string, NodeAcc> per_node;
@@ -80,6 +85,12 @@ JobTotals compute_totals(const JobData& job) {
     }
     t.lost += r.lost;
     t.lost_events += r.lost_events;
+    if (t.array_job_id == 0 && r.array_job_id != 0) {
+      t.array_job_id = r.array_job_id;
+      t.array_task_id = r.array_task_id;
+    }
+    t.unshipped_batches += r.unshipped_batches;
+    t.unshipped_samples += r.unshipped_samples;
     if (!r.events_unavailable.empty()) t.events_unavailable.push_back(r.node + ": " + r.events_unavailable);
   }
   for (const ProcessRecord& p : job.processes) {
@@ -333,7 +344,7 @@ std::string format_table(const JobData& job, int64_t now_ms) {
   if (t.start_ms) elapsed = format_duration((t.end_ms.value_or(now_ms) - *t.start_ms) / 1000);
 
   std::vector<std::pair<std::string, std::string>> header = {
-      {"JobID", std::to_string(t.job_id)},
+      {"JobID", sacct_job_id(t)},
       {"User", t.user.empty() ? "Unknown" : printable(t.user)},
       {"NodeList", printable(join(t.nodes, ","))},
       {"Steps", join(step_names, ",")},
@@ -345,12 +356,17 @@ std::string format_table(const JobData& job, int64_t now_ms) {
       {"Read", format_size(t.read_bytes)},
       {"Write", format_size(t.write_bytes)},
   };
+  if (t.array_job_id != 0) header.insert(header.begin() + 1, {"JobIDRaw", std::to_string(t.job_id)});
   if (t.cgroup_mem_peak_bytes) header.emplace_back("CgroupMemPeak", format_size(*t.cgroup_mem_peak_bytes));
   if (t.cgroup_read_bytes) header.emplace_back("CgroupRead", format_size(*t.cgroup_read_bytes));
   if (t.cgroup_write_bytes) header.emplace_back("CgroupWrite", format_size(*t.cgroup_write_bytes));
   header.emplace_back("Samples", std::to_string(t.samples));
   header.emplace_back("Events", t.events_unavailable.empty() ? "on" : printable(join(t.events_unavailable, "; ")));
   header.emplace_back("LostEvents", lost_text(t));
+  if (t.unshipped_batches)
+    header.emplace_back("Unshipped", std::to_string(t.unshipped_batches) + " batches, " +
+                                         std::to_string(t.unshipped_samples) +
+                                         " samples (node outbox at its bound: in the node store, not in bcd)");
   header.emplace_back("MonitorCPU", fixed(t.monitor_cpu_seconds(), 3) + "s");
   header.emplace_back("MonitorMaxRSS", format_size(t.monitor_max_rss_bytes));
 
@@ -411,7 +427,12 @@ void append(cJSON* array, cJSON* item) {
   owned.release();
 }
 
-cJSON* number(uint64_t v) { return cJSON_CreateNumber(static_cast<double>(v)); }
+// JSON numbers are read as doubles by many parsers, and cJSON prints one; above 2^53 (a container's key) the
+// integer is written out digit by digit, so it stays exact.
+cJSON* number(uint64_t v) {
+  if (v <= (uint64_t{1} << 53)) return cJSON_CreateNumber(static_cast<double>(v));
+  return checked(cJSON_CreateRaw(std::to_string(v).c_str()));
+}
 cJSON* number(double v) { return cJSON_CreateNumber(v); }
 cJSON* string(std::string_view s) { return cJSON_CreateString(valid_utf8(s).c_str()); }
 // Epoch milliseconds as ISO 8601 UTC; null when 0 (not known yet / still running).
@@ -429,6 +450,15 @@ cJSON* job_object(const JobTotals& t) {
   std::vector<std::string> steps;
   for (uint32_t s : t.steps) steps.push_back(store::step_name(s));
   add(j, "id", number(t.job_id));
+  add(j, "job_id", string(sacct_job_id(t)));  // sacct's JobID ("123_4" for an array task)
+  if (t.array_job_id == 0) {
+    add(j, "array", cJSON_CreateNull());
+  } else {
+    Json a(checked(cJSON_CreateObject()));
+    add(a.get(), "job_id", number(uint64_t{t.array_job_id}));
+    add(a.get(), "task_id", number(uint64_t{t.array_task_id}));
+    add(j, "array", a.release());
+  }
   add(j, "user", string(t.user));
   add(j, "nodes", string_array(t.nodes));
   add(j, "start", t.start_ms ? string(iso_utc_ms(*t.start_ms)) : cJSON_CreateNull());
@@ -468,6 +498,8 @@ cJSON* job_object(const JobTotals& t) {
   add(causes.get(), "monitor", number(t.lost.monitor));
   add(causes.get(), "late", number(t.lost.late));
   add(j, "lost_events_by_cause", causes.release());
+  add(j, "unshipped_batches", number(t.unshipped_batches));
+  add(j, "unshipped_samples", number(t.unshipped_samples));
   // null when events ran on every node; else "node: events unavailable: <reason>" per node.
   add(j, "events_unavailable",
       t.events_unavailable.empty() ? cJSON_CreateNull() : string(join(t.events_unavailable, "; ")));

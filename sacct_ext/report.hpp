@@ -53,12 +53,21 @@ struct JobTotals {
   uint64_t lost_events = 0;
   store::EventLoss lost;
   std::vector<std::string> events_unavailable;
+  // A task of a Slurm job array (array_job_id 0 otherwise): sacct's JobID "<array_job_id>_<array_task_id>".
+  uint32_t array_job_id = 0;
+  uint32_t array_task_id = 0;
+  // Batches and samples the nodes gave up shipping to bcd (outbox at its bound), summed over nodes.
+  uint64_t unshipped_batches = 0;
+  uint64_t unshipped_samples = 0;
 
   double cpu_seconds() const { return static_cast<double>(cpu_ns) / 1e9; }
   double monitor_cpu_seconds() const { return static_cast<double>(monitor_cpu_ns) / 1e9; }
 };
 
 JobTotals compute_totals(const JobData& job);
+
+// The job id as sacct prints JobID: "123", or "123_4" for task 4 of job array 123.
+std::string sacct_job_id(const JobTotals& t);
 
 // Processes by start time, then pid (then node, then start ticks, so the order is total).
 std::vector<store::ProcessRecord> sorted_processes(std::vector<store::ProcessRecord> processes);

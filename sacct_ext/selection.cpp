@@ -78,6 +78,7 @@ std::variant<std::vector<JobSpec>, std::string> parse_job_list(std::string_view 
       if (!sub) return bad(rest[sep] == '_' ? "the array task must be a number" : "the het offset must be a number");
       if (rest[sep] == '_') {
         spec.array_task = static_cast<uint32_t>(*sub);
+        spec.array_base = *base;
         spec.id = 0;
       } else {
         spec.het_offset = static_cast<uint32_t>(*sub);

@@ -18,12 +18,13 @@ namespace bc::bcacct {
 //   "123.batch"  job 123, only the processes of that step (batch, extern, interactive or a number)
 //   "123+2"      heterogeneous job 123, component 2. Slurm gives the components of a het job consecutive
 //                job ids (HetJobId + HetJobOffset), so this is stored job 125.
-//   "123_4"      array job 123, task 4. A task has its own job id, which Slurm picks when the task starts;
-//                the store does not record ArrayJobId/ArrayTaskId yet, so this cannot be mapped and is
-//                reported as such (give the task's own id, sacct -j 123_4 -o JobIDRaw).
+//   "123_4"      job array 123, task 4. A task has its own job id (Slurm picks it when the task starts);
+//                the store records each task's ArrayJobID and ArrayTaskID, so the source looks it up.
+//   "123" also selects every task of job array 123 when 123 is an array's job id, as sacct does.
 struct JobSpec {
   std::string text;  // as given, for messages
   uint64_t id = 0;   // the stored job id (for "123+2": 125); 0 for an array task
+  uint64_t array_base = 0;  // for "123_4": 123
   std::optional<uint32_t> array_task;
   std::optional<uint32_t> het_offset;
   std::optional<uint32_t> step;  // store step id (store::kStepBatch ...)

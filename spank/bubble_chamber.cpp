@@ -8,6 +8,8 @@ extern "C" {
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdint>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -78,8 +80,22 @@ int remote_post_opt(spank_t sp) {
   if (spank_getenv(sp, "SLURMD_NODENAME", node, sizeof node) != ESPANK_SUCCESS) node[0] = '\0';
   char job_name[256] = {};
   if (spank_getenv(sp, "SLURM_JOB_NAME", job_name, sizeof job_name) != ESPANK_SUCCESS) job_name[0] = '\0';
+  // An array task: its own job id (S_JOB_ID) and the array's, as sacct shows it ("123_4").
+  bc::spank::ArrayTask array;
+  char array_job[32] = {}, array_task[32] = {};
+  if (spank_getenv(sp, "SLURM_ARRAY_JOB_ID", array_job, sizeof array_job) == ESPANK_SUCCESS &&
+      spank_getenv(sp, "SLURM_ARRAY_TASK_ID", array_task, sizeof array_task) == ESPANK_SUCCESS) {
+    char* end_job = nullptr;
+    char* end_task = nullptr;
+    const unsigned long a = std::strtoul(array_job, &end_job, 10);
+    const unsigned long t = std::strtoul(array_task, &end_task, 10);
+    if (*array_job && !*end_job && *array_task && !*end_task && a > 0 && a <= UINT32_MAX && t <= UINT32_MAX) {
+      array.array_job_id = static_cast<uint32_t>(a);
+      array.task_id = static_cast<uint32_t>(t);
+    }
+  }
   auto started = std::chrono::steady_clock::now();
-  auto result = bc::spank::ensure_monitor(g_config, job_id, uid, node, job_name);
+  auto result = bc::spank::ensure_monitor(g_config, job_id, uid, node, job_name, array);
   double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
   using Outcome = bc::spank::LaunchResult::Outcome;
   g_monitor_expected = result.outcome != Outcome::Failed;

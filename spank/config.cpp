@@ -14,6 +14,15 @@ bool parse_interval(const std::string& text, double& out) {
   out = v;
   return true;
 }
+
+// A whole number in [min, max].
+bool parse_count(const std::string& text, unsigned long min, unsigned long max, unsigned& out) {
+  char* end = nullptr;
+  const unsigned long v = std::strtoul(text.c_str(), &end, 10);
+  if (text.empty() || text[0] == '-' || *end != '\0' || v < min || v > max) return false;
+  out = static_cast<unsigned>(v);
+  return true;
+}
 }  // namespace
 
 bool parse_bool(const std::string& text, bool& out) {
@@ -63,31 +72,27 @@ Config parse_config(const std::vector<std::string>& args, std::vector<std::strin
     } else if (key == "file_bytes") {
       if (!parse_bool(value, config.file_bytes)) errors.push_back("file_bytes= takes on or off, got '" + value + "'");
     } else if (key == "bpf_ring_kib") {
-      char* end = nullptr;
-      const unsigned long kib = std::strtoul(value.c_str(), &end, 10);
-      if (value.empty() || value[0] == '-' || *end != '\0' || kib < 4 || kib > (1UL << 20)) {
+      if (!parse_count(value, 4, 1UL << 20, config.bpf_ring_kib))
         errors.push_back("bpf_ring_kib= takes KiB between 4 and 1048576, got '" + value + "'");
-      } else {
-        config.bpf_ring_kib = static_cast<unsigned>(kib);
-      }
     } else if (key == "bpf_task_wait_ms") {
-      char* end = nullptr;
-      const unsigned long ms = std::strtoul(value.c_str(), &end, 10);
-      if (value.empty() || value[0] == '-' || *end != '\0' || ms > 10000) {
+      unsigned ms = 0;
+      if (!parse_count(value, 0, 10000, ms))
         errors.push_back("bpf_task_wait_ms= takes milliseconds between 0 and 10000, got '" + value + "'");
-      } else {
+      else
         config.bpf_task_wait_ms = static_cast<int>(ms);
-      }
     } else if (key == "central") {
       if (value.rfind("http://", 0) != 0 && value.rfind("https://", 0) != 0)
         errors.push_back("central= takes an http:// or https:// URL of bcd, got '" + value + "'");
       else config.central = value;
     } else if (key == "munge_socket") {
       need_path(config.munge_socket);
+    } else if (key == "outbox_max_mib") {
+      if (!parse_count(value, 1, 1UL << 20, config.outbox_max_mib))
+        errors.push_back("outbox_max_mib= takes MiB between 1 and 1048576, got '" + value + "'");
     } else {
       errors.push_back("unknown key '" + key +
                        "' (known: enable, store, monitor, interval, rundir, log, bpf, bpf_ring_kib, file_bytes, "
-                       "bpf_task_wait_ms, central, munge_socket)");
+                       "bpf_task_wait_ms, central, munge_socket, outbox_max_mib)");
     }
   }
   return config;

@@ -22,6 +22,7 @@ struct Config {
   int bpf_task_wait_ms = 2000;
   std::string central;       // bcd URL the monitor ships to; empty: node store only
   std::string munge_socket;  // for the monitor's credentials; empty: munge's default
+  unsigned outbox_max_mib = 256;  // the node store's outbox bound while bcd is unreachable (bc-monitor --outbox-max-mib)
 };
 
 // Defaults first, then each argument. Every bad word (unknown key, missing '=', bad value, value too long)

@@ -73,7 +73,7 @@ bool prepare_escape(const bc::monitor::JobCgroup& job, std::vector<std::string>&
 }  // namespace
 
 LaunchResult ensure_monitor(const Config& config, uint64_t job_id, uint32_t uid, const std::string& node_name,
-                            const std::string& job_name) noexcept try {
+                            const std::string& job_name, ArrayTask array) noexcept try {
   LaunchResult result;
   auto proc_cgroup = bc::monitor::read_file("/proc/self/cgroup");
   if (!proc_cgroup) {
@@ -130,7 +130,10 @@ LaunchResult ensure_monitor(const Config& config, uint64_t job_id, uint32_t uid,
     args.push_back("--job-name");
     args.push_back(job_name);
   }
-  if (!config.central.empty()) args.insert(args.end(), {"--central", config.central});
+  if (array.array_job_id != 0)
+    args.insert(args.end(), {"--array-job", std::to_string(array.array_job_id), "--array-task", std::to_string(array.task_id)});
+  if (!config.central.empty())
+    args.insert(args.end(), {"--central", config.central, "--outbox-max-mib", std::to_string(config.outbox_max_mib)});
   if (!config.munge_socket.empty()) args.insert(args.end(), {"--munge-socket", config.munge_socket});
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # summary: bcd ingest: samples/s through HTTP + munge + merge, the same with an API key, and a direct local write
 # Needs root (a private munged). Knobs:
-#   BC_BENCH_NODES (20), BC_BENCH_PROCS (50 per node), BC_BENCH_TICKS (100 per node),
+#   BC_BENCH_NODES (20), BC_BENCH_PROCS (50 per node), BC_BENCH_TICKS (300 per node),
 #   BC_BENCH_CLIENTS (4 concurrent pushers), BC_BENCH_PER_REQUEST (100 batches per request: a catching-up
 #   node; the steady state of 1 batch per request is measured separately)
 set -euo pipefail
 : "${BC_BUILD_DIR:?run through ./bench/run.sh}"
 [ "$(id -u)" = 0 ] || { echo "bench central: needs root (runs a private munged)" >&2; exit 1; }
-nodes=${BC_BENCH_NODES:-20}; procs=${BC_BENCH_PROCS:-50}; ticks=${BC_BENCH_TICKS:-100}
+nodes=${BC_BENCH_NODES:-20}; procs=${BC_BENCH_PROCS:-50}; ticks=${BC_BENCH_TICKS:-300}
 clients=${BC_BENCH_CLIENTS:-4}; per_request=${BC_BENCH_PER_REQUEST:-100}
 bench=$BC_BUILD_DIR/cgroup_monitor/bench-central/bc-central-bench
 bcadm=$BC_BUILD_DIR/accounting_db/bcadm
@@ -40,39 +40,57 @@ start_bcd() {
 
 rate() { awk '{print $2 / $4}' <<<"$1"; }
 reqrate() { awk '{print $8 / $4}' <<<"$1"; }
+# Samples per CPU-second of bcd itself (user + system): steadier than wall-clock rates on a shared machine.
+cpurate() { awk '{print ($12 > 0 ? $2 / $12 : 0)}' <<<"$1"; }
+hz=$(getconf CLK_TCK)
+bcd_cpu() { awk -v hz="$hz" '{print ($14 + $15) / hz}' "/proc/$bcd_pid/stat"; }
+# The driver's line plus " bcd_cpu SECONDS" (bcd's CPU time during the run).
+http() {
+  local before after out
+  before=$(bcd_cpu)
+  out=$("$bench" http "$url" "$@")
+  after=$(bcd_cpu)
+  echo "$out bcd_cpu $(awk -v a="$after" -v b="$before" 'BEGIN {print a - b}')"
+}
 
 # API key first, then munge: on this noisy machine the second of two identical runs tends to be the faster
 # one, so the order is stated and each is run twice, the better run kept.
 best() { awk '{ r = $2 / $4; if (r > best) { best = r; line = $0 } } END { print line }'; }
 for _ in 1 2; do
   start_bcd
-  "$bench" http "$url" "$nodes" "$procs" "$ticks" "$clients" "$per_request" --api-key "$key" >>"$work/key.out"
+  http "$nodes" "$procs" "$ticks" "$clients" "$per_request" --api-key "$key" >>"$work/key.out"
 done
 for _ in 1 2; do
   start_bcd
-  "$bench" http "$url" "$nodes" "$procs" "$ticks" "$clients" "$per_request" --munge-socket "$work/munge.sock" >>"$work/munge.out"
+  http "$nodes" "$procs" "$ticks" "$clients" "$per_request" --munge-socket "$work/munge.sock" >>"$work/munge.out"
 done
 key_out=$(best <"$work/key.out"); munge_out=$(best <"$work/munge.out")
 # Steady state: every node sends each tick as it comes, one batch per request.
 start_bcd
-single_out=$("$bench" http "$url" "$nodes" "$procs" $((ticks / 5)) "$clients" 1 --munge-socket "$work/munge.sock")
+single_out=$(http "$nodes" "$procs" $((ticks / 5)) "$clients" 1 --munge-socket "$work/munge.sock")
 start_bcd
-single_key_out=$("$bench" http "$url" "$nodes" "$procs" $((ticks / 5)) "$clients" 1 --api-key "$key")
+single_key_out=$(http "$nodes" "$procs" $((ticks / 5)) "$clients" 1 --api-key "$key")
 rm -rf "$work/direct.lmdb"
 direct_out=$("$bench" direct "$work/direct.lmdb" "$nodes" "$procs" "$ticks")
 
 munge_rate=$(rate "$munge_out"); key_rate=$(rate "$key_out"); direct_rate=$(rate "$direct_out")
 single_rate=$(rate "$single_out"); single_reqs=$(reqrate "$single_out"); single_key_rate=$(rate "$single_key_out")
+munge_cpu_rate=$(cpurate "$munge_out"); single_cpu_rate=$(cpurate "$single_out"); direct_cpu_rate=$(cpurate "$direct_out")
 echo "# $nodes nodes x $procs processes x $ticks ticks, $clients clients, $per_request batches per request"
 echo "# munge:   $munge_out"
 echo "# api key: $key_out"
 echo "# 1/req:   $single_out"
 echo "# 1/req key: $single_key_out"
 echo "# direct:  $direct_out"
-awk -v m="$munge_rate" -v k="$key_rate" -v d="$direct_rate" -v s="$single_rate" -v r="$single_reqs" -v p="$procs" -v sk="$single_key_rate" 'BEGIN {
+awk -v m="$munge_rate" -v k="$key_rate" -v d="$direct_rate" -v s="$single_rate" -v r="$single_reqs" -v p="$procs" -v sk="$single_key_rate" \
+    -v mc="$munge_cpu_rate" -v sc="$single_cpu_rate" -v dc="$direct_cpu_rate" 'BEGIN {
   printf "BENCH central_ingest_munge %.0f samples/s\n", m
   printf "BENCH central_ingest_apikey %.0f samples/s\n", k
   printf "BENCH central_ingest_direct %.0f samples/s\n", d
+  printf "BENCH central_ingest_munge_per_bcd_cpu %.0f samples/cpu-s\n", mc
+  printf "BENCH central_ingest_munge_1_per_request_per_bcd_cpu %.0f samples/cpu-s\n", sc
+  printf "BENCH central_ingest_direct_per_cpu %.0f samples/cpu-s\n", dc
+  printf "BENCH central_http_overhead_ratio_cpu %.2f x\n", (mc > 0 ? dc / mc : 0)
   printf "BENCH central_munge_share %.1f %%\n", (k > 0 ? (1 - m / k) * 100 : 0)
   printf "BENCH central_http_overhead_ratio %.2f x\n", (m > 0 ? d / m : 0)
   printf "BENCH central_ingest_munge_1_per_request %.0f samples/s\n", s

@@ -69,11 +69,16 @@ for d in default none; do
   ratio "ingest_node_${d}_cpu_ratio_vs_sqlite" "store_node_ingest_${d}_cpu_samples_per_s" "sqlite_node_ingest_${d}_cpu_samples_per_s"
 done
 # The goal (>= 1 M samples/s "on one core, batched as a monitor does") is a CPU figure: samples per CPU-second
-# of the writer (user + system, fsync calls included) on the node model at the default durability. Wall
-# clock at that durability also waits for one fsync per commit, which the disk decides, not the core.
-if v=$(value store_node_ingest_default_cpu_samples_per_s); then
+# of one monitor writing its job (BENCH_PROCS processes, one transaction per tick) at the default durability,
+# user + system time with the per-commit fsync included. Wall clock at that durability also waits for the
+# fsync, which the disk decides, not the core. The node model is printed beside it: there each of
+# BENCH_MONITORS commits pays its own fsync for a share of the processes.
+if v=$(value store_ingest_default_cpu_samples_per_s); then
   echo "BENCH ingest_goal_samples_per_cpu_s $v samples/cpu-s" | tee -a "$log"
   awk -v v="$v" 'BEGIN { printf "BENCH ingest_goal_met %d bool\n", (v >= 1e6) }' | tee -a "$log"
+fi
+if v=$(value store_node_ingest_default_cpu_samples_per_s); then
+  echo "BENCH ingest_node_samples_per_cpu_s $v samples/cpu-s" | tee -a "$log"
 fi
 fi
 

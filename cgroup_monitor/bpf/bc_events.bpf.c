@@ -242,6 +242,11 @@ static __always_inline void count_loss(__u32 slot, enum loss_kind kind) {
   }
 }
 
+static __always_inline void count_key_added(__u32 slot) {
+  struct bc_slot_stats *s = bpf_map_lookup_elem(&slot_stats, &slot);
+  if (s) __sync_fetch_and_add(&s->keys_added, 1);
+}
+
 /* The slot of a tracked tgid, or NULL. Entries whose epoch is not the slot's current one were left by a
  * monitor that is gone: they are removed on sight. */
 static __always_inline struct bc_slot_cfg *slot_of(__u32 tgid, struct bc_tracked **tp) {
@@ -489,6 +494,7 @@ static __always_inline void on_open(struct task_struct *task, struct pt_regs *re
       count_loss(slot, LOST_FILES);
       return;
     }
+    if (!err) count_key_added(slot);
     v = bpf_map_lookup_elem(map, &key);
     if (!v) return;
   }
@@ -559,6 +565,7 @@ static __always_inline void on_io(struct task_struct *task, struct pt_regs *regs
       count_loss(t->slot, LOST_FILES);
       return;
     }
+    if (!err) count_key_added(t->slot);
     v = bpf_map_lookup_elem(map, &key);
     if (!v) return;
   }
@@ -638,6 +645,7 @@ static __always_inline void on_connect(struct task_struct *task, struct pt_regs 
       count_loss(slot, LOST_CONNS);
       return;
     }
+    if (!err) count_key_added(slot);
     v = bpf_map_lookup_elem(map, &key);
     if (!v) return;
   }

@@ -162,6 +162,8 @@ struct bc_slot_stats {
   __u64 conns_lost;   /* connect aggregate map full */
   __u64 tracked_lost; /* tracked-tgid map full: a forked child could not be tracked */
   __u64 read_failed;  /* a path or address could not be read from user memory */
+  __u64 keys_added;   /* new keys in the file and connect aggregate maps, so that user space need not scan
+                         an idle job's empty maps (a scan walks every bucket) to find nothing */
 };
 
 struct bc_slot_owner {

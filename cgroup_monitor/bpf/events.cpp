@@ -55,7 +55,7 @@ static_assert(offsetof(bc_ev_name, data) == 40);
 static_assert(sizeof(bc_file_key) == 16 && sizeof(bc_file_val) == 48);
 static_assert(sizeof(bc_conn_key) == 32 && sizeof(bc_conn_val) == 40);
 static_assert(sizeof(bc_tracked) == 16 && sizeof(bc_slot_cfg) == 16 && sizeof(bc_slot_owner) == 16);
-static_assert(sizeof(bc_slot_stats) == 40 && sizeof(bc_node_cfg) == 8 && sizeof(bc_meta) == 16);
+static_assert(sizeof(bc_slot_stats) == 48 && sizeof(bc_node_cfg) == 8 && sizeof(bc_meta) == 16);
 
 const char kUnavailable[] = "events unavailable: ";
 
@@ -592,6 +592,7 @@ struct EventCollector::Impl {
   uint32_t epoch = 0;
   uint32_t cfg_flags = 0;
   uint32_t active = 0;
+  uint64_t keys_seen = 0;  // keys_added() when the active half was last switched
   size_t ring_size = 0;
   UniqueFd ring_fd;
   UniqueFd files_fd[2], conns_fd[2];
@@ -768,6 +769,16 @@ struct EventCollector::Impl {
     return bpf_map_get_next_key(fd, nullptr, key.data()) != 0;
   }
 
+  // The kernel's count of keys added to this slot's aggregate maps, or nothing when it cannot be read.
+  std::optional<uint64_t> keys_added() const {
+    std::vector<bc_slot_stats> per_cpu(ncpus);
+    uint32_t key = slot;
+    if (bpf_map_lookup_elem(pins.slot_stats.get(), &key, per_cpu.data()) != 0) return std::nullopt;
+    uint64_t sum = 0;
+    for (const auto& s : per_cpu) sum += s.keys_added;
+    return sum;
+  }
+
   // Reads and empties one inactive aggregate map.
   template <typename K, typename V, typename F>
   static void take_all(int fd, F&& f) {
@@ -849,9 +860,18 @@ struct EventCollector::Impl {
     // Switch the kernel to the other half of the aggregate maps if this one holds anything.
     std::vector<std::pair<bc_file_key, bc_file_val>> file_rows;
     std::vector<std::pair<bc_conn_key, bc_conn_val>> conn_rows;
-    bool files_busy = !map_empty(files_fd[active].get(), sizeof(bc_file_key));
-    bool conns_busy = !map_empty(conns_fd[active].get(), sizeof(bc_conn_key));
-    if (files_busy || conns_busy) {
+    // The active half holds something only if a key was added since the last switch. The count is read
+    // before switching: a key added meanwhile makes the next drain look (perhaps at an empty half).
+    bool busy;
+    const uint64_t seen_before = keys_seen;
+    if (auto added = keys_added()) {
+      busy = *added != keys_seen;
+      keys_seen = *added;
+    } else {
+      busy = !map_empty(files_fd[active].get(), sizeof(bc_file_key)) ||
+             !map_empty(conns_fd[active].get(), sizeof(bc_conn_key));
+    }
+    if (busy) {
       uint32_t old = active;
       active ^= 1;
       bc_slot_cfg cfg{epoch, active, cfg_flags, 0};
@@ -859,6 +879,7 @@ struct EventCollector::Impl {
       if (bpf_map_update_elem(pins.slot_cfg.get(), &key, &cfg, BPF_ANY) != 0) {
         log(LogLevel::Error, "cannot switch aggregate maps: " + errno_text(errno));
         active = old;
+        keys_seen = seen_before;  // look again next time
       } else {
         wait_for_programs();
         budget = SIZE_MAX;  // the names of what is about to be read must be in
@@ -1064,6 +1085,7 @@ struct EventCollector::Impl {
     }
     cfg_flags = opt.file_io_bytes ? BC_SLOT_IO_BYTES : 0;
     active = 0;
+    keys_seen = 0;
     bc_slot_cfg cfg{epoch, active, cfg_flags, 0};
     if (bpf_map_update_elem(pins.slot_cfg.get(), &key, &cfg, BPF_ANY) != 0) {
       error = "cannot configure the slot: " + errno_text(errno);

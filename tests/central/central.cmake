@@ -15,15 +15,24 @@ add_test(NAME it_central_ingest COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DI
 set_tests_properties(it_central_ingest PROPERTIES LABELS "integration;central" TIMEOUT 180 SKIP_RETURN_CODE 77
                      ENVIRONMENT "BC_BUILD=${CMAKE_BINARY_DIR};PYTHONPATH=${PROJECT_SOURCE_DIR}/tests/integration;PYTHONDONTWRITEBYTECODE=1")
 
-# bcd down for a whole real Slurm job, then up: no loss, no duplicates (needs the integration cluster).
-if(NOT BC_SANITIZE)
-  add_test(NAME it_central_slurm COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/test_central_slurm.py)
-  set_tests_properties(it_central_slurm PROPERTIES
-    FIXTURES_REQUIRED slurm_cluster RESOURCE_LOCK slurm_cluster LABELS "integration;central" TIMEOUT 300
-    SKIP_RETURN_CODE 77
-    ENVIRONMENT "BC_IT_WORK=${BC_IT_WORK};BC_BUILD=${CMAKE_BINARY_DIR};PYTHONPATH=${PROJECT_SOURCE_DIR}/tests/integration;PYTHONDONTWRITEBYTECODE=1")
-endif()
+# Central tests on the integration cluster (a real Slurm): not in the sanitizer build.
+function(central_slurm_test name script)
+  if(NOT BC_SANITIZE)
+    add_test(NAME ${name} COMMAND /usr/bin/python3 ${CMAKE_CURRENT_FUNCTION_LIST_DIR}/${script})
+    set_tests_properties(${name} PROPERTIES
+      FIXTURES_REQUIRED slurm_cluster RESOURCE_LOCK slurm_cluster LABELS "integration;central" TIMEOUT 300
+      SKIP_RETURN_CODE 77
+      ENVIRONMENT "BC_IT_WORK=${BC_IT_WORK};BC_BUILD=${CMAKE_BINARY_DIR};PYTHONPATH=${PROJECT_SOURCE_DIR}/tests/integration;PYTHONDONTWRITEBYTECODE=1")
+  endif()
+endfunction()
+
+# bcd down for a whole real Slurm job, then up: no loss, no duplicates.
+central_slurm_test(it_central_slurm test_central_slurm.py)
 
 add_executable(test_central_config ${CMAKE_CURRENT_LIST_DIR}/test_central_config.cpp)
 target_link_libraries(test_central_config PRIVATE bc_spank_config GTest::gtest_main)
 gtest_discover_tests(test_central_config PROPERTIES LABELS unit)
+
+# A real job array: ArrayJobID/ArrayTaskID recorded, bcacct -j A / A_T and JobID as sacct prints them, from the
+# node store and through bcd.
+central_slurm_test(it_central_array test_central_array.py)

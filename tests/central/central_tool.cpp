@@ -1,7 +1,8 @@
 // Test helper for the central tests: a simulated node writing a job's ticks into its node store (spooled
 // as a monitor with --central does), the outbox as a raw ingest body, and counts of what a store holds.
 //
-//   bc-central-tool node STORE JOB NODE USER UID TICKS PROCS FIRST_TIME   (write TICKS spooled ticks)
+//   bc-central-tool node STORE JOB NODE USER UID TICKS PROCS FIRST_TIME   (write TICKS spooled ticks;
+//                                                                         $BC_OUTBOX_MAX_BYTES bounds the outbox)
 //   bc-central-tool bundle STORE OUT                                     (the whole outbox as one body)
 //   bc-central-tool count STORE JOB      -> "nodes N processes P points S" (second points of every series)
 //   bc-central-tool pending STORE        -> "pending N"
@@ -26,7 +27,9 @@ uint64_t num(const char* s) { return std::strtoull(s, nullptr, 10); }
 
 int node(int argc, char** argv) {
   if (argc != 10) return 2;
-  auto db = Store::open(argv[2]);
+  OpenOptions options;
+  if (const char* bound = std::getenv("BC_OUTBOX_MAX_BYTES")) options.outbox_max_bytes = num(bound);
+  auto db = Store::open(argv[2], options);
   const uint64_t job = num(argv[3]);
   const uint64_t ticks = num(argv[7]), procs = num(argv[8]);
   const int64_t first = static_cast<int64_t>(num(argv[9]));

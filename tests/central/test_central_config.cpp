@@ -1,4 +1,5 @@
-// The plugin's central= and munge_socket= keys (passed to bc-monitor as --central and --munge-socket).
+// The plugin's central=, munge_socket= and outbox_max_mib= keys (passed to bc-monitor as --central,
+// --munge-socket and --outbox-max-mib).
 #include <gtest/gtest.h>
 
 #include "config.hpp"
@@ -14,12 +15,16 @@ TEST(CentralConfig, UrlAndSocket) {
   EXPECT_EQ(c.munge_socket, "/run/munge/munge.socket.2");
   Config none = parse_config({}, errors);
   EXPECT_EQ(none.central, "");
+  EXPECT_EQ(none.outbox_max_mib, 256u);
+  EXPECT_EQ(parse_config({"outbox_max_mib=1"}, errors).outbox_max_mib, 1u);
+  EXPECT_TRUE(errors.empty());
 }
 
 TEST(CentralConfig, BadValuesAreRefused) {
   std::vector<std::string> errors;
-  parse_config({"central=bcd:8470", "munge_socket=relative"}, errors);
-  ASSERT_EQ(errors.size(), 2u);
+  parse_config({"central=bcd:8470", "munge_socket=relative", "outbox_max_mib=0", "outbox_max_mib=-3"}, errors);
+  ASSERT_EQ(errors.size(), 4u);
+  EXPECT_NE(errors[2].find("outbox_max_mib= takes MiB between 1 and 1048576"), std::string::npos) << errors[2];
   EXPECT_NE(errors[0].find("central= takes an http"), std::string::npos) << errors[0];
   EXPECT_NE(errors[1].find("absolute path"), std::string::npos) << errors[1];
 }

@@ -1,5 +1,6 @@
-"""bcd ingest against a real munged: two simulated nodes merge into one job, batches are stored once, and
-every kind of bad push is refused while bcd keeps serving."""
+"""bcd ingest against a real munged: two simulated nodes merge into one job, batches are stored once (also
+after their dedup entries were folded), every kind of bad push is refused (and counted) while bcd keeps
+serving, AUTH_DISABLE never opens ingest, and a node's bounded outbox counts what it gave up."""
 import hashlib
 import json
 import os
@@ -10,6 +11,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -42,6 +44,7 @@ env = {k: v for k, v in os.environ.items() if k not in ("AUTH_SECRET", "AUTH_DIS
 subprocess.run([bcadm, "db", "init", "--store", central], check=True, capture_output=True)
 bcd = subprocess.Popen([f"{build}/web/bcd", "--config", conf, "--port-file", port_file], env=env,
                        stderr=open(os.path.join(work, "bcd.log"), "w"))
+extra = []  # more bcd instances with other settings
 rc = None
 try:
     for _ in range(100):
@@ -194,6 +197,7 @@ try:
     big = b"BCW1" + b"\0" * (1 << 20)
     st, answer = request("/api/v1/ingest", big, {"Content-Type": "application/octet-stream"})
     assert st == 413, (st, answer)
+    assert request("/event/api/bck_whatever", big, {"Content-Type": "application/octet-stream"})[0] == 413
     assert request("/api/v1/ingest")[0] in (404, 405)
     assert request("/api/v1/health")[0] == 200
     st, text = request("/metrics")
@@ -202,8 +206,117 @@ try:
         assert name in text, (name, text)
     assert metric('bcd_ingest_rejected_total{reason="malformed"}') == 6
     assert metric('bcd_ingest_rejected_total{reason="content_type"}') == 1
-    print("ok malformed 400, wrong content type 415, oversized 413; bcd keeps serving; /metrics has ingest counters")
+    assert metric('bcd_ingest_rejected_total{reason="too_large"}') == 2, text
+    print("ok malformed 400, wrong content type 415, oversized 413; bcd keeps serving; /metrics counts each by reason")
+
+    # ---- A node's outbox at its bound gives up the oldest batches: counted on the node and at bcd.
+    node_c = os.path.join(work, "nodeC.lmdb")
+    subprocess.run([tool, "node", node_c, "520", "nodeC", USER, uid, "1", "2", str(t0)], check=True)
+    subprocess.run([tool, "bundle", node_c, body_file], check=True)
+    one_batch = os.path.getsize(body_file)
+    subprocess.run([tool, "node", node_c, "520", "nodeC", USER, uid, "40", "2", str(t0 + 1)], check=True,
+                   env=dict(os.environ, BC_OUTBOX_MAX_BYTES=str(10 * one_batch)))
+    left = int(subprocess.run([tool, "pending", node_c], capture_output=True, text=True).stdout.split()[1])
+    dropped = 41 - left
+    assert 0 < dropped < 41 and left >= 5, (left, dropped)
+    stats = subprocess.run([bcadm, "db", "stats", "--store", node_c], capture_output=True, text=True, check=True).stdout
+    assert f"unshipped        {dropped} batches, {3 * dropped} samples given up" in stats, stats
+    assert f"job 520 ({dropped} batches, {3 * dropped} samples)" in stats, stats
+    node_view = subprocess.run([f"{build}/sacct_ext/bcacct", "--store", node_c, "-j", "520"], capture_output=True,
+                               text=True, check=True).stdout
+    assert f"Unshipped:     {dropped} batches, {3 * dropped} samples" in node_view, node_view
+    assert count(node_c, 520)["points"] == 41 * 3  # the node store keeps every sample
+    r = subprocess.run([bcadm, "ship", "--store", node_c, "--central", base, "--munge-socket", sock],
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and f"shipped {left} batch(es)" in r.stdout, (r.stdout, r.stderr)
+    st, j = job_json(520)
+    assert st == 200 and j["job"]["unshipped_batches"] == dropped and j["job"]["unshipped_samples"] == 3 * dropped, j["job"]
+    assert count(central, 520)["points"] == 3 * left, count(central, 520)
+    print(f"ok outbox bound: {dropped} of 41 batches given up, counted by bcadm db stats, bcacct and bcd's job; "
+          f"bcd has the other {left}")
+
+    # ---- AUTH_DISABLE opens reads, never ingest; only ingest_auth=off (tests only) accepts anonymous pushes.
+    def start_bcd(name, text, extra_env):
+        store = os.path.join(work, name + ".lmdb")
+        subprocess.run([bcadm, "db", "init", "--store", store], check=True, capture_output=True)
+        path = os.path.join(work, name + ".conf")
+        open(path, "w").write(f"listen=127.0.0.1:0\nstore={store}\nstatic_dir={work}\nmunge_socket={sock}\n" + text)
+        pf = os.path.join(work, name + ".port")
+        p = subprocess.Popen([f"{build}/web/bcd", "--config", path, "--port-file", pf], env=dict(env, **extra_env),
+                             stderr=open(os.path.join(work, name + ".log"), "w"))
+        extra.append(p)
+        for _ in range(100):
+            if os.path.exists(pf):
+                break
+            time.sleep(0.05)
+        return store, f"http://127.0.0.1:{open(pf).read().strip()}"
+
+    def raw(url, path, body=None, headers=None):
+        req = urllib.request.Request(url + path, data=body, headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=20) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    anon = {"Content-Type": "application/octet-stream"}
+    node_d = os.path.join(work, "nodeD.lmdb")
+    subprocess.run([tool, "node", node_d, "510", "nodeD", USER, uid, "5", "2", str(t0)], check=True)
+    subprocess.run([tool, "bundle", node_d, body_file], check=True)
+    body = open(body_file, "rb").read()
+    open_store, open_url = start_bcd("open", "", {"AUTH_DISABLE": "yes"})
+    st, answer = raw(open_url, "/api/v1/ingest", body, anon)
+    assert st == 401 and "authentication required" in answer, (st, answer)
+    st, answer = raw(open_url, "/api/v1/ingest", body, dict(anon, **{"X-Munge-Credential": cred(hashlib.sha256(body).hexdigest())}))
+    assert st == 200 and json.loads(answer)["applied"] == 5, (st, answer)
+    st, answer = raw(open_url, "/api/v1/jobs/510")  # reads need nothing with AUTH_DISABLE
+    assert st == 200 and json.loads(answer)["job"]["id"] == 510, (st, answer)
+    test_store, test_url = start_bcd("noauth", "auth_secret=" + secret + "\ningest_auth=off\ndedup_window=1\n", {})
+    st, answer = raw(test_url, "/api/v1/ingest", body, anon)
+    assert st == 200 and json.loads(answer)["applied"] == 5, (st, answer)
+    assert raw(test_url, "/api/v1/jobs/510")[0] == 401  # ingest_auth says nothing about reads
+    print("ok AUTH_DISABLE=yes: reads open, anonymous push 401, munge push 200; ingest_auth=off: anonymous push 200")
+
+    # ---- Dedup entries older than dedup_window are folded into their monitor's mark: still duplicates.
+    time.sleep(2.2)
+    node_e = os.path.join(work, "nodeE.lmdb")
+    subprocess.run([tool, "node", node_e, "511", "nodeE", USER, uid, "2", "1", str(t0)], check=True)
+    subprocess.run([tool, "bundle", node_e, os.path.join(work, "b511")], check=True)
+    st, answer = raw(test_url, "/api/v1/ingest", open(os.path.join(work, "b511"), "rb").read(), anon)
+    assert st == 200 and json.loads(answer)["applied"] == 2, (st, answer)  # and folds what is older than 1 s
+    st, text = raw(test_url, "/metrics")
+    folded = re.search(r"^bcd_ingest_dedup_folded_total (\d+)$", text, re.M)
+    assert folded and int(folded.group(1)) == 5, text
+    stats = subprocess.run([bcadm, "db", "stats", "--store", test_store], capture_output=True, text=True, check=True).stdout
+    assert "dedup            2 batch entries, 1 monitor marks" in stats, stats
+    before = count(test_store, 510)
+    st, answer = raw(test_url, "/api/v1/ingest", body, anon)
+    assert st == 200 and json.loads(answer)["applied"] == 0 and json.loads(answer)["duplicates"] == 5, (st, answer)
+    assert count(test_store, 510) == before == {"nodes": 1, "processes": 2, "points": 15}, (before, count(test_store, 510))
+    print("ok dedup entries past dedup_window folded into a mark; the same batches resent later are still duplicates")
+
+    # ---- Concurrent requests share commits (group commit): the same bundle pushed by 8 clients at once is
+    # applied exactly once, within one shared transaction or across them.
+    node_f = os.path.join(work, "nodeF.lmdb")
+    subprocess.run([tool, "node", node_f, "512", "nodeF", USER, uid, "6", "3", str(t0)], check=True)
+    subprocess.run([tool, "bundle", node_f, os.path.join(work, "b512")], check=True)
+    b512 = open(os.path.join(work, "b512"), "rb").read()
+    answers = []
+    threads = [threading.Thread(target=lambda: answers.append(raw(test_url, "/api/v1/ingest", b512, anon)))
+               for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(st == 200 for st, _ in answers) and len(answers) == 8, answers
+    assert sum(json.loads(a)["applied"] for _, a in answers) == 6, answers
+    assert sum(json.loads(a)["duplicates"] for _, a in answers) == 42, answers
+    assert count(test_store, 512) == {"nodes": 1, "processes": 3, "points": 24}, count(test_store, 512)
+    print("ok 8 concurrent pushes of one bundle: applied once (6 batches), 42 duplicates, 24 points")
 finally:
+    for p in extra:
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=20)
     bcd.send_signal(signal.SIGTERM)
     try:
         rc = bcd.wait(timeout=20)

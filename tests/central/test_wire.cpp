@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <random>
 
+#include "codec.hpp"
 #include "store.hpp"
 #include "store_test_util.hpp"
 #include "wire.hpp"
@@ -49,6 +50,10 @@ Batch full_batch() {
   j.container_id = std::string(64, 'a');
   j.container_name = "web";
   j.container_image = "busybox:test";
+  j.array_job_id = 4'000'000'001U;
+  j.array_task_id = 70'000;
+  j.unshipped_batches = 1'000;
+  j.unshipped_samples = 51'000;
   b.job_sample = store::Sample{0, 1'700'000'999, 5, 6, 7, 8};
   for (uint32_t i = 0; i < 3; ++i) {
     store::ProcessUpdate u;
@@ -141,6 +146,10 @@ void expect_same(const Batch& a, const Batch& b) {
   EXPECT_EQ(x.container_id, y.container_id);
   EXPECT_EQ(x.container_name, y.container_name);
   EXPECT_EQ(x.container_image, y.container_image);
+  EXPECT_EQ(x.array_job_id, y.array_job_id);
+  EXPECT_EQ(x.array_task_id, y.array_task_id);
+  EXPECT_EQ(x.unshipped_batches, y.unshipped_batches);
+  EXPECT_EQ(x.unshipped_samples, y.unshipped_samples);
   auto same_sample = [](const std::optional<store::Sample>& s, const std::optional<store::Sample>& t) {
     ASSERT_EQ(s.has_value(), t.has_value());
     if (!s) return;
@@ -421,6 +430,101 @@ TEST(Central, ApiKeys) {
   EXPECT_FALSE(db->delete_api_key("aa"));
   EXPECT_FALSE(db->api_key("aa"));
   EXPECT_EQ(db->api_keys().size(), 1u);
+}
+
+// A job record of format 2 (before array ids and unshipped counts) still reads, with those fields zero.
+TEST(Wire, JobRecordFormat2StillReads) {
+  store::JobRecord j = full_batch().job;
+  j.array_job_id = 7;
+  j.array_task_id = 3;
+  j.unshipped_batches = 0;
+  j.unshipped_samples = 0;
+  std::string v4 = store::codec::encode_job(j);
+  ASSERT_EQ(v4[0], 4);
+  // Format 4 is format 3 plus the late tasks (one byte when 0).
+  std::string v3 = "\x03" + v4.substr(1, v4.size() - 2);
+  // Format 3 is format 2 plus four varints; these four are one byte each.
+  std::string v2 = "\x02" + v3.substr(1, v3.size() - 5);
+  store::JobRecord old = store::codec::decode_job(v2);
+  EXPECT_EQ(old.container_image, j.container_image);
+  EXPECT_EQ(old.job_name, j.job_name);
+  EXPECT_EQ(old.array_job_id, 0u);
+  EXPECT_EQ(old.unshipped_batches, 0u);
+  EXPECT_EQ(store::codec::decode_job(v3).array_task_id, 3u);
+  EXPECT_THROW(store::codec::decode_job("\x05" + v4.substr(1)), store::StoreError);
+}
+
+// Past its bound the outbox gives up its oldest batches, counts them per job (ship cursor, the job's record,
+// and the newest batch still waiting, which carries the counts to bcd); the node store keeps all the data.
+TEST(Outbox, BoundDropsOldestAndCountsThem) {
+  TempDir dir;
+  auto options = test_options();
+  Batch probe = tick(42, "n1", 1'700'000'000, 2);
+  const size_t one = wire::encode_batch(probe).size() + 16;
+  options.outbox_max_bytes = 4 * one;
+  auto db = store::Store::open(dir.store(), options);
+  for (int t = 0; t < 10; ++t) {
+    Batch b = tick(42, "n1", 1'700'000'000 + t, 2);
+    db->write_batch_spooled(b, 9);
+  }
+  auto pending = db->pending_batches(100, 1 << 30);
+  ASSERT_GE(pending.size(), 3u);
+  ASSERT_LE(pending.size(), 4u);
+  const uint64_t dropped = 10 - pending.size();
+  EXPECT_EQ(pending.front().id.seq, dropped + 1);  // the oldest went first
+  EXPECT_EQ(pending.back().id.seq, 10u);
+  uint64_t bytes = 0;
+  for (const auto& p : pending) bytes += p.wire.size();
+  EXPECT_LE(bytes, options.outbox_max_bytes);
+  auto states = db->ship_states();
+  ASSERT_EQ(states.size(), 1u);
+  EXPECT_EQ(states[0].dropped_batches, dropped);
+  EXPECT_EQ(states[0].dropped_samples, dropped * 3);  // the job's sample and two processes' per tick
+  EXPECT_EQ(db->job(42, "n1")->unshipped_batches, dropped);
+  EXPECT_EQ(db->job(42, "n1")->unshipped_samples, dropped * 3);
+  const Batch newest = wire::decode_batch(pending.back().wire);
+  EXPECT_EQ(newest.job.unshipped_batches, dropped);
+  EXPECT_EQ(db->series(42, "n1", 0, 0, INT64_MAX).size(), 10u);  // every tick is still in the node store
+  // Acknowledged batches free their room: nothing more is dropped.
+  db->acknowledge_batches(42, 10);
+  Batch b = tick(42, "n1", 1'700'000'010, 2);
+  db->write_batch_spooled(b, 9);
+  EXPECT_EQ(db->ship_states()[0].dropped_batches, dropped);
+  EXPECT_EQ(db->pending_batches(100, 1 << 30).size(), 1u);
+}
+
+// Folding old dedup entries into their monitor's mark keeps every applied batch a duplicate.
+TEST(Central, ExpiredDedupEntriesStayDuplicates) {
+  TempDir dir;
+  auto db = store::Store::open(dir.store(), test_options());
+  std::vector<Batch> batches;
+  std::vector<store::BatchId> ids;
+  for (int t = 0; t < 5; ++t) {
+    batches.push_back(tick(42, "n1", 1'700'000'000 + t, 2));
+    ids.push_back({"n1", 42, 9, static_cast<uint64_t>(t + 1)});
+  }
+  std::vector<Batch> copy = batches;
+  db->write_batches_once(copy, ids);
+  EXPECT_EQ(db->expire_dedup(time(nullptr) - 3600, 1000), 0u);  // none is that old
+  EXPECT_EQ(db->expire_dedup(time(nullptr) + 10, 2), 2u);        // bounded work per call
+  EXPECT_EQ(db->expire_dedup(time(nullptr) + 10, 1000), 3u);
+  EXPECT_EQ(db->dedup_stats().entries, 0u);
+  EXPECT_EQ(db->dedup_stats().marks, 1u);
+  copy = batches;
+  auto applied = db->write_batches_once(copy, ids);
+  EXPECT_EQ(std::count(applied.begin(), applied.end(), true), 0);
+  Batch again = batches[2];
+  EXPECT_FALSE(db->write_batch_once(again, ids[2]));
+  EXPECT_EQ(db->series(42, "n1", 0, 0, INT64_MAX).size(), 5u);
+  // The next seq, and the same seqs of another monitor or node, are new batches.
+  Batch next = tick(42, "n1", 1'700'000'005, 2);
+  EXPECT_TRUE(db->write_batch_once(next, {"n1", 42, 9, 6}));
+  Batch other_monitor = tick(42, "n1", 1'700'000'006, 2);
+  EXPECT_TRUE(db->write_batch_once(other_monitor, {"n1", 42, 10, 1}));
+  Batch other_node = tick(42, "n2", 1'700'000'000, 2);
+  EXPECT_TRUE(db->write_batch_once(other_node, {"n2", 42, 9, 1}));
+  EXPECT_EQ(db->applied_batch_count(), 3u);
+  EXPECT_EQ(db->check().problem_count, 0u);
 }
 
 }  // namespace

@@ -190,6 +190,23 @@ void write_container(bc::store::Store& store) {
   store.write_batch(b);
 }
 
+// Job array 5000 as Slurm numbers it: task 1 is job 5001, task 2 job 5002, and the array's own id 5000 is its
+// last task (3), as `squeue -t all -o %i|%A` shows (5000_3|5000, 5000_1|5001, 5000_2|5002). A year before
+// the other jobs, so listings of their window leave it out.
+constexpr int64_t kArrayT0 = kT0 - 365LL * 86400 * 1000;
+void write_array(bc::store::Store& store) {
+  for (auto [id, task] : {std::pair{5000u, 3u}, std::pair{5001u, 1u}, std::pair{5002u, 2u}}) {
+    bc::store::Batch b;
+    b.job = job_record(id, "n01");
+    b.job.array_job_id = 5000;
+    b.job.array_task_id = task;
+    b.job.start_ms = kArrayT0;
+    b.job.end_ms = kArrayT0 + 2000;
+    b.processes.push_back({process(100 + task, 1, bc::store::kStepBatch, "task", kArrayT0, kArrayT0 + 2000, 1, 1, 0, 0), std::nullopt});
+    store.write_batch(b);
+  }
+}
+
 class BcacctTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -205,6 +222,7 @@ class BcacctTest : public ::testing::Test {
     write_node(*store, fixture_.done, fixture_.done_procs);
     write_series_job(*store);
     write_container(*store);
+    write_array(*store);
   }
   static void TearDownTestSuite() {
     std::error_code ec;
@@ -837,12 +855,40 @@ TEST_F(BcacctTest, CliContainerAndArrayIds) {
     EXPECT_EQ(r.out, "JobID|JobIDRaw|Container|JobName|PID\n0c0ffee0c0de|" + std::to_string(kContainerKey) +
                          "|0c0ffee0c0de|web-1|1200\n") << which;
   }
+  // Its key is above 2^53: --json writes it out exactly, not rounded through a double.
+  r = run_bcacct({"--container", "web-1", "--store", store_path_, "--json"}, clean_env());
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("\"id\":\t" + std::to_string(kContainerKey) + ","), std::string::npos) << r.out.substr(0, 300);
   // A container is not a Slurm job: listings leave it out.
   r = run_bcacct({"--store", store_path_, "-S", "2023-01-01", "-P", "-n", "-o", "JobID"}, clean_env());
   EXPECT_EQ(r.out.find("0c0ffee0c0de"), std::string::npos) << r.out;
   r = run_bcacct({"-j", "4242_1", "--store", store_path_}, clean_env());
   EXPECT_EQ(r.status, 1);
-  EXPECT_NE(r.err.find("no array fields yet"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err, "bcacct: job 4242_1 not found in store " + store_path_ + "\n");
+  // sacct's array ids: ARRAY_TASK is that task, the array's id is every task, JobID prints ARRAY_TASK.
+  r = run_bcacct({"-j", "5000_2", "--store", store_path_, "-P", "-o", "JobID,JobIDRaw,PID"}, clean_env());
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "JobID|JobIDRaw|PID\n5000_2|5002|102\n");
+  r = run_bcacct({"-j", "5000", "--store", store_path_, "-P", "-n", "-o", "JobID,JobIDRaw"}, clean_env());
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "5000_3|5000\n5000_1|5001\n5000_2|5002\n");
+  r = run_bcacct({"-j", "5001,5000_1", "--store", store_path_, "-P", "-n", "-o", "JobID"}, clean_env());
+  EXPECT_EQ(r.out, "5000_1\n");  // a task by its own id, once however it was named
+  r = run_bcacct({"-j", "5000_9,5000_3", "--store", store_path_, "-P", "-n", "-o", "JobID"}, clean_env());
+  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(r.out, "5000_3\n");
+  EXPECT_EQ(r.err, "bcacct: job 5000_9 not found in store " + store_path_ + "\n");
+  r = run_bcacct({"-j", "5000_1", "--store", store_path_, "--json"}, clean_env());
+  EXPECT_EQ(r.status, 0) << r.err;
+  Json doc = parse(r.out);
+  ASSERT_TRUE(doc);
+  const cJSON* job = field(doc.get(), "job");
+  EXPECT_EQ(num(job, "id"), 5001);
+  EXPECT_EQ(str(job, "job_id"), "5000_1");
+  EXPECT_EQ(num(field(job, "array"), "job_id"), 5000);
+  EXPECT_EQ(num(field(job, "array"), "task_id"), 1);
+  r = run_bcacct({"-j", "5000_1", "--store", store_path_}, clean_env());
+  EXPECT_EQ(r.out.rfind("JobID:         5000_1\nJobIDRaw:      5001\n", 0), 0u) << r.out;
   r = run_bcacct({"-j", "4241+1", "--store", store_path_, "-P", "-n", "-o", "JobID"}, clean_env());
   EXPECT_EQ(r.status, 0) << r.err;  // het component 1 of 4241 is job 4242
   EXPECT_EQ(r.out, "4242\n");

@@ -11,6 +11,8 @@ TEST(BcdConfig, Defaults) {
   EXPECT_EQ(c.listen_address, "127.0.0.1");
   EXPECT_EQ(c.listen_port, 8470);
   EXPECT_FALSE(c.auth_disable);
+  EXPECT_TRUE(c.ingest_auth);
+  EXPECT_EQ(c.dedup_window_s, 3600);
   EXPECT_EQ(c.pushers, (std::vector<std::string>{"root", "slurm"}));
 }
 
@@ -18,8 +20,10 @@ TEST(BcdConfig, EveryKey) {
   Config c = parse_config(
       "# comment\nlisten = 0.0.0.0:9000\nstore=/s\nstatic_dir=/w\nauth_secret=abcdefghijklmnopq # trailing\n"
       "auth_disable=no\nadmins=root, alice\nadmin_group=hpcadm\npushers=root\nmunge_socket=/run/m\n"
-      "max_body_bytes=2048\nthreads=8\nlog=syslog\n",
+      "max_body_bytes=2048\nthreads=8\nlog=syslog\ningest_auth=off\ndedup_window=600\n",
       "t");
+  EXPECT_FALSE(c.ingest_auth);
+  EXPECT_EQ(c.dedup_window_s, 600);
   EXPECT_EQ(c.listen_address, "0.0.0.0");
   EXPECT_EQ(c.listen_port, 9000);
   EXPECT_EQ(c.store, "/s");
@@ -52,6 +56,8 @@ TEST(BcdConfig, ErrorsNameTheLine) {
   EXPECT_NE(message("auth_disable=maybe").find("auth_disable="), std::string::npos);
   EXPECT_NE(message("just words").find("key=value"), std::string::npos);
   EXPECT_NE(message("log=file").find("log="), std::string::npos);
+  EXPECT_NE(message("ingest_auth=maybe").find("ingest_auth= takes on or off"), std::string::npos);
+  EXPECT_NE(message("dedup_window=0").find("dedup_window="), std::string::npos);
 }
 
 TEST(BcdConfig, EnvironmentOverridesAndValidation) {
@@ -65,6 +71,7 @@ TEST(BcdConfig, EnvironmentOverridesAndValidation) {
   setenv("AUTH_DISABLE", "yes", 1);
   apply_environment(c);
   EXPECT_TRUE(c.auth_disable);
+  EXPECT_TRUE(c.ingest_auth);  // AUTH_DISABLE opens reads only; pushes stay authenticated
   setenv("AUTH_DISABLE", "perhaps", 1);
   EXPECT_THROW(apply_environment(c), ConfigError);
   unsetenv("AUTH_SECRET");

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
 
 #include "cgroup_paths.hpp"
 #include "cgroup_reader.hpp"
@@ -104,4 +106,44 @@ TEST(V2Reader, UnifiedMountOfThisHost) {
   EXPECT_TRUE(t.has_cpu);
   EXPECT_GT(t.cpu_ns, 0u);
   EXPECT_FALSE(reader->members().empty());
+}
+
+// The reader keeps the job directory and its files open between ticks. A directory removed and made again
+// under the same name (Slurm does so between steps of an allocation) must be read afresh, not through the
+// old fds; a file rewritten in place is read anew through the kept fd.
+TEST(V2Reader, KeptFdsFollowRewriteRemovalAndRecreation) {
+  namespace fs = std::filesystem;
+  const fs::path root = fs::temp_directory_path() / ("bc-cgroup-reader-" + std::to_string(::getpid()));
+  const fs::path job = root / "job_7";
+  auto make = [&](const char* procs, const char* mem) {
+    fs::create_directories(job);
+    std::ofstream(job / "cgroup.procs") << procs;
+    std::ofstream(job / "memory.current") << mem;
+  };
+  fs::remove_all(root);
+  make("11\n", "5\n");
+  auto reader = make_cgroup_reader(2, "/job_7", root.string());
+  ASSERT_TRUE(reader->exists());
+  ASSERT_EQ(reader->members().size(), 1u);
+  EXPECT_EQ(reader->members()[0].pid, 11u);
+  EXPECT_EQ(reader->totals().mem_current, 5u);
+
+  std::ofstream(job / "memory.current", std::ios::trunc) << "7\n";
+  std::ofstream(job / "cgroup.procs", std::ios::trunc) << "11\n13\n";
+  EXPECT_TRUE(reader->exists());
+  EXPECT_EQ(reader->totals().mem_current, 7u);
+  EXPECT_EQ(reader->members().size(), 2u);
+
+  fs::remove_all(job);
+  EXPECT_FALSE(reader->exists());
+  EXPECT_TRUE(reader->members().empty());
+  EXPECT_FALSE(reader->totals().has_memory);
+
+  make("12\n", "9\n");
+  ASSERT_TRUE(reader->exists());
+  auto members = reader->members();
+  ASSERT_EQ(members.size(), 1u);
+  EXPECT_EQ(members[0].pid, 12u);
+  EXPECT_EQ(reader->totals().mem_current, 9u);
+  fs::remove_all(root);
 }

@@ -256,9 +256,22 @@ Response Api::list_jobs(const Request& req) {
   } catch (const std::exception&) {
     return Response::error(400, "from and to are epoch seconds");
   }
+  // array=N: the tasks of Slurm job array N (sacct -j N); task=M with it: only its task M (sacct -j N_M).
+  std::optional<uint32_t> array_job, array_task;
+  for (auto [name, into] : {std::pair{"array", &array_job}, std::pair{"task", &array_task}}) {
+    const auto text = req.arg(name);
+    if (!text) continue;
+    if (text->empty() || text->size() > 10 || text->find_first_not_of("0123456789") != std::string::npos ||
+        std::stoull(*text) > UINT32_MAX)
+      return Response::error(400, std::string(name) + " must be a number");
+    *into = static_cast<uint32_t>(std::stoull(*text));
+  }
+  if (array_task && !array_job) return Response::error(400, "task goes with array");
   std::string out = "{\"jobs\": [";
   bool first = true;
   for (uint64_t id : store_->job_ids()) {
+    // The array filter needs only the job records, so an array's tasks are found without loading every job.
+    if (array_job && !store::is_array_task(store_->job_nodes(id), *array_job, array_task)) continue;
     report::JobData data = load(*store_, id);
     if (data.nodes.empty()) continue;
     report::JobTotals t = report::compute_totals(data);
@@ -273,7 +286,11 @@ Response Api::list_jobs(const Request& req) {
     out += first ? "\n" : ",\n";
     first = false;
     const auto short_id = docker::short_id_from_key(id);
-    out += "  {\"id\": " + std::to_string(id) + ", \"container\": " +
+    out += "  {\"id\": " + std::to_string(id) + ", \"job_id\": " + json_string(report::sacct_job_id(t)) +
+           (t.array_job_id ? ", \"array\": {\"job_id\": " + std::to_string(t.array_job_id) +
+                                 ", \"task_id\": " + std::to_string(t.array_task_id) + "}"
+                           : std::string(", \"array\": null")) +
+           ", \"container\": " +
            json_string(short_id ? *short_id : "job_" + std::to_string(id)) + ", \"user\": " + json_string(t.user) + ", \"state\": \"" +
            (running ? "running" : "completed") + "\", \"start\": " +
            (t.start_ms ? json_string(report::iso_utc_ms(*t.start_ms)) : "null") + ", \"end\": " +

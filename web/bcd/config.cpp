@@ -69,6 +69,12 @@ Config parse_config(std::string_view text, const std::string& origin, Config con
       config.auth_secret = value;
     } else if (key == "auth_disable") {
       if (!parse_bool(value, config.auth_disable)) throw ConfigError(where + "auth_disable= takes yes or no");
+    } else if (key == "ingest_auth") {
+      if (!parse_bool(value, config.ingest_auth)) throw ConfigError(where + "ingest_auth= takes on or off");
+    } else if (key == "dedup_window") {
+      if (!parse_uint(value, 10ULL * 366 * 86400, n) || n == 0)
+        throw ConfigError(where + "dedup_window= takes seconds (1 to 10 years)");
+      config.dedup_window_s = static_cast<int64_t>(n);
     } else if (key == "admins") {
       config.admins = split_list(value);
     } else if (key == "admin_group") {
@@ -92,8 +98,8 @@ Config parse_config(std::string_view text, const std::string& origin, Config con
       config.log = value;
     } else {
       throw ConfigError(where + "unknown key '" + key +
-                        "' (known: listen, store, static_dir, auth_secret, auth_disable, admins, admin_group, "
-                        "pushers, munge_socket, max_body_bytes, threads, max_streams, log)");
+                        "' (known: listen, store, static_dir, auth_secret, auth_disable, ingest_auth, dedup_window, admins, "
+                        "admin_group, pushers, munge_socket, max_body_bytes, threads, max_streams, log)");
     }
   }
   return config;

@@ -21,7 +21,9 @@ struct Config {
   std::string store = "/var/lib/bubble-chamber/central.lmdb";
   std::string static_dir = BC_WEB_STATIC_DEFAULT;
   std::string auth_secret;          // HMAC key for web tokens; required unless auth is disabled
-  bool auth_disable = false;
+  bool auth_disable = false;       // web and CLI reads only (the original's AUTH_DISABLE); never ingest
+  bool ingest_auth = true;          // off: pushes need no credential. For tests only, never AUTH_DISABLE's doing
+  int64_t dedup_window_s = 3600;    // dedup entries older than this are folded into their monitor's mark
   std::vector<std::string> admins = {"root"};  // users who see every job
   std::string admin_group;          // members see every job too
   std::vector<std::string> pushers = {"root", "slurm"};  // users whose munge credentials may push node data

@@ -211,8 +211,14 @@ struct HttpServer::Impl {
     auto* self = static_cast<Impl*>(cls);
     auto* pending = static_cast<Pending*>(*req_cls);
     if (!pending) {
-      // First call: headers only. Never answer before the body has arrived.
-      *req_cls = new Pending();
+      // First call: headers only. Never answer before the body has arrived. A declared length within the
+      // limit is reserved at once, so a big ingest body is not copied again each time the string grows.
+      pending = new Pending();
+      *req_cls = pending;
+      if (const char* length = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH)) {
+        const unsigned long long n = std::strtoull(length, nullptr, 10);
+        if (n > 0 && n <= self->options.max_body_bytes) pending->body.reserve(static_cast<size_t>(n));
+      }
       return MHD_YES;
     }
     if (*upload_size > 0) {
@@ -222,6 +228,7 @@ struct HttpServer::Impl {
       return MHD_YES;
     }
     if (pending->too_large) {
+      if (self->options.on_body_too_large) self->options.on_body_too_large(url);
       Response r = Response::error(413, "request body larger than " + std::to_string(self->options.max_body_bytes) +
                                             " bytes");
       return self->queue(connection, r);

@@ -64,6 +64,8 @@ struct ServerOptions {
   size_t max_body_bytes = 8 << 20;
   unsigned connection_timeout_s = 30;
   unsigned stream_poll_ms = 1000;  // how often a parked stream is asked for more
+  // Called with the request path when a body over max_body_bytes is refused with 413 (no handler runs then).
+  std::function<void(const std::string& path)> on_body_too_large;
 };
 
 class HttpServer {

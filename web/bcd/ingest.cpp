@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <iterator>
 #include <map>
+#include <stdexcept>
 
 #include "auth.hpp"
 #include "store.hpp"
@@ -14,7 +16,8 @@ namespace {
 using web::Request;
 using web::Response;
 
-constexpr size_t kBatchesPerTransaction = 256;
+constexpr size_t kBatchesPerTransaction = 256;  // of one request
+constexpr size_t kBatchesPerCommit = 1024;      // of the requests that share a commit
 
 int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -56,7 +59,7 @@ Response Ingest::ingest(const Request& req, const std::string& path_key) {
   // Who is pushing. An API-key push stores the data as the key owner's, so a key cannot write records in
   // another user's name.
   std::string key_owner;
-  if (!config_.auth_disable) {
+  if (config_.ingest_auth) {
     std::string api_key = path_key;
     if (auto authz = req.header("authorization"); authz && authz->rfind("Bearer ", 0) == 0) api_key = authz->substr(7);
     if (auto cred = req.header("x-munge-credential")) {
@@ -85,11 +88,12 @@ Response Ingest::ingest(const Request& req, const std::string& path_key) {
     }
   }
 
-  // Decode everything before applying anything: a malformed request changes nothing.
-  std::vector<store::SpooledBatch> bundle;
+  // Decode everything before applying anything: a malformed request changes nothing. The batches are decoded
+  // in the request's own thread, in place in the body, while other requests are being written.
+  std::vector<wire::BatchView> bundle;
   std::vector<store::Batch> batches;
   try {
-    bundle = wire::decode_bundle(req.body);
+    bundle = wire::decode_bundle_views(req.body);
     batches.reserve(bundle.size());
     for (const auto& b : bundle) {
       batches.push_back(wire::decode_batch(b.wire));
@@ -108,27 +112,28 @@ Response Ingest::ingest(const Request& req, const std::string& path_key) {
   int64_t newest_ms = 0;
   try {
     std::vector<store::BatchId> ids;
+    std::vector<uint64_t> batch_samples;
+    std::vector<int64_t> batch_newest;
     for (size_t i = 0; i < batches.size(); ++i) {
       if (!key_owner.empty()) batches[i].job.user = key_owner;
-      ids.push_back(bundle[i].id);
+      ids.push_back(std::move(bundle[i].id));
+      uint64_t n = batches[i].job_sample ? 1 : 0;
+      for (const auto& u : batches[i].processes) n += u.sample ? 1 : 0;
+      batch_samples.push_back(n);
+      batch_newest.push_back(batches[i].job.last_sample_ms);
     }
-    // One transaction (one commit, one fsync) per group: a commit per batch would cap ingest at the disk's
-    // fsync rate.
+    // At most kBatchesPerTransaction of this request per transaction, so readers get turns during a big one.
     for (size_t from = 0; from < batches.size(); from += kBatchesPerTransaction) {
       const size_t to = std::min(batches.size(), from + kBatchesPerTransaction);
       std::vector<store::Batch> group(std::make_move_iterator(batches.begin() + static_cast<long>(from)),
                                       std::make_move_iterator(batches.begin() + static_cast<long>(to)));
-      std::unique_lock lock(store_mutex_);  // per group, so readers get turns during a big request
       const std::vector<bool> done =
-          store_.write_batches_once(group, {ids.begin() + static_cast<long>(from), ids.begin() + static_cast<long>(to)});
-      lock.unlock();
-      for (size_t i = 0; i < group.size(); ++i) {
-        const store::Batch& batch = group[i];
+          write_grouped(std::move(group), {ids.begin() + static_cast<long>(from), ids.begin() + static_cast<long>(to)});
+      for (size_t i = 0; i < done.size(); ++i) {
         if (done[i]) {
           ++applied;
-          samples += batch.job_sample ? 1 : 0;
-          for (const auto& u : batch.processes) samples += u.sample ? 1 : 0;
-          newest_ms = std::max(newest_ms, batch.job.last_sample_ms);
+          samples += batch_samples[from + i];
+          newest_ms = std::max(newest_ms, batch_newest[from + i]);
         } else {
           ++duplicates;
         }
@@ -147,6 +152,7 @@ Response Ingest::ingest(const Request& req, const std::string& path_key) {
   metrics_.samples += samples;
   metrics_.bytes += req.body.size();
   if (newest_ms > 0) metrics_.lag_ms = std::max<int64_t>(0, now_ms() - newest_ms);
+  expire_dedup();
 
   std::string out = "{\"applied\": " + std::to_string(applied) + ", \"duplicates\": " + std::to_string(duplicates) +
                     ", \"samples\": " + std::to_string(samples) + ", \"acked\": [";
@@ -158,6 +164,85 @@ Response Ingest::ingest(const Request& req, const std::string& path_key) {
   out += "]";
   if (!key_owner.empty()) out += ", \"owner\": \"" + json_escape(key_owner) + "\"";
   return Response::json(200, out + "}\n");
+}
+
+// Group commit: a request hands its batches to the queue; whoever finds no writer at work becomes the writer
+// and applies every request waiting then in one transaction (one commit, one fsync), up to
+// kBatchesPerCommit batches, while the others wait. Under load, concurrent requests share commits; alone, a
+// request commits at once as before.
+std::vector<bool> Ingest::write_grouped(std::vector<store::Batch> batches, std::vector<store::BatchId> ids) {
+  Queued me{std::move(batches), std::move(ids), {}, {}, false};
+  std::unique_lock q(queue_mutex_);
+  queue_.push_back(&me);
+  while (!me.done) {
+    if (writing_) {
+      queue_cv_.wait(q);
+      continue;
+    }
+    writing_ = true;
+    std::vector<Queued*> take;
+    size_t total = 0;
+    while (!queue_.empty() && (take.empty() || total + queue_.front()->batches.size() <= kBatchesPerCommit)) {
+      total += queue_.front()->batches.size();
+      take.push_back(queue_.front());
+      queue_.pop_front();
+    }
+    q.unlock();
+    write_taken(take, total);
+    q.lock();
+    writing_ = false;
+    queue_cv_.notify_all();
+  }
+  if (!me.error.empty()) throw std::runtime_error(me.error);
+  return std::move(me.applied);
+}
+
+void Ingest::write_taken(const std::vector<Queued*>& take, size_t total) {
+  std::vector<store::Batch> all;
+  std::vector<store::BatchId> ids;
+  all.reserve(total);
+  ids.reserve(total);
+  for (Queued* r : take) {
+    std::move(r->batches.begin(), r->batches.end(), std::back_inserter(all));
+    ids.insert(ids.end(), r->ids.begin(), r->ids.end());
+  }
+  std::vector<bool> applied;
+  std::string error;
+  try {
+    std::lock_guard lock(store_mutex_);
+    applied = store_.write_batches_once(all, ids);
+  } catch (const std::exception& e) {
+    error = e.what();  // all or nothing: every request of the group is refused, and its node resends
+  }
+  size_t at = 0;
+  for (Queued* r : take) {
+    if (error.empty()) r->applied.assign(applied.begin() + static_cast<long>(at), applied.begin() + static_cast<long>(at + r->ids.size()));
+    r->error = error;
+    at += r->ids.size();
+  }
+  std::lock_guard q(queue_mutex_);
+  for (Queued* r : take) r->done = true;
+}
+
+void Ingest::body_too_large(const std::string& path) {
+  if (path == "/api/v1/ingest" || path.rfind("/event/api/", 0) == 0) {
+    ++metrics_.requests;
+    ++metrics_.rejected_too_large;
+  }
+}
+
+void Ingest::expire_dedup() {
+  const int64_t now = now_ms();
+  const int64_t period_ms = std::min<int64_t>(config_.dedup_window_s, 10) * 1000;
+  int64_t last = last_expiry_ms_.load();
+  if (now - last < period_ms || !last_expiry_ms_.compare_exchange_strong(last, now)) return;
+  try {
+    std::lock_guard lock(store_mutex_);
+    // Bounded work per call, so one request never waits long on a big table; the next call goes on.
+    metrics_.dedup_folded += store_.expire_dedup(now / 1000 - config_.dedup_window_s, 50000);
+  } catch (const std::exception&) {
+    // the data was applied; folding is tried again after the next period
+  }
 }
 
 std::string Ingest::metrics_text() const {
@@ -176,7 +261,9 @@ std::string Ingest::metrics_text() const {
   out += line("bcd_ingest_rejected_total", "{reason=\"auth\"}", metrics_.rejected_auth);
   out += line("bcd_ingest_rejected_total", "{reason=\"malformed\"}", metrics_.rejected_malformed);
   out += line("bcd_ingest_rejected_total", "{reason=\"content_type\"}", metrics_.rejected_content_type);
+  out += line("bcd_ingest_rejected_total", "{reason=\"too_large\"}", metrics_.rejected_too_large);
   out += line("bcd_ingest_rejected_total", "{reason=\"store\"}", metrics_.store_errors);
+  out += "# TYPE bcd_ingest_dedup_folded counter\n" + line("bcd_ingest_dedup_folded_total", "", metrics_.dedup_folded);
   char lag[64];
   std::snprintf(lag, sizeof lag, "%.3f", static_cast<double>(metrics_.lag_ms.load()) / 1000.0);
   out += "# TYPE bcd_ingest_lag_seconds gauge\n# UNIT bcd_ingest_lag_seconds seconds\nbcd_ingest_lag_seconds " +

@@ -4,7 +4,9 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -12,9 +14,7 @@
 #include "config.hpp"
 #include "http_server.hpp"
 
-namespace bc::store {
-class Store;
-}
+#include "store.hpp"
 
 namespace bc::bcd {
 
@@ -27,6 +27,8 @@ struct IngestMetrics {
   std::atomic<uint64_t> rejected_auth{0};
   std::atomic<uint64_t> rejected_malformed{0};
   std::atomic<uint64_t> rejected_content_type{0};
+  std::atomic<uint64_t> rejected_too_large{0};  // 413: body over max_body_bytes (counted by the HTTP layer's hook)
+  std::atomic<uint64_t> dedup_folded{0};        // dedup entries folded into their monitor's mark
   std::atomic<uint64_t> store_errors{0};
   std::atomic<int64_t> lag_ms{0};        // now minus the newest sample of the last batch applied
 };
@@ -39,14 +41,34 @@ class Ingest {
   std::vector<web::Route> routes();
   // OpenMetrics lines (no # EOF) for /metrics.
   std::string metrics_text() const;
+  // The HTTP layer refused a body over max_body_bytes on `path` (ServerOptions::on_body_too_large).
+  void body_too_large(const std::string& path);
 
  private:
   web::Response ingest(const web::Request& req, const std::string& path_key);
+  // Folds old dedup entries (Store::expire_dedup) at most once per min(dedup_window, 10 s).
+  void expire_dedup();
+  // Applies the batches with those of other requests waiting at the same time, in one transaction (group
+  // commit). Returns which were new; throws when the store write failed (nothing of the group applied).
+  std::vector<bool> write_grouped(std::vector<store::Batch> batches, std::vector<store::BatchId> ids);
+  struct Queued {
+    std::vector<store::Batch> batches;
+    std::vector<store::BatchId> ids;
+    std::vector<bool> applied;
+    std::string error;
+    bool done = false;  // guarded by queue_mutex_
+  };
+  void write_taken(const std::vector<Queued*>& take, size_t total);
 
   const Config& config_;
   store::Store& store_;
   std::mutex& store_mutex_;
   IngestMetrics metrics_;
+  std::atomic<int64_t> last_expiry_ms_{0};
+  std::mutex queue_mutex_;  // never held while store_mutex_ is taken
+  std::condition_variable queue_cv_;
+  std::deque<Queued*> queue_;
+  bool writing_ = false;
 };
 
 }  // namespace bc::bcd

@@ -31,7 +31,8 @@ const char kUsage[] =
     "  -h, --help            this text\n"
     "      --version         version\n"
     "\n"
-    "Environment: AUTH_SECRET, AUTH_DISABLE=yes|no override the config file.\n"
+    "Environment: AUTH_SECRET, AUTH_DISABLE=yes|no override the config file. AUTH_DISABLE opens reads only:\n"
+    "pushes stay authenticated unless the config says ingest_auth=off (for tests only).\n"
     "Exit status: 0 stopped by SIGTERM/SIGINT, 1 cannot start (store, port), 2 usage or config error.\n";
 
 void log_line(bool syslog_on, int priority, const std::string& text) {
@@ -111,6 +112,7 @@ int main(int argc, char** argv) try {
   options.port = config.listen_port;
   options.threads = config.threads;
   options.max_body_bytes = config.max_body_bytes;
+  options.on_body_too_large = [&ingest](const std::string& path) { ingest.body_too_large(path); };
   std::unique_ptr<bc::web::HttpServer> server;
   try {
     server = std::make_unique<bc::web::HttpServer>(options, std::move(routes));
@@ -124,7 +126,8 @@ int main(int argc, char** argv) try {
   }
   log_line(use_syslog, LOG_INFO,
            "listening on " + config.listen_address + ":" + std::to_string(server->port()) + ", store " + config.store +
-               (config.auth_disable ? ", AUTH DISABLED: every caller sees every job" : ""));
+               (config.auth_disable ? ", AUTH DISABLED: every caller sees every job" : "") +
+               (config.ingest_auth ? "" : ", INGEST AUTH OFF: anyone can push node data (tests only)"));
   int sig = 0;
   sigwait(&stop_signals, &sig);
   log_line(use_syslog, LOG_INFO, std::string("stopping on ") + strsignal(sig) + ", finishing requests in flight");
