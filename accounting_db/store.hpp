@@ -45,7 +45,9 @@ struct EventLoss {
   uint64_t tracked = 0;      // the node's tracked-process map was full
   uint64_t unreadable = 0;   // a path or address could not be read from the process's memory
   uint64_t monitor = 0;      // dropped by the monitor (too many events between two drains)
-  uint64_t total() const { return ring + files + connections + tracked + unreadable + monitor; }
+  uint64_t late = 0;         // tasks that started before the monitor tracked them (the plugin's wait timed
+                             // out): what such a task did first may be missing
+  uint64_t total() const { return ring + files + connections + tracked + unreadable + monitor + late; }
   EventLoss& operator+=(const EventLoss& o) {
     ring += o.ring;
     files += o.files;
@@ -53,6 +55,7 @@ struct EventLoss {
     tracked += o.tracked;
     unreadable += o.unreadable;
     monitor += o.monitor;
+    late += o.late;
     return *this;
   }
   bool operator==(const EventLoss&) const = default;

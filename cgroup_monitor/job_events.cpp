@@ -9,6 +9,7 @@
 
 #include "events.hpp"
 #include "fd.hpp"
+#include "handoff.hpp"
 #include "proc_parse.hpp"
 
 namespace bc::monitor {
@@ -69,6 +70,22 @@ void JobEvents::pump() {
   if (collector_) collector_->pump();
 }
 
+char JobEvents::hand_off(uint32_t pid, uint32_t step) {
+  if (!collector_) return kHandoffNoEvents;
+  // The task is slurmstepd's child, waiting for our answer before its exec: alive, so /proc has its identity.
+  auto text = read_file("/proc/" + std::to_string(pid) + "/stat");
+  auto st = text ? parse_proc_stat(*text) : std::nullopt;
+  if (!st || !collector_->track(pid)) return kHandoffNoEvents;  // gone, or another job's: nothing to follow
+  Pending& p = pending_[pid];
+  p = Pending{};
+  p.start_ticks = st->start_ticks;
+  p.start_known = true;
+  p.ppid = static_cast<uint32_t>(st->ppid);
+  p.step = step;
+  p.parent_command = st->comm;
+  return kHandoffTracked;
+}
+
 uint64_t JobEvents::start_ticks_of(uint32_t pid, Pending* p, const ProcessTable& table) {
   if (p && p->start_known) return p->start_ticks;
   if (!p || !p->forked) {
@@ -111,6 +128,7 @@ void JobEvents::absorb(const events::Drained& d, const ProcessTable& table) {
   for (const auto& e : d.execs) {
     Pending& p = pending_[e.pid];
     p.execed = true;
+    p.exec_applied = false;
     p.exec_ns = e.time_ns;
     if (!p.forked) p.ppid = e.ppid;
     p.exe = e.exe;
@@ -174,7 +192,9 @@ void JobEvents::merge(ProcessTable& table, int64_t now_ms, store::Batch& batch, 
   ++drains_;
   absorb(d, table);
 
-  job.lost += store::EventLoss{d.lost.ring, d.lost.files, d.lost.conns, d.lost.tracked, d.lost.read_failed, d.lost.user};
+  job.lost += store::EventLoss{d.lost.ring, d.lost.files, d.lost.conns, d.lost.tracked, d.lost.read_failed, d.lost.user,
+                               late_};
+  late_ = 0;
   job.lost_events = job.lost.total();
 
   auto identity = [&](uint32_t pid) {
@@ -215,7 +235,11 @@ void JobEvents::merge(ProcessTable& table, int64_t now_ms, store::Batch& batch, 
     }
     auto id = table.identity(pid);
     const bool in_table = id && id->start_ticks == p.start_ticks;
-    if (in_table && p.forked) table.apply_parent(pid, p.start_ticks, p.ppid);
+    if (in_table && p.forked) table.apply_parent(pid, p.start_ticks, p.ppid, ms_of(p.fork_ns));
+    if (in_table && p.execed && !p.exec_applied) {
+      table.apply_exec(pid, p.start_ticks, {comm_of(p.filename), p.exe, p.argv, p.argv_truncated});
+      p.exec_applied = true;
+    }
     if (!p.exited) {
       // Alive: the table picks it up, or its exit event comes. Gone without an exit event (it was lost, and
       // counted): forgotten after a few ticks, so the map stays bounded.

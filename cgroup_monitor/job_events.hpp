@@ -52,6 +52,12 @@ class JobEvents {
   int poll_fd() const;
   void pump();
 
+  // A task handed over by the SPANK plugin before its exec (see handoff.hpp): tracked from now on, so its
+  // whole life is seen. Returns the answer for the task (kHandoffTracked, or kHandoffNoEvents).
+  char hand_off(uint32_t pid, uint32_t step);
+  // Tasks whose plugin stopped waiting before the monitor tracked them; added to the job's lost events.
+  void count_late(uint64_t tasks) { late_ += tasks; }
+
   // One tick, after table.sample(): tracks the table's live processes, drains, and adds to batch and job.
   void merge(ProcessTable& table, int64_t now_ms, store::Batch& batch, store::JobRecord& job);
   // After a successful write of batch (records it carried need not be sent again).
@@ -64,6 +70,7 @@ class JobEvents {
     uint64_t fork_ns = 0;      // epoch
     uint32_t ppid = 0;
     bool forked = false, execed = false, exited = false;
+    bool exec_applied = false;  // the table's record has this exec's argv
     uint64_t exec_ns = 0;
     std::string exe, filename;
     std::vector<std::string> argv;
@@ -90,6 +97,7 @@ class JobEvents {
   int64_t boot_epoch_ns_ = 0;
   uint64_t ns_per_tick_ = 10'000'000;
   uint64_t drains_ = 0;
+  uint64_t late_ = 0;  // not yet added to the job record
 };
 
 }  // namespace bc::monitor

@@ -202,7 +202,7 @@ int main(int argc, char** argv) try {
   if (opt.cgroup_relative.empty() || opt.cgroup_relative[0] != '/')
     return usage_error("--cgroup-path is required and must start with '/'");
   if (opt.node.empty()) return usage_error("cannot tell the node name; pass --node");
-  setpriority(PRIO_PROCESS, 0, nice_level);
+  opt.nice = nice_level;
   return bc::monitor::run_monitor(opt);
 } catch (const std::exception& e) {
   std::fprintf(stderr, "bc-monitor: %s\n", e.what());

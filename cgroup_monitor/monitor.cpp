@@ -13,12 +13,14 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <functional>
 #include <optional>
 #include <unistd.h>
 
 #include "cgroup_reader.hpp"
 #include "auth.hpp"
 #include "fd.hpp"
+#include "handoff.hpp"
 #include "process_table.hpp"
 #include "shipper.hpp"
 #include "store.hpp"
@@ -64,11 +66,13 @@ void add_step(store::JobRecord& job, uint32_t step) {
 }
 
 // Sleeps until the timeout or a signal; meanwhile empties the event ring when it fills, so a small ring
-// survives bursts between ticks. Returns the signal, or 0 at the timeout.
-int wait_for_signal(const sigset_t& signals, int signal_fd, timespec wait, JobEvents* events) {
+// survives bursts between ticks, and answers tasks handed over by the plugin (on_handoff). Returns the
+// signal, or 0 at the timeout.
+int wait_for_signal(const sigset_t& signals, int signal_fd, timespec wait, JobEvents* events, int handoff_fd,
+                    const std::function<void()>& on_handoff) {
   siginfo_t info{};
   const int ring = events ? events->poll_fd() : -1;
-  if (ring < 0 || signal_fd < 0) {
+  if ((ring < 0 && handoff_fd < 0) || signal_fd < 0) {
     int sig = sigtimedwait(&signals, &info, &wait);
     return sig > 0 ? sig : 0;
   }
@@ -79,13 +83,14 @@ int wait_for_signal(const sigset_t& signals, int signal_fd, timespec wait, JobEv
     clock_gettime(CLOCK_MONOTONIC, &now);
     const int64_t left_ms = deadline_ms - (now.tv_sec * 1000 + now.tv_nsec / 1'000'000);
     if (left_ms <= 0) return 0;
-    pollfd fds[2] = {{signal_fd, POLLIN, 0}, {ring, POLLIN, 0}};
-    if (::poll(fds, 2, static_cast<int>(left_ms)) < 0 && errno != EINTR) return sigtimedwait(&signals, &info, &wait);
+    pollfd fds[3] = {{signal_fd, POLLIN, 0}, {ring, POLLIN, 0}, {handoff_fd, POLLIN, 0}};
+    if (::poll(fds, 3, static_cast<int>(left_ms)) < 0 && errno != EINTR) return sigtimedwait(&signals, &info, &wait);
     if (fds[0].revents & POLLIN) {
       signalfd_siginfo si{};
       if (::read(signal_fd, &si, sizeof si) == static_cast<ssize_t>(sizeof si)) return static_cast<int>(si.ssi_signo);
     }
     if (fds[1].revents & POLLIN) events->pump();
+    if (fds[2].revents & POLLIN) on_handoff();
   }
 }
 
@@ -115,6 +120,37 @@ int run_monitor(const MonitorOptions& opt) {
   sigprocmask(SIG_BLOCK, &signals, nullptr);
   UniqueFd signal_fd(::signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK));
 
+  // Tasks of the job's steps wait (bounded) in the plugin until this monitor tracks them, so the events are
+  // opened first of all, and their socket is up before: a task that comes early is answered as soon as
+  // the events run.
+  HandoffServer handoff(monitor_handoff_path(opt.run_dir, opt.job_id));
+  if (!handoff.error().empty()) log("no task handoff (%s): tasks are found by sampling", handoff.error().c_str());
+  // Events never stop the monitor: without them, sampling goes on and the job record says why.
+  timespec opening{};
+  clock_gettime(CLOCK_MONOTONIC, &opening);
+  JobEvents events(opt.events, [&log](const std::string& text) { log("%s", text.c_str()); });
+  timespec opened{};
+  clock_gettime(CLOCK_MONOTONIC, &opened);
+  const double open_ms = static_cast<double>(opened.tv_sec - opening.tv_sec) * 1e3 +
+                         static_cast<double>(opened.tv_nsec - opening.tv_nsec) / 1e6;
+  if (!events.running()) log("%s; sampling only (%.1f ms)", events.unavailable().c_str(), open_ms);
+  else log("events running (opened in %.1f ms)", open_ms);
+  uint64_t handed_off = 0;
+  auto serve_handoffs = [&] {
+    const uint64_t late = handoff.serve([&](uint32_t pid, uint32_t step) {
+      ++handed_off;
+      return events.hand_off(pid, step);
+    });
+    if (late) {
+      log("%llu task(s) stopped waiting before they were tracked: counted as late",
+          static_cast<unsigned long long>(late));
+      events.count_late(late);
+    }
+  };
+  serve_handoffs();
+  // Until here the job's tasks may be waiting for us; from now on the job wins the CPU.
+  setpriority(PRIO_PROCESS, 0, opt.nice);
+
   std::unique_ptr<store::Store> db;
   try {
     store::OpenOptions open_options;
@@ -139,10 +175,6 @@ int run_monitor(const MonitorOptions& opt) {
 
   auto reader = make_cgroup_reader(opt.cgroup_version, opt.cgroup_relative, opt.cgroup_root);
   ProcessTable table;
-  // Events never stop the monitor: without them, sampling goes on and the job record says why. They are
-  // opened after the first sample, so loading the BPF programs (a tenth of a second or more) never delays
-  // the start of monitoring.
-  std::optional<JobEvents> events;
   store::JobRecord job;
   job.job_id = opt.job_id;
   job.uid = opt.uid;
@@ -197,7 +229,8 @@ int run_monitor(const MonitorOptions& opt) {
     for (const auto& m : members)
       if (m.step) add_step(job, *m.step);
     ProcessTotals procs = table.sample(members, now, batch);
-    if (events) events->merge(table, now, batch, job);
+    serve_handoffs();
+    events.merge(table, now, batch, job);
     // cgroup totals survive the cgroup only as their last reading, so keep what was last seen.
     if (totals.has_cpu) {
       job.cgroup_cpu_ns = std::max(job.cgroup_cpu_ns, base_for(cpu_base, earlier.cgroup_cpu_ns, totals.cpu_ns));
@@ -238,7 +271,7 @@ int run_monitor(const MonitorOptions& opt) {
         db->write_batch(batch);
       }
       table.commit(batch);
-      if (events) events->commit();
+      events.commit();
     } catch (const std::exception& e) {
       // Never stop or block the job: keep sampling, the changed records are written with a later tick.
       if (failed_writes++ % 60 == 0) log("store write failed (%llu so far): %s",
@@ -252,13 +285,6 @@ int run_monitor(const MonitorOptions& opt) {
   bool stop_requested = false;
   for (;;) {
     size_t member_count = tick(false);
-    if (!events) {
-      events.emplace(opt.events, [&log](const std::string& text) { log("%s", text.c_str()); });
-      if (!events->running()) log("%s; sampling only", events->unavailable().c_str());
-      // Sample again at once: this tick hands the job's live processes to the kernel side, so whatever
-      // they start from now on is seen from its fork, not only after the next interval.
-      member_count = tick(false);
-    }
     const int64_t now = now_ms();
     // A cgroup that holds processes cannot be removed, so only an empty one needs looking up again.
     if (member_count == 0 && !reader->exists()) break;
@@ -271,7 +297,7 @@ int run_monitor(const MonitorOptions& opt) {
     timespec wait{};
     wait.tv_sec = static_cast<time_t>(interval);
     wait.tv_nsec = static_cast<long>((interval - std::floor(interval)) * 1e9);
-    int sig = wait_for_signal(signals, signal_fd.get(), wait, events ? &*events : nullptr);
+    int sig = wait_for_signal(signals, signal_fd.get(), wait, &events, handoff.fd(), serve_handoffs);
     if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP) {
       stop_requested = true;
       break;
@@ -283,8 +309,8 @@ int run_monitor(const MonitorOptions& opt) {
     job.end_ms = now_ms();
   }
   tick(true);
-  log("finished: %llu samples, %llu failed writes", static_cast<unsigned long long>(job.sample_count),
-      static_cast<unsigned long long>(failed_writes));
+  log("finished: %llu samples, %llu failed writes, %llu tasks handed over", static_cast<unsigned long long>(job.sample_count),
+      static_cast<unsigned long long>(failed_writes), static_cast<unsigned long long>(handed_off));
   shipper.reset();  // a last, bounded attempt; the lock is still held so no second monitor starts meanwhile
   ::unlink(pid_file.c_str());
   ::unlink(monitor_lock_path(opt.run_dir, opt.job_id).c_str());

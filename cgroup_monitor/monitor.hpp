@@ -20,6 +20,7 @@ struct MonitorOptions {
   std::string cgroup_relative;    // "/slurm_node/uid_1000/job_42"
   std::string cgroup_root;        // overrides the mount points (fixture trees); empty: the host's
   double empty_grace_s = 3.0;     // exit after the job cgroup has had no process this long
+  int nice = 10;                  // scheduling niceness once the job's tasks no longer wait for the monitor
   std::string job_name;           // recorded in the job record when given
   uint32_t array_job_id = 0;      // a task of this Slurm job array (0: not an array task)
   uint32_t array_task_id = 0;

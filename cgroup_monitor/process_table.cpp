@@ -311,10 +311,27 @@ bool ProcessTable::apply_exit(uint32_t pid, uint64_t start_ticks, const ExitFact
   return true;
 }
 
-void ProcessTable::apply_parent(uint32_t pid, uint64_t start_ticks, uint32_t ppid) {
+void ProcessTable::apply_parent(uint32_t pid, uint64_t start_ticks, uint32_t ppid, int64_t fork_ms) {
   auto it = tracked_.find(pid);
-  if (it == tracked_.end() || it->second.record.start_ticks != start_ticks || it->second.record.ppid == ppid) return;
-  it->second.record.ppid = ppid;
+  if (it == tracked_.end() || it->second.record.start_ticks != start_ticks) return;
+  store::ProcessRecord& r = it->second.record;
+  if (r.ppid == ppid && r.start_ms == fork_ms) return;
+  r.ppid = ppid;
+  r.start_ms = fork_ms;
+  it->second.changed = true;
+}
+
+void ProcessTable::apply_exec(uint32_t pid, uint64_t start_ticks, const ExecFacts& facts) {
+  auto it = tracked_.find(pid);
+  if (it == tracked_.end() || it->second.record.start_ticks != start_ticks) return;
+  store::ProcessRecord& r = it->second.record;
+  if (r.argv == facts.argv && r.exe == facts.exe && r.command == facts.command &&
+      r.argv_truncated == facts.argv_truncated)
+    return;
+  r.argv = facts.argv;
+  r.exe = facts.exe;
+  r.command = facts.command;
+  r.argv_truncated = facts.argv_truncated;
   it->second.changed = true;
 }
 

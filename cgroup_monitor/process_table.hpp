@@ -62,8 +62,17 @@ class ProcessTable {
   // A process that has its own record from events (it ended before the table saw it): never track it, though
   // it may still be listed in cgroup.procs as a zombie.
   void leave_to_events(uint32_t pid, uint64_t start_ticks);
-  // Sets the parent at birth of a tracked process from its fork event.
-  void apply_parent(uint32_t pid, uint64_t start_ticks, uint32_t ppid);
+  // Sets the parent at birth and the exact start of a tracked process from its fork event.
+  void apply_parent(uint32_t pid, uint64_t start_ticks, uint32_t ppid, int64_t fork_ms);
+  // The program a tracked process runs, from its latest exec event: a sample between its fork and its exec
+  // (or during the exec) saw its parent's argv, or none, and a process living a millisecond is not sampled
+  // again.
+  struct ExecFacts {
+    std::string command, exe;
+    std::vector<std::string> argv;
+    bool argv_truncated = false;
+  };
+  void apply_exec(uint32_t pid, uint64_t start_ticks, const ExecFacts& facts);
   // A child the table never saw, reaped by tracked process `parent`, has its own record: its CPU is no
   // longer the parent's unseen part.
   void credit_child(uint32_t parent, uint64_t cpu_ns);

@@ -361,6 +361,7 @@ JobData job_data_from_json(std::string_view json) {
         r.lost.tracked = count_of(lost, "tracked", false);
         r.lost.unreadable = count_of(lost, "unreadable", false);
         r.lost.monitor = count_of(lost, "monitor", false);
+        r.lost.late = count_of(lost, "late", false);
       }
     }
     data.nodes.push_back(std::move(r));

@@ -327,7 +327,8 @@ std::string lost_text(const JobTotals& t) {
   std::vector<std::string> causes;
   const std::pair<const char*, uint64_t> by_cause[] = {{"ring", t.lost.ring},         {"files", t.lost.files},
                                                        {"connections", t.lost.connections}, {"tracked", t.lost.tracked},
-                                                       {"unreadable", t.lost.unreadable}, {"monitor", t.lost.monitor}};
+                                                       {"unreadable", t.lost.unreadable}, {"monitor", t.lost.monitor},
+                                                       {"late", t.lost.late}};
   for (const auto& [name, n] : by_cause)
     if (n) causes.push_back(std::string(name) + " " + std::to_string(n));
   return std::to_string(t.lost_events) + (causes.empty() ? "" : " (" + join(causes, ", ") + ")");
@@ -495,6 +496,7 @@ cJSON* job_object(const JobTotals& t) {
   add(causes.get(), "tracked", number(t.lost.tracked));
   add(causes.get(), "unreadable", number(t.lost.unreadable));
   add(causes.get(), "monitor", number(t.lost.monitor));
+  add(causes.get(), "late", number(t.lost.late));
   add(j, "lost_events_by_cause", causes.release());
   add(j, "unshipped_batches", number(t.unshipped_batches));
   add(j, "unshipped_samples", number(t.unshipped_samples));

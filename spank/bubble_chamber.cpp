@@ -5,6 +5,8 @@ extern "C" {
 #include <slurm/spank.h>
 }
 
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
@@ -12,7 +14,9 @@ extern "C" {
 #include <vector>
 
 #include "config.hpp"
+#include "handoff.hpp"
 #include "launcher.hpp"
+#include "monitor.hpp"
 
 extern "C" {
 extern const char plugin_name[] = "bubble_chamber";
@@ -29,6 +33,7 @@ enum class UserChoice { Unset, Yes, No };
 bc::spank::Config g_config;
 bool g_config_ok = false;
 UserChoice g_user_choice = UserChoice::Unset;
+bool g_monitor_expected = false;  // this step started the job's monitor or found it running
 
 // Slurm may call option callbacks more than once (srun and again in slurmstepd): idempotent.
 int on_bc_monitor_option(int /*val*/, const char* optarg, int /*remote*/) {
@@ -93,6 +98,7 @@ int remote_post_opt(spank_t sp) {
   auto result = bc::spank::ensure_monitor(g_config, job_id, uid, node, job_name, array);
   double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
   using Outcome = bc::spank::LaunchResult::Outcome;
+  g_monitor_expected = result.outcome != Outcome::Failed;
   if (result.outcome == Outcome::Failed) {
     slurm_error(BC_LOG_PREFIX "job %u: monitor not started: %s; the job runs unmonitored", job_id,
                 result.message.c_str());
@@ -101,6 +107,27 @@ int remote_post_opt(spank_t sp) {
                   result.outcome == Outcome::Started ? "started" : "already running", ms);
   }
   return 0;
+}
+
+// In the task, as root, before its exec: the monitor tracks it from here, so a task living a millisecond and
+// everything it starts are seen. Bounded by bpf_task_wait_ms; on a timeout or an error the task goes on.
+void remote_task_start(spank_t sp) {
+  if (!wanted() || !g_config.bpf || g_config.bpf_task_wait_ms <= 0 || !g_monitor_expected) return;
+  uint32_t job_id = 0, step_id = 0;
+  if (spank_get_item(sp, S_JOB_ID, &job_id) != ESPANK_SUCCESS ||
+      spank_get_item(sp, S_JOB_STEPID, &step_id) != ESPANK_SUCCESS)
+    return;
+  const auto r = bc::monitor::hand_off_self(bc::monitor::monitor_handoff_path(g_config.run_dir, job_id), step_id,
+                                            g_config.bpf_task_wait_ms,
+                                            bc::monitor::monitor_lock_path(g_config.run_dir, job_id));
+  using Outcome = bc::monitor::HandoffResult::Outcome;
+  if (r.outcome == Outcome::TimedOut || r.outcome == Outcome::Failed) {
+    slurm_error(BC_LOG_PREFIX "job %u: task not handed to the monitor after %.0f ms (%s); its first events may "
+                "be missing", job_id, r.waited_ms, r.message.c_str());
+  } else {
+    slurm_verbose(BC_LOG_PREFIX "job %u: task %d tracked by the monitor after %.2f ms", job_id,
+                  static_cast<int>(::getpid()), r.waited_ms);
+  }
 }
 
 void remote_step_end(spank_t sp) {
@@ -133,6 +160,14 @@ int slurm_spank_init_post_opt(spank_t sp, int /*argc*/, char** /*argv*/) {
     if (spank_context() == S_CTX_REMOTE) return remote_post_opt(sp);
   } catch (...) {
     slurm_error(BC_LOG_PREFIX "internal error at step start; the job runs unmonitored");
+  }
+  return 0;
+}
+
+int slurm_spank_task_init_privileged(spank_t sp, int /*argc*/, char** /*argv*/) {
+  try {
+    if (spank_context() == S_CTX_REMOTE) remote_task_start(sp);
+  } catch (...) {
   }
   return 0;
 }

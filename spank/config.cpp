@@ -74,6 +74,12 @@ Config parse_config(const std::vector<std::string>& args, std::vector<std::strin
     } else if (key == "bpf_ring_kib") {
       if (!parse_count(value, 4, 1UL << 20, config.bpf_ring_kib))
         errors.push_back("bpf_ring_kib= takes KiB between 4 and 1048576, got '" + value + "'");
+    } else if (key == "bpf_task_wait_ms") {
+      unsigned ms = 0;
+      if (!parse_count(value, 0, 10000, ms))
+        errors.push_back("bpf_task_wait_ms= takes milliseconds between 0 and 10000, got '" + value + "'");
+      else
+        config.bpf_task_wait_ms = static_cast<int>(ms);
     } else if (key == "central") {
       if (value.rfind("http://", 0) != 0 && value.rfind("https://", 0) != 0)
         errors.push_back("central= takes an http:// or https:// URL of bcd, got '" + value + "'");
@@ -86,7 +92,7 @@ Config parse_config(const std::vector<std::string>& args, std::vector<std::strin
     } else {
       errors.push_back("unknown key '" + key +
                        "' (known: enable, store, monitor, interval, rundir, log, bpf, bpf_ring_kib, file_bytes, "
-                       "central, munge_socket, outbox_max_mib)");
+                       "bpf_task_wait_ms, central, munge_socket, outbox_max_mib)");
     }
   }
   return config;

@@ -17,6 +17,9 @@ struct Config {
   bool bpf = true;
   unsigned bpf_ring_kib = 1024;
   bool file_bytes = false;
+  // How long a task waits before its exec for the monitor to track it (0: no wait; its first moments may
+  // then be missed). See cgroup_monitor/handoff.hpp.
+  int bpf_task_wait_ms = 2000;
   std::string central;       // bcd URL the monitor ships to; empty: node store only
   std::string munge_socket;  // for the monitor's credentials; empty: munge's default
   unsigned outbox_max_mib = 256;  // the node store's outbox bound while bcd is unreachable (bc-monitor --outbox-max-mib)

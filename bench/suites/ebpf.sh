@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# summary: eBPF events cost: opens, fork+exec, connects, make -j2 (bare / our collector / libbpf-tools), unmonitored processes, 1 vs 32 jobs, loss at 100k events/s
+# summary: eBPF events cost: opens, fork+exec, connects, make -j2 (bare / our collector / libbpf-tools), the kernel's floor (empty programs), unmonitored processes, 1 vs 32 jobs, loss at 100k events/s
 # Needs root and BPF. Workloads run bare, monitored by our collector (bench/ebpf/driver, which tracks the workload
 # as bc-monitor would) and under the libbpf-tools peer, in alternation, BC_BENCH_ROUNDS times; medians.
 set -euo pipefail
@@ -25,6 +25,10 @@ cc -O2 -o "$work/openloop" "$here/ebpf/openloop.c"
 cc -O2 -o "$work/forkexec" "$here/ebpf/forkexec.c"
 cc -O2 -pthread -o "$work/tcpconnect" "$here/ebpf/tcpconnect.c"
 g++ -std=c++20 -O2 -I"$BC_SRC_DIR/cgroup_monitor/bpf" -o "$work/driver" "$here/ebpf/driver.cpp" "$lib" -lbpf
+# Floors: empty programs on our hooks, on per-syscall tracepoints, and only the syscall tracing slow path.
+clang -g -O2 -target bpf -I"/usr/include/$(gcc -print-multiarch)" -c "$here/ebpf/floor.bpf.c" -o "$work/floor.bpf.o"
+cc -O2 -o "$work/floor" "$here/ebpf/floor.c" -lbpf
+floor_modes="raw_all tp_exit slow_path"
 drv=$work/driver
 # Our side runs at the monitor's default niceness (bc-monitor --nice 10): the job wins the CPU.
 ours() { "$drv" --nice 10 "$@"; }
@@ -81,6 +85,10 @@ run() {
     peer-exec) peer_start execsnoop; "$drv" --bare -- "$@" >>"$out" 2>>"$out.driver"; peer_stop ;;
     peer-both) peer_start opensnoop; local p1=$peer_pid; peer_start execsnoop
                "$drv" --bare -- "$@" >>"$out" 2>>"$out.driver"; peer_stop; peer_pid=$p1; peer_stop ;;
+    floor-*) rm -f "$work/floor.ready"
+             "$work/floor" "$work/floor.bpf.o" "${mode#floor-}" "$work/floor.ready" & local fp=$!
+             for _ in $(seq 200); do [ -f "$work/floor.ready" ] && break; sleep 0.05; done
+             "$drv" --bare -- "$@" >>"$out" 2>>"$out.driver"; kill "$fp"; wait "$fp" 2>/dev/null || true ;;
   esac
 }
 # wall time of the driver's child, for workloads that do not time themselves
@@ -109,13 +117,16 @@ for r in $(seq "$rounds"); do
   run bare open "$work/openloop" "$opens"
   run ours open "$work/openloop" "$opens"
   run peer-open open "$work/openloop" "$opens"
+  for m in $floor_modes; do run "floor-$m" open "$work/openloop" "$opens"; done
   # (b) fork+exec
   run bare forkexec "$work/forkexec" 2000
   run ours forkexec "$work/forkexec" 2000
   run peer-exec forkexec "$work/forkexec" 2000
+  for m in $floor_modes; do run "floor-$m" forkexec "$work/forkexec" 2000; done
   # (c) connects (libbpf-tools' tcpconnect needs kprobes/fentry, which this kernel lacks: no peer)
   run bare connect "$work/tcpconnect" 50000
   run ours connect "$work/tcpconnect" 50000
+  for m in $floor_modes; do run "floor-$m" connect "$work/tcpconnect" 50000; done
   # (d) make -j2
   for mode in bare ours peer-both; do
     make -s -C "$proj" clean >/dev/null
@@ -144,6 +155,24 @@ ours -- "$work/openloop" --rate 500000 100000 10 "$work/missing" >"$work/results
 ours --interval 0.1 --ring-bytes 8388608 -- "$work/openloop" --rate 500000 100000 1 "$work/missing" \
   >"$work/results/rate.names" \
   2>"$work/results/rate.names.driver"
+
+# Our programs' own time per run, from the kernel's BPF statistics (on only for these runs: they cost two
+# clock reads per program run): the sys_exit program for an unmonitored open loop (another job monitored,
+# so the programs are attached) and for a monitored one. Runs of other processes on the node are included.
+stats_was=$(sysctl -n kernel.bpf_stats_enabled)
+sysctl -q -w kernel.bpf_stats_enabled=1
+prog_stats() {  # prints "run_time_ns run_cnt" of our pinned sys_exit program
+  local pin; pin=$(ls -d /sys/fs/bpf/bc-bench/*/prog_sys_exit 2>/dev/null | head -1)
+  [ -n "$pin" ] || { echo "0 0"; return; }
+  bpftool -j prog show pinned "$pin" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("run_time_ns", 0), d.get("run_cnt", 0))'
+}
+idle_start 1
+before=$(prog_stats); "$drv" --bare -- "$work/openloop" "$opens" >/dev/null 2>&1; after=$(prog_stats)
+echo "$before $after" >"$work/results/stats.unmonitored"
+idle_stop
+before=$(prog_stats); ours -- "$work/openloop" "$opens" >/dev/null 2>&1; after=$(prog_stats)
+echo "$before $after" >"$work/results/stats.monitored"
+sysctl -q -w kernel.bpf_stats_enabled="$stats_was"
 
 for f in "$work"/results/make.*.driver; do wall_of "$f" >"${f%.driver}"; done
 
@@ -182,6 +211,27 @@ for key, unit, b, o, p, peer in rows:
     if p:
         line(f"ebpf_{key}_peer_vs_bare_min", mn(p) / nb, "x")
     table.append((key, unit, mb, mo, mp, peer))
+# The kernel's floor: the same workloads with empty programs, so the cost splits into the kernel's share
+# (running any program on these hooks) and ours (what our programs do).
+floors = {"raw_all": "empty programs on our five raw tracepoints",
+          "tp_exit": "empty programs on syscalls:sys_exit_openat and sys_exit_connect",
+          "slow_path": "syscall tracing slow path only (an empty program on syscalls:sys_exit_acct)"}
+floor_table = []
+for key in ("open", "forkexec", "connect"):
+    mb, mo = med(f"{key}.bare"), med(f"{key}.ours")
+    for mode in floors:
+        mf = med(f"{key}.floor-{mode}")
+        line(f"ebpf_{key}_floor_{mode}", mf, "ns" if key == "open" else "us")
+        line(f"ebpf_{key}_floor_{mode}_vs_bare", mf / mb, "x")
+    mf = med(f"{key}.floor-raw_all")
+    # Of ours' added cost, the part an empty program on the same hooks already costs.
+    if mo > mb:
+        line(f"ebpf_{key}_kernel_share_of_added_cost", min(1.0, max(0.0, (mf - mb) / (mo - mb))) * 100, "%")
+    floor_table.append((key, mb, mo, [med(f"{key}.floor-{m}") for m in floors]))
+for name in ("unmonitored", "monitored"):
+    v = vals(f"stats.{name}")
+    if len(v) == 4 and v[3] > v[1]:
+        line(f"ebpf_sys_exit_prog_ns_per_run_{name}_open_loop", (v[2] - v[0]) / (v[3] - v[1]), "ns")
 j1, j32 = med("jobs.1"), med("jobs.32")
 line("ebpf_open_1_job", j1, "ns"); line("ebpf_open_32_jobs", j32, "ns"); line("ebpf_open_32_vs_1_jobs", j32 / j1, "x")
 line("ebpf_open_32_vs_1_jobs_min", mn("jobs.32") / mn("jobs.1"), "x")
@@ -205,5 +255,11 @@ for key, unit, mb, mo, mp, peer in table:
     pr = f"{mp / mb:6.3f} ({mn(p) / mn(b):6.3f})" if mp == mp else f"{'n/a':>15}"
     print(f"{key:18} {unit:20} {mb:10.1f} {mo:10.1f} {ps}  {mo / mb:6.3f} ({mn(o) / mn(b):6.3f}) {pr}  {peer or 'none (needs kprobes)'}")
 print(f"{'1 vs 32 jobs':18} {'ns per open+close':20} {j1:10.1f} {j32:10.1f} {'':>10}  {j32 / j1:9.3f}   (1 job / 32 jobs)")
+print()
+print("floors (bare run with empty programs attached): " + "; ".join(f"{k}: {v}" for k, v in floors.items()))
+print(f"{'workload':18} {'bare':>10} {'ours':>10} " + " ".join(f"{k:>10}" for k in floors))
+for key, mb, mo, fl in floor_table:
+    print(f"{key:18} {mb:10.1f} {mo:10.1f} " + " ".join(f"{f:10.1f}" for f in fl) +
+          "   ratios: " + " ".join(f"{f / mb:.3f}" for f in fl) + f"  ours {mo / mb:.3f}")
 print(f"load average at the end: {open('/proc/loadavg').read().split()[:3]} (2 CPUs; other work on the machine skews ratios)")
 PY

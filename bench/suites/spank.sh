@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# summary: step start/stop latency added by the SPANK plugin (srun true, with vs without), monitor CPU and RSS
+# summary: step start/stop latency added by the SPANK plugin (srun true, with vs without, and without the task
+#          handoff), the task's wait for its monitor (warm and first job on the node), monitor CPU and RSS
 # Runs on a private single-node cluster (root). Alternates with/without so drift hits both sides alike.
 set -euo pipefail
 : "${BC_BUILD_DIR:?run through ./bench/run.sh}"
@@ -10,6 +11,7 @@ rm -rf "$work"; mkdir -p "$work/store" "$work/run" "$work/log"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 with_plugin="optional $BC_BUILD_DIR/spank/bubble_chamber.so store=$work/store/node.lmdb monitor=$BC_BUILD_DIR/cgroup_monitor/bc-monitor interval=1 rundir=$work/run log=$work/log/monitor.log"
 echo "$with_plugin" >"$work/plugstack.with"
+echo "$with_plugin bpf_task_wait_ms=0" >"$work/plugstack.nowait"
 : >"$work/plugstack.without"
 "$BC_SRC_DIR/scripts/slurm-cluster.sh" start "$work/cluster" --node bcbench --ctld-port "$(free_port)" \
   --slurmd-port "$(free_port)" --plugstack "$work/plugstack.with" --slurmd-debug verbose >/dev/null
@@ -21,10 +23,22 @@ run_srun() {  # prints microseconds for one `srun true`
   local t0 t1; t0=$(ms); srun -n1 true; t1=$(ms); echo $((t1 - t0))
 }
 srun -n1 true  # warm up caches and the node
-: >"$work/with.us"; : >"$work/without.us"
+: >"$work/with.us"; : >"$work/without.us"; : >"$work/nowait.us"
 for i in $(seq "$rounds"); do
   cp "$work/plugstack.without" "$work/cluster/plugstack.conf"; run_srun >>"$work/without.us"
   cp "$work/plugstack.with" "$work/cluster/plugstack.conf"; run_srun >>"$work/with.us"
+  cp "$work/plugstack.nowait" "$work/cluster/plugstack.conf"; run_srun >>"$work/nowait.us"
+done
+warm_waits=$(grep -c "tracked by the monitor after" "$work/cluster/log/slurmd.log" || true)
+
+# The first job on an idle node: its monitor loads the BPF programs while the task waits. Each round waits
+# until every earlier monitor is gone (the last one unpins the programs).
+cold_rounds=${BC_BENCH_COLD_ROUNDS:-5}
+cp "$work/plugstack.with" "$work/cluster/plugstack.conf"
+: >"$work/cold.us"
+for i in $(seq "$cold_rounds"); do
+  for _ in $(seq 100); do ls "$work"/run/*.pid >/dev/null 2>&1 || break; sleep 0.1; done
+  run_srun >>"$work/cold.us"
 done
 
 # Monitor cost on a job like the quickstart demo, 10 s long with a busy child and 20 sleepers.
@@ -33,16 +47,30 @@ while squeue -h -j "$job" 2>/dev/null | grep -q .; do sleep 0.5; done
 for _ in $(seq 50); do [ -f "$work/run/job_$job.pid" ] || break; sleep 0.2; done
 "$BC_BUILD_DIR/sacct_ext/bcacct" --store "$work/store/node.lmdb" -j "$job" --json >"$work/job.json"
 
-python3 - "$work" "$rounds" <<'PY'
+python3 - "$work" "$rounds" "$warm_waits" <<'PY'
 import json, re, statistics, sys
-work, rounds = sys.argv[1], int(sys.argv[2])
+work, rounds, warm_waits = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 def load(name): return [int(x) / 1000.0 for x in open(f"{work}/{name}.us").read().split()]
-w, wo = load("with"), load("without")
-mw, mwo = statistics.median(w), statistics.median(wo)
+w, wo, nw, cold = load("with"), load("without"), load("nowait"), load("cold")
+mw, mwo, mnw = statistics.median(w), statistics.median(wo), statistics.median(nw)
 print(f"BENCH spank_srun_true_median_without {mwo:.1f} ms")
 print(f"BENCH spank_srun_true_median_with {mw:.1f} ms")
+print(f"BENCH spank_srun_true_median_with_no_task_wait {mnw:.1f} ms")
 print(f"BENCH spank_added_latency_median {mw - mwo:.1f} ms")
+print(f"BENCH spank_task_handoff_added_latency_median {mw - mnw:.1f} ms")
 print(f"BENCH spank_srun_true_ratio {mw / mwo:.3f} x")
+print(f"BENCH spank_srun_true_first_job_on_node_median {statistics.median(cold):.1f} ms")
+# Each task's own wait for its monitor, from the plugin's log line (slurmd at debug level verbose).
+waits = [float(x) for x in re.findall(r"bubble-chamber: job \d+: task \d+ tracked by the monitor after ([\d.]+) ms",
+                                       open(f"{work}/cluster/log/slurmd.log").read())]
+warm, first = waits[:warm_waits], waits[warm_waits:]
+if warm:
+    print(f"BENCH spank_task_wait_median {statistics.median(warm):.2f} ms")
+    print(f"BENCH spank_task_wait_max {max(warm):.2f} ms")
+if first:
+    print(f"BENCH spank_task_wait_first_job_on_node_median {statistics.median(first):.2f} ms")
+late = len(re.findall(r"task not handed to the monitor", open(f"{work}/cluster/log/slurmd.log").read()))
+print(f"BENCH spank_task_handoff_timeouts {late} count")
 # The plugin's own time inside slurmstepd at step start, from its log line.
 inplugin = [float(x) for x in re.findall(r"bubble-chamber: job \d+: monitor (?:started|already running) \(([\d.]+) ms\)",
                                           open(f"{work}/cluster/log/slurmd.log").read())]

@@ -667,10 +667,14 @@ static __always_inline void on_connect(struct task_struct *task, struct pt_regs 
   }
 }
 
+/* A no-op for the verifier's types (inlined): lets a raw tracepoint argument be read as the struct it is. */
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
+
 SEC("raw_tp/sys_exit")
 int bc_sys_exit(struct bpf_raw_tracepoint_args *ctx) {
-  struct task_struct *task = bpf_get_current_task_btf();
-  struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+  /* This runs at every syscall exit of every process on the node, so the common way out costs no helper
+   * call: the tracepoint's first argument is the task's saved user registers, read through a typed cast. */
+  struct pt_regs *regs = bpf_rdonly_cast((void *)ctx->args[0], bpf_core_type_id_kernel(struct pt_regs));
   long nr = regs->orig_ax;
   int io = 0;
   switch (nr) {
@@ -703,8 +707,9 @@ int bc_sys_exit(struct bpf_raw_tracepoint_args *ctx) {
   struct bc_tracked *t = NULL;
   struct bc_slot_cfg *cfg = slot_of(tgid, &t);
   if (!cfg || !t) return 0;
+  struct task_struct *task = bpf_get_current_task_btf();
   /* 32-bit tasks use other syscall numbers. */
-  if (BPF_CORE_READ(task, thread_info.status) & TS_COMPAT) return 0;
+  if (task->thread_info.status & TS_COMPAT) return 0; /* a direct load: task is a BTF pointer */
   long ret = (long)ctx->args[1];
   if (io) on_io(task, regs, nr, ret, tgid, t, cfg);
   else if (nr == NR_connect) on_connect(task, regs, ret, tgid, t, cfg);

@@ -334,7 +334,19 @@ std::string tag_hex(uint64_t tag) {
 // Pinned names, one file each under <pin_dir>/<tag>/.
 const char* const kMapNames[] = {"tracked", "slot_cfg", "slot_stats", "slot_owner", "node_cfg", "gen_counter",
                                  "file_ids", "rings", "files", "conns", "exiting", "exiting_count"};
-const char* const kLinkNames[] = {"link_sys_exit", "link_fork", "link_exec", "link_exit", "link_switch"};
+// Programs stay loaded (pinned) while the node has no monitored job: loading means the verifier, a quarter
+// of a second that every job's tasks would wait for (they wait until their monitor tracks them). Only the
+// links are removed then, which detaches the programs, so an idle node runs nothing.
+struct Hook {
+  const char* prog;        // pinned program
+  const char* link;        // pinned link: present while attached
+  const char* tracepoint;  // raw tracepoint
+};
+const Hook kHooks[] = {{"prog_sys_exit", "link_sys_exit", "sys_exit"},
+                       {"prog_fork", "link_fork", "sched_process_fork"},
+                       {"prog_exec", "link_exec", "sched_process_exec"},
+                       {"prog_exit", "link_exit", "sched_process_exit"},
+                       {"prog_switch", "link_switch", "sched_switch"}};
 const char kMetaName[] = "meta";  // pinned last: its presence marks a complete set
 
 struct Pins {
@@ -441,15 +453,10 @@ bool load_and_pin(const std::string& dir, uint64_t tag, const Logger& log, bool 
   }
   bpf_program* progs[] = {skel->progs.bc_sys_exit, skel->progs.bc_fork, skel->progs.bc_exec, skel->progs.bc_exit,
                           skel->progs.bc_switch};
-  static_assert(std::size(progs) == std::size(kLinkNames));
+  static_assert(std::size(progs) == std::size(kHooks));
   for (size_t i = 0; i < std::size(progs); ++i) {
-    bpf_link* link = bpf_program__attach(progs[i]);
-    if (!link) return fail(std::string("cannot attach ") + bpf_program__name(progs[i]), errno);
-    std::string path = dir + "/" + kLinkNames[i];
-    int err = bpf_link__pin(link, path.c_str());
-    bpf_link__disconnect(link);  // the pin keeps it attached; this process keeps no reference
-    bpf_link__destroy(link);
-    if (err != 0) return fail("cannot pin " + path, err);
+    std::string path = dir + "/" + kHooks[i].prog;
+    if (int err = bpf_program__pin(progs[i], path.c_str()); err != 0) return fail("cannot pin " + path, err);
   }
   bc_meta m{tag, BC_LAYOUT_VERSION, BC_MAX_SLOTS};
   uint32_t zero = 0;
@@ -461,19 +468,45 @@ bool load_and_pin(const std::string& dir, uint64_t tag, const Logger& log, bool 
   return true;
 }
 
-// Clears a slot in the kernel: no more events for it, its maps out of the arrays, its tracked tgids gone.
+// Under the lock: attaches the pinned programs whose links are not pinned (the first monitor of a busy
+// period). Returns false with error set if one cannot be attached; those attached stay (the caller detaches).
+bool attach_programs(const std::string& dir, std::string& error) {
+  for (const Hook& h : kHooks) {
+    const std::string link_path = dir + "/" + h.link;
+    if (::access(link_path.c_str(), F_OK) == 0) continue;
+    UniqueFd prog(bpf_obj_get((dir + "/" + h.prog).c_str()));
+    if (!prog) {
+      error = std::string("cannot open the pinned program ") + h.prog + ": " + errno_text(errno);
+      return false;
+    }
+    UniqueFd link(bpf_raw_tracepoint_open(h.tracepoint, prog.get()));
+    if (!link) {
+      error = std::string("cannot attach to raw tracepoint ") + h.tracepoint + ": " + errno_text(errno);
+      return false;
+    }
+    if (bpf_obj_pin(link.get(), link_path.c_str()) != 0) {
+      error = "cannot pin " + link_path + ": " + errno_text(errno);
+      return false;
+    }
+  }
+  return true;
+}
+
+// Under the lock, when no job uses the set: removing the link pins detaches the programs.
+void detach_programs(const std::string& dir) {
+  for (const Hook& h : kHooks) ::unlink((dir + "/" + h.link).c_str());
+}
+
+// Clears a slot in the kernel: no more events for it (epoch 0), its tracked tgids gone. Its ring and aggregate
+// maps stay in the arrays for the slot's next owner, which empties and reuses them: every change of an
+// array-of-maps element waits for an RCU grace period (15 ms here), and the job's first tasks wait for
+// their monitor to be ready.
 void clear_slot(const Pins& pins, uint32_t slot) {
   bc_slot_cfg cfg{};
   bool had_io = false;
   if (bpf_map_lookup_elem(pins.slot_cfg.get(), &slot, &cfg) == 0) had_io = (cfg.flags & BC_SLOT_IO_BYTES) != 0;
   bc_slot_cfg off{};
   bpf_map_update_elem(pins.slot_cfg.get(), &slot, &off, BPF_ANY);
-  bpf_map_delete_elem(pins.rings.get(), &slot);
-  for (uint32_t half = 0; half < 2; ++half) {
-    uint32_t idx = slot * 2 + half;
-    bpf_map_delete_elem(pins.files.get(), &idx);
-    bpf_map_delete_elem(pins.conns.get(), &idx);
-  }
   std::vector<uint32_t> doomed;
   uint32_t key = 0, next = 0;
   const void* prev = nullptr;
@@ -492,6 +525,21 @@ void clear_slot(const Pins& pins, uint32_t slot) {
       bpf_map_update_elem(pins.node_cfg.get(), &zero, &n, BPF_ANY);
     }
   }
+}
+
+// The inner map installed at outer[index], if it has this type, key and value size and capacity.
+UniqueFd installed_inner(int outer, uint32_t index, uint32_t type, uint32_t key_size, uint32_t value_size,
+                         uint32_t max_entries) {
+  uint32_t id = 0;
+  if (bpf_map_lookup_elem(outer, &index, &id) != 0 || id == 0) return {};
+  UniqueFd fd(bpf_map_get_fd_by_id(id));
+  if (!fd) return {};
+  bpf_map_info info{};
+  uint32_t len = sizeof info;
+  if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0 || info.type != type || info.key_size != key_size ||
+      info.value_size != value_size || info.max_entries != max_entries)
+    return {};
+  return fd;
 }
 
 // Under the lock: frees the slots of dead monitors. Returns how many slots are still held.
@@ -939,6 +987,14 @@ struct EventCollector::Impl {
     return true;
   }
 
+  // Drops whatever an earlier owner left unread in a reused ring.
+  static void discard_ring(int fd) {
+    ring_buffer* rb = ring_buffer__new(fd, [](void*, void*, size_t) { return 0; }, nullptr, nullptr);
+    if (!rb) return;
+    ring_buffer__consume(rb);
+    ring_buffer__free(rb);
+  }
+
   // Under the lock: takes a free slot and gives it this collector's maps.
   bool take_slot(std::string& error) {
     reclaim_dead_slots(pins, log);
@@ -960,7 +1016,17 @@ struct EventCollector::Impl {
     if (epoch == 0) epoch = 1;
 
     ring_size = round_ring_size(opt.ring_bytes);
-    ring_fd = UniqueFd(bpf_map_create(BPF_MAP_TYPE_RINGBUF, "bc_ring", 0, 0, static_cast<__u32>(ring_size), nullptr));
+    uint32_t key = slot;
+    // The maps an earlier owner of the slot left installed are reused (see clear_slot), emptied first: the
+    // slot's epoch is 0 until the end of this function, so nothing writes them meanwhile.
+    bool ring_installed = false;
+    ring_fd = installed_inner(pins.rings.get(), key, BPF_MAP_TYPE_RINGBUF, 0, 0, static_cast<uint32_t>(ring_size));
+    if (ring_fd) {
+      ring_installed = true;
+      discard_ring(ring_fd.get());
+    } else {
+      ring_fd = UniqueFd(bpf_map_create(BPF_MAP_TYPE_RINGBUF, "bc_ring", 0, 0, static_cast<__u32>(ring_size), nullptr));
+    }
     if (!ring_fd) {
       error = "cannot create a " + std::to_string(ring_size) + "-byte ring buffer: " + errno_text(errno);
       return false;
@@ -968,11 +1034,21 @@ struct EventCollector::Impl {
     bpf_map_create_opts agg_opts{};
     agg_opts.sz = sizeof agg_opts;
     agg_opts.map_flags = BPF_F_NO_PREALLOC;  // as the template in bc_events.bpf.c
-    for (int h = 0; h < 2; ++h) {
-      files_fd[h] = UniqueFd(bpf_map_create(BPF_MAP_TYPE_HASH, "bc_files", sizeof(bc_file_key), sizeof(bc_file_val),
-                                            BC_FILE_AGG_MAX, &agg_opts));
-      conns_fd[h] = UniqueFd(bpf_map_create(BPF_MAP_TYPE_HASH, "bc_conns", sizeof(bc_conn_key), sizeof(bc_conn_val),
-                                            BC_CONN_AGG_MAX, &agg_opts));
+    bool aggs_installed[2][2] = {};
+    for (uint32_t h = 0; h < 2; ++h) {
+      const uint32_t idx = slot * 2 + h;
+      files_fd[h] = installed_inner(pins.files.get(), idx, BPF_MAP_TYPE_HASH, sizeof(bc_file_key),
+                                    sizeof(bc_file_val), BC_FILE_AGG_MAX);
+      conns_fd[h] = installed_inner(pins.conns.get(), idx, BPF_MAP_TYPE_HASH, sizeof(bc_conn_key),
+                                    sizeof(bc_conn_val), BC_CONN_AGG_MAX);
+      aggs_installed[h][0] = static_cast<bool>(files_fd[h]);
+      aggs_installed[h][1] = static_cast<bool>(conns_fd[h]);
+      if (files_fd[h]) take_all<bc_file_key, bc_file_val>(files_fd[h].get(), [](const auto&, const auto&) {});
+      else files_fd[h] = UniqueFd(bpf_map_create(BPF_MAP_TYPE_HASH, "bc_files", sizeof(bc_file_key),
+                                                 sizeof(bc_file_val), BC_FILE_AGG_MAX, &agg_opts));
+      if (conns_fd[h]) take_all<bc_conn_key, bc_conn_val>(conns_fd[h].get(), [](const auto&, const auto&) {});
+      else conns_fd[h] = UniqueFd(bpf_map_create(BPF_MAP_TYPE_HASH, "bc_conns", sizeof(bc_conn_key),
+                                                 sizeof(bc_conn_val), BC_CONN_AGG_MAX, &agg_opts));
       if (!files_fd[h] || !conns_fd[h]) {
         error = "cannot create aggregate maps: " + errno_text(errno);
         return false;
@@ -980,11 +1056,10 @@ struct EventCollector::Impl {
     }
     // Stats start from zero for the new owner.
     std::vector<bc_slot_stats> zero_stats(ncpus);
-    uint32_t key = slot;
     bpf_map_update_elem(pins.slot_stats.get(), &key, zero_stats.data(), BPF_ANY);
 
     int rfd = ring_fd.get();
-    if (bpf_map_update_elem(pins.rings.get(), &key, &rfd, BPF_ANY) != 0) {
+    if (!ring_installed && bpf_map_update_elem(pins.rings.get(), &key, &rfd, BPF_ANY) != 0) {
       // Kernels before 6.8 want inner maps sized like the template.
       if (errno == EINVAL && ring_size != BC_RING_TEMPLATE_BYTES) {
         log(LogLevel::Warn, "this kernel needs every job's ring to be " + std::to_string(BC_RING_TEMPLATE_BYTES) +
@@ -1001,8 +1076,8 @@ struct EventCollector::Impl {
     for (uint32_t h = 0; h < 2; ++h) {
       uint32_t idx = slot * 2 + h;
       int ffd = files_fd[h].get(), cfd = conns_fd[h].get();
-      if (bpf_map_update_elem(pins.files.get(), &idx, &ffd, BPF_ANY) != 0 ||
-          bpf_map_update_elem(pins.conns.get(), &idx, &cfd, BPF_ANY) != 0) {
+      if ((!aggs_installed[h][0] && bpf_map_update_elem(pins.files.get(), &idx, &ffd, BPF_ANY) != 0) ||
+          (!aggs_installed[h][1] && bpf_map_update_elem(pins.conns.get(), &idx, &cfd, BPF_ANY) != 0)) {
         error = "cannot install aggregate maps: " + errno_text(errno);
         clear_slot(pins, slot);
         return false;
@@ -1049,9 +1124,10 @@ struct EventCollector::Impl {
     o.start_ticks = 0;
     bpf_map_update_elem(pins.slot_owner.get(), &key, &o, BPF_ANY);
     if (lock && reclaim_dead_slots(pins, log) == 0) {
-      // Last user of this set: unpinning detaches the programs, so an idle node pays nothing.
+      // Last user of this set: the programs are detached, so an idle node runs nothing; they stay loaded
+      // for the next job (reclaim_stale() unloads them).
       pins = Pins{};
-      remove_pin_dir(set_dir);
+      detach_programs(set_dir);
       log(LogLevel::Info, "last monitored job on this node: BPF programs detached");
     }
   }
@@ -1115,8 +1191,13 @@ std::unique_ptr<EventCollector> EventCollector::open(const Options& options, std
         return unavailable("cannot open the pinned maps in " + impl->set_dir + ": " + errno_text(errno));
       }
     }
+    if (!attach_programs(impl->set_dir, error)) {
+      if (reclaim_dead_slots(impl->pins, impl->log) == 0) detach_programs(impl->set_dir);
+      impl->pins = Pins{};
+      return unavailable(error);
+    }
     if (!impl->take_slot(error)) {
-      if (reclaim_dead_slots(impl->pins, impl->log) == 0) remove_pin_dir(impl->set_dir);
+      if (reclaim_dead_slots(impl->pins, impl->log) == 0) detach_programs(impl->set_dir);
       impl->pins = Pins{};
       return unavailable(error);
     }

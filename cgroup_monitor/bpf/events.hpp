@@ -5,8 +5,9 @@
 // loads them and pins maps and links under Options::pin_dir/<tag>/, where <tag> is a hash of the BPF object
 // and of BC_LAYOUT_VERSION: a collector built from another object never reuses them (it loads its own set
 // beside them, and the old set goes when its last user does). Later collectors open the pins. When the last
-// collector of a set releases its slot it removes the pins, which detaches the programs: a node with no
-// monitored job pays nothing.
+// collector of a set releases its slot it removes the link pins, which detaches the programs: a node with no
+// monitored job runs nothing. The programs and maps stay loaded, so the next job's monitor attaches them in
+// a millisecond instead of waiting for the verifier (its tasks wait for it); reclaim_stale() unloads them.
 //
 // Job slots. Each collector owns one of BC_MAX_SLOTS slots. Slots are handed out and given back under an
 // exclusive flock on Options::run_dir/bpf-events.lock; the owner map (pinned) records the monitor's pid and
@@ -182,8 +183,8 @@ class EventCollector {
   const std::string& pin_path() const noexcept;  // where the shared objects are pinned
   size_t ring_bytes() const noexcept;            // the ring size in use
 
-  // Releases the slots of monitors that died without releasing them, and unpins a set nobody uses.
-  // For a node epilog; open() does it too. Returns an error text, empty on success.
+  // Releases the slots of monitors that died without releasing them, and unloads every set nobody uses
+  // (open() does so for sets of other builds). For a node epilog or an administrator. Returns an error text, empty on success.
   static std::string reclaim_stale(const Options& options) noexcept;
 
  private:

@@ -439,8 +439,10 @@ TEST(Wire, JobRecordFormat2StillReads) {
   j.array_task_id = 3;
   j.unshipped_batches = 0;
   j.unshipped_samples = 0;
-  std::string v3 = store::codec::encode_job(j);
-  ASSERT_EQ(v3[0], 3);
+  std::string v4 = store::codec::encode_job(j);
+  ASSERT_EQ(v4[0], 4);
+  // Format 4 is format 3 plus the late tasks (one byte when 0).
+  std::string v3 = "\x03" + v4.substr(1, v4.size() - 2);
   // Format 3 is format 2 plus four varints; these four are one byte each.
   std::string v2 = "\x02" + v3.substr(1, v3.size() - 5);
   store::JobRecord old = store::codec::decode_job(v2);
@@ -449,7 +451,7 @@ TEST(Wire, JobRecordFormat2StillReads) {
   EXPECT_EQ(old.array_job_id, 0u);
   EXPECT_EQ(old.unshipped_batches, 0u);
   EXPECT_EQ(store::codec::decode_job(v3).array_task_id, 3u);
-  EXPECT_THROW(store::codec::decode_job("\x04" + v3.substr(1)), store::StoreError);
+  EXPECT_THROW(store::codec::decode_job("\x05" + v4.substr(1)), store::StoreError);
 }
 
 // Past its bound the outbox gives up its oldest batches, counts them per job (ship cursor, the job's record,

@@ -193,6 +193,7 @@ class EventsTest : public ::testing::Test {
   }
   void TearDown() override {
     collector_.reset();
+    EventCollector::reclaim_stale(opt_);  // the last collector only detaches; unload this test's programs
     std::error_code ec;
     fs::remove_all(tmp_, ec);
     rmdir(opt_.pin_dir.c_str());

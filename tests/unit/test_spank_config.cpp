@@ -61,6 +61,17 @@ TEST(SpankConfig, EventKeys) {
   EXPECT_NE(errors[5].find("file_bytes="), std::string::npos);
 }
 
+TEST(SpankConfig, TaskWait) {
+  std::vector<std::string> errors;
+  EXPECT_EQ(parse_config({}, errors).bpf_task_wait_ms, 2000);
+  EXPECT_EQ(parse_config({"bpf_task_wait_ms=0"}, errors).bpf_task_wait_ms, 0);
+  EXPECT_EQ(parse_config({"bpf_task_wait_ms=10000"}, errors).bpf_task_wait_ms, 10000);
+  EXPECT_TRUE(errors.empty());
+  parse_config({"bpf_task_wait_ms=10001", "bpf_task_wait_ms=-1", "bpf_task_wait_ms=x"}, errors);
+  ASSERT_EQ(errors.size(), 3u);
+  for (const auto& e : errors) EXPECT_NE(e.find("bpf_task_wait_ms="), std::string::npos) << e;
+}
+
 TEST(SpankConfig, BoolSpellings) {
   bool v = false;
   for (const char* yes : {"yes", "1", "true", "on"}) {

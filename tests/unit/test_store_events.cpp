@@ -108,11 +108,11 @@ TEST(EventCodec, ProcessExitStatusAndJobLossRoundTrip) {
   JobRecord j;
   j.job_id = 1;
   j.events_unavailable = "events unavailable: disabled (bpf=off)";
-  j.lost = {1, 2, 3, 4, 5, 6};
+  j.lost = {1, 2, 3, 4, 5, 6, 7};
   j.lost_events = j.lost.total();
   JobRecord k = codec::decode_job(codec::encode_job(j));
   EXPECT_EQ(k.events_unavailable, j.events_unavailable);
-  EXPECT_EQ(k.lost_events, 21u);
+  EXPECT_EQ(k.lost_events, 28u);
   EXPECT_EQ(k.lost, j.lost);
 }
 
@@ -120,11 +120,33 @@ TEST(EventCodec, OldJobRecordsSayEventsDidNotRun) {
   JobRecord j;
   j.job_id = 1;
   std::string v = codec::encode_job(j);
-  v[0] = 1;  // format 1 ends before the event fields (8 bytes) and the job description (6 bytes when empty)
-  v.resize(v.size() - 14);
+  v[0] = 1;  // format 1 ends before the event fields (8 bytes), the job description (6 bytes when empty), the
+             // array and shipping fields (4 bytes when 0) and the late tasks (1 byte)
+  v.resize(v.size() - 19);
   JobRecord k = codec::decode_job(v);
   EXPECT_EQ(k.job_id, 1u);
   EXPECT_EQ(k.events_unavailable.rfind("events unavailable: ", 0), 0u) << k.events_unavailable;
+}
+
+TEST(EventCodec, JobRecordsBeforeFormat4HaveNoLateTasks) {
+  JobRecord j;
+  j.job_id = 1;
+  j.lost.ring = 4;
+  j.lost.late = 2;
+  j.array_job_id = 7;
+  std::string v = codec::encode_job(j);
+  v[0] = 3;  // format 3 ends before the late tasks (1 byte)
+  v.resize(v.size() - 1);
+  JobRecord k = codec::decode_job(v);
+  EXPECT_EQ(k.lost.ring, 4u);
+  EXPECT_EQ(k.array_job_id, 7u);
+  EXPECT_EQ(k.lost.late, 0u);
+  v[0] = 2;  // format 2 ends before the array and shipping fields too (4 bytes; array_job_id 7 is 1 byte)
+  v.resize(v.size() - 4);
+  k = codec::decode_job(v);
+  EXPECT_EQ(k.lost.ring, 4u);
+  EXPECT_EQ(k.array_job_id, 0u);
+  EXPECT_EQ(k.lost.late, 0u);
 }
 
 TEST(EventCodec, FileFlagsText) {

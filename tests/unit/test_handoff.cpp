@@ -1,0 +1,118 @@
+// The task-to-monitor handoff (cgroup_monitor/handoff.hpp): a real socket, the task side in a thread.
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "handoff.hpp"
+
+using bc::monitor::HandoffResult;
+using bc::monitor::HandoffServer;
+using bc::monitor::hand_off_self;
+
+namespace {
+
+std::string socket_path() {
+  char dir[] = "/tmp/bc-handoff-XXXXXX";
+  EXPECT_NE(::mkdtemp(dir), nullptr);
+  return std::string(dir) + "/job_1.sock";
+}
+
+struct Taken {
+  std::vector<std::pair<uint32_t, uint32_t>> calls;  // (pid, step)
+};
+
+}  // namespace
+
+TEST(Handoff, TaskIsTrackedAndGetsTheAnswer) {
+  const std::string path = socket_path();
+  HandoffServer server(path);
+  ASSERT_GE(server.fd(), 0) << server.error();
+  HandoffResult result;
+  std::thread task([&] { result = hand_off_self(path, 7, 5000); });
+  Taken taken;
+  uint64_t late = 0;
+  while (taken.calls.empty()) {
+    pollfd p{server.fd(), POLLIN, 0};
+    ASSERT_EQ(::poll(&p, 1, 5000), 1);
+    late += server.serve([&](uint32_t pid, uint32_t step) {
+      taken.calls.emplace_back(pid, step);
+      return bc::monitor::kHandoffTracked;
+    });
+  }
+  task.join();
+  EXPECT_EQ(result.outcome, HandoffResult::Outcome::Tracked) << result.message;
+  ASSERT_EQ(taken.calls.size(), 1u);
+  EXPECT_EQ(taken.calls[0].first, static_cast<uint32_t>(::getpid()));  // from SO_PEERCRED
+  EXPECT_EQ(taken.calls[0].second, 7u);
+  EXPECT_EQ(late, 0u);
+}
+
+TEST(Handoff, NoEventsAnswerEndsTheWait) {
+  const std::string path = socket_path();
+  HandoffServer server(path);
+  ASSERT_GE(server.fd(), 0) << server.error();
+  HandoffResult result;
+  std::thread task([&] { result = hand_off_self(path, 0, 5000); });
+  int served = 0;
+  while (served == 0) {
+    pollfd p{server.fd(), POLLIN, 0};
+    ASSERT_EQ(::poll(&p, 1, 5000), 1);
+    server.serve([&](uint32_t, uint32_t) {
+      ++served;
+      return bc::monitor::kHandoffNoEvents;
+    });
+  }
+  task.join();
+  EXPECT_EQ(result.outcome, HandoffResult::Outcome::NoEvents);
+}
+
+TEST(Handoff, TaskThatStoppedWaitingIsCountedLate) {
+  const std::string path = socket_path();
+  HandoffServer server(path);
+  ASSERT_GE(server.fd(), 0) << server.error();
+  // The monitor is busy (loading its programs): the task gives up after 50 ms.
+  HandoffResult result = hand_off_self(path, 3, 50);
+  EXPECT_EQ(result.outcome, HandoffResult::Outcome::TimedOut);
+  EXPECT_GE(result.waited_ms, 50.0);
+  int served = 0;
+  const uint64_t late = server.serve([&](uint32_t, uint32_t step) {
+    EXPECT_EQ(step, 3u);
+    ++served;
+    return bc::monitor::kHandoffTracked;
+  });
+  EXPECT_EQ(served, 1);  // still tracked: what it does from now on is seen
+  EXPECT_EQ(late, 1u);
+}
+
+TEST(Handoff, NoMonitorMeansABoundedWait) {
+  const std::string path = socket_path();  // nothing listens there
+  HandoffResult result = hand_off_self(path, 0, 30);
+  EXPECT_EQ(result.outcome, HandoffResult::Outcome::TimedOut);
+  EXPECT_GE(result.waited_ms, 30.0);  // it waited out its time for a monitor still starting, then went on
+}
+
+TEST(Handoff, ServerRemovesItsSocket) {
+  const std::string path = socket_path();
+  {
+    HandoffServer server(path);
+    ASSERT_GE(server.fd(), 0) << server.error();
+    EXPECT_EQ(::access(path.c_str(), F_OK), 0);
+    HandoffServer again(path);  // a restarted monitor replaces a leftover socket
+    EXPECT_GE(again.fd(), 0) << again.error();
+  }
+  EXPECT_NE(::access(path.c_str(), F_OK), 0);
+}
+
+TEST(Handoff, NoMonitorHoldingTheLockEndsTheWaitEarly) {
+  const std::string path = socket_path();  // nothing listens there, and nobody holds the lock
+  const std::string lock = path + ".lock";
+  HandoffResult result = hand_off_self(path, 0, 5000, lock);
+  EXPECT_EQ(result.outcome, HandoffResult::Outcome::Failed) << result.message;
+  EXPECT_NE(result.message.find("no monitor"), std::string::npos) << result.message;
+  EXPECT_GE(result.waited_ms, static_cast<double>(bc::monitor::kNoMonitorGiveUpMs));
+}
