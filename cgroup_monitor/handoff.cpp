@@ -44,7 +44,7 @@ bool lock_held(const std::string& path) {
 }  // namespace
 
 HandoffResult hand_off_self(const std::string& socket_path, uint32_t step, int timeout_ms,
-                            const std::string& lock_path) noexcept {
+                            const std::string& lock_path) {
   HandoffResult r;
   const double start = now_ms();
   const double deadline = start + timeout_ms;

@@ -37,10 +37,11 @@ struct HandoffResult {
 // Connects (retrying while the socket is not there yet, as the monitor may still be starting), sends step and
 // waits for the answer, all within timeout_ms. When lock_path is given and no process has held that lock (the
 // monitor's, held for its whole life) for kNoMonitorGiveUpMs, gives up early: no monitor is coming (it could
-// not start), and the task should not wait for it. Never throws.
+// not start), and the task should not wait for it. Failures are in the result; only allocation can throw,
+// and the plugin catches that (not noexcept: std::terminate would kill the task).
 inline constexpr int kNoMonitorGiveUpMs = 500;
 HandoffResult hand_off_self(const std::string& socket_path, uint32_t step, int timeout_ms,
-                            const std::string& lock_path = {}) noexcept;
+                            const std::string& lock_path = {});
 
 // ---- the monitor's side ----
 
