@@ -35,12 +35,25 @@ std::string step_name(uint32_t step) {
   }
 }
 
+namespace {
+// One letter per FileFlags bit, from bit 0 up.
+constexpr std::string_view kFileFlagLetters = "rwctad";
+}  // namespace
+
 std::string file_flags_text(uint32_t flags) {
   std::string out;
-  const char letters[] = "rwctad";
-  for (int i = 0; i < 6; ++i)
-    if (flags & (1U << i)) out.push_back(letters[i]);
+  for (size_t i = 0; i < kFileFlagLetters.size(); ++i)
+    if (flags & (1U << i)) out.push_back(kFileFlagLetters[i]);
   return out.empty() ? "-" : out;
+}
+
+uint32_t file_flags_from_text(std::string_view text) {
+  uint32_t flags = 0;
+  for (char c : text) {
+    const size_t bit = kFileFlagLetters.find(c);
+    if (bit != std::string_view::npos) flags |= 1U << bit;
+  }
+  return flags;
 }
 
 namespace {

@@ -154,6 +154,8 @@ inline constexpr uint32_t kFileAppend = 16;
 inline constexpr uint32_t kFileDirectory = 32;
 // "r", "w", "rwc", ...: one letter per flag in the order r w c t a d; "-" for none.
 std::string file_flags_text(uint32_t flags);
+// The flags file_flags_text wrote (letters it does not know, and "-", give no bit).
+uint32_t file_flags_from_text(std::string_view text);
 
 // One path opened by one process. Identity: (node, pid, start_ticks, path).
 struct FileRecord {

@@ -415,10 +415,7 @@ JobData job_data_from_json(std::string_view json) {
     r.node = string_of(f, "node");
     r.pid = static_cast<uint32_t>(count_of(f, "pid"));
     r.path = string_of(f, "path");
-    for (char c : string_of(f, "flags")) {
-      const size_t bit = std::string_view("rwctad").find(c);
-      if (bit != std::string_view::npos) r.flags |= 1U << bit;
-    }
+    r.flags = store::file_flags_from_text(string_of(f, "flags"));
     r.first_ms = time_of(f, "first_open");
     r.opens = count_of(f, "opens");
     r.failed = count_of(f, "failed");

@@ -155,6 +155,9 @@ TEST(EventCodec, FileFlagsText) {
   EXPECT_EQ(file_flags_text(kFileWrite), "w");
   EXPECT_EQ(file_flags_text(kFileRead | kFileWrite | kFileCreate), "rwc");
   EXPECT_EQ(file_flags_text(kFileWrite | kFileTrunc | kFileAppend | kFileDirectory), "wtad");
+  // bcacct reads bcd's text back into bits.
+  for (uint32_t flags : {0u, kFileRead | kFileWrite | kFileCreate, kFileWrite | kFileTrunc | kFileAppend | kFileDirectory})
+    EXPECT_EQ(file_flags_from_text(file_flags_text(flags)), flags);
 }
 
 TEST(StoreEvents, IncrementsAddUpPerProcessAndPath) {
