@@ -5,7 +5,6 @@
 
 #include <cerrno>
 
-#include <ctime>
 
 #include "events.hpp"
 #include "fd.hpp"
@@ -14,14 +13,6 @@
 
 namespace bc::monitor {
 namespace {
-
-// Epoch nanoseconds of the boot: event times are epoch, /proc start times are clock ticks since boot.
-int64_t boot_epoch_ns() {
-  timespec real{}, boot{};
-  clock_gettime(CLOCK_REALTIME, &real);
-  clock_gettime(CLOCK_BOOTTIME, &boot);
-  return (real.tv_sec - boot.tv_sec) * 1'000'000'000LL + (real.tv_nsec - boot.tv_nsec);
-}
 
 std::optional<uint64_t> proc_start_ticks(uint32_t pid) {
   auto text = read_file("/proc/" + std::to_string(pid) + "/stat");

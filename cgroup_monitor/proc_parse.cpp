@@ -1,6 +1,7 @@
 #include "proc_parse.hpp"
 
 #include <charconv>
+#include <ctime>
 
 #include "store.hpp"
 
@@ -252,6 +253,13 @@ std::optional<uint64_t> parse_memory_limit(std::string_view text) {
   // v1 reports "no limit" as LONG_MAX rounded down to a page; anything that large is no limit.
   if (value && *value >= (1ULL << 62)) return 0;
   return value;
+}
+
+int64_t boot_epoch_ns() {
+  timespec real{}, boot{};
+  clock_gettime(CLOCK_REALTIME, &real);
+  clock_gettime(CLOCK_BOOTTIME, &boot);
+  return (real.tv_sec - boot.tv_sec) * 1'000'000'000LL + (real.tv_nsec - boot.tv_nsec);
 }
 
 }  // namespace bc::monitor

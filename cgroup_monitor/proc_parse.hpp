@@ -74,6 +74,10 @@ IoBytes parse_blkio_service_bytes(std::string_view text);
 // v2 io.stat: "MAJ:MIN rbytes=N wbytes=N rios=N ..." per device.
 IoBytes parse_io_stat(std::string_view text);
 
+// Epoch nanoseconds of the boot (CLOCK_REALTIME - CLOCK_BOOTTIME): /proc start times and eBPF event times
+// count from the boot, records from the epoch.
+int64_t boot_epoch_ns();
+
 // Slurm's step directory name ("step_0", "step_batch", "step_extern") as a step id, from a cgroup path
 // relative to the job directory. Returns nullopt when the path is not inside a step.
 std::optional<uint32_t> step_from_relative_path(std::string_view relative);

@@ -5,20 +5,12 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <ctime>
 #include <memory>
 
 #include "proc_parse.hpp"
 
 namespace bc::monitor {
 namespace {
-
-int64_t boot_epoch_ms() {
-  timespec real{}, boot{};
-  clock_gettime(CLOCK_REALTIME, &real);
-  clock_gettime(CLOCK_BOOTTIME, &boot);
-  return (real.tv_sec - boot.tv_sec) * 1000 + (real.tv_nsec - boot.tv_nsec) / 1000000;
-}
 
 // Processes that belong to Slurm, not to the job, though they sit in its cgroup.
 bool is_slurm_helper(const ProcStat& st) { return st.comm == "slurmstepd"; }
@@ -31,7 +23,7 @@ ProcessTable::ProcessTable(std::string proc_root)
     : proc_root_(std::move(proc_root)),
       ticks_per_second_(static_cast<uint64_t>(sysconf(_SC_CLK_TCK))),
       page_size_(static_cast<uint64_t>(sysconf(_SC_PAGESIZE))),
-      boot_epoch_ms_(boot_epoch_ms()) {
+      boot_epoch_ms_(boot_epoch_ns() / 1'000'000) {
   ns_per_tick_ = 1000000000ULL / ticks_per_second_;
 }
 
