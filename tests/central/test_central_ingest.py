@@ -9,22 +9,16 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
 
-from munge_users import ensure_users, start_munged, stop_munged
+from munge_users import ensure_users, require_root, start_munged, stop_munged
 
-SKIP = 77
 build = os.environ["BC_BUILD"]
-if os.geteuid() != 0:
-    if os.environ.get("CI") == "true":
-        sys.exit("FAIL: needs root (munged, a second user) and CI must run it")
-    print("SKIP: needs root to run munged and switch users")
-    sys.exit(SKIP)
+require_root("munged, a second user")
 
 tool = f"{build}/tests/central/bc-central-tool"
 bcadm = f"{build}/accounting_db/bcadm"

@@ -2,6 +2,19 @@
 import os
 import pwd
 import subprocess
+import sys
+
+SKIP = 77
+
+
+def require_root(what):
+    """Skips loudly (exit 77) without root, or fails under CI=true, where these tests must run."""
+    if os.geteuid() == 0:
+        return
+    if os.environ.get("CI") == "true":
+        sys.exit(f"FAIL: needs root ({what}) and CI must run it")
+    print(f"SKIP: needs root ({what})")
+    sys.exit(SKIP)
 
 
 def ensure_users(*names):

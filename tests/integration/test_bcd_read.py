@@ -7,21 +7,15 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
 
-from munge_users import ensure_users, start_munged, stop_munged
+from munge_users import ensure_users, require_root, start_munged, stop_munged
 
-SKIP = 77
 build = os.environ["BC_BUILD"]
-if os.geteuid() != 0:
-    if os.environ.get("CI") == "true":
-        sys.exit("FAIL: needs root (users, munged) and CI must run it")
-    print("SKIP: needs root to create test users and run munged")
-    sys.exit(SKIP)
+require_root("test users, munged")
 
 work = tempfile.mkdtemp(prefix="bc-bcd-")
 os.chmod(work, 0o755)

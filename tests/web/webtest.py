@@ -13,19 +13,10 @@ import time
 import urllib.error
 import urllib.request
 
-from munge_users import ensure_users, start_munged, stop_munged
+from munge_users import ensure_users, require_root, start_munged, stop_munged
 
 SKIP = 77
 SECRET = "web-test-secret-0123456789"
-
-
-def require_root(what):
-    if os.geteuid() == 0:
-        return
-    if os.environ.get("CI") == "true":
-        sys.exit(f"FAIL: needs root ({what}) and CI must run it")
-    print(f"SKIP: needs root ({what})")
-    sys.exit(SKIP)
 
 
 def ensure_user(name):
