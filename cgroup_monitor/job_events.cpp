@@ -147,6 +147,8 @@ void JobEvents::absorb(const events::Drained& d, const ProcessTable& table) {
     p.core_dumped = x.core_dumped;
     p.cpu_ns = x.cpu_ns;
     p.max_rss = x.max_rss_bytes;
+    p.read_bytes = x.read_bytes;
+    p.write_bytes = x.write_bytes;
   }
 }
 
@@ -165,6 +167,9 @@ store::ProcessRecord JobEvents::event_record(uint32_t pid, const Pending& p) con
   r.argv_truncated = p.argv_truncated;
   r.cpu_ns = p.cpu_ns;
   r.max_rss = p.max_rss;
+  // Its own bytes: the kernel folded in those of the children it reaped, which have records of their own.
+  r.read_bytes = p.read_bytes > p.children_read ? p.read_bytes - p.children_read : 0;
+  r.write_bytes = p.write_bytes > p.children_write ? p.write_bytes - p.children_write : 0;
   r.exited = true;
   r.exit_code = p.exit_code;
   r.exit_signal = p.exit_signal;
@@ -217,6 +222,22 @@ void JobEvents::merge(ProcessTable& table, int64_t now_ms, store::Batch& batch, 
     batch.connections.push_back(std::move(r));
   }
 
+  // A process that ends this tick with a record of its own is taken out of its parent's figures: of the
+  // parent's record when the table has it (below), else of the parent's pending entry, here, before any
+  // record is made (a parent and the child it reaped often end in the same tick).
+  auto in_table_now = [&](uint32_t pid, const Pending& p) {
+    auto id = table.identity(pid);
+    return id && id->start_ticks == p.start_ticks;
+  };
+  for (const auto& [pid, p] : pending_) {
+    if (!p.exited || p.ticks_since_exit > 0 || !(p.forked || p.execed) || in_table_now(pid, p)) continue;
+    auto parent = pending_.find(p.ppid);
+    if (parent == pending_.end() || parent->second.ticks_since_exit > 0 || in_table_now(p.ppid, parent->second))
+      continue;
+    parent->second.children_cpu += p.cpu_ns;
+    parent->second.children_read += p.read_bytes;
+    parent->second.children_write += p.write_bytes;
+  }
   for (auto it = pending_.begin(); it != pending_.end();) {
     const uint32_t pid = it->first;
     Pending& p = it->second;
@@ -226,6 +247,10 @@ void JobEvents::merge(ProcessTable& table, int64_t now_ms, store::Batch& batch, 
     }
     auto id = table.identity(pid);
     const bool in_table = id && id->start_ticks == p.start_ticks;
+    if (in_table && (p.children_cpu || p.children_read || p.children_write)) {
+      table.credit_child(pid, p.children_cpu, p.children_read, p.children_write);
+      p.children_cpu = p.children_read = p.children_write = 0;
+    }
     if (in_table && p.forked) table.apply_parent(pid, p.start_ticks, p.ppid, ms_of(p.fork_ns));
     if (in_table && p.execed && !p.exec_applied) {
       table.apply_exec(pid, p.start_ticks, {comm_of(p.filename), p.exe, p.argv, p.argv_truncated});
@@ -247,13 +272,15 @@ void JobEvents::merge(ProcessTable& table, int64_t now_ms, store::Batch& batch, 
       facts.core_dumped = p.core_dumped;
       facts.cpu_ns = p.cpu_ns;
       facts.max_rss = p.max_rss;
+      facts.read_bytes = p.read_bytes;
+      facts.write_bytes = p.write_bytes;
       table.apply_exit(pid, p.start_ticks, facts, batch);
     } else if (p.forked || p.execed) {
       store::ProcessUpdate u;
       u.record = event_record(pid, p);
       unwritten_.push_back(std::move(u));
       table.leave_to_events(pid, p.start_ticks);
-      table.credit_child(p.ppid, p.cpu_ns);
+      table.credit_child(p.ppid, p.cpu_ns, p.read_bytes, p.write_bytes);
     }
     p.ticks_since_exit = 1;
     ++it;

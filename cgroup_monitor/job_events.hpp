@@ -79,6 +79,10 @@ class JobEvents {
     int exit_code = 0, exit_signal = 0;
     bool core_dumped = false;
     uint64_t cpu_ns = 0, max_rss = 0;
+    uint64_t read_bytes = 0, write_bytes = 0;          // at exit, as /proc/PID/io: reaped children included
+    // The CPU and bytes of its children that ended with records of their own, while it had none in the
+    // table: taken out of its own figures, or handed to the table when it gets there.
+    uint64_t children_cpu = 0, children_read = 0, children_write = 0;
     uint32_t step = store::kStepUnknown;
     std::string parent_command;  // comm before an exec: the parent's
     int ticks_since_exit = 0;    // kept a few ticks after its exit for late file and connect aggregates

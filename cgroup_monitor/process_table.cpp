@@ -276,15 +276,30 @@ bool ProcessTable::apply_exit(uint32_t pid, uint64_t start_ticks, const ExitFact
   r.exact = true;
   r.end_ms = facts.end_ms;  // exact, where sampling saw the end up to an interval late
   t.ended = true;
-  // The kernel's final figures: sampling may have missed the last interval's CPU and a late peak.
-  const uint64_t credited_before = t.inclusive.cpu_ns;
+  // The kernel's final figures: sampling may have missed the last interval's CPU, bytes and a late peak.
+  const Counters credited_before = t.inclusive;
   t.own.cpu_ns = std::max(t.own.cpu_ns, facts.cpu_ns);
   t.inclusive.cpu_ns = std::max(t.inclusive.cpu_ns, t.own.cpu_ns);
-  // A child seen gone before its exit event was credited to its parent with its last sampled CPU, while the
-  // parent's reaped-children total holds the final one: credit the rest too, or the parent counts it again.
-  if (t.gone && t.inclusive.cpu_ns > credited_before) {
-    if (auto parent = tracked_.find(t.parent); parent != tracked_.end())
-      parent->second.credited.cpu_ns += t.inclusive.cpu_ns - credited_before;
+  // The exit's bytes include reaped children, like /proc/PID/io. What came after the last sample is taken as
+  // the process's own: its children's part is what sampling last saw.
+  if (facts.read_bytes > t.inclusive.read_bytes) {
+    t.own.read_bytes += facts.read_bytes - t.inclusive.read_bytes;
+    t.inclusive.read_bytes = facts.read_bytes;
+  }
+  if (facts.write_bytes > t.inclusive.write_bytes) {
+    t.own.write_bytes += facts.write_bytes - t.inclusive.write_bytes;
+    t.inclusive.write_bytes = facts.write_bytes;
+  }
+  // A child seen gone before its exit event was credited to its parent with its last sampled figures, while
+  // the parent's reaped-children total holds the final ones: credit the rest too, or the parent counts it
+  // again.
+  if (t.gone) {
+    if (auto parent = tracked_.find(t.parent); parent != tracked_.end()) {
+      Counters& credited = parent->second.credited;
+      credited.cpu_ns += minus_floor0(t.inclusive.cpu_ns, credited_before.cpu_ns);
+      credited.read_bytes += minus_floor0(t.inclusive.read_bytes, credited_before.read_bytes);
+      credited.write_bytes += minus_floor0(t.inclusive.write_bytes, credited_before.write_bytes);
+    }
   }
   r.max_rss = std::max(r.max_rss, facts.max_rss);
   r.rss = 0;
@@ -327,10 +342,10 @@ void ProcessTable::apply_exec(uint32_t pid, uint64_t start_ticks, const ExecFact
   it->second.changed = true;
 }
 
-void ProcessTable::credit_child(uint32_t parent, uint64_t cpu_ns) {
+void ProcessTable::credit_child(uint32_t parent, uint64_t cpu_ns, uint64_t read_bytes, uint64_t write_bytes) {
   auto it = tracked_.find(parent);
   if (it == tracked_.end()) return;
-  it->second.credited.cpu_ns += cpu_ns;
+  it->second.credited += Counters{cpu_ns, read_bytes, write_bytes};
 }
 
 }  // namespace bc::monitor

@@ -56,6 +56,7 @@ class ProcessTable {
     int exit_code = 0, exit_signal = 0;
     bool core_dumped = false;
     uint64_t cpu_ns = 0, max_rss = 0;
+    uint64_t read_bytes = 0, write_bytes = 0;  // as /proc/PID/io at the end: reaped children included
   };
   // Also brings the process's update in batch (this tick's, if sample() already put one there) up to date.
   bool apply_exit(uint32_t pid, uint64_t start_ticks, const ExitFacts& facts, store::Batch& batch);
@@ -73,9 +74,9 @@ class ProcessTable {
     bool argv_truncated = false;
   };
   void apply_exec(uint32_t pid, uint64_t start_ticks, const ExecFacts& facts);
-  // A child the table never saw, reaped by tracked process `parent`, has its own record: its CPU is no
-  // longer the parent's unseen part.
-  void credit_child(uint32_t parent, uint64_t cpu_ns);
+  // A child the table never saw, reaped by tracked process `parent`, has its own record: its CPU and bytes
+  // (as /proc/PID/io counted them, its own reaped children included) are no longer the parent's unseen part.
+  void credit_child(uint32_t parent, uint64_t cpu_ns, uint64_t read_bytes, uint64_t write_bytes);
 
  private:
   struct Counters {

@@ -12,7 +12,8 @@
  *                       the arguments come from the task's saved user registers, so one program at syscall
  *                       exit sees both the arguments and the result
  *
- * Filtering: the tracked map (tgid -> job slot) is looked up once per event, whatever the number of jobs.
+ * Filtering: the tracked map (tgid -> job slot) is looked up once per event, whatever the number of jobs,
+ * behind a bitmap of tracked tgids that turns every other process away without a hash lookup.
  * Repeated opens and connects are counted in per-slot hash maps; only the first one of a path in a drain
  * interval sends its name through the slot's ring buffer. Every event that cannot be delivered is counted
  * in the slot's stats.
@@ -77,6 +78,18 @@ struct {
   __type(key, __u32); /* tgid */
   __type(value, struct bc_tracked);
 } tracked SEC(".maps");
+
+/* One bit per tgid, set for every tgid in tracked (and perhaps a few that left it): the way out for the
+ * node's other processes is an inlined array load, not a hash lookup. Set before an entry is added (by
+ * user space through the mmapped array too, with atomic ors); cleared only when the process exits, since a
+ * pid is not reused before that. A stale bit only sends a process to the hash lookup. */
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(map_flags, BPF_F_MMAPABLE);
+  __uint(max_entries, BC_TGID_LIMIT / 64);
+  __type(key, __u32);
+  __type(value, __u64);
+} tracked_bits SEC(".maps");
 
 struct {
   __uint(type, BPF_MAP_TYPE_ARRAY);
@@ -247,9 +260,28 @@ static __always_inline void count_key_added(__u32 slot) {
   if (s) __sync_fetch_and_add(&s->keys_added, 1);
 }
 
+static __always_inline int maybe_tracked(__u32 tgid) {
+  __u32 word = tgid / 64;
+  __u64 *w = bpf_map_lookup_elem(&tracked_bits, &word);
+  return w && (*w & (1ULL << (tgid % 64)));
+}
+
+static __always_inline void mark_tracked(__u32 tgid) {
+  __u32 word = tgid / 64;
+  __u64 *w = bpf_map_lookup_elem(&tracked_bits, &word);
+  if (w) __sync_fetch_and_or(w, 1ULL << (tgid % 64));
+}
+
+static __always_inline void unmark_tracked(__u32 tgid) {
+  __u32 word = tgid / 64;
+  __u64 *w = bpf_map_lookup_elem(&tracked_bits, &word);
+  if (w) __sync_fetch_and_and(w, ~(1ULL << (tgid % 64)));
+}
+
 /* The slot of a tracked tgid, or NULL. Entries whose epoch is not the slot's current one were left by a
  * monitor that is gone: they are removed on sight. */
 static __always_inline struct bc_slot_cfg *slot_of(__u32 tgid, struct bc_tracked **tp) {
+  if (!maybe_tracked(tgid)) return NULL;
   struct bc_tracked *t = bpf_map_lookup_elem(&tracked, &tgid);
   if (!t) return NULL;
   __u32 slot = t->slot;
@@ -277,30 +309,46 @@ static __always_inline int emit(__u32 slot, void *data, __u64 size) {
   return 0;
 }
 
-/* 64-bit hash of len bytes of buf, a word at a time under bpf_loop (a plain loop multiplies verifier
- * states by its length). buf must be readable up to BC_PATH_MAX + 8 bytes past its start. */
+/* 64-bit hash of len bytes of buf, a word at a time: the first BC_HASH_INLINE_WORDS words inline (most
+ * paths are shorter), the rest under bpf_loop (a plain loop multiplies verifier states by its length).
+ * buf must be readable up to BC_PATH_MAX + 8 bytes past its start. */
+#define BC_HASH_INLINE_WORDS 8
+
 struct hash_ctx {
   const char *buf;
   __u64 h;
   __u32 len;
 };
 
-static long hash_step(__u32 i, void *arg) {
-  struct hash_ctx *c = arg;
-  if (i >= BC_PATH_MAX / 8) return 1;
-  __u64 w = *(const __u64 *)(c->buf + i * 8);
-  __u32 rem = c->len - i * 8;
+static __always_inline __u64 hash_word(__u64 h, const char *buf, __u32 i, __u32 len) {
+  __u64 w = *(const __u64 *)(buf + i * 8);
+  __u32 rem = len - i * 8;
   if (rem < 8) w &= (1ULL << (rem * 8)) - 1;
-  __u64 h = c->h ^ w;
+  h ^= w;
   h *= 0xff51afd7ed558ccdULL;
-  c->h = h ^ (h >> 32);
+  return h ^ (h >> 32);
+}
+
+static long hash_step(__u32 j, void *arg) {
+  struct hash_ctx *c = arg;
+  __u32 i = j + BC_HASH_INLINE_WORDS;
+  if (i >= BC_PATH_MAX / 8) return 1;
+  c->h = hash_word(c->h, c->buf, i, c->len);
   return 0;
 }
 
 static __always_inline __u64 hash_bytes(const char *buf, __u32 len, __u64 seed) {
-  struct hash_ctx c = {.buf = buf, .h = seed ^ 0x9e3779b97f4a7c15ULL ^ ((__u64)len << 32), .len = len};
-  bpf_loop((len + 7) / 8, hash_step, &c, 0);
-  __u64 h = c.h;
+  __u64 h = seed ^ 0x9e3779b97f4a7c15ULL ^ ((__u64)len << 32);
+  __u32 words = (len + 7) / 8;
+#pragma unroll
+  for (__u32 i = 0; i < BC_HASH_INLINE_WORDS; i++) {
+    if (i < words) h = hash_word(h, buf, i, len);
+  }
+  if (words > BC_HASH_INLINE_WORDS) {
+    struct hash_ctx c = {.buf = buf, .h = h, .len = len};
+    bpf_loop(words - BC_HASH_INLINE_WORDS, hash_step, &c, 0);
+    h = c.h;
+  }
   h ^= h >> 33;
   h *= 0xc4ceb9fe1a85ec53ULL;
   h ^= h >> 33;
@@ -737,6 +785,7 @@ int bc_fork(struct bpf_raw_tracepoint_args *ctx) {
   if (counter) gen = __sync_fetch_and_add(counter, 1) + 1;
   if ((__u32)gen == 0) gen = 1; /* 0 is for processes seeded by user space */
   struct bc_tracked nt = {.slot = t->slot, .epoch = t->epoch, .gen = (__u32)gen};
+  mark_tracked(child_tgid); /* before the child can run: it is woken after this tracepoint */
   if (bpf_map_update_elem(&tracked, &child_tgid, &nt, BPF_ANY)) count_loss(t->slot, LOST_TRACKED);
 
   struct bc_ev_fork e = {};
@@ -816,6 +865,7 @@ struct threads_ctx {
   struct list_head *head;
   struct list_head *node;
   __u64 runtime, utime, stime;
+  __u64 read_bytes, write_bytes;
 };
 
 static long threads_step(__u32 i, void *arg) {
@@ -826,6 +876,10 @@ static long threads_step(__u32 i, void *arg) {
   c->runtime += BPF_CORE_READ(t, se.sum_exec_runtime);
   c->utime += BPF_CORE_READ(t, utime);
   c->stime += BPF_CORE_READ(t, stime);
+  if (bpf_core_field_exists(t->ioac)) { /* CONFIG_TASK_IO_ACCOUNTING */
+    c->read_bytes += BPF_CORE_READ(t, ioac.read_bytes);
+    c->write_bytes += BPF_CORE_READ(t, ioac.write_bytes);
+  }
   c->node = BPF_CORE_READ(node, next);
   return 0;
 }
@@ -861,6 +915,12 @@ int bc_exit(struct bpf_raw_tracepoint_args *ctx) {
   e.cpu_ns = cpu;
   e.utime_ticks_ns = ut;
   e.stime_ticks_ns = st;
+  /* As /proc/PID/io: the threads already released and the children reaped are in signal->ioac. A process
+   * that lived less than a sampling interval gets its bytes from here, not its parent. */
+  if (bpf_core_field_exists(sig->ioac)) {
+    e.read_bytes = BPF_CORE_READ(sig, ioac.read_bytes) + tc.read_bytes;
+    e.write_bytes = BPF_CORE_READ(sig, ioac.write_bytes) + tc.write_bytes;
+  }
 
   /* getrusage's ru_maxrss: max(signal->maxrss, the mm's high-water mark). */
   __u64 pages = BPF_CORE_READ(sig, maxrss);
@@ -880,6 +940,7 @@ int bc_exit(struct bpf_raw_tracepoint_args *ctx) {
   if (count && bpf_map_update_elem(&exiting, &pid, &pend, BPF_ANY) == 0) __sync_fetch_and_add(count, 1);
   else emit(t->slot, &e, sizeof(e));
   bpf_map_delete_elem(&tracked, &tgid);
+  unmark_tracked(tgid);
   return 0;
 }
 

@@ -12,11 +12,12 @@
 #include <linux/types.h>
 #endif
 
-#define BC_LAYOUT_VERSION 2
+#define BC_LAYOUT_VERSION 3
 
 /* Node-wide limits. */
 #define BC_MAX_SLOTS 64           /* concurrent monitored jobs per node (one slot each) */
 #define BC_TRACKED_MAX 65536      /* tracked processes per node, all jobs together */
+#define BC_TGID_LIMIT 4194304     /* PID_MAX_LIMIT on 64-bit: every tgid is below it */
 #define BC_FILE_AGG_MAX 65536     /* distinct (process, path) pairs per job per drain interval */
 #define BC_CONN_AGG_MAX 16384     /* distinct (process, peer) pairs per job per drain interval */
 /* Aggregate maps are not preallocated: memory follows use, not capacity. */
@@ -78,6 +79,8 @@ struct bc_ev_exit {
   __u64 utime_ticks_ns;/* tick-sampled user and system time (task utime/stime), to split cpu_ns */
   __u64 stime_ticks_ns;
   __u64 maxrss_bytes;  /* signal->maxrss, which the kernel updates at group exit from the mm hiwater */
+  __u64 read_bytes;    /* storage I/O as /proc/PID/io counts it: every thread and every child it reaped */
+  __u64 write_bytes;
 };
 
 enum bc_name_kind { BC_NAME_FILE = 1, BC_NAME_UNIX = 2 };

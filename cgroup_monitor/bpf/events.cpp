@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <linux/membarrier.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
@@ -50,7 +52,7 @@ namespace bc::events {
 static_assert(sizeof(bc_ev_hdr) == 16);
 static_assert(sizeof(bc_ev_fork) == 24);
 static_assert(offsetof(bc_ev_exec, data) == 40);
-static_assert(sizeof(bc_ev_exit) == 56);
+static_assert(sizeof(bc_ev_exit) == 72);
 static_assert(offsetof(bc_ev_name, data) == 40);
 static_assert(sizeof(bc_file_key) == 16 && sizeof(bc_file_val) == 48);
 static_assert(sizeof(bc_conn_key) == 32 && sizeof(bc_conn_val) == 40);
@@ -333,7 +335,7 @@ std::string tag_hex(uint64_t tag) {
 
 // Pinned names, one file each under <pin_dir>/<tag>/.
 const char* const kMapNames[] = {"tracked", "slot_cfg", "slot_stats", "slot_owner", "node_cfg", "gen_counter",
-                                 "file_ids", "rings", "files", "conns", "exiting", "exiting_count"};
+                                 "file_ids", "rings", "files", "conns", "exiting", "exiting_count", "tracked_bits"};
 // Programs stay loaded (pinned) while the node has no monitored job: loading means the verifier, a quarter
 // of a second that every job's tasks would wait for (they wait until their monitor tracks them). Only the
 // links are removed then, which detaches the programs, so an idle node runs nothing.
@@ -349,8 +351,42 @@ const Hook kHooks[] = {{"prog_sys_exit", "link_sys_exit", "sys_exit"},
                        {"prog_switch", "link_switch", "sched_switch"}};
 const char kMetaName[] = "meta";  // pinned last: its presence marks a complete set
 
+// The kernel's tracked_bits array, mapped: user space sets a tgid's bit (an atomic or, as the programs do)
+// before it adds the tgid to tracked.
+class TrackedBits {
+ public:
+  TrackedBits() = default;
+  explicit TrackedBits(int map_fd) {
+    void* p = ::mmap(nullptr, kBytes, PROT_READ | PROT_WRITE, MAP_SHARED, map_fd, 0);
+    if (p != MAP_FAILED) words_ = static_cast<uint64_t*>(p);
+  }
+  TrackedBits(TrackedBits&& o) noexcept : words_(std::exchange(o.words_, nullptr)) {}
+  TrackedBits& operator=(TrackedBits&& o) noexcept {
+    if (this != &o) {
+      reset();
+      words_ = std::exchange(o.words_, nullptr);
+    }
+    return *this;
+  }
+  ~TrackedBits() { reset(); }
+  explicit operator bool() const noexcept { return words_ != nullptr; }
+  void mark(uint32_t tgid) noexcept {
+    if (!words_ || tgid >= BC_TGID_LIMIT) return;
+    std::atomic_ref<uint64_t>(words_[tgid / 64]).fetch_or(uint64_t{1} << (tgid % 64));
+  }
+
+ private:
+  static constexpr size_t kBytes = BC_TGID_LIMIT / 8;
+  void reset() noexcept {
+    if (words_) ::munmap(words_, kBytes);
+    words_ = nullptr;
+  }
+  uint64_t* words_ = nullptr;
+};
+
 struct Pins {
-  UniqueFd tracked, slot_cfg, slot_stats, slot_owner, node_cfg, rings, files, conns;
+  UniqueFd tracked, slot_cfg, slot_stats, slot_owner, node_cfg, rings, files, conns, tracked_bits_fd;
+  TrackedBits tracked_bits;
 };
 
 bool is_bpffs(const std::string& path) {
@@ -411,8 +447,10 @@ bool open_pins(const std::string& dir, Pins& pins) {
   pins.rings = get("rings");
   pins.files = get("files");
   pins.conns = get("conns");
+  pins.tracked_bits_fd = get("tracked_bits");
+  if (pins.tracked_bits_fd) pins.tracked_bits = TrackedBits(pins.tracked_bits_fd.get());
   return pins.tracked && pins.slot_cfg && pins.slot_stats && pins.slot_owner && pins.node_cfg && pins.rings &&
-         pins.files && pins.conns;
+         pins.files && pins.conns && pins.tracked_bits;
 }
 
 std::string load_reason(int err) {
@@ -445,7 +483,8 @@ bool load_and_pin(const std::string& dir, uint64_t tag, const Logger& log, bool 
   };
   bpf_map* maps[] = {skel->maps.tracked, skel->maps.slot_cfg, skel->maps.slot_stats, skel->maps.slot_owner,
                      skel->maps.node_cfg, skel->maps.gen_counter, skel->maps.file_ids, skel->maps.rings,
-                     skel->maps.files, skel->maps.conns, skel->maps.exiting, skel->maps.exiting_count};
+                     skel->maps.files, skel->maps.conns, skel->maps.exiting, skel->maps.exiting_count,
+                     skel->maps.tracked_bits};
   static_assert(std::size(maps) == std::size(kMapNames));
   for (size_t i = 0; i < std::size(maps); ++i) {
     std::string path = dir + "/" + kMapNames[i];
@@ -684,6 +723,8 @@ struct EventCollector::Impl {
           x.core_dumped = (code & 0x80) != 0;
         }
         x.cpu_ns = e.cpu_ns;
+        x.read_bytes = e.read_bytes;
+        x.write_bytes = e.write_bytes;
         // As the kernel's cputime_adjust: split the precise runtime in the ratio of the tick samples.
         uint64_t ut = e.utime_ticks_ns, st = e.stime_ticks_ns;
         if (st == 0) {
@@ -971,6 +1012,7 @@ struct EventCollector::Impl {
         return false;  // another job's process
     }
     bc_tracked t{slot, epoch, 0, 0};
+    pins.tracked_bits.mark(tgid);  // before the entry: the programs look at the bit first
     if (bpf_map_update_elem(pins.tracked.get(), &tgid, &t, BPF_ANY) != 0) {
       if (errno == E2BIG || errno == ENOMEM) ++user_lost.tracked;
       return false;

@@ -98,6 +98,8 @@ struct ExitInfo {
   uint64_t user_ns = 0;   // cpu_ns split by the kernel's tick samples, as getrusage does
   uint64_t sys_ns = 0;
   uint64_t max_rss_bytes = 0;
+  // Storage bytes as /proc/PID/io counts them at the end: its threads' and those of the children it reaped.
+  uint64_t read_bytes = 0, write_bytes = 0;
 };
 
 struct ForkInfo {

@@ -9,8 +9,13 @@
 
 #include <chrono>
 #include <csignal>
+#include <cstdio>
+#include <cstdlib>
 #include <ctime>
+#include <optional>
+#include <string>
 
+#include "proc_parse.hpp"
 #include "process_table.hpp"
 
 using namespace bc::monitor;
@@ -35,6 +40,18 @@ const store::ProcessUpdate* find(const store::Batch& b, uint32_t pid) {
   for (const auto& u : b.processes)
     if (u.record.pid == pid) return &u;
   return nullptr;
+}
+
+// Waits for the child's word on ready_fd, then samples this process and the child once: the child's start
+// ticks, if the table has it.
+std::optional<uint64_t> first_sample(ProcessTable& table, pid_t child, int ready_fd, store::Batch& batch) {
+  char c;
+  if (read(ready_fd, &c, 1) != 1) return std::nullopt;
+  const auto pid = static_cast<uint32_t>(child);
+  table.sample({{static_cast<uint32_t>(getpid()), 0u}, {pid, 0u}}, now_ms(), batch);
+  table.commit(batch);
+  auto id = table.identity(pid);
+  return id ? std::optional<uint64_t>(id->start_ticks) : std::nullopt;
 }
 }  // namespace
 
@@ -133,14 +150,10 @@ TEST(ProcessTableEvents, ALateExitFigureIsTakenOutOfTheParent) {
   }
   const auto self = static_cast<uint32_t>(getpid());
   const auto pid = static_cast<uint32_t>(child);
-  char c;
-  ASSERT_EQ(read(ready[0], &c, 1), 1);
   ProcessTable table;
   store::Batch b1;
-  table.sample({{self, 0u}, {pid, 0u}}, now_ms(), b1);
-  table.commit(b1);
-  const auto id = table.identity(pid);
-  ASSERT_TRUE(id);
+  const auto start_ticks = first_sample(table, child, ready[0], b1);
+  ASSERT_TRUE(start_ticks);
   ASSERT_EQ(write(go[1], "x", 1), 1);
   rusage usage{};
   int status = 0;
@@ -152,7 +165,7 @@ TEST(ProcessTableEvents, ALateExitFigureIsTakenOutOfTheParent) {
   facts.cpu_ns = static_cast<uint64_t>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1'000'000'000ULL +
                  static_cast<uint64_t>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) * 1000ULL;
   ASSERT_GE(facts.cpu_ns, 390'000'000u);
-  ASSERT_TRUE(table.apply_exit(pid, id->start_ticks, facts, b2));
+  ASSERT_TRUE(table.apply_exit(pid, *start_ticks, facts, b2));
   table.commit(b2);
   store::Batch b3;
   table.sample({{self, 0u}}, now_ms(), b3);
@@ -164,4 +177,79 @@ TEST(ProcessTableEvents, ALateExitFigureIsTakenOutOfTheParent) {
   // Our own CPU, give or take /proc's clock ticks; the child's 0.3 s of late CPU must not be in it.
   EXPECT_LT(parent->record.cpu_ns, own_ns + 100'000'000u) << "the child's late CPU was counted in the parent";
   for (int fd : {go[0], go[1], ready[0], ready[1]}) close(fd);
+}
+
+// The same for storage bytes: the kernel folds a reaped child's bytes into the parent's /proc/PID/io, so the
+// exit's final bytes (here, what the child read from its own /proc/self/io just before it exited) belong to
+// the child's record, and the part written after its last sample must not be left in the parent.
+TEST(ProcessTableEvents, LateBytesAtExitBelongToTheChild) {
+  char dir_template[] = "/var/tmp/bc-ptio-XXXXXX";
+  ASSERT_TRUE(mkdtemp(dir_template));
+  const std::string file = std::string(dir_template) + "/data";
+  int go[2], ready[2], final_io[2];
+  ASSERT_EQ(pipe(go), 0);
+  ASSERT_EQ(pipe(ready), 0);
+  ASSERT_EQ(pipe(final_io), 0);
+  const pid_t child = fork();
+  if (child == 0) {
+    static char block[1 << 20];
+    FILE* f = std::fopen(file.c_str(), "w");
+    if (!f) _exit(1);
+    auto write_mib = [&](int n) {
+      for (int i = 0; i < n; ++i) std::fwrite(block, 1, sizeof block, f);
+      std::fflush(f);
+    };
+    write_mib(1);
+    (void)!write(ready[1], "x", 1);
+    char c;
+    (void)!read(go[0], &c, 1);
+    write_mib(3);
+    std::fclose(f);
+    FILE* io = std::fopen("/proc/self/io", "r");
+    char text[512] = {};
+    const size_t n = io ? std::fread(text, 1, sizeof text - 1, io) : 0;
+    (void)!write(final_io[1], text, n);
+    _exit(0);
+  }
+  close(final_io[1]);
+  const auto self = static_cast<uint32_t>(getpid());
+  const auto pid = static_cast<uint32_t>(child);
+  ProcessTable table;
+  store::Batch b1;
+  const auto start_ticks = first_sample(table, child, ready[0], b1);
+  ASSERT_TRUE(start_ticks);
+  const auto* sampled = find(b1, pid);
+  ASSERT_TRUE(sampled);
+  if (sampled->record.write_bytes == 0) {
+    kill(child, SIGKILL);
+    waitpid(child, nullptr, 0);
+    GTEST_SKIP() << "this filesystem does not count written bytes in /proc/PID/io (tmpfs?)";
+  }
+  ASSERT_EQ(write(go[1], "x", 1), 1);
+  std::string text;
+  char buf[512];
+  for (ssize_t n; (n = read(final_io[0], buf, sizeof buf)) > 0;) text.append(buf, static_cast<size_t>(n));
+  ASSERT_EQ(waitpid(child, nullptr, 0), child);  // reaped: our /proc/self/io now holds its 4 MiB
+  auto final_bytes = parse_proc_io(text);
+  ASSERT_TRUE(final_bytes);
+  ASSERT_GE(final_bytes->write_bytes, 4u << 20);
+  store::Batch b2;
+  table.sample({{self, 0u}}, now_ms(), b2);  // sees the child gone, credits its last sampled 1 MiB
+  ProcessTable::ExitFacts facts;
+  facts.end_ms = now_ms();
+  facts.read_bytes = final_bytes->read_bytes;
+  facts.write_bytes = final_bytes->write_bytes;
+  ASSERT_TRUE(table.apply_exit(pid, *start_ticks, facts, b2));
+  const auto* exited = find(b2, pid);
+  ASSERT_TRUE(exited);
+  EXPECT_EQ(exited->record.write_bytes, final_bytes->write_bytes);
+  table.commit(b2);
+  store::Batch b3;
+  table.sample({{self, 0u}}, now_ms(), b3);
+  const auto* parent = find(b3, self) ? find(b3, self) : find(b2, self);
+  ASSERT_TRUE(parent);
+  EXPECT_LT(parent->record.write_bytes, 1u << 20) << "the child's late bytes were counted in the parent";
+  unlink(file.c_str());
+  rmdir(dir_template);
+  for (int fd : {go[0], go[1], ready[0], ready[1], final_io[0]}) close(fd);
 }
