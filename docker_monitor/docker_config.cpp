@@ -1,5 +1,6 @@
 #include "docker_config.hpp"
 
+#include <cerrno>
 #include <cmath>
 #include <cstdlib>
 
@@ -70,8 +71,17 @@ std::string apply_setting(Config& config, std::string_view key, std::string_view
     return {};
   }
   if (k == "api_key_file") return path(config.api_key_file);
+  if (k == "outbox_max_mib") {
+    char* end = nullptr;
+    errno = 0;
+    const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
+    if (v.empty() || v[0] == '-' || *end != '\0' || errno != 0 || n < 1 || n > (1ULL << 20))
+      return "outbox_max_mib= takes MiB between 1 and 1048576, got '" + v + "'";
+    config.outbox_max_mib = n;
+    return {};
+  }
   return "unknown key '" + k + "' (known: socket, store, monitor, rundir, log, state, interval, label_only, retry, node, "
-         "central, api_key_file)";
+         "central, api_key_file, outbox_max_mib)";
 }
 
 void parse_config_text(Config& config, std::string_view text, const std::string& origin,

@@ -1,6 +1,7 @@
 // bc-docker's configuration: a file of key=value lines, then command-line options on top.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -22,6 +23,7 @@ struct Config {
   // have no munge). Empty central: the node store only.
   std::string central;
   std::string api_key_file;
+  uint64_t outbox_max_mib = 256;  // bound of the node store's outbox while bcd cannot be reached (as bc-monitor's)
 
   std::string container_log_path() const { return state_dir + "/containers.jsonl"; }
 };
@@ -34,7 +36,7 @@ inline constexpr char kMonitorLabelValue[] = "true";
 inline constexpr char kDefaultConfigPath[] = BC_DOCKER_CONFIG_DEFAULT;
 
 // Sets one key. Returns an error text ("" when accepted). Keys: socket, store, monitor, rundir, log, state,
-// interval, label_only, retry, node, central, api_key_file.
+// interval, label_only, retry, node, central, api_key_file, outbox_max_mib.
 std::string apply_setting(Config& config, std::string_view key, std::string_view value);
 
 // A whole config file: key=value per line, '#' comments and blank lines ignored, spaces around key and value

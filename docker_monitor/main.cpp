@@ -61,6 +61,9 @@ const char kUsage[] =
     "      --node NAME       node name recorded with the data (node=, default: short hostname)\n"
     "      --central URL     the monitors also push to this bcd (central=), authenticated by\n"
     "      --api-key-file F  the API key in F (api_key_file=; bcadm apikey create makes one)\n"
+    "      --outbox-max-mib N  bound of the node store's outbox while bcd cannot be reached (outbox_max_mib=,\n"
+    "                        default 256); past it the oldest batches are given up for shipping (they stay\n"
+    "                        in the node store) and counted\n"
     "  -h, --help            this text\n"
     "      --version         version\n"
     "\n"
@@ -103,7 +106,7 @@ std::string short_hostname() {
 // Loads the config file, then applies the command line. Returns -1 to run, or an exit status.
 int parse_args(int argc, char** argv, Config& config) {
   enum { kSocket = 1000, kStore, kMonitor, kRunDir, kLog, kState, kInterval, kLabelOnly, kRetry, kNode, kVersion,
-         kCentral, kApiKeyFile };
+         kCentral, kApiKeyFile, kOutboxMax };
   static const option long_options[] = {
       {"config", required_argument, nullptr, 'c'},   {"socket", required_argument, nullptr, kSocket},
       {"store", required_argument, nullptr, kStore}, {"monitor", required_argument, nullptr, kMonitor},
@@ -112,6 +115,7 @@ int parse_args(int argc, char** argv, Config& config) {
       {"label-only", no_argument, nullptr, kLabelOnly}, {"retry", no_argument, nullptr, kRetry},
       {"node", required_argument, nullptr, kNode},   {"help", no_argument, nullptr, 'h'},
       {"central", required_argument, nullptr, kCentral}, {"api-key-file", required_argument, nullptr, kApiKeyFile},
+      {"outbox-max-mib", required_argument, nullptr, kOutboxMax},
       {"version", no_argument, nullptr, kVersion},   {nullptr, 0, nullptr, 0}};
   // Pass 1: the config file, so the command line can override it.
   std::string config_path = kDefaultConfigPath;
@@ -163,6 +167,7 @@ int parse_args(int argc, char** argv, Config& config) {
       case kNode: error = apply_setting(config, "node", optarg); break;
       case kCentral: error = apply_setting(config, "central", optarg); break;
       case kApiKeyFile: error = apply_setting(config, "api_key_file", optarg); break;
+      case kOutboxMax: error = apply_setting(config, "outbox_max_mib", optarg); break;
       case ':': return usage_error(std::string("option '") + argv[optind - 1] + "' needs an argument");
       default: return usage_error(std::string("unknown option '") + argv[optind - 1] + "'");
     }

@@ -314,8 +314,18 @@ TEST(DockerLauncher, MonitorArgumentsAreTheIssueContract) {
   EXPECT_EQ(apply_setting(c, "api_key_file", "/etc/bubble-chamber/bc-docker.key"), "");
   EXPECT_NE(apply_setting(c, "central", "bcd:8470"), "");
   argv = monitor_argv(c, "node1", request);
-  const std::vector<std::string> push = {"--central", "http://bcd:8470", "--api-key-file", "/etc/bubble-chamber/bc-docker.key"};
+  const std::vector<std::string> push = {"--central", "http://bcd:8470", "--api-key-file", "/etc/bubble-chamber/bc-docker.key",
+                                         "--outbox-max-mib", "256"};
   EXPECT_NE(std::search(argv.begin(), argv.end(), push.begin(), push.end()), argv.end());
+  // The outbox bound reaches the monitors, as the plugin's outbox_max_mib= does on Slurm nodes.
+  EXPECT_EQ(apply_setting(c, "outbox_max_mib", "64"), "");
+  EXPECT_EQ(c.outbox_max_mib, 64u);
+  for (const char* bad : {"0", "-1", "1048577", "12MiB", ""})
+    EXPECT_NE(apply_setting(c, "outbox_max_mib", bad), "") << bad;
+  EXPECT_EQ(c.outbox_max_mib, 64u);
+  argv = monitor_argv(c, "node1", request);
+  const std::vector<std::string> bounded = {"--outbox-max-mib", "64"};
+  EXPECT_NE(std::search(argv.begin(), argv.end(), bounded.begin(), bounded.end()), argv.end());
 }
 
 // ---- container log ----
