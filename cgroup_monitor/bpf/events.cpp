@@ -168,9 +168,11 @@ uint64_t proc_start_ticks(uint32_t pid, char* state = nullptr) {
   return std::strtoull(p, nullptr, 10);
 }
 
+// A monitor that died and waits to be reaped (a zombie) holds its pid but no longer its slot.
 bool owner_alive(const bc_slot_owner& o) {
   if (o.pid == 0) return false;
-  return proc_start_ticks(o.pid) == o.start_ticks;
+  char state = 0;
+  return proc_start_ticks(o.pid, &state) == o.start_ticks && state != 'Z' && state != 'X';
 }
 
 uint64_t clock_ns(clockid_t id) {

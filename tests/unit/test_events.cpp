@@ -702,9 +702,11 @@ TEST_F(EventsTest, DeadMonitorSlotIsTakenBack) {
   uint32_t dead_slot = 999;
   ASSERT_EQ(read(p[0], &dead_slot, sizeof dead_slot), static_cast<ssize_t>(sizeof dead_slot));
   close(p[0]);
-  waitpid(monitor, nullptr, 0);
   ASSERT_NE(dead_slot, 999u);
   ASSERT_NE(dead_slot, collector_->slot());
+  // Not reaped yet: a zombie still holds its pid (and start time) but no longer its slot.
+  siginfo_t info{};
+  ASSERT_EQ(waitid(P_PID, static_cast<id_t>(monitor), &info, WEXITED | WNOWAIT), 0);
 
   std::vector<std::string> logged;
   Options opt = opt_;
@@ -717,6 +719,7 @@ TEST_F(EventsTest, DeadMonitorSlotIsTakenBack) {
   for (const auto& l : logged) said = said || l.find("which is gone: taking it back") != std::string::npos;
   EXPECT_TRUE(said);
   EXPECT_TRUE(next->track(victim.pid())) << "the dead job's process is free to be tracked again";
+  waitpid(monitor, nullptr, 0);
 }
 
 // track() is idempotent and refuses processes that are gone.
