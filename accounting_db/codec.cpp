@@ -306,14 +306,6 @@ constexpr int64_t kMaxDt = int64_t{1} << 33;
 uint64_t zigzag(int64_t v) { return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63); }
 int64_t unzigzag(uint64_t v) { return static_cast<int64_t>((v >> 1) ^ (~(v & 1) + 1)); }
 
-void put_varint(std::string& out, uint64_t v) {
-  while (v >= 0x80) {
-    out.push_back(static_cast<char>((v & 0x7f) | 0x80));
-    v >>= 7;
-  }
-  out.push_back(static_cast<char>(v));
-}
-
 int64_t time_value(Decoder& d) {
   uint64_t v = d.u64();
   if (v > (uint64_t{1} << 40)) throw StoreError("corrupt series data: time out of range");
@@ -321,10 +313,10 @@ int64_t time_value(Decoder& d) {
 }
 
 void put_values(std::string& out, const Point& p) {
-  put_varint(out, p.cpu);
-  put_varint(out, p.rss);
-  put_varint(out, p.rd);
-  put_varint(out, p.wr);
+  append_varint(out, p.cpu);
+  append_varint(out, p.rss);
+  append_varint(out, p.rd);
+  append_varint(out, p.wr);
 }
 void get_values(Decoder& d, Point& p) {
   p.cpu = d.u64();
@@ -362,11 +354,11 @@ void put_point(std::string& out, const Point& prev, const Point& p) {
   if (rd != 0) flags |= 0x20U;
   if (wr != 0) flags |= 0x40U;
   out.push_back(static_cast<char>(flags));
-  if (flags & 1U) put_varint(out, dt);
-  if (flags & 2U) put_varint(out, cpu);
-  if (flags & 8U) put_varint(out, zigzag(rss));
-  if (flags & 0x20U) put_varint(out, down ? zigzag(static_cast<int64_t>(rd)) : rd);
-  if (flags & 0x40U) put_varint(out, down ? zigzag(static_cast<int64_t>(wr)) : wr);
+  if (flags & 1U) append_varint(out, dt);
+  if (flags & 2U) append_varint(out, cpu);
+  if (flags & 8U) append_varint(out, zigzag(rss));
+  if (flags & 0x20U) append_varint(out, down ? zigzag(static_cast<int64_t>(rd)) : rd);
+  if (flags & 0x40U) append_varint(out, down ? zigzag(static_cast<int64_t>(wr)) : wr);
 }
 
 Point get_point(Decoder& d, const Point& prev) {
@@ -430,7 +422,7 @@ void encode_chunk_raw(std::string& out, int64_t start, bool has_base, const Poin
   out.push_back(static_cast<char>(kChunkFormat));
   out.push_back(static_cast<char>(has_base ? 1 : 0));
   if (has_base) {
-    put_varint(out, static_cast<uint64_t>(start - base.t));
+    append_varint(out, static_cast<uint64_t>(start - base.t));
     put_values(out, base);
   }
   out.append(points);
@@ -593,7 +585,7 @@ std::string encode_buckets(const Buckets& buckets) {
   out.push_back(static_cast<char>(kBucketsFormat));
   int64_t prev = -1;
   for (const auto& [index, b] : buckets) {
-    put_varint(out, static_cast<uint64_t>(static_cast<int64_t>(index) - prev - 1));
+    append_varint(out, static_cast<uint64_t>(static_cast<int64_t>(index) - prev - 1));
     prev = index;
     uint8_t flags = 0;
     uint64_t cpu = b.cpu_ns, rate = b.cpu_rate_max, rss_sum = b.rss_sum, rss_max = b.rss_max;
@@ -602,15 +594,15 @@ std::string encode_buckets(const Buckets& buckets) {
     if (rss_sum % kRssSumUnit == 0) flags |= 4U, rss_sum /= kRssSumUnit;
     if (rss_max % kRssSumUnit == 0) flags |= 8U, rss_max /= kRssSumUnit;
     out.push_back(static_cast<char>(flags));
-    put_varint(out, b.samples);
-    put_varint(out, cpu);
-    put_varint(out, b.cpu_ns - b.timed_cpu_ns);
-    put_varint(out, zigzag(static_cast<int64_t>(b.wall_s - b.samples)));
-    put_varint(out, rate);
-    put_varint(out, rss_sum);
-    put_varint(out, rss_max);
-    put_varint(out, b.read_bytes);
-    put_varint(out, b.write_bytes);
+    append_varint(out, b.samples);
+    append_varint(out, cpu);
+    append_varint(out, b.cpu_ns - b.timed_cpu_ns);
+    append_varint(out, zigzag(static_cast<int64_t>(b.wall_s - b.samples)));
+    append_varint(out, rate);
+    append_varint(out, rss_sum);
+    append_varint(out, rss_max);
+    append_varint(out, b.read_bytes);
+    append_varint(out, b.write_bytes);
   }
   return out;
 }
@@ -673,13 +665,13 @@ JobState decode_job_state(std::string_view value) {
 }
 
 void encode_process_pack_header(std::string& out, uint64_t generation, uint64_t count) {
-  put_varint(out, kProcessPackFormat);
-  put_varint(out, generation);
-  put_varint(out, count);
+  append_varint(out, kProcessPackFormat);
+  append_varint(out, generation);
+  append_varint(out, count);
 }
 
 void append_packed_record(std::string& out, std::string_view record) {
-  put_varint(out, record.size());
+  append_varint(out, record.size());
   out.append(record);
 }
 

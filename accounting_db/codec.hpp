@@ -13,15 +13,22 @@ namespace bc::store::codec {
 
 // Appends LEB128 varints and length-prefixed strings; values stay small because most fields are
 // small numbers.
+// An unsigned LEB128 varint (7 bits a byte, low first), built in a small buffer and appended once: a
+// push_back per byte pays a capacity check and a terminator each, and this is the store's hottest loop.
+inline void append_varint(std::string& out, uint64_t v) {
+  char buf[10];
+  size_t n = 0;
+  while (v >= 0x80) {
+    buf[n++] = static_cast<char>((v & 0x7f) | 0x80);
+    v >>= 7;
+  }
+  buf[n++] = static_cast<char>(v);
+  out.append(buf, n);
+}
+
 class Encoder {
  public:
-  void u64(uint64_t v) {
-    while (v >= 0x80) {
-      bytes_.push_back(static_cast<char>((v & 0x7f) | 0x80));
-      v >>= 7;
-    }
-    bytes_.push_back(static_cast<char>(v));
-  }
+  void u64(uint64_t v) { append_varint(bytes_, v); }
   void i64(int64_t v) { u64((static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63)); }
   void str(std::string_view s) {
     u64(s.size());

@@ -204,6 +204,14 @@ struct ProcessCache {
   uint64_t generation = 0;
   std::unordered_map<PidKey, ProcessIdentity, PidKeyHash> identity;
 };
+
+// A write transaction's changes to one job's process cache, seen by every batch it writes (bcd writes many
+// ticks of a node in one transaction) and applied to the cache once it commits.
+struct PendingCache {
+  bool reset = false;      // the cache did not match the store when the transaction first looked
+  uint64_t generation = 0;  // the job's process generation after the transaction's writes so far
+  std::unordered_map<PidKey, std::optional<ProcessIdentity>, PidKeyHash> set;  // nullopt: forget
+};
 std::string be32(uint32_t v) { return Key().u32(v).bytes(); }
 uint32_t read_u32(std::string_view v) { return static_cast<uint32_t>(codec::read_be(v, 0, 4)); }
 
@@ -319,10 +327,6 @@ struct WriteCtx {
     open.reset();
     for (auto& t : tables) t.reset();
   }
-  // Process-record cache changes, applied once the transaction commits.
-  ProcessCache* cache = nullptr;
-  bool cache_reset = false;
-  std::vector<std::pair<PidKey, std::optional<ProcessIdentity>>> cache_set;  // nullopt: forget
 };
 
 class LmdbStore final : public Store {
@@ -357,6 +361,7 @@ class LmdbStore final : public Store {
       uint64_t dropped = 0;
       try {
         Txn txn = begin(0);
+        pending_caches_.clear();
         WriteCtx ctx(txn);
         ctx.drop_seconds = degraded_;
         write_in(ctx, batch);
@@ -364,18 +369,8 @@ class LmdbStore final : public Store {
         ctx.close_cursors();
         dropped = ctx.dropped;
         rc = txn.commit();
-        if (rc == MDB_SUCCESS && ctx.cache) {
-          if (ctx.cache_reset) ctx.cache->identity.clear();
-          for (auto& [k, h] : ctx.cache_set) {
-            if (h) {
-              ctx.cache->identity.insert_or_assign(k, std::move(*h));
-            } else {
-              ctx.cache->identity.erase(k);
-            }
-          }
-          ctx.cache->generation = ctx.js.process_generation;
-          if (ctx.cache->identity.size() > 200'000) caches_.clear();  // bounded memory; only costs rewrites
-        }
+        if (rc == MDB_SUCCESS) apply_pending_caches();
+        pending_caches_.clear();
       } catch (const lmdb::LmdbError& e) {
         rc = e.rc();
         if (!retriable(rc)) {
@@ -953,9 +948,13 @@ class LmdbStore final : public Store {
     uint32_t next_series = counter ? read_u32(*counter) : 1;
     const uint32_t first_series = next_series;
     if (!batch.processes.empty()) {
-      ProcessCache& cache = caches_[{job, node_id}];
-      ctx.cache = &cache;
-      ctx.cache_reset = cache.generation != ctx.js.process_generation;
+      const ProcessCache& cache = caches_[{job, node_id}];
+      auto [pending_it, first_look] = pending_caches_.try_emplace({job, node_id});
+      PendingCache& pending = pending_it->second;
+      if (first_look || pending.generation != ctx.js.process_generation) {
+        pending.reset = cache.generation != ctx.js.process_generation;
+        pending.set.clear();
+      }
       bool wrote = false;
       Cursor pc(txn, processes_);
       for (auto& update : batch.processes) {
@@ -976,19 +975,25 @@ class LmdbStore final : public Store {
                                update.sample->rss == p.rss && update.sample->read_bytes == p.read_bytes &&
                                update.sample->write_bytes == p.write_bytes;
         const PidKey pk{p.pid, p.start_ticks};
-        if (in_series && !ctx.cache_reset) {
-          auto it = cache.identity.find(pk);
-          if (it != cache.identity.end() && it->second.same_as(p)) continue;
+        if (in_series) {
+          const ProcessIdentity* known = nullptr;
+          if (auto written = pending.set.find(pk); written != pending.set.end()) {
+            if (written->second) known = &*written->second;
+          } else if (!pending.reset) {
+            if (auto cached = cache.identity.find(pk); cached != cache.identity.end()) known = &cached->second;
+          }
+          if (known && known->same_as(p)) continue;
         }
         pc.put(key.sv(), codec::encode_process(p, in_series));
         wrote = true;
         if (in_series) {
-          ctx.cache_set.emplace_back(pk, ProcessIdentity(p));
+          pending.set.insert_or_assign(pk, ProcessIdentity(p));
         } else {
-          ctx.cache_set.emplace_back(pk, std::nullopt);
+          pending.set.insert_or_assign(pk, std::nullopt);
         }
       }
       if (wrote) ++ctx.js.process_generation;
+      pending.generation = ctx.js.process_generation;
     }
     if (next_series != first_series) txn.must_put(series_alloc_, jk.sv(), be32(next_series));
     write_events(ctx, batch);
@@ -1587,6 +1592,20 @@ class LmdbStore final : public Store {
   MapRange map_;
   size_t map_size_seen_ = 0;
   std::map<std::pair<uint64_t, uint32_t>, ProcessCache> caches_;  // by (job, node id)
+  std::map<std::pair<uint64_t, uint32_t>, PendingCache> pending_caches_;  // the open write transaction's
+
+  void apply_pending_caches() {
+    for (auto& [key, pending] : pending_caches_) {
+      ProcessCache& cache = caches_[key];
+      if (pending.reset) cache.identity.clear();
+      for (auto& [pk, identity] : pending.set) {
+        if (identity) cache.identity.insert_or_assign(pk, std::move(*identity));
+        else cache.identity.erase(pk);
+      }
+      cache.generation = pending.generation;
+      if (cache.identity.size() > 200'000) cache = ProcessCache{};  // bounded memory; only costs rewrites
+    }
+  }
 
   // Shipping tables (see the end of this file). A read-only open of a store made before them has none.
   void open_shipping_tables(Txn& txn);
@@ -2251,8 +2270,8 @@ std::vector<bool> LmdbStore::write_batches_once(std::vector<Batch>& batches, con
   }
   if (first == batches.size()) return applied;
   // The first new batch goes through write_batch (growth, retries, the full-disk rules); the others are
-  // written by the hook inside the same transaction, each with its own write context. Their process caches
-  // are not updated, which is safe: the job's process generation moved, so the next write resets the cache.
+  // written by the hook inside the same transaction, each with its own write context, sharing the
+  // transaction's pending process-cache changes (so a node's later ticks do not rewrite unchanged records).
   const std::string ingested_at = Key().u64(static_cast<uint64_t>(time(nullptr))).bytes();
   HookScope scope(in_txn_, [&](Txn& txn, const Batch&) {
     if (already_applied(txn, ingested_, ids[first], keys[first])) throw DuplicateBatch{};

@@ -6,6 +6,7 @@
 // Prints "samples N seconds S batches B requests R bytes Y" (direct adds "cpu C": its user + system seconds).
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -47,7 +48,10 @@ store::Batch make_batch(uint32_t node, uint32_t procs, int64_t t, int64_t t0) {
     u.record.exe = "/opt/app/bin/solver";
     u.record.argv = {"solver", "--rank", std::to_string(p)};
     u.record.cpu_ns = k * 9'000'000 + p;
-    u.record.rss = u.record.max_rss = (64ULL << 20) + (k % 7) * 4096;
+    // RSS wanders; its peak only grows, as a monitor reports it (a peak that moved with RSS made every tick
+    // rewrite every process record, which no real job does).
+    u.record.rss = (64ULL << 20) + (k % 7) * 4096;
+    u.record.max_rss = (64ULL << 20) + std::min<uint64_t>(k, 6) * 4096;
     u.record.read_bytes = k << 16;
     u.record.write_bytes = k << 17;
     u.sample = store::Sample{0, t, u.record.cpu_ns, u.record.rss, u.record.read_bytes, u.record.write_bytes};

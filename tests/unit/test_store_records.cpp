@@ -5,6 +5,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <vector>
+
 #include "codec.hpp"
 #include "store_test_util.hpp"
 
@@ -106,6 +109,47 @@ TEST(StoreRecords, UnchangedRecordIsNotRewrittenAndItsCountersComeFromTheSeries)
   procs = store->processes(3);
   EXPECT_EQ(procs[0].cpu_ns, 2'500'000'000u);
   EXPECT_EQ(procs[0].end_ms, p.end_ms);
+}
+
+// bcd writes many ticks of a node in one transaction: an unchanged record is written by the first of them
+// only, and a change in a later one (an exec's new argv) lands, and is not rewritten again by the next.
+TEST(StoreRecords, ATransactionOfManyTicksWritesAnUnchangedRecordOnce) {
+  TempDir dir;
+  auto store = Store::open(dir.store(), test_options());
+  const int64_t t0 = 1'800'000'000;
+  ProcessRecord p = proc(1'000'000'000);
+  p.series_id = 1;
+  std::vector<Batch> group;
+  std::vector<BatchId> ids;
+  for (uint64_t k = 0; k < 4; ++k) {
+    p.cpu_ns = 1'000'000'000 * (k + 1);
+    group.push_back(batch(t0 + static_cast<int64_t>(k), p));
+    ids.push_back({"n1", 3, 9, k + 1});
+  }
+  auto applied = store->write_batches_once(group, ids);
+  EXPECT_EQ(std::count(applied.begin(), applied.end(), true), 4);
+  bool in_series = false;
+  ProcessRecord raw = stored_record(store, dir.store(), &in_series);
+  EXPECT_TRUE(in_series);
+  EXPECT_EQ(raw.cpu_ns, 1'000'000'000u) << "a later tick of the same transaction rewrote an unchanged record";
+  EXPECT_EQ(store->processes(3)[0].cpu_ns, 4'000'000'000u);  // the series' last point
+
+  group.clear();
+  ids.clear();
+  for (uint64_t k = 4; k < 7; ++k) {
+    if (k == 5) p.argv = {"sim", "--exec-ed"};
+    p.cpu_ns = 1'000'000'000 * (k + 1);
+    group.push_back(batch(t0 + static_cast<int64_t>(k), p));
+    ids.push_back({"n1", 3, 9, k + 1});
+  }
+  applied = store->write_batches_once(group, ids);
+  EXPECT_EQ(std::count(applied.begin(), applied.end(), true), 3);
+  raw = stored_record(store, dir.store(), &in_series);
+  EXPECT_EQ(raw.argv, p.argv);
+  EXPECT_EQ(raw.cpu_ns, 6'000'000'000u) << "written by the tick that changed it, not by the one after";
+  EXPECT_EQ(store->processes(3)[0].argv, p.argv);
+  EXPECT_EQ(store->processes(3)[0].cpu_ns, 7'000'000'000u);
+  EXPECT_EQ(store->check().problem_count, 0u);
 }
 
 TEST(StoreRecords, CountersThatAreNotTheSamplesStayInTheRecord) {
