@@ -55,7 +55,7 @@ class Reader {
 // format is refused by an older bcd with a clear error rather than misread).
 template <typename Record, typename Decode>
 Record get_record(Reader& r, const char* what, Decode decode) {
-  const std::string bytes = r.str(what);
+  const std::string_view bytes = r.str_view(what);  // into the body, which outlives the decode
   try {
     return decode(bytes);
   } catch (const store::StoreError& e) {

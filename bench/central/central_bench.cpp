@@ -4,6 +4,8 @@
 //   bc-central-bench direct STORE NODES PROCS TICKS [BATCHES_PER_TRANSACTION]
 //   bc-central-bench http URL NODES PROCS TICKS CLIENTS BATCHES_PER_REQUEST [--api-key KEY] [--munge-socket S]
 // Prints "samples N seconds S batches B requests R bytes Y" (direct adds "cpu C": its user + system seconds).
+// Over HTTP each client stands for NODES/CLIENTS nodes and sends each node's ticks in order, a bundle of
+// BATCHES_PER_REQUEST at a time, as a node's shipper does (bcd then never sees a node's tick late).
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -11,6 +13,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -123,26 +126,46 @@ int main(int argc, char** argv) try {
       if (std::string(argv[i]) == "--api-key") o.api_key = argv[i + 1];
       if (std::string(argv[i]) == "--munge-socket") o.munge_socket = argv[i + 1];
     }
-    Work w = make_work(std::atoi(argv[3]), std::atoi(argv[4]), std::atoi(argv[5]));
+    const auto nodes = static_cast<uint32_t>(std::atoi(argv[3]));
+    Work w = make_work(nodes, std::atoi(argv[4]), std::atoi(argv[5]));
     const int clients = std::atoi(argv[6]);
     const size_t per_request = static_cast<size_t>(std::atoi(argv[7]));
-    std::vector<std::string> bodies;
-    for (size_t i = 0; i < w.batches.size(); i += per_request) {
-      std::vector<store::SpooledBatch> part(w.batches.begin() + static_cast<long>(i),
-                                            w.batches.begin() + static_cast<long>(std::min(w.batches.size(), i + per_request)));
-      bodies.push_back(wire::encode_bundle(part));
+    if (nodes == 0 || clients <= 0 || per_request == 0) throw std::runtime_error("NODES, CLIENTS and BATCHES_PER_REQUEST must be positive");
+    // A node's shipper sends its outbox oldest first, one request at a time, so bcd gets each node's ticks
+    // in order. Each client here stands for the nodes n with n % CLIENTS == its number, and goes round them,
+    // sending each node's next bundle of BATCHES_PER_REQUEST ticks.
+    std::vector<std::vector<std::string>> node_bodies(nodes);
+    for (uint32_t n = 0; n < nodes; ++n) {
+      std::vector<store::SpooledBatch> mine;
+      for (size_t i = n; i < w.batches.size(); i += nodes) mine.push_back(w.batches[i]);  // (tick, node) order
+      for (size_t i = 0; i < mine.size(); i += per_request) {
+        std::vector<store::SpooledBatch> part(mine.begin() + static_cast<long>(i),
+                                              mine.begin() + static_cast<long>(std::min(mine.size(), i + per_request)));
+        node_bodies[n].push_back(wire::encode_bundle(part));
+      }
     }
+    std::vector<std::vector<const std::string*>> client_bodies(static_cast<size_t>(clients));
+    size_t requests = 0;
     uint64_t bytes = 0;
-    for (const auto& b : bodies) bytes += b.size();
-    std::atomic<size_t> next{0};
+    for (size_t round = 0;; ++round) {
+      bool any = false;
+      for (uint32_t n = 0; n < nodes; ++n) {
+        if (round >= node_bodies[n].size()) continue;
+        client_bodies[n % static_cast<uint32_t>(clients)].push_back(&node_bodies[n][round]);
+        bytes += node_bodies[n][round].size();
+        ++requests;
+        any = true;
+      }
+      if (!any) break;
+    }
     std::atomic<int> failures{0};
     const auto start = Clock::now();
     std::vector<std::thread> threads;
-    for (int c = 0; c < clients; ++c)
-      threads.emplace_back([&] {
-        for (size_t i; (i = next++) < bodies.size();) {
+    for (const auto& list : client_bodies)
+      threads.emplace_back([&o, &failures, &list] {
+        for (const std::string* body : list) {
           std::string answer, error;
-          if (ship::post_bundle(o, bodies[i], answer, error) != 200) {
+          if (ship::post_bundle(o, *body, answer, error) != 200) {
             if (failures++ == 0) std::fprintf(stderr, "bc-central-bench: %s %s\n", error.c_str(), answer.c_str());
           }
         }
@@ -151,7 +174,7 @@ int main(int argc, char** argv) try {
     const double s = seconds_since(start);
     if (failures) return 1;
     std::printf("samples %llu seconds %.3f batches %zu requests %zu bytes %llu\n", static_cast<unsigned long long>(w.samples),
-                s, w.batches.size(), bodies.size(), static_cast<unsigned long long>(bytes));
+                s, w.batches.size(), requests, static_cast<unsigned long long>(bytes));
     return 0;
   }
   std::fprintf(stderr, "usage: see the head of bench/central/central_bench.cpp\n");

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # summary: bcd ingest: samples/s through HTTP + munge + merge, the same with an API key, and a direct local write
 # Needs root (a private munged). Knobs:
-#   BC_BENCH_NODES (20), BC_BENCH_PROCS (50 per node), BC_BENCH_TICKS (300 per node),
-#   BC_BENCH_CLIENTS (4 concurrent pushers), BC_BENCH_PER_REQUEST (100 batches per request: a catching-up
-#   node; the steady state of 1 batch per request is measured separately)
+#   BC_BENCH_NODES (20), BC_BENCH_PROCS (50 per node),
+#   BC_BENCH_TICKS (1200 per node; a run of 300 lasted a quarter of a second, too short to measure),
+#   BC_BENCH_CLIENTS (4 concurrent pushers, each sending its share of the nodes' ticks in order, as
+#   shippers do), BC_BENCH_PER_REQUEST (100 batches per request: a catching-up node; the steady state of
+#   1 batch per request is measured separately)
 set -euo pipefail
 : "${BC_BUILD_DIR:?run through ./bench/run.sh}"
 [ "$(id -u)" = 0 ] || { echo "bench central: needs root (runs a private munged)" >&2; exit 1; }
-nodes=${BC_BENCH_NODES:-20}; procs=${BC_BENCH_PROCS:-50}; ticks=${BC_BENCH_TICKS:-300}
+nodes=${BC_BENCH_NODES:-20}; procs=${BC_BENCH_PROCS:-50}; ticks=${BC_BENCH_TICKS:-1200}
 clients=${BC_BENCH_CLIENTS:-4}; per_request=${BC_BENCH_PER_REQUEST:-100}
 bench=$BC_BUILD_DIR/cgroup_monitor/bench-central/bc-central-bench
 bcadm=$BC_BUILD_DIR/accounting_db/bcadm
