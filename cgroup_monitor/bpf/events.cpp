@@ -451,9 +451,13 @@ bool open_pins(const std::string& dir, Pins& pins) {
   pins.conns = get("conns");
   pins.tracked_bits_fd = get("tracked_bits");
   if (pins.tracked_bits_fd) pins.tracked_bits = TrackedBits(pins.tracked_bits_fd.get());
+  // tracked_bits is not required here: the sets of older builds (looked at by remove_unused_sets while
+  // their monitors may still run) have none. A monitor's own set must have it (open_own_pins).
   return pins.tracked && pins.slot_cfg && pins.slot_stats && pins.slot_owner && pins.node_cfg && pins.rings &&
-         pins.files && pins.conns && pins.tracked_bits;
+         pins.files && pins.conns;
 }
+
+bool open_own_pins(const std::string& dir, Pins& pins) { return open_pins(dir, pins) && pins.tracked_bits; }
 
 std::string load_reason(int err) {
   int e = err < 0 ? -err : err;
@@ -1223,14 +1227,14 @@ std::unique_ptr<EventCollector> EventCollector::open(const Options& options, std
 
     auto meta = read_meta(impl->set_dir);
     bool complete = meta && meta->tag == tag && meta->layout == BC_LAYOUT_VERSION;
-    if (complete && !open_pins(impl->set_dir, impl->pins)) {
+    if (complete && !open_own_pins(impl->set_dir, impl->pins)) {
       // Other jobs may be using this set: never remove it on a failure of ours.
       return unavailable("cannot open the pinned maps in " + impl->set_dir + ": " + errno_text(errno));
     }
     if (!complete) {
       remove_pin_dir(impl->set_dir);  // incomplete leftovers of a loader that died
       if (!load_and_pin(impl->set_dir, tag, impl->log, options.verbose, error)) return unavailable(error);
-      if (!open_pins(impl->set_dir, impl->pins)) {
+      if (!open_own_pins(impl->set_dir, impl->pins)) {
         remove_pin_dir(impl->set_dir);
         return unavailable("cannot open the pinned maps in " + impl->set_dir + ": " + errno_text(errno));
       }
