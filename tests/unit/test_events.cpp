@@ -20,11 +20,17 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <sstream>
+#include <iterator>
+#include <fstream>
 #include <map>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include <bpf/bpf.h>
+
+#include "bc_events.h"
 #include "events.hpp"
 
 using namespace bc::events;
@@ -720,6 +726,55 @@ TEST_F(EventsTest, DeadMonitorSlotIsTakenBack) {
   EXPECT_TRUE(said);
   EXPECT_TRUE(next->track(victim.pid())) << "the dead job's process is free to be tracked again";
   waitpid(monitor, nullptr, 0);
+}
+
+// Pins one map under dir/name; the value written at key 0, if any.
+bool pin_map(const std::string& dir, const char* name, uint32_t value_size, uint32_t entries, const void* first) {
+  int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, nullptr, 4, value_size, entries, nullptr);
+  if (fd < 0) return false;
+  uint32_t zero = 0;
+  bool ok = (!first || bpf_map_update_elem(fd, &zero, first, BPF_ANY) == 0) && bpf_obj_pin(fd, (dir + "/" + name).c_str()) == 0;
+  close(fd);
+  return ok;
+}
+
+uint64_t own_start_ticks() {
+  std::ifstream f("/proc/self/stat");
+  std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  std::istringstream rest(text.substr(text.rfind(')') + 2));
+  std::string field;
+  for (int i = 3; i <= 22 && rest >> field; ++i) {
+  }
+  return std::stoull(field);
+}
+
+// A node upgraded while jobs run: the set pinned by the older build (made before the tgid bitmap, so it has
+// none) is kept while a monitor of that build holds a slot in it, and removed once none does.
+TEST_F(EventsTest, AnOlderBuildsSetIsKeptWhileItsMonitorRuns) {
+  const std::string older = opt_.pin_dir + "/0000000000000001";
+  ASSERT_EQ(mkdir(older.c_str(), 0700), 0);
+  for (const char* name : {"tracked", "slot_cfg", "slot_stats", "node_cfg", "rings", "files", "conns"})
+    ASSERT_TRUE(pin_map(older, name, 8, 1, nullptr)) << name;
+  bc_slot_owner owner{static_cast<uint32_t>(getpid()), 1, own_start_ticks()};  // this process: alive
+  ASSERT_TRUE(pin_map(older, "slot_owner", sizeof owner, BC_MAX_SLOTS, &owner));
+  bc_meta meta{1, 2, BC_MAX_SLOTS};
+  ASSERT_TRUE(pin_map(older, "meta", sizeof meta, 1, &meta));
+
+  std::string reason;
+  auto next = EventCollector::open(opt_, reason);
+  ASSERT_NE(next, nullptr) << reason;
+  next.reset();
+  EXPECT_TRUE(fs::exists(older + "/slot_owner")) << "the older build's set was removed under its running monitor";
+
+  int fd = bpf_obj_get((older + "/slot_owner").c_str());
+  ASSERT_GE(fd, 0);
+  bc_slot_owner gone{};
+  uint32_t zero = 0;
+  ASSERT_EQ(bpf_map_update_elem(fd, &zero, &gone, BPF_ANY), 0);
+  close(fd);
+  next = EventCollector::open(opt_, reason);
+  ASSERT_NE(next, nullptr) << reason;
+  EXPECT_FALSE(fs::exists(older)) << "an older build's set nobody uses stays pinned";
 }
 
 // track() is idempotent and refuses processes that are gone.
