@@ -223,8 +223,9 @@ void JobEvents::merge(ProcessTable& table, int64_t now_ms, store::Batch& batch, 
   }
 
   // A process that ends this tick with a record of its own is taken out of its parent's figures: of the
-  // parent's record when the table has it (below), else of the parent's pending entry, here, before any
-  // record is made (a parent and the child it reaped often end in the same tick).
+  // parent's record when the table has it, else of the parent's pending entry. Here, before any exit is
+  // applied or record made: a parent and the child it reaped often end in the same tick, and the parent's
+  // own bytes at exit are its figure less its children's.
   auto in_table_now = [&](uint32_t pid, const Pending& p) {
     auto id = table.identity(pid);
     return id && id->start_ticks == p.start_ticks;
@@ -232,8 +233,10 @@ void JobEvents::merge(ProcessTable& table, int64_t now_ms, store::Batch& batch, 
   for (const auto& [pid, p] : pending_) {
     if (!p.exited || p.ticks_since_exit > 0 || !(p.forked || p.execed) || in_table_now(pid, p)) continue;
     auto parent = pending_.find(p.ppid);
-    if (parent == pending_.end() || parent->second.ticks_since_exit > 0 || in_table_now(p.ppid, parent->second))
+    if (parent == pending_.end() || parent->second.ticks_since_exit > 0 || in_table_now(p.ppid, parent->second)) {
+      table.credit_child(p.ppid, p.cpu_ns, p.read_bytes, p.write_bytes);  // no-op unless the table has it
       continue;
+    }
     parent->second.children_cpu += p.cpu_ns;
     parent->second.children_read += p.read_bytes;
     parent->second.children_write += p.write_bytes;
@@ -279,8 +282,7 @@ void JobEvents::merge(ProcessTable& table, int64_t now_ms, store::Batch& batch, 
       store::ProcessUpdate u;
       u.record = event_record(pid, p);
       unwritten_.push_back(std::move(u));
-      table.leave_to_events(pid, p.start_ticks);
-      table.credit_child(p.ppid, p.cpu_ns, p.read_bytes, p.write_bytes);
+      table.leave_to_events(pid, p.start_ticks);  // its parent was credited above
     }
     p.ticks_since_exit = 1;
     ++it;

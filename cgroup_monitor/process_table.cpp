@@ -280,16 +280,16 @@ bool ProcessTable::apply_exit(uint32_t pid, uint64_t start_ticks, const ExitFact
   const Counters credited_before = t.inclusive;
   t.own.cpu_ns = std::max(t.own.cpu_ns, facts.cpu_ns);
   t.inclusive.cpu_ns = std::max(t.inclusive.cpu_ns, t.own.cpu_ns);
-  // The exit's bytes include reaped children, like /proc/PID/io. What came after the last sample is taken as
-  // the process's own: its children's part is what sampling last saw.
-  if (facts.read_bytes > t.inclusive.read_bytes) {
-    t.own.read_bytes += facts.read_bytes - t.inclusive.read_bytes;
-    t.inclusive.read_bytes = facts.read_bytes;
-  }
-  if (facts.write_bytes > t.inclusive.write_bytes) {
-    t.own.write_bytes += facts.write_bytes - t.inclusive.write_bytes;
-    t.inclusive.write_bytes = facts.write_bytes;
-  }
+  // The exit's bytes include reaped children, like /proc/PID/io. Its children's part is the larger of what
+  // sampling last saw of them and what its children with records of their own were credited (the caller
+  // credits a child that ends in the same tick first); the rest is the process's own.
+  auto final_bytes = [](uint64_t& own, uint64_t& inclusive, uint64_t credited, uint64_t at_exit) {
+    const uint64_t children = std::max(inclusive - own, credited);
+    own = std::max(own, minus_floor0(at_exit, children));
+    inclusive = std::max(inclusive, at_exit);
+  };
+  final_bytes(t.own.read_bytes, t.inclusive.read_bytes, t.credited.read_bytes, facts.read_bytes);
+  final_bytes(t.own.write_bytes, t.inclusive.write_bytes, t.credited.write_bytes, facts.write_bytes);
   // A child seen gone before its exit event was credited to its parent with its last sampled figures, while
   // the parent's reaped-children total holds the final ones: credit the rest too, or the parent counts it
   // again.

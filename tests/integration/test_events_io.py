@@ -10,11 +10,14 @@ from eventlib import batch_shell, job_dir, require_events, run_job
 MiB = 1 << 20
 c = Cluster()
 out = job_dir(c, "evio")
-# dd alone, then dd under a short sh -c: the sh reaps dd and ends in the same tick, and must not keep its bytes.
+# dd alone; dd under a short sh -c (the sh reaps dd and usually ends in the same tick, both with records
+# from events only); and dd under an sh -c that sampling has seen (its exit is applied to its sampled record,
+# and dd's bytes, folded into its exit figure, are not its own).
 script = f"""#!/bin/bash
 sleep 1
 dd if=/dev/zero of={out}/alone bs=64k count=128 conv=fsync status=none
 sh -c 'dd if=/dev/zero of={out}/nested bs=64k count=64 conv=fsync status=none'
+sh -c 'sleep 0.6; dd if=/dev/zero of={out}/sampled bs=64k count=64 conv=fsync status=none'
 sleep 1
 """
 job, state, data = run_job(c, script)
@@ -24,24 +27,31 @@ procs = data["processes"]
 for p in procs:
     print(p["pid"], p["ppid"], p["argv"], p["exact"], p["read_bytes"], p["write_bytes"])
 assert os.path.getsize(f"{out}/alone") == 8 * MiB and os.path.getsize(f"{out}/nested") == 4 * MiB
+assert os.path.getsize(f"{out}/sampled") == 4 * MiB
 
 shell = batch_shell(data)
 alone = [p for p in procs if p["argv"][:1] == ["dd"] and f"of={out}/alone" in p["argv"]]
 nested = [p for p in procs if p["argv"][:1] == ["dd"] and f"of={out}/nested" in p["argv"]]
 sh = [p for p in procs if p["argv"][:2] == ["sh", "-c"] and "nested" in p["argv"][2]]
-assert len(alone) == 1 and len(nested) == 1 and len(sh) == 1, (alone, nested, sh)
-alone, nested, sh = alone[0], nested[0], sh[0]
-assert alone["exact"] and nested["exact"] and sh["exact"], (alone, nested, sh)
+sampled = [p for p in procs if p["argv"][:1] == ["dd"] and f"of={out}/sampled" in p["argv"]]
+sh2 = [p for p in procs if p["argv"][:2] == ["sh", "-c"] and "sampled" in p["argv"][2]]
+assert len(alone) == 1 and len(nested) == 1 and len(sh) == 1 and len(sampled) == 1 and len(sh2) == 1, procs
+alone, nested, sh, sampled, sh2 = alone[0], nested[0], sh[0], sampled[0], sh2[0]
+for p in (alone, nested, sh, sampled, sh2):
+    assert p["exact"], p
 assert nested["ppid"] == sh["pid"] and sh["ppid"] == shell["pid"] and alone["ppid"] == shell["pid"]
+assert sampled["ppid"] == sh2["pid"] and sh2["ppid"] == shell["pid"]
 
 # Pages dirtied are counted when written: each dd's own bytes, within a few pages of metadata.
 slack = 256 * 1024
 assert 8 * MiB <= alone["write_bytes"] <= 8 * MiB + slack, alone
 assert 4 * MiB <= nested["write_bytes"] <= 4 * MiB + slack, nested
+assert 4 * MiB <= sampled["write_bytes"] <= 4 * MiB + slack, sampled
 assert sh["write_bytes"] <= slack, sh
+assert sh2["write_bytes"] <= slack, sh2
 assert shell["write_bytes"] <= slack, shell
-print("ok each dd has its own bytes (8 MiB, 4 MiB); the sh and the batch shell that reaped them have none")
+print("ok each dd has its own bytes (8, 4 and 4 MiB); the shells that reaped them have none")
 
 total = sum(p["write_bytes"] for p in procs)
-assert 12 * MiB <= total <= 12 * MiB + 4 * slack, total
-print(f"ok the job's processes add up to the 12 MiB written once: {total} bytes")
+assert 16 * MiB <= total <= 16 * MiB + 4 * slack, total
+print(f"ok the job's processes add up to the 16 MiB written once: {total} bytes")
