@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <set>
 
 
 #include "events.hpp"
@@ -31,6 +32,7 @@ std::string comm_of(const std::string& filename) {
 int64_t ms_of(uint64_t epoch_ns) { return static_cast<int64_t>(epoch_ns / 1'000'000); }
 
 constexpr int kKeepAfterExitTicks = 3;
+constexpr int kMaxExitWaits = 2;
 
 }  // namespace
 
@@ -230,8 +232,10 @@ void JobEvents::merge(ProcessTable& table, int64_t now_ms, store::Batch& batch, 
     auto id = table.identity(pid);
     return id && id->start_ticks == p.start_ticks;
   };
-  for (const auto& [pid, p] : pending_) {
-    if (!p.exited || p.ticks_since_exit > 0 || !(p.forked || p.execed) || in_table_now(pid, p)) continue;
+  for (auto& [pid, p] : pending_) {
+    if (!p.exited || p.ticks_since_exit > 0 || p.parent_credited || !(p.forked || p.execed) || in_table_now(pid, p))
+      continue;
+    p.parent_credited = true;
     auto parent = pending_.find(p.ppid);
     if (parent == pending_.end() || parent->second.ticks_since_exit > 0 || in_table_now(p.ppid, parent->second)) {
       table.credit_child(p.ppid, p.cpu_ns, p.read_bytes, p.write_bytes);  // no-op unless the table has it
@@ -241,9 +245,24 @@ void JobEvents::merge(ProcessTable& table, int64_t now_ms, store::Batch& batch, 
     parent->second.children_read += p.read_bytes;
     parent->second.children_write += p.write_bytes;
   }
+  // A child's exit event is sent when it leaves its CPU for the last time, which can come after its parent
+  // has reaped it and exited: a parent whose reaped (gone) children have not sent theirs yet waits for them
+  // a tick or two, or its exit figure would keep their bytes.
+  std::set<uint32_t> awaiting_children;
+  for (const auto& [pid, p] : pending_) {
+    if (p.exited || !p.forked) continue;
+    auto parent = pending_.find(p.ppid);
+    if (parent == pending_.end() || !parent->second.exited || parent->second.ticks_since_exit > 0) continue;
+    if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) awaiting_children.insert(p.ppid);
+  }
   for (auto it = pending_.begin(); it != pending_.end();) {
     const uint32_t pid = it->first;
     Pending& p = it->second;
+    if (p.exited && p.ticks_since_exit == 0 && awaiting_children.count(pid) && p.exit_waits < kMaxExitWaits) {
+      ++p.exit_waits;
+      ++it;
+      continue;
+    }
     if (p.ticks_since_exit > 0) {
       it = ++p.ticks_since_exit > kKeepAfterExitTicks ? pending_.erase(it) : std::next(it);
       continue;

@@ -87,6 +87,8 @@ class JobEvents {
     std::string parent_command;  // comm before an exec: the parent's
     int ticks_since_exit = 0;    // kept a few ticks after its exit for late file and connect aggregates
     int ticks_gone = 0;          // ticks it has been gone without an exit event
+    bool parent_credited = false;  // its CPU and bytes were taken out of its parent's (once)
+    int exit_waits = 0;            // ticks its exit waited for the exit events of children it reaped
   };
 
   void absorb(const events::Drained& d, const ProcessTable& table);
