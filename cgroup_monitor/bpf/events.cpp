@@ -168,11 +168,14 @@ uint64_t proc_start_ticks(uint32_t pid, char* state = nullptr) {
   return std::strtoull(p, nullptr, 10);
 }
 
+// A process in one of these states has exited (a zombie waiting to be reaped, or dead).
+bool has_ended(char state) { return state == 'Z' || state == 'X'; }
+
 // A monitor that died and waits to be reaped (a zombie) holds its pid but no longer its slot.
 bool owner_alive(const bc_slot_owner& o) {
   if (o.pid == 0) return false;
   char state = 0;
-  return proc_start_ticks(o.pid, &state) == o.start_ticks && state != 'Z' && state != 'X';
+  return proc_start_ticks(o.pid, &state) == o.start_ticks && !has_ended(state);
 }
 
 uint64_t clock_ns(clockid_t id) {
@@ -387,8 +390,8 @@ class TrackedBits {
 };
 
 struct Pins {
-  UniqueFd tracked, slot_cfg, slot_stats, slot_owner, node_cfg, rings, files, conns, tracked_bits_fd;
-  TrackedBits tracked_bits;
+  UniqueFd tracked, slot_cfg, slot_stats, slot_owner, node_cfg, rings, files, conns;
+  TrackedBits tracked_bits;  // the mapping outlives the map's fd
 };
 
 bool is_bpffs(const std::string& path) {
@@ -449,8 +452,7 @@ bool open_pins(const std::string& dir, Pins& pins) {
   pins.rings = get("rings");
   pins.files = get("files");
   pins.conns = get("conns");
-  pins.tracked_bits_fd = get("tracked_bits");
-  if (pins.tracked_bits_fd) pins.tracked_bits = TrackedBits(pins.tracked_bits_fd.get());
+  if (UniqueFd bits = get("tracked_bits")) pins.tracked_bits = TrackedBits(bits.get());
   // tracked_bits is not required here: the sets of older builds (looked at by remove_unused_sets while
   // their monitors may still run) have none. A monitor's own set must have it (open_own_pins).
   return pins.tracked && pins.slot_cfg && pins.slot_stats && pins.slot_owner && pins.node_cfg && pins.rings &&
@@ -1025,7 +1027,7 @@ struct EventCollector::Impl {
     }
     // A process that ended before it was entered would leave an entry its exit can no longer remove.
     char state = 0;
-    if (proc_start_ticks(tgid, &state) == 0 || state == 'Z' || state == 'X') {
+    if (proc_start_ticks(tgid, &state) == 0 || has_ended(state)) {
       bc_tracked now{};
       if (bpf_map_lookup_elem(pins.tracked.get(), &tgid, &now) == 0 && now.slot == slot && now.epoch == epoch &&
           now.gen == 0)

@@ -22,9 +22,27 @@ std::string socket_path() {
   return std::string(dir) + "/job_1.sock";
 }
 
-struct Taken {
-  std::vector<std::pair<uint32_t, uint32_t>> calls;  // (pid, step)
+// Serves the socket until a task has been answered with `answer`: the (pid, step) of each call, and the
+// tasks that had stopped waiting.
+struct Served {
+  std::vector<std::pair<uint32_t, uint32_t>> calls;
+  uint64_t late = 0;
 };
+Served serve_until_answered(HandoffServer& server, char answer) {
+  Served served;
+  while (served.calls.empty()) {
+    pollfd p{server.fd(), POLLIN, 0};
+    if (::poll(&p, 1, 5000) != 1) {
+      ADD_FAILURE() << "no task connected within 5 s";
+      break;
+    }
+    served.late += server.serve([&](uint32_t pid, uint32_t step) {
+      served.calls.emplace_back(pid, step);
+      return answer;
+    });
+  }
+  return served;
+}
 
 }  // namespace
 
@@ -34,22 +52,13 @@ TEST(Handoff, TaskIsTrackedAndGetsTheAnswer) {
   ASSERT_GE(server.fd(), 0) << server.error();
   HandoffResult result;
   std::thread task([&] { result = hand_off_self(path, 7, 5000); });
-  Taken taken;
-  uint64_t late = 0;
-  while (taken.calls.empty()) {
-    pollfd p{server.fd(), POLLIN, 0};
-    ASSERT_EQ(::poll(&p, 1, 5000), 1);
-    late += server.serve([&](uint32_t pid, uint32_t step) {
-      taken.calls.emplace_back(pid, step);
-      return bc::monitor::kHandoffTracked;
-    });
-  }
+  const Served served = serve_until_answered(server, bc::monitor::kHandoffTracked);
   task.join();
   EXPECT_EQ(result.outcome, HandoffResult::Outcome::Tracked) << result.message;
-  ASSERT_EQ(taken.calls.size(), 1u);
-  EXPECT_EQ(taken.calls[0].first, static_cast<uint32_t>(::getpid()));  // from SO_PEERCRED
-  EXPECT_EQ(taken.calls[0].second, 7u);
-  EXPECT_EQ(late, 0u);
+  ASSERT_EQ(served.calls.size(), 1u);
+  EXPECT_EQ(served.calls[0].first, static_cast<uint32_t>(::getpid()));  // from SO_PEERCRED
+  EXPECT_EQ(served.calls[0].second, 7u);
+  EXPECT_EQ(served.late, 0u);
 }
 
 TEST(Handoff, NoEventsAnswerEndsTheWait) {
@@ -58,15 +67,7 @@ TEST(Handoff, NoEventsAnswerEndsTheWait) {
   ASSERT_GE(server.fd(), 0) << server.error();
   HandoffResult result;
   std::thread task([&] { result = hand_off_self(path, 0, 5000); });
-  int served = 0;
-  while (served == 0) {
-    pollfd p{server.fd(), POLLIN, 0};
-    ASSERT_EQ(::poll(&p, 1, 5000), 1);
-    server.serve([&](uint32_t, uint32_t) {
-      ++served;
-      return bc::monitor::kHandoffNoEvents;
-    });
-  }
+  serve_until_answered(server, bc::monitor::kHandoffNoEvents);
   task.join();
   EXPECT_EQ(result.outcome, HandoffResult::Outcome::NoEvents);
 }
