@@ -166,7 +166,8 @@ ProcessRecord decode_process(std::string_view value, bool* counters_in_series) {
   p.exe = d.str();
   uint64_t nargs = d.u64();
   if (nargs > value.size()) throw StoreError("corrupt process record: argv count");
-  for (uint64_t i = 0; i < nargs; ++i) p.argv.push_back(d.str());
+  p.argv.reserve(nargs);
+  for (uint64_t i = 0; i < nargs; ++i) p.argv.emplace_back(d.str_view());
   p.cpu_ns = d.u64();
   p.max_rss = d.u64();
   p.rss = d.u64();
@@ -194,6 +195,73 @@ ProcessRecord decode_process(std::string_view value, bool* counters_in_series) {
   if (counters_in_series) *counters_in_series = in_series;
   return p;
 }
+
+void append_process_identity(std::string& out, const ProcessRecord& p) {
+  auto str = [&out](std::string_view v) {
+    append_varint(out, v.size());
+    out.append(v);
+  };
+  append_varint(out, p.ppid);
+  append_varint(out, p.step);
+  append_varint(out, (static_cast<uint64_t>(p.start_ms) << 1) ^ static_cast<uint64_t>(p.start_ms >> 63));
+  append_varint(out, p.max_rss);
+  str(p.command);
+  str(p.exe);
+  append_varint(out, p.argv.size());
+  for (const auto& a : p.argv) str(a);
+  append_varint(out, (p.exited ? 1U : 0U) | (p.core_dumped ? 2U : 0U) | (p.argv_truncated ? 4U : 0U) | (p.exact ? 8U : 0U));
+  const int64_t code = p.exit_code;
+  append_varint(out, (static_cast<uint64_t>(code) << 1) ^ static_cast<uint64_t>(code >> 63));
+  append_varint(out, static_cast<uint64_t>(p.exit_signal < 0 ? 0 : p.exit_signal));
+}
+
+namespace {
+
+// One reader for checking (p == nullptr: nothing is stored, nothing allocated) and decoding.
+void read_process_identity(std::string_view bytes, ProcessRecord* p) {
+  Decoder d(bytes);
+  const uint32_t ppid = d.u32();
+  const uint32_t step = d.u32();
+  const int64_t start_ms = d.i64();
+  const uint64_t max_rss = d.u64();
+  const std::string_view command = d.str_view();
+  const std::string_view exe = d.str_view();
+  const uint64_t nargs = d.u64();
+  if (nargs > bytes.size()) throw StoreError("corrupt process identity: argv count");
+  if (p) {
+    p->ppid = ppid;
+    p->step = step;
+    p->start_ms = start_ms;
+    p->max_rss = max_rss;
+    p->command.assign(command);
+    p->exe.assign(exe);
+    p->argv.clear();
+    p->argv.reserve(nargs);
+  }
+  for (uint64_t i = 0; i < nargs; ++i) {
+    const std::string_view arg = d.str_view();
+    if (p) p->argv.emplace_back(arg);
+  }
+  const uint64_t events = d.u64();
+  if (events > 15) throw StoreError("corrupt process identity: event flags");
+  const int64_t code = d.i64();
+  const uint64_t signal = d.u64();
+  if (code < -1 || code > 255 || signal > 127) throw StoreError("corrupt process identity: exit status");
+  if (!d.done()) throw StoreError("corrupt process identity: trailing bytes");
+  if (p) {
+    p->exited = events & 1U;
+    p->core_dumped = events & 2U;
+    p->argv_truncated = events & 4U;
+    p->exact = events & 8U;
+    p->exit_code = static_cast<int>(code);
+    p->exit_signal = static_cast<int>(signal);
+  }
+}
+
+}  // namespace
+
+void check_process_identity(std::string_view bytes) { read_process_identity(bytes, nullptr); }
+void decode_process_identity(std::string_view bytes, ProcessRecord& p) { read_process_identity(bytes, &p); }
 
 std::string encode_file(const FileRecord& f) {
   Encoder e;
@@ -560,24 +628,32 @@ void encode_open(std::string& out, const OpenRecord& r) {
   if (r.has_base) put_fixed_point(h + kOpenBase, r.base);
 }
 
-bool append_open(std::string& out, std::string_view value, const Point& p) {
+bool append_open_in_place(std::string& value, const Point& p) {
   if (value.size() < kOpenHeader || static_cast<uint8_t>(value[0]) != kOpenFormat || !(value[1] & 2)) return false;
   const size_t used = get_be16(value.data() + 2);
   const auto chunk_start = static_cast<int64_t>(get_be32(value.data() + 4));
   if (used == 0 || p.t < chunk_start || p.t >= chunk_start + 60) return false;
   const Point tail = get_fixed_point(value.data() + kOpenTail);
   if (p.t <= tail.t) return false;
-  // The point is encoded past the end of the copy, then moved into the free room if it fits.
-  out.assign(value);
-  put_point(out, tail, p);
-  const size_t n = out.size() - value.size();
-  if (kOpenHeader + used + n > value.size()) return false;
-  char* h = out.data();
-  std::memmove(h + kOpenHeader + used, h + value.size(), n);
-  out.resize(value.size());
+  // The point is encoded past the end of the value, then moved into the free room if it fits.
+  const size_t size = value.size();
+  put_point(value, tail, p);
+  const size_t n = value.size() - size;
+  if (kOpenHeader + used + n > size) {
+    value.resize(size);
+    return false;
+  }
+  char* h = value.data();
+  std::memmove(h + kOpenHeader + used, h + size, n);
+  value.resize(size);
   put_be16(h + 2, used + n);
   put_fixed_point(h + kOpenTail, p);
   return true;
+}
+
+bool append_open(std::string& out, std::string_view value, const Point& p) {
+  out.assign(value);
+  return append_open_in_place(out, p);
 }
 
 std::string encode_buckets(const Buckets& buckets) {

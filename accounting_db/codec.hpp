@@ -116,6 +116,14 @@ JobRecord decode_job(std::string_view value);
 // point, which readers use instead (the writer then skips rewriting a record whose other fields are unchanged).
 std::string encode_process(const ProcessRecord& p, bool counters_in_series = false);
 ProcessRecord decode_process(std::string_view value, bool* counters_in_series = nullptr);
+// A process record's identity: every field but job_id, node, pid, start_ticks, series_id, end_ms and the
+// counters, in one canonical encoding (equal fields give equal bytes). The wire carries a process's identity
+// so, and the writer compares identities as bytes, decoding one only when the record must be rewritten.
+void append_process_identity(std::string& out, const ProcessRecord& p);
+// Reads it as decode_process_identity would, without allocating; throws StoreError naming the fault.
+void check_process_identity(std::string_view bytes);
+// Sets p's identity fields. Throws StoreError.
+void decode_process_identity(std::string_view bytes, ProcessRecord& p);
 // eBPF events (schema 3): one record per process and path / peer, with its totals.
 std::string encode_file(const FileRecord& f);
 FileRecord decode_file(std::string_view value);
@@ -178,6 +186,8 @@ void encode_open(std::string& out, const OpenRecord& r);
 // appended in its free room and the tail updated; false (out unspecified) when the value is not a format 2
 // record with points, p does not belong at its end, or the room is used up.
 bool append_open(std::string& out, std::string_view value, const Point& p);
+// The same on a record already in memory; on false `value` is as it was.
+bool append_open_in_place(std::string& value, const Point& p);
 
 // Rollup buckets of one chunk (the minutes of an hour, the hours of a day, the days of 32 days), by index.
 using Buckets = std::vector<std::pair<uint32_t, Rollup>>;

@@ -15,6 +15,7 @@
 #include <cstring>
 #include <functional>
 #include <map>
+#include <span>
 #include <unordered_map>
 
 #include "codec.hpp"
@@ -124,26 +125,18 @@ FixedKey process_key(uint64_t job, uint32_t node, uint32_t pid, uint64_t start_t
   return FixedKey().u64(job).u32(node).u32(pid).u64(start_ticks);
 }
 
-// Everything in a process record but the counters its series carries. Kept by the writer to compare a
-// tick's record with the stored one field by field (cheaper than hashing the strings every tick).
+// Everything in a process record but the counters its series carries: series and end as numbers, the rest
+// as its canonical encoding (codec::append_process_identity). Kept by the writer to see that a tick's record
+// is the stored one; comparing bytes also serves bcd's records, whose identity arrives encoded.
 struct ProcessIdentity {
-  uint32_t ppid = 0, step = 0, series_id = 0;
-  int64_t start_ms = 0, end_ms = 0;
-  uint64_t max_rss = 0;
-  std::string command, exe;
-  std::vector<std::string> argv;
-  bool exited = false, core_dumped = false, argv_truncated = false, exact = false;
-  int exit_code = 0, exit_signal = 0;
+  uint32_t series_id = 0;
+  int64_t end_ms = 0;
+  std::string encoded;
 
-  explicit ProcessIdentity(const ProcessRecord& p)
-      : ppid(p.ppid), step(p.step), series_id(p.series_id), start_ms(p.start_ms), end_ms(p.end_ms), max_rss(p.max_rss),
-        command(p.command), exe(p.exe), argv(p.argv), exited(p.exited), core_dumped(p.core_dumped),
-        argv_truncated(p.argv_truncated), exact(p.exact), exit_code(p.exit_code), exit_signal(p.exit_signal) {}
-  bool same_as(const ProcessRecord& p) const {
-    return ppid == p.ppid && step == p.step && series_id == p.series_id && start_ms == p.start_ms && end_ms == p.end_ms &&
-           max_rss == p.max_rss && exited == p.exited && core_dumped == p.core_dumped &&
-           argv_truncated == p.argv_truncated && exact == p.exact && exit_code == p.exit_code &&
-           exit_signal == p.exit_signal && command == p.command && exe == p.exe && argv == p.argv;
+  ProcessIdentity(const ProcessRecord& p, std::string_view identity)
+      : series_id(p.series_id), end_ms(p.end_ms), encoded(identity) {}
+  bool same_as(const ProcessRecord& p, std::string_view identity) const {
+    return series_id == p.series_id && end_ms == p.end_ms && encoded == identity;
   }
 };
 
@@ -319,7 +312,7 @@ struct WriteCtx {
   bool drop_seconds = false;  // degraded: sealed seconds are not kept
   bool try_append = true;
   std::optional<Cursor> open, tables[kResolutions];
-  std::string buf, buf2, points;  // scratch
+  std::string buf, buf2, points, identity;  // scratch
   uint64_t dropped = 0;
   uint64_t sealed = 0, deleted = 0;
   // LMDB frees a write transaction's cursors when it ends: close ours before that.
@@ -921,8 +914,17 @@ class LmdbStore final : public Store {
   // ---------------------------------------------------------------- the write path
 
   void write_in(WriteCtx& ctx, Batch& batch) {
+    Batch* one[] = {&batch};
+    write_run(ctx, one);
+  }
+
+  // Consecutive ticks of one job on one node, in order (bcd applies a node's bundle so): each tick's
+  // records as write_in would, then all their samples together, so that a series' points go into its open
+  // minute with one read and one write of that record, and the job's upkeep runs once.
+  void write_run(WriteCtx& ctx, std::span<Batch* const> run) {
     Txn& txn = ctx.txn;
-    const std::string& node = batch.job.node;
+    Batch& last = *run.back();
+    const std::string& node = last.job.node;
     uint32_t node_id = 0;
     if (auto id = find_node(txn, node)) {
       node_id = *id;
@@ -932,11 +934,11 @@ class LmdbStore final : public Store {
       txn.must_put(meta_, "next_node_id", be32(node_id + 1));
       txn.must_put(nodes_, node, be32(node_id));
     }
-    const uint64_t job = batch.job.job_id;
+    const uint64_t job = last.job.job_id;
     ctx.job = job;
     ctx.node = node_id;
     const FixedKey jk = job_key(job, node_id);
-    txn.must_put(jobs_, jk.sv(), codec::encode_job(batch.job));
+    txn.must_put(jobs_, jk.sv(), codec::encode_job(last.job));  // each tick's job record replaces the one before
 
     bool fresh = true;
     if (auto v = txn.get(job_state_, jk.sv())) {
@@ -947,7 +949,12 @@ class LmdbStore final : public Store {
     auto counter = txn.get(series_alloc_, jk.sv());
     uint32_t next_series = counter ? read_u32(*counter) : 1;
     const uint32_t first_series = next_series;
-    if (!batch.processes.empty()) {
+    for (Batch* tick : run) {
+      Batch& batch = *tick;
+      if (batch.processes.empty()) {
+        write_events(ctx, batch);
+        continue;
+      }
       const ProcessCache& cache = caches_[{job, node_id}];
       auto [pending_it, first_look] = pending_caches_.try_emplace({job, node_id});
       PendingCache& pending = pending_it->second;
@@ -975,28 +982,39 @@ class LmdbStore final : public Store {
                                update.sample->rss == p.rss && update.sample->read_bytes == p.read_bytes &&
                                update.sample->write_bytes == p.write_bytes;
         const PidKey pk{p.pid, p.start_ticks};
+        std::string_view identity = update.encoded_identity;
         if (in_series) {
+          if (identity.empty()) {
+            ctx.identity.clear();
+            codec::append_process_identity(ctx.identity, p);
+            identity = ctx.identity;
+          }
           const ProcessIdentity* known = nullptr;
           if (auto written = pending.set.find(pk); written != pending.set.end()) {
             if (written->second) known = &*written->second;
           } else if (!pending.reset) {
             if (auto cached = cache.identity.find(pk); cached != cache.identity.end()) known = &cached->second;
           }
-          if (known && known->same_as(p)) continue;
+          if (known && known->same_as(p, identity)) continue;
+        }
+        if (!update.encoded_identity.empty()) {
+          // Checked when the wire was decoded; `identity` still points at the same bytes.
+          codec::decode_process_identity(update.encoded_identity, p);
+          update.encoded_identity = {};
         }
         pc.put(key.sv(), codec::encode_process(p, in_series));
         wrote = true;
         if (in_series) {
-          pending.set.insert_or_assign(pk, ProcessIdentity(p));
+          pending.set.insert_or_assign(pk, ProcessIdentity(p, identity));
         } else {
           pending.set.insert_or_assign(pk, std::nullopt);
         }
       }
       if (wrote) ++ctx.js.process_generation;
       pending.generation = ctx.js.process_generation;
+      write_events(ctx, batch);
     }
     if (next_series != first_series) txn.must_put(series_alloc_, jk.sv(), be32(next_series));
-    write_events(ctx, batch);
 
     // The samples, by series then time.
     struct Item {
@@ -1004,7 +1022,9 @@ class LmdbStore final : public Store {
       Point p;
     };
     std::vector<Item> items;
-    items.reserve(batch.processes.size() + 1);
+    size_t expected = 0;
+    for (const Batch* b : run) expected += b->processes.size() + 1;
+    items.reserve(expected);
     auto add = [&](uint32_t series, const Sample& s) {
       if (s.time_s < 0 || s.time_s > kMaxTime) {
         ++rejected_;
@@ -1015,17 +1035,21 @@ class LmdbStore final : public Store {
       }
       items.push_back({series, Point{s.time_s, s.cpu_ns, s.rss, s.read_bytes, s.write_bytes}});
     };
-    if (batch.job_sample) add(0, *batch.job_sample);
-    for (const auto& u : batch.processes)
-      if (u.sample) add(u.record.series_id, *u.sample);
+    int64_t latest = 0;
+    for (const Batch* b : run) {
+      if (b->job_sample) add(0, *b->job_sample);
+      for (const auto& u : b->processes)
+        if (u.sample) add(u.record.series_id, *u.sample);
+      if (b->job.last_sample_ms > 0) latest = std::max(latest, b->job.last_sample_ms / 1000);
+    }
     auto by_series_time = [](const Item& a, const Item& b) {
       return a.series != b.series ? a.series < b.series : a.p.t < b.p.t;
     };
-    // A monitor's processes keep their order from tick to tick, so this is usually sorted already.
+    // A monitor's processes keep their order from tick to tick, so one tick is usually sorted already; a run
+    // of ticks is sorted into each series' points in time order.
     if (!std::is_sorted(items.begin(), items.end(), by_series_time))
       std::stable_sort(items.begin(), items.end(), by_series_time);
 
-    int64_t latest = batch.job.last_sample_ms > 0 ? batch.job.last_sample_ms / 1000 : 0;
     int64_t first = INT64_MAX;
     for (const auto& it : items) {
       latest = std::max(latest, it.p.t);
@@ -1038,9 +1062,9 @@ class LmdbStore final : public Store {
     ctx.js.latest_s = std::max(ctx.js.latest_s, std::min(latest, kMaxTime));
     if (first != INT64_MAX) ctx.js.first_s = std::min(ctx.js.first_s, first);
 
-    for (const auto& it : items) apply(ctx, it.series, it.p);
+    for (size_t i = 0; i < items.size();) i = apply_run(ctx, items, i);
 
-    if (batch.job.end_ms != 0) pack_processes(ctx, jk);
+    if (last.job.end_ms != 0) pack_processes(ctx, jk);
 
     // Bounded upkeep of this job: seal idle minutes, expire old chunks.
     const uint64_t n = items.size();
@@ -1115,6 +1139,28 @@ class LmdbStore final : public Store {
     ctx.buf.clear();
     codec::encode_open(ctx.buf, o);
     open_cursor(ctx).put(key.sv(), ctx.buf);
+  }
+
+  // Applies items[from] and the points after it of the same series that follow its open minute's tail in
+  // that minute: those are appended to the record in memory and written once. Returns the next item's index.
+  template <typename Item>
+  size_t apply_run(WriteCtx& ctx, const std::vector<Item>& items, size_t from) {
+    const uint32_t series = items[from].series;
+    const Point& first = items[from].p;
+    if (first.t >= ctx.js.floor[0] && from + 1 < items.size() && items[from + 1].series == series) {
+      const FixedKey key = open_key(ctx.job, ctx.node, series);
+      Cursor& oc = open_cursor(ctx);
+      const bool found = (oc.next() && oc.key() == key.sv()) || oc.find(key.sv());
+      if (found && codec::append_open(ctx.buf, oc.value(), first)) {
+        size_t next = from + 1;
+        while (next < items.size() && items[next].series == series && codec::append_open_in_place(ctx.buf, items[next].p))
+          ++next;
+        oc.put(key.sv(), ctx.buf, MDB_CURRENT);  // the same size: LMDB overwrites it in place
+        return next;
+      }
+    }
+    apply(ctx, series, first);
+    return from + 1;
   }
 
   // One sample of one series.
@@ -2270,26 +2316,40 @@ std::vector<bool> LmdbStore::write_batches_once(std::vector<Batch>& batches, con
   }
   if (first == batches.size()) return applied;
   // The first new batch goes through write_batch (growth, retries, the full-disk rules); the others are
-  // written by the hook inside the same transaction, each with its own write context, sharing the
-  // transaction's pending process-cache changes (so a node's later ticks do not rewrite unchanged records).
+  // written by the hook inside the same transaction, sharing the transaction's pending process-cache
+  // changes (so a node's later ticks do not rewrite unchanged records). Consecutive batches of one job on
+  // one node (a node's bundle) are written as one run.
   const std::string ingested_at = Key().u64(static_cast<uint64_t>(time(nullptr))).bytes();
+  uint64_t dropped_by_hook = 0;  // of the attempt that committed: the hook runs once per attempt
   HookScope scope(in_txn_, [&](Txn& txn, const Batch&) {
     if (already_applied(txn, ingested_, ids[first], keys[first])) throw DuplicateBatch{};
     txn.must_put(ingested_, keys[first], ingested_at);
     std::fill(applied.begin(), applied.end(), false);
     applied[first] = true;
-    for (size_t i = first + 1; i < batches.size(); ++i) {
-      if (already_applied(txn, ingested_, ids[i], keys[i])) continue;
+    dropped_by_hook = 0;
+    std::vector<Batch*> run;
+    auto write_pending_run = [&] {
+      if (run.empty()) return;
       WriteCtx ctx(txn);
       ctx.drop_seconds = degraded_;
-      write_in(ctx, batches[i]);
+      write_run(ctx, run);
       ctx.close_cursors();
+      dropped_by_hook += ctx.dropped;
+      run.clear();
+    };
+    for (size_t i = first + 1; i < batches.size(); ++i) {
+      if (already_applied(txn, ingested_, ids[i], keys[i])) continue;
+      if (!run.empty() && (run.back()->job.job_id != batches[i].job.job_id || run.back()->job.node != batches[i].job.node))
+        write_pending_run();
+      run.push_back(&batches[i]);
       txn.must_put(ingested_, keys[i], ingested_at);
       applied[i] = true;
     }
+    write_pending_run();
   });
   try {
     write_batch(batches[first]);
+    dropped_late_ += dropped_by_hook;
   } catch (const DuplicateBatch&) {
     // Another writer applied it meanwhile: fall back to one at a time.
     for (size_t i = first; i < batches.size(); ++i) applied[i] = write_batch_once(batches[i], ids[i]);

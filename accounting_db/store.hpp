@@ -208,6 +208,11 @@ const char* resolution_name(Resolution r);
 struct ProcessUpdate {
   ProcessRecord record;  // record.series_id is filled in by write_batch
   std::optional<Sample> sample;  // series_id is ignored: the process's series is used
+  // Set only by wire::decode_batch with Identity::Deferred (bcd): the record's identity (ppid, step,
+  // start_ms, max_rss, command, exe, argv and the exit fields) still encoded, pointing into the decoded
+  // bytes, which must outlive the write. Those record fields are unset; the writer decodes them only when
+  // the identity differs from the stored one, which in a running job is rarely.
+  std::string_view encoded_identity{};
 };
 
 // Everything one monitor tick produces, written in one transaction.

@@ -63,31 +63,69 @@ Record get_record(Reader& r, const char* what, Decode decode) {
   }
 }
 
-// Samples: 0 = absent, else 1 followed by the fields (series id only for the job's own sample, which
-// travels as is; a process's sample belongs to the process's series).
+// A sample's time and counters.
+void put_time_and_counters(codec::Encoder& e, const Sample& s) {
+  e.i64(s.time_s);
+  e.u64(s.cpu_ns);
+  e.u64(s.rss);
+  e.u64(s.read_bytes);
+  e.u64(s.write_bytes);
+}
+
+void get_time_and_counters(Reader& r, Sample& s) {
+  s.time_s = r.i64("sample time");
+  s.cpu_ns = r.u64("sample cpu");
+  s.rss = r.u64("sample rss");
+  s.read_bytes = r.u64("sample read bytes");
+  s.write_bytes = r.u64("sample write bytes");
+}
+
+// The job's sample (and a process's in version 2): 0 = absent, else 1, its series id, time and counters.
 void put_sample(codec::Encoder& e, const std::optional<Sample>& s) {
-  if (!s) {
-    e.u64(0);
-    return;
-  }
-  e.u64(1);
+  e.u64(s ? 1 : 0);
+  if (!s) return;
   e.u64(s->series_id);
-  e.i64(s->time_s);
-  e.u64(s->cpu_ns);
-  e.u64(s->rss);
-  e.u64(s->read_bytes);
-  e.u64(s->write_bytes);
+  put_time_and_counters(e, *s);
 }
 
 std::optional<Sample> get_sample(Reader& r) {
   if (!r.flag("sample present")) return std::nullopt;
   Sample s;
   s.series_id = r.u32("sample series");
-  s.time_s = r.i64("sample time");
-  s.cpu_ns = r.u64("sample cpu");
-  s.rss = r.u64("sample rss");
-  s.read_bytes = r.u64("sample read bytes");
-  s.write_bytes = r.u64("sample write bytes");
+  get_time_and_counters(r, s);
+  return s;
+}
+
+// A process's sample (version 3): 0 = absent, 1 = time and counters, 2 = time only, the counters being its
+// record's (the usual case: a running process's record carries its latest sample). Its series is the
+// record's, so none is sent.
+void put_process_sample(codec::Encoder& e, const std::optional<Sample>& s, const ProcessRecord& p) {
+  if (!s) {
+    e.u64(0);
+  } else if (s->cpu_ns == p.cpu_ns && s->rss == p.rss && s->read_bytes == p.read_bytes &&
+             s->write_bytes == p.write_bytes) {
+    e.u64(2);
+    e.i64(s->time_s);
+  } else {
+    e.u64(1);
+    put_time_and_counters(e, *s);
+  }
+}
+
+std::optional<Sample> get_process_sample(Reader& r, const ProcessRecord& p) {
+  const uint64_t kind = r.u64("process sample kind");
+  if (kind == 0) return std::nullopt;
+  if (kind > 2) throw WireError("malformed batch: process sample kind " + std::to_string(kind));
+  Sample s;  // its series_id stays 0: the store uses the record's series
+  if (kind == 1) {
+    get_time_and_counters(r, s);
+    return s;
+  }
+  s.time_s = r.i64("process sample time");
+  s.cpu_ns = p.cpu_ns;
+  s.rss = p.rss;
+  s.read_bytes = p.read_bytes;
+  s.write_bytes = p.write_bytes;
   return s;
 }
 
@@ -99,9 +137,25 @@ std::string encode_batch(const Batch& batch) {
   e.str(codec::encode_job(batch.job));
   put_sample(e, batch.job_sample);
   e.u64(batch.processes.size());
+  std::string identity;
   for (const auto& u : batch.processes) {
-    e.str(codec::encode_process(u.record));
-    put_sample(e, u.sample);
+    const ProcessRecord& p = u.record;
+    e.u64(p.pid);
+    e.u64(p.start_ticks);
+    e.u64(p.series_id);
+    e.i64(p.end_ms);
+    e.u64(p.cpu_ns);
+    e.u64(p.rss);
+    e.u64(p.read_bytes);
+    e.u64(p.write_bytes);
+    if (u.encoded_identity.empty()) {
+      identity.clear();
+      codec::append_process_identity(identity, p);
+      e.str(identity);
+    } else {
+      e.str(u.encoded_identity);
+    }
+    put_process_sample(e, u.sample, p);
   }
   e.u64(batch.files.size());
   for (const auto& f : batch.files) e.str(codec::encode_file(f));
@@ -110,11 +164,11 @@ std::string encode_batch(const Batch& batch) {
   return e.bytes();
 }
 
-Batch decode_batch(std::string_view bytes) {
+Batch decode_batch(std::string_view bytes, Identity identity) {
   Reader r(bytes);
   const uint64_t version = r.u64("version");
-  if (version != kBatchVersion)
-    throw WireError("batch format version " + std::to_string(version) + " is not supported (this bcd reads " +
+  if (version != kBatchVersion && version != 2)
+    throw WireError("batch format version " + std::to_string(version) + " is not supported (this bcd reads 2 and " +
                     std::to_string(kBatchVersion) + ")");
   Batch b;
   b.job = get_record<JobRecord>(r, "job record", codec::decode_job);
@@ -122,13 +176,36 @@ Batch decode_batch(std::string_view bytes) {
   const size_t n = r.count("process count");
   b.processes.reserve(std::min<size_t>(n, 4096));
   for (size_t i = 0; i < n; ++i) {
-    store::ProcessUpdate u;
-    u.record = get_record<ProcessRecord>(r, "process record", [](std::string_view v) { return codec::decode_process(v); });
+    store::ProcessUpdate& u = b.processes.emplace_back();
+    ProcessRecord& p = u.record;
+    if (version == 2) {
+      p = get_record<ProcessRecord>(r, "process record", [](std::string_view v) { return codec::decode_process(v); });
+      u.sample = get_sample(r);
+    } else {
+      p.pid = r.u32("process pid");
+      p.start_ticks = r.u64("process start");
+      p.series_id = r.u32("process series");
+      p.end_ms = r.i64("process end");
+      p.cpu_ns = r.u64("process cpu");
+      p.rss = r.u64("process rss");
+      p.read_bytes = r.u64("process read bytes");
+      p.write_bytes = r.u64("process write bytes");
+      const std::string_view encoded = r.str_view("process identity");
+      try {
+        if (identity == Identity::Deferred) {
+          codec::check_process_identity(encoded);
+          u.encoded_identity = encoded;
+        } else {
+          codec::decode_process_identity(encoded, p);
+        }
+      } catch (const store::StoreError& e) {
+        throw WireError(std::string("malformed batch: process identity: ") + e.what());
+      }
+      u.sample = get_process_sample(r, p);
+    }
     // A batch is one job on one node, as write_batch treats it.
-    u.record.job_id = b.job.job_id;
-    u.record.node = b.job.node;
-    u.sample = get_sample(r);
-    b.processes.push_back(std::move(u));
+    p.job_id = b.job.job_id;
+    p.node = b.job.node;
   }
   // Files and connections are increments the store adds up: they belong to this batch's job and node.
   const size_t files = r.count("file count");

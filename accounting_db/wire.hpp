@@ -16,7 +16,10 @@
 namespace bc::wire {
 
 // 1: job, job sample, processes. 2: files and connections (eBPF events) follow the processes.
-inline constexpr uint32_t kBatchVersion = 2;
+// 3: a process travels as its numbers and its identity, still encoded (codec::append_process_identity),
+//    and a sample that repeats its record's counters sends only its time. Version 2 is still read: an
+//    upgraded node's outbox may hold batches spooled before.
+inline constexpr uint32_t kBatchVersion = 3;
 inline constexpr char kBundleMagic[4] = {'B', 'C', 'W', '1'};
 
 class WireError : public std::runtime_error {
@@ -25,8 +28,12 @@ class WireError : public std::runtime_error {
 };
 
 std::string encode_batch(const store::Batch& batch);
+// Decoded: every field of every record is filled in. Deferred (bcd): a version 3 process's identity is
+// checked but left encoded in ProcessUpdate::encoded_identity, pointing into `bytes`, for the store to
+// decode only if it must rewrite the record; `bytes` must then outlive the write.
+enum class Identity { Decoded, Deferred };
 // Throws WireError naming what was wrong.
-store::Batch decode_batch(std::string_view bytes);
+store::Batch decode_batch(std::string_view bytes, Identity identity = Identity::Decoded);
 
 // The batches stay encoded in a bundle: bcd decodes each one after checking its id.
 std::string encode_bundle(const std::vector<store::SpooledBatch>& batches);

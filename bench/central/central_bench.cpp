@@ -1,9 +1,10 @@
 // Central ingest benchmark driver: the same synthetic node batches written straight into a store
 // (write_batch_once, what bcd does per batch) or pushed to a running bcd over HTTP (munge or API key).
 //
-//   bc-central-bench direct STORE NODES PROCS TICKS [BATCHES_PER_TRANSACTION]
+//   bc-central-bench direct STORE NODES PROCS TICKS [BATCHES_PER_TRANSACTION [BATCHES_PER_REQUEST]]
 //   bc-central-bench http URL NODES PROCS TICKS CLIENTS BATCHES_PER_REQUEST [--api-key KEY] [--munge-socket S]
-// Prints "samples N seconds S batches B requests R bytes Y" (direct adds "cpu C": its user + system seconds).
+// Prints "samples N seconds S batches B requests R bytes Y", then "cpu C" (direct: its user + system seconds)
+// or "pushers_cpu C" (http: the pushing threads' user + system seconds while sending).
 // Over HTTP each client stands for NODES/CLIENTS nodes and sends each node's ticks in order, a bundle of
 // BATCHES_PER_REQUEST at a time, as a node's shipper does (bcd then never sees a node's tick late).
 #include <sys/resource.h>
@@ -93,9 +94,23 @@ double cpu_seconds() {
 
 int main(int argc, char** argv) try {
   const std::string mode = argc > 1 ? argv[1] : "";
-  if (mode == "direct" && (argc == 6 || argc == 7)) {
-    const size_t per_txn = argc == 7 ? static_cast<size_t>(std::atoi(argv[6])) : 256;
-    Work w = make_work(std::atoi(argv[3]), std::atoi(argv[4]), std::atoi(argv[5]));
+  if (mode == "direct" && argc >= 6 && argc <= 8) {
+    // As bcd's group commit applies them: the requests of 4 pushers, each a bundle of one node's next 100
+    // ticks, share a transaction.
+    const size_t per_txn = argc >= 7 ? static_cast<size_t>(std::atoi(argv[6])) : 400;
+    const size_t per_request = argc == 8 ? static_cast<size_t>(std::atoi(argv[7])) : 100;
+    const auto nodes = static_cast<uint32_t>(std::atoi(argv[3]));
+    const auto ticks = static_cast<uint32_t>(std::atoi(argv[5]));
+    if (nodes == 0 || per_txn == 0 || per_request == 0) throw std::runtime_error("NODES and the batch counts must be positive");
+    Work w = make_work(nodes, std::atoi(argv[4]), ticks);
+    // make_work's (tick, node) order into bcd's: for each round of BATCHES_PER_REQUEST ticks, each node's.
+    std::vector<store::SpooledBatch> arrival;
+    arrival.reserve(w.batches.size());
+    for (size_t round = 0; round < ticks; round += per_request)
+      for (uint32_t n = 0; n < nodes; ++n)
+        for (size_t t = round; t < std::min<size_t>(ticks, round + per_request); ++t)
+          arrival.push_back(std::move(w.batches[t * nodes + n]));
+    w.batches = std::move(arrival);
     store::OpenOptions options;
     if (const char* d = std::getenv("BC_BENCH_DURABILITY"); d && std::string(d) == "nosync")
       options.durability = store::Durability::NoSync;
@@ -103,12 +118,11 @@ int main(int argc, char** argv) try {
     // Decoding is part of bcd's work too, so it is timed here as well.
     const auto start = Clock::now();
     const double cpu_start = cpu_seconds();
-    // Grouped as bcd groups a request's batches (256 per transaction).
     for (size_t from = 0; from < w.batches.size(); from += per_txn) {
       std::vector<store::Batch> group;
       std::vector<store::BatchId> ids;
       for (size_t i = from; i < std::min(w.batches.size(), from + per_txn); ++i) {
-        group.push_back(wire::decode_batch(w.batches[i].wire));
+        group.push_back(wire::decode_batch(w.batches[i].wire, wire::Identity::Deferred));
         ids.push_back(w.batches[i].id);
       }
       db->write_batches_once(group, ids);
@@ -160,6 +174,7 @@ int main(int argc, char** argv) try {
     }
     std::atomic<int> failures{0};
     const auto start = Clock::now();
+    const double cpu_start = cpu_seconds();
     std::vector<std::thread> threads;
     for (const auto& list : client_bodies)
       threads.emplace_back([&o, &failures, &list] {
@@ -172,9 +187,11 @@ int main(int argc, char** argv) try {
       });
     for (auto& t : threads) t.join();
     const double s = seconds_since(start);
+    const double pusher_cpu = cpu_seconds() - cpu_start;
     if (failures) return 1;
-    std::printf("samples %llu seconds %.3f batches %zu requests %zu bytes %llu\n", static_cast<unsigned long long>(w.samples),
-                s, w.batches.size(), requests, static_cast<unsigned long long>(bytes));
+    std::printf("samples %llu seconds %.3f batches %zu requests %zu bytes %llu pushers_cpu %.3f\n",
+                static_cast<unsigned long long>(w.samples), s, w.batches.size(), requests,
+                static_cast<unsigned long long>(bytes), pusher_cpu);
     return 0;
   }
   std::fprintf(stderr, "usage: see the head of bench/central/central_bench.cpp\n");

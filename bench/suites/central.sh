@@ -2,14 +2,14 @@
 # summary: bcd ingest: samples/s through HTTP + munge + merge, the same with an API key, and a direct local write
 # Needs root (a private munged). Knobs:
 #   BC_BENCH_NODES (20), BC_BENCH_PROCS (50 per node),
-#   BC_BENCH_TICKS (1200 per node; a run of 300 lasted a quarter of a second, too short to measure),
+#   BC_BENCH_TICKS (2400 per node: at 2 M samples/s a run of 1200 lasted half a second, short on a noisy machine),
 #   BC_BENCH_CLIENTS (4 concurrent pushers, each sending its share of the nodes' ticks in order, as
 #   shippers do), BC_BENCH_PER_REQUEST (100 batches per request: a catching-up node; the steady state of
 #   1 batch per request is measured separately)
 set -euo pipefail
 : "${BC_BUILD_DIR:?run through ./bench/run.sh}"
 [ "$(id -u)" = 0 ] || { echo "bench central: needs root (runs a private munged)" >&2; exit 1; }
-nodes=${BC_BENCH_NODES:-20}; procs=${BC_BENCH_PROCS:-50}; ticks=${BC_BENCH_TICKS:-1200}
+nodes=${BC_BENCH_NODES:-20}; procs=${BC_BENCH_PROCS:-50}; ticks=${BC_BENCH_TICKS:-2400}
 clients=${BC_BENCH_CLIENTS:-4}; per_request=${BC_BENCH_PER_REQUEST:-100}
 bench=$BC_BUILD_DIR/cgroup_monitor/bench-central/bc-central-bench
 bcadm=$BC_BUILD_DIR/accounting_db/bcadm
@@ -43,7 +43,13 @@ start_bcd() {
 rate() { awk '{print $2 / $4}' <<<"$1"; }
 reqrate() { awk '{print $8 / $4}' <<<"$1"; }
 # Samples per CPU-second of bcd itself (user + system): steadier than wall-clock rates on a shared machine.
-cpurate() { awk '{print ($12 > 0 ? $2 / $12 : 0)}' <<<"$1"; }
+# (direct: the driver's own "cpu"; http: "bcd_cpu")
+field() { awk -v name="$2" '{for (i = 1; i < NF; i += 2) if ($i == name) print $(i + 1)}' <<<"$1"; }
+cpurate() {
+  local cpu
+  cpu=$(field "$1" bcd_cpu); [ -n "$cpu" ] || cpu=$(field "$1" cpu)
+  awk -v n="$(field "$1" samples)" -v c="$cpu" 'BEGIN {print (c > 0 ? n / c : 0)}'
+}
 hz=$(getconf CLK_TCK)
 bcd_cpu() { awk -v hz="$hz" '{print ($14 + $15) / hz}' "/proc/$bcd_pid/stat"; }
 # The driver's line plus " bcd_cpu SECONDS" (bcd's CPU time during the run).
@@ -73,10 +79,13 @@ single_out=$(http "$nodes" "$procs" $((ticks / 5)) "$clients" 1 --munge-socket "
 start_bcd
 single_key_out=$(http "$nodes" "$procs" $((ticks / 5)) "$clients" 1 --api-key "$key")
 rm -rf "$work/direct.lmdb"
-direct_out=$("$bench" direct "$work/direct.lmdb" "$nodes" "$procs" "$ticks")
+direct_out=$("$bench" direct "$work/direct.lmdb" "$nodes" "$procs" "$ticks" $((clients * per_request)) "$per_request")
 
 munge_rate=$(rate "$munge_out"); key_rate=$(rate "$key_out"); direct_rate=$(rate "$direct_out")
 single_rate=$(rate "$single_out"); single_reqs=$(reqrate "$single_out"); single_key_rate=$(rate "$single_key_out")
+# Cores busy during the munge run: bcd's and the pushers' (the machine has 2; munged takes some too).
+bcd_cores=$(awk -v c="$(field "$munge_out" bcd_cpu)" -v s="$(field "$munge_out" seconds)" 'BEGIN {print c / s}')
+pusher_cores=$(awk -v c="$(field "$munge_out" pushers_cpu)" -v s="$(field "$munge_out" seconds)" 'BEGIN {print c / s}')
 munge_cpu_rate=$(cpurate "$munge_out"); single_cpu_rate=$(cpurate "$single_out"); direct_cpu_rate=$(cpurate "$direct_out")
 echo "# $nodes nodes x $procs processes x $ticks ticks, $clients clients, $per_request batches per request"
 echo "# munge:   $munge_out"
@@ -85,11 +94,13 @@ echo "# 1/req:   $single_out"
 echo "# 1/req key: $single_key_out"
 echo "# direct:  $direct_out"
 awk -v m="$munge_rate" -v k="$key_rate" -v d="$direct_rate" -v s="$single_rate" -v r="$single_reqs" -v p="$procs" -v sk="$single_key_rate" \
-    -v mc="$munge_cpu_rate" -v sc="$single_cpu_rate" -v dc="$direct_cpu_rate" 'BEGIN {
+    -v mc="$munge_cpu_rate" -v sc="$single_cpu_rate" -v dc="$direct_cpu_rate" -v bc="$bcd_cores" -v pc="$pusher_cores" 'BEGIN {
   printf "BENCH central_ingest_munge %.0f samples/s\n", m
   printf "BENCH central_ingest_apikey %.0f samples/s\n", k
   printf "BENCH central_ingest_direct %.0f samples/s\n", d
   printf "BENCH central_ingest_munge_per_bcd_cpu %.0f samples/cpu-s\n", mc
+  printf "BENCH central_ingest_munge_bcd_cores %.2f cores\n", bc
+  printf "BENCH central_ingest_munge_pusher_cores %.2f cores\n", pc
   printf "BENCH central_ingest_munge_1_per_request_per_bcd_cpu %.0f samples/cpu-s\n", sc
   printf "BENCH central_ingest_direct_per_cpu %.0f samples/cpu-s\n", dc
   printf "BENCH central_http_overhead_ratio_cpu %.2f x\n", (mc > 0 ? dc / mc : 0)

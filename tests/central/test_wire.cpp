@@ -81,7 +81,8 @@ Batch full_batch() {
     p.core_dumped = i == 1;
     p.argv_truncated = i == 2;
     p.exact = i != 0;
-    if (i != 1) u.sample = store::Sample{0, 1'700'000'999, p.cpu_ns, p.rss, p.read_bytes, p.write_bytes};
+    // Process 0's sample repeats its record's counters (sent as its time alone), process 2's does not.
+    if (i != 1) u.sample = store::Sample{0, 1'700'000'999, p.cpu_ns + (i == 2 ? 5 : 0), p.rss, p.read_bytes, p.write_bytes};
     b.processes.push_back(u);
   }
   store::FileRecord f;
@@ -200,6 +201,74 @@ TEST(Wire, BatchRoundTripsEveryField) {
   expect_same(empty, wire::decode_batch(wire::encode_batch(empty)));
 }
 
+// bcd's decoding: a process's identity stays encoded (checked, not decoded) and decodes to the same fields.
+TEST(Wire, DeferredIdentityDecodesToTheSameRecord) {
+  const Batch b = full_batch();
+  const std::string bytes = wire::encode_batch(b);
+  Batch deferred = wire::decode_batch(bytes, wire::Identity::Deferred);
+  ASSERT_EQ(deferred.processes.size(), b.processes.size());
+  for (auto& u : deferred.processes) {
+    ASSERT_FALSE(u.encoded_identity.empty());
+    EXPECT_GE(u.encoded_identity.data(), bytes.data());  // a view into the body, not a copy
+    EXPECT_LE(u.encoded_identity.data() + u.encoded_identity.size(), bytes.data() + bytes.size());
+    EXPECT_TRUE(u.record.exe.empty());
+    store::codec::decode_process_identity(u.encoded_identity, u.record);
+  }
+  expect_same(b, deferred);
+  // Re-encoding a deferred batch sends the identity bytes as they came.
+  EXPECT_EQ(wire::encode_batch(wire::decode_batch(bytes, wire::Identity::Deferred)), bytes);
+}
+
+// A malformed identity is refused when the body is decoded (a 400 for that request), never later inside the
+// store's write, where it would fail every request sharing the commit.
+TEST(Wire, DeferredDecodingChecksTheIdentity) {
+  Batch b = full_batch();
+  b.processes.resize(1);
+  std::string identity;
+  store::codec::append_process_identity(identity, b.processes[0].record);
+  identity.back() = 0x7f;  // exit signal 127 is the largest allowed: still valid
+  b.processes[0].encoded_identity = identity;
+  EXPECT_NO_THROW(wire::decode_batch(wire::encode_batch(b), wire::Identity::Deferred));
+  std::string bad_signal = identity;
+  bad_signal.back() = static_cast<char>(0xc0);
+  bad_signal += '\x01';  // the varint 192: no such signal
+  b.processes[0].encoded_identity = bad_signal;
+  EXPECT_THROW(wire::decode_batch(wire::encode_batch(b), wire::Identity::Deferred), wire::WireError);
+  std::string trailing = identity + '\0';
+  b.processes[0].encoded_identity = trailing;
+  EXPECT_THROW(wire::decode_batch(wire::encode_batch(b), wire::Identity::Deferred), wire::WireError);
+}
+
+// Version 2 (each process as a whole store record) is what a node spooled before the upgrade: still read.
+TEST(Wire, Version2BatchesAreStillRead) {
+  const Batch b = full_batch();
+  store::codec::Encoder e;
+  auto sample = [&e](const std::optional<store::Sample>& s) {
+    e.u64(s ? 1 : 0);
+    if (!s) return;
+    e.u64(s->series_id);
+    e.i64(s->time_s);
+    e.u64(s->cpu_ns);
+    e.u64(s->rss);
+    e.u64(s->read_bytes);
+    e.u64(s->write_bytes);
+  };
+  e.u64(2);
+  e.str(store::codec::encode_job(b.job));
+  sample(b.job_sample);
+  e.u64(b.processes.size());
+  for (const auto& u : b.processes) {
+    e.str(store::codec::encode_process(u.record));
+    sample(u.sample);
+  }
+  e.u64(b.files.size());
+  for (const auto& f : b.files) e.str(store::codec::encode_file(f));
+  e.u64(b.connections.size());
+  for (const auto& c : b.connections) e.str(store::codec::encode_connection(c));
+  expect_same(b, wire::decode_batch(e.bytes()));
+  expect_same(b, wire::decode_batch(e.bytes(), wire::Identity::Deferred));  // v2 records come whole
+}
+
 TEST(Wire, BundleRoundTrip) {
   std::vector<store::SpooledBatch> in = {{{"n1", 42, 7, 1}, wire::encode_batch(full_batch())},
                                          {{"n2", 43, UINT64_MAX, 1ULL << 40}, std::string()}};
@@ -229,8 +298,11 @@ TEST(Wire, RefusesOtherVersionsAndTrailingBytes) {
 
 TEST(Wire, EveryTruncationThrows) {
   const std::string bytes = wire::encode_batch(full_batch());
-  for (size_t n = 0; n < bytes.size(); ++n)
+  for (size_t n = 0; n < bytes.size(); ++n) {
     EXPECT_THROW(wire::decode_batch(bytes.substr(0, n)), wire::WireError) << "prefix of " << n << " bytes";
+    EXPECT_THROW(wire::decode_batch(bytes.substr(0, n), wire::Identity::Deferred), wire::WireError)
+        << "deferred, prefix of " << n << " bytes";
+  }
   const std::string bundle = wire::encode_bundle({{{"n", 1, 2, 3}, bytes}});
   for (size_t n = 0; n < bundle.size(); ++n)
     EXPECT_THROW(wire::decode_bundle(bundle.substr(0, n)), wire::WireError) << "bundle prefix of " << n;
@@ -250,7 +322,7 @@ TEST(Wire, RandomCorruptionIsCaught) {
     if (rng() % 8 == 0) b.resize(rng() % b.size());
     try {
       if (round % 2) {
-        wire::decode_batch(b);
+        wire::decode_batch(b, round % 4 == 1 ? wire::Identity::Deferred : wire::Identity::Decoded);
       } else {
         for (const auto& s : wire::decode_bundle(b)) wire::decode_batch(s.wire);
       }

@@ -6,10 +6,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <random>
 #include <vector>
 
 #include "codec.hpp"
 #include "store_test_util.hpp"
+#include "wire.hpp"
 
 using namespace bc::store;
 using namespace bc::store::testing;
@@ -150,6 +152,180 @@ TEST(StoreRecords, ATransactionOfManyTicksWritesAnUnchangedRecordOnce) {
   EXPECT_EQ(store->processes(3)[0].argv, p.argv);
   EXPECT_EQ(store->processes(3)[0].cpu_ns, 7'000'000'000u);
   EXPECT_EQ(store->check().problem_count, 0u);
+}
+
+// The same through bcd's path: the batches cross the wire and are decoded with their process identities
+// left encoded. The first tick's record must land with every identity field; an unchanged identity is not
+// rewritten by the later ticks; a changed one (max_rss grew, an exec's argv) lands with all its fields.
+TEST(StoreRecords, DeferredIdentitiesAreWrittenWhenNewOrChangedOnly) {
+  TempDir dir;
+  auto store = Store::open(dir.store(), test_options());
+  const int64_t t0 = 1'800'000'000;
+  ProcessRecord p = proc(1'000'000'000);
+  p.series_id = 1;
+  p.ppid = 4'000'000;
+  p.step = kStepBatch;
+  p.start_ms = 1'799'999'999'123;
+  p.exact = true;
+  std::vector<std::string> wires;
+  std::vector<BatchId> ids;
+  for (uint64_t k = 0; k < 6; ++k) {
+    p.cpu_ns = 1'000'000'000 * (k + 1);
+    if (k == 3) p.max_rss = 3 << 20;
+    if (k == 4) p.argv = {"sim", "--exec-ed", std::string("nul\0inside", 10)};
+    wires.push_back(bc::wire::encode_batch(batch(t0 + static_cast<int64_t>(k), p)));
+    ids.push_back({"n1", 3, 9, k + 1});
+  }
+  std::vector<Batch> group;
+  for (size_t k = 0; k < 3; ++k) {
+    group.push_back(bc::wire::decode_batch(wires[k], bc::wire::Identity::Deferred));
+    ASSERT_FALSE(group.back().processes[0].encoded_identity.empty());
+    EXPECT_TRUE(group.back().processes[0].record.command.empty()) << "deferred: the identity stays encoded";
+  }
+  auto applied = store->write_batches_once(group, {ids.begin(), ids.begin() + 3});
+  EXPECT_EQ(std::count(applied.begin(), applied.end(), true), 3);
+  bool in_series = false;
+  ProcessRecord raw = stored_record(store, dir.store(), &in_series);
+  EXPECT_EQ(raw.cpu_ns, 1'000'000'000u) << "a later tick rewrote an unchanged record";
+  ProcessRecord got = store->processes(3)[0];
+  EXPECT_EQ(got.command, "sim");
+  EXPECT_EQ(got.exe, "/bin/sim");
+  EXPECT_EQ(got.argv, (std::vector<std::string>{"sim", "--fast"}));
+  EXPECT_EQ(got.ppid, 4'000'000u);
+  EXPECT_EQ(got.step, kStepBatch);
+  EXPECT_EQ(got.start_ms, 1'799'999'999'123);
+  EXPECT_EQ(got.max_rss, 1u << 20);
+  EXPECT_TRUE(got.exact);
+  EXPECT_EQ(got.cpu_ns, 3'000'000'000u);
+
+  group.clear();
+  for (size_t k = 3; k < 6; ++k) group.push_back(bc::wire::decode_batch(wires[k], bc::wire::Identity::Deferred));
+  applied = store->write_batches_once(group, {ids.begin() + 3, ids.end()});
+  EXPECT_EQ(std::count(applied.begin(), applied.end(), true), 3);
+  raw = stored_record(store, dir.store(), &in_series);
+  EXPECT_EQ(raw.cpu_ns, 5'000'000'000u) << "written by the tick whose argv changed, not by the one after";
+  got = store->processes(3)[0];
+  EXPECT_EQ(got.argv, p.argv);
+  EXPECT_EQ(got.max_rss, 3u << 20);
+  EXPECT_EQ(got.command, "sim");
+  EXPECT_EQ(got.ppid, 4'000'000u);
+  EXPECT_EQ(got.cpu_ns, 6'000'000'000u);
+  EXPECT_EQ(store->check().problem_count, 0u);
+}
+
+// bcd writes a node's bundle of ticks as one run: each series' points go into its open minute in one read
+// and one write. Whatever the run's shape (minutes crossed inside it, a process that starts or ends in it,
+// a tick without a process's sample, two ticks out of order, runs of two nodes interleaved), the store must
+// hold exactly what writing the same ticks one at a time gives.
+TEST(StoreRecords, ARunOfTicksStoresWhatOneTickAtATimeStores) {
+  const int64_t t0 = 1'800'000'017;  // not on a minute: the runs cross minutes
+  const int ticks = 300;
+  std::mt19937_64 rng(11);
+  std::vector<Batch> ticks_by_node[2];
+  for (int node = 0; node < 2; ++node) {
+    uint64_t cpu[3] = {0, 0, 0};
+    for (int k = 0; k < ticks; ++k) {
+      Batch b;
+      b.job.job_id = 3;
+      b.job.node = node ? "n2" : "n1";
+      b.job.last_sample_ms = (t0 + k) * 1000;
+      uint64_t total = 0;
+      for (uint32_t i = 0; i < 3; ++i) {
+        // The third starts in the minute the second ended in: a series must not take another's points.
+        const bool alive = i == 0 || (i == 1 && k >= 50 && k <= 140) || (i == 2 && k >= 150);
+        if (!alive) continue;
+        cpu[i] += (rng() % 100) * 10'000'000ULL;
+        total += cpu[i];
+        ProcessUpdate u;
+        u.record = proc(cpu[i]);
+        u.record.pid = 42 + i;
+        u.record.series_id = i == 2 ? 0 : i + 1;  // the third is given its series by the store
+        u.record.rss = (1 << 20) + (rng() % 8) * 4096;
+        u.record.read_bytes = static_cast<uint64_t>(k) * (i + 1) * 512;
+        if (i == 1 && k == 140) {
+          u.record.end_ms = (t0 + k) * 1000;
+          u.record.exited = true;
+        }
+        if (!(i == 0 && k % 37 == 5))  // now and then a tick without this process's sample
+          u.sample = Sample{0, t0 + k, u.record.cpu_ns, u.record.rss, u.record.read_bytes, u.record.write_bytes};
+        b.processes.push_back(u);
+      }
+      b.job_sample = Sample{0, t0 + k, total, 3 << 20, 0, 0};
+      ticks_by_node[node].push_back(b);
+    }
+  }
+
+  TempDir one_dir, run_dir;
+  auto one = Store::open(one_dir.store(), test_options());
+  auto runs = Store::open(run_dir.store(), test_options());
+  for (int k = 0; k < ticks; ++k)
+    for (auto& node_ticks : ticks_by_node) {
+      Batch b = node_ticks[static_cast<size_t>(k)];
+      one->write_batch(b);
+    }
+  // As bcd gets them: bundles of 100 ticks, one node's after the other's, in one transaction.
+  for (int round = 0; round < ticks; round += 100) {
+    std::vector<Batch> group;
+    std::vector<BatchId> ids;
+    for (int node = 0; node < 2; ++node)
+      for (int k = round; k < round + 100; ++k) {
+        // Ticks 10 and 11 of each bundle swapped: a run's ticks need not come in order.
+        const int at = k % 100 == 10 ? k + 1 : k % 100 == 11 ? k - 1 : k;
+        group.push_back(ticks_by_node[node][static_cast<size_t>(at)]);
+        ids.push_back({node ? "n2" : "n1", 3, 9, static_cast<uint64_t>(at) + 1});
+      }
+    auto applied = runs->write_batches_once(group, ids);
+    ASSERT_EQ(std::count(applied.begin(), applied.end(), true), 200);
+  }
+
+  for (const char* node : {"n1", "n2"}) {
+    for (uint32_t series = 0; series <= 3; ++series) {
+      const auto a = one->series(3, node, series, 0, INT64_MAX);
+      const auto b = runs->series(3, node, series, 0, INT64_MAX);
+      ASSERT_EQ(a.size(), b.size()) << node << " series " << series;
+      EXPECT_GT(a.size(), 80u) << node << " series " << series;
+      for (size_t i = 0; i < a.size(); ++i) {
+        EXPECT_EQ(a[i].time_s, b[i].time_s);
+        EXPECT_EQ(a[i].cpu_ns, b[i].cpu_ns);
+        EXPECT_EQ(a[i].rss, b[i].rss);
+        EXPECT_EQ(a[i].read_bytes, b[i].read_bytes);
+      }
+      for (Resolution r : {Resolution::Minute, Resolution::Hour, Resolution::Day}) {
+        SeriesQuery q;
+        q.job_id = 3;
+        q.node = node;
+        q.series_id = series;
+        q.resolution = r;
+        const auto ra = one->query_series(q).buckets, rb = runs->query_series(q).buckets;
+        ASSERT_EQ(ra.size(), rb.size()) << node << " series " << series << " resolution " << static_cast<int>(r);
+        for (size_t i = 0; i < ra.size(); ++i) {
+          EXPECT_EQ(ra[i].start_s, rb[i].start_s);
+          EXPECT_EQ(ra[i].samples, rb[i].samples);
+          EXPECT_EQ(ra[i].cpu_ns, rb[i].cpu_ns);
+          EXPECT_EQ(ra[i].timed_cpu_ns, rb[i].timed_cpu_ns);
+          EXPECT_EQ(ra[i].cpu_rate_max, rb[i].cpu_rate_max);
+          EXPECT_EQ(ra[i].rss_sum, rb[i].rss_sum);
+          EXPECT_EQ(ra[i].read_bytes, rb[i].read_bytes);
+        }
+      }
+    }
+    EXPECT_EQ(one->job(3, node)->last_sample_ms, runs->job(3, node)->last_sample_ms);
+  }
+  auto pa = one->processes(3), pb = runs->processes(3);
+  ASSERT_EQ(pa.size(), 6u);
+  ASSERT_EQ(pb.size(), 6u);
+  for (size_t i = 0; i < pa.size(); ++i) {
+    EXPECT_EQ(pa[i].node, pb[i].node);
+    EXPECT_EQ(pa[i].pid, pb[i].pid);
+    EXPECT_EQ(pa[i].series_id, pb[i].series_id);
+    EXPECT_EQ(pa[i].end_ms, pb[i].end_ms);
+    EXPECT_EQ(pa[i].cpu_ns, pb[i].cpu_ns);
+    EXPECT_EQ(pa[i].read_bytes, pb[i].read_bytes);
+    EXPECT_EQ(pa[i].argv, pb[i].argv);
+  }
+  EXPECT_EQ(one->check().problem_count, 0u);
+  EXPECT_EQ(runs->check().problem_count, 0u);
+  EXPECT_EQ(one->stats().dropped_late_samples, runs->stats().dropped_late_samples);
 }
 
 TEST(StoreRecords, CountersThatAreNotTheSamplesStayInTheRecord) {
