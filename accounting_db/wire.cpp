@@ -164,7 +164,7 @@ std::string encode_batch(const Batch& batch) {
   return e.bytes();
 }
 
-Batch decode_batch(std::string_view bytes, Identity identity) {
+Batch decode_batch(std::string_view bytes, Identity identity, const Batch* previous) {
   Reader r(bytes);
   const uint64_t version = r.u64("version");
   if (version != kBatchVersion && version != 2)
@@ -193,7 +193,9 @@ Batch decode_batch(std::string_view bytes, Identity identity) {
       const std::string_view encoded = r.str_view("process identity");
       try {
         if (identity == Identity::Deferred) {
-          codec::check_process_identity(encoded);
+          const bool checked = previous && i < previous->processes.size() &&
+                               previous->processes[i].encoded_identity == encoded;
+          if (!checked) codec::check_process_identity(encoded);
           u.encoded_identity = encoded;
         } else {
           codec::decode_process_identity(encoded, p);

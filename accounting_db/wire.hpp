@@ -32,8 +32,11 @@ std::string encode_batch(const store::Batch& batch);
 // checked but left encoded in ProcessUpdate::encoded_identity, pointing into `bytes`, for the store to
 // decode only if it must rewrite the record; `bytes` must then outlive the write.
 enum class Identity { Decoded, Deferred };
-// Throws WireError naming what was wrong.
-store::Batch decode_batch(std::string_view bytes, Identity identity = Identity::Decoded);
+// Throws WireError naming what was wrong. `previous`: with Deferred, the batch decoded before this one from
+// the same body (a node's ticks repeat their processes' identities); an identity whose bytes equal those of
+// the process at the same place in it was checked then, and is not checked again.
+store::Batch decode_batch(std::string_view bytes, Identity identity = Identity::Decoded,
+                          const store::Batch* previous = nullptr);
 
 // The batches stay encoded in a bundle: bcd decodes each one after checking its id.
 std::string encode_bundle(const std::vector<store::SpooledBatch>& batches);

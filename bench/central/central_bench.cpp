@@ -122,7 +122,8 @@ int main(int argc, char** argv) try {
       std::vector<store::Batch> group;
       std::vector<store::BatchId> ids;
       for (size_t i = from; i < std::min(w.batches.size(), from + per_txn); ++i) {
-        group.push_back(wire::decode_batch(w.batches[i].wire, wire::Identity::Deferred));
+        group.push_back(wire::decode_batch(w.batches[i].wire, wire::Identity::Deferred,
+                                           group.empty() ? nullptr : &group.back()));
         ids.push_back(w.batches[i].id);
       }
       db->write_batches_once(group, ids);

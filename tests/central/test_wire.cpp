@@ -237,6 +237,15 @@ TEST(Wire, DeferredDecodingChecksTheIdentity) {
   std::string trailing = identity + '\0';
   b.processes[0].encoded_identity = trailing;
   EXPECT_THROW(wire::decode_batch(wire::encode_batch(b), wire::Identity::Deferred), wire::WireError);
+  // After a batch whose identity was good, a changed identity is checked again.
+  b.processes[0].encoded_identity = identity;
+  const std::string good_bytes = wire::encode_batch(b);
+  const Batch good = wire::decode_batch(good_bytes, wire::Identity::Deferred);
+  b.processes[0].encoded_identity = bad_signal;
+  EXPECT_THROW(wire::decode_batch(wire::encode_batch(b), wire::Identity::Deferred, &good), wire::WireError);
+  b.processes[0].encoded_identity = identity;
+  const std::string again = wire::encode_batch(b);
+  EXPECT_EQ(wire::decode_batch(again, wire::Identity::Deferred, &good).processes[0].encoded_identity, identity);
 }
 
 // Version 2 (each process as a whole store record) is what a node spooled before the upgrade: still read.

@@ -96,7 +96,8 @@ Response Ingest::ingest(const Request& req, const std::string& path_key) {
     bundle = wire::decode_bundle_views(req.body);
     batches.reserve(bundle.size());
     for (const auto& b : bundle) {
-      batches.push_back(wire::decode_batch(b.wire, wire::Identity::Deferred));
+      batches.push_back(
+          wire::decode_batch(b.wire, wire::Identity::Deferred, batches.empty() ? nullptr : &batches.back()));
       const store::JobRecord& job = batches.back().job;
       if (job.job_id != b.id.job_id || job.node != b.id.node)
         throw wire::WireError("batch " + std::to_string(b.id.seq) + " names job " + std::to_string(b.id.job_id) +
