@@ -3,8 +3,10 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <set>
+#include <tuple>
 
 
 #include "events.hpp"
@@ -247,24 +249,44 @@ void JobEvents::merge(ProcessTable& table, int64_t now_ms, store::Batch& batch, 
   }
   // A child's exit event is sent when it leaves its CPU for the last time, which can come after its parent
   // has reaped it and exited: a parent whose reaped (gone) children have not sent theirs yet waits for them
-  // a tick or two, or its exit figure would keep their bytes.
-  std::set<uint32_t> awaiting_children;
+  // a tick or two, or its exit figure would keep their bytes. Likewise a parent the table saw gone keeps its
+  // record while such children are missing, so their credit still reaches it: a record written and
+  // forgotten first would keep their bytes.
+  std::set<uint32_t> awaiting_children, held_parents;
   for (const auto& [pid, p] : pending_) {
     if (p.exited || !p.forked) continue;
     auto parent = pending_.find(p.ppid);
-    if (parent == pending_.end() || !parent->second.exited || parent->second.ticks_since_exit > 0) continue;
-    if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) awaiting_children.insert(p.ppid);
+    const bool parent_exiting = parent != pending_.end() && parent->second.exited && parent->second.ticks_since_exit == 0;
+    const bool parent_gone_in_table = table.gone(p.ppid);
+    if (!parent_exiting && !parent_gone_in_table) continue;
+    if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) {
+      if (parent_exiting) awaiting_children.insert(p.ppid);
+      if (parent_gone_in_table) held_parents.insert(p.ppid);
+    }
   }
-  for (auto it = pending_.begin(); it != pending_.end();) {
-    const uint32_t pid = it->first;
+  table.keep_until_credited(std::move(held_parents));
+  // Children's exits before their parents' (the later born first): a parent's own bytes at exit are its
+  // figure less its children's, so a child the table has that ends in the same tick is credited to it first.
+  struct Birth {
+    uint64_t start_ticks, fork_ns;
+    uint32_t pid;
+  };
+  std::vector<Birth> order;
+  order.reserve(pending_.size());
+  for (const auto& [pid, p] : pending_) order.push_back({p.start_ticks, p.fork_ns, pid});
+  std::sort(order.begin(), order.end(), [](const Birth& a, const Birth& b) {
+    return std::tie(a.start_ticks, a.fork_ns, a.pid) > std::tie(b.start_ticks, b.fork_ns, b.pid);
+  });
+  for (const Birth& birth : order) {
+    const uint32_t pid = birth.pid;
+    auto it = pending_.find(pid);
     Pending& p = it->second;
     if (p.exited && p.ticks_since_exit == 0 && awaiting_children.count(pid) && p.exit_waits < kMaxExitWaits) {
       ++p.exit_waits;
-      ++it;
       continue;
     }
     if (p.ticks_since_exit > 0) {
-      it = ++p.ticks_since_exit > kKeepAfterExitTicks ? pending_.erase(it) : std::next(it);
+      if (++p.ticks_since_exit > kKeepAfterExitTicks) pending_.erase(it);
       continue;
     }
     auto id = table.identity(pid);
@@ -283,7 +305,7 @@ void JobEvents::merge(ProcessTable& table, int64_t now_ms, store::Batch& batch, 
       // counted): forgotten after a few ticks, so the map stays bounded.
       const bool gone = !in_table && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH;
       p.ticks_gone = gone ? p.ticks_gone + 1 : 0;
-      it = p.ticks_gone > kKeepAfterExitTicks ? pending_.erase(it) : std::next(it);
+      if (p.ticks_gone > kKeepAfterExitTicks) pending_.erase(it);
       continue;
     }
     if (in_table) {
@@ -304,7 +326,6 @@ void JobEvents::merge(ProcessTable& table, int64_t now_ms, store::Batch& batch, 
       table.leave_to_events(pid, p.start_ticks);  // its parent was credited above
     }
     p.ticks_since_exit = 1;
-    ++it;
   }
   for (const auto& u : unwritten_) batch.processes.push_back(u);
 }

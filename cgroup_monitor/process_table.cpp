@@ -238,7 +238,7 @@ void ProcessTable::commit(const store::Batch& batch) {
     it->second.changed = false;
   }
   for (auto it = tracked_.begin(); it != tracked_.end();) {
-    if (it->second.gone && !it->second.changed) {
+    if (it->second.gone && !it->second.changed && !held_.count(it->first)) {
       forgotten_.cpu_ns += it->second.record.cpu_ns;
       forgotten_.read_bytes += it->second.record.read_bytes;
       forgotten_.write_bytes += it->second.record.write_bytes;
@@ -255,6 +255,11 @@ std::optional<ProcessTable::Identity> ProcessTable::identity(uint32_t pid) const
   return Identity{it->second.record.start_ticks, it->second.record.step, it->second.record.command};
 }
 
+bool ProcessTable::gone(uint32_t pid) const {
+  auto it = tracked_.find(pid);
+  return it != tracked_.end() && it->second.gone;
+}
+
 std::vector<uint32_t> ProcessTable::live_pids() const {
   std::vector<uint32_t> out;
   for (const auto& [pid, t] : tracked_)
@@ -269,6 +274,9 @@ bool ProcessTable::apply_exit(uint32_t pid, uint64_t start_ticks, const ExitFact
   if (it == tracked_.end() || it->second.record.start_ticks != start_ticks) return false;
   Tracked& t = it->second;
   auto& r = t.record;
+  // Reaped since this tick's sample (its parent, whose exit may be applied next, folded its bytes in).
+  const bool was_gone = t.gone;
+  const bool reaped_now = !was_gone && refresh(t) == State::Gone;
   r.exited = true;
   r.exit_code = facts.exit_code;
   r.exit_signal = facts.exit_signal;
@@ -292,14 +300,18 @@ bool ProcessTable::apply_exit(uint32_t pid, uint64_t start_ticks, const ExitFact
   final_bytes(t.own.write_bytes, t.inclusive.write_bytes, t.credited.write_bytes, facts.write_bytes);
   // A child seen gone before its exit event was credited to its parent with its last sampled figures, while
   // the parent's reaped-children total holds the final ones: credit the rest too, or the parent counts it
-  // again.
-  if (t.gone) {
+  // again. A child reaped after this tick's sample is credited with its final figures now, not at the next
+  // sample: its parent's exit, applied after its children's, takes its children's part out of its own.
+  if (was_gone || reaped_now) {
     if (auto parent = tracked_.find(t.parent); parent != tracked_.end()) {
       Counters& credited = parent->second.credited;
-      credited.cpu_ns += minus_floor0(t.inclusive.cpu_ns, credited_before.cpu_ns);
-      credited.read_bytes += minus_floor0(t.inclusive.read_bytes, credited_before.read_bytes);
-      credited.write_bytes += minus_floor0(t.inclusive.write_bytes, credited_before.write_bytes);
+      const Counters before = was_gone ? credited_before : Counters{};
+      credited.cpu_ns += minus_floor0(t.inclusive.cpu_ns, before.cpu_ns);
+      credited.read_bytes += minus_floor0(t.inclusive.read_bytes, before.read_bytes);
+      credited.write_bytes += minus_floor0(t.inclusive.write_bytes, before.write_bytes);
+      parent->second.changed = true;  // a gone parent is rewritten with it before it is forgotten
     }
+    t.gone = true;
   }
   r.max_rss = std::max(r.max_rss, facts.max_rss);
   r.rss = 0;
@@ -346,6 +358,7 @@ void ProcessTable::credit_child(uint32_t parent, uint64_t cpu_ns, uint64_t read_
   auto it = tracked_.find(parent);
   if (it == tracked_.end()) return;
   it->second.credited += Counters{cpu_ns, read_bytes, write_bytes};
+  it->second.changed = true;  // a gone parent is rewritten with it before it is forgotten
 }
 
 }  // namespace bc::monitor

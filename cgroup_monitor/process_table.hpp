@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -47,6 +48,8 @@ class ProcessTable {
     std::string command;
   };
   std::optional<Identity> identity(uint32_t pid) const;
+  // The table has pid and saw it reaped (it is kept until written, and while held: keep_until_credited).
+  bool gone(uint32_t pid) const;
   // Live (not ended) tracked pids: the processes to hand to the event collector.
   std::vector<uint32_t> live_pids() const;
   // A tracked process (pid, start_ticks) exited: its exact end, exit status and final CPU and peak RSS.
@@ -77,6 +80,10 @@ class ProcessTable {
   // A child the table never saw, reaped by tracked process `parent`, has its own record: its CPU and bytes
   // (as /proc/PID/io counted them, its own reaped children included) are no longer the parent's unseen part.
   void credit_child(uint32_t parent, uint64_t cpu_ns, uint64_t read_bytes, uint64_t write_bytes);
+  // Processes whose reaped children have not sent their exit events yet: commit() does not forget them even
+  // when gone, so that those children's credit, when it comes, still reaches their records (which are then
+  // written again, without the children's bytes). Replaces the previous tick's set.
+  void keep_until_credited(std::set<uint32_t> pids) { held_ = std::move(pids); }
 
  private:
   struct Counters {
@@ -122,6 +129,7 @@ class ProcessTable {
   std::map<uint32_t, Tracked> tracked_;  // by pid
   Counters forgotten_;  // record totals of processes that are gone and written
   std::map<uint32_t, uint64_t> event_owned_;  // pid -> start_ticks, see leave_to_events
+  std::set<uint32_t> held_;                    // see keep_until_credited
 };
 
 }  // namespace bc::monitor

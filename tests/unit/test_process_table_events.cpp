@@ -42,6 +42,22 @@ const store::ProcessUpdate* find(const store::Batch& b, uint32_t pid) {
   return nullptr;
 }
 
+// In a child: its /proc/self/io, written to fd (its final figures, sent just before it exits).
+void send_own_io(int fd) {
+  FILE* io = std::fopen("/proc/self/io", "r");
+  char text[512] = {};
+  const size_t n = io ? std::fread(text, 1, sizeof text - 1, io) : 0;
+  (void)!write(fd, text, n);
+}
+
+// What a child sent with send_own_io, read to the end (its exit).
+auto read_sent_io(int fd) {
+  std::string text;
+  char buf[512];
+  for (ssize_t n; (n = read(fd, buf, sizeof buf)) > 0;) text.append(buf, static_cast<size_t>(n));
+  return parse_proc_io(text);
+}
+
 // Waits for the child's word on ready_fd, then samples this process and the child once: the child's start
 // ticks, if the table has it.
 std::optional<uint64_t> first_sample(ProcessTable& table, pid_t child, int ready_fd, store::Batch& batch) {
@@ -205,10 +221,7 @@ TEST(ProcessTableEvents, LateBytesAtExitBelongToTheChild) {
     (void)!read(go[0], &c, 1);
     write_mib(3);
     std::fclose(f);
-    FILE* io = std::fopen("/proc/self/io", "r");
-    char text[512] = {};
-    const size_t n = io ? std::fread(text, 1, sizeof text - 1, io) : 0;
-    (void)!write(final_io[1], text, n);
+    send_own_io(final_io[1]);
     _exit(0);
   }
   close(final_io[1]);
@@ -226,11 +239,8 @@ TEST(ProcessTableEvents, LateBytesAtExitBelongToTheChild) {
     GTEST_SKIP() << "this filesystem does not count written bytes in /proc/PID/io (tmpfs?)";
   }
   ASSERT_EQ(write(go[1], "x", 1), 1);
-  std::string text;
-  char buf[512];
-  for (ssize_t n; (n = read(final_io[0], buf, sizeof buf)) > 0;) text.append(buf, static_cast<size_t>(n));
+  auto final_bytes = read_sent_io(final_io[0]);
   ASSERT_EQ(waitpid(child, nullptr, 0), child);  // reaped: our /proc/self/io now holds its 4 MiB
-  auto final_bytes = parse_proc_io(text);
   ASSERT_TRUE(final_bytes);
   ASSERT_GE(final_bytes->write_bytes, 4u << 20);
   store::Batch b2;
@@ -252,4 +262,141 @@ TEST(ProcessTableEvents, LateBytesAtExitBelongToTheChild) {
   unlink(file.c_str());
   rmdir(dir_template);
   for (int fd : {go[0], go[1], ready[0], ready[1], final_io[0]}) close(fd);
+}
+
+// A parent sampled after reaping a child the table never saw counts that child's bytes as its own unseen
+// part, until the child's credit arrives with its exit event, which can come after the parent is gone. While
+// held (keep_until_credited), the gone parent is not forgotten at commit, and the late credit takes the bytes
+// back out of its record, which is written again. Without the hold its record, written and forgotten, would
+// keep them (and the child's own record would count them again).
+TEST(ProcessTableEvents, AGoneParentIsKeptUntilItsChildsCreditComes) {
+  char dir_template[] = "/var/tmp/bc-pthold-XXXXXX";
+  ASSERT_TRUE(mkdtemp(dir_template));
+  const std::string file = std::string(dir_template) + "/data";
+  int go[2], ready[2];
+  ASSERT_EQ(pipe(go), 0);
+  ASSERT_EQ(pipe(ready), 0);
+  const pid_t parent = fork();
+  if (parent == 0) {
+    const pid_t writer = fork();
+    if (writer == 0) {
+      static char block[1 << 20];
+      FILE* f = std::fopen(file.c_str(), "w");
+      if (!f) _exit(1);
+      for (int i = 0; i < 2; ++i) std::fwrite(block, 1, sizeof block, f);
+      std::fclose(f);
+      _exit(0);
+    }
+    waitpid(writer, nullptr, 0);  // reaped: its bytes are folded into this process's /proc/PID/io
+    (void)!write(ready[1], "x", 1);
+    char c;
+    (void)!read(go[0], &c, 1);
+    _exit(0);
+  }
+  const auto pid = static_cast<uint32_t>(parent);
+  ProcessTable table;
+  store::Batch b1;
+  const auto start_ticks = first_sample(table, parent, ready[0], b1);
+  ASSERT_TRUE(start_ticks);
+  const auto* sampled = find(b1, pid);
+  ASSERT_TRUE(sampled);
+  const uint64_t unseen = sampled->record.write_bytes;  // the writer's, counted as the parent's for now
+  ASSERT_EQ(write(go[1], "x", 1), 1);
+  ASSERT_EQ(waitpid(parent, nullptr, 0), parent);
+  std::remove(file.c_str());
+  rmdir(dir_template);
+  if (unseen < (1u << 20)) GTEST_SKIP() << "this filesystem does not count written bytes in /proc/PID/io (tmpfs?)";
+
+  const auto self = static_cast<uint32_t>(getpid());
+  store::Batch b2;
+  table.sample({{self, 0u}}, now_ms(), b2);  // the parent is gone
+  ASSERT_TRUE(find(b2, pid));
+  table.keep_until_credited({pid});  // its child has sent no exit event yet
+  table.commit(b2);
+  auto id = table.identity(pid);
+  ASSERT_TRUE(id) << "a held parent was forgotten at commit";
+  EXPECT_TRUE(table.gone(pid));
+
+  table.credit_child(pid, 0, 0, unseen);  // the child's exit event, a tick late
+  store::Batch b3;
+  table.sample({{self, 0u}}, now_ms(), b3);
+  const auto* rewritten = find(b3, pid);
+  ASSERT_TRUE(rewritten) << "the credit did not bring the parent's record up again";
+  EXPECT_LT(rewritten->record.write_bytes, unseen);
+  EXPECT_LT(rewritten->record.write_bytes, 64u << 10) << "the parent itself wrote next to nothing";
+  table.keep_until_credited({});
+  table.commit(b3);
+  EXPECT_FALSE(table.identity(pid)) << "no longer held: forgotten once written";
+}
+
+// A parent and the child it reaped both sampled, then both ending within one tick, the child after the
+// tick's sample: the child's exit (applied first) credits it to the parent with its final bytes, so the
+// parent's exit, whose figure the kernel gave the child's bytes, keeps only its own.
+TEST(ProcessTableEvents, AChildReapedSinceTheSampleIsCreditedBeforeItsParentsExit) {
+  char dir_template[] = "/var/tmp/bc-ptreap-XXXXXX";
+  ASSERT_TRUE(mkdtemp(dir_template));
+  const std::string file = std::string(dir_template) + "/data";
+  int go[2], ready[2], child_io[2], parent_io[2];
+  ASSERT_EQ(pipe(go), 0);
+  ASSERT_EQ(pipe(ready), 0);
+  ASSERT_EQ(pipe(child_io), 0);
+  ASSERT_EQ(pipe(parent_io), 0);
+  const pid_t parent = fork();
+  if (parent == 0) {
+    const pid_t writer = fork();
+    if (writer == 0) {
+      char c;
+      (void)!read(go[0], &c, 1);
+      static char block[1 << 20];
+      FILE* f = std::fopen(file.c_str(), "w");
+      if (!f) _exit(1);
+      for (int i = 0; i < 2; ++i) std::fwrite(block, 1, sizeof block, f);
+      std::fclose(f);
+      send_own_io(child_io[1]);
+      _exit(0);
+    }
+    (void)!write(ready[1], &writer, sizeof writer);
+    waitpid(writer, nullptr, 0);
+    send_own_io(parent_io[1]);
+    _exit(0);  // a zombie until the test reaps it
+  }
+  close(child_io[1]);
+  close(parent_io[1]);
+  pid_t writer = 0;
+  ASSERT_EQ(read(ready[0], &writer, sizeof writer), static_cast<ssize_t>(sizeof writer));
+  ProcessTable table;
+  store::Batch b1;
+  const auto self = static_cast<uint32_t>(getpid());
+  const auto ppid = static_cast<uint32_t>(parent), cpid = static_cast<uint32_t>(writer);
+  table.sample({{self, 0u}, {ppid, 0u}, {cpid, 0u}}, now_ms(), b1);
+  table.commit(b1);
+  const auto parent_id = table.identity(ppid), child_id = table.identity(cpid);
+  ASSERT_TRUE(parent_id && child_id);
+  ASSERT_EQ(write(go[1], "x", 1), 1);
+  const auto child_final = read_sent_io(child_io[0]);
+  const auto parent_final = read_sent_io(parent_io[0]);  // after it reaped the child
+  std::remove(file.c_str());
+  rmdir(dir_template);
+  ASSERT_TRUE(child_final && parent_final);
+  if (child_final->write_bytes < (1u << 20)) {
+    waitpid(parent, nullptr, 0);
+    GTEST_SKIP() << "this filesystem does not count written bytes in /proc/PID/io (tmpfs?)";
+  }
+  ASSERT_GE(parent_final->write_bytes, child_final->write_bytes);  // the kernel folded the child in
+
+  store::Batch b2;  // the same tick's exits, children first, with no sample in between
+  ProcessTable::ExitFacts facts;
+  facts.end_ms = now_ms();
+  facts.write_bytes = child_final->write_bytes;
+  facts.read_bytes = child_final->read_bytes;
+  ASSERT_TRUE(table.apply_exit(cpid, child_id->start_ticks, facts, b2));
+  facts.write_bytes = parent_final->write_bytes;
+  facts.read_bytes = parent_final->read_bytes;
+  ASSERT_TRUE(table.apply_exit(ppid, parent_id->start_ticks, facts, b2));
+  ASSERT_EQ(waitpid(parent, nullptr, 0), parent);
+  const auto* child_rec = find(b2, cpid);
+  const auto* parent_rec = find(b2, ppid);
+  ASSERT_TRUE(child_rec && parent_rec);
+  EXPECT_EQ(child_rec->record.write_bytes, child_final->write_bytes);
+  EXPECT_LT(parent_rec->record.write_bytes, 64u << 10) << "the parent kept its child's bytes";
 }
