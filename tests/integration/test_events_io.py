@@ -10,9 +10,9 @@ from eventlib import batch_shell, job_dir, require_events, run_job
 MiB = 1 << 20
 c = Cluster()
 out = job_dir(c, "evio")
-# dd alone; dd under a short sh -c (the sh reaps dd and usually ends in the same tick, both with records
-# from events only); and dd under an sh -c that sampling has seen (its exit is applied to its sampled record,
-# and dd's bytes, folded into its exit figure, are not its own).
+# dd alone; dd under a short sh -c (the sh reaps dd and usually ends in the same tick; either may have been
+# sampled or have a record from events only); and dd under an sh -c that sampling has seen (its exit is
+# applied to its sampled record, and dd's bytes, folded into its exit figure, are not its own).
 script = f"""#!/bin/bash
 sleep 1
 dd if=/dev/zero of={out}/alone bs=64k count=128 conv=fsync status=none
