@@ -166,7 +166,7 @@ ProcessRecord decode_process(std::string_view value, bool* counters_in_series) {
   p.exe = d.str();
   uint64_t nargs = d.u64();
   if (nargs > value.size()) throw StoreError("corrupt process record: argv count");
-  p.argv.reserve(nargs);
+  p.argv.reserve(std::min<uint64_t>(nargs, 256));  // a forged count must not reserve gigabytes
   for (uint64_t i = 0; i < nargs; ++i) p.argv.emplace_back(d.str_view());
   p.cpu_ns = d.u64();
   p.max_rss = d.u64();
@@ -236,7 +236,7 @@ void read_process_identity(std::string_view bytes, ProcessRecord* p) {
     p->command.assign(command);
     p->exe.assign(exe);
     p->argv.clear();
-    p->argv.reserve(nargs);
+    p->argv.reserve(std::min<uint64_t>(nargs, 256));  // a forged count must not reserve gigabytes
   }
   for (uint64_t i = 0; i < nargs; ++i) {
     const std::string_view arg = d.str_view();

@@ -210,8 +210,8 @@ struct ProcessUpdate {
   std::optional<Sample> sample;  // series_id is ignored: the process's series is used
   // Set only by wire::decode_batch with Identity::Deferred (bcd): the record's identity (ppid, step,
   // start_ms, max_rss, command, exe, argv and the exit fields) still encoded, pointing into the decoded
-  // bytes, which must outlive the write. Those record fields are unset; the writer decodes them only when
-  // the identity differs from the stored one, which in a running job is rarely.
+  // bytes, which must outlive the write. Those record fields are unset; the writer decodes them only when it
+  // must write the record (a new or changed identity, which in a running job is rare, or an ended process).
   std::string_view encoded_identity{};
 };
 

@@ -193,7 +193,8 @@ Batch decode_batch(std::string_view bytes, Identity identity, const Batch* previ
       const std::string_view encoded = r.str_view("process identity");
       try {
         if (identity == Identity::Deferred) {
-          const bool checked = previous && i < previous->processes.size() &&
+          // (Not an empty one: a version 2 batch's processes have none, and an empty identity is malformed.)
+          const bool checked = previous && i < previous->processes.size() && !encoded.empty() &&
                                previous->processes[i].encoded_identity == encoded;
           if (!checked) codec::check_process_identity(encoded);
           u.encoded_identity = encoded;

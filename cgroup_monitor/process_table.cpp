@@ -238,6 +238,9 @@ void ProcessTable::commit(const store::Batch& batch) {
     it->second.changed = false;
   }
   for (auto it = tracked_.begin(); it != tracked_.end();) {
+    // A credit that came after this tick's sample (a child's exit) changed a gone process's figures after
+    // its record went into the batch: it is written again, not forgotten with the stale figures.
+    if (it->second.gone) update_record(it->second);
     if (it->second.gone && !it->second.changed && !held_.count(it->first)) {
       forgotten_.cpu_ns += it->second.record.cpu_ns;
       forgotten_.read_bytes += it->second.record.read_bytes;
@@ -309,7 +312,6 @@ bool ProcessTable::apply_exit(uint32_t pid, uint64_t start_ticks, const ExitFact
       credited.cpu_ns += minus_floor0(t.inclusive.cpu_ns, before.cpu_ns);
       credited.read_bytes += minus_floor0(t.inclusive.read_bytes, before.read_bytes);
       credited.write_bytes += minus_floor0(t.inclusive.write_bytes, before.write_bytes);
-      parent->second.changed = true;  // a gone parent is rewritten with it before it is forgotten
     }
     t.gone = true;
   }
@@ -358,7 +360,6 @@ void ProcessTable::credit_child(uint32_t parent, uint64_t cpu_ns, uint64_t read_
   auto it = tracked_.find(parent);
   if (it == tracked_.end()) return;
   it->second.credited += Counters{cpu_ns, read_bytes, write_bytes};
-  it->second.changed = true;  // a gone parent is rewritten with it before it is forgotten
 }
 
 }  // namespace bc::monitor

@@ -275,7 +275,23 @@ TEST(Wire, Version2BatchesAreStillRead) {
   e.u64(b.connections.size());
   for (const auto& c : b.connections) e.str(store::codec::encode_connection(c));
   expect_same(b, wire::decode_batch(e.bytes()));
-  expect_same(b, wire::decode_batch(e.bytes(), wire::Identity::Deferred));  // v2 records come whole
+  const Batch v2 = wire::decode_batch(e.bytes(), wire::Identity::Deferred);
+  expect_same(b, v2);  // v2 records come whole: no identity left encoded
+
+  // A version 3 batch after it whose process has an empty identity is refused: the empty identity of the
+  // v2 batch's process must not pass for one checked before.
+  store::codec::Encoder v3;
+  v3.u64(3);
+  v3.str(store::codec::encode_job(b.job));
+  v3.u64(0);  // no job sample
+  v3.u64(1);  // one process: pid, start, series, end, four counters, an empty identity, no sample
+  for (uint64_t v : {1000, 5, 1, 0, 0, 0, 0, 0}) v3.u64(v);
+  v3.str("");
+  v3.u64(0);
+  v3.u64(0);  // no files
+  v3.u64(0);  // no connections
+  EXPECT_THROW(wire::decode_batch(v3.bytes(), wire::Identity::Deferred, &v2), wire::WireError);
+  EXPECT_THROW(wire::decode_batch(v3.bytes(), wire::Identity::Deferred), wire::WireError);
 }
 
 TEST(Wire, BundleRoundTrip) {

@@ -265,11 +265,13 @@ TEST(ProcessTableEvents, LateBytesAtExitBelongToTheChild) {
 }
 
 // A parent sampled after reaping a child the table never saw counts that child's bytes as its own unseen
-// part, until the child's credit arrives with its exit event, which can come after the parent is gone. While
-// held (keep_until_credited), the gone parent is not forgotten at commit, and the late credit takes the bytes
-// back out of its record, which is written again. Without the hold its record, written and forgotten, would
-// keep them (and the child's own record would count them again).
-TEST(ProcessTableEvents, AGoneParentIsKeptUntilItsChildsCreditComes) {
+// part, until the child's credit arrives with its exit event, which can come after the parent is gone. The
+// late credit must take the bytes back out of the parent's record, which is written again before the
+// parent is forgotten; a record written and forgotten first would keep them (and the child's own record
+// would count them again). The credit comes either a tick later, the gone parent being held meanwhile
+// (keep_until_credited), or in the very tick the parent was seen gone, after that tick's sample put the
+// parent's record in the batch.
+void gone_parent_gets_late_credit(bool same_tick) {
   char dir_template[] = "/var/tmp/bc-pthold-XXXXXX";
   ASSERT_TRUE(mkdtemp(dir_template));
   const std::string file = std::string(dir_template) + "/data";
@@ -311,13 +313,17 @@ TEST(ProcessTableEvents, AGoneParentIsKeptUntilItsChildsCreditComes) {
   store::Batch b2;
   table.sample({{self, 0u}}, now_ms(), b2);  // the parent is gone
   ASSERT_TRUE(find(b2, pid));
-  table.keep_until_credited({pid});  // its child has sent no exit event yet
-  table.commit(b2);
-  auto id = table.identity(pid);
-  ASSERT_TRUE(id) << "a held parent was forgotten at commit";
   EXPECT_TRUE(table.gone(pid));
-
-  table.credit_child(pid, 0, 0, unseen);  // the child's exit event, a tick late
+  if (same_tick) {
+    table.credit_child(pid, 0, 0, unseen);  // the child's exit event, drained after this tick's sample
+    table.commit(b2);
+    ASSERT_TRUE(table.identity(pid)) << "a parent whose record changed after the batch was forgotten";
+  } else {
+    table.keep_until_credited({pid});  // its child has sent no exit event yet
+    table.commit(b2);
+    ASSERT_TRUE(table.identity(pid)) << "a held parent was forgotten at commit";
+    table.credit_child(pid, 0, 0, unseen);  // the child's exit event, a tick late
+  }
   store::Batch b3;
   table.sample({{self, 0u}}, now_ms(), b3);
   const auto* rewritten = find(b3, pid);
@@ -328,6 +334,10 @@ TEST(ProcessTableEvents, AGoneParentIsKeptUntilItsChildsCreditComes) {
   table.commit(b3);
   EXPECT_FALSE(table.identity(pid)) << "no longer held: forgotten once written";
 }
+
+TEST(ProcessTableEvents, AGoneParentIsKeptUntilItsChildsCreditComes) { gone_parent_gets_late_credit(false); }
+
+TEST(ProcessTableEvents, ACreditInTheTickAParentIsSeenGoneIsWritten) { gone_parent_gets_late_credit(true); }
 
 // A parent and the child it reaped both sampled, then both ending within one tick, the child after the
 // tick's sample: the child's exit (applied first) credits it to the parent with its final bytes, so the
