@@ -8,11 +8,19 @@ for d in dirs:
     for name in ("once", "often", "twice"):
         open(f"{d}/{name}", "w").close()
 jobs = []
-for d in dirs:
+# Each job waits (up to a minute) for the other to start before its load, and for the other's load to end
+# before it exits, so the two overlap even when Slurm starts the second a few seconds late (a CPU still
+# held by an earlier test's completing job). `[ -e ]` is a stat, not an open: it adds no file to either job.
+for i, d in enumerate(dirs):
+    other = dirs[1 - i]
     script = f"""#!/bin/bash
+touch {d}/started
+for _ in $(seq 600); do [ -e {other}/started ] && break; sleep 0.1; done
 sleep 1
 {c.testload} files {d} {d}/files.json
-sleep 1.5
+touch {d}/loaded
+for _ in $(seq 600); do [ -e {other}/loaded ] && break; sleep 0.1; done
+sleep 0.5
 """
     jobs.append(c.sbatch(script, "-n1"))
 for job in jobs:
