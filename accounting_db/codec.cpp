@@ -24,6 +24,32 @@ void expect_format(Decoder& d, uint64_t want, const char* what) {
   uint64_t got = d.u64();
   if (got != want) throw StoreError(std::string("unknown ") + what + " record format " + std::to_string(got));
 }
+
+uint64_t zigzag(int64_t v) { return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63); }
+int64_t unzigzag(uint64_t v) { return static_cast<int64_t>((v >> 1) ^ (~(v & 1) + 1)); }
+
+// The event flags and exit status that end both a process record (format 3) and its identity. Checked on
+// reading; allocates only to throw.
+struct ExitStatus {
+  uint64_t events = 0;
+  int code = 0, signal = 0;
+};
+ExitStatus read_exit_status(Decoder& d, const char* what) {
+  const uint64_t events = d.u64();
+  if (events > 15) throw StoreError(std::string("corrupt ") + what + ": event flags");
+  const int64_t code = d.i64();
+  const uint64_t signal = d.u64();
+  if (code < -1 || code > 255 || signal > 127) throw StoreError(std::string("corrupt ") + what + ": exit status");
+  return {events, static_cast<int>(code), static_cast<int>(signal)};
+}
+void set_exit_status(ProcessRecord& p, const ExitStatus& s) {
+  p.exited = s.events & 1U;
+  p.core_dumped = s.events & 2U;
+  p.argv_truncated = s.events & 4U;
+  p.exact = s.events & 8U;
+  p.exit_code = s.code;
+  p.exit_signal = s.signal;
+}
 }  // namespace
 
 std::string encode_job(const JobRecord& j) {
@@ -179,19 +205,7 @@ ProcessRecord decode_process(std::string_view value, bool* counters_in_series) {
     if (flags > 1) throw StoreError("corrupt process record: flags");
     in_series = flags & 1U;
   }
-  if (format >= kProcessFormat) {
-    uint64_t events = d.u64();
-    if (events > 15) throw StoreError("corrupt process record: event flags");
-    p.exited = events & 1U;
-    p.core_dumped = events & 2U;
-    p.argv_truncated = events & 4U;
-    p.exact = events & 8U;
-    const int64_t code = d.i64();
-    const uint64_t signal = d.u64();
-    if (code < -1 || code > 255 || signal > 127) throw StoreError("corrupt process record: exit status");
-    p.exit_code = static_cast<int>(code);
-    p.exit_signal = static_cast<int>(signal);
-  }
+  if (format >= kProcessFormat) set_exit_status(p, read_exit_status(d, "process record"));
   if (counters_in_series) *counters_in_series = in_series;
   return p;
 }
@@ -203,15 +217,14 @@ void append_process_identity(std::string& out, const ProcessRecord& p) {
   };
   append_varint(out, p.ppid);
   append_varint(out, p.step);
-  append_varint(out, (static_cast<uint64_t>(p.start_ms) << 1) ^ static_cast<uint64_t>(p.start_ms >> 63));
+  append_varint(out, zigzag(p.start_ms));
   append_varint(out, p.max_rss);
   str(p.command);
   str(p.exe);
   append_varint(out, p.argv.size());
   for (const auto& a : p.argv) str(a);
   append_varint(out, (p.exited ? 1U : 0U) | (p.core_dumped ? 2U : 0U) | (p.argv_truncated ? 4U : 0U) | (p.exact ? 8U : 0U));
-  const int64_t code = p.exit_code;
-  append_varint(out, (static_cast<uint64_t>(code) << 1) ^ static_cast<uint64_t>(code >> 63));
+  append_varint(out, zigzag(p.exit_code));
   append_varint(out, static_cast<uint64_t>(p.exit_signal < 0 ? 0 : p.exit_signal));
 }
 
@@ -242,20 +255,9 @@ void read_process_identity(std::string_view bytes, ProcessRecord* p) {
     const std::string_view arg = d.str_view();
     if (p) p->argv.emplace_back(arg);
   }
-  const uint64_t events = d.u64();
-  if (events > 15) throw StoreError("corrupt process identity: event flags");
-  const int64_t code = d.i64();
-  const uint64_t signal = d.u64();
-  if (code < -1 || code > 255 || signal > 127) throw StoreError("corrupt process identity: exit status");
+  const ExitStatus status = read_exit_status(d, "process identity");
   if (!d.done()) throw StoreError("corrupt process identity: trailing bytes");
-  if (p) {
-    p->exited = events & 1U;
-    p->core_dumped = events & 2U;
-    p->argv_truncated = events & 4U;
-    p->exact = events & 8U;
-    p->exit_code = static_cast<int>(code);
-    p->exit_signal = static_cast<int>(signal);
-  }
+  if (p) set_exit_status(*p, status);
 }
 
 }  // namespace
@@ -371,8 +373,6 @@ constexpr int64_t kRssUnit = 4096;          // one page
 constexpr uint64_t kRssSumUnit = 1024;      // VmRSS is in KiB
 constexpr int64_t kMaxDt = int64_t{1} << 33;
 
-uint64_t zigzag(int64_t v) { return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63); }
-int64_t unzigzag(uint64_t v) { return static_cast<int64_t>((v >> 1) ^ (~(v & 1) + 1)); }
 
 int64_t time_value(Decoder& d) {
   uint64_t v = d.u64();

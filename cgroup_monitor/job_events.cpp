@@ -33,6 +33,9 @@ std::string comm_of(const std::string& filename) {
 
 int64_t ms_of(uint64_t epoch_ns) { return static_cast<int64_t>(epoch_ns / 1'000'000); }
 
+// The pid names no process (reaped, or never was); a pid that now names another process counts as alive.
+bool pid_gone(uint32_t pid) { return ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH; }
+
 constexpr int kKeepAfterExitTicks = 3;
 constexpr int kMaxExitWaits = 2;
 
@@ -259,7 +262,7 @@ void JobEvents::merge(ProcessTable& table, int64_t now_ms, store::Batch& batch, 
     const bool parent_exiting = parent != pending_.end() && parent->second.exited && parent->second.ticks_since_exit == 0;
     const bool parent_gone_in_table = table.gone(p.ppid);
     if (!parent_exiting && !parent_gone_in_table) continue;
-    if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) {
+    if (pid_gone(pid)) {
       if (parent_exiting) awaiting_children.insert(p.ppid);
       if (parent_gone_in_table) held_parents.insert(p.ppid);
     }
@@ -303,7 +306,7 @@ void JobEvents::merge(ProcessTable& table, int64_t now_ms, store::Batch& batch, 
     if (!p.exited) {
       // Alive: the table picks it up, or its exit event comes. Gone without an exit event (it was lost, and
       // counted): forgotten after a few ticks, so the map stays bounded.
-      const bool gone = !in_table && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH;
+      const bool gone = !in_table && pid_gone(pid);
       p.ticks_gone = gone ? p.ticks_gone + 1 : 0;
       if (p.ticks_gone > kKeepAfterExitTicks) pending_.erase(it);
       continue;
