@@ -375,7 +375,7 @@ class LmdbStore final : public Store {
         throw;
       }
       if (rc == MDB_SUCCESS) {
-        dropped_late_ += dropped;
+        count_late(dropped);
         break;
       }
       restore_series();
@@ -536,6 +536,8 @@ class LmdbStore final : public Store {
   const Retention& retention() const override { return retention_; }
 
   // ---------------------------------------------------------------- administration
+
+  DroppedSamples dropped_samples() override { return {dropped_late_, rejected_}; }
 
   StoreStats stats() override {
     StoreStats s;
@@ -971,7 +973,18 @@ class LmdbStore final : public Store {
         const FixedKey key = process_key(job, node_id, p.pid, p.start_ticks);
         if (p.series_id == 0) {
           if (pc.find(key.sv())) p.series_id = codec::decode_process(pc.value()).series_id;
-          if (p.series_id == 0) p.series_id = next_series++;
+          if (p.series_id == 0) {
+            if (next_series > kLastSeriesId) {
+              // Only a node that named the last id gets here. Its new process is left out, loudly: a throw
+              // would fail every request sharing bcd's commit, and wrapping would write into series 0.
+              ++rejected_;
+              log_line("%s: job %llu on node %s has used every series id: process %u not stored", path_.c_str(),
+                       static_cast<unsigned long long>(job), node.c_str(), p.pid);
+              update.sample.reset();
+              continue;
+            }
+            p.series_id = next_series++;
+          }
         } else if (p.series_id >= next_series) {
           next_series = p.series_id + 1;
         }
@@ -1635,6 +1648,15 @@ class LmdbStore final : public Store {
   int64_t last_degraded_log_ = 0, last_recovery_check_ = 0;
   uint64_t batches_ = 0;
   uint64_t dropped_late_ = 0, rejected_ = 0;
+
+  void count_late(uint64_t dropped) {
+    if (dropped == 0) return;
+    const uint64_t before = dropped_late_;
+    dropped_late_ += dropped;
+    if (before == 0 || before / 10000 != dropped_late_ / 10000)
+      log_line("%s: %llu sample(s) came too late to place and were dropped (%llu so far)",
+               path_.c_str(), static_cast<unsigned long long>(dropped), static_cast<unsigned long long>(dropped_late_));
+  }
   MapRange map_;
   size_t map_size_seen_ = 0;
   std::map<std::pair<uint64_t, uint32_t>, ProcessCache> caches_;  // by (job, node id)
@@ -2349,7 +2371,7 @@ std::vector<bool> LmdbStore::write_batches_once(std::vector<Batch>& batches, con
   });
   try {
     write_batch(batches[first]);
-    dropped_late_ += dropped_by_hook;
+    count_late(dropped_by_hook);
   } catch (const DuplicateBatch&) {
     // Another writer applied it meanwhile: fall back to one at a time.
     for (size_t i = first; i < batches.size(); ++i) applied[i] = write_batch_once(batches[i], ids[i]);

@@ -187,7 +187,10 @@ struct ConnectionRecord {
   bool operator==(const ConnectionRecord&) const = default;
 };
 
-// One point of a series. Series 0 is the job total; processes have series ids from 1.
+// The highest series id: one past it would wrap to 0, the job's own series.
+inline constexpr uint32_t kLastSeriesId = UINT32_MAX - 1;
+
+// One point of a series. Series 0 is the job total; processes have series ids from 1 to kLastSeriesId.
 struct Sample {
   uint32_t series_id = 0;
   int64_t time_s = 0;  // epoch seconds
@@ -349,6 +352,12 @@ struct StoreStats {
   uint64_t rejected_samples = 0;
 };
 
+// Samples this process could not store, since it opened the store.
+struct DroppedSamples {
+  uint64_t late = 0;      // too late to place: past the seconds kept, or before a point already rolled up
+  uint64_t rejected = 0;  // a time out of range, or a new process of a node that used every series id
+};
+
 struct CheckReport {
   std::vector<std::string> problems;  // empty when the store is sound (at most 100 are kept)
   uint64_t problem_count = 0;
@@ -452,6 +461,8 @@ class Store {
 
   // Administration.
   virtual StoreStats stats() = 0;
+  // Cheap (no transaction): for bcd's /metrics.
+  virtual DroppedSamples dropped_samples() = 0;
   virtual CheckReport check() = 0;
   // Expires and seals old data across all jobs, in transactions of bounded size; at most max_work
   // chunk operations per call. Writers also run a small step of this periodically.

@@ -206,6 +206,9 @@ Batch decode_batch(std::string_view bytes, Identity identity, const Batch* previ
       }
       u.sample = get_process_sample(r, p);
     }
+    // One past the last id would wrap the job's series counter to 0, the job's own series.
+    if (p.series_id > store::kLastSeriesId)
+      throw WireError("malformed batch: process series id " + std::to_string(p.series_id) + " out of range");
     // A batch is one job on one node, as write_batch treats it.
     p.job_id = b.job.job_id;
     p.node = b.job.node;

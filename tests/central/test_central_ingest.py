@@ -307,6 +307,29 @@ try:
     assert sum(json.loads(a)["duplicates"] for _, a in answers) == 42, answers
     assert count(test_store, 512) == {"nodes": 1, "processes": 3, "points": 24}, count(test_store, 512)
     print("ok 8 concurrent pushes of one bundle: applied once (6 batches), 42 duplicates, 24 points")
+
+    # ---- Samples bcd cannot store are counted in /metrics by reason, and the rest of their batches is kept:
+    # too late to place (older than the seconds kept behind the job's newest), and times out of range.
+    def test_metric(name):
+        st, text = raw(test_url, "/metrics")
+        m = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
+        return float(m.group(1)) if m else None
+
+    late_name = 'bcd_ingest_samples_dropped_total{reason="late"}'
+    rejected_name = 'bcd_ingest_samples_dropped_total{reason="rejected"}'
+    assert test_metric(late_name) == 0 and test_metric(rejected_name) == 0
+    for name, job, first in (("recent", 513, t0), ("old", 513, t0 - 7200), ("future", 514, 1 << 32)):
+        s = os.path.join(work, f"nodeG-{name}.lmdb")
+        subprocess.run([tool, "node", s, str(job), "nodeG", USER, uid, "3", "1", str(first)], check=True,
+                       capture_output=True)
+        subprocess.run([tool, "bundle", s, os.path.join(work, "bG")], check=True)
+        st, answer = raw(test_url, "/api/v1/ingest", open(os.path.join(work, "bG"), "rb").read(), anon)
+        assert st == 200 and json.loads(answer)["applied"] == 3, (name, st, answer)
+    # 3 ticks of a job sample and one process sample each
+    assert test_metric(late_name) == 6 and test_metric(rejected_name) == 6, (test_metric(late_name), test_metric(rejected_name))
+    assert count(test_store, 513)["points"] == 6 and count(test_store, 514)["points"] == 0
+    assert "too late to place" in open(os.path.join(work, "noauth.log")).read()
+    print("ok samples too late to place (6) and out of range (6) are counted in /metrics and logged")
 finally:
     for p in extra:
         p.send_signal(signal.SIGTERM)

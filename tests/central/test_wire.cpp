@@ -294,6 +294,21 @@ TEST(Wire, Version2BatchesAreStillRead) {
   EXPECT_THROW(wire::decode_batch(v3.bytes(), wire::Identity::Deferred), wire::WireError);
 }
 
+// One series id past the last would wrap the job's series counter to 0, the job's own series (a 400).
+TEST(Wire, SeriesIdsPastTheLastAreRefused) {
+  Batch b = full_batch();
+  b.processes[0].record.series_id = store::kLastSeriesId;
+  EXPECT_EQ(wire::decode_batch(wire::encode_batch(b)).processes[0].record.series_id, store::kLastSeriesId);
+  b.processes[0].record.series_id = UINT32_MAX;
+  for (auto identity : {wire::Identity::Decoded, wire::Identity::Deferred})
+    EXPECT_THROW(
+        try { wire::decode_batch(wire::encode_batch(b), identity); } catch (const wire::WireError& e) {
+          EXPECT_NE(std::string(e.what()).find("series id 4294967295 out of range"), std::string::npos) << e.what();
+          throw;
+        },
+        wire::WireError);
+}
+
 TEST(Wire, BundleRoundTrip) {
   std::vector<store::SpooledBatch> in = {{{"n1", 42, 7, 1}, wire::encode_batch(full_batch())},
                                          {{"n2", 43, UINT64_MAX, 1ULL << 40}, std::string()}};

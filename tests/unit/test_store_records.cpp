@@ -412,6 +412,30 @@ TEST(StoreRecords, FailedBatchLeavesSeriesIdsAsTheyWere) {
   EXPECT_EQ(b.processes[0].record.series_id, 1u);
 }
 
+// A node names its processes' series. One that names the last id leaves no id to hand out: the next new
+// process is left out and counted, and the counter never wraps to 0, the job's own series.
+TEST(StoreRecords, SeriesIdsNeverWrapToTheJobsSeries) {
+  TempDir dir;
+  auto store = Store::open(dir.store(), test_options());
+  Batch b = batch(1'800'000'000, proc(1));
+  b.processes[0].record.series_id = kLastSeriesId;
+  store->write_batch(b);
+  Batch next = batch(1'800'000'001, proc(2));
+  next.processes[0].record.pid = 43;
+  next.processes[0].sample->cpu_ns = 999;
+  store->write_batch(next);
+  EXPECT_EQ(next.processes[0].record.series_id, 0u);
+  EXPECT_EQ(store->stats().rejected_samples, 1u);
+  // The job's own series holds the job's samples only, never a process's.
+  const auto job_points = store->series(3, "n1", 0, 0, INT64_MAX);
+  ASSERT_EQ(job_points.size(), 2u);
+  EXPECT_EQ(job_points[1].cpu_ns, 2u);
+  EXPECT_EQ(store->series(3, "n1", kLastSeriesId, 0, INT64_MAX).size(), 1u);
+  const JobSnapshot s = store->load_job(3);
+  ASSERT_EQ(s.processes.size(), 1u);
+  EXPECT_EQ(s.processes[0].pid, 42u);
+}
+
 TEST(StoreRecords, JobDescriptionAndContainerIdentityAreKept) {
   TempDir dir;
   auto store = Store::open(dir.store(), test_options());

@@ -212,6 +212,9 @@ void Ingest::write_taken(const std::vector<Queued*>& take, size_t total) {
   try {
     std::lock_guard lock(store_mutex_);
     applied = store_.write_batches_once(all, ids);
+    const store::DroppedSamples dropped = store_.dropped_samples();
+    metrics_.samples_dropped_late = dropped.late;
+    metrics_.samples_dropped_rejected = dropped.rejected;
   } catch (const std::exception& e) {
     error = e.what();  // all or nothing: every request of the group is refused, and its node resends
   }
@@ -264,6 +267,9 @@ std::string Ingest::metrics_text() const {
   out += line("bcd_ingest_rejected_total", "{reason=\"content_type\"}", metrics_.rejected_content_type);
   out += line("bcd_ingest_rejected_total", "{reason=\"too_large\"}", metrics_.rejected_too_large);
   out += line("bcd_ingest_rejected_total", "{reason=\"store\"}", metrics_.store_errors);
+  out += "# TYPE bcd_ingest_samples_dropped counter\n";
+  out += line("bcd_ingest_samples_dropped_total", "{reason=\"late\"}", metrics_.samples_dropped_late);
+  out += line("bcd_ingest_samples_dropped_total", "{reason=\"rejected\"}", metrics_.samples_dropped_rejected);
   out += "# TYPE bcd_ingest_dedup_folded counter\n" + line("bcd_ingest_dedup_folded_total", "", metrics_.dedup_folded);
   char lag[64];
   std::snprintf(lag, sizeof lag, "%.3f", static_cast<double>(metrics_.lag_ms.load()) / 1000.0);

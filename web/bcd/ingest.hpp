@@ -30,6 +30,8 @@ struct IngestMetrics {
   std::atomic<uint64_t> rejected_too_large{0};  // 413: body over max_body_bytes (counted by the HTTP layer's hook)
   std::atomic<uint64_t> dedup_folded{0};        // dedup entries folded into their monitor's mark
   std::atomic<uint64_t> store_errors{0};
+  std::atomic<uint64_t> samples_dropped_late{0};      // the store's, copied after each write
+  std::atomic<uint64_t> samples_dropped_rejected{0};
   std::atomic<int64_t> lag_ms{0};        // now minus the newest sample of the last batch applied
 };
 
