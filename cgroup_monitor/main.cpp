@@ -43,6 +43,9 @@ const char kUsage[] =
     "  --central URL         also ship every tick to this bcd (http://host:port); unshipped data waits in\n"
     "                        the node store's outbox for the next monitor on this node or 'bcadm ship'\n"
     "  --munge-socket PATH   munged socket for the shipper's credentials (default: munge's)\n"
+    "  --ship-every SECONDS  with --central, send at most once per SECONDS while bcd keeps up (default 0:\n"
+    "                        every tick); fewer, bigger requests let one bcd take more nodes, and the live\n"
+    "                        view lags by up to SECONDS\n"
     "  --outbox-max-mib N    bound of the node store's outbox (default 256); past it the oldest batches are\n"
     "                        given up for shipping (they stay in the node store) and counted as unshipped\n"
     "  --api-key-file FILE   ship with the API key in FILE instead of munge (hosts without munge)\n"
@@ -90,7 +93,7 @@ int main(int argc, char** argv) try {
   int nice_level = 10;
   enum { kJob = 1000, kCgroupPath, kCgroupVersion, kCgroupRoot, kUid, kNode, kStore, kRunDir, kInterval,
          kGrace, kNice, kVersion, kJobName, kContainerId, kContainerName, kContainerImage, kBpf, kBpfRing,
-         kFileBytes, kBpfPinDir, kCentral, kMungeSocket,
+         kFileBytes, kBpfPinDir, kCentral, kMungeSocket, kShipEvery,
          kApiKeyFile, kArrayJob, kArrayTask, kOutboxMax };
   static const option long_options[] = {
       {"job", required_argument, nullptr, kJob},
@@ -108,6 +111,7 @@ int main(int argc, char** argv) try {
       {"array-job", required_argument, nullptr, kArrayJob},
       {"array-task", required_argument, nullptr, kArrayTask},
       {"outbox-max-mib", required_argument, nullptr, kOutboxMax},
+      {"ship-every", required_argument, nullptr, kShipEvery},
       {"container-id", required_argument, nullptr, kContainerId},
       {"container-name", required_argument, nullptr, kContainerName},
       {"container-image", required_argument, nullptr, kContainerImage},
@@ -186,6 +190,13 @@ int main(int argc, char** argv) try {
         opt.events.pin_dir = optarg;
         break;
       case kCentral: opt.central_url = optarg; break;
+      case kShipEvery: {
+        double seconds = 0;
+        if (!parse_number(optarg, seconds) || !(seconds >= 0 && seconds <= 3600))
+          return usage_error("--ship-every takes seconds between 0 and 3600");
+        opt.ship_every_s = seconds;
+        break;
+      }
       case kApiKeyFile: {
         std::string error;
         if (!bc::ship::read_api_key_file(optarg, opt.api_key, error)) return usage_error(error);

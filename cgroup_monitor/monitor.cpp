@@ -170,6 +170,7 @@ int run_monitor(const MonitorOptions& opt) {
     ship_options.munge_socket = opt.munge_socket;
     ship_options.api_key = opt.api_key;
     ship_options.lock_path = opt.store_path + "/ship.lock";
+    ship_options.ship_every_s = opt.ship_every_s;
     shipper = std::make_unique<ship::BackgroundShipper>(ship_options, *db, ship::new_monitor_id());
   }
 

@@ -32,6 +32,7 @@ struct MonitorOptions {
   std::string munge_socket;       // for the shipper's credentials; empty: munge's default
   std::string api_key;            // ship with this API key instead of munge (Docker hosts)
   uint64_t outbox_max_bytes = 256ULL << 20;  // the outbox's bound (store::OpenOptions::outbox_max_bytes)
+  double ship_every_s = 0;        // ship::ShipOptions::ship_every_s
 };
 
 // Runs until the job ends on this node (its cgroup is gone or stays empty), or SIGTERM/SIGINT.

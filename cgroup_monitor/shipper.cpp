@@ -186,8 +186,9 @@ struct BackgroundShipper::Impl {
       }
       pending = false;
       lock.unlock();
+      const double round_start = now_s();
       // Bounded: a slow bcd never holds more than one request's timeout; the rest waits for the next wake.
-      ShipResult r = ship_pending(options, store, store_mutex, now_s() + options.request_timeout_s);
+      ShipResult r = ship_pending(options, store, store_mutex, round_start + options.request_timeout_s);
       lock.lock();
       shipped += r.batches;
       if (!r.error.empty()) {
@@ -199,8 +200,12 @@ struct BackgroundShipper::Impl {
         if (failures) log("working again", "");
         failures = 0;
         backoff = 0;
-        retry_at = 0;
-        if (!r.outbox_empty && !r.busy) pending = true;
+        if (!r.outbox_empty && !r.busy) {
+          pending = true;  // a backlog: the next request at once
+          retry_at = 0;
+        } else {
+          retry_at = options.ship_every_s > 0 ? round_start + options.ship_every_s : 0;
+        }
       }
     }
   }

@@ -24,6 +24,10 @@ struct ShipOptions {
   double request_timeout_s = 10.0;
   size_t max_bundle_bytes = 4 << 20;
   size_t max_bundle_batches = 2000;
+  // While bcd keeps up, at most one round of requests per this many seconds (0: a round per tick). Each
+  // request then carries the ticks since the last round, so bcd takes many more nodes; the live view lags
+  // by up to this much. A backlog is still sent request after request, and the last ticks at exit.
+  double ship_every_s = 0;
 };
 
 // An API key file: the key on its first line (surrounding white space ignored). Keys stay out of argv, which
@@ -47,7 +51,8 @@ long post_bundle(const ShipOptions& options, const std::string& body, std::strin
 ShipResult ship_pending(const ShipOptions& options, store::Store& store, std::mutex& store_mutex, double deadline_s);
 
 // bc-monitor's shipper: write() spools each tick's batch in the write transaction and wakes a background
-// thread that ships with exponential backoff (1 s doubling to 60 s) while bcd is unreachable. Its destructor
+// thread that ships (at most once per ShipOptions::ship_every_s) with exponential backoff (1 s doubling to
+// 60 s) while bcd is unreachable. Its destructor
 // makes a last attempt bounded by final_budget_s; what is left stays in the outbox for the next monitor on
 // this node or `bcadm ship`.
 class BackgroundShipper {

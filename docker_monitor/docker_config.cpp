@@ -80,8 +80,17 @@ std::string apply_setting(Config& config, std::string_view key, std::string_view
     config.outbox_max_mib = n;
     return {};
   }
+  if (k == "ship_every") {
+    char* end = nullptr;
+    errno = 0;
+    const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
+    if (v.empty() || v[0] == '-' || *end != '\0' || errno != 0 || n > 3600)
+      return "ship_every= takes whole seconds between 0 and 3600, got '" + v + "'";
+    config.ship_every_s = n;
+    return {};
+  }
   return "unknown key '" + k + "' (known: socket, store, monitor, rundir, log, state, interval, label_only, retry, node, "
-         "central, api_key_file, outbox_max_mib)";
+         "central, api_key_file, outbox_max_mib, ship_every)";
 }
 
 void parse_config_text(Config& config, std::string_view text, const std::string& origin,

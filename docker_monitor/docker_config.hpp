@@ -24,6 +24,7 @@ struct Config {
   std::string central;
   std::string api_key_file;
   uint64_t outbox_max_mib = 256;  // bound of the node store's outbox while bcd cannot be reached (as bc-monitor's)
+  uint64_t ship_every_s = 0;      // send at most once per this many seconds while bcd keeps up (bc-monitor --ship-every)
 
   std::string container_log_path() const { return state_dir + "/containers.jsonl"; }
 };

@@ -86,13 +86,16 @@ Config parse_config(const std::vector<std::string>& args, std::vector<std::strin
       else config.central = value;
     } else if (key == "munge_socket") {
       need_path(config.munge_socket);
+    } else if (key == "ship_every") {
+      if (!parse_count(value, 0, 3600, config.ship_every_s))
+        errors.push_back("ship_every= takes whole seconds between 0 and 3600, got '" + value + "'");
     } else if (key == "outbox_max_mib") {
       if (!parse_count(value, 1, 1UL << 20, config.outbox_max_mib))
         errors.push_back("outbox_max_mib= takes MiB between 1 and 1048576, got '" + value + "'");
     } else {
       errors.push_back("unknown key '" + key +
                        "' (known: enable, store, monitor, interval, rundir, log, bpf, bpf_ring_kib, file_bytes, "
-                       "bpf_task_wait_ms, central, munge_socket, outbox_max_mib)");
+                       "bpf_task_wait_ms, central, munge_socket, outbox_max_mib, ship_every)");
     }
   }
   return config;

@@ -1,5 +1,5 @@
-// The plugin's central=, munge_socket= and outbox_max_mib= keys (passed to bc-monitor as --central,
-// --munge-socket and --outbox-max-mib).
+// The plugin's central=, munge_socket=, outbox_max_mib= and ship_every= keys (passed to bc-monitor as
+// --central, --munge-socket, --outbox-max-mib and --ship-every).
 #include <gtest/gtest.h>
 
 #include "config.hpp"
@@ -17,7 +17,19 @@ TEST(CentralConfig, UrlAndSocket) {
   EXPECT_EQ(none.central, "");
   EXPECT_EQ(none.outbox_max_mib, 256u);
   EXPECT_EQ(parse_config({"outbox_max_mib=1"}, errors).outbox_max_mib, 1u);
+  EXPECT_EQ(none.ship_every_s, 0u);
+  EXPECT_EQ(parse_config({"ship_every=30"}, errors).ship_every_s, 30u);
+  EXPECT_EQ(parse_config({"ship_every=3600"}, errors).ship_every_s, 3600u);
   EXPECT_TRUE(errors.empty());
+}
+
+TEST(CentralConfig, ShipEveryTakesWholeSecondsUpToAnHour) {
+  for (const char* bad : {"ship_every=3601", "ship_every=-1", "ship_every=2.5", "ship_every=10s", "ship_every="}) {
+    std::vector<std::string> errors;
+    parse_config({bad}, errors);
+    ASSERT_EQ(errors.size(), 1u) << bad;
+    EXPECT_NE(errors[0].find("ship_every= takes whole seconds between 0 and 3600"), std::string::npos) << errors[0];
+  }
 }
 
 TEST(CentralConfig, BadValuesAreRefused) {

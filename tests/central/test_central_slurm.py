@@ -88,6 +88,27 @@ try:
     files = c.run(c.bcacct_bin, "--store", central, "-j", str(job1), "--files", "--all").stdout
     assert work + "/out" in files or "events unavailable" in c.bcacct("-j", str(job1)).stdout, files
     print("ok the next monitor on the node shipped the leftovers; bcadm ship found nothing left")
+
+    # ---- ship_every=3: while bcd keeps up, the monitor sends a round at most every 3 s (the ticks since the
+    # last round in one request) instead of one request per tick (0.2 s here), and its last ticks at exit.
+    def ingest_counter(name):
+        text = urllib.request.urlopen(url + "/metrics", timeout=10).read().decode()
+        return int([l for l in text.splitlines() if l.startswith(name + " ")][0].split()[1])
+
+    c.plugstack(good + f" central={url} ship_every=3\n")
+    requests_before = ingest_counter("bcd_ingest_requests_total")
+    batches_before = ingest_counter("bcd_ingest_batches_total")
+    job3 = c.sbatch("#!/bin/bash\nsleep 7\n")
+    assert c.wait_job(job3)["JobState"] == "COMPLETED"
+    c.wait_monitor_gone(job3, timeout=20)
+    requests = ingest_counter("bcd_ingest_requests_total") - requests_before
+    batches = ingest_counter("bcd_ingest_batches_total") - batches_before
+    assert pending() == 0, f"{pending()} batches still unshipped"
+    node_side, central_side = count(c.store, job3), count(central, job3)
+    assert central_side == node_side and node_side["points"] > 0, (job3, node_side, central_side)
+    # About 35 ticks: rounds at the start, after 3 s and 6 s, and the last one at exit.
+    assert batches >= 25 and requests <= 6, (batches, requests)
+    print(f"ok ship_every=3: job {job3}'s {batches} batches reached bcd in {requests} requests, all of them stored")
 finally:
     c.restore_plugstack()
     if bcd:
