@@ -314,6 +314,8 @@ struct WriteCtx {
   std::optional<Cursor> open, tables[kResolutions];
   std::string buf, buf2, points, identity;  // scratch
   uint64_t dropped = 0;
+  uint64_t rejected = 0;            // samples: a time out of range, or their process left out (below)
+  uint64_t unstored_processes = 0;  // left out: no series id left for them
   uint64_t sealed = 0, deleted = 0;
   // LMDB frees a write transaction's cursors when it ends: close ours before that.
   void close_cursors() {
@@ -321,6 +323,20 @@ struct WriteCtx {
     for (auto& t : tables) t.reset();
   }
 };
+
+// What one attempt of a write left out; added to the store's counts only once its transaction committed.
+struct WriteCounts {
+  uint64_t rejected = 0, unstored_processes = 0;
+  static WriteCounts of(const WriteCtx& ctx) { return {ctx.rejected, ctx.unstored_processes}; }
+  WriteCounts& operator+=(const WriteCounts& o) {
+    rejected += o.rejected;
+    unstored_processes += o.unstored_processes;
+    return *this;
+  }
+};
+
+// A process's series id is 1..kLastSeriesId; 0 and one past the last would be the job's own series.
+bool has_series_id(const ProcessRecord& p) { return p.series_id != 0 && p.series_id <= kLastSeriesId; }
 
 class LmdbStore final : public Store {
  public:
@@ -352,6 +368,7 @@ class LmdbStore final : public Store {
     for (int attempt = 0;; ++attempt) {
       int rc = MDB_SUCCESS;
       uint64_t dropped = 0;
+      WriteCounts counts;
       try {
         Txn txn = begin(0);
         pending_caches_.clear();
@@ -361,6 +378,7 @@ class LmdbStore final : public Store {
         if (in_txn_) in_txn_(txn, batch);
         ctx.close_cursors();
         dropped = ctx.dropped;
+        counts = WriteCounts::of(ctx);
         rc = txn.commit();
         if (rc == MDB_SUCCESS) apply_pending_caches();
         pending_caches_.clear();
@@ -376,6 +394,7 @@ class LmdbStore final : public Store {
       }
       if (rc == MDB_SUCCESS) {
         count_late(dropped);
+        count_rejected(counts);
         break;
       }
       restore_series();
@@ -973,20 +992,16 @@ class LmdbStore final : public Store {
         const FixedKey key = process_key(job, node_id, p.pid, p.start_ticks);
         if (p.series_id == 0) {
           if (pc.find(key.sv())) p.series_id = codec::decode_process(pc.value()).series_id;
-          if (p.series_id == 0) {
-            if (next_series > kLastSeriesId) {
-              // Only a node that named the last id gets here. Its new process is left out, loudly: a throw
-              // would fail every request sharing bcd's commit, and wrapping would write into series 0.
-              ++rejected_;
-              log_line("%s: job %llu on node %s has used every series id: process %u not stored", path_.c_str(),
-                       static_cast<unsigned long long>(job), node.c_str(), p.pid);
-              update.sample.reset();
-              continue;
-            }
-            p.series_id = next_series++;
-          }
-        } else if (p.series_id >= next_series) {
+          if (p.series_id == 0 && next_series <= kLastSeriesId) p.series_id = next_series++;
+        } else if (has_series_id(p) && p.series_id >= next_series) {
           next_series = p.series_id + 1;
+        }
+        if (!has_series_id(p)) {
+          // No id left (a node named the last one), or one past it: the process is left out, counted and
+          // logged. A throw would fail every request sharing bcd's commit; wrapping would write into series 0.
+          ++ctx.unstored_processes;
+          if (update.sample) ++ctx.rejected;
+          continue;
         }
         // A running process's counters are its sample's: readers take them from the series, so an
         // unchanged identity needs no rewrite. An ended process's record keeps its final counters, so
@@ -1040,10 +1055,7 @@ class LmdbStore final : public Store {
     items.reserve(expected);
     auto add = [&](uint32_t series, const Sample& s) {
       if (s.time_s < 0 || s.time_s > kMaxTime) {
-        ++rejected_;
-        if (rejected_ == 1 || rejected_ % 10000 == 0)
-          log_line("%s: sample time %lld out of range, sample dropped (%llu so far)", path_.c_str(),
-                   static_cast<long long>(s.time_s), static_cast<unsigned long long>(rejected_));
+        ++ctx.rejected;
         return;
       }
       items.push_back({series, Point{s.time_s, s.cpu_ns, s.rss, s.read_bytes, s.write_bytes}});
@@ -1052,7 +1064,7 @@ class LmdbStore final : public Store {
     for (const Batch* b : run) {
       if (b->job_sample) add(0, *b->job_sample);
       for (const auto& u : b->processes)
-        if (u.sample) add(u.record.series_id, *u.sample);
+        if (u.sample && has_series_id(u.record)) add(u.record.series_id, *u.sample);
       if (b->job.last_sample_ms > 0) latest = std::max(latest, b->job.last_sample_ms / 1000);
     }
     auto by_series_time = [](const Item& a, const Item& b) {
@@ -1647,7 +1659,20 @@ class LmdbStore final : public Store {
   bool drop_pending_ = false;
   int64_t last_degraded_log_ = 0, last_recovery_check_ = 0;
   uint64_t batches_ = 0;
-  uint64_t dropped_late_ = 0, rejected_ = 0;
+  uint64_t dropped_late_ = 0, rejected_ = 0, unstored_processes_ = 0;
+
+  void count_rejected(const WriteCounts& counts) {
+    if (counts.rejected == 0 && counts.unstored_processes == 0) return;
+    const uint64_t before = rejected_ + unstored_processes_;
+    rejected_ += counts.rejected;
+    unstored_processes_ += counts.unstored_processes;
+    if (before == 0 || before / 10000 != (rejected_ + unstored_processes_) / 10000)
+      log_line("%s: %llu sample(s) rejected (a time out of range, or their process left out) and %llu process(es) "
+               "left out for want of a series id (%llu and %llu so far)",
+               path_.c_str(), static_cast<unsigned long long>(counts.rejected),
+               static_cast<unsigned long long>(counts.unstored_processes), static_cast<unsigned long long>(rejected_),
+               static_cast<unsigned long long>(unstored_processes_));
+  }
 
   void count_late(uint64_t dropped) {
     if (dropped == 0) return;
@@ -2343,12 +2368,14 @@ std::vector<bool> LmdbStore::write_batches_once(std::vector<Batch>& batches, con
   // one node (a node's bundle) are written as one run.
   const std::string ingested_at = Key().u64(static_cast<uint64_t>(time(nullptr))).bytes();
   uint64_t dropped_by_hook = 0;  // of the attempt that committed: the hook runs once per attempt
+  WriteCounts counts_by_hook;
   HookScope scope(in_txn_, [&](Txn& txn, const Batch&) {
     if (already_applied(txn, ingested_, ids[first], keys[first])) throw DuplicateBatch{};
     txn.must_put(ingested_, keys[first], ingested_at);
     std::fill(applied.begin(), applied.end(), false);
     applied[first] = true;
     dropped_by_hook = 0;
+    counts_by_hook = {};
     std::vector<Batch*> run;
     auto write_pending_run = [&] {
       if (run.empty()) return;
@@ -2357,6 +2384,7 @@ std::vector<bool> LmdbStore::write_batches_once(std::vector<Batch>& batches, con
       write_run(ctx, run);
       ctx.close_cursors();
       dropped_by_hook += ctx.dropped;
+      counts_by_hook += WriteCounts::of(ctx);
       run.clear();
     };
     for (size_t i = first + 1; i < batches.size(); ++i) {
@@ -2372,6 +2400,7 @@ std::vector<bool> LmdbStore::write_batches_once(std::vector<Batch>& batches, con
   try {
     write_batch(batches[first]);
     count_late(dropped_by_hook);
+    count_rejected(counts_by_hook);
   } catch (const DuplicateBatch&) {
     // Another writer applied it meanwhile: fall back to one at a time.
     for (size_t i = first; i < batches.size(); ++i) applied[i] = write_batch_once(batches[i], ids[i]);

@@ -45,7 +45,7 @@ const char kUsage[] =
     "  --munge-socket PATH   munged socket for the shipper's credentials (default: munge's)\n"
     "  --ship-every SECONDS  with --central, send at most once per SECONDS while bcd keeps up (default 0:\n"
     "                        every tick); fewer, bigger requests let one bcd take more nodes, and the live\n"
-    "                        view lags by up to SECONDS\n"
+    "                        view lags by up to SECONDS plus a tick\n"
     "  --outbox-max-mib N    bound of the node store's outbox (default 256); past it the oldest batches are\n"
     "                        given up for shipping (they stay in the node store) and counted as unshipped\n"
     "  --api-key-file FILE   ship with the API key in FILE instead of munge (hosts without munge)\n"

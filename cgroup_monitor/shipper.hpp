@@ -26,7 +26,8 @@ struct ShipOptions {
   size_t max_bundle_batches = 2000;
   // While bcd keeps up, at most one round of requests per this many seconds (0: a round per tick). Each
   // request then carries the ticks since the last round, so bcd takes many more nodes; the live view lags
-  // by up to this much. A backlog is still sent request after request, and the last ticks at exit.
+  // by up to this much plus a tick. A backlog is still sent request after request; at exit the last ticks
+  // go in the destructor's bounded last attempt (what it cannot send waits in the outbox).
   double ship_every_s = 0;
 };
 

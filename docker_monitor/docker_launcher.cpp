@@ -30,7 +30,9 @@ std::vector<std::string> monitor_argv(const Config& config, const std::string& n
           "--uid", std::to_string(request.uid)};
   if (!config.central.empty()) {
     args.insert(args.end(), {"--central", config.central, "--api-key-file", config.api_key_file, "--outbox-max-mib",
-                             std::to_string(config.outbox_max_mib), "--ship-every", std::to_string(config.ship_every_s)});
+                             std::to_string(config.outbox_max_mib)});
+    // Only when set, so bc-docker upgraded before bc-monitor still starts monitors with the default.
+    if (config.ship_every_s > 0) args.insert(args.end(), {"--ship-every", std::to_string(config.ship_every_s)});
   }
   for (const auto& [option, value] : {std::pair{"--container-id", &request.container_id},
                                       std::pair{"--container-name", &request.container_name},

@@ -106,7 +106,7 @@ try:
     assert pending() == 0, f"{pending()} batches still unshipped"
     node_side, central_side = count(c.store, job3), count(central, job3)
     assert central_side == node_side and node_side["points"] > 0, (job3, node_side, central_side)
-    # About 35 ticks: rounds at the start, after 3 s and 6 s, and the last one at exit.
+    # 35 to 40 ticks: rounds at the start, after 3 s and 6 s, and the last one at exit.
     assert batches >= 25 and requests <= 6, (batches, requests)
     print(f"ok ship_every=3: job {job3}'s {batches} batches reached bcd in {requests} requests, all of them stored")
 finally:

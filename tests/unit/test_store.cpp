@@ -224,6 +224,28 @@ TEST(Store, GrowsTheMapWhenFull) {
   EXPECT_EQ(store->series(1, "n1", 50, 0, INT64_MAX).size(), 100u);
 }
 
+// A write that hits the map's end is tried again in a grown map: samples it rejected (a time out of range)
+// are counted once, by the attempt that committed.
+TEST(Store, RejectedSamplesAreCountedOnceAcrossRetries) {
+  TempDir dir;
+  OpenOptions small;
+  small.initial_map_bytes = 64 << 10;
+  small.map_growth_step_bytes = 64 << 10;
+  small.grow_at_fill = 1.0;  // no growth ahead: the map grows when a write hits its end, and that write is retried
+  auto store = Store::open(dir.store(), small);
+  std::vector<ProcessRecord> procs;
+  for (uint32_t pid = 1; pid <= 50; ++pid) procs.push_back(make_process(pid, pid));
+  const uint64_t map_before = store->stats().map_bytes;
+  for (int t = 0; t < 100; ++t) {
+    Batch b = make_batch(1, "n1", 1000 + t, procs);
+    b.processes[7].sample->time_s = -1;
+    ASSERT_NO_THROW(store->write_batch(b));
+  }
+  EXPECT_GT(store->stats().map_bytes, map_before);  // it did grow, so writes were retried
+  EXPECT_EQ(store->dropped_samples().rejected, 100u);
+  EXPECT_EQ(store->series(1, "n1", 50, 0, INT64_MAX).size(), 100u);
+}
+
 TEST(Store, ConcurrentWriterProcessesLoseNothing) {
   TempDir dir;
   Store::open(dir.store());

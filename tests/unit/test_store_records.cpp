@@ -412,24 +412,33 @@ TEST(StoreRecords, FailedBatchLeavesSeriesIdsAsTheyWere) {
   EXPECT_EQ(b.processes[0].record.series_id, 1u);
 }
 
-// A node names its processes' series. One that names the last id leaves no id to hand out: the next new
-// process is left out and counted, and the counter never wraps to 0, the job's own series.
+// A node names its processes' series. One that names the last id leaves no id to hand out: later new
+// processes are left out and their samples counted, and the counter never wraps to 0, the job's own series.
+// A batch that names one past the last (only a forged one: the wire refuses it) is left out the same way.
 TEST(StoreRecords, SeriesIdsNeverWrapToTheJobsSeries) {
   TempDir dir;
   auto store = Store::open(dir.store(), test_options());
   Batch b = batch(1'800'000'000, proc(1));
   b.processes[0].record.series_id = kLastSeriesId;
   store->write_batch(b);
-  Batch next = batch(1'800'000'001, proc(2));
-  next.processes[0].record.pid = 43;
-  next.processes[0].sample->cpu_ns = 999;
-  store->write_batch(next);
-  EXPECT_EQ(next.processes[0].record.series_id, 0u);
-  EXPECT_EQ(store->stats().rejected_samples, 1u);
+  for (uint32_t pid : {43u, 44u}) {
+    Batch next = batch(1'800'000'000 + pid, proc(pid));
+    next.processes[0].record.pid = pid;
+    next.processes[0].sample->cpu_ns = 999;
+    store->write_batch(next);
+    EXPECT_EQ(next.processes[0].record.series_id, 0u);
+  }
+  Batch past = batch(1'800'000'100, proc(100));
+  past.processes[0].record.pid = 45;
+  past.processes[0].record.series_id = UINT32_MAX;
+  past.processes[0].sample->cpu_ns = 999;
+  store->write_batch(past);
+  EXPECT_EQ(store->stats().rejected_samples, 3u);
+  EXPECT_EQ(store->dropped_samples().rejected, 3u);
   // The job's own series holds the job's samples only, never a process's.
   const auto job_points = store->series(3, "n1", 0, 0, INT64_MAX);
-  ASSERT_EQ(job_points.size(), 2u);
-  EXPECT_EQ(job_points[1].cpu_ns, 2u);
+  ASSERT_EQ(job_points.size(), 4u);
+  for (const auto& p : job_points) EXPECT_NE(p.cpu_ns, 999u) << p.time_s;
   EXPECT_EQ(store->series(3, "n1", kLastSeriesId, 0, INT64_MAX).size(), 1u);
   const JobSnapshot s = store->load_job(3);
   ASSERT_EQ(s.processes.size(), 1u);
