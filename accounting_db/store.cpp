@@ -1661,12 +1661,15 @@ class LmdbStore final : public Store {
   uint64_t batches_ = 0;
   uint64_t dropped_late_ = 0, rejected_ = 0, unstored_processes_ = 0;
 
+  // A count's first step, then every 10 000th: a steady stream of drops logs now and then, not per write.
+  static bool worth_logging(uint64_t before, uint64_t after) { return before == 0 || before / 10000 != after / 10000; }
+
   void count_rejected(const WriteCounts& counts) {
     if (counts.rejected == 0 && counts.unstored_processes == 0) return;
     const uint64_t before = rejected_ + unstored_processes_;
     rejected_ += counts.rejected;
     unstored_processes_ += counts.unstored_processes;
-    if (before == 0 || before / 10000 != (rejected_ + unstored_processes_) / 10000)
+    if (worth_logging(before, rejected_ + unstored_processes_))
       log_line("%s: %llu sample(s) rejected (a time out of range, or their process left out) and %llu process(es) "
                "left out for want of a series id (%llu and %llu so far)",
                path_.c_str(), static_cast<unsigned long long>(counts.rejected),
@@ -1678,7 +1681,7 @@ class LmdbStore final : public Store {
     if (dropped == 0) return;
     const uint64_t before = dropped_late_;
     dropped_late_ += dropped;
-    if (before == 0 || before / 10000 != dropped_late_ / 10000)
+    if (worth_logging(before, dropped_late_))
       log_line("%s: %llu sample(s) came too late to place and were dropped (%llu so far)",
                path_.c_str(), static_cast<unsigned long long>(dropped), static_cast<unsigned long long>(dropped_late_));
   }

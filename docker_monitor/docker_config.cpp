@@ -15,6 +15,16 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
+// A whole number in [min, max] (no sign, no suffix).
+bool parse_whole(const std::string& text, unsigned long long min, unsigned long long max, uint64_t& out) {
+  char* end = nullptr;
+  errno = 0;
+  const unsigned long long n = std::strtoull(text.c_str(), &end, 10);
+  if (text.empty() || text[0] == '-' || *end != '\0' || errno != 0 || n < min || n > max) return false;
+  out = n;
+  return true;
+}
+
 }  // namespace
 
 bool parse_bool(std::string_view text, bool& out) {
@@ -72,21 +82,13 @@ std::string apply_setting(Config& config, std::string_view key, std::string_view
   }
   if (k == "api_key_file") return path(config.api_key_file);
   if (k == "outbox_max_mib") {
-    char* end = nullptr;
-    errno = 0;
-    const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
-    if (v.empty() || v[0] == '-' || *end != '\0' || errno != 0 || n < 1 || n > (1ULL << 20))
+    if (!parse_whole(v, 1, 1ULL << 20, config.outbox_max_mib))
       return "outbox_max_mib= takes MiB between 1 and 1048576, got '" + v + "'";
-    config.outbox_max_mib = n;
     return {};
   }
   if (k == "ship_every") {
-    char* end = nullptr;
-    errno = 0;
-    const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
-    if (v.empty() || v[0] == '-' || *end != '\0' || errno != 0 || n > 3600)
+    if (!parse_whole(v, 0, 3600, config.ship_every_s))
       return "ship_every= takes whole seconds between 0 and 3600, got '" + v + "'";
-    config.ship_every_s = n;
     return {};
   }
   return "unknown key '" + k + "' (known: socket, store, monitor, rundir, log, state, interval, label_only, retry, node, "

@@ -132,11 +132,11 @@ LaunchResult ensure_monitor(const Config& config, uint64_t job_id, uint32_t uid,
   }
   if (array.array_job_id != 0)
     args.insert(args.end(), {"--array-job", std::to_string(array.array_job_id), "--array-task", std::to_string(array.task_id)});
-  if (!config.central.empty())
+  if (!config.central.empty()) {
     args.insert(args.end(), {"--central", config.central, "--outbox-max-mib", std::to_string(config.outbox_max_mib)});
-  // Only when set, so a plugin upgraded before bc-monitor still starts monitors with the default.
-  if (!config.central.empty() && config.ship_every_s > 0)
-    args.insert(args.end(), {"--ship-every", std::to_string(config.ship_every_s)});
+    // Only when set, so a plugin upgraded before bc-monitor still starts monitors with the default.
+    if (config.ship_every_s > 0) args.insert(args.end(), {"--ship-every", std::to_string(config.ship_every_s)});
+  }
   if (!config.munge_socket.empty()) args.insert(args.end(), {"--munge-socket", config.munge_socket});
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());

@@ -71,8 +71,8 @@ try:
         out = subprocess.run([tool, "count", store, str(job)], capture_output=True, text=True, check=True).stdout
         return dict(zip(out.split()[::2], map(int, out.split()[1::2])))
 
-    def metric(name):
-        st, text = request("/metrics")
+    def metric(name, url=None):  # of the main bcd, or of the one at url
+        st, text = request("/metrics") if url is None else raw(url, "/metrics")
         m = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
         return float(m.group(1)) if m else None
 
@@ -278,9 +278,7 @@ try:
     subprocess.run([tool, "bundle", node_e, os.path.join(work, "b511")], check=True)
     st, answer = raw(test_url, "/api/v1/ingest", open(os.path.join(work, "b511"), "rb").read(), anon)
     assert st == 200 and json.loads(answer)["applied"] == 2, (st, answer)  # and folds what is older than 1 s
-    st, text = raw(test_url, "/metrics")
-    folded = re.search(r"^bcd_ingest_dedup_folded_total (\d+)$", text, re.M)
-    assert folded and int(folded.group(1)) == 5, text
+    assert metric("bcd_ingest_dedup_folded_total", test_url) == 5
     stats = subprocess.run([bcadm, "db", "stats", "--store", test_store], capture_output=True, text=True, check=True).stdout
     assert "dedup            2 batch entries, 1 monitor marks" in stats, stats
     before = count(test_store, 510)
@@ -310,14 +308,9 @@ try:
 
     # ---- Samples bcd cannot store are counted in /metrics by reason, and the rest of their batches is kept:
     # too late to place (older than the seconds kept behind the job's newest), and times out of range.
-    def test_metric(name):
-        st, text = raw(test_url, "/metrics")
-        m = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
-        return float(m.group(1)) if m else None
-
     late_name = 'bcd_ingest_samples_dropped_total{reason="late"}'
     rejected_name = 'bcd_ingest_samples_dropped_total{reason="rejected"}'
-    assert test_metric(late_name) == 0 and test_metric(rejected_name) == 0
+    assert metric(late_name, test_url) == 0 and metric(rejected_name, test_url) == 0
     for name, job, first in (("recent", 513, t0), ("old", 513, t0 - 7200), ("future", 514, 1 << 32)):
         s = os.path.join(work, f"nodeG-{name}.lmdb")
         subprocess.run([tool, "node", s, str(job), "nodeG", USER, uid, "3", "1", str(first)], check=True,
@@ -326,7 +319,7 @@ try:
         st, answer = raw(test_url, "/api/v1/ingest", open(os.path.join(work, "bG"), "rb").read(), anon)
         assert st == 200 and json.loads(answer)["applied"] == 3, (name, st, answer)
     # 3 ticks of a job sample and one process sample each
-    assert test_metric(late_name) == 6 and test_metric(rejected_name) == 6, (test_metric(late_name), test_metric(rejected_name))
+    assert metric(late_name, test_url) == 6 and metric(rejected_name, test_url) == 6, (metric(late_name, test_url), metric(rejected_name, test_url))
     assert count(test_store, 513)["points"] == 6 and count(test_store, 514)["points"] == 0
     assert "too late to place" in open(os.path.join(work, "noauth.log")).read()
     print("ok samples too late to place (6) and out of range (6) are counted in /metrics and logged")

@@ -26,6 +26,11 @@ def pending():
     return int(c.run(tool, "pending", c.store).stdout.split()[1])
 
 
+def ingest_counter(name):  # one of bcd's /metrics counters
+    text = urllib.request.urlopen(url + "/metrics", timeout=10).read().decode()
+    return int([l for l in text.splitlines() if l.startswith(name + " ")][0].split()[1])
+
+
 def processes(store, job):
     data = json.loads(c.run(c.bcacct_bin, "--store", store, "-j", str(job), "--json").stdout)
     return sorted((p["node"], p["pid"], p["command"], p["cpu_seconds"], p["write_bytes"]) for p in data["processes"])
@@ -82,19 +87,13 @@ try:
             node_view = c.run(c.bcacct_bin, "--store", c.store, "-j", str(job), *view).stdout
             assert c.run(c.bcacct_bin, "--store", central, "-j", str(job), *view).stdout == node_view, (job, view)
         print(f"ok job {job}: bcd holds what the node store holds: {central_side}")
-    metrics = urllib.request.urlopen(url + "/metrics", timeout=10).read().decode()
-    batches = [l for l in metrics.splitlines() if l.startswith("bcd_ingest_batches_total ")]
-    assert batches and int(batches[0].split()[1]) >= spooled, batches
+    assert ingest_counter("bcd_ingest_batches_total") >= spooled
     files = c.run(c.bcacct_bin, "--store", central, "-j", str(job1), "--files", "--all").stdout
     assert work + "/out" in files or "events unavailable" in c.bcacct("-j", str(job1)).stdout, files
     print("ok the next monitor on the node shipped the leftovers; bcadm ship found nothing left")
 
     # ---- ship_every=3: while bcd keeps up, the monitor sends a round at most every 3 s (the ticks since the
     # last round in one request) instead of one request per tick (0.2 s here), and its last ticks at exit.
-    def ingest_counter(name):
-        text = urllib.request.urlopen(url + "/metrics", timeout=10).read().decode()
-        return int([l for l in text.splitlines() if l.startswith(name + " ")][0].split()[1])
-
     c.plugstack(good + f" central={url} ship_every=3\n")
     requests_before = ingest_counter("bcd_ingest_requests_total")
     batches_before = ingest_counter("bcd_ingest_batches_total")
