@@ -127,6 +127,16 @@ HandoffServer::~HandoffServer() {
 uint64_t HandoffServer::serve(const std::function<char(uint32_t pid, uint32_t step)>& take) {
   uint64_t late = 0;
   if (!listen_fd_) return 0;
+  std::vector<Held> still_held;
+  for (auto& h : held_) {
+    const char a = take(h.pid, h.step);
+    if (a == kHandoffNotYet) {
+      still_held.push_back(std::move(h));
+    } else if (::send(h.conn.get(), &a, 1, MSG_NOSIGNAL) != 1) {
+      ++late;  // the task stopped waiting
+    }
+  }
+  held_ = std::move(still_held);
   for (;;) {
     UniqueFd conn(::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
     if (!conn) {
@@ -142,8 +152,14 @@ uint64_t HandoffServer::serve(const std::function<char(uint32_t pid, uint32_t st
     uint32_t step = 0;
     pollfd p{conn.get(), POLLIN, 0};
     if (::poll(&p, 1, kRequestWaitMs) <= 0 || ::recv(conn.get(), &step, sizeof step, 0) != sizeof step) continue;
-    const char answer = take(static_cast<uint32_t>(cred.pid), step);
-    if (::send(conn.get(), &answer, 1, MSG_NOSIGNAL) != 1) ++late;  // the task stopped waiting
+    const auto pid = static_cast<uint32_t>(cred.pid);
+    char a = take(pid, step);
+    if (a == kHandoffNotYet && held_.size() < kMaxHeld) {
+      held_.push_back({std::move(conn), pid, step});
+      continue;
+    }
+    if (a == kHandoffNotYet) a = kHandoffNoEvents;
+    if (::send(conn.get(), &a, 1, MSG_NOSIGNAL) != 1) ++late;  // the task stopped waiting
   }
 }
 

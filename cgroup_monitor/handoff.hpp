@@ -6,7 +6,8 @@
 //   task -> monitor: the task's Slurm step id (4 bytes, host order). The task's pid is not sent: the monitor
 //                    takes it from the connection's SO_PEERCRED, so nobody can hand over a process not its own.
 //   monitor -> task: one byte once the task is tracked (kTracked), or when the monitor has no events
-//                    (kNoEvents), so the task never waits for nothing.
+//                    (kNoEvents), so the task never waits for nothing. While the monitor's events are still
+//                    loading it holds the connection and answers when the load has ended.
 // The task waits a bounded time, then goes on whatever happens. A monitor whose answer finds the task gone
 // (it gave up) counts that task as late: what it did before the monitor tracked it is missing.
 #pragma once
@@ -14,6 +15,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "fd.hpp"
 
@@ -25,6 +27,7 @@ inline std::string monitor_handoff_path(const std::string& run_dir, uint64_t job
 
 inline constexpr char kHandoffTracked = 'T';
 inline constexpr char kHandoffNoEvents = 'U';
+inline constexpr char kHandoffNotYet = 0;  // from the monitor's take(): hold the task, ask again later
 
 // ---- the task's side (async-signal-safe is not needed: slurmstepd's task child is single-threaded) ----
 
@@ -57,14 +60,23 @@ class HandoffServer {
   int fd() const { return listen_fd_.get(); }
   const std::string& error() const { return error_; }
 
-  // For each waiting task: take(pid, step) tracks it and returns the answer byte; the answer is sent.
+  // For each waiting task, those held earlier first: take(pid, step) tracks it and returns the answer byte,
+  // which is sent, or kHandoffNotYet to hold the task (at most kMaxHeld; past that a task gets kNoEvents).
   // Returns how many tasks had given up before their answer (late).
   uint64_t serve(const std::function<char(uint32_t pid, uint32_t step)>& take);
+  size_t held() const { return held_.size(); }
+
+  static constexpr size_t kMaxHeld = 4096;
 
  private:
+  struct Held {
+    UniqueFd conn;
+    uint32_t pid, step;
+  };
   std::string path_;
   UniqueFd listen_fd_;
   std::string error_;
+  std::vector<Held> held_;
 };
 
 }  // namespace bc::monitor

@@ -1,10 +1,14 @@
 #include "job_events.hpp"
 
 #include <signal.h>
+#include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <set>
 #include <tuple>
 
@@ -43,24 +47,72 @@ constexpr int kMaxExitWaits = 2;
 
 JobEvents::JobEvents(const EventSettings& settings, std::function<void(const std::string&)> log)
     : log_(std::move(log)) {
+  const long hz = sysconf(_SC_CLK_TCK);
+  if (hz > 0) ns_per_tick_ = 1'000'000'000ULL / static_cast<uint64_t>(hz);
+  boot_epoch_ns_ = boot_epoch_ns();
   events::Options options;
   options.enabled = settings.enabled;
   options.ring_bytes = settings.ring_bytes;
   options.file_io_bytes = settings.file_bytes;
   options.pin_dir = settings.pin_dir;
   options.run_dir = settings.run_dir;
+  options.object_file = settings.object_file;
   options.log = [this](events::LogLevel level, const std::string& text) {
     if (level != events::LogLevel::Debug) log_("events: " + text);
   };
-  collector_ = events::EventCollector::open(options, unavailable_);
-  if (collector_) unavailable_.clear();
-  if (!collector_ && unavailable_.empty()) unavailable_ = "events unavailable: unknown reason";
-  const long hz = sysconf(_SC_CLK_TCK);
-  if (hz > 0) ns_per_tick_ = 1'000'000'000ULL / static_cast<uint64_t>(hz);
-  boot_epoch_ns_ = boot_epoch_ns();
+  if (!settings.enabled) {  // nothing to wait for
+    collector_ = events::EventCollector::open(options, unavailable_);
+    state_ = collector_ ? State::Running : State::Unavailable;
+    return;
+  }
+  unavailable_ = "events unavailable: the BPF programs were still loading";
+  loading_fd_ = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!loading_fd_) {
+    state_ = State::Unavailable;
+    unavailable_ = std::string("events unavailable: eventfd: ") + std::strerror(errno);
+    return;
+  }
+  loader_ = std::thread([this, options, fd = loading_fd_.get()] {
+    timespec start{}, end{};
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    std::string reason;
+    auto collector = events::EventCollector::open(options, reason);
+    clock_gettime(CLOCK_MONOTONIC, &end);
+    loaded_ms_ = static_cast<double>(end.tv_sec - start.tv_sec) * 1e3 +
+                 static_cast<double>(end.tv_nsec - start.tv_nsec) / 1e6;
+    loaded_collector_ = std::move(collector);
+    loaded_reason_ = std::move(reason);
+    loaded_.store(true, std::memory_order_release);  // publishes the fields above
+    const uint64_t one = 1;
+    if (::write(fd, &one, sizeof one) < 0) {
+      // The monitor also looks at loaded_ at every tick.
+    }
+  });
 }
 
-JobEvents::~JobEvents() = default;
+JobEvents::~JobEvents() {
+  if (loader_.joinable()) loader_.join();
+}
+
+bool JobEvents::finish_loading() {
+  if (state_ != State::Loading || !loaded_.load(std::memory_order_acquire)) return false;
+  if (loader_.joinable()) loader_.join();
+  loading_fd_ = UniqueFd();
+  load_ms_ = loaded_ms_;
+  collector_ = std::move(loaded_collector_);
+  unavailable_ = collector_ ? std::string() : std::move(loaded_reason_);
+  if (!collector_ && unavailable_.empty()) unavailable_ = "events unavailable: unknown reason";
+  state_ = collector_ ? State::Running : State::Unavailable;
+  char ms[32];
+  std::snprintf(ms, sizeof ms, "%.1f ms", load_ms_);
+  if (collector_) log_(std::string("events running (loaded in ") + ms + ")");
+  else log_(unavailable_ + "; sampling only (" + ms + ")");
+  return true;
+}
+
+void JobEvents::wait_for_load() {
+  if (state_ == State::Loading && loader_.joinable()) loader_.join();  // the loader sets loaded_ before it returns
+}
 
 int JobEvents::poll_fd() const { return collector_ ? collector_->poll_fd() : -1; }
 
@@ -69,6 +121,8 @@ void JobEvents::pump() {
 }
 
 char JobEvents::hand_off(uint32_t pid, uint32_t step) {
+  finish_loading();
+  if (state_ == State::Loading) return kHandoffNotYet;
   if (!collector_) return kHandoffNoEvents;
   // The task is slurmstepd's child, waiting for our answer before its exec: alive, so /proc has its identity.
   auto text = read_file("/proc/" + std::to_string(pid) + "/stat");
@@ -187,7 +241,12 @@ store::ProcessRecord JobEvents::event_record(uint32_t pid, const Pending& p) con
 
 void JobEvents::merge(ProcessTable& table, int64_t now_ms, store::Batch& batch, store::JobRecord& job) {
   (void)now_ms;
+  finish_loading();
   job.events_unavailable = unavailable_;
+  // Tasks that stopped waiting count whether or not events run: what they did first is missing either way.
+  job.lost.late += late_;
+  late_ = 0;
+  job.lost_events = job.lost.total();
   if (!collector_) return;
   boot_epoch_ns_ = boot_epoch_ns();
   for (uint32_t pid : table.live_pids()) collector_->track(pid);
@@ -196,8 +255,7 @@ void JobEvents::merge(ProcessTable& table, int64_t now_ms, store::Batch& batch, 
   absorb(d, table);
 
   job.lost += store::EventLoss{d.lost.ring, d.lost.files, d.lost.conns, d.lost.tracked, d.lost.read_failed, d.lost.user,
-                               late_};
-  late_ = 0;
+                               0};
   job.lost_events = job.lost.total();
 
   auto identity = [&](uint32_t pid) {

@@ -9,15 +9,23 @@
 // - lost events are added to the job record.
 // A process still alive at the drain and not yet in the table waits: the table picks it up from
 // cgroup.procs on the next tick, or its exit event comes first and it gets an event record.
+//
+// Loading. The collector is opened on a thread of its own, since the first monitor on a node may wait for the
+// verifier: the monitor samples from its first tick whatever the load does, and events join in when the load
+// ends. Tasks handed over meanwhile are held (hand_off answers kHandoffNotYet) and answered then.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "fd.hpp"
+#include "load_failure.hpp"
 #include "process_table.hpp"
 #include "store.hpp"
 
@@ -33,27 +41,42 @@ struct EventSettings {
   size_t ring_bytes = 1 << 20;     // bpf_ring_kib
   bool file_bytes = false;         // file_bytes=on|off: read/write bytes per file
   std::string pin_dir = "/sys/fs/bpf/bubble-chamber";
-  // The slot lock is node-wide like the pinned programs it guards, so not the monitor's --run-dir (tests give
-  // each cluster its own run dir, but all of them share the node's programs).
-  std::string run_dir = "/run/bubble-chamber";
+  // The slot lock and the memory of failed loads are node-wide like the pinned programs they guard, so not
+  // the monitor's --run-dir (tests give each cluster its own run dir, but all of them share the node's
+  // programs).
+  std::string run_dir = events::kNodeRunDir;
+  std::string object_file;         // bpf_object=: load this BPF object instead of the built-in one
 };
 
 class JobEvents {
  public:
+  // Starts opening the events on a thread of its own (at once unavailable with bpf=off).
   JobEvents(const EventSettings& settings, std::function<void(const std::string&)> log);
+  // Waits for a load still running (the verifier cannot be interrupted), then releases the collector.
   ~JobEvents();
   JobEvents(const JobEvents&) = delete;
   JobEvents& operator=(const JobEvents&) = delete;
 
-  bool running() const { return collector_ != nullptr; }
-  // Empty while events run; "events unavailable: <reason>" otherwise.
+  enum class State { Loading, Running, Unavailable };
+  State state() const { return state_; }
+  bool running() const { return state_ == State::Running; }
+  // Empty while events run; "events unavailable: <reason>" otherwise (also while they load).
   const std::string& unavailable() const { return unavailable_; }
+  // Readable when the load has ended; -1 once it was taken. Then call finish_loading().
+  int loading_fd() const { return loading_fd_.get(); }
+  // Takes the loader's result when it has ended, and logs it: true when the state changed (the caller then
+  // serves the held tasks). The load's time is in load_ms().
+  bool finish_loading();
+  // Blocks until the load has ended (for the monitor's last record); finish_loading() then takes it.
+  void wait_for_load();
+  double load_ms() const { return load_ms_; }
   // For the monitor's wait: readable when the ring should be emptied before the next tick (-1 without events).
   int poll_fd() const;
   void pump();
 
   // A task handed over by the SPANK plugin before its exec (see handoff.hpp): tracked from now on, so its
-  // whole life is seen. Returns the answer for the task (kHandoffTracked, or kHandoffNoEvents).
+  // whole life is seen. Returns the answer for the task: kHandoffTracked, kHandoffNoEvents, or kHandoffNotYet
+  // while the events still load.
   char hand_off(uint32_t pid, uint32_t step);
   // Tasks whose plugin stopped waiting before the monitor tracked them; added to the job's lost events.
   void count_late(uint64_t tasks) { late_ += tasks; }
@@ -96,8 +119,17 @@ class JobEvents {
   store::ProcessRecord event_record(uint32_t pid, const Pending& p) const;
 
   std::function<void(const std::string&)> log_;
-  std::unique_ptr<events::EventCollector> collector_;
+  State state_ = State::Loading;
   std::string unavailable_;
+  std::unique_ptr<events::EventCollector> collector_;
+  // The loader thread's results, taken by finish_loading() once loaded_ is set.
+  std::unique_ptr<events::EventCollector> loaded_collector_;
+  std::string loaded_reason_;
+  double loaded_ms_ = 0;
+  std::atomic<bool> loaded_{false};
+  UniqueFd loading_fd_;  // eventfd, written by the loader when it is done
+  std::thread loader_;
+  double load_ms_ = 0;
   std::map<uint32_t, Pending> pending_;              // by pid
   std::vector<store::ProcessUpdate> unwritten_;      // event-only records not yet committed
   int64_t boot_epoch_ns_ = 0;

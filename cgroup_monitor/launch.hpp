@@ -3,9 +3,19 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 namespace bc::monitor {
+
+// The launch contract: a monitor holds an exclusive flock on monitor_lock_path for its whole life and writes
+// its pid to monitor_pid_path, so a later step (or bc-docker) finds it instead of starting a second one.
+inline std::string monitor_lock_path(const std::string& run_dir, uint64_t job_id) {
+  return run_dir + "/job_" + std::to_string(job_id) + ".lock";
+}
+inline std::string monitor_pid_path(const std::string& run_dir, uint64_t job_id) {
+  return run_dir + "/job_" + std::to_string(job_id) + ".pid";
+}
 
 // An interval as bc-monitor's --interval takes it ("1", "0.5").
 std::string format_interval(double seconds);

@@ -8,6 +8,7 @@
 #include <exception>
 #include <string>
 
+#include "events_check.hpp"
 #include "monitor.hpp"
 #include "shipper.hpp"
 
@@ -15,9 +16,17 @@ namespace {
 
 const char kUsage[] =
     "Usage: bc-monitor --job ID --cgroup-path PATH [options]\n"
+    "       bc-monitor --check-events [--json] [--bpf-object FILE] [--verbose]\n"
     "Samples one Slurm job's cgroup and processes on this node into the node store.\n"
     "Started by the bubble-chamber SPANK plugin; exits when the job ends on this node.\n"
     "\n"
+    "  --check-events        load the eBPF events now, without a job, and say whether they work on this node:\n"
+    "                        the reason when not, each program's verifier cost, load time, kernel, BTF, what\n"
+    "                        is remembered. A failed load is remembered on the node and monitors skip it; this\n"
+    "                        check tries again on purpose (and forgets the failure when the load works).\n"
+    "                        Exit 0 when events work, 1 when not: fit for a node health check\n"
+    "  --json                with --check-events: the report as JSON\n"
+    "  --verbose             with --check-events: libbpf's own messages on stderr\n"
     "  --job ID              Slurm job id (required)\n"
     "  --cgroup-path PATH    job cgroup path relative to the mount, e.g. /slurm_n1/uid_0/job_42 (required)\n"
     "  --cgroup-version 1|2  which cgroup tree holds the job (default 1)\n"
@@ -40,6 +49,8 @@ const char kUsage[] =
     "  --bpf-ring-kib N      this job's event ring buffer in KiB (default 1024, at least 4)\n"
     "  --file-bytes on|off   count read and written bytes per file (default off; costs more)\n"
     "  --bpf-pin-dir DIR     where the node's shared BPF programs are pinned (default /sys/fs/bpf/bubble-chamber)\n"
+    "  --bpf-object FILE     load the BPF programs from FILE instead of the object built in (a rebuilt object,\n"
+    "                        or the tests' refused one)\n"
     "  --central URL         also ship every tick to this bcd (http://host:port); unshipped data waits in\n"
     "                        the node store's outbox for the next monitor on this node or 'bcadm ship'\n"
     "  --munge-socket PATH   munged socket for the shipper's credentials (default: munge's)\n"
@@ -53,7 +64,8 @@ const char kUsage[] =
     "  --version             version\n"
     "\n"
     "Signals: SIGUSR1 samples now; SIGTERM takes a final sample and exits.\n"
-    "Exit status: 0 done (or another monitor already has the job), 1 runtime error, 2 usage error.\n";
+    "Exit status: 0 done (or another monitor already has the job; with --check-events: events work), 1 runtime\n"
+    "error (with --check-events: events do not work), 2 usage error.\n";
 
 bool parse_number(const char* text, double& out) {
   char* end = nullptr;
@@ -94,7 +106,7 @@ int main(int argc, char** argv) try {
   enum { kJob = 1000, kCgroupPath, kCgroupVersion, kCgroupRoot, kUid, kNode, kStore, kRunDir, kInterval,
          kGrace, kNice, kVersion, kJobName, kContainerId, kContainerName, kContainerImage, kBpf, kBpfRing,
          kFileBytes, kBpfPinDir, kCentral, kMungeSocket, kShipEvery,
-         kApiKeyFile, kArrayJob, kArrayTask, kOutboxMax };
+         kApiKeyFile, kArrayJob, kArrayTask, kOutboxMax, kBpfObject, kCheckEvents, kJson, kVerbose };
   static const option long_options[] = {
       {"job", required_argument, nullptr, kJob},
       {"cgroup-path", required_argument, nullptr, kCgroupPath},
@@ -119,12 +131,17 @@ int main(int argc, char** argv) try {
       {"bpf-ring-kib", required_argument, nullptr, kBpfRing},
       {"file-bytes", required_argument, nullptr, kFileBytes},
       {"bpf-pin-dir", required_argument, nullptr, kBpfPinDir},
+      {"bpf-object", required_argument, nullptr, kBpfObject},
+      {"check-events", no_argument, nullptr, kCheckEvents},
+      {"json", no_argument, nullptr, kJson},
+      {"verbose", no_argument, nullptr, kVerbose},
       {"central", required_argument, nullptr, kCentral},
       {"api-key-file", required_argument, nullptr, kApiKeyFile},
       {"munge-socket", required_argument, nullptr, kMungeSocket},
       {"help", no_argument, nullptr, 'h'},
       {"version", no_argument, nullptr, kVersion},
       {nullptr, 0, nullptr, 0}};
+  bool check_events = false, json = false, verbose = false;
   int c;
   unsigned long long u = 0;
   double d = 0;
@@ -189,6 +206,13 @@ int main(int argc, char** argv) try {
         if (optarg[0] != '/') return usage_error("--bpf-pin-dir needs an absolute path");
         opt.events.pin_dir = optarg;
         break;
+      case kBpfObject:
+        if (optarg[0] != '/') return usage_error("--bpf-object needs an absolute path");
+        opt.events.object_file = optarg;
+        break;
+      case kCheckEvents: check_events = true; break;
+      case kJson: json = true; break;
+      case kVerbose: verbose = true; break;
       case kCentral: opt.central_url = optarg; break;
       case kShipEvery: {
         double seconds = 0;
@@ -209,6 +233,11 @@ int main(int argc, char** argv) try {
     }
   }
   if (optind < argc) return usage_error(std::string("unexpected argument '") + argv[optind] + "'");
+  if ((json || verbose) && !check_events) return usage_error("--json and --verbose go with --check-events");
+  if (check_events) {
+    if (opt.job_id != 0) return usage_error("--check-events takes no job");
+    return bc::monitor::check_events(opt.events, json, verbose);
+  }
   if (opt.job_id == 0) return usage_error("--job is required");
   if (opt.cgroup_relative.empty() || opt.cgroup_relative[0] != '/')
     return usage_error("--cgroup-path is required and must start with '/'");

@@ -34,6 +34,7 @@ int64_t now_ms() {
   return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+// One line per call, written at once: the events' loader thread logs too.
 class Log {
  public:
   explicit Log(uint64_t job) : job_(job) {}
@@ -44,14 +45,14 @@ class Log {
     tm tm_utc{};
     gmtime_r(&t, &tm_utc);
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm_utc);
-    std::fprintf(stderr, "%s bc-monitor[%d] job %llu: ", when, static_cast<int>(getpid()),
-                 static_cast<unsigned long long>(job_));
+    char text[2048];
     if constexpr (sizeof...(Args) == 0) {
-      std::fputs(fmt, stderr);
+      std::snprintf(text, sizeof text, "%s", fmt);
     } else {
-      std::fprintf(stderr, fmt, args...);
+      std::snprintf(text, sizeof text, fmt, args...);
     }
-    std::fputc('\n', stderr);
+    std::fprintf(stderr, "%s bc-monitor[%d] job %llu: %s\n", when, static_cast<int>(getpid()),
+                 static_cast<unsigned long long>(job_), text);
     std::fflush(stderr);
   }
 
@@ -66,13 +67,12 @@ void add_step(store::JobRecord& job, uint32_t step) {
 }
 
 // Sleeps until the timeout or a signal; meanwhile empties the event ring when it fills, so a small ring
-// survives bursts between ticks, and answers tasks handed over by the plugin (on_handoff). Returns the
-// signal, or 0 at the timeout.
-int wait_for_signal(const sigset_t& signals, int signal_fd, timespec wait, JobEvents* events, int handoff_fd,
-                    const std::function<void()>& on_handoff) {
+// survives bursts between ticks, answers tasks handed over by the plugin (on_handoff), and takes the events'
+// load when it ends (on_loaded). Returns the signal, or 0 at the timeout.
+int wait_for_signal(const sigset_t& signals, int signal_fd, timespec wait, JobEvents& events, int handoff_fd,
+                    const std::function<void()>& on_handoff, const std::function<void()>& on_loaded) {
   siginfo_t info{};
-  const int ring = events ? events->poll_fd() : -1;
-  if ((ring < 0 && handoff_fd < 0) || signal_fd < 0) {
+  if (signal_fd < 0) {
     int sig = sigtimedwait(&signals, &info, &wait);
     return sig > 0 ? sig : 0;
   }
@@ -83,13 +83,15 @@ int wait_for_signal(const sigset_t& signals, int signal_fd, timespec wait, JobEv
     clock_gettime(CLOCK_MONOTONIC, &now);
     const int64_t left_ms = deadline_ms - (now.tv_sec * 1000 + now.tv_nsec / 1'000'000);
     if (left_ms <= 0) return 0;
-    pollfd fds[3] = {{signal_fd, POLLIN, 0}, {ring, POLLIN, 0}, {handoff_fd, POLLIN, 0}};
-    if (::poll(fds, 3, static_cast<int>(left_ms)) < 0 && errno != EINTR) return sigtimedwait(&signals, &info, &wait);
+    pollfd fds[4] = {{signal_fd, POLLIN, 0}, {events.poll_fd(), POLLIN, 0}, {handoff_fd, POLLIN, 0},
+                     {events.loading_fd(), POLLIN, 0}};
+    if (::poll(fds, 4, static_cast<int>(left_ms)) < 0 && errno != EINTR) return sigtimedwait(&signals, &info, &wait);
     if (fds[0].revents & POLLIN) {
       signalfd_siginfo si{};
       if (::read(signal_fd, &si, sizeof si) == static_cast<ssize_t>(sizeof si)) return static_cast<int>(si.ssi_signo);
     }
-    if (fds[1].revents & POLLIN) events->pump();
+    if (fds[3].revents & POLLIN) on_loaded();
+    if (fds[1].revents & POLLIN) events.pump();
     if (fds[2].revents & POLLIN) on_handoff();
   }
 }
@@ -120,26 +122,22 @@ int run_monitor(const MonitorOptions& opt) {
   sigprocmask(SIG_BLOCK, &signals, nullptr);
   UniqueFd signal_fd(::signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK));
 
-  // Tasks of the job's steps wait (bounded) in the plugin until this monitor tracks them, so the events are
-  // opened first of all, and their socket is up before: a task that comes early is answered as soon as
-  // the events run.
+  // From the start the job wins the CPU: the verifier, when this monitor is the node's first, runs at our
+  // niceness too, never ahead of the job's processes.
+  setpriority(PRIO_PROCESS, 0, opt.nice);
+
+  // Tasks of the job's steps wait (bounded) in the plugin until this monitor tracks them, so the socket is up
+  // before anything else, and the events start loading on a thread of their own while sampling starts.
   HandoffServer handoff(monitor_handoff_path(opt.run_dir, opt.job_id));
   if (!handoff.error().empty()) log("no task handoff (%s): tasks are found by sampling", handoff.error().c_str());
   // Events never stop the monitor: without them, sampling goes on and the job record says why.
-  timespec opening{};
-  clock_gettime(CLOCK_MONOTONIC, &opening);
   JobEvents events(opt.events, [&log](const std::string& text) { log("%s", text.c_str()); });
-  timespec opened{};
-  clock_gettime(CLOCK_MONOTONIC, &opened);
-  const double open_ms = static_cast<double>(opened.tv_sec - opening.tv_sec) * 1e3 +
-                         static_cast<double>(opened.tv_nsec - opening.tv_nsec) / 1e6;
-  if (!events.running()) log("%s; sampling only (%.1f ms)", events.unavailable().c_str(), open_ms);
-  else log("events running (opened in %.1f ms)", open_ms);
   uint64_t handed_off = 0;
   auto serve_handoffs = [&] {
     const uint64_t late = handoff.serve([&](uint32_t pid, uint32_t step) {
-      ++handed_off;
-      return events.hand_off(pid, step);
+      const char answer = events.hand_off(pid, step);
+      if (answer != kHandoffNotYet) ++handed_off;
+      return answer;
     });
     if (late) {
       log("%llu task(s) stopped waiting before they were tracked: counted as late",
@@ -147,9 +145,11 @@ int run_monitor(const MonitorOptions& opt) {
       events.count_late(late);
     }
   };
+  auto take_loaded_events = [&] {
+    if (events.finish_loading()) serve_handoffs();  // the tasks held meanwhile
+  };
+  if (events.state() == JobEvents::State::Unavailable) log("%s; sampling only", events.unavailable().c_str());
   serve_handoffs();
-  // Until here the job's tasks may be waiting for us; from now on the job wins the CPU.
-  setpriority(PRIO_PROCESS, 0, opt.nice);
 
   std::unique_ptr<store::Store> db;
   try {
@@ -230,6 +230,7 @@ int run_monitor(const MonitorOptions& opt) {
     for (const auto& m : members)
       if (m.step) add_step(job, *m.step);
     ProcessTotals procs = table.sample(members, now, batch);
+    take_loaded_events();
     serve_handoffs();
     events.merge(table, now, batch, job);
     // cgroup totals survive the cgroup only as their last reading, so keep what was last seen.
@@ -298,7 +299,7 @@ int run_monitor(const MonitorOptions& opt) {
     timespec wait{};
     wait.tv_sec = static_cast<time_t>(interval);
     wait.tv_nsec = static_cast<long>((interval - std::floor(interval)) * 1e9);
-    int sig = wait_for_signal(signals, signal_fd.get(), wait, &events, handoff.fd(), serve_handoffs);
+    int sig = wait_for_signal(signals, signal_fd.get(), wait, events, handoff.fd(), serve_handoffs, take_loaded_events);
     if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP) {
       stop_requested = true;
       break;
@@ -308,6 +309,13 @@ int run_monitor(const MonitorOptions& opt) {
     log("stopping on signal while the job may still run");
   } else {
     job.end_ms = now_ms();
+  }
+  // The job is over: waiting for a load still running costs it nothing, and the last record then says how
+  // the load ended.
+  if (events.state() == JobEvents::State::Loading) {
+    log("the job ended while the events were still loading; waiting for the load before the last record");
+    events.wait_for_load();
+    take_loaded_events();
   }
   tick(true);
   log("finished: %llu samples, %llu failed writes, %llu tasks handed over", static_cast<unsigned long long>(job.sample_count),

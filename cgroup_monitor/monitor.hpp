@@ -6,6 +6,7 @@
 #include <string>
 
 #include "job_events.hpp"
+#include "launch.hpp"
 
 namespace bc::monitor {
 
@@ -38,14 +39,5 @@ struct MonitorOptions {
 // Runs until the job ends on this node (its cgroup is gone or stays empty), or SIGTERM/SIGINT.
 // SIGUSR1 asks for a sample now (the plugin sends it at step end). Returns the process exit code.
 int run_monitor(const MonitorOptions& options);
-
-// The launch contract with spank/: a monitor holds an exclusive flock on lock_path for its whole life
-// and writes its pid to pid_path, so a later step finds it instead of starting a second one.
-inline std::string monitor_lock_path(const std::string& run_dir, uint64_t job_id) {
-  return run_dir + "/job_" + std::to_string(job_id) + ".lock";
-}
-inline std::string monitor_pid_path(const std::string& run_dir, uint64_t job_id) {
-  return run_dir + "/job_" + std::to_string(job_id) + ".pid";
-}
 
 }  // namespace bc::monitor

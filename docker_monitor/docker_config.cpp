@@ -65,6 +65,10 @@ std::string apply_setting(Config& config, std::string_view key, std::string_view
     if (!parse_bool(v, config.label_only)) return "label_only= takes yes or no, got '" + v + "'";
     return {};
   }
+  if (k == "bpf") {
+    if (!parse_bool(v, config.bpf)) return "bpf= takes on or off, got '" + v + "'";
+    return {};
+  }
   if (k == "retry") {
     if (!parse_bool(v, config.retry)) return "retry= takes yes or no, got '" + v + "'";
     return {};
@@ -92,7 +96,7 @@ std::string apply_setting(Config& config, std::string_view key, std::string_view
     return {};
   }
   return "unknown key '" + k + "' (known: socket, store, monitor, rundir, log, state, interval, label_only, retry, node, "
-         "central, api_key_file, outbox_max_mib, ship_every)";
+         "central, api_key_file, outbox_max_mib, ship_every, bpf)";
 }
 
 void parse_config_text(Config& config, std::string_view text, const std::string& origin,

@@ -12,7 +12,6 @@
 
 #include "fd.hpp"
 #include "launch.hpp"
-#include "monitor.hpp"
 
 namespace bc::docker {
 
@@ -27,7 +26,8 @@ std::vector<std::string> monitor_argv(const Config& config, const std::string& n
           "--interval", bc::monitor::format_interval(config.interval_s),
           "--cgroup-version", std::to_string(request.cgroup_version),
           "--cgroup-path", request.cgroup_path,
-          "--uid", std::to_string(request.uid)};
+          "--uid", std::to_string(request.uid),
+          "--bpf", config.bpf ? "on" : "off"};
   if (!config.central.empty()) {
     args.insert(args.end(), {"--central", config.central, "--api-key-file", config.api_key_file, "--outbox-max-mib",
                              std::to_string(config.outbox_max_mib)});

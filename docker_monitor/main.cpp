@@ -66,6 +66,9 @@ const char kUsage[] =
     "                        in the node store) and counted\n"
     "      --ship-every SECS  send at most once per SECS while bcd keeps up (ship_every=, default 0: every\n"
     "                        tick); the live view lags by up to SECS\n"
+    "      --bpf on|off      per-process eBPF events in the monitors: exit codes, every short process, files\n"
+    "                        and connections (bpf=, default on); 'bc-monitor --check-events' says whether\n"
+    "                        they load on this host\n"
     "  -h, --help            this text\n"
     "      --version         version\n"
     "\n"
@@ -108,7 +111,7 @@ std::string short_hostname() {
 // Loads the config file, then applies the command line. Returns -1 to run, or an exit status.
 int parse_args(int argc, char** argv, Config& config) {
   enum { kSocket = 1000, kStore, kMonitor, kRunDir, kLog, kState, kInterval, kLabelOnly, kRetry, kNode, kVersion,
-         kCentral, kApiKeyFile, kOutboxMax, kShipEvery };
+         kCentral, kApiKeyFile, kOutboxMax, kShipEvery, kBpf };
   static const option long_options[] = {
       {"config", required_argument, nullptr, 'c'},   {"socket", required_argument, nullptr, kSocket},
       {"store", required_argument, nullptr, kStore}, {"monitor", required_argument, nullptr, kMonitor},
@@ -118,6 +121,7 @@ int parse_args(int argc, char** argv, Config& config) {
       {"node", required_argument, nullptr, kNode},   {"help", no_argument, nullptr, 'h'},
       {"central", required_argument, nullptr, kCentral}, {"api-key-file", required_argument, nullptr, kApiKeyFile},
       {"outbox-max-mib", required_argument, nullptr, kOutboxMax}, {"ship-every", required_argument, nullptr, kShipEvery},
+      {"bpf", required_argument, nullptr, kBpf},
       {"version", no_argument, nullptr, kVersion},   {nullptr, 0, nullptr, 0}};
   // Pass 1: the config file, so the command line can override it.
   std::string config_path = kDefaultConfigPath;
@@ -171,6 +175,7 @@ int parse_args(int argc, char** argv, Config& config) {
       case kApiKeyFile: error = apply_setting(config, "api_key_file", optarg); break;
       case kOutboxMax: error = apply_setting(config, "outbox_max_mib", optarg); break;
       case kShipEvery: error = apply_setting(config, "ship_every", optarg); break;
+      case kBpf: error = apply_setting(config, "bpf", optarg); break;
       case ':': return usage_error(std::string("option '") + argv[optind - 1] + "' needs an argument");
       default: return usage_error(std::string("unknown option '") + argv[optind - 1] + "'");
     }

@@ -15,8 +15,9 @@ extern "C" {
 
 #include "config.hpp"
 #include "handoff.hpp"
+#include "launch.hpp"
 #include "launcher.hpp"
-#include "monitor.hpp"
+#include "load_failure.hpp"
 
 extern "C" {
 extern const char plugin_name[] = "bubble_chamber";
@@ -111,12 +112,18 @@ int remote_post_opt(spank_t sp) {
 
 // In the task, as root, before its exec: the monitor tracks it from here, so a task living a millisecond and
 // everything it starts are seen. Bounded by bpf_task_wait_ms; on a timeout or an error the task goes on.
+// Only when waiting can pay: not where the events are known not to load on this node.
 void remote_task_start(spank_t sp) {
   if (!wanted() || !g_config.bpf || g_config.bpf_task_wait_ms <= 0 || !g_monitor_expected) return;
   uint32_t job_id = 0, step_id = 0;
   if (spank_get_item(sp, S_JOB_ID, &job_id) != ESPANK_SUCCESS ||
       spank_get_item(sp, S_JOB_STEPID, &step_id) != ESPANK_SUCCESS)
     return;
+  if (bc::events::load_known_to_fail(bc::events::kNodeRunDir, g_config.monitor, g_config.bpf_object)) {
+    slurm_verbose(BC_LOG_PREFIX "job %u: events do not load on this node ('bc-monitor --check-events' says why): "
+                  "task %d does not wait", job_id, static_cast<int>(::getpid()));
+    return;
+  }
   const auto r = bc::monitor::hand_off_self(bc::monitor::monitor_handoff_path(g_config.run_dir, job_id), step_id,
                                             g_config.bpf_task_wait_ms,
                                             bc::monitor::monitor_lock_path(g_config.run_dir, job_id));

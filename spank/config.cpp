@@ -69,6 +69,8 @@ Config parse_config(const std::vector<std::string>& args, std::vector<std::strin
         errors.push_back("interval= takes seconds between 0.05 and 3600, got '" + value + "'");
     } else if (key == "bpf") {
       if (!parse_bool(value, config.bpf)) errors.push_back("bpf= takes on or off, got '" + value + "'");
+    } else if (key == "bpf_object") {
+      need_path(config.bpf_object);
     } else if (key == "file_bytes") {
       if (!parse_bool(value, config.file_bytes)) errors.push_back("file_bytes= takes on or off, got '" + value + "'");
     } else if (key == "bpf_ring_kib") {
@@ -94,7 +96,7 @@ Config parse_config(const std::vector<std::string>& args, std::vector<std::strin
         errors.push_back("outbox_max_mib= takes MiB between 1 and 1048576, got '" + value + "'");
     } else {
       errors.push_back("unknown key '" + key +
-                       "' (known: enable, store, monitor, interval, rundir, log, bpf, bpf_ring_kib, file_bytes, "
+                       "' (known: enable, store, monitor, interval, rundir, log, bpf, bpf_object, bpf_ring_kib, file_bytes, "
                        "bpf_task_wait_ms, central, munge_socket, outbox_max_mib, ship_every)");
     }
   }

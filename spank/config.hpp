@@ -15,10 +15,12 @@ struct Config {
   double interval_s = 1.0;
   // eBPF events, passed to bc-monitor (--bpf, --bpf-ring-kib, --file-bytes).
   bool bpf = true;
+  std::string bpf_object;  // a BPF object file to load instead of the one built into bc-monitor (--bpf-object)
   unsigned bpf_ring_kib = 1024;
   bool file_bytes = false;
   // How long a task waits before its exec for the monitor to track it (0: no wait; its first moments may
-  // then be missed). See cgroup_monitor/handoff.hpp.
+  // then be missed). No task waits on a node where the events are known not to load. See
+  // cgroup_monitor/handoff.hpp.
   int bpf_task_wait_ms = 2000;
   std::string central;       // bcd URL the monitor ships to; empty: node store only
   std::string munge_socket;  // for the monitor's credentials; empty: munge's default

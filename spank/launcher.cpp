@@ -15,7 +15,6 @@
 #include "cgroup_paths.hpp"
 #include "fd.hpp"
 #include "launch.hpp"
-#include "monitor.hpp"
 
 namespace bc::spank {
 namespace {
@@ -126,6 +125,7 @@ LaunchResult ensure_monitor(const Config& config, uint64_t job_id, uint32_t uid,
                                    "--bpf", config.bpf ? "on" : "off",
                                    "--bpf-ring-kib", std::to_string(config.bpf_ring_kib),
                                    "--file-bytes", config.file_bytes ? "on" : "off"};
+  if (!config.bpf_object.empty()) args.insert(args.end(), {"--bpf-object", config.bpf_object});
   if (!job_name.empty()) {
     args.push_back("--job-name");
     args.push_back(job_name);

@@ -981,6 +981,23 @@ int bc_switch(struct bpf_raw_tracepoint_args *ctx) {
   __u32 zero = 0;
   __u64 *count = bpf_map_lookup_elem(&exiting_count, &zero);
   if (!count || *count == 0) return 0; /* the common case: one array load */
+#if defined(BC_TEST_VERIFIER_REFUSES)
+  /* Built only for the tests of the failure path: objects the verifier refuses, in the two ways it refuses.
+   * bc_events_refused.bpf.o reads past a map value ("invalid access", found at once); bc_events_too_complex
+   * .bpf.o has a loop the verifier walks iteration by iteration, too long for its instruction limit ("BPF
+   * program is too large", after seconds), as a kernel whose verifier finds one of our programs too complex
+   * would refuse it. */
+#if BC_TEST_VERIFIER_REFUSES == 1
+  if (*(count + 1) == 42) return 1;
+#else
+  __u64 acc = 0;
+#pragma clang loop unroll(disable)
+  for (__u32 i = 0; i < (1u << 20); i++) {
+    if (*(volatile __u64 *)count & (1ULL << (i & 63))) acc++;
+  }
+  if (acc == 42) return 1;
+#endif
+#endif
   struct task_struct *prev = (struct task_struct *)ctx->args[1];
   __u32 pid = BPF_CORE_READ(prev, pid);
   struct exit_pending *p = bpf_map_lookup_elem(&exiting, &pid);

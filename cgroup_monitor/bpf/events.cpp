@@ -3,27 +3,18 @@
 #include "events.hpp"
 
 #include <arpa/inet.h>
-#include <dirent.h>
-#include <fcntl.h>
 #include <linux/membarrier.h>
-#include <sys/file.h>
-#include <sys/mman.h>
-#include <sys/mount.h>
-#include <sys/stat.h>
-#include <sys/statfs.h>
-#include <sys/syscall.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cerrno>
-#include <cstdarg>
 #include <cstdio>
 #include <cstring>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <tuple>
 #include <unordered_map>
@@ -36,15 +27,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wpedantic"
-#pragma GCC diagnostic ignored "-Woverlength-strings"
-#pragma GCC diagnostic ignored "-Wconversion"
-#pragma GCC diagnostic ignored "-Wsign-conversion"
-#pragma GCC diagnostic ignored "-Wshadow"
-#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
-#include "bc_events.skel.h"
-#pragma GCC diagnostic pop
+#include "program_set.hpp"
 #endif
 
 namespace bc::events {
@@ -82,101 +65,23 @@ const std::string& EventCollector::pin_path() const noexcept {
   return empty;
 }
 size_t EventCollector::ring_bytes() const noexcept { return 0; }
+const LoadInfo& EventCollector::load_info() const noexcept {
+  static const LoadInfo none;
+  return none;
+}
 std::string EventCollector::reclaim_stale(const Options&) noexcept { return {}; }
+CheckReport check_events(const Options&) noexcept {
+  CheckReport r;
+  r.reason = "built without BPF support (no clang, bpftool or kernel BTF at build time)";
+  r.kernel = running_kernel();
+  return r;
+}
 
 #else  // BPF support
 
+using namespace detail;
+
 namespace {
-
-void default_log(LogLevel level, const std::string& text) {
-  static const char* const names[] = {"debug", "info", "warning", "error"};
-  std::fprintf(stderr, "bc-events: %s: %s\n", names[static_cast<int>(level)], text.c_str());
-}
-
-// Debug lines only reach the sink with Options::verbose.
-class Logger {
- public:
-  Logger(std::function<void(LogLevel, const std::string&)> sink, bool verbose)
-      : sink_(sink ? std::move(sink) : default_log), verbose_(verbose) {}
-  void operator()(LogLevel level, const std::string& text) const noexcept {
-    if (level == LogLevel::Debug && !verbose_) return;
-    try {
-      sink_(level, text);
-    } catch (...) {
-    }
-  }
-
- private:
-  std::function<void(LogLevel, const std::string&)> sink_;
-  bool verbose_;
-};
-
-std::string errno_text(int err) { return std::strerror(err < 0 ? -err : err); }
-
-using monitor::UniqueFd;
-
-// Exclusive flock on the run dir's lock file, released by the destructor.
-class SlotLock {
- public:
-  static std::optional<SlotLock> take(const std::string& run_dir, std::string& error) {
-    if (::mkdir(run_dir.c_str(), 0755) != 0 && errno != EEXIST) {
-      error = "cannot create run dir " + run_dir + ": " + errno_text(errno);
-      return std::nullopt;
-    }
-    std::string path = run_dir + "/bpf-events.lock";
-    UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-    if (!fd) {
-      error = "cannot open " + path + ": " + errno_text(errno);
-      return std::nullopt;
-    }
-    // The holder may be loading the programs (a second or so): wait up to 30 s.
-    for (int i = 0; i < 3000; ++i) {
-      if (::flock(fd.get(), LOCK_EX | LOCK_NB) == 0) return SlotLock(std::move(fd));
-      if (errno != EWOULDBLOCK && errno != EINTR) break;
-      ::usleep(10000);
-    }
-    error = "cannot lock " + path + ": " + errno_text(errno);
-    return std::nullopt;
-  }
-
- private:
-  explicit SlotLock(UniqueFd fd) : fd_(std::move(fd)) {}
-  UniqueFd fd_;  // closing it releases the lock
-};
-
-// Start time of a process in clock ticks since boot (field 22 of /proc/PID/stat), 0 if it is gone.
-// state receives field 3.
-uint64_t proc_start_ticks(uint32_t pid, char* state = nullptr) {
-  char path[64];
-  std::snprintf(path, sizeof path, "/proc/%u/stat", pid);
-  UniqueFd fd(::open(path, O_RDONLY | O_CLOEXEC));
-  if (!fd) return 0;
-  char buf[1024];
-  ssize_t n = ::read(fd.get(), buf, sizeof buf - 1);
-  if (n <= 0) return 0;
-  buf[n] = '\0';
-  const char* p = std::strrchr(buf, ')');  // comm may hold spaces and parentheses
-  if (!p || p[1] != ' ') return 0;
-  p += 2;
-  if (state) *state = *p;
-  // p is at field 3; field 22 is 19 fields further
-  for (int field = 3; field < 22; ++field) {
-    p = std::strchr(p, ' ');
-    if (!p) return 0;
-    ++p;
-  }
-  return std::strtoull(p, nullptr, 10);
-}
-
-// A process in one of these states has exited (a zombie waiting to be reaped, or dead).
-bool has_ended(char state) { return state == 'Z' || state == 'X'; }
-
-// A monitor that died and waits to be reaped (a zombie) holds its pid but no longer its slot.
-bool owner_alive(const bc_slot_owner& o) {
-  if (o.pid == 0) return false;
-  char state = 0;
-  return proc_start_ticks(o.pid, &state) == o.start_ticks && !has_ended(state);
-}
 
 uint64_t clock_ns(clockid_t id) {
   timespec ts{};
@@ -239,15 +144,6 @@ std::string normalize_path(const std::string& in) {
   return out;
 }
 
-uint64_t fnv1a(const void* data, size_t size, uint64_t h = 0xcbf29ce484222325ull) {
-  const auto* p = static_cast<const unsigned char*>(data);
-  for (size_t i = 0; i < size; ++i) {
-    h ^= p[i];
-    h *= 0x100000001b3ull;
-  }
-  return h;
-}
-
 size_t round_ring_size(size_t want) {
   size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
   size_t size = page;
@@ -257,382 +153,10 @@ size_t round_ring_size(size_t want) {
 
 }  // namespace
 
-
-namespace {
-
-// libbpf's messages go to the log of the collector being opened. libbpf's printer is process-wide, so it is
-// set around each open() under a mutex and restored afterwards.
-std::mutex g_print_mutex;
-const Logger* g_print_logger = nullptr;
-bool g_print_verbose = false;
-
-int libbpf_print(enum libbpf_print_level level, const char* fmt, va_list args) {
-  if (!g_print_logger) return 0;
-  if (level == LIBBPF_DEBUG && !g_print_verbose) return 0;
-  char buf[1024];
-  int n = std::vsnprintf(buf, sizeof buf, fmt, args);
-  if (n <= 0) return 0;
-  std::string text(buf);
-  while (!text.empty() && text.back() == '\n') text.pop_back();
-  LogLevel l = level == LIBBPF_WARN ? LogLevel::Warn : level == LIBBPF_INFO ? LogLevel::Info : LogLevel::Debug;
-  if (text.rfind("libbpf: ", 0) != 0) text = "libbpf: " + text;
-  (*g_print_logger)(l, text);
-  return n;
-}
-
-class PrintScope {
- public:
-  PrintScope(const Logger& log, bool verbose) : lock_(g_print_mutex) {
-    g_print_logger = &log;
-    g_print_verbose = verbose;
-    previous_ = libbpf_set_print(libbpf_print);
-  }
-  ~PrintScope() {
-    libbpf_set_print(previous_);
-    g_print_logger = nullptr;
-  }
-  PrintScope(const PrintScope&) = delete;
-  PrintScope& operator=(const PrintScope&) = delete;
-
- private:
-  std::lock_guard<std::mutex> lock_;
-  libbpf_print_fn_t previous_ = nullptr;
-};
-
-// Move-only owner of the generated skeleton.
-class Skeleton {
- public:
-  Skeleton() : skel_(bc_events_bpf__open()) {}
-  ~Skeleton() {
-    if (skel_) bc_events_bpf__destroy(skel_);
-  }
-  Skeleton(Skeleton&& o) noexcept : skel_(std::exchange(o.skel_, nullptr)) {}
-  Skeleton& operator=(Skeleton&& o) noexcept {
-    if (this != &o) {
-      if (skel_) bc_events_bpf__destroy(skel_);
-      skel_ = std::exchange(o.skel_, nullptr);
-    }
-    return *this;
-  }
-  Skeleton(const Skeleton&) = delete;
-  Skeleton& operator=(const Skeleton&) = delete;
-  bc_events_bpf* operator->() const { return skel_; }
-  bc_events_bpf* get() const { return skel_; }
-  explicit operator bool() const { return skel_ != nullptr; }
-
- private:
-  bc_events_bpf* skel_ = nullptr;
-};
-
-// The object's identity: its bytes and the shared layout. Pins made from another object are never reused.
-uint64_t object_tag() {
-  size_t size = 0;
-  const void* bytes = bc_events_bpf__elf_bytes(&size);
-  uint32_t layout = BC_LAYOUT_VERSION;
-  return fnv1a(&layout, sizeof layout, fnv1a(bytes, size));
-}
-
-std::string tag_hex(uint64_t tag) {
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(tag));
-  return buf;
-}
-
-// Pinned names, one file each under <pin_dir>/<tag>/.
-const char* const kMapNames[] = {"tracked", "slot_cfg", "slot_stats", "slot_owner", "node_cfg", "gen_counter",
-                                 "file_ids", "rings", "files", "conns", "exiting", "exiting_count", "tracked_bits"};
-// Programs stay loaded (pinned) while the node has no monitored job: loading means the verifier, a quarter
-// of a second that every job's tasks would wait for (they wait until their monitor tracks them). Only the
-// links are removed then, which detaches the programs, so an idle node runs nothing.
-struct Hook {
-  const char* prog;        // pinned program
-  const char* link;        // pinned link: present while attached
-  const char* tracepoint;  // raw tracepoint
-};
-const Hook kHooks[] = {{"prog_sys_exit", "link_sys_exit", "sys_exit"},
-                       {"prog_fork", "link_fork", "sched_process_fork"},
-                       {"prog_exec", "link_exec", "sched_process_exec"},
-                       {"prog_exit", "link_exit", "sched_process_exit"},
-                       {"prog_switch", "link_switch", "sched_switch"}};
-const char kMetaName[] = "meta";  // pinned last: its presence marks a complete set
-
-// The kernel's tracked_bits array, mapped: user space sets a tgid's bit (an atomic or, as the programs do)
-// before it adds the tgid to tracked.
-class TrackedBits {
- public:
-  TrackedBits() = default;
-  explicit TrackedBits(int map_fd) {
-    void* p = ::mmap(nullptr, kBytes, PROT_READ | PROT_WRITE, MAP_SHARED, map_fd, 0);
-    if (p != MAP_FAILED) words_ = static_cast<uint64_t*>(p);
-  }
-  TrackedBits(TrackedBits&& o) noexcept : words_(std::exchange(o.words_, nullptr)) {}
-  TrackedBits& operator=(TrackedBits&& o) noexcept {
-    if (this != &o) {
-      reset();
-      words_ = std::exchange(o.words_, nullptr);
-    }
-    return *this;
-  }
-  ~TrackedBits() { reset(); }
-  explicit operator bool() const noexcept { return words_ != nullptr; }
-  void mark(uint32_t tgid) noexcept {
-    if (!words_ || tgid >= BC_TGID_LIMIT) return;
-    std::atomic_ref<uint64_t>(words_[tgid / 64]).fetch_or(uint64_t{1} << (tgid % 64));
-  }
-
- private:
-  static constexpr size_t kBytes = BC_TGID_LIMIT / 8;
-  void reset() noexcept {
-    if (words_) ::munmap(words_, kBytes);
-    words_ = nullptr;
-  }
-  uint64_t* words_ = nullptr;
-};
-
-struct Pins {
-  UniqueFd tracked, slot_cfg, slot_stats, slot_owner, node_cfg, rings, files, conns;
-  TrackedBits tracked_bits;  // the mapping outlives the map's fd
-};
-
-bool is_bpffs(const std::string& path) {
-  struct statfs st {};
-  return ::statfs(path.c_str(), &st) == 0 && static_cast<unsigned long>(st.f_type) == 0xcafe4a11ul;
-}
-
-// Makes sure pin_dir can live on a BPF filesystem, mounting /sys/fs/bpf if that is where it goes.
-bool ensure_bpffs(const std::string& pin_dir, const Logger& log, std::string& error) {
-  std::string parent = pin_dir.substr(0, pin_dir.find_last_of('/'));
-  if (parent.empty()) parent = "/";
-  if (is_bpffs(parent)) return true;
-  if (parent.rfind("/sys/fs/bpf", 0) == 0 && !is_bpffs("/sys/fs/bpf")) {
-    ::mkdir("/sys/fs/bpf", 0700);
-    if (::mount("bpffs", "/sys/fs/bpf", "bpf", 0, "mode=0700") == 0) {
-      log(LogLevel::Info, "mounted the BPF filesystem on /sys/fs/bpf");
-      if (is_bpffs(parent)) return true;
-    } else {
-      error = "cannot mount the BPF filesystem on /sys/fs/bpf: " + errno_text(errno);
-      return false;
-    }
-  }
-  if (is_bpffs(parent)) return true;
-  error = parent + " is not on a BPF filesystem (pin_dir must be under a bpffs mount)";
-  return false;
-}
-
-void remove_pin_dir(const std::string& dir) {
-  if (DIR* d = ::opendir(dir.c_str())) {
-    std::vector<std::string> names;
-    while (dirent* e = ::readdir(d)) {
-      if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) names.emplace_back(e->d_name);
-    }
-    ::closedir(d);
-    // meta first, so a half-removed set is never taken for a complete one
-    std::stable_partition(names.begin(), names.end(), [](const std::string& n) { return n == kMetaName; });
-    for (const auto& n : names) ::unlink((dir + "/" + n).c_str());
-  }
-  ::rmdir(dir.c_str());
-}
-
-std::optional<bc_meta> read_meta(const std::string& dir) {
-  UniqueFd fd(bpf_obj_get((dir + "/" + kMetaName).c_str()));
-  if (!fd) return std::nullopt;
-  uint32_t zero = 0;
-  bc_meta m{};
-  if (bpf_map_lookup_elem(fd.get(), &zero, &m) != 0) return std::nullopt;
-  return m;
-}
-
-bool open_pins(const std::string& dir, Pins& pins) {
-  auto get = [&](const char* name) { return UniqueFd(bpf_obj_get((dir + "/" + name).c_str())); };
-  pins.tracked = get("tracked");
-  pins.slot_cfg = get("slot_cfg");
-  pins.slot_stats = get("slot_stats");
-  pins.slot_owner = get("slot_owner");
-  pins.node_cfg = get("node_cfg");
-  pins.rings = get("rings");
-  pins.files = get("files");
-  pins.conns = get("conns");
-  if (UniqueFd bits = get("tracked_bits")) pins.tracked_bits = TrackedBits(bits.get());
-  // tracked_bits is not required here: the sets of older builds (looked at by remove_unused_sets while
-  // their monitors may still run) have none. A monitor's own set must have it (open_own_pins).
-  return pins.tracked && pins.slot_cfg && pins.slot_stats && pins.slot_owner && pins.node_cfg && pins.rings &&
-         pins.files && pins.conns;
-}
-
-bool open_own_pins(const std::string& dir, Pins& pins) { return open_pins(dir, pins) && pins.tracked_bits; }
-
-std::string load_reason(int err) {
-  int e = err < 0 ? -err : err;
-  if (e == EPERM || e == EACCES) return "no privilege to load BPF programs (needs root, or CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN)";
-  return "cannot load the BPF programs: " + errno_text(e);
-}
-
-// Loads the object, attaches it and pins maps, links and (last) meta under dir. Called under the lock.
-bool load_and_pin(const std::string& dir, uint64_t tag, const Logger& log, bool verbose, std::string& error) {
-  PrintScope print(log, verbose);
-  Skeleton skel;
-  if (!skel) {
-    error = "cannot open the BPF object: " + errno_text(errno);
-    return false;
-  }
-  skel->rodata->page_size = static_cast<__u32>(::sysconf(_SC_PAGESIZE));
-  if (int err = bc_events_bpf__load(skel.get()); err != 0) {
-    error = load_reason(err);
-    return false;
-  }
-  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    error = "cannot create " + dir + ": " + errno_text(errno);
-    return false;
-  }
-  auto fail = [&](const std::string& what, int err) {
-    error = what + ": " + errno_text(err);
-    remove_pin_dir(dir);
-    return false;
-  };
-  bpf_map* maps[] = {skel->maps.tracked, skel->maps.slot_cfg, skel->maps.slot_stats, skel->maps.slot_owner,
-                     skel->maps.node_cfg, skel->maps.gen_counter, skel->maps.file_ids, skel->maps.rings,
-                     skel->maps.files, skel->maps.conns, skel->maps.exiting, skel->maps.exiting_count,
-                     skel->maps.tracked_bits};
-  static_assert(std::size(maps) == std::size(kMapNames));
-  for (size_t i = 0; i < std::size(maps); ++i) {
-    std::string path = dir + "/" + kMapNames[i];
-    if (int err = bpf_map__pin(maps[i], path.c_str()); err != 0) return fail("cannot pin " + path, err);
-  }
-  bpf_program* progs[] = {skel->progs.bc_sys_exit, skel->progs.bc_fork, skel->progs.bc_exec, skel->progs.bc_exit,
-                          skel->progs.bc_switch};
-  static_assert(std::size(progs) == std::size(kHooks));
-  for (size_t i = 0; i < std::size(progs); ++i) {
-    std::string path = dir + "/" + kHooks[i].prog;
-    if (int err = bpf_program__pin(progs[i], path.c_str()); err != 0) return fail("cannot pin " + path, err);
-  }
-  bc_meta m{tag, BC_LAYOUT_VERSION, BC_MAX_SLOTS};
-  uint32_t zero = 0;
-  if (bpf_map__update_elem(skel->maps.meta, &zero, sizeof zero, &m, sizeof m, BPF_ANY) != 0)
-    return fail("cannot write meta", errno);
-  std::string meta_path = dir + "/" + kMetaName;
-  if (int err = bpf_map__pin(skel->maps.meta, meta_path.c_str()); err != 0) return fail("cannot pin meta", err);
-  log(LogLevel::Info, "loaded and pinned the node's BPF programs in " + dir);
-  return true;
-}
-
-// Under the lock: attaches the pinned programs whose links are not pinned (the first monitor of a busy
-// period). Returns false with error set if one cannot be attached; those attached stay (the caller detaches).
-bool attach_programs(const std::string& dir, std::string& error) {
-  for (const Hook& h : kHooks) {
-    const std::string link_path = dir + "/" + h.link;
-    if (::access(link_path.c_str(), F_OK) == 0) continue;
-    UniqueFd prog(bpf_obj_get((dir + "/" + h.prog).c_str()));
-    if (!prog) {
-      error = std::string("cannot open the pinned program ") + h.prog + ": " + errno_text(errno);
-      return false;
-    }
-    UniqueFd link(bpf_raw_tracepoint_open(h.tracepoint, prog.get()));
-    if (!link) {
-      error = std::string("cannot attach to raw tracepoint ") + h.tracepoint + ": " + errno_text(errno);
-      return false;
-    }
-    if (bpf_obj_pin(link.get(), link_path.c_str()) != 0) {
-      error = "cannot pin " + link_path + ": " + errno_text(errno);
-      return false;
-    }
-  }
-  return true;
-}
-
-// Under the lock, when no job uses the set: removing the link pins detaches the programs.
-void detach_programs(const std::string& dir) {
-  for (const Hook& h : kHooks) ::unlink((dir + "/" + h.link).c_str());
-}
-
-// Clears a slot in the kernel: no more events for it (epoch 0), its tracked tgids gone. Its ring and aggregate
-// maps stay in the arrays for the slot's next owner, which empties and reuses them: every change of an
-// array-of-maps element waits for an RCU grace period (15 ms here), and the job's first tasks wait for
-// their monitor to be ready.
-void clear_slot(const Pins& pins, uint32_t slot) {
-  bc_slot_cfg cfg{};
-  bool had_io = false;
-  if (bpf_map_lookup_elem(pins.slot_cfg.get(), &slot, &cfg) == 0) had_io = (cfg.flags & BC_SLOT_IO_BYTES) != 0;
-  bc_slot_cfg off{};
-  bpf_map_update_elem(pins.slot_cfg.get(), &slot, &off, BPF_ANY);
-  std::vector<uint32_t> doomed;
-  uint32_t key = 0, next = 0;
-  const void* prev = nullptr;
-  while (bpf_map_get_next_key(pins.tracked.get(), prev, &next) == 0) {
-    bc_tracked t{};
-    if (bpf_map_lookup_elem(pins.tracked.get(), &next, &t) == 0 && t.slot == slot) doomed.push_back(next);
-    key = next;
-    prev = &key;
-  }
-  for (uint32_t tgid : doomed) bpf_map_delete_elem(pins.tracked.get(), &tgid);
-  if (had_io) {
-    uint32_t zero = 0;
-    bc_node_cfg n{};
-    if (bpf_map_lookup_elem(pins.node_cfg.get(), &zero, &n) == 0 && n.io_slots > 0) {
-      --n.io_slots;
-      bpf_map_update_elem(pins.node_cfg.get(), &zero, &n, BPF_ANY);
-    }
-  }
-}
-
-// The inner map installed at outer[index], if it has this type, key and value size and capacity.
-UniqueFd installed_inner(int outer, uint32_t index, uint32_t type, uint32_t key_size, uint32_t value_size,
-                         uint32_t max_entries) {
-  uint32_t id = 0;
-  if (bpf_map_lookup_elem(outer, &index, &id) != 0 || id == 0) return {};
-  UniqueFd fd(bpf_map_get_fd_by_id(id));
-  if (!fd) return {};
-  bpf_map_info info{};
-  uint32_t len = sizeof info;
-  if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0 || info.type != type || info.key_size != key_size ||
-      info.value_size != value_size || info.max_entries != max_entries)
-    return {};
-  return fd;
-}
-
-// Under the lock: frees the slots of dead monitors. Returns how many slots are still held.
-int reclaim_dead_slots(const Pins& pins, const Logger& log) {
-  int live = 0;
-  for (uint32_t slot = 0; slot < BC_MAX_SLOTS; ++slot) {
-    bc_slot_owner o{};
-    if (bpf_map_lookup_elem(pins.slot_owner.get(), &slot, &o) != 0 || o.pid == 0) continue;
-    if (owner_alive(o)) {
-      ++live;
-      continue;
-    }
-    log(LogLevel::Warn, "job slot " + std::to_string(slot) + " was held by monitor pid " + std::to_string(o.pid) +
-                            ", which is gone: taking it back");
-    clear_slot(pins, slot);
-    o.pid = 0;
-    o.start_ticks = 0;
-    bpf_map_update_elem(pins.slot_owner.get(), &slot, &o, BPF_ANY);
-  }
-  return live;
-}
-
-// Under the lock: removes sets of other tags (older builds) that nobody uses any more.
-void remove_unused_sets(const std::string& pin_dir, const std::string& keep, const Logger& log) {
-  DIR* d = ::opendir(pin_dir.c_str());
-  if (!d) return;
-  std::vector<std::string> names;
-  while (dirent* e = ::readdir(d)) {
-    if (e->d_name[0] != '.' && keep != e->d_name) names.emplace_back(e->d_name);
-  }
-  ::closedir(d);
-  for (const auto& name : names) {
-    std::string dir = pin_dir + "/" + name;
-    Pins pins;
-    bool complete = read_meta(dir).has_value() && open_pins(dir, pins);
-    if (complete && reclaim_dead_slots(pins, log) > 0) continue;
-    log(LogLevel::Info, "removing unused pinned BPF set " + dir);
-    remove_pin_dir(dir);
-  }
-}
-
-}  // namespace
-
 struct EventCollector::Impl {
   Logger log;
   Options opt;
+  LoadInfo info;
   std::string set_dir;
   Pins pins;
   uint32_t slot = 0;
@@ -1208,38 +732,70 @@ std::unique_ptr<EventCollector> EventCollector::open(const Options& options, std
     if (::access("/sys/kernel/btf/vmlinux", R_OK) != 0)
       return unavailable("the kernel has no BTF (/sys/kernel/btf/vmlinux: " + errno_text(errno) + ")");
     auto impl = std::make_unique<Impl>(options);
-    if (impl->opt.run_dir.empty()) impl->opt.run_dir = "/run/bubble-chamber";
+    if (impl->opt.run_dir.empty()) impl->opt.run_dir = kNodeRunDir;
     while (impl->opt.pin_dir.size() > 1 && impl->opt.pin_dir.back() == '/') impl->opt.pin_dir.pop_back();
     int cpus = libbpf_num_possible_cpus();
     if (cpus <= 0) return unavailable("cannot count CPUs: " + errno_text(cpus));
     impl->ncpus = static_cast<unsigned>(cpus);
 
     std::string error;
+    auto object = ObjectSource::open(options.object_file, error);
+    if (!object) return unavailable(error);
+    const std::string tag_name = tag_hex(object->tag());
+    impl->set_dir = impl->opt.pin_dir + "/" + tag_name;
+
+    // A load the kernel refused before is not tried again (the verifier would only refuse it again, at a
+    // cost); a memory of another kernel or object is dropped.
+    const std::string memory = load_failure_path(impl->opt.run_dir, options.monitor_binary, options.object_file);
+    if (auto failure = read_load_failure(memory); failure && !options.retry_failed_load) {
+      if (failure->kernel != running_kernel() || failure->object_tag != tag_name) {
+        forget_load_failure(memory);
+      } else if (!read_meta(impl->set_dir)) {
+        return unavailable(failure->reason + " (remembered since " + utc_time_text(failure->since) +
+                           "; 'bc-monitor --check-events' tries again)");
+      }
+    }
+
     if (!ensure_bpffs(impl->opt.pin_dir, impl->log, error)) return unavailable(error);
     if (::mkdir(impl->opt.pin_dir.c_str(), 0700) != 0 && errno != EEXIST)
       return unavailable("cannot create " + impl->opt.pin_dir + ": " + errno_text(errno));
 
     auto lock = SlotLock::take(impl->opt.run_dir, error);
     if (!lock) return unavailable(error);
-
-    uint64_t tag = object_tag();
-    std::string tag_name = tag_hex(tag);
-    impl->set_dir = impl->opt.pin_dir + "/" + tag_name;
     remove_unused_sets(impl->opt.pin_dir, tag_name, impl->log);
 
     auto meta = read_meta(impl->set_dir);
-    bool complete = meta && meta->tag == tag && meta->layout == BC_LAYOUT_VERSION;
+    bool complete = meta && meta->tag == object->tag() && meta->layout == BC_LAYOUT_VERSION;
     if (complete && !open_own_pins(impl->set_dir, impl->pins)) {
       // Other jobs may be using this set: never remove it on a failure of ours.
       return unavailable("cannot open the pinned maps in " + impl->set_dir + ": " + errno_text(errno));
     }
-    if (!complete) {
+    if (complete) {
+      impl->info.programs = pinned_costs(impl->set_dir);
+    } else {
       remove_pin_dir(impl->set_dir);  // incomplete leftovers of a loader that died
-      if (!load_and_pin(impl->set_dir, tag, impl->log, options.verbose, error)) return unavailable(error);
+      LoadResult result;
+      if (!load_and_pin(impl->set_dir, *object, impl->log, options.verbose, result)) {
+        if (result.remember) {
+          const LoadFailure failure{running_kernel(), tag_name, static_cast<int64_t>(::time(nullptr)), result.error};
+          std::string why;
+          if (!write_load_failure(memory, failure, why))
+            impl->log(LogLevel::Warn, "cannot remember the failed load: " + why);
+        }
+        return unavailable(result.error);
+      }
+      forget_load_failure(memory);
+      impl->info = {true, result.load_ms, std::move(result.programs)};
       if (!open_own_pins(impl->set_dir, impl->pins)) {
         remove_pin_dir(impl->set_dir);
         return unavailable("cannot open the pinned maps in " + impl->set_dir + ": " + errno_text(errno));
       }
+    }
+    for (const auto& p : impl->info.programs) {
+      if (p.verified_insns > kVerifierInsnBudget)
+        impl->log(LogLevel::Warn, p.name + " cost the verifier " + std::to_string(p.verified_insns) +
+                                      " instructions, over our budget of " + std::to_string(kVerifierInsnBudget) +
+                                      " (the kernel's limit is " + std::to_string(kVerifierInsnLimit) + ")");
     }
     if (!attach_programs(impl->set_dir, error)) {
       if (reclaim_dead_slots(impl->pins, impl->log) == 0) detach_programs(impl->set_dir);
@@ -1301,11 +857,16 @@ const std::string& EventCollector::pin_path() const noexcept {
 
 size_t EventCollector::ring_bytes() const noexcept { return impl_ ? impl_->ring_size : 0; }
 
+const LoadInfo& EventCollector::load_info() const noexcept {
+  static const LoadInfo none;
+  return impl_ ? impl_->info : none;
+}
+
 std::string EventCollector::reclaim_stale(const Options& options) noexcept {
   try {
     Logger log(options.log, options.verbose);
     std::string error;
-    std::string run_dir = options.run_dir.empty() ? "/run/bubble-chamber" : options.run_dir;
+    std::string run_dir = options.run_dir.empty() ? std::string(kNodeRunDir) : options.run_dir;
     if (::access(options.pin_dir.c_str(), F_OK) != 0) return {};
     auto lock = SlotLock::take(run_dir, error);
     if (!lock) return error;

@@ -53,16 +53,28 @@
 // Loss. Every event the kernel cannot deliver (ring full, aggregate map full, tracked map full, user memory
 // unreadable) is counted per slot and reported by drain(); so are events this class drops itself.
 //
-// Threading: one thread uses a collector. Nothing here throws: open() reports failure through its reason
-// string, and the other members are noexcept.
+// Verifier cost. Each program's figure (bpf_prog_info.verified_insns) is read back after load and kept under
+// kVerifierInsnBudget, a tenth of the kernel's limit, so that a later kernel's verifier has room (a unit test
+// checks it on the build host's kernel).
+//
+// Failed loads. A load the kernel refuses is remembered on the node (load_failure.hpp): later collectors of
+// the same object on the same kernel return at once with the same reason and "(remembered since TIME)"
+// instead of running the verifier again. check_events() loads on purpose and forgets or renews the memory.
+//
+// Threading: one thread uses a collector; open() may run on another thread than the one that then uses the
+// collector. Nothing here throws: open() reports failure through its reason string, and the other members
+// are noexcept.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "load_failure.hpp"
 
 namespace bc::events {
 
@@ -73,11 +85,53 @@ struct Options {
   size_t ring_bytes = 1 << 20;         // this job's ring; rounded up to a power of two, at least a page
   bool file_io_bytes = false;          // count read/write bytes per file (costs a lookup per read/write)
   std::string pin_dir = "/sys/fs/bpf/bubble-chamber";
-  std::string run_dir = "/run/bubble-chamber";  // holds bpf-events.lock (slot allocation)
+  std::string run_dir = kNodeRunDir;  // holds bpf-events.lock (slot allocation) and remembered failed loads
   size_t max_events_per_drain = 1 << 20;        // ring events kept between drains; more are counted lost
   std::function<void(LogLevel, const std::string&)> log;  // default: stderr, "bc-events: " prefix
   bool verbose = false;                // pass libbpf's debug output to log
+  std::string object_file;             // load the BPF object from this file instead of the built-in one
+  bool retry_failed_load = false;      // load even when a failure is remembered (a check on purpose)
+  std::string monitor_binary = "/proc/self/exe";  // names the remembered failure (load_failure.hpp)
 };
+
+inline constexpr uint32_t kVerifierInsnLimit = 1000000;  // BPF_COMPLEXITY_LIMIT_INSNS, the same since 5.2
+inline constexpr uint32_t kVerifierInsnBudget = kVerifierInsnLimit / 10;
+
+// One program's cost to the verifier. verified_insns is 0 on kernels before 5.16, which do not report it.
+struct ProgramCost {
+  std::string name;  // the program's function, "bc_sys_exit"
+  uint32_t verified_insns = 0;
+};
+
+// How a collector's programs came to run.
+struct LoadInfo {
+  bool loaded_here = false;  // this open() ran the verifier; false: it reused the set pinned on the node
+  double load_ms = 0;        // the verifier's time, when loaded_here
+  std::vector<ProgramCost> programs;
+};
+
+// What check_events() found.
+struct CheckReport {
+  bool works = false;
+  std::string reason;                     // why not, when !works (without the "events unavailable: " prefix)
+  std::vector<std::string> verifier_log;  // the verifier's last lines, when it refused a program
+  std::vector<ProgramCost> programs;      // of the programs that loaded
+  double load_ms = 0;
+  bool attached = false;                  // every program attached to its tracepoint, and was detached again
+  std::string kernel;                     // running_kernel()
+  bool btf = false;                       // /sys/kernel/btf/vmlinux is readable
+  std::string object;                     // "built in" or the object file
+  std::string object_tag;
+  std::string memory_path;                // where a failure is remembered for this object
+  std::optional<LoadFailure> remembered_before;  // what that file held before the check
+  bool remembered_now = false;            // the check's failure is remembered (a success forgets)
+  std::vector<std::string> pinned_sets;   // the node's pinned sets: "<tag>: N monitored jobs"
+};
+
+// Loads a private copy of the programs (never the node's pinned set, which running jobs use), attaches it
+// to its tracepoints for a moment, and reports. Ignores a remembered failure, and then forgets it (success)
+// or remembers this one: this is the way to try again on purpose. Needs root, as monitors do.
+CheckReport check_events(const Options& options) noexcept;
 
 struct ExecInfo {
   uint32_t pid = 0, ppid = 0;
@@ -184,6 +238,7 @@ class EventCollector {
   uint32_t slot() const noexcept;
   const std::string& pin_path() const noexcept;  // where the shared objects are pinned
   size_t ring_bytes() const noexcept;            // the ring size in use
+  const LoadInfo& load_info() const noexcept;
 
   // Releases the slots of monitors that died without releasing them, and unloads every set nobody uses
   // (open() does so for sets of other builds). For a node epilog or an administrator. Returns an error text, empty on success.

@@ -306,8 +306,16 @@ TEST(DockerLauncher, MonitorArgumentsAreTheIssueContract) {
   const std::vector<std::string> expected = {"/usr/sbin/bc-monitor", "--job", std::to_string(*container_key(kId)),
                                              "--node", "node1", "--store", "/s", "--run-dir", "/r", "--interval", "0.5",
                                              "--cgroup-version", "1", "--cgroup-path", "/docker/" + kId, "--uid", "1000",
-                                             "--container-id", kId, "--container-name", "web-1"};
+                                             "--bpf", "on", "--container-id", kId, "--container-name", "web-1"};
   EXPECT_EQ(argv, expected);  // an unknown image is left out
+
+  // bpf= reaches the monitors, as the plugin's bpf= does on Slurm nodes.
+  EXPECT_EQ(apply_setting(c, "bpf", "off"), "");
+  argv = monitor_argv(c, "node1", request);
+  const std::vector<std::string> bpf_off = {"--bpf", "off"};
+  EXPECT_NE(std::search(argv.begin(), argv.end(), bpf_off.begin(), bpf_off.end()), argv.end());
+  EXPECT_NE(apply_setting(c, "bpf", "maybe").find("bpf= takes on or off"), std::string::npos);
+  EXPECT_EQ(apply_setting(c, "bpf", "on"), "");
 
   // Pushing to bcd: the key goes by file, never in argv (readable by every user in /proc).
   EXPECT_EQ(apply_setting(c, "central", "http://bcd:8470"), "");

@@ -18,7 +18,8 @@ if(NOT BC_SANITIZE)
       ENVIRONMENT "BC_IT_WORK=${BC_IT_WORK};BC_BUILD=${CMAKE_BINARY_DIR};PYTHONPATH=${CMAKE_CURRENT_LIST_DIR};PYTHONDONTWRITEBYTECODE=1")
   endforeach()
   # eBPF events end to end (issue 4): they need BPF as well, and skip loudly where it cannot load (not in CI).
-  foreach(name events_tree events_first_moments events_files_net events_io events_concurrent events_loss events_degrade)
+  foreach(name events_tree events_first_moments events_files_net events_io events_concurrent events_loss events_degrade
+               events_load_failure)
     add_test(NAME it_${name} COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/test_${name}.py)
     set_tests_properties(it_${name} PROPERTIES
       FIXTURES_REQUIRED slurm_cluster RESOURCE_LOCK slurm_cluster LABELS "integration;bpf" TIMEOUT 300

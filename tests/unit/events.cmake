@@ -4,3 +4,18 @@
 add_executable(test_events ${CMAKE_CURRENT_LIST_DIR}/test_events.cpp)
 target_link_libraries(test_events PRIVATE bc_events GTest::gtest)
 gtest_discover_tests(test_events PROPERTIES LABELS bpf RUN_SERIAL TRUE TIMEOUT 60)
+
+# Loading: the verifier's cost of every program, and the failure path with an object the verifier refuses.
+if(TARGET bc_events_refused_objects)
+  add_executable(test_events_load ${CMAKE_CURRENT_LIST_DIR}/test_events_load.cpp)
+  target_link_libraries(test_events_load PRIVATE bc_sampler GTest::gtest_main)
+  add_dependencies(test_events_load bc_events_refused_objects)
+  target_compile_definitions(test_events_load PRIVATE
+                             BC_REFUSED_OBJECT="${CMAKE_BINARY_DIR}/cgroup_monitor/bpf/bc_events_refused.bpf.o")
+  gtest_discover_tests(test_events_load PROPERTIES LABELS bpf RUN_SERIAL TRUE TIMEOUT 60)
+endif()
+
+# The memory of failed loads, its file and key (no BPF).
+add_executable(test_load_failure ${CMAKE_CURRENT_LIST_DIR}/test_load_failure.cpp)
+target_link_libraries(test_load_failure PRIVATE bc_events_memory GTest::gtest_main)
+gtest_discover_tests(test_load_failure PROPERTIES LABELS unit)

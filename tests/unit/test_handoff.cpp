@@ -44,6 +44,24 @@ Served serve_until_answered(HandoffServer& server, char answer) {
   return served;
 }
 
+// Serves the socket, holding every task (the events still load), until one is held; returns how often take was
+// asked.
+int hold_until_connected(HandoffServer& server) {
+  int asked = 0;
+  while (server.held() == 0) {
+    pollfd p{server.fd(), POLLIN, 0};
+    if (::poll(&p, 1, 5000) != 1) {
+      ADD_FAILURE() << "no task connected within 5 s";
+      break;
+    }
+    EXPECT_EQ(server.serve([&](uint32_t, uint32_t) {
+      ++asked;
+      return bc::monitor::kHandoffNotYet;
+    }), 0u);
+  }
+  return asked;
+}
+
 }  // namespace
 
 TEST(Handoff, TaskIsTrackedAndGetsTheAnswer) {
@@ -88,6 +106,45 @@ TEST(Handoff, TaskThatStoppedWaitingIsCountedLate) {
   });
   EXPECT_EQ(served, 1);  // still tracked: what it does from now on is seen
   EXPECT_EQ(late, 1u);
+}
+
+// While the monitor's events load, a task is held and answered once the load has ended.
+TEST(Handoff, TaskIsHeldWhileTheEventsLoad) {
+  const std::string path = socket_path();
+  HandoffServer server(path);
+  ASSERT_GE(server.fd(), 0) << server.error();
+  HandoffResult result;
+  std::thread task([&] { result = hand_off_self(path, 9, 10000); });
+  EXPECT_EQ(hold_until_connected(server), 1);
+  // Loaded: the held task is asked again and gets its answer.
+  std::vector<uint32_t> steps;
+  const uint64_t late = server.serve([&](uint32_t, uint32_t step) {
+    steps.push_back(step);
+    return bc::monitor::kHandoffTracked;
+  });
+  task.join();
+  EXPECT_EQ(late, 0u);
+  EXPECT_EQ(steps, std::vector<uint32_t>{9});
+  EXPECT_EQ(server.held(), 0u);
+  EXPECT_EQ(result.outcome, HandoffResult::Outcome::Tracked) << result.message;
+}
+
+// A held task that gave up before the load ended is still tracked, and counted late.
+TEST(Handoff, HeldTaskThatGaveUpIsLate) {
+  const std::string path = socket_path();
+  HandoffServer server(path);
+  ASSERT_GE(server.fd(), 0) << server.error();
+  HandoffResult result;
+  std::thread task([&] { result = hand_off_self(path, 2, 200); });
+  hold_until_connected(server);
+  task.join();
+  EXPECT_EQ(result.outcome, HandoffResult::Outcome::TimedOut);
+  int tracked = 0;
+  EXPECT_EQ(server.serve([&](uint32_t, uint32_t) {
+    ++tracked;
+    return bc::monitor::kHandoffNoEvents;
+  }), 1u);
+  EXPECT_EQ(tracked, 1);
 }
 
 TEST(Handoff, NoMonitorMeansABoundedWait) {

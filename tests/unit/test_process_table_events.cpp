@@ -15,6 +15,8 @@
 #include <optional>
 #include <string>
 
+#include "handoff.hpp"
+#include "job_events.hpp"
 #include "proc_parse.hpp"
 #include "process_table.hpp"
 
@@ -409,4 +411,24 @@ TEST(ProcessTableEvents, AChildReapedSinceTheSampleIsCreditedBeforeItsParentsExi
   ASSERT_TRUE(child_rec && parent_rec);
   EXPECT_EQ(child_rec->record.write_bytes, child_final->write_bytes);
   EXPECT_LT(parent_rec->record.write_bytes, 64u << 10) << "the parent kept its child's bytes";
+}
+
+// Tasks that stopped waiting for the monitor reach the job record whether or not events run.
+TEST(JobEventsLoss, LateTasksReachTheRecordWithoutEvents) {
+  EventSettings settings;
+  settings.enabled = false;
+  JobEvents events(settings, [](const std::string&) {});
+  ASSERT_EQ(events.state(), JobEvents::State::Unavailable);
+  EXPECT_EQ(events.loading_fd(), -1);
+  EXPECT_EQ(events.hand_off(static_cast<uint32_t>(::getpid()), 0), kHandoffNoEvents);
+  events.count_late(3);
+  ProcessTable table;
+  store::Batch batch;
+  store::JobRecord job;
+  events.merge(table, 0, batch, job);
+  EXPECT_EQ(job.lost.late, 3u);
+  EXPECT_EQ(job.lost_events, 3u);
+  EXPECT_EQ(job.events_unavailable, "events unavailable: disabled by configuration (bpf=off)");
+  events.merge(table, 0, batch, job);
+  EXPECT_EQ(job.lost.late, 3u) << "counted once";
 }

@@ -59,6 +59,14 @@ TEST(SpankConfig, EventKeys) {
   EXPECT_NE(errors[0].find("bpf="), std::string::npos);
   for (int i = 1; i < 5; ++i) EXPECT_NE(errors[i].find("bpf_ring_kib="), std::string::npos) << errors[i];
   EXPECT_NE(errors[5].find("file_bytes="), std::string::npos);
+  // bpf_object=: another BPF object for the monitors (--bpf-object), an absolute path.
+  errors.clear();
+  EXPECT_EQ(d.bpf_object, "");
+  EXPECT_EQ(parse_config({"bpf_object=/opt/bc/events.bpf.o"}, errors).bpf_object, "/opt/bc/events.bpf.o");
+  EXPECT_TRUE(errors.empty());
+  parse_config({"bpf_object=events.bpf.o"}, errors);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors[0].find("bpf_object= needs an absolute path"), std::string::npos) << errors[0];
 }
 
 TEST(SpankConfig, TaskWait) {
