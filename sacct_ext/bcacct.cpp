@@ -384,6 +384,7 @@ std::unique_ptr<bc::report::JobSource> open_source(const Options& o, SourceConfi
   bcd.munge_socket = env("BC_MUNGE_SOCKET") ? env("BC_MUNGE_SOCKET") : config.munge_socket;
   bcd.timeout_ms = config.timeout_ms;
   bcd.connect_timeout_ms = std::min(config.timeout_ms, 3000L);
+  bcd.with_events = o.files || o.net || o.json;
   return bc::report::with_store_fallback(bc::report::open_bcd_source(bcd), store, [](const std::string& why) {
     std::fprintf(stderr, "bcacct: warning: %s\n", why.c_str());
   });

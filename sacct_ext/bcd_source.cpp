@@ -18,6 +18,7 @@
 #include <mutex>
 
 #include "auth.hpp"
+#include "container_key.hpp"
 #include "job_source.hpp"
 #include "selection.hpp"
 
@@ -130,6 +131,52 @@ std::string url_escape(const std::string& s) {
   return out;
 }
 
+// The "files" and "connections" arrays of bcd's job document or of its views of them.
+std::vector<store::FileRecord> files_from_json(const cJSON* list, uint64_t id) {
+  std::vector<store::FileRecord> files;
+  const cJSON* f = nullptr;
+  cJSON_ArrayForEach(f, list) {
+    store::FileRecord r;
+    r.job_id = id;
+    r.node = string_of(f, "node");
+    r.pid = static_cast<uint32_t>(count_of(f, "pid"));
+    r.path = string_of(f, "path");
+    r.flags = store::file_flags_from_text(string_of(f, "flags"));
+    r.first_ms = time_of(f, "first_open");
+    r.opens = count_of(f, "opens");
+    r.failed = count_of(f, "failed");
+    r.read_bytes = count_of(f, "read_bytes");
+    r.write_bytes = count_of(f, "write_bytes");
+    files.push_back(std::move(r));
+  }
+  return files;
+}
+
+std::vector<store::ConnectionRecord> connections_from_json(const cJSON* list, uint64_t id) {
+  std::vector<store::ConnectionRecord> connections;
+  const cJSON* c = nullptr;
+  cJSON_ArrayForEach(c, list) {
+    store::ConnectionRecord r;
+    r.job_id = id;
+    r.node = string_of(c, "node");
+    r.pid = static_cast<uint32_t>(count_of(c, "pid"));
+    r.address = string_of(c, "address");
+    r.port = static_cast<uint16_t>(count_of(c, "port"));
+    r.protocol = string_of(c, "protocol");
+    r.first_ms = time_of(c, "first_connect");
+    r.count = count_of(c, "count");
+    r.failed = count_of(c, "failed");
+    connections.push_back(std::move(r));
+  }
+  return connections;
+}
+
+// bcd names a job by its number and a container by its short id (GET /api/v1/jobs/0c0ffee0c0de).
+std::string job_path(uint64_t job_id) {
+  const auto short_id = docker::short_id_from_key(job_id);
+  return "/api/v1/jobs/" + (short_id ? *short_id : std::to_string(job_id));
+}
+
 class BcdSource final : public JobSource {
  public:
   explicit BcdSource(BcdOptions options) : options_(std::move(options)) {
@@ -139,13 +186,27 @@ class BcdSource final : public JobSource {
   }
 
   std::optional<JobData> load(uint64_t job_id) override {
-    const auto [status, body] = get("/api/v1/jobs/" + std::to_string(job_id));
+    const auto [status, body] = get(job_path(job_id));
     if (status == 404) return std::nullopt;
     check(status, body);
     JobData data = job_data_from_json(body);
+    // The job document carries the processes; files and connections have views of their own.
+    if (options_.with_events) {
+      for (const std::string view : {"files", "connections"}) {
+        const auto [view_status, view_body] = get(job_path(job_id) + "/" + view);
+        check(view_status, view_body);
+        Json part = parse_object(view_body);
+        const cJSON* list = member(part.get(), view.c_str());
+        if (!cJSON_IsArray(list)) malformed("a job's " + view + " view without '" + view + "'");
+        if (view == "files") data.files = files_from_json(list, job_id);
+        else data.connections = connections_from_json(list, job_id);
+      }
+    }
     // JSON numbers are doubles: a container key (above 2^53) comes back rounded. The key asked for is exact.
     for (auto& r : data.nodes) r.job_id = job_id;
     for (auto& p : data.processes) p.job_id = job_id;
+    for (auto& f : data.files) f.job_id = job_id;
+    for (auto& c : data.connections) c.job_id = job_id;
     return data;
   }
 
@@ -169,7 +230,12 @@ class BcdSource final : public JobSource {
     if (!cJSON_IsArray(jobs)) malformed("a job list without 'jobs'");
     std::vector<uint64_t> ids;
     const cJSON* job = nullptr;
-    cJSON_ArrayForEach(job, jobs) ids.push_back(count_of(job, "id"));
+    cJSON_ArrayForEach(job, jobs) {
+      // A container's key is above 2^53, where a JSON number (a double) is rounded: its short id is exact.
+      const std::string container = string_of(job, "container");
+      const auto key = container.rfind("job_", 0) == 0 ? std::nullopt : docker::container_key(container);
+      ids.push_back(key ? *key : count_of(job, "id"));
+    }
     return ids;
   }
 
@@ -178,7 +244,7 @@ class BcdSource final : public JobSource {
   std::vector<LabelledSeries> job_series(uint64_t job_id, const std::vector<std::string>&,
                                          std::optional<store::Resolution> resolution, int64_t from_s,
                                          int64_t to_s) override {
-    std::string path = "/api/v1/jobs/" + std::to_string(job_id) + "/series?metric=all&from=" + std::to_string(from_s) +
+    std::string path = job_path(job_id) + "/series?metric=all&from=" + std::to_string(from_s) +
                        "&to=" + std::to_string(to_s);
     if (resolution) path += std::string("&resolution=") + store::resolution_name(*resolution);
     const auto [status, body] = get(path);
@@ -408,35 +474,8 @@ JobData job_data_from_json(std::string_view json) {
     r.exact = cJSON_IsTrue(member(p, "exact"));
     data.processes.push_back(std::move(r));
   }
-  const cJSON* f = nullptr;
-  cJSON_ArrayForEach(f, member(root.get(), "files")) {
-    store::FileRecord r;
-    r.job_id = id;
-    r.node = string_of(f, "node");
-    r.pid = static_cast<uint32_t>(count_of(f, "pid"));
-    r.path = string_of(f, "path");
-    r.flags = store::file_flags_from_text(string_of(f, "flags"));
-    r.first_ms = time_of(f, "first_open");
-    r.opens = count_of(f, "opens");
-    r.failed = count_of(f, "failed");
-    r.read_bytes = count_of(f, "read_bytes");
-    r.write_bytes = count_of(f, "write_bytes");
-    data.files.push_back(std::move(r));
-  }
-  const cJSON* c = nullptr;
-  cJSON_ArrayForEach(c, member(root.get(), "connections")) {
-    store::ConnectionRecord r;
-    r.job_id = id;
-    r.node = string_of(c, "node");
-    r.pid = static_cast<uint32_t>(count_of(c, "pid"));
-    r.address = string_of(c, "address");
-    r.port = static_cast<uint16_t>(count_of(c, "port"));
-    r.protocol = string_of(c, "protocol");
-    r.first_ms = time_of(c, "first_connect");
-    r.count = count_of(c, "count");
-    r.failed = count_of(c, "failed");
-    data.connections.push_back(std::move(r));
-  }
+  data.files = files_from_json(member(root.get(), "files"), id);
+  data.connections = connections_from_json(member(root.get(), "connections"), id);
   return data;
 }
 

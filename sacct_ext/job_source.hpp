@@ -75,6 +75,8 @@ struct BcdOptions {
   std::string munge_socket;  // empty: munge's default
   long connect_timeout_ms = 3000;
   long timeout_ms = 30000;
+  // The job's files and connections too (two more requests per job): for the views that show them.
+  bool with_events = false;
 };
 // Nothing is contacted until the first call.
 std::unique_ptr<JobSource> open_bcd_source(const BcdOptions& options);

@@ -49,6 +49,28 @@ int main(int argc, char** argv) try {
       p.write_bytes = 4096;
       b.processes.push_back({p, bc::store::Sample{0, start / 1000, p.cpu_ns, p.rss, 0, p.write_bytes}});
     }
+    // What the events add: a file each process opened, and a connection of the worker.
+    for (const auto& p : b.processes) {
+      bc::store::FileRecord file;
+      file.pid = p.record.pid;
+      file.start_ticks = p.record.start_ticks;
+      file.path = "/scratch/" + p.record.command + ".dat";
+      file.flags = bc::store::kFileRead | bc::store::kFileWrite;
+      file.first_ms = start + 10;
+      file.opens = 2;
+      file.failed = 1;
+      b.files.push_back(file);
+    }
+    bc::store::ConnectionRecord conn;
+    conn.pid = 101;
+    conn.start_ticks = 101;
+    conn.address = "10.1.2.3";
+    conn.port = 5432;
+    conn.protocol = "tcp";
+    conn.first_ms = start + 20;
+    conn.count = 3;
+    conn.failed = 1;
+    b.connections.push_back(conn);
     b.job_sample = bc::store::Sample{0, start / 1000, b.job.cgroup_cpu_ns, 2 << 20, 0, 8192};
     db->write_batch(b);
   }

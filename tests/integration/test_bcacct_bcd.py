@@ -66,10 +66,12 @@ try:
     direct = run("root", "-j", "41", "--json", "--store", central)
     assert r.returncode == 0 and direct.returncode == 0, (r.stderr, direct.stderr)
     assert json.loads(r.stdout) == json.loads(direct.stdout), (r.stdout, direct.stdout)
-    r = run("bctest_alice", "-j", "41")
-    direct = run("root", "-j", "41", "--store", central)
-    assert r.stdout == direct.stdout, (r.stdout, direct.stdout)
-    print("ok bcd's job equals the store's (JSON and table)")
+    assert len(json.loads(r.stdout)["files"]) == 2 and len(json.loads(r.stdout)["connections"]) == 1, r.stdout
+    for view in ([], ["--files"], ["--net"], ["--tree"]):
+        r = run("bctest_alice", "-j", "41", *view)
+        direct = run("root", "-j", "41", "--store", central, *view)
+        assert r.returncode == 0 and r.stdout == direct.stdout, (view, r.stdout, direct.stdout, r.stderr)
+    print("ok bcd's job equals the store's (JSON, table, files, connections, tree)")
     # --timeline through bcd: the job total summed over nodes, from bcd's series endpoint.
     r = run("bctest_alice", "-j", "41", "--timeline", "--metric", "rss", COLUMNS="60")
     assert r.returncode == 0 and r.stderr == "", (r.returncode, r.stderr)

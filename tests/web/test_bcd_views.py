@@ -156,7 +156,9 @@ try:
     conns = bcd.get_json("/api/v1/jobs/job_7/connections", as_root())["connections"]
     assert sorted((c["address"], c["port"], c["protocol"], c["count"], c["failed"]) for c in conns) == \
         [("10.0.0.0", 5000, "tcp", 2, 0), ("10.0.0.1", 5000, "tcp", 2, 0), ("10.0.0.2", 5000, "tcp", 2, 1)], conns
-    assert bcd.get_json("/api/v1/jobs/41/files", as_root())["files"] == []
+    files41 = bcd.get_json("/api/v1/jobs/41/files", as_root())["files"]  # bc-make-store's: one per process
+    assert sorted((f["path"], f["pid"]) for f in files41) == [("/scratch/bash.dat", 100), ("/scratch/work.dat", 101)], \
+        files41
     # the same names and times as bcacct --json (read from the store directly): first_open, first_connect
     acct = json.loads(subprocess.run([f"{build}/sacct_ext/bcacct", "--store", store, "-j", "7", "--json"],
                                      capture_output=True, text=True, check=True).stdout)
