@@ -148,8 +148,17 @@ int apikey(const std::string& sub, const Args& args, const std::string& central_
 int token(const Args& args, const std::string& bcd_config) {
   auto job = args.values.find("job");
   auto user = args.values.find("user");
-  if ((job == args.values.end()) == (user == args.values.end()))
-    return usage_error("token needs --job ID or --user NAME");
+  auto container = args.values.find("container");
+  const int given = (job != args.values.end()) + (user != args.values.end()) + (container != args.values.end());
+  if (given != 1) return usage_error("token needs one of --job ID, --container ID or --user NAME");
+  // A container's web view is opened by its short id (the first 12 hex digits of its id).
+  std::string short_id;
+  if (container != args.values.end()) {
+    for (char ch : container->second) short_id += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    if (short_id.size() < 12 || short_id.size() > 64 || short_id.find_first_not_of("0123456789abcdef") != std::string::npos)
+      return usage_error("--container needs a container id (12 to 64 hex digits)");
+    short_id.resize(12);
+  }
   if (user != args.values.end() && (user->second.empty() || user->second.find_first_of(" \t/") != std::string::npos))
     return usage_error("--user needs a user name");
   if (job != args.values.end() && (job->second.empty() ||
@@ -172,6 +181,7 @@ int token(const Args& args, const std::string& bcd_config) {
   const int64_t now = static_cast<int64_t>(time(nullptr));
   auth::TokenClaims claims;
   if (job != args.values.end()) claims.container = "job_" + job->second;
+  else if (!short_id.empty()) claims.container = short_id;
   else claims.user = user->second;
   claims.expires_at = now + *ttl;
   claims.issued_at = now;
@@ -234,7 +244,7 @@ int run_central(int argc, char** argv, int first, const std::string& store_path,
       return apikey(argv[first + 1], *args, central_store);
     }
     if (group == "token") {
-      auto args = parse(argc, argv, first + 1, {"job", "user", "ttl", "config"}, false, error);
+      auto args = parse(argc, argv, first + 1, {"job", "container", "user", "ttl", "config"}, false, error);
       return args ? token(*args, bcd_config) : error;
     }
     if (group == "ship") {

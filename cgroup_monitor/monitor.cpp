@@ -68,9 +68,10 @@ void add_step(store::JobRecord& job, uint32_t step) {
 
 // Sleeps until the timeout or a signal; meanwhile empties the event ring when it fills, so a small ring
 // survives bursts between ticks, answers tasks handed over by the plugin (on_handoff), and takes the events'
-// load when it ends (on_loaded). Returns the signal, or 0 at the timeout.
+// load when it ends (on_loaded; when it returns true the wait ends at once, for a tick that tracks the job's
+// processes now). Returns the signal, or 0 at the timeout.
 int wait_for_signal(const sigset_t& signals, int signal_fd, timespec wait, JobEvents& events, int handoff_fd,
-                    const std::function<void()>& on_handoff, const std::function<void()>& on_loaded) {
+                    const std::function<void()>& on_handoff, const std::function<bool()>& on_loaded) {
   siginfo_t info{};
   if (signal_fd < 0) {
     int sig = sigtimedwait(&signals, &info, &wait);
@@ -90,7 +91,7 @@ int wait_for_signal(const sigset_t& signals, int signal_fd, timespec wait, JobEv
       signalfd_siginfo si{};
       if (::read(signal_fd, &si, sizeof si) == static_cast<ssize_t>(sizeof si)) return static_cast<int>(si.ssi_signo);
     }
-    if (fds[3].revents & POLLIN) on_loaded();
+    if ((fds[3].revents & POLLIN) && on_loaded()) return 0;
     if (fds[1].revents & POLLIN) events.pump();
     if (fds[2].revents & POLLIN) on_handoff();
   }
@@ -145,8 +146,12 @@ int run_monitor(const MonitorOptions& opt) {
       events.count_late(late);
     }
   };
+  // True when the events have just started: the processes sampled so far are not tracked yet, and those
+  // they start meanwhile would be missed, so the caller samples (and tracks) at once.
   auto take_loaded_events = [&] {
-    if (events.finish_loading()) serve_handoffs();  // the tasks held meanwhile
+    if (!events.finish_loading()) return false;
+    serve_handoffs();  // the tasks held meanwhile
+    return events.running();
   };
   if (events.state() == JobEvents::State::Unavailable) log("%s; sampling only", events.unavailable().c_str());
   serve_handoffs();

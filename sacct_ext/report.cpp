@@ -357,6 +357,13 @@ std::string format_table(const JobData& job, int64_t now_ms) {
       {"Write", format_size(t.write_bytes)},
   };
   if (t.array_job_id != 0) header.insert(header.begin() + 1, {"JobIDRaw", std::to_string(t.job_id)});
+  if (!t.container_id.empty()) {
+    // A container is known by its name, short id and image; its key in the store means nothing to a user.
+    header.erase(header.begin());
+    header.insert(header.begin(), {{"Container", t.container_name.empty() ? "(no name)" : printable(t.container_name)},
+                                   {"ContainerID", printable(t.container_id.substr(0, 12))},
+                                   {"Image", t.container_image.empty() ? "Unknown" : printable(t.container_image)}});
+  }
   if (t.cgroup_mem_peak_bytes) header.emplace_back("CgroupMemPeak", format_size(*t.cgroup_mem_peak_bytes));
   if (t.cgroup_read_bytes) header.emplace_back("CgroupRead", format_size(*t.cgroup_read_bytes));
   if (t.cgroup_write_bytes) header.emplace_back("CgroupWrite", format_size(*t.cgroup_write_bytes));

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# summary: eBPF events cost: opens, fork+exec, connects, make -j2 (bare / our collector / libbpf-tools), the kernel's floor (empty programs), unmonitored processes, 1 vs 32 jobs, loss at 100k events/s
+# summary: eBPF events cost: the verifier's cost per program, opens, fork+exec, connects, make -j2 (bare / our collector / libbpf-tools), the kernel's floor (empty programs), unmonitored processes, 1 vs 32 jobs, loss at 100k events/s
 # Needs root and BPF. Workloads run bare, monitored by our collector (bench/ebpf/driver, which tracks the workload
 # as bc-monitor would) and under the libbpf-tools peer, in alternation, BC_BENCH_ROUNDS times; medians.
 set -euo pipefail
@@ -30,7 +30,8 @@ mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing
 cc -O2 -o "$work/openloop" "$here/ebpf/openloop.c"
 cc -O2 -o "$work/forkexec" "$here/ebpf/forkexec.c"
 cc -O2 -pthread -o "$work/tcpconnect" "$here/ebpf/tcpconnect.c"
-g++ -std=c++20 -O2 -I"$BC_SRC_DIR/cgroup_monitor/bpf" -o "$work/driver" "$here/ebpf/driver.cpp" "$lib" -lbpf
+g++ -std=c++20 -O2 -I"$BC_SRC_DIR/cgroup_monitor/bpf" -o "$work/driver" "$here/ebpf/driver.cpp" "$lib" \
+  "$BC_BUILD_DIR/cgroup_monitor/bpf/libbc_events_memory.a" -lbpf
 # Floors: empty programs on our hooks, on per-syscall tracepoints, and only the syscall tracing slow path.
 clang -g -O2 -target bpf -I"/usr/include/$(gcc -print-multiarch)" -c "$here/ebpf/floor.bpf.c" -o "$work/floor.bpf.o"
 cc -O2 -o "$work/floor" "$here/ebpf/floor.c" -lbpf
@@ -115,6 +116,19 @@ idle_stop() {
   for p in "${idle_pids[@]}"; do wait "$p" 2>/dev/null || true; done
   idle_pids=()
 }
+
+# The verifier's cost of each program on this kernel, against the kernel's limit (our budget is a tenth of it).
+"$BC_BUILD_DIR/cgroup_monitor/bc-monitor" --check-events --json --bpf-pin-dir /sys/fs/bpf/bc-bench >"$work/check.json" ||
+  { echo "bench ebpf: the events do not load here:" >&2; cat "$work/check.json" >&2; exit 1; }
+python3 - "$work/check.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+for p in r["programs"]:
+    print(f"BENCH ebpf_verified_insns_{p['name']} {p['verified_insns']} insns")
+print(f"BENCH ebpf_verified_insns_max_share_of_limit {100 * max(p['verified_insns'] for p in r['programs']) / r['verifier_insn_limit']:.2f} %")
+print(f"BENCH ebpf_load_ms {r['load_ms']:.1f} ms")
+print(f"kernel: {r['kernel']}")
+PY
 
 echo "bench ebpf: $rounds rounds; workloads alternate bare / ours / peer; load:$(cut -d' ' -f1-3 /proc/loadavg)" >&2
 for r in $(seq "$rounds"); do

@@ -855,6 +855,13 @@ TEST_F(BcacctTest, CliContainerAndArrayIds) {
     EXPECT_EQ(r.out, "JobID|JobIDRaw|Container|JobName|PID\n0c0ffee0c0de|" + std::to_string(kContainerKey) +
                          "|0c0ffee0c0de|web-1|1200\n") << which;
   }
+  // The report is headed by the container's name, short id and image, not its key in the store.
+  r = run_bcacct({"--container", "web-1", "--store", store_path_}, clean_env());
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("Container:     web-1\nContainerID:   0c0ffee0c0de\nImage:         busybox:local\nUser:", 0), 0u)
+      << r.out;
+  EXPECT_EQ(r.out.find("JobID"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find(std::to_string(kContainerKey)), std::string::npos) << r.out;
   // Its key is above 2^53: --json writes it out exactly, not rounded through a double.
   r = run_bcacct({"--container", "web-1", "--store", store_path_, "--json"}, clean_env());
   EXPECT_EQ(r.status, 0) << r.err;
