@@ -14,8 +14,8 @@
 
 #include <algorithm>
 #include <array>
-#include <cctype>
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
@@ -79,11 +79,10 @@ struct LoadCapture {
       if (end != std::string::npos) program = text.substr(quote + 6, end - quote - 6);
     }
     size_t pos = b + begin.size();
-    const size_t stop = text.find("-- END PROG LOAD LOG --", pos);
+    const size_t stop = std::min(text.find("-- END PROG LOAD LOG --", pos), text.size());
     tail.clear();
-    while (pos < text.size() && pos < stop) {
-      size_t nl = text.find('\n', pos);
-      if (nl == std::string::npos || nl > stop) nl = stop;
+    while (pos < stop) {
+      const size_t nl = std::min(text.find('\n', pos), stop);
       std::string line = text.substr(pos, nl - pos);
       if (!line.empty()) tail.push_back(std::move(line));
       if (tail.size() > kTailLines) tail.pop_front();
@@ -117,34 +116,41 @@ const Logger* g_print_logger = nullptr;
 bool g_print_verbose = false;
 LoadCapture* g_print_capture = nullptr;
 
+// Called by libbpf (C): nothing may throw out of it.
 int libbpf_print(enum libbpf_print_level level, const char* fmt, va_list args) {
   if (!g_print_logger) return 0;
   if (level == LIBBPF_DEBUG && !g_print_verbose) return 0;
   va_list again;
   va_copy(again, args);
   const int n = std::vsnprintf(nullptr, 0, fmt, args);
-  if (n <= 0) {
-    va_end(again);
-    return 0;
+  std::string text;
+  bool formatted = false;
+  if (n > 0) {
+    try {
+      text.assign(static_cast<size_t>(n) + 1, '\0');
+      formatted = true;
+    } catch (...) {
+    }
+    if (formatted) std::vsnprintf(text.data(), text.size(), fmt, again);
   }
-  std::string text(static_cast<size_t>(n) + 1, '\0');
-  std::vsnprintf(text.data(), text.size(), fmt, again);
   va_end(again);
-  text.resize(static_cast<size_t>(n));
+  if (!formatted) return 0;
   try {
+    text.resize(static_cast<size_t>(n));
     if (g_print_capture && level == LIBBPF_WARN) g_print_capture->take(text);
+    // The verifier's log can be a million lines: the reason carries its verdict, the check its last lines.
+    if (const size_t begin = text.find("-- BEGIN PROG LOAD LOG --"); begin != std::string::npos && !g_print_verbose) {
+      const auto lines = std::count(text.begin() + static_cast<std::ptrdiff_t>(begin), text.end(), '\n');
+      text = text.substr(0, begin) + "the verifier's log (" + std::to_string(lines) +
+             " lines) is left out; 'bc-monitor --check-events' shows its end";
+    }
+    while (!text.empty() && text.back() == '\n') text.pop_back();
+    LogLevel l = level == LIBBPF_WARN ? LogLevel::Warn : level == LIBBPF_INFO ? LogLevel::Info : LogLevel::Debug;
+    if (text.rfind("libbpf: ", 0) != 0) text = "libbpf: " + text;
+    (*g_print_logger)(l, text);
   } catch (...) {
+    return 0;  // out of memory: the line is lost, the load goes on
   }
-  // The verifier's log can be a million lines: the reason carries its verdict, the check its last lines.
-  if (const size_t begin = text.find("-- BEGIN PROG LOAD LOG --"); begin != std::string::npos && !g_print_verbose) {
-    const auto lines = std::count(text.begin() + static_cast<std::ptrdiff_t>(begin), text.end(), '\n');
-    text = text.substr(0, begin) + "the verifier's log (" + std::to_string(lines) +
-           " lines) is left out; 'bc-monitor --check-events' shows its end";
-  }
-  while (!text.empty() && text.back() == '\n') text.pop_back();
-  LogLevel l = level == LIBBPF_WARN ? LogLevel::Warn : level == LIBBPF_INFO ? LogLevel::Info : LogLevel::Debug;
-  if (text.rfind("libbpf: ", 0) != 0) text = "libbpf: " + text;
-  (*g_print_logger)(l, text);
   return n;
 }
 
