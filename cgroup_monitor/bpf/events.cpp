@@ -747,7 +747,7 @@ std::unique_ptr<EventCollector> EventCollector::open(const Options& options, std
     // A load the kernel refused before is not tried again (the verifier would only refuse it again, at a
     // cost); a memory of another kernel or object is dropped.
     const std::string memory = load_failure_path(impl->opt.run_dir, options.monitor_binary, options.object_file);
-    if (auto failure = read_load_failure(memory); failure && !options.retry_failed_load) {
+    if (auto failure = read_load_failure(memory)) {
       if (failure->kernel != running_kernel() || failure->object_tag != tag_name) {
         forget_load_failure(memory);
       } else if (!read_meta(impl->set_dir)) {

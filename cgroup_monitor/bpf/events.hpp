@@ -90,7 +90,6 @@ struct Options {
   std::function<void(LogLevel, const std::string&)> log;  // default: stderr, "bc-events: " prefix
   bool verbose = false;                // pass libbpf's debug output to log
   std::string object_file;             // load the BPF object from this file instead of the built-in one
-  bool retry_failed_load = false;      // load even when a failure is remembered (a check on purpose)
   std::string monitor_binary = "/proc/self/exe";  // names the remembered failure (load_failure.hpp)
 };
 
