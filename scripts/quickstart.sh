@@ -171,7 +171,8 @@ fi
 echo "== 4/6 private Slurm cluster (node $node, ports $ctld_port/$slurmd_port)"
 mkdir -p "$state/run" "$state/jobs"
 plugstack=$state/plugstack.conf
-echo "optional $build/spank/bubble_chamber.so store=$store monitor=$build/cgroup_monitor/bc-monitor interval=1 rundir=$state/run log=$state/log/monitor.log central=$central_url" >"$plugstack"
+# BC_QUICKSTART_PLUGIN_OPTIONS adds plugstack.conf keys, e.g. "bpf=off" or "file_bytes=on".
+echo "optional $build/spank/bubble_chamber.so store=$store monitor=$build/cgroup_monitor/bc-monitor interval=1 rundir=$state/run log=$state/log/monitor.log central=$central_url ${BC_QUICKSTART_PLUGIN_OPTIONS:-}" >"$plugstack"
 "$repo/scripts/slurm-cluster.sh" start "$cluster" --node "$node" --ctld-port "$ctld_port" \
   --slurmd-port "$slurmd_port" --plugstack "$plugstack"
 export SLURM_CONF=$cluster/slurm.conf

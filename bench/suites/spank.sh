@@ -14,8 +14,8 @@ with_plugin="optional $BC_BUILD_DIR/spank/bubble_chamber.so store=$work/store/no
 echo "$with_plugin" >"$work/plugstack.with"
 echo "$with_plugin bpf_task_wait_ms=0" >"$work/plugstack.nowait"
 echo "$with_plugin bpf=off" >"$work/plugstack.off"
-# A node where the events fail to load: an object the verifier refuses after seconds, as a kernel update did
-# to ours once. A copy of its own, so no memory of an earlier run applies to it.
+# A node where the events fail to load: an object the verifier refuses at its instruction limit, as a kernel
+# update did to ours once. A copy of its own, so no memory of an earlier run applies to it.
 cp "$BC_BUILD_DIR/cgroup_monitor/bpf/bc_events_too_complex.bpf.o" "$work/refused.bpf.o"
 echo "$with_plugin bpf_object=$work/refused.bpf.o" >"$work/plugstack.failing"
 : >"$work/plugstack.without"

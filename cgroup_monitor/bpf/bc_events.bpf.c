@@ -985,7 +985,7 @@ int bc_switch(struct bpf_raw_tracepoint_args *ctx) {
   /* Built only for the tests of the failure path: objects the verifier refuses, in the two ways it refuses.
    * bc_events_refused.bpf.o reads past a map value ("invalid access", found at once); bc_events_too_complex
    * .bpf.o has a loop the verifier walks iteration by iteration, too long for its instruction limit ("BPF
-   * program is too large", after seconds), as a kernel whose verifier finds one of our programs too complex
+   * program is too large"), as a kernel whose verifier finds one of our programs too complex
    * would refuse it. */
 #if BC_TEST_VERIFIER_REFUSES == 1
   if (*(count + 1) == 42) return 1;

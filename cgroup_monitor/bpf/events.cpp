@@ -738,23 +738,22 @@ std::unique_ptr<EventCollector> EventCollector::open(const Options& options, std
     if (cpus <= 0) return unavailable("cannot count CPUs: " + errno_text(cpus));
     impl->ncpus = static_cast<unsigned>(cpus);
 
+    // A load the kernel refused before is not tried again (the verifier would only refuse it again, at a
+    // cost), before anything else is done: the file's name stands for the monitor binary and the object file
+    // (a new build of either is a new file), so only the kernel is compared here. Another kernel's is dropped.
+    const std::string memory = load_failure_path(impl->opt.run_dir, options.monitor_binary, options.object_file);
+    if (auto failure = read_load_failure(memory)) {
+      if (failure->kernel == running_kernel())
+        return unavailable(failure->reason + " (remembered since " + utc_time_text(failure->since) +
+                           "; 'bc-monitor --check-events' tries again)");
+      forget_load_failure(memory);
+    }
+
     std::string error;
     auto object = ObjectSource::open(options.object_file, error);
     if (!object) return unavailable(error);
     const std::string tag_name = tag_hex(object->tag());
     impl->set_dir = impl->opt.pin_dir + "/" + tag_name;
-
-    // A load the kernel refused before is not tried again (the verifier would only refuse it again, at a
-    // cost); a memory of another kernel or object is dropped.
-    const std::string memory = load_failure_path(impl->opt.run_dir, options.monitor_binary, options.object_file);
-    if (auto failure = read_load_failure(memory)) {
-      if (failure->kernel != running_kernel() || failure->object_tag != tag_name) {
-        forget_load_failure(memory);
-      } else if (!read_meta(impl->set_dir)) {
-        return unavailable(failure->reason + " (remembered since " + utc_time_text(failure->since) +
-                           "; 'bc-monitor --check-events' tries again)");
-      }
-    }
 
     if (!ensure_bpffs(impl->opt.pin_dir, impl->log, error)) return unavailable(error);
     if (::mkdir(impl->opt.pin_dir.c_str(), 0700) != 0 && errno != EEXIST)

@@ -58,8 +58,9 @@
 // checks it on the build host's kernel).
 //
 // Failed loads. A load the kernel refuses is remembered on the node (load_failure.hpp): later collectors of
-// the same object on the same kernel return at once with the same reason and "(remembered since TIME)"
-// instead of running the verifier again. check_events() loads on purpose and forgets or renews the memory.
+// the same object on the same kernel return at once, before reading the object, with the same reason and
+// "(remembered since TIME)" instead of running the verifier again. check_events() loads on purpose and
+// forgets or renews the memory.
 //
 // Threading: one thread uses a collector; open() may run on another thread than the one that then uses the
 // collector. Nothing here throws: open() reports failure through its reason string, and the other members

@@ -4,10 +4,11 @@
 // only reads it; so nothing here needs libbpf, and nothing throws.
 //
 // Key. A load's outcome is decided by the kernel (release and build) and the BPF object. The file is named by
-// what the plugin can see of the object without loading it: the bc-monitor binary that embeds it, or the
-// object file given with bpf_object=, each by device, inode, size and mtime. Inside, the kernel and the
-// object's own tag are recorded: a monitor drops a file that does not match them, the plugin ignores one of
-// another kernel. The files live in the node's run dir (/run, a tmpfs), so a reboot forgets them too.
+// the object as the plugin can see it without reading it: the bc-monitor binary that embeds it, or the
+// object file given with bpf_object=, each by device, inode, size and mtime, so a new build of either is a
+// new file. Inside are the kernel and the object's tag (its hash, for the administrator's check): a monitor
+// or the plugin honours the file only for the running kernel, and a monitor drops one of another kernel.
+// The files live in the node's run dir (/run, a tmpfs), so a reboot forgets them too.
 #pragma once
 
 #include <cstdint>

@@ -24,7 +24,9 @@
 #include <fstream>
 #include <iterator>
 #include <mutex>
+#include <string_view>
 #include <utility>
+#include <vector>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -63,28 +65,28 @@ bool owner_alive(const bc_slot_owner& o) {
   return proc_start_ticks(o.pid, &state) == o.start_ticks && !has_ended(state);
 }
 
-// What libbpf said while one object loaded: the refused program and the tail of its verifier log.
+// What one object's load left: the refused program (from libbpf's messages) and the end of its verifier log.
 struct LoadCapture {
   static constexpr size_t kTailLines = 12;
   std::string program;
   std::deque<std::string> tail;
 
-  void take(const std::string& text) {
-    const std::string begin = "-- BEGIN PROG LOAD LOG --";
-    const size_t b = text.find(begin);
-    if (b == std::string::npos) return;
+  // libbpf's message "prog 'NAME': BPF program load failed: ..." names the refused program.
+  void take_message(const std::string& text) {
+    if (text.find("BPF program load failed") == std::string::npos) return;
     const size_t quote = text.find("prog '");
-    if (quote != std::string::npos && quote < b) {
-      const size_t end = text.find('\'', quote + 6);
-      if (end != std::string::npos) program = text.substr(quote + 6, end - quote - 6);
-    }
-    size_t pos = b + begin.size();
-    const size_t stop = std::min(text.find("-- END PROG LOAD LOG --", pos), text.size());
+    if (quote == std::string::npos) return;
+    const size_t end = text.find('\'', quote + 6);
+    if (end != std::string::npos) program = text.substr(quote + 6, end - quote - 6);
+  }
+
+  // The verifier's log of the refused program: its last lines are kept.
+  void take_log(std::string_view log) {
     tail.clear();
-    while (pos < stop) {
-      const size_t nl = std::min(text.find('\n', pos), stop);
-      std::string line = text.substr(pos, nl - pos);
-      if (!line.empty()) tail.push_back(std::move(line));
+    size_t pos = 0;
+    while (pos < log.size()) {
+      const size_t nl = std::min(log.find('\n', pos), log.size());
+      if (nl > pos) tail.emplace_back(log.substr(pos, nl - pos));
       if (tail.size() > kTailLines) tail.pop_front();
       pos = nl + 1;
     }
@@ -137,13 +139,7 @@ int libbpf_print(enum libbpf_print_level level, const char* fmt, va_list args) {
   if (!formatted) return 0;
   try {
     text.resize(static_cast<size_t>(n));
-    if (g_print_capture && level == LIBBPF_WARN) g_print_capture->take(text);
-    // The verifier's log can be a million lines: the reason carries its verdict, the check its last lines.
-    if (const size_t begin = text.find("-- BEGIN PROG LOAD LOG --"); begin != std::string::npos && !g_print_verbose) {
-      const auto lines = std::count(text.begin() + static_cast<std::ptrdiff_t>(begin), text.end(), '\n');
-      text = text.substr(0, begin) + "the verifier's log (" + std::to_string(lines) +
-             " lines) is left out; 'bc-monitor --check-events' shows its end";
-    }
+    if (g_print_capture && level == LIBBPF_WARN) g_print_capture->take_message(text);
     while (!text.empty() && text.back() == '\n') text.pop_back();
     LogLevel l = level == LIBBPF_WARN ? LogLevel::Warn : level == LIBBPF_INFO ? LogLevel::Info : LogLevel::Debug;
     if (text.rfind("libbpf: ", 0) != 0) text = "libbpf: " + text;
@@ -235,6 +231,9 @@ const Hook kHooks[] = {{"bc_sys_exit", "prog_sys_exit", "link_sys_exit", "sys_ex
                        {"bc_switch", "prog_switch", "link_switch", "sched_switch"}};
 const char kMetaName[] = "meta";  // pinned last: its presence marks a complete set
 
+constexpr size_t kVerifierLogBytes = 64 << 10;
+constexpr uint32_t kVerifierLogStats = 4;  // the kernel's BPF_LOG_STATS (since 5.2), not in its UAPI headers
+
 // The skeleton's programs, in kHooks' order.
 std::array<bpf_program*, std::size(kHooks)> skeleton_programs(const Skeleton& skel) {
   return {skel->progs.bc_sys_exit, skel->progs.bc_fork, skel->progs.bc_exec, skel->progs.bc_exit,
@@ -275,11 +274,22 @@ std::optional<Skeleton> load_object(const ObjectSource& object, const Logger& lo
     return std::nullopt;
   }
   skel->rodata->page_size = static_cast<__u32>(::sysconf(_SC_PAGESIZE));
+  // The verifier's log at its statistics level: a refused program's reason and figures, a few lines, in one
+  // load. Without it libbpf loads a refused program again with the whole instruction trace, into a buffer it
+  // doubles and loads again while the trace does not fit: for a program refused at the instruction limit that
+  // was seconds more of the verifier and hundreds of MiB. Programs load one after the other: one buffer.
+  std::vector<char> verifier_log(kVerifierLogBytes);
+  for (bpf_program* prog : skeleton_programs(skel)) {
+    bpf_program__set_log_level(prog, kVerifierLogStats);
+    bpf_program__set_log_buf(prog, verifier_log.data(), verifier_log.size());
+  }
   timespec start{};
   clock_gettime(CLOCK_MONOTONIC, &start);
   const int err = bc_events_bpf__load(skel.get());
   result.load_ms = ms_since(start);
   if (err != 0) {
+    verifier_log.back() = '\0';
+    capture.take_log(std::string_view(verifier_log.data()));
     result.error = load_reason(err, capture);
     result.verifier_log.assign(capture.tail.begin(), capture.tail.end());
     // The kernel refused the object; privilege and memory may differ next time.
