@@ -100,6 +100,16 @@ events_note() {  # events_note REASON
 NOTE
 }
 
+show_files() {  # show_files PATTERN BCACCT-ARGS...: the files under PATTERN the demo opened, and how many in all
+  local pattern=$1 files
+  shift
+  files=$(BC_CENTRAL=$central_url "$build/sacct_ext/bcacct" "$@" --files) || return 0
+  if [ "$(echo "$files" | wc -l)" -le 2 ]; then echo "$files"; return 0; fi
+  echo "$files" | head -2
+  echo "$files" | grep -F "$pattern" || true
+  echo "($(($(echo "$files" | wc -l) - 2)) rows in all, with every library and locale file each process opened: bcacct $* --files)"
+}
+
 events_reason() {  # events_reason BCACCT-ARGS...: the record's events_unavailable, empty when events ran
   BC_CENTRAL=$central_url "$build/sacct_ext/bcacct" "$@" --json |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["job"]["events_unavailable"] or "")'
@@ -131,8 +141,9 @@ if [ "$mode" = docker ]; then
   echo "== 5/5 demo container"
   name=bc-demo-$(date +%s)
   # A small process tree: a CPU-busy child, a child that writes and reads back a file, a short-lived child
-  # that fails.
-  cid=$("$docker" run -d --name "$name" --network none "$image" sh -c '
+  # that fails. It starts after a second: bc-docker starts the monitor when Docker says the container has
+  # started, and what runs before the monitor tracks it is seen by sampling alone.
+  cid=$("$docker" run -d --name "$name" --network none "$image" sh -c 'sleep 1
     (i=0; while [ $i -lt 600000 ]; do i=$((i+1)); done) &
     (dd if=/dev/zero of=/tmp/demo.data bs=1M count=16 2>/dev/null; cat /tmp/demo.data >/dev/null; sleep 2) &
     (sleep 1; ls /no/such/file 2>/dev/null) &
@@ -151,7 +162,7 @@ if [ "$mode" = docker ]; then
   echo "== bcacct --container $name (through bcd at $central_url)"
   BC_CENTRAL=$central_url "$build/sacct_ext/bcacct" --container "$name"
   echo
-  BC_CENTRAL=$central_url "$build/sacct_ext/bcacct" --container "$name" --files || true
+  show_files /tmp/demo.data --container "$name"
   token=$("$build/accounting_db/bcadm" token --container "$cid" --ttl 24h --config "$state/bcd.conf")
   web_url="$central_url/static/index.html?container=${cid:0:12}&token=$token"
   curl -sf "$web_url" >/dev/null || { echo "quickstart: bcd does not serve the web view; see $state/log/bcd.log" >&2; exit 1; }
@@ -208,7 +219,7 @@ for _ in $(seq 50); do [ -f "$state/run/job_$job.pid" ] || break; sleep 0.2; don
 echo "== 6/6 bcacct -j $job (through bcd at $central_url)"
 BC_CENTRAL=$central_url "$build/sacct_ext/bcacct" -j "$job"
 echo
-BC_CENTRAL=$central_url "$build/sacct_ext/bcacct" -j "$job" --files || true
+show_files "$state/jobs/" -j "$job"
 token=$("$build/accounting_db/bcadm" token --job "$job" --ttl 24h --config "$state/bcd.conf")
 web_url="$central_url/static/index.html?container=job_$job&token=$token"
 curl -sf "$web_url" >/dev/null || { echo "quickstart: bcd does not serve the web view; see $state/log/bcd.log" >&2; exit 1; }
@@ -218,10 +229,11 @@ cat <<MSG
 
 To use this cluster and store from your shell:
   eval "\$(./scripts/quickstart.sh env)"
-  sbatch --wrap 'sleep 5'; bcacct -j <id>; bcacct -j $job --json      # through bcd ($central_url)
-  bcacct --store \$BC_STORE -j $job                                  # the node store directly
-  curl $central_url/metrics                                          # bcd's ingest counters
-  bc-monitor --check-events                                          # whether the eBPF events load here
+  sbatch --wrap 'sleep 5'; bcacct -j <id>   # through bcd ($central_url)
+  bcacct -j $job --tree; bcacct -j $job --json
+  bcacct --store \$BC_STORE -j $job          # the node store directly
+  curl $central_url/metrics     # bcd's ingest counters
+  bc-monitor --check-events                 # whether the eBPF events load here
 Web view of job $job (token valid 24 h; another job: bcadm token --job ID --config $state/bcd.conf):
   $web_url
 Containers too: ./scripts/quickstart.sh docker
