@@ -220,7 +220,7 @@ struct {
 /* The path walk's state. It lives in the per-CPU scratch map, not on the stack: the verifier knows nothing
  * of a map value's fields, so every iteration of a bpf_loop body looks alike to it and it checks the body
  * about once. Counters on the stack, which it tracks exactly, made it check every iteration as a new state,
- * and every state after the loop again (since kernel 6.8 it checks callbacks until their states converge):
+ * and every state after the loop again (newer verifiers check callbacks until their states converge):
  * bc_exec cost 396,000 verified instructions that way, and bc_sys_exit over the 1,000,000 limit. */
 struct walk_state {
   struct dentry *comp[BC_WALK_DEPTH];
