@@ -121,7 +121,6 @@ void JobEvents::pump() {
 }
 
 char JobEvents::hand_off(uint32_t pid, uint32_t step) {
-  finish_loading();
   if (state_ == State::Loading) return kHandoffNotYet;
   if (!collector_) return kHandoffNoEvents;
   // The task is slurmstepd's child, waiting for our answer before its exec: alive, so /proc has its identity.
@@ -241,7 +240,6 @@ store::ProcessRecord JobEvents::event_record(uint32_t pid, const Pending& p) con
 
 void JobEvents::merge(ProcessTable& table, int64_t now_ms, store::Batch& batch, store::JobRecord& job) {
   (void)now_ms;
-  finish_loading();
   job.events_unavailable = unavailable_;
   // Tasks that stopped waiting count whether or not events run: what they did first is missing either way.
   job.lost.late += late_;

@@ -65,7 +65,8 @@ class JobEvents {
   // Readable when the load has ended; -1 once it was taken. Then call finish_loading().
   int loading_fd() const { return loading_fd_.get(); }
   // Takes the loader's result when it has ended, and logs it: true when the state changed (the caller then
-  // serves the held tasks). The load's time is in load_ms().
+  // serves the held tasks). The monitor calls it when loading_fd() is readable and at each tick; until then
+  // the state stays Loading. The load's time is in load_ms().
   bool finish_loading();
   // Blocks until the load has ended (for the monitor's last record); finish_loading() then takes it.
   void wait_for_load();
