@@ -241,3 +241,26 @@ TEST(HttpSharedBody, OneBufferServesManyAnswersAndOutlivesItsOwner) {
   EXPECT_EQ(first.body, expected);
   EXPECT_EQ(fetch(server.port(), "/big").body, "replaced");
 }
+
+// Numeric query arguments: whole decimal numbers in range, or a 400 for the caller; never an exception.
+TEST(HttpRequest, IntArgIsCheckedNeverThrown) {
+  Request req;
+  std::optional<int64_t> out;
+  EXPECT_TRUE(req.int_arg("n", 0, 10, out));  // absent
+  EXPECT_FALSE(out);
+  for (const char* bad : {"", "-", "+5", " 5", "5 ", "5x", "0x10", "1e3", "9223372036854775808",
+                          "-9223372036854775809", "11", "-1"}) {
+    req.query["n"] = bad;
+    out.reset();
+    EXPECT_FALSE(req.int_arg("n", 0, 10, out)) << "'" << bad << "'";
+    EXPECT_FALSE(out) << bad;
+  }
+  for (const auto& [text, value] : {std::pair{"0", 0}, std::pair{"10", 10}, std::pair{"007", 7}}) {
+    req.query["n"] = text;
+    ASSERT_TRUE(req.int_arg("n", 0, 10, out)) << text;
+    EXPECT_EQ(out, value);
+  }
+  req.query["n"] = "-9223372036854775808";
+  EXPECT_TRUE(req.int_arg("n", INT64_MIN, INT64_MAX, out));
+  EXPECT_EQ(out, INT64_MIN);
+}

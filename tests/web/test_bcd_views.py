@@ -177,7 +177,14 @@ try:
            ("/api/v1/jobs/7/series?from=abc", 400), ("/api/v1/jobs/7/series?from=20&to=10", 400),
            ("/api/v1/jobs/7/series?top=1000", 400), ("/api/v1/jobs/7/series?top=2&process=1", 400),
            ("/api/v1/jobs/7/series?process=9999", 404), ("/api/v1/jobs/7/series?process=-1", 400),
-           ("/api/v1/jobs/7/stream?since=x", 400), ("/api/v1/jobs/7/tree/extra", 404)]
+           ("/api/v1/jobs/7/stream?since=x", 400), ("/api/v1/jobs/7/tree/extra", 404),
+           # numbers: a lone sign, past 64 bits, or past what seconds make in milliseconds: 400, never 500
+           ("/api/v1/jobs/7/series?from=-", 400), ("/api/v1/jobs/7/series?top=-", 400),
+           ("/api/v1/jobs/7/series?process=-", 400), ("/api/v1/jobs/7/stream?since=-", 400),
+           ("/api/v1/jobs/7/series?to=99999999999999999999", 400), ("/api/v1/jobs/7/series?from=+5", 400),
+           ("/api/v1/jobs/7/series?from=%205", 400), ("/api/v1/jobs?from=-", 400),
+           ("/api/v1/jobs?from=9223372036854775807", 400), ("/api/v1/jobs?to=-9223372036854775808", 400),
+           ("/api/v1/jobs?array=99999999999", 400)]
     for path, want in bad:
         st, body = bcd.get(path, as_root())
         assert st == want and "error" in json.loads(body), (path, st, body)

@@ -264,22 +264,18 @@ Response Api::list_jobs(const Request& req) {
   const std::string want_state = req.arg("state").value_or("");
   if (!want_state.empty() && want_state != "running" && want_state != "completed")
     return Response::error(400, "state must be running or completed");
-  int64_t from = 0, to = INT64_MAX;
-  try {
-    if (auto f = req.arg("from")) from = std::stoll(*f) * 1000;
-    if (auto t = req.arg("to")) to = std::stoll(*t) * 1000;
-  } catch (const std::exception&) {
+  // Epoch seconds, compared as milliseconds: bounded so that the product cannot overflow.
+  constexpr int64_t kMaxEpochS = INT64_MAX / 1000;
+  std::optional<int64_t> from_s, to_s;
+  if (!req.int_arg("from", -kMaxEpochS, kMaxEpochS, from_s) || !req.int_arg("to", -kMaxEpochS, kMaxEpochS, to_s))
     return Response::error(400, "from and to are epoch seconds");
-  }
+  const int64_t from = from_s ? *from_s * 1000 : 0, to = to_s ? *to_s * 1000 : INT64_MAX;
   // array=N: the tasks of Slurm job array N (sacct -j N); task=M with it: only its task M (sacct -j N_M).
   std::optional<uint32_t> array_job, array_task;
   for (auto [name, into] : {std::pair{"array", &array_job}, std::pair{"task", &array_task}}) {
-    const auto text = req.arg(name);
-    if (!text) continue;
-    if (text->empty() || text->size() > 10 || text->find_first_not_of("0123456789") != std::string::npos ||
-        std::stoull(*text) > UINT32_MAX)
-      return Response::error(400, std::string(name) + " must be a number");
-    *into = static_cast<uint32_t>(std::stoull(*text));
+    std::optional<int64_t> number;
+    if (!req.int_arg(name, 0, UINT32_MAX, number)) return Response::error(400, std::string(name) + " must be a number");
+    if (number) *into = static_cast<uint32_t>(*number);
   }
   if (array_task && !array_job) return Response::error(400, "task goes with array");
   std::string out = "{\"jobs\": [";

@@ -293,14 +293,8 @@ std::string label_of(const ProcessRecord& p) {
   return std::to_string(p.pid) + " " + (p.argv.empty() ? "[" + p.command + "]" : p.argv.front());
 }
 
-bool parse_int(const std::optional<std::string>& text, int64_t& out) {
-  if (!text) return true;
-  if (text->empty() || text->size() > 18 || text->find_first_not_of("-0123456789") != std::string::npos ||
-      text->find('-', 1) != std::string::npos)
-    return false;
-  out = std::stoll(*text);
-  return true;
-}
+// Epoch seconds that milliseconds still hold: a bound for every time argument.
+constexpr int64_t kMaxEpochS = INT64_MAX / 1000;
 
 // The resolution for a window: seconds up to an hour, minutes up to two days, hours up to 120 days, then
 // days (the store keeps each about that long).
@@ -601,19 +595,20 @@ Response Api::series_view(const Request& req, const Target& target, store::JobSn
   std::optional<Resolution> wanted;
   if (!parse_resolution(req.arg("resolution").value_or(""), wanted)) return Response::error(400, "resolution must be auto, s, m, h or d");
   const auto end = job_end_ms(snap.nodes);
-  int64_t from = job_start_s(snap), to = (end ? *end : now_ms()) / 1000 + 1;
-  if (!parse_int(req.arg("from"), from) || !parse_int(req.arg("to"), to))
+  std::optional<int64_t> from_arg, to_arg, top_arg;
+  if (!req.int_arg("from", -kMaxEpochS, kMaxEpochS, from_arg) || !req.int_arg("to", -kMaxEpochS, kMaxEpochS, to_arg))
     return Response::error(400, "from and to are epoch seconds");
+  const int64_t from = from_arg.value_or(job_start_s(snap)), to = to_arg.value_or((end ? *end : now_ms()) / 1000 + 1);
   if (from > to) return Response::error(400, "from is after to");
-  int64_t top = -1;
-  if (!parse_int(req.arg("top"), top) || (req.arg("top") && (top < 0 || top > 100)))
-    return Response::error(400, "top takes 0 to 100");
+  if (!req.int_arg("top", 0, 100, top_arg)) return Response::error(400, "top takes 0 to 100");
+  const int64_t top = top_arg.value_or(-1);
   std::optional<std::pair<std::string, uint32_t>> one;  // node, series
   std::unique_lock lock(store_mutex_);
   if (req.arg("process") || top > 0) snap.processes = store_->processes(target.key);
-  if (auto proc = req.arg("process")) {
-    int64_t id = 0;
-    if (!parse_int(proc, id) || id <= 0 || id > UINT32_MAX) return Response::error(400, "process takes a series id");
+  if (req.arg("process")) {
+    std::optional<int64_t> process;
+    if (!req.int_arg("process", 1, UINT32_MAX, process)) return Response::error(400, "process takes a series id");
+    const int64_t id = *process;
     std::string node = req.arg("node").value_or("");
     if (node.empty()) {
       if (snap.nodes.size() != 1) return Response::error(400, "this job ran on several nodes: give node=");
@@ -695,9 +690,10 @@ Response Api::stream(const Request& req) {
 }
 
 Response Api::stream_view(const Request& req, const Target& target, store::JobSnapshot& snap) {
-  int64_t since = 0;
-  if (!parse_int(req.arg("since"), since)) return Response::error(400, "since is epoch seconds");
-  if (!req.arg("since")) {
+  std::optional<int64_t> since_arg;
+  if (!req.int_arg("since", -kMaxEpochS, kMaxEpochS, since_arg)) return Response::error(400, "since is epoch seconds");
+  int64_t since = since_arg.value_or(0);
+  if (!since_arg) {
     for (const auto& n : snap.nodes) since = std::max(since, n.last_sample_ms / 1000);
   }
   if (++*live_streams_ > config_.max_streams) {

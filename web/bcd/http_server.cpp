@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <charconv>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
@@ -30,6 +31,17 @@ std::optional<std::string> Request::arg(const std::string& name) const {
   auto it = query.find(name);
   if (it == query.end()) return std::nullopt;
   return it->second;
+}
+
+bool Request::int_arg(const std::string& name, int64_t min, int64_t max, std::optional<int64_t>& out) const {
+  const auto text = arg(name);
+  if (!text) return true;
+  int64_t value = 0;
+  const char* end = text->data() + text->size();
+  const auto [ptr, ec] = std::from_chars(text->data(), end, value);  // no '+', no spaces; overflow is an error
+  if (text->empty() || ec != std::errc() || ptr != end || value < min || value > max) return false;
+  out = value;
+  return true;
 }
 
 Response Response::json(unsigned status, std::string body) {

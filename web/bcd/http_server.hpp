@@ -23,6 +23,9 @@ struct Request {
 
   std::optional<std::string> header(const std::string& lowercase_name) const;
   std::optional<std::string> arg(const std::string& name) const;
+  // The query argument `name` as a whole number in [min, max] (decimal digits, a leading '-' only): out
+  // stays unset when it is absent, and false is returned when it is there but not such a number, for a 400.
+  bool int_arg(const std::string& name, int64_t min, int64_t max, std::optional<int64_t>& out) const;
 };
 
 // A body produced over time (Server-Sent Events). The server calls next() whenever the client can take
