@@ -77,6 +77,15 @@ TEST(Token, TamperingIsRefused) {
   std::string signing = base64url_encode(R"({"alg":"HS256"})") + "." + base64url_encode(R"({"x":1})");
   EXPECT_EQ(verify_token(secret, signing + "." + sign_hs256(secret, signing), "job_42", 1500).status,
             TokenStatus::Malformed);
+  // Times no 64-bit second can hold (a cast would be undefined), well signed: malformed, never valid.
+  for (const char* claims : {R"({"container":"job_42","exp":1e300})", R"({"container":"job_42","exp":-1e300})",
+                             R"({"container":"job_42","exp":9.3e18})",
+                             R"({"container":"job_42","exp":99999999999,"iat":1e300})"}) {
+    const std::string input = base64url_encode(R"({"alg":"HS256","typ":"JWT"})") + "." + base64url_encode(claims);
+    EXPECT_EQ(verify_token(secret, input + "." + sign_hs256(secret, input), "job_42", 1500).status,
+              TokenStatus::Malformed)
+        << claims;
+  }
 }
 
 TEST(ApiKey, RandomHashedAndCompared) {

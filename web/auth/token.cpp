@@ -110,8 +110,13 @@ TokenCheck verify_token(std::string_view secret, std::string_view token, std::st
   const cJSON* iat = payload ? cJSON_GetObjectItemCaseSensitive(payload.get(), "iat") : nullptr;
   const cJSON* user = payload ? cJSON_GetObjectItemCaseSensitive(payload.get(), "user") : nullptr;
   const bool user_token = cJSON_IsString(user) && *user->valuestring && !sub;
-  if ((!cJSON_IsString(sub) && !user_token) || !cJSON_IsNumber(exp) || !std::isfinite(exp->valuedouble))
+  if ((!cJSON_IsString(sub) && !user_token) || !cJSON_IsNumber(exp))
     return fail(TokenStatus::Malformed, "the token lacks its container (or user) or expiry claim");
+  // Seconds a 64-bit integer holds (a double outside that range has no integer to be cast to): 2^62.
+  constexpr double kMaxSeconds = 4611686018427387904.0;
+  const auto in_range = [&](const cJSON* n) { return std::fabs(n->valuedouble) < kMaxSeconds; };
+  if (!in_range(exp) || (cJSON_IsNumber(iat) && !in_range(iat)))
+    return fail(TokenStatus::Malformed, "the token's times are out of range");
   TokenCheck check;
   if (user_token) check.claims.user = user->valuestring;
   else check.claims.container = sub->valuestring;
