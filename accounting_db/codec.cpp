@@ -439,6 +439,7 @@ Point get_point(Decoder& d, const Point& prev) {
     if (v > static_cast<uint64_t>(kMaxDt)) throw StoreError("corrupt series data: time step out of range");
     dt = static_cast<int64_t>(v);
   }
+  if (prev.t > INT64_MAX - dt) throw StoreError("corrupt series data: time out of range");
   p.t = prev.t + dt;
   if (flags & 2U) {
     uint64_t v = d.u64();
@@ -450,7 +451,11 @@ Point get_point(Decoder& d, const Point& prev) {
   }
   if (flags & 8U) {
     int64_t v = unzigzag(d.u64());
-    if (flags & 0x10U) v *= kRssUnit;
+    if (flags & 0x10U) {
+      if (v > INT64_MAX / kRssUnit || v < INT64_MIN / kRssUnit)
+        throw StoreError("corrupt series data: RSS step out of range");
+      v *= kRssUnit;
+    }
     p.rss = prev.rss + static_cast<uint64_t>(v);
   }
   if (flags & 0x20U) {

@@ -127,3 +127,23 @@ TEST(OpenRecord, CorruptValuesAreErrors) {
   bad[3] = 9;  // points without a minute
   EXPECT_THROW(codec::decode_open(bad), StoreError);
 }
+
+// A stored step no 64-bit counter can hold is corrupt data, never arithmetic overflow (undefined behaviour,
+// which UBSan stops at in the sanitizer run).
+TEST(SeriesPoints, StepsPastSixtyFourBitsAreCorrupt) {
+  const auto zigzag = [](int64_t x) { return (static_cast<uint64_t>(x) << 1) ^ static_cast<uint64_t>(x >> 63); };
+  const Point origin{1'800'000'000, 0, 0, 0, 0};
+  for (int64_t pages : {INT64_MAX / 1000, INT64_MIN / 1000, INT64_MAX}) {
+    std::string bytes(1, static_cast<char>(0x18));  // rss changed, in 4 KiB pages
+    codec::append_varint(bytes, zigzag(pages));
+    EXPECT_THROW(codec::decode_points(bytes, origin, false), StoreError) << pages;
+  }
+  std::string fine(1, static_cast<char>(0x18));
+  codec::append_varint(fine, zigzag(-3));
+  const Point rss_origin{1'800'000'000, 0, 1 << 20, 0, 0};
+  EXPECT_EQ(codec::decode_points(fine, rss_origin, false).at(0).rss, (1u << 20) - 3 * 4096);
+  // A time step that would pass INT64_MAX.
+  std::string late(1, static_cast<char>(0x01));
+  codec::append_varint(late, 1);
+  EXPECT_THROW(codec::decode_points(late, Point{INT64_MAX, 0, 0, 0, 0}, false), StoreError);
+}
