@@ -1,6 +1,9 @@
 // The HTTP layer over real loopback connections, with libcurl as the client.
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -52,6 +55,30 @@ Reply fetch(uint16_t port, const std::string& path, const std::string& method = 
   }
   curl_easy_cleanup(curl);
   return reply;
+}
+
+// Sends raw bytes (what curl would never send) and returns what the server answers before it closes or within
+// 5 s.
+std::string raw_exchange(uint16_t port, const std::string& request) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string answer;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+      ::send(fd, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size())) {
+    timeval tv{5, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) {
+      answer.append(buf, static_cast<size_t>(n));
+      if (answer.find("\r\n\r\n") != std::string::npos) break;  // the status line and headers are enough
+    }
+  }
+  ::close(fd);
+  return answer;
 }
 
 class HttpTest : public ::testing::Test {
@@ -128,6 +155,26 @@ TEST_F(HttpTest, PostBodiesAreWholeAndBounded) {
   auto big = fetch(port(), "/api/v1/echo", "POST", std::string(5000, 'y'));
   EXPECT_EQ(big.status, 413);
   EXPECT_EQ(fetch(port(), "/api/v1/ping").status, 200);
+}
+
+// Request smuggling: a body whose length two headers disagree on (or one header twice) is refused, whatever
+// the server in front would have made of it.
+TEST_F(HttpTest, AmbiguousBodyLengthsAreRefused) {
+  const std::string head = "POST /api/v1/echo HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n";
+  const std::string cl_and_te =
+      head + "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+  const std::string two_cl = head + "Content-Length: 5\r\nContent-Length: 6\r\n\r\nhello!";
+  const std::string same_cl_twice = head + "Content-Length: 5\r\nContent-Length: 5\r\n\r\nhello";
+  for (const std::string& request : {cl_and_te, two_cl, same_cl_twice}) {
+    const std::string answer = raw_exchange(port(), request);
+    EXPECT_EQ(answer.rfind("HTTP/1.1 400 ", 0), 0u) << request << "\n---\n" << answer;
+  }
+  // One length, or chunked alone, is fine.
+  EXPECT_EQ(raw_exchange(port(), head + "Content-Length: 5\r\n\r\nhello").rfind("HTTP/1.1 201 ", 0), 0u);
+  EXPECT_EQ(raw_exchange(port(), head + "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n").rfind(
+                "HTTP/1.1 201 ", 0),
+            0u);
+  EXPECT_EQ(fetch(port(), "/api/v1/ping").status, 200);  // and the server goes on
 }
 
 TEST_F(HttpTest, StaticFilesServed) {

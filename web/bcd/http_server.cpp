@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <microhttpd.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -224,14 +225,34 @@ struct HttpServer::Impl {
     return rc;
   }
 
+  struct LengthHeaders {
+    int content_length = 0;
+    bool transfer_encoding = false;
+  };
+  static MHD_Result count_length_headers(void* cls, MHD_ValueKind, const char* key, const char*) {
+    auto* h = static_cast<LengthHeaders*>(cls);
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) ++h->content_length;
+    else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) h->transfer_encoding = true;
+    return MHD_YES;
+  }
+
   static MHD_Result on_request(void* cls, MHD_Connection* connection, const char* url, const char* method,
                                const char* /*version*/, const char* upload_data, size_t* upload_size,
                                void** req_cls) {
     auto* self = static_cast<Impl*>(cls);
     auto* pending = static_cast<Pending*>(*req_cls);
     if (!pending) {
-      // First call: headers only. Never answer before the body has arrived. A declared length within the
-      // limit is reserved at once, so a big ingest body is not copied again each time the string grows.
+      // First call: headers only. A body whose length is ambiguous (Content-Length twice, or with
+      // Transfer-Encoding) is refused at once, before any of it is read: a proxy in front may have cut it
+      // elsewhere (request smuggling), and the connection is closed after the answer.
+      LengthHeaders lengths;
+      MHD_get_connection_values(connection, MHD_HEADER_KIND, &Impl::count_length_headers, &lengths);
+      if (lengths.content_length > 1 || (lengths.content_length > 0 && lengths.transfer_encoding)) {
+        Response r = Response::error(400, "ambiguous body length: Content-Length twice, or with Transfer-Encoding");
+        return self->queue(connection, r);
+      }
+      // Otherwise never answer before the body has arrived. A declared length within the limit is reserved at
+      // once, so a big ingest body is not copied again each time the string grows.
       pending = new Pending();
       *req_cls = pending;
       if (const char* length = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH)) {
