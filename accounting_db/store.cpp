@@ -36,6 +36,19 @@ std::string step_name(uint32_t step) {
   }
 }
 
+std::string oversized_name(const Batch& batch) {
+  const auto too_long = [](const char* what, size_t size) {
+    return std::string(what) + " of " + std::to_string(size) + " bytes";
+  };
+  if (batch.job.node.size() > kMaxNodeNameBytes) return too_long("node name", batch.job.node.size());
+  if (batch.job.job_name.size() > kMaxJobNameBytes) return too_long("job name", batch.job.job_name.size());
+  for (const auto& f : batch.files)
+    if (f.path.size() > kMaxPathBytes) return too_long("file path", f.path.size());
+  for (const auto& c : batch.connections)
+    if (c.address.size() > kMaxPathBytes) return too_long("peer address", c.address.size());
+  return {};
+}
+
 namespace {
 // One letter per FileFlags bit, from bit 0 up.
 constexpr std::string_view kFileFlagLetters = "rwctad";
@@ -357,6 +370,9 @@ class LmdbStore final : public Store {
 
   void write_batch(Batch& batch) override {
     if (options_.read_only) throw StoreError("store " + path_ + " is open read-only");
+    if (const std::string name = oversized_name(batch); !name.empty())
+      throw StoreError("batch of job " + std::to_string(batch.job.job_id) + " refused: its " + name +
+                       " is past the store's bound");
     std::vector<uint32_t> given_series;
     given_series.reserve(batch.processes.size());
     for (const auto& u : batch.processes) given_series.push_back(u.record.series_id);

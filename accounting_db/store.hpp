@@ -190,6 +190,13 @@ struct ConnectionRecord {
 // The highest series id: one past it would wrap to 0, the job's own series.
 inline constexpr uint32_t kLastSeriesId = UINT32_MAX - 1;
 
+// Bounds on names, far above what they are (a host name is at most 255 bytes) and far below what the store
+// can hold: a node name is part of LMDB keys, which cannot pass 511 bytes. A record past them is refused
+// (StoreError; bcd answers 400 for that request alone).
+inline constexpr size_t kMaxNodeNameBytes = 255;
+inline constexpr size_t kMaxJobNameBytes = 1024;
+inline constexpr size_t kMaxPathBytes = 16384;  // a file's path: a directory and a relative part of 4096 each
+
 // One point of a series. Series 0 is the job total; processes have series ids from 1 to kLastSeriesId.
 struct Sample {
   uint32_t series_id = 0;
@@ -228,6 +235,9 @@ struct Batch {
   std::vector<FileRecord> files;
   std::vector<ConnectionRecord> connections;
 };
+
+// What in the batch is longer than its bound above ("node name of 600 bytes"), or empty when nothing is.
+std::string oversized_name(const Batch& batch);
 
 // How long each resolution is kept, in seconds of the job's own data (0 = forever). Age is measured
 // against the job's latest sample, not the wall clock.

@@ -229,6 +229,8 @@ Batch decode_batch(std::string_view bytes, Identity identity, const Batch* previ
     b.connections.back().node = b.job.node;
   }
   if (!r.done()) throw WireError("malformed batch: trailing bytes after the last connection");
+  if (const std::string name = store::oversized_name(b); !name.empty())
+    throw WireError("malformed batch: its " + name + " is past the store's bound");
   return b;
 }
 
@@ -255,6 +257,8 @@ std::vector<BatchView> decode_bundle_views(std::string_view bytes) {
   for (size_t i = 0; i < n; ++i) {
     BatchView b;
     b.id.node = r.str("batch node");
+    if (b.id.node.size() > store::kMaxNodeNameBytes)
+      throw WireError("malformed bundle: a node name of " + std::to_string(b.id.node.size()) + " bytes");
     b.id.job_id = r.u64("batch job");
     b.id.monitor_id = r.u64("batch monitor");
     b.id.seq = r.u64("batch seq");

@@ -6,6 +6,8 @@
 //   bc-central-tool bundle STORE OUT                                     (the whole outbox as one body)
 //   bc-central-tool count STORE JOB      -> "nodes N processes P points S" (second points of every series)
 //   bc-central-tool pending STORE        -> "pending N"
+//   bc-central-tool crafted-bundle OUT JOB NODE USER UID [JOB_NAME]    (one batch encoded directly, as a node
+//                                                                      that skips its own store's checks would)
 // Exit status: 0 ok, 2 usage, 3 store error.
 #include <unistd.h>
 
@@ -100,6 +102,22 @@ int pending(int argc, char** argv) {
   return 0;
 }
 
+int crafted_bundle(int argc, char** argv) {
+  if (argc != 7 && argc != 8) return 2;
+  Batch b;
+  b.job.job_id = num(argv[3]);
+  b.job.node = argv[4];
+  b.job.user = argv[5];
+  b.job.uid = static_cast<uint32_t>(num(argv[6]));
+  if (argc == 8) b.job.job_name = argv[7];
+  b.job.start_ms = b.job.last_sample_ms = 1'800'000'000'000;
+  b.job.cgroup_version = 1;
+  b.job_sample = Sample{0, 1'800'000'000, 1'000'000, 1 << 20, 0, 0};
+  BatchId id{b.job.node, b.job.job_id, 1, 1};
+  std::ofstream(argv[2], std::ios::binary) << bc::wire::encode_bundle({{id, bc::wire::encode_batch(b)}});
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) try {
@@ -109,6 +127,7 @@ int main(int argc, char** argv) try {
   if (cmd == "bundle") rc = bundle(argc, argv);
   if (cmd == "count") rc = count(argc, argv);
   if (cmd == "pending") rc = pending(argc, argv);
+  if (cmd == "crafted-bundle") rc = crafted_bundle(argc, argv);
   if (rc == 2) std::fprintf(stderr, "usage: see the head of tests/central/central_tool.cpp\n");
   return rc;
 } catch (const std::exception& e) {

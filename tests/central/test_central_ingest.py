@@ -203,6 +203,18 @@ try:
     assert metric('bcd_ingest_rejected_total{reason="too_large"}') == 2, text
     print("ok malformed 400, wrong content type 415, oversized 413; bcd keeps serving; /metrics counts each by reason")
 
+    # ---- Names past the store's bounds (a node name is part of LMDB keys, which stop at 511 bytes): 400 for that
+    # push alone, and the next honest push is stored (such a push once failed every group commit it was in).
+    crafted = os.path.join(work, "crafted")
+    for node, job_name in (("n" * 600, ""), ("n" * 256, ""), ("nodeA", "j" * 2000)):
+        subprocess.run([tool, "crafted-bundle", crafted, "502", node, USER, uid, job_name], check=True)
+        st, answer = push(open(crafted, "rb").read())
+        assert st == 400 and "bytes" in answer, (len(node), len(job_name), st, answer)
+    subprocess.run([tool, "crafted-bundle", crafted, "502", "n" * 255, USER, uid, "j" * 1024], check=True)
+    st, answer = push(open(crafted, "rb").read())
+    assert st == 200 and json.loads(answer)["applied"] == 1, (st, answer)
+    print("ok names past their bounds refused with 400, and the longest allowed stored")
+
     # ---- A node's outbox at its bound gives up the oldest batches: counted on the node and at bcd.
     node_c = os.path.join(work, "nodeC.lmdb")
     subprocess.run([tool, "node", node_c, "520", "nodeC", USER, uid, "1", "2", str(t0)], check=True)

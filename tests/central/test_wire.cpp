@@ -309,6 +309,34 @@ TEST(Wire, SeriesIdsPastTheLastAreRefused) {
         wire::WireError);
 }
 
+// Names past the store's bounds are refused at decode (bcd's 400 for that request), before any group commit.
+TEST(Wire, NamesPastTheirBoundsAreRefused) {
+  Batch b = full_batch();
+  b.job.node = std::string(store::kMaxNodeNameBytes, 'n');
+  b.job.job_name = std::string(store::kMaxJobNameBytes, 'j');
+  b.files.at(0).path = "/" + std::string(store::kMaxPathBytes - 1, 'p');
+  EXPECT_EQ(wire::decode_batch(wire::encode_batch(b)).job.node, b.job.node);  // the longest allowed pass
+  const auto refused = [](const Batch& bad, const std::string& what) {
+    try {
+      wire::decode_batch(wire::encode_batch(bad));
+      ADD_FAILURE() << what << " was accepted";
+    } catch (const wire::WireError& e) {
+      EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
+    }
+  };
+  Batch node = b;
+  node.job.node += "n";
+  refused(node, "node name of 256 bytes");
+  Batch job_name = b;
+  job_name.job.job_name += "j";
+  refused(job_name, "job name of 1025 bytes");
+  Batch path = b;
+  path.files.at(0).path += "p";
+  refused(path, "file path of 16385 bytes");
+  EXPECT_THROW(wire::decode_bundle(wire::encode_bundle({{{std::string(600, 'n'), 1, 1, 1}, std::string()}})),
+               wire::WireError);
+}
+
 TEST(Wire, BundleRoundTrip) {
   std::vector<store::SpooledBatch> in = {{{"n1", 42, 7, 1}, wire::encode_batch(full_batch())},
                                          {{"n2", 43, UINT64_MAX, 1ULL << 40}, std::string()}};

@@ -122,6 +122,24 @@ TEST(Codec, BigEndianKeysSortNumerically) {
   }
 }
 
+// A node name past its bound (it is part of LMDB keys, which stop at 511 bytes) is the batch's own error,
+// named, with nothing written; the longest allowed is stored.
+TEST(Store, NamesPastTheirBoundsAreRefused) {
+  TempDir dir;
+  auto store = Store::open(dir.store());
+  Batch b = make_batch(42, std::string(600, 'n'), 1700000000, {make_process(10, 100)});
+  try {
+    store->write_batch(b);
+    ADD_FAILURE() << "a 600-byte node name was written";
+  } catch (const StoreError& e) {
+    EXPECT_NE(std::string(e.what()).find("node name of 600 bytes"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(store->job_ids().empty());
+  Batch longest = make_batch(42, std::string(kMaxNodeNameBytes, 'n'), 1700000000, {make_process(10, 100)});
+  store->write_batch(longest);
+  EXPECT_TRUE(store->job(42, std::string(kMaxNodeNameBytes, 'n')));
+}
+
 TEST(Store, WriteAndReadBack) {
   TempDir dir;
   auto store = Store::open(dir.store());
