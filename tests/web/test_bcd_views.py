@@ -237,6 +237,14 @@ try:
     print(f"ok live stream: {len(times)} consecutive seconds in {samples_events} events over "
           f"{time.time() - t0:.1f}s, then the end event")
 
+    # --- a stream ends when its token does: an "expired" event, then the server closes it
+    t0 = time.time()
+    head, ev = sse(f"/api/v1/jobs/42/stream?token={token('job_42', ttl=2)}", lambda e: False, timeout=12)
+    took = time.time() - t0
+    assert [n for n, _ in ev][-1:] == ["expired"] and "expired" in ev[-1][1], ev
+    assert took < 8, f"the stream outlived its token by {took - 2:.1f}s"
+    print(f"ok a live stream whose token expires gets 'expired' and is closed ({took:.1f}s after opening)")
+
     # --- at most max_streams=3 at once: the fourth gets 503, and a freed slot is reusable
     conns = []
     for _ in range(3):

@@ -122,6 +122,7 @@ Api::Verdict Api::identify(const Request& req, const std::string& container, Cal
     auth::TokenCheck check = auth::verify_token(config_.auth_secret, *token, container, now_s());
     if (check.status != auth::TokenStatus::Valid)
       return {check.status == auth::TokenStatus::WrongContainer ? 403u : 401u, check.message};
+    caller.expires_at = check.claims.expires_at;
     if (!check.claims.user.empty()) {
       // A user token: that user's rights, as with their munge credential.
       caller.kind = Caller::Kind::User;
@@ -198,7 +199,8 @@ std::optional<Api::Target> Api::parse_target(const std::string& text) {
   return Target{*key, *docker::short_id_from_key(*key)};
 }
 
-bool Api::open_job(const Request& req, Target& target, store::JobSnapshot& snapshot, Response& refusal, bool processes) {
+bool Api::open_job(const Request& req, Target& target, store::JobSnapshot& snapshot, Response& refusal, bool processes,
+                   Caller* who) {
   auto parsed = parse_target(req.params.at(0));
   if (!parsed) {
     refusal = Response::error(400, "'" + req.params[0] + "' is not a job (job_42 or 42) or a container id (12 hex digits)");
@@ -225,6 +227,7 @@ bool Api::open_job(const Request& req, Target& target, store::JobSnapshot& snaps
     refusal = Response::error(403, target.container + " belongs to another user");
     return false;
   }
+  if (who) *who = std::move(caller);
   return true;
 }
 

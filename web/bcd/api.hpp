@@ -49,6 +49,7 @@ class Api {
     std::string user;
     bool admin = false;
     std::string token_container;  // for Kind::Token
+    int64_t expires_at = 0;       // a token's expiry, epoch seconds; 0: the credential does not expire
   };
   // Why a request was refused, for the 401/403 body; empty when allowed.
   struct Verdict {
@@ -72,7 +73,7 @@ class Api {
   // the 400/401/403/404 response and false is returned.
   // Without `processes`, only the job's node records are read (snapshot.processes stays empty).
   bool open_job(const web::Request& req, Target& target, store::JobSnapshot& snapshot, web::Response& refusal,
-                bool processes = true);
+                bool processes = true, Caller* who = nullptr);
   // open_job, then the view (or its cached answer while the job's records are unchanged); the refusal
   // when the caller may not read the job.
   using JobView = std::function<web::Response(const Target&, store::JobSnapshot&)>;
@@ -91,7 +92,9 @@ class Api {
   web::Response stream(const web::Request& req);
   static web::Response tree_view(const Target& target, store::JobSnapshot& snap);
   web::Response series_view(const web::Request& req, const Target& target, store::JobSnapshot& snap);
-  web::Response stream_view(const web::Request& req, const Target& target, store::JobSnapshot& snap);
+  // expires_at: the caller's token's expiry (0: none); the stream ends then.
+  web::Response stream_view(const web::Request& req, const Target& target, store::JobSnapshot& snap,
+                            int64_t expires_at);
 
   Config config_;
   std::unique_ptr<store::Store> store_;  // one LMDB env per process

@@ -349,10 +349,12 @@ std::string sse_event(const std::string& name, const std::string& payload) {
 // the cheap check (the job records' last sample time) usually ends the work.
 class JobStream : public web::Stream {
  public:
-  JobStream(store::Store& db, uint64_t key, std::string container, int64_t since_s,
+  // expires_at: when the caller's token expires (epoch seconds; 0: never). The stream ends then, as the
+  // token would no longer open the job.
+  JobStream(store::Store& db, uint64_t key, std::string container, int64_t since_s, int64_t expires_at,
             std::shared_ptr<std::atomic<unsigned>> counter, std::mutex& store_mutex)
-      : db_(db), key_(key), container_(std::move(container)), since_s_(since_s), counter_(std::move(counter)),
-        store_mutex_(store_mutex) {}
+      : db_(db), key_(key), container_(std::move(container)), since_s_(since_s), expires_at_(expires_at),
+        counter_(std::move(counter)), store_mutex_(store_mutex) {}
   ~JobStream() override { --*counter_; }
 
   std::optional<std::string> next() override {
@@ -362,6 +364,10 @@ class JobStream : public web::Stream {
       greeted_ = true;
       // Reconnect after 3 s if the connection drops before the end event.
       out += "retry: 3000\n" + sse_event("hello", "{\"container\": \"" + container_ + "\"}");
+    }
+    if (expires_at_ && now_ms() / 1000 >= expires_at_) {
+      ended_ = true;
+      return out + sse_event("expired", "{\"error\": \"the token has expired; ask for a new link\"}");
     }
     std::vector<store::JobRecord> nodes;
     {
@@ -434,6 +440,7 @@ class JobStream : public web::Stream {
   uint64_t key_;
   std::string container_;
   int64_t since_s_;
+  int64_t expires_at_;
   std::shared_ptr<std::atomic<unsigned>> counter_;
   std::mutex& store_mutex_;
   int64_t seen_sample_ms_ = -1;
@@ -686,10 +693,16 @@ Response Api::series_view(const Request& req, const Target& target, store::JobSn
 }
 
 Response Api::stream(const Request& req) {
-  return with_job(req, [&](const Target& target, store::JobSnapshot& snap) { return stream_view(req, target, snap); });
+  // Not through with_job: a stream is never a cached answer, and it needs its caller's expiry.
+  Target target;
+  store::JobSnapshot snapshot;
+  Response refusal;
+  Caller caller;
+  if (!open_job(req, target, snapshot, refusal, true, &caller)) return refusal;
+  return stream_view(req, target, snapshot, caller.expires_at);
 }
 
-Response Api::stream_view(const Request& req, const Target& target, store::JobSnapshot& snap) {
+Response Api::stream_view(const Request& req, const Target& target, store::JobSnapshot& snap, int64_t expires_at) {
   std::optional<int64_t> since_arg;
   if (!req.int_arg("since", -kMaxEpochS, kMaxEpochS, since_arg)) return Response::error(400, "since is epoch seconds");
   int64_t since = since_arg.value_or(0);
@@ -706,7 +719,8 @@ Response Api::stream_view(const Request& req, const Target& target, store::JobSn
   Response r;
   r.content_type = "text/event-stream";
   r.headers.emplace_back("Cache-Control", "no-cache");
-  r.stream = std::make_shared<JobStream>(*store_, target.key, target.container, since, live_streams_, store_mutex_);
+  r.stream = std::make_shared<JobStream>(*store_, target.key, target.container, since, expires_at, live_streams_,
+                                        store_mutex_);
   return r;
 }
 

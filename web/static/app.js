@@ -318,6 +318,11 @@ function startStream() {
     document.body.dataset.ended = "true";
     reloadAll().catch(fail);
   });
+  es.addEventListener("expired", () => {
+    es.close();
+    state.stream = null;
+    setLive("This link has expired, so live updates stopped; ask for a new link to follow the job.", "ended");
+  });
   es.onerror = () => {
     if (es.readyState === EventSource.CLOSED) setLive("Live updates were interrupted; reload the page to resume.", "ended");
   };
