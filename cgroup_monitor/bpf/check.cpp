@@ -1,6 +1,5 @@
 // check_events(): a load of the programs on purpose, for an administrator or a node health check.
 #include <dirent.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -70,12 +69,7 @@ CheckReport check_events(const Options& options) noexcept {
     r.verifier_log = result.verifier_log;
     if (!loaded) {
       r.reason = result.error;
-      if (result.remember) {
-        const LoadFailure failure{r.kernel, r.object_tag, static_cast<int64_t>(::time(nullptr)), result.error};
-        std::string why;
-        r.remembered_now = write_load_failure(r.memory_path, failure, why);
-        if (!r.remembered_now) log(LogLevel::Warn, "cannot remember the failed load: " + why);
-      }
+      if (result.remember) r.remembered_now = remember_load_failure(r.memory_path, r.object_tag, result.error, log);
       return r;
     }
     r.attached = attach_error.empty();

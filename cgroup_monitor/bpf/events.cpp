@@ -775,12 +775,7 @@ std::unique_ptr<EventCollector> EventCollector::open(const Options& options, std
       remove_pin_dir(impl->set_dir);  // incomplete leftovers of a loader that died
       LoadResult result;
       if (!load_and_pin(impl->set_dir, *object, impl->log, options.verbose, result)) {
-        if (result.remember) {
-          const LoadFailure failure{running_kernel(), tag_name, static_cast<int64_t>(::time(nullptr)), result.error};
-          std::string why;
-          if (!write_load_failure(memory, failure, why))
-            impl->log(LogLevel::Warn, "cannot remember the failed load: " + why);
-        }
+        if (result.remember) remember_load_failure(memory, tag_name, result.error, impl->log);
         return unavailable(result.error);
       }
       forget_load_failure(memory);

@@ -308,6 +308,15 @@ std::optional<Skeleton> load_object(const ObjectSource& object, const Logger& lo
 
 std::string errno_text(int err) { return std::strerror(err < 0 ? -err : err); }
 
+bool remember_load_failure(const std::string& memory, const std::string& object_tag, const std::string& reason,
+                           const Logger& log) {
+  std::string why;
+  if (write_load_failure(memory, {running_kernel(), object_tag, static_cast<int64_t>(::time(nullptr)), reason}, why))
+    return true;
+  log(LogLevel::Warn, "cannot remember the failed load: " + why);
+  return false;
+}
+
 Logger::Logger(std::function<void(LogLevel, const std::string&)> sink, bool verbose)
     : sink_(sink ? std::move(sink) : default_log), verbose_(verbose) {}
 

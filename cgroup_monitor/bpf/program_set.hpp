@@ -108,6 +108,11 @@ struct LoadResult {
   std::vector<ProgramCost> programs;
 };
 
+// Remembers a refused load on the node (load_failure.hpp) for this kernel and object, now; logs when it
+// cannot. True when remembered.
+bool remember_load_failure(const std::string& memory, const std::string& object_tag, const std::string& reason,
+                           const Logger& log);
+
 // Loads the object and pins maps, programs and (last) meta under dir. Under the lock.
 bool load_and_pin(const std::string& dir, const ObjectSource& object, const Logger& log, bool verbose,
                   LoadResult& result);

@@ -267,8 +267,6 @@ Response Api::list_jobs(const Request& req) {
   const std::string want_state = req.arg("state").value_or("");
   if (!want_state.empty() && want_state != "running" && want_state != "completed")
     return Response::error(400, "state must be running or completed");
-  // Epoch seconds, compared as milliseconds: bounded so that the product cannot overflow.
-  constexpr int64_t kMaxEpochS = INT64_MAX / 1000;
   std::optional<int64_t> from_s, to_s;
   if (!req.int_arg("from", -kMaxEpochS, kMaxEpochS, from_s) || !req.int_arg("to", -kMaxEpochS, kMaxEpochS, to_s))
     return Response::error(400, "from and to are epoch seconds");

@@ -69,6 +69,8 @@ class Api {
     std::string container;
   };
   static std::optional<Target> parse_target(const std::string& text);
+  // The bound of every epoch-seconds argument: what milliseconds still hold, so that *1000 cannot overflow.
+  static constexpr int64_t kMaxEpochS = INT64_MAX / 1000;
   // Resolves params[0], checks the caller may read that job and loads it. On refusal, `refusal` holds
   // the 400/401/403/404 response and false is returned.
   // Without `processes`, only the job's node records are read (snapshot.processes stays empty).

@@ -293,9 +293,6 @@ std::string label_of(const ProcessRecord& p) {
   return std::to_string(p.pid) + " " + (p.argv.empty() ? "[" + p.command + "]" : p.argv.front());
 }
 
-// Epoch seconds that milliseconds still hold: a bound for every time argument.
-constexpr int64_t kMaxEpochS = INT64_MAX / 1000;
-
 // The resolution for a window: seconds up to an hour, minutes up to two days, hours up to 120 days, then
 // days (the store keeps each about that long).
 Resolution resolution_for_window(int64_t seconds) {
