@@ -37,7 +37,7 @@ constexpr int kExitStore = 3;
 
 constexpr char kHelp[] =
     "Usage: bcadm db COMMAND [--store PATH] [--config PATH]\n"
-    "       bcadm apikey create --owner EMAIL | apikey delete KEY | apikey list   [--store CENTRAL]\n"
+    "       bcadm apikey create --owner EMAIL --node NAME | apikey delete KEY | apikey list   [--store CENTRAL]\n"
     "       bcadm token --job ID | --container ID | --user NAME [--ttl 1h] [--config BCD_CONF]\n"
     "       bcadm ship --central URL [--store PATH] [--munge-socket PATH] [--api-key-file FILE] [--timeout 60]\n"
     "Administer a bubble-chamber accounting store, the central daemon's API keys and web tokens, and ship a\n"
@@ -50,9 +50,10 @@ constexpr char kHelp[] =
     "  stats     size per table and resolution, and how full the map is\n"
     "  sweep     seal and expire old data of every job now (writers also do this a little at a time)\n"
     "  apikey create  print a new API key for pushers without munge (shown once; stored hashed in the\n"
-    "                 central store, default " BC_CENTRAL_STORE_DEFAULT ")\n"
+    "                 central store, default " BC_CENTRAL_STORE_DEFAULT "). The key pushes only the\n"
+    "                 containers of node NAME (bc-docker's host), never Slurm jobs or another user's jobs\n"
     "  apikey delete  refuse a key from now on (give the key or its SHA-256 from 'apikey list')\n"
-    "  apikey list    the stored keys' hashes, creation times and owners\n"
+    "  apikey list    the stored keys' hashes, creation times, nodes and owners\n"
     "  token     mint a web token (HS256 JWT) opening one job or Docker container, or standing for a user\n"
     "            (job list and their jobs), with auth_secret from the bcd config\n"
     "            (default " BC_BCD_CONFIG_DEFAULT ") or AUTH_SECRET\n"

@@ -111,15 +111,24 @@ int apikey(const std::string& sub, const Args& args, const std::string& central_
   if (sub == "create") {
     auto owner = args.values.find("owner");
     if (owner == args.values.end() || owner->second.empty()) return usage_error("apikey create needs --owner EMAIL");
+    auto node = args.values.find("node");
+    if (node == args.values.end() || node->second.empty())
+      return usage_error("apikey create needs --node NAME, the host whose containers the key pushes (bc-docker's "
+                         "node name: its short host name unless node= says otherwise)");
+    if (node->second.size() > store::kMaxNodeNameBytes)
+      return usage_error("--node is longer than " + std::to_string(store::kMaxNodeNameBytes) + " bytes");
     const std::string key = auth::new_api_key();
     if (key.empty()) {
       std::fprintf(stderr, "bcadm: no random bytes for a key\n");
       return kExitFailed;
     }
-    open_store(path, false)->put_api_key({auth::hash_api_key(key), owner->second, static_cast<int64_t>(time(nullptr))});
+    open_store(path, false)->put_api_key(
+        {auth::hash_api_key(key), owner->second, static_cast<int64_t>(time(nullptr)), node->second});
     std::printf("%s\n", key.c_str());
-    std::fprintf(stderr, "bcadm: API key for %s stored (hashed) in %s; it is shown only this once\n",
-                 owner->second.c_str(), path.c_str());
+    std::fprintf(stderr,
+                 "bcadm: API key for %s, pushing the containers of node %s, stored (hashed) in %s; it is shown "
+                 "only this once\n",
+                 owner->second.c_str(), node->second.c_str(), path.c_str());
     return kExitOk;
   }
   if (sub == "delete") {
@@ -138,8 +147,10 @@ int apikey(const std::string& sub, const Args& args, const std::string& central_
   }
   if (sub == "list") {
     auto keys = open_store(path, true)->api_keys();
-    std::printf("%-64s  %-20s  %s\n", "SHA-256 of the key", "created", "owner");
-    for (const auto& k : keys) std::printf("%-64s  %-20s  %s\n", k.hash.c_str(), iso(k.created_s).c_str(), k.owner.c_str());
+    std::printf("%-64s  %-20s  %-20s  %s\n", "SHA-256 of the key", "created", "node", "owner");
+    for (const auto& k : keys)
+      std::printf("%-64s  %-20s  %-20s  %s\n", k.hash.c_str(), iso(k.created_s).c_str(),
+                  k.node.empty() ? "(none: refused)" : k.node.c_str(), k.owner.c_str());
     return kExitOk;
   }
   return usage_error("unknown command 'apikey " + sub + "' (want: create, delete, list)");
@@ -238,7 +249,7 @@ int run_central(int argc, char** argv, int first, const std::string& store_path,
   try {
     if (group == "apikey") {
       if (first + 1 >= argc) return usage_error("missing command (want: apikey create|delete|list)");
-      auto args = parse(argc, argv, first + 2, {"owner", "store"}, true, error);
+      auto args = parse(argc, argv, first + 2, {"owner", "node", "store"}, true, error);
       if (!args) return error;
       if (!store_path.empty() && !args->values.count("store")) args->values["store"] = store_path;
       return apikey(argv[first + 1], *args, central_store);

@@ -955,6 +955,20 @@ class LmdbStore final : public Store {
     write_run(ctx, one);
   }
 
+  // A job's owner is the user of its first record, on any node: a later batch never changes it (a pusher
+  // naming another user's job cannot take it over; bcd refuses such pushes before they get here).
+  void keep_owner(const Txn& txn, const FixedKey& jk, JobRecord& job) {
+    std::string owner;
+    if (auto same_node = txn.get(jobs_, jk.sv())) {
+      owner = codec::decode_job(*same_node).user;
+    } else {
+      const std::string prefix = Key().u64(job.job_id).bytes();
+      Cursor c(txn, jobs_);
+      if (c.seek(prefix) && c.key().substr(0, 8) == prefix) owner = codec::decode_job(c.value()).user;
+    }
+    if (!owner.empty()) job.user = std::move(owner);
+  }
+
   // Consecutive ticks of one job on one node, in order (bcd applies a node's bundle so): each tick's
   // records as write_in would, then all their samples together, so that a series' points go into its open
   // minute with one read and one write of that record, and the job's upkeep runs once.
@@ -975,6 +989,7 @@ class LmdbStore final : public Store {
     ctx.job = job;
     ctx.node = node_id;
     const FixedKey jk = job_key(job, node_id);
+    keep_owner(txn, jk, last.job);
     txn.must_put(jobs_, jk.sv(), codec::encode_job(last.job));  // each tick's job record replaces the one before
 
     bool fresh = true;
@@ -2071,7 +2086,7 @@ UpgradeReport LmdbStore::migrate() {
 //                dropped unshipped at the outbox bound]
 //   ingested     (job u64, monitor u64, seq u64, node bytes) -> be64 epoch seconds applied (central dedup);
 //                with seq 0 (never a batch's): be64 the monitor's "applied up to" mark, see expire_dedup
-//   api_keys     SHA-256 hex -> varint created, string owner
+//   api_keys     SHA-256 hex -> varint created, string owner, string node (absent in older keys)
 //   meta "outbox_bytes" -> be64 bytes of the outbox values (computed once when missing)
 
 struct ShipCursor {
@@ -2488,6 +2503,7 @@ void LmdbStore::put_api_key(const ApiKeyRecord& key) {
     codec::Encoder e;
     e.i64(key.created_s);
     e.str(key.owner);
+    e.str(key.node);
     txn.must_put(api_keys_, key.hash, e.bytes());
   });
 }
@@ -2508,6 +2524,7 @@ std::optional<ApiKeyRecord> LmdbStore::api_key(const std::string& hash) {
   r.hash = hash;
   r.created_s = d.i64();
   r.owner = d.str();
+  if (!d.done()) r.node = d.str();
   return r;
 }
 
@@ -2522,6 +2539,7 @@ std::vector<ApiKeyRecord> LmdbStore::api_keys() {
     r.hash = std::string(c.key());
     r.created_s = d.i64();
     r.owner = d.str();
+    if (!d.done()) r.node = d.str();
     out.push_back(std::move(r));
   }
   return out;

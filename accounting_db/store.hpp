@@ -431,6 +431,9 @@ struct ApiKeyRecord {
   std::string hash;   // lowercase hex SHA-256 of the key
   std::string owner;  // e-mail or name the key was made for
   int64_t created_s = 0;
+  // The one node whose data the key may push (bc-docker's host). Empty for keys made before keys were
+  // bound to a node: bcd refuses those.
+  std::string node;
 };
 
 // A Store is used by one thread at a time; open one per thread (LMDB allows one environment per path per

@@ -123,8 +123,8 @@ if [ "$mode" = docker ]; then
   docker=$(command -v docker)
   [ -x /usr/bin/docker ] && docker=/usr/bin/docker
   if [ ! -s "$state/bc-docker.key" ]; then
-    "$build/accounting_db/bcadm" apikey create --owner "quickstart@$(hostname -s)" --store "$central_store" \
-      >"$state/bc-docker.key"
+    "$build/accounting_db/bcadm" apikey create --owner "quickstart@$(hostname -s)" --node "$(hostname -s)" \
+      --store "$central_store" >"$state/bc-docker.key"
     chmod 600 "$state/bc-docker.key"
   fi
   if ! pid_file_alive "$state/bc-docker.pid"; then

@@ -2,7 +2,8 @@
 // (write_batch_once, what bcd does per batch) or pushed to a running bcd over HTTP (munge or API key).
 //
 //   bc-central-bench direct STORE NODES PROCS TICKS [BATCHES_PER_TRANSACTION [BATCHES_PER_REQUEST]]
-//   bc-central-bench http URL NODES PROCS TICKS CLIENTS BATCHES_PER_REQUEST [--api-key KEY] [--munge-socket S]
+//   bc-central-bench http URL NODES PROCS TICKS CLIENTS BATCHES_PER_REQUEST [--api-keys FILE] [--munge-socket S]
+//     (--api-keys: one key per line, line n bound to node "bench<n>"; the nodes then push a container)
 // Prints "samples N seconds S batches B requests R bytes Y", then "cpu C" (direct: its user + system seconds)
 // or "pushers_cpu C" (http: the pushing threads' user + system seconds while sending).
 // Over HTTP each client stands for NODES/CLIENTS nodes and sends each node's ticks in order, a bundle of
@@ -14,6 +15,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -30,9 +32,9 @@ using Clock = std::chrono::steady_clock;
 
 // One tick of one node: PROCS processes, each with a sample, and the job total. Counters move every tick
 // as a busy job's would.
-store::Batch make_batch(uint32_t node, uint32_t procs, int64_t t, int64_t t0) {
+store::Batch make_batch(uint64_t job, uint32_t node, uint32_t procs, int64_t t, int64_t t0) {
   store::Batch b;
-  b.job.job_id = 1000;
+  b.job.job_id = job;
   b.job.node = "bench" + std::to_string(node);
   b.job.user = "bench";
   b.job.start_ms = t0 * 1000;
@@ -69,12 +71,16 @@ struct Work {
   uint64_t samples = 0;
 };
 
-Work make_work(uint32_t nodes, uint32_t procs, uint32_t ticks) {
+// The job every node writes into: a Slurm job, or a container for API keys (which push containers only).
+constexpr uint64_t kBenchJob = 1000;
+constexpr uint64_t kBenchContainer = (1ULL << 63) | 0xbe4c4be4c4beULL;
+
+Work make_work(uint32_t nodes, uint32_t procs, uint32_t ticks, uint64_t job = kBenchJob) {
   Work w;
   const int64_t t0 = static_cast<int64_t>(time(nullptr)) - ticks - 60;
   for (uint32_t t = 0; t < ticks; ++t)
     for (uint32_t n = 0; n < nodes; ++n) {
-      store::Batch b = make_batch(n, procs, t0 + t, t0);
+      store::Batch b = make_batch(job, n, procs, t0 + t, t0);
       w.samples += procs + 1;
       w.batches.push_back({{b.job.node, b.job.job_id, 77, t + 1ULL}, wire::encode_batch(b)});
     }
@@ -137,12 +143,17 @@ int main(int argc, char** argv) try {
     ship::ShipOptions o;
     o.central_url = argv[2];
     o.request_timeout_s = 120;
+    std::vector<std::string> node_keys;  // an API key is bound to one node: line n is node n's
     for (int i = 8; i + 1 < argc; i += 2) {
-      if (std::string(argv[i]) == "--api-key") o.api_key = argv[i + 1];
+      if (std::string(argv[i]) == "--api-keys") {
+        std::ifstream in(argv[i + 1]);
+        for (std::string line; std::getline(in, line);) node_keys.push_back(line);
+      }
       if (std::string(argv[i]) == "--munge-socket") o.munge_socket = argv[i + 1];
     }
     const auto nodes = static_cast<uint32_t>(std::atoi(argv[3]));
-    Work w = make_work(nodes, std::atoi(argv[4]), std::atoi(argv[5]));
+    if (!node_keys.empty() && node_keys.size() < nodes) throw std::runtime_error("--api-keys needs one key per node");
+    Work w = make_work(nodes, std::atoi(argv[4]), std::atoi(argv[5]), node_keys.empty() ? kBenchJob : kBenchContainer);
     const int clients = std::atoi(argv[6]);
     const size_t per_request = static_cast<size_t>(std::atoi(argv[7]));
     if (nodes == 0 || clients <= 0 || per_request == 0) throw std::runtime_error("NODES, CLIENTS and BATCHES_PER_REQUEST must be positive");
@@ -159,14 +170,14 @@ int main(int argc, char** argv) try {
         node_bodies[n].push_back(wire::encode_bundle(part));
       }
     }
-    std::vector<std::vector<const std::string*>> client_bodies(static_cast<size_t>(clients));
+    std::vector<std::vector<std::pair<uint32_t, const std::string*>>> client_bodies(static_cast<size_t>(clients));
     size_t requests = 0;
     uint64_t bytes = 0;
     for (size_t round = 0;; ++round) {
       bool any = false;
       for (uint32_t n = 0; n < nodes; ++n) {
         if (round >= node_bodies[n].size()) continue;
-        client_bodies[n % static_cast<uint32_t>(clients)].push_back(&node_bodies[n][round]);
+        client_bodies[n % static_cast<uint32_t>(clients)].emplace_back(n, &node_bodies[n][round]);
         bytes += node_bodies[n][round].size();
         ++requests;
         any = true;
@@ -178,10 +189,12 @@ int main(int argc, char** argv) try {
     const double cpu_start = cpu_seconds();
     std::vector<std::thread> threads;
     for (const auto& list : client_bodies)
-      threads.emplace_back([&o, &failures, &list] {
-        for (const std::string* body : list) {
+      threads.emplace_back([&o, &node_keys, &failures, &list] {
+        ship::ShipOptions mine = o;
+        for (const auto& [node, body] : list) {
+          if (!node_keys.empty()) mine.api_key = node_keys[node];
           std::string answer, error;
-          if (ship::post_bundle(o, *body, answer, error) != 200) {
+          if (ship::post_bundle(mine, *body, answer, error) != 200) {
             if (failures++ == 0) std::fprintf(stderr, "bc-central-bench: %s %s\n", error.c_str(), answer.c_str());
           }
         }

@@ -31,7 +31,10 @@ start_bcd() {
   [ -z "$bcd_pid" ] || { kill -TERM "$bcd_pid"; wait "$bcd_pid" || true; }
   rm -rf "$work/central.lmdb" "$work/port"
   "$bcadm" db init --store "$work/central.lmdb" >/dev/null
-  key=$("$bcadm" apikey create --owner bench@example.org --store "$work/central.lmdb" 2>/dev/null)
+  : >"$work/keys"
+  for ((n = 0; n < nodes; n++)); do
+    "$bcadm" apikey create --owner bench@example.org --node "bench$n" --store "$work/central.lmdb" 2>/dev/null >>"$work/keys"
+  done
   printf 'listen=127.0.0.1:0\nstore=%s\nstatic_dir=%s\nauth_secret=bench-secret-0123456789\nmunge_socket=%s\nmax_body_bytes=268435456\nthreads=4\n' \
     "$work/central.lmdb" "$work" "$work/munge.sock" >"$work/bcd.conf"
   "$BC_BUILD_DIR/web/bcd" --config "$work/bcd.conf" --port-file "$work/port" >/dev/null 2>>"$work/bcd.log" &
@@ -66,7 +69,7 @@ http() {
 best() { awk '{ r = $2 / $4; if (r > best) { best = r; line = $0 } } END { print line }'; }
 for _ in 1 2; do
   start_bcd
-  http "$nodes" "$procs" "$ticks" "$clients" "$per_request" --api-key "$key" >>"$work/key.out"
+  http "$nodes" "$procs" "$ticks" "$clients" "$per_request" --api-keys "$work/keys" >>"$work/key.out"
 done
 for _ in 1 2; do
   start_bcd
@@ -77,7 +80,7 @@ key_out=$(best <"$work/key.out"); munge_out=$(best <"$work/munge.out")
 start_bcd
 single_out=$(http "$nodes" "$procs" $((ticks / 5)) "$clients" 1 --munge-socket "$work/munge.sock")
 start_bcd
-single_key_out=$(http "$nodes" "$procs" $((ticks / 5)) "$clients" 1 --api-key "$key")
+single_key_out=$(http "$nodes" "$procs" $((ticks / 5)) "$clients" 1 --api-keys "$work/keys")
 rm -rf "$work/direct.lmdb"
 direct_out=$("$bench" direct "$work/direct.lmdb" "$nodes" "$procs" "$ticks" $((clients * per_request)) "$per_request")
 

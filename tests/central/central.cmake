@@ -6,7 +6,7 @@ target_include_directories(test_wire PRIVATE ${PROJECT_SOURCE_DIR}/accounting_db
 gtest_discover_tests(test_wire PROPERTIES LABELS unit)
 
 add_executable(bc-central-tool ${CMAKE_CURRENT_LIST_DIR}/central_tool.cpp)
-target_link_libraries(bc-central-tool PRIVATE bc_store)
+target_link_libraries(bc-central-tool PRIVATE bc_store bc_auth)
 set_target_properties(bc-central-tool PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests/central)
 
 # bcd ingest against a private munged: two simulated nodes, dedup, replay, forged and non-root credentials,

@@ -8,6 +8,7 @@
 //   bc-central-tool pending STORE        -> "pending N"
 //   bc-central-tool crafted-bundle OUT JOB NODE USER UID [JOB_NAME]    (one batch encoded directly, as a node
 //                                                                      that skips its own store's checks would)
+//   bc-central-tool unbound-apikey STORE KEY OWNER                     (a key with no node, as older bcadm made)
 // Exit status: 0 ok, 2 usage, 3 store error.
 #include <unistd.h>
 
@@ -18,6 +19,7 @@
 #include <fstream>
 #include <string>
 
+#include "auth.hpp"
 #include "store.hpp"
 #include "wire.hpp"
 
@@ -118,6 +120,12 @@ int crafted_bundle(int argc, char** argv) {
   return 0;
 }
 
+int unbound_apikey(int argc, char** argv) {
+  if (argc != 5) return 2;
+  Store::open(argv[2])->put_api_key({bc::auth::hash_api_key(argv[3]), argv[4], 1'800'000'000, ""});
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) try {
@@ -128,6 +136,7 @@ int main(int argc, char** argv) try {
   if (cmd == "count") rc = count(argc, argv);
   if (cmd == "pending") rc = pending(argc, argv);
   if (cmd == "crafted-bundle") rc = crafted_bundle(argc, argv);
+  if (cmd == "unbound-apikey") rc = unbound_apikey(argc, argv);
   if (rc == 2) std::fprintf(stderr, "usage: see the head of tests/central/central_tool.cpp\n");
   return rc;
 } catch (const std::exception& e) {

@@ -133,31 +133,73 @@ try:
     assert st == 401, (st, answer)
     print("ok forged 401, non-root 403, credential for another body 401, none 401")
 
-    # ---- API keys: accepted for the key's owner (the data is stored as theirs); a deleted key is refused.
-    out = subprocess.run([bcadm, "apikey", "create", "--owner", USER, "--store", central], capture_output=True,
-                         text=True, check=True)
+    # ---- API keys: accepted for the key's owner (the data is stored as theirs), for the containers of the
+    # key's own node only; a deleted key is refused.
+    KEY_OWNER = "ops@example.org"  # not the owner of job 500, the job the attack below goes for
+    out = subprocess.run([bcadm, "apikey", "create", "--owner", KEY_OWNER, "--store", central], capture_output=True,
+                         text=True)
+    assert out.returncode == 2 and "--node" in out.stderr, out
+    out = subprocess.run([bcadm, "apikey", "create", "--owner", KEY_OWNER, "--node", "nodeB", "--store", central],
+                         capture_output=True, text=True, check=True)
     key = out.stdout.strip()
     assert key.startswith("bck_") and len(key) > 40, out
     listing = subprocess.run([bcadm, "apikey", "list", "--store", central], capture_output=True, text=True,
                              check=True).stdout
-    assert hashlib.sha256(key.encode()).hexdigest() in listing and key not in listing and USER in listing, listing
-    subprocess.run([tool, "node", stores["nodeB"], "502", "nodeB", "root", "0", "3", "1", str(t0)], check=True)
+    assert hashlib.sha256(key.encode()).hexdigest() in listing and key not in listing and KEY_OWNER in listing, listing
+    assert "nodeB" in listing, listing
+    container = "0123456789ab"
+    container_job = (1 << 63) | int(container, 16)  # docker_monitor/container_key.hpp
+    subprocess.run([tool, "node", stores["nodeB"], str(container_job), "nodeB", "root", "0", "3", "1", str(t0)],
+                   check=True)
     subprocess.run([tool, "bundle", stores["nodeB"], body_file], check=True)
     body = open(body_file, "rb").read()
-    st, answer = request("/api/v1/ingest", body, {"Content-Type": "application/octet-stream",
-                                                  "Authorization": "Bearer " + key})
-    assert st == 200 and json.loads(answer)["applied"] == 3 and json.loads(answer)["owner"] == USER, (st, answer)
-    st, j = job_json(502)
-    assert j["job"]["user"] == USER, j["job"]  # pushed as root's, stored as the key owner's
+    with_key = {"Content-Type": "application/octet-stream", "Authorization": "Bearer " + key}
+    st, answer = request("/api/v1/ingest", body, with_key)
+    assert st == 200 and json.loads(answer)["applied"] == 3 and json.loads(answer)["owner"] == KEY_OWNER, (st, answer)
+    st, j = job_json(container)
+    assert j["job"]["user"] == KEY_OWNER, j["job"]  # pushed as root's, stored as the key owner's
     st, answer = request(f"/event/api/{key}", body, {"Content-Type": "application/octet-stream"})
     assert st == 200 and json.loads(answer)["duplicates"] == 3, (st, answer)
-    subprocess.run([bcadm, "apikey", "delete", key, "--store", central], check=True, capture_output=True)
+    print("ok API key accepted for its owner's containers on its node (header and /event/api/KEY)")
+
+    # A key cannot take over a job: not another node's data, not a Slurm job, not another user's container.
+    # Each is refused whole (403), counted, and the victim's job is unchanged.
+    scope_before = metric('bcd_ingest_rejected_total{reason="scope"}')
+    victim_before = job_json(500)[1]
+    crafted = os.path.join(work, "crafted.bin")
+
+    def key_push(job, node, name=None):
+        subprocess.run([tool, "crafted-bundle", crafted, str(job), node, "mallory", "4242"] + ([name] if name else []),
+                       check=True)
+        return request("/api/v1/ingest", open(crafted, "rb").read(), with_key)
+    st, answer = key_push(500, "nodeA")  # the attack: another user's Slurm job on its own node
+    assert st == 403 and "node nodeB only" in answer, (st, answer)
+    st, answer = key_push(500, "nodeB")  # ... or injected as a new node of that job
+    assert st == 403 and "containers only" in answer, (st, answer)
+    root_container = (1 << 63) | 0xfeedfacecafe
+    subprocess.run([tool, "crafted-bundle", crafted, str(root_container), "nodeB", "root", "0"], check=True)
+    st, answer = push(open(crafted, "rb").read(), cred(hashlib.sha256(open(crafted, "rb").read()).hexdigest()))
+    assert st == 200, (st, answer)
+    st, answer = key_push(root_container, "nodeB")
+    assert st == 403 and "belongs to another user" in answer, (st, answer)
+    assert job_json("feedfacecafe")[1]["job"]["user"] == "root"
+    victim_after = job_json(500)[1]
+    assert victim_after["job"]["user"] == victim_before["job"]["user"] and \
+        len(victim_after["processes"]) == len(victim_before["processes"]), (victim_before, victim_after)
+    assert metric('bcd_ingest_rejected_total{reason="scope"}') == scope_before + 3
+    unbound = "bck_unbound0123456789abcdef0123456789abcdef"
+    subprocess.run([tool, "unbound-apikey", central, unbound, USER], check=True)
     st, answer = request("/api/v1/ingest", body, {"Content-Type": "application/octet-stream",
-                                                  "Authorization": "Bearer " + key})
+                                                  "Authorization": "Bearer " + unbound})
+    assert st == 403 and "bound to no node" in answer, (st, answer)
+    print("ok a key's push of another node, a Slurm job, another user's container, or with no node bound: 403")
+
+    subprocess.run([bcadm, "apikey", "delete", key, "--store", central], check=True, capture_output=True)
+    st, answer = request("/api/v1/ingest", body, with_key)
     assert st == 401 and "API key" in answer, (st, answer)
     assert request(f"/event/api/{key}", body, {"Content-Type": "application/octet-stream"})[0] == 401
     assert request("/event/api/bck_notakey", body, {"Content-Type": "application/octet-stream"})[0] == 401
-    print("ok API key accepted for its owner (header and /event/api/KEY), deleted key refused")
+    print("ok a deleted key refused")
 
     # ---- Tokens minted by bcadm token: valid, expired, wrong job, tampered.
     def token(job, ttl="1h"):

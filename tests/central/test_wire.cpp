@@ -560,16 +560,40 @@ TEST(Central, GroupedBatchesMatchOneAtATime) {
 TEST(Central, ApiKeys) {
   TempDir dir;
   auto db = store::Store::open(dir.store(), test_options());
-  db->put_api_key({"aa", "ops@example.org", 1700});
-  db->put_api_key({"bb", "ci@example.org", 1800});
+  db->put_api_key({"aa", "ops@example.org", 1700, "dockerhost1"});
+  db->put_api_key({"bb", "ci@example.org", 1800, ""});
   ASSERT_TRUE(db->api_key("aa"));
   EXPECT_EQ(db->api_key("aa")->owner, "ops@example.org");
   EXPECT_EQ(db->api_key("aa")->created_s, 1700);
+  EXPECT_EQ(db->api_key("aa")->node, "dockerhost1");
+  EXPECT_EQ(db->api_key("bb")->node, "");
   EXPECT_EQ(db->api_keys().size(), 2u);
   EXPECT_TRUE(db->delete_api_key("aa"));
   EXPECT_FALSE(db->delete_api_key("aa"));
   EXPECT_FALSE(db->api_key("aa"));
   EXPECT_EQ(db->api_keys().size(), 1u);
+}
+
+// The owner of a job is its first record's user: a later batch naming another user, on the same node or a
+// new one, cannot take the job over.
+TEST(Central, NoBatchChangesTheOwnerOfAJob) {
+  TempDir dir;
+  auto db = store::Store::open(dir.store(), test_options());
+  Batch first = tick(42, "n1", 1'700'000'000, 1);
+  first.job.user = "alice";
+  db->write_batch(first);
+  for (const char* node : {"n1", "n2"}) {
+    Batch other = tick(42, node, 1'700'000'001, 1);
+    other.job.user = "mallory";
+    db->write_batch(other);
+    ASSERT_TRUE(db->job(42, node));
+    EXPECT_EQ(db->job(42, node)->user, "alice") << node;
+  }
+  Batch fresh = tick(43, "n2", 1'700'000'000, 1);
+  fresh.job.user = "bob";
+  db->write_batch(fresh);
+  EXPECT_EQ(db->job(43, "n2")->user, "bob");  // another job keeps its own owner
+  EXPECT_EQ(db->check().problem_count, 0u);
 }
 
 // A job record of format 2 (before array ids and unshipped counts) still reads, with those fields zero.

@@ -386,8 +386,8 @@ def test_push_with_api_key():
     central = os.path.join(env.dir, "central.lmdb")
     subprocess.run([BCADM, "db", "init", "--store", central], check=True, capture_output=True)
     owner = "ops@example.org"
-    key = subprocess.run([BCADM, "apikey", "create", "--owner", owner, "--store", central], check=True,
-                         capture_output=True, text=True).stdout.strip()
+    key = subprocess.run([BCADM, "apikey", "create", "--owner", owner, "--node", "bctest", "--store", central],
+                         check=True, capture_output=True, text=True).stdout.strip()
     key_file = os.path.join(env.dir, "bc-docker.key")
     with open(key_file, "w") as f:
         f.write(key + "\n")

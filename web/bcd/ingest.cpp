@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "auth.hpp"
+#include "container_key.hpp"
 #include "store.hpp"
 #include "wire.hpp"
 
@@ -58,7 +59,7 @@ Response Ingest::ingest(const Request& req, const std::string& path_key) {
 
   // Who is pushing. An API-key push stores the data as the key owner's, so a key cannot write records in
   // another user's name.
-  std::string key_owner;
+  std::string key_owner, key_node;
   if (config_.ingest_auth) {
     std::string api_key = path_key;
     if (auto authz = req.header("authorization"); authz && authz->rfind("Bearer ", 0) == 0) api_key = authz->substr(7);
@@ -81,7 +82,12 @@ Response Ingest::ingest(const Request& req, const std::string& path_key) {
         return refuse(metrics_.store_errors, 503, std::string("cannot read API keys: ") + e.what());
       }
       if (!record) return refuse(metrics_.rejected_auth, 401, "unknown or deleted API key");
+      if (record->node.empty())
+        return refuse(metrics_.rejected_scope, 403,
+                      "this API key is bound to no node (made by an older bcadm); make a new one with "
+                      "'bcadm apikey create --owner EMAIL --node NAME'");
       key_owner = record->owner;
+      key_node = record->node;
     } else {
       return refuse(metrics_.rejected_auth, 401,
                     "authentication required: X-Munge-Credential over the body's SHA-256, or an API key");
@@ -106,6 +112,15 @@ Response Ingest::ingest(const Request& req, const std::string& path_key) {
     }
   } catch (const wire::WireError& e) {
     return refuse(metrics_.rejected_malformed, 400, e.what());
+  }
+  if (!key_owner.empty()) {
+    std::string why;
+    try {
+      why = outside_key_scope(batches, key_owner, key_node);
+    } catch (const std::exception& e) {
+      return refuse(metrics_.store_errors, 503, std::string("cannot read the API key's jobs: ") + e.what());
+    }
+    if (!why.empty()) return refuse(metrics_.rejected_scope, 403, why);
   }
 
   uint64_t applied = 0, duplicates = 0, samples = 0;
@@ -165,6 +180,31 @@ Response Ingest::ingest(const Request& req, const std::string& path_key) {
   out += "]";
   if (!key_owner.empty()) out += ", \"owner\": \"" + json_escape(key_owner) + "\"";
   return Response::json(200, out + "}\n");
+}
+
+// An API key writes the containers of its own node only, and only those that are new or already its
+// owner's; anything else in the bundle refuses the whole request. Returns why, or "" when all is in scope;
+// throws when the store cannot be read.
+std::string Ingest::outside_key_scope(const std::vector<store::Batch>& batches, const std::string& owner,
+                                      const std::string& node) {
+  std::vector<uint64_t> jobs;
+  for (const auto& b : batches) {
+    if (b.job.node != node)
+      return "this API key pushes the containers of node " + node + " only, not data of node " + b.job.node;
+    if (!docker::is_container_key(b.job.job_id))
+      return "this API key pushes Docker containers only, not job " + std::to_string(b.job.job_id) +
+             " (Slurm jobs are pushed with munge)";
+    if (jobs.empty() || jobs.back() != b.job.job_id) jobs.push_back(b.job.job_id);
+  }
+  std::sort(jobs.begin(), jobs.end());
+  jobs.erase(std::unique(jobs.begin(), jobs.end()), jobs.end());
+  std::lock_guard lock(store_mutex_);
+  for (uint64_t job : jobs) {
+    const std::vector<store::JobRecord> nodes = store_.job_nodes(job);
+    if (!nodes.empty() && nodes.front().user != owner)
+      return "container " + std::to_string(job) + " belongs to another user; this API key is " + owner + "'s";
+  }
+  return "";
 }
 
 // Group commit: a request hands its batches to the queue; whoever finds no writer at work becomes the writer
@@ -263,6 +303,7 @@ std::string Ingest::metrics_text() const {
          line("bcd_ingest_bytes_total", "", metrics_.bytes);
   out += "# TYPE bcd_ingest_rejected counter\n";
   out += line("bcd_ingest_rejected_total", "{reason=\"auth\"}", metrics_.rejected_auth);
+  out += line("bcd_ingest_rejected_total", "{reason=\"scope\"}", metrics_.rejected_scope);
   out += line("bcd_ingest_rejected_total", "{reason=\"malformed\"}", metrics_.rejected_malformed);
   out += line("bcd_ingest_rejected_total", "{reason=\"content_type\"}", metrics_.rejected_content_type);
   out += line("bcd_ingest_rejected_total", "{reason=\"too_large\"}", metrics_.rejected_too_large);

@@ -25,6 +25,7 @@ struct IngestMetrics {
   std::atomic<uint64_t> samples{0};
   std::atomic<uint64_t> bytes{0};        // request bodies accepted
   std::atomic<uint64_t> rejected_auth{0};
+  std::atomic<uint64_t> rejected_scope{0};      // 403: an API key's push outside its node and containers
   std::atomic<uint64_t> rejected_malformed{0};
   std::atomic<uint64_t> rejected_content_type{0};
   std::atomic<uint64_t> rejected_too_large{0};  // 413: body over max_body_bytes (counted by the HTTP layer's hook)
@@ -48,6 +49,8 @@ class Ingest {
 
  private:
   web::Response ingest(const web::Request& req, const std::string& path_key);
+  std::string outside_key_scope(const std::vector<store::Batch>& batches, const std::string& owner,
+                                const std::string& node);
   // Folds old dedup entries (Store::expire_dedup) at most once per min(dedup_window, 10 s).
   void expire_dedup();
   // Applies the batches with those of other requests waiting at the same time, in one transaction (group
