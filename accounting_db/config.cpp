@@ -1,4 +1,5 @@
-// Store configuration: retention per resolution, from defaults, a KEY=VALUE file and the environment.
+// Store configuration: retention per resolution and the reader group, from defaults, a KEY=VALUE file and the
+// environment.
 #include <sys/stat.h>
 
 #include <cerrno>
@@ -47,6 +48,17 @@ int64_t parse_seconds(std::string_view value, const std::string& where) {
     if (v > kMax) throw StoreError(where + ": '" + std::string(value) + "' is more than 100 years");
   }
   return v;
+}
+
+constexpr char kGroupKey[] = "BC_STORE_GROUP";
+
+// A group name as groupadd takes it; anything else is a typo or an attempt at something.
+std::string parse_group(std::string_view value, const std::string& where) {
+  const bool valid = !value.empty() && value.size() <= 32 && value.front() != '-' &&
+                     value.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") ==
+                         std::string_view::npos;
+  if (!valid) throw StoreError(where + ": '" + std::string(value) + "' is not a group name");
+  return std::string(value);
 }
 
 const Key* find_key(std::string_view name) {
@@ -98,8 +110,8 @@ void Retention::set(Resolution r, int64_t value) {
 
 std::string default_config_path() { return BC_STORE_CONFIG_DEFAULT; }
 
-Retention parse_store_config(std::string_view text, const std::string& origin, Retention base) {
-  Retention r = base;
+StoreConfig parse_store_config(std::string_view text, const std::string& origin, StoreConfig base) {
+  StoreConfig c = std::move(base);
   size_t line_no = 0;
   while (!text.empty()) {
     size_t nl = text.find('\n');
@@ -113,14 +125,19 @@ Retention parse_store_config(std::string_view text, const std::string& origin, R
     size_t eq = line.find('=');
     if (eq == std::string_view::npos) throw StoreError(where + ": expected KEY=VALUE, got '" + std::string(line) + "'");
     std::string_view name = trim(line.substr(0, eq));
+    if (name == kGroupKey) {
+      c.group = parse_group(trim(line.substr(eq + 1)), where + ": " + kGroupKey);
+      continue;
+    }
     const Key* key = find_key(name);
     if (!key)
       throw StoreError(where + ": unknown key '" + std::string(name) +
-                       "' (known: BC_RETENTION_SECONDS, BC_RETENTION_MINUTES, BC_RETENTION_HOURS, BC_RETENTION_DAYS)");
-    r.set(key->resolution, parse_seconds(trim(line.substr(eq + 1)), where + ": " + key->name));
+                       "' (known: BC_RETENTION_SECONDS, BC_RETENTION_MINUTES, BC_RETENTION_HOURS, BC_RETENTION_DAYS, "
+                       "BC_STORE_GROUP)");
+    c.retention.set(key->resolution, parse_seconds(trim(line.substr(eq + 1)), where + ": " + key->name));
   }
-  validate_retention(r, origin);
-  return r;
+  validate_retention(c.retention, origin);
+  return c;
 }
 
 void validate_retention(const Retention& r, const std::string& origin) {
@@ -139,8 +156,8 @@ void validate_retention(const Retention& r, const std::string& origin) {
                      " is under a minute, the size of one chunk of seconds");
 }
 
-Retention effective_retention(const OpenOptions& options) {
-  Retention r;
+StoreConfig effective_config(const OpenOptions& options) {
+  StoreConfig c;
   struct stat st {};
   if (!options.config_path.empty()) {
     if (::stat(options.config_path.c_str(), &st) == 0) {
@@ -148,20 +165,22 @@ Retention effective_retention(const OpenOptions& options) {
       std::stringstream text;
       if (in) text << in.rdbuf();
       if (!in || in.bad()) throw StoreError("cannot read store config " + options.config_path);
-      r = parse_store_config(text.str(), options.config_path, r);
+      c = parse_store_config(text.str(), options.config_path, c);
     } else if (errno != ENOENT && errno != ENOTDIR) {
       throw StoreError("cannot open store config " + options.config_path + ": " + std::strerror(errno));
     }
   }
   for (const auto& k : kKeys) {
-    if (const char* v = std::getenv(k.name); v && *v) r.set(k.resolution, parse_seconds(trim(v), std::string("environment: ") + k.name));
+    if (const char* v = std::getenv(k.name); v && *v)
+      c.retention.set(k.resolution, parse_seconds(trim(v), std::string("environment: ") + k.name));
   }
-  validate_retention(r, "retention (config file and BC_RETENTION_* environment)");
+  if (const char* v = std::getenv(kGroupKey); v && *v) c.group = parse_group(trim(v), std::string("environment: ") + kGroupKey);
+  validate_retention(c.retention, "retention (config file and BC_RETENTION_* environment)");
   if (options.retention) {
     validate_retention(*options.retention, "OpenOptions::retention");
-    r = *options.retention;
+    c.retention = *options.retention;
   }
-  return r;
+  return c;
 }
 
 }  // namespace bc::store

@@ -5,8 +5,9 @@
 
 namespace bc::store {
 
-// Defaults, then options.config_path (a missing file is fine), then BC_RETENTION_* from the environment,
-// then options.retention. Throws StoreError on unknown keys, bad values or an inconsistent result.
-Retention effective_retention(const OpenOptions& options);
+// Defaults, then options.config_path (a missing file is fine), then BC_RETENTION_* and BC_STORE_GROUP from
+// the environment, then options.retention. Throws StoreError on unknown keys, bad values or an
+// inconsistent result.
+StoreConfig effective_config(const OpenOptions& options);
 
 }  // namespace bc::store

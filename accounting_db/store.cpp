@@ -22,6 +22,7 @@
 #include "config.hpp"
 #include "lmdb_raii.hpp"
 #include "rollup.hpp"
+#include "store_access.hpp"
 #include "wire.hpp"
 
 namespace bc::store {
@@ -354,15 +355,19 @@ bool has_series_id(const ProcessRecord& p) { return p.series_id != 0 && p.series
 class LmdbStore final : public Store {
  public:
   LmdbStore(const std::string& path, const OpenOptions& options, Mode mode)
-      : path_(path), options_(options), retention_(effective_retention(options)), mode_(mode) {
+      : LmdbStore(path, options, mode, effective_config(options)) {}
+
+  LmdbStore(const std::string& path, const OpenOptions& options, Mode mode, const StoreConfig& config)
+      : path_(path), options_(options), retention_(config.retention), group_(config.group), mode_(mode) {
     if (!options.read_only && options.create) {
-      if (mkdir(path.c_str(), 0755) != 0 && errno != EEXIST)
+      if (mkdir(path.c_str(), store_dir_mode(group_)) != 0 && errno != EEXIST)
         throw StoreError("cannot create store directory " + path + ": " + std::strerror(errno));
     }
     struct stat st {};
     if (stat(path.c_str(), &st) != 0)
       throw StoreError("store " + path + " does not exist (" + std::strerror(errno) + ")");
     open_env();
+    if (!options.read_only) make_store_private(path_, group_);
     open_tables();
   }
 
@@ -746,7 +751,7 @@ class LmdbStore final : public Store {
     unsigned flags = MDB_NOTLS | (options_.read_only ? MDB_RDONLY | MDB_NORDAHEAD : 0U);
     if (options_.durability == Durability::NoMetaSync) flags |= MDB_NOMETASYNC;
     if (options_.durability == Durability::NoSync) flags |= MDB_NOSYNC;
-    int rc = mdb_env_open(env_->get(), path_.c_str(), flags, 0644);
+    int rc = mdb_env_open(env_->get(), path_.c_str(), flags, store_file_mode(group_));
     if (rc != MDB_SUCCESS) lmdb::fail("cannot open store " + path_, rc);
     if (!options_.read_only) {
       int dead = 0;
@@ -1675,6 +1680,7 @@ class LmdbStore final : public Store {
   std::string path_;
   OpenOptions options_;
   Retention retention_;
+  std::string group_;  // BC_STORE_GROUP: may read the store; empty: its owner only
   Mode mode_;
   std::unique_ptr<lmdb::Env> env_;
   MDB_dbi meta_ = 0, nodes_ = 0, jobs_ = 0, processes_ = 0, series_alloc_ = 0, job_state_ = 0, open_ = 0;

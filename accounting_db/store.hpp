@@ -253,9 +253,14 @@ struct Retention {
 
 // Store configuration, a file of KEY=VALUE lines ('#' starts a comment). Keys are the environment names:
 // BC_RETENTION_SECONDS, BC_RETENTION_MINUTES, BC_RETENTION_HOURS, BC_RETENTION_DAYS; a value is a whole
-// number of seconds, 0 meaning forever. Unknown keys and bad values throw StoreError naming origin and line.
-// Retention must not shrink from a finer to a coarser resolution (forever counts as the longest).
-Retention parse_store_config(std::string_view text, const std::string& origin, Retention base = {});
+// number of seconds, 0 meaning forever. Retention must not shrink from a finer to a coarser resolution
+// (forever counts as the longest). BC_STORE_GROUP names a group whose members may read the store; without
+// it only its owner can. Unknown keys and bad values throw StoreError naming origin and line.
+struct StoreConfig {
+  Retention retention;
+  std::string group;
+};
+StoreConfig parse_store_config(std::string_view text, const std::string& origin, StoreConfig base = {});
 void validate_retention(const Retention& r, const std::string& origin);
 // The compiled-in default config file path (/etc/bubble-chamber/store.conf).
 std::string default_config_path();

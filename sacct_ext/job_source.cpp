@@ -18,7 +18,8 @@ void check_readable(const std::string& path) {
     if (access(file.c_str(), mode) != 0 && errno == EACCES)
       throw SourceError(SourceError::Kind::Permission,
                         "no permission to read the store " + path + " (" + file + ": " + std::strerror(EACCES) +
-                            "); ask bcd instead, or an administrator");
+                            "); the store is its owner's and BC_STORE_GROUP's alone: read through bcd (central= in bcacct.conf, "
+                            "or --central), or ask an administrator");
   }
 }
 

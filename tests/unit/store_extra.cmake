@@ -34,3 +34,10 @@ add_executable(test_store_process_pack ${CMAKE_CURRENT_LIST_DIR}/test_store_proc
 target_link_libraries(test_store_process_pack PRIVATE bc_store PkgConfig::LMDB GTest::gtest_main)
 target_include_directories(test_store_process_pack PRIVATE ${PROJECT_SOURCE_DIR}/accounting_db)
 gtest_discover_tests(test_store_process_pack PROPERTIES LABELS unit)
+
+add_executable(test_store_access ${CMAKE_CURRENT_LIST_DIR}/test_store_access.cpp)
+target_link_libraries(test_store_access PRIVATE bc_store GTest::gtest_main)
+target_include_directories(test_store_access PRIVATE ${PROJECT_SOURCE_DIR}/accounting_db)
+target_compile_definitions(test_store_access PRIVATE BCACCT_BINARY="$<TARGET_FILE:bcacct>")
+add_dependencies(test_store_access bcacct)
+gtest_discover_tests(test_store_access PROPERTIES LABELS unit)

@@ -124,7 +124,7 @@ TEST(StoreConfig, ParsesKeysCommentsAndBlanks) {
   Retention r = parse_store_config(
       "# bubble-chamber store\n\nBC_RETENTION_SECONDS = 600  # ten minutes\nBC_RETENTION_DAYS=0\r\n"
       "BC_RETENTION_HOURS=345600\n",
-      "test.conf");
+      "test.conf").retention;
   EXPECT_EQ(r.seconds, 600);
   EXPECT_EQ(r.minutes, 172800);  // default kept
   EXPECT_EQ(r.hours, 345600);
