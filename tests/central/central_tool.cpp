@@ -4,6 +4,8 @@
 //   bc-central-tool node STORE JOB NODE USER UID TICKS PROCS FIRST_TIME   (write TICKS spooled ticks;
 //                                                                         $BC_OUTBOX_MAX_BYTES bounds the outbox)
 //   bc-central-tool bundle STORE OUT                                     (the whole outbox as one body)
+//   bc-central-tool split STORE OUTDIR PER                              (the outbox as bodies of PER batches:
+//                                                                         OUTDIR/0, OUTDIR/1, ...)
 //   bc-central-tool count STORE JOB      -> "nodes N processes P points S" (second points of every series)
 //   bc-central-tool pending STORE        -> "pending N"
 //   bc-central-tool crafted-bundle OUT JOB NODE USER UID [JOB_NAME]    (one batch encoded directly, as a node
@@ -12,12 +14,14 @@
 // Exit status: 0 ok, 2 usage, 3 store error.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include "auth.hpp"
 #include "store.hpp"
@@ -82,6 +86,19 @@ int bundle(int argc, char** argv) {
   return 0;
 }
 
+int split(int argc, char** argv) {
+  if (argc != 5) return 2;
+  const size_t per = num(argv[4]);
+  if (per == 0) return 2;
+  const std::vector<SpooledBatch> all = Store::open(argv[2])->pending_batches(SIZE_MAX, SIZE_MAX);
+  for (size_t from = 0, n = 0; from < all.size(); from += per, ++n) {
+    const std::vector<SpooledBatch> part(all.begin() + static_cast<long>(from),
+                                         all.begin() + static_cast<long>(std::min(all.size(), from + per)));
+    std::ofstream(std::string(argv[3]) + "/" + std::to_string(n), std::ios::binary) << bc::wire::encode_bundle(part);
+  }
+  return 0;
+}
+
 int count(int argc, char** argv) {
   if (argc != 4) return 2;
   OpenOptions o;
@@ -133,6 +150,7 @@ int main(int argc, char** argv) try {
   int rc = 2;
   if (cmd == "node") rc = node(argc, argv);
   if (cmd == "bundle") rc = bundle(argc, argv);
+  if (cmd == "split") rc = split(argc, argv);
   if (cmd == "count") rc = count(argc, argv);
   if (cmd == "pending") rc = pending(argc, argv);
   if (cmd == "crafted-bundle") rc = crafted_bundle(argc, argv);

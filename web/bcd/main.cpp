@@ -96,7 +96,11 @@ int main(int argc, char** argv) try {
 
   std::unique_ptr<bc::store::Store> db;
   try {
-    db = bc::store::Store::open(config.store);
+    // An acknowledged batch must survive a power cut: every commit syncs data and meta page before bcd
+    // answers 200 (NoMetaSync could roll the last commit back).
+    bc::store::OpenOptions store_options;
+    store_options.durability = bc::store::Durability::Full;
+    db = bc::store::Store::open(config.store, store_options);
   } catch (const std::exception& e) {
     log_line(use_syslog, LOG_ERR, std::string("cannot open the central store: ") + e.what());
     return 1;
