@@ -8,6 +8,7 @@ import pwd
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import threading
@@ -230,10 +231,20 @@ try:
         assert st == 400, (bad, st, answer)
     st, answer = push(body, content_type="application/json")
     assert st == 415, (st, answer)
-    big = b"BCW1" + b"\0" * (1 << 20)
-    st, answer = request("/api/v1/ingest", big, {"Content-Type": "application/octet-stream"})
+    # Refused from the headers alone, before any of the body is sent: a declared body over max_body_bytes
+    # (413), and an anonymous or unknown-key push of any size (401), which bcd never buffers.
+    def headers_only(path, length, extra=""):
+        with socket.create_connection(("127.0.0.1", int(base.rsplit(":", 1)[1])), timeout=5) as c:
+            c.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n"
+                      f"Content-Length: {length}\r\n{extra}\r\n".encode())
+            head = c.recv(4096).decode(errors="replace")
+            return int(head.split(" ")[1]), head
+    st, answer = headers_only("/api/v1/ingest", (1 << 20) + 4, f"X-Munge-Credential: {cred('x')}\r\n")
     assert st == 413, (st, answer)
-    assert request("/event/api/bck_whatever", big, {"Content-Type": "application/octet-stream"})[0] == 413
+    assert headers_only("/event/api/bck_whatever", (1 << 20) + 4)[0] == 413
+    st, answer = headers_only("/api/v1/ingest", 100000)
+    assert st == 401 and "authentication required" in answer, (st, answer)
+    assert headers_only("/event/api/bck_unknown", 100000)[0] == 401
     assert request("/api/v1/ingest")[0] in (404, 405)
     assert request("/api/v1/health")[0] == 200
     st, text = request("/metrics")

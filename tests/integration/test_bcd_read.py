@@ -31,7 +31,8 @@ open(os.path.join(static, "index.html"), "w").write("<title>bc</title>")
 secret = "test-secret-0123456789abcdef"
 conf = os.path.join(work, "bcd.conf")
 open(conf, "w").write(f"listen=127.0.0.1:0\nstore={store}\nstatic_dir={static}\nauth_secret={secret}\n"
-                      f"munge_socket={sock}\nadmins=root\nmax_body_bytes=4096\n")
+                      f"munge_socket={sock}\nadmins=root\nmax_body_bytes=4096\nmetrics_jobs=on\n"
+                      "metrics_token=scraper-0123456789abcdef\n")
 port_file = os.path.join(work, "port")
 env = {k: v for k, v in os.environ.items() if k not in ("AUTH_SECRET", "AUTH_DISABLE")}
 bcd = subprocess.Popen([f"{build}/web/bcd", "--config", conf, "--port-file", port_file], env=env,
@@ -115,10 +116,21 @@ try:
     assert get("/api/v1/nothing")[0] == 404
     assert get("/static/../bcd.conf")[0] in (403, 404)
     assert get("/static/index.html")[0] == 200
-    st, body = get("/metrics")
-    assert st == 200 and body.endswith("# EOF\n") and 'bc_job_cpu_seconds_total{job="42",user="bctest_alice"} 2.5' in body, body
     assert get("/api/v1/health")[0] == 200
-    print("ok bad requests answered with 4xx; /metrics lists the running job")
+    print("ok bad requests answered with 4xx")
+    # /metrics: bcd's health for anyone; the running jobs (job, user, CPU...) only for the scraper's token
+    # or an admin, as Slurm's PrivateData=jobs; a wrong token is refused.
+    job_line = 'bc_job_cpu_seconds_total{job="42",user="bctest_alice"} 2.5'
+    for headers in ({}, {"X-Munge-Credential": cred("bctest_alice")}):
+        st, body = get("/metrics", headers)
+        assert st == 200 and body.endswith("# EOF\n") and "bcd_requests_total" in body, body
+        assert "bc_job_" not in body and "bctest_alice" not in body, body
+    for headers in ({"Authorization": "Bearer scraper-0123456789abcdef"}, {"X-Munge-Credential": cred("root")}):
+        st, body = get("/metrics", headers)
+        assert st == 200 and body.endswith("# EOF\n") and job_line in body, body
+        assert 'job="41"' not in body and 'job="43"' not in body, body  # running jobs only
+    assert get("/metrics", {"Authorization": "Bearer scraper-wrong-0123456789"})[0] == 401
+    print("ok /metrics: health for anyone and for a user; the running job for the token and an admin; a wrong token 401")
 finally:
     bcd.send_signal(signal.SIGTERM)
     rc = bcd.wait(timeout=10)

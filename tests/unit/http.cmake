@@ -10,3 +10,8 @@ gtest_discover_tests(test_bcd_config PROPERTIES LABELS unit)
 add_executable(test_bcd_cache ${CMAKE_CURRENT_LIST_DIR}/test_bcd_cache.cpp)
 target_link_libraries(test_bcd_cache PRIVATE bc_bcd_cache GTest::gtest_main)
 gtest_discover_tests(test_bcd_cache PROPERTIES LABELS unit)
+
+add_executable(test_http_limits ${CMAKE_CURRENT_LIST_DIR}/test_http_limits.cpp)
+target_link_libraries(test_http_limits PRIVATE bc_http GTest::gtest_main)
+# Opens 1,100 connections and waits out deadlines: one at a time, not beside timing-sensitive tests.
+gtest_discover_tests(test_http_limits PROPERTIES LABELS unit RUN_SERIAL TRUE)

@@ -79,3 +79,29 @@ TEST(BcdConfig, EnvironmentOverridesAndValidation) {
   Config open = parse_config("auth_disable=yes\n", "t");
   EXPECT_NO_THROW(validate(open));
 }
+
+TEST(BcdConfig, LimitsAndMetricsKeys) {
+  Config d = parse_config("", "t");
+  EXPECT_EQ(d.max_connections, 2048u);
+  EXPECT_EQ(d.max_connections_per_ip, 64u);
+  EXPECT_EQ(d.header_timeout_s, 10u);
+  EXPECT_EQ(d.body_timeout_s, 60u);
+  EXPECT_EQ(d.max_inflight_bytes, size_t{256} << 20);
+  EXPECT_FALSE(d.metrics_jobs);
+  Config c = parse_config(
+      "max_connections=4096\nmax_connections_per_ip=8\nheader_timeout=5\nbody_timeout=30\n"
+      "max_inflight_bytes=1073741824\nmetrics_jobs=on\nmetrics_token=0123456789abcdef\n",
+      "t");
+  EXPECT_EQ(c.max_connections, 4096u);
+  EXPECT_EQ(c.max_connections_per_ip, 8u);
+  EXPECT_EQ(c.header_timeout_s, 5u);
+  EXPECT_EQ(c.body_timeout_s, 30u);
+  EXPECT_EQ(c.max_inflight_bytes, size_t{1} << 30);
+  EXPECT_TRUE(c.metrics_jobs);
+  EXPECT_EQ(c.metrics_token, "0123456789abcdef");
+  for (const char* bad : {"max_connections=0\n", "header_timeout=0\n", "body_timeout=7200\n", "max_inflight_bytes=10\n",
+                          "metrics_jobs=maybe\n", "metrics_token=short\n", "max_connections_per_ip=-1\n"})
+    EXPECT_THROW(parse_config(bad, "t"), ConfigError) << bad;
+  Config small = parse_config("auth_secret=0123456789abcdef0\nmax_body_bytes=2048\nmax_inflight_bytes=1024\n", "t");
+  EXPECT_THROW(validate(small), ConfigError);
+}

@@ -178,7 +178,7 @@ std::vector<web::Route> Api::routes() {
       {"GET", "/api/v1/jobs/{}/connections", wrap(&Api::connections)},
       {"GET", "/api/v1/jobs/{}/series", wrap(&Api::series)},
       {"GET", "/api/v1/jobs/{}/stream", wrap(&Api::stream)},
-      {"GET", "/metrics", wrap(&Api::metrics_text, true)},
+      {"GET", "/metrics", wrap(&Api::metrics_text)},
   };
   routes.push_back({"GET", "/static/**", web::static_files(config_.static_dir, "/static/")});
   return routes;
@@ -314,7 +314,63 @@ Response Api::list_jobs(const Request& req) {
   return Response::json(200, out);
 }
 
-Response Api::metrics_text(const Request&) {
+// Who may see the running jobs' series on /metrics: with metrics_jobs on, a scraper bearing metrics_token
+// or an admin's munge credential. Anyone else gets bcd's own health; a wrong token is refused outright, so a
+// misconfigured scraper notices.
+Api::Verdict Api::metrics_access(const Request& req, bool& with_jobs) const {
+  with_jobs = false;
+  if (!config_.metrics_jobs) return {};
+  const auto authz = req.header("authorization");
+  if (authz && authz->rfind("Bearer ", 0) == 0) {
+    if (!config_.metrics_token.empty() &&
+        auth::api_key_matches(authz->substr(7), auth::hash_api_key(config_.metrics_token))) {
+      with_jobs = true;
+      return {};
+    }
+    return {401, "wrong metrics token (metrics_token= in bcd.conf)"};
+  }
+  if (req.header("x-munge-credential") || config_.auth_disable) {
+    Caller caller;
+    if (Verdict v = identify(req, "", caller); v.status != 200) return v;
+    with_jobs = caller.admin;
+  }
+  return {};
+}
+
+// The running jobs from their records and their own series' last point, never their processes: what
+// every node's monitor last summed up for the job.
+std::string Api::running_jobs_metrics() {
+  std::string cpu = "# TYPE bc_job_cpu_seconds counter\n# UNIT bc_job_cpu_seconds seconds\n";
+  std::string rss = "# TYPE bc_job_rss_bytes gauge\n# UNIT bc_job_rss_bytes bytes\n";
+  std::string rd = "# TYPE bc_job_read_bytes counter\n# UNIT bc_job_read_bytes bytes\n";
+  std::string wr = "# TYPE bc_job_write_bytes counter\n# UNIT bc_job_write_bytes bytes\n";
+  std::lock_guard lock(store_mutex_);
+  for (uint64_t id : store_->job_ids()) {
+    const std::vector<store::JobRecord> nodes = store_->job_nodes(id);
+    if (nodes.empty() || std::none_of(nodes.begin(), nodes.end(), [](const auto& r) { return r.end_ms == 0; }))
+      continue;
+    uint64_t cpu_ns = 0, live_rss = 0, read = 0, write = 0;
+    for (const store::JobRecord& r : nodes) {
+      const int64_t last_s = r.last_sample_ms / 1000;
+      const std::vector<store::Sample> last = store_->series(id, r.node, 0, last_s, last_s);
+      const store::Sample total = last.empty() ? store::Sample{} : last.back();
+      cpu_ns += r.has_cgroup_cpu ? r.cgroup_cpu_ns : total.cpu_ns;
+      live_rss += total.rss;
+      read += total.read_bytes;
+      write += total.write_bytes;
+    }
+    const std::string labels = "{job=\"" + std::to_string(id) + "\",user=\"" + label(nodes.front().user) + "\"}";
+    cpu += "bc_job_cpu_seconds_total" + labels + " " + std::to_string(static_cast<double>(cpu_ns) / 1e9) + "\n";
+    rss += "bc_job_rss_bytes" + labels + " " + std::to_string(live_rss) + "\n";
+    rd += "bc_job_read_bytes_total" + labels + " " + std::to_string(read) + "\n";
+    wr += "bc_job_write_bytes_total" + labels + " " + std::to_string(write) + "\n";
+  }
+  return cpu + rss + rd + wr;
+}
+
+Response Api::metrics_text(const Request& req) {
+  bool with_jobs = false;
+  if (Verdict v = metrics_access(req, with_jobs); v.status != 200) return Response::error(v.status, v.message);
   std::string out;
   out += "# TYPE bcd_requests counter\nbcd_requests_total " + std::to_string(metrics_.requests.load()) + "\n";
   out += "# TYPE bcd_rejected counter\n";
@@ -322,26 +378,9 @@ Response Api::metrics_text(const Request&) {
   out += "bcd_rejected_total{reason=\"forbidden\"} " + std::to_string(metrics_.forbidden.load()) + "\n";
   out += "bcd_rejected_total{reason=\"too_many_streams\"} " + std::to_string(metrics_.streams_refused.load()) + "\n";
   out += "# TYPE bcd_streams gauge\nbcd_streams " + std::to_string(live_streams_->load()) + "\n";
-  out += "# TYPE bc_job_cpu_seconds counter\n# UNIT bc_job_cpu_seconds seconds\n";
-  std::string rss = "# TYPE bc_job_rss_bytes gauge\n# UNIT bc_job_rss_bytes bytes\n";
-  std::string rd = "# TYPE bc_job_read_bytes counter\n# UNIT bc_job_read_bytes bytes\n";
-  std::string wr = "# TYPE bc_job_write_bytes counter\n# UNIT bc_job_write_bytes bytes\n";
-  for (uint64_t id : store_->job_ids()) {
-    report::JobData data = load(*store_, id);
-    if (data.nodes.empty()) continue;
-    report::JobTotals t = report::compute_totals(data);
-    if (t.end_ms) continue;  // running jobs only
-    uint64_t live_rss = 0;
-    for (const auto& p : data.processes)
-      if (!p.end_ms) live_rss += p.rss;
-    std::string labels = "{job=\"" + std::to_string(id) + "\",user=\"" + label(t.user) + "\"}";
-    out += "bc_job_cpu_seconds_total" + labels + " " + std::to_string(t.cpu_seconds()) + "\n";
-    rss += "bc_job_rss_bytes" + labels + " " + std::to_string(live_rss) + "\n";
-    rd += "bc_job_read_bytes_total" + labels + " " + std::to_string(t.read_bytes) + "\n";
-    wr += "bc_job_write_bytes_total" + labels + " " + std::to_string(t.write_bytes) + "\n";
-  }
-  if (extra_metrics_) wr += extra_metrics_();
-  Response r = Response::json(200, out + rss + rd + wr + "# EOF\n");
+  if (extra_metrics_) out += extra_metrics_();
+  if (with_jobs) out += running_jobs_metrics();
+  Response r = Response::json(200, out + "# EOF\n");
   r.content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
   return r;
 }

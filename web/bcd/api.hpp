@@ -85,6 +85,8 @@ class Api {
   web::Response list_jobs(const web::Request& req);
   web::Response job(const web::Request& req);
   web::Response metrics_text(const web::Request& req);
+  Verdict metrics_access(const web::Request& req, bool& with_jobs) const;
+  std::string running_jobs_metrics();
   // The per-job views (api_views.cpp).
   web::Response processes(const web::Request& req);
   web::Response tree(const web::Request& req);

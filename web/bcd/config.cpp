@@ -93,13 +93,30 @@ Config parse_config(std::string_view text, const std::string& origin, Config con
     } else if (key == "max_streams") {
       if (!parse_uint(value, 100000, n) || n == 0) throw ConfigError(where + "max_streams= takes 1 to 100000");
       config.max_streams = static_cast<unsigned>(n);
+    } else if (key == "max_connections" || key == "max_connections_per_ip") {
+      if (!parse_uint(value, 1000000, n) || n == 0) throw ConfigError(where + key + "= takes 1 to 1000000");
+      (key == "max_connections" ? config.max_connections : config.max_connections_per_ip) = static_cast<unsigned>(n);
+    } else if (key == "header_timeout" || key == "body_timeout") {
+      if (!parse_uint(value, 3600, n) || n == 0) throw ConfigError(where + key + "= takes seconds, 1 to 3600");
+      (key == "header_timeout" ? config.header_timeout_s : config.body_timeout_s) = static_cast<unsigned>(n);
+    } else if (key == "max_inflight_bytes") {
+      if (!parse_uint(value, 1ULL << 40, n) || n < 1024)
+        throw ConfigError(where + "max_inflight_bytes= takes a number of bytes (at least 1024)");
+      config.max_inflight_bytes = n;
+    } else if (key == "metrics_jobs") {
+      if (!parse_bool(value, config.metrics_jobs)) throw ConfigError(where + "metrics_jobs= takes on or off");
+    } else if (key == "metrics_token") {
+      if (value.size() < 16) throw ConfigError(where + "metrics_token= must be at least 16 characters");
+      config.metrics_token = value;
     } else if (key == "log") {
       if (value != "stderr" && value != "syslog") throw ConfigError(where + "log= takes stderr or syslog");
       config.log = value;
     } else {
       throw ConfigError(where + "unknown key '" + key +
                         "' (known: listen, store, static_dir, auth_secret, auth_disable, ingest_auth, dedup_window, admins, "
-                        "admin_group, pushers, munge_socket, max_body_bytes, threads, max_streams, log)");
+                        "admin_group, pushers, munge_socket, max_body_bytes, threads, max_streams, max_connections, "
+                        "max_connections_per_ip, header_timeout, body_timeout, max_inflight_bytes, metrics_jobs, "
+                        "metrics_token, log)");
     }
   }
   return config;
@@ -128,6 +145,9 @@ Config load_config(const std::string& path, bool required) {
 }
 
 void validate(const Config& config) {
+  if (config.max_inflight_bytes < config.max_body_bytes)
+    throw ConfigError("max_inflight_bytes (" + std::to_string(config.max_inflight_bytes) + ") is below max_body_bytes (" +
+                      std::to_string(config.max_body_bytes) + "): the largest push could never be taken");
   if (!config.auth_disable && config.auth_secret.size() < 16)
     throw ConfigError("auth_secret (or AUTH_SECRET) must be at least 16 characters, or set auth_disable=yes");
 }

@@ -31,7 +31,18 @@ struct Config {
   size_t max_body_bytes = 16 << 20;
   unsigned threads = 4;
   unsigned max_streams = 64;        // live Server-Sent Event streams at once; more get 503
+  // Against hostile clients (web::ServerOptions): connections in total and per client address, seconds
+  // for a request's headers and for its body, bytes of request bodies buffered at once.
+  unsigned max_connections = 2048;
+  unsigned max_connections_per_ip = 64;
+  unsigned header_timeout_s = 10;
+  unsigned body_timeout_s = 60;
+  size_t max_inflight_bytes = 256 << 20;
   std::string log = "stderr";       // stderr or syslog
+  // /metrics shows bcd's own health to anyone; the running jobs' series (job, user, CPU, RSS, I/O) only with
+  // metrics_jobs on, to a scraper bearing metrics_token or an admin's munge credential.
+  bool metrics_jobs = false;
+  std::string metrics_token;
 };
 
 // origin names the text in messages ("/etc/bubble-chamber/bcd.conf").

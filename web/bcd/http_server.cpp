@@ -1,10 +1,9 @@
 #include "http_server.hpp"
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <microhttpd.h>
 #include <strings.h>
-#include <sys/stat.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,11 +12,13 @@
 #include <charconv>
 #include <chrono>
 #include <condition_variable>
+#include <cstdarg>
+#include <cstdio>
 #include <mutex>
 #include <thread>
-#include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <list>
 #include <stdexcept>
 
 namespace bc::web {
@@ -62,6 +63,31 @@ Response Response::error(unsigned status, const std::string& message) {
   return json(status, "{\"error\": \"" + escaped + "\"}\n");
 }
 
+namespace {
+
+// libmicrohttpd's messages, at most a few per second: a flood of hostile connections (each refused one is
+// a line) must not fill the log. What is left out is counted in the next line that is written.
+void log_mhd(void*, const char* format, va_list args) {
+  static std::atomic<int64_t> second{0};
+  static std::atomic<int> in_second{0};
+  static std::atomic<uint64_t> suppressed{0};
+  const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                          std::chrono::steady_clock::now().time_since_epoch()).count();
+  if (second.exchange(now) != now) in_second = 0;
+  if (++in_second > 5) {
+    ++suppressed;
+    return;
+  }
+  char text[512];
+  std::vsnprintf(text, sizeof text, format, args);
+  const uint64_t left_out = suppressed.exchange(0);
+  if (left_out) std::fprintf(stderr, "bcd: http: %s (and %llu more messages left out)\n", text,
+                             static_cast<unsigned long long>(left_out));
+  else std::fprintf(stderr, "bcd: http: %s\n", text);
+}
+
+}  // namespace
+
 struct HttpServer::Impl {
   ServerOptions options;
   std::vector<Route> routes;
@@ -85,11 +111,71 @@ struct HttpServer::Impl {
     size_t offset = 0;
   };
 
+  ServerCounters counters;
+
   // Per-request state, owned by MHD's request-closure pointer until the completion callback.
   struct Pending {
     std::string body;
     bool too_large = false;
+    bool busy = false;           // the body would take the bodies in flight past max_inflight_bytes
+    size_t reserved = 0;         // of inflight_bytes, given back on completion
+    const Route* route = nullptr;
+    std::any admission;
   };
+  std::atomic<size_t> inflight_bytes{0};
+
+  // Each TCP connection, for the header and body deadlines: the ticker shuts down the socket of one that
+  // is past its deadline, and MHD then closes it as it would a client's hang-up. An entry lives from
+  // MHD's STARTED to its CLOSED notification, which comes before MHD closes the socket.
+  enum class Phase { Headers, Body, Answering, Dropped };
+  struct Connection {
+    int fd = -1;
+    Phase phase = Phase::Headers;
+    std::chrono::steady_clock::time_point since;
+  };
+  std::mutex connections_mutex;
+  std::list<Connection> connections;
+
+  static Connection* connection_of(MHD_Connection* c) {
+    const MHD_ConnectionInfo* info = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return info ? static_cast<Connection*>(info->socket_context) : nullptr;
+  }
+  void enter(MHD_Connection* c, Phase phase) {
+    std::lock_guard lock(connections_mutex);
+    if (Connection* conn = connection_of(c); conn && conn->phase != Phase::Dropped) {
+      conn->phase = phase;
+      conn->since = std::chrono::steady_clock::now();
+    }
+  }
+
+  static void on_connection(void* cls, MHD_Connection* c, void** socket_context, MHD_ConnectionNotificationCode code) {
+    auto* self = static_cast<Impl*>(cls);
+    std::lock_guard lock(self->connections_mutex);
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+      const MHD_ConnectionInfo* info = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+      self->connections.push_front({info ? info->connect_fd : -1, Phase::Headers, std::chrono::steady_clock::now()});
+      *socket_context = &self->connections.front();
+    } else if (*socket_context) {
+      auto* conn = static_cast<Connection*>(*socket_context);
+      self->connections.remove_if([conn](const Connection& e) { return &e == conn; });
+      *socket_context = nullptr;
+    }
+  }
+
+  void drop_late_connections() {
+    const auto now = std::chrono::steady_clock::now();
+    const auto header_limit = std::chrono::seconds(options.header_timeout_s);
+    const auto body_limit = std::chrono::seconds(options.body_timeout_s);
+    std::lock_guard lock(connections_mutex);
+    for (Connection& conn : connections) {
+      const bool late = (conn.phase == Phase::Headers && now - conn.since > header_limit) ||
+                        (conn.phase == Phase::Body && now - conn.since > body_limit);
+      if (!late || conn.fd < 0) continue;
+      ++(conn.phase == Phase::Headers ? counters.header_timeouts : counters.body_timeouts);
+      conn.phase = Phase::Dropped;
+      ::shutdown(conn.fd, SHUT_RDWR);
+    }
+  }
 
   bool match(const Route& route, const std::string& path, std::vector<std::string>& params) const {
     params.clear();
@@ -192,8 +278,9 @@ struct HttpServer::Impl {
   void tick_loop() {
     std::unique_lock lock(tick_mutex);
     while (!stopping) {
-      tick_cv.wait_for(lock, std::chrono::milliseconds(options.stream_poll_ms));
+      tick_cv.wait_for(lock, std::chrono::milliseconds(std::min(options.stream_poll_ms, 1000U)));
       resume_parked();
+      drop_late_connections();
     }
   }
 
@@ -236,47 +323,95 @@ struct HttpServer::Impl {
     return MHD_YES;
   }
 
-  static MHD_Result on_request(void* cls, MHD_Connection* connection, const char* url, const char* method,
-                               const char* /*version*/, const char* upload_data, size_t* upload_size,
-                               void** req_cls) {
-    auto* self = static_cast<Impl*>(cls);
-    auto* pending = static_cast<Pending*>(*req_cls);
-    if (!pending) {
-      // First call: headers only. A body whose length is ambiguous (Content-Length twice, or with
-      // Transfer-Encoding) is refused at once, before any of it is read: a proxy in front may have cut it
-      // elsewhere (request smuggling), and the connection is closed after the answer.
-      LengthHeaders lengths;
-      MHD_get_connection_values(connection, MHD_HEADER_KIND, &Impl::count_length_headers, &lengths);
-      if (lengths.content_length > 1 || (lengths.content_length > 0 && lengths.transfer_encoding)) {
-        Response r = Response::error(400, "ambiguous body length: Content-Length twice, or with Transfer-Encoding");
-        return self->queue(connection, r);
+  struct QueryBounds {
+    size_t count = 0, max_count = 0, max_bytes = 0;
+    bool exceeded = false;
+  };
+  static MHD_Result check_query(void* cls, MHD_ValueKind, const char* key, const char* value) {
+    auto* q = static_cast<QueryBounds*>(cls);
+    if (++q->count > q->max_count || std::strlen(key) > q->max_bytes || (value && std::strlen(value) > q->max_bytes))
+      q->exceeded = true;
+    return MHD_YES;
+  }
+
+  const Route* route_for(const std::string& method, const std::string& path) const {
+    std::vector<std::string> params;
+    for (const auto& route : routes)
+      if (route.method == method && match(route, path, params)) return &route;
+    return nullptr;
+  }
+
+  // The request line and headers have arrived, no body yet. Returns a response to send at once (the body
+  // then is never read, and MHD closes the connection after it), or nothing to go on reading.
+  std::optional<Response> admit(MHD_Connection* connection, const char* url, const char* method, Pending& pending) {
+    // A body whose length is ambiguous (Content-Length twice, or with Transfer-Encoding) is refused: a proxy
+    // in front may have cut it elsewhere (request smuggling).
+    LengthHeaders lengths;
+    MHD_get_connection_values(connection, MHD_HEADER_KIND, &Impl::count_length_headers, &lengths);
+    if (lengths.content_length > 1 || (lengths.content_length > 0 && lengths.transfer_encoding))
+      return Response::error(400, "ambiguous body length: Content-Length twice, or with Transfer-Encoding");
+    QueryBounds query{0, options.max_query_params, options.max_query_value_bytes, false};
+    MHD_get_connection_values(connection, MHD_GET_ARGUMENT_KIND, &Impl::check_query, &query);
+    if (query.exceeded) {
+      ++counters.bad_query;
+      return Response::error(400, "more than " + std::to_string(options.max_query_params) +
+                                      " query parameters, or one longer than " +
+                                      std::to_string(options.max_query_value_bytes) + " bytes");
+    }
+    unsigned long long declared = 0;
+    if (const char* length = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH)) {
+      declared = std::strtoull(length, nullptr, 10);
+      if (declared > options.max_body_bytes) {
+        if (options.on_body_too_large) options.on_body_too_large(url);
+        return Response::error(413, "request body larger than " + std::to_string(options.max_body_bytes) + " bytes");
       }
-      // Otherwise never answer before the body has arrived. A declared length within the limit is reserved at
-      // once, so a big ingest body is not copied again each time the string grows.
-      pending = new Pending();
-      *req_cls = pending;
-      if (const char* length = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH)) {
-        const unsigned long long n = std::strtoull(length, nullptr, 10);
-        if (n > 0 && n <= self->options.max_body_bytes) pending->body.reserve(static_cast<size_t>(n));
+    }
+    pending.route = route_for(method, url);
+    if (pending.route && pending.route->admit) {
+      Request head;
+      fill_request(connection, url, method, head);
+      Admission a;
+      try {
+        a = pending.route->admit(head);
+      } catch (const std::exception& e) {
+        a.refusal = Response::error(500, std::string("internal error: ") + e.what());
       }
-      return MHD_YES;
+      if (a.refusal) {
+        ++counters.admission_refused;
+        return std::move(a.refusal);
+      }
+      pending.admission = std::move(a.context);
     }
-    if (*upload_size > 0) {
-      if (pending->body.size() + *upload_size > self->options.max_body_bytes) pending->too_large = true;
-      else pending->body.append(upload_data, *upload_size);
-      *upload_size = 0;
-      return MHD_YES;
+    // A declared length is reserved against max_inflight_bytes at once (and the string reserved, so a big
+    // ingest body is not copied again each time it grows); a body without one is counted as it arrives.
+    if (declared > 0) {
+      if (!reserve(pending, static_cast<size_t>(declared))) return busy_response();
+      pending.body.reserve(static_cast<size_t>(declared));
     }
-    if (pending->too_large) {
-      if (self->options.on_body_too_large) self->options.on_body_too_large(url);
-      Response r = Response::error(413, "request body larger than " + std::to_string(self->options.max_body_bytes) +
-                                            " bytes");
-      return self->queue(connection, r);
-    }
-    Request req;
+    return std::nullopt;
+  }
+
+  bool reserve(Pending& pending, size_t bytes) {
+    size_t now = inflight_bytes.load();
+    do {
+      if (now + bytes > options.max_inflight_bytes) {
+        ++counters.busy;
+        return false;
+      }
+    } while (!inflight_bytes.compare_exchange_weak(now, now + bytes));
+    pending.reserved += bytes;
+    return true;
+  }
+  Response busy_response() const {
+    Response r = Response::error(503, "busy: request bodies in flight at max_inflight_bytes (" +
+                                          std::to_string(options.max_inflight_bytes) + "); try again");
+    r.headers.emplace_back("Retry-After", "1");
+    return r;
+  }
+
+  void fill_request(MHD_Connection* connection, const char* url, const char* method, Request& req) const {
     req.method = method;
     req.path = url;
-    req.body = std::move(pending->body);
     MHD_get_connection_values(connection, MHD_GET_ARGUMENT_KIND, &Impl::collect, &req.query);
     MHD_get_connection_values(connection, MHD_HEADER_KIND, &Impl::collect_header, &req.headers);
     if (const MHD_ConnectionInfo* info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS)) {
@@ -288,15 +423,64 @@ struct HttpServer::Impl {
         inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr, text, sizeof text);
       req.peer = text;
     }
+  }
+
+  static MHD_Result on_request(void* cls, MHD_Connection* connection, const char* url, const char* method,
+                               const char* /*version*/, const char* upload_data, size_t* upload_size,
+                               void** req_cls) {
+    auto* self = static_cast<Impl*>(cls);
+    auto* pending = static_cast<Pending*>(*req_cls);
+    if (!pending) {
+      // First call: headers only. Never answer a request that was admitted before its body has arrived.
+      pending = new Pending();
+      *req_cls = pending;
+      if (std::optional<Response> refusal = self->admit(connection, url, method, *pending)) {
+        self->enter(connection, Phase::Answering);
+        return self->queue(connection, *refusal);
+      }
+      self->enter(connection, Phase::Body);
+      return MHD_YES;
+    }
+    if (*upload_size > 0) {
+      if (pending->body.size() + *upload_size > self->options.max_body_bytes) {
+        pending->too_large = true;
+      } else if (!pending->busy) {
+        const size_t after = pending->body.size() + *upload_size;
+        if (after > pending->reserved && !self->reserve(*pending, after - pending->reserved)) pending->busy = true;
+        else pending->body.append(upload_data, *upload_size);
+      }
+      *upload_size = 0;
+      return MHD_YES;
+    }
+    self->enter(connection, Phase::Answering);
+    if (pending->too_large) {
+      if (self->options.on_body_too_large) self->options.on_body_too_large(url);
+      Response r = Response::error(413, "request body larger than " + std::to_string(self->options.max_body_bytes) +
+                                            " bytes");
+      return self->queue(connection, r);
+    }
+    if (pending->busy) {
+      Response r = self->busy_response();
+      return self->queue(connection, r);
+    }
+    Request req;
+    self->fill_request(connection, url, method, req);
+    req.body = std::move(pending->body);
+    req.admission = std::move(pending->admission);
     Response r = self->dispatch(req);
     MHD_Result rc = self->queue(connection, r);
     if (r.file_fd >= 0) ::close(r.file_fd);
     return rc;
   }
 
-  static void on_completed(void* /*cls*/, MHD_Connection*, void** req_cls, MHD_RequestTerminationCode) {
-    delete static_cast<Pending*>(*req_cls);
+  static void on_completed(void* cls, MHD_Connection* connection, void** req_cls, MHD_RequestTerminationCode) {
+    auto* self = static_cast<Impl*>(cls);
+    if (auto* pending = static_cast<Pending*>(*req_cls)) {
+      self->inflight_bytes -= pending->reserved;
+      delete pending;
+    }
     *req_cls = nullptr;
+    self->enter(connection, Phase::Headers);  // a kept-alive connection waits for its next request
   }
 };
 
@@ -313,8 +497,14 @@ HttpServer::HttpServer(ServerOptions options, std::vector<Route> routes) : impl_
       flags, impl_->options.port, nullptr, nullptr, &Impl::on_request, impl_.get(), MHD_OPTION_SOCK_ADDR,
       reinterpret_cast<const sockaddr*>(&addr), MHD_OPTION_THREAD_POOL_SIZE,
       static_cast<unsigned>(std::max(1U, impl_->options.threads)), MHD_OPTION_CONNECTION_TIMEOUT,
-      impl_->options.connection_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, &Impl::on_completed, nullptr,
-      MHD_OPTION_END);
+      impl_->options.connection_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, &Impl::on_completed, impl_.get(),
+      MHD_OPTION_NOTIFY_CONNECTION, &Impl::on_connection, impl_.get(), MHD_OPTION_CONNECTION_LIMIT,
+      std::max(1U, impl_->options.max_connections), MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+      std::max(1U, impl_->options.max_connections_per_ip),
+      // Room for a request line and headers at the query bounds; MHD's 32 KiB default could not even answer
+      // 431 to a URL of a few hundred parameters, and held the connection until its timeout.
+      MHD_OPTION_CONNECTION_MEMORY_LIMIT, static_cast<size_t>(128 << 10), MHD_OPTION_EXTERNAL_LOGGER, &log_mhd,
+      nullptr, MHD_OPTION_END);
   if (!impl_->daemon)
     throw std::runtime_error("cannot listen on " + impl_->options.bind_address + ":" +
                              std::to_string(impl_->options.port) + " (in use, or no permission)");
@@ -340,69 +530,11 @@ HttpServer::~HttpServer() {
 }
 
 size_t HttpServer::open_streams() const { return impl_->live_streams; }
+const ServerCounters& HttpServer::counters() const { return impl_->counters; }
 
 uint16_t HttpServer::port() const {
   const MHD_DaemonInfo* info = MHD_get_daemon_info(impl_->daemon, MHD_DAEMON_INFO_BIND_PORT);
   return info ? info->port : 0;
-}
-
-namespace {
-
-std::string content_type_for(const std::string& path) {
-  static const std::pair<const char*, const char*> types[] = {
-      {".html", "text/html; charset=utf-8"}, {".js", "text/javascript; charset=utf-8"},
-      {".mjs", "text/javascript; charset=utf-8"}, {".css", "text/css; charset=utf-8"},
-      {".json", "application/json"}, {".svg", "image/svg+xml"}, {".png", "image/png"},
-      {".ico", "image/x-icon"}, {".txt", "text/plain; charset=utf-8"}};
-  for (auto [ext, type] : types) {
-    size_t n = std::strlen(ext);
-    if (path.size() >= n && path.compare(path.size() - n, n, ext) == 0) return type;
-  }
-  return "application/octet-stream";
-}
-
-std::optional<std::string> real_path(const std::string& path) {
-  char buf[PATH_MAX];
-  if (!::realpath(path.c_str(), buf)) return std::nullopt;
-  return std::string(buf);
-}
-
-}  // namespace
-
-Handler static_files(const std::string& root, const std::string& url_prefix) {
-  const std::string real_root = real_path(root).value_or(root);
-  return [real_root, url_prefix](const Request& req) -> Response {
-    if (req.path.compare(0, url_prefix.size(), url_prefix) != 0) return Response::error(404, "not found");
-    std::string rel = req.path.substr(url_prefix.size());
-    // MHD has already percent-decoded the path, so "%2e%2e" arrives here as "..".
-    if (rel.empty() || rel[0] == '/' || rel.find('\0') != std::string::npos)
-      return Response::error(403, "forbidden path");
-    size_t start = 0;
-    while (start <= rel.size()) {
-      size_t end = rel.find('/', start);
-      if (end == std::string::npos) end = rel.size();
-      std::string segment = rel.substr(start, end - start);
-      if (segment == ".." || segment == ".") return Response::error(403, "forbidden path");
-      start = end + 1;
-    }
-    auto resolved = real_path(real_root + "/" + rel);
-    if (!resolved) return Response::error(404, "not found: " + req.path);
-    if (resolved->compare(0, real_root.size() + 1, real_root + "/") != 0)
-      return Response::error(403, "forbidden path");
-    int fd = ::open(resolved->c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return Response::error(404, "not found: " + req.path);
-    struct stat st {};
-    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-      ::close(fd);
-      return Response::error(404, "not found: " + req.path);
-    }
-    Response r;
-    r.content_type = content_type_for(*resolved);
-    r.file_fd = fd;
-    r.file_size = static_cast<uint64_t>(st.st_size);
-    r.headers.emplace_back("Cache-Control", "no-cache");
-    return r;
-  };
 }
 
 }  // namespace bc::web

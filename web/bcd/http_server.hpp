@@ -1,7 +1,10 @@
 // bcd's HTTP layer over libmicrohttpd: a route table with a 404 sentinel, bounded request bodies that are
-// complete before a handler runs, and static files that can never leave their root.
+// complete before a handler runs, admission from the headers before any body is read, limits and deadlines
+// that hostile clients cannot hold open, and static files that can never leave their root.
 #pragma once
 
+#include <any>
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -20,6 +23,7 @@ struct Request {
   std::string body;
   std::vector<std::string> params;           // values of the route's {} segments, in order
   std::string peer;                          // client address
+  std::any admission;                        // what the route's admit() returned as its context
 
   std::optional<std::string> header(const std::string& lowercase_name) const;
   std::optional<std::string> arg(const std::string& name) const;
@@ -56,10 +60,28 @@ struct Response {
 
 using Handler = std::function<Response(const Request&)>;
 
+// A route's decision from the request line and headers alone, before any of the body is read: a refusal is
+// answered at once and the body is never buffered (the connection is then closed).
+struct Admission {
+  std::optional<Response> refusal;
+  std::any context;  // handed to the handler as Request::admission
+};
+using Admit = std::function<Admission(const Request&)>;
+
 struct Route {
   std::string method;   // "GET", "POST", ...
   std::string pattern;  // "/api/v1/jobs/{}" : {} matches one non-empty segment
   Handler handler;
+  Admit admit = {};     // optional
+};
+
+// What the server refused or dropped on its own, by cause (for /metrics).
+struct ServerCounters {
+  std::atomic<uint64_t> header_timeouts{0};  // connections closed: headers not complete within header_timeout_s
+  std::atomic<uint64_t> body_timeouts{0};    // connections closed: body not complete within body_timeout_s
+  std::atomic<uint64_t> busy{0};             // 503: bodies in flight at max_inflight_bytes
+  std::atomic<uint64_t> bad_query{0};        // 400: too many query parameters, or one too long
+  std::atomic<uint64_t> admission_refused{0};  // answered by a route's admit() before the body
 };
 
 struct ServerOptions {
@@ -69,6 +91,17 @@ struct ServerOptions {
   size_t max_body_bytes = 8 << 20;
   unsigned connection_timeout_s = 30;
   unsigned stream_poll_ms = 1000;  // how often a parked stream is asked for more
+  // Against clients that hold connections or memory: connections in total and per client address; a
+  // request's headers must be complete within header_timeout_s of its connection opening (or of the
+  // previous answer on it), and its body within body_timeout_s after the headers, however slowly but
+  // steadily they trickle in; request bodies buffered at once, across all requests.
+  unsigned max_connections = 2048;
+  unsigned max_connections_per_ip = 64;
+  unsigned header_timeout_s = 10;
+  unsigned body_timeout_s = 60;
+  size_t max_inflight_bytes = 256 << 20;
+  size_t max_query_params = 64;
+  size_t max_query_value_bytes = 4096;
   // Called with the request path when a body over max_body_bytes is refused with 413 (no handler runs then).
   std::function<void(const std::string& path)> on_body_too_large;
 };
@@ -83,6 +116,7 @@ class HttpServer {
 
   uint16_t port() const;
   size_t open_streams() const;  // streaming responses not yet finished
+  const ServerCounters& counters() const;
 
   struct Impl;
 

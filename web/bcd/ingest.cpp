@@ -41,58 +41,83 @@ Ingest::Ingest(const Config& config, store::Store& store, std::mutex& store_mute
 
 std::vector<web::Route> Ingest::routes() {
   return {
-      {"POST", "/api/v1/ingest", [this](const Request& r) { return ingest(r, ""); }},
-      {"POST", "/event/api/{}", [this](const Request& r) { return ingest(r, r.params.at(0)); }},
+      {"POST", "/api/v1/ingest", [this](const Request& r) { return ingest(r); },
+       [this](const Request& r) { return admit(r, ""); }},
+      {"POST", "/event/api/{}", [this](const Request& r) { return ingest(r); },
+       [this](const Request& r) { return admit(r, r.path.substr(std::string_view("/event/api/").size())); }},
   };
 }
 
-Response Ingest::ingest(const Request& req, const std::string& path_key) {
+namespace {
+
+// Who is pushing, as admit() found from the headers.
+struct Pusher {
+  bool munge = false;
+  std::string munge_payload;   // the credential's payload: must be the body's SHA-256
+  std::string key_owner, key_node;  // an API key's
+};
+
+}  // namespace
+
+// The push's type and credential, from its headers alone: a push that is refused here never has its body
+// read (an anonymous client cannot make bcd buffer anything).
+web::Admission Ingest::admit(const Request& req, const std::string& path_key) {
   ++metrics_.requests;
   auto refuse = [this](std::atomic<uint64_t>& counter, unsigned status, const std::string& message) {
     ++counter;
-    return Response::error(status, message);
+    return web::Admission{Response::error(status, message), {}};
   };
   const std::string type = req.header("content-type").value_or("");
   if (type.rfind("application/octet-stream", 0) != 0)
     return refuse(metrics_.rejected_content_type, 415,
                   "ingest takes a batch bundle as application/octet-stream, not '" + type + "'");
-
-  // Who is pushing. An API-key push stores the data as the key owner's, so a key cannot write records in
-  // another user's name.
-  std::string key_owner, key_node;
-  if (config_.ingest_auth) {
-    std::string api_key = path_key;
-    if (auto authz = req.header("authorization"); authz && authz->rfind("Bearer ", 0) == 0) api_key = authz->substr(7);
-    if (auto cred = req.header("x-munge-credential")) {
-      auth::MungeResult m = auth::munge_decode(*cred, config_.munge_socket);
-      if (m.status != auth::MungeStatus::Ok)
-        return refuse(metrics_.rejected_auth, 401, "munge credential refused: " + m.message);
-      if (m.payload != auth::sha256_hex(req.body))
-        return refuse(metrics_.rejected_auth, 401, "munge credential was made for another body (payload must be the body's SHA-256)");
-      const std::string user = auth::user_name(m.uid);
-      if (m.uid != 0 && std::find(config_.pushers.begin(), config_.pushers.end(), user) == config_.pushers.end())
-        return refuse(metrics_.rejected_auth, 403,
-                      "uid " + std::to_string(m.uid) + " (" + user + ") may not push node data; see pushers= in bcd.conf");
-    } else if (!api_key.empty()) {
-      std::optional<store::ApiKeyRecord> record;
-      try {
-        std::lock_guard lock(store_mutex_);
-        record = store_.api_key(auth::hash_api_key(api_key));
-      } catch (const std::exception& e) {
-        return refuse(metrics_.store_errors, 503, std::string("cannot read API keys: ") + e.what());
-      }
-      if (!record) return refuse(metrics_.rejected_auth, 401, "unknown or deleted API key");
-      if (record->node.empty())
-        return refuse(metrics_.rejected_scope, 403,
-                      "this API key is bound to no node (made by an older bcadm); make a new one with "
-                      "'bcadm apikey create --owner EMAIL --node NAME'");
-      key_owner = record->owner;
-      key_node = record->node;
-    } else {
-      return refuse(metrics_.rejected_auth, 401,
-                    "authentication required: X-Munge-Credential over the body's SHA-256, or an API key");
+  Pusher pusher;
+  if (!config_.ingest_auth) return {std::nullopt, pusher};
+  std::string api_key = path_key;
+  if (auto authz = req.header("authorization"); authz && authz->rfind("Bearer ", 0) == 0) api_key = authz->substr(7);
+  if (auto cred = req.header("x-munge-credential")) {
+    auth::MungeResult m = auth::munge_decode(*cred, config_.munge_socket);
+    if (m.status != auth::MungeStatus::Ok)
+      return refuse(metrics_.rejected_auth, 401, "munge credential refused: " + m.message);
+    const std::string user = auth::user_name(m.uid);
+    if (m.uid != 0 && std::find(config_.pushers.begin(), config_.pushers.end(), user) == config_.pushers.end())
+      return refuse(metrics_.rejected_auth, 403,
+                    "uid " + std::to_string(m.uid) + " (" + user + ") may not push node data; see pushers= in bcd.conf");
+    pusher.munge = true;
+    pusher.munge_payload = std::move(m.payload);
+  } else if (!api_key.empty()) {
+    std::optional<store::ApiKeyRecord> record;
+    try {
+      std::lock_guard lock(store_mutex_);
+      record = store_.api_key(auth::hash_api_key(api_key));
+    } catch (const std::exception& e) {
+      return refuse(metrics_.store_errors, 503, std::string("cannot read API keys: ") + e.what());
     }
+    if (!record) return refuse(metrics_.rejected_auth, 401, "unknown or deleted API key");
+    if (record->node.empty())
+      return refuse(metrics_.rejected_scope, 403,
+                    "this API key is bound to no node (made by an older bcadm); make a new one with "
+                    "'bcadm apikey create --owner EMAIL --node NAME'");
+    pusher.key_owner = record->owner;
+    pusher.key_node = record->node;
+  } else {
+    return refuse(metrics_.rejected_auth, 401,
+                  "authentication required: X-Munge-Credential over the body's SHA-256, or an API key");
   }
+  return {std::nullopt, pusher};
+}
+
+Response Ingest::ingest(const Request& req) {
+  auto refuse = [this](std::atomic<uint64_t>& counter, unsigned status, const std::string& message) {
+    ++counter;
+    return Response::error(status, message);
+  };
+  const auto* pusher = std::any_cast<Pusher>(&req.admission);
+  if (!pusher) return refuse(metrics_.rejected_auth, 401, "push not admitted");  // never: admit() runs first
+  if (pusher->munge && pusher->munge_payload != auth::sha256_hex(req.body))
+    return refuse(metrics_.rejected_auth, 401, "munge credential was made for another body (payload must be the body's SHA-256)");
+  const std::string& key_owner = pusher->key_owner;
+  const std::string& key_node = pusher->key_node;
 
   // Decode everything before applying anything: a malformed request changes nothing. The batches are decoded
   // in the request's own thread, in place in the body, while other requests are being written.
@@ -269,10 +294,7 @@ void Ingest::write_taken(const std::vector<Queued*>& take, size_t total) {
 }
 
 void Ingest::body_too_large(const std::string& path) {
-  if (path == "/api/v1/ingest" || path.rfind("/event/api/", 0) == 0) {
-    ++metrics_.requests;
-    ++metrics_.rejected_too_large;
-  }
+  if (path == "/api/v1/ingest" || path.rfind("/event/api/", 0) == 0) ++metrics_.rejected_too_large;
 }
 
 void Ingest::expire_dedup() {

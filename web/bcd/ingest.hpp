@@ -48,7 +48,8 @@ class Ingest {
   void body_too_large(const std::string& path);
 
  private:
-  web::Response ingest(const web::Request& req, const std::string& path_key);
+  web::Admission admit(const web::Request& req, const std::string& path_key);
+  web::Response ingest(const web::Request& req);
   std::string outside_key_scope(const std::vector<store::Batch>& batches, const std::string& owner,
                                 const std::string& node);
   // Folds old dedup entries (Store::expire_dedup) at most once per min(dedup_window, 10 s).

@@ -2,9 +2,11 @@
 // the web view.
 #include <getopt.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <syslog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -34,6 +36,15 @@ const char kUsage[] =
     "Environment: AUTH_SECRET, AUTH_DISABLE=yes|no override the config file. AUTH_DISABLE opens reads only:\n"
     "pushes stay authenticated unless the config says ingest_auth=off (for tests only).\n"
     "Exit status: 0 stopped by SIGTERM/SIGINT, 1 cannot start (store, port), 2 usage or config error.\n";
+
+// What the HTTP layer refused or dropped on its own, by cause.
+std::string http_metrics(const bc::web::ServerCounters& c) {
+  std::string out = "# TYPE bcd_http_refused counter\n";
+  for (const auto& [reason, n] : {std::pair{"header_timeout", &c.header_timeouts}, {"body_timeout", &c.body_timeouts},
+                                  {"busy", &c.busy}, {"bad_query", &c.bad_query}, {"not_admitted", &c.admission_refused}})
+    out += std::string("bcd_http_refused_total{reason=\"") + reason + "\"} " + std::to_string(n->load()) + "\n";
+  return out;
+}
 
 void log_line(bool syslog_on, int priority, const std::string& text) {
   if (syslog_on) syslog(priority, "%s", text.c_str());
@@ -86,6 +97,19 @@ int main(int argc, char** argv) try {
   const bool use_syslog = config.log == "syslog";
   if (use_syslog) openlog("bcd", LOG_PID, LOG_DAEMON);
 
+  // Each connection is a descriptor: the soft limit (often 1024) would refuse connections long before
+  // max_connections, honest ones included.
+  rlimit files{};
+  if (getrlimit(RLIMIT_NOFILE, &files) == 0) {
+    const rlim_t want = static_cast<rlim_t>(config.max_connections) + 256;
+    files.rlim_cur = std::min(files.rlim_max, std::max(files.rlim_cur, want));
+    setrlimit(RLIMIT_NOFILE, &files);
+    if (files.rlim_cur < want)
+      log_line(use_syslog, LOG_WARNING,
+               "open files limited to " + std::to_string(files.rlim_cur) + ", under max_connections=" +
+                   std::to_string(config.max_connections) + " plus 256; raise LimitNOFILE");
+  }
+
   // Signals are taken synchronously by the main thread; the server's threads never see them.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
@@ -108,7 +132,8 @@ int main(int argc, char** argv) try {
   bc::store::Store& central = *db;  // owned by api, which outlives ingest's use of it
   bc::bcd::Api api(config, std::move(db));
   bc::bcd::Ingest ingest(config, central, api.store_mutex());
-  api.add_metrics([&ingest] { return ingest.metrics_text(); });
+  std::unique_ptr<bc::web::HttpServer> server;
+  api.add_metrics([&ingest, &server] { return ingest.metrics_text() + (server ? http_metrics(server->counters()) : ""); });
   std::vector<bc::web::Route> routes = api.routes();
   for (auto& r : ingest.routes()) routes.insert(routes.begin(), std::move(r));
   bc::web::ServerOptions options;
@@ -117,7 +142,11 @@ int main(int argc, char** argv) try {
   options.threads = config.threads;
   options.max_body_bytes = config.max_body_bytes;
   options.on_body_too_large = [&ingest](const std::string& path) { ingest.body_too_large(path); };
-  std::unique_ptr<bc::web::HttpServer> server;
+  options.max_connections = config.max_connections;
+  options.max_connections_per_ip = config.max_connections_per_ip;
+  options.header_timeout_s = config.header_timeout_s;
+  options.body_timeout_s = config.body_timeout_s;
+  options.max_inflight_bytes = config.max_inflight_bytes;
   try {
     server = std::make_unique<bc::web::HttpServer>(options, std::move(routes));
   } catch (const std::exception& e) {
