@@ -188,13 +188,17 @@ int main(int argc, char** argv) try {
     const auto start = Clock::now();
     const double cpu_start = cpu_seconds();
     std::vector<std::thread> threads;
-    for (const auto& list : client_bodies)
-      threads.emplace_back([&o, &node_keys, &failures, &list] {
+    std::vector<std::vector<double>> latencies(client_bodies.size());  // ms per request, per client
+    for (size_t c = 0; c < client_bodies.size(); ++c)
+      threads.emplace_back([&o, &node_keys, &failures, &list = client_bodies[c], &mine_ms = latencies[c]] {
         ship::ShipOptions mine = o;
         for (const auto& [node, body] : list) {
           if (!node_keys.empty()) mine.api_key = node_keys[node];
           std::string answer, error;
-          if (ship::post_bundle(mine, *body, answer, error) != 200) {
+          const auto sent = Clock::now();
+          const long status = ship::post_bundle(mine, *body, answer, error);
+          mine_ms.push_back(seconds_since(sent) * 1000);
+          if (status != 200) {
             if (failures++ == 0) std::fprintf(stderr, "bc-central-bench: %s %s\n", error.c_str(), answer.c_str());
           }
         }
@@ -203,9 +207,15 @@ int main(int argc, char** argv) try {
     const double s = seconds_since(start);
     const double pusher_cpu = cpu_seconds() - cpu_start;
     if (failures) return 1;
-    std::printf("samples %llu seconds %.3f batches %zu requests %zu bytes %llu pushers_cpu %.3f\n",
+    std::vector<double> all_ms;
+    for (const auto& l : latencies) all_ms.insert(all_ms.end(), l.begin(), l.end());
+    std::sort(all_ms.begin(), all_ms.end());
+    auto percentile = [&all_ms](double p) {
+      return all_ms.empty() ? 0.0 : all_ms[std::min(all_ms.size() - 1, static_cast<size_t>(p * static_cast<double>(all_ms.size())))];
+    };
+    std::printf("samples %llu seconds %.3f batches %zu requests %zu bytes %llu pushers_cpu %.3f p50_ms %.2f p99_ms %.2f\n",
                 static_cast<unsigned long long>(w.samples), s, w.batches.size(), requests,
-                static_cast<unsigned long long>(bytes), pusher_cpu);
+                static_cast<unsigned long long>(bytes), pusher_cpu, percentile(0.50), percentile(0.99));
     return 0;
   }
   std::fprintf(stderr, "usage: see the head of bench/central/central_bench.cpp\n");
