@@ -276,10 +276,15 @@ struct HttpServer::Impl {
   }
 
   void tick_loop() {
+    // Deadlines are checked at least once a second, parked streams resumed once per stream_poll_ms.
     std::unique_lock lock(tick_mutex);
+    auto resumed = std::chrono::steady_clock::now();
     while (!stopping) {
       tick_cv.wait_for(lock, std::chrono::milliseconds(std::min(options.stream_poll_ms, 1000U)));
-      resume_parked();
+      if (std::chrono::steady_clock::now() - resumed >= std::chrono::milliseconds(options.stream_poll_ms)) {
+        resume_parked();
+        resumed = std::chrono::steady_clock::now();
+      }
       drop_late_connections();
     }
   }

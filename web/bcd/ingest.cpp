@@ -294,7 +294,11 @@ void Ingest::write_taken(const std::vector<Queued*>& take, size_t total) {
 }
 
 void Ingest::body_too_large(const std::string& path) {
-  if (path == "/api/v1/ingest" || path.rfind("/event/api/", 0) == 0) ++metrics_.rejected_too_large;
+  // A declared length over the bound is refused before admit() has counted the request.
+  if (path == "/api/v1/ingest" || path.rfind("/event/api/", 0) == 0) {
+    ++metrics_.requests;
+    ++metrics_.rejected_too_large;
+  }
 }
 
 void Ingest::expire_dedup() {
