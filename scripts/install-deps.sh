@@ -7,7 +7,7 @@ packages=(
   slurm-wlm slurmctld slurmd libslurm-dev munge libmunge-dev
   liblmdb-dev lmdb-utils libcjson-dev libcgroup-dev libmicrohttpd-dev libssl-dev libcurl4-openssl-dev
   libbpf-dev bpftool clang llvm libelf-dev zlib1g-dev
-  libsqlite3-dev busybox-static docker.io libbpf-tools
+  libsqlite3-dev busybox-static docker.io libbpf-tools openssl
   chromium wrk strace
 )
 # The web view's npm packages (uPlot, playwright-core) need node and npm; any node >= 18 will do.

@@ -15,3 +15,9 @@ add_executable(test_http_limits ${CMAKE_CURRENT_LIST_DIR}/test_http_limits.cpp)
 target_link_libraries(test_http_limits PRIVATE bc_http GTest::gtest_main)
 # Opens 1,100 connections and waits out deadlines: one at a time, not beside timing-sensitive tests.
 gtest_discover_tests(test_http_limits PROPERTIES LABELS unit RUN_SERIAL TRUE)
+
+# HTTPS: the HTTP layer and bcd's TLS file checks against the fixture's certificates.
+add_executable(test_tls ${CMAKE_CURRENT_LIST_DIR}/test_tls.cpp)
+target_link_libraries(test_tls PRIVATE bc_http bc_auth PkgConfig::LIBCURL GTest::gtest_main)
+target_compile_definitions(test_tls PRIVATE BC_TLS_DIR="${BC_TLS_DIR}")
+gtest_discover_tests(test_tls PROPERTIES LABELS unit FIXTURES_REQUIRED tls_material)

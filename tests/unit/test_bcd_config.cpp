@@ -105,3 +105,27 @@ TEST(BcdConfig, LimitsAndMetricsKeys) {
   Config small = parse_config("auth_secret=0123456789abcdef0\nmax_body_bytes=2048\nmax_inflight_bytes=1024\n", "t");
   EXPECT_THROW(validate(small), ConfigError);
 }
+
+TEST(BcdConfig, TlsCertificateAndKeyGoTogether) {
+  Config plain = parse_config("auth_disable=yes\n", "t");
+  EXPECT_EQ(plain.tls_cert, "");
+  EXPECT_EQ(plain.tls_key, "");
+  Config tls = parse_config("auth_disable=yes\ntls_cert=/etc/bc/bcd.pem\ntls_key=/etc/bc/bcd.key\n", "t");
+  EXPECT_EQ(tls.tls_cert, "/etc/bc/bcd.pem");
+  EXPECT_EQ(tls.tls_key, "/etc/bc/bcd.key");
+  EXPECT_NO_THROW(validate(tls));
+  for (const char* half : {"tls_cert=/etc/bc/bcd.pem\n", "tls_key=/etc/bc/bcd.key\n"}) {
+    try {
+      validate(parse_config(std::string("auth_disable=yes\n") + half, "t"));
+      ADD_FAILURE() << half << " alone was accepted";
+    } catch (const ConfigError& e) {
+      EXPECT_STREQ(e.what(), "tls_cert= and tls_key= go together: set both for HTTPS, or neither for plain HTTP");
+    }
+  }
+  try {
+    parse_config("tls_cert=bcd.pem\n", "bcd.conf");
+    ADD_FAILURE() << "a relative tls_cert was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_STREQ(e.what(), "bcd.conf:1: tls_cert= needs an absolute path");
+  }
+}

@@ -62,6 +62,9 @@ Config parse_config(std::string_view text, const std::string& origin, Config con
         throw ConfigError(where + "listen= takes ADDRESS:PORT, got '" + value + "'");
       config.listen_address = value.substr(0, colon);
       config.listen_port = static_cast<uint16_t>(n);
+    } else if (key == "tls_cert" || key == "tls_key") {
+      if (value.empty() || value[0] != '/') throw ConfigError(where + key + "= needs an absolute path");
+      (key == "tls_cert" ? config.tls_cert : config.tls_key) = value;
     } else if (key == "store" || key == "static_dir") {
       if (value.empty() || value[0] != '/') throw ConfigError(where + key + "= needs an absolute path");
       (key == "store" ? config.store : config.static_dir) = value;
@@ -116,7 +119,7 @@ Config parse_config(std::string_view text, const std::string& origin, Config con
                         "' (known: listen, store, static_dir, auth_secret, auth_disable, ingest_auth, dedup_window, admins, "
                         "admin_group, pushers, munge_socket, max_body_bytes, threads, max_streams, max_connections, "
                         "max_connections_per_ip, header_timeout, body_timeout, max_inflight_bytes, metrics_jobs, "
-                        "metrics_token, log)");
+                        "metrics_token, log, tls_cert, tls_key)");
     }
   }
   return config;
@@ -150,6 +153,8 @@ void validate(const Config& config) {
                       std::to_string(config.max_body_bytes) + "): the largest push could never be taken");
   if (!config.auth_disable && config.auth_secret.size() < 16)
     throw ConfigError("auth_secret (or AUTH_SECRET) must be at least 16 characters, or set auth_disable=yes");
+  if (config.tls_cert.empty() != config.tls_key.empty())
+    throw ConfigError("tls_cert= and tls_key= go together: set both for HTTPS, or neither for plain HTTP");
 }
 
 }  // namespace bc::bcd

@@ -43,6 +43,8 @@ struct Config {
   // metrics_jobs on, to a scraper bearing metrics_token or an admin's munge credential.
   bool metrics_jobs = false;
   std::string metrics_token;
+  std::string tls_cert;             // HTTPS with this PEM certificate (chain) and tls_key; both empty: plain HTTP
+  std::string tls_key;
 };
 
 // origin names the text in messages ("/etc/bubble-chamber/bcd.conf").
@@ -50,7 +52,7 @@ Config parse_config(std::string_view text, const std::string& origin, Config bas
 // Reads the file (a missing file is an error only when required), then applies the environment.
 Config load_config(const std::string& path, bool required);
 void apply_environment(Config& config);
-// Throws when the combination cannot work (no secret with auth on, no static dir).
+// Throws when the combination cannot work (no secret with auth on, no static dir, tls_cert without tls_key).
 void validate(const Config& config);
 
 }  // namespace bc::bcd

@@ -22,6 +22,10 @@
 #include <stdexcept>
 
 namespace bc::web {
+namespace {
+// TLS 1.2 and 1.3 only, GnuTLS's usual ciphers otherwise.
+constexpr char kTlsPriorities[] = "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2";
+}  // namespace
 
 std::optional<std::string> Request::header(const std::string& lowercase_name) const {
   auto it = headers.find(lowercase_name);
@@ -498,6 +502,18 @@ HttpServer::HttpServer(ServerOptions options, std::vector<Route> routes) : impl_
   if (inet_pton(AF_INET, impl_->options.bind_address.c_str(), &addr.sin_addr) != 1)
     throw std::runtime_error("bind address '" + impl_->options.bind_address + "' is not an IPv4 address");
   unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
+  // TLS through libmicrohttpd's GnuTLS; the PEM strings stay in options for the daemon's lifetime.
+  const bool tls = !impl_->options.tls_cert_pem.empty() || !impl_->options.tls_key_pem.empty();
+  std::vector<MHD_OptionItem> tls_options;
+  if (tls) {
+    if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
+      throw std::runtime_error("this libmicrohttpd was built without TLS; HTTPS cannot be served");
+    flags |= MHD_USE_TLS;
+    tls_options = {{MHD_OPTION_HTTPS_MEM_CERT, 0, const_cast<char*>(impl_->options.tls_cert_pem.c_str())},
+                   {MHD_OPTION_HTTPS_MEM_KEY, 0, const_cast<char*>(impl_->options.tls_key_pem.c_str())},
+                   {MHD_OPTION_HTTPS_PRIORITIES, 0, const_cast<char*>(kTlsPriorities)}};
+  }
+  tls_options.push_back({MHD_OPTION_END, 0, nullptr});
   impl_->daemon = MHD_start_daemon(
       flags, impl_->options.port, nullptr, nullptr, &Impl::on_request, impl_.get(), MHD_OPTION_SOCK_ADDR,
       reinterpret_cast<const sockaddr*>(&addr), MHD_OPTION_THREAD_POOL_SIZE,
@@ -509,10 +525,12 @@ HttpServer::HttpServer(ServerOptions options, std::vector<Route> routes) : impl_
       // Room for a request line and headers at the query bounds; MHD's 32 KiB default could not even answer
       // 431 to a URL of a few hundred parameters, and held the connection until its timeout.
       MHD_OPTION_CONNECTION_MEMORY_LIMIT, static_cast<size_t>(128 << 10), MHD_OPTION_EXTERNAL_LOGGER, &log_mhd,
-      nullptr, MHD_OPTION_END);
+      nullptr, MHD_OPTION_ARRAY, tls_options.data(), MHD_OPTION_END);
   if (!impl_->daemon)
     throw std::runtime_error("cannot listen on " + impl_->options.bind_address + ":" +
-                             std::to_string(impl_->options.port) + " (in use, or no permission)");
+                             std::to_string(impl_->options.port) +
+                             (tls ? " with TLS (in use, no permission, or a certificate or key GnuTLS refuses)"
+                                  : " (in use, or no permission)"));
   impl_->ticker = std::thread([impl = impl_.get()] { impl->tick_loop(); });
 }
 

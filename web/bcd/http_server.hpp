@@ -104,11 +104,15 @@ struct ServerOptions {
   size_t max_query_value_bytes = 4096;
   // Called with the request path when a body over max_body_bytes is refused with 413 (no handler runs then).
   std::function<void(const std::string& path)> on_body_too_large;
+  // HTTPS when both are set: the certificate (chain) and its unencrypted private key, PEM text. Empty: plain HTTP.
+  std::string tls_cert_pem;
+  std::string tls_key_pem;
 };
 
 class HttpServer {
  public:
-  // Throws std::runtime_error when the daemon cannot start (address in use, bad address).
+  // Throws std::runtime_error when the daemon cannot start (address in use, bad address, a certificate or key
+  // that does not load).
   HttpServer(ServerOptions options, std::vector<Route> routes);
   ~HttpServer();  // stops accepting, finishes requests in flight, then returns
   HttpServer(const HttpServer&) = delete;

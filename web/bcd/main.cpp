@@ -1,5 +1,6 @@
 // bcd: the bubble-chamber central daemon. Serves the central store over HTTP: the JSON API, OpenMetrics and
 // the web view.
+#include <arpa/inet.h>
 #include <getopt.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -17,6 +18,7 @@
 #include "http_server.hpp"
 #include "ingest.hpp"
 #include "store.hpp"
+#include "tls_files.hpp"
 
 namespace {
 
@@ -35,7 +37,10 @@ const char kUsage[] =
     "\n"
     "Environment: AUTH_SECRET, AUTH_DISABLE=yes|no override the config file. AUTH_DISABLE opens reads only:\n"
     "pushes stay authenticated unless the config says ingest_auth=off (for tests only).\n"
-    "Exit status: 0 stopped by SIGTERM/SIGINT, 1 cannot start (store, port), 2 usage or config error.\n";
+    "HTTPS: tls_cert=PEM and tls_key=PEM in the config; clients then verify bcd against their ca_file.\n"
+    "Without them bcd serves plain HTTP, and warns at start when it listens beyond loopback (127.0.0.0/8).\n"
+    "Exit status: 0 stopped by SIGTERM/SIGINT, 1 cannot start (store, port, TLS certificate or key),\n"
+    "2 usage or config error.\n";
 
 // What the HTTP layer refused or dropped on its own, by cause.
 std::string http_metrics(const bc::web::ServerCounters& c) {
@@ -49,6 +54,11 @@ std::string http_metrics(const bc::web::ServerCounters& c) {
 void log_line(bool syslog_on, int priority, const std::string& text) {
   if (syslog_on) syslog(priority, "%s", text.c_str());
   else std::fprintf(stderr, "bcd: %s\n", text.c_str());
+}
+
+bool is_loopback(const std::string& ipv4) {
+  in_addr addr{};
+  return inet_pton(AF_INET, ipv4.c_str(), &addr) == 1 && (ntohl(addr.s_addr) >> 24) == 127;
 }
 
 }  // namespace
@@ -147,6 +157,17 @@ int main(int argc, char** argv) try {
   options.header_timeout_s = config.header_timeout_s;
   options.body_timeout_s = config.body_timeout_s;
   options.max_inflight_bytes = config.max_inflight_bytes;
+  const bool tls = !config.tls_cert.empty();
+  if (tls) {
+    std::string error;
+    auto pem = bc::auth::load_server_tls("tls_cert", config.tls_cert, "tls_key", config.tls_key, error);
+    if (!pem) {
+      log_line(use_syslog, LOG_ERR, error);
+      return 1;
+    }
+    options.tls_cert_pem = std::move(pem->cert);
+    options.tls_key_pem = std::move(pem->key);
+  }
   try {
     server = std::make_unique<bc::web::HttpServer>(options, std::move(routes));
   } catch (const std::exception& e) {
@@ -157,10 +178,15 @@ int main(int argc, char** argv) try {
     std::ofstream(port_file + ".tmp") << server->port() << "\n";
     std::rename((port_file + ".tmp").c_str(), port_file.c_str());
   }
+  const std::string address = config.listen_address + ":" + std::to_string(server->port());
   log_line(use_syslog, LOG_INFO,
-           "listening on " + config.listen_address + ":" + std::to_string(server->port()) + ", store " + config.store +
+           "listening on " + std::string(tls ? "https://" : "http://") + address + ", store " + config.store +
                (config.auth_disable ? ", AUTH DISABLED: every caller sees every job" : "") +
                (config.ingest_auth ? "" : ", INGEST AUTH OFF: anyone can push node data (tests only)"));
+  if (!tls && !is_loopback(config.listen_address))
+    log_line(use_syslog, LOG_WARNING,
+             "warning: listening on " + address + " beyond loopback without TLS: munge credentials, API keys, "
+             "web tokens and job data cross the network in clear text; set tls_cert= and tls_key=");
   int sig = 0;
   sigwait(&stop_signals, &sig);
   log_line(use_syslog, LOG_INFO, std::string("stopping on ") + strsignal(sig) + ", finishing requests in flight");
