@@ -19,6 +19,7 @@
 #include "bcd/config.hpp"
 #include "shipper.hpp"
 #include "store.hpp"
+#include "tls_files.hpp"
 
 namespace bc::admin {
 namespace {
@@ -207,6 +208,11 @@ int ship(const Args& args, const std::string& node_store) {
   ship::ShipOptions o;
   o.central_url = central->second;
   if (args.values.count("munge-socket")) o.munge_socket = args.values.at("munge-socket");
+  if (args.values.count("ca-file")) {
+    std::string error;
+    if (!auth::check_ca_file("--ca-file", args.values.at("ca-file"), error)) return usage_error(error);
+    o.ca_file = args.values.at("ca-file");
+  }
   if (args.values.count("api-key-file")) {
     std::string error;
     if (!ship::read_api_key_file(args.values.at("api-key-file"), o.api_key, error)) {
@@ -259,7 +265,7 @@ int run_central(int argc, char** argv, int first, const std::string& store_path,
       return args ? token(*args, bcd_config) : error;
     }
     if (group == "ship") {
-      auto args = parse(argc, argv, first + 1, {"central", "store", "munge-socket", "api-key-file", "timeout"}, false, error);
+      auto args = parse(argc, argv, first + 1, {"central", "store", "munge-socket", "api-key-file", "ca-file", "timeout"}, false, error);
       if (!args) return error;
       return ship(*args, store_path);
     }

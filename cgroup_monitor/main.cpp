@@ -11,6 +11,7 @@
 #include "events_check.hpp"
 #include "monitor.hpp"
 #include "shipper.hpp"
+#include "tls_files.hpp"
 
 namespace {
 
@@ -51,8 +52,11 @@ const char kUsage[] =
     "  --bpf-pin-dir DIR     where the node's shared BPF programs are pinned (default /sys/fs/bpf/bubble-chamber)\n"
     "  --bpf-object FILE     load the BPF programs from FILE instead of the object built in (a rebuilt object,\n"
     "                        or the tests' refused one)\n"
-    "  --central URL         also ship every tick to this bcd (http://host:port); unshipped data waits in\n"
-    "                        the node store's outbox for the next monitor on this node or 'bcadm ship'\n"
+    "  --central URL         also ship every tick to this bcd (http://host:port or https://host:port);\n"
+    "                        unshipped data waits in the node store's outbox for the next monitor on this\n"
+    "                        node or 'bcadm ship'\n"
+    "  --ca-file FILE        PEM CA certificate(s) that verify an https bcd, trusted alone (default: the\n"
+    "                        system's CAs); nothing is sent to a bcd whose certificate they do not verify\n"
     "  --munge-socket PATH   munged socket for the shipper's credentials (default: munge's)\n"
     "  --ship-every SECONDS  with --central, send at most once per SECONDS while bcd keeps up (default 0:\n"
     "                        every tick); fewer, bigger requests let one bcd take more nodes, and the live\n"
@@ -106,7 +110,7 @@ int main(int argc, char** argv) try {
   enum { kJob = 1000, kCgroupPath, kCgroupVersion, kCgroupRoot, kUid, kNode, kStore, kRunDir, kInterval,
          kGrace, kNice, kVersion, kJobName, kContainerId, kContainerName, kContainerImage, kBpf, kBpfRing,
          kFileBytes, kBpfPinDir, kCentral, kMungeSocket, kShipEvery,
-         kApiKeyFile, kArrayJob, kArrayTask, kOutboxMax, kBpfObject, kCheckEvents, kJson, kVerbose };
+         kApiKeyFile, kCaFile, kArrayJob, kArrayTask, kOutboxMax, kBpfObject, kCheckEvents, kJson, kVerbose };
   static const option long_options[] = {
       {"job", required_argument, nullptr, kJob},
       {"cgroup-path", required_argument, nullptr, kCgroupPath},
@@ -137,6 +141,7 @@ int main(int argc, char** argv) try {
       {"verbose", no_argument, nullptr, kVerbose},
       {"central", required_argument, nullptr, kCentral},
       {"api-key-file", required_argument, nullptr, kApiKeyFile},
+      {"ca-file", required_argument, nullptr, kCaFile},
       {"munge-socket", required_argument, nullptr, kMungeSocket},
       {"help", no_argument, nullptr, 'h'},
       {"version", no_argument, nullptr, kVersion},
@@ -214,6 +219,12 @@ int main(int argc, char** argv) try {
       case kJson: json = true; break;
       case kVerbose: verbose = true; break;
       case kCentral: opt.central_url = optarg; break;
+      case kCaFile: {
+        std::string error;
+        if (!bc::auth::check_ca_file("--ca-file", optarg, error)) return usage_error(error);
+        opt.ca_file = optarg;
+        break;
+      }
       case kShipEvery: {
         double seconds = 0;
         if (!parse_number(optarg, seconds) || !(seconds >= 0 && seconds <= 3600))

@@ -172,6 +172,7 @@ int run_monitor(const MonitorOptions& opt) {
   if (!opt.central_url.empty()) {
     ship::ShipOptions ship_options;
     ship_options.central_url = opt.central_url;
+    ship_options.ca_file = opt.ca_file;
     ship_options.munge_socket = opt.munge_socket;
     ship_options.api_key = opt.api_key;
     ship_options.lock_path = opt.store_path + "/ship.lock";

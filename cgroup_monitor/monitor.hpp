@@ -30,6 +30,7 @@ struct MonitorOptions {
   std::string container_image;
   EventSettings events;           // eBPF events; sampling goes on without them if they cannot load
   std::string central_url;        // ship each tick to this bcd (empty: the node store only)
+  std::string ca_file;            // verifies an https bcd (ship::ShipOptions::ca_file)
   std::string munge_socket;       // for the shipper's credentials; empty: munge's default
   std::string api_key;            // ship with this API key instead of munge (Docker hosts)
   uint64_t outbox_max_bytes = 256ULL << 20;  // the outbox's bound (store::OpenOptions::outbox_max_bytes)

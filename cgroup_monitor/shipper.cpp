@@ -93,6 +93,11 @@ long post_bundle(const ShipOptions& o, const std::string& body, std::string& ans
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &answer);
   curl_easy_setopt(c, CURLOPT_ERRORBUFFER, curl_error);
+  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+  if (!o.ca_file.empty()) {
+    curl_easy_setopt(c, CURLOPT_CAINFO, o.ca_file.c_str());
+    curl_easy_setopt(c, CURLOPT_CAPATH, nullptr);
+  }
   CURLcode rc = curl_easy_perform(c);
   if (rc != CURLE_OK) {
     error = url + ": " + (curl_error[0] ? curl_error : curl_easy_strerror(rc));

@@ -16,7 +16,10 @@ struct Batch;
 namespace bc::ship {
 
 struct ShipOptions {
-  std::string central_url;   // http://host:port (the path /api/v1/ingest is appended)
+  std::string central_url;   // http://host:port or https://host:port (the path /api/v1/ingest is appended)
+  // https: the CA file that verifies bcd's certificate, trusted alone; empty: the system's CAs. Verification
+  // is never turned off.
+  std::string ca_file;
   std::string api_key;       // when set, sent as "Authorization: Bearer" instead of a munge credential
   std::string munge_socket;  // empty: munge's default
   std::string lock_path;     // one shipper per node store at a time (flock); empty: no lock

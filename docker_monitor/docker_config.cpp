@@ -85,6 +85,7 @@ std::string apply_setting(Config& config, std::string_view key, std::string_view
     return {};
   }
   if (k == "api_key_file") return path(config.api_key_file);
+  if (k == "ca_file") return path(config.ca_file);
   if (k == "outbox_max_mib") {
     if (!parse_whole(v, 1, 1ULL << 20, config.outbox_max_mib))
       return "outbox_max_mib= takes MiB between 1 and 1048576, got '" + v + "'";
@@ -96,7 +97,7 @@ std::string apply_setting(Config& config, std::string_view key, std::string_view
     return {};
   }
   return "unknown key '" + k + "' (known: socket, store, monitor, rundir, log, state, interval, label_only, retry, node, "
-         "central, api_key_file, outbox_max_mib, ship_every, bpf)";
+         "central, api_key_file, ca_file, outbox_max_mib, ship_every, bpf)";
 }
 
 void parse_config_text(Config& config, std::string_view text, const std::string& origin,

@@ -23,6 +23,7 @@ struct Config {
   // have no munge). Empty central: the node store only.
   std::string central;
   std::string api_key_file;
+  std::string ca_file;            // with an https central: the CA file that verifies bcd (bc-monitor --ca-file)
   uint64_t outbox_max_mib = 256;  // bound of the node store's outbox while bcd cannot be reached (as bc-monitor's)
   uint64_t ship_every_s = 0;      // send at most once per this many seconds while bcd keeps up (bc-monitor --ship-every)
   bool bpf = true;                // per-process eBPF events in the monitors (bc-monitor --bpf), as the plugin's bpf=
@@ -38,7 +39,7 @@ inline constexpr char kMonitorLabelValue[] = "true";
 inline constexpr char kDefaultConfigPath[] = BC_DOCKER_CONFIG_DEFAULT;
 
 // Sets one key. Returns an error text ("" when accepted). Keys: socket, store, monitor, rundir, log, state,
-// interval, label_only, retry, node, central, api_key_file, outbox_max_mib, ship_every, bpf.
+// interval, label_only, retry, node, central, api_key_file, ca_file, outbox_max_mib, ship_every, bpf.
 std::string apply_setting(Config& config, std::string_view key, std::string_view value);
 
 // A whole config file: key=value per line, '#' comments and blank lines ignored, spaces around key and value

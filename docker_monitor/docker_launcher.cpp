@@ -33,6 +33,7 @@ std::vector<std::string> monitor_argv(const Config& config, const std::string& n
                              std::to_string(config.outbox_max_mib)});
     // Only when set, so bc-docker upgraded before bc-monitor still starts monitors with the default.
     if (config.ship_every_s > 0) args.insert(args.end(), {"--ship-every", std::to_string(config.ship_every_s)});
+    if (!config.ca_file.empty()) args.insert(args.end(), {"--ca-file", config.ca_file});
   }
   for (const auto& [option, value] : {std::pair{"--container-id", &request.container_id},
                                       std::pair{"--container-name", &request.container_name},

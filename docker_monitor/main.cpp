@@ -25,6 +25,7 @@
 #include "docker_launcher.hpp"
 #include "docker_log.hpp"
 #include "fd.hpp"
+#include "tls_files.hpp"
 
 #ifndef BC_VERSION
 #define BC_VERSION "unknown"
@@ -61,6 +62,8 @@ const char kUsage[] =
     "      --node NAME       node name recorded with the data (node=, default: short hostname)\n"
     "      --central URL     the monitors also push to this bcd (central=), authenticated by\n"
     "      --api-key-file F  the API key in F (api_key_file=; bcadm apikey create makes one)\n"
+    "      --ca-file F       with an https central, the PEM CA certificate(s) that verify bcd, trusted\n"
+    "                        alone (ca_file=; default: the system's CAs)\n"
     "      --outbox-max-mib N  bound of the node store's outbox while bcd cannot be reached (outbox_max_mib=,\n"
     "                        default 256); past it the oldest batches are given up for shipping (they stay\n"
     "                        in the node store) and counted\n"
@@ -111,7 +114,7 @@ std::string short_hostname() {
 // Loads the config file, then applies the command line. Returns -1 to run, or an exit status.
 int parse_args(int argc, char** argv, Config& config) {
   enum { kSocket = 1000, kStore, kMonitor, kRunDir, kLog, kState, kInterval, kLabelOnly, kRetry, kNode, kVersion,
-         kCentral, kApiKeyFile, kOutboxMax, kShipEvery, kBpf };
+         kCentral, kApiKeyFile, kCaFile, kOutboxMax, kShipEvery, kBpf };
   static const option long_options[] = {
       {"config", required_argument, nullptr, 'c'},   {"socket", required_argument, nullptr, kSocket},
       {"store", required_argument, nullptr, kStore}, {"monitor", required_argument, nullptr, kMonitor},
@@ -120,6 +123,7 @@ int parse_args(int argc, char** argv, Config& config) {
       {"label-only", no_argument, nullptr, kLabelOnly}, {"retry", no_argument, nullptr, kRetry},
       {"node", required_argument, nullptr, kNode},   {"help", no_argument, nullptr, 'h'},
       {"central", required_argument, nullptr, kCentral}, {"api-key-file", required_argument, nullptr, kApiKeyFile},
+      {"ca-file", required_argument, nullptr, kCaFile},
       {"outbox-max-mib", required_argument, nullptr, kOutboxMax}, {"ship-every", required_argument, nullptr, kShipEvery},
       {"bpf", required_argument, nullptr, kBpf},
       {"version", no_argument, nullptr, kVersion},   {nullptr, 0, nullptr, 0}};
@@ -173,6 +177,7 @@ int parse_args(int argc, char** argv, Config& config) {
       case kNode: error = apply_setting(config, "node", optarg); break;
       case kCentral: error = apply_setting(config, "central", optarg); break;
       case kApiKeyFile: error = apply_setting(config, "api_key_file", optarg); break;
+      case kCaFile: error = apply_setting(config, "ca_file", optarg); break;
       case kOutboxMax: error = apply_setting(config, "outbox_max_mib", optarg); break;
       case kShipEvery: error = apply_setting(config, "ship_every", optarg); break;
       case kBpf: error = apply_setting(config, "bpf", optarg); break;
@@ -184,6 +189,9 @@ int parse_args(int argc, char** argv, Config& config) {
   if (optind < argc) return usage_error(std::string("unexpected argument '") + argv[optind] + "'");
   if (!config.central.empty() && config.api_key_file.empty())
     return usage_error("central= needs api_key_file= (Docker hosts push with an API key)");
+  // Checked here, once, rather than by every monitor that would then exit without recording.
+  if (std::string error; !config.ca_file.empty() && !bc::auth::check_ca_file("ca_file", config.ca_file, error))
+    return usage_error(error);
   return -1;
 }
 

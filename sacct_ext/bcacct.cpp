@@ -31,6 +31,7 @@
 #include "selection.hpp"
 #include "store.hpp"
 #include "timeline.hpp"
+#include "tls_files.hpp"
 
 #ifndef BC_STORE_DEFAULT
 #error "BC_STORE_DEFAULT must be defined by the build"
@@ -95,11 +96,14 @@ constexpr char kHelp[] =
     "Source:\n"
     "      --central=URL      bcd to ask (default: $BC_CENTRAL, else central= in the config file)\n"
     "      --store=PATH       read this node store directly instead of asking bcd\n"
+    "      --ca-file=FILE     PEM CA certificate(s) that verify an https bcd, trusted alone (default:\n"
+    "                         $BC_CA_FILE, else ca_file= in the config file, else the system's CAs)\n"
     "  Without --store, bcacct asks bcd when a URL is configured, authenticating with munge; if bcd\n"
     "  cannot be reached it warns and reads the local node store ($BC_STORE, else\n"
     "  " BC_STORE_DEFAULT ").\n"
     "  Without a URL it reads the local node store. Config file: $BC_BCACCT_CONFIG, else\n"
-    "  " BC_BCACCT_CONFIG_DEFAULT " (central=URL, munge_socket=PATH, store=PATH, timeout=SECONDS).\n"
+    "  " BC_BCACCT_CONFIG_DEFAULT " (central=URL, ca_file=PATH, munge_socket=PATH, store=PATH,\n"
+    "  timeout=SECONDS).\n"
     "\n"
     "  -h, --help             print this help and exit\n"
     "  -V, --version          print the version and exit\n"
@@ -107,9 +111,10 @@ constexpr char kHelp[] =
     "Exit status:\n"
     "  0  success\n"
     "  1  a job (or container) is not known to the source\n"
-    "  2  usage error (bad or conflicting arguments, bad config file)\n"
+    "  2  usage error (bad or conflicting arguments, bad config file or CA file)\n"
     "  3  the store cannot be opened or read\n"
-    "  4  any other failure (bcd answered an error, out of memory, cannot write the output)\n"
+    "  4  any other failure (bcd answered an error or its certificate did not verify, out of memory,\n"
+    "     cannot write the output)\n"
     "  5  no permission (bcd refused the credential or the job; the store's files are not readable)\n"
     "  6  bcd unreachable and no local node store to fall back to\n"
     "\n"
@@ -135,6 +140,7 @@ struct Options {
   Metric sort = Metric::Cpu;
   std::optional<std::string> store_path;
   std::optional<std::string> central;
+  std::optional<std::string> ca_file;
 };
 
 struct Parsed {
@@ -160,7 +166,7 @@ int usage_error(const std::string& message) {
 
 Parsed parse_args(int argc, char** argv) {
   enum { kJson = 256, kStore, kTree, kTimeline, kMetric, kResolution, kTop, kSort, kContainer, kCentral, kFiles, kAll,
-         kNet };
+         kNet, kCaFile };
   static const struct option kLong[] = {
       {"jobs", required_argument, nullptr, 'j'},       {"user", required_argument, nullptr, 'u'},
       {"allusers", no_argument, nullptr, 'a'},         {"starttime", required_argument, nullptr, 'S'},
@@ -175,6 +181,7 @@ Parsed parse_args(int argc, char** argv) {
       {"store", required_argument, nullptr, kStore},   {"central", required_argument, nullptr, kCentral},
       {"files", no_argument, nullptr, kFiles},         {"all", no_argument, nullptr, kAll},
       {"net", no_argument, nullptr, kNet},             {"help", no_argument, nullptr, 'h'},
+      {"ca-file", required_argument, nullptr, kCaFile},
       {"version", no_argument, nullptr, 'V'},
       {nullptr, 0, nullptr, 0},
   };
@@ -277,6 +284,10 @@ Parsed parse_args(int argc, char** argv) {
         if (!*optarg) return fail("--central needs a URL");
         o.central = optarg;
         break;
+      case kCaFile:
+        if (!*optarg) return fail("--ca-file needs a PATH");
+        o.ca_file = optarg;
+        break;
       case 'h': return {std::nullopt, write_stdout(kHelp) ? kExitOk : kExitFailure};
       case 'V':
         return {std::nullopt, write_stdout("bcacct (bubble-chamber) " BC_VERSION "\n") ? kExitOk : kExitFailure};
@@ -291,6 +302,7 @@ Parsed parse_args(int argc, char** argv) {
   if (optind < argc) return fail(std::string("unexpected argument '") + argv[optind] + "'");
   if (o.container && !o.jobs.empty()) return fail("give either -j or --container, not both");
   if (o.store_path && o.central) return fail("give either --store or --central, not both");
+  if (o.store_path && o.ca_file) return fail("--ca-file verifies bcd; it does not go with --store");
   // --tree, --files and --net may be combined; each of the others stands alone.
   const bool events = o.tree || o.files || o.net;
   if (int{o.json} + int{events} + int{o.timeline} > 1) return fail("--json, --tree/--files/--net and --timeline exclude each other");
@@ -329,6 +341,7 @@ Parsed parse_args(int argc, char** argv) {
 
 struct SourceConfig {
   std::string central;
+  std::string ca_file;
   std::string munge_socket;
   std::string store;
   long timeout_ms = 30000;
@@ -351,6 +364,8 @@ std::optional<std::string> read_config(const std::string& path, SourceConfig& co
     while (!value.empty() && (value.back() == ' ' || value.back() == '\t' || value.back() == '\r')) value.pop_back();
     if (key == "central") {
       config.central = value;
+    } else if (key == "ca_file") {
+      config.ca_file = value;
     } else if (key == "munge_socket") {
       config.munge_socket = value;
     } else if (key == "store") {
@@ -361,7 +376,7 @@ std::optional<std::string> read_config(const std::string& path, SourceConfig& co
         return where() + "timeout is a whole number of seconds from 1";
       config.timeout_ms = std::stol(value) * 1000;
     } else {
-      return where() + "unknown key '" + key + "' (known: central, munge_socket, store, timeout)";
+      return where() + "unknown key '" + key + "' (known: central, ca_file, munge_socket, store, timeout)";
     }
   }
   return std::nullopt;
@@ -381,6 +396,7 @@ std::unique_ptr<bc::report::JobSource> open_source(const Options& o, SourceConfi
   if (central.empty() || central == "none") return bc::report::open_store_source(store);
   bc::report::BcdOptions bcd;
   bcd.url = central;
+  bcd.ca_file = config.ca_file;
   bcd.munge_socket = env("BC_MUNGE_SOCKET") ? env("BC_MUNGE_SOCKET") : config.munge_socket;
   bcd.timeout_ms = config.timeout_ms;
   bcd.connect_timeout_ms = std::min(config.timeout_ms, 3000L);
@@ -490,6 +506,20 @@ int run(int argc, char** argv) {
   const char* config_path = env("BC_BCACCT_CONFIG") ? env("BC_BCACCT_CONFIG") : BC_BCACCT_CONFIG_DEFAULT;
   if (auto error = read_config(config_path, config)) {
     std::fprintf(stderr, "bcacct: %s\n", error->c_str());
+    return kExitUsage;
+  }
+  // The CA file for an https bcd: --ca-file, else $BC_CA_FILE, else the config file's ca_file=.
+  std::string ca_setting = "ca_file";
+  if (o.ca_file) {
+    config.ca_file = *o.ca_file;
+    ca_setting = "--ca-file";
+  } else if (env("BC_CA_FILE")) {
+    config.ca_file = env("BC_CA_FILE");
+    ca_setting = "BC_CA_FILE";
+  }
+  if (std::string error; !o.store_path && !config.ca_file.empty() &&
+                         !bc::auth::check_ca_file(ca_setting, config.ca_file, error)) {
+    std::fprintf(stderr, "bcacct: %s\n", error.c_str());
     return kExitUsage;
   }
   std::unique_ptr<bc::report::JobSource> source;

@@ -342,10 +342,16 @@ class BcdSource final : public JobSource {
     curl_easy_setopt(curl.get(), CURLOPT_TIMEOUT_MS, options_.timeout_ms);
     curl_easy_setopt(curl.get(), CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(curl.get(), CURLOPT_PROTOCOLS_STR, "http,https");
+    if (!options_.ca_file.empty()) {
+      curl_easy_setopt(curl.get(), CURLOPT_CAINFO, options_.ca_file.c_str());
+      curl_easy_setopt(curl.get(), CURLOPT_CAPATH, nullptr);
+    }
     const CURLcode rc = curl_easy_perform(curl.get());
-    if (rc != CURLE_OK)
-      throw SourceError(Kind::Unreachable, "bcd at " + options_.url + " unreachable: " +
-                                               (*error ? std::string(error) : curl_easy_strerror(rc)));
+    const std::string reason = *error ? std::string(error) : curl_easy_strerror(rc);
+    if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE || rc == CURLE_SSL_ISSUER_ERROR)
+      throw SourceError(Kind::Protocol, "bcd at " + options_.url + " failed TLS verification: " + reason +
+                                            (options_.ca_file.empty() ? "" : " (ca_file " + options_.ca_file + ")"));
+    if (rc != CURLE_OK) throw SourceError(Kind::Unreachable, "bcd at " + options_.url + " unreachable: " + reason);
     long status = 0;
     curl_easy_getinfo(curl.get(), CURLINFO_RESPONSE_CODE, &status);
     return {status, body};

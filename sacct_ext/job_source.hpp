@@ -71,7 +71,11 @@ class JobSource {
 std::unique_ptr<JobSource> open_store_source(const std::string& path);
 
 struct BcdOptions {
-  std::string url;           // "http://central:8470" (a trailing slash is fine)
+  std::string url;           // "http://central:8470" or "https://..." (a trailing slash is fine)
+  // https: the CA file that verifies bcd's certificate, trusted alone; empty: the system's CAs. A certificate
+  // that does not verify is a Protocol error, never a fallback to the local store: the bcd configured is not
+  // the one answering.
+  std::string ca_file;
   std::string munge_socket;  // empty: munge's default
   long connect_timeout_ms = 3000;
   long timeout_ms = 30000;

@@ -86,6 +86,8 @@ Config parse_config(const std::vector<std::string>& args, std::vector<std::strin
       if (value.rfind("http://", 0) != 0 && value.rfind("https://", 0) != 0)
         errors.push_back("central= takes an http:// or https:// URL of bcd, got '" + value + "'");
       else config.central = value;
+    } else if (key == "ca_file") {
+      need_path(config.ca_file);
     } else if (key == "munge_socket") {
       need_path(config.munge_socket);
     } else if (key == "ship_every") {
@@ -97,7 +99,7 @@ Config parse_config(const std::vector<std::string>& args, std::vector<std::strin
     } else {
       errors.push_back("unknown key '" + key +
                        "' (known: enable, store, monitor, interval, rundir, log, bpf, bpf_object, bpf_ring_kib, file_bytes, "
-                       "bpf_task_wait_ms, central, munge_socket, outbox_max_mib, ship_every)");
+                       "bpf_task_wait_ms, central, ca_file, munge_socket, outbox_max_mib, ship_every)");
     }
   }
   return config;

@@ -136,6 +136,7 @@ LaunchResult ensure_monitor(const Config& config, uint64_t job_id, uint32_t uid,
     args.insert(args.end(), {"--central", config.central, "--outbox-max-mib", std::to_string(config.outbox_max_mib)});
     // Only when set, so a plugin upgraded before bc-monitor still starts monitors with the default.
     if (config.ship_every_s > 0) args.insert(args.end(), {"--ship-every", std::to_string(config.ship_every_s)});
+    if (!config.ca_file.empty()) args.insert(args.end(), {"--ca-file", config.ca_file});
   }
   if (!config.munge_socket.empty()) args.insert(args.end(), {"--munge-socket", config.munge_socket});
   std::vector<char*> argv;

@@ -342,6 +342,15 @@ TEST(DockerLauncher, MonitorArgumentsAreTheIssueContract) {
   argv = monitor_argv(c, "node1", request);
   const std::vector<std::string> every_10 = {"--ship-every", "10"};
   EXPECT_NE(std::search(argv.begin(), argv.end(), every_10.begin(), every_10.end()), argv.end());
+  // ca_file= verifies an https bcd; it reaches the monitors only when set.
+  EXPECT_EQ(std::find(argv.begin(), argv.end(), "--ca-file"), argv.end());
+  EXPECT_EQ(apply_setting(c, "ca_file", "ca.pem"), "ca_file= needs an absolute path, got 'ca.pem'");
+  EXPECT_EQ(apply_setting(c, "central", "https://bcd:8470"), "");
+  EXPECT_EQ(apply_setting(c, "ca_file", "/etc/bubble-chamber/ca.pem"), "");
+  argv = monitor_argv(c, "node1", request);
+  const std::vector<std::string> https = {"--central", "https://bcd:8470"}, ca = {"--ca-file", "/etc/bubble-chamber/ca.pem"};
+  EXPECT_NE(std::search(argv.begin(), argv.end(), https.begin(), https.end()), argv.end());
+  EXPECT_NE(std::search(argv.begin(), argv.end(), ca.begin(), ca.end()), argv.end());
 }
 
 // ---- container log ----

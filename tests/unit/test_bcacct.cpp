@@ -932,7 +932,25 @@ TEST_F(BcacctTest, CliConfigFile) {
   std::ofstream(conf) << "central=http://x\nbogus=1\n";
   r = run_bcacct({"-j", "1"}, {"TZ=UTC", "BC_BCACCT_CONFIG=" + conf});
   EXPECT_EQ(r.status, 2);
-  EXPECT_EQ(r.err, "bcacct: " + conf + ":2: unknown key 'bogus' (known: central, munge_socket, store, timeout)\n");
+  EXPECT_EQ(r.err, "bcacct: " + conf + ":2: unknown key 'bogus' (known: central, ca_file, munge_socket, store, timeout)\n");
+}
+
+TEST_F(BcacctTest, CliCaFileIsCheckedBeforeAskingBcd) {
+  const std::string conf = dir_ + "/bcacct.conf";
+  std::ofstream(conf) << "central=https://127.0.0.1:1\nca_file=" << dir_ << "/missing-ca.pem\n";
+  Outcome r = run_bcacct({"-j", "1"}, {"TZ=UTC", "BC_BCACCT_CONFIG=" + conf});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_EQ(r.err, "bcacct: cannot read ca_file " + dir_ + "/missing-ca.pem: No such file or directory\n");
+  std::ofstream(dir_ + "/not-a-ca.pem") << "hello\n";
+  r = run_bcacct({"-j", "1", "--ca-file", dir_ + "/not-a-ca.pem"}, {"TZ=UTC", "BC_BCACCT_CONFIG=" + conf});
+  EXPECT_EQ(r.status, 2);  // --ca-file wins over the config file's
+  EXPECT_EQ(r.err, "bcacct: --ca-file " + dir_ + "/not-a-ca.pem holds no PEM certificate (-----BEGIN CERTIFICATE-----)\n");
+  r = run_bcacct({"-j", "1"}, {"TZ=UTC", "BC_BCACCT_CONFIG=" + conf, "BC_CA_FILE=" + dir_ + "/absent.pem"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_EQ(r.err, "bcacct: cannot read BC_CA_FILE " + dir_ + "/absent.pem: No such file or directory\n");
+  r = run_bcacct({"-j", "1", "--store", store_path_, "--ca-file", dir_ + "/not-a-ca.pem"}, {"TZ=UTC"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("--ca-file verifies bcd; it does not go with --store"), std::string::npos) << r.err;
 }
 
 TEST_F(BcacctTest, CliHelpFormat) {
