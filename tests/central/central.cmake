@@ -13,6 +13,7 @@ set_target_properties(bc-central-tool PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAK
 # API keys, tokens, bad bodies.
 add_test(NAME it_central_ingest COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/test_central_ingest.py)
 set_tests_properties(it_central_ingest PROPERTIES LABELS "integration;central" TIMEOUT 180 SKIP_RETURN_CODE 77
+                     FIXTURES_REQUIRED tls_material
                      ENVIRONMENT "BC_BUILD=${CMAKE_BINARY_DIR};PYTHONPATH=${PROJECT_SOURCE_DIR}/tests/integration;PYTHONDONTWRITEBYTECODE=1")
 
 # An acknowledged batch survives: strace shows data and meta synced before every 200, and 9,000 batches
@@ -26,7 +27,7 @@ function(central_slurm_test name script)
   if(NOT BC_SANITIZE)
     add_test(NAME ${name} COMMAND /usr/bin/python3 ${CMAKE_CURRENT_FUNCTION_LIST_DIR}/${script})
     set_tests_properties(${name} PROPERTIES
-      FIXTURES_REQUIRED slurm_cluster RESOURCE_LOCK slurm_cluster LABELS "integration;central" TIMEOUT 300
+      FIXTURES_REQUIRED "slurm_cluster;tls_material" RESOURCE_LOCK slurm_cluster LABELS "integration;central" TIMEOUT 300
       SKIP_RETURN_CODE 77
       ENVIRONMENT "BC_IT_WORK=${BC_IT_WORK};BC_BUILD=${CMAKE_BINARY_DIR};PYTHONPATH=${PROJECT_SOURCE_DIR}/tests/integration;PYTHONDONTWRITEBYTECODE=1")
   endif()
@@ -42,3 +43,10 @@ gtest_discover_tests(test_central_config PROPERTIES LABELS unit)
 # A real job array: ArrayJobID/ArrayTaskID recorded, bcacct -j A / A_T and JobID as sacct prints them, from the
 # node store and through bcd.
 central_slurm_test(it_central_array test_central_array.py)
+
+# bcd over TLS: certificates or keys that do not load, the warning for plain HTTP beyond loopback, and clients
+# refusing a bcd their CA file does not verify.
+add_test(NAME it_bcd_tls COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/test_bcd_tls.py)
+set_tests_properties(it_bcd_tls PROPERTIES LABELS "integration;central" TIMEOUT 120 SKIP_RETURN_CODE 77
+                     FIXTURES_REQUIRED tls_material
+                     ENVIRONMENT "BC_BUILD=${CMAKE_BINARY_DIR};PYTHONPATH=${PROJECT_SOURCE_DIR}/tests/integration;PYTHONDONTWRITEBYTECODE=1")

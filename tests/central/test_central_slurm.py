@@ -1,6 +1,7 @@
 """A real Slurm job's data reaches bcd although bcd was down for the whole job: the node store spools it,
 the next monitor on the node ships the leftovers once bcd is up, and bcd then holds exactly the node
-store's processes and samples (no loss, no duplicates)."""
+store's processes and samples (no loss, no duplicates). bcd serves HTTPS, and the plugin's ca_file= reaches
+the monitors: with a CA that did not sign bcd's certificate a monitor ships nothing and says why."""
 import json
 import os
 import signal
@@ -10,6 +11,7 @@ import tempfile
 import time
 import urllib.request
 
+import tlslib
 from bclib import Cluster
 
 c = Cluster()
@@ -40,11 +42,12 @@ s = socket.socket()
 s.bind(("127.0.0.1", 0))
 port = s.getsockname()[1]
 s.close()  # nothing listens here while the first job runs
-url = f"http://127.0.0.1:{port}"
+url = f"https://127.0.0.1:{port}"
+tlslib.trust()
 work = tempfile.mkdtemp(prefix="bc-central-slurm-")
 central = os.path.join(work, "central.lmdb")
 good = open(os.path.join(c.work, "plugstack.good")).read().strip()
-c.plugstack(good + f" central={url}\n")
+c.plugstack(good + f" central={url} ca_file={tlslib.CA}\n")
 bcd = None
 try:
     before = pending()
@@ -61,7 +64,8 @@ try:
     print(f"ok bcd down for the whole job {job1}: {spooled} batches wait in the node store's outbox")
 
     conf = os.path.join(work, "bcd.conf")
-    open(conf, "w").write(f"listen=127.0.0.1:{port}\nstore={central}\nstatic_dir={work}\nauth_disable=yes\n")
+    open(conf, "w").write(f"listen=127.0.0.1:{port}\nstore={central}\nstatic_dir={work}\nauth_disable=yes\n" +
+                          tlslib.bcd_conf())
     c.run(bcadm, "db", "init", "--store", central)
     bcd = subprocess.Popen([os.path.join(c.build, "web", "bcd"), "--config", conf, "--port-file", work + "/port"],
                            stderr=open(os.path.join(work, "bcd.log"), "w"))
@@ -69,7 +73,23 @@ try:
         if os.path.exists(work + "/port"):
             break
         time.sleep(0.05)
-    # The next job's monitor ships its own data and what job 1's monitor left.
+    # A monitor trusting another CA refuses bcd: nothing is sent, the monitor log says why, all stays spooled.
+    c.plugstack(good + f" central={url} ca_file={tlslib.OTHER_CA}\n")
+    log_before = os.path.getsize(c.monitor_log)
+    spooled_before = pending()
+    job_refused = c.sbatch("#!/bin/bash\nsleep 1\n")
+    assert c.wait_job(job_refused)["JobState"] == "COMPLETED"
+    c.wait_monitor_gone(job_refused, timeout=20)
+    with open(c.monitor_log) as f:
+        f.seek(log_before)
+        refusal = f.read()
+    assert f"shipping to {url}: failed, will retry with backoff: {url}/api/v1/ingest: SSL certificate problem" \
+        in refusal, refusal
+    assert pending() > spooled_before and ingest_counter("bcd_ingest_requests_total") == 0, pending()
+    print(f"ok job {job_refused} with ca_file= another CA: its monitor refused bcd, naming the URL and curl's "
+          "reason; nothing sent")
+    # The next job's monitor, with the CA that signed bcd, ships its own data and what the others left.
+    c.plugstack(good + f" central={url} ca_file={tlslib.CA}\n")
     job2 = c.sbatch("#!/bin/bash\nsleep 1\n")
     assert c.wait_job(job2)["JobState"] == "COMPLETED"
     c.wait_monitor_gone(job2, timeout=20)
@@ -77,9 +97,9 @@ try:
     while pending() and time.time() < deadline:
         time.sleep(0.2)
     assert pending() == 0, f"{pending()} batches still unshipped"
-    r = c.run(bcadm, "ship", "--store", c.store, "--central", url)
+    r = c.run(bcadm, "ship", "--store", c.store, "--central", url, "--ca-file", tlslib.CA)
     assert "shipped 0 batch(es)" in r.stdout, r.stdout
-    for job in (job1, job2):
+    for job in (job1, job_refused, job2):
         node_side, central_side = count(c.store, job), count(central, job)
         assert central_side == node_side and node_side["points"] > 0, (job, node_side, central_side)
         assert processes(central, job) == processes(c.store, job), job
@@ -94,7 +114,7 @@ try:
 
     # ---- ship_every=3: while bcd keeps up, the monitor sends a round at most every 3 s (the ticks since the
     # last round in one request) instead of one request per tick (0.2 s here), and its last ticks at exit.
-    c.plugstack(good + f" central={url} ship_every=3\n")
+    c.plugstack(good + f" central={url} ca_file={tlslib.CA} ship_every=3\n")
     requests_before = ingest_counter("bcd_ingest_requests_total")
     batches_before = ingest_counter("bcd_ingest_batches_total")
     job3 = c.sbatch("#!/bin/bash\nsleep 7\n")

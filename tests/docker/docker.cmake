@@ -26,6 +26,6 @@ set_tests_properties(docker_cleanup PROPERTIES FIXTURES_CLEANUP dockerd LABELS d
 foreach(name picks_up_running start_latency workload_accuracy files_and_connection push_with_api_key dockerd_restart two_containers_apart
              short_container_logged socket_missing socket_permission_denied)
   add_test(NAME docker_${name} COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/docker_tests.py ${name})
-  set_tests_properties(docker_${name} PROPERTIES FIXTURES_REQUIRED dockerd RESOURCE_LOCK dockerd LABELS docker
+  set_tests_properties(docker_${name} PROPERTIES FIXTURES_REQUIRED "dockerd;tls_material" RESOURCE_LOCK dockerd LABELS docker
                        TIMEOUT 120 SKIP_RETURN_CODE 77 ENVIRONMENT "${BC_DOCKER_TEST_ENV}")
 endforeach()

@@ -380,8 +380,10 @@ def bcacct_container_json(store, cid):
 
 
 def test_push_with_api_key():
-    """A Docker host without munge pushes to a central bcd with an API key: bc-docker's monitors ship every
-    tick, and the central store ends with what the node store has, stored as the key owner's."""
+    """A Docker host without munge pushes to a central bcd over HTTPS with an API key: bc-docker's monitors
+    verify bcd against its ca_file and ship every tick, and the central store ends with what the node store
+    has, stored as the key owner's."""
+    import tlslib
     env = Env("push_with_api_key")
     central = os.path.join(env.dir, "central.lmdb")
     subprocess.run([BCADM, "db", "init", "--store", central], check=True, capture_output=True)
@@ -396,13 +398,19 @@ def test_push_with_api_key():
     with open(conf, "w") as f:
         f.write(f"listen=127.0.0.1:0\nstore={central}\nstatic_dir={os.path.join(BUILD, 'web', 'static')}\n"
                 f"auth_secret={webtest.SECRET}\n")
-    port_file = os.path.join(env.dir, "bcd.port")
-    bcd = subprocess.Popen([BCD_DAEMON, "--config", conf, "--port-file", port_file],
-                           stderr=open(os.path.join(env.dir, "bcd.log"), "w"))
+
+    def start_bcd(name, tls_conf):
+        with open(os.path.join(env.dir, name + ".conf"), "w") as f:
+            f.write(open(conf).read() + tls_conf)
+        port_file = os.path.join(env.dir, name + ".port")
+        p = subprocess.Popen([BCD_DAEMON, "--config", os.path.join(env.dir, name + ".conf"), "--port-file", port_file],
+                             stderr=open(os.path.join(env.dir, name + ".log"), "w"))
+        return p, int(wait_for("bcd's port", lambda: os.path.exists(port_file) and open(port_file).read().strip(), 10))
+
+    bcd, port = start_bcd("bcd-tls", tlslib.bcd_conf())
     try:
-        port = int(wait_for("bcd's port", lambda: os.path.exists(port_file) and open(port_file).read().strip(), 10))
-        url = f"http://127.0.0.1:{port}"
-        env.start(interval=0.5, extra=("--central", url, "--api-key-file", key_file))
+        url = f"https://127.0.0.1:{port}"
+        env.start(interval=0.5, extra=("--central", url, "--api-key-file", key_file, "--ca-file", tlslib.CA))
         cid = run_container("bct-push", 'timeout 1 sh -c "while :; do :; done"; sleep 1')
         k = container_key(cid)
         _, argv = env.monitor_argv(k)
@@ -419,14 +427,21 @@ def test_push_with_api_key():
         assert shipped["job"]["container"]["id"] == cid, shipped["job"]
         # The key is above 2^53: exact in the node's JSON, through bcacct and in bcd's own job document, not
         # rounded through a double.
-        with urllib.request.urlopen(f"{url}/api/v1/jobs/{cid[:12]}?token={webtest.token(cid[:12])}", timeout=10) as r:
+        with urllib.request.urlopen(f"{url}/api/v1/jobs/{cid[:12]}?token={webtest.token(cid[:12])}", timeout=10,
+                                    context=tlslib.context()) as r:
             header = json.loads(r.read())
         assert node["job"]["id"] == k and shipped["job"]["id"] == k and header["job"]["id"] == k, \
             (node["job"]["id"], shipped["job"]["id"], header["job"]["id"], k)
         assert [(p["pid"], p["argv"], p["cpu_seconds"]) for p in shipped["processes"]] == \
             [(p["pid"], p["argv"], p["cpu_seconds"]) for p in node["processes"]], (shipped["processes"], node["processes"])
         log(f"ok bcd holds the container's {len(node['processes'])} processes and {node['job']['samples']} samples, "
-            f"stored as {owner}")
+            f"stored as {owner}, shipped over HTTPS verified by ca_file")
+        # The headless browser knows no test CA (and certificate errors are never ignored): the page is read
+        # from a plain loopback bcd on the same central store.
+        bcd.send_signal(signal.SIGTERM)
+        bcd.wait(timeout=20)
+        bcd, port = start_bcd("bcd-plain", "")
+        url = f"http://127.0.0.1:{port}"
         # The web view opens the container by its short id, as the original's URL did, with a token for it that
         # bcadm mints from the full id, as an administrator (or the quickstart) would.
         short = cid[:12]

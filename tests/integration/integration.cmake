@@ -35,5 +35,5 @@ add_test(NAME it_bcd_read COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/tes
 set_tests_properties(it_bcd_read PROPERTIES LABELS integration TIMEOUT 120 SKIP_RETURN_CODE 77
                      ENVIRONMENT "BC_BUILD=${CMAKE_BINARY_DIR};PYTHONPATH=${CMAKE_CURRENT_LIST_DIR};PYTHONDONTWRITEBYTECODE=1")
 add_test(NAME it_bcacct_bcd COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/test_bcacct_bcd.py)
-set_tests_properties(it_bcacct_bcd PROPERTIES LABELS integration TIMEOUT 120 SKIP_RETURN_CODE 77
+set_tests_properties(it_bcacct_bcd PROPERTIES LABELS integration TIMEOUT 120 SKIP_RETURN_CODE 77 FIXTURES_REQUIRED tls_material
                      ENVIRONMENT "BC_BUILD=${CMAKE_BINARY_DIR};PYTHONPATH=${CMAKE_CURRENT_LIST_DIR};PYTHONDONTWRITEBYTECODE=1")

@@ -1,6 +1,7 @@
-"""bcacct against a real bcd and a real munged, run as two real users: own jobs through bcd, another user's
-job refused (exit 5), admin sees all, the same JSON as the store holds, and when bcd is down the fallback
-to the local node store with a warning (or exit 6 without one)."""
+"""bcacct against a real bcd over HTTPS and a real munged, run as two real users: own jobs through bcd, another
+user's job refused (exit 5), admin sees all, the same JSON as the store holds, a bcd its CA file does not
+verify refused (exit 4, never the local store instead), and when bcd is down the fallback to the local node
+store with a warning (or exit 6 without one)."""
 import json
 import os
 import shutil
@@ -9,6 +10,7 @@ import subprocess
 import tempfile
 import time
 
+import tlslib
 from munge_users import ensure_users, require_root, start_munged, stop_munged
 
 build = os.environ["BC_BUILD"]
@@ -36,7 +38,7 @@ os.chmod(private, 0o700)
 
 conf = os.path.join(work, "bcd.conf")
 open(conf, "w").write(f"listen=127.0.0.1:0\nstore={central}\nstatic_dir={work}\nauth_secret=s-0123456789abcdef\n"
-                      f"munge_socket={sock}\nadmins=root\n")
+                      f"munge_socket={sock}\nadmins=root\n" + tlslib.bcd_conf())
 port_file = os.path.join(work, "port")
 env = {k: v for k, v in os.environ.items() if k not in ("AUTH_SECRET", "AUTH_DISABLE")}
 bcd = subprocess.Popen([f"{build}/web/bcd", "--config", conf, "--port-file", port_file], env=env,
@@ -46,8 +48,8 @@ try:
         if os.path.exists(port_file) and open(port_file).read().strip():
             break
         time.sleep(0.05)
-    url = f"http://127.0.0.1:{open(port_file).read().strip()}"
-    client_env = {"PATH": "/usr/bin:/bin", "TZ": "UTC", "BC_CENTRAL": url, "BC_MUNGE_SOCKET": sock,
+    url = f"https://127.0.0.1:{open(port_file).read().strip()}"
+    client_env = {"PATH": "/usr/bin:/bin", "TZ": "UTC", "BC_CENTRAL": url, "BC_MUNGE_SOCKET": sock, "BC_CA_FILE": tlslib.CA,
                   "BC_BCACCT_CONFIG": "/nonexistent/bcacct.conf", "BC_STORE": os.path.join(work, "absent.lmdb")}
 
     def run(user, *args, **extra):
@@ -60,7 +62,16 @@ try:
     r = run("bctest_alice", "-j", "41", "-P", "-n", "-o", "JobID,User,UID,State,NodeList,TotalCPU,MaxRSS")
     assert r.returncode == 0 and r.stderr == "", (r.returncode, r.stderr)
     assert r.stdout == f"41|bctest_alice|{alice}|COMPLETED|n1|00:00:02.500|2M\n", r.stdout
-    print("ok alice reads her job through bcd")
+    print("ok alice reads her job through bcd over HTTPS, verified by BC_CA_FILE")
+    # A CA that did not sign bcd's certificate: refused with curl's reason, exit 4, and no local store
+    # instead (the bcd configured is not the one answering); --ca-file overrides BC_CA_FILE.
+    r = run("bctest_alice", "-j", "41", BC_CA_FILE=tlslib.OTHER_CA, BC_STORE=local)
+    assert r.returncode == 4 and r.stdout == "", (r.returncode, r.stdout, r.stderr)
+    assert r.stderr == (f"bcacct: bcd at {url} failed TLS verification: SSL certificate problem: unable to get local "
+                        f"issuer certificate (ca_file {tlslib.OTHER_CA})\n"), r.stderr
+    r = run("bctest_alice", "-j", "41", "-P", "-n", "-o", "JobID", "--ca-file", tlslib.CA, BC_CA_FILE=tlslib.OTHER_CA)
+    assert r.returncode == 0 and r.stdout == "41\n" and r.stderr == "", (r.returncode, r.stdout, r.stderr)
+    print("ok with another CA: exit 4 naming the URL and curl's reason, no fallback; --ca-file wins over BC_CA_FILE")
     # The JSON through bcd is the JSON of the store itself.
     r = run("bctest_alice", "-j", "41", "--json")
     direct = run("root", "-j", "41", "--json", "--store", central)
