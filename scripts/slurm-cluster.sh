@@ -37,7 +37,10 @@ ensure_munge() {
   mkdir -p /run/munge /var/log/munge /var/lib/munge
   chown munge:munge /run/munge /var/log/munge /var/lib/munge
   chmod 0755 /run/munge
-  runuser -u munge -- /usr/sbin/munged --force
+  # munged keeps every descriptor it inherits for as long as it runs: a caller's flock (the tests' lock)
+  # would stay held and its logs open. It gets stdin, stdout and stderr only.
+  ( for fd in /proc/$BASHPID/fd/*; do fd=${fd##*/}; [ "$fd" -le 2 ] || eval "exec $fd>&-"; done
+    exec runuser -u munge -- /usr/sbin/munged --force )
   for _ in $(seq 50); do
     munge -n </dev/null 2>/dev/null | unmunge >/dev/null 2>&1 && return 0
     sleep 0.1

@@ -74,7 +74,10 @@ start_dockerd() {
     # A containerd that outlived its dockerd is taken over by the new one; a dead one must not be waited for.
     clear_stale_pid_file /var/run/docker/containerd/containerd.pid containerd || true
     say "starting dockerd (log: $work/dockerd.log)"
-    setsid dockerd >>"$work/dockerd.log" 2>&1 </dev/null &
+    # Only stdin, stdout and stderr: dockerd would keep any other descriptor it inherits (a caller's flock,
+    # ctest's log) for as long as it runs.
+    ( for fd in /proc/$BASHPID/fd/*; do fd=${fd##*/}; [ "$fd" -le 2 ] || eval "exec $fd>&-"; done
+      exec setsid dockerd ) >>"$work/dockerd.log" 2>&1 </dev/null &
   else
     say "dockerd (pid $(cat /var/run/docker.pid)) is starting; waiting for its API"
   fi
