@@ -47,7 +47,7 @@ std::vector<web::Route> Ingest::routes() {
 
 Response Ingest::ingest(const Request& req, const std::string& path_key) {
   ++metrics_.requests;
-  auto refuse = [this](std::atomic<uint64_t>& counter, unsigned status, const std::string& message) {
+  auto refuse = [](std::atomic<uint64_t>& counter, unsigned status, const std::string& message) {
     ++counter;
     return Response::error(status, message);
   };
