@@ -50,6 +50,17 @@ uint64_t ns_of(const cJSON* object, const char* name) {
   const double v = number_of(object, name);
   return v > 0 ? static_cast<uint64_t>(std::llround(v * 1e9)) : 0;
 }
+// A JSON number within [min, max], else malformed: a double outside an integer type's range cannot be cast
+// to it (undefined behaviour).
+double within(double v, double min, double max, const char* what) {
+  if (!(v >= min && v <= max)) malformed(std::string("a number out of range in '") + what + "'");
+  return v;
+}
+// Epoch seconds: bcd's own bound for them, what milliseconds still hold.
+int64_t epoch_seconds(double v, const char* what) {
+  constexpr double kMaxSeconds = static_cast<double>(INT64_MAX / 1000);
+  return static_cast<int64_t>(within(v, -kMaxSeconds, kMaxSeconds, what));
+}
 std::string string_of(const cJSON* object, const char* name) {
   const cJSON* item = member(object, name);
   if (!cJSON_IsString(item)) malformed(std::string("no string '") + name + "'");
@@ -318,7 +329,7 @@ JobData job_data_from_json(std::string_view json) {
     r.node = node;
     r.user = user;
     if (cJSON_IsNumber(uid)) {
-      r.uid = static_cast<uint32_t>(uid->valuedouble);
+      r.uid = static_cast<uint32_t>(within(uid->valuedouble, 0, UINT32_MAX, "uid"));
     } else if (const std::optional<uint32_t> local = uid_of(user)) {
       r.uid = *local;  // bcd's document names the user; the login node shares the cluster's accounts
     }
@@ -409,7 +420,7 @@ JobData job_data_from_json(std::string_view json) {
     if (const cJSON* code = member(p, "exit_code"); cJSON_IsNumber(code)) {
       r.exited = true;
       r.exit_code = code->valueint;
-      r.exit_signal = static_cast<int>(number_of(p, "exit_signal", false));
+      r.exit_signal = static_cast<int>(within(number_of(p, "exit_signal", false), 0, 127, "exit_signal"));
     }
     r.core_dumped = cJSON_IsTrue(member(p, "core_dumped"));
     r.argv_truncated = cJSON_IsTrue(member(p, "argv_truncated"));
@@ -488,7 +499,7 @@ store::SeriesData series_from_json(std::string_view json) {
   const auto whole = [](double v) { return v > 0 ? static_cast<uint64_t>(std::llround(v)) : uint64_t{0}; };
   for (size_t i = 0; i < t.size(); ++i) {
     store::Rollup r;
-    r.start_s = static_cast<int64_t>(t[i]);
+    r.start_s = epoch_seconds(t[i], "t");
     r.width_s = width;
     r.samples = whole(samples[i]);
     // The mean CPU % over the bucket, as CPU time over the bucket's wall time.
