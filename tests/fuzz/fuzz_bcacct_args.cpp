@@ -1,7 +1,8 @@
 // bcacct's command-line parsers (sacct_ext/selection.cpp, format.cpp, timeline.cpp) on what a user types:
-// the first byte picks the option (modulo 8; the corpus uses the digits 0 to 7), the rest is its value. -j job lists, -S/-E times, -s states, -N host
-// lists, -u user lists, -o formats (rendered as a header), steps, --metric and --resolution. A bad value must
-// come back as a message, never as an exception or a crash.
+// the first byte picks the option (modulo 8; the corpus uses the digits 0 to 7), the rest is its value:
+// -j job lists, -S/-E times, -s states, -N host lists, -u user lists, -o formats (rendered as a header),
+// steps, --metric and --resolution. A bad value must come back as a message, never as an exception or a
+// crash.
 #include <cstdint>
 #include <string>
 #include <string_view>

@@ -1,8 +1,8 @@
 // The store's record decoders (accounting_db/codec.*) on corrupt stored values. The first byte picks the
 // record kind; some kinds take a fixed header next (a chunk's start time, a run of points' origin), and the
-// rest is the stored value (codec_input.hpp). A corrupt value must end in StoreError and nothing else (no overflow, no huge
-// allocation). A value that decodes is re-encoded, and must decode to the same record: what the store
-// rewrites, it reads back unchanged.
+// rest is the stored value (codec_input.hpp). A corrupt value must end in StoreError and nothing else (no
+// overflow, no huge allocation). A value that decodes is re-encoded, and must decode to the same record:
+// what the store rewrites, it reads back unchanged.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -16,7 +16,6 @@ namespace {
 
 namespace codec = bc::store::codec;
 using bc::store::StoreError;
-
 using Kind = bc::fuzz::CodecKind;
 
 [[noreturn]] void fail(const char* what) {
@@ -123,9 +122,11 @@ void open_record(std::string_view value) {
   std::string encoded;
   codec::encode_open(encoded, r);
   const codec::OpenRecord again = codec::decode_open(encoded);
-  require(again.has_base == r.has_base && again.has_points == r.has_points && (!r.has_base || again.base == r.base) &&
-              (!r.has_points || (again.tail == r.tail && again.chunk_start == r.chunk_start && again.points == r.points)),
-          "open record: re-encoding differs");
+  const bool same_base = again.has_base == r.has_base && (!r.has_base || again.base == r.base);
+  const bool same_points = again.has_points == r.has_points &&
+                           (!r.has_points || (again.tail == r.tail && again.chunk_start == r.chunk_start &&
+                                              again.points == r.points));
+  require(same_base && same_points, "open record: re-encoding differs");
   // The store's common write: a point one second after the tail, appended in place (the store keeps the
   // tail equal to the last point; a corrupt record whose tail is not is not appended to here).
   if (r.has_points && !points.empty() && points.back() == r.tail) {

@@ -69,7 +69,9 @@ std::vector<Route> routes(const std::string& static_root) {
          return Response::json(200, "{\"jobs\": []}\n");
        }},
       {"GET", "/api/v1/jobs/{}",
-       [](const Request& req) { return Response::json(200, "{\"id\": " + std::to_string(req.params.at(0).size()) + "}\n"); }},
+       [](const Request& req) {
+         return Response::json(200, "{\"id_bytes\": " + std::to_string(req.params.at(0).size()) + "}\n");
+       }},
       {"GET", "/api/v1/jobs/{}/stream",
        [](const Request&) {
          Response r;
@@ -176,7 +178,8 @@ std::string exchange(uint16_t port, const uint8_t* data, size_t size) {
   std::string answer;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kAnswerTimeoutMs);
   for (;;) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    using std::chrono::milliseconds;
+    const auto left = std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) fail("the server neither answered nor closed the connection within 5 s");
     pollfd p{fd, POLLIN, 0};
     if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;

@@ -58,7 +58,8 @@ bool decode_like_bcd(std::string_view body, std::vector<store::Batch>& batches, 
   try {
     auto bundle = wire::decode_bundle_views(body);
     for (auto& b : bundle) {
-      batches.push_back(wire::decode_batch(b.wire, wire::Identity::Deferred, batches.empty() ? nullptr : &batches.back()));
+      const store::Batch* previous = batches.empty() ? nullptr : &batches.back();
+      batches.push_back(wire::decode_batch(b.wire, wire::Identity::Deferred, previous));
       const store::JobRecord& job = batches.back().job;
       if (job.job_id != b.id.job_id || job.node != b.id.node || job.node.empty()) return false;
       ids.push_back(std::move(b.id));

@@ -80,7 +80,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const bool stat_ok = ::fstat(r.file_fd, &st) == 0;
   ::close(r.file_fd);
   if (!stat_ok) fail("the served fd cannot be stat'ed");
-  if (!g_site->servable.count({st.st_dev, st.st_ino})) fail("'" + req.path + "' served a file that is not below the root");
+  if (!g_site->servable.count({st.st_dev, st.st_ino}))
+    fail("'" + req.path + "' served a file that is not below the root");
   if (r.file_size != static_cast<uint64_t>(st.st_size)) fail("the served size is not the file's");
   return 0;
 }

@@ -87,7 +87,8 @@ std::vector<Batch> ticks(uint64_t job, const std::string& node, int count, bool 
     j.sample_count = static_cast<uint64_t>(t) + 1;
     if (ends && t + 1 == count) j.end_ms = now * 1000;
     b.job = j;
-    b.job_sample = Sample{0, now, static_cast<uint64_t>(t) * 20'000'000, 16ULL << 20, uint64_t(t) << 12, uint64_t(t) << 14};
+    const auto tick = static_cast<uint64_t>(t);
+    b.job_sample = Sample{0, now, tick * 20'000'000, 16ULL << 20, tick << 12, tick << 14};
     for (const auto& [pid, ppid, command] : {std::tuple{4100U, 1U, "sh"}, std::tuple{4101U, 4100U, "dd"}}) {
       ProcessUpdate u;
       u.record = process(pid, ppid, command, {command, "-c", "work " + std::to_string(pid)});
@@ -165,7 +166,9 @@ void wire_and_ingest() {
   write("wire", "batch-last-tick", bc::wire::encode_batch(one.back()));
 }
 
-std::string with_kind(CodecKind kind, const std::string& value) { return std::string(1, static_cast<char>(kind)) + value; }
+std::string with_kind(CodecKind kind, const std::string& value) {
+  return std::string(1, static_cast<char>(kind)) + value;
+}
 
 std::string be64(uint64_t v) {
   std::string out;
@@ -201,7 +204,8 @@ void codec_records() {
   c.job_id = 4242;
   c.node = "n01";
   write("codec", "connection", with_kind(CodecKind::Connection, codec::encode_connection(c)));
-  write("codec", "sample-schema1", with_kind(CodecKind::Sample, codec::encode_sample(Sample{0, kStart, 10, 4096, 1, 2})));
+  write("codec", "sample-schema1",
+        with_kind(CodecKind::Sample, codec::encode_sample(Sample{0, kStart, 10, 4096, 1, 2})));
 
   // A minute of points: steady, a pause, a counter that goes down, RSS up and down.
   std::vector<codec::Point> points;
@@ -226,18 +230,19 @@ void codec_records() {
   chunk.has_base = true;
   chunk.base = {minute - 1, 5, 1 << 20, 0, 0};
   for (const auto& q : points) chunk.points.push_back({q.t - kStart + minute, q.cpu + 5, q.rss, q.rd, q.wr});
-  write("codec", "chunk", with_kind(CodecKind::Chunk, be64(static_cast<uint64_t>(minute)) + codec::encode_chunk(minute, chunk)));
+  const std::string chunk_start = be64(static_cast<uint64_t>(minute));
+  write("codec", "chunk", with_kind(CodecKind::Chunk, chunk_start + codec::encode_chunk(minute, chunk)));
   codec::Chunk first_chunk;
   first_chunk.points = chunk.points;
   write("codec", "chunk-first-of-series",
-        with_kind(CodecKind::Chunk, be64(static_cast<uint64_t>(minute)) + codec::encode_chunk(minute, first_chunk)));
+        with_kind(CodecKind::Chunk, chunk_start + codec::encode_chunk(minute, first_chunk)));
   // The regression: a chunk whose one point moves RSS by 2^53 pages, past what 64 bits hold in bytes.
   std::string corrupt;
   corrupt.push_back(1);  // chunk format
   corrupt.push_back(0);  // no base
   corrupt.push_back(0x18);  // the point: RSS changed, in 4 KiB pages
   codec::append_varint(corrupt, uint64_t{1} << 54);  // zigzag(2^53)
-  write("codec", "regression-rss-step-overflow", with_kind(CodecKind::Chunk, be64(static_cast<uint64_t>(minute)) + corrupt));
+  write("codec", "regression-rss-step-overflow", with_kind(CodecKind::Chunk, chunk_start + corrupt));
 
   std::string chunk_points;
   codec::encode_points(chunk_points, chunk.origin(minute), chunk.points);
@@ -303,7 +308,8 @@ void tokens() {
   write("token", "expired", bc::auth::mint_token(secret, TokenClaims{"job_42", kTokenNow - 1, kTokenNow - 3600, ""}));
   write("token", "other-job", bc::auth::mint_token(secret, TokenClaims{"job_7", kTokenNow + 60, kTokenNow, ""}));
   write("token", "user", bc::auth::mint_token(secret, TokenClaims{"", kTokenNow + 60, kTokenNow, "alice"}));
-  write("token", "other-secret", bc::auth::mint_token("another-secret-0123456789", TokenClaims{"job_42", kTokenNow + 60, kTokenNow, ""}));
+  write("token", "other-secret",
+        bc::auth::mint_token("another-secret-0123456789", TokenClaims{"job_42", kTokenNow + 60, kTokenNow, ""}));
   write("token", "alg-none", bc::auth::base64url_encode(R"({"alg":"none"})") + "." +
                                  bc::auth::base64url_encode(R"({"container":"job_42","exp":1900000000})") + ".");
   write("token", "regression-exp-1e300", signed_token(R"({"container":"job_42","exp":1e300,"iat":1800000000})"));
