@@ -6,8 +6,8 @@
 # each over its checked-in corpus (and with its dictionary, where it has one) for BENCH_FUZZ_RUNS inputs
 # (10000000), new inputs going to a temporary directory. A finding (crash, UB, leak, timeout, out of memory)
 # stops that harness and is kept in BENCH_FUZZ_FINDINGS (build-fuzz/bench-findings/<harness>/); the suite
-# goes on with the next and exits 1 at the end. BENCH_FUZZ_HARNESSES (all) names a subset, e.g. "wire codec". Each harness's log is kept
-# beside its findings. Prints, per harness:
+# goes on with the next and exits 1 at the end. BENCH_FUZZ_HARNESSES (all) names a subset, e.g.
+# "wire codec". Each harness's log is kept beside its findings. Prints, per harness:
 #   BENCH fuzz_execs_<harness> N runs    BENCH fuzz_exec_per_s_<harness> N exec/s
 #   BENCH fuzz_findings_<harness> N count   BENCH fuzz_seconds_<harness> N s
 set -euo pipefail
