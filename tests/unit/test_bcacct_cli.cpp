@@ -74,6 +74,12 @@ TEST_F(Utc, SacctTimeFormats) {
   for (const char* bad : {"", "25:00", "10:61", "13/01", "02/30", "2026-02-29", "yesterday", "now-", "now-5years",
                           "1234567", "10:20:30:40", "2026-11-01T8"})
     EXPECT_NE(refused(bad).find("invalid time"), std::string::npos) << bad;
+  // Long texts are refused before the regular expressions, which recurse per character (100,000 spaces
+  // overflowed the stack).
+  const std::string spaced = "now" + std::string(57, ' ') + "-1h";
+  EXPECT_EQ(at(spaced.c_str()), kNow - 3600);
+  const std::string huge = "now" + std::string(100000, ' ') + "-1h";
+  EXPECT_NE(refused(huge.c_str()).find("longer than 64 characters"), std::string::npos);
 }
 
 TEST_F(Utc, SacctTimeInAnotherZone) {
