@@ -17,7 +17,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
-#include <fstream>
 #include <memory>
 #include <optional>
 #include <string>
@@ -29,6 +28,7 @@
 #include "job_source.hpp"
 #include "report.hpp"
 #include "selection.hpp"
+#include "source_config.hpp"
 #include "store.hpp"
 #include "timeline.hpp"
 #include "tls_files.hpp"
@@ -49,6 +49,7 @@ using bc::bcacct::JobSpec;
 using bc::bcacct::JobView;
 using bc::bcacct::Layout;
 using bc::bcacct::Metric;
+using bc::bcacct::SourceConfig;
 using bc::report::SourceError;
 
 constexpr int kExitOk = 0;
@@ -337,50 +338,7 @@ Parsed parse_args(int argc, char** argv) {
   return {o, kExitOk};
 }
 
-// ---- Configuration: the bcd URL and where the local store is ----
-
-struct SourceConfig {
-  std::string central;
-  std::string ca_file;
-  std::string munge_socket;
-  std::string store;
-  long timeout_ms = 30000;
-};
-
-// KEY=VALUE lines, '#' comments; unknown keys are an error naming the line. A missing file is fine.
-std::optional<std::string> read_config(const std::string& path, SourceConfig& config) {
-  std::ifstream in(path);
-  if (!in) return std::nullopt;
-  std::string line;
-  for (int number = 1; std::getline(in, line); ++number) {
-    const size_t first = line.find_first_not_of(" \t");
-    if (first == std::string::npos || line[first] == '#') continue;
-    const size_t eq = line.find('=');
-    const auto where = [&] { return path + ":" + std::to_string(number) + ": "; };
-    if (eq == std::string::npos) return where() + "expected KEY=VALUE";
-    std::string key = line.substr(first, eq - first), value = line.substr(eq + 1);
-    while (!key.empty() && (key.back() == ' ' || key.back() == '\t')) key.pop_back();
-    value.erase(0, value.find_first_not_of(" \t"));
-    while (!value.empty() && (value.back() == ' ' || value.back() == '\t' || value.back() == '\r')) value.pop_back();
-    if (key == "central") {
-      config.central = value;
-    } else if (key == "ca_file") {
-      config.ca_file = value;
-    } else if (key == "munge_socket") {
-      config.munge_socket = value;
-    } else if (key == "store") {
-      config.store = value;
-    } else if (key == "timeout") {
-      if (value.empty() || value.size() > 5 || value.find_first_not_of("0123456789") != std::string::npos ||
-          std::stol(value) == 0)
-        return where() + "timeout is a whole number of seconds from 1";
-      config.timeout_ms = std::stol(value) * 1000;
-    } else {
-      return where() + "unknown key '" + key + "' (known: central, ca_file, munge_socket, store, timeout)";
-    }
-  }
-  return std::nullopt;
-}
+// ---- Where the jobs come from: bcd, or the local node store ----
 
 const char* env(const char* name) {
   const char* v = std::getenv(name);
@@ -504,7 +462,7 @@ int run(int argc, char** argv) {
 
   SourceConfig config;
   const char* config_path = env("BC_BCACCT_CONFIG") ? env("BC_BCACCT_CONFIG") : BC_BCACCT_CONFIG_DEFAULT;
-  if (auto error = read_config(config_path, config)) {
+  if (auto error = bc::bcacct::read_source_config(config_path, config)) {
     std::fprintf(stderr, "bcacct: %s\n", error->c_str());
     return kExitUsage;
   }

@@ -50,6 +50,17 @@ uint64_t ns_of(const cJSON* object, const char* name) {
   const double v = number_of(object, name);
   return v > 0 ? static_cast<uint64_t>(std::llround(v * 1e9)) : 0;
 }
+// A JSON number within [min, max], else malformed: a double outside an integer type's range cannot be cast
+// to it (undefined behaviour).
+double within(double v, double min, double max, const char* what) {
+  if (!(v >= min && v <= max)) malformed(std::string("a number out of range in '") + what + "'");
+  return v;
+}
+// Epoch seconds: bcd's own bound for them, what milliseconds still hold.
+int64_t epoch_seconds(double v, const char* what) {
+  constexpr double kMaxSeconds = static_cast<double>(INT64_MAX / 1000);
+  return static_cast<int64_t>(within(v, -kMaxSeconds, kMaxSeconds, what));
+}
 std::string string_of(const cJSON* object, const char* name) {
   const cJSON* item = member(object, name);
   if (!cJSON_IsString(item)) malformed(std::string("no string '") + name + "'");
@@ -195,11 +206,8 @@ class BcdSource final : public JobSource {
       for (const std::string view : {"files", "connections"}) {
         const auto [view_status, view_body] = get(job_path(job_id) + "/" + view);
         check(view_status, view_body);
-        Json part = parse_object(view_body);
-        const cJSON* list = member(part.get(), view.c_str());
-        if (!cJSON_IsArray(list)) malformed("a job's " + view + " view without '" + view + "'");
-        if (view == "files") data.files = files_from_json(list, job_id);
-        else data.connections = connections_from_json(list, job_id);
+        if (view == "files") data.files = files_view_from_json(view_body, job_id);
+        else data.connections = connections_view_from_json(view_body, job_id);
       }
     }
     // JSON numbers are doubles: a container key (above 2^53) comes back rounded. The key asked for is exact.
@@ -225,18 +233,7 @@ class BcdSource final : public JobSource {
     if (query.array_task) arg("task", std::to_string(*query.array_task));
     const auto [status, body] = get(path);
     check(status, body);
-    Json root = parse_object(body);
-    const cJSON* jobs = member(root.get(), "jobs");
-    if (!cJSON_IsArray(jobs)) malformed("a job list without 'jobs'");
-    std::vector<uint64_t> ids;
-    const cJSON* job = nullptr;
-    cJSON_ArrayForEach(job, jobs) {
-      // A container's key is above 2^53, where a JSON number (a double) is rounded: its short id is exact.
-      const std::string container = string_of(job, "container");
-      const auto key = container.rfind("job_", 0) == 0 ? std::nullopt : docker::container_key(container);
-      ids.push_back(key ? *key : count_of(job, "id"));
-    }
-    return ids;
+    return job_list_from_json(body);
   }
 
   // bcd sums the nodes' job totals; its buckets are columns (t, samples, cpu_percent_mean, rss_max_bytes,
@@ -251,51 +248,7 @@ class BcdSource final : public JobSource {
     if (status == 404)
       throw SourceError(Kind::Unsupported, "bcd at " + options_.url + " does not serve series (" + error_text(body) + ")");
     check(status, body);
-    Json root = parse_object(body);
-    store::SeriesData data;
-    const std::string res = string_of(root.get(), "resolution");
-    bool known = false;
-    for (auto r : {store::Resolution::Second, store::Resolution::Minute, store::Resolution::Hour, store::Resolution::Day})
-      if (res == store::resolution_name(r)) {
-        data.resolution = r;
-        known = true;
-      }
-    if (!known) malformed("an unknown resolution '" + res + "'");
-    const int64_t width = store::bucket_seconds(data.resolution);
-    const cJSON* list = member(root.get(), "series");
-    const cJSON* total = nullptr;
-    const cJSON* item = nullptr;
-    cJSON_ArrayForEach(item, list) {
-      const cJSON* key = member(item, "key");
-      if (cJSON_IsString(key) && std::string_view(key->valuestring) == "total") total = item;
-    }
-    if (!total) malformed("a series without the job total");
-    const auto column = [&](const char* name) {
-      std::vector<double> values;
-      const cJSON* v = nullptr;
-      cJSON_ArrayForEach(v, member(total, name)) values.push_back(cJSON_IsNumber(v) ? v->valuedouble : 0.0);
-      return values;
-    };
-    const auto t = column("t"), samples = column("samples"), cpu = column("cpu_percent_mean"),
-               rss = column("rss_max_bytes"), rd = column("read_bytes"), wr = column("write_bytes");
-    for (const auto* c : {&samples, &cpu, &rss, &rd, &wr})
-      if (c->size() != t.size()) malformed("series columns of different lengths");
-    const auto whole = [](double v) { return v > 0 ? static_cast<uint64_t>(std::llround(v)) : uint64_t{0}; };
-    for (size_t i = 0; i < t.size(); ++i) {
-      store::Rollup r;
-      r.start_s = static_cast<int64_t>(t[i]);
-      r.width_s = width;
-      r.samples = whole(samples[i]);
-      // The mean CPU % over the bucket, as CPU time over the bucket's wall time.
-      r.wall_s = r.samples ? static_cast<uint64_t>(width) : 0;
-      r.timed_cpu_ns = whole(cpu[i] * 1e7 * static_cast<double>(r.wall_s));
-      r.cpu_ns = r.timed_cpu_ns;
-      r.rss_max = whole(rss[i]);
-      r.read_bytes = whole(rd[i]);
-      r.write_bytes = whole(wr[i]);
-      data.buckets.push_back(r);
-    }
-    return {{"all nodes", std::move(data)}};
+    return {{"all nodes", series_from_json(body)}};
   }
 
   std::string describe() const override { return "bcd " + options_.url; }
@@ -382,7 +335,7 @@ JobData job_data_from_json(std::string_view json) {
     r.node = node;
     r.user = user;
     if (cJSON_IsNumber(uid)) {
-      r.uid = static_cast<uint32_t>(uid->valuedouble);
+      r.uid = static_cast<uint32_t>(within(uid->valuedouble, 0, UINT32_MAX, "uid"));
     } else if (const std::optional<uint32_t> local = uid_of(user)) {
       r.uid = *local;  // bcd's document names the user; the login node shares the cluster's accounts
     }
@@ -473,7 +426,7 @@ JobData job_data_from_json(std::string_view json) {
     if (const cJSON* code = member(p, "exit_code"); cJSON_IsNumber(code)) {
       r.exited = true;
       r.exit_code = code->valueint;
-      r.exit_signal = static_cast<int>(number_of(p, "exit_signal", false));
+      r.exit_signal = static_cast<int>(within(number_of(p, "exit_signal", false), 0, 127, "exit_signal"));
     }
     r.core_dumped = cJSON_IsTrue(member(p, "core_dumped"));
     r.argv_truncated = cJSON_IsTrue(member(p, "argv_truncated"));
@@ -482,6 +435,88 @@ JobData job_data_from_json(std::string_view json) {
   }
   data.files = files_from_json(member(root.get(), "files"), id);
   data.connections = connections_from_json(member(root.get(), "connections"), id);
+  return data;
+}
+
+std::vector<uint64_t> job_list_from_json(std::string_view json) {
+  Json root = parse_object(json);
+  const cJSON* jobs = member(root.get(), "jobs");
+  if (!cJSON_IsArray(jobs)) malformed("a job list without 'jobs'");
+  std::vector<uint64_t> ids;
+  const cJSON* job = nullptr;
+  cJSON_ArrayForEach(job, jobs) {
+    // A container's key is above 2^53, where a JSON number (a double) is rounded: its short id is exact.
+    const std::string container = string_of(job, "container");
+    const auto key = container.rfind("job_", 0) == 0 ? std::nullopt : docker::container_key(container);
+    ids.push_back(key ? *key : count_of(job, "id"));
+  }
+  return ids;
+}
+
+namespace {
+// The list of a job's files or connections view: {"files": [...]}, {"connections": [...]}.
+const cJSON* view_array(const cJSON* root, const char* view) {
+  const cJSON* list = member(root, view);
+  if (!cJSON_IsArray(list)) malformed(std::string("a job's ") + view + " view without '" + view + "'");
+  return list;
+}
+}  // namespace
+
+std::vector<store::FileRecord> files_view_from_json(std::string_view json, uint64_t job_id) {
+  const Json root = parse_object(json);
+  return files_from_json(view_array(root.get(), "files"), job_id);
+}
+
+std::vector<store::ConnectionRecord> connections_view_from_json(std::string_view json, uint64_t job_id) {
+  const Json root = parse_object(json);
+  return connections_from_json(view_array(root.get(), "connections"), job_id);
+}
+
+store::SeriesData series_from_json(std::string_view json) {
+  Json root = parse_object(json);
+  store::SeriesData data;
+  const std::string res = string_of(root.get(), "resolution");
+  bool known = false;
+  for (auto r : {store::Resolution::Second, store::Resolution::Minute, store::Resolution::Hour, store::Resolution::Day})
+    if (res == store::resolution_name(r)) {
+      data.resolution = r;
+      known = true;
+    }
+  if (!known) malformed("an unknown resolution '" + res + "'");
+  const int64_t width = store::bucket_seconds(data.resolution);
+  const cJSON* list = member(root.get(), "series");
+  const cJSON* total = nullptr;
+  const cJSON* item = nullptr;
+  cJSON_ArrayForEach(item, list) {
+    const cJSON* key = member(item, "key");
+    if (cJSON_IsString(key) && std::string_view(key->valuestring) == "total") total = item;
+  }
+  if (!total) malformed("a series without the job total");
+  const auto column = [&](const char* name) {
+    std::vector<double> values;
+    const cJSON* v = nullptr;
+    cJSON_ArrayForEach(v, member(total, name)) values.push_back(cJSON_IsNumber(v) ? v->valuedouble : 0.0);
+    return values;
+  };
+  const auto t = column("t"), samples = column("samples"), cpu = column("cpu_percent_mean"),
+             rss = column("rss_max_bytes"), rd = column("read_bytes"), wr = column("write_bytes");
+  for (const auto* c : {&samples, &cpu, &rss, &rd, &wr})
+    if (c->size() != t.size()) malformed("series columns of different lengths");
+  const auto whole = [](double v) { return v > 0 ? static_cast<uint64_t>(std::llround(v)) : uint64_t{0}; };
+  for (size_t i = 0; i < t.size(); ++i) {
+    store::Rollup r;
+    r.start_s = epoch_seconds(t[i], "t");
+    r.width_s = width;
+    r.samples = whole(samples[i]);
+    // The mean CPU % over the bucket, as CPU time over the bucket's wall time.
+    r.wall_s = r.samples ? static_cast<uint64_t>(width) : 0;
+    r.timed_cpu_ns = whole(cpu[i] * 1e7 * static_cast<double>(r.wall_s));
+    r.cpu_ns = r.timed_cpu_ns;
+    r.rss_max = whole(rss[i]);
+    r.read_bytes = whole(rd[i]);
+    r.write_bytes = whole(wr[i]);
+    data.buckets.push_back(r);
+  }
   return data;
 }
 

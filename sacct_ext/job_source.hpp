@@ -90,6 +90,14 @@ std::unique_ptr<JobSource> open_bcd_source(const BcdOptions& options);
 // records: the first node's record carries the job's totals, the others carry their name and times.
 // Throws SourceError(Protocol) when the text is not such an object.
 JobData job_data_from_json(std::string_view json);
+// bcd's other answers, read the same way (SourceError(Protocol) when the text is not what bcd sends):
+//   GET /api/v1/jobs -> the ids listed (a container's key from its short id, which a JSON number cannot hold)
+std::vector<uint64_t> job_list_from_json(std::string_view json);
+//   GET /api/v1/jobs/ID/files and /connections -> the records, with job_id set to the job asked for
+std::vector<store::FileRecord> files_view_from_json(std::string_view json, uint64_t job_id);
+std::vector<store::ConnectionRecord> connections_view_from_json(std::string_view json, uint64_t job_id);
+//   GET /api/v1/jobs/ID/series?metric=all -> the "total" series (the nodes summed)
+store::SeriesData series_from_json(std::string_view json);
 
 }  // namespace bc::report
 

@@ -97,6 +97,14 @@ std::optional<int64_t> parse_sacct_time(std::string_view text, int64_t now_s, st
     error = "invalid time '" + std::string(text) + "': " + why;
     return std::nullopt;
   };
+  // std::regex matches by recursion, about a level per character: a -S of 100,000 characters overflowed the
+  // stack. No time sacct reads comes near this.
+  constexpr size_t kMaxText = 64;
+  if (text.size() > kMaxText) {
+    error = "invalid time '" + std::string(text.substr(0, kMaxText)) + "...': longer than " +
+            std::to_string(kMaxText) + " characters";
+    return std::nullopt;
+  }
   const time_t now = static_cast<time_t>(now_s);
   struct tm today {};
   if (!localtime_r(&now, &today)) return fail("cannot read the local time");

@@ -43,7 +43,7 @@ std::optional<uint32_t> parse_step(std::string_view text);
 //   MM/DD[/YY]-HH:MM[:SS], YYYY-MM-DD[THH:MM[:SS]]
 //   today, midnight, noon, tomorrow
 //   now[{+|-}COUNT[seconds|minutes|hours|days|weeks]]   (seconds by default)
-// Returns epoch seconds, or nullopt with the reason in error.
+// At most 64 characters. Returns epoch seconds, or nullopt with the reason in error.
 std::optional<int64_t> parse_sacct_time(std::string_view text, int64_t now_s, std::string& error);
 
 // What the store can tell: a job is running until every node has ended. Slurm's final states (FAILED,

@@ -74,6 +74,12 @@ TEST_F(Utc, SacctTimeFormats) {
   for (const char* bad : {"", "25:00", "10:61", "13/01", "02/30", "2026-02-29", "yesterday", "now-", "now-5years",
                           "1234567", "10:20:30:40", "2026-11-01T8"})
     EXPECT_NE(refused(bad).find("invalid time"), std::string::npos) << bad;
+  // Long texts are refused before the regular expressions, which recurse per character (100,000 spaces
+  // overflowed the stack).
+  const std::string spaced = "now" + std::string(57, ' ') + "-1h";
+  EXPECT_EQ(at(spaced.c_str()), kNow - 3600);
+  const std::string huge = "now" + std::string(100000, ' ') + "-1h";
+  EXPECT_NE(refused(huge.c_str()).find("longer than 64 characters"), std::string::npos);
 }
 
 TEST_F(Utc, SacctTimeInAnotherZone) {
@@ -360,6 +366,51 @@ TEST_F(Utc, JsonRoundTripKeepsEveryTotal) {
   EXPECT_EQ(bc::report::format_connections(back), bc::report::format_connections(data));
   for (const char* bad : {"", "[]", "{}", "{\"job\": {}, \"processes\": []}", "not json"})
     EXPECT_THROW(bc::report::job_data_from_json(bad), bc::report::SourceError) << bad;
+}
+
+// bcd's other answers as bcacct reads them. Numbers outside the type they are cast to are malformed, not cast
+// (undefined behaviour; found with fuzz_bcd_answers).
+TEST(BcdJson, ListViewsAndSeries) {
+  const auto ids = bc::report::job_list_from_json(
+      R"({"jobs": [{"id": 5, "container": "job_5"}, {"id": 1, "container": "0c0ffee0c0de"}]})");
+  ASSERT_EQ(ids.size(), 2u);
+  EXPECT_EQ(ids[0], 5u);
+  EXPECT_EQ(ids[1], 0x8000'0c0f'fee0'c0deULL);
+  const auto files = bc::report::files_view_from_json(
+      R"({"files": [{"node": "n01", "pid": 7, "path": "/x", "flags": "rw", "first_open": null, "opens": 2,
+                     "failed": 0, "read_bytes": 1, "write_bytes": 2}]})", 42);
+  ASSERT_EQ(files.size(), 1u);
+  EXPECT_EQ(files[0].job_id, 42u);
+  EXPECT_EQ(files[0].flags, bc::store::kFileRead | bc::store::kFileWrite);
+  EXPECT_THROW(bc::report::connections_view_from_json(R"({"files": []})", 42), bc::report::SourceError);
+  const auto series = [](const std::string& t) {
+    return bc::report::series_from_json(R"({"resolution": "minute", "series": [{"key": "total", "t": [)" + t +
+                                        R"(], "samples": [5], "cpu_percent_mean": [50], "rss_max_bytes": [4096],
+                                        "read_bytes": [1], "write_bytes": [2]}]})");
+  };
+  const bc::store::SeriesData data = series("1800000000");
+  EXPECT_EQ(data.resolution, bc::store::Resolution::Minute);
+  ASSERT_EQ(data.buckets.size(), 1u);
+  EXPECT_EQ(data.buckets[0].start_s, 1800000000);
+  EXPECT_EQ(data.buckets[0].width_s, 60);
+  EXPECT_EQ(data.buckets[0].cpu_ns, 30'000'000'000u);  // 50% of a minute
+  for (const char* bad : {"18000004294967296000", "-1e300", "1e19"})
+    EXPECT_THROW(series(bad), bc::report::SourceError) << bad;
+  // A uid or exit signal outside its type is malformed too.
+  const auto job = [](const std::string& uid, const std::string& signal) {
+    return bc::report::job_data_from_json(
+        R"({"job": {"id": 1, "user": "u", "uid": )" + uid + R"(, "start": null, "end": null, "nodes": ["n"],
+            "cpu_seconds": 0, "max_rss_bytes": 0, "samples": 0, "monitor_cpu_seconds": 0,
+            "monitor_max_rss_bytes": 0, "steps": []},
+            "processes": [{"node": "n", "pid": 2, "ppid": 1, "step": "0", "command": "c", "exe": "/c", "argv": [],
+                           "start": null, "end": null, "cpu_seconds": 0, "max_rss_bytes": 0, "read_bytes": 0,
+                           "write_bytes": 0, "exit_code": -1, "exit_signal": )" + signal + "}]}");
+  };
+  const bc::report::JobData fine = job("1000", "9");
+  EXPECT_EQ(fine.nodes.at(0).uid, 1000u);
+  EXPECT_EQ(fine.processes.at(0).exit_signal, 9);
+  for (const auto& [uid, signal] : {std::pair{"-1", "9"}, {"4294967296", "9"}, {"1000", "1e10"}, {"1000", "-2"}})
+    EXPECT_THROW(job(uid, signal), bc::report::SourceError) << uid << " " << signal;
 }
 
 }  // namespace

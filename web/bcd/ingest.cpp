@@ -63,7 +63,7 @@ struct Pusher {
 // read (an anonymous client cannot make bcd buffer anything).
 web::Admission Ingest::admit(const Request& req, const std::string& path_key) {
   ++metrics_.requests;
-  auto refuse = [this](std::atomic<uint64_t>& counter, unsigned status, const std::string& message) {
+  auto refuse = [](std::atomic<uint64_t>& counter, unsigned status, const std::string& message) {
     ++counter;
     return web::Admission{Response::error(status, message), {}};
   };
