@@ -205,18 +205,19 @@ struct HttpServer::Impl {
     return u == path.size();
   }
 
-  Response dispatch(Request& req) const {
-    bool path_matched = false;
-    for (const auto& route : routes) {
-      if (!match(route, req.path, req.params)) continue;
-      path_matched = true;
-      if (route.method != req.method) continue;
+  // route: the one found for the request's method and path when its headers arrived, or null.
+  Response dispatch(Request& req, const Route* route) const {
+    if (route) {
+      match(*route, req.path, req.params);
       try {
-        return route.handler(req);
+        return route->handler(req);
       } catch (const std::exception& e) {
         return Response::error(500, std::string("internal error: ") + e.what());
       }
     }
+    // No route for this method and path: is there one for the path alone?
+    const bool path_matched =
+        std::any_of(routes.begin(), routes.end(), [&](const Route& r) { return match(r, req.path, req.params); });
     if (path_matched) return Response::error(405, "method " + req.method + " is not allowed on " + req.path);
     return Response::error(404, "no such endpoint: " + req.path);
   }
@@ -476,7 +477,7 @@ struct HttpServer::Impl {
     self->fill_request(connection, url, method, req);
     req.body = std::move(pending->body);
     req.admission = std::move(pending->admission);
-    Response r = self->dispatch(req);
+    Response r = self->dispatch(req, pending->route);
     MHD_Result rc = self->queue(connection, r);
     if (r.file_fd >= 0) ::close(r.file_fd);
     return rc;
