@@ -9,7 +9,8 @@ set -euo pipefail
 rounds=${BC_BENCH_ROUNDS:-20}
 work=$BC_BUILD_DIR/bench-spank
 rm -rf "$work"; mkdir -p "$work/store" "$work/run" "$work/log"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# On every address, as Slurm listens there (see tests/integration/cluster_fixture.sh).
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("",0)); print(s.getsockname()[1])'; }
 with_plugin="optional $BC_BUILD_DIR/spank/bubble_chamber.so store=$work/store/node.lmdb monitor=$BC_BUILD_DIR/cgroup_monitor/bc-monitor interval=1 rundir=$work/run log=$work/log/monitor.log"
 echo "$with_plugin" >"$work/plugstack.with"
 echo "$with_plugin bpf_task_wait_ms=0" >"$work/plugstack.nowait"

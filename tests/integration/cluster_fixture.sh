@@ -10,8 +10,10 @@ cluster="$work/cluster"
 # Slurm's cgroups are named after the node: a node name per build tree keeps two test runs on one host apart.
 node=bct$(echo "$work" | md5sum | cut -c1-6)
 
+# Slurm listens on every address: a port picked on 127.0.0.1 alone may still be held on another loopback
+# address (a client's TIME-WAIT after a bench), and slurmctld then fails with "Address already in use".
 free_port() {
-  /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+  /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("",0)); print(s.getsockname()[1])'
 }
 
 case "$action" in

@@ -102,6 +102,7 @@ struct ServerOptions {
   size_t max_inflight_bytes = 256 << 20;
   size_t max_query_params = 64;
   size_t max_query_value_bytes = 4096;
+  size_t max_query_bytes = 8192;  // the whole query, raw; it must fit MHD's 32 KiB pool with its parameters
   // Called with the request path when a body over max_body_bytes is refused with 413 (no handler runs then).
   std::function<void(const std::string& path)> on_body_too_large;
   // HTTPS when both are set: the certificate (chain) and its unencrypted private key, PEM text. Empty: plain HTTP.
