@@ -1,4 +1,4 @@
-#include "codec.hpp"
+#include "accounting_db/codec.hpp"
 
 #include <algorithm>
 

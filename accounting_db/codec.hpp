@@ -7,7 +7,7 @@
 #include <string_view>
 #include <vector>
 
-#include "store.hpp"
+#include "accounting_db/store.hpp"
 
 namespace bc::store::codec {
 

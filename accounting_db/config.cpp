@@ -8,8 +8,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "config.hpp"
-#include "store.hpp"
+#include "accounting_db/config.hpp"
+#include "accounting_db/store.hpp"
 
 #ifndef BC_STORE_CONFIG_DEFAULT
 #define BC_STORE_CONFIG_DEFAULT "/etc/bubble-chamber/store.conf"

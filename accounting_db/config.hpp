@@ -1,7 +1,7 @@
 // Internal to accounting_db: the retention a store instance works with.
 #pragma once
 
-#include "store.hpp"
+#include "accounting_db/store.hpp"
 
 namespace bc::store {
 

@@ -8,7 +8,7 @@
 #include <string_view>
 #include <utility>
 
-#include "store.hpp"
+#include "accounting_db/store.hpp"
 
 namespace bc::store::lmdb {
 

@@ -6,8 +6,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "codec.hpp"
-#include "store.hpp"
+#include "accounting_db/codec.hpp"
+#include "accounting_db/store.hpp"
 
 namespace bc::store::rollup {
 

@@ -1,4 +1,4 @@
-#include "store.hpp"
+#include "accounting_db/store.hpp"
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -18,24 +18,14 @@
 #include <span>
 #include <unordered_map>
 
-#include "codec.hpp"
-#include "config.hpp"
-#include "lmdb_raii.hpp"
-#include "rollup.hpp"
-#include "store_access.hpp"
-#include "wire.hpp"
+#include "accounting_db/codec.hpp"
+#include "accounting_db/config.hpp"
+#include "accounting_db/lmdb_raii.hpp"
+#include "accounting_db/rollup.hpp"
+#include "accounting_db/store_access.hpp"
+#include "accounting_db/wire.hpp"
 
 namespace bc::store {
-
-std::string step_name(uint32_t step) {
-  switch (step) {
-    case kStepBatch: return "batch";
-    case kStepExtern: return "extern";
-    case kStepInteractive: return "interactive";
-    case kStepUnknown: return "?";
-    default: return std::to_string(step);
-  }
-}
 
 std::string oversized_name(const Batch& batch) {
   const auto too_long = [](const char* what, size_t size) {

@@ -18,14 +18,16 @@
 #include <string_view>
 #include <vector>
 
+#include "common/slurm_ids.hpp"
+
 namespace bc::store {
 
-// Slurm's special step ids (slurm.h), kept here so every consumer prints them the same way.
-inline constexpr uint32_t kStepBatch = 0xfffffffbU;
-inline constexpr uint32_t kStepExtern = 0xfffffffcU;
-inline constexpr uint32_t kStepInteractive = 0xfffffffaU;
-inline constexpr uint32_t kStepUnknown = 0xffffffffU;
-std::string step_name(uint32_t step);
+// Slurm's step ids, as the store's records carry them (common/slurm_ids.hpp).
+using slurm::kStepBatch;
+using slurm::kStepExtern;
+using slurm::kStepInteractive;
+using slurm::kStepUnknown;
+using slurm::step_name;
 
 // 1: one key per sample (the walking skeleton). 2: chunked seconds, rollups, retention. 3: files and
 // connections per process (eBPF events).

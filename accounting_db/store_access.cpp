@@ -1,4 +1,4 @@
-#include "store_access.hpp"
+#include "accounting_db/store_access.hpp"
 
 #include <grp.h>
 #include <sys/stat.h>
@@ -8,7 +8,7 @@
 #include <cstring>
 #include <vector>
 
-#include "store.hpp"
+#include "accounting_db/store.hpp"
 
 namespace bc::store {
 

@@ -1,9 +1,9 @@
-#include "wire.hpp"
+#include "accounting_db/wire.hpp"
 
 #include <algorithm>
 #include <cstring>
 
-#include "codec.hpp"
+#include "accounting_db/codec.hpp"
 
 namespace bc::wire {
 namespace {

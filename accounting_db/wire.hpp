@@ -11,7 +11,7 @@
 #include <string_view>
 #include <vector>
 
-#include "store.hpp"
+#include "accounting_db/store.hpp"
 
 namespace bc::wire {
 

@@ -1,4 +1,4 @@
-#include "cgroup_paths.hpp"
+#include "cgroup_monitor/cgroup_paths.hpp"
 
 #include <libcgroup.h>
 #include <mntent.h>

@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-#include "proc_parse.hpp"
+#include "cgroup_monitor/proc_parse.hpp"
 
 namespace bc::monitor {
 

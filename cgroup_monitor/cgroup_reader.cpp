@@ -1,12 +1,12 @@
-#include "cgroup_reader.hpp"
+#include "cgroup_monitor/cgroup_reader.hpp"
 
 #include <dirent.h>
 #include <sys/stat.h>
 
 #include <charconv>
 
-#include "cgroup_paths.hpp"
-#include "fd.hpp"
+#include "cgroup_monitor/cgroup_paths.hpp"
+#include "common/fd.hpp"
 
 namespace bc::monitor {
 namespace {

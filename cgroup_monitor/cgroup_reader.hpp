@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "proc_parse.hpp"
+#include "cgroup_monitor/proc_parse.hpp"
 
 namespace bc::monitor {
 

@@ -1,13 +1,13 @@
 // bc-monitor --check-events: whether the eBPF events work on this node, for an administrator or a node
 // health check script. Loads a private copy of the programs (events::check_events) and prints the report.
-#include "events_check.hpp"
+#include "cgroup_monitor/events_check.hpp"
 
 #include <cjson/cJSON.h>
 
 #include <cstdio>
 #include <memory>
 
-#include "events.hpp"
+#include "cgroup_monitor/bpf/events.hpp"
 
 namespace bc::monitor {
 namespace {

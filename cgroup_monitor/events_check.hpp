@@ -1,7 +1,7 @@
 // bc-monitor --check-events (events_check.cpp). Internal to cgroup_monitor/.
 #pragma once
 
-#include "job_events.hpp"
+#include "cgroup_monitor/job_events.hpp"
 
 namespace bc::monitor {
 

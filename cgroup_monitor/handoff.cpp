@@ -1,4 +1,4 @@
-#include "handoff.hpp"
+#include "cgroup_monitor/handoff.hpp"
 
 #include <fcntl.h>
 #include <poll.h>

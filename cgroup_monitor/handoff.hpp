@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "fd.hpp"
+#include "common/fd.hpp"
 
 namespace bc::monitor {
 

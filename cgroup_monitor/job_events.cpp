@@ -1,4 +1,4 @@
-#include "job_events.hpp"
+#include "cgroup_monitor/job_events.hpp"
 
 #include <signal.h>
 #include <sys/eventfd.h>
@@ -13,10 +13,10 @@
 #include <tuple>
 
 
-#include "events.hpp"
-#include "fd.hpp"
-#include "handoff.hpp"
-#include "proc_parse.hpp"
+#include "cgroup_monitor/bpf/events.hpp"
+#include "cgroup_monitor/handoff.hpp"
+#include "cgroup_monitor/proc_parse.hpp"
+#include "common/fd.hpp"
 
 namespace bc::monitor {
 namespace {

@@ -24,10 +24,10 @@
 #include <thread>
 #include <vector>
 
-#include "fd.hpp"
-#include "load_failure.hpp"
-#include "process_table.hpp"
-#include "store.hpp"
+#include "accounting_db/store.hpp"
+#include "cgroup_monitor/bpf/load_failure.hpp"
+#include "cgroup_monitor/process_table.hpp"
+#include "common/fd.hpp"
 
 namespace bc::events {
 class EventCollector;

@@ -1,4 +1,4 @@
-#include "launch.hpp"
+#include "cgroup_monitor/launch.hpp"
 
 #include <fcntl.h>
 #include <signal.h>

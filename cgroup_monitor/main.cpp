@@ -8,10 +8,10 @@
 #include <exception>
 #include <string>
 
-#include "events_check.hpp"
-#include "monitor.hpp"
-#include "shipper.hpp"
-#include "tls_files.hpp"
+#include "accounting_db/shipper.hpp"
+#include "cgroup_monitor/events_check.hpp"
+#include "cgroup_monitor/monitor.hpp"
+#include "common/tls_files.hpp"
 
 namespace {
 

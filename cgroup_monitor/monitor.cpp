@@ -1,4 +1,4 @@
-#include "monitor.hpp"
+#include "cgroup_monitor/monitor.hpp"
 
 #include <poll.h>
 #include <sys/file.h>
@@ -17,13 +17,13 @@
 #include <optional>
 #include <unistd.h>
 
-#include "cgroup_reader.hpp"
-#include "auth.hpp"
-#include "fd.hpp"
-#include "handoff.hpp"
-#include "process_table.hpp"
-#include "shipper.hpp"
-#include "store.hpp"
+#include "accounting_db/shipper.hpp"
+#include "accounting_db/store.hpp"
+#include "cgroup_monitor/cgroup_reader.hpp"
+#include "cgroup_monitor/handoff.hpp"
+#include "cgroup_monitor/process_table.hpp"
+#include "common/auth.hpp"
+#include "common/fd.hpp"
 
 namespace bc::monitor {
 namespace {

@@ -5,8 +5,8 @@
 #include <cstdint>
 #include <string>
 
-#include "job_events.hpp"
-#include "launch.hpp"
+#include "cgroup_monitor/job_events.hpp"
+#include "cgroup_monitor/launch.hpp"
 
 namespace bc::monitor {
 

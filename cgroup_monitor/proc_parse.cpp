@@ -1,9 +1,9 @@
-#include "proc_parse.hpp"
+#include "cgroup_monitor/proc_parse.hpp"
 
 #include <charconv>
 #include <ctime>
 
-#include "store.hpp"
+#include "common/slurm_ids.hpp"
 
 namespace bc::monitor {
 namespace {
@@ -216,11 +216,11 @@ std::optional<uint32_t> step_from_relative_path(std::string_view relative) {
   std::string_view first = relative.substr(0, relative.find('/'));
   if (first.substr(0, 5) != "step_") return std::nullopt;
   std::string_view name = first.substr(5);
-  if (name == "batch") return bc::store::kStepBatch;
-  if (name == "extern") return bc::store::kStepExtern;
-  if (name == "interactive") return bc::store::kStepInteractive;
+  if (name == "batch") return bc::slurm::kStepBatch;
+  if (name == "extern") return bc::slurm::kStepExtern;
+  if (name == "interactive") return bc::slurm::kStepInteractive;
   auto v = to_u64(name);
-  if (!v || *v >= bc::store::kStepInteractive) return std::nullopt;
+  if (!v || *v >= bc::slurm::kStepInteractive) return std::nullopt;
   return static_cast<uint32_t>(*v);
 }
 

@@ -1,4 +1,4 @@
-#include "process_table.hpp"
+#include "cgroup_monitor/process_table.hpp"
 
 #include <dirent.h>
 #include <unistd.h>
@@ -7,7 +7,7 @@
 #include <cstdlib>
 #include <memory>
 
-#include "proc_parse.hpp"
+#include "cgroup_monitor/proc_parse.hpp"
 
 namespace bc::monitor {
 namespace {

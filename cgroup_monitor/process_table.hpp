@@ -15,9 +15,9 @@
 #include <string>
 #include <vector>
 
-#include "cgroup_reader.hpp"
-#include "fd.hpp"
-#include "store.hpp"
+#include "accounting_db/store.hpp"
+#include "cgroup_monitor/cgroup_reader.hpp"
+#include "common/fd.hpp"
 
 namespace bc::monitor {
 

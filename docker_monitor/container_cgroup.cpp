@@ -1,6 +1,6 @@
-#include "container_cgroup.hpp"
+#include "docker_monitor/container_cgroup.hpp"
 
-#include "proc_parse.hpp"
+#include "cgroup_monitor/proc_parse.hpp"
 
 namespace bc::docker {
 namespace {

@@ -1,6 +1,6 @@
-#include "container_log.hpp"
+#include "docker_monitor/container_log.hpp"
 
-#include "fd.hpp"
+#include "common/fd.hpp"
 
 #include <cjson/cJSON.h>
 #include <fcntl.h>
@@ -139,7 +139,7 @@ std::optional<ContainerRecord> record_from_json(const std::string& line) {
 
 ContainerLog::ContainerLog(std::string path) : path_(std::move(path)) {
   const size_t slash = path_.rfind('/');
-  if (slash != std::string::npos && slash > 0 && !bc::monitor::make_directories(path_.substr(0, slash), 0755))
+  if (slash != std::string::npos && slash > 0 && !bc::make_directories(path_.substr(0, slash), 0755))
     throw std::runtime_error("cannot create directory for " + path_ + ": " + std::strerror(errno));
   const int fd = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) throw std::runtime_error("cannot open container log " + path_ + ": " + std::strerror(errno));

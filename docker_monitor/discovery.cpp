@@ -1,13 +1,13 @@
-#include "discovery.hpp"
+#include "docker_monitor/discovery.hpp"
 
 #include <algorithm>
 #include <cstdio>
 #include <stdexcept>
 #include <utility>
 
-#include "container_cgroup.hpp"
-#include "container_key.hpp"
-#include "proc_parse.hpp"
+#include "cgroup_monitor/proc_parse.hpp"
+#include "common/container_key.hpp"
+#include "docker_monitor/container_cgroup.hpp"
 
 namespace bc::docker {
 namespace {
@@ -51,8 +51,8 @@ std::string Discovery::label(const ContainerRecord& r) {
 ContainerRecord Discovery::new_record(const std::string& id) const {
   ContainerRecord r;
   r.id = id;
-  r.short_id = id.substr(0, kShortIdLength);
-  r.key = container_key(id).value_or(0);
+  r.short_id = id.substr(0, container::kShortIdLength);
+  r.key = container::container_key(id).value_or(0);
   r.node = node_;
   return r;
 }
@@ -121,7 +121,7 @@ void Discovery::handle_start(const std::string& id, const ContainerEvent* event)
   InspectResult inspected = docker_.inspect(id);
   if (inspected.status == InspectResult::Status::Error) {
     unresolved_.insert(id);
-    log(Level::Warning, "cannot inspect container " + id.substr(0, kShortIdLength) + ": " + inspected.error +
+    log(Level::Warning, "cannot inspect container " + id.substr(0, container::kShortIdLength) + ": " + inspected.error +
                             "; it is looked at again after the next reconnect");
     return;
   }

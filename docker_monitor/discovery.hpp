@@ -14,11 +14,11 @@
 #include <string>
 #include <vector>
 
-#include "container_log.hpp"
-#include "docker_api.hpp"
-#include "docker_config.hpp"
-#include "docker_launcher.hpp"
-#include "docker_log.hpp"
+#include "docker_monitor/container_log.hpp"
+#include "docker_monitor/docker_api.hpp"
+#include "docker_monitor/docker_config.hpp"
+#include "docker_monitor/docker_launcher.hpp"
+#include "docker_monitor/docker_log.hpp"
 
 namespace bc::docker {
 

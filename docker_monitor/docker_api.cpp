@@ -1,4 +1,4 @@
-#include "docker_api.hpp"
+#include "docker_monitor/docker_api.hpp"
 
 #include <cjson/cJSON.h>
 
@@ -8,7 +8,7 @@
 #include <ctime>
 #include <memory>
 
-#include "docker_config.hpp"
+#include "docker_monitor/docker_config.hpp"
 
 namespace bc::docker {
 namespace {

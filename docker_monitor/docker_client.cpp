@@ -1,4 +1,4 @@
-#include "docker_client.hpp"
+#include "docker_monitor/docker_client.hpp"
 
 #include <curl/curl.h>
 #include <poll.h>

@@ -1,4 +1,4 @@
-#include "docker_config.hpp"
+#include "docker_monitor/docker_config.hpp"
 
 #include <cerrno>
 #include <cmath>

@@ -1,4 +1,4 @@
-#include "docker_launcher.hpp"
+#include "docker_monitor/docker_launcher.hpp"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -10,12 +10,12 @@
 #include <cerrno>
 #include <cstring>
 
-#include "fd.hpp"
-#include "launch.hpp"
+#include "cgroup_monitor/launch.hpp"
+#include "common/fd.hpp"
 
 namespace bc::docker {
 
-using bc::monitor::UniqueFd;
+
 
 std::vector<std::string> monitor_argv(const Config& config, const std::string& node, const MonitorRequest& request) {
   std::vector<std::string> args = {config.monitor,
@@ -63,7 +63,7 @@ MonitorLauncher::Result ProcessLauncher::ensure(const MonitorRequest& request) {
       return result;
     }
   }
-  if (!bc::monitor::make_directories(config_.run_dir, 0755)) {
+  if (!bc::make_directories(config_.run_dir, 0755)) {
     result.message = "cannot create run dir " + config_.run_dir + ": " + std::strerror(errno);
     return result;
   }
@@ -76,7 +76,7 @@ MonitorLauncher::Result ProcessLauncher::ensure(const MonitorRequest& request) {
     return result;
   }
   const size_t slash = config_.log.rfind('/');
-  if (slash != std::string::npos && slash > 0) bc::monitor::make_directories(config_.log.substr(0, slash), 0755);
+  if (slash != std::string::npos && slash > 0) bc::make_directories(config_.log.substr(0, slash), 0755);
   UniqueFd log_fd(::open(config_.log.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644));
 
   std::vector<std::string> args = monitor_argv(config_, node_, request);

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "docker_config.hpp"
+#include "docker_monitor/docker_config.hpp"
 
 namespace bc::docker {
 

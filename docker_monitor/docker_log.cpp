@@ -1,4 +1,4 @@
-#include "docker_log.hpp"
+#include "docker_monitor/docker_log.hpp"
 
 #include <unistd.h>
 

@@ -17,15 +17,15 @@
 #include <string>
 #include <vector>
 
-#include "container_log.hpp"
-#include "discovery.hpp"
-#include "docker_api.hpp"
-#include "docker_client.hpp"
-#include "docker_config.hpp"
-#include "docker_launcher.hpp"
-#include "docker_log.hpp"
-#include "fd.hpp"
-#include "tls_files.hpp"
+#include "common/fd.hpp"
+#include "common/tls_files.hpp"
+#include "docker_monitor/container_log.hpp"
+#include "docker_monitor/discovery.hpp"
+#include "docker_monitor/docker_api.hpp"
+#include "docker_monitor/docker_client.hpp"
+#include "docker_monitor/docker_config.hpp"
+#include "docker_monitor/docker_launcher.hpp"
+#include "docker_monitor/docker_log.hpp"
 
 #ifndef BC_VERSION
 #define BC_VERSION "unknown"
@@ -249,7 +249,7 @@ class Daemon {
         launcher_(config, node),
         queries_(client_),
         discovery_(config, node, queries_, launcher_, container_log, log_to_stderr,
-                   [](const std::string& path) { return bc::monitor::read_file(path); }, now_ns) {
+                   [](const std::string& path) { return bc::read_file(path); }, now_ns) {
     discovery_.adopt(container_log.load_running());
   }
 
@@ -398,7 +398,7 @@ int run(int argc, char** argv) {
   sigprocmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
   signal(SIGHUP, SIG_IGN);
-  bc::monitor::UniqueFd signal_fd(::signalfd(-1, &signals, SFD_NONBLOCK | SFD_CLOEXEC));
+  bc::UniqueFd signal_fd(::signalfd(-1, &signals, SFD_NONBLOCK | SFD_CLOEXEC));
   if (!signal_fd) {
     log_to_stderr(Level::Error, std::string("signalfd: ") + std::strerror(errno));
     return kExitRuntime;

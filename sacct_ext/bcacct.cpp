@@ -22,16 +22,16 @@
 #include <string>
 #include <variant>
 
-#include "auth.hpp"
-#include "container_key.hpp"
-#include "format.hpp"
-#include "job_source.hpp"
-#include "report.hpp"
-#include "selection.hpp"
-#include "source_config.hpp"
-#include "store.hpp"
-#include "timeline.hpp"
-#include "tls_files.hpp"
+#include "accounting_db/store.hpp"
+#include "common/auth.hpp"
+#include "common/container_key.hpp"
+#include "common/tls_files.hpp"
+#include "sacct_ext/format.hpp"
+#include "sacct_ext/job_source.hpp"
+#include "sacct_ext/report.hpp"
+#include "sacct_ext/selection.hpp"
+#include "sacct_ext/source_config.hpp"
+#include "sacct_ext/timeline.hpp"
 
 #ifndef BC_STORE_DEFAULT
 #error "BC_STORE_DEFAULT must be defined by the build"
@@ -382,7 +382,7 @@ JobView make_view(bc::report::JobData data) {
   v.totals = bc::report::compute_totals(data);
   v.data = std::move(data);
   v.data.processes = bc::report::sorted_processes(std::move(v.data.processes));
-  const auto short_id = bc::docker::short_id_from_key(v.totals.job_id);
+  const auto short_id = bc::container::short_id_from_key(v.totals.job_id);
   v.display_id = short_id ? *short_id : bc::report::sacct_job_id(v.totals);
   return v;
 }
@@ -401,15 +401,15 @@ std::variant<std::vector<Target>, int> targets_of(const Options& o, bc::report::
   if (o.container) {
     const std::string& wanted = *o.container;
     const bool hex = wanted.find_first_not_of("0123456789abcdefABCDEF") == std::string::npos;
-    if (const auto key = bc::docker::container_key(wanted); key && hex) {
-      targets.push_back({*key, std::nullopt, "container " + wanted.substr(0, bc::docker::kShortIdLength), std::nullopt});
+    if (const auto key = bc::container::container_key(wanted); key && hex) {
+      targets.push_back({*key, std::nullopt, "container " + wanted.substr(0, bc::container::kShortIdLength), std::nullopt});
       return targets;
     }
     const std::string name = wanted[0] == '/' ? wanted.substr(1) : wanted;  // docker inspect's "/name"
     uint64_t found = 0;
     int64_t found_start = 0;
     for (uint64_t id : source.list({})) {
-      if (!bc::docker::is_container_key(id)) continue;
+      if (!bc::container::is_container_key(id)) continue;
       auto data = source.load(id);
       if (!data) continue;
       const auto totals = bc::report::compute_totals(*data);
@@ -513,7 +513,7 @@ int run(int argc, char** argv) {
       if (o.filter.from_ms) query.from_s = *o.filter.from_ms / 1000;
       if (o.filter.to_ms) query.to_s = *o.filter.to_ms / 1000;
       for (uint64_t id : source->list(query)) {
-        if (bc::docker::is_container_key(id)) continue;  // containers are shown with --container
+        if (bc::container::is_container_key(id)) continue;  // containers are shown with --container
         auto data = source->load(id);
         if (!data) continue;  // gone since the listing
         JobView view = make_view(std::move(*data));

@@ -17,10 +17,10 @@
 #include <memory>
 #include <mutex>
 
-#include "auth.hpp"
-#include "container_key.hpp"
-#include "job_source.hpp"
-#include "selection.hpp"
+#include "common/auth.hpp"
+#include "common/container_key.hpp"
+#include "sacct_ext/job_source.hpp"
+#include "sacct_ext/selection.hpp"
 
 namespace bc::report {
 namespace {
@@ -184,7 +184,7 @@ std::vector<store::ConnectionRecord> connections_from_json(const cJSON* list, ui
 
 // bcd names a job by its number and a container by its short id (GET /api/v1/jobs/0c0ffee0c0de).
 std::string job_path(uint64_t job_id) {
-  const auto short_id = docker::short_id_from_key(job_id);
+  const auto short_id = container::short_id_from_key(job_id);
   return "/api/v1/jobs/" + (short_id ? *short_id : std::to_string(job_id));
 }
 
@@ -447,7 +447,7 @@ std::vector<uint64_t> job_list_from_json(std::string_view json) {
   cJSON_ArrayForEach(job, jobs) {
     // A container's key is above 2^53, where a JSON number (a double) is rounded: its short id is exact.
     const std::string container = string_of(job, "container");
-    const auto key = container.rfind("job_", 0) == 0 ? std::nullopt : docker::container_key(container);
+    const auto key = container.rfind("job_", 0) == 0 ? std::nullopt : container::container_key(container);
     ids.push_back(key ? *key : count_of(job, "id"));
   }
   return ids;

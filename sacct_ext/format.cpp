@@ -1,10 +1,10 @@
-#include "format.hpp"
+#include "sacct_ext/format.hpp"
 
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
 
-#include "store.hpp"
+#include "accounting_db/store.hpp"
 
 namespace bc::bcacct {
 

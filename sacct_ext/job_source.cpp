@@ -1,11 +1,11 @@
-#include "job_source.hpp"
+#include "sacct_ext/job_source.hpp"
 
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 
-#include "store.hpp"
+#include "accounting_db/store.hpp"
 
 namespace bc::report {
 namespace {

@@ -11,8 +11,8 @@
 #include <string_view>
 #include <vector>
 
-#include "report.hpp"
-#include "store.hpp"
+#include "accounting_db/store.hpp"
+#include "sacct_ext/report.hpp"
 
 namespace bc::report {
 

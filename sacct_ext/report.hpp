@@ -1,5 +1,5 @@
-// sacct_ext: what bcacct shows about a job. Totals and formatters only; no storage logic.
-// The records come from a JobSource (job_source.hpp): the node store now, the central daemon later.
+// sacct_ext: how bcacct shows a job (accounting_db/job_model.hpp): tables, trees and sacct's formats.
+// The records come from a JobSource (job_source.hpp): the node store, or bcd.
 #pragma once
 
 #include <cstdint>
@@ -8,72 +8,20 @@
 #include <string_view>
 #include <vector>
 
-#include "store.hpp"
+#include "accounting_db/job_model.hpp"
 
 namespace bc::report {
 
-// Everything known about one job.
-struct JobData {
-  std::vector<store::JobRecord> nodes;          // one record per node the job ran on
-  std::vector<store::ProcessRecord> processes;  // every node
-  std::vector<store::FileRecord> files{};            // eBPF events, every node
-  std::vector<store::ConnectionRecord> connections{};  // eBPF events, every node
-};
-
-struct JobTotals {
-  uint64_t job_id = 0;
-  std::string user;
-  std::vector<std::string> nodes;   // sorted by name
-  std::vector<uint32_t> steps;      // union over nodes, in sacct's order (see sort_steps)
-  std::optional<int64_t> start_ms;  // earliest node start; nullopt if no node knows it
-  std::optional<int64_t> end_ms;    // latest node end; nullopt while any node is still running
-  // Per node: the cgroup's CPU counter when the controller existed, else the sum over its processes.
-  uint64_t cpu_ns = 0;
-  // Per node: max(peak summed RSS, largest process peak); then the largest node.
-  uint64_t max_rss_bytes = 0;
-  uint64_t read_bytes = 0;   // sum over processes (/proc/PID/io)
-  uint64_t write_bytes = 0;  // sum over processes
-  uint64_t samples = 0;      // sum over nodes
-  uint64_t monitor_cpu_ns = 0;         // sum over the nodes' monitors
-  uint64_t monitor_max_rss_bytes = 0;  // largest of the nodes' monitors
-  // Only when every node had the controller: a total over some nodes would look like the job's.
-  std::optional<uint64_t> cgroup_mem_peak_bytes;  // largest node peak
-  std::optional<uint64_t> cgroup_read_bytes;      // sum over nodes
-  std::optional<uint64_t> cgroup_write_bytes;     // sum over nodes
-  // What the job asked for (0 / empty when the monitor could not tell).
-  std::string name;                 // Slurm's job name
-  uint32_t alloc_cpus = 0;          // sum over nodes of the job's cpuset size
-  uint64_t mem_limit_bytes = 0;     // largest node's memory limit, to set against max_rss_bytes
-  int64_t last_sample_ms = 0;       // latest over nodes
-  // CPU time / (elapsed x allocated CPUs), elapsed up to the end or, while running, the latest sample.
-  std::optional<double> cpu_efficiency;
-  // A Docker container (bc-docker), else empty.
-  std::string container_id, container_name, container_image;
-  // eBPF events: lost events summed over nodes; the reason per node where they did not run ("node: why").
-  uint64_t lost_events = 0;
-  store::EventLoss lost;
-  std::vector<std::string> events_unavailable;
-  // A task of a Slurm job array (array_job_id 0 otherwise): sacct's JobID "<array_job_id>_<array_task_id>".
-  uint32_t array_job_id = 0;
-  uint32_t array_task_id = 0;
-  // Batches and samples the nodes gave up shipping to bcd (outbox at its bound), summed over nodes.
-  uint64_t unshipped_batches = 0;
-  uint64_t unshipped_samples = 0;
-
-  double cpu_seconds() const { return static_cast<double>(cpu_ns) / 1e9; }
-  double monitor_cpu_seconds() const { return static_cast<double>(monitor_cpu_ns) / 1e9; }
-};
-
-JobTotals compute_totals(const JobData& job);
-
-// The job id as sacct prints JobID: "123", or "123_4" for task 4 of job array 123.
-std::string sacct_job_id(const JobTotals& t);
-
-// Processes by start time, then pid (then node, then start ticks, so the order is total).
-std::vector<store::ProcessRecord> sorted_processes(std::vector<store::ProcessRecord> processes);
-
-// sacct's order: batch, extern, interactive, numbered steps ascending, unknown last.
-void sort_steps(std::vector<uint32_t>& steps);
+// The job model's types and functions, as bcacct's formatters use them.
+using job::compute_totals;
+using job::format_json;
+using job::iso_utc_ms;
+using job::JobData;
+using job::JobTotals;
+using job::sacct_job_id;
+using job::sort_steps;
+using job::sorted_processes;
+using job::valid_utf8;
 
 // The human-readable report: a job header block, then one row per process. now_ms is used for the
 // elapsed time of a job still running.
@@ -82,10 +30,6 @@ std::string format_table(const JobData& job, int64_t now_ms);
 // The process tree per node, children under their parent by start time, with argv, step, CPU, MaxRSS and
 // I/O on each line. A process whose parent is not in the job is a root.
 std::string format_tree(const JobData& job);
-
-// One pretty-printed JSON object {"job": {...}, "processes": [...], "files": [...], "connections": [...]}
-// with a trailing newline.
-std::string format_json(const JobData& job);
 
 // Files opened (eBPF events). Per process: a block per process with its paths. all: one row per path for
 // the whole job, summed over its processes.
@@ -99,8 +43,6 @@ std::string exit_text(const store::ProcessRecord& p);
 std::string format_size(uint64_t bytes);
 // Like sacct's Elapsed: "HH:MM:SS", or "D-HH:MM:SS" from one day. Negative counts as zero.
 std::string format_duration(int64_t seconds);
-// "2026-11-24T20:41:07.123Z"
-std::string iso_utc_ms(int64_t epoch_ms);
 // Local time like sacct, "2026-11-24T21:41:07"; "Unknown" for 0.
 std::string local_time(int64_t epoch_ms);
 // Valid UTF-8 without control characters (each becomes '?'): safe for a terminal and for '|'-separated rows.
@@ -108,8 +50,5 @@ std::string terminal_safe(std::string_view s);
 // Like sacct's TotalCPU: "HH:MM:SS.mmm", or "D-HH:MM:SS.mmm" from one day.
 std::string format_cpu_time(uint64_t ns);
 std::string join_strings(const std::vector<std::string>& items, const char* sep);
-// Valid UTF-8: each invalid byte becomes U+FFFD. Data from /proc is not guaranteed to be UTF-8,
-// and JSON must be.
-std::string valid_utf8(std::string_view s);
 
 }  // namespace bc::report

@@ -1,11 +1,11 @@
-#include "selection.hpp"
+#include "sacct_ext/selection.hpp"
 
 #include <algorithm>
 #include <cctype>
 #include <ctime>
 #include <regex>
 
-#include "store.hpp"
+#include "accounting_db/store.hpp"
 
 namespace bc::bcacct {
 namespace {

@@ -9,7 +9,7 @@
 #include <variant>
 #include <vector>
 
-#include "report.hpp"
+#include "sacct_ext/report.hpp"
 
 namespace bc::bcacct {
 

@@ -1,4 +1,4 @@
-#include "source_config.hpp"
+#include "sacct_ext/source_config.hpp"
 
 #include <fstream>
 #include <sstream>

@@ -1,4 +1,4 @@
-#include "timeline.hpp"
+#include "sacct_ext/timeline.hpp"
 
 #include <sys/ioctl.h>
 #include <unistd.h>

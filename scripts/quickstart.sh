@@ -69,14 +69,14 @@ echo "built: bubble_chamber.so, bc-monitor, bcacct, bcadm, bcd, bc-docker"
 
 echo "== 3/$steps central daemon bcd on $central_url"
 mkdir -p "$state/log"
-if [ -f "$central_store/data.mdb" ]; then "$build/accounting_db/bcadm" db upgrade --store "$central_store" >/dev/null; fi
+if [ -f "$central_store/data.mdb" ]; then "$build/web/bcadm" db upgrade --store "$central_store" >/dev/null; fi
 if ! pid_file_alive "$state/bcd.pid"; then
   [ -s "$state/bcd.secret" ] || { head -c 32 /dev/urandom | base64 | tr -d '/+=\n' >"$state/bcd.secret"; chmod 600 "$state/bcd.secret"; }
   # The demo's munged is the system one (default socket): monitors push as root, bcacct asks as root, the
   # quickstart's administrator (who also sees the containers, stored as the API key's owner's).
   printf 'listen=127.0.0.1:%s\nstore=%s\nstatic_dir=%s\nauth_secret=%s\nadmins=root\n' "$bcd_port" \
     "$central_store" "$build/web/static" "$(cat "$state/bcd.secret")" >"$state/bcd.conf"
-  "$build/accounting_db/bcadm" db init --store "$central_store" >/dev/null
+  "$build/web/bcadm" db init --store "$central_store" >/dev/null
   nohup "$build/web/bcd" --config "$state/bcd.conf" >>"$state/log/bcd.log" 2>&1 &
   echo $! >"$state/bcd.pid"
   for _ in $(seq 100); do curl -sf "$central_url/api/v1/health" >/dev/null && break; sleep 0.1; done
@@ -85,7 +85,7 @@ curl -sf "$central_url/api/v1/health" >/dev/null || { echo "quickstart: bcd did 
 echo "bcd is up (log $state/log/bcd.log)"
 mkdir -p "$state/store"
 # A store written by an older bubble-chamber is migrated in place (a current one is left as it is).
-if [ -f "$store/data.mdb" ]; then "$build/accounting_db/bcadm" db upgrade --store "$store" >/dev/null; fi
+if [ -f "$store/data.mdb" ]; then "$build/web/bcadm" db upgrade --store "$store" >/dev/null; fi
 
 # After a demo: says loudly when the eBPF events did not run (the report is then from sampling alone).
 events_note() {  # events_note REASON
@@ -123,7 +123,7 @@ if [ "$mode" = docker ]; then
   docker=$(command -v docker)
   [ -x /usr/bin/docker ] && docker=/usr/bin/docker
   if [ ! -s "$state/bc-docker.key" ]; then
-    "$build/accounting_db/bcadm" apikey create --owner "quickstart@$(hostname -s)" --node "$(hostname -s)" \
+    "$build/web/bcadm" apikey create --owner "quickstart@$(hostname -s)" --node "$(hostname -s)" \
       --store "$central_store" >"$state/bc-docker.key"
     chmod 600 "$state/bc-docker.key"
   fi
@@ -155,7 +155,7 @@ if [ "$mode" = docker ]; then
   monitor_pid=$state/run/job_$(python3 -c "print(int('${cid:0:12}', 16) | (1 << 63))").pid
   for _ in $(seq 30); do [ -f "$monitor_pid" ] && break; sleep 0.1; done
   for _ in $(seq 100); do [ -f "$monitor_pid" ] || break; sleep 0.2; done
-  "$build/accounting_db/bcadm" ship --store "$store" --central "$central_url" \
+  "$build/web/bcadm" ship --store "$store" --central "$central_url" \
     --api-key-file "$state/bc-docker.key" >/dev/null ||
     echo "quickstart: some batches are still in the node store's outbox (see $state/log/docker-monitor.log)" >&2
   echo
@@ -163,7 +163,7 @@ if [ "$mode" = docker ]; then
   BC_CENTRAL=$central_url "$build/sacct_ext/bcacct" --container "$name"
   echo
   show_files /tmp/demo.data --container "$name"
-  token=$("$build/accounting_db/bcadm" token --container "$cid" --ttl 24h --config "$state/bcd.conf")
+  token=$("$build/web/bcadm" token --container "$cid" --ttl 24h --config "$state/bcd.conf")
   web_url="$central_url/static/index.html?container=${cid:0:12}&token=$token"
   curl -sf "$web_url" >/dev/null || { echo "quickstart: bcd does not serve the web view; see $state/log/bcd.log" >&2; exit 1; }
   cat <<MSG
@@ -213,14 +213,14 @@ echo "job $job: $st"
 for _ in $(seq 50); do [ -f "$state/run/job_$job.pid" ] || break; sleep 0.2; done
 
 # The monitor ships each tick as it goes and the rest when it exits; bcadm ship sends anything left.
-"$build/accounting_db/bcadm" ship --store "$store" --central "$central_url" >/dev/null ||
+"$build/web/bcadm" ship --store "$store" --central "$central_url" >/dev/null ||
   echo "quickstart: some batches are still in the node store's outbox (see $state/log/monitor.log)" >&2
 
 echo "== 6/6 bcacct -j $job (through bcd at $central_url)"
 BC_CENTRAL=$central_url "$build/sacct_ext/bcacct" -j "$job"
 echo
 show_files "$state/jobs/" -j "$job"
-token=$("$build/accounting_db/bcadm" token --job "$job" --ttl 24h --config "$state/bcd.conf")
+token=$("$build/web/bcadm" token --job "$job" --ttl 24h --config "$state/bcd.conf")
 web_url="$central_url/static/index.html?container=job_$job&token=$token"
 curl -sf "$web_url" >/dev/null || { echo "quickstart: bcd does not serve the web view; see $state/log/bcd.log" >&2; exit 1; }
 curl -sf "$central_url/api/v1/jobs/$job?token=$token" >/dev/null ||

@@ -13,11 +13,11 @@ extern "C" {
 #include <string>
 #include <vector>
 
-#include "config.hpp"
-#include "handoff.hpp"
-#include "launch.hpp"
-#include "launcher.hpp"
-#include "load_failure.hpp"
+#include "cgroup_monitor/bpf/load_failure.hpp"
+#include "cgroup_monitor/handoff.hpp"
+#include "cgroup_monitor/launch.hpp"
+#include "spank/config.hpp"
+#include "spank/launcher.hpp"
 
 extern "C" {
 extern const char plugin_name[] = "bubble_chamber";

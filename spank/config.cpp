@@ -1,4 +1,4 @@
-#include "config.hpp"
+#include "spank/config.hpp"
 
 #include <cmath>
 #include <cstdlib>

@@ -1,4 +1,4 @@
-#include "launcher.hpp"
+#include "spank/launcher.hpp"
 
 #include <signal.h>
 #include <sys/file.h>
@@ -12,14 +12,14 @@
 #include <fstream>
 #include <vector>
 
-#include "cgroup_paths.hpp"
-#include "fd.hpp"
-#include "launch.hpp"
+#include "cgroup_monitor/cgroup_paths.hpp"
+#include "cgroup_monitor/launch.hpp"
+#include "common/fd.hpp"
 
 namespace bc::spank {
 namespace {
 
-using bc::monitor::UniqueFd;
+
 
 const char kMonitorCgroup[] = "bubble-chamber";
 
@@ -55,9 +55,9 @@ bool prepare_escape(const bc::monitor::JobCgroup& job, std::vector<std::string>&
     if (h.controllers.find("cpuset") != std::string::npos) {
       // A v1 cpuset cgroup takes no task until its cpus and mems are set; give it the whole machine.
       for (const char* file : {"cpuset.cpus", "cpuset.mems"}) {
-        auto current = bc::monitor::read_file(dir + "/" + file);
+        auto current = bc::read_file(dir + "/" + file);
         if (current && current->find_first_not_of(" \n") != std::string::npos) continue;
-        auto parent = bc::monitor::read_file(*mount + "/" + file);
+        auto parent = bc::read_file(*mount + "/" + file);
         if (!parent || !write_file(dir + "/" + file, *parent)) {
           error = "cannot set " + dir + "/" + file;
           return false;
@@ -74,7 +74,7 @@ bool prepare_escape(const bc::monitor::JobCgroup& job, std::vector<std::string>&
 LaunchResult ensure_monitor(const Config& config, uint64_t job_id, uint32_t uid, const std::string& node_name,
                             const std::string& job_name, ArrayTask array) noexcept try {
   LaunchResult result;
-  auto proc_cgroup = bc::monitor::read_file("/proc/self/cgroup");
+  auto proc_cgroup = bc::read_file("/proc/self/cgroup");
   if (!proc_cgroup) {
     result.message = "cannot read /proc/self/cgroup";
     return result;
@@ -85,7 +85,7 @@ LaunchResult ensure_monitor(const Config& config, uint64_t job_id, uint32_t uid,
                      "; configure ProctrackType=proctrack/cgroup or TaskPlugin=task/cgroup";
     return result;
   }
-  if (!bc::monitor::make_directories(config.run_dir, 0755)) {
+  if (!bc::make_directories(config.run_dir, 0755)) {
     result.message = "cannot create run dir " + config.run_dir + ": " + std::strerror(errno);
     return result;
   }
@@ -101,7 +101,7 @@ LaunchResult ensure_monitor(const Config& config, uint64_t job_id, uint32_t uid,
   if (!prepare_escape(*job, procs_files, result.message)) return result;
 
   std::string log_dir = config.log.substr(0, config.log.rfind('/'));
-  if (!log_dir.empty()) bc::monitor::make_directories(log_dir, 0755);
+  if (!log_dir.empty()) bc::make_directories(log_dir, 0755);
   UniqueFd log_fd(::open(config.log.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644));
 
   // The node as Slurm knows it, which differs from the hostname on multi-slurmd hosts.
@@ -177,11 +177,11 @@ LaunchResult ensure_monitor(const Config& config, uint64_t job_id, uint32_t uid,
 
 void poke_monitor(const Config& config, uint64_t job_id) noexcept try {
   if (!monitor_alive(config, job_id)) return;
-  auto text = bc::monitor::read_file(bc::monitor::monitor_pid_path(config.run_dir, job_id));
+  auto text = bc::read_file(bc::monitor::monitor_pid_path(config.run_dir, job_id));
   if (!text) return;
   long pid = std::strtol(text->c_str(), nullptr, 10);
   if (pid <= 1) return;
-  auto comm = bc::monitor::read_file("/proc/" + std::to_string(pid) + "/comm");
+  auto comm = bc::read_file("/proc/" + std::to_string(pid) + "/comm");
   if (!comm || comm->rfind("bc-monitor", 0) != 0) return;
   ::kill(static_cast<pid_t>(pid), SIGUSR1);
 } catch (...) {

@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <string>
 
-#include "config.hpp"
+#include "spank/config.hpp"
 
 namespace bc::spank {
 

@@ -21,9 +21,9 @@
 #include <thread>
 #include <vector>
 
-#include "shipper.hpp"
-#include "store.hpp"
-#include "wire.hpp"
+#include "accounting_db/shipper.hpp"
+#include "accounting_db/store.hpp"
+#include "accounting_db/wire.hpp"
 
 namespace {
 

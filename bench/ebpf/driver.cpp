@@ -20,7 +20,7 @@
 #include <string>
 #include <vector>
 
-#include "events.hpp"
+#include "cgroup_monitor/bpf/events.hpp"
 
 namespace {
 volatile sig_atomic_t g_stop = 0;

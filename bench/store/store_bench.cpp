@@ -25,7 +25,7 @@
 #include <string>
 #include <vector>
 
-#include "store.hpp"
+#include "accounting_db/store.hpp"
 #include "synthetic.hpp"
 
 namespace fs = std::filesystem;

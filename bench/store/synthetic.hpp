@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "store.hpp"
+#include "accounting_db/store.hpp"
 
 namespace bc::bench {
 

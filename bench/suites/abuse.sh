@@ -15,7 +15,7 @@ placements=${BC_BENCH_ABUSE_PLACEMENTS:-shared split}
 all_cpus=0-$(( $(nproc) - 1 ))
 if [ "$(nproc)" -lt 2 ]; then placements=shared; echo "bench abuse: one CPU, so no split placement" >&2; fi
 bench=$BC_BUILD_DIR/cgroup_monitor/bench-central/bc-central-bench
-bcadm=$BC_BUILD_DIR/accounting_db/bcadm
+bcadm=$BC_BUILD_DIR/web/bcadm
 work=$(mktemp -d /tmp/bc-bench-abuse-XXXXXX)
 bcd_pid= attack_pid=
 cleanup() {

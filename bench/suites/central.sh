@@ -12,7 +12,7 @@ set -euo pipefail
 nodes=${BC_BENCH_NODES:-20}; procs=${BC_BENCH_PROCS:-50}; ticks=${BC_BENCH_TICKS:-2400}
 clients=${BC_BENCH_CLIENTS:-4}; per_request=${BC_BENCH_PER_REQUEST:-100}
 bench=$BC_BUILD_DIR/cgroup_monitor/bench-central/bc-central-bench
-bcadm=$BC_BUILD_DIR/accounting_db/bcadm
+bcadm=$BC_BUILD_DIR/web/bcadm
 work=$(mktemp -d /tmp/bc-bench-central-XXXXXX)
 bcd_pid=
 cleanup() {

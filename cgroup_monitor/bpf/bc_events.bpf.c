@@ -30,7 +30,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 
-#include "bc_events.h"
+#include "cgroup_monitor/bpf/bc_events.h"
 
 #ifndef __TARGET_ARCH_x86
 #error "bc_events.bpf.c reads x86_64 syscall registers and numbers; port the NR_* and argument registers first"

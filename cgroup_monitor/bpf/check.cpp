@@ -5,8 +5,8 @@
 #include <cerrno>
 #include <exception>
 
-#include "events.hpp"
-#include "program_set.hpp"
+#include "cgroup_monitor/bpf/events.hpp"
+#include "cgroup_monitor/bpf/program_set.hpp"
 
 namespace bc::events {
 namespace {

@@ -1,6 +1,6 @@
 // User-space side of the per-job BPF events: loads or reuses the node's pinned programs, owns a job slot,
 // and turns ring events and kernel aggregates into the structs of events.hpp. Design notes in events.hpp.
-#include "events.hpp"
+#include "cgroup_monitor/bpf/events.hpp"
 
 #include <arpa/inet.h>
 #include <linux/membarrier.h>
@@ -20,14 +20,14 @@
 #include <unordered_map>
 #include <utility>
 
-#include "bc_events.h"
-#include "fd.hpp"
+#include "cgroup_monitor/bpf/bc_events.h"
+#include "common/fd.hpp"
 
 #ifndef BC_EVENTS_NO_BPF
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-#include "program_set.hpp"
+#include "cgroup_monitor/bpf/program_set.hpp"
 #endif
 
 namespace bc::events {

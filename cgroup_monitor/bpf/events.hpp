@@ -75,7 +75,7 @@
 #include <string>
 #include <vector>
 
-#include "load_failure.hpp"
+#include "cgroup_monitor/bpf/load_failure.hpp"
 
 namespace bc::events {
 

@@ -1,4 +1,4 @@
-#include "load_failure.hpp"
+#include "cgroup_monitor/bpf/load_failure.hpp"
 
 #include <sys/stat.h>
 #include <sys/utsname.h>

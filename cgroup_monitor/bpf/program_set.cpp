@@ -1,6 +1,6 @@
 // The node's pinned program set: loading (the verifier), pinning, attaching, and the slot table's
 // bookkeeping. Design notes in events.hpp; interface in program_set.hpp.
-#include "program_set.hpp"
+#include "cgroup_monitor/bpf/program_set.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>

@@ -9,13 +9,13 @@
 #include <string>
 #include <vector>
 
-#include "bc_events.h"
-#include "events.hpp"
-#include "fd.hpp"
+#include "cgroup_monitor/bpf/bc_events.h"
+#include "cgroup_monitor/bpf/events.hpp"
+#include "common/fd.hpp"
 
 namespace bc::events::detail {
 
-using monitor::UniqueFd;
+using bc::UniqueFd;
 
 std::string errno_text(int err);
 

@@ -2,7 +2,7 @@
 # ingest with munged and Slurm (integration).
 add_executable(test_wire ${CMAKE_CURRENT_LIST_DIR}/test_wire.cpp)
 target_link_libraries(test_wire PRIVATE bc_store GTest::gtest_main)
-target_include_directories(test_wire PRIVATE ${PROJECT_SOURCE_DIR}/accounting_db ${PROJECT_SOURCE_DIR}/tests/unit)
+target_include_directories(test_wire PRIVATE ${PROJECT_SOURCE_DIR}/tests/unit)
 gtest_discover_tests(test_wire PROPERTIES LABELS unit)
 
 add_executable(bc-central-tool ${CMAKE_CURRENT_LIST_DIR}/central_tool.cpp)

@@ -23,9 +23,9 @@
 #include <string>
 #include <vector>
 
-#include "auth.hpp"
-#include "store.hpp"
-#include "wire.hpp"
+#include "accounting_db/store.hpp"
+#include "accounting_db/wire.hpp"
+#include "common/auth.hpp"
 
 namespace {
 

@@ -19,7 +19,7 @@ build = os.environ["BC_BUILD"]
 require_root("munged")
 
 bcd_bin = f"{build}/web/bcd"
-bcadm = f"{build}/accounting_db/bcadm"
+bcadm = f"{build}/web/bcadm"
 tool = f"{build}/tests/central/bc-central-tool"
 work = tempfile.mkdtemp(prefix="bc-bcd-tls-")
 os.chmod(work, 0o755)

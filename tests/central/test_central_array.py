@@ -18,7 +18,7 @@ import urllib.request
 from bclib import Cluster
 
 c = Cluster()
-bcadm = os.path.join(c.build, "accounting_db", "bcadm")
+bcadm = os.path.join(c.build, "web", "bcadm")
 work = tempfile.mkdtemp(prefix="bc-central-array-")
 central = os.path.join(work, "central.lmdb")
 conf = os.path.join(work, "bcd.conf")

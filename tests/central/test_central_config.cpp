@@ -2,7 +2,7 @@
 // as --central, --ca-file, --munge-socket, --outbox-max-mib and --ship-every).
 #include <gtest/gtest.h>
 
-#include "config.hpp"
+#include "spank/config.hpp"
 
 namespace bc::spank {
 namespace {

@@ -21,7 +21,7 @@ import urllib.request
 
 build = os.environ["BC_BUILD"]
 tool = f"{build}/tests/central/bc-central-tool"
-bcadm = f"{build}/accounting_db/bcadm"
+bcadm = f"{build}/web/bcadm"
 bcd_bin = f"{build}/web/bcd"
 work = tempfile.mkdtemp(prefix="bc-durability-")
 central = os.path.join(work, "central.lmdb")

@@ -23,7 +23,7 @@ build = os.environ["BC_BUILD"]
 require_root("munged, a second user")
 
 tool = f"{build}/tests/central/bc-central-tool"
-bcadm = f"{build}/accounting_db/bcadm"
+bcadm = f"{build}/web/bcadm"
 work = tempfile.mkdtemp(prefix="bc-central-")
 os.chmod(work, 0o755)
 USER = "bctest_alice"
@@ -152,7 +152,7 @@ try:
     assert hashlib.sha256(key.encode()).hexdigest() in listing and key not in listing and KEY_OWNER in listing, listing
     assert "nodeB" in listing, listing
     container = "0123456789ab"
-    container_job = (1 << 63) | int(container, 16)  # docker_monitor/container_key.hpp
+    container_job = (1 << 63) | int(container, 16)  # common/container_key.hpp
     subprocess.run([tool, "node", stores["nodeB"], str(container_job), "nodeB", "root", "0", "3", "1", str(t0)],
                    check=True)
     subprocess.run([tool, "bundle", stores["nodeB"], body_file], check=True)

@@ -16,7 +16,7 @@ from bclib import Cluster
 
 c = Cluster()
 tool = os.path.join(c.build, "tests", "central", "bc-central-tool")
-bcadm = os.path.join(c.build, "accounting_db", "bcadm")
+bcadm = os.path.join(c.build, "web", "bcadm")
 
 
 def count(store, job):

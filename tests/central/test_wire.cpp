@@ -4,10 +4,10 @@
 #include <algorithm>
 #include <random>
 
-#include "codec.hpp"
-#include "store.hpp"
+#include "accounting_db/codec.hpp"
+#include "accounting_db/store.hpp"
+#include "accounting_db/wire.hpp"
 #include "store_test_util.hpp"
-#include "wire.hpp"
 
 namespace bc {
 namespace {

@@ -25,7 +25,7 @@ BCD = os.path.join(BUILD, "docker_monitor", "bc-docker")
 MONITOR = os.path.join(BUILD, "cgroup_monitor", "bc-monitor")
 STOREDUMP = os.path.join(BUILD, "tests", "docker", "bc-docker-storedump")
 BCACCT = os.path.join(BUILD, "sacct_ext", "bcacct")
-BCADM = os.path.join(BUILD, "accounting_db", "bcadm")
+BCADM = os.path.join(BUILD, "web", "bcadm")
 BCD_DAEMON = os.path.join(BUILD, "web", "bcd")
 FIXTURE = os.path.join(HERE, "docker_fixture.sh")
 IMAGE = "bc-busybox:test"
@@ -46,7 +46,7 @@ def log(msg):
 
 
 def container_key(short_id):
-    """The mapping of docker_monitor/container_key.hpp, for checking what bc-docker did."""
+    """The mapping of common/container_key.hpp, for checking what bc-docker did."""
     return (1 << 63) | int(short_id[:12], 16)
 
 

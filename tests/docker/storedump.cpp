@@ -9,10 +9,10 @@
 #include <exception>
 #include <string>
 
-#include "container_key.hpp"
-#include "job_source.hpp"
-#include "report.hpp"
-#include "store.hpp"
+#include "accounting_db/store.hpp"
+#include "common/container_key.hpp"
+#include "sacct_ext/job_source.hpp"
+#include "sacct_ext/report.hpp"
 
 int main(int argc, char** argv) {
   if (argc != 3) {
@@ -21,8 +21,8 @@ int main(int argc, char** argv) {
   }
   const std::string id = argv[2];
   uint64_t key = 0;
-  if (id.size() == bc::docker::kShortIdLength && id.find_first_not_of("0123456789abcdef") == std::string::npos) {
-    key = *bc::docker::container_key(id);
+  if (id.size() == bc::container::kShortIdLength && id.find_first_not_of("0123456789abcdef") == std::string::npos) {
+    key = *bc::container::container_key(id);
   } else {
     char* end = nullptr;
     key = std::strtoull(id.c_str(), &end, 10);

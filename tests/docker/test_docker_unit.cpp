@@ -8,13 +8,13 @@
 #include <filesystem>
 #include <fstream>
 
-#include "container_cgroup.hpp"
-#include "container_key.hpp"
-#include "container_log.hpp"
-#include "discovery.hpp"
-#include "docker_api.hpp"
-#include "docker_config.hpp"
-#include "docker_launcher.hpp"
+#include "common/container_key.hpp"
+#include "docker_monitor/container_cgroup.hpp"
+#include "docker_monitor/container_log.hpp"
+#include "docker_monitor/discovery.hpp"
+#include "docker_monitor/docker_api.hpp"
+#include "docker_monitor/docker_config.hpp"
+#include "docker_monitor/docker_launcher.hpp"
 
 using namespace bc::docker;
 
@@ -57,34 +57,34 @@ std::string v1_cgroupfs(const std::string& id) {
 // ---- key mapping ----
 
 TEST(ContainerKey, SetsTheTopBitAndKeepsTheShortIdInTheLow48Bits) {
-  auto key = container_key("c4c4d0ac8d4e");
+  auto key = bc::container::container_key("c4c4d0ac8d4e");
   ASSERT_TRUE(key);
   EXPECT_EQ(*key, (1ULL << 63) | 0xc4c4d0ac8d4eULL);
   EXPECT_EQ(*key, 9223588386448379214ULL);
-  EXPECT_EQ(container_key(kId), key) << "a full id maps like its short id";
-  EXPECT_EQ(container_key("C4C4D0AC8D4E"), key);
+  EXPECT_EQ(bc::container::container_key(kId), key) << "a full id maps like its short id";
+  EXPECT_EQ(bc::container::container_key("C4C4D0AC8D4E"), key);
 }
 
 TEST(ContainerKey, InverseGivesTheShortId) {
-  EXPECT_EQ(short_id_from_key(*container_key(kId)), "c4c4d0ac8d4e");
-  EXPECT_EQ(short_id_from_key(*container_key("000000000000")), "000000000000");
-  EXPECT_EQ(short_id_from_key(*container_key("ffffffffffff")), "ffffffffffff");
+  EXPECT_EQ(bc::container::short_id_from_key(*bc::container::container_key(kId)), "c4c4d0ac8d4e");
+  EXPECT_EQ(bc::container::short_id_from_key(*bc::container::container_key("000000000000")), "000000000000");
+  EXPECT_EQ(bc::container::short_id_from_key(*bc::container::container_key("ffffffffffff")), "ffffffffffff");
 }
 
 TEST(ContainerKey, NeverCollidesWithSlurmJobIds) {
-  EXPECT_FALSE(is_container_key(42));
-  EXPECT_FALSE(is_container_key(0xffffffffULL));
-  EXPECT_FALSE(short_id_from_key(4294967295ULL));
-  EXPECT_FALSE(is_container_key((1ULL << 63) | (1ULL << 50))) << "bits 48-62 must be clear";
-  EXPECT_TRUE(is_container_key(*container_key("000000000000")));
-  EXPECT_GT(*container_key("000000000000"), 0xffffffffULL);
+  EXPECT_FALSE(bc::container::is_container_key(42));
+  EXPECT_FALSE(bc::container::is_container_key(0xffffffffULL));
+  EXPECT_FALSE(bc::container::short_id_from_key(4294967295ULL));
+  EXPECT_FALSE(bc::container::is_container_key((1ULL << 63) | (1ULL << 50))) << "bits 48-62 must be clear";
+  EXPECT_TRUE(bc::container::is_container_key(*bc::container::container_key("000000000000")));
+  EXPECT_GT(*bc::container::container_key("000000000000"), 0xffffffffULL);
 }
 
 TEST(ContainerKey, RejectsWhatIsNotAShortId) {
-  EXPECT_FALSE(container_key("c4c4d0ac8d4"));   // 11 digits
-  EXPECT_FALSE(container_key("c4c4d0ac8d4g"));  // not hex
-  EXPECT_FALSE(container_key(""));
-  static_assert(container_key("000000000001").value() == ((1ULL << 63) | 1));
+  EXPECT_FALSE(bc::container::container_key("c4c4d0ac8d4"));   // 11 digits
+  EXPECT_FALSE(bc::container::container_key("c4c4d0ac8d4g"));  // not hex
+  EXPECT_FALSE(bc::container::container_key(""));
+  static_assert(bc::container::container_key("000000000001").value() == ((1ULL << 63) | 1));
 }
 
 // ---- events ----
@@ -301,9 +301,9 @@ TEST(DockerLauncher, MonitorArgumentsAreTheIssueContract) {
   c.store = "/s";
   c.run_dir = "/r";
   c.interval_s = 0.5;
-  MonitorRequest request{*container_key(kId), 1000, 1, "/docker/" + kId, "x", kId, "web-1", ""};
+  MonitorRequest request{*bc::container::container_key(kId), 1000, 1, "/docker/" + kId, "x", kId, "web-1", ""};
   auto argv = monitor_argv(c, "node1", request);
-  const std::vector<std::string> expected = {"/usr/sbin/bc-monitor", "--job", std::to_string(*container_key(kId)),
+  const std::vector<std::string> expected = {"/usr/sbin/bc-monitor", "--job", std::to_string(*bc::container::container_key(kId)),
                                              "--node", "node1", "--store", "/s", "--run-dir", "/r", "--interval", "0.5",
                                              "--cgroup-version", "1", "--cgroup-path", "/docker/" + kId, "--uid", "1000",
                                              "--bpf", "on", "--container-id", kId, "--container-name", "web-1"};
@@ -371,7 +371,7 @@ TEST_F(ContainerLogTest, RoundTripsAndTheLastLineOfAContainerWins) {
   ContainerRecord r;
   r.id = kId;
   r.short_id = kId.substr(0, 12);
-  r.key = *container_key(kId);
+  r.key = *bc::container::container_key(kId);
   r.name = "bcsample";
   r.image = "bc-busybox:test";
   r.command = {"sh", "-c", "exit 3"};
@@ -495,7 +495,7 @@ TEST_F(DockerDiscovery, StartLaunchesAMonitorOnTheContainersCgroup) {
   auto d = make();
   d.on_event(event(kStartEvent));
   ASSERT_EQ(launcher_.started.size(), 1U);
-  EXPECT_EQ(launcher_.started[0].key, *container_key(kId));
+  EXPECT_EQ(launcher_.started[0].key, *bc::container::container_key(kId));
   EXPECT_EQ(launcher_.started[0].cgroup_path, "/docker/" + kId);
   EXPECT_EQ(launcher_.started[0].cgroup_version, 1);
   EXPECT_EQ(launcher_.started[0].uid, 1000U);
@@ -578,7 +578,7 @@ TEST_F(DockerDiscovery, LabelOnlySkipsUnlabelledButRecordsThem) {
   proc_["/proc/4242/cgroup"] = v1_cgroupfs(kOtherId);
   d.resync({ListedContainer{kOtherId, "x", "i", "running", {}}});
   ASSERT_EQ(launcher_.started.size(), 1U);
-  EXPECT_EQ(launcher_.started[0].key, *container_key(kOtherId));
+  EXPECT_EQ(launcher_.started[0].key, *bc::container::container_key(kOtherId));
 }
 
 TEST_F(DockerDiscovery, ResyncClosesRunsThatEndedUnwatchedAndRestartsMissingMonitors) {
@@ -587,7 +587,7 @@ TEST_F(DockerDiscovery, ResyncClosesRunsThatEndedUnwatchedAndRestartsMissingMoni
   ContainerRecord open;
   open.id = kId;
   open.short_id = kId.substr(0, 12);
-  open.key = *container_key(kId);
+  open.key = *bc::container::container_key(kId);
   open.start_ns = *parse_docker_time_ns("2026-11-24T21:24:42.214462284Z");
   open.monitored = true;
   open.cgroup_version = 1;

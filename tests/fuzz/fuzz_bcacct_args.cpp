@@ -7,9 +7,9 @@
 #include <string>
 #include <string_view>
 
-#include "format.hpp"
-#include "selection.hpp"
-#include "timeline.hpp"
+#include "sacct_ext/format.hpp"
+#include "sacct_ext/selection.hpp"
+#include "sacct_ext/timeline.hpp"
 
 namespace {
 

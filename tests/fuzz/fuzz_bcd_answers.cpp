@@ -8,9 +8,9 @@
 #include <string_view>
 #include <vector>
 
-#include "job_source.hpp"
-#include "report.hpp"
-#include "timeline.hpp"
+#include "sacct_ext/job_source.hpp"
+#include "sacct_ext/report.hpp"
+#include "sacct_ext/timeline.hpp"
 
 namespace {
 

@@ -9,7 +9,7 @@
 #include <string>
 #include <string_view>
 
-#include "codec.hpp"
+#include "accounting_db/codec.hpp"
 #include "codec_input.hpp"
 
 namespace {

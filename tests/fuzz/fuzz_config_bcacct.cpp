@@ -3,7 +3,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "source_config.hpp"
+#include "sacct_ext/source_config.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);

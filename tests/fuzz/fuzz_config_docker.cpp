@@ -5,7 +5,7 @@
 #include <string_view>
 #include <vector>
 
-#include "docker_config.hpp"
+#include "docker_monitor/docker_config.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);

@@ -6,7 +6,7 @@
 #include <string_view>
 #include <vector>
 
-#include "config.hpp"
+#include "spank/config.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view line(reinterpret_cast<const char*>(data), size);

@@ -27,7 +27,7 @@
 #include <thread>
 #include <vector>
 
-#include "http_server.hpp"
+#include "web/bcd/http_server.hpp"
 
 namespace {
 

@@ -13,8 +13,8 @@
 #include <string_view>
 #include <vector>
 
-#include "store.hpp"
-#include "wire.hpp"
+#include "accounting_db/store.hpp"
+#include "accounting_db/wire.hpp"
 
 namespace {
 

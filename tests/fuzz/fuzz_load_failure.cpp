@@ -11,7 +11,7 @@
 #include <fstream>
 #include <string>
 
-#include "load_failure.hpp"
+#include "cgroup_monitor/bpf/load_failure.hpp"
 
 namespace {
 

@@ -15,7 +15,7 @@
 #include <string>
 #include <utility>
 
-#include "http_server.hpp"
+#include "web/bcd/http_server.hpp"
 
 namespace {
 

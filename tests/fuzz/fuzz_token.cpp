@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-#include "auth.hpp"
+#include "common/auth.hpp"
 #include "token_input.hpp"
 
 namespace {

@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-#include "wire.hpp"
+#include "accounting_db/wire.hpp"
 
 namespace {
 

@@ -15,11 +15,11 @@
 #include <string>
 #include <vector>
 
-#include "auth.hpp"
-#include "codec.hpp"
+#include "accounting_db/codec.hpp"
+#include "accounting_db/wire.hpp"
 #include "codec_input.hpp"
+#include "common/auth.hpp"
 #include "token_input.hpp"
-#include "wire.hpp"
 
 namespace {
 

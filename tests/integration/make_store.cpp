@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "store.hpp"
+#include "accounting_db/store.hpp"
 
 int main(int argc, char** argv) try {
   if (argc < 3) {

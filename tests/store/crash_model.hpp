@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <string>
 
-#include "store.hpp"
+#include "accounting_db/store.hpp"
 
 namespace bc::store::crash_model {
 

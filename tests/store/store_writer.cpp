@@ -18,8 +18,8 @@
 #include <map>
 #include <string>
 
+#include "accounting_db/store.hpp"
 #include "crash_model.hpp"
-#include "store.hpp"
 
 using namespace bc::store;
 using namespace bc::store::crash_model;

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "store.hpp"
+#include "accounting_db/store.hpp"
 
 namespace bc::store::testing {
 

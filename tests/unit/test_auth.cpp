@@ -10,7 +10,7 @@
 #include <set>
 #include <thread>
 
-#include "auth.hpp"
+#include "common/auth.hpp"
 
 using namespace bc::auth;
 

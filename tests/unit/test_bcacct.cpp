@@ -16,9 +16,9 @@
 #include <string>
 #include <vector>
 
-#include "job_source.hpp"
-#include "report.hpp"
-#include "store.hpp"
+#include "accounting_db/store.hpp"
+#include "sacct_ext/job_source.hpp"
+#include "sacct_ext/report.hpp"
 
 namespace {
 

@@ -7,12 +7,12 @@
 #include <string>
 #include <vector>
 
-#include "format.hpp"
-#include "job_source.hpp"
-#include "report.hpp"
-#include "selection.hpp"
-#include "store.hpp"
-#include "timeline.hpp"
+#include "accounting_db/store.hpp"
+#include "sacct_ext/format.hpp"
+#include "sacct_ext/job_source.hpp"
+#include "sacct_ext/report.hpp"
+#include "sacct_ext/selection.hpp"
+#include "sacct_ext/timeline.hpp"
 
 namespace {
 

@@ -3,8 +3,8 @@
 #include <gtest/gtest.h>
 #include <zlib.h>
 
-#include "gzip.hpp"
-#include "response_cache.hpp"
+#include "web/bcd/gzip.hpp"
+#include "web/bcd/response_cache.hpp"
 
 using namespace bc::bcd;
 

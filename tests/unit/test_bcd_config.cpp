@@ -2,7 +2,7 @@
 
 #include <cstdlib>
 
-#include "config.hpp"
+#include "web/bcd/config.hpp"
 
 using namespace bc::bcd;
 

@@ -6,10 +6,10 @@
 #include <filesystem>
 #include <fstream>
 
-#include "cgroup_paths.hpp"
-#include "cgroup_reader.hpp"
-#include "fd.hpp"
-#include "store.hpp"
+#include "accounting_db/store.hpp"
+#include "cgroup_monitor/cgroup_paths.hpp"
+#include "cgroup_monitor/cgroup_reader.hpp"
+#include "common/fd.hpp"
 
 using namespace bc::monitor;
 
@@ -33,7 +33,7 @@ TEST(JobCgroup, WholeComponentOnly) {
 }
 
 TEST(JobCgroup, FromV2Task) {
-  auto text = read_file(std::string(BC_FIXTURES) + "/proc/cgroup_v2_task");
+  auto text = bc::read_file(std::string(BC_FIXTURES) + "/proc/cgroup_v2_task");
   ASSERT_TRUE(text);
   auto job = job_cgroup_from_proc_cgroup(*text, 42);
   ASSERT_TRUE(job);

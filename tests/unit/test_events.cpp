@@ -30,8 +30,8 @@
 
 #include <bpf/bpf.h>
 
-#include "bc_events.h"
-#include "events.hpp"
+#include "cgroup_monitor/bpf/bc_events.h"
+#include "cgroup_monitor/bpf/events.hpp"
 
 using namespace bc::events;
 using namespace std::chrono_literals;

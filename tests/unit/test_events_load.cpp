@@ -13,9 +13,9 @@
 #include <string>
 #include <vector>
 
-#include "events.hpp"
-#include "handoff.hpp"
-#include "job_events.hpp"
+#include "cgroup_monitor/bpf/events.hpp"
+#include "cgroup_monitor/handoff.hpp"
+#include "cgroup_monitor/job_events.hpp"
 
 using namespace bc::events;
 namespace fs = std::filesystem;

@@ -8,7 +8,7 @@
 #include <thread>
 #include <vector>
 
-#include "handoff.hpp"
+#include "cgroup_monitor/handoff.hpp"
 
 using bc::monitor::HandoffResult;
 using bc::monitor::HandoffServer;

@@ -14,7 +14,7 @@
 #include <stdexcept>
 #include <thread>
 
-#include "http_server.hpp"
+#include "web/bcd/http_server.hpp"
 
 using namespace bc::web;
 namespace fs = std::filesystem;

@@ -14,7 +14,7 @@
 #include <thread>
 #include <vector>
 
-#include "http_server.hpp"
+#include "web/bcd/http_server.hpp"
 
 using namespace bc::web;
 using Clock = std::chrono::steady_clock;

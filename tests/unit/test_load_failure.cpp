@@ -8,7 +8,7 @@
 #include <fstream>
 #include <string>
 
-#include "load_failure.hpp"
+#include "cgroup_monitor/bpf/load_failure.hpp"
 
 using namespace bc::events;
 namespace fs = std::filesystem;

@@ -4,8 +4,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "proc_parse.hpp"
-#include "store.hpp"
+#include "accounting_db/store.hpp"
+#include "cgroup_monitor/proc_parse.hpp"
 
 using namespace bc::monitor;
 

@@ -15,7 +15,7 @@
 #include <thread>
 #include <vector>
 
-#include "process_table.hpp"
+#include "cgroup_monitor/process_table.hpp"
 
 using namespace bc::monitor;
 namespace store = bc::store;

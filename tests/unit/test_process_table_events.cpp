@@ -15,10 +15,10 @@
 #include <optional>
 #include <string>
 
-#include "handoff.hpp"
-#include "job_events.hpp"
-#include "proc_parse.hpp"
-#include "process_table.hpp"
+#include "cgroup_monitor/handoff.hpp"
+#include "cgroup_monitor/job_events.hpp"
+#include "cgroup_monitor/proc_parse.hpp"
+#include "cgroup_monitor/process_table.hpp"
 
 using namespace bc::monitor;
 namespace store = bc::store;

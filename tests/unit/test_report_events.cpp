@@ -6,7 +6,7 @@
 
 #include <memory>
 
-#include "report.hpp"
+#include "sacct_ext/report.hpp"
 
 using namespace bc;
 

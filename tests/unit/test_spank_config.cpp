@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "config.hpp"
+#include "spank/config.hpp"
 
 using bc::spank::Config;
 using bc::spank::parse_config;

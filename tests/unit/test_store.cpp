@@ -6,8 +6,8 @@
 #include <filesystem>
 #include <random>
 
-#include "codec.hpp"
-#include "store.hpp"
+#include "accounting_db/codec.hpp"
+#include "accounting_db/store.hpp"
 
 using namespace bc::store;
 namespace fs = std::filesystem;

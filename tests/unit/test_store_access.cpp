@@ -13,7 +13,7 @@
 
 #include <gtest/gtest.h>
 
-#include "store.hpp"
+#include "accounting_db/store.hpp"
 #include "store_test_util.hpp"
 
 using namespace bc::store;

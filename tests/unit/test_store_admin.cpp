@@ -8,8 +8,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "codec.hpp"
-#include "rollup.hpp"
+#include "accounting_db/codec.hpp"
+#include "accounting_db/rollup.hpp"
 #include "store_test_util.hpp"
 
 using namespace bc::store;

@@ -3,7 +3,7 @@
 #include <gtest/gtest.h>
 #include <lmdb.h>
 
-#include "codec.hpp"
+#include "accounting_db/codec.hpp"
 #include "store_test_util.hpp"
 
 using namespace bc::store;

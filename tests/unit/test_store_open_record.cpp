@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "codec.hpp"
-#include "store.hpp"
+#include "accounting_db/codec.hpp"
+#include "accounting_db/store.hpp"
 
 using namespace bc::store;
 using codec::OpenRecord;

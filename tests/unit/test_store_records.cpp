@@ -9,9 +9,9 @@
 #include <random>
 #include <vector>
 
-#include "codec.hpp"
+#include "accounting_db/codec.hpp"
+#include "accounting_db/wire.hpp"
 #include "store_test_util.hpp"
-#include "wire.hpp"
 
 using namespace bc::store;
 using namespace bc::store::testing;

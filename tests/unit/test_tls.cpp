@@ -10,8 +10,8 @@
 #include <optional>
 #include <stdexcept>
 
-#include "http_server.hpp"
-#include "tls_files.hpp"
+#include "common/tls_files.hpp"
+#include "web/bcd/http_server.hpp"
 
 using namespace bc::web;
 namespace fs = std::filesystem;

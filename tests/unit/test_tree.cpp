@@ -2,7 +2,7 @@
 
 #include <sstream>
 
-#include "report.hpp"
+#include "sacct_ext/report.hpp"
 
 using namespace bc::report;
 namespace store = bc::store;

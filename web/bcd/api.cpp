@@ -1,4 +1,4 @@
-#include "api.hpp"
+#include "web/bcd/api.hpp"
 
 #include <grp.h>
 #include <pwd.h>
@@ -7,11 +7,11 @@
 #include <chrono>
 #include <cstdio>
 
-#include "auth.hpp"
-#include "container_key.hpp"
-#include "gzip.hpp"
-#include "report.hpp"
-#include "store.hpp"
+#include "accounting_db/job_model.hpp"
+#include "accounting_db/store.hpp"
+#include "common/auth.hpp"
+#include "common/container_key.hpp"
+#include "web/bcd/gzip.hpp"
 
 namespace bc::bcd {
 namespace {
@@ -38,14 +38,14 @@ bool in_group(const std::string& user, const std::string& group_name) {
 }
 
 // Header and processes from one read transaction, so they belong to the same tick.
-report::JobData load(store::Store& db, uint64_t job_id) {
+job::JobData load(store::Store& db, uint64_t job_id) {
   store::JobSnapshot snapshot = db.load_job(job_id);
-  return report::JobData{std::move(snapshot.nodes), std::move(snapshot.processes)};
+  return job::JobData{std::move(snapshot.nodes), std::move(snapshot.processes)};
 }
 
 std::string json_string(const std::string& s) {
   std::string out = "\"";
-  for (char c : report::valid_utf8(s)) {
+  for (char c : job::valid_utf8(s)) {
     switch (c) {
       case '"': out += "\\\""; break;
       case '\\': out += "\\\\"; break;
@@ -192,11 +192,11 @@ std::optional<Api::Target> Api::parse_target(const std::string& text) {
   std::string digits = text.rfind("job_", 0) == 0 ? text.substr(4) : text;
   const bool decimal = !digits.empty() && digits.find_first_not_of("0123456789") == std::string::npos;
   // Slurm job ids are 32-bit, so 12 or more digits can only be a container's hex id.
-  if (decimal && digits.size() < docker::kShortIdLength) return Target{std::stoull(digits), "job_" + digits};
-  if (digits != text || text.size() < docker::kShortIdLength || text.size() > 64) return std::nullopt;
-  auto key = docker::container_key(text);
+  if (decimal && digits.size() < container::kShortIdLength) return Target{std::stoull(digits), "job_" + digits};
+  if (digits != text || text.size() < container::kShortIdLength || text.size() > 64) return std::nullopt;
+  auto key = container::container_key(text);
   if (!key || text.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) return std::nullopt;
-  return Target{*key, *docker::short_id_from_key(*key)};
+  return Target{*key, *container::short_id_from_key(*key)};
 }
 
 bool Api::open_job(const Request& req, Target& target, store::JobSnapshot& snapshot, Response& refusal, bool processes,
@@ -284,9 +284,9 @@ Response Api::list_jobs(const Request& req) {
   for (uint64_t id : store_->job_ids()) {
     // The array filter needs only the job records, so an array's tasks are found without loading every job.
     if (array_job && !store::is_array_task(store_->job_nodes(id), *array_job, array_task)) continue;
-    report::JobData data = load(*store_, id);
+    job::JobData data = load(*store_, id);
     if (data.nodes.empty()) continue;
-    report::JobTotals t = report::compute_totals(data);
+    job::JobTotals t = job::compute_totals(data);
     if (!may_see(caller, t.user, "job_" + std::to_string(id))) continue;
     if (!want_user.empty() && t.user != want_user) continue;
     const bool running = !t.end_ms.has_value();
@@ -297,16 +297,16 @@ Response Api::list_jobs(const Request& req) {
     if (t.end_ms && *t.end_ms < from) continue;
     out += first ? "\n" : ",\n";
     first = false;
-    const auto short_id = docker::short_id_from_key(id);
-    out += "  {\"id\": " + std::to_string(id) + ", \"job_id\": " + json_string(report::sacct_job_id(t)) +
+    const auto short_id = container::short_id_from_key(id);
+    out += "  {\"id\": " + std::to_string(id) + ", \"job_id\": " + json_string(job::sacct_job_id(t)) +
            (t.array_job_id ? ", \"array\": {\"job_id\": " + std::to_string(t.array_job_id) +
                                  ", \"task_id\": " + std::to_string(t.array_task_id) + "}"
                            : std::string(", \"array\": null")) +
            ", \"container\": " +
            json_string(short_id ? *short_id : "job_" + std::to_string(id)) + ", \"user\": " + json_string(t.user) + ", \"state\": \"" +
            (running ? "running" : "completed") + "\", \"start\": " +
-           (t.start_ms ? json_string(report::iso_utc_ms(*t.start_ms)) : "null") + ", \"end\": " +
-           (t.end_ms ? json_string(report::iso_utc_ms(*t.end_ms)) : "null") +
+           (t.start_ms ? json_string(job::iso_utc_ms(*t.start_ms)) : "null") + ", \"end\": " +
+           (t.end_ms ? json_string(job::iso_utc_ms(*t.end_ms)) : "null") +
            ", \"cpu_seconds\": " + std::to_string(t.cpu_seconds()) +
            ", \"max_rss_bytes\": " + std::to_string(t.max_rss_bytes) + "}";
   }

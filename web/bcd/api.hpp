@@ -11,9 +11,9 @@
 #include <string>
 #include <vector>
 
-#include "config.hpp"
-#include "http_server.hpp"
-#include "response_cache.hpp"
+#include "web/bcd/config.hpp"
+#include "web/bcd/http_server.hpp"
+#include "web/bcd/response_cache.hpp"
 
 namespace bc::store {
 class Store;

@@ -12,9 +12,9 @@
 #include <set>
 #include <tuple>
 
-#include "api.hpp"
-#include "report.hpp"
-#include "store.hpp"
+#include "accounting_db/job_model.hpp"
+#include "accounting_db/store.hpp"
+#include "web/bcd/api.hpp"
 
 namespace bc::bcd {
 namespace {
@@ -41,11 +41,11 @@ std::string print(const cJSON* j, bool pretty = false) {
 }
 
 void add_string(cJSON* o, const char* name, const std::string& value) {
-  cJSON_AddStringToObject(o, name, report::valid_utf8(value).c_str());
+  cJSON_AddStringToObject(o, name, job::valid_utf8(value).c_str());
 }
 
 void add_time(cJSON* o, const char* name, int64_t ms) {
-  if (ms) add_string(o, name, report::iso_utc_ms(ms));
+  if (ms) add_string(o, name, job::iso_utc_ms(ms));
   else cJSON_AddNullToObject(o, name);
 }
 
@@ -63,7 +63,7 @@ cJSON* process_object(const ProcessRecord& p) {
   add_string(o, "command", p.command);
   add_string(o, "exe", p.exe);
   cJSON* argv = cJSON_AddArrayToObject(o, "argv");
-  for (const auto& a : p.argv) cJSON_AddItemToArray(argv, cJSON_CreateString(report::valid_utf8(a).c_str()));
+  for (const auto& a : p.argv) cJSON_AddItemToArray(argv, cJSON_CreateString(job::valid_utf8(a).c_str()));
   add_time(o, "start", p.start_ms);
   add_time(o, "end", p.end_ms);
   cJSON_AddNumberToObject(o, "cpu_seconds", static_cast<double>(p.cpu_ns) / 1e9);
@@ -215,7 +215,7 @@ std::string column(const Points& points, Append append) {
 }
 
 std::string quoted(const std::string& s) {
-  Json j(cJSON_CreateString(report::valid_utf8(s).c_str()));
+  Json j(cJSON_CreateString(job::valid_utf8(s).c_str()));
   std::string out = print(j.get());
   out.pop_back();  // print's newline
   return out;
@@ -385,7 +385,7 @@ class JobStream : public web::Stream {
     if (end && !end_sent_) {
       end_sent_ = true;
       ended_ = true;
-      out += sse_event("end", "{\"end\": \"" + report::iso_utc_ms(*end) + "\"}");
+      out += sse_event("end", "{\"end\": \"" + job::iso_utc_ms(*end) + "\"}");
     }
     return out;
   }
@@ -468,7 +468,7 @@ std::string Api::job_document(store::JobSnapshot snap, bool with_processes) {
     cJSON_AddItemToArray(node_records.get(), o);
   }
   const uint64_t key = snap.nodes.empty() ? 0 : snap.nodes.front().job_id;
-  Json doc(cJSON_Parse(report::format_json(report::JobData{std::move(snap.nodes), std::move(snap.processes)}).c_str()));
+  Json doc(cJSON_Parse(job::format_json(job::JobData{std::move(snap.nodes), std::move(snap.processes)}).c_str()));
   if (!doc) throw std::runtime_error("cannot re-read the job's JSON");
   // cJSON reads numbers as doubles: a container's key (above 2^53) is put back digit by digit.
   if (cJSON* job = cJSON_GetObjectItemCaseSensitive(doc.get(), "job"); job && key > (uint64_t{1} << 53))
@@ -482,7 +482,7 @@ Response Api::processes(const Request& req) {
   return with_job(req, [](const Target& target, store::JobSnapshot& snap) {
     Json root = container_object(target.container);
     cJSON* list = cJSON_AddArrayToObject(root.get(), "processes");
-    for (const auto& p : report::sorted_processes(std::move(snap.processes))) cJSON_AddItemToArray(list, process_object(p));
+    for (const auto& p : job::sorted_processes(std::move(snap.processes))) cJSON_AddItemToArray(list, process_object(p));
     return Response::json(200, print(root.get()));
   });
 }
@@ -543,7 +543,7 @@ Response Api::tree(const Request& req) {
 }
 
 Response Api::tree_view(const Target& target, store::JobSnapshot& snap) {
-  const auto procs = report::sorted_processes(std::move(snap.processes));
+  const auto procs = job::sorted_processes(std::move(snap.processes));
   // A process's parent is the one with its ppid on its node (identity within a job is node, pid, start;
   // with a reused pid the latest start before the child wins, as the kernel would have it).
   std::map<std::pair<std::string, uint32_t>, std::vector<size_t>> by_pid;

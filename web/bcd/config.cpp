@@ -1,4 +1,4 @@
-#include "config.hpp"
+#include "web/bcd/config.hpp"
 
 #include <cerrno>
 #include <cstdlib>

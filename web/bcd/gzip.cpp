@@ -1,4 +1,4 @@
-#include "gzip.hpp"
+#include "web/bcd/gzip.hpp"
 
 #include <zlib.h>
 

@@ -1,4 +1,4 @@
-#include "http_server.hpp"
+#include "web/bcd/http_server.hpp"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>

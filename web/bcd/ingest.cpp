@@ -1,4 +1,4 @@
-#include "ingest.hpp"
+#include "web/bcd/ingest.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -6,10 +6,10 @@
 #include <map>
 #include <stdexcept>
 
-#include "auth.hpp"
-#include "container_key.hpp"
-#include "store.hpp"
-#include "wire.hpp"
+#include "accounting_db/store.hpp"
+#include "accounting_db/wire.hpp"
+#include "common/auth.hpp"
+#include "common/container_key.hpp"
 
 namespace bc::bcd {
 namespace {
@@ -216,7 +216,7 @@ std::string Ingest::outside_key_scope(const std::vector<store::Batch>& batches, 
   for (const auto& b : batches) {
     if (b.job.node != node)
       return "this API key pushes the containers of node " + node + " only, not data of node " + b.job.node;
-    if (!docker::is_container_key(b.job.job_id))
+    if (!container::is_container_key(b.job.job_id))
       return "this API key pushes Docker containers only, not job " + std::to_string(b.job.job_id) +
              " (Slurm jobs are pushed with munge)";
     if (jobs.empty() || jobs.back() != b.job.job_id) jobs.push_back(b.job.job_id);

@@ -11,10 +11,10 @@
 #include <string>
 #include <vector>
 
-#include "config.hpp"
-#include "http_server.hpp"
+#include "web/bcd/config.hpp"
+#include "web/bcd/http_server.hpp"
 
-#include "store.hpp"
+#include "accounting_db/store.hpp"
 
 namespace bc::bcd {
 

@@ -13,12 +13,12 @@
 #include <fstream>
 #include <string>
 
-#include "api.hpp"
-#include "config.hpp"
-#include "http_server.hpp"
-#include "ingest.hpp"
-#include "store.hpp"
-#include "tls_files.hpp"
+#include "accounting_db/store.hpp"
+#include "common/tls_files.hpp"
+#include "web/bcd/api.hpp"
+#include "web/bcd/config.hpp"
+#include "web/bcd/http_server.hpp"
+#include "web/bcd/ingest.hpp"
 
 namespace {
 

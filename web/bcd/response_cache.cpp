@@ -1,6 +1,6 @@
-#include "response_cache.hpp"
+#include "web/bcd/response_cache.hpp"
 
-#include "gzip.hpp"
+#include "web/bcd/gzip.hpp"
 
 namespace bc::bcd {
 

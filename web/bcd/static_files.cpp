@@ -7,7 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "http_server.hpp"
+#include "web/bcd/http_server.hpp"
 
 namespace bc::web {
 

@@ -1,6 +1,6 @@
 // Store keys for Docker containers. The node store keys jobs by a u64 job id; a container is keyed by its
 // short id (the first 12 hex digits of the container id, 48 bits) with the top bit set, so a container key
-// can never equal a Slurm job id (those are 32-bit). Used by bc-docker to launch bc-monitor, and by readers
+// can never equal a Slurm job id (those are 32-bit). Used by bc-docker to launch bc-monitor, by bcd, and by readers
 // (bcacct) to turn a key back into a short id.
 #pragma once
 
@@ -9,7 +9,7 @@
 #include <string>
 #include <string_view>
 
-namespace bc::docker {
+namespace bc::container {
 
 inline constexpr uint64_t kContainerKeyFlag = 1ULL << 63;
 inline constexpr uint64_t kShortIdMask = (1ULL << 48) - 1;
@@ -48,4 +48,4 @@ inline std::optional<std::string> short_id_from_key(uint64_t key) {
   return out;
 }
 
-}  // namespace bc::docker
+}  // namespace bc::container

@@ -4,7 +4,7 @@
 #include <cstdlib>
 #include <memory>
 
-#include "auth.hpp"
+#include "common/auth.hpp"
 
 namespace bc::auth {
 namespace {

@@ -1,4 +1,4 @@
-#include "shipper.hpp"
+#include "accounting_db/shipper.hpp"
 
 #include <curl/curl.h>
 #include <fcntl.h>
@@ -14,10 +14,10 @@
 #include <map>
 #include <thread>
 
-#include "auth.hpp"
-#include "fd.hpp"
-#include "store.hpp"
-#include "wire.hpp"
+#include "accounting_db/store.hpp"
+#include "accounting_db/wire.hpp"
+#include "common/auth.hpp"
+#include "common/fd.hpp"
 
 namespace bc::ship {
 namespace {
@@ -43,13 +43,13 @@ class ShipLock {
       held_ = true;
       return;
     }
-    fd_ = monitor::UniqueFd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+    fd_ = bc::UniqueFd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
     held_ = fd_.get() >= 0 && flock(fd_.get(), LOCK_EX | LOCK_NB) == 0;
   }
   bool held() const { return held_; }
 
  private:
-  monitor::UniqueFd fd_;
+  bc::UniqueFd fd_;
   bool held_ = false;
 };
 
@@ -249,7 +249,7 @@ void BackgroundShipper::write(store::Batch& batch) {
 }
 
 bool read_api_key_file(const std::string& path, std::string& key, std::string& error) {
-  auto text = monitor::read_file(path);
+  auto text = bc::read_file(path);
   if (!text) {
     error = "cannot read the API key file " + path + ": " + std::strerror(errno);
     return false;

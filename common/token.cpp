@@ -8,7 +8,7 @@
 #include <cmath>
 #include <memory>
 
-#include "auth.hpp"
+#include "common/auth.hpp"
 
 namespace bc::auth {
 namespace {

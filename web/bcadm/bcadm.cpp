@@ -16,8 +16,8 @@
 #include <string>
 #include <vector>
 
-#include "bcadm_central.hpp"
-#include "store.hpp"
+#include "accounting_db/store.hpp"
+#include "web/bcadm/central.hpp"
 
 #ifndef BC_STORE_DEFAULT
 #error "BC_STORE_DEFAULT must be defined by the build"

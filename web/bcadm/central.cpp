@@ -1,6 +1,6 @@
 // bcadm's central commands: API keys for pushers without munge, web tokens, and shipping a node store's
 // outbox to bcd (for a systemd timer).
-#include "bcadm_central.hpp"
+#include "web/bcadm/central.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -15,11 +15,11 @@
 #include <optional>
 #include <vector>
 
-#include "auth.hpp"
-#include "bcd/config.hpp"
-#include "shipper.hpp"
-#include "store.hpp"
-#include "tls_files.hpp"
+#include "accounting_db/shipper.hpp"
+#include "accounting_db/store.hpp"
+#include "common/auth.hpp"
+#include "common/tls_files.hpp"
+#include "web/bcd/config.hpp"
 
 namespace bc::admin {
 namespace {

@@ -1,4 +1,4 @@
-#include "tls_files.hpp"
+#include "common/tls_files.hpp"
 
 #include <openssl/err.h>
 #include <openssl/pem.h>

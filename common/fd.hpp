@@ -10,7 +10,7 @@
 #include <string>
 #include <utility>
 
-namespace bc::monitor {
+namespace bc {
 
 class UniqueFd {
  public:
@@ -80,4 +80,4 @@ inline std::optional<std::string> read_file(const std::string& path) {
   return pread_all(fd.get());
 }
 
-}  // namespace bc::monitor
+}  // namespace bc

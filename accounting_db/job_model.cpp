@@ -1,0 +1,375 @@
+#include "accounting_db/job_model.hpp"
+
+#include <cJSON.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <map>
+#include <memory>
+#include <new>
+#include <set>
+#include <tuple>
+
+namespace bc::job {
+
+using store::JobRecord;
+using store::ProcessRecord;
+
+// ---------------------------------------------------------------------------------------------
+// Totals
+
+namespace {
+
+int step_rank(uint32_t step) {
+  switch (step) {
+    case store::kStepBatch: return 0;
+    case store::kStepExtern: return 1;
+    case store::kStepInteractive: return 2;
+    case store::kStepUnknown: return 4;
+    default: return 3;
+  }
+}
+
+struct NodeAcc {
+  const JobRecord* record = nullptr;
+  uint64_t process_cpu_ns = 0;
+  uint64_t process_max_rss = 0;
+};
+
+}  // namespace
+
+void sort_steps(std::vector<uint32_t>& steps) {
+  std::sort(steps.begin(), steps.end(), [](uint32_t a, uint32_t b) {
+    return std::make_tuple(step_rank(a), a) < std::make_tuple(step_rank(b), b);
+  });
+  steps.erase(std::unique(steps.begin(), steps.end()), steps.end());
+}
+
+std::vector<ProcessRecord> sorted_processes(std::vector<ProcessRecord> processes) {
+  std::sort(processes.begin(), processes.end(), [](const ProcessRecord& a, const ProcessRecord& b) {
+    return std::tie(a.start_ms, a.pid, a.node, a.start_ticks) < std::tie(b.start_ms, b.pid, b.node, b.start_ticks);
+  });
+  return processes;
+}
+
+std::string sacct_job_id(const JobTotals& t) {
+  if (t.array_job_id == 0) return std::to_string(t.job_id);
+  return std::to_string(t.array_job_id) + "_" + std::to_string(t.array_task_id);
+}
+
+JobTotals compute_totals(const JobData& job) {
+  JobTotals t;
+  std::map<std::string, NodeAcc> per_node;
+
+  for (const JobRecord& r : job.nodes) {
+    if (t.job_id == 0) t.job_id = r.job_id;
+    if (t.user.empty()) t.user = r.user;
+    per_node[r.node].record = &r;
+    t.steps.insert(t.steps.end(), r.steps.begin(), r.steps.end());
+    if (r.start_ms != 0 && (!t.start_ms || r.start_ms < *t.start_ms)) t.start_ms = r.start_ms;
+    t.samples += r.sample_count;
+    t.monitor_cpu_ns += r.monitor_cpu_ns;
+    t.monitor_max_rss_bytes = std::max(t.monitor_max_rss_bytes, r.monitor_max_rss);
+    if (t.name.empty()) t.name = r.job_name;
+    t.alloc_cpus += r.alloc_cpus;
+    t.mem_limit_bytes = std::max(t.mem_limit_bytes, r.mem_limit_bytes);
+    t.last_sample_ms = std::max(t.last_sample_ms, r.last_sample_ms);
+    if (t.container_id.empty() && !r.container_id.empty()) {
+      t.container_id = r.container_id;
+      t.container_name = r.container_name;
+      t.container_image = r.container_image;
+    }
+    t.lost += r.lost;
+    t.lost_events += r.lost_events;
+    if (t.array_job_id == 0 && r.array_job_id != 0) {
+      t.array_job_id = r.array_job_id;
+      t.array_task_id = r.array_task_id;
+    }
+    t.unshipped_batches += r.unshipped_batches;
+    t.unshipped_samples += r.unshipped_samples;
+    if (!r.events_unavailable.empty()) t.events_unavailable.push_back(r.node + ": " + r.events_unavailable);
+  }
+  for (const ProcessRecord& p : job.processes) {
+    if (t.job_id == 0) t.job_id = p.job_id;
+    NodeAcc& acc = per_node[p.node];
+    acc.process_cpu_ns += p.cpu_ns;
+    acc.process_max_rss = std::max(acc.process_max_rss, p.max_rss);
+    t.read_bytes += p.read_bytes;
+    t.write_bytes += p.write_bytes;
+    if (p.step != store::kStepUnknown) t.steps.push_back(p.step);
+  }
+  sort_steps(t.steps);
+
+  for (const auto& [name, acc] : per_node) {
+    t.nodes.push_back(name);
+    const JobRecord* r = acc.record;
+    t.cpu_ns += (r && r->has_cgroup_cpu) ? r->cgroup_cpu_ns : acc.process_cpu_ns;
+    t.max_rss_bytes = std::max({t.max_rss_bytes, r ? r->max_rss_sum : 0, acc.process_max_rss});
+  }
+
+  if (!job.nodes.empty()) {
+    const auto all = [&](bool JobRecord::*flag) {
+      return std::all_of(job.nodes.begin(), job.nodes.end(), [&](const JobRecord& r) { return r.*flag; });
+    };
+    bool running = false;
+    int64_t end = 0;
+    uint64_t mem_peak = 0, cg_read = 0, cg_write = 0;
+    for (const JobRecord& r : job.nodes) {
+      running = running || r.end_ms == 0;
+      end = std::max(end, r.end_ms);
+      mem_peak = std::max(mem_peak, r.cgroup_mem_peak);
+      cg_read += r.cgroup_read_bytes;
+      cg_write += r.cgroup_write_bytes;
+    }
+    if (!running) t.end_ms = end;
+    const int64_t until = t.end_ms ? *t.end_ms : t.last_sample_ms;
+    if (t.alloc_cpus && t.start_ms && until > *t.start_ms)
+      t.cpu_efficiency = static_cast<double>(t.cpu_ns) / 1e6 / static_cast<double>(until - *t.start_ms) / t.alloc_cpus;
+    if (all(&JobRecord::has_cgroup_memory)) t.cgroup_mem_peak_bytes = mem_peak;
+    if (all(&JobRecord::has_cgroup_io)) {
+      t.cgroup_read_bytes = cg_read;
+      t.cgroup_write_bytes = cg_write;
+    }
+  }
+  return t;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small formatters
+
+
+std::string iso_utc_ms(int64_t epoch_ms) {
+  int64_t sec = epoch_ms / 1000, ms = epoch_ms % 1000;
+  if (ms < 0) {
+    ms += 1000;
+    sec -= 1;
+  }
+  const time_t t = static_cast<time_t>(sec);
+  struct tm tm {};
+  char date[48];
+  if (!gmtime_r(&t, &tm) || std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm) == 0) return "Invalid";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%s.%03dZ", date, static_cast<int>(ms));
+  return buf;
+}
+
+
+std::string valid_utf8(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  const auto byte = [&](size_t i) { return i < s.size() ? static_cast<unsigned char>(s[i]) : 0U; };
+  const auto cont = [&](size_t i, unsigned lo = 0x80, unsigned hi = 0xBF) {
+    const unsigned c = byte(i);
+    return i < s.size() && c >= lo && c <= hi;
+  };
+  for (size_t i = 0; i < s.size();) {
+    const unsigned c = byte(i);
+    size_t len = 0;
+    if (c < 0x80) len = 1;
+    else if (c >= 0xC2 && c <= 0xDF) len = cont(i + 1) ? 2 : 0;
+    else if (c == 0xE0) len = cont(i + 1, 0xA0, 0xBF) && cont(i + 2) ? 3 : 0;
+    else if (c == 0xED) len = cont(i + 1, 0x80, 0x9F) && cont(i + 2) ? 3 : 0;  // no surrogates
+    else if (c >= 0xE1 && c <= 0xEF) len = cont(i + 1) && cont(i + 2) ? 3 : 0;
+    else if (c == 0xF0) len = cont(i + 1, 0x90, 0xBF) && cont(i + 2) && cont(i + 3) ? 4 : 0;
+    else if (c >= 0xF1 && c <= 0xF3) len = cont(i + 1) && cont(i + 2) && cont(i + 3) ? 4 : 0;
+    else if (c == 0xF4) len = cont(i + 1, 0x80, 0x8F) && cont(i + 2) && cont(i + 3) ? 4 : 0;
+    if (len == 0) {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    } else {
+      out.append(s.substr(i, len));
+      i += len;
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Table
+
+
+// JSON
+
+namespace {
+
+struct JsonDelete {
+  void operator()(cJSON* item) const { cJSON_Delete(item); }
+};
+using Json = std::unique_ptr<cJSON, JsonDelete>;
+
+// cJSON reports allocation failure with NULL: turn it into bad_alloc, the only way it fails here.
+cJSON* checked(cJSON* item) {
+  if (!item) throw std::bad_alloc();
+  return item;
+}
+
+// Takes ownership of item in every case.
+void add(cJSON* object, const char* name, cJSON* item) {
+  Json owned(checked(item));
+  if (!cJSON_AddItemToObject(object, name, owned.get())) throw std::bad_alloc();
+  owned.release();
+}
+void append(cJSON* array, cJSON* item) {
+  Json owned(checked(item));
+  if (!cJSON_AddItemToArray(array, owned.get())) throw std::bad_alloc();
+  owned.release();
+}
+
+// JSON numbers are read as doubles by many parsers, and cJSON prints one; above 2^53 (a container's key) the
+// integer is written out digit by digit, so it stays exact.
+cJSON* number(uint64_t v) {
+  if (v <= (uint64_t{1} << 53)) return cJSON_CreateNumber(static_cast<double>(v));
+  return checked(cJSON_CreateRaw(std::to_string(v).c_str()));
+}
+cJSON* number(double v) { return cJSON_CreateNumber(v); }
+cJSON* string(std::string_view s) { return cJSON_CreateString(valid_utf8(s).c_str()); }
+// Epoch milliseconds as ISO 8601 UTC; null when 0 (not known yet / still running).
+cJSON* time_or_null(int64_t ms) { return ms == 0 ? cJSON_CreateNull() : string(iso_utc_ms(ms)); }
+
+cJSON* string_array(const std::vector<std::string>& items) {
+  Json array(checked(cJSON_CreateArray()));
+  for (const auto& item : items) append(array.get(), string(item));
+  return array.release();
+}
+
+cJSON* job_object(const JobTotals& t) {
+  Json o(checked(cJSON_CreateObject()));
+  cJSON* j = o.get();
+  std::vector<std::string> steps;
+  for (uint32_t s : t.steps) steps.push_back(store::step_name(s));
+  add(j, "id", number(t.job_id));
+  add(j, "job_id", string(sacct_job_id(t)));  // sacct's JobID ("123_4" for an array task)
+  if (t.array_job_id == 0) {
+    add(j, "array", cJSON_CreateNull());
+  } else {
+    Json a(checked(cJSON_CreateObject()));
+    add(a.get(), "job_id", number(uint64_t{t.array_job_id}));
+    add(a.get(), "task_id", number(uint64_t{t.array_task_id}));
+    add(j, "array", a.release());
+  }
+  add(j, "user", string(t.user));
+  add(j, "nodes", string_array(t.nodes));
+  add(j, "start", t.start_ms ? string(iso_utc_ms(*t.start_ms)) : cJSON_CreateNull());
+  add(j, "end", t.end_ms ? string(iso_utc_ms(*t.end_ms)) : cJSON_CreateNull());
+  add(j, "cpu_seconds", number(t.cpu_seconds()));
+  add(j, "max_rss_bytes", number(t.max_rss_bytes));
+  add(j, "read_bytes", number(t.read_bytes));
+  add(j, "write_bytes", number(t.write_bytes));
+  add(j, "steps", string_array(steps));
+  add(j, "samples", number(t.samples));
+  add(j, "monitor_cpu_seconds", number(t.monitor_cpu_seconds()));
+  add(j, "monitor_max_rss_bytes", number(t.monitor_max_rss_bytes));
+  if (t.cgroup_mem_peak_bytes) add(j, "cgroup_mem_peak_bytes", number(*t.cgroup_mem_peak_bytes));
+  if (t.cgroup_read_bytes) add(j, "cgroup_read_bytes", number(*t.cgroup_read_bytes));
+  if (t.cgroup_write_bytes) add(j, "cgroup_write_bytes", number(*t.cgroup_write_bytes));
+  add(j, "name", string(t.name));
+  add(j, "alloc_cpus", number(uint64_t{t.alloc_cpus}));
+  add(j, "mem_limit_bytes", t.mem_limit_bytes ? number(t.mem_limit_bytes) : cJSON_CreateNull());
+  add(j, "cpu_efficiency", t.cpu_efficiency ? cJSON_CreateNumber(*t.cpu_efficiency) : cJSON_CreateNull());
+  if (t.container_id.empty()) {
+    add(j, "container", cJSON_CreateNull());
+  } else {
+    Json c(checked(cJSON_CreateObject()));
+    add(c.get(), "id", string(t.container_id));
+    add(c.get(), "short_id", string(t.container_id.substr(0, 12)));
+    add(c.get(), "name", string(t.container_name));
+    add(c.get(), "image", string(t.container_image));
+    add(j, "container", c.release());
+  }
+  add(j, "lost_events", number(t.lost_events));
+  Json causes(checked(cJSON_CreateObject()));
+  add(causes.get(), "ring", number(t.lost.ring));
+  add(causes.get(), "files", number(t.lost.files));
+  add(causes.get(), "connections", number(t.lost.connections));
+  add(causes.get(), "tracked", number(t.lost.tracked));
+  add(causes.get(), "unreadable", number(t.lost.unreadable));
+  add(causes.get(), "monitor", number(t.lost.monitor));
+  add(causes.get(), "late", number(t.lost.late));
+  add(j, "lost_events_by_cause", causes.release());
+  add(j, "unshipped_batches", number(t.unshipped_batches));
+  add(j, "unshipped_samples", number(t.unshipped_samples));
+  // null when events ran on every node; else "node: events unavailable: <reason>" per node, joined by "; ".
+  std::string unavailable;
+  for (const std::string& reason : t.events_unavailable) unavailable += (unavailable.empty() ? "" : "; ") + reason;
+  add(j, "events_unavailable", t.events_unavailable.empty() ? cJSON_CreateNull() : string(unavailable));
+  return o.release();
+}
+
+cJSON* process_object(const ProcessRecord& p) {
+  Json o(checked(cJSON_CreateObject()));
+  cJSON* j = o.get();
+  add(j, "pid", number(uint64_t{p.pid}));
+  add(j, "ppid", number(uint64_t{p.ppid}));
+  add(j, "node", string(p.node));
+  add(j, "step", string(store::step_name(p.step)));
+  add(j, "command", string(p.command));
+  add(j, "exe", string(p.exe));
+  add(j, "argv", string_array(p.argv));
+  add(j, "start", time_or_null(p.start_ms));
+  add(j, "end", time_or_null(p.end_ms));
+  add(j, "cpu_seconds", number(static_cast<double>(p.cpu_ns) / 1e9));
+  add(j, "max_rss_bytes", number(p.max_rss));
+  add(j, "read_bytes", number(p.read_bytes));
+  add(j, "write_bytes", number(p.write_bytes));
+  // Exit status from the eBPF exit event: null when it was not seen (sampling only, or still running).
+  add(j, "exit_code", p.exited ? cJSON_CreateNumber(p.exit_code) : cJSON_CreateNull());
+  add(j, "exit_signal", p.exited ? cJSON_CreateNumber(p.exit_signal) : cJSON_CreateNull());
+  add(j, "core_dumped", cJSON_CreateBool(p.core_dumped));
+  add(j, "argv_truncated", cJSON_CreateBool(p.argv_truncated));
+  add(j, "exact", cJSON_CreateBool(p.exact));
+  return o.release();
+}
+
+cJSON* file_object(const store::FileRecord& f) {
+  Json o(checked(cJSON_CreateObject()));
+  cJSON* j = o.get();
+  add(j, "pid", number(uint64_t{f.pid}));
+  add(j, "node", string(f.node));
+  add(j, "path", string(f.path));
+  add(j, "flags", string(store::file_flags_text(f.flags)));
+  add(j, "first_open", time_or_null(f.first_ms));
+  add(j, "opens", number(f.opens));
+  add(j, "failed", number(f.failed));
+  add(j, "read_bytes", number(f.read_bytes));
+  add(j, "write_bytes", number(f.write_bytes));
+  return o.release();
+}
+
+cJSON* connection_object(const store::ConnectionRecord& c) {
+  Json o(checked(cJSON_CreateObject()));
+  cJSON* j = o.get();
+  add(j, "pid", number(uint64_t{c.pid}));
+  add(j, "node", string(c.node));
+  add(j, "address", string(c.address));
+  add(j, "port", number(uint64_t{c.port}));
+  add(j, "protocol", string(c.protocol));
+  add(j, "first_connect", time_or_null(c.first_ms));
+  add(j, "count", number(c.count));
+  add(j, "failed", number(c.failed));
+  return o.release();
+}
+
+}  // namespace
+
+std::string format_json(const JobData& job) {
+  Json root(checked(cJSON_CreateObject()));
+  add(root.get(), "job", job_object(compute_totals(job)));
+  Json processes(checked(cJSON_CreateArray()));
+  for (const ProcessRecord& p : sorted_processes(job.processes)) append(processes.get(), process_object(p));
+  add(root.get(), "processes", processes.release());
+  Json files(checked(cJSON_CreateArray()));
+  for (const auto& f : job.files) append(files.get(), file_object(f));
+  add(root.get(), "files", files.release());
+  Json connections(checked(cJSON_CreateArray()));
+  for (const auto& c : job.connections) append(connections.get(), connection_object(c));
+  add(root.get(), "connections", connections.release());
+
+  std::unique_ptr<char, decltype(&cJSON_free)> text(cJSON_Print(root.get()), &cJSON_free);
+  if (!text) throw std::bad_alloc();
+  return std::string(text.get()) + "\n";
+}
+
+
+}  // namespace bc::job

@@ -1,0 +1,88 @@
+// The job model: everything known about one job, its totals, and its one JSON document, which bcd serves,
+// bcacct prints (--json) and the web view reads. Built from the store's records of every node.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "accounting_db/store.hpp"
+
+namespace bc::job {
+
+// Everything known about one job.
+struct JobData {
+  std::vector<store::JobRecord> nodes;          // one record per node the job ran on
+  std::vector<store::ProcessRecord> processes;  // every node
+  std::vector<store::FileRecord> files{};            // eBPF events, every node
+  std::vector<store::ConnectionRecord> connections{};  // eBPF events, every node
+};
+
+struct JobTotals {
+  uint64_t job_id = 0;
+  std::string user;
+  std::vector<std::string> nodes;   // sorted by name
+  std::vector<uint32_t> steps;      // union over nodes, in sacct's order (see sort_steps)
+  std::optional<int64_t> start_ms;  // earliest node start; nullopt if no node knows it
+  std::optional<int64_t> end_ms;    // latest node end; nullopt while any node is still running
+  // Per node: the cgroup's CPU counter when the controller existed, else the sum over its processes.
+  uint64_t cpu_ns = 0;
+  // Per node: max(peak summed RSS, largest process peak); then the largest node.
+  uint64_t max_rss_bytes = 0;
+  uint64_t read_bytes = 0;   // sum over processes (/proc/PID/io)
+  uint64_t write_bytes = 0;  // sum over processes
+  uint64_t samples = 0;      // sum over nodes
+  uint64_t monitor_cpu_ns = 0;         // sum over the nodes' monitors
+  uint64_t monitor_max_rss_bytes = 0;  // largest of the nodes' monitors
+  // Only when every node had the controller: a total over some nodes would look like the job's.
+  std::optional<uint64_t> cgroup_mem_peak_bytes;  // largest node peak
+  std::optional<uint64_t> cgroup_read_bytes;      // sum over nodes
+  std::optional<uint64_t> cgroup_write_bytes;     // sum over nodes
+  // What the job asked for (0 / empty when the monitor could not tell).
+  std::string name;                 // Slurm's job name
+  uint32_t alloc_cpus = 0;          // sum over nodes of the job's cpuset size
+  uint64_t mem_limit_bytes = 0;     // largest node's memory limit, to set against max_rss_bytes
+  int64_t last_sample_ms = 0;       // latest over nodes
+  // CPU time / (elapsed x allocated CPUs), elapsed up to the end or, while running, the latest sample.
+  std::optional<double> cpu_efficiency;
+  // A Docker container (bc-docker), else empty.
+  std::string container_id, container_name, container_image;
+  // eBPF events: lost events summed over nodes; the reason per node where they did not run ("node: why").
+  uint64_t lost_events = 0;
+  store::EventLoss lost;
+  std::vector<std::string> events_unavailable;
+  // A task of a Slurm job array (array_job_id 0 otherwise): sacct's JobID "<array_job_id>_<array_task_id>".
+  uint32_t array_job_id = 0;
+  uint32_t array_task_id = 0;
+  // Batches and samples the nodes gave up shipping to bcd (outbox at its bound), summed over nodes.
+  uint64_t unshipped_batches = 0;
+  uint64_t unshipped_samples = 0;
+
+  double cpu_seconds() const { return static_cast<double>(cpu_ns) / 1e9; }
+  double monitor_cpu_seconds() const { return static_cast<double>(monitor_cpu_ns) / 1e9; }
+};
+
+JobTotals compute_totals(const JobData& job);
+
+// The job id as sacct prints JobID: "123", or "123_4" for task 4 of job array 123.
+std::string sacct_job_id(const JobTotals& t);
+
+// Processes by start time, then pid (then node, then start ticks, so the order is total).
+std::vector<store::ProcessRecord> sorted_processes(std::vector<store::ProcessRecord> processes);
+
+// sacct's order: batch, extern, interactive, numbered steps ascending, unknown last.
+void sort_steps(std::vector<uint32_t>& steps);
+
+// One pretty-printed JSON object {"job": {...}, "processes": [...], "files": [...], "connections": [...]}
+// with a trailing newline.
+std::string format_json(const JobData& job);
+
+// "2026-11-24T20:41:07.123Z"
+std::string iso_utc_ms(int64_t epoch_ms);
+// Valid UTF-8: each invalid byte becomes U+FFFD. Data from /proc is not guaranteed to be UTF-8,
+// and JSON must be.
+std::string valid_utf8(std::string_view s);
+
+}  // namespace bc::job
