@@ -10,6 +10,7 @@
 
 #include "accounting_db/config.hpp"
 #include "accounting_db/store.hpp"
+#include "common/key_value.hpp"
 
 #ifndef BC_STORE_CONFIG_DEFAULT
 #define BC_STORE_CONFIG_DEFAULT "/etc/bubble-chamber/store.conf"
@@ -29,12 +30,6 @@ constexpr Key kKeys[] = {
     {"BC_RETENTION_HOURS", Resolution::Hour},
     {"BC_RETENTION_DAYS", Resolution::Day},
 };
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
-  return s;
-}
 
 // A whole number of seconds, 0 to 100 years.
 int64_t parse_seconds(std::string_view value, const std::string& where) {
@@ -112,29 +107,18 @@ std::string default_config_path() { return BC_STORE_CONFIG_DEFAULT; }
 
 StoreConfig parse_store_config(std::string_view text, const std::string& origin, StoreConfig base) {
   StoreConfig c = std::move(base);
-  size_t line_no = 0;
-  while (!text.empty()) {
-    size_t nl = text.find('\n');
-    std::string_view line = text.substr(0, nl);
-    text = nl == std::string_view::npos ? std::string_view{} : text.substr(nl + 1);
-    ++line_no;
-    const std::string where = origin + ":" + std::to_string(line_no);
-    if (size_t hash = line.find('#'); hash != std::string_view::npos) line = line.substr(0, hash);
-    line = trim(line);
-    if (line.empty()) continue;
-    size_t eq = line.find('=');
-    if (eq == std::string_view::npos) throw StoreError(where + ": expected KEY=VALUE, got '" + std::string(line) + "'");
-    std::string_view name = trim(line.substr(0, eq));
-    if (name == kGroupKey) {
-      c.group = parse_group(trim(line.substr(eq + 1)), where + ": " + kGroupKey);
+  for (const kv::Setting& s : kv::read_settings(text, origin)) {
+    if (s.malformed) throw StoreError(s.where + ": expected KEY=VALUE, got '" + s.value + "'");
+    if (s.key == kGroupKey) {
+      c.group = parse_group(s.value, s.where + ": " + kGroupKey);
       continue;
     }
-    const Key* key = find_key(name);
+    const Key* key = find_key(s.key);
     if (!key)
-      throw StoreError(where + ": unknown key '" + std::string(name) +
+      throw StoreError(s.where + ": unknown key '" + s.key +
                        "' (known: BC_RETENTION_SECONDS, BC_RETENTION_MINUTES, BC_RETENTION_HOURS, BC_RETENTION_DAYS, "
                        "BC_STORE_GROUP)");
-    c.retention.set(key->resolution, parse_seconds(trim(line.substr(eq + 1)), where + ": " + key->name));
+    c.retention.set(key->resolution, parse_seconds(s.value, s.where + ": " + key->name));
   }
   validate_retention(c.retention, origin);
   return c;
@@ -172,9 +156,9 @@ StoreConfig effective_config(const OpenOptions& options) {
   }
   for (const auto& k : kKeys) {
     if (const char* v = std::getenv(k.name); v && *v)
-      c.retention.set(k.resolution, parse_seconds(trim(v), std::string("environment: ") + k.name));
+      c.retention.set(k.resolution, parse_seconds(kv::trim(v), std::string("environment: ") + k.name));
   }
-  if (const char* v = std::getenv(kGroupKey); v && *v) c.group = parse_group(trim(v), std::string("environment: ") + kGroupKey);
+  if (const char* v = std::getenv(kGroupKey); v && *v) c.group = parse_group(kv::trim(v), std::string("environment: ") + kGroupKey);
   validate_retention(c.retention, "retention (config file and BC_RETENTION_* environment)");
   if (options.retention) {
     validate_retention(*options.retention, "OpenOptions::retention");

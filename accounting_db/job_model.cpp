@@ -1,4 +1,5 @@
 #include "accounting_db/job_model.hpp"
+#include "common/json.hpp"
 
 #include <cJSON.h>
 
@@ -194,16 +195,9 @@ std::string valid_utf8(std::string_view s) {
 
 namespace {
 
-struct JsonDelete {
-  void operator()(cJSON* item) const { cJSON_Delete(item); }
-};
-using Json = std::unique_ptr<cJSON, JsonDelete>;
+using Json = json::Ptr;
 
-// cJSON reports allocation failure with NULL: turn it into bad_alloc, the only way it fails here.
-cJSON* checked(cJSON* item) {
-  if (!item) throw std::bad_alloc();
-  return item;
-}
+using json::checked;
 
 // Takes ownership of item in every case.
 void add(cJSON* object, const char* name, cJSON* item) {

@@ -17,6 +17,7 @@
 #include "accounting_db/store.hpp"
 #include "accounting_db/wire.hpp"
 #include "common/auth.hpp"
+#include "common/curl.hpp"
 #include "common/fd.hpp"
 
 namespace bc::ship {
@@ -25,15 +26,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 double now_s() { return std::chrono::duration<double>(Clock::now().time_since_epoch()).count(); }
-
-size_t collect(char* data, size_t size, size_t n, void* out) {
-  static_cast<std::string*>(out)->append(data, size * n);
-  return size * n;
-}
-
-struct CurlGlobal {
-  CurlGlobal() { curl_global_init(CURL_GLOBAL_DEFAULT); }
-};
 
 // flock on the node store's ship lock, released when it goes out of scope.
 class ShipLock {
@@ -56,32 +48,35 @@ class ShipLock {
 }  // namespace
 
 long post_bundle(const ShipOptions& o, const std::string& body, std::string& answer, std::string& error) {
-  static CurlGlobal global;
-  std::unique_ptr<CURL, void (*)(CURL*)> curl(curl_easy_init(), curl_easy_cleanup);
-  if (!curl) {
+  curl::Easy handle(curl::global_init() ? curl_easy_init() : nullptr);
+  if (!handle) {
     error = "cannot create a curl handle";
     return 0;
   }
-  std::unique_ptr<curl_slist, void (*)(curl_slist*)> headers(nullptr, curl_slist_free_all);
-  auto add_header = [&](const std::string& h) { headers.reset(curl_slist_append(headers.release(), h.c_str())); };
-  add_header("Content-Type: application/octet-stream");
-  add_header("Expect:");  // no 100-continue round trip
-  if (!o.api_key.empty()) {
-    add_header("Authorization: Bearer " + o.api_key);
-  } else {
-    std::string munge_error;
-    auto cred = auth::munge_encode(auth::sha256_hex(body), o.munge_socket, munge_error);
-    if (!cred) {
-      error = munge_error;
-      return 0;
+  curl::List headers;
+  try {
+    curl::append(headers, "Content-Type: application/octet-stream");
+    curl::append(headers, "Expect:");  // no 100-continue round trip
+    if (!o.api_key.empty()) {
+      curl::append(headers, "Authorization: Bearer " + o.api_key);
+    } else {
+      std::string munge_error;
+      auto cred = auth::munge_encode(auth::sha256_hex(body), o.munge_socket, munge_error);
+      if (!cred) {
+        error = munge_error;
+        return 0;
+      }
+      curl::append(headers, "X-Munge-Credential: " + *cred);
     }
-    add_header("X-Munge-Credential: " + *cred);
+  } catch (const std::bad_alloc&) {
+    error = "out of memory for the request's headers";
+    return 0;
   }
   std::string url = o.central_url;
   while (!url.empty() && url.back() == '/') url.pop_back();
   url += "/api/v1/ingest";
   char curl_error[CURL_ERROR_SIZE] = {};
-  CURL* c = curl.get();
+  CURL* c = handle.get();
   curl_easy_setopt(c, CURLOPT_URL, url.c_str());
   curl_easy_setopt(c, CURLOPT_POST, 1L);
   curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.data());
@@ -90,7 +85,7 @@ long post_bundle(const ShipOptions& o, const std::string& body, std::string& ans
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(o.connect_timeout_s * 1000));
   curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(o.request_timeout_s * 1000));
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, curl::append_to_string);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &answer);
   curl_easy_setopt(c, CURLOPT_ERRORBUFFER, curl_error);
   curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");

@@ -8,14 +8,12 @@
 #include <memory>
 
 #include "cgroup_monitor/bpf/events.hpp"
+#include "common/json.hpp"
 
 namespace bc::monitor {
 namespace {
 
-struct JsonDeleter {
-  void operator()(cJSON* j) const { cJSON_Delete(j); }
-};
-using Json = std::unique_ptr<cJSON, JsonDeleter>;
+using Json = json::Ptr;
 
 double percent_of_limit(uint32_t insns) { return 100.0 * insns / events::kVerifierInsnLimit; }
 

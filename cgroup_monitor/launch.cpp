@@ -36,6 +36,47 @@ std::string format_interval(double seconds) {
   return out.str();
 }
 
+std::vector<std::string> monitor_argv(const MonitorCommand& c) {
+  std::vector<std::string> args = {c.monitor,
+                                   "--job", std::to_string(c.job_id),
+                                   "--node", c.node,
+                                   "--store", c.store,
+                                   "--run-dir", c.run_dir,
+                                   "--interval", format_interval(c.interval_s),
+                                   "--cgroup-version", std::to_string(c.cgroup_version),
+                                   "--cgroup-path", c.cgroup_path,
+                                   "--uid", std::to_string(c.uid),
+                                   "--bpf", c.bpf ? "on" : "off"};
+  const auto add = [&args](const char* option, const std::string& value) {
+    if (value.empty()) return;
+    args.emplace_back(option);
+    args.push_back(value);
+  };
+  const auto add_number = [&add](const char* option, uint64_t value) {
+    if (value != 0) add(option, std::to_string(value));
+  };
+  add_number("--bpf-ring-kib", c.bpf_ring_kib);
+  if (c.pass_file_bytes) add("--file-bytes", c.file_bytes ? "on" : "off");
+  add("--bpf-object", c.bpf_object);
+  add("--job-name", c.job_name);
+  if (c.array_job_id != 0) {
+    add_number("--array-job", c.array_job_id);
+    add("--array-task", std::to_string(c.array_task_id));
+  }
+  if (!c.central.empty()) {
+    add("--central", c.central);
+    add("--api-key-file", c.api_key_file);
+    add_number("--outbox-max-mib", c.outbox_max_mib);
+    add_number("--ship-every", c.ship_every_s);
+    add("--ca-file", c.ca_file);
+  }
+  add("--munge-socket", c.munge_socket);
+  add("--container-id", c.container_id);
+  add("--container-name", c.container_name);
+  add("--container-image", c.container_image);
+  return args;
+}
+
 void exec_monitor(const char* log_prefix, const char* const* procs_files, size_t procs_count, int log_fd,
                   const char* path, char* const* argv, char* const* envp) {
   ::setsid();  // not killed with the launcher's process group

@@ -1,17 +1,13 @@
 // bc-monitor command line. Normally started by the SPANK plugin; can be run by hand for debugging.
-#include <getopt.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cstdio>
-#include <cstdlib>
 #include <exception>
 #include <string>
 
-#include "accounting_db/shipper.hpp"
 #include "cgroup_monitor/events_check.hpp"
 #include "cgroup_monitor/monitor.hpp"
-#include "common/tls_files.hpp"
+#include "cgroup_monitor/monitor_args.hpp"
 
 namespace {
 
@@ -71,25 +67,6 @@ const char kUsage[] =
     "Exit status: 0 done (or another monitor already has the job; with --check-events: events work), 1 runtime\n"
     "error (with --check-events: events do not work), 2 usage error.\n";
 
-bool parse_number(const char* text, double& out) {
-  char* end = nullptr;
-  out = std::strtod(text, &end);
-  return end != text && *end == '\0';
-}
-
-bool parse_unsigned(const char* text, unsigned long long& out) {
-  char* end = nullptr;
-  if (*text == '-') return false;
-  out = std::strtoull(text, &end, 10);
-  return end != text && *end == '\0';
-}
-
-bool parse_on_off(const std::string& text, bool& out) {
-  if (text == "on" || text == "yes" || text == "1" || text == "true") return out = true, true;
-  if (text == "off" || text == "no" || text == "0" || text == "false") return out = false, true;
-  return false;
-}
-
 int usage_error(const std::string& message) {
   std::fprintf(stderr, "bc-monitor: %s\nTry 'bc-monitor --help'.\n", message.c_str());
   return 2;
@@ -98,163 +75,25 @@ int usage_error(const std::string& message) {
 }  // namespace
 
 int main(int argc, char** argv) try {
-  bc::monitor::MonitorOptions opt;
-  opt.store_path = BC_STORE_DEFAULT;
-  opt.run_dir = BC_RUN_DIR_DEFAULT;
+  bc::monitor::MonitorOptions defaults;
+  defaults.store_path = BC_STORE_DEFAULT;
+  defaults.run_dir = BC_RUN_DIR_DEFAULT;
   char host[256] = {};
   if (gethostname(host, sizeof host - 1) == 0) {
     std::string h(host);
-    opt.node = h.substr(0, h.find('.'));
+    defaults.node = h.substr(0, h.find('.'));
   }
-  int nice_level = 10;
-  enum { kJob = 1000, kCgroupPath, kCgroupVersion, kCgroupRoot, kUid, kNode, kStore, kRunDir, kInterval,
-         kGrace, kNice, kVersion, kJobName, kContainerId, kContainerName, kContainerImage, kBpf, kBpfRing,
-         kFileBytes, kBpfPinDir, kCentral, kMungeSocket, kShipEvery,
-         kApiKeyFile, kCaFile, kArrayJob, kArrayTask, kOutboxMax, kBpfObject, kCheckEvents, kJson, kVerbose };
-  static const option long_options[] = {
-      {"job", required_argument, nullptr, kJob},
-      {"cgroup-path", required_argument, nullptr, kCgroupPath},
-      {"cgroup-version", required_argument, nullptr, kCgroupVersion},
-      {"cgroup-root", required_argument, nullptr, kCgroupRoot},
-      {"uid", required_argument, nullptr, kUid},
-      {"node", required_argument, nullptr, kNode},
-      {"store", required_argument, nullptr, kStore},
-      {"run-dir", required_argument, nullptr, kRunDir},
-      {"interval", required_argument, nullptr, kInterval},
-      {"empty-grace", required_argument, nullptr, kGrace},
-      {"nice", required_argument, nullptr, kNice},
-      {"job-name", required_argument, nullptr, kJobName},
-      {"array-job", required_argument, nullptr, kArrayJob},
-      {"array-task", required_argument, nullptr, kArrayTask},
-      {"outbox-max-mib", required_argument, nullptr, kOutboxMax},
-      {"ship-every", required_argument, nullptr, kShipEvery},
-      {"container-id", required_argument, nullptr, kContainerId},
-      {"container-name", required_argument, nullptr, kContainerName},
-      {"container-image", required_argument, nullptr, kContainerImage},
-      {"bpf", required_argument, nullptr, kBpf},
-      {"bpf-ring-kib", required_argument, nullptr, kBpfRing},
-      {"file-bytes", required_argument, nullptr, kFileBytes},
-      {"bpf-pin-dir", required_argument, nullptr, kBpfPinDir},
-      {"bpf-object", required_argument, nullptr, kBpfObject},
-      {"check-events", no_argument, nullptr, kCheckEvents},
-      {"json", no_argument, nullptr, kJson},
-      {"verbose", no_argument, nullptr, kVerbose},
-      {"central", required_argument, nullptr, kCentral},
-      {"api-key-file", required_argument, nullptr, kApiKeyFile},
-      {"ca-file", required_argument, nullptr, kCaFile},
-      {"munge-socket", required_argument, nullptr, kMungeSocket},
-      {"help", no_argument, nullptr, 'h'},
-      {"version", no_argument, nullptr, kVersion},
-      {nullptr, 0, nullptr, 0}};
-  bool check_events = false, json = false, verbose = false;
-  int c;
-  unsigned long long u = 0;
-  double d = 0;
-  while ((c = getopt_long(argc, argv, "h", long_options, nullptr)) != -1) {
-    switch (c) {
-      case kJob:
-        if (!parse_unsigned(optarg, u) || u == 0) return usage_error("--job needs a positive job id");
-        opt.job_id = u;
-        break;
-      case kCgroupPath: opt.cgroup_relative = optarg; break;
-      case kCgroupVersion:
-        if (std::string(optarg) != "1" && std::string(optarg) != "2") return usage_error("--cgroup-version is 1 or 2");
-        opt.cgroup_version = optarg[0] - '0';
-        break;
-      case kCgroupRoot: opt.cgroup_root = optarg; break;
-      case kUid:
-        if (!parse_unsigned(optarg, u) || u > 0xffffffffULL) return usage_error("--uid needs a number");
-        opt.uid = static_cast<uint32_t>(u);
-        break;
-      case kNode: opt.node = optarg; break;
-      case kStore: opt.store_path = optarg; break;
-      case kRunDir: opt.run_dir = optarg; break;
-      case kInterval:
-        if (!parse_number(optarg, d) || d <= 0) return usage_error("--interval needs a positive number of seconds");
-        opt.interval_s = d;
-        break;
-      case kGrace:
-        if (!parse_number(optarg, d) || d < 0) return usage_error("--empty-grace needs a number of seconds");
-        opt.empty_grace_s = d;
-        break;
-      case kNice:
-        if (!parse_number(optarg, d)) return usage_error("--nice needs a number");
-        nice_level = static_cast<int>(d);
-        break;
-      case kJobName: opt.job_name = optarg; break;
-      case kArrayJob:
-        if (!parse_unsigned(optarg, u) || u == 0 || u > 0xffffffffULL) return usage_error("--array-job needs a job id");
-        opt.array_job_id = static_cast<uint32_t>(u);
-        break;
-      case kArrayTask:
-        if (!parse_unsigned(optarg, u) || u > 0xffffffffULL) return usage_error("--array-task needs a task number");
-        opt.array_task_id = static_cast<uint32_t>(u);
-        break;
-      case kOutboxMax:
-        if (!parse_unsigned(optarg, u) || u == 0 || u > (1ULL << 20)) return usage_error("--outbox-max-mib takes 1 to 1048576");
-        opt.outbox_max_bytes = u << 20;
-        break;
-      case kContainerId: opt.container_id = optarg; break;
-      case kContainerName: opt.container_name = optarg; break;
-      case kContainerImage: opt.container_image = optarg; break;
-      case kBpf:
-        if (!parse_on_off(optarg, opt.events.enabled)) return usage_error("--bpf takes on or off");
-        break;
-      case kBpfRing:
-        if (!parse_unsigned(optarg, u) || u < 4 || u > (1ULL << 20)) return usage_error("--bpf-ring-kib takes 4 to 1048576");
-        opt.events.ring_bytes = static_cast<size_t>(u) * 1024;
-        break;
-      case kFileBytes:
-        if (!parse_on_off(optarg, opt.events.file_bytes)) return usage_error("--file-bytes takes on or off");
-        break;
-      case kBpfPinDir:
-        if (optarg[0] != '/') return usage_error("--bpf-pin-dir needs an absolute path");
-        opt.events.pin_dir = optarg;
-        break;
-      case kBpfObject:
-        if (optarg[0] != '/') return usage_error("--bpf-object needs an absolute path");
-        opt.events.object_file = optarg;
-        break;
-      case kCheckEvents: check_events = true; break;
-      case kJson: json = true; break;
-      case kVerbose: verbose = true; break;
-      case kCentral: opt.central_url = optarg; break;
-      case kCaFile: {
-        std::string error;
-        if (!bc::auth::check_ca_file("--ca-file", optarg, error)) return usage_error(error);
-        opt.ca_file = optarg;
-        break;
-      }
-      case kShipEvery: {
-        double seconds = 0;
-        if (!parse_number(optarg, seconds) || !(seconds >= 0 && seconds <= 3600))
-          return usage_error("--ship-every takes seconds between 0 and 3600");
-        opt.ship_every_s = seconds;
-        break;
-      }
-      case kApiKeyFile: {
-        std::string error;
-        if (!bc::ship::read_api_key_file(optarg, opt.api_key, error)) return usage_error(error);
-        break;
-      }
-      case kMungeSocket: opt.munge_socket = optarg; break;
-      case 'h': std::fputs(kUsage, stdout); return 0;
-      case kVersion: std::puts("bc-monitor " BC_VERSION); return 0;
-      default: return usage_error("unknown option");
-    }
+  std::string error;
+  const auto args = bc::monitor::parse_monitor_args(argc, argv, defaults, error);
+  if (!args) return usage_error(error);
+  using Action = bc::monitor::MonitorArgs::Action;
+  switch (args->action) {
+    case Action::Help: std::fputs(kUsage, stdout); return 0;
+    case Action::Version: std::puts("bc-monitor " BC_VERSION); return 0;
+    case Action::CheckEvents: return bc::monitor::check_events(args->options.events, args->json, args->verbose);
+    case Action::Run: break;
   }
-  if (optind < argc) return usage_error(std::string("unexpected argument '") + argv[optind] + "'");
-  if ((json || verbose) && !check_events) return usage_error("--json and --verbose go with --check-events");
-  if (check_events) {
-    if (opt.job_id != 0) return usage_error("--check-events takes no job");
-    return bc::monitor::check_events(opt.events, json, verbose);
-  }
-  if (opt.job_id == 0) return usage_error("--job is required");
-  if (opt.cgroup_relative.empty() || opt.cgroup_relative[0] != '/')
-    return usage_error("--cgroup-path is required and must start with '/'");
-  if (opt.node.empty()) return usage_error("cannot tell the node name; pass --node");
-  opt.nice = nice_level;
-  return bc::monitor::run_monitor(opt);
+  return bc::monitor::run_monitor(args->options);
 } catch (const std::exception& e) {
   std::fprintf(stderr, "bc-monitor: %s\n", e.what());
   return 1;

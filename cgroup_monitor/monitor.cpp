@@ -23,16 +23,11 @@
 #include "cgroup_monitor/handoff.hpp"
 #include "cgroup_monitor/process_table.hpp"
 #include "common/auth.hpp"
+#include "common/clock.hpp"
 #include "common/fd.hpp"
 
 namespace bc::monitor {
 namespace {
-
-int64_t now_ms() {
-  timespec ts{};
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 // One line per call, written at once: the events' loader thread logs too.
 class Log {
@@ -188,7 +183,7 @@ int run_monitor(const MonitorOptions& opt) {
   job.user = bc::auth::user_name(opt.uid);
   job.node = opt.node;
   job.cgroup_version = static_cast<uint32_t>(opt.cgroup_version);
-  job.start_ms = now_ms();
+  job.start_ms = epoch_ms();
   // A job seen before on this node (an earlier monitor of the same allocation, e.g. sruns under salloc)
   // keeps its history. Slurm removes the job cgroup when its last step ends and makes a new one for the
   // next step, so the cgroup counters restart at zero and are added to the earlier totals.
@@ -225,7 +220,7 @@ int run_monitor(const MonitorOptions& opt) {
 
   uint64_t failed_writes = 0;
   auto tick = [&](bool final_tick) {
-    const int64_t now = now_ms();
+    const int64_t now = epoch_ms();
     store::Batch batch;
     std::vector<MemberPid> members;
     CgroupTotals totals;
@@ -293,7 +288,7 @@ int run_monitor(const MonitorOptions& opt) {
   bool stop_requested = false;
   for (;;) {
     size_t member_count = tick(false);
-    const int64_t now = now_ms();
+    const int64_t now = epoch_ms();
     // A cgroup that holds processes cannot be removed, so only an empty one needs looking up again.
     if (member_count == 0 && !reader->exists()) break;
     if (member_count == 0) {
@@ -314,7 +309,7 @@ int run_monitor(const MonitorOptions& opt) {
   if (stop_requested) {
     log("stopping on signal while the job may still run");
   } else {
-    job.end_ms = now_ms();
+    job.end_ms = epoch_ms();
   }
   // The job is over: waiting for a load still running costs it nothing, and the last record then says how
   // the load ended.

@@ -9,11 +9,12 @@
 #include <memory>
 
 #include "common/auth.hpp"
+#include "common/json.hpp"
 
 namespace bc::auth {
 namespace {
 
-using JsonPtr = std::unique_ptr<cJSON, void (*)(cJSON*)>;
+using JsonPtr = json::Ptr;
 
 std::string hmac_sha256(std::string_view key, std::string_view data) {
   unsigned char out[EVP_MAX_MD_SIZE];
@@ -70,7 +71,7 @@ std::string sign_hs256(std::string_view secret, std::string_view signing_input) 
 }
 
 std::string mint_token(std::string_view secret, const TokenClaims& claims) {
-  JsonPtr header(cJSON_CreateObject(), cJSON_Delete), payload(cJSON_CreateObject(), cJSON_Delete);
+  JsonPtr header(cJSON_CreateObject()), payload(cJSON_CreateObject());
   cJSON_AddStringToObject(header.get(), "alg", "HS256");
   cJSON_AddStringToObject(header.get(), "typ", "JWT");
   if (claims.user.empty())
@@ -91,7 +92,7 @@ TokenCheck verify_token(std::string_view secret, std::string_view token, std::st
     return fail(TokenStatus::Malformed, "the token is not a JWT (three dot-separated parts)");
   auto header_text = base64url_decode(token.substr(0, first));
   if (!header_text) return fail(TokenStatus::Malformed, "the token is not valid base64url");
-  JsonPtr header(cJSON_ParseWithLength(header_text->data(), header_text->size()), cJSON_Delete);
+  JsonPtr header(cJSON_ParseWithLength(header_text->data(), header_text->size()));
   const cJSON* alg = header ? cJSON_GetObjectItemCaseSensitive(header.get(), "alg") : nullptr;
   // Only HS256: "none" and other algorithms are refused, whatever the token claims.
   if (!cJSON_IsString(alg) || std::string_view(alg->valuestring) != "HS256")
@@ -103,8 +104,7 @@ TokenCheck verify_token(std::string_view secret, std::string_view token, std::st
   if (signature.size() != expected.size() || CRYPTO_memcmp(signature.data(), expected.data(), expected.size()) != 0)
     return fail(TokenStatus::BadSignature, "the token's signature does not match (tampered, or another secret)");
   auto payload_text = base64url_decode(token.substr(first + 1, second - first - 1));
-  JsonPtr payload(payload_text ? cJSON_ParseWithLength(payload_text->data(), payload_text->size()) : nullptr,
-                  cJSON_Delete);
+  JsonPtr payload(payload_text ? cJSON_ParseWithLength(payload_text->data(), payload_text->size()) : nullptr);
   const cJSON* sub = payload ? cJSON_GetObjectItemCaseSensitive(payload.get(), "container") : nullptr;
   const cJSON* exp = payload ? cJSON_GetObjectItemCaseSensitive(payload.get(), "exp") : nullptr;
   const cJSON* iat = payload ? cJSON_GetObjectItemCaseSensitive(payload.get(), "iat") : nullptr;

@@ -1,6 +1,7 @@
 #include "docker_monitor/container_log.hpp"
 
 #include "common/fd.hpp"
+#include "common/json.hpp"
 
 #include <cjson/cJSON.h>
 #include <fcntl.h>
@@ -17,7 +18,7 @@
 namespace bc::docker {
 namespace {
 
-using JsonPtr = std::unique_ptr<cJSON, decltype(&cJSON_Delete)>;
+using JsonPtr = json::Ptr;
 
 cJSON* checked(cJSON* item) {
   if (!item) throw std::bad_alloc();
@@ -64,7 +65,7 @@ std::optional<double> ContainerRecord::duration_s() const {
 }
 
 std::string record_to_json(const ContainerRecord& r, int64_t recorded_ns) {
-  JsonPtr root(checked(cJSON_CreateObject()), &cJSON_Delete);
+  JsonPtr root(checked(cJSON_CreateObject()));
   cJSON* o = root.get();
   add(o, "id", cJSON_CreateString(r.id.c_str()));
   add(o, "short_id", cJSON_CreateString(r.short_id.c_str()));
@@ -103,7 +104,7 @@ std::string record_to_json(const ContainerRecord& r, int64_t recorded_ns) {
 }
 
 std::optional<ContainerRecord> record_from_json(const std::string& line) {
-  JsonPtr root(cJSON_ParseWithLength(line.data(), line.size()), &cJSON_Delete);
+  JsonPtr root(cJSON_ParseWithLength(line.data(), line.size()));
   if (!root || !cJSON_IsObject(root.get())) return std::nullopt;
   const cJSON* o = root.get();
   ContainerRecord r;

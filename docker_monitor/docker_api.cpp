@@ -8,15 +8,16 @@
 #include <ctime>
 #include <memory>
 
+#include "common/json.hpp"
 #include "docker_monitor/docker_config.hpp"
 
 namespace bc::docker {
 namespace {
 
-using JsonPtr = std::unique_ptr<cJSON, decltype(&cJSON_Delete)>;
+using JsonPtr = json::Ptr;
 
 JsonPtr parse(std::string_view text) {
-  return JsonPtr(cJSON_ParseWithLength(text.data(), text.size()), &cJSON_Delete);
+  return JsonPtr(cJSON_ParseWithLength(text.data(), text.size()));
 }
 
 const cJSON* member(const cJSON* object, const char* name) {

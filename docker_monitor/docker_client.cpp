@@ -45,44 +45,41 @@ std::string url_for(const std::string& path) { return "http://localhost" + path;
 }  // namespace
 
 void http_global_init() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) throw std::runtime_error("curl_global_init failed");
-  });
+  if (!curl::global_init()) throw std::runtime_error("curl_global_init failed");
 }
 
 DockerClient::DockerClient(std::string socket_path) : socket_path_(std::move(socket_path)) {
   http_global_init();
-  easy_ = curl_easy_init();
+  easy_.reset(curl_easy_init());
   if (!easy_) throw std::runtime_error("curl_easy_init failed");
 }
 
-DockerClient::~DockerClient() { curl_easy_cleanup(easy_); }
+DockerClient::~DockerClient() = default;
 
 HttpResult DockerClient::get(const std::string& path, long timeout_ms) {
   HttpResult result;
   Body body;
   char error[CURL_ERROR_SIZE] = {};
-  curl_easy_reset(easy_);
-  common_options(easy_, socket_path_);
+  curl_easy_reset(easy_.get());
+  common_options(easy_.get(), socket_path_);
   const std::string url = url_for(path);
-  curl_easy_setopt(easy_, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(easy_, CURLOPT_TIMEOUT_MS, timeout_ms);
-  curl_easy_setopt(easy_, CURLOPT_WRITEFUNCTION, append_body);
-  curl_easy_setopt(easy_, CURLOPT_WRITEDATA, &body);
-  curl_easy_setopt(easy_, CURLOPT_ERRORBUFFER, error);
-  const CURLcode rc = curl_easy_perform(easy_);
-  curl_easy_setopt(easy_, CURLOPT_ERRORBUFFER, nullptr);
+  curl_easy_setopt(easy_.get(), CURLOPT_URL, url.c_str());
+  curl_easy_setopt(easy_.get(), CURLOPT_TIMEOUT_MS, timeout_ms);
+  curl_easy_setopt(easy_.get(), CURLOPT_WRITEFUNCTION, append_body);
+  curl_easy_setopt(easy_.get(), CURLOPT_WRITEDATA, &body);
+  curl_easy_setopt(easy_.get(), CURLOPT_ERRORBUFFER, error);
+  const CURLcode rc = curl_easy_perform(easy_.get());
+  curl_easy_setopt(easy_.get(), CURLOPT_ERRORBUFFER, nullptr);
   if (rc != CURLE_OK) {
     long os_errno = 0;
-    curl_easy_getinfo(easy_, CURLINFO_OS_ERRNO, &os_errno);
+    curl_easy_getinfo(easy_.get(), CURLINFO_OS_ERRNO, &os_errno);
     result.os_errno = static_cast<int>(os_errno);
     result.error = body.too_big ? "response larger than " + std::to_string(kMaxBody >> 20) + " MiB"
                                 : (error[0] ? std::string(error) : std::string(curl_easy_strerror(rc)));
     return result;
   }
   result.transport_ok = true;
-  curl_easy_getinfo(easy_, CURLINFO_RESPONSE_CODE, &result.status);
+  curl_easy_getinfo(easy_.get(), CURLINFO_RESPONSE_CODE, &result.status);
   result.body = std::move(body.text);
   return result;
 }
@@ -113,14 +110,11 @@ std::string describe_connect_error(const HttpResult& result, const std::string& 
 
 EventStream::EventStream(std::string socket_path) : socket_path_(std::move(socket_path)) {
   http_global_init();
-  multi_ = curl_multi_init();
+  multi_.reset(curl_multi_init());
   if (!multi_) throw std::runtime_error("curl_multi_init failed");
 }
 
-EventStream::~EventStream() {
-  close();
-  curl_multi_cleanup(multi_);
-}
+EventStream::~EventStream() { close(); }
 
 size_t EventStream::on_data(char* data, size_t size, size_t count, void* user) {
   auto* self = static_cast<EventStream*>(user);
@@ -131,23 +125,22 @@ size_t EventStream::on_data(char* data, size_t size, size_t count, void* user) {
 
 void EventStream::open(const std::string& path) {
   close();
-  easy_ = curl_easy_init();
+  easy_.reset(curl_easy_init());
   if (!easy_) throw std::runtime_error("curl_easy_init failed");
-  common_options(easy_, socket_path_);
+  common_options(easy_.get(), socket_path_);
   const std::string url = url_for(path);
-  curl_easy_setopt(easy_, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(easy_, CURLOPT_WRITEFUNCTION, on_data);
-  curl_easy_setopt(easy_, CURLOPT_WRITEDATA, this);
-  curl_easy_setopt(easy_, CURLOPT_FAILONERROR, 1L);
+  curl_easy_setopt(easy_.get(), CURLOPT_URL, url.c_str());
+  curl_easy_setopt(easy_.get(), CURLOPT_WRITEFUNCTION, on_data);
+  curl_easy_setopt(easy_.get(), CURLOPT_WRITEDATA, this);
+  curl_easy_setopt(easy_.get(), CURLOPT_FAILONERROR, 1L);
   buffer_.clear();
-  curl_multi_add_handle(multi_, easy_);
+  curl_multi_add_handle(multi_.get(), easy_.get());
 }
 
 void EventStream::close() {
   if (!easy_) return;
-  curl_multi_remove_handle(multi_, easy_);
-  curl_easy_cleanup(easy_);
-  easy_ = nullptr;
+  curl_multi_remove_handle(multi_.get(), easy_.get());
+  easy_.reset();
   buffer_.clear();
 }
 
@@ -158,7 +151,7 @@ EventStream::PollResult EventStream::poll(int wake_fd, int timeout_ms) {
   extra.events = CURL_WAIT_POLLIN;
   int numfds = 0;
   if (easy_) {
-    curl_multi_poll(multi_, wake_fd >= 0 ? &extra : nullptr, wake_fd >= 0 ? 1u : 0u, timeout_ms, &numfds);
+    curl_multi_poll(multi_.get(), wake_fd >= 0 ? &extra : nullptr, wake_fd >= 0 ? 1u : 0u, timeout_ms, &numfds);
   } else {
     pollfd p{wake_fd, POLLIN, 0};
     if (wake_fd >= 0) {
@@ -172,7 +165,7 @@ EventStream::PollResult EventStream::poll(int wake_fd, int timeout_ms) {
   if (!easy_) return out;
 
   int running = 0;
-  curl_multi_perform(multi_, &running);
+  curl_multi_perform(multi_.get(), &running);
   // Whole lines only; a partial line waits for the rest.
   size_t start = 0;
   for (size_t nl = buffer_.find('\n'); nl != std::string::npos; nl = buffer_.find('\n', start)) {
@@ -185,12 +178,12 @@ EventStream::PollResult EventStream::poll(int wake_fd, int timeout_ms) {
     out.error = "an event line longer than 1 MiB was dropped";
   }
   int queued = 0;
-  while (CURLMsg* msg = curl_multi_info_read(multi_, &queued)) {
-    if (msg->msg != CURLMSG_DONE || msg->easy_handle != easy_) continue;
+  while (CURLMsg* msg = curl_multi_info_read(multi_.get(), &queued)) {
+    if (msg->msg != CURLMSG_DONE || msg->easy_handle != easy_.get()) continue;
     out.ended = true;
     const CURLcode rc = msg->data.result;
     long status = 0;
-    curl_easy_getinfo(easy_, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(easy_.get(), CURLINFO_RESPONSE_CODE, &status);
     if (rc == CURLE_OK) out.error = "the daemon closed the event stream";
     else if (rc == CURLE_HTTP_RETURNED_ERROR) out.error = "the event stream was refused with HTTP " + std::to_string(status);
     else out.error = curl_easy_strerror(rc);

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "common/curl.hpp"
+
 typedef void CURL;
 typedef void CURLM;
 
@@ -36,7 +38,7 @@ class DockerClient {
 
  private:
   std::string socket_path_;
-  CURL* easy_ = nullptr;
+  curl::Easy easy_;
 };
 
 // Why the API could not be reached, in words for an operator: a missing socket, a permission problem,
@@ -67,8 +69,8 @@ class EventStream {
  private:
   static size_t on_data(char* data, size_t size, size_t count, void* self);
   std::string socket_path_;
-  CURLM* multi_ = nullptr;
-  CURL* easy_ = nullptr;
+  curl::Multi multi_;
+  curl::Easy easy_;
   std::string buffer_;
 };
 

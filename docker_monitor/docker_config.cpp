@@ -1,5 +1,7 @@
 #include "docker_monitor/docker_config.hpp"
 
+#include "common/key_value.hpp"
+
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -8,12 +10,6 @@ namespace bc::docker {
 namespace {
 
 constexpr size_t kMaxValue = 1024;
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
-  return s;
-}
 
 // A whole number in [min, max] (no sign, no suffix).
 bool parse_whole(const std::string& text, unsigned long long min, unsigned long long max, uint64_t& out) {
@@ -26,18 +22,6 @@ bool parse_whole(const std::string& text, unsigned long long min, unsigned long 
 }
 
 }  // namespace
-
-bool parse_bool(std::string_view text, bool& out) {
-  if (text == "yes" || text == "true" || text == "on" || text == "1") {
-    out = true;
-    return true;
-  }
-  if (text == "no" || text == "false" || text == "off" || text == "0") {
-    out = false;
-    return true;
-  }
-  return false;
-}
 
 std::string apply_setting(Config& config, std::string_view key, std::string_view value) {
   const std::string k(key), v(value);
@@ -62,15 +46,15 @@ std::string apply_setting(Config& config, std::string_view key, std::string_view
     return {};
   }
   if (k == "label_only") {
-    if (!parse_bool(v, config.label_only)) return "label_only= takes yes or no, got '" + v + "'";
+    if (!kv::parse_bool(v, config.label_only)) return "label_only= takes yes or no, got '" + v + "'";
     return {};
   }
   if (k == "bpf") {
-    if (!parse_bool(v, config.bpf)) return "bpf= takes on or off, got '" + v + "'";
+    if (!kv::parse_bool(v, config.bpf)) return "bpf= takes on or off, got '" + v + "'";
     return {};
   }
   if (k == "retry") {
-    if (!parse_bool(v, config.retry)) return "retry= takes yes or no, got '" + v + "'";
+    if (!kv::parse_bool(v, config.retry)) return "retry= takes yes or no, got '" + v + "'";
     return {};
   }
   if (k == "node") {
@@ -102,22 +86,13 @@ std::string apply_setting(Config& config, std::string_view key, std::string_view
 
 void parse_config_text(Config& config, std::string_view text, const std::string& origin,
                        std::vector<std::string>& errors) {
-  size_t line_no = 0;
-  while (!text.empty()) {
-    ++line_no;
-    const size_t nl = text.find('\n');
-    std::string_view line = text.substr(0, nl);
-    text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
-    line = trim(line);
-    if (line.empty() || line[0] == '#') continue;
-    const std::string where = origin + ":" + std::to_string(line_no) + ": ";
-    const size_t eq = line.find('=');
-    if (eq == std::string_view::npos || eq == 0) {
-      errors.push_back(where + "'" + std::string(line) + "' is not key=value");
+  for (const kv::Setting& s : kv::read_settings(text, origin)) {
+    if (s.malformed) {
+      errors.push_back(s.where + ": '" + s.value + "' is not key=value");
       continue;
     }
-    std::string error = apply_setting(config, trim(line.substr(0, eq)), trim(line.substr(eq + 1)));
-    if (!error.empty()) errors.push_back(where + error);
+    std::string error = apply_setting(config, s.key, s.value);
+    if (!error.empty()) errors.push_back(s.where + ": " + error);
   }
 }
 

@@ -42,12 +42,9 @@ inline constexpr char kDefaultConfigPath[] = BC_DOCKER_CONFIG_DEFAULT;
 // interval, label_only, retry, node, central, api_key_file, ca_file, outbox_max_mib, ship_every, bpf.
 std::string apply_setting(Config& config, std::string_view key, std::string_view value);
 
-// A whole config file: key=value per line, '#' comments and blank lines ignored, spaces around key and value
-// trimmed. Every problem is appended to errors as "origin:line: text"; unknown keys are errors.
+// A whole config file, read by common/key_value.hpp. Every problem is appended to errors as
+// "origin:line: text"; unknown keys are errors.
 void parse_config_text(Config& config, std::string_view text, const std::string& origin,
                        std::vector<std::string>& errors);
-
-// yes/no, true/false, on/off, 1/0.
-bool parse_bool(std::string_view text, bool& out);
 
 }  // namespace bc::docker

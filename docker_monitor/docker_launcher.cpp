@@ -15,34 +15,29 @@
 
 namespace bc::docker {
 
-
-
 std::vector<std::string> monitor_argv(const Config& config, const std::string& node, const MonitorRequest& request) {
-  std::vector<std::string> args = {config.monitor,
-          "--job", std::to_string(request.key),
-          "--node", node,
-          "--store", config.store,
-          "--run-dir", config.run_dir,
-          "--interval", bc::monitor::format_interval(config.interval_s),
-          "--cgroup-version", std::to_string(request.cgroup_version),
-          "--cgroup-path", request.cgroup_path,
-          "--uid", std::to_string(request.uid),
-          "--bpf", config.bpf ? "on" : "off"};
+  bc::monitor::MonitorCommand command;
+  command.monitor = config.monitor;
+  command.job_id = request.key;
+  command.uid = request.uid;
+  command.node = node;
+  command.store = config.store;
+  command.run_dir = config.run_dir;
+  command.interval_s = config.interval_s;
+  command.cgroup_version = request.cgroup_version;
+  command.cgroup_path = request.cgroup_path;
+  command.bpf = config.bpf;
   if (!config.central.empty()) {
-    args.insert(args.end(), {"--central", config.central, "--api-key-file", config.api_key_file, "--outbox-max-mib",
-                             std::to_string(config.outbox_max_mib)});
-    // Only when set, so bc-docker upgraded before bc-monitor still starts monitors with the default.
-    if (config.ship_every_s > 0) args.insert(args.end(), {"--ship-every", std::to_string(config.ship_every_s)});
-    if (!config.ca_file.empty()) args.insert(args.end(), {"--ca-file", config.ca_file});
+    command.central = config.central;
+    command.api_key_file = config.api_key_file;
+    command.outbox_max_mib = config.outbox_max_mib;
+    command.ship_every_s = config.ship_every_s;
+    command.ca_file = config.ca_file;
   }
-  for (const auto& [option, value] : {std::pair{"--container-id", &request.container_id},
-                                      std::pair{"--container-name", &request.container_name},
-                                      std::pair{"--container-image", &request.container_image}}) {
-    if (value->empty()) continue;
-    args.push_back(option);
-    args.push_back(*value);
-  }
-  return args;
+  command.container_id = request.container_id;
+  command.container_name = request.container_name;
+  command.container_image = request.container_image;
+  return bc::monitor::monitor_argv(command);
 }
 
 bool monitor_holds_lock(const std::string& run_dir, uint64_t key) {

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "common/fd.hpp"
+#include "common/json.hpp"
 #include "common/tls_files.hpp"
 #include "docker_monitor/container_log.hpp"
 #include "docker_monitor/discovery.hpp"
@@ -232,7 +233,7 @@ struct ConnectOutcome {
 };
 
 std::string version_text(const std::string& body) {
-  std::unique_ptr<cJSON, decltype(&cJSON_Delete)> root(cJSON_ParseWithLength(body.data(), body.size()), &cJSON_Delete);
+  bc::json::Ptr root(cJSON_ParseWithLength(body.data(), body.size()));
   auto field = [&](const char* name) {
     const cJSON* item = root ? cJSON_GetObjectItemCaseSensitive(root.get(), name) : nullptr;
     return cJSON_IsString(item) ? std::string(item->valuestring) : std::string("?");

@@ -24,7 +24,9 @@
 
 #include "accounting_db/store.hpp"
 #include "common/auth.hpp"
+#include "common/clock.hpp"
 #include "common/container_key.hpp"
+#include "common/json.hpp"
 #include "common/tls_files.hpp"
 #include "sacct_ext/format.hpp"
 #include "sacct_ext/job_source.hpp"
@@ -148,11 +150,6 @@ struct Parsed {
   std::optional<Options> options;
   int exit_code = kExitOk;
 };
-
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 bool write_stdout(const std::string& text) {
   if (std::fwrite(text.data(), 1, text.size(), stdout) == text.size() && std::fflush(stdout) == 0) return true;
@@ -316,7 +313,7 @@ Parsed parse_args(int argc, char** argv) {
   if (o.timeline && (o.jobs.size() > 1 || (o.jobs.size() == 1 && o.jobs[0].step)))
     return fail("--timeline shows one whole job: give one job id");
 
-  const int64_t now_s = now_ms() / 1000;
+  const int64_t now_s = bc::epoch_ms() / 1000;
   std::string error;
   if (start_text) {
     auto t = bc::bcacct::parse_sacct_time(*start_text, now_s, error);
@@ -534,7 +531,7 @@ int run(int argc, char** argv) {
     if (targets.size() == 1 && !steps_selected && views.size() == 1) {
       text = bc::report::format_json(views.front().data);
     } else {
-      std::unique_ptr<cJSON, decltype(&cJSON_Delete)> root(cJSON_CreateObject(), &cJSON_Delete);
+      bc::json::Ptr root(cJSON_CreateObject());
       cJSON* array = cJSON_AddArrayToObject(root.get(), "jobs");
       if (!array) throw std::bad_alloc();
       for (const JobView& v : views) {
@@ -560,7 +557,7 @@ int run(int argc, char** argv) {
         return kExitFailure;
       }
       const int64_t from_s = *v.totals.start_ms / 1000;
-      const int64_t to_s = v.totals.end_ms.value_or(now_ms()) / 1000;
+      const int64_t to_s = v.totals.end_ms.value_or(bc::epoch_ms()) / 1000;
       std::vector<bc::report::LabelledSeries> series;
       try {
         series = source->job_series(v.totals.job_id, v.totals.nodes, o.resolution, from_s, to_s);
@@ -577,11 +574,11 @@ int run(int argc, char** argv) {
         o.format ? std::get<bc::bcacct::Format>(bc::bcacct::parse_format(*o.format))
                  : bc::bcacct::default_format(per_process_default);
     if (o.top) format.per_process = true;
-    text = bc::bcacct::render_rows(format, views, o.layout, o.header, now_ms());
+    text = bc::bcacct::render_rows(format, views, o.layout, o.header, bc::epoch_ms());
   } else {
     for (size_t i = 0; i < views.size(); ++i) {
       if (i) text += "\n";
-      text += bc::report::format_table(views[i].data, now_ms());
+      text += bc::report::format_table(views[i].data, bc::epoch_ms());
     }
   }
   if (!write_stdout(text)) return kExitFailure;

@@ -19,6 +19,8 @@
 
 #include "common/auth.hpp"
 #include "common/container_key.hpp"
+#include "common/curl.hpp"
+#include "common/json.hpp"
 #include "sacct_ext/job_source.hpp"
 #include "sacct_ext/selection.hpp"
 
@@ -27,10 +29,7 @@ namespace {
 
 using Kind = SourceError::Kind;
 
-struct JsonDelete {
-  void operator()(cJSON* p) const { cJSON_Delete(p); }
-};
-using Json = std::unique_ptr<cJSON, JsonDelete>;
+using Json = json::Ptr;
 
 [[noreturn]] void malformed(const std::string& what) { throw SourceError(Kind::Protocol, "bcd sent " + what); }
 
@@ -116,17 +115,6 @@ Json parse_object(std::string_view text) {
 
 // ---- HTTP ----
 
-struct CurlDelete {
-  void operator()(CURL* c) const { curl_easy_cleanup(c); }
-};
-struct SlistDelete {
-  void operator()(curl_slist* l) const { curl_slist_free_all(l); }
-};
-
-size_t append_body(char* data, size_t size, size_t count, void* user) {
-  static_cast<std::string*>(user)->append(data, size * count);
-  return size * count;
-}
 
 std::string url_escape(const std::string& s) {
   std::string out;
@@ -192,8 +180,6 @@ class BcdSource final : public JobSource {
  public:
   explicit BcdSource(BcdOptions options) : options_(std::move(options)) {
     while (!options_.url.empty() && options_.url.back() == '/') options_.url.pop_back();
-    static std::once_flag once;
-    std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
   }
 
   std::optional<JobData> load(uint64_t job_id) override {
@@ -274,39 +260,35 @@ class BcdSource final : public JobSource {
     const auto credential = auth::munge_encode("", options_.munge_socket, munge_error);
     if (!credential) throw SourceError(Kind::Unreachable, "cannot get a munge credential for bcd: " + munge_error);
 
-    std::unique_ptr<CURL, CurlDelete> curl(curl_easy_init());
-    if (!curl) throw SourceError(Kind::Unreachable, "cannot start libcurl");
-    std::unique_ptr<curl_slist, SlistDelete> headers;
-    for (const std::string& h : {"X-Munge-Credential: " + *credential, std::string("Accept: application/json")}) {
-      curl_slist* next = curl_slist_append(headers.get(), h.c_str());
-      if (!next) throw std::bad_alloc();
-      headers.release();
-      headers.reset(next);
-    }
+    curl::Easy handle(curl::global_init() ? curl_easy_init() : nullptr);
+    if (!handle) throw SourceError(Kind::Unreachable, "cannot start libcurl");
+    curl::List headers;
+    curl::append(headers, "X-Munge-Credential: " + *credential);
+    curl::append(headers, "Accept: application/json");
     std::string body;
     char error[CURL_ERROR_SIZE] = "";
     const std::string url = options_.url + path;
-    curl_easy_setopt(curl.get(), CURLOPT_URL, url.c_str());
-    curl_easy_setopt(curl.get(), CURLOPT_HTTPHEADER, headers.get());
-    curl_easy_setopt(curl.get(), CURLOPT_WRITEFUNCTION, &append_body);
-    curl_easy_setopt(curl.get(), CURLOPT_WRITEDATA, &body);
-    curl_easy_setopt(curl.get(), CURLOPT_ERRORBUFFER, error);
-    curl_easy_setopt(curl.get(), CURLOPT_CONNECTTIMEOUT_MS, options_.connect_timeout_ms);
-    curl_easy_setopt(curl.get(), CURLOPT_TIMEOUT_MS, options_.timeout_ms);
-    curl_easy_setopt(curl.get(), CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(curl.get(), CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(handle.get(), CURLOPT_URL, url.c_str());
+    curl_easy_setopt(handle.get(), CURLOPT_HTTPHEADER, headers.get());
+    curl_easy_setopt(handle.get(), CURLOPT_WRITEFUNCTION, &curl::append_to_string);
+    curl_easy_setopt(handle.get(), CURLOPT_WRITEDATA, &body);
+    curl_easy_setopt(handle.get(), CURLOPT_ERRORBUFFER, error);
+    curl_easy_setopt(handle.get(), CURLOPT_CONNECTTIMEOUT_MS, options_.connect_timeout_ms);
+    curl_easy_setopt(handle.get(), CURLOPT_TIMEOUT_MS, options_.timeout_ms);
+    curl_easy_setopt(handle.get(), CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(handle.get(), CURLOPT_PROTOCOLS_STR, "http,https");
     if (!options_.ca_file.empty()) {
-      curl_easy_setopt(curl.get(), CURLOPT_CAINFO, options_.ca_file.c_str());
-      curl_easy_setopt(curl.get(), CURLOPT_CAPATH, nullptr);
+      curl_easy_setopt(handle.get(), CURLOPT_CAINFO, options_.ca_file.c_str());
+      curl_easy_setopt(handle.get(), CURLOPT_CAPATH, nullptr);
     }
-    const CURLcode rc = curl_easy_perform(curl.get());
+    const CURLcode rc = curl_easy_perform(handle.get());
     const std::string reason = *error ? std::string(error) : curl_easy_strerror(rc);
     if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE || rc == CURLE_SSL_ISSUER_ERROR)
       throw SourceError(Kind::Protocol, "bcd at " + options_.url + " failed TLS verification: " + reason +
                                             (options_.ca_file.empty() ? "" : " (ca_file " + options_.ca_file + ")"));
     if (rc != CURLE_OK) throw SourceError(Kind::Unreachable, "bcd at " + options_.url + " unreachable: " + reason);
     long status = 0;
-    curl_easy_getinfo(curl.get(), CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(handle.get(), CURLINFO_RESPONSE_CODE, &status);
     return {status, body};
   }
 

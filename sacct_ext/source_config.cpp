@@ -1,24 +1,18 @@
 #include "sacct_ext/source_config.hpp"
 
+#include "common/key_value.hpp"
+
 #include <fstream>
 #include <sstream>
 
 namespace bc::bcacct {
 
 std::optional<std::string> parse_source_config(std::string_view text, const std::string& origin, SourceConfig& config) {
-  for (int number = 1; !text.empty(); ++number) {
-    const size_t nl = text.find('\n');
-    const std::string line(text.substr(0, nl));
-    text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
-    const size_t first = line.find_first_not_of(" \t");
-    if (first == std::string::npos || line[first] == '#') continue;
-    const size_t eq = line.find('=');
-    const auto where = [&] { return origin + ":" + std::to_string(number) + ": "; };
-    if (eq == std::string::npos) return where() + "expected KEY=VALUE";
-    std::string key = line.substr(first, eq - first), value = line.substr(eq + 1);
-    while (!key.empty() && (key.back() == ' ' || key.back() == '\t')) key.pop_back();
-    value.erase(0, value.find_first_not_of(" \t"));
-    while (!value.empty() && (value.back() == ' ' || value.back() == '\t' || value.back() == '\r')) value.pop_back();
+  for (const kv::Setting& setting : kv::read_settings(text, origin)) {
+    const auto where = [&] { return setting.where + ": "; };
+    if (setting.malformed) return where() + "expected KEY=VALUE";
+    const std::string& key = setting.key;
+    const std::string& value = setting.value;
     if (key == "central") {
       config.central = value;
     } else if (key == "ca_file") {

@@ -16,6 +16,7 @@ extern "C" {
 #include "cgroup_monitor/bpf/load_failure.hpp"
 #include "cgroup_monitor/handoff.hpp"
 #include "cgroup_monitor/launch.hpp"
+#include "common/key_value.hpp"
 #include "spank/config.hpp"
 #include "spank/launcher.hpp"
 
@@ -39,7 +40,7 @@ bool g_monitor_expected = false;  // this step started the job's monitor or foun
 // Slurm may call option callbacks more than once (srun and again in slurmstepd): idempotent.
 int on_bc_monitor_option(int /*val*/, const char* optarg, int /*remote*/) {
   bool value = true;
-  if (!optarg || !bc::spank::parse_bool(optarg, value)) {
+  if (!optarg || !bc::kv::parse_bool(optarg, value)) {
     slurm_error(BC_LOG_PREFIX "--bc-monitor takes yes or no, not '%s'", optarg ? optarg : "");
     return -1;
   }

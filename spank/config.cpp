@@ -2,6 +2,9 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <optional>
+
+#include "common/key_value.hpp"
 
 namespace bc::spank {
 namespace {
@@ -25,27 +28,16 @@ bool parse_count(const std::string& text, unsigned long min, unsigned long max, 
 }
 }  // namespace
 
-bool parse_bool(const std::string& text, bool& out) {
-  if (text == "yes" || text == "1" || text == "true" || text == "on") {
-    out = true;
-    return true;
-  }
-  if (text == "no" || text == "0" || text == "false" || text == "off") {
-    out = false;
-    return true;
-  }
-  return false;
-}
-
 Config parse_config(const std::vector<std::string>& args, std::vector<std::string>& errors) {
   Config config;
   for (const auto& arg : args) {
-    size_t eq = arg.find('=');
-    if (eq == std::string::npos || eq == 0) {
+    const std::optional<kv::Setting> setting = kv::split_argument(arg);
+    if (!setting) {
       errors.push_back("argument '" + arg + "' is not key=value");
       continue;
     }
-    std::string key = arg.substr(0, eq), value = arg.substr(eq + 1);
+    const std::string& key = setting->key;
+    const std::string& value = setting->value;
     if (value.size() > kMaxValue) {
       errors.push_back("value of '" + key + "' is longer than " + std::to_string(kMaxValue) + " characters");
       continue;
@@ -55,7 +47,7 @@ Config parse_config(const std::vector<std::string>& args, std::vector<std::strin
       else field = value;
     };
     if (key == "enable") {
-      if (!parse_bool(value, config.enable)) errors.push_back("enable= takes yes or no, got '" + value + "'");
+      if (!kv::parse_bool(value, config.enable)) errors.push_back("enable= takes yes or no, got '" + value + "'");
     } else if (key == "store") {
       need_path(config.store);
     } else if (key == "monitor") {
@@ -68,11 +60,11 @@ Config parse_config(const std::vector<std::string>& args, std::vector<std::strin
       if (!parse_interval(value, config.interval_s))
         errors.push_back("interval= takes seconds between 0.05 and 3600, got '" + value + "'");
     } else if (key == "bpf") {
-      if (!parse_bool(value, config.bpf)) errors.push_back("bpf= takes on or off, got '" + value + "'");
+      if (!kv::parse_bool(value, config.bpf)) errors.push_back("bpf= takes on or off, got '" + value + "'");
     } else if (key == "bpf_object") {
       need_path(config.bpf_object);
     } else if (key == "file_bytes") {
-      if (!parse_bool(value, config.file_bytes)) errors.push_back("file_bytes= takes on or off, got '" + value + "'");
+      if (!kv::parse_bool(value, config.file_bytes)) errors.push_back("file_bytes= takes on or off, got '" + value + "'");
     } else if (key == "bpf_ring_kib") {
       if (!parse_count(value, 4, 1UL << 20, config.bpf_ring_kib))
         errors.push_back("bpf_ring_kib= takes KiB between 4 and 1048576, got '" + value + "'");

@@ -33,7 +33,4 @@ struct Config {
 // is reported in errors; the caller disables the plugin for the step when errors is non-empty.
 Config parse_config(const std::vector<std::string>& args, std::vector<std::string>& errors);
 
-// "yes"/"no" and their usual spellings; false for anything else.
-bool parse_bool(const std::string& text, bool& out);
-
 }  // namespace bc::spank

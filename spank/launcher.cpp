@@ -19,8 +19,6 @@
 namespace bc::spank {
 namespace {
 
-
-
 const char kMonitorCgroup[] = "bubble-chamber";
 
 
@@ -113,32 +111,32 @@ LaunchResult ensure_monitor(const Config& config, uint64_t job_id, uint32_t uid,
     node = node_env && *node_env ? node_env : std::string(host).substr(0, std::string(host).find('.'));
   }
 
-  std::vector<std::string> args = {config.monitor,
-                                   "--job", std::to_string(job_id),
-                                   "--uid", std::to_string(uid),
-                                   "--node", node,
-                                   "--store", config.store,
-                                   "--run-dir", config.run_dir,
-                                   "--interval", bc::monitor::format_interval(config.interval_s),
-                                   "--cgroup-version", std::to_string(job->version),
-                                   "--cgroup-path", job->relative_path,
-                                   "--bpf", config.bpf ? "on" : "off",
-                                   "--bpf-ring-kib", std::to_string(config.bpf_ring_kib),
-                                   "--file-bytes", config.file_bytes ? "on" : "off"};
-  if (!config.bpf_object.empty()) args.insert(args.end(), {"--bpf-object", config.bpf_object});
-  if (!job_name.empty()) {
-    args.push_back("--job-name");
-    args.push_back(job_name);
-  }
-  if (array.array_job_id != 0)
-    args.insert(args.end(), {"--array-job", std::to_string(array.array_job_id), "--array-task", std::to_string(array.task_id)});
+  bc::monitor::MonitorCommand command;
+  command.monitor = config.monitor;
+  command.job_id = job_id;
+  command.uid = uid;
+  command.node = node;
+  command.store = config.store;
+  command.run_dir = config.run_dir;
+  command.interval_s = config.interval_s;
+  command.cgroup_version = job->version;
+  command.cgroup_path = job->relative_path;
+  command.bpf = config.bpf;
+  command.bpf_ring_kib = config.bpf_ring_kib;
+  command.pass_file_bytes = true;
+  command.file_bytes = config.file_bytes;
+  command.bpf_object = config.bpf_object;
+  command.job_name = job_name;
+  command.array_job_id = array.array_job_id;
+  command.array_task_id = array.task_id;
   if (!config.central.empty()) {
-    args.insert(args.end(), {"--central", config.central, "--outbox-max-mib", std::to_string(config.outbox_max_mib)});
-    // Only when set, so a plugin upgraded before bc-monitor still starts monitors with the default.
-    if (config.ship_every_s > 0) args.insert(args.end(), {"--ship-every", std::to_string(config.ship_every_s)});
-    if (!config.ca_file.empty()) args.insert(args.end(), {"--ca-file", config.ca_file});
+    command.central = config.central;
+    command.outbox_max_mib = config.outbox_max_mib;
+    command.ship_every_s = config.ship_every_s;
+    command.ca_file = config.ca_file;
   }
-  if (!config.munge_socket.empty()) args.insert(args.end(), {"--munge-socket", config.munge_socket});
+  command.munge_socket = config.munge_socket;
+  std::vector<std::string> args = bc::monitor::monitor_argv(command);
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

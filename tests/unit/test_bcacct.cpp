@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "accounting_db/store.hpp"
+#include "common/json.hpp"
 #include "sacct_ext/job_source.hpp"
 #include "sacct_ext/report.hpp"
 
@@ -244,10 +245,7 @@ class BcacctTest : public ::testing::Test {
 // ---------------------------------------------------------------------------------------------
 // JSON helpers
 
-struct JsonDelete {
-  void operator()(cJSON* p) const { cJSON_Delete(p); }
-};
-using Json = std::unique_ptr<cJSON, JsonDelete>;
+using Json = bc::json::Ptr;
 
 Json parse(const std::string& text) { return Json(cJSON_Parse(text.c_str())); }
 

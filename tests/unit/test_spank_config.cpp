@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include "common/key_value.hpp"
 #include "spank/config.hpp"
 
 using bc::spank::Config;
@@ -83,13 +84,13 @@ TEST(SpankConfig, TaskWait) {
 TEST(SpankConfig, BoolSpellings) {
   bool v = false;
   for (const char* yes : {"yes", "1", "true", "on"}) {
-    EXPECT_TRUE(bc::spank::parse_bool(yes, v));
+    EXPECT_TRUE(bc::kv::parse_bool(yes, v));
     EXPECT_TRUE(v);
   }
   for (const char* no : {"no", "0", "false", "off"}) {
-    EXPECT_TRUE(bc::spank::parse_bool(no, v));
+    EXPECT_TRUE(bc::kv::parse_bool(no, v));
     EXPECT_FALSE(v);
   }
-  EXPECT_FALSE(bc::spank::parse_bool("Y", v));
-  EXPECT_FALSE(bc::spank::parse_bool("", v));
+  EXPECT_FALSE(bc::kv::parse_bool("Y", v));
+  EXPECT_FALSE(bc::kv::parse_bool("", v));
 }

@@ -14,6 +14,8 @@
 
 #include "accounting_db/job_model.hpp"
 #include "accounting_db/store.hpp"
+#include "common/clock.hpp"
+#include "common/json.hpp"
 #include "web/bcd/api.hpp"
 
 namespace bc::bcd {
@@ -24,15 +26,7 @@ using web::Response;
 using store::ProcessRecord;
 using store::Resolution;
 
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-struct JsonDeleter {
-  void operator()(cJSON* j) const { cJSON_Delete(j); }
-};
-using Json = std::unique_ptr<cJSON, JsonDeleter>;
+using Json = json::Ptr;
 
 std::string print(const cJSON* j, bool pretty = false) {
   std::unique_ptr<char, decltype(&cJSON_free)> text(pretty ? cJSON_Print(j) : cJSON_PrintUnformatted(j), &cJSON_free);
@@ -362,7 +356,7 @@ class JobStream : public web::Stream {
       // Reconnect after 3 s if the connection drops before the end event.
       out += "retry: 3000\n" + sse_event("hello", "{\"container\": \"" + container_ + "\"}");
     }
-    if (expires_at_ && now_ms() / 1000 >= expires_at_) {
+    if (expires_at_ && epoch_ms() / 1000 >= expires_at_) {
       ended_ = true;
       return out + sse_event("expired", "{\"error\": \"the token has expired; ask for a new link\"}");
     }
@@ -602,7 +596,7 @@ Response Api::series_view(const Request& req, const Target& target, store::JobSn
   std::optional<int64_t> from_arg, to_arg, top_arg;
   if (!req.int_arg("from", -kMaxEpochS, kMaxEpochS, from_arg) || !req.int_arg("to", -kMaxEpochS, kMaxEpochS, to_arg))
     return Response::error(400, "from and to are epoch seconds");
-  const int64_t from = from_arg.value_or(job_start_s(snap)), to = to_arg.value_or((end ? *end : now_ms()) / 1000 + 1);
+  const int64_t from = from_arg.value_or(job_start_s(snap)), to = to_arg.value_or((end ? *end : epoch_ms()) / 1000 + 1);
   if (from > to) return Response::error(400, "from is after to");
   if (!req.int_arg("top", 0, 100, top_arg)) return Response::error(400, "top takes 0 to 100");
   const int64_t top = top_arg.value_or(-1);

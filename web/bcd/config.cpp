@@ -1,5 +1,7 @@
 #include "web/bcd/config.hpp"
 
+#include "common/key_value.hpp"
+
 #include <cerrno>
 #include <cstdlib>
 #include <fstream>
@@ -8,27 +10,13 @@
 namespace bc::bcd {
 namespace {
 
-std::string trim(std::string_view s) {
-  size_t a = s.find_first_not_of(" \t\r");
-  if (a == std::string_view::npos) return {};
-  size_t b = s.find_last_not_of(" \t\r");
-  return std::string(s.substr(a, b - a + 1));
-}
-
 std::vector<std::string> split_list(const std::string& value) {
   std::vector<std::string> out;
   std::stringstream in(value);
   for (std::string item; std::getline(in, item, ',');) {
-    item = trim(item);
-    if (!item.empty()) out.push_back(item);
+    if (const std::string_view name = kv::trim(item); !name.empty()) out.emplace_back(name);
   }
   return out;
-}
-
-bool parse_bool(const std::string& v, bool& out) {
-  if (v == "yes" || v == "true" || v == "1" || v == "on") return out = true, true;
-  if (v == "no" || v == "false" || v == "0" || v == "off") return out = false, true;
-  return false;
 }
 
 bool parse_uint(const std::string& v, uint64_t max, uint64_t& out) {
@@ -43,18 +31,11 @@ bool parse_uint(const std::string& v, uint64_t max, uint64_t& out) {
 }  // namespace
 
 Config parse_config(std::string_view text, const std::string& origin, Config config) {
-  std::istringstream in{std::string(text)};
-  int line_no = 0;
-  for (std::string line; std::getline(in, line);) {
-    ++line_no;
-    std::string where = origin + ":" + std::to_string(line_no) + ": ";
-    size_t hash = line.find('#');
-    if (hash != std::string::npos) line.resize(hash);
-    line = trim(line);
-    if (line.empty()) continue;
-    size_t eq = line.find('=');
-    if (eq == std::string::npos) throw ConfigError(where + "expected key=value, got '" + line + "'");
-    std::string key = trim(std::string_view(line).substr(0, eq)), value = trim(std::string_view(line).substr(eq + 1));
+  for (const kv::Setting& setting : kv::read_settings(text, origin)) {
+    const std::string where = setting.where + ": ";
+    if (setting.malformed) throw ConfigError(where + "expected key=value, got '" + setting.value + "'");
+    const std::string& key = setting.key;
+    const std::string& value = setting.value;
     uint64_t n = 0;
     if (key == "listen") {
       size_t colon = value.rfind(':');
@@ -71,9 +52,9 @@ Config parse_config(std::string_view text, const std::string& origin, Config con
     } else if (key == "auth_secret") {
       config.auth_secret = value;
     } else if (key == "auth_disable") {
-      if (!parse_bool(value, config.auth_disable)) throw ConfigError(where + "auth_disable= takes yes or no");
+      if (!kv::parse_bool(value, config.auth_disable)) throw ConfigError(where + "auth_disable= takes yes or no");
     } else if (key == "ingest_auth") {
-      if (!parse_bool(value, config.ingest_auth)) throw ConfigError(where + "ingest_auth= takes on or off");
+      if (!kv::parse_bool(value, config.ingest_auth)) throw ConfigError(where + "ingest_auth= takes on or off");
     } else if (key == "dedup_window") {
       if (!parse_uint(value, 10ULL * 366 * 86400, n) || n == 0)
         throw ConfigError(where + "dedup_window= takes seconds (1 to 10 years)");
@@ -107,7 +88,7 @@ Config parse_config(std::string_view text, const std::string& origin, Config con
         throw ConfigError(where + "max_inflight_bytes= takes a number of bytes (at least 1024)");
       config.max_inflight_bytes = n;
     } else if (key == "metrics_jobs") {
-      if (!parse_bool(value, config.metrics_jobs)) throw ConfigError(where + "metrics_jobs= takes on or off");
+      if (!kv::parse_bool(value, config.metrics_jobs)) throw ConfigError(where + "metrics_jobs= takes on or off");
     } else if (key == "metrics_token") {
       if (value.size() < 16) throw ConfigError(where + "metrics_token= must be at least 16 characters");
       config.metrics_token = value;
@@ -128,7 +109,7 @@ Config parse_config(std::string_view text, const std::string& origin, Config con
 void apply_environment(Config& config) {
   if (const char* secret = std::getenv("AUTH_SECRET"); secret && *secret) config.auth_secret = secret;
   if (const char* disable = std::getenv("AUTH_DISABLE"); disable && *disable) {
-    if (!parse_bool(disable, config.auth_disable))
+    if (!kv::parse_bool(disable, config.auth_disable))
       throw ConfigError(std::string("AUTH_DISABLE takes yes or no, got '") + disable + "'");
   }
 }

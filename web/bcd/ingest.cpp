@@ -9,6 +9,7 @@
 #include "accounting_db/store.hpp"
 #include "accounting_db/wire.hpp"
 #include "common/auth.hpp"
+#include "common/clock.hpp"
 #include "common/container_key.hpp"
 
 namespace bc::bcd {
@@ -19,11 +20,6 @@ using web::Response;
 
 constexpr size_t kBatchesPerTransaction = 256;  // of one request
 constexpr size_t kBatchesPerCommit = 1024;      // of the requests that share a commit
-
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 std::string json_escape(const std::string& s) {
   std::string out;
@@ -192,7 +188,7 @@ Response Ingest::ingest(const Request& req) {
   metrics_.duplicates += duplicates;
   metrics_.samples += samples;
   metrics_.bytes += req.body.size();
-  if (newest_ms > 0) metrics_.lag_ms = std::max<int64_t>(0, now_ms() - newest_ms);
+  if (newest_ms > 0) metrics_.lag_ms = std::max<int64_t>(0, epoch_ms() - newest_ms);
   expire_dedup();
 
   std::string out = "{\"applied\": " + std::to_string(applied) + ", \"duplicates\": " + std::to_string(duplicates) +
@@ -302,7 +298,7 @@ void Ingest::body_too_large(const std::string& path) {
 }
 
 void Ingest::expire_dedup() {
-  const int64_t now = now_ms();
+  const int64_t now = epoch_ms();
   const int64_t period_ms = std::min<int64_t>(config_.dedup_window_s, 10) * 1000;
   int64_t last = last_expiry_ms_.load();
   if (now - last < period_ms || !last_expiry_ms_.compare_exchange_strong(last, now)) return;
