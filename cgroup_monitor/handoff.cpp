@@ -33,14 +33,6 @@ bool make_address(const std::string& path, sockaddr_un& addr) {
 // A task that connected writes its step at once; this bounds the wait for it.
 constexpr int kRequestWaitMs = 50;
 
-// True while a process holds an exclusive flock on path (probing never blocks).
-bool lock_held(const std::string& path) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return false;
-  if (::flock(fd.get(), LOCK_SH | LOCK_NB) == 0) return false;  // nobody holds it (closing the fd releases)
-  return errno == EWOULDBLOCK;
-}
-
 }  // namespace
 
 HandoffResult hand_off_self(const std::string& socket_path, uint32_t step, int timeout_ms,
@@ -68,7 +60,7 @@ HandoffResult hand_off_self(const std::string& socket_path, uint32_t step, int t
     if (now_ms() >= deadline)
       return finish(HandoffResult::Outcome::TimedOut,
                     "the monitor's socket " + socket_path + " did not answer (" + std::strerror(err) + ")");
-    if (!lock_path.empty() && now_ms() - start >= kNoMonitorGiveUpMs && !lock_held(lock_path))
+    if (!lock_path.empty() && now_ms() - start >= kNoMonitorGiveUpMs && !bc::exclusive_lock_held(lock_path))
       return finish(HandoffResult::Outcome::Failed, "no monitor runs for the job (" + lock_path + " is not held)");
     timespec pause{0, 2'000'000};
     ::nanosleep(&pause, nullptr);

@@ -8,6 +8,8 @@
 #include <cstring>
 #include <sstream>
 
+#include "common/fd.hpp"
+
 namespace bc::monitor {
 namespace {
 
@@ -34,6 +36,10 @@ std::string format_interval(double seconds) {
   std::ostringstream out;
   out << seconds;
   return out.str();
+}
+
+bool monitor_running(const std::string& run_dir, uint64_t job_id) {
+  return bc::exclusive_lock_held(monitor_lock_path(run_dir, job_id));
 }
 
 std::vector<std::string> monitor_argv(const MonitorCommand& c) {

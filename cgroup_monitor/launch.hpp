@@ -19,6 +19,9 @@ inline std::string monitor_pid_path(const std::string& run_dir, uint64_t job_id)
   return run_dir + "/job_" + std::to_string(job_id) + ".pid";
 }
 
+// A monitor is running for the job: it holds the job's lock (a probe that never blocks).
+bool monitor_running(const std::string& run_dir, uint64_t job_id);
+
 // An interval as bc-monitor's --interval takes it ("1", "0.5").
 std::string format_interval(double seconds);
 

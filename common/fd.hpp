@@ -2,6 +2,7 @@
 #pragma once
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -72,6 +73,15 @@ inline bool make_directories(const std::string& path, mode_t mode) {
     at = next;
   }
   return true;
+}
+
+// True while some process holds an exclusive flock on path; probing never blocks, and closing our fd
+// releases the shared lock a free file gives us.
+inline bool exclusive_lock_held(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return false;
+  if (::flock(fd.get(), LOCK_SH | LOCK_NB) == 0) return false;
+  return errno == EWOULDBLOCK;
 }
 
 inline std::optional<std::string> read_file(const std::string& path) {

@@ -40,13 +40,6 @@ std::vector<std::string> monitor_argv(const Config& config, const std::string& n
   return bc::monitor::monitor_argv(command);
 }
 
-bool monitor_holds_lock(const std::string& run_dir, uint64_t key) {
-  UniqueFd fd(::open(bc::monitor::monitor_lock_path(run_dir, key).c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return false;
-  if (::flock(fd.get(), LOCK_SH | LOCK_NB) == 0) return false;  // nobody holds it; closing releases ours
-  return errno == EWOULDBLOCK;
-}
-
 ProcessLauncher::ProcessLauncher(Config config, std::string node) : config_(std::move(config)), node_(std::move(node)) {}
 
 MonitorLauncher::Result ProcessLauncher::ensure(const MonitorRequest& request) {
@@ -62,7 +55,7 @@ MonitorLauncher::Result ProcessLauncher::ensure(const MonitorRequest& request) {
     result.message = "cannot create run dir " + config_.run_dir + ": " + std::strerror(errno);
     return result;
   }
-  if (monitor_holds_lock(config_.run_dir, request.key)) {
+  if (bc::monitor::monitor_running(config_.run_dir, request.key)) {
     result.outcome = Outcome::AlreadyRunning;
     return result;
   }

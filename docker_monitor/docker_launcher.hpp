@@ -42,9 +42,6 @@ class MonitorLauncher {
 // The argument vector for bc-monitor (exposed for tests).
 std::vector<std::string> monitor_argv(const Config& config, const std::string& node, const MonitorRequest& request);
 
-// True when a bc-monitor holds the lock of this key in run_dir (the launch contract of launch.hpp).
-bool monitor_holds_lock(const std::string& run_dir, uint64_t key);
-
 class ProcessLauncher final : public MonitorLauncher {
  public:
   ProcessLauncher(Config config, std::string node);

@@ -27,14 +27,6 @@ bool write_file(const std::string& path, const std::string& text) {
   return fd && ::write(fd.get(), text.data(), text.size()) == static_cast<ssize_t>(text.size());
 }
 
-// A monitor holds the lock for its whole life; probing it never blocks.
-bool monitor_alive(const Config& config, uint64_t job_id) {
-  UniqueFd fd(::open(bc::monitor::monitor_lock_path(config.run_dir, job_id).c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return false;
-  if (::flock(fd.get(), LOCK_SH | LOCK_NB) == 0) return false;  // nobody holds it (closing the fd releases)
-  return errno == EWOULDBLOCK;
-}
-
 // The cgroup.procs files the monitor must write itself into, one per hierarchy that holds the job, so it
 // outlives the step and is not charged to the job. Created here, before fork, because the child may only
 // make async-signal-safe calls.
@@ -87,7 +79,7 @@ LaunchResult ensure_monitor(const Config& config, uint64_t job_id, uint32_t uid,
     result.message = "cannot create run dir " + config.run_dir + ": " + std::strerror(errno);
     return result;
   }
-  if (monitor_alive(config, job_id)) {
+  if (bc::monitor::monitor_running(config.run_dir, job_id)) {
     result.outcome = LaunchResult::Outcome::AlreadyRunning;
     return result;
   }
@@ -174,7 +166,7 @@ LaunchResult ensure_monitor(const Config& config, uint64_t job_id, uint32_t uid,
 }
 
 void poke_monitor(const Config& config, uint64_t job_id) noexcept try {
-  if (!monitor_alive(config, job_id)) return;
+  if (!bc::monitor::monitor_running(config.run_dir, job_id)) return;
   auto text = bc::read_file(bc::monitor::monitor_pid_path(config.run_dir, job_id));
   if (!text) return;
   long pid = std::strtol(text->c_str(), nullptr, 10);

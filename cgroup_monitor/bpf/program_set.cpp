@@ -39,6 +39,7 @@
 #pragma GCC diagnostic ignored "-Wshadow"
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 #include "bc_events.skel.h"
+#include "cgroup_monitor/proc_parse.hpp"
 #pragma GCC diagnostic pop
 
 namespace bc::events::detail {
@@ -350,25 +351,11 @@ std::optional<SlotLock> SlotLock::take(const std::string& run_dir, std::string& 
 }
 
 uint64_t proc_start_ticks(uint32_t pid, char* state) {
-  char path[64];
-  std::snprintf(path, sizeof path, "/proc/%u/stat", pid);
-  UniqueFd fd(::open(path, O_RDONLY | O_CLOEXEC));
-  if (!fd) return 0;
-  char buf[1024];
-  ssize_t n = ::read(fd.get(), buf, sizeof buf - 1);
-  if (n <= 0) return 0;
-  buf[n] = '\0';
-  const char* p = std::strrchr(buf, ')');  // comm may hold spaces and parentheses
-  if (!p || p[1] != ' ') return 0;
-  p += 2;
-  if (state) *state = *p;
-  // p is at field 3; field 22 is 19 fields further
-  for (int field = 3; field < 22; ++field) {
-    p = std::strchr(p, ' ');
-    if (!p) return 0;
-    ++p;
-  }
-  return std::strtoull(p, nullptr, 10);
+  const auto text = bc::read_file("/proc/" + std::to_string(pid) + "/stat");
+  const auto stat = text ? monitor::parse_proc_stat(*text) : std::nullopt;
+  if (!stat) return 0;
+  if (state) *state = stat->state;
+  return stat->start_ticks;
 }
 
 TrackedBits::TrackedBits(int map_fd) {
