@@ -8,7 +8,7 @@ namespace bc::store::codec {
 namespace {
 constexpr uint64_t kJobFormatV1 = 1;      // schemas 1 and 2
 constexpr uint64_t kJobFormatV2 = 2;      // + events: unavailable reason, lost events by cause; job name,
-                                         // allocation, container identity
+                                          // allocation, container identity
 constexpr uint64_t kJobFormatV3 = 3;      // + Slurm array job and task ids, batches the node gave up shipping
 constexpr uint64_t kJobFormat = 4;        // + late tasks (a lost-events cause)
 constexpr uint64_t kProcessFormatV1 = 1;  // schema 1
@@ -96,7 +96,8 @@ std::string encode_job(const JobRecord& j) {
 JobRecord decode_job(std::string_view value) {
   Decoder d(value);
   const uint64_t format = d.u64();
-  if (format != kJobFormat && format != kJobFormatV3 && format != kJobFormatV2 && format != kJobFormatV1) throw StoreError("unknown job record format " + std::to_string(format));
+  if (format != kJobFormat && format != kJobFormatV3 && format != kJobFormatV2 && format != kJobFormatV1)
+    throw StoreError("unknown job record format " + std::to_string(format));
   JobRecord j;
   j.job_id = d.u64();
   j.node = d.str();
@@ -128,7 +129,8 @@ JobRecord decode_job(std::string_view value) {
   }
   j.events_unavailable = d.str();
   j.lost_events = d.u64();
-  for (uint64_t* n : {&j.lost.ring, &j.lost.files, &j.lost.connections, &j.lost.tracked, &j.lost.unreadable, &j.lost.monitor})
+  for (uint64_t* n :
+       {&j.lost.ring, &j.lost.files, &j.lost.connections, &j.lost.tracked, &j.lost.unreadable, &j.lost.monitor})
     *n = d.u64();
   j.job_name = d.str();
   j.alloc_cpus = d.u32();
@@ -223,7 +225,8 @@ void append_process_identity(std::string& out, const ProcessRecord& p) {
   str(p.exe);
   append_varint(out, p.argv.size());
   for (const auto& a : p.argv) str(a);
-  append_varint(out, (p.exited ? 1U : 0U) | (p.core_dumped ? 2U : 0U) | (p.argv_truncated ? 4U : 0U) | (p.exact ? 8U : 0U));
+  append_varint(out,
+                (p.exited ? 1U : 0U) | (p.core_dumped ? 2U : 0U) | (p.argv_truncated ? 4U : 0U) | (p.exact ? 8U : 0U));
   append_varint(out, zigzag(p.exit_code));
   append_varint(out, static_cast<uint64_t>(p.exit_signal < 0 ? 0 : p.exit_signal));
 }
@@ -369,10 +372,9 @@ constexpr uint64_t kJobStateFormat = 1;
 constexpr uint64_t kProcessPackFormat = 1;
 
 constexpr uint64_t kCpuUnit = 10'000'000;  // one clock tick at USER_HZ 100
-constexpr int64_t kRssUnit = 4096;          // one page
-constexpr uint64_t kRssSumUnit = 1024;      // VmRSS is in KiB
+constexpr int64_t kRssUnit = 4096;         // one page
+constexpr uint64_t kRssSumUnit = 1024;     // VmRSS is in KiB
 constexpr int64_t kMaxDt = int64_t{1} << 33;
-
 
 int64_t time_value(Decoder& d) {
   uint64_t v = d.u64();
@@ -564,7 +566,8 @@ void put_fixed_point(char* at, const Point& p) {
   put_be64(at + 28, p.wr);
 }
 Point get_fixed_point(const char* at) {
-  return {static_cast<int64_t>(get_be32(at)), get_be64(at + 4), get_be64(at + 12), get_be64(at + 20), get_be64(at + 28)};
+  return {static_cast<int64_t>(get_be32(at)), get_be64(at + 4), get_be64(at + 12), get_be64(at + 20),
+          get_be64(at + 28)};
 }
 // Room for about a quarter minute more of typical points before the value has to be rewritten larger.
 size_t open_room(size_t used) { return std::max<size_t>(48, used / 2); }

@@ -172,7 +172,7 @@ struct OpenRecord {
   bool has_points = false;
   int64_t chunk_start = 0;  // with points
   Point base;
-  Point tail;                // with points
+  Point tail;               // with points
   std::string_view points;  // encoded points, the first against origin()
   Point origin() const { return has_base ? base : Point{chunk_start, 0, 0, 0, 0}; }
   Point last() const { return has_points ? tail : base; }
@@ -200,7 +200,7 @@ struct JobState {
   int64_t latest_s = 0;  // latest sample time: retention is measured from here
   // Data below floor[r] is gone (expired or dropped); late samples below floor[Second] are refused.
   int64_t floor[4] = {0, 0, 0, 0};
-  uint32_t seal_cursor = 0;  // next series the idle-seal step looks at
+  uint32_t seal_cursor = 0;         // next series the idle-seal step looks at
   uint64_t process_generation = 0;  // bumped by every batch that writes a process record
 };
 std::string encode_job_state(const JobState& s);

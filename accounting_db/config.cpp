@@ -158,7 +158,8 @@ StoreConfig effective_config(const OpenOptions& options) {
     if (const char* v = std::getenv(k.name); v && *v)
       c.retention.set(k.resolution, parse_seconds(kv::trim(v), std::string("environment: ") + k.name));
   }
-  if (const char* v = std::getenv(kGroupKey); v && *v) c.group = parse_group(kv::trim(v), std::string("environment: ") + kGroupKey);
+  if (const char* v = std::getenv(kGroupKey); v && *v)
+    c.group = parse_group(kv::trim(v), std::string("environment: ") + kGroupKey);
   validate_retention(c.retention, "retention (config file and BC_RETENTION_* environment)");
   if (options.retention) {
     validate_retention(*options.retention, "OpenOptions::retention");

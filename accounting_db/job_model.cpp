@@ -42,9 +42,8 @@ struct NodeAcc {
 }  // namespace
 
 void sort_steps(std::vector<uint32_t>& steps) {
-  std::sort(steps.begin(), steps.end(), [](uint32_t a, uint32_t b) {
-    return std::make_tuple(step_rank(a), a) < std::make_tuple(step_rank(b), b);
-  });
+  std::sort(steps.begin(), steps.end(),
+            [](uint32_t a, uint32_t b) { return std::make_tuple(step_rank(a), a) < std::make_tuple(step_rank(b), b); });
   steps.erase(std::unique(steps.begin(), steps.end()), steps.end());
 }
 
@@ -140,7 +139,6 @@ JobTotals compute_totals(const JobData& job) {
 // ---------------------------------------------------------------------------------------------
 // Small formatters
 
-
 std::string iso_utc_ms(int64_t epoch_ms) {
   int64_t sec = epoch_ms / 1000, ms = epoch_ms % 1000;
   if (ms < 0) {
@@ -155,7 +153,6 @@ std::string iso_utc_ms(int64_t epoch_ms) {
   std::snprintf(buf, sizeof buf, "%s.%03dZ", date, static_cast<int>(ms));
   return buf;
 }
-
 
 std::string valid_utf8(std::string_view s) {
   std::string out;
@@ -190,7 +187,6 @@ std::string valid_utf8(std::string_view s) {
 // ---------------------------------------------------------------------------------------------
 // Table
 
-
 // JSON
 
 namespace {
@@ -203,12 +199,12 @@ using json::checked;
 void add(cJSON* object, const char* name, cJSON* item) {
   Json owned(checked(item));
   if (!cJSON_AddItemToObject(object, name, owned.get())) throw std::bad_alloc();
-  owned.release();
+  (void)owned.release();  // the object owns it now
 }
 void append(cJSON* array, cJSON* item) {
   Json owned(checked(item));
   if (!cJSON_AddItemToArray(array, owned.get())) throw std::bad_alloc();
-  owned.release();
+  (void)owned.release();  // the array owns it now
 }
 
 // JSON numbers are read as doubles by many parsers, and cJSON prints one; above 2^53 (a container's key) the
@@ -364,6 +360,5 @@ std::string format_json(const JobData& job) {
   if (!text) throw std::bad_alloc();
   return std::string(text.get()) + "\n";
 }
-
 
 }  // namespace bc::job

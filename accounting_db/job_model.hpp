@@ -14,9 +14,9 @@ namespace bc::job {
 
 // Everything known about one job.
 struct JobData {
-  std::vector<store::JobRecord> nodes;          // one record per node the job ran on
-  std::vector<store::ProcessRecord> processes;  // every node
-  std::vector<store::FileRecord> files{};            // eBPF events, every node
+  std::vector<store::JobRecord> nodes;                 // one record per node the job ran on
+  std::vector<store::ProcessRecord> processes;         // every node
+  std::vector<store::FileRecord> files{};              // eBPF events, every node
   std::vector<store::ConnectionRecord> connections{};  // eBPF events, every node
 };
 
@@ -31,9 +31,9 @@ struct JobTotals {
   uint64_t cpu_ns = 0;
   // Per node: max(peak summed RSS, largest process peak); then the largest node.
   uint64_t max_rss_bytes = 0;
-  uint64_t read_bytes = 0;   // sum over processes (/proc/PID/io)
-  uint64_t write_bytes = 0;  // sum over processes
-  uint64_t samples = 0;      // sum over nodes
+  uint64_t read_bytes = 0;             // sum over processes (/proc/PID/io)
+  uint64_t write_bytes = 0;            // sum over processes
+  uint64_t samples = 0;                // sum over nodes
   uint64_t monitor_cpu_ns = 0;         // sum over the nodes' monitors
   uint64_t monitor_max_rss_bytes = 0;  // largest of the nodes' monitors
   // Only when every node had the controller: a total over some nodes would look like the job's.
@@ -41,10 +41,10 @@ struct JobTotals {
   std::optional<uint64_t> cgroup_read_bytes;      // sum over nodes
   std::optional<uint64_t> cgroup_write_bytes;     // sum over nodes
   // What the job asked for (0 / empty when the monitor could not tell).
-  std::string name;                 // Slurm's job name
-  uint32_t alloc_cpus = 0;          // sum over nodes of the job's cpuset size
-  uint64_t mem_limit_bytes = 0;     // largest node's memory limit, to set against max_rss_bytes
-  int64_t last_sample_ms = 0;       // latest over nodes
+  std::string name;              // Slurm's job name
+  uint32_t alloc_cpus = 0;       // sum over nodes of the job's cpuset size
+  uint64_t mem_limit_bytes = 0;  // largest node's memory limit, to set against max_rss_bytes
+  int64_t last_sample_ms = 0;    // latest over nodes
   // CPU time / (elapsed x allocated CPUs), elapsed up to the end or, while running, the latest sample.
   std::optional<double> cpu_efficiency;
   // A Docker container (bc-docker), else empty.

@@ -67,8 +67,8 @@ inline Rollup merge_all(const codec::Buckets& buckets) {
 
 // Replaces (or inserts) bucket `index`, keeping the list sorted.
 inline void set_bucket(codec::Buckets& buckets, uint32_t index, const Rollup& value) {
-  auto it = std::lower_bound(buckets.begin(), buckets.end(), index,
-                             [](const auto& e, uint32_t i) { return e.first < i; });
+  auto it =
+      std::lower_bound(buckets.begin(), buckets.end(), index, [](const auto& e, uint32_t i) { return e.first < i; });
   if (it != buckets.end() && it->first == index) {
     it->second = value;
   } else {

@@ -6,9 +6,9 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
-#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <map>
@@ -105,7 +105,8 @@ long post_bundle(const ShipOptions& o, const std::string& body, std::string& ans
 
 uint64_t new_monitor_id() {
   uint64_t id = 0;
-  if (getrandom(&id, sizeof id, 0) != sizeof id) id = static_cast<uint64_t>(getpid()) << 32 ^ static_cast<uint64_t>(time(nullptr));
+  if (getrandom(&id, sizeof id, 0) != sizeof id)
+    id = static_cast<uint64_t>(getpid()) << 32 ^ static_cast<uint64_t>(time(nullptr));
   return id;
 }
 
@@ -211,7 +212,8 @@ struct BackgroundShipper::Impl {
   }
 };
 
-BackgroundShipper::BackgroundShipper(ShipOptions options, store::Store& store, uint64_t monitor_id, double final_budget_s)
+BackgroundShipper::BackgroundShipper(ShipOptions options, store::Store& store, uint64_t monitor_id,
+                                     double final_budget_s)
     : impl_(std::make_unique<Impl>(std::move(options), store, monitor_id, final_budget_s)) {
   impl_->thread = std::thread([this] { impl_->run(); });
 }

@@ -11,12 +11,12 @@
 namespace bc::store {
 class Store;
 struct Batch;
-}
+}  // namespace bc::store
 
 namespace bc::ship {
 
 struct ShipOptions {
-  std::string central_url;   // http://host:port or https://host:port (the path /api/v1/ingest is appended)
+  std::string central_url;  // http://host:port or https://host:port (the path /api/v1/ingest is appended)
   // https: the CA file that verifies bcd's certificate, trusted alone; empty: the system's CAs. Verification
   // is never turned off.
   std::string ca_file;
@@ -39,11 +39,11 @@ struct ShipOptions {
 bool read_api_key_file(const std::string& path, std::string& key, std::string& error);
 
 struct ShipResult {
-  uint64_t batches = 0;   // acknowledged by bcd
+  uint64_t batches = 0;  // acknowledged by bcd
   uint64_t requests = 0;
   bool outbox_empty = false;
-  bool busy = false;      // another shipper holds the node store's lock
-  std::string error;      // the last failure; empty when the last request worked
+  bool busy = false;  // another shipper holds the node store's lock
+  std::string error;  // the last failure; empty when the last request worked
 };
 
 // One POST of an encoded bundle (wire::encode_bundle) to options.central_url. Returns the HTTP status, 0

@@ -97,7 +97,8 @@ constexpr int64_t kChunkSpan[kResolutions] = {60, 3600, 86400, 86400 * 32};
 constexpr const char* kSeriesTable[kResolutions] = {"series_s", "series_m", "series_h", "series_d"};
 constexpr int64_t kMaxTime = (int64_t{1} << 32) - 1 - 86400 * 64;
 constexpr int64_t kSealGrace = 120;
-constexpr int64_t kNoSamples = INT64_MAX;  // JobState::first_s of a job without samples yet  // an open minute this much older than the job's latest data is sealed
+constexpr int64_t kNoSamples = INT64_MAX;  // JobState::first_s of a job without samples yet  // an open minute this
+                                           // much older than the job's latest data is sealed
 constexpr uint32_t kSweepEveryBatches = 64;
 
 const std::string kSchemaKey = "schema_version";
@@ -191,7 +192,9 @@ struct PidKey {
   bool operator==(const PidKey&) const = default;
 };
 struct PidKeyHash {
-  size_t operator()(const PidKey& k) const { return std::hash<uint64_t>()(k.start_ticks * 0x9E3779B97F4A7C15ULL ^ k.pid); }
+  size_t operator()(const PidKey& k) const {
+    return std::hash<uint64_t>()(k.start_ticks * 0x9E3779B97F4A7C15ULL ^ k.pid);
+  }
 };
 
 // What this process last wrote of a job's process records, valid while the job's process generation is
@@ -205,7 +208,7 @@ struct ProcessCache {
 // A write transaction's changes to one job's process cache, seen by every batch it writes (bcd writes many
 // ticks of a node in one transaction) and applied to the cache once it commits.
 struct PendingCache {
-  bool reset = false;      // the cache did not match the store when the transaction first looked
+  bool reset = false;       // the cache did not match the store when the transaction first looked
   uint64_t generation = 0;  // the job's process generation after the transaction's writes so far
   std::unordered_map<PidKey, std::optional<ProcessIdentity>, PidKeyHash> set;  // nullopt: forget
 };
@@ -410,7 +413,8 @@ class LmdbStore final : public Store {
       }
       restore_series();
       if (!retriable(rc)) lmdb::fail("store commit failed in " + path_, rc);
-      if (attempt >= 8) lmdb::fail("store write failed in " + path_ + " after " + std::to_string(attempt + 1) + " attempts", rc);
+      if (attempt >= 8)
+        lmdb::fail("store write failed in " + path_ + " after " + std::to_string(attempt + 1) + " attempts", rc);
       if (rc == MDB_MAP_RESIZED) {
         lmdb::check(mdb_env_set_mapsize(env_->get(), 0), "mdb_env_set_mapsize");
         continue;
@@ -510,13 +514,14 @@ class LmdbStore final : public Store {
     out.resolution = q.resolution ? *q.resolution : choose_resolution(*js, q.from_s);
     const Resolution r = out.resolution;
     if (r == Resolution::Second) {
-      for_each_point(txn, q.job_id, *node_id, q.series_id, *js, q.from_s, q.to_s, [&](const Point& p, const Point* prev) {
-        Rollup b;
-        b.start_s = p.t;
-        b.width_s = 1;
-        rollup::add_point(b, p, prev);
-        out.buckets.push_back(b);
-      });
+      for_each_point(txn, q.job_id, *node_id, q.series_id, *js, q.from_s, q.to_s,
+                     [&](const Point& p, const Point* prev) {
+                       Rollup b;
+                       b.start_s = p.t;
+                       b.width_s = 1;
+                       rollup::add_point(b, p, prev);
+                       out.buckets.push_back(b);
+                     });
       return out;
     }
     const int64_t w = bucket_seconds(r), span = kChunkSpan[static_cast<int>(r)], ret = retention_.of(r);
@@ -524,7 +529,9 @@ class LmdbStore final : public Store {
     if (ret) lo = std::max(lo, js->latest_s - ret - span);  // nothing older is kept
     const int64_t hi = std::min(q.to_s, js->latest_s);
     if (lo > hi) return out;
-    auto want = [&](int64_t start) { return start + w > q.from_s && start <= q.to_s && kept(start, w, js->latest_s, ret); };
+    auto want = [&](int64_t start) {
+      return start + w > q.from_s && start <= q.to_s && kept(start, w, js->latest_s, ret);
+    };
     Cursor c(txn, series_dbi(r));
     for (int64_t chunk = floor_to(floor_to(lo, w), span); chunk <= hi; chunk += span) {
       if (!c.find(chunk_key(q.job_id, *node_id, chunk, q.series_id).sv())) continue;
@@ -543,7 +550,8 @@ class LmdbStore final : public Store {
         auto points = codec::decode_points(o.points, o.origin(), !o.has_base);
         Rollup agg = rollup::of_points(points, o.has_base ? &o.base : nullptr);
         const int64_t start = floor_to(o.chunk_start, w);
-        auto it = std::find_if(out.buckets.begin(), out.buckets.end(), [&](const Rollup& b) { return b.start_s == start; });
+        auto it =
+            std::find_if(out.buckets.begin(), out.buckets.end(), [&](const Rollup& b) { return b.start_s == start; });
         if (it == out.buckets.end()) {
           agg.start_s = start;
           agg.width_s = w;
@@ -553,7 +561,8 @@ class LmdbStore final : public Store {
         }
       }
     }
-    std::sort(out.buckets.begin(), out.buckets.end(), [](const Rollup& a, const Rollup& b) { return a.start_s < b.start_s; });
+    std::sort(out.buckets.begin(), out.buckets.end(),
+              [](const Rollup& a, const Rollup& b) { return a.start_s < b.start_s; });
     return out;
   }
 
@@ -757,11 +766,20 @@ class LmdbStore final : public Store {
   }
 
   std::vector<std::pair<const char*, MDB_dbi*>> tables() {
-    return {{"meta", &meta_},          {"nodes", &nodes_},         {"jobs", &jobs_},
-            {"processes", &processes_}, {"process_pack", &process_pack_}, {"series_alloc", &series_alloc_}, {"job_state", &job_state_},
-            {"open", &open_},          {kSeriesTable[0], &series_[0]}, {kSeriesTable[1], &series_[1]},
-            {kSeriesTable[2], &series_[2]}, {kSeriesTable[3], &series_[3]},
-            {"files", &files_},        {"connections", &connections_}};
+    return {{"meta", &meta_},
+            {"nodes", &nodes_},
+            {"jobs", &jobs_},
+            {"processes", &processes_},
+            {"process_pack", &process_pack_},
+            {"series_alloc", &series_alloc_},
+            {"job_state", &job_state_},
+            {"open", &open_},
+            {kSeriesTable[0], &series_[0]},
+            {kSeriesTable[1], &series_[1]},
+            {kSeriesTable[2], &series_[2]},
+            {kSeriesTable[3], &series_[3]},
+            {"files", &files_},
+            {"connections", &connections_}};
   }
 
   void open_tables() {
@@ -769,7 +787,8 @@ class LmdbStore final : public Store {
       Txn txn = begin(MDB_RDONLY);
       MDB_dbi meta = 0;
       int rc = mdb_dbi_open(txn.get(), "meta", 0, &meta);
-      if (rc == MDB_NOTFOUND) throw StoreError("store " + path_ + " is not initialised (no table meta); run 'bcadm db init'");
+      if (rc == MDB_NOTFOUND)
+        throw StoreError("store " + path_ + " is not initialised (no table meta); run 'bcadm db init'");
       lmdb::check(rc, "mdb_dbi_open");
       meta_ = meta;
       check_schema(stored_version(txn), false);
@@ -811,10 +830,12 @@ class LmdbStore final : public Store {
     if (version > kSchemaVersion)
       throw StoreError("store " + path_ + " has schema version " + std::to_string(version) +
                        ", newer than this program's " + std::to_string(kSchemaVersion) + "; upgrade bubble-chamber");
-    if (version == 0) throw StoreError("store " + path_ + " is not initialised (no schema version); run 'bcadm db init'");
+    if (version == 0)
+      throw StoreError("store " + path_ + " is not initialised (no schema version); run 'bcadm db init'");
     if (version < kSchemaVersion && !allow_older)
-      throw StoreError("store " + path_ + " has schema version " + std::to_string(version) + ", older than this program's " +
-                       std::to_string(kSchemaVersion) + "; run 'bcadm db upgrade --store " + path_ + "'");
+      throw StoreError("store " + path_ + " has schema version " + std::to_string(version) +
+                       ", older than this program's " + std::to_string(kSchemaVersion) +
+                       "; run 'bcadm db upgrade --store " + path_ + "'");
   }
 
   MDB_dbi series_dbi(Resolution r) const { return series_[static_cast<int>(r)]; }
@@ -847,7 +868,8 @@ class LmdbStore final : public Store {
     std::vector<Record> out;
     std::string prefix = Key().u64(job_id).bytes();
     Cursor c(txn, dbi);
-    for (bool ok = c.seek(prefix); ok && c.key().substr(0, 8) == prefix; ok = c.next()) out.push_back(decode(c.value()));
+    for (bool ok = c.seek(prefix); ok && c.key().substr(0, 8) == prefix; ok = c.next())
+      out.push_back(decode(c.value()));
     return out;
   }
 
@@ -879,7 +901,8 @@ class LmdbStore final : public Store {
         for (std::string_view record : pack->records) add(node, record);
         continue;
       }
-      for (bool more = pc.seek(nk.sv()); more && pc.key().substr(0, 12) == nk.sv(); more = pc.next()) add(node, pc.value());
+      for (bool more = pc.seek(nk.sv()); more && pc.key().substr(0, 12) == nk.sv(); more = pc.next())
+        add(node, pc.value());
     }
     return out;
   }
@@ -892,7 +915,8 @@ class LmdbStore final : public Store {
     static const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
     const auto at = reinterpret_cast<uintptr_t>(v->data());
     madvise(reinterpret_cast<void*>(at & ~(page - 1)), v->size() + (at & (page - 1)), MADV_WILLNEED);
-    auto js = job_state(txn, codec::read_be(job_node.sv(), 0, 8), static_cast<uint32_t>(codec::read_be(job_node.sv(), 8, 4)));
+    auto js =
+        job_state(txn, codec::read_be(job_node.sv(), 0, 8), static_cast<uint32_t>(codec::read_be(job_node.sv(), 8, 4)));
     codec::ProcessPack pack = codec::decode_process_pack(*v);
     if (!js || js->process_generation != pack.generation) return std::nullopt;
     return pack;
@@ -913,8 +937,8 @@ class LmdbStore final : public Store {
 
   // Calls fn(point, previous point or null) for each retained second-resolution point in [from, to].
   template <typename Fn>
-  void for_each_point(const Txn& txn, uint64_t job, uint32_t node, uint32_t series, const JobState& js,
-                      int64_t from, int64_t to, Fn&& fn) {
+  void for_each_point(const Txn& txn, uint64_t job, uint32_t node, uint32_t series, const JobState& js, int64_t from,
+                      int64_t to, Fn&& fn) {
     const int64_t ret = retention_.seconds;
     int64_t lo = std::max({from, js.first_s, int64_t{0}});
     if (ret) lo = std::max(lo, js.latest_s - ret);
@@ -1163,7 +1187,8 @@ class LmdbStore final : public Store {
   // A finished job's process records, copied into one value for cold readers (rebuilt when they change).
   void pack_processes(WriteCtx& ctx, const FixedKey& jk) {
     Txn& txn = ctx.txn;
-    if (auto v = txn.get(process_pack_, jk.sv()); v && codec::decode_process_pack(*v).generation == ctx.js.process_generation)
+    if (auto v = txn.get(process_pack_, jk.sv());
+        v && codec::decode_process_pack(*v).generation == ctx.js.process_generation)
       return;
     ctx.buf2.clear();
     uint64_t count = 0;
@@ -1204,7 +1229,8 @@ class LmdbStore final : public Store {
       const bool found = (oc.next() && oc.key() == key.sv()) || oc.find(key.sv());
       if (found && codec::append_open(ctx.buf, oc.value(), first)) {
         size_t next = from + 1;
-        while (next < items.size() && items[next].series == series && codec::append_open_in_place(ctx.buf, items[next].p))
+        while (next < items.size() && items[next].series == series &&
+               codec::append_open_in_place(ctx.buf, items[next].p))
           ++next;
         oc.put(key.sv(), ctx.buf, MDB_CURRENT);  // the same size: LMDB overwrites it in place
         return next;
@@ -1616,9 +1642,10 @@ class LmdbStore final : public Store {
       struct statvfs fs {};
       unsigned long long free_bytes = 0;
       if (statvfs(path_.c_str(), &fs) == 0) free_bytes = static_cast<unsigned long long>(fs.f_bavail) * fs.f_frsize;
-      log_line("DISK FULL: %s: %s (%llu bytes free); dropping second-resolution data, oldest first, and keeping "
-               "minute, hour and day rollups",
-               path_.c_str(), why, free_bytes);
+      log_line(
+          "DISK FULL: %s: %s (%llu bytes free); dropping second-resolution data, oldest first, and keeping "
+          "minute, hour and day rollups",
+          path_.c_str(), why, free_bytes);
       last_degraded_log_ = now;
     }
     if (!degraded_) drop_pending_ = true;  // free pages inside the file for the rollups to come
@@ -1657,7 +1684,8 @@ class LmdbStore final : public Store {
       int rc = txn.commit();
       if (rc != MDB_SUCCESS) {
         log_line("%s: DISK FULL: could not commit the deletion of %llu %s chunks: %s", path_.c_str(),
-                 static_cast<unsigned long long>(deleted), resolution_name(static_cast<Resolution>(r)), mdb_strerror(rc));
+                 static_cast<unsigned long long>(deleted), resolution_name(static_cast<Resolution>(r)),
+                 mdb_strerror(rc));
         return false;
       }
       log_line("%s: DISK FULL: dropped the %llu oldest %s-resolution chunks of %zu job(s) to make room", path_.c_str(),
@@ -1697,11 +1725,12 @@ class LmdbStore final : public Store {
     rejected_ += counts.rejected;
     unstored_processes_ += counts.unstored_processes;
     if (worth_logging(before, rejected_ + unstored_processes_))
-      log_line("%s: %llu sample(s) rejected (a time out of range, or their process left out) and %llu process(es) "
-               "left out for want of a series id (%llu and %llu so far)",
-               path_.c_str(), static_cast<unsigned long long>(counts.rejected),
-               static_cast<unsigned long long>(counts.unstored_processes), static_cast<unsigned long long>(rejected_),
-               static_cast<unsigned long long>(unstored_processes_));
+      log_line(
+          "%s: %llu sample(s) rejected (a time out of range, or their process left out) and %llu process(es) "
+          "left out for want of a series id (%llu and %llu so far)",
+          path_.c_str(), static_cast<unsigned long long>(counts.rejected),
+          static_cast<unsigned long long>(counts.unstored_processes), static_cast<unsigned long long>(rejected_),
+          static_cast<unsigned long long>(unstored_processes_));
   }
 
   void count_late(uint64_t dropped) {
@@ -1709,12 +1738,12 @@ class LmdbStore final : public Store {
     const uint64_t before = dropped_late_;
     dropped_late_ += dropped;
     if (worth_logging(before, dropped_late_))
-      log_line("%s: %llu sample(s) came too late to place and were dropped (%llu so far)",
-               path_.c_str(), static_cast<unsigned long long>(dropped), static_cast<unsigned long long>(dropped_late_));
+      log_line("%s: %llu sample(s) came too late to place and were dropped (%llu so far)", path_.c_str(),
+               static_cast<unsigned long long>(dropped), static_cast<unsigned long long>(dropped_late_));
   }
   MapRange map_;
   size_t map_size_seen_ = 0;
-  std::map<std::pair<uint64_t, uint32_t>, ProcessCache> caches_;  // by (job, node id)
+  std::map<std::pair<uint64_t, uint32_t>, ProcessCache> caches_;          // by (job, node id)
   std::map<std::pair<uint64_t, uint32_t>, PendingCache> pending_caches_;  // the open write transaction's
 
   void apply_pending_caches() {
@@ -1777,7 +1806,8 @@ CheckReport LmdbStore::check() {
       }
       uint32_t id = read_u32(c.value());
       if (id == 0 || id >= next_node) problem("node '" + std::string(c.key()) + "': id out of range");
-      if (!node_names.emplace(id, std::string(c.key())).second) problem("node id " + std::to_string(id) + " used twice");
+      if (!node_names.emplace(id, std::string(c.key())).second)
+        problem("node id " + std::to_string(id) + " used twice");
     }
   }
   auto node_name = [&](uint32_t id) {
@@ -1796,7 +1826,8 @@ CheckReport LmdbStore::check() {
         JobRecord j = codec::decode_job(c.value());
         const uint64_t job = codec::read_be(c.key(), 0, 8);
         const uint32_t node = static_cast<uint32_t>(codec::read_be(c.key(), 8, 4));
-        if (j.job_id != job || j.node != node_name(node)) problem(where(job, node) + ": job record does not match its key");
+        if (j.job_id != job || j.node != node_name(node))
+          problem(where(job, node) + ": job record does not match its key");
       });
     }
   }
@@ -1809,12 +1840,13 @@ CheckReport LmdbStore::check() {
         ProcessRecord p = codec::decode_process(c.value());
         const uint64_t job = codec::read_be(c.key(), 0, 8);
         const uint32_t node = static_cast<uint32_t>(codec::read_be(c.key(), 8, 4));
-        if (p.job_id != job || p.pid != codec::read_be(c.key(), 12, 4) || p.start_ticks != codec::read_be(c.key(), 16, 8))
+        if (p.job_id != job || p.pid != codec::read_be(c.key(), 12, 4) ||
+            p.start_ticks != codec::read_be(c.key(), 16, 8))
           problem(where(job, node) + ": process record does not match its key");
         auto counter = txn.get(series_alloc_, job_key(job, node).sv());
         if (p.series_id == 0 || !counter || p.series_id >= read_u32(*counter))
-          problem(where(job, node) + ": process " + std::to_string(p.pid) + " has series id " + std::to_string(p.series_id) +
-                  " outside the allocated range");
+          problem(where(job, node) + ": process " + std::to_string(p.pid) + " has series id " +
+                  std::to_string(p.series_id) + " outside the allocated range");
       });
     }
   }
@@ -1889,7 +1921,8 @@ CheckReport LmdbStore::check() {
       ++report.chunks;
       guarded("series_s table", [&] {
         ChunkKey k = parse_chunk_key(c.key());
-        const std::string w = where(k.job, k.node) + " series " + std::to_string(k.series) + " minute " + std::to_string(k.start);
+        const std::string w =
+            where(k.job, k.node) + " series " + std::to_string(k.series) + " minute " + std::to_string(k.start);
         if (k.start % 60 != 0) problem(w + ": chunk not aligned");
         Chunk chunk = codec::decode_chunk(k.start, c.value());
         report.points += chunk.points.size();
@@ -2419,7 +2452,8 @@ std::vector<bool> LmdbStore::write_batches_once(std::vector<Batch>& batches, con
     };
     for (size_t i = first + 1; i < batches.size(); ++i) {
       if (already_applied(txn, ingested_, ids[i], keys[i])) continue;
-      if (!run.empty() && (run.back()->job.job_id != batches[i].job.job_id || run.back()->job.node != batches[i].job.node))
+      if (!run.empty() &&
+          (run.back()->job.job_id != batches[i].job.job_id || run.back()->job.node != batches[i].job.node))
         write_pending_run();
       run.push_back(&batches[i]);
       txn.must_put(ingested_, keys[i], ingested_at);
@@ -2438,9 +2472,7 @@ std::vector<bool> LmdbStore::write_batches_once(std::vector<Batch>& batches, con
   return applied;
 }
 
-uint64_t LmdbStore::applied_batch_count() {
-  return dedup_stats().entries;
-}
+uint64_t LmdbStore::applied_batch_count() { return dedup_stats().entries; }
 
 DedupStats LmdbStore::dedup_stats() {
   DedupStats out;

@@ -97,8 +97,8 @@ struct JobRecord {
   uint32_t alloc_cpus = 0;       // CPUs of the job's cpuset on this node
   uint64_t mem_limit_bytes = 0;  // the job's memory cgroup limit on this node
   // A Docker container monitored by bc-docker (job_id is then container_key(short id)); empty for jobs.
-  std::string container_id;      // full 64-hex id
-  std::string container_name;    // without the leading '/'
+  std::string container_id;    // full 64-hex id
+  std::string container_name;  // without the leading '/'
   std::string container_image;
   // A task of a Slurm job array (SLURM_ARRAY_JOB_ID / SLURM_ARRAY_TASK_ID): sacct shows it as
   // "<array_job_id>_<array_task_id>". array_job_id is 0 for a job that is not an array task.
@@ -130,18 +130,18 @@ struct ProcessRecord {
   std::string command;  // comm
   std::string exe;
   std::vector<std::string> argv;
-  uint64_t cpu_ns = 0;  // utime + stime, last seen
-  uint64_t max_rss = 0; // VmHWM, last seen
+  uint64_t cpu_ns = 0;   // utime + stime, last seen
+  uint64_t max_rss = 0;  // VmHWM, last seen
   uint64_t rss = 0;
   uint64_t read_bytes = 0;
   uint64_t write_bytes = 0;
   // From eBPF events (all false/0 for a process only /proc sampling saw).
-  bool exited = false;       // its exit was seen: exit_code/exit_signal/core_dumped are set
-  int exit_code = 0;         // 0..255, or -1 when killed by a signal
-  int exit_signal = 0;       // the signal that killed it, 0 if it exited
+  bool exited = false;  // its exit was seen: exit_code/exit_signal/core_dumped are set
+  int exit_code = 0;    // 0..255, or -1 when killed by a signal
+  int exit_signal = 0;  // the signal that killed it, 0 if it exited
   bool core_dumped = false;
   bool argv_truncated = false;  // argv was longer than the kernel side copies
-  bool exact = false;        // start, end, final CPU and max RSS come from the kernel's events
+  bool exact = false;           // start, end, final CPU and max RSS come from the kernel's events
 };
 
 // ---- eBPF events: files and connections per process ----
@@ -164,12 +164,12 @@ struct FileRecord {
   uint64_t job_id = 0;
   std::string node;
   uint32_t pid = 0;
-  uint64_t start_ticks = 0;  // with pid, the process (as in ProcessRecord)
-  std::string path;          // absolute
-  uint32_t flags = 0;        // kFile* bits
-  int64_t first_ms = 0;      // first open, epoch milliseconds (0: only bytes were seen)
-  uint64_t opens = 0;   // successful opens
-  uint64_t failed = 0;  // failed opens (not included in opens)
+  uint64_t start_ticks = 0;                  // with pid, the process (as in ProcessRecord)
+  std::string path;                          // absolute
+  uint32_t flags = 0;                        // kFile* bits
+  int64_t first_ms = 0;                      // first open, epoch milliseconds (0: only bytes were seen)
+  uint64_t opens = 0;                        // successful opens
+  uint64_t failed = 0;                       // failed opens (not included in opens)
   uint64_t read_bytes = 0, write_bytes = 0;  // only when the monitor counts bytes per file
   bool operator==(const FileRecord&) const = default;
 };
@@ -180,7 +180,7 @@ struct ConnectionRecord {
   std::string node;
   uint32_t pid = 0;
   uint64_t start_ticks = 0;
-  std::string address;   // "127.0.0.1", "::1", or a unix socket path ("@name" for abstract ones)
+  std::string address;  // "127.0.0.1", "::1", or a unix socket path ("@name" for abstract ones)
   uint16_t port = 0;
   std::string protocol;  // "tcp", "udp", "unix", "raw", "other"
   int64_t first_ms = 0;  // first connect, epoch milliseconds
@@ -202,11 +202,11 @@ inline constexpr size_t kMaxPathBytes = 16384;  // a file's path: a directory an
 // One point of a series. Series 0 is the job total; processes have series ids from 1 to kLastSeriesId.
 struct Sample {
   uint32_t series_id = 0;
-  int64_t time_s = 0;  // epoch seconds
-  uint64_t cpu_ns = 0; // cumulative
+  int64_t time_s = 0;   // epoch seconds
+  uint64_t cpu_ns = 0;  // cumulative
   uint64_t rss = 0;
-  uint64_t read_bytes = 0;  // cumulative
-  uint64_t write_bytes = 0; // cumulative
+  uint64_t read_bytes = 0;   // cumulative
+  uint64_t write_bytes = 0;  // cumulative
 };
 
 enum class Resolution : uint8_t { Second = 0, Minute = 1, Hour = 2, Day = 3 };
@@ -218,7 +218,7 @@ const char* resolution_name(Resolution r);
 
 // A process whose record changed this tick, and its sample for the tick if it was read.
 struct ProcessUpdate {
-  ProcessRecord record;  // record.series_id is filled in by write_batch
+  ProcessRecord record;          // record.series_id is filled in by write_batch
   std::optional<Sample> sample;  // series_id is ignored: the process's series is used
   // Set only by wire::decode_batch with Identity::Deferred (bcd): the record's identity (ppid, step,
   // start_ms, max_rss, command, exe, argv and the exit fields) still encoded, pointing into the decoded
@@ -245,9 +245,9 @@ std::string oversized_name(const Batch& batch);
 // against the job's latest sample, not the wall clock.
 struct Retention {
   int64_t seconds = 3600;
-  int64_t minutes = 172800;    // 2 days
-  int64_t hours = 10368000;    // 120 days
-  int64_t days = 0;            // forever
+  int64_t minutes = 172800;  // 2 days
+  int64_t hours = 10368000;  // 120 days
+  int64_t days = 0;          // forever
   int64_t of(Resolution r) const;
   void set(Resolution r, int64_t value);
   bool operator==(const Retention&) const = default;
@@ -277,8 +277,8 @@ enum class Durability : uint8_t {
 
 struct OpenOptions {
   bool read_only = false;
-  bool create = true;                            // create dir and schema if missing (writers)
-  uint64_t initial_map_bytes = 256ULL << 20;     // grows on demand
+  bool create = true;                         // create dir and schema if missing (writers)
+  uint64_t initial_map_bytes = 256ULL << 20;  // grows on demand
   uint64_t map_growth_step_bytes = 256ULL << 20;
   // Retention: defaults, then this file (a missing file is fine), then BC_RETENTION_* from the
   // environment, then `retention` when set.
@@ -299,8 +299,8 @@ struct OpenOptions {
 // counted from the previous point of the series (from zero for the series' first point) and belongs to
 // the bucket of the later point. A counter that goes down (a restarted counter) adds nothing.
 struct Rollup {
-  int64_t start_s = 0;    // bucket start, epoch seconds, aligned to the resolution
-  int64_t width_s = 0;    // 1, 60, 3600 or 86400
+  int64_t start_s = 0;  // bucket start, epoch seconds, aligned to the resolution
+  int64_t width_s = 0;  // 1, 60, 3600 or 86400
   uint64_t samples = 0;
   uint64_t cpu_ns = 0;        // CPU time used in the bucket
   uint64_t timed_cpu_ns = 0;  // the part of cpu_ns with a known interval (all but a series' first point)
@@ -417,9 +417,9 @@ struct SpooledBatch {
 // A job's place in the outbox.
 struct ShipState {
   uint64_t job_id = 0;
-  uint64_t last_seq = 0;      // the newest batch spooled
-  uint64_t shipped_up_to = 0; // every batch up to here was acknowledged by bcd and removed
-  uint64_t pending = 0;       // batches still in the outbox
+  uint64_t last_seq = 0;       // the newest batch spooled
+  uint64_t shipped_up_to = 0;  // every batch up to here was acknowledged by bcd and removed
+  uint64_t pending = 0;        // batches still in the outbox
   uint64_t pending_bytes = 0;
   // Given up at the outbox bound (OpenOptions::outbox_max_bytes): in the node store, never shipped.
   uint64_t dropped_batches = 0;
@@ -473,8 +473,8 @@ class Store {
   // Job records and processes in one read transaction.
   virtual JobSnapshot load_job(uint64_t job_id) = 0;
   // The raw second-resolution points (cumulative values) of a series in [from_s, to_s] still retained.
-  virtual std::vector<Sample> series(uint64_t job_id, const std::string& node, uint32_t series_id,
-                                     int64_t from_s, int64_t to_s) = 0;
+  virtual std::vector<Sample> series(uint64_t job_id, const std::string& node, uint32_t series_id, int64_t from_s,
+                                     int64_t to_s) = 0;
   // One series at one resolution; the store picks the finest one that holds the window unless asked.
   virtual SeriesData query_series(const SeriesQuery& query) = 0;
   virtual uint32_t schema_version() = 0;

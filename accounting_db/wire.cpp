@@ -27,21 +27,32 @@ class Reader {
       throw WireError(std::string("malformed batch: ") + what + ": " + e.what());
     }
   }
-  uint64_t u64(const char* what) { return read(what, [](codec::Decoder& d) { return d.u64(); }); }
-  uint32_t u32(const char* what) { return read(what, [](codec::Decoder& d) { return d.u32(); }); }
-  int64_t i64(const char* what) { return read(what, [](codec::Decoder& d) { return d.i64(); }); }
+  uint64_t u64(const char* what) {
+    return read(what, [](codec::Decoder& d) { return d.u64(); });
+  }
+  uint32_t u32(const char* what) {
+    return read(what, [](codec::Decoder& d) { return d.u32(); });
+  }
+  int64_t i64(const char* what) {
+    return read(what, [](codec::Decoder& d) { return d.i64(); });
+  }
   bool flag(const char* what) {
     uint64_t v = u64(what);
     if (v > 1) throw WireError(std::string("malformed batch: ") + what + ": not 0 or 1");
     return v == 1;
   }
-  std::string str(const char* what) { return read(what, [](codec::Decoder& d) { return d.str(); }); }
-  std::string_view str_view(const char* what) { return read(what, [](codec::Decoder& d) { return d.str_view(); }); }
+  std::string str(const char* what) {
+    return read(what, [](codec::Decoder& d) { return d.str(); });
+  }
+  std::string_view str_view(const char* what) {
+    return read(what, [](codec::Decoder& d) { return d.str_view(); });
+  }
   // A count of items that each take at least one byte: never more than the bytes left, so a forged count
   // cannot make us reserve gigabytes.
   size_t count(const char* what) {
     uint64_t n = u64(what);
-    if (n > size_) throw WireError(std::string("malformed batch: ") + what + " " + std::to_string(n) + " exceeds the body");
+    if (n > size_)
+      throw WireError(std::string("malformed batch: ") + what + " " + std::to_string(n) + " exceeds the body");
     return static_cast<size_t>(n);
   }
   bool done() const { return d_.done(); }

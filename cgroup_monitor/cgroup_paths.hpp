@@ -13,8 +13,8 @@
 namespace bc::monitor {
 
 struct JobCgroup {
-  int version = 0;                // 1 when the job lives in v1 hierarchies, 2 for the unified tree
-  std::string relative_path;      // e.g. "/slurm_node1/uid_1000/job_42", the same in every v1 hierarchy
+  int version = 0;                          // 1 when the job lives in v1 hierarchies, 2 for the unified tree
+  std::string relative_path;                // e.g. "/slurm_node1/uid_1000/job_42", the same in every v1 hierarchy
   std::vector<ProcCgroupLine> hierarchies;  // the /proc/self/cgroup lines that are inside the job
 };
 

@@ -28,7 +28,7 @@ void print_text(const events::CheckReport& r) {
     std::printf("  verifier:    instructions processed per program (our budget %u, the kernel's limit %u)\n",
                 events::kVerifierInsnBudget, events::kVerifierInsnLimit);
     for (const auto& p : r.programs) {
-      const char* note = p.verified_insns == 0                          ? "  (this kernel does not report it)"
+      const char* note = p.verified_insns == 0                            ? "  (this kernel does not report it)"
                          : p.verified_insns > events::kVerifierInsnBudget ? "  OVER OUR BUDGET"
                                                                           : "";
       std::printf("    %-12s %8u  %5.2f%% of the limit%s\n", p.name.c_str(), p.verified_insns,
@@ -44,8 +44,10 @@ void print_text(const events::CheckReport& r) {
     std::printf("  remembered before this check: failed since %s: %s\n",
                 events::utc_time_text(r.remembered_before->since).c_str(), r.remembered_before->reason.c_str());
   if (r.remembered_now)
-    std::printf("  remembered now: monitors skip the load on this kernel until a check passes or the object\n"
-                "                  or the kernel changes (%s)\n", r.memory_path.c_str());
+    std::printf(
+        "  remembered now: monitors skip the load on this kernel until a check passes or the object\n"
+        "                  or the kernel changes (%s)\n",
+        r.memory_path.c_str());
   else if (r.works && r.remembered_before)
     std::printf("  remembered now: nothing (forgotten: monitors load the events again)\n");
   if (r.pinned_sets.empty()) {

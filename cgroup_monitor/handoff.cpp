@@ -138,8 +138,7 @@ uint64_t HandoffServer::serve(const std::function<char(uint32_t pid, uint32_t st
     ucred cred{};
     socklen_t len = sizeof cred;
     // The socket is the monitor's user's only (root under Slurm); check the peer anyway.
-    if (::getsockopt(conn.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.uid != ::geteuid() ||
-        cred.pid <= 0)
+    if (::getsockopt(conn.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.uid != ::geteuid() || cred.pid <= 0)
       continue;
     uint32_t step = 0;
     pollfd p{conn.get(), POLLIN, 0};

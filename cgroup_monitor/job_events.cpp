@@ -12,7 +12,6 @@
 #include <set>
 #include <tuple>
 
-
 #include "cgroup_monitor/bpf/events.hpp"
 #include "cgroup_monitor/handoff.hpp"
 #include "cgroup_monitor/proc_parse.hpp"
@@ -78,8 +77,8 @@ JobEvents::JobEvents(const EventSettings& settings, std::function<void(const std
     std::string reason;
     auto collector = events::EventCollector::open(options, reason);
     clock_gettime(CLOCK_MONOTONIC, &end);
-    loaded_ms_ = static_cast<double>(end.tv_sec - start.tv_sec) * 1e3 +
-                 static_cast<double>(end.tv_nsec - start.tv_nsec) / 1e6;
+    loaded_ms_ =
+        static_cast<double>(end.tv_sec - start.tv_sec) * 1e3 + static_cast<double>(end.tv_nsec - start.tv_nsec) / 1e6;
     loaded_collector_ = std::move(collector);
     loaded_reason_ = std::move(reason);
     loaded_.store(true, std::memory_order_release);  // publishes the fields above
@@ -252,8 +251,8 @@ void JobEvents::merge(ProcessTable& table, int64_t now_ms, store::Batch& batch, 
   ++drains_;
   absorb(d, table);
 
-  job.lost += store::EventLoss{d.lost.ring, d.lost.files, d.lost.conns, d.lost.tracked, d.lost.read_failed, d.lost.user,
-                               0};
+  job.lost +=
+      store::EventLoss{d.lost.ring, d.lost.files, d.lost.conns, d.lost.tracked, d.lost.read_failed, d.lost.user, 0};
   job.lost_events = job.lost.total();
 
   auto identity = [&](uint32_t pid) {
@@ -315,7 +314,8 @@ void JobEvents::merge(ProcessTable& table, int64_t now_ms, store::Batch& batch, 
   for (const auto& [pid, p] : pending_) {
     if (p.exited || !p.forked) continue;
     auto parent = pending_.find(p.ppid);
-    const bool parent_exiting = parent != pending_.end() && parent->second.exited && parent->second.ticks_since_exit == 0;
+    const bool parent_exiting =
+        parent != pending_.end() && parent->second.exited && parent->second.ticks_since_exit == 0;
     const bool parent_gone_in_table = table.gone(p.ppid);
     if (!parent_exiting && !parent_gone_in_table) continue;
     if (pid_gone(pid)) {

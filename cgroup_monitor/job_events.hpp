@@ -32,20 +32,20 @@
 namespace bc::events {
 class EventCollector;
 struct Drained;
-}
+}  // namespace bc::events
 
 namespace bc::monitor {
 
 struct EventSettings {
-  bool enabled = true;             // bpf=on|off
-  size_t ring_bytes = 1 << 20;     // bpf_ring_kib
-  bool file_bytes = false;         // file_bytes=on|off: read/write bytes per file
+  bool enabled = true;          // bpf=on|off
+  size_t ring_bytes = 1 << 20;  // bpf_ring_kib
+  bool file_bytes = false;      // file_bytes=on|off: read/write bytes per file
   std::string pin_dir = "/sys/fs/bpf/bubble-chamber";
   // The slot lock and the memory of failed loads are node-wide like the pinned programs they guard, so not
   // the monitor's --run-dir (tests give each cluster its own run dir, but all of them share the node's
   // programs).
   std::string run_dir = events::kNodeRunDir;
-  std::string object_file;         // bpf_object=: load this BPF object instead of the built-in one
+  std::string object_file;  // bpf_object=: load this BPF object instead of the built-in one
 };
 
 class JobEvents {
@@ -103,14 +103,14 @@ class JobEvents {
     int exit_code = 0, exit_signal = 0;
     bool core_dumped = false;
     uint64_t cpu_ns = 0, max_rss = 0;
-    uint64_t read_bytes = 0, write_bytes = 0;          // at exit, as /proc/PID/io: reaped children included
+    uint64_t read_bytes = 0, write_bytes = 0;  // at exit, as /proc/PID/io: reaped children included
     // The CPU and bytes of its children that ended with records of their own, while it had none in the
     // table: taken out of its own figures, or handed to the table when it gets there.
     uint64_t children_cpu = 0, children_read = 0, children_write = 0;
     uint32_t step = store::kStepUnknown;
-    std::string parent_command;  // comm before an exec: the parent's
-    int ticks_since_exit = 0;    // kept a few ticks after its exit for late file and connect aggregates
-    int ticks_gone = 0;          // ticks it has been gone without an exit event
+    std::string parent_command;    // comm before an exec: the parent's
+    int ticks_since_exit = 0;      // kept a few ticks after its exit for late file and connect aggregates
+    int ticks_gone = 0;            // ticks it has been gone without an exit event
     bool parent_credited = false;  // its CPU and bytes were taken out of its parent's (once)
     int exit_waits = 0;            // ticks its exit waited for the exit events of children it reaped
   };
@@ -131,8 +131,8 @@ class JobEvents {
   UniqueFd loading_fd_;  // eventfd, written by the loader when it is done
   std::thread loader_;
   double load_ms_ = 0;
-  std::map<uint32_t, Pending> pending_;              // by pid
-  std::vector<store::ProcessUpdate> unwritten_;      // event-only records not yet committed
+  std::map<uint32_t, Pending> pending_;          // by pid
+  std::vector<store::ProcessUpdate> unwritten_;  // event-only records not yet committed
   int64_t boot_epoch_ns_ = 0;
   uint64_t ns_per_tick_ = 10'000'000;
   uint64_t drains_ = 0;

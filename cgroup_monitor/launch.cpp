@@ -44,15 +44,24 @@ bool monitor_running(const std::string& run_dir, uint64_t job_id) {
 
 std::vector<std::string> monitor_argv(const MonitorCommand& c) {
   std::vector<std::string> args = {c.monitor,
-                                   "--job", std::to_string(c.job_id),
-                                   "--node", c.node,
-                                   "--store", c.store,
-                                   "--run-dir", c.run_dir,
-                                   "--interval", format_interval(c.interval_s),
-                                   "--cgroup-version", std::to_string(c.cgroup_version),
-                                   "--cgroup-path", c.cgroup_path,
-                                   "--uid", std::to_string(c.uid),
-                                   "--bpf", c.bpf ? "on" : "off"};
+                                   "--job",
+                                   std::to_string(c.job_id),
+                                   "--node",
+                                   c.node,
+                                   "--store",
+                                   c.store,
+                                   "--run-dir",
+                                   c.run_dir,
+                                   "--interval",
+                                   format_interval(c.interval_s),
+                                   "--cgroup-version",
+                                   std::to_string(c.cgroup_version),
+                                   "--cgroup-path",
+                                   c.cgroup_path,
+                                   "--uid",
+                                   std::to_string(c.uid),
+                                   "--bpf",
+                                   c.bpf ? "on" : "off"};
   const auto add = [&args](const char* option, const std::string& value) {
     if (value.empty()) return;
     args.emplace_back(option);

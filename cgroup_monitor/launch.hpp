@@ -36,16 +36,16 @@ struct MonitorCommand {
   int cgroup_version = 1;
   std::string cgroup_path;  // relative to the hierarchy's mount: "/slurm/uid_1000/job_42"
   bool bpf = true;
-  unsigned bpf_ring_kib = 0;       // 0: the monitor's default
-  bool pass_file_bytes = false;    // give --file-bytes (the plugin does; bc-docker leaves the default)
+  unsigned bpf_ring_kib = 0;     // 0: the monitor's default
+  bool pass_file_bytes = false;  // give --file-bytes (the plugin does; bc-docker leaves the default)
   bool file_bytes = false;
   std::string bpf_object;
   std::string job_name;
   uint32_t array_job_id = 0, array_task_id = 0;
-  std::string central;             // ship to this bcd; the four below only with it
+  std::string central;  // ship to this bcd; the four below only with it
   std::string api_key_file;
   std::string ca_file;
-  uint64_t outbox_max_mib = 0;     // 0: the monitor's default
+  uint64_t outbox_max_mib = 0;  // 0: the monitor's default
   uint64_t ship_every_s = 0;
   std::string munge_socket;
   std::string container_id, container_name, container_image;
@@ -59,7 +59,7 @@ std::vector<std::string> monitor_argv(const MonitorCommand& command);
 // (/dev/null when negative), writes "0" into each of procs_files (moving itself into those cgroups), closes
 // every other descriptor and execs path. A failure is written to stderr after log_prefix ("bc-docker: ")
 // and ends the child: 126 when a cgroup move failed (the monitor is not started), 127 when exec failed.
-[[noreturn]] void exec_monitor(const char* log_prefix, const char* const* procs_files, size_t procs_count,
-                               int log_fd, const char* path, char* const* argv, char* const* envp);
+[[noreturn]] void exec_monitor(const char* log_prefix, const char* const* procs_files, size_t procs_count, int log_fd,
+                               const char* path, char* const* argv, char* const* envp);
 
 }  // namespace bc::monitor

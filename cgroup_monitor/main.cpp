@@ -30,8 +30,10 @@ const char kUsage[] =
     "  --cgroup-root DIR     read cgroups below DIR instead of the host's mounts (tests)\n"
     "  --uid UID             job owner (default 0)\n"
     "  --node NAME           node name recorded with the data (default: short hostname)\n"
-    "  --store PATH          node store (default " BC_STORE_DEFAULT ")\n"
-    "  --run-dir DIR         lock and pid files (default " BC_RUN_DIR_DEFAULT ")\n"
+    "  --store PATH          node store (default " BC_STORE_DEFAULT
+    ")\n"
+    "  --run-dir DIR         lock and pid files (default " BC_RUN_DIR_DEFAULT
+    ")\n"
     "  --interval SECONDS    sampling interval (default 1, minimum 0.05)\n"
     "  --empty-grace SECONDS exit after the job cgroup has been empty this long (default 3)\n"
     "  --nice N              scheduling niceness, so jobs win the CPU (default 10)\n"

@@ -2,10 +2,11 @@
 
 #include <poll.h>
 #include <sys/file.h>
-#include <sys/signalfd.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
 
+#include <unistd.h>
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
@@ -15,7 +16,6 @@
 #include <ctime>
 #include <functional>
 #include <optional>
-#include <unistd.h>
 
 #include "accounting_db/shipper.hpp"
 #include "accounting_db/store.hpp"
@@ -74,12 +74,15 @@ int wait_for_signal(const sigset_t& signals, int signal_fd, timespec wait, JobEv
   }
   timespec now{};
   clock_gettime(CLOCK_MONOTONIC, &now);
-  const int64_t deadline_ms = now.tv_sec * 1000 + now.tv_nsec / 1'000'000 + wait.tv_sec * 1000 + wait.tv_nsec / 1'000'000;
+  const int64_t deadline_ms =
+      now.tv_sec * 1000 + now.tv_nsec / 1'000'000 + wait.tv_sec * 1000 + wait.tv_nsec / 1'000'000;
   for (;;) {
     clock_gettime(CLOCK_MONOTONIC, &now);
     const int64_t left_ms = deadline_ms - (now.tv_sec * 1000 + now.tv_nsec / 1'000'000);
     if (left_ms <= 0) return 0;
-    pollfd fds[4] = {{signal_fd, POLLIN, 0}, {events.poll_fd(), POLLIN, 0}, {handoff_fd, POLLIN, 0},
+    pollfd fds[4] = {{signal_fd, POLLIN, 0},
+                     {events.poll_fd(), POLLIN, 0},
+                     {handoff_fd, POLLIN, 0},
                      {events.loading_fd(), POLLIN, 0}};
     if (::poll(fds, 4, static_cast<int>(left_ms)) < 0 && errno != EINTR) return sigtimedwait(&signals, &info, &wait);
     if (fds[0].revents & POLLIN) {
@@ -265,8 +268,12 @@ int run_monitor(const MonitorOptions& opt) {
       job.monitor_max_rss = std::max(job.monitor_max_rss, static_cast<uint64_t>(self.ru_maxrss) * 1024);
     }
     batch.job = job;
-    batch.job_sample = store::Sample{0, now / 1000, job.has_cgroup_cpu ? job.cgroup_cpu_ns : procs.cpu_ns,
-                                     procs.live_rss, procs.read_bytes, procs.write_bytes};
+    batch.job_sample = store::Sample{0,
+                                     now / 1000,
+                                     job.has_cgroup_cpu ? job.cgroup_cpu_ns : procs.cpu_ns,
+                                     procs.live_rss,
+                                     procs.read_bytes,
+                                     procs.write_bytes};
     try {
       if (shipper) {
         shipper->write(batch);
@@ -277,8 +284,8 @@ int run_monitor(const MonitorOptions& opt) {
       events.commit();
     } catch (const std::exception& e) {
       // Never stop or block the job: keep sampling, the changed records are written with a later tick.
-      if (failed_writes++ % 60 == 0) log("store write failed (%llu so far): %s",
-                                          static_cast<unsigned long long>(failed_writes), e.what());
+      if (failed_writes++ % 60 == 0)
+        log("store write failed (%llu so far): %s", static_cast<unsigned long long>(failed_writes), e.what());
     }
     return members.size();
   };
@@ -319,8 +326,9 @@ int run_monitor(const MonitorOptions& opt) {
     take_loaded_events();
   }
   tick(true);
-  log("finished: %llu samples, %llu failed writes, %llu tasks handed over", static_cast<unsigned long long>(job.sample_count),
-      static_cast<unsigned long long>(failed_writes), static_cast<unsigned long long>(handed_off));
+  log("finished: %llu samples, %llu failed writes, %llu tasks handed over",
+      static_cast<unsigned long long>(job.sample_count), static_cast<unsigned long long>(failed_writes),
+      static_cast<unsigned long long>(handed_off));
   shipper.reset();  // a last, bounded attempt; the lock is still held so no second monitor starts meanwhile
   ::unlink(pid_file.c_str());
   ::unlink(monitor_lock_path(opt.run_dir, opt.job_id).c_str());

@@ -31,7 +31,8 @@ bool parse_on_off(const std::string& text, bool& out) {
 
 }  // namespace
 
-std::optional<MonitorArgs> parse_monitor_args(int argc, char** argv, const MonitorOptions& defaults, std::string& error) {
+std::optional<MonitorArgs> parse_monitor_args(int argc, char** argv, const MonitorOptions& defaults,
+                                              std::string& error) {
   MonitorArgs parsed;
   parsed.options = defaults;
   const auto fail = [&error](const std::string& message) -> std::optional<MonitorArgs> {
@@ -39,45 +40,74 @@ std::optional<MonitorArgs> parse_monitor_args(int argc, char** argv, const Monit
     return std::nullopt;
   };
   int nice_level = 10;
-  enum { kJob = 1000, kCgroupPath, kCgroupVersion, kCgroupRoot, kUid, kNode, kStore, kRunDir, kInterval,
-         kGrace, kNice, kVersion, kJobName, kContainerId, kContainerName, kContainerImage, kBpf, kBpfRing,
-         kFileBytes, kBpfPinDir, kCentral, kMungeSocket, kShipEvery,
-         kApiKeyFile, kCaFile, kArrayJob, kArrayTask, kOutboxMax, kBpfObject, kCheckEvents, kJson, kVerbose };
-  static const option long_options[] = {
-      {"job", required_argument, nullptr, kJob},
-      {"cgroup-path", required_argument, nullptr, kCgroupPath},
-      {"cgroup-version", required_argument, nullptr, kCgroupVersion},
-      {"cgroup-root", required_argument, nullptr, kCgroupRoot},
-      {"uid", required_argument, nullptr, kUid},
-      {"node", required_argument, nullptr, kNode},
-      {"store", required_argument, nullptr, kStore},
-      {"run-dir", required_argument, nullptr, kRunDir},
-      {"interval", required_argument, nullptr, kInterval},
-      {"empty-grace", required_argument, nullptr, kGrace},
-      {"nice", required_argument, nullptr, kNice},
-      {"job-name", required_argument, nullptr, kJobName},
-      {"array-job", required_argument, nullptr, kArrayJob},
-      {"array-task", required_argument, nullptr, kArrayTask},
-      {"outbox-max-mib", required_argument, nullptr, kOutboxMax},
-      {"ship-every", required_argument, nullptr, kShipEvery},
-      {"container-id", required_argument, nullptr, kContainerId},
-      {"container-name", required_argument, nullptr, kContainerName},
-      {"container-image", required_argument, nullptr, kContainerImage},
-      {"bpf", required_argument, nullptr, kBpf},
-      {"bpf-ring-kib", required_argument, nullptr, kBpfRing},
-      {"file-bytes", required_argument, nullptr, kFileBytes},
-      {"bpf-pin-dir", required_argument, nullptr, kBpfPinDir},
-      {"bpf-object", required_argument, nullptr, kBpfObject},
-      {"check-events", no_argument, nullptr, kCheckEvents},
-      {"json", no_argument, nullptr, kJson},
-      {"verbose", no_argument, nullptr, kVerbose},
-      {"central", required_argument, nullptr, kCentral},
-      {"api-key-file", required_argument, nullptr, kApiKeyFile},
-      {"ca-file", required_argument, nullptr, kCaFile},
-      {"munge-socket", required_argument, nullptr, kMungeSocket},
-      {"help", no_argument, nullptr, 'h'},
-      {"version", no_argument, nullptr, kVersion},
-      {nullptr, 0, nullptr, 0}};
+  enum {
+    kJob = 1000,
+    kCgroupPath,
+    kCgroupVersion,
+    kCgroupRoot,
+    kUid,
+    kNode,
+    kStore,
+    kRunDir,
+    kInterval,
+    kGrace,
+    kNice,
+    kVersion,
+    kJobName,
+    kContainerId,
+    kContainerName,
+    kContainerImage,
+    kBpf,
+    kBpfRing,
+    kFileBytes,
+    kBpfPinDir,
+    kCentral,
+    kMungeSocket,
+    kShipEvery,
+    kApiKeyFile,
+    kCaFile,
+    kArrayJob,
+    kArrayTask,
+    kOutboxMax,
+    kBpfObject,
+    kCheckEvents,
+    kJson,
+    kVerbose
+  };
+  static const option long_options[] = {{"job", required_argument, nullptr, kJob},
+                                        {"cgroup-path", required_argument, nullptr, kCgroupPath},
+                                        {"cgroup-version", required_argument, nullptr, kCgroupVersion},
+                                        {"cgroup-root", required_argument, nullptr, kCgroupRoot},
+                                        {"uid", required_argument, nullptr, kUid},
+                                        {"node", required_argument, nullptr, kNode},
+                                        {"store", required_argument, nullptr, kStore},
+                                        {"run-dir", required_argument, nullptr, kRunDir},
+                                        {"interval", required_argument, nullptr, kInterval},
+                                        {"empty-grace", required_argument, nullptr, kGrace},
+                                        {"nice", required_argument, nullptr, kNice},
+                                        {"job-name", required_argument, nullptr, kJobName},
+                                        {"array-job", required_argument, nullptr, kArrayJob},
+                                        {"array-task", required_argument, nullptr, kArrayTask},
+                                        {"outbox-max-mib", required_argument, nullptr, kOutboxMax},
+                                        {"ship-every", required_argument, nullptr, kShipEvery},
+                                        {"container-id", required_argument, nullptr, kContainerId},
+                                        {"container-name", required_argument, nullptr, kContainerName},
+                                        {"container-image", required_argument, nullptr, kContainerImage},
+                                        {"bpf", required_argument, nullptr, kBpf},
+                                        {"bpf-ring-kib", required_argument, nullptr, kBpfRing},
+                                        {"file-bytes", required_argument, nullptr, kFileBytes},
+                                        {"bpf-pin-dir", required_argument, nullptr, kBpfPinDir},
+                                        {"bpf-object", required_argument, nullptr, kBpfObject},
+                                        {"check-events", no_argument, nullptr, kCheckEvents},
+                                        {"json", no_argument, nullptr, kJson},
+                                        {"verbose", no_argument, nullptr, kVerbose},
+                                        {"central", required_argument, nullptr, kCentral},
+                                        {"api-key-file", required_argument, nullptr, kApiKeyFile},
+                                        {"ca-file", required_argument, nullptr, kCaFile},
+                                        {"munge-socket", required_argument, nullptr, kMungeSocket},
+                                        {"help", no_argument, nullptr, 'h'},
+                                        {"version", no_argument, nullptr, kVersion},
+                                        {nullptr, 0, nullptr, 0}};
   int c;
   unsigned long long u = 0;
   double d = 0;
@@ -123,7 +153,8 @@ std::optional<MonitorArgs> parse_monitor_args(int argc, char** argv, const Monit
         parsed.options.array_task_id = static_cast<uint32_t>(u);
         break;
       case kOutboxMax:
-        if (!parse_unsigned(optarg, u) || u == 0 || u > (1ULL << 20)) return fail("--outbox-max-mib takes 1 to 1048576");
+        if (!parse_unsigned(optarg, u) || u == 0 || u > (1ULL << 20))
+          return fail("--outbox-max-mib takes 1 to 1048576");
         parsed.options.outbox_max_bytes = u << 20;
         break;
       case kContainerId: parsed.options.container_id = optarg; break;
@@ -172,7 +203,8 @@ std::optional<MonitorArgs> parse_monitor_args(int argc, char** argv, const Monit
     }
   }
   if (optind < argc) return fail(std::string("unexpected argument '") + argv[optind] + "'");
-  if ((parsed.json || parsed.verbose) && parsed.action != MonitorArgs::Action::CheckEvents) return fail("--json and --verbose go with --check-events");
+  if ((parsed.json || parsed.verbose) && parsed.action != MonitorArgs::Action::CheckEvents)
+    return fail("--json and --verbose go with --check-events");
   if (parsed.action == MonitorArgs::Action::CheckEvents) {
     if (parsed.options.job_id != 0) return fail("--check-events takes no job");
     return parsed;

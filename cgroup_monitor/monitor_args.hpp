@@ -18,6 +18,7 @@ struct MonitorArgs {
 
 // argv as main() gets it, over defaults (the store, run dir and node this host would use). nullopt with
 // error (one sentence, without "bc-monitor: ") on a usage error. --api-key-file and --ca-file are read here.
-std::optional<MonitorArgs> parse_monitor_args(int argc, char** argv, const MonitorOptions& defaults, std::string& error);
+std::optional<MonitorArgs> parse_monitor_args(int argc, char** argv, const MonitorOptions& defaults,
+                                              std::string& error);
 
 }  // namespace bc::monitor

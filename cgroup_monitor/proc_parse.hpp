@@ -29,7 +29,7 @@ std::optional<ProcStat> parse_proc_stat(std::string_view text);
 struct ProcStatus {
   uint64_t vm_hwm_bytes = 0;  // peak RSS
   uint64_t vm_rss_bytes = 0;
-  uint32_t uid = 0;           // real uid
+  uint32_t uid = 0;  // real uid
 };
 // /proc/PID/status. Kernel threads and zombies have no Vm* lines; those stay 0.
 std::optional<ProcStatus> parse_proc_status(std::string_view text);

@@ -49,7 +49,8 @@ ProcessTable::State ProcessTable::refresh(Tracked& t) {
 
   // Counters only grow; a zombie's are final.
   t.own.cpu_ns = std::max(t.own.cpu_ns, (st->utime_ticks + st->stime_ticks) * ns_per_tick_);
-  t.inclusive.cpu_ns = std::max(t.inclusive.cpu_ns, t.own.cpu_ns + (st->cutime_ticks + st->cstime_ticks) * ns_per_tick_);
+  t.inclusive.cpu_ns =
+      std::max(t.inclusive.cpu_ns, t.own.cpu_ns + (st->cutime_ticks + st->cstime_ticks) * ns_per_tick_);
   if (auto io = own_io(t, st->num_threads)) {
     t.own.read_bytes = std::max(t.own.read_bytes, io->read_bytes);
     t.own.write_bytes = std::max(t.own.write_bytes, io->write_bytes);
@@ -151,7 +152,8 @@ void ProcessTable::track(const MemberPid& member, int64_t now_ms) {
   // slurmstepd sits in the job's cgroup but is not the job's. A task forked from it keeps that name until it
   // execs, so an untracked pid is looked at again on every tick until it becomes something else.
   if (is_slurm_helper(*st)) return;
-  if (auto owned = event_owned_.find(member.pid); owned != event_owned_.end() && owned->second == st->start_ticks) return;
+  if (auto owned = event_owned_.find(member.pid); owned != event_owned_.end() && owned->second == st->start_ticks)
+    return;
   t.status_fd = open_read(dir + "/status");
   t.io_fd = open_read(dir + "/io");
   t.leader_io_fd = open_read(dir + "/task/" + std::to_string(member.pid) + "/io");

@@ -106,12 +106,12 @@ class ProcessTable {
     UniqueFd leader_io_fd;
     std::map<uint32_t, IoBytes> other_threads;
     IoBytes ended_threads;
-    uint32_t parent = 0;    // current parent: the one that will reap it
-    Counters own;           // this process's threads
-    Counters inclusive;     // own + everything it reaped, as the kernel counts it
-    Counters credited;      // inclusive totals of tracked children that are gone (reaped)
-    bool ended = false;     // exited (zombie or gone), end_ms set
-    bool gone = false;      // reaped: its /proc entry is no more
+    uint32_t parent = 0;  // current parent: the one that will reap it
+    Counters own;         // this process's threads
+    Counters inclusive;   // own + everything it reaped, as the kernel counts it
+    Counters credited;    // inclusive totals of tracked children that are gone (reaped)
+    bool ended = false;   // exited (zombie or gone), end_ms set
+    bool gone = false;    // reaped: its /proc entry is no more
     bool changed = true;
   };
   enum class State { Alive, Zombie, Gone };
@@ -126,10 +126,10 @@ class ProcessTable {
   uint64_t ticks_per_second_;
   uint64_t page_size_;
   int64_t boot_epoch_ms_;
-  std::map<uint32_t, Tracked> tracked_;  // by pid
-  Counters forgotten_;  // record totals of processes that are gone and written
+  std::map<uint32_t, Tracked> tracked_;       // by pid
+  Counters forgotten_;                        // record totals of processes that are gone and written
   std::map<uint32_t, uint64_t> event_owned_;  // pid -> start_ticks, see leave_to_events
-  std::set<uint32_t> held_;                    // see keep_until_credited
+  std::set<uint32_t> held_;                   // see keep_until_credited
 };
 
 }  // namespace bc::monitor

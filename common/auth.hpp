@@ -13,9 +13,9 @@ namespace bc::auth {
 // ---- Web tokens: JWT-compatible, HMAC-SHA256 over base64url(header).base64url(claims) ----
 
 struct TokenClaims {
-  std::string container;  // what the token opens: "job_42" or a Docker container id
-  int64_t expires_at = 0; // epoch seconds ("exp")
-  int64_t issued_at = 0;  // epoch seconds ("iat")
+  std::string container;   // what the token opens: "job_42" or a Docker container id
+  int64_t expires_at = 0;  // epoch seconds ("exp")
+  int64_t issued_at = 0;   // epoch seconds ("iat")
   // A user token ("user" claim, no container) stands for that user in the browser: the job list and every
   // job bcd would show that user over munge (all jobs for an admin).
   std::string user;
@@ -37,8 +37,8 @@ TokenCheck verify_token(std::string_view secret, std::string_view token, std::st
 
 // ---- API keys: shown once, stored only as a SHA-256 hash ----
 
-std::string new_api_key();                          // "bck_" + 43 base64url characters (256 random bits)
-std::string hash_api_key(std::string_view key);     // lowercase hex SHA-256
+std::string new_api_key();                       // "bck_" + 43 base64url characters (256 random bits)
+std::string hash_api_key(std::string_view key);  // lowercase hex SHA-256
 // Lowercase hex SHA-256; also what a pusher puts in its munge credential, binding it to one request body.
 std::string sha256_hex(std::string_view bytes);
 bool api_key_matches(std::string_view key, std::string_view stored_hash);  // constant time

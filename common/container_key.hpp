@@ -23,9 +23,9 @@ constexpr std::optional<uint64_t> container_key(std::string_view id) {
   for (size_t i = 0; i < kShortIdLength; ++i) {
     const char c = id[i];
     uint64_t digit = 0;
-    if (c >= '0' && c <= '9') digit = static_cast<uint64_t>(c - '0');
-    else if (c >= 'a' && c <= 'f') digit = static_cast<uint64_t>(c - 'a' + 10);
-    else if (c >= 'A' && c <= 'F') digit = static_cast<uint64_t>(c - 'A' + 10);
+    if (c >= '0' && c <= '9') digit = static_cast<uint64_t>(c) - '0';
+    else if (c >= 'a' && c <= 'f') digit = static_cast<uint64_t>(c) - 'a' + 10;
+    else if (c >= 'A' && c <= 'F') digit = static_cast<uint64_t>(c) - 'A' + 10;
     else return std::nullopt;
     value = value << 4 | digit;
   }
@@ -33,7 +33,9 @@ constexpr std::optional<uint64_t> container_key(std::string_view id) {
 }
 
 // True for keys made by container_key: top bit set, bits 48-62 clear.
-constexpr bool is_container_key(uint64_t key) { return (key & ~(kContainerKeyFlag | kShortIdMask)) == 0 && (key & kContainerKeyFlag) != 0; }
+constexpr bool is_container_key(uint64_t key) {
+  return (key & ~(kContainerKeyFlag | kShortIdMask)) == 0 && (key & kContainerKeyFlag) != 0;
+}
 
 // The inverse: the 12 lower-case hex digits of a container key; nullopt for any other number (a job id).
 inline std::optional<std::string> short_id_from_key(uint64_t key) {

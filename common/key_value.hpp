@@ -11,9 +11,9 @@
 namespace bc::kv {
 
 struct Setting {
-  std::string key;    // trimmed; empty when the line is not key=value
-  std::string value;  // trimmed; the whole trimmed line when it is not key=value
-  std::string where;  // "ORIGIN:LINE", for messages
+  std::string key;         // trimmed; empty when the line is not key=value
+  std::string value;       // trimmed; the whole trimmed line when it is not key=value
+  std::string where;       // "ORIGIN:LINE", for messages
   bool malformed = false;  // no '=' or nothing before it
 };
 

@@ -41,7 +41,8 @@ std::optional<std::string> read_pem_text(const std::string& setting, const std::
   if (file) {
     char buffer[4096];
     size_t n = 0;
-    while (text.size() <= kMaxPemBytes && (n = std::fread(buffer, 1, sizeof buffer, file.get())) > 0) text.append(buffer, n);
+    while (text.size() <= kMaxPemBytes && (n = std::fread(buffer, 1, sizeof buffer, file.get())) > 0)
+      text.append(buffer, n);
   }
   if (!file || std::ferror(file.get())) {
     error = "cannot read " + setting + " " + path + ": " + std::strerror(errno);
@@ -82,9 +83,10 @@ std::optional<ServerTlsPem> load_server_tls(const std::string& cert_setting, con
     return std::nullopt;
   }
   if (!key) {
-    error = key_text->find("ENCRYPTED") != std::string::npos
-                ? key_setting + " " + key_path + " is encrypted; bcd needs the key unencrypted (readable by its user only)"
-                : key_setting + " " + key_path + " holds no PEM private key (-----BEGIN PRIVATE KEY-----)";
+    error =
+        key_text->find("ENCRYPTED") != std::string::npos
+            ? key_setting + " " + key_path + " is encrypted; bcd needs the key unencrypted (readable by its user only)"
+            : key_setting + " " + key_path + " holds no PEM private key (-----BEGIN PRIVATE KEY-----)";
     return std::nullopt;
   }
   if (X509_check_private_key(cert.get(), key.get()) != 1) {

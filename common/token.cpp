@@ -74,14 +74,12 @@ std::string mint_token(std::string_view secret, const TokenClaims& claims) {
   JsonPtr header(cJSON_CreateObject()), payload(cJSON_CreateObject());
   cJSON_AddStringToObject(header.get(), "alg", "HS256");
   cJSON_AddStringToObject(header.get(), "typ", "JWT");
-  if (claims.user.empty())
-    cJSON_AddStringToObject(payload.get(), "container", claims.container.c_str());
-  else
-    cJSON_AddStringToObject(payload.get(), "user", claims.user.c_str());
+  if (claims.user.empty()) cJSON_AddStringToObject(payload.get(), "container", claims.container.c_str());
+  else cJSON_AddStringToObject(payload.get(), "user", claims.user.c_str());
   cJSON_AddNumberToObject(payload.get(), "exp", static_cast<double>(claims.expires_at));
   cJSON_AddNumberToObject(payload.get(), "iat", static_cast<double>(claims.issued_at));
-  std::string signing_input = base64url_encode(print_compact(header.get())) + "." +
-                              base64url_encode(print_compact(payload.get()));
+  std::string signing_input =
+      base64url_encode(print_compact(header.get())) + "." + base64url_encode(print_compact(payload.get()));
   return signing_input + "." + sign_hs256(secret, signing_input);
 }
 

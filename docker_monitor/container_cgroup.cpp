@@ -12,7 +12,8 @@ bool is_container_component(std::string_view component, std::string_view id) {
   if (component.size() <= kScope.size() + id.size() + 1) return false;
   if (component.substr(component.size() - kScope.size()) != kScope) return false;
   std::string_view base = component.substr(0, component.size() - kScope.size());
-  return base.size() > id.size() && base.substr(base.size() - id.size()) == id && base[base.size() - id.size() - 1] == '-';
+  return base.size() > id.size() && base.substr(base.size() - id.size()) == id &&
+         base[base.size() - id.size() - 1] == '-';
 }
 
 // The path up to and including the container's component, or "" when the path does not hold it.

@@ -56,7 +56,6 @@ int64_t i64_from_string(const std::string& text) {
   return text.empty() || *end ? 0 : static_cast<int64_t>(v);
 }
 
-
 }  // namespace
 
 std::optional<double> ContainerRecord::duration_s() const {
@@ -89,7 +88,8 @@ std::string record_to_json(const ContainerRecord& r, int64_t recorded_ns) {
   add(o, "end_ns", cJSON_CreateString(std::to_string(r.end_ns).c_str()));
   auto duration = r.duration_s();
   add(o, "duration_s", duration ? cJSON_CreateNumber(*duration) : cJSON_CreateNull());
-  add(o, "times", cJSON_CreateString(r.start_from_docker && (r.end_from_docker || r.end_ns == 0) ? "docker" : "events"));
+  add(o, "times",
+      cJSON_CreateString(r.start_from_docker && (r.end_from_docker || r.end_ns == 0) ? "docker" : "events"));
   add(o, "exit_code", r.exit_code ? cJSON_CreateNumber(*r.exit_code) : cJSON_CreateNull());
   add(o, "monitored", cJSON_CreateBool(r.monitored));
   add(o, "reason", cJSON_CreateString(r.reason.c_str()));
@@ -150,8 +150,7 @@ ContainerLog::ContainerLog(std::string path) : path_(std::move(path)) {
 void ContainerLog::write(const ContainerRecord& record) {
   timespec now{};
   clock_gettime(CLOCK_REALTIME, &now);
-  const std::string line =
-      record_to_json(record, static_cast<int64_t>(now.tv_sec) * 1000000000LL + now.tv_nsec) + "\n";
+  const std::string line = record_to_json(record, static_cast<int64_t>(now.tv_sec) * 1000000000LL + now.tv_nsec) + "\n";
   const int fd = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) throw std::runtime_error("cannot open container log " + path_ + ": " + std::strerror(errno));
   const ssize_t n = ::write(fd, line.data(), line.size());

@@ -24,16 +24,16 @@ struct ContainerRecord {
   std::string name;
   std::string image;
   std::vector<std::string> command;
-  int64_t start_ns = 0;             // State.StartedAt (or the start event's time); 0 unknown
-  int64_t end_ns = 0;               // State.FinishedAt (or the die event's time); 0 while running
-  std::optional<int> exit_code;     // once ended, when known
+  int64_t start_ns = 0;          // State.StartedAt (or the start event's time); 0 unknown
+  int64_t end_ns = 0;            // State.FinishedAt (or the die event's time); 0 while running
+  std::optional<int> exit_code;  // once ended, when known
   bool running = true;
-  bool monitored = false;           // a bc-monitor was started for (or already watched) this run
-  std::string reason;               // why monitored or not, for people
-  int cgroup_version = 0;           // 0: not located
-  std::string cgroup_path;          // relative to the mount, as given to bc-monitor
+  bool monitored = false;   // a bc-monitor was started for (or already watched) this run
+  std::string reason;       // why monitored or not, for people
+  int cgroup_version = 0;   // 0: not located
+  std::string cgroup_path;  // relative to the mount, as given to bc-monitor
   int init_pid = 0;
-  std::optional<uint32_t> uid;      // of the init process
+  std::optional<uint32_t> uid;  // of the init process
   // Where start and end come from: Docker's State.StartedAt/FinishedAt (exact), or, for a container removed
   // before it could be inspected (docker run --rm of something very short), the times of its start and die
   // events, which trail the real times by a few to tens of milliseconds.

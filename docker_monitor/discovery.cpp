@@ -65,7 +65,7 @@ void Discovery::write(const ContainerRecord& record) {
   }
 }
 
-void Discovery::adopt(std::map<std::string, ContainerRecord> open_runs) {
+void Discovery::adopt(std::map<std::string, ContainerRecord>&& open_runs) {
   for (auto& [id, record] : open_runs) runs_[id] = std::move(record);
 }
 
@@ -85,8 +85,8 @@ void Discovery::monitor(ContainerRecord& r, const ContainerInfo& info) {
   auto cgroup = container_cgroup_from_proc_cgroup(*cgroup_text, info.id);
   if (!cgroup) {
     // A recycled pid is in another cgroup; a live init process always shows the container's.
-    r.reason = "exited before a monitor could start (pid " + std::to_string(info.pid) +
-               " is not in the container's cgroup)";
+    r.reason =
+        "exited before a monitor could start (pid " + std::to_string(info.pid) + " is not in the container's cgroup)";
     return;
   }
   r.cgroup_version = cgroup->version;

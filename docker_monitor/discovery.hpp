@@ -45,7 +45,7 @@ class Discovery {
             LogSink logger, FileReader read_file, Clock clock);
 
   // Runs that an earlier bc-docker left open in the container log; closed or re-adopted by the next resync.
-  void adopt(std::map<std::string, ContainerRecord> open_runs);
+  void adopt(std::map<std::string, ContainerRecord>&& open_runs);
   // After each (re)connect, with GET /containers/json?all=1: starts monitors where missing, records the end
   // of runs that ended while nobody was watching.
   void resync(const std::vector<ListedContainer>& containers);

@@ -16,9 +16,7 @@ namespace {
 
 using JsonPtr = json::Ptr;
 
-JsonPtr parse(std::string_view text) {
-  return JsonPtr(cJSON_ParseWithLength(text.data(), text.size()));
-}
+JsonPtr parse(std::string_view text) { return JsonPtr(cJSON_ParseWithLength(text.data(), text.size())); }
 
 const cJSON* member(const cJSON* object, const char* name) {
   return object && cJSON_IsObject(object) ? cJSON_GetObjectItemCaseSensitive(object, name) : nullptr;

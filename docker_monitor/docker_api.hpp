@@ -27,7 +27,7 @@ std::optional<ContainerEvent> parse_event(std::string_view json);
 // One entry of GET /containers/json.
 struct ListedContainer {
   std::string id;
-  std::string name;   // without the leading '/'
+  std::string name;  // without the leading '/'
   std::string image;
   std::string state;  // "running", "exited", "created", ...
   std::map<std::string, std::string> labels;
@@ -37,16 +37,16 @@ std::optional<std::vector<ListedContainer>> parse_container_list(std::string_vie
 // GET /containers/{id}/json, the fields used.
 struct ContainerInfo {
   std::string id;
-  std::string name;      // without the leading '/'
-  std::string image;     // Config.Image, as given to docker run
-  std::string image_id;  // Image, "sha256:..."
+  std::string name;                  // without the leading '/'
+  std::string image;                 // Config.Image, as given to docker run
+  std::string image_id;              // Image, "sha256:..."
   std::vector<std::string> command;  // Path followed by Args
   std::map<std::string, std::string> labels;
   std::string status;  // State.Status
   bool running = false;
-  int pid = 0;              // State.Pid: the init process on the host, 0 when not running
-  int64_t started_ns = 0;   // State.StartedAt; 0 when never started
-  int64_t finished_ns = 0;  // State.FinishedAt; 0 while running or never finished
+  int pid = 0;                   // State.Pid: the init process on the host, 0 when not running
+  int64_t started_ns = 0;        // State.StartedAt; 0 when never started
+  int64_t finished_ns = 0;       // State.FinishedAt; 0 while running or never finished
   std::optional<int> exit_code;  // State.ExitCode once the container has finished
 };
 std::optional<ContainerInfo> parse_inspect(std::string_view json);

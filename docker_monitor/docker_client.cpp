@@ -98,8 +98,7 @@ std::string describe_connect_error(const HttpResult& result, const std::string& 
              " (bc-docker must run as root or as a member of the socket's group, usually 'docker')";
     case ECONNREFUSED:
       return "nobody is listening on Docker socket " + socket_path + " (dockerd is stopped or restarting)";
-    default:
-      break;
+    default: break;
   }
   if (result.transport_ok)
     return "unexpected HTTP status " + std::to_string(result.status) + " from " + socket_path +
@@ -185,7 +184,8 @@ EventStream::PollResult EventStream::poll(int wake_fd, int timeout_ms) {
     long status = 0;
     curl_easy_getinfo(easy_.get(), CURLINFO_RESPONSE_CODE, &status);
     if (rc == CURLE_OK) out.error = "the daemon closed the event stream";
-    else if (rc == CURLE_HTTP_RETURNED_ERROR) out.error = "the event stream was refused with HTTP " + std::to_string(status);
+    else if (rc == CURLE_HTTP_RETURNED_ERROR)
+      out.error = "the event stream was refused with HTTP " + std::to_string(status);
     else out.error = curl_easy_strerror(rc);
   }
   if (out.ended) close();

@@ -17,8 +17,8 @@ struct HttpResult {
   bool transport_ok = false;  // an HTTP response arrived
   long status = 0;            // HTTP status when transport_ok
   std::string body;
-  std::string error;          // libcurl's text when !transport_ok
-  int os_errno = 0;           // errno of a failed connect, when libcurl knows it
+  std::string error;  // libcurl's text when !transport_ok
+  int os_errno = 0;   // errno of a failed connect, when libcurl knows it
   bool ok() const { return transport_ok && status >= 200 && status < 300; }
 };
 
@@ -57,8 +57,8 @@ class EventStream {
   bool is_open() const { return easy_ != nullptr; }
 
   struct PollResult {
-    bool wake_fd_ready = false;      // wake_fd became readable
-    bool ended = false;              // the stream was open and has ended (error says why)
+    bool wake_fd_ready = false;  // wake_fd became readable
+    bool ended = false;          // the stream was open and has ended (error says why)
     std::string error;
     std::vector<std::string> lines;  // complete lines received, in order
   };

@@ -58,7 +58,8 @@ std::string apply_setting(Config& config, std::string_view key, std::string_view
     return {};
   }
   if (k == "node") {
-    if (v.empty() || v.find_first_of(" \t/") != std::string::npos) return "node= needs a name without spaces or '/', got '" + v + "'";
+    if (v.empty() || v.find_first_of(" \t/") != std::string::npos)
+      return "node= needs a name without spaces or '/', got '" + v + "'";
     config.node = v;
     return {};
   }
@@ -80,7 +81,8 @@ std::string apply_setting(Config& config, std::string_view key, std::string_view
       return "ship_every= takes whole seconds between 0 and 3600, got '" + v + "'";
     return {};
   }
-  return "unknown key '" + k + "' (known: socket, store, monitor, rundir, log, state, interval, label_only, retry, node, "
+  return "unknown key '" + k +
+         "' (known: socket, store, monitor, rundir, log, state, interval, label_only, retry, node, "
          "central, api_key_file, ca_file, outbox_max_mib, ship_every, bpf)";
 }
 

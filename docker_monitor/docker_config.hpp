@@ -25,8 +25,8 @@ struct Config {
   std::string api_key_file;
   std::string ca_file;            // with an https central: the CA file that verifies bcd (bc-monitor --ca-file)
   uint64_t outbox_max_mib = 256;  // bound of the node store's outbox while bcd cannot be reached (as bc-monitor's)
-  uint64_t ship_every_s = 0;      // send at most once per this many seconds while bcd keeps up (bc-monitor --ship-every)
-  bool bpf = true;                // per-process eBPF events in the monitors (bc-monitor --bpf), as the plugin's bpf=
+  uint64_t ship_every_s = 0;  // send at most once per this many seconds while bcd keeps up (bc-monitor --ship-every)
+  bool bpf = true;            // per-process eBPF events in the monitors (bc-monitor --bpf), as the plugin's bpf=
 
   std::string container_log_path() const { return state_dir + "/containers.jsonl"; }
 };

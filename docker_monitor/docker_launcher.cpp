@@ -40,7 +40,8 @@ std::vector<std::string> monitor_argv(const Config& config, const std::string& n
   return bc::monitor::monitor_argv(command);
 }
 
-ProcessLauncher::ProcessLauncher(Config config, std::string node) : config_(std::move(config)), node_(std::move(node)) {}
+ProcessLauncher::ProcessLauncher(Config config, std::string node)
+    : config_(std::move(config)), node_(std::move(node)) {}
 
 MonitorLauncher::Result ProcessLauncher::ensure(const MonitorRequest& request) {
   Result result;

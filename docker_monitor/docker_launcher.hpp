@@ -19,8 +19,8 @@ struct MonitorRequest {
   uint64_t key = 0;  // the store job id (container_key.hpp)
   uint32_t uid = 0;  // of the container's init process
   int cgroup_version = 1;
-  std::string cgroup_path;  // relative to the mount, e.g. /docker/<id>
-  std::string label;        // for log lines: "container 1a2b3c4d5e6f (name)"
+  std::string cgroup_path;   // relative to the mount, e.g. /docker/<id>
+  std::string label;         // for log lines: "container 1a2b3c4d5e6f (name)"
   std::string container_id;  // full id, name and image, recorded with the container's record
   std::string container_name;
   std::string container_image;

@@ -5,8 +5,8 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <cjson/cJSON.h>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -50,13 +50,19 @@ const char kUsage[] =
     "Per-process accounting for Docker containers: follows the Docker events and starts one bc-monitor per\n"
     "container, on the container's cgroup, writing into the node store like a Slurm job.\n"
     "\n"
-    "  -c, --config FILE     key=value config file (default " BC_DOCKER_CONFIG_DEFAULT ", if present)\n"
+    "  -c, --config FILE     key=value config file (default " BC_DOCKER_CONFIG_DEFAULT
+    ", if present)\n"
     "      --socket PATH     Docker API socket (socket=, default /var/run/docker.sock)\n"
-    "      --store PATH      node store given to the monitors (store=, default " BC_STORE_DEFAULT ")\n"
-    "      --monitor PATH    the bc-monitor binary (monitor=, default " BC_MONITOR_DEFAULT ")\n"
-    "      --run-dir DIR     monitor lock and pid files (rundir=, default " BC_RUN_DIR_DEFAULT ")\n"
-    "      --log FILE        where the monitors log (log=, default " BC_MONITOR_LOG_DEFAULT ")\n"
-    "      --state DIR       holds containers.jsonl, the record of every container (state=, default " BC_STATE_DEFAULT ")\n"
+    "      --store PATH      node store given to the monitors (store=, default " BC_STORE_DEFAULT
+    ")\n"
+    "      --monitor PATH    the bc-monitor binary (monitor=, default " BC_MONITOR_DEFAULT
+    ")\n"
+    "      --run-dir DIR     monitor lock and pid files (rundir=, default " BC_RUN_DIR_DEFAULT
+    ")\n"
+    "      --log FILE        where the monitors log (log=, default " BC_MONITOR_LOG_DEFAULT
+    ")\n"
+    "      --state DIR       holds containers.jsonl, the record of every container (state=, default " BC_STATE_DEFAULT
+    ")\n"
     "      --interval SECS   monitor sampling interval (interval=, default 1)\n"
     "      --label-only      only containers labelled bubble-chamber.monitor=true (label_only=yes)\n"
     "      --retry           keep trying until Docker answers instead of exiting (retry=yes)\n"
@@ -114,20 +120,45 @@ std::string short_hostname() {
 
 // Loads the config file, then applies the command line. Returns -1 to run, or an exit status.
 int parse_args(int argc, char** argv, Config& config) {
-  enum { kSocket = 1000, kStore, kMonitor, kRunDir, kLog, kState, kInterval, kLabelOnly, kRetry, kNode, kVersion,
-         kCentral, kApiKeyFile, kCaFile, kOutboxMax, kShipEvery, kBpf };
-  static const option long_options[] = {
-      {"config", required_argument, nullptr, 'c'},   {"socket", required_argument, nullptr, kSocket},
-      {"store", required_argument, nullptr, kStore}, {"monitor", required_argument, nullptr, kMonitor},
-      {"run-dir", required_argument, nullptr, kRunDir}, {"log", required_argument, nullptr, kLog},
-      {"state", required_argument, nullptr, kState}, {"interval", required_argument, nullptr, kInterval},
-      {"label-only", no_argument, nullptr, kLabelOnly}, {"retry", no_argument, nullptr, kRetry},
-      {"node", required_argument, nullptr, kNode},   {"help", no_argument, nullptr, 'h'},
-      {"central", required_argument, nullptr, kCentral}, {"api-key-file", required_argument, nullptr, kApiKeyFile},
-      {"ca-file", required_argument, nullptr, kCaFile},
-      {"outbox-max-mib", required_argument, nullptr, kOutboxMax}, {"ship-every", required_argument, nullptr, kShipEvery},
-      {"bpf", required_argument, nullptr, kBpf},
-      {"version", no_argument, nullptr, kVersion},   {nullptr, 0, nullptr, 0}};
+  enum {
+    kSocket = 1000,
+    kStore,
+    kMonitor,
+    kRunDir,
+    kLog,
+    kState,
+    kInterval,
+    kLabelOnly,
+    kRetry,
+    kNode,
+    kVersion,
+    kCentral,
+    kApiKeyFile,
+    kCaFile,
+    kOutboxMax,
+    kShipEvery,
+    kBpf
+  };
+  static const option long_options[] = {{"config", required_argument, nullptr, 'c'},
+                                        {"socket", required_argument, nullptr, kSocket},
+                                        {"store", required_argument, nullptr, kStore},
+                                        {"monitor", required_argument, nullptr, kMonitor},
+                                        {"run-dir", required_argument, nullptr, kRunDir},
+                                        {"log", required_argument, nullptr, kLog},
+                                        {"state", required_argument, nullptr, kState},
+                                        {"interval", required_argument, nullptr, kInterval},
+                                        {"label-only", no_argument, nullptr, kLabelOnly},
+                                        {"retry", no_argument, nullptr, kRetry},
+                                        {"node", required_argument, nullptr, kNode},
+                                        {"help", no_argument, nullptr, 'h'},
+                                        {"central", required_argument, nullptr, kCentral},
+                                        {"api-key-file", required_argument, nullptr, kApiKeyFile},
+                                        {"ca-file", required_argument, nullptr, kCaFile},
+                                        {"outbox-max-mib", required_argument, nullptr, kOutboxMax},
+                                        {"ship-every", required_argument, nullptr, kShipEvery},
+                                        {"bpf", required_argument, nullptr, kBpf},
+                                        {"version", no_argument, nullptr, kVersion},
+                                        {nullptr, 0, nullptr, 0}};
   // Pass 1: the config file, so the command line can override it.
   std::string config_path = kDefaultConfigPath;
   bool explicit_config = false;
@@ -249,15 +280,17 @@ class Daemon {
         stream_(config.socket),
         launcher_(config, node),
         queries_(client_),
-        discovery_(config, node, queries_, launcher_, container_log, log_to_stderr,
-                   [](const std::string& path) { return bc::read_file(path); }, now_ns) {
+        discovery_(
+            config, node, queries_, launcher_, container_log, log_to_stderr,
+            [](const std::string& path) { return bc::read_file(path); }, now_ns) {
     discovery_.adopt(container_log.load_running());
   }
 
   int run(int signal_fd) {
-    log_to_stderr(Level::Info, "starting: socket " + config_.socket + ", store " + config_.store + ", monitor " +
-                                   config_.monitor + ", interval " + seconds(config_.interval_s) + " s" +
-                                   (config_.label_only ? ", only containers labelled bubble-chamber.monitor=true" : ""));
+    log_to_stderr(Level::Info,
+                  "starting: socket " + config_.socket + ", store " + config_.store + ", monitor " + config_.monitor +
+                      ", interval " + seconds(config_.interval_s) + " s" +
+                      (config_.label_only ? ", only containers labelled bubble-chamber.monitor=true" : ""));
     bool connected_once = false;
     int backoff_ms = kBackoffFirstMs;
     int64_t next_attempt_ms = monotonic_ms();
@@ -281,8 +314,8 @@ class Daemon {
             return kExitDocker;
           }
           if (outcome.error != last_problem || now_ns() - last_problem_ns > kRepeatLogNs) {
-            log_to_stderr(Level::Warning, outcome.error + "; retrying every " +
-                                              std::to_string(kBackoffMaxMs / 1000) + " s at most");
+            log_to_stderr(Level::Warning,
+                          outcome.error + "; retrying every " + std::to_string(kBackoffMaxMs / 1000) + " s at most");
             last_problem = outcome.error;
             last_problem_ns = now_ns();
           }

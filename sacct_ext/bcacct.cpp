@@ -20,6 +20,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <variant>
 
 #include "accounting_db/store.hpp"
@@ -103,9 +104,11 @@ constexpr char kHelp[] =
     "                         $BC_CA_FILE, else ca_file= in the config file, else the system's CAs)\n"
     "  Without --store, bcacct asks bcd when a URL is configured, authenticating with munge; if bcd\n"
     "  cannot be reached it warns and reads the local node store ($BC_STORE, else\n"
-    "  " BC_STORE_DEFAULT ").\n"
+    "  " BC_STORE_DEFAULT
+    ").\n"
     "  Without a URL it reads the local node store. Config file: $BC_BCACCT_CONFIG, else\n"
-    "  " BC_BCACCT_CONFIG_DEFAULT " (central=URL, ca_file=PATH, munge_socket=PATH, store=PATH,\n"
+    "  " BC_BCACCT_CONFIG_DEFAULT
+    " (central=URL, ca_file=PATH, munge_socket=PATH, store=PATH,\n"
     "  timeout=SECONDS).\n"
     "\n"
     "  -h, --help             print this help and exit\n"
@@ -163,22 +166,49 @@ int usage_error(const std::string& message) {
 }
 
 Parsed parse_args(int argc, char** argv) {
-  enum { kJson = 256, kStore, kTree, kTimeline, kMetric, kResolution, kTop, kSort, kContainer, kCentral, kFiles, kAll,
-         kNet, kCaFile };
+  enum {
+    kJson = 256,
+    kStore,
+    kTree,
+    kTimeline,
+    kMetric,
+    kResolution,
+    kTop,
+    kSort,
+    kContainer,
+    kCentral,
+    kFiles,
+    kAll,
+    kNet,
+    kCaFile
+  };
   static const struct option kLong[] = {
-      {"jobs", required_argument, nullptr, 'j'},       {"user", required_argument, nullptr, 'u'},
-      {"allusers", no_argument, nullptr, 'a'},         {"starttime", required_argument, nullptr, 'S'},
-      {"endtime", required_argument, nullptr, 'E'},    {"state", required_argument, nullptr, 's'},
-      {"nodelist", required_argument, nullptr, 'N'},   {"format", required_argument, nullptr, 'o'},
-      {"parsable2", no_argument, nullptr, 'P'},        {"parsable", no_argument, nullptr, 'p'},
-      {"noheader", no_argument, nullptr, 'n'},         {"helpformat", no_argument, nullptr, 'e'},
-      {"json", no_argument, nullptr, kJson},           {"tree", no_argument, nullptr, kTree},
-      {"timeline", no_argument, nullptr, kTimeline},   {"metric", required_argument, nullptr, kMetric},
-      {"resolution", required_argument, nullptr, kResolution}, {"top", required_argument, nullptr, kTop},
-      {"sort", required_argument, nullptr, kSort},     {"container", required_argument, nullptr, kContainer},
-      {"store", required_argument, nullptr, kStore},   {"central", required_argument, nullptr, kCentral},
-      {"files", no_argument, nullptr, kFiles},         {"all", no_argument, nullptr, kAll},
-      {"net", no_argument, nullptr, kNet},             {"help", no_argument, nullptr, 'h'},
+      {"jobs", required_argument, nullptr, 'j'},
+      {"user", required_argument, nullptr, 'u'},
+      {"allusers", no_argument, nullptr, 'a'},
+      {"starttime", required_argument, nullptr, 'S'},
+      {"endtime", required_argument, nullptr, 'E'},
+      {"state", required_argument, nullptr, 's'},
+      {"nodelist", required_argument, nullptr, 'N'},
+      {"format", required_argument, nullptr, 'o'},
+      {"parsable2", no_argument, nullptr, 'P'},
+      {"parsable", no_argument, nullptr, 'p'},
+      {"noheader", no_argument, nullptr, 'n'},
+      {"helpformat", no_argument, nullptr, 'e'},
+      {"json", no_argument, nullptr, kJson},
+      {"tree", no_argument, nullptr, kTree},
+      {"timeline", no_argument, nullptr, kTimeline},
+      {"metric", required_argument, nullptr, kMetric},
+      {"resolution", required_argument, nullptr, kResolution},
+      {"top", required_argument, nullptr, kTop},
+      {"sort", required_argument, nullptr, kSort},
+      {"container", required_argument, nullptr, kContainer},
+      {"store", required_argument, nullptr, kStore},
+      {"central", required_argument, nullptr, kCentral},
+      {"files", no_argument, nullptr, kFiles},
+      {"all", no_argument, nullptr, kAll},
+      {"net", no_argument, nullptr, kNet},
+      {"help", no_argument, nullptr, 'h'},
       {"ca-file", required_argument, nullptr, kCaFile},
       {"version", no_argument, nullptr, 'V'},
       {nullptr, 0, nullptr, 0},
@@ -232,9 +262,18 @@ Parsed parse_args(int argc, char** argv) {
         o.rows_requested = true;
         break;
       }
-      case 'P': o.layout = Layout::Parsable2; o.rows_requested = true; break;
-      case 'p': o.layout = Layout::Parsable; o.rows_requested = true; break;
-      case 'n': o.header = false; o.rows_requested = true; break;
+      case 'P':
+        o.layout = Layout::Parsable2;
+        o.rows_requested = true;
+        break;
+      case 'p':
+        o.layout = Layout::Parsable;
+        o.rows_requested = true;
+        break;
+      case 'n':
+        o.header = false;
+        o.rows_requested = true;
+        break;
       case 'e': return {std::nullopt, write_stdout(bc::bcacct::help_format()) ? kExitOk : kExitFailure};
       case kJson: o.json = true; break;
       case kTree: o.tree = true; break;
@@ -303,13 +342,16 @@ Parsed parse_args(int argc, char** argv) {
   if (o.store_path && o.ca_file) return fail("--ca-file verifies bcd; it does not go with --store");
   // --tree, --files and --net may be combined; each of the others stands alone.
   const bool events = o.tree || o.files || o.net;
-  if (int{o.json} + int{events} + int{o.timeline} > 1) return fail("--json, --tree/--files/--net and --timeline exclude each other");
+  if (int{o.json} + int{events} + int{o.timeline} > 1)
+    return fail("--json, --tree/--files/--net and --timeline exclude each other");
   if (o.files_all && !o.files) return fail("--all goes with --files");
-  if (o.top && (events || o.timeline)) return fail("--top lists processes; it does not go with --tree, --files, --net or --timeline");
+  if (o.top && (events || o.timeline))
+    return fail("--top lists processes; it does not go with --tree, --files, --net or --timeline");
   if ((have_metric || have_resolution) && !o.timeline) return fail("--metric and --resolution go with --timeline");
   if (have_sort && !o.top) return fail("--sort goes with --top");
   const bool targeted = !o.jobs.empty() || o.container;
-  if ((o.timeline || events || o.top) && !targeted) return fail("--tree, --files, --net, --timeline and --top need -j or --container");
+  if ((o.timeline || events || o.top) && !targeted)
+    return fail("--tree, --files, --net, --timeline and --top need -j or --container");
   if (o.timeline && (o.jobs.size() > 1 || (o.jobs.size() == 1 && o.jobs[0].step)))
     return fail("--timeline shows one whole job: give one job id");
 
@@ -344,7 +386,7 @@ const char* env(const char* name) {
 
 // --store: that store only. Otherwise bcd when a URL is configured, falling back to the local store;
 // else the local store.
-std::unique_ptr<bc::report::JobSource> open_source(const Options& o, SourceConfig config) {
+std::unique_ptr<bc::report::JobSource> open_source(const Options& o, const SourceConfig& config) {
   if (o.store_path) return bc::report::open_store_source(*o.store_path);
   std::string store = env("BC_STORE") ? env("BC_STORE") : (!config.store.empty() ? config.store : BC_STORE_DEFAULT);
   std::string central = o.central ? *o.central : env("BC_CENTRAL") ? env("BC_CENTRAL") : config.central;
@@ -387,7 +429,7 @@ JobView make_view(bc::report::JobData data) {
 struct Target {
   uint64_t key = 0;
   std::optional<uint32_t> step;
-  std::string shown;  // "job 123", "container 0123456789ab"
+  std::string shown;                          // "job 123", "container 0123456789ab"
   std::optional<bc::report::JobData> loaded;  // already read while resolving the id
 };
 
@@ -399,7 +441,8 @@ std::variant<std::vector<Target>, int> targets_of(const Options& o, bc::report::
     const std::string& wanted = *o.container;
     const bool hex = wanted.find_first_not_of("0123456789abcdefABCDEF") == std::string::npos;
     if (const auto key = bc::container::container_key(wanted); key && hex) {
-      targets.push_back({*key, std::nullopt, "container " + wanted.substr(0, bc::container::kShortIdLength), std::nullopt});
+      targets.push_back(
+          {*key, std::nullopt, "container " + wanted.substr(0, bc::container::kShortIdLength), std::nullopt});
       return targets;
     }
     const std::string name = wanted[0] == '/' ? wanted.substr(1) : wanted;  // docker inspect's "/name"
@@ -444,9 +487,11 @@ std::variant<std::vector<Target>, int> targets_of(const Options& o, bc::report::
     // An unknown task is looked up as job 0, which never exists: "not found" like any unknown job.
     if (ids.empty()) ids.push_back(spec.id);
     for (uint64_t id : ids) {
-      if (std::any_of(targets.begin(), targets.end(), [&](const Target& t) { return t.key == id && t.step == spec.step; }))
+      if (std::any_of(targets.begin(), targets.end(),
+                      [&](const Target& t) { return t.key == id && t.step == spec.step; }))
         continue;
-      targets.push_back({id, spec.step, "job " + spec.text, id == spec.id ? std::move(self) : std::nullopt});
+      targets.push_back(
+          {id, spec.step, "job " + spec.text, id == spec.id ? std::exchange(self, std::nullopt) : std::nullopt});
     }
   }
   return targets;
@@ -472,8 +517,8 @@ int run(int argc, char** argv) {
     config.ca_file = env("BC_CA_FILE");
     ca_setting = "BC_CA_FILE";
   }
-  if (std::string error; !o.store_path && !config.ca_file.empty() &&
-                         !bc::auth::check_ca_file(ca_setting, config.ca_file, error)) {
+  if (std::string error;
+      !o.store_path && !config.ca_file.empty() && !bc::auth::check_ca_file(ca_setting, config.ca_file, error)) {
     std::fprintf(stderr, "bcacct: %s\n", error.c_str());
     return kExitUsage;
   }
@@ -570,9 +615,8 @@ int run(int argc, char** argv) {
   } else if (o.rows_requested || targets.empty() || steps_selected || o.top) {
     // sacct rows. With -j (or --top) the default is one row per process, like sacct's step rows.
     const bool per_process_default = !targets.empty();
-    bc::bcacct::Format format =
-        o.format ? std::get<bc::bcacct::Format>(bc::bcacct::parse_format(*o.format))
-                 : bc::bcacct::default_format(per_process_default);
+    bc::bcacct::Format format = o.format ? std::get<bc::bcacct::Format>(bc::bcacct::parse_format(*o.format))
+                                         : bc::bcacct::default_format(per_process_default);
     if (o.top) format.per_process = true;
     text = bc::bcacct::render_rows(format, views, o.layout, o.header, bc::epoch_ms());
   } else {

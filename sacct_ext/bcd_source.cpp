@@ -84,8 +84,8 @@ int64_t time_of(const cJSON* object, const char* name) {
   if (!cJSON_IsString(item)) malformed(std::string("no time '") + name + "'");
   struct tm tm {};
   int ms = 0;
-  if (std::sscanf(item->valuestring, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-                  &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) != 7)
+  if (std::sscanf(item->valuestring, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+                  &tm.tm_min, &tm.tm_sec, &ms) != 7)
     malformed(std::string("a bad time in '") + name + "': " + item->valuestring);
   tm.tm_year -= 1900;
   tm.tm_mon -= 1;
@@ -114,7 +114,6 @@ Json parse_object(std::string_view text) {
 }
 
 // ---- HTTP ----
-
 
 std::string url_escape(const std::string& s) {
   std::string out;
@@ -227,12 +226,13 @@ class BcdSource final : public JobSource {
   std::vector<LabelledSeries> job_series(uint64_t job_id, const std::vector<std::string>&,
                                          std::optional<store::Resolution> resolution, int64_t from_s,
                                          int64_t to_s) override {
-    std::string path = job_path(job_id) + "/series?metric=all&from=" + std::to_string(from_s) +
-                       "&to=" + std::to_string(to_s);
+    std::string path =
+        job_path(job_id) + "/series?metric=all&from=" + std::to_string(from_s) + "&to=" + std::to_string(to_s);
     if (resolution) path += std::string("&resolution=") + store::resolution_name(*resolution);
     const auto [status, body] = get(path);
     if (status == 404)
-      throw SourceError(Kind::Unsupported, "bcd at " + options_.url + " does not serve series (" + error_text(body) + ")");
+      throw SourceError(Kind::Unsupported,
+                        "bcd at " + options_.url + " does not serve series (" + error_text(body) + ")");
     check(status, body);
     return {{"all nodes", series_from_json(body)}};
   }
@@ -251,8 +251,8 @@ class BcdSource final : public JobSource {
     if (status == 200) return;
     if (status == 401 || status == 403)
       throw SourceError(Kind::Permission, "bcd refused (" + std::to_string(status) + "): " + error_text(body));
-    throw SourceError(Kind::Protocol, "bcd at " + options_.url + " answered " + std::to_string(status) + ": " +
-                                          error_text(body));
+    throw SourceError(Kind::Protocol,
+                      "bcd at " + options_.url + " answered " + std::to_string(status) + ": " + error_text(body));
   }
 
   std::pair<long, std::string> get(const std::string& path) {

@@ -91,11 +91,11 @@ const FieldDef kFields[] = {
        return report::terminal_safe(p ? p->node : report::join_strings(j.totals.nodes, ","));
      }},
     {"NNodes", false, 8, false, "number of nodes",
-     [](const JobView& j, const ProcessRecord* p, int64_t) {
-       return std::to_string(p ? 1 : j.totals.nodes.size());
-     }},
+     [](const JobView& j, const ProcessRecord* p, int64_t) { return std::to_string(p ? 1 : j.totals.nodes.size()); }},
     {"TotalCPU", false, 12, false, "user+system CPU time, [D-]HH:MM:SS.mmm",
-     [](const JobView& j, const ProcessRecord* p, int64_t) { return report::format_cpu_time(p ? p->cpu_ns : j.totals.cpu_ns); }},
+     [](const JobView& j, const ProcessRecord* p, int64_t) {
+       return report::format_cpu_time(p ? p->cpu_ns : j.totals.cpu_ns);
+     }},
     {"CPUSeconds", false, 10, false, "user+system CPU time in seconds",
      [](const JobView& j, const ProcessRecord* p, int64_t) { return seconds2(p ? p->cpu_ns : j.totals.cpu_ns); }},
     {"MaxRSS", false, 10, false, "peak resident set size (K/M/G, 1024-based)",
@@ -138,7 +138,9 @@ const FieldDef kFields[] = {
     {"Exe", true, 30, true, "executable path",
      [](const JobView&, const ProcessRecord* p, int64_t) { return report::terminal_safe(p->exe); }},
     {"Argv", true, 40, true, "arguments, space-separated",
-     [](const JobView&, const ProcessRecord* p, int64_t) { return report::terminal_safe(report::join_strings(p->argv, " ")); }},
+     [](const JobView&, const ProcessRecord* p, int64_t) {
+       return report::terminal_safe(report::join_strings(p->argv, " "));
+     }},
 };
 
 const FieldDef* find_field(std::string_view name) {

@@ -16,10 +16,11 @@ void check_readable(const std::string& path) {
   for (const std::string& file : {path, path + "/data.mdb", path + "/lock.mdb"}) {
     const int mode = file == path ? R_OK | X_OK : (file.ends_with("lock.mdb") ? R_OK | W_OK : R_OK);
     if (access(file.c_str(), mode) != 0 && errno == EACCES)
-      throw SourceError(SourceError::Kind::Permission,
-                        "no permission to read the store " + path + " (" + file + ": " + std::strerror(EACCES) +
-                            "); the store is its owner's and BC_STORE_GROUP's alone: read through bcd (central= in bcacct.conf, "
-                            "or --central), or ask an administrator");
+      throw SourceError(
+          SourceError::Kind::Permission,
+          "no permission to read the store " + path + " (" + file + ": " + std::strerror(EACCES) +
+              "); the store is its owner's and BC_STORE_GROUP's alone: read through bcd (central= in bcacct.conf, "
+              "or --central), or ask an administrator");
   }
 }
 
@@ -33,6 +34,7 @@ class StoreSource final : public JobSource {
       throw SourceError(SourceError::Kind::Store, e.what());
     }
   }
+
  public:
   explicit StoreSource(const std::string& path) : path_(path) {
     check_readable(path);
@@ -59,7 +61,9 @@ class StoreSource final : public JobSource {
     return guard([&] {
       std::vector<uint64_t> ids = store_->job_ids();
       if (!query.array_job) return ids;
-      std::erase_if(ids, [&](uint64_t id) { return !store::is_array_task(store_->job_nodes(id), *query.array_job, query.array_task); });
+      std::erase_if(ids, [&](uint64_t id) {
+        return !store::is_array_task(store_->job_nodes(id), *query.array_job, query.array_task);
+      });
       return ids;
     });
   }
@@ -84,7 +88,6 @@ class StoreSource final : public JobSource {
   std::string describe() const override { return "store " + path_; }
 
  private:
-
   std::string path_;
   std::unique_ptr<store::Store> store_;
 };
@@ -113,6 +116,7 @@ class FallbackSource final : public JobSource {
     }
     return f(*store_);
   }
+
  public:
   FallbackSource(std::unique_ptr<JobSource> primary, std::string path, std::function<void(const std::string&)> warn)
       : primary_(std::move(primary)), path_(std::move(path)), warn_(std::move(warn)) {}
@@ -131,7 +135,6 @@ class FallbackSource final : public JobSource {
   std::string describe() const override { return (store_ ? store_ : primary_)->describe(); }
 
  private:
-
   std::unique_ptr<JobSource> primary_;
   std::unique_ptr<JobSource> store_;
   std::string path_;

@@ -35,9 +35,9 @@ class SourceError : public std::runtime_error {
 
 // Hints for the server side of a listing; the caller filters the loaded jobs again in any case.
 struct ListQuery {
-  std::string user;                // one user, or empty for every user the caller may see
-  std::optional<bool> running;     // only running (true) or only finished (false) jobs
-  std::optional<int64_t> from_s;   // overlapping [from_s, to_s]
+  std::string user;               // one user, or empty for every user the caller may see
+  std::optional<bool> running;    // only running (true) or only finished (false) jobs
+  std::optional<int64_t> from_s;  // overlapping [from_s, to_s]
   std::optional<int64_t> to_s;
   // Only the tasks of this Slurm job array (its ArrayJobID), and of those only this task when set. Unlike
   // the hints above, a source applies these itself.
@@ -71,7 +71,7 @@ class JobSource {
 std::unique_ptr<JobSource> open_store_source(const std::string& path);
 
 struct BcdOptions {
-  std::string url;           // "http://central:8470" or "https://..." (a trailing slash is fine)
+  std::string url;  // "http://central:8470" or "https://..." (a trailing slash is fine)
   // https: the CA file that verifies bcd's certificate, trusted alone; empty: the system's CAs. A certificate
   // that does not verify is a Protocol error, never a fallback to the local store: the bcd configured is not
   // the one answering.

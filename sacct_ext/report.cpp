@@ -14,7 +14,6 @@
 
 namespace bc::report {
 
-using store::JobRecord;
 using store::ProcessRecord;
 
 std::string format_size(uint64_t bytes) {
@@ -35,8 +34,7 @@ std::string format_size(uint64_t bytes) {
   char buf[32];
   if (bytes % unit_bytes == 0)
     std::snprintf(buf, sizeof buf, "%llu%c", static_cast<unsigned long long>(bytes / unit_bytes), kUnits[unit]);
-  else
-    std::snprintf(buf, sizeof buf, "%.2f%c", value, kUnits[unit]);
+  else std::snprintf(buf, sizeof buf, "%.2f%c", value, kUnits[unit]);
   return buf;
 }
 
@@ -44,10 +42,8 @@ std::string format_duration(int64_t seconds) {
   seconds = std::max<int64_t>(seconds, 0);
   const long long days = seconds / 86400, h = seconds / 3600 % 24, m = seconds / 60 % 60, s = seconds % 60;
   char buf[48];
-  if (days > 0)
-    std::snprintf(buf, sizeof buf, "%lld-%02lld:%02lld:%02lld", days, h, m, s);
-  else
-    std::snprintf(buf, sizeof buf, "%02lld:%02lld:%02lld", h, m, s);
+  if (days > 0) std::snprintf(buf, sizeof buf, "%lld-%02lld:%02lld:%02lld", days, h, m, s);
+  else std::snprintf(buf, sizeof buf, "%02lld:%02lld:%02lld", h, m, s);
   return buf;
 }
 
@@ -153,10 +149,10 @@ namespace {
 // "0", or "12 (ring 10, files 2)": the total and its non-zero causes.
 std::string lost_text(const JobTotals& t) {
   std::vector<std::string> causes;
-  const std::pair<const char*, uint64_t> by_cause[] = {{"ring", t.lost.ring},         {"files", t.lost.files},
-                                                       {"connections", t.lost.connections}, {"tracked", t.lost.tracked},
-                                                       {"unreadable", t.lost.unreadable}, {"monitor", t.lost.monitor},
-                                                       {"late", t.lost.late}};
+  const std::pair<const char*, uint64_t> by_cause[] = {
+      {"ring", t.lost.ring},       {"files", t.lost.files},           {"connections", t.lost.connections},
+      {"tracked", t.lost.tracked}, {"unreadable", t.lost.unreadable}, {"monitor", t.lost.monitor},
+      {"late", t.lost.late}};
   for (const auto& [name, n] : by_cause)
     if (n) causes.push_back(std::string(name) + " " + std::to_string(n));
   return std::to_string(t.lost_events) + (causes.empty() ? "" : " (" + join(causes, ", ") + ")");
@@ -216,8 +212,8 @@ std::string format_table(const JobData& job, int64_t now_ms) {
   for (const ProcessRecord& p : sorted_processes(job.processes)) {
     rows.push_back({std::to_string(p.pid), std::to_string(p.ppid), printable(p.node), store::step_name(p.step),
                     printable(p.command), local_time(p.start_ms), p.end_ms ? local_time(p.end_ms) : "Running",
-                    fixed(static_cast<double>(p.cpu_ns) / 1e9, 2), format_size(p.max_rss),
-                    format_size(p.read_bytes), format_size(p.write_bytes), exit_text(p)});
+                    fixed(static_cast<double>(p.cpu_ns) / 1e9, 2), format_size(p.max_rss), format_size(p.read_bytes),
+                    format_size(p.write_bytes), exit_text(p)});
   }
   return out + render_table({{"PID", true},
                              {"PPID", true},
@@ -250,15 +246,15 @@ std::string format_tree(const JobData& job) {
   std::string out;
   std::set<size_t> printed;  // guards against a cycle from reused pids
   std::function<void(size_t, const std::string&, bool, bool)> print = [&](size_t i, const std::string& prefix,
-                                                                           bool last, bool root) {
+                                                                          bool last, bool root) {
     if (!printed.insert(i).second) return;
     const auto& p = processes[i];
     std::string args = p.argv.empty() ? "[" + p.command + "]" : join(p.argv, " ");
     out += prefix + (root ? "" : (last ? "\u2514\u2500 " : "\u251c\u2500 ")) + std::to_string(p.pid) + " " +
-           printable(args) + "  [" + store::step_name(p.step) + " cpu " + fixed(static_cast<double>(p.cpu_ns) / 1e9, 2) +
-           "s rss " + format_size(p.max_rss) + " r " + format_size(p.read_bytes) + " w " +
-           format_size(p.write_bytes) + (p.end_ms ? "" : " running") + (p.exited ? " exit " + exit_text(p) : "") +
-           "]\n";
+           printable(args) + "  [" + store::step_name(p.step) + " cpu " +
+           fixed(static_cast<double>(p.cpu_ns) / 1e9, 2) + "s rss " + format_size(p.max_rss) + " r " +
+           format_size(p.read_bytes) + " w " + format_size(p.write_bytes) + (p.end_ms ? "" : " running") +
+           (p.exited ? " exit " + exit_text(p) : "") + "]\n";
     auto it = children.find({p.node, p.pid});
     if (it == children.end()) return;
     const std::string child_prefix = root ? prefix : prefix + (last ? "   " : "\u2502  ");
@@ -287,7 +283,8 @@ namespace {
 // Why there is nothing to list: events did not run, or ran and saw nothing.
 std::string nothing_recorded(const JobData& job, const char* what) {
   const JobTotals t = compute_totals(job);
-  if (!t.events_unavailable.empty()) return std::string("No ") + what + " recorded: " + printable(join(t.events_unavailable, "; ")) + "\n";
+  if (!t.events_unavailable.empty())
+    return std::string("No ") + what + " recorded: " + printable(join(t.events_unavailable, "; ")) + "\n";
   return std::string("No ") + what + " recorded.\n";
 }
 
@@ -320,8 +317,9 @@ std::string format_files(const JobData& job, bool all) {
       p.processes.insert({f.node, f.pid, f.start_ticks});
     }
     for (const auto& [path, p] : by_path)
-      rows.push_back({printable(path), store::file_flags_text(p.flags), std::to_string(p.opens), std::to_string(p.failed),
-                      std::to_string(p.processes.size()), format_size(p.read), format_size(p.write)});
+      rows.push_back({printable(path), store::file_flags_text(p.flags), std::to_string(p.opens),
+                      std::to_string(p.failed), std::to_string(p.processes.size()), format_size(p.read),
+                      format_size(p.write)});
     return render_table({{"Path", false},
                          {"Flags", false},
                          {"Opens", true},
@@ -333,7 +331,8 @@ std::string format_files(const JobData& job, bool all) {
   }
   auto files = job.files;
   std::sort(files.begin(), files.end(), [](const store::FileRecord& a, const store::FileRecord& b) {
-    return std::tie(a.node, a.pid, a.start_ticks, a.first_ms, a.path) < std::tie(b.node, b.pid, b.start_ticks, b.first_ms, b.path);
+    return std::tie(a.node, a.pid, a.start_ticks, a.first_ms, a.path) <
+           std::tie(b.node, b.pid, b.start_ticks, b.first_ms, b.path);
   });
   for (const auto& f : files) {
     const ProcessRecord* p = owner(job, f.node, f.pid, f.start_ticks);

@@ -101,8 +101,8 @@ std::optional<int64_t> parse_sacct_time(std::string_view text, int64_t now_s, st
   // stack. No time sacct reads comes near this.
   constexpr size_t kMaxText = 64;
   if (text.size() > kMaxText) {
-    error = "invalid time '" + std::string(text.substr(0, kMaxText)) + "...': longer than " +
-            std::to_string(kMaxText) + " characters";
+    error = "invalid time '" + std::string(text.substr(0, kMaxText)) + "...': longer than " + std::to_string(kMaxText) +
+            " characters";
     return std::nullopt;
   }
   const time_t now = static_cast<time_t>(now_s);
@@ -110,7 +110,8 @@ std::optional<int64_t> parse_sacct_time(std::string_view text, int64_t now_s, st
   if (!localtime_r(&now, &today)) return fail("cannot read the local time");
 
   std::smatch m;
-  static const std::regex kNow(R"(now(?:\s*([+-])\s*(\d{1,9})\s*(s|sec|secs|seconds?|m|min|mins|minutes?|h|hours?|d|days?|w|weeks?)?)?)");
+  static const std::regex kNow(
+      R"(now(?:\s*([+-])\s*(\d{1,9})\s*(s|sec|secs|seconds?|m|min|mins|minutes?|h|hours?|d|days?|w|weeks?)?)?)");
   if (std::regex_match(s, m, kNow)) {
     if (!m[1].matched) return now_s;
     int64_t unit = 1;

@@ -22,8 +22,8 @@ namespace bc::bcacct {
 //                the store records each task's ArrayJobID and ArrayTaskID, so the source looks it up.
 //   "123" also selects every task of job array 123 when 123 is an array's job id, as sacct does.
 struct JobSpec {
-  std::string text;  // as given, for messages
-  uint64_t id = 0;   // the stored job id (for "123+2": 125); 0 for an array task
+  std::string text;         // as given, for messages
+  uint64_t id = 0;          // the stored job id (for "123+2": 125); 0 for an array task
   uint64_t array_base = 0;  // for "123_4": 123
   std::optional<uint32_t> array_task;
   std::optional<uint32_t> het_offset;

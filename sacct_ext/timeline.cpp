@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <tuple>
@@ -36,7 +37,7 @@ std::string label(double v, Metric metric) {
     std::snprintf(buf, sizeof buf, "%.0f%%", v);
     return buf;
   }
-  std::string size = report::format_size(static_cast<uint64_t>(v + 0.5));
+  std::string size = report::format_size(static_cast<uint64_t>(std::llround(v)));
   return metric == Metric::Io ? size + "/s" : size;
 }
 
@@ -81,8 +82,8 @@ size_t terminal_columns() {
   return 80;
 }
 
-std::string render_timeline(const std::vector<report::LabelledSeries>& series, Metric metric, int64_t from_s, int64_t to_s,
-                            size_t columns, size_t height) {
+std::string render_timeline(const std::vector<report::LabelledSeries>& series, Metric metric, int64_t from_s,
+                            int64_t to_s, size_t columns, size_t height) {
   constexpr size_t kAxis = 11;  // "  123.45K ┤"
   const size_t chart_width = std::max<size_t>(columns > kAxis + 1 ? columns - kAxis - 1 : 0, 10);
   height = std::max<size_t>(height, 1);
@@ -125,7 +126,7 @@ std::string render_timeline(const std::vector<report::LabelledSeries>& series, M
           continue;
         }
         const double v = value_of(c, metric);
-        const size_t eighths = max > 0 ? static_cast<size_t>(v / max * static_cast<double>(levels) + 0.5) : 0;
+        const size_t eighths = max > 0 ? static_cast<size_t>(std::llround(v / max * static_cast<double>(levels))) : 0;
         if (eighths >= (row + 1) * 8) line += kBlocks[7];
         else if (eighths > row * 8) line += kBlocks[eighths - row * 8 - 1];
         else line += " ";

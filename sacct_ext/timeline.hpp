@@ -16,15 +16,15 @@
 namespace bc::bcacct {
 
 enum class Metric { Cpu, Rss, Io };
-std::optional<Metric> parse_metric(std::string_view text);           // cpu, rss, io
+std::optional<Metric> parse_metric(std::string_view text);            // cpu, rss, io
 std::optional<store::Resolution> parse_resolution(std::string_view);  // s, m, h, d (or second ... day)
 
-// One chart per series (per node, or the nodes summed) over [from_s, to_s]: `height` rows of block characters, one column per bucket or per
-// group of buckets when there are more buckets than columns fit in `columns` characters. Each column
-// shows the group's CPU % (CPU time over wall time), its largest RSS, or its read+write bytes per second.
-// A column without samples shows '·' on the base line.
-std::string render_timeline(const std::vector<report::LabelledSeries>& series, Metric metric, int64_t from_s, int64_t to_s,
-                            size_t columns, size_t height = 6);
+// One chart per series (per node, or the nodes summed) over [from_s, to_s]: `height` rows of block characters, one
+// column per bucket or per group of buckets when there are more buckets than columns fit in `columns` characters. Each
+// column shows the group's CPU % (CPU time over wall time), its largest RSS, or its read+write bytes per second. A
+// column without samples shows '·' on the base line.
+std::string render_timeline(const std::vector<report::LabelledSeries>& series, Metric metric, int64_t from_s,
+                            int64_t to_s, size_t columns, size_t height = 6);
 
 // The terminal's width: stdout's window size when it is a terminal, else $COLUMNS, else 80.
 size_t terminal_columns();

@@ -6,7 +6,7 @@ packages=(
   build-essential cmake pkg-config g++ python3 libgtest-dev
   slurm-wlm slurmctld slurmd libslurm-dev munge libmunge-dev
   liblmdb-dev lmdb-utils libcjson-dev libcgroup-dev libmicrohttpd-dev libssl-dev libcurl4-openssl-dev
-  libbpf-dev bpftool clang llvm libelf-dev zlib1g-dev libclang-rt-14-dev
+  libbpf-dev bpftool clang llvm libelf-dev zlib1g-dev libclang-rt-14-dev clang-format clang-tidy
   libsqlite3-dev busybox-static docker.io libbpf-tools openssl
   chromium wrk strace
 )

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs dependencies, builds with warnings as errors, and runs the whole CTest suite: unit tests and
-# integration tests against a private Slurm cluster. Then an ASan+UBSan build runs the unit tests again, and
+# Installs dependencies, builds with warnings as errors, checks the code's form (scripts/lint.sh), and runs
+# the whole CTest suite: unit tests and integration tests against a private Slurm cluster. Then an ASan+UBSan build runs the unit tests again, and
 # a clang build runs every libFuzzer harness of tests/fuzz for a bounded time (CTest label fuzz).
 #   ./scripts/test.sh            everything
 #   BC_SKIP_SANITIZE=1 ./scripts/test.sh   skip the sanitizer pass (local iteration)
@@ -14,6 +14,9 @@ jobs=$(nproc)
 echo "== build (warnings are errors)"
 cmake -S . -B build-test -DBC_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build-test -j"$jobs"
+
+echo "== lint (clang-format, clang-tidy)"
+./scripts/lint.sh build-test
 
 echo "== tests"
 ctest --test-dir build-test --output-on-failure --timeout 600

@@ -50,8 +50,7 @@ int on_bc_monitor_option(int /*val*/, const char* optarg, int /*remote*/) {
 
 spank_option g_options[] = {
     {const_cast<char*>("bc-monitor"), const_cast<char*>("yes|no"),
-     const_cast<char*>("Record this job's processes with bubble-chamber (default: yes)."), 1, 0,
-     on_bc_monitor_option},
+     const_cast<char*>("Record this job's processes with bubble-chamber (default: yes)."), 1, 0, on_bc_monitor_option},
     SPANK_OPTIONS_TABLE_END};
 
 void load_config(int argc, char** argv) {
@@ -121,17 +120,21 @@ void remote_task_start(spank_t sp) {
       spank_get_item(sp, S_JOB_STEPID, &step_id) != ESPANK_SUCCESS)
     return;
   if (bc::events::load_known_to_fail(bc::events::kNodeRunDir, g_config.monitor, g_config.bpf_object)) {
-    slurm_verbose(BC_LOG_PREFIX "job %u: events do not load on this node ('bc-monitor --check-events' says why): "
-                  "task %d does not wait", job_id, static_cast<int>(::getpid()));
+    slurm_verbose(BC_LOG_PREFIX
+                  "job %u: events do not load on this node ('bc-monitor --check-events' says why): "
+                  "task %d does not wait",
+                  job_id, static_cast<int>(::getpid()));
     return;
   }
-  const auto r = bc::monitor::hand_off_self(bc::monitor::monitor_handoff_path(g_config.run_dir, job_id), step_id,
-                                            g_config.bpf_task_wait_ms,
-                                            bc::monitor::monitor_lock_path(g_config.run_dir, job_id));
+  const auto r =
+      bc::monitor::hand_off_self(bc::monitor::monitor_handoff_path(g_config.run_dir, job_id), step_id,
+                                 g_config.bpf_task_wait_ms, bc::monitor::monitor_lock_path(g_config.run_dir, job_id));
   using Outcome = bc::monitor::HandoffResult::Outcome;
   if (r.outcome == Outcome::TimedOut || r.outcome == Outcome::Failed) {
-    slurm_error(BC_LOG_PREFIX "job %u: task not handed to the monitor after %.0f ms (%s); its first events may "
-                "be missing", job_id, r.waited_ms, r.message.c_str());
+    slurm_error(BC_LOG_PREFIX
+                "job %u: task not handed to the monitor after %.0f ms (%s); its first events may "
+                "be missing",
+                job_id, r.waited_ms, r.message.c_str());
   } else {
     slurm_verbose(BC_LOG_PREFIX "job %u: task %d tracked by the monitor after %.2f ms", job_id,
                   static_cast<int>(::getpid()), r.waited_ms);

@@ -64,7 +64,8 @@ Config parse_config(const std::vector<std::string>& args, std::vector<std::strin
     } else if (key == "bpf_object") {
       need_path(config.bpf_object);
     } else if (key == "file_bytes") {
-      if (!kv::parse_bool(value, config.file_bytes)) errors.push_back("file_bytes= takes on or off, got '" + value + "'");
+      if (!kv::parse_bool(value, config.file_bytes))
+        errors.push_back("file_bytes= takes on or off, got '" + value + "'");
     } else if (key == "bpf_ring_kib") {
       if (!parse_count(value, 4, 1UL << 20, config.bpf_ring_kib))
         errors.push_back("bpf_ring_kib= takes KiB between 4 and 1048576, got '" + value + "'");
@@ -72,8 +73,7 @@ Config parse_config(const std::vector<std::string>& args, std::vector<std::strin
       unsigned ms = 0;
       if (!parse_count(value, 0, 10000, ms))
         errors.push_back("bpf_task_wait_ms= takes milliseconds between 0 and 10000, got '" + value + "'");
-      else
-        config.bpf_task_wait_ms = static_cast<int>(ms);
+      else config.bpf_task_wait_ms = static_cast<int>(ms);
     } else if (key == "central") {
       if (value.rfind("http://", 0) != 0 && value.rfind("https://", 0) != 0)
         errors.push_back("central= takes an http:// or https:// URL of bcd, got '" + value + "'");
@@ -89,9 +89,10 @@ Config parse_config(const std::vector<std::string>& args, std::vector<std::strin
       if (!parse_count(value, 1, 1UL << 20, config.outbox_max_mib))
         errors.push_back("outbox_max_mib= takes MiB between 1 and 1048576, got '" + value + "'");
     } else {
-      errors.push_back("unknown key '" + key +
-                       "' (known: enable, store, monitor, interval, rundir, log, bpf, bpf_object, bpf_ring_kib, file_bytes, "
-                       "bpf_task_wait_ms, central, ca_file, munge_socket, outbox_max_mib, ship_every)");
+      errors.push_back(
+          "unknown key '" + key +
+          "' (known: enable, store, monitor, interval, rundir, log, bpf, bpf_object, bpf_ring_kib, file_bytes, "
+          "bpf_task_wait_ms, central, ca_file, munge_socket, outbox_max_mib, ship_every)");
     }
   }
   return config;

@@ -25,8 +25,9 @@ struct Config {
   std::string central;       // bcd URL the monitor ships to; empty: node store only
   std::string ca_file;       // with an https central=: the CA file that verifies bcd (bc-monitor --ca-file)
   std::string munge_socket;  // for the monitor's credentials; empty: munge's default
-  unsigned outbox_max_mib = 256;  // the node store's outbox bound while bcd is unreachable (bc-monitor --outbox-max-mib)
-  unsigned ship_every_s = 0;      // with central=: send at most once per this many seconds (bc-monitor --ship-every)
+  unsigned outbox_max_mib =
+      256;                    // the node store's outbox bound while bcd is unreachable (bc-monitor --outbox-max-mib)
+  unsigned ship_every_s = 0;  // with central=: send at most once per this many seconds (bc-monitor --ship-every)
 };
 
 // Defaults first, then each argument. Every bad word (unknown key, missing '=', bad value, value too long)

@@ -21,7 +21,6 @@ namespace {
 
 const char kMonitorCgroup[] = "bubble-chamber";
 
-
 bool write_file(const std::string& path, const std::string& text) {
   UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
   return fd && ::write(fd.get(), text.data(), text.size()) == static_cast<ssize_t>(text.size());
@@ -145,8 +144,9 @@ LaunchResult ensure_monitor(const Config& config, uint64_t job_id, uint32_t uid,
   if (child == 0) {
     // Double fork: the monitor is reparented to init and slurmstepd never has to reap it.
     pid_t grandchild = ::fork();
-    if (grandchild == 0) bc::monitor::exec_monitor("bubble-chamber: ", procs.data(), procs.size(), log_fd.get(), argv[0], argv.data(),
-                                    envp.data());
+    if (grandchild == 0)
+      bc::monitor::exec_monitor("bubble-chamber: ", procs.data(), procs.size(), log_fd.get(), argv[0], argv.data(),
+                                envp.data());
     _exit(grandchild < 0 ? 1 : 0);
   }
   // The intermediate child exits at once; bound the wait anyway so a job is never held up.

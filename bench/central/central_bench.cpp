@@ -107,7 +107,8 @@ int main(int argc, char** argv) try {
     const size_t per_request = argc == 8 ? static_cast<size_t>(std::atoi(argv[7])) : 100;
     const auto nodes = static_cast<uint32_t>(std::atoi(argv[3]));
     const auto ticks = static_cast<uint32_t>(std::atoi(argv[5]));
-    if (nodes == 0 || per_txn == 0 || per_request == 0) throw std::runtime_error("NODES and the batch counts must be positive");
+    if (nodes == 0 || per_txn == 0 || per_request == 0)
+      throw std::runtime_error("NODES and the batch counts must be positive");
     Work w = make_work(nodes, std::atoi(argv[4]), ticks);
     // make_work's (tick, node) order into bcd's: for each round of BATCHES_PER_REQUEST ticks, each node's.
     std::vector<store::SpooledBatch> arrival;
@@ -128,8 +129,8 @@ int main(int argc, char** argv) try {
       std::vector<store::Batch> group;
       std::vector<store::BatchId> ids;
       for (size_t i = from; i < std::min(w.batches.size(), from + per_txn); ++i) {
-        group.push_back(wire::decode_batch(w.batches[i].wire, wire::Identity::Deferred,
-                                           group.empty() ? nullptr : &group.back()));
+        group.push_back(
+            wire::decode_batch(w.batches[i].wire, wire::Identity::Deferred, group.empty() ? nullptr : &group.back()));
         ids.push_back(w.batches[i].id);
       }
       db->write_batches_once(group, ids);
@@ -156,7 +157,8 @@ int main(int argc, char** argv) try {
     Work w = make_work(nodes, std::atoi(argv[4]), std::atoi(argv[5]), node_keys.empty() ? kBenchJob : kBenchContainer);
     const int clients = std::atoi(argv[6]);
     const size_t per_request = static_cast<size_t>(std::atoi(argv[7]));
-    if (nodes == 0 || clients <= 0 || per_request == 0) throw std::runtime_error("NODES, CLIENTS and BATCHES_PER_REQUEST must be positive");
+    if (nodes == 0 || clients <= 0 || per_request == 0)
+      throw std::runtime_error("NODES, CLIENTS and BATCHES_PER_REQUEST must be positive");
     // A node's shipper sends its outbox oldest first, one request at a time, so bcd gets each node's ticks
     // in order. Each client here stands for the nodes n with n % CLIENTS == its number, and goes round them,
     // sending each node's next bundle of BATCHES_PER_REQUEST ticks.
@@ -211,11 +213,14 @@ int main(int argc, char** argv) try {
     for (const auto& l : latencies) all_ms.insert(all_ms.end(), l.begin(), l.end());
     std::sort(all_ms.begin(), all_ms.end());
     auto percentile = [&all_ms](double p) {
-      return all_ms.empty() ? 0.0 : all_ms[std::min(all_ms.size() - 1, static_cast<size_t>(p * static_cast<double>(all_ms.size())))];
+      return all_ms.empty()
+                 ? 0.0
+                 : all_ms[std::min(all_ms.size() - 1, static_cast<size_t>(p * static_cast<double>(all_ms.size())))];
     };
-    std::printf("samples %llu seconds %.3f batches %zu requests %zu bytes %llu pushers_cpu %.3f p50_ms %.2f p99_ms %.2f\n",
-                static_cast<unsigned long long>(w.samples), s, w.batches.size(), requests,
-                static_cast<unsigned long long>(bytes), pusher_cpu, percentile(0.50), percentile(0.99));
+    std::printf(
+        "samples %llu seconds %.3f batches %zu requests %zu bytes %llu pushers_cpu %.3f p50_ms %.2f p99_ms %.2f\n",
+        static_cast<unsigned long long>(w.samples), s, w.batches.size(), requests,
+        static_cast<unsigned long long>(bytes), pusher_cpu, percentile(0.50), percentile(0.99));
     return 0;
   }
   std::fprintf(stderr, "usage: see the head of bench/central/central_bench.cpp\n");

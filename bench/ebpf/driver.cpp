@@ -179,11 +179,12 @@ int main(int argc, char** argv) {
                static_cast<long long>(wall_us), static_cast<unsigned long long>(totals.lost_events),
                static_cast<unsigned long long>(totals.lost.ring), static_cast<unsigned long long>(totals.lost.files),
                static_cast<unsigned long long>(totals.lost.conns), static_cast<unsigned long long>(totals.lost.tracked),
-               static_cast<unsigned long long>(totals.lost.read_failed), static_cast<unsigned long long>(totals.lost.user),
-               static_cast<unsigned long long>(totals.execs), static_cast<unsigned long long>(totals.exits),
-               static_cast<unsigned long long>(totals.forks), static_cast<unsigned long long>(totals.opens),
-               static_cast<unsigned long long>(totals.file_rows), static_cast<unsigned long long>(totals.conns),
-               static_cast<long long>(totals.drains), static_cast<long long>(totals.drain_max_us),
+               static_cast<unsigned long long>(totals.lost.read_failed),
+               static_cast<unsigned long long>(totals.lost.user), static_cast<unsigned long long>(totals.execs),
+               static_cast<unsigned long long>(totals.exits), static_cast<unsigned long long>(totals.forks),
+               static_cast<unsigned long long>(totals.opens), static_cast<unsigned long long>(totals.file_rows),
+               static_cast<unsigned long long>(totals.conns), static_cast<long long>(totals.drains),
+               static_cast<long long>(totals.drain_max_us),
                static_cast<long long>(totals.drains ? totals.drain_total_us / totals.drains : 0));
   if (WIFEXITED(status)) return WEXITSTATUS(status);
   return idle ? 0 : 128 + WTERMSIG(status);

@@ -5,14 +5,14 @@
 #include <time.h>
 #include <unistd.h>
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
   long n = argc > 1 ? atol(argv[1]) : 2000;
   struct timespec a, b;
   clock_gettime(CLOCK_MONOTONIC, &a);
   for (long i = 0; i < n; i++) {
     pid_t p = fork();
     if (p == 0) {
-      execl("/bin/true", "true", (char *)NULL);
+      execl("/bin/true", "true", (char*)NULL);
       _exit(127);
     }
     int st;

@@ -14,12 +14,12 @@ static double now_s(void) {
   return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
   if (argc >= 6 && strcmp(argv[1], "--rate") == 0) {
     long n = atol(argv[2]);
     double rate = atof(argv[3]);
     long every = atol(argv[4]);
-    const char *dir = argv[5];
+    const char* dir = argv[5];
     char path[4096];
     double t0 = now_s();
     for (long i = 0; i < n; i++) {
@@ -37,7 +37,7 @@ int main(int argc, char **argv) {
   }
   if (argc < 2) return 2;
   long n = atol(argv[1]);
-  const char *path = argc > 2 ? argv[2] : "/etc/hostname";
+  const char* path = argc > 2 ? argv[2] : "/etc/hostname";
   double t0 = now_s();
   for (long i = 0; i < n; i++) {
     int fd = open(path, O_RDONLY);

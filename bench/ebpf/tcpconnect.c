@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 static int lfd;
-static void *serve(void *arg) {
+static void* serve(void* arg) {
   (void)arg;
   for (;;) {
     int c = accept(lfd, NULL, NULL);
@@ -19,7 +19,7 @@ static void *serve(void *arg) {
   return NULL;
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
   long n = argc > 1 ? atol(argv[1]) : 50000;
   struct sockaddr_in sin = {0};
   sin.sin_family = AF_INET;
@@ -27,9 +27,9 @@ int main(int argc, char **argv) {
   lfd = socket(AF_INET, SOCK_STREAM, 0);
   int one = 1;
   setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (bind(lfd, (struct sockaddr *)&sin, sizeof sin) || listen(lfd, 4096)) return 1;
+  if (bind(lfd, (struct sockaddr*)&sin, sizeof sin) || listen(lfd, 4096)) return 1;
   socklen_t len = sizeof sin;
-  getsockname(lfd, (struct sockaddr *)&sin, &len);
+  getsockname(lfd, (struct sockaddr*)&sin, &len);
   pthread_t t;
   pthread_create(&t, NULL, serve, NULL);
   struct timespec a, b;
@@ -38,7 +38,7 @@ int main(int argc, char **argv) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct linger lg = {1, 0}; /* RST on close: no TIME_WAIT pile-up over 50k connects */
     setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-    if (connect(fd, (struct sockaddr *)&sin, sizeof sin) != 0) return 2;
+    if (connect(fd, (struct sockaddr*)&sin, sizeof sin) != 0) return 2;
     close(fd);
   }
   clock_gettime(CLOCK_MONOTONIC, &b);

@@ -114,13 +114,15 @@ class SqliteSink final : public Sink {
     exec("PRAGMA journal_mode=WAL");
     exec(std::string("PRAGMA synchronous=") + synchronous);
     exec("PRAGMA cache_size=-65536");  // 64 MiB instead of 2 MiB: a fair chance for the baseline
-    exec("CREATE TABLE IF NOT EXISTS job(job_id INTEGER, node TEXT, uid INTEGER, user TEXT, start_ms INTEGER, "
-         "end_ms INTEGER, last_sample_ms INTEGER, sample_count INTEGER, cgroup_cpu_ns INTEGER, mem_peak INTEGER, "
-         "max_rss_sum INTEGER, PRIMARY KEY(job_id, node))");
-    exec("CREATE TABLE IF NOT EXISTS process(job_id INTEGER, node TEXT, pid INTEGER, start_ticks INTEGER, ppid INTEGER, "
-         "step INTEGER, start_ms INTEGER, end_ms INTEGER, series_id INTEGER, command TEXT, exe TEXT, argv TEXT, "
-         "cpu_ns INTEGER, max_rss INTEGER, rss INTEGER, read_bytes INTEGER, write_bytes INTEGER, "
-         "PRIMARY KEY(job_id, node, pid, start_ticks))");
+    exec(
+        "CREATE TABLE IF NOT EXISTS job(job_id INTEGER, node TEXT, uid INTEGER, user TEXT, start_ms INTEGER, "
+        "end_ms INTEGER, last_sample_ms INTEGER, sample_count INTEGER, cgroup_cpu_ns INTEGER, mem_peak INTEGER, "
+        "max_rss_sum INTEGER, PRIMARY KEY(job_id, node))");
+    exec(
+        "CREATE TABLE IF NOT EXISTS process(job_id INTEGER, node TEXT, pid INTEGER, start_ticks INTEGER, ppid INTEGER, "
+        "step INTEGER, start_ms INTEGER, end_ms INTEGER, series_id INTEGER, command TEXT, exe TEXT, argv TEXT, "
+        "cpu_ns INTEGER, max_rss INTEGER, rss INTEGER, read_bytes INTEGER, write_bytes INTEGER, "
+        "PRIMARY KEY(job_id, node, pid, start_ticks))");
     exec(std::string("CREATE TABLE IF NOT EXISTS sample(job_id INTEGER, node TEXT, series INTEGER, t INTEGER, "
                      "cpu_ns INTEGER, rss INTEGER, read_bytes INTEGER, write_bytes INTEGER, PRIMARY KEY") +
          (time_major ? "(job_id, node, t, series)" : "(job_id, node, series, t)") + ") WITHOUT ROWID");
@@ -144,8 +146,8 @@ class SqliteSink final : public Sink {
       if (p.series_id == 0) p.series_id = static_cast<uint32_t>(&u - b.processes.data()) + 1;
       std::string argv;
       for (const auto& a : p.argv) argv += a + '\0';
-      bind_all(proc_, static_cast<int64_t>(j.job_id), j.node, p.pid, p.start_ticks, p.ppid, p.step, p.start_ms, p.end_ms,
-               p.series_id, p.command, p.exe, argv, p.cpu_ns, p.max_rss, p.rss, p.read_bytes, p.write_bytes);
+      bind_all(proc_, static_cast<int64_t>(j.job_id), j.node, p.pid, p.start_ticks, p.ppid, p.step, p.start_ms,
+               p.end_ms, p.series_id, p.command, p.exe, argv, p.cpu_ns, p.max_rss, p.rss, p.read_bytes, p.write_bytes);
       step(proc_);
       if (u.sample) put_sample(j, p.series_id, *u.sample);
     }
@@ -158,7 +160,8 @@ class SqliteSink final : public Sink {
     uint64_t cpu, rss, rd, wr;
   };
   void bulk(const store::Batch& last, std::vector<Row>& rows) {
-    std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.series != b.series ? a.series < b.series : a.t < b.t; });
+    std::sort(rows.begin(), rows.end(),
+              [](const Row& a, const Row& b) { return a.series != b.series ? a.series < b.series : a.t < b.t; });
     exec("BEGIN");
     const auto& j = last.job;
     bind_all(job_, static_cast<int64_t>(j.job_id), j.node, j.uid, j.user, j.start_ms, j.end_ms, j.last_sample_ms,
@@ -168,8 +171,8 @@ class SqliteSink final : public Sink {
       const auto& p = u.record;
       std::string argv;
       for (const auto& a : p.argv) argv += a + '\0';
-      bind_all(proc_, static_cast<int64_t>(j.job_id), j.node, p.pid, p.start_ticks, p.ppid, p.step, p.start_ms, p.end_ms,
-               p.series_id, p.command, p.exe, argv, p.cpu_ns, p.max_rss, p.rss, p.read_bytes, p.write_bytes);
+      bind_all(proc_, static_cast<int64_t>(j.job_id), j.node, p.pid, p.start_ticks, p.ppid, p.step, p.start_ms,
+               p.end_ms, p.series_id, p.command, p.exe, argv, p.cpu_ns, p.max_rss, p.rss, p.read_bytes, p.write_bytes);
       step(proc_);
     }
     for (const auto& r : rows) {
@@ -181,17 +184,22 @@ class SqliteSink final : public Sink {
   sqlite3* db() { return db_; }
 
  private:
-  void exec(const std::string& sql) { sq_check(sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, nullptr), db_, sql.c_str()); }
+  void exec(const std::string& sql) {
+    sq_check(sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, nullptr), db_, sql.c_str());
+  }
   void prepare(sqlite3_stmt** s, const char* sql) { sq_check(sqlite3_prepare_v2(db_, sql, -1, s, nullptr), db_, sql); }
   void step(sqlite3_stmt* s) {
     sq_check(sqlite3_step(s), db_, "step");
     sqlite3_reset(s);
   }
   void put_sample(const store::JobRecord& j, uint32_t series, const store::Sample& s) {
-    bind_all(sample_, static_cast<int64_t>(j.job_id), j.node, series, s.time_s, s.cpu_ns, s.rss, s.read_bytes, s.write_bytes);
+    bind_all(sample_, static_cast<int64_t>(j.job_id), j.node, series, s.time_s, s.cpu_ns, s.rss, s.read_bytes,
+             s.write_bytes);
     step(sample_);
   }
-  void bind(sqlite3_stmt* s, int i, const std::string& v) { sqlite3_bind_text(s, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT); }
+  void bind(sqlite3_stmt* s, int i, const std::string& v) {
+    sqlite3_bind_text(s, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+  }
   template <typename T>
   void bind(sqlite3_stmt* s, int i, T v) {
     sqlite3_bind_int64(s, i, static_cast<sqlite3_int64>(v));
@@ -260,7 +268,8 @@ int cmd_ingest(const std::string& kind, const std::string& dir, int procs, int64
     }
   }
   const double samples = static_cast<double>(ticks) * (procs + jobs);
-  const std::string prefix = (kind == "lmdb" ? std::string("store") : kind) + (jobs > 1 ? "_node" : "") + "_ingest_" + durability;
+  const std::string prefix =
+      (kind == "lmdb" ? std::string("store") : kind) + (jobs > 1 ? "_node" : "") + "_ingest_" + durability;
   bench(prefix + "_samples_per_s", samples / wall, "samples/s");
   bench(prefix + "_cpu_samples_per_s", samples / cpu, "samples/cpu-s");
   bench(prefix + "_commit_ms", wall / static_cast<double>(ticks * jobs) * 1e3, "ms");
@@ -277,7 +286,8 @@ int cmd_build(const std::string& kind, const std::string& dir, int procs, int64_
   const int64_t ticks = hours * 3600;
   const double samples = static_cast<double>(ticks) * (procs + 1);
   if (kind == "lmdb") {
-    auto sink = make_sink(kind, dir, std::getenv("BENCH_BUILD_DURABILITY") ? std::getenv("BENCH_BUILD_DURABILITY") : "default");
+    auto sink =
+        make_sink(kind, dir, std::getenv("BENCH_BUILD_DURABILITY") ? std::getenv("BENCH_BUILD_DURABILITY") : "default");
     double wall = 0, cpu = 0;
     ingest(*sink, job, 0, ticks, &wall, &cpu, true);
     bench("store_build_samples_per_s", samples / wall, "samples/s");
@@ -288,8 +298,8 @@ int cmd_build(const std::string& kind, const std::string& dir, int procs, int64_
     uint64_t second_bytes = 0;
     for (const auto& t : st.tables)
       if (t.name == "series_s" || t.name == "open") second_bytes += t.bytes;
-    bench("store_size_second_res_bytes_per_sample", static_cast<double>(second_bytes) / static_cast<double>(st.samples_second),
-          "B");
+    bench("store_size_second_res_bytes_per_sample",
+          static_cast<double>(second_bytes) / static_cast<double>(st.samples_second), "B");
     bench("store_size_in_use_bytes_per_ingested_sample", static_cast<double>(st.in_use_bytes) / samples, "B");
     bench("store_size_in_use_bytes", static_cast<double>(st.in_use_bytes), "B");
     bench("store_size_file_bytes", static_cast<double>(dir_bytes(dir)), "B");
@@ -320,7 +330,8 @@ int cmd_build(const std::string& kind, const std::string& dir, int procs, int64_
       if (k == (h + 1) * 3600 - 1) last = std::move(b);
     }
     sink.bulk(last, rows);
-    std::fprintf(stderr, "  ... %lld h of %lld loaded into SQLite\n", static_cast<long long>(h + 1), static_cast<long long>(hours));
+    std::fprintf(stderr, "  ... %lld h of %lld loaded into SQLite\n", static_cast<long long>(h + 1),
+                 static_cast<long long>(hours));
   }
   bench("sqlite_bulk_load_samples_per_s", samples / (now_s() - w0), "samples/s");
   sqlite3* db = sink.db();

@@ -140,7 +140,7 @@ struct exit_pending {
   struct bc_ev_exit ev;
   __u64 runtime_at_exit; /* this thread's sum_exec_runtime when ev was filled */
   __u32 slot;
-  __u32 epoch;           /* the slot's epoch then: a slot handed to another job meanwhile gets nothing */
+  __u32 epoch; /* the slot's epoch then: a slot handed to another job meanwhile gets nothing */
 };
 
 struct {
@@ -223,7 +223,7 @@ struct {
  * and every state after the loop again (newer verifiers check callbacks until their states converge):
  * bc_exec cost 396,000 verified instructions that way, and bc_sys_exit over the 1,000,000 limit. */
 struct walk_state {
-  struct dentry *comp[BC_WALK_DEPTH];
+  struct dentry* comp[BC_WALK_DEPTH];
   __u64 mnt;    /* struct mount * */
   __u64 dentry; /* struct dentry * */
   __u32 n;
@@ -267,7 +267,7 @@ struct {
 enum loss_kind { LOST_RING, LOST_FILES, LOST_CONNS, LOST_TRACKED, LOST_READ };
 
 static __always_inline void count_loss(__u32 slot, enum loss_kind kind) {
-  struct bc_slot_stats *s = bpf_map_lookup_elem(&slot_stats, &slot);
+  struct bc_slot_stats* s = bpf_map_lookup_elem(&slot_stats, &slot);
   if (!s) return;
   switch (kind) {
     case LOST_RING: __sync_fetch_and_add(&s->ring_lost, 1); break;
@@ -279,36 +279,36 @@ static __always_inline void count_loss(__u32 slot, enum loss_kind kind) {
 }
 
 static __always_inline void count_key_added(__u32 slot) {
-  struct bc_slot_stats *s = bpf_map_lookup_elem(&slot_stats, &slot);
+  struct bc_slot_stats* s = bpf_map_lookup_elem(&slot_stats, &slot);
   if (s) __sync_fetch_and_add(&s->keys_added, 1);
 }
 
 static __always_inline int maybe_tracked(__u32 tgid) {
   __u32 word = tgid / 64;
-  __u64 *w = bpf_map_lookup_elem(&tracked_bits, &word);
+  __u64* w = bpf_map_lookup_elem(&tracked_bits, &word);
   return w && (*w & (1ULL << (tgid % 64)));
 }
 
 static __always_inline void mark_tracked(__u32 tgid) {
   __u32 word = tgid / 64;
-  __u64 *w = bpf_map_lookup_elem(&tracked_bits, &word);
+  __u64* w = bpf_map_lookup_elem(&tracked_bits, &word);
   if (w) __sync_fetch_and_or(w, 1ULL << (tgid % 64));
 }
 
 static __always_inline void unmark_tracked(__u32 tgid) {
   __u32 word = tgid / 64;
-  __u64 *w = bpf_map_lookup_elem(&tracked_bits, &word);
+  __u64* w = bpf_map_lookup_elem(&tracked_bits, &word);
   if (w) __sync_fetch_and_and(w, ~(1ULL << (tgid % 64)));
 }
 
 /* The slot of a tracked tgid, or NULL. Entries whose epoch is not the slot's current one were left by a
  * monitor that is gone: they are removed on sight. */
-static __always_inline struct bc_slot_cfg *slot_of(__u32 tgid, struct bc_tracked **tp) {
+static __always_inline struct bc_slot_cfg* slot_of(__u32 tgid, struct bc_tracked** tp) {
   if (!maybe_tracked(tgid)) return NULL;
-  struct bc_tracked *t = bpf_map_lookup_elem(&tracked, &tgid);
+  struct bc_tracked* t = bpf_map_lookup_elem(&tracked, &tgid);
   if (!t) return NULL;
   __u32 slot = t->slot;
-  struct bc_slot_cfg *cfg = bpf_map_lookup_elem(&slot_cfg, &slot);
+  struct bc_slot_cfg* cfg = bpf_map_lookup_elem(&slot_cfg, &slot);
   if (!cfg || cfg->epoch == 0 || cfg->epoch != t->epoch) {
     bpf_map_delete_elem(&tracked, &tgid);
     return NULL;
@@ -319,8 +319,8 @@ static __always_inline struct bc_slot_cfg *slot_of(__u32 tgid, struct bc_tracked
 
 /* Sends to the slot's ring. Wakes the reader only when the ring is a quarter full: the monitor drains on
  * its tick anyway, and a wakeup per event would cost more than the event. */
-static __always_inline int emit(__u32 slot, void *data, __u64 size) {
-  void *ring = bpf_map_lookup_elem(&rings, &slot);
+static __always_inline int emit(__u32 slot, void* data, __u64 size) {
+  void* ring = bpf_map_lookup_elem(&rings, &slot);
   if (!ring) return -1; /* slot being released: nobody reads it */
   __u64 flags = BPF_RB_NO_WAKEUP;
   if (bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA) > bpf_ringbuf_query(ring, BPF_RB_RING_SIZE) / 4)
@@ -338,13 +338,13 @@ static __always_inline int emit(__u32 slot, void *data, __u64 size) {
 #define BC_HASH_INLINE_WORDS 8
 
 struct hash_ctx {
-  const char *buf;
+  const char* buf;
   __u64 h;
   __u32 len;
 };
 
-static __always_inline __u64 hash_word(__u64 h, const char *buf, __u32 i, __u32 len) {
-  __u64 w = *(const __u64 *)(buf + i * 8);
+static __always_inline __u64 hash_word(__u64 h, const char* buf, __u32 i, __u32 len) {
+  __u64 w = *(const __u64*)(buf + i * 8);
   __u32 rem = len - i * 8;
   if (rem < 8) w &= (1ULL << (rem * 8)) - 1;
   h ^= w;
@@ -352,15 +352,15 @@ static __always_inline __u64 hash_word(__u64 h, const char *buf, __u32 i, __u32 
   return h ^ (h >> 32);
 }
 
-static long hash_step(__u32 j, void *arg) {
-  struct hash_ctx *c = arg;
+static long hash_step(__u32 j, void* arg) {
+  struct hash_ctx* c = arg;
   __u32 i = j + BC_HASH_INLINE_WORDS;
   if (i >= BC_PATH_MAX / 8) return 1;
   c->h = hash_word(c->h, c->buf, i, c->len);
   return 0;
 }
 
-static __always_inline __u64 hash_bytes(const char *buf, __u32 len, __u64 seed) {
+static __always_inline __u64 hash_bytes(const char* buf, __u32 len, __u64 seed) {
   __u64 h = seed ^ 0x9e3779b97f4a7c15ULL ^ ((__u64)len << 32);
   __u32 words = (len + 7) / 8;
 #pragma unroll
@@ -378,14 +378,14 @@ static __always_inline __u64 hash_bytes(const char *buf, __u32 len, __u64 seed) 
   return h;
 }
 
-static __always_inline struct file *file_of_fd(struct task_struct *task, long fd) {
+static __always_inline struct file* file_of_fd(struct task_struct* task, long fd) {
   if (fd < 0) return NULL;
-  struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+  struct fdtable* fdt = BPF_CORE_READ(task, files, fdt);
   if (!fdt) return NULL;
   unsigned int max_fds = BPF_CORE_READ(fdt, max_fds);
   if ((unsigned long)fd >= max_fds) return NULL;
-  struct file **fds = BPF_CORE_READ(fdt, fd);
-  struct file *f = NULL;
+  struct file** fds = BPF_CORE_READ(fdt, fd);
+  struct file* f = NULL;
   bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
   return f;
 }
@@ -397,23 +397,23 @@ static __always_inline struct file *file_of_fd(struct task_struct *task, long fd
  * out must have BC_PATH_MAX + 256 bytes. Both loops run under bpf_loop with their state in w (see
  * struct walk_state), so the verifier checks each body about once. */
 struct walk_ctx {
-  struct walk_state *w;
-  char *out;
+  struct walk_state* w;
+  char* out;
 };
 
-static long walk_up_step(__u32 i, void *arg) {
-  struct walk_state *w = ((struct walk_ctx *)arg)->w;
-  struct mount *mnt = (struct mount *)w->mnt; /* locals: BPF_CORE_READ relocates every field access */
-  struct dentry *dentry = (struct dentry *)w->dentry;
-  struct dentry *mnt_root = BPF_CORE_READ(mnt, mnt.mnt_root);
+static long walk_up_step(__u32 i, void* arg) {
+  struct walk_state* w = ((struct walk_ctx*)arg)->w;
+  struct mount* mnt = (struct mount*)w->mnt; /* locals: BPF_CORE_READ relocates every field access */
+  struct dentry* dentry = (struct dentry*)w->dentry;
+  struct dentry* mnt_root = BPF_CORE_READ(mnt, mnt.mnt_root);
   if (dentry == mnt_root) {
-    struct mount *parent = BPF_CORE_READ(mnt, mnt_parent);
+    struct mount* parent = BPF_CORE_READ(mnt, mnt_parent);
     if (parent == mnt || !parent) goto done;
     w->dentry = (__u64)BPF_CORE_READ(mnt, mnt_mountpoint);
     w->mnt = (__u64)parent;
     return 0;
   }
-  struct dentry *up = BPF_CORE_READ(dentry, d_parent);
+  struct dentry* up = BPF_CORE_READ(dentry, d_parent);
   if (up == dentry || !up) goto done;
   __u32 n = w->n;
   if (n >= BC_WALK_DEPTH) {
@@ -429,13 +429,13 @@ done:
   return 1;
 }
 
-static long walk_down_step(__u32 j, void *arg) {
-  struct walk_ctx *c = arg;
-  struct walk_state *w = c->w;
+static long walk_down_step(__u32 j, void* arg) {
+  struct walk_ctx* c = arg;
+  struct walk_state* w = c->w;
   __u32 n = w->n;
   if (j >= n) return 1;
-  struct dentry *d = w->comp[(n - 1 - j) & (BC_WALK_DEPTH - 1)];
-  const unsigned char *name = BPF_CORE_READ(d, d_name.name);
+  struct dentry* d = w->comp[(n - 1 - j) & (BC_WALK_DEPTH - 1)];
+  const unsigned char* name = BPF_CORE_READ(d, d_name.name);
   __u32 pos = w->pos;
   if (pos > BC_PATH_MAX - 2 - 257) {
     w->truncated = 1;
@@ -449,9 +449,9 @@ static long walk_down_step(__u32 j, void *arg) {
   return 0;
 }
 
-static __always_inline __u32 walk_path(struct dentry *dentry, struct vfsmount *vfsmnt, char *out,
-                                       struct walk_state *w, __u32 *truncated) {
-  w->mnt = (__u64)((char *)vfsmnt - bpf_core_field_offset(struct mount, mnt));
+static __always_inline __u32 walk_path(struct dentry* dentry, struct vfsmount* vfsmnt, char* out, struct walk_state* w,
+                                       __u32* truncated) {
+  w->mnt = (__u64)((char*)vfsmnt - bpf_core_field_offset(struct mount, mnt));
   w->dentry = (__u64)dentry;
   w->n = 0;
   w->pos = 0;
@@ -470,7 +470,7 @@ static __always_inline __u32 walk_path(struct dentry *dentry, struct vfsmount *v
 }
 
 /* The aggregate map half the kernel writes for this slot. */
-static __always_inline void *agg_map(void *outer, __u32 slot, const struct bc_slot_cfg *cfg) {
+static __always_inline void* agg_map(void* outer, __u32 slot, const struct bc_slot_cfg* cfg) {
   __u32 idx = slot * 2 + (cfg->active & 1);
   return bpf_map_lookup_elem(outer, &idx);
 }
@@ -491,30 +491,30 @@ static __always_inline __u32 open_flag_bits(__u64 oflags) {
 /* ---------------------------------------------------------------------------------------------------- */
 /* Opens.                                                                                               */
 
-static __always_inline void on_open(struct task_struct *task, struct pt_regs *regs, long nr, long ret,
-                                    __u32 tgid, const struct bc_tracked *t, const struct bc_slot_cfg *cfg) {
+static __always_inline void on_open(struct task_struct* task, struct pt_regs* regs, long nr, long ret, __u32 tgid,
+                                    const struct bc_tracked* t, const struct bc_slot_cfg* cfg) {
   __u32 slot = t->slot;
   long dfd = AT_FDCWD;
-  const char *upath;
+  const char* upath;
   __u64 oflags = 0;
   if (nr == NR_openat || nr == NR_openat2) {
     dfd = (int)regs->di;
-    upath = (const char *)regs->si;
+    upath = (const char*)regs->si;
     if (nr == NR_openat) {
       oflags = regs->dx;
-    } else if (bpf_probe_read_user(&oflags, sizeof(oflags), (const void *)regs->dx)) {
+    } else if (bpf_probe_read_user(&oflags, sizeof(oflags), (const void*)regs->dx)) {
       oflags = 0; /* struct open_how starts with __u64 flags */
     }
   } else if (nr == NR_open) {
-    upath = (const char *)regs->di;
+    upath = (const char*)regs->di;
     oflags = regs->si;
   } else { /* creat */
-    upath = (const char *)regs->di;
+    upath = (const char*)regs->di;
     oflags = O_CREAT | O_WRONLY | O_TRUNC;
   }
 
   __u32 zero = 0;
-  struct path_scratch *s = bpf_map_lookup_elem(&path_scratch, &zero);
+  struct path_scratch* s = bpf_map_lookup_elem(&path_scratch, &zero);
   if (!s) return;
   long len = bpf_probe_read_user_str(s->buf, BC_PATH_MAX, upath);
   if (len <= 0) {
@@ -526,8 +526,8 @@ static __always_inline void on_open(struct task_struct *task, struct pt_regs *re
 
   /* A relative path is identified by the directory it is relative to, so the same string opened from two
    * directories makes two entries. The directory's path is only walked when the name is announced. */
-  struct dentry *dir_dentry = NULL;
-  struct vfsmount *dir_mnt = NULL;
+  struct dentry* dir_dentry = NULL;
+  struct vfsmount* dir_mnt = NULL;
   int relative = s->buf[0] != '/';
   __u64 seed = 0;
   if (relative) {
@@ -535,7 +535,7 @@ static __always_inline void on_open(struct task_struct *task, struct pt_regs *re
       dir_dentry = BPF_CORE_READ(task, fs, pwd.dentry);
       dir_mnt = BPF_CORE_READ(task, fs, pwd.mnt);
     } else {
-      struct file *dir = file_of_fd(task, dfd);
+      struct file* dir = file_of_fd(task, dfd);
       if (dir) {
         dir_dentry = BPF_CORE_READ(dir, f_path.dentry);
         dir_mnt = BPF_CORE_READ(dir, f_path.mnt);
@@ -547,12 +547,12 @@ static __always_inline void on_open(struct task_struct *task, struct pt_regs *re
    * it, and each would have the verifier check everything below once more (29,000 instead of 6,500). */
   s->len = plen;
   __u64 hash = hash_bytes(s->buf, plen, seed);
-  plen = *(volatile __u32 *)&s->len & (BC_PATH_MAX - 1);
+  plen = *(volatile __u32*)&s->len & (BC_PATH_MAX - 1);
 
-  void *map = agg_map(&files, slot, cfg);
+  void* map = agg_map(&files, slot, cfg);
   if (!map) return;
   struct bc_file_key key = {.hash = hash, .tgid = tgid, .gen = t->gen};
-  struct bc_file_val *v = bpf_map_lookup_elem(map, &key);
+  struct bc_file_val* v = bpf_map_lookup_elem(map, &key);
   if (!v) {
     struct bc_file_val nv = {.first_ns = bpf_ktime_get_boot_ns()};
     long err = bpf_map_update_elem(map, &key, &nv, BPF_NOEXIST);
@@ -570,7 +570,7 @@ static __always_inline void on_open(struct task_struct *task, struct pt_regs *re
   if ((v->flags & bits) != bits) __sync_fetch_and_or(&v->flags, bits);
 
   if (!v->announced) {
-    struct bc_ev_name *e = &s->name;
+    struct bc_ev_name* e = &s->name;
     e->hdr.type = BC_EV_NAME;
     e->hdr.tgid = tgid;
     e->hdr.time_ns = bpf_ktime_get_boot_ns();
@@ -600,7 +600,7 @@ static __always_inline void on_open(struct task_struct *task, struct pt_regs *re
   }
 
   if ((cfg->flags & BC_SLOT_IO_BYTES) && ret >= 0) {
-    struct file *f = file_of_fd(task, ret);
+    struct file* f = file_of_fd(task, ret);
     if (f) {
       __u64 fkey = (__u64)f;
       struct bc_file_id id = {.hash = hash, .slot = slot};
@@ -611,18 +611,18 @@ static __always_inline void on_open(struct task_struct *task, struct pt_regs *re
 
 /* read/write family: bytes moved, attributed to the path the file was opened by (when it was opened by a
  * tracked process while some job had byte counting on). */
-static __always_inline void on_io(struct task_struct *task, struct pt_regs *regs, long nr, long ret,
-                                  __u32 tgid, const struct bc_tracked *t, const struct bc_slot_cfg *cfg) {
+static __always_inline void on_io(struct task_struct* task, struct pt_regs* regs, long nr, long ret, __u32 tgid,
+                                  const struct bc_tracked* t, const struct bc_slot_cfg* cfg) {
   if (ret <= 0 || !(cfg->flags & BC_SLOT_IO_BYTES)) return;
-  struct file *f = file_of_fd(task, (int)regs->di);
+  struct file* f = file_of_fd(task, (int)regs->di);
   if (!f) return;
   __u64 fkey = (__u64)f;
-  struct bc_file_id *id = bpf_map_lookup_elem(&file_ids, &fkey);
+  struct bc_file_id* id = bpf_map_lookup_elem(&file_ids, &fkey);
   if (!id) return;
-  void *map = agg_map(&files, t->slot, cfg);
+  void* map = agg_map(&files, t->slot, cfg);
   if (!map) return;
   struct bc_file_key key = {.hash = id->hash, .tgid = tgid, .gen = t->gen};
-  struct bc_file_val *v = bpf_map_lookup_elem(map, &key);
+  struct bc_file_val* v = bpf_map_lookup_elem(map, &key);
   if (!v) {
     /* No open of it in this interval: the path is already known to user space from an earlier one. */
     struct bc_file_val nv = {.first_ns = bpf_ktime_get_boot_ns(), .announced = 1};
@@ -635,8 +635,7 @@ static __always_inline void on_io(struct task_struct *task, struct pt_regs *regs
     v = bpf_map_lookup_elem(map, &key);
     if (!v) return;
   }
-  int is_write = nr == NR_write || nr == NR_pwrite64 || nr == NR_writev || nr == NR_pwritev ||
-                 nr == NR_pwritev2;
+  int is_write = nr == NR_write || nr == NR_pwrite64 || nr == NR_writev || nr == NR_pwritev || nr == NR_pwritev2;
   if (is_write) __sync_fetch_and_add(&v->write_bytes, (__u64)ret);
   else __sync_fetch_and_add(&v->read_bytes, (__u64)ret);
 }
@@ -644,17 +643,17 @@ static __always_inline void on_io(struct task_struct *task, struct pt_regs *regs
 /* ---------------------------------------------------------------------------------------------------- */
 /* Connects.                                                                                            */
 
-static __always_inline void on_connect(struct task_struct *task, struct pt_regs *regs, long ret, __u32 tgid,
-                                       const struct bc_tracked *t, const struct bc_slot_cfg *cfg) {
+static __always_inline void on_connect(struct task_struct* task, struct pt_regs* regs, long ret, __u32 tgid,
+                                       const struct bc_tracked* t, const struct bc_slot_cfg* cfg) {
   __u32 slot = t->slot;
   long fd = (int)regs->di;
-  const char *uaddr = (const char *)regs->si;
+  const char* uaddr = (const char*)regs->si;
   __u64 alen = regs->dx & 0xffffffffULL; /* 64-bit, so the verifier sees the bound below */
   if (alen < 2) return;
   if (alen > 128) alen = 128;
 
   __u32 zero = 0;
-  struct path_scratch *s = bpf_map_lookup_elem(&path_scratch, &zero);
+  struct path_scratch* s = bpf_map_lookup_elem(&path_scratch, &zero);
   if (!s) return;
   if (bpf_probe_read_user(s->buf, alen & 255, uaddr)) {
     count_loss(slot, LOST_READ);
@@ -663,23 +662,23 @@ static __always_inline void on_connect(struct task_struct *task, struct pt_regs 
   struct bc_conn_key key = {};
   key.tgid = tgid;
   key.gen = t->gen;
-  __u16 family = *(__u16 *)s->buf;
+  __u16 family = *(__u16*)s->buf;
   key.family = family;
   __u32 ulen = 0;
   if (family == AF_INET) {
     if (alen < 8) return;
-    key.port = __builtin_bswap16(*(__u16 *)(s->buf + 2));
+    key.port = __builtin_bswap16(*(__u16*)(s->buf + 2));
     __builtin_memcpy(key.addr, s->buf + 4, 4);
   } else if (family == AF_INET6) {
     if (alen < 24) return;
-    key.port = __builtin_bswap16(*(__u16 *)(s->buf + 2));
+    key.port = __builtin_bswap16(*(__u16*)(s->buf + 2));
     __builtin_memcpy(key.addr, s->buf + 8, 16);
   } else if (family == AF_UNIX) {
     /* sun_path: a NUL-terminated path, or an abstract name (leading NUL) of alen - 2 bytes. */
     ulen = (__u32)alen - 2;
     if (ulen > BC_UNIX_PATH_MAX) ulen = BC_UNIX_PATH_MAX;
     if (ulen == 0) return;
-    char *path = s->buf + 2;
+    char* path = s->buf + 2;
     __builtin_memset(s->buf + 256, 0, 128);
     if (path[0] != 0) {
       /* up to the NUL, or all ulen bytes when there is none (the kernel allows that) */
@@ -690,22 +689,22 @@ static __always_inline void on_connect(struct task_struct *task, struct pt_regs 
     }
     s->len = ulen; /* read back after the hash, as in on_open */
     __u64 h = hash_bytes(s->buf + 256, ulen & 127, 0x756e6978ULL);
-    ulen = *(volatile __u32 *)&s->len & 127;
+    ulen = *(volatile __u32*)&s->len & 127;
     __builtin_memcpy(key.addr, &h, 8);
   } else {
     return;
   }
   if (ret != -ENOTSOCK && ret != -EBADF) {
-    struct file *f = file_of_fd(task, fd);
+    struct file* f = file_of_fd(task, fd);
     if (f) {
-      struct socket *sock = BPF_CORE_READ(f, private_data);
+      struct socket* sock = BPF_CORE_READ(f, private_data);
       if (sock) key.type = (__u16)BPF_CORE_READ(sock, type);
     }
   }
 
-  void *map = agg_map(&conns, slot, cfg);
+  void* map = agg_map(&conns, slot, cfg);
   if (!map) return;
-  struct bc_conn_val *v = bpf_map_lookup_elem(map, &key);
+  struct bc_conn_val* v = bpf_map_lookup_elem(map, &key);
   if (!v) {
     struct bc_conn_val nv = {.first_ns = bpf_ktime_get_boot_ns(), .announced = family != AF_UNIX};
     long err = bpf_map_update_elem(map, &key, &nv, BPF_NOEXIST);
@@ -722,7 +721,7 @@ static __always_inline void on_connect(struct task_struct *task, struct pt_regs 
   else if (ret < 0) __sync_fetch_and_add(&v->failed, 1);
 
   if (!v->announced) {
-    struct bc_ev_name *e = &s->name;
+    struct bc_ev_name* e = &s->name;
     e->hdr.type = BC_EV_NAME;
     e->hdr.tgid = tgid;
     e->hdr.time_ns = bpf_ktime_get_boot_ns();
@@ -736,13 +735,13 @@ static __always_inline void on_connect(struct task_struct *task, struct pt_regs 
 }
 
 /* A no-op for the verifier's types (inlined): lets a raw tracepoint argument be read as the struct it is. */
-extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
+extern void* bpf_rdonly_cast(const void* obj, __u32 btf_id) __ksym;
 
 SEC("raw_tp/sys_exit")
-int bc_sys_exit(struct bpf_raw_tracepoint_args *ctx) {
+int bc_sys_exit(struct bpf_raw_tracepoint_args* ctx) {
   /* This runs at every syscall exit of every process on the node, so the common way out costs no helper
    * call: the tracepoint's first argument is the task's saved user registers, read through a typed cast. */
-  struct pt_regs *regs = bpf_rdonly_cast((void *)ctx->args[0], bpf_core_type_id_kernel(struct pt_regs));
+  struct pt_regs* regs = bpf_rdonly_cast((void*)ctx->args[0], bpf_core_type_id_kernel(struct pt_regs));
   long nr = regs->orig_ax;
   int io = 0;
   switch (nr) {
@@ -750,8 +749,7 @@ int bc_sys_exit(struct bpf_raw_tracepoint_args *ctx) {
     case NR_openat:
     case NR_openat2:
     case NR_creat:
-    case NR_connect:
-      break;
+    case NR_connect: break;
     case NR_read:
     case NR_write:
     case NR_pread64:
@@ -763,19 +761,18 @@ int bc_sys_exit(struct bpf_raw_tracepoint_args *ctx) {
     case NR_preadv2:
     case NR_pwritev2: {
       __u32 zero = 0;
-      struct bc_node_cfg *ncfg = bpf_map_lookup_elem(&node_cfg, &zero);
+      struct bc_node_cfg* ncfg = bpf_map_lookup_elem(&node_cfg, &zero);
       if (!ncfg || ncfg->io_slots == 0) return 0;
       io = 1;
       break;
     }
-    default:
-      return 0;
+    default: return 0;
   }
   __u32 tgid = bpf_get_current_pid_tgid() >> 32;
-  struct bc_tracked *t = NULL;
-  struct bc_slot_cfg *cfg = slot_of(tgid, &t);
+  struct bc_tracked* t = NULL;
+  struct bc_slot_cfg* cfg = slot_of(tgid, &t);
   if (!cfg || !t) return 0;
-  struct task_struct *task = bpf_get_current_task_btf();
+  struct task_struct* task = bpf_get_current_task_btf();
   /* 32-bit tasks use other syscall numbers. */
   if (task->thread_info.status & TS_COMPAT) return 0; /* a direct load: task is a BTF pointer */
   long ret = (long)ctx->args[1];
@@ -789,19 +786,19 @@ int bc_sys_exit(struct bpf_raw_tracepoint_args *ctx) {
 /* Process lifecycle.                                                                                   */
 
 SEC("raw_tp/sched_process_fork")
-int bc_fork(struct bpf_raw_tracepoint_args *ctx) {
+int bc_fork(struct bpf_raw_tracepoint_args* ctx) {
   /* Runs in the parent. A new thread has the parent's tgid and is not a new process. */
   __u32 tgid = bpf_get_current_pid_tgid() >> 32;
-  struct bc_tracked *t = NULL;
-  struct bc_slot_cfg *cfg = slot_of(tgid, &t);
+  struct bc_tracked* t = NULL;
+  struct bc_slot_cfg* cfg = slot_of(tgid, &t);
   if (!cfg || !t) return 0;
-  struct task_struct *child = (struct task_struct *)ctx->args[1];
+  struct task_struct* child = (struct task_struct*)ctx->args[1];
   __u32 child_tgid = BPF_CORE_READ(child, tgid);
   if (child_tgid == tgid) return 0;
 
   __u32 zero = 0;
   __u64 gen = 1;
-  __u64 *counter = bpf_map_lookup_elem(&gen_counter, &zero);
+  __u64* counter = bpf_map_lookup_elem(&gen_counter, &zero);
   if (counter) gen = __sync_fetch_and_add(counter, 1) + 1;
   if ((__u32)gen == 0) gen = 1; /* 0 is for processes seeded by user space */
   struct bc_tracked nt = {.slot = t->slot, .epoch = t->epoch, .gen = (__u32)gen};
@@ -819,17 +816,17 @@ int bc_fork(struct bpf_raw_tracepoint_args *ctx) {
 }
 
 SEC("raw_tp/sched_process_exec")
-int bc_exec(struct bpf_raw_tracepoint_args *ctx) {
+int bc_exec(struct bpf_raw_tracepoint_args* ctx) {
   __u32 tgid = bpf_get_current_pid_tgid() >> 32;
-  struct bc_tracked *t = NULL;
-  struct bc_slot_cfg *cfg = slot_of(tgid, &t);
+  struct bc_tracked* t = NULL;
+  struct bc_slot_cfg* cfg = slot_of(tgid, &t);
   if (!cfg || !t) return 0;
   __u32 zero = 0;
-  struct exec_scratch *s = bpf_map_lookup_elem(&exec_scratch, &zero);
+  struct exec_scratch* s = bpf_map_lookup_elem(&exec_scratch, &zero);
   if (!s) return 0;
-  struct bc_ev_exec *e = &s->ev;
-  struct task_struct *task = bpf_get_current_task_btf();
-  struct linux_binprm *bprm = (struct linux_binprm *)ctx->args[2];
+  struct bc_ev_exec* e = &s->ev;
+  struct task_struct* task = bpf_get_current_task_btf();
+  struct linux_binprm* bprm = (struct linux_binprm*)ctx->args[2];
 
   e->hdr.type = BC_EV_EXEC;
   e->hdr.tgid = tgid;
@@ -840,7 +837,7 @@ int bc_exec(struct bpf_raw_tracepoint_args *ctx) {
   e->flags = 0;
 
   /* filename as given to execve */
-  const char *filename = BPF_CORE_READ(bprm, filename);
+  const char* filename = BPF_CORE_READ(bprm, filename);
   long r = bpf_probe_read_kernel_str(e->data, BC_PATH_MAX, filename);
   __u32 off = r > 1 ? (__u32)(r - 1) : 0;
   off &= BC_PATH_MAX - 1;
@@ -848,11 +845,11 @@ int bc_exec(struct bpf_raw_tracepoint_args *ctx) {
 
   /* exe: the executable's path, by the same walk as for open directories */
   __u32 exe_len = 0;
-  struct file *exe = BPF_CORE_READ(task, mm, exe_file);
+  struct file* exe = BPF_CORE_READ(task, mm, exe_file);
   if (exe) {
     __u32 truncated = 0;
-    exe_len = walk_path(BPF_CORE_READ(exe, f_path.dentry), BPF_CORE_READ(exe, f_path.mnt), &e->data[off],
-                        &s->walk, &truncated);
+    exe_len = walk_path(BPF_CORE_READ(exe, f_path.dentry), BPF_CORE_READ(exe, f_path.mnt), &e->data[off], &s->walk,
+                        &truncated);
     if (truncated) e->flags |= BC_EXEC_EXE_TRUNCATED;
   }
   exe_len &= BC_PATH_MAX - 1;
@@ -869,7 +866,7 @@ int bc_exec(struct bpf_raw_tracepoint_args *ctx) {
   }
   alen &= 2 * BC_ARGV_BYTES - 1;
   if (alen > BC_ARGV_BYTES) alen = BC_ARGV_BYTES;
-  if (bpf_probe_read_user(&e->data[off], alen, (const void *)arg_start)) {
+  if (bpf_probe_read_user(&e->data[off], alen, (const void*)arg_start)) {
     alen = 0;
     count_loss(t->slot, LOST_READ);
   }
@@ -882,17 +879,17 @@ int bc_exec(struct bpf_raw_tracepoint_args *ctx) {
 #define BC_THREADS_MAX 65536
 
 struct threads_ctx {
-  struct list_head *head;
-  struct list_head *node;
+  struct list_head* head;
+  struct list_head* node;
   __u64 runtime, utime, stime;
   __u64 read_bytes, write_bytes;
 };
 
-static long threads_step(__u32 i, void *arg) {
-  struct threads_ctx *c = arg;
-  struct list_head *node = c->node;
+static long threads_step(__u32 i, void* arg) {
+  struct threads_ctx* c = arg;
+  struct list_head* node = c->node;
   if (!node || node == c->head) return 1;
-  struct task_struct *t = (struct task_struct *)((char *)node - bpf_core_field_offset(struct task_struct, thread_node));
+  struct task_struct* t = (struct task_struct*)((char*)node - bpf_core_field_offset(struct task_struct, thread_node));
   c->runtime += BPF_CORE_READ(t, se.sum_exec_runtime);
   c->utime += BPF_CORE_READ(t, utime);
   c->stime += BPF_CORE_READ(t, stime);
@@ -905,13 +902,13 @@ static long threads_step(__u32 i, void *arg) {
 }
 
 SEC("raw_tp/sched_process_exit")
-int bc_exit(struct bpf_raw_tracepoint_args *ctx) {
+int bc_exit(struct bpf_raw_tracepoint_args* ctx) {
   __u32 tgid = bpf_get_current_pid_tgid() >> 32;
-  struct bc_tracked *t = NULL;
-  struct bc_slot_cfg *cfg = slot_of(tgid, &t);
+  struct bc_tracked* t = NULL;
+  struct bc_slot_cfg* cfg = slot_of(tgid, &t);
   if (!cfg || !t) return 0;
-  struct task_struct *task = bpf_get_current_task_btf();
-  struct signal_struct *sig = BPF_CORE_READ(task, signal);
+  struct task_struct* task = bpf_get_current_task_btf();
+  struct signal_struct* sig = BPF_CORE_READ(task, signal);
   /* do_exit decrements signal->live before this tracepoint: 0 means the last thread is leaving. */
   if (BPF_CORE_READ(sig, live.counter) != 0) return 0;
 
@@ -925,8 +922,8 @@ int bc_exit(struct bpf_raw_tracepoint_args *ctx) {
   /* As thread_group_cputime(): threads already released are summed in signal, the others (this one, a zombie
    * leader, threads still on their way out) are on the thread list. bc_switch later adds this thread's last
    * slice; a thread still exiting on another CPU may add microseconds we do not see. */
-  struct threads_ctx tc = {.head = (struct list_head *)((char *)sig + bpf_core_field_offset(struct signal_struct,
-                                                                                            thread_head))};
+  struct threads_ctx tc = {
+      .head = (struct list_head*)((char*)sig + bpf_core_field_offset(struct signal_struct, thread_head))};
   tc.node = BPF_CORE_READ(sig, thread_head.next);
   bpf_loop(BC_THREADS_MAX, threads_step, &tc, 0);
   __u64 cpu = BPF_CORE_READ(sig, sum_sched_runtime) + tc.runtime;
@@ -944,7 +941,7 @@ int bc_exit(struct bpf_raw_tracepoint_args *ctx) {
 
   /* getrusage's ru_maxrss: max(signal->maxrss, the mm's high-water mark). */
   __u64 pages = BPF_CORE_READ(sig, maxrss);
-  struct mm_struct *mm = BPF_CORE_READ(task, mm);
+  struct mm_struct* mm = BPF_CORE_READ(task, mm);
   if (mm) {
     __u64 hiwater = BPF_CORE_READ(mm, hiwater_rss);
     if (hiwater > pages) pages = hiwater;
@@ -953,9 +950,9 @@ int bc_exit(struct bpf_raw_tracepoint_args *ctx) {
 
   /* Sent by bc_switch once the task has left the CPU for good; at once if that cannot be arranged. */
   __u32 zero = 0;
-  __u64 *count = bpf_map_lookup_elem(&exiting_count, &zero);
-  struct exit_pending pend = {.ev = e, .runtime_at_exit = BPF_CORE_READ(task, se.sum_exec_runtime),
-                              .slot = t->slot, .epoch = t->epoch};
+  __u64* count = bpf_map_lookup_elem(&exiting_count, &zero);
+  struct exit_pending pend = {
+      .ev = e, .runtime_at_exit = BPF_CORE_READ(task, se.sum_exec_runtime), .slot = t->slot, .epoch = t->epoch};
   __u32 pid = (__u32)bpf_get_current_pid_tgid();
   if (count && bpf_map_update_elem(&exiting, &pid, &pend, BPF_ANY) == 0) __sync_fetch_and_add(count, 1);
   else emit(t->slot, &e, sizeof(e));
@@ -971,42 +968,42 @@ struct task_struct___pre514 {
   long state;
 } __attribute__((preserve_access_index));
 
-static __always_inline unsigned int task_state(struct task_struct *t) {
+static __always_inline unsigned int task_state(struct task_struct* t) {
   if (bpf_core_field_exists(t->__state)) return BPF_CORE_READ(t, __state);
-  return (unsigned int)BPF_CORE_READ((struct task_struct___pre514 *)t, state);
+  return (unsigned int)BPF_CORE_READ((struct task_struct___pre514*)t, state);
 }
 
 SEC("raw_tp/sched_switch")
-int bc_switch(struct bpf_raw_tracepoint_args *ctx) {
+int bc_switch(struct bpf_raw_tracepoint_args* ctx) {
   __u32 zero = 0;
-  __u64 *count = bpf_map_lookup_elem(&exiting_count, &zero);
+  __u64* count = bpf_map_lookup_elem(&exiting_count, &zero);
   if (!count || *count == 0) return 0; /* the common case: one array load */
 #if defined(BC_TEST_VERIFIER_REFUSES)
-  /* Built only for the tests of the failure path: objects the verifier refuses, in the two ways it refuses.
-   * bc_events_refused.bpf.o reads past a map value ("invalid access", found at once); bc_events_too_complex
-   * .bpf.o has a loop the verifier walks iteration by iteration, too long for its instruction limit ("BPF
-   * program is too large"), as a kernel whose verifier finds one of our programs too complex
-   * would refuse it. */
+    /* Built only for the tests of the failure path: objects the verifier refuses, in the two ways it refuses.
+     * bc_events_refused.bpf.o reads past a map value ("invalid access", found at once); bc_events_too_complex
+     * .bpf.o has a loop the verifier walks iteration by iteration, too long for its instruction limit ("BPF
+     * program is too large"), as a kernel whose verifier finds one of our programs too complex
+     * would refuse it. */
 #if BC_TEST_VERIFIER_REFUSES == 1
   if (*(count + 1) == 42) return 1;
 #else
   __u64 acc = 0;
 #pragma clang loop unroll(disable)
   for (__u32 i = 0; i < (1u << 20); i++) {
-    if (*(volatile __u64 *)count & (1ULL << (i & 63))) acc++;
+    if (*(volatile __u64*)count & (1ULL << (i & 63))) acc++;
   }
   if (acc == 42) return 1;
 #endif
 #endif
-  struct task_struct *prev = (struct task_struct *)ctx->args[1];
+  struct task_struct* prev = (struct task_struct*)ctx->args[1];
   __u32 pid = BPF_CORE_READ(prev, pid);
-  struct exit_pending *p = bpf_map_lookup_elem(&exiting, &pid);
+  struct exit_pending* p = bpf_map_lookup_elem(&exiting, &pid);
   if (!p) return 0;
   if (!(task_state(prev) & TASK_DEAD)) return 0; /* preempted while exiting: it runs again */
   __u64 runtime = BPF_CORE_READ(prev, se.sum_exec_runtime);
   if (runtime > p->runtime_at_exit) p->ev.cpu_ns += runtime - p->runtime_at_exit;
   __u32 slot = p->slot;
-  struct bc_slot_cfg *cfg = bpf_map_lookup_elem(&slot_cfg, &slot);
+  struct bc_slot_cfg* cfg = bpf_map_lookup_elem(&slot_cfg, &slot);
   if (cfg && cfg->epoch == p->epoch) emit(slot, &p->ev, sizeof(p->ev));
   if (bpf_map_delete_elem(&exiting, &pid) == 0) __sync_fetch_and_sub(count, 1);
   return 0;

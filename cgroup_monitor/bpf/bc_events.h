@@ -15,24 +15,24 @@
 #define BC_LAYOUT_VERSION 3
 
 /* Node-wide limits. */
-#define BC_MAX_SLOTS 64           /* concurrent monitored jobs per node (one slot each) */
-#define BC_TRACKED_MAX 65536      /* tracked processes per node, all jobs together */
-#define BC_TGID_LIMIT 4194304     /* PID_MAX_LIMIT on 64-bit: every tgid is below it */
-#define BC_FILE_AGG_MAX 65536     /* distinct (process, path) pairs per job per drain interval */
-#define BC_CONN_AGG_MAX 16384     /* distinct (process, peer) pairs per job per drain interval */
+#define BC_MAX_SLOTS 64       /* concurrent monitored jobs per node (one slot each) */
+#define BC_TRACKED_MAX 65536  /* tracked processes per node, all jobs together */
+#define BC_TGID_LIMIT 4194304 /* PID_MAX_LIMIT on 64-bit: every tgid is below it */
+#define BC_FILE_AGG_MAX 65536 /* distinct (process, path) pairs per job per drain interval */
+#define BC_CONN_AGG_MAX 16384 /* distinct (process, peer) pairs per job per drain interval */
 /* Aggregate maps are not preallocated: memory follows use, not capacity. */
-#define BC_FILE_IDS_MAX 65536     /* open files remembered for read/write byte counting (LRU) */
+#define BC_FILE_IDS_MAX 65536             /* open files remembered for read/write byte counting (LRU) */
 #define BC_RING_TEMPLATE_BYTES (1u << 20) /* inner ring size used when the kernel needs equal sizes */
 
 /* Path and argv bounds. Powers of two: the BPF side masks offsets with them. */
-#define BC_PATH_MAX 4096          /* bytes of a path (PATH_MAX) */
+#define BC_PATH_MAX 4096               /* bytes of a path (PATH_MAX) */
 #define BC_NAME_DATA (2 * BC_PATH_MAX) /* directory part + relative part of a resolved name */
-#define BC_WALK_DEPTH 64          /* dentry components walked up from a directory */
-#define BC_WALK_STEPS 80          /* walk iterations including mount crossings */
-#define BC_ARGV_BYTES 4096        /* bytes of argv captured at exec (NUL separated) */
-#define BC_ARGV_MAX_ARGS 64       /* user space keeps at most this many arguments */
+#define BC_WALK_DEPTH 64               /* dentry components walked up from a directory */
+#define BC_WALK_STEPS 80               /* walk iterations including mount crossings */
+#define BC_ARGV_BYTES 4096             /* bytes of argv captured at exec (NUL separated) */
+#define BC_ARGV_MAX_ARGS 64            /* user space keeps at most this many arguments */
 #define BC_EXEC_DATA (4 * BC_PATH_MAX) /* filename + exe + argv */
-#define BC_UNIX_PATH_MAX 108      /* sizeof(sockaddr_un.sun_path) */
+#define BC_UNIX_PATH_MAX 108           /* sizeof(sockaddr_un.sun_path) */
 
 /* Ring buffer events. Every event starts with bc_ev_hdr. Times are CLOCK_BOOTTIME nanoseconds
  * (bpf_ktime_get_boot_ns); user space converts them to the Unix epoch. */
@@ -45,8 +45,8 @@ enum bc_event_type {
 
 struct bc_ev_hdr {
   __u32 type;
-  __u32 tgid;     /* the process the event is about (fork: the parent) */
-  __u64 time_ns;  /* CLOCK_BOOTTIME */
+  __u32 tgid;    /* the process the event is about (fork: the parent) */
+  __u64 time_ns; /* CLOCK_BOOTTIME */
 };
 
 struct bc_ev_fork {
@@ -61,7 +61,7 @@ struct bc_ev_fork {
 struct bc_ev_exec {
   struct bc_ev_hdr hdr;
   __u32 ppid;
-  __u32 old_pid;      /* thread that called exec (differs from tgid when a non-leader thread execs) */
+  __u32 old_pid; /* thread that called exec (differs from tgid when a non-leader thread execs) */
   __u32 gen;
   __u32 flags;        /* BC_EXEC_* */
   __u16 filename_len; /* bytes, no NUL: the path given to execve */
@@ -74,12 +74,12 @@ struct bc_ev_exec {
 struct bc_ev_exit {
   struct bc_ev_hdr hdr;
   __u32 gen;
-  __s32 exit_code;     /* raw wait status: (code << 8) | signal, 0x80 when a core was dumped */
-  __u64 cpu_ns;        /* sum_exec_runtime of every thread: what getrusage reports as utime + stime */
-  __u64 utime_ticks_ns;/* tick-sampled user and system time (task utime/stime), to split cpu_ns */
+  __s32 exit_code;      /* raw wait status: (code << 8) | signal, 0x80 when a core was dumped */
+  __u64 cpu_ns;         /* sum_exec_runtime of every thread: what getrusage reports as utime + stime */
+  __u64 utime_ticks_ns; /* tick-sampled user and system time (task utime/stime), to split cpu_ns */
   __u64 stime_ticks_ns;
-  __u64 maxrss_bytes;  /* signal->maxrss, which the kernel updates at group exit from the mm hiwater */
-  __u64 read_bytes;    /* storage I/O as /proc/PID/io counts it: every thread and every child it reaped */
+  __u64 maxrss_bytes; /* signal->maxrss, which the kernel updates at group exit from the mm hiwater */
+  __u64 read_bytes;   /* storage I/O as /proc/PID/io counts it: every thread and every child it reaped */
   __u64 write_bytes;
 };
 
@@ -117,17 +117,17 @@ struct bc_file_val {
   __u64 failed;   /* failed opens */
   __u64 read_bytes;
   __u64 write_bytes;
-  __u32 flags;    /* BC_FILE_* of every open, OR-ed */
-  __u32 announced;/* the BC_EV_NAME for this hash went out in this interval */
+  __u32 flags;     /* BC_FILE_* of every open, OR-ed */
+  __u32 announced; /* the BC_EV_NAME for this hash went out in this interval */
 };
 
 struct bc_conn_key {
-  __u8 addr[16];  /* IPv4 in the first 4 bytes, IPv6 all 16, unix: the 8-byte hash of the path */
+  __u8 addr[16]; /* IPv4 in the first 4 bytes, IPv6 all 16, unix: the 8-byte hash of the path */
   __u32 tgid;
   __u32 gen;
-  __u16 family;   /* AF_INET, AF_INET6, AF_UNIX */
-  __u16 port;     /* host byte order */
-  __u16 type;     /* SOCK_STREAM, SOCK_DGRAM, ... (0 if the fd was not a socket) */
+  __u16 family; /* AF_INET, AF_INET6, AF_UNIX */
+  __u16 port;   /* host byte order */
+  __u16 type;   /* SOCK_STREAM, SOCK_DGRAM, ... (0 if the fd was not a socket) */
   __u16 pad;
 };
 
@@ -170,9 +170,9 @@ struct bc_slot_stats {
 };
 
 struct bc_slot_owner {
-  __u32 pid;          /* monitor process holding the slot, 0 when free */
-  __u32 last_epoch;   /* the epoch handed out last; the next owner gets last_epoch + 1 */
-  __u64 start_ticks;  /* its start time (field 22 of /proc/PID/stat), against pid reuse */
+  __u32 pid;         /* monitor process holding the slot, 0 when free */
+  __u32 last_epoch;  /* the epoch handed out last; the next owner gets last_epoch + 1 */
+  __u64 start_ticks; /* its start time (field 22 of /proc/PID/stat), against pid reuse */
 };
 
 /* Written by user space only (under the slot lock). */
@@ -188,7 +188,7 @@ struct bc_file_id {
 };
 
 struct bc_meta {
-  __u64 tag;     /* hash of the BPF object's bytes and BC_LAYOUT_VERSION */
+  __u64 tag; /* hash of the BPF object's bytes and BC_LAYOUT_VERSION */
   __u32 layout;
   __u32 max_slots;
 };

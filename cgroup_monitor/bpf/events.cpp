@@ -114,8 +114,8 @@ std::string normalize_path(const std::string& in) {
     if (in[i] != '/' && i != 0) continue;
     size_t j = in[i] == '/' ? i + 1 : i;
     if (j < in.size() && in[j] == '/') clean = false;
-    if (j < in.size() && in[j] == '.' && (j + 1 == in.size() || in[j + 1] == '/' ||
-                                          (in[j + 1] == '.' && (j + 2 == in.size() || in[j + 2] == '/'))))
+    if (j < in.size() && in[j] == '.' &&
+        (j + 1 == in.size() || in[j + 1] == '/' || (in[j + 1] == '.' && (j + 2 == in.size() || in[j + 2] == '/'))))
       clean = false;
   }
   if (clean) return in;
@@ -177,8 +177,8 @@ struct EventCollector::Impl {
   Drained pending;
   size_t pending_events = 0;
   size_t budget = 0;
-  LossCounts user_lost;     // counted here: track() failures, malformed events
-  LossCounts kernel_seen;   // kernel counters at the previous drain
+  LossCounts user_lost;    // counted here: track() failures, malformed events
+  LossCounts kernel_seen;  // kernel counters at the previous drain
   LossCounts user_seen;
   int64_t epoch_offset = 0;
 
@@ -265,11 +265,11 @@ struct EventCollector::Impl {
           x.sys_ns = x.cpu_ns;
         } else {
           x.sys_ns = static_cast<uint64_t>(static_cast<long double>(x.cpu_ns) * static_cast<long double>(st) /
-                                             static_cast<long double>(ut + st));
+                                           static_cast<long double>(ut + st));
           x.user_ns = x.cpu_ns - x.sys_ns;
         }
         x.max_rss_bytes = e.maxrss_bytes;
-        pending.exits.push_back(std::move(x));
+        pending.exits.push_back(x);
         return;
       }
       case BC_EV_EXEC: {
@@ -323,8 +323,7 @@ struct EventCollector::Impl {
         }
         return;
       }
-      default:
-        break;
+      default: break;
     }
     ++user_lost.user;
   }
@@ -363,15 +362,15 @@ struct EventCollector::Impl {
     bool batch_ok = true;
     for (;;) {
       uint32_t count = chunk;
-      int err = bpf_map_lookup_and_delete_batch(fd, first ? nullptr : &token, &token, keys.data(), vals.data(),
-                                                &count, nullptr);
+      int err = bpf_map_lookup_and_delete_batch(fd, first ? nullptr : &token, &token, keys.data(), vals.data(), &count,
+                                                nullptr);
       int e = err ? errno : 0;
       for (uint32_t i = 0; i < count && (err == 0 || e == ENOENT); ++i) f(keys[i], vals[i]);
       if (err == 0) {
         first = false;
         continue;
       }
-      if (e == ENOENT) return;  // done
+      if (e == ENOENT) return;                        // done
       if (e == ENOSPC && keys.size() < (1u << 20)) {  // a bucket larger than the chunk
         keys.resize(keys.size() * 2);
         vals.resize(vals.size() * 2);
@@ -431,8 +430,8 @@ struct EventCollector::Impl {
     consume();
 
     // Switch the kernel to the other half of the aggregate maps if this one holds anything.
-    std::vector<std::pair<bc_file_key, bc_file_val>> file_rows;
-    std::vector<std::pair<bc_conn_key, bc_conn_val>> conn_rows;
+    std::vector<std::pair<bc_file_key, bc_file_val> > file_rows;
+    std::vector<std::pair<bc_conn_key, bc_conn_val> > conn_rows;
     // The active half holds something only if a key was added since the last switch. The count is read
     // before switching: a key added meanwhile makes the next drain look (perhaps at an empty half).
     bool busy;
@@ -457,12 +456,10 @@ struct EventCollector::Impl {
         wait_for_programs();
         budget = SIZE_MAX;  // the names of what is about to be read must be in
         consume();
-        take_all<bc_file_key, bc_file_val>(files_fd[old].get(), [&](const bc_file_key& k, const bc_file_val& v) {
-          file_rows.emplace_back(k, v);
-        });
-        take_all<bc_conn_key, bc_conn_val>(conns_fd[old].get(), [&](const bc_conn_key& k, const bc_conn_val& v) {
-          conn_rows.emplace_back(k, v);
-        });
+        take_all<bc_file_key, bc_file_val>(
+            files_fd[old].get(), [&](const bc_file_key& k, const bc_file_val& v) { file_rows.emplace_back(k, v); });
+        take_all<bc_conn_key, bc_conn_val>(
+            conns_fd[old].get(), [&](const bc_conn_key& k, const bc_conn_val& v) { conn_rows.emplace_back(k, v); });
       }
     }
 
@@ -563,7 +560,8 @@ struct EventCollector::Impl {
 
   // Drops whatever an earlier owner left unread in a reused ring.
   static void discard_ring(int fd) {
-    ring_buffer* rb = ring_buffer__new(fd, [](void*, void*, size_t) { return 0; }, nullptr, nullptr);
+    ring_buffer* rb = ring_buffer__new(
+        fd, [](void*, void*, size_t) { return 0; }, nullptr, nullptr);
     if (!rb) return;
     ring_buffer__consume(rb);
     ring_buffer__free(rb);
@@ -611,18 +609,20 @@ struct EventCollector::Impl {
     bool aggs_installed[2][2] = {};
     for (uint32_t h = 0; h < 2; ++h) {
       const uint32_t idx = slot * 2 + h;
-      files_fd[h] = installed_inner(pins.files.get(), idx, BPF_MAP_TYPE_HASH, sizeof(bc_file_key),
-                                    sizeof(bc_file_val), BC_FILE_AGG_MAX);
-      conns_fd[h] = installed_inner(pins.conns.get(), idx, BPF_MAP_TYPE_HASH, sizeof(bc_conn_key),
-                                    sizeof(bc_conn_val), BC_CONN_AGG_MAX);
+      files_fd[h] = installed_inner(pins.files.get(), idx, BPF_MAP_TYPE_HASH, sizeof(bc_file_key), sizeof(bc_file_val),
+                                    BC_FILE_AGG_MAX);
+      conns_fd[h] = installed_inner(pins.conns.get(), idx, BPF_MAP_TYPE_HASH, sizeof(bc_conn_key), sizeof(bc_conn_val),
+                                    BC_CONN_AGG_MAX);
       aggs_installed[h][0] = static_cast<bool>(files_fd[h]);
       aggs_installed[h][1] = static_cast<bool>(conns_fd[h]);
       if (files_fd[h]) take_all<bc_file_key, bc_file_val>(files_fd[h].get(), [](const auto&, const auto&) {});
-      else files_fd[h] = UniqueFd(bpf_map_create(BPF_MAP_TYPE_HASH, "bc_files", sizeof(bc_file_key),
-                                                 sizeof(bc_file_val), BC_FILE_AGG_MAX, &agg_opts));
+      else
+        files_fd[h] = UniqueFd(bpf_map_create(BPF_MAP_TYPE_HASH, "bc_files", sizeof(bc_file_key), sizeof(bc_file_val),
+                                              BC_FILE_AGG_MAX, &agg_opts));
       if (conns_fd[h]) take_all<bc_conn_key, bc_conn_val>(conns_fd[h].get(), [](const auto&, const auto&) {});
-      else conns_fd[h] = UniqueFd(bpf_map_create(BPF_MAP_TYPE_HASH, "bc_conns", sizeof(bc_conn_key),
-                                                 sizeof(bc_conn_val), BC_CONN_AGG_MAX, &agg_opts));
+      else
+        conns_fd[h] = UniqueFd(bpf_map_create(BPF_MAP_TYPE_HASH, "bc_conns", sizeof(bc_conn_key), sizeof(bc_conn_val),
+                                              BC_CONN_AGG_MAX, &agg_opts));
       if (!files_fd[h] || !conns_fd[h]) {
         error = "cannot create aggregate maps: " + errno_text(errno);
         return false;
@@ -639,7 +639,8 @@ struct EventCollector::Impl {
         log(LogLevel::Warn, "this kernel needs every job's ring to be " + std::to_string(BC_RING_TEMPLATE_BYTES) +
                                 " bytes; using that instead of " + std::to_string(ring_size));
         ring_size = BC_RING_TEMPLATE_BYTES;
-        ring_fd = UniqueFd(bpf_map_create(BPF_MAP_TYPE_RINGBUF, "bc_ring", 0, 0, static_cast<__u32>(ring_size), nullptr));
+        ring_fd =
+            UniqueFd(bpf_map_create(BPF_MAP_TYPE_RINGBUF, "bc_ring", 0, 0, static_cast<__u32>(ring_size), nullptr));
         rfd = ring_fd.get();
       }
       if (!ring_fd || bpf_map_update_elem(pins.rings.get(), &key, &rfd, BPF_ANY) != 0) {

@@ -82,15 +82,15 @@ namespace bc::events {
 enum class LogLevel { Debug, Info, Warn, Error };
 
 struct Options {
-  bool enabled = true;                 // false: open() returns "events unavailable: disabled (bpf=off)"
-  size_t ring_bytes = 1 << 20;         // this job's ring; rounded up to a power of two, at least a page
-  bool file_io_bytes = false;          // count read/write bytes per file (costs a lookup per read/write)
+  bool enabled = true;          // false: open() returns "events unavailable: disabled (bpf=off)"
+  size_t ring_bytes = 1 << 20;  // this job's ring; rounded up to a power of two, at least a page
+  bool file_io_bytes = false;   // count read/write bytes per file (costs a lookup per read/write)
   std::string pin_dir = "/sys/fs/bpf/bubble-chamber";
-  std::string run_dir = kNodeRunDir;  // holds bpf-events.lock (slot allocation) and remembered failed loads
-  size_t max_events_per_drain = 1 << 20;        // ring events kept between drains; more are counted lost
+  std::string run_dir = kNodeRunDir;      // holds bpf-events.lock (slot allocation) and remembered failed loads
+  size_t max_events_per_drain = 1 << 20;  // ring events kept between drains; more are counted lost
   std::function<void(LogLevel, const std::string&)> log;  // default: stderr, "bc-events: " prefix
-  bool verbose = false;                // pass libbpf's debug output to log
-  std::string object_file;             // load the BPF object from this file instead of the built-in one
+  bool verbose = false;                                   // pass libbpf's debug output to log
+  std::string object_file;                        // load the BPF object from this file instead of the built-in one
   std::string monitor_binary = "/proc/self/exe";  // names the remembered failure (load_failure.hpp)
 };
 
@@ -117,15 +117,15 @@ struct CheckReport {
   std::vector<std::string> verifier_log;  // the verifier's last lines, when it refused a program
   std::vector<ProgramCost> programs;      // of the programs that loaded
   double load_ms = 0;
-  bool attached = false;                  // every program attached to its tracepoint, and was detached again
-  std::string kernel;                     // running_kernel()
-  bool btf = false;                       // /sys/kernel/btf/vmlinux is readable
-  std::string object;                     // "built in" or the object file
+  bool attached = false;  // every program attached to its tracepoint, and was detached again
+  std::string kernel;     // running_kernel()
+  bool btf = false;       // /sys/kernel/btf/vmlinux is readable
+  std::string object;     // "built in" or the object file
   std::string object_tag;
-  std::string memory_path;                // where a failure is remembered for this object
+  std::string memory_path;                       // where a failure is remembered for this object
   std::optional<LoadFailure> remembered_before;  // what that file held before the check
-  bool remembered_now = false;            // the check's failure is remembered (a success forgets)
-  std::vector<std::string> pinned_sets;   // the node's pinned sets: "<tag>: N monitored jobs"
+  bool remembered_now = false;                   // the check's failure is remembered (a success forgets)
+  std::vector<std::string> pinned_sets;          // the node's pinned sets: "<tag>: N monitored jobs"
 };
 
 // Loads a private copy of the programs (never the node's pinned set, which running jobs use), attaches it
@@ -136,8 +136,8 @@ CheckReport check_events(const Options& options) noexcept;
 struct ExecInfo {
   uint32_t pid = 0, ppid = 0;
   uint64_t time_ns = 0;
-  std::string exe;        // the executable, absolute, as readlink(/proc/PID/exe)
-  std::string filename;   // the path given to execve
+  std::string exe;       // the executable, absolute, as readlink(/proc/PID/exe)
+  std::string filename;  // the path given to execve
   std::vector<std::string> argv;
   bool argv_truncated = false;  // more than BC_ARGV_BYTES bytes or BC_ARGV_MAX_ARGS arguments
 };
@@ -145,11 +145,11 @@ struct ExecInfo {
 struct ExitInfo {
   uint32_t pid = 0;
   uint64_t time_ns = 0;
-  int exit_code = 0;      // exit status 0..255, or -1 when killed by a signal
-  int signal = 0;         // the signal that killed it, 0 if it exited
+  int exit_code = 0;  // exit status 0..255, or -1 when killed by a signal
+  int signal = 0;     // the signal that killed it, 0 if it exited
   bool core_dumped = false;
-  uint64_t cpu_ns = 0;    // user + system, all threads, as getrusage(RUSAGE_SELF) would say at the end
-  uint64_t user_ns = 0;   // cpu_ns split by the kernel's tick samples, as getrusage does
+  uint64_t cpu_ns = 0;   // user + system, all threads, as getrusage(RUSAGE_SELF) would say at the end
+  uint64_t user_ns = 0;  // cpu_ns split by the kernel's tick samples, as getrusage does
   uint64_t sys_ns = 0;
   uint64_t max_rss_bytes = 0;
   // Storage bytes as /proc/PID/io counts them at the end: its threads' and those of the children it reaped.
@@ -183,20 +183,20 @@ struct FileAgg {
 
 struct ConnAgg {
   uint32_t pid = 0;
-  std::string address;    // "127.0.0.1", "::1", or the unix socket path ("@name" for abstract ones)
+  std::string address;  // "127.0.0.1", "::1", or the unix socket path ("@name" for abstract ones)
   uint16_t port = 0;
-  std::string protocol;   // "tcp", "udp", "unix", "raw", "other"
+  std::string protocol;  // "tcp", "udp", "unix", "raw", "other"
   uint64_t count = 0, failed = 0;
   uint64_t in_progress = 0;  // non-blocking connects that returned EINPROGRESS (outcome not seen)
 };
 
 struct LossCounts {
-  uint64_t ring = 0;        // ring buffer full
-  uint64_t files = 0;       // file aggregate map full
-  uint64_t conns = 0;       // connect aggregate map full
-  uint64_t tracked = 0;     // tracked-process map full (kernel fork or track())
-  uint64_t read_failed = 0; // path or address unreadable in the process's memory
-  uint64_t user = 0;        // dropped by this class (more than max_events_per_drain between drains)
+  uint64_t ring = 0;         // ring buffer full
+  uint64_t files = 0;        // file aggregate map full
+  uint64_t conns = 0;        // connect aggregate map full
+  uint64_t tracked = 0;      // tracked-process map full (kernel fork or track())
+  uint64_t read_failed = 0;  // path or address unreadable in the process's memory
+  uint64_t user = 0;         // dropped by this class (more than max_events_per_drain between drains)
   uint64_t total() const { return ring + files + conns + tracked + read_failed + user; }
 };
 
@@ -206,7 +206,7 @@ struct Drained {
   std::vector<ExitInfo> exits;
   std::vector<FileAgg> files;  // this interval's counts
   std::vector<ConnAgg> conns;
-  uint64_t lost_events = 0;    // since the previous drain; == lost.total()
+  uint64_t lost_events = 0;  // since the previous drain; == lost.total()
   LossCounts lost;
 };
 
@@ -241,7 +241,8 @@ class EventCollector {
   const LoadInfo& load_info() const noexcept;
 
   // Releases the slots of monitors that died without releasing them, and unloads every set nobody uses
-  // (open() does so for sets of other builds). For a node epilog or an administrator. Returns an error text, empty on success.
+  // (open() does so for sets of other builds). For a node epilog or an administrator. Returns an error text, empty on
+  // success.
   static std::string reclaim_stale(const Options& options) noexcept;
 
  private:

@@ -104,8 +104,8 @@ bool write_load_failure(const std::string& path, const LoadFailure& failure, std
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   {
     std::ofstream out(tmp, std::ios::trunc);
-    out << "kernel=" << one_line(failure.kernel) << "\nobject=" << one_line(failure.object_tag)
-        << "\nsince=" << since << "\nreason=" << one_line(failure.reason) << "\n";
+    out << "kernel=" << one_line(failure.kernel) << "\nobject=" << one_line(failure.object_tag) << "\nsince=" << since
+        << "\nreason=" << one_line(failure.reason) << "\n";
     out.flush();
     if (!out) {
       error = "cannot write " + tmp + ": " + std::strerror(errno);

@@ -100,8 +100,8 @@ struct LoadCapture {
       return l.rfind("processed ", 0) == 0 || l.rfind("verification time", 0) == 0 || l.rfind("stack depth", 0) == 0;
     };
     auto is_listing = [](const std::string& l) {
-      return l.rfind("; ", 0) == 0 || (!l.empty() && std::isdigit(static_cast<unsigned char>(l[0])) &&
-                                       l.find(": ") != std::string::npos);
+      return l.rfind("; ", 0) == 0 ||
+             (!l.empty() && std::isdigit(static_cast<unsigned char>(l[0])) && l.find(": ") != std::string::npos);
     };
     size_t first = 0;
     for (size_t i = 0; i < tail.size(); ++i)
@@ -214,8 +214,9 @@ class Skeleton {
 };
 
 // Pinned names, one file each under <pin_dir>/<tag>/.
-const char* const kMapNames[] = {"tracked", "slot_cfg", "slot_stats", "slot_owner", "node_cfg", "gen_counter",
-                                 "file_ids", "rings", "files", "conns", "exiting", "exiting_count", "tracked_bits"};
+const char* const kMapNames[] = {"tracked",     "slot_cfg",      "slot_stats",  "slot_owner", "node_cfg",
+                                 "gen_counter", "file_ids",      "rings",       "files",      "conns",
+                                 "exiting",     "exiting_count", "tracked_bits"};
 // Programs stay loaded (pinned) while the node has no monitored job: loading means the verifier, which every
 // job's tasks would wait for (they wait until their monitor tracks them). Only the links are removed then,
 // which detaches the programs, so an idle node runs nothing.
@@ -429,7 +430,6 @@ std::string tag_hex(uint64_t tag) {
 namespace {
 
 bool is_bpffs(const std::string& path) {
-
   struct statfs st {};
   return ::statfs(path.c_str(), &st) == 0 && static_cast<unsigned long>(st.f_type) == 0xcafe4a11ul;
 }
@@ -510,10 +510,11 @@ bool load_and_pin(const std::string& dir, const ObjectSource& object, const Logg
     remove_pin_dir(dir);
     return false;
   };
-  bpf_map* maps[] = {(*skel)->maps.tracked, (*skel)->maps.slot_cfg, (*skel)->maps.slot_stats,
-                     (*skel)->maps.slot_owner, (*skel)->maps.node_cfg, (*skel)->maps.gen_counter,
-                     (*skel)->maps.file_ids, (*skel)->maps.rings, (*skel)->maps.files, (*skel)->maps.conns,
-                     (*skel)->maps.exiting, (*skel)->maps.exiting_count, (*skel)->maps.tracked_bits};
+  bpf_map* maps[] = {(*skel)->maps.tracked,     (*skel)->maps.slot_cfg, (*skel)->maps.slot_stats,
+                     (*skel)->maps.slot_owner,  (*skel)->maps.node_cfg, (*skel)->maps.gen_counter,
+                     (*skel)->maps.file_ids,    (*skel)->maps.rings,    (*skel)->maps.files,
+                     (*skel)->maps.conns,       (*skel)->maps.exiting,  (*skel)->maps.exiting_count,
+                     (*skel)->maps.tracked_bits};
   static_assert(std::size(maps) == std::size(kMapNames));
   for (size_t i = 0; i < std::size(maps); ++i) {
     std::string path = dir + "/" + kMapNames[i];
@@ -543,8 +544,8 @@ bool load_and_try_attach(const ObjectSource& object, const Logger& log, bool ver
     // Closing the link detaches the program again.
     UniqueFd link(bpf_raw_tracepoint_open(kHooks[i].tracepoint, bpf_program__fd(progs[i])));
     if (!link) {
-      attach_error = std::string("cannot attach ") + kHooks[i].function + " to raw tracepoint " +
-                     kHooks[i].tracepoint + ": " + errno_text(errno);
+      attach_error = std::string("cannot attach ") + kHooks[i].function + " to raw tracepoint " + kHooks[i].tracepoint +
+                     ": " + errno_text(errno);
       break;
     }
   }
@@ -676,6 +677,5 @@ void remove_unused_sets(const std::string& pin_dir, const std::string& keep, con
     remove_pin_dir(dir);
   }
 }
-
 
 }  // namespace bc::events::detail

@@ -10,7 +10,8 @@ namespace {
 TEST(CentralConfig, UrlAndSocket) {
   std::vector<std::string> errors;
   Config c = parse_config({"central=https://bcd.example.org:8470", "munge_socket=/run/munge/munge.socket.2",
-                           "ca_file=/etc/bubble-chamber/ca.pem"}, errors);
+                           "ca_file=/etc/bubble-chamber/ca.pem"},
+                          errors);
   EXPECT_TRUE(errors.empty());
   EXPECT_EQ(c.central, "https://bcd.example.org:8470");
   EXPECT_EQ(c.munge_socket, "/run/munge/munge.socket.2");

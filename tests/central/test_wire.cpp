@@ -82,7 +82,8 @@ Batch full_batch() {
     p.argv_truncated = i == 2;
     p.exact = i != 0;
     // Process 0's sample repeats its record's counters (sent as its time alone), process 2's does not.
-    if (i != 1) u.sample = store::Sample{0, 1'700'000'999, p.cpu_ns + (i == 2 ? 5 : 0), p.rss, p.read_bytes, p.write_bytes};
+    if (i != 1)
+      u.sample = store::Sample{0, 1'700'000'999, p.cpu_ns + (i == 2 ? 5 : 0), p.rss, p.read_bytes, p.write_bytes};
     b.processes.push_back(u);
   }
   store::FileRecord f;
@@ -670,7 +671,7 @@ TEST(Central, ExpiredDedupEntriesStayDuplicates) {
   std::vector<Batch> copy = batches;
   db->write_batches_once(copy, ids);
   EXPECT_EQ(db->expire_dedup(time(nullptr) - 3600, 1000), 0u);  // none is that old
-  EXPECT_EQ(db->expire_dedup(time(nullptr) + 10, 2), 2u);        // bounded work per call
+  EXPECT_EQ(db->expire_dedup(time(nullptr) + 10, 2), 2u);       // bounded work per call
   EXPECT_EQ(db->expire_dedup(time(nullptr) + 10, 1000), 3u);
   EXPECT_EQ(db->dedup_stats().entries, 0u);
   EXPECT_EQ(db->dedup_stats().marks, 1u);

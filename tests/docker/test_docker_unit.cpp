@@ -36,12 +36,15 @@ const char kDieEvent[] =
 
 std::string inspect_json(const std::string& id, bool running, int pid, const std::string& started,
                          const std::string& finished, int exit_code, const std::string& labels = "{}") {
-  return R"({"Id":")" + id + R"(","Created":"2026-11-24T21:24:41.787972446Z","Path":"sh","Args":["-c","sleep 2; exit 3"],)" +
-         R"("State":{"Status":")" + (running ? "running" : "exited") + R"(","Running":)" + (running ? "true" : "false") +
-         R"(,"Paused":false,"Restarting":false,"OOMKilled":false,"Dead":false,"Pid":)" + std::to_string(pid) +
-         R"(,"ExitCode":)" + std::to_string(exit_code) + R"(,"Error":"","StartedAt":")" + started +
-         R"(","FinishedAt":")" + finished + R"("},"Image":"sha256:9d51a5620596a0a46ca2a47064aea98a6da0f79098cedd8cfcb7ff31142dd118",)" +
-         R"("Name":"/bcsample","Config":{"Hostname":"b62429632c5d","Image":"bc-busybox:test","Labels":)" + labels + "}}";
+  return R"({"Id":")" + id +
+         R"(","Created":"2026-11-24T21:24:41.787972446Z","Path":"sh","Args":["-c","sleep 2; exit 3"],)" +
+         R"("State":{"Status":")" + (running ? "running" : "exited") + R"(","Running":)" +
+         (running ? "true" : "false") + R"(,"Paused":false,"Restarting":false,"OOMKilled":false,"Dead":false,"Pid":)" +
+         std::to_string(pid) + R"(,"ExitCode":)" + std::to_string(exit_code) + R"(,"Error":"","StartedAt":")" +
+         started + R"(","FinishedAt":")" + finished +
+         R"("},"Image":"sha256:9d51a5620596a0a46ca2a47064aea98a6da0f79098cedd8cfcb7ff31142dd118",)" +
+         R"("Name":"/bcsample","Config":{"Hostname":"b62429632c5d","Image":"bc-busybox:test","Labels":)" + labels +
+         "}}";
 }
 
 std::string v1_cgroupfs(const std::string& id) {
@@ -153,7 +156,8 @@ TEST(DockerInspect, RunningContainer) {
 }
 
 TEST(DockerInspect, ExitedContainer) {
-  auto c = parse_inspect(inspect_json(kId, false, 0, "2026-11-24T21:24:42.214462284Z", "2026-11-24T21:24:44.242754601Z", 3));
+  auto c =
+      parse_inspect(inspect_json(kId, false, 0, "2026-11-24T21:24:42.214462284Z", "2026-11-24T21:24:44.242754601Z", 3));
   ASSERT_TRUE(c);
   EXPECT_FALSE(c->running);
   ASSERT_TRUE(c->exit_code);
@@ -168,8 +172,11 @@ TEST(DockerInspect, RejectsNonsense) {
 }
 
 TEST(DockerList, ParsesNamesStatesAndLabels) {
-  const std::string json = R"([{"Id":")" + kId + R"(","Names":["/bcsample"],"Image":"bc-busybox:test","State":"running",)"
-                           R"("Labels":{"a":"b"}},{"Id":")" + kOtherId + R"(","Names":["/x"],"State":"exited","Labels":null},)"
+  const std::string json = R"([{"Id":")" + kId +
+                           R"(","Names":["/bcsample"],"Image":"bc-busybox:test","State":"running",)"
+                           R"("Labels":{"a":"b"}},{"Id":")" +
+                           kOtherId +
+                           R"(","Names":["/x"],"State":"exited","Labels":null},)"
                            R"({"Id":"bogus"}])";
   auto list = parse_container_list(json);
   ASSERT_TRUE(list);
@@ -303,10 +310,29 @@ TEST(DockerLauncher, MonitorArgumentsAreTheIssueContract) {
   c.interval_s = 0.5;
   MonitorRequest request{*bc::container::container_key(kId), 1000, 1, "/docker/" + kId, "x", kId, "web-1", ""};
   auto argv = monitor_argv(c, "node1", request);
-  const std::vector<std::string> expected = {"/usr/sbin/bc-monitor", "--job", std::to_string(*bc::container::container_key(kId)),
-                                             "--node", "node1", "--store", "/s", "--run-dir", "/r", "--interval", "0.5",
-                                             "--cgroup-version", "1", "--cgroup-path", "/docker/" + kId, "--uid", "1000",
-                                             "--bpf", "on", "--container-id", kId, "--container-name", "web-1"};
+  const std::vector<std::string> expected = {"/usr/sbin/bc-monitor",
+                                             "--job",
+                                             std::to_string(*bc::container::container_key(kId)),
+                                             "--node",
+                                             "node1",
+                                             "--store",
+                                             "/s",
+                                             "--run-dir",
+                                             "/r",
+                                             "--interval",
+                                             "0.5",
+                                             "--cgroup-version",
+                                             "1",
+                                             "--cgroup-path",
+                                             "/docker/" + kId,
+                                             "--uid",
+                                             "1000",
+                                             "--bpf",
+                                             "on",
+                                             "--container-id",
+                                             kId,
+                                             "--container-name",
+                                             "web-1"};
   EXPECT_EQ(argv, expected);  // an unknown image is left out
 
   // bpf= reaches the monitors, as the plugin's bpf= does on Slurm nodes.
@@ -322,8 +348,8 @@ TEST(DockerLauncher, MonitorArgumentsAreTheIssueContract) {
   EXPECT_EQ(apply_setting(c, "api_key_file", "/etc/bubble-chamber/bc-docker.key"), "");
   EXPECT_NE(apply_setting(c, "central", "bcd:8470"), "");
   argv = monitor_argv(c, "node1", request);
-  const std::vector<std::string> push = {"--central", "http://bcd:8470", "--api-key-file", "/etc/bubble-chamber/bc-docker.key",
-                                         "--outbox-max-mib", "256"};
+  const std::vector<std::string> push = {
+      "--central", "http://bcd:8470", "--api-key-file", "/etc/bubble-chamber/bc-docker.key", "--outbox-max-mib", "256"};
   EXPECT_NE(std::search(argv.begin(), argv.end(), push.begin(), push.end()), argv.end());
   // The outbox bound reaches the monitors, as the plugin's outbox_max_mib= does on Slurm nodes.
   EXPECT_EQ(apply_setting(c, "outbox_max_mib", "64"), "");
@@ -348,7 +374,8 @@ TEST(DockerLauncher, MonitorArgumentsAreTheIssueContract) {
   EXPECT_EQ(apply_setting(c, "central", "https://bcd:8470"), "");
   EXPECT_EQ(apply_setting(c, "ca_file", "/etc/bubble-chamber/ca.pem"), "");
   argv = monitor_argv(c, "node1", request);
-  const std::vector<std::string> https = {"--central", "https://bcd:8470"}, ca = {"--ca-file", "/etc/bubble-chamber/ca.pem"};
+  const std::vector<std::string> https = {"--central", "https://bcd:8470"},
+                                 ca = {"--ca-file", "/etc/bubble-chamber/ca.pem"};
   EXPECT_NE(std::search(argv.begin(), argv.end(), https.begin(), https.end()), argv.end());
   EXPECT_NE(std::search(argv.begin(), argv.end(), ca.begin(), ca.end()), argv.end());
 }
@@ -430,13 +457,15 @@ struct FakeDocker : DockerQueries {
   void running(const std::string& id, int pid, const std::string& labels = "{}") {
     InspectResult r;
     r.status = InspectResult::Status::Ok;
-    r.info = *parse_inspect(inspect_json(id, true, pid, "2026-11-24T21:24:42.214462284Z", "0001-01-01T00:00:00Z", 0, labels));
+    r.info = *parse_inspect(
+        inspect_json(id, true, pid, "2026-11-24T21:24:42.214462284Z", "0001-01-01T00:00:00Z", 0, labels));
     answers[id] = r;
   }
   void exited(const std::string& id, int code) {
     InspectResult r;
     r.status = InspectResult::Status::Ok;
-    r.info = *parse_inspect(inspect_json(id, false, 0, "2026-11-24T21:24:42.214462284Z", "2026-11-24T21:24:42.254462284Z", code));
+    r.info = *parse_inspect(
+        inspect_json(id, false, 0, "2026-11-24T21:24:42.214462284Z", "2026-11-24T21:24:42.254462284Z", code));
     answers[id] = r;
   }
 };
@@ -471,13 +500,14 @@ class DockerDiscovery : public ContainerLogTest {
     proc_["/proc/4242/status"] = "Name:\tsh\nUid:\t1000\t1000\t1000\t1000\nVmRSS:\t100 kB\n";
   }
   Discovery make(Config config = {}) {
-    return Discovery(config, "node1", docker_, launcher_, *log_, [this](Level, const std::string& t) { logged_.push_back(t); },
-                     [this](const std::string& p) -> std::optional<std::string> {
-                       auto it = proc_.find(p);
-                       if (it == proc_.end()) return std::nullopt;
-                       return it->second;
-                     },
-                     [] { return int64_t{1795555482314462284LL}; });
+    return Discovery(
+        config, "node1", docker_, launcher_, *log_, [this](Level, const std::string& t) { logged_.push_back(t); },
+        [this](const std::string& p) -> std::optional<std::string> {
+          auto it = proc_.find(p);
+          if (it == proc_.end()) return std::nullopt;
+          return it->second;
+        },
+        [] { return int64_t{1795555482314462284LL}; });
   }
   ContainerEvent event(const char* json) { return *parse_event(json); }
 

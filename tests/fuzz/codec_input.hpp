@@ -10,7 +10,18 @@
 namespace bc::fuzz {
 
 enum class CodecKind : uint8_t {
-  Job, Process, ProcessIdentity, File, Connection, Sample, Points, Chunk, Open, Buckets, JobState, ProcessPack,
+  Job,
+  Process,
+  ProcessIdentity,
+  File,
+  Connection,
+  Sample,
+  Points,
+  Chunk,
+  Open,
+  Buckets,
+  JobState,
+  ProcessPack,
   Count
 };
 

@@ -97,8 +97,7 @@ void points(std::string_view rest) {
   const auto decoded = codec::decode_points(rest, origin, first_may_equal_origin);
   std::string encoded;
   codec::encode_points(encoded, origin, decoded);
-  require(codec::decode_points(encoded, origin, first_may_equal_origin) == decoded,
-          "points: re-encoding differs");
+  require(codec::decode_points(encoded, origin, first_may_equal_origin) == decoded, "points: re-encoding differs");
 }
 
 void chunk(std::string_view rest) {
@@ -123,9 +122,9 @@ void open_record(std::string_view value) {
   codec::encode_open(encoded, r);
   const codec::OpenRecord again = codec::decode_open(encoded);
   const bool same_base = again.has_base == r.has_base && (!r.has_base || again.base == r.base);
-  const bool same_points = again.has_points == r.has_points &&
-                           (!r.has_points || (again.tail == r.tail && again.chunk_start == r.chunk_start &&
-                                              again.points == r.points));
+  const bool same_points =
+      again.has_points == r.has_points &&
+      (!r.has_points || (again.tail == r.tail && again.chunk_start == r.chunk_start && again.points == r.points));
   require(same_base && same_points, "open record: re-encoding differs");
   // The store's common write: a point one second after the tail, appended in place (the store keeps the
   // tail equal to the last point; a corrupt record whose tail is not is not appended to here).

@@ -44,7 +44,7 @@ class TempRoot {
 
 store::OpenOptions options() {
   store::OpenOptions o;
-  o.config_path = "";  // neither the machine's config file
+  o.config_path = "";                // neither the machine's config file
   o.retention = store::Retention{};  // nor its environment: the default retention
   o.durability = store::Durability::NoSync;
   o.initial_map_bytes = 4ULL << 20;  // grows on demand, as in bcd

@@ -43,10 +43,10 @@ struct Site {
     std::ofstream(root / "index.html") << "<!doctype html><title>bc</title>\n";
     std::ofstream(root / "sub" / "app.js") << "console.log('bc');\n";
     std::ofstream(outside / "key") << "not for the web\n";
-    fs::create_symlink("index.html", root / "home.html");      // inside: fine to serve
-    fs::create_symlink(outside, root / "out");                 // a directory outside
-    fs::create_symlink(outside / "key", root / "key.txt");     // a file outside
-    fs::create_symlink("/etc/passwd", root / "passwd");        // a system file
+    fs::create_symlink("index.html", root / "home.html");   // inside: fine to serve
+    fs::create_symlink(outside, root / "out");              // a directory outside
+    fs::create_symlink(outside / "key", root / "key.txt");  // a file outside
+    fs::create_symlink("/etc/passwd", root / "passwd");     // a system file
     for (const fs::path& p : {root / "index.html", root / "sub" / "app.js"}) {
       struct stat st {};
       if (::stat(p.c_str(), &st) != 0) fail("cannot stat " + p.string());

@@ -238,9 +238,9 @@ void codec_records() {
         with_kind(CodecKind::Chunk, chunk_start + codec::encode_chunk(minute, first_chunk)));
   // The regression: a chunk whose one point moves RSS by 2^53 pages, past what 64 bits hold in bytes.
   std::string corrupt;
-  corrupt.push_back(1);  // chunk format
-  corrupt.push_back(0);  // no base
-  corrupt.push_back(0x18);  // the point: RSS changed, in 4 KiB pages
+  corrupt.push_back(1);                              // chunk format
+  corrupt.push_back(0);                              // no base
+  corrupt.push_back(0x18);                           // the point: RSS changed, in 4 KiB pages
   codec::append_varint(corrupt, uint64_t{1} << 54);  // zigzag(2^53)
   write("codec", "regression-rss-step-overflow", with_kind(CodecKind::Chunk, chunk_start + corrupt));
 
@@ -310,8 +310,9 @@ void tokens() {
   write("token", "user", bc::auth::mint_token(secret, TokenClaims{"", kTokenNow + 60, kTokenNow, "alice"}));
   write("token", "other-secret",
         bc::auth::mint_token("another-secret-0123456789", TokenClaims{"job_42", kTokenNow + 60, kTokenNow, ""}));
-  write("token", "alg-none", bc::auth::base64url_encode(R"({"alg":"none"})") + "." +
-                                 bc::auth::base64url_encode(R"({"container":"job_42","exp":1900000000})") + ".");
+  write("token", "alg-none",
+        bc::auth::base64url_encode(R"({"alg":"none"})") + "." +
+            bc::auth::base64url_encode(R"({"container":"job_42","exp":1900000000})") + ".");
   write("token", "regression-exp-1e300", signed_token(R"({"container":"job_42","exp":1e300,"iat":1800000000})"));
 }
 

@@ -11,9 +11,9 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <sys/socket.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -52,9 +52,10 @@ void report(const char* path, const std::string& extra) {
 void hold(double seconds) { std::this_thread::sleep_for(std::chrono::duration<double>(seconds)); }
 
 int usage() {
-  std::fputs("usage: bc-testload busy SECONDS REPORT | alloc MIB HOLD REPORT | write PATH BYTES HOLD REPORT |\n"
-             "       files DIR REPORT | connect OPEN_PORT CLOSED_PORT REPORT\n",
-             stderr);
+  std::fputs(
+      "usage: bc-testload busy SECONDS REPORT | alloc MIB HOLD REPORT | write PATH BYTES HOLD REPORT |\n"
+      "       files DIR REPORT | connect OPEN_PORT CLOSED_PORT REPORT\n",
+      stderr);
   return 2;
 }
 

@@ -108,7 +108,8 @@ int main(int argc, char** argv) {
     if (mode == "ticks" && argc == 7)
       return ticks(argv[2], std::strtoull(argv[3], nullptr, 10), argv[4], std::atoi(argv[5]), std::atoi(argv[6]));
     if (mode == "read" && argc >= 4) return read(argv[2], argc - 3, argv + 3);
-    std::fprintf(stderr, "usage: store_writer crash STORE FIRST_SEQ | ticks STORE JOB NODE TICKS PROCS | read STORE JOB...\n");
+    std::fprintf(stderr,
+                 "usage: store_writer crash STORE FIRST_SEQ | ticks STORE JOB NODE TICKS PROCS | read STORE JOB...\n");
     return 2;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "store_writer: %s\n", e.what());

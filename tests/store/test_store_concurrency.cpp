@@ -63,8 +63,8 @@ TEST(StoreConcurrency, SixteenWritersAndFourReadersLoseNothing) {
 
   std::vector<pid_t> pids;
   for (const auto& w : writers)
-    pids.push_back(spawn({STORE_WRITER, "ticks", path, std::to_string(w.job), w.node, std::to_string(kTicks),
-                          std::to_string(kProcs)}));
+    pids.push_back(spawn(
+        {STORE_WRITER, "ticks", path, std::to_string(w.job), w.node, std::to_string(kTicks), std::to_string(kProcs)}));
   for (size_t i = 0; i < pids.size(); ++i) EXPECT_EQ(exit_code(pids[i]), 0) << "writer " << i;
   close(stop[1]);  // readers finish their round and exit
   for (size_t i = 0; i < readers.size(); ++i) EXPECT_EQ(exit_code(readers[i]), 0) << "reader " << i;

@@ -119,7 +119,8 @@ TEST(StoreFullDisk, DropsSecondsFirstKeepsRollupsAndNeverCorrupts) {
     EXPECT_LT(entries(*store, "series_s"), seconds_before) << "second-resolution data should have been dropped";
     // Every minute of the full-disk half hour still has its rollup, with every sample in it.
     const int64_t t_full = kT0 + full_from;
-    auto minutes = store->query_series({1, "n1", 1, t_full - t_full % 60 + 60, kT0 + k - 1, Resolution::Minute}).buckets;
+    auto minutes =
+        store->query_series({1, "n1", 1, t_full - t_full % 60 + 60, kT0 + k - 1, Resolution::Minute}).buckets;
     ASSERT_GE(minutes.size(), 29u);
     for (size_t i = 0; i + 1 < minutes.size(); ++i) EXPECT_EQ(minutes[i].samples, 60u) << "minute " << i;
     auto hours = store->query_series({1, "n1", 0, 0, INT64_MAX, Resolution::Hour}).buckets;

@@ -81,9 +81,9 @@ inline std::vector<Rollup> reference_rollup(const std::vector<RefPoint>& sorted_
 inline std::string describe(const Rollup& b) {
   return "{start " + std::to_string(b.start_s) + " w " + std::to_string(b.width_s) + " n " + std::to_string(b.samples) +
          " cpu " + std::to_string(b.cpu_ns) + " timed " + std::to_string(b.timed_cpu_ns) + " wall " +
-         std::to_string(b.wall_s) + " rate " + std::to_string(b.cpu_rate_max) + " rss_sum " + std::to_string(b.rss_sum) +
-         " rss_max " + std::to_string(b.rss_max) + " rd " + std::to_string(b.read_bytes) + " wr " +
-         std::to_string(b.write_bytes) + "}";
+         std::to_string(b.wall_s) + " rate " + std::to_string(b.cpu_rate_max) + " rss_sum " +
+         std::to_string(b.rss_sum) + " rss_max " + std::to_string(b.rss_max) + " rd " + std::to_string(b.read_bytes) +
+         " wr " + std::to_string(b.write_bytes) + "}";
 }
 
 }  // namespace bc::store::testing

@@ -78,9 +78,9 @@ TEST(Token, TamperingIsRefused) {
   EXPECT_EQ(verify_token(secret, signing + "." + sign_hs256(secret, signing), "job_42", 1500).status,
             TokenStatus::Malformed);
   // Times no 64-bit second can hold (a cast would be undefined), well signed: malformed, never valid.
-  for (const char* claims : {R"({"container":"job_42","exp":1e300})", R"({"container":"job_42","exp":-1e300})",
-                             R"({"container":"job_42","exp":9.3e18})",
-                             R"({"container":"job_42","exp":99999999999,"iat":1e300})"}) {
+  for (const char* claims :
+       {R"({"container":"job_42","exp":1e300})", R"({"container":"job_42","exp":-1e300})",
+        R"({"container":"job_42","exp":9.3e18})", R"({"container":"job_42","exp":99999999999,"iat":1e300})"}) {
     const std::string input = base64url_encode(R"({"alg":"HS256","typ":"JWT"})") + "." + base64url_encode(claims);
     EXPECT_EQ(verify_token(secret, input + "." + sign_hs256(secret, input), "job_42", 1500).status,
               TokenStatus::Malformed)
@@ -115,10 +115,10 @@ class MungeTest : public ::testing::Test {
 
   static bool start(char which) {
     std::string key = (dir_ / (std::string("key") + which)).string();
-    std::string cmd = "mungekey -c -k " + key + " && /usr/sbin/munged --force -S " + sock(which) + " --key-file=" +
-                      key + " --log-file=" + (dir_ / (std::string("log") + which)).string() + " --pid-file=" +
-                      (dir_ / (std::string("pid") + which)).string() + " --seed-file=" +
-                      (dir_ / (std::string("seed") + which)).string();
+    std::string cmd = "mungekey -c -k " + key + " && /usr/sbin/munged --force -S " + sock(which) +
+                      " --key-file=" + key + " --log-file=" + (dir_ / (std::string("log") + which)).string() +
+                      " --pid-file=" + (dir_ / (std::string("pid") + which)).string() +
+                      " --seed-file=" + (dir_ / (std::string("seed") + which)).string();
     if (std::system(cmd.c_str()) != 0) return false;
     for (int i = 0; i < 100; ++i) {
       if (std::filesystem::exists(sock(which))) return true;

@@ -34,7 +34,7 @@ constexpr uint64_t kJob = 4242;         // two nodes, n02 still running
 constexpr uint64_t kDoneJob = 4343;     // one node, finished, every cgroup controller
 constexpr uint64_t kMissingJob = 999;
 constexpr uint64_t kContainerKey = (1ULL << 63) | 0x0c0ffee0c0deULL;  // bc-docker's key for 0c0ffee0c0de
-constexpr uint64_t kSeriesJob = 4545;   // bob's, on n03, with a job series of 120 one-second samples
+constexpr uint64_t kSeriesJob = 4545;  // bob's, on n03, with a job series of 120 one-second samples
 
 // ---------------------------------------------------------------------------------------------
 // The fixture store
@@ -95,8 +95,7 @@ Fixture make_fixture() {
   f.n01_procs = {
       process(500, 1, bc::store::kStepBatch, "bash", kT0 + 100, kT0 + 3'700'000, 1'000'000'000, 5 * kMiB, kMiB,
               2 * kMiB),
-      process(501, 500, 0, "python3", kT0 + 2000, kT0 + 3'600'000, 6'000'000'000, 150 * kMiB, 4 * kMiB + 512,
-              3 * kMiB),
+      process(501, 500, 0, "python3", kT0 + 2000, kT0 + 3'600'000, 6'000'000'000, 150 * kMiB, 4 * kMiB + 512, 3 * kMiB),
   };
 
   f.n02 = job_record(kJob, "n02");
@@ -104,7 +103,7 @@ Fixture make_fixture() {
   f.n02.start_ms = kT0 + 500;
   f.n02.end_ms = 0;  // still running
   f.n02.has_cgroup_cpu = false;
-  f.n02.cgroup_cpu_ns = 999;  // must be ignored: the controller did not exist
+  f.n02.cgroup_cpu_ns = 999;       // must be ignored: the controller did not exist
   f.n02.max_rss_sum = 100 * kMiB;  // below its largest process
   f.n02.sample_count = 60;
   f.n02.monitor_cpu_ns = 50'000'000;
@@ -164,7 +163,8 @@ void write_series_job(bc::store::Store& store) {
     b.job.start_ms = t0 * 1000;
     b.job.end_ms = i == 119 ? (t0 + 119) * 1000 : 0;
     b.job.sample_count = static_cast<uint64_t>(i + 1);
-    const uint64_t cpu = i <= 60 ? static_cast<uint64_t>(i) * 500'000'000 : 30'000'000'000 + static_cast<uint64_t>(i - 60) * 1'000'000'000;
+    const uint64_t cpu = i <= 60 ? static_cast<uint64_t>(i) * 500'000'000
+                                 : 30'000'000'000 + static_cast<uint64_t>(i - 60) * 1'000'000'000;
     b.job.has_cgroup_cpu = true;
     b.job.cgroup_cpu_ns = cpu;
     const uint64_t written = i <= 60 ? 0 : static_cast<uint64_t>(i - 60) * kMiB;
@@ -187,7 +187,8 @@ void write_container(bc::store::Store& store) {
   b.job.container_id = "0c0ffee0c0de" + std::string(52, 'a');
   b.job.container_name = "web-1";
   b.job.container_image = "busybox:local";
-  b.processes.push_back({process(1200, 0, bc::store::kStepUnknown, "httpd", kT0, kT0 + 5000, 1, 1, 0, 0), std::nullopt});
+  b.processes.push_back(
+      {process(1200, 0, bc::store::kStepUnknown, "httpd", kT0, kT0 + 5000, 1, 1, 0, 0), std::nullopt});
   store.write_batch(b);
 }
 
@@ -203,7 +204,8 @@ void write_array(bc::store::Store& store) {
     b.job.array_task_id = task;
     b.job.start_ms = kArrayT0;
     b.job.end_ms = kArrayT0 + 2000;
-    b.processes.push_back({process(100 + task, 1, bc::store::kStepBatch, "task", kArrayT0, kArrayT0 + 2000, 1, 1, 0, 0), std::nullopt});
+    b.processes.push_back(
+        {process(100 + task, 1, bc::store::kStepBatch, "task", kArrayT0, kArrayT0 + 2000, 1, 1, 0, 0), std::nullopt});
     store.write_batch(b);
   }
 }
@@ -409,17 +411,21 @@ TEST(Format, LocalTimeFollowsTz) {
   tzset();
   EXPECT_EQ(bc::report::local_time(kT0), "2023-11-15T00:13:20");
   EXPECT_EQ(bc::report::local_time(0), "Unknown");
-  if (old) setenv("TZ", saved.c_str(), 1); else unsetenv("TZ");
+  if (old) setenv("TZ", saved.c_str(), 1);
+  else unsetenv("TZ");
   tzset();
 }
 
 TEST(Format, Utf8IsRepaired) {
   EXPECT_EQ(bc::report::valid_utf8("plain"), "plain");
   EXPECT_EQ(bc::report::valid_utf8("caf\xc3\xa9 \xf0\x9f\x90\x8d"), "caf\xc3\xa9 \xf0\x9f\x90\x8d");
-  EXPECT_EQ(bc::report::valid_utf8("a\xff" "b"), "a\xef\xbf\xbd" "b");
-  EXPECT_EQ(bc::report::valid_utf8("\xc3"), "\xef\xbf\xbd");               // truncated sequence
+  EXPECT_EQ(bc::report::valid_utf8("a\xff"
+                                   "b"),
+            "a\xef\xbf\xbd"
+            "b");
+  EXPECT_EQ(bc::report::valid_utf8("\xc3"), "\xef\xbf\xbd");                                  // truncated sequence
   EXPECT_EQ(bc::report::valid_utf8("\xed\xa0\x80"), "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");  // surrogate
-  EXPECT_EQ(bc::report::valid_utf8("\xc0\xaf"), "\xef\xbf\xbd\xef\xbf\xbd");  // overlong
+  EXPECT_EQ(bc::report::valid_utf8("\xc0\xaf"), "\xef\xbf\xbd\xef\xbf\xbd");                  // overlong
 }
 
 TEST(Format, StepsInSacctOrder) {
@@ -642,7 +648,7 @@ TEST_F(BcacctTest, CliTableIsDefaultAndStoreComesFromEnv) {
 
 TEST_F(BcacctTest, CliStoreOptionOverridesEnv) {
   const Outcome r = run_bcacct({"-j", std::to_string(kJob), "--store", store_path_, "--json"},
-                           clean_env({"BC_STORE=" + dir_ + "/absent.lmdb"}));
+                               clean_env({"BC_STORE=" + dir_ + "/absent.lmdb"}));
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_NE(parse(r.out), nullptr);
 }
@@ -656,16 +662,35 @@ TEST_F(BcacctTest, CliUnknownJobExits1) {
 
 TEST_F(BcacctTest, CliUsageErrorsExit2) {
   const std::vector<std::vector<std::string>> bad = {
-      {"-j", "abc", "--store", store_path_},  {"-j", "12abc"},          {"-j", "-5"},
-      {"-j", "4242.bogus"},                   {"-j", "1,,2"},           {"-j", "0"},
-      {"-j", "99999999999"},                  {"-j", ""},               {"-j", "1_x"},
-      {"-j", "1+"},                           {"-j"},                   {"--bogus"},
-      {"-S", "25:00"},                        {"-j", "1", "stray"},     {"--json=yes", "-j", "1"},
-      {"-j", "1", "--store="},                {"-s", "failed"},         {"-o", "JobID,Nope"},
-      {"-o", "JobID%x"},                      {"-N", "n[1-"},           {"--timeline"},
-      {"-j", "1", "--metric", "io"},          {"-j", "1", "--top", "0"}, {"-j", "1", "--sort", "rss"},
-      {"-j", "1", "--json", "--tree"},        {"-j", "1,2", "--timeline"}, {"-S", "now", "-E", "now-1hour"},
-      {"--container", "abcdef012345", "-j", "1"}, {"--store", "x", "--central", "http://x"},
+      {"-j", "abc", "--store", store_path_},
+      {"-j", "12abc"},
+      {"-j", "-5"},
+      {"-j", "4242.bogus"},
+      {"-j", "1,,2"},
+      {"-j", "0"},
+      {"-j", "99999999999"},
+      {"-j", ""},
+      {"-j", "1_x"},
+      {"-j", "1+"},
+      {"-j"},
+      {"--bogus"},
+      {"-S", "25:00"},
+      {"-j", "1", "stray"},
+      {"--json=yes", "-j", "1"},
+      {"-j", "1", "--store="},
+      {"-s", "failed"},
+      {"-o", "JobID,Nope"},
+      {"-o", "JobID%x"},
+      {"-N", "n[1-"},
+      {"--timeline"},
+      {"-j", "1", "--metric", "io"},
+      {"-j", "1", "--top", "0"},
+      {"-j", "1", "--sort", "rss"},
+      {"-j", "1", "--json", "--tree"},
+      {"-j", "1,2", "--timeline"},
+      {"-S", "now", "-E", "now-1hour"},
+      {"--container", "abcdef012345", "-j", "1"},
+      {"--store", "x", "--central", "http://x"},
   };
   for (const auto& args : bad) {
     std::string shown;
@@ -735,16 +760,16 @@ TEST_F(BcacctTest, CliParsable2ProcessRowsByDefaultWithJ) {
 
 TEST_F(BcacctTest, CliParsableJobRowWithoutHeader) {
   // Job CPU: n01's cgroup 7.25 s + n02's processes 2.75 s; MaxRSS: n02's 400M process.
-  const Outcome r = run_bcacct(
-      {"-j", std::to_string(kJob), "--store", store_path_, "-o", "JobID,User,State,NodeList,TotalCPU,MaxRSS", "-p", "-n"},
-      clean_env());
+  const Outcome r = run_bcacct({"-j", std::to_string(kJob), "--store", store_path_, "-o",
+                                "JobID,User,State,NodeList,TotalCPU,MaxRSS", "-p", "-n"},
+                               clean_env());
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(r.out, "4242|alice|RUNNING|n01,n02|00:00:10.000|400M|\n");
 }
 
 TEST_F(BcacctTest, CliFormatWidthsFixed) {
-  const Outcome r = run_bcacct({"-j", "4242,4343", "--store", store_path_, "--format=JobID%6,State%-9,NNodes%3"},
-                               clean_env());
+  const Outcome r =
+      run_bcacct({"-j", "4242,4343", "--store", store_path_, "--format=JobID%6,State%-9,NNodes%3"}, clean_env());
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(r.out,
             " JobID State     NN+\n"
@@ -757,8 +782,9 @@ TEST_F(BcacctTest, CliStepSelectionAndTop) {
   Outcome r = run_bcacct({"-j", "4242.batch", "--store", store_path_, "-P", "-o", "PID,Step,Command"}, clean_env());
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(r.out, "PID|Step|Command\n500|batch|bash\n");
-  r = run_bcacct({"-j", "4242", "--store", store_path_, "--top", "2", "--sort", "rss", "-P", "-o", "PID,NodeList,MaxRSS"},
-                 clean_env());
+  r = run_bcacct(
+      {"-j", "4242", "--store", store_path_, "--top", "2", "--sort", "rss", "-P", "-o", "PID,NodeList,MaxRSS"},
+      clean_env());
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(r.out, "PID|NodeList|MaxRSS\n700|n02|400M\n501|n01|150M\n");
   r = run_bcacct({"-j", "4242", "--store", store_path_, "--top", "1", "-n", "-P"}, clean_env());  // by CPU
@@ -789,7 +815,7 @@ TEST_F(BcacctTest, CliListingWindowUsersStatesNodes) {
   };
   EXPECT_EQ(ids({"-S", "2023-11-14", "-E", "2023-11-15"}), "4242\n4343\n4545\n");
   EXPECT_EQ(ids({"-S", "11/14/23-22:15", "-E", "2023-11-15"}), "4242\n4545\n");  // 4343 ended 22:14:21
-  EXPECT_EQ(ids({"-S", "2023-11-14", "-E", "2023-11-14T22:13:19"}), "");      // before every start
+  EXPECT_EQ(ids({"-S", "2023-11-14", "-E", "2023-11-14T22:13:19"}), "");         // before every start
   EXPECT_EQ(ids({"-S", "2023-11-14", "-s", "r"}), "4242\n");
   EXPECT_EQ(ids({"-S", "2023-11-14", "-u", "bob"}), "4545\n");
   EXPECT_EQ(ids({"-S", "2023-11-14", "-u", "bob,alice"}), "4242\n4343\n4545\n");
@@ -812,28 +838,22 @@ TEST_F(BcacctTest, CliTimelineExpectedChart) {
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(r.out,
             "node n03: CPU % (CPU time over wall time; 100% = one core), second resolution, 1 column = 00:00:03\n"
-            "     100% \u2524" + bar(21, 19) + "\n" +
-            "          \u2502" + bar(20, 20) + "\n" +
-            "          \u2502" + bar(20, 20) + "\n" +
-            "          \u2502" + bar(0, 40) + "\n" +
-            "          \u2502" + bar(0, 40) + "\n" +
-            "       0% \u2524" + bar(0, 40) + "\n" +
-            "           2023-11-14T22:13:20  2023-11-14T22:15:20\n");
+            "     100% \u2524" +
+                bar(21, 19) + "\n" + "          \u2502" + bar(20, 20) + "\n" + "          \u2502" + bar(20, 20) + "\n" +
+                "          \u2502" + bar(0, 40) + "\n" + "          \u2502" + bar(0, 40) + "\n" + "       0% \u2524" +
+                bar(0, 40) + "\n" + "           2023-11-14T22:13:20  2023-11-14T22:15:20\n");
 
   // Minute buckets 22:13 (no writes), 22:14 (39 MiB: 665.60K/s, the top) and 22:15 (20 MiB: 25 of 48 eighths).
-  r = run_bcacct({"-j", std::to_string(kSeriesJob), "--store", store_path_, "--timeline", "--metric", "io",
-                  "--resolution", "m"},
-                 clean_env({"COLUMNS=60"}));
+  r = run_bcacct(
+      {"-j", std::to_string(kSeriesJob), "--store", store_path_, "--timeline", "--metric", "io", "--resolution", "m"},
+      clean_env({"COLUMNS=60"}));
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(r.out,
             "node n03: I/O (read+write bytes per second), minute resolution, 1 column = 00:01:00\n"
-            "665.60K/s \u2524" + bar(1, 1) + "\n" +
-            "          \u2502" + bar(1, 1) + "\n" +
-            "          \u2502" + bar(1, 1) + "\u2581\n" +
-            "          \u2502" + bar(1, 2) + "\n" +
-            "          \u2502" + bar(1, 2) + "\n" +
-            "      0/s \u2524" + bar(1, 2) + "\n" +
-            "           2023-11-14T22:13:00\n");
+            "665.60K/s \u2524" +
+                bar(1, 1) + "\n" + "          \u2502" + bar(1, 1) + "\n" + "          \u2502" + bar(1, 1) + "\u2581\n" +
+                "          \u2502" + bar(1, 2) + "\n" + "          \u2502" + bar(1, 2) + "\n" + "      0/s \u2524" +
+                bar(1, 2) + "\n" + "           2023-11-14T22:13:00\n");
 }
 
 TEST_F(BcacctTest, CliContainerAndArrayIds) {
@@ -851,12 +871,14 @@ TEST_F(BcacctTest, CliContainerAndArrayIds) {
                    clean_env());
     EXPECT_EQ(r.status, 0) << which << r.err;
     EXPECT_EQ(r.out, "JobID|JobIDRaw|Container|JobName|PID\n0c0ffee0c0de|" + std::to_string(kContainerKey) +
-                         "|0c0ffee0c0de|web-1|1200\n") << which;
+                         "|0c0ffee0c0de|web-1|1200\n")
+        << which;
   }
   // The report is headed by the container's name, short id and image, not its key in the store.
   r = run_bcacct({"--container", "web-1", "--store", store_path_}, clean_env());
   EXPECT_EQ(r.status, 0) << r.err;
-  EXPECT_EQ(r.out.rfind("Container:     web-1\nContainerID:   0c0ffee0c0de\nImage:         busybox:local\nUser:", 0), 0u)
+  EXPECT_EQ(r.out.rfind("Container:     web-1\nContainerID:   0c0ffee0c0de\nImage:         busybox:local\nUser:", 0),
+            0u)
       << r.out;
   EXPECT_EQ(r.out.find("JobID"), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find(std::to_string(kContainerKey)), std::string::npos) << r.out;
@@ -922,15 +944,16 @@ TEST_F(BcacctTest, CliBcdUnreachableFallsBackOrExits6) {
 TEST_F(BcacctTest, CliConfigFile) {
   const std::string conf = dir_ + "/bcacct.conf";
   std::ofstream(conf) << "# site\ncentral = http://127.0.0.1:1\nstore=" << store_path_ << "\ntimeout=2\n";
-  Outcome r = run_bcacct({"-j", std::to_string(kDoneJob), "-P", "-n", "-o", "JobID"},
-                         {"TZ=UTC", "BC_BCACCT_CONFIG=" + conf});
+  Outcome r =
+      run_bcacct({"-j", std::to_string(kDoneJob), "-P", "-n", "-o", "JobID"}, {"TZ=UTC", "BC_BCACCT_CONFIG=" + conf});
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(r.out, "4343\n");
   EXPECT_EQ(r.err.rfind("bcacct: warning: ", 0), 0u) << r.err;  // bcd from the file, then the store from it
   std::ofstream(conf) << "central=http://x\nbogus=1\n";
   r = run_bcacct({"-j", "1"}, {"TZ=UTC", "BC_BCACCT_CONFIG=" + conf});
   EXPECT_EQ(r.status, 2);
-  EXPECT_EQ(r.err, "bcacct: " + conf + ":2: unknown key 'bogus' (known: central, ca_file, munge_socket, store, timeout)\n");
+  EXPECT_EQ(r.err,
+            "bcacct: " + conf + ":2: unknown key 'bogus' (known: central, ca_file, munge_socket, store, timeout)\n");
 }
 
 TEST_F(BcacctTest, CliCaFileIsCheckedBeforeAskingBcd) {
@@ -942,7 +965,8 @@ TEST_F(BcacctTest, CliCaFileIsCheckedBeforeAskingBcd) {
   std::ofstream(dir_ + "/not-a-ca.pem") << "hello\n";
   r = run_bcacct({"-j", "1", "--ca-file", dir_ + "/not-a-ca.pem"}, {"TZ=UTC", "BC_BCACCT_CONFIG=" + conf});
   EXPECT_EQ(r.status, 2);  // --ca-file wins over the config file's
-  EXPECT_EQ(r.err, "bcacct: --ca-file " + dir_ + "/not-a-ca.pem holds no PEM certificate (-----BEGIN CERTIFICATE-----)\n");
+  EXPECT_EQ(r.err,
+            "bcacct: --ca-file " + dir_ + "/not-a-ca.pem holds no PEM certificate (-----BEGIN CERTIFICATE-----)\n");
   r = run_bcacct({"-j", "1"}, {"TZ=UTC", "BC_BCACCT_CONFIG=" + conf, "BC_CA_FILE=" + dir_ + "/absent.pem"});
   EXPECT_EQ(r.status, 2);
   EXPECT_EQ(r.err, "bcacct: cannot read BC_CA_FILE " + dir_ + "/absent.pem: No such file or directory\n");

@@ -223,7 +223,8 @@ JobView view_of(bc::report::JobData data) {
 
 Format format_of(const char* text) {
   auto f = parse_format(text);
-  EXPECT_TRUE(std::holds_alternative<Format>(f)) << (std::holds_alternative<std::string>(f) ? std::get<std::string>(f) : "");
+  EXPECT_TRUE(std::holds_alternative<Format>(f))
+      << (std::holds_alternative<std::string>(f) ? std::get<std::string>(f) : "");
   return std::get<Format>(f);
 }
 
@@ -257,8 +258,8 @@ TEST(Format, FieldErrorsAndHelp) {
     EXPECT_TRUE(std::holds_alternative<std::string>(parse_format(bad))) << bad;
   EXPECT_NE(std::get<std::string>(parse_format("Nope")).find("invalid field requested: \"Nope\""), std::string::npos);
   const std::string help = help_format();
-  for (const char* name : {"JobID", "User", "State", "Start", "End", "Elapsed", "NodeList", "TotalCPU", "MaxRSS",
-                           "PID", "PPID", "Command", "Argv", "Step"})
+  for (const char* name : {"JobID", "User", "State", "Start", "End", "Elapsed", "NodeList", "TotalCPU", "MaxRSS", "PID",
+                           "PPID", "Command", "Argv", "Step"})
     EXPECT_NE(help.find(std::string("  ") + name + " "), std::string::npos) << name;
   EXPECT_FALSE(default_format(false).per_process);
   EXPECT_TRUE(default_format(true).per_process);
@@ -378,7 +379,8 @@ TEST(BcdJson, ListViewsAndSeries) {
   EXPECT_EQ(ids[1], 0x8000'0c0f'fee0'c0deULL);
   const auto files = bc::report::files_view_from_json(
       R"({"files": [{"node": "n01", "pid": 7, "path": "/x", "flags": "rw", "first_open": null, "opens": 2,
-                     "failed": 0, "read_bytes": 1, "write_bytes": 2}]})", 42);
+                     "failed": 0, "read_bytes": 1, "write_bytes": 2}]})",
+      42);
   ASSERT_EQ(files.size(), 1u);
   EXPECT_EQ(files[0].job_id, 42u);
   EXPECT_EQ(files[0].flags, bc::store::kFileRead | bc::store::kFileWrite);
@@ -398,13 +400,14 @@ TEST(BcdJson, ListViewsAndSeries) {
     EXPECT_THROW(series(bad), bc::report::SourceError) << bad;
   // A uid or exit signal outside its type is malformed too.
   const auto job = [](const std::string& uid, const std::string& signal) {
-    return bc::report::job_data_from_json(
-        R"({"job": {"id": 1, "user": "u", "uid": )" + uid + R"(, "start": null, "end": null, "nodes": ["n"],
+    return bc::report::job_data_from_json(R"({"job": {"id": 1, "user": "u", "uid": )" + uid +
+                                          R"(, "start": null, "end": null, "nodes": ["n"],
             "cpu_seconds": 0, "max_rss_bytes": 0, "samples": 0, "monitor_cpu_seconds": 0,
             "monitor_max_rss_bytes": 0, "steps": []},
             "processes": [{"node": "n", "pid": 2, "ppid": 1, "step": "0", "command": "c", "exe": "/c", "argv": [],
                            "start": null, "end": null, "cpu_seconds": 0, "max_rss_bytes": 0, "read_bytes": 0,
-                           "write_bytes": 0, "exit_code": -1, "exit_signal": )" + signal + "}]}");
+                           "write_bytes": 0, "exit_code": -1, "exit_signal": )" +
+                                          signal + "}]}");
   };
   const bc::report::JobData fine = job("1000", "9");
   EXPECT_EQ(fine.nodes.at(0).uid, 1000u);

@@ -82,7 +82,7 @@ TEST(ResponseCache, BoundedByBytesLeastRecentlyUsedFirst) {
   ResponseCache cache(each * 4 + each / 2);  // room for four
   for (const char* key : {"1", "2", "3", "4"}) cache.put(key, body);
   ASSERT_TRUE(cache.get("1"));  // now the most recent
-  cache.put("5", body);        // over the bound: "2", the least recently used, goes
+  cache.put("5", body);         // over the bound: "2", the least recently used, goes
   EXPECT_TRUE(cache.get("1"));
   EXPECT_FALSE(cache.get("2"));
   for (const char* key : {"3", "4", "5"}) EXPECT_TRUE(cache.get(key)) << key;

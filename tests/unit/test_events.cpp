@@ -19,11 +19,11 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <functional>
-#include <sstream>
-#include <iterator>
 #include <fstream>
+#include <functional>
+#include <iterator>
 #include <map>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -285,7 +285,8 @@ TEST_F(EventsTest, ShellTreeExecsParentsArgvAndExitCodes) {
   EXPECT_EQ(shx->exit_code, 17);
   // Times are Unix epoch nanoseconds: within a minute of now.
   auto now = static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count());
   EXPECT_LT(now - shx->time_ns, 60'000'000'000u);
   EXPECT_EQ(seen.lost_events, 0u);
 }
@@ -675,13 +676,13 @@ TEST_F(EventsTest, MillisecondProcessIsExact) {
 #endif
     EXPECT_GE(x->max_rss_bytes, 1u << 20);
     EXPECT_LT(x->time_ns - (i == 0 ? forks[0].time_ns : seen.execs[0].time_ns), 50'000'000u);
-    std::printf("%s process: lived %.2f ms, cpu %llu ns (own getrusage before exit %llu, parent's wait4 %llu), "
-                "max rss %llu bytes (own getrusage %llu)\n",
-                i == 0 ? "forked" : "exec'd",
-                static_cast<double>(x->time_ns - forks[static_cast<size_t>(i)].time_ns) / 1e6,
-                static_cast<unsigned long long>(x->cpu_ns), static_cast<unsigned long long>(reported[i].cpu_ns),
-                static_cast<unsigned long long>(reaped_cpu[i]), static_cast<unsigned long long>(x->max_rss_bytes),
-                static_cast<unsigned long long>(reported[i].maxrss_kb * 1024));
+    std::printf(
+        "%s process: lived %.2f ms, cpu %llu ns (own getrusage before exit %llu, parent's wait4 %llu), "
+        "max rss %llu bytes (own getrusage %llu)\n",
+        i == 0 ? "forked" : "exec'd", static_cast<double>(x->time_ns - forks[static_cast<size_t>(i)].time_ns) / 1e6,
+        static_cast<unsigned long long>(x->cpu_ns), static_cast<unsigned long long>(reported[i].cpu_ns),
+        static_cast<unsigned long long>(reaped_cpu[i]), static_cast<unsigned long long>(x->max_rss_bytes),
+        static_cast<unsigned long long>(reported[i].maxrss_kb * 1024));
   }
   EXPECT_EQ(seen.lost_events, 0u);
 }
@@ -733,7 +734,8 @@ bool pin_map(const std::string& dir, const char* name, uint32_t value_size, uint
   int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, nullptr, 4, value_size, entries, nullptr);
   if (fd < 0) return false;
   uint32_t zero = 0;
-  bool ok = (!first || bpf_map_update_elem(fd, &zero, first, BPF_ANY) == 0) && bpf_obj_pin(fd, (dir + "/" + name).c_str()) == 0;
+  bool ok = (!first || bpf_map_update_elem(fd, &zero, first, BPF_ANY) == 0) &&
+            bpf_obj_pin(fd, (dir + "/" + name).c_str()) == 0;
   close(fd);
   return ok;
 }

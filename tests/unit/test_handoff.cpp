@@ -10,9 +10,9 @@
 
 #include "cgroup_monitor/handoff.hpp"
 
+using bc::monitor::hand_off_self;
 using bc::monitor::HandoffResult;
 using bc::monitor::HandoffServer;
-using bc::monitor::hand_off_self;
 
 namespace {
 
@@ -57,7 +57,8 @@ int hold_until_connected(HandoffServer& server) {
     EXPECT_EQ(server.serve([&](uint32_t, uint32_t) {
       ++asked;
       return bc::monitor::kHandoffNotYet;
-    }), 0u);
+    }),
+              0u);
   }
   return asked;
 }
@@ -143,7 +144,8 @@ TEST(Handoff, HeldTaskThatGaveUpIsLate) {
   EXPECT_EQ(server.serve([&](uint32_t, uint32_t) {
     ++tracked;
     return bc::monitor::kHandoffNoEvents;
-  }), 1u);
+  }),
+            1u);
   EXPECT_EQ(tracked, 1);
 }
 

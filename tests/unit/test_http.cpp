@@ -96,20 +96,21 @@ class HttpTest : public ::testing::Test {
     ServerOptions options;
     options.max_body_bytes = 1024;
     server_ = std::make_unique<HttpServer>(
-        options, std::vector<Route>{
-                     {"GET", "/api/v1/ping", [](const Request&) { return Response::json(200, "{\"ok\": true}"); }},
-                     {"GET", "/api/v1/jobs/{}/processes",
-                      [](const Request& r) { return Response::json(200, "{\"job\": \"" + r.params[0] + "\"}"); }},
-                     {"POST", "/api/v1/echo",
-                      [](const Request& r) {
-                        Response resp = Response::json(201, r.body);
-                        resp.content_type = r.header("content-type").value_or("none");
-                        return resp;
-                      }},
-                     {"GET", "/api/v1/query", [](const Request& r) { return Response::json(200, r.arg("q").value_or("-")); }},
-                     {"GET", "/api/v1/boom", [](const Request&) -> Response { throw std::runtime_error("kaboom"); }},
-                     {"GET", "/static/**", static_files(root_.string(), "/static/")},
-                 });
+        options,
+        std::vector<Route>{
+            {"GET", "/api/v1/ping", [](const Request&) { return Response::json(200, "{\"ok\": true}"); }},
+            {"GET", "/api/v1/jobs/{}/processes",
+             [](const Request& r) { return Response::json(200, "{\"job\": \"" + r.params[0] + "\"}"); }},
+            {"POST", "/api/v1/echo",
+             [](const Request& r) {
+               Response resp = Response::json(201, r.body);
+               resp.content_type = r.header("content-type").value_or("none");
+               return resp;
+             }},
+            {"GET", "/api/v1/query", [](const Request& r) { return Response::json(200, r.arg("q").value_or("-")); }},
+            {"GET", "/api/v1/boom", [](const Request&) -> Response { throw std::runtime_error("kaboom"); }},
+            {"GET", "/static/**", static_files(root_.string(), "/static/")},
+        });
   }
   void TearDown() override {
     server_.reset();
@@ -161,8 +162,7 @@ TEST_F(HttpTest, PostBodiesAreWholeAndBounded) {
 // the server in front would have made of it.
 TEST_F(HttpTest, AmbiguousBodyLengthsAreRefused) {
   const std::string head = "POST /api/v1/echo HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n";
-  const std::string cl_and_te =
-      head + "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+  const std::string cl_and_te = head + "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
   const std::string two_cl = head + "Content-Length: 5\r\nContent-Length: 6\r\n\r\nhello!";
   const std::string same_cl_twice = head + "Content-Length: 5\r\nContent-Length: 5\r\n\r\nhello";
   for (const std::string& request : {cl_and_te, two_cl, same_cl_twice}) {
@@ -171,8 +171,8 @@ TEST_F(HttpTest, AmbiguousBodyLengthsAreRefused) {
   }
   // One length, or chunked alone, is fine.
   EXPECT_EQ(raw_exchange(port(), head + "Content-Length: 5\r\n\r\nhello").rfind("HTTP/1.1 201 ", 0), 0u);
-  EXPECT_EQ(raw_exchange(port(), head + "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n").rfind(
-                "HTTP/1.1 201 ", 0),
+  EXPECT_EQ(raw_exchange(port(), head + "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+                .rfind("HTTP/1.1 201 ", 0),
             0u);
   EXPECT_EQ(fetch(port(), "/api/v1/ping").status, 200);  // and the server goes on
 }
@@ -196,7 +196,7 @@ TEST_F(HttpTest, StaticFilesNeverLeaveTheRoot) {
     EXPECT_TRUE(r.status == 403 || r.status == 404) << path << " -> " << r.status;
     EXPECT_EQ(r.body.find("top secret"), std::string::npos) << path;
   }
-  EXPECT_EQ(fetch(port(), "/static/sub").status, 404);       // a directory is not a file
+  EXPECT_EQ(fetch(port(), "/static/sub").status, 404);  // a directory is not a file
   EXPECT_EQ(fetch(port(), "/static/missing.js").status, 404);
   EXPECT_EQ(fetch(port(), "/static/").status, 403);
 }
@@ -243,17 +243,19 @@ TEST(HttpStream, ParkedStreamIsPolledOncePerPeriodAndEnds) {
   EXPECT_LE(polls.load(), 3 * 3 + 2);
   // The server counts the stream closed when it has finished the connection, which may be just after the
   // client read the last byte.
-  for (int i = 0; i < 200 && server.open_streams() != 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  for (int i = 0; i < 200 && server.open_streams() != 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   EXPECT_EQ(server.open_streams(), 0u);
 }
 
 TEST(HttpStream, ServerStopsWithAParkedStream) {
   std::atomic<int> polls{0};
-  auto server = std::make_unique<HttpServer>(ServerOptions{}, std::vector<Route>{{"GET", "/s", [&](const Request&) {
-                                                Response r;
-                                                r.stream = std::make_shared<TickStream>(1000000, 1, polls);
-                                                return r;
-                                              }}});
+  auto server = std::make_unique<HttpServer>(
+      ServerOptions{}, std::vector<Route>{{"GET", "/s", [&](const Request&) {
+                                             Response r;
+                                             r.stream = std::make_shared<TickStream>(1000000, 1, polls);
+                                             return r;
+                                           }}});
   std::thread client([port = server->port()] { fetch(port, "/s"); });
   for (int i = 0; i < 200 && polls.load() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   ASSERT_GT(polls.load(), 0);
@@ -295,8 +297,8 @@ TEST(HttpRequest, IntArgIsCheckedNeverThrown) {
   std::optional<int64_t> out;
   EXPECT_TRUE(req.int_arg("n", 0, 10, out));  // absent
   EXPECT_FALSE(out);
-  for (const char* bad : {"", "-", "+5", " 5", "5 ", "5x", "0x10", "1e3", "9223372036854775808",
-                          "-9223372036854775809", "11", "-1"}) {
+  for (const char* bad :
+       {"", "-", "+5", " 5", "5 ", "5x", "0x10", "1e3", "9223372036854775808", "-9223372036854775809", "11", "-1"}) {
     req.query["n"] = bad;
     out.reset();
     EXPECT_FALSE(req.int_arg("n", 0, 10, out)) << "'" << bad << "'";

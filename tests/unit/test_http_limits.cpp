@@ -78,12 +78,18 @@ struct Server {
     o.stream_poll_ms = 100;
     handled = std::make_shared<std::atomic<int>>(0);
     auto count = handled;
-    server = std::make_unique<HttpServer>(
-        o, std::vector<Route>{{"GET", "/hello", [count](const Request&) { ++*count; return Response::json(200, "{}\n"); }},
-                              {"POST", "/push", [count](const Request& r) {
-                                 ++*count;
-                                 return Response::json(200, std::to_string(r.body.size()) + "\n");
-                               }, admit}});
+    server = std::make_unique<HttpServer>(o, std::vector<Route>{{"GET", "/hello",
+                                                                 [count](const Request&) {
+                                                                   ++*count;
+                                                                   return Response::json(200, "{}\n");
+                                                                 }},
+                                                                {"POST", "/push",
+                                                                 [count](const Request& r) {
+                                                                   ++*count;
+                                                                   return Response::json(
+                                                                       200, std::to_string(r.body.size()) + "\n");
+                                                                 },
+                                                                 admit}});
   }
   uint16_t port() const { return server->port(); }
   std::shared_ptr<std::atomic<int>> handled;
@@ -173,7 +179,9 @@ TEST(HttpLimits, AdmissionRefusesBeforeTheBody) {
   EXPECT_EQ(s.server->counters().admission_refused.load(), 1u);
   // An admitted push is read whole and handled.
   const int ok = connect_from(s.port(), "127.0.4.1");
-  send_all(ok, "POST /push HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ok\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello");
+  send_all(ok,
+           "POST /push HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ok\r\nContent-Length: 5\r\nConnection: "
+           "close\r\n\r\nhello");
   EXPECT_NE(answer_of(ok, 2000).find("HTTP/1.1 200"), std::string::npos);
   ::close(ok);
 }

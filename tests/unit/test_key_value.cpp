@@ -7,7 +7,8 @@ namespace bc::kv {
 namespace {
 
 TEST(KeyValue, SettingsWithTheirLines) {
-  const auto s = read_settings("# a comment\n\n  listen = 0.0.0.0:9000 \r\nstore=/s # trailing\n\tlog=syslog", "f.conf");
+  const auto s =
+      read_settings("# a comment\n\n  listen = 0.0.0.0:9000 \r\nstore=/s # trailing\n\tlog=syslog", "f.conf");
   ASSERT_EQ(s.size(), 3u);
   EXPECT_EQ(s[0].key, "listen");
   EXPECT_EQ(s[0].value, "0.0.0.0:9000");

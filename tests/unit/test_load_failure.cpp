@@ -41,7 +41,8 @@ TEST_F(LoadFailureFile, WrittenAndReadBack) {
   EXPECT_EQ(path.rfind(dir_ + "/bpf-load-failed.", 0), 0u) << path;
   EXPECT_FALSE(read_load_failure(path));
   std::string error;
-  ASSERT_TRUE(write_load_failure(path, {running_kernel(), "00000000000000aa", 1700000000, "refused\nby the verifier"}, error))
+  ASSERT_TRUE(
+      write_load_failure(path, {running_kernel(), "00000000000000aa", 1700000000, "refused\nby the verifier"}, error))
       << error;
   auto f = read_load_failure(path);
   ASSERT_TRUE(f);

@@ -83,7 +83,8 @@ TEST(ProcStatus, KernelThreadHasNoMemoryLines) {
 TEST(ProcIo, ParsesRealFile) {
   auto io = parse_proc_io(fixture("proc/io_sleep"));
   ASSERT_TRUE(io);
-  auto k = parse_proc_io("rchar: 1\nwchar: 2\nsyscr: 3\nsyscw: 4\nread_bytes: 4096\nwrite_bytes: 67108864\ncancelled_write_bytes: 8192\n");
+  auto k = parse_proc_io(
+      "rchar: 1\nwchar: 2\nsyscr: 3\nsyscw: 4\nread_bytes: 4096\nwrite_bytes: 67108864\ncancelled_write_bytes: 8192\n");
   ASSERT_TRUE(k);
   EXPECT_EQ(k->read_bytes, 4096u);
   EXPECT_EQ(k->write_bytes, 67108864u);
@@ -122,7 +123,8 @@ TEST(CgroupFiles, FlatKeyedAndSingleValues) {
 }
 
 TEST(CgroupFiles, BlkioServiceBytesSumsDevicesAndSkipsTotals) {
-  auto io = parse_blkio_service_bytes(fixture("cgroup_v1/blkio/slurm_n1/uid_1000/job_42/blkio.throttle.io_service_bytes"));
+  auto io =
+      parse_blkio_service_bytes(fixture("cgroup_v1/blkio/slurm_n1/uid_1000/job_42/blkio.throttle.io_service_bytes"));
   EXPECT_EQ(io.read_bytes, 4096u + 512u);
   EXPECT_EQ(io.write_bytes, 67108864u);
   auto empty = parse_blkio_service_bytes("Total 0\n");

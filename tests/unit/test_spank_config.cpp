@@ -53,9 +53,9 @@ TEST(SpankConfig, EventKeys) {
   EXPECT_FALSE(c.bpf);
   EXPECT_EQ(c.bpf_ring_kib, 4u);
   EXPECT_TRUE(c.file_bytes);
-  parse_config({"bpf=maybe", "bpf_ring_kib=3", "bpf_ring_kib=-8", "bpf_ring_kib=2000000", "bpf_ring_kib=",
-                "file_bytes=2"},
-               errors);
+  parse_config(
+      {"bpf=maybe", "bpf_ring_kib=3", "bpf_ring_kib=-8", "bpf_ring_kib=2000000", "bpf_ring_kib=", "file_bytes=2"},
+      errors);
   ASSERT_EQ(errors.size(), 6u);
   EXPECT_NE(errors[0].find("bpf="), std::string::npos);
   for (int i = 1; i < 5; ++i) EXPECT_NE(errors[i].find("bpf_ring_kib="), std::string::npos) << errors[i];

@@ -82,7 +82,8 @@ TEST_F(StoreAccess, NewStoreIsTheOwnersAlone) {
 
 TEST_F(StoreAccess, AnOlderOpenStoreIsMadePrivateByTheNextWriter) {
   Store::open(dir.store(), options_with(""));
-  for (const auto& [file, mode] : {std::pair{dir.store(), 0755}, {dir.store() + "/data.mdb", 0644}, {dir.store() + "/lock.mdb", 0644}})
+  for (const auto& [file, mode] :
+       {std::pair{dir.store(), 0755}, {dir.store() + "/data.mdb", 0644}, {dir.store() + "/lock.mdb", 0644}})
     ASSERT_EQ(::chmod(file.c_str(), static_cast<mode_t>(mode)), 0);
   OpenOptions read_only = options_with("");
   read_only.read_only = true;
@@ -104,7 +105,8 @@ TEST_F(StoreAccess, AConfiguredGroupMayRead) {
   EXPECT_EQ(mode_of(dir.store()), 0750u);
   EXPECT_EQ(mode_of(dir.store() + "/data.mdb"), 0640u);
   EXPECT_EQ(mode_of(dir.store() + "/lock.mdb"), 0660u);  // readers register in it
-  for (const std::string& f : {dir.store(), dir.store() + "/data.mdb", dir.store() + "/lock.mdb"}) EXPECT_EQ(gid_of(f), gid) << f;
+  for (const std::string& f : {dir.store(), dir.store() + "/data.mdb", dir.store() + "/lock.mdb"})
+    EXPECT_EQ(gid_of(f), gid) << f;
   // nobody's group is nogroup: it reads the store through LMDB, as bcacct --store does.
   const std::string store = dir.store();
   EXPECT_EQ(as_nobody([&] {
@@ -130,7 +132,8 @@ TEST_F(StoreAccess, AnUnknownGroupIsAClearError) {
     Store::open(dir.store(), options_with(dir.file("store.conf")));
     FAIL() << "opened with a group that does not exist";
   } catch (const StoreError& e) {
-    EXPECT_NE(std::string(e.what()).find("group 'bc_no_such_group_here' (BC_STORE_GROUP) does not exist"), std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("group 'bc_no_such_group_here' (BC_STORE_GROUP) does not exist"),
+              std::string::npos)
         << e.what();
   }
   std::ofstream(dir.file("bad.conf")) << "BC_STORE_GROUP=-rf /\n";
@@ -138,7 +141,8 @@ TEST_F(StoreAccess, AnUnknownGroupIsAClearError) {
     Store::open(dir.store(), options_with(dir.file("bad.conf")));
     FAIL() << "took a bad group name";
   } catch (const StoreError& e) {
-    EXPECT_NE(std::string(e.what()).find("bad.conf:1: BC_STORE_GROUP: '-rf /' is not a group name"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("bad.conf:1: BC_STORE_GROUP: '-rf /' is not a group name"), std::string::npos)
+        << e.what();
   }
 }
 

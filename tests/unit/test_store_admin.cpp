@@ -374,9 +374,7 @@ TEST(Bcadm, UsageErrorsAndMissingStores) {
     EXPECT_EQ(r.status, 0) << group << ": " << r.err;
     EXPECT_NE(r.out.find("bcadm token --job ID"), std::string::npos) << group;
   }
-  {
-    std::ofstream(dir.file("bad.conf")) << "BC_RETENTION_WEEKS=1\n";
-  }
+  { std::ofstream(dir.file("bad.conf")) << "BC_RETENTION_WEEKS=1\n"; }
   Store::init(dir.store(), test_options());
   r = bcadm({"db", "sweep", "--store", dir.store(), "--config", dir.file("bad.conf")});
   EXPECT_EQ(r.status, 3);

@@ -13,8 +13,8 @@ namespace {
 
 constexpr int64_t kT0 = 1'800'000'000;
 
-FileRecord file(uint32_t pid, uint64_t start, const std::string& path, uint32_t flags, uint64_t opens,
-                uint64_t failed, int64_t first_ms) {
+FileRecord file(uint32_t pid, uint64_t start, const std::string& path, uint32_t flags, uint64_t opens, uint64_t failed,
+                int64_t first_ms) {
   FileRecord f;
   f.pid = pid;
   f.start_ticks = start;
@@ -156,7 +156,8 @@ TEST(EventCodec, FileFlagsText) {
   EXPECT_EQ(file_flags_text(kFileRead | kFileWrite | kFileCreate), "rwc");
   EXPECT_EQ(file_flags_text(kFileWrite | kFileTrunc | kFileAppend | kFileDirectory), "wtad");
   // bcacct reads bcd's text back into bits.
-  for (uint32_t flags : {0u, kFileRead | kFileWrite | kFileCreate, kFileWrite | kFileTrunc | kFileAppend | kFileDirectory})
+  for (uint32_t flags :
+       {0u, kFileRead | kFileWrite | kFileCreate, kFileWrite | kFileTrunc | kFileAppend | kFileDirectory})
     EXPECT_EQ(file_flags_from_text(file_flags_text(flags)), flags);
 }
 

@@ -48,7 +48,7 @@ TEST(OpenRecord, AppendingInPlaceMatchesRewriting) {
     p.cpu += (rng() % 100) * 10'000'000ULL;
     if (rng() % 3 == 0) p.rss += (rng() % 50) * 4096;
     if (rng() % 7 == 0) p.rd += rng() % 100000;  // not a multiple of anything
-    if (i == 30) p.cpu -= 1;                      // a counter that went down
+    if (i == 30) p.cpu -= 1;                     // a counter that went down
     points.push_back(p);
     prev = p;
   }

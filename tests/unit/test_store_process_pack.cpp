@@ -137,7 +137,7 @@ TEST(StoreProcessPack, ARecordChangedAfterPackingIsNotHiddenByTheStalePack) {
 TEST(StoreProcessPack, NodesKeepTheirOrderWithAndWithoutPacks) {
   TempDir dir;
   write_all(dir.store(), {tick(kT0, "n1", 4, 10'000'000, (kT0 + 1) * 1000),  // finished on n1: packed
-                          tick(kT0, "n2", 2, 20'000'000, 0),                  // still running on n2
+                          tick(kT0, "n2", 2, 20'000'000, 0),                 // still running on n2
                           tick(kT0, "n3", 3, 30'000'000, (kT0 + 1) * 1000)});
   const auto mixed = read_only_processes(dir.store());
   ASSERT_EQ(mixed.size(), 9U);

@@ -122,9 +122,10 @@ void expect_windows(Store& store, uint64_t job, int64_t t0, int64_t latest, int6
 
 TEST(StoreConfig, ParsesKeysCommentsAndBlanks) {
   Retention r = parse_store_config(
-      "# bubble-chamber store\n\nBC_RETENTION_SECONDS = 600  # ten minutes\nBC_RETENTION_DAYS=0\r\n"
-      "BC_RETENTION_HOURS=345600\n",
-      "test.conf").retention;
+                    "# bubble-chamber store\n\nBC_RETENTION_SECONDS = 600  # ten minutes\nBC_RETENTION_DAYS=0\r\n"
+                    "BC_RETENTION_HOURS=345600\n",
+                    "test.conf")
+                    .retention;
   EXPECT_EQ(r.seconds, 600);
   EXPECT_EQ(r.minutes, 172800);  // default kept
   EXPECT_EQ(r.hours, 345600);
@@ -155,9 +156,7 @@ TEST(StoreConfig, RejectsUnknownKeysAndBadValuesClearly) {
 TEST(StoreConfig, EnvironmentOverridesTheFileAndOptionsOverrideBoth) {
   CleanEnv env;
   TempDir dir;
-  {
-    std::ofstream(dir.file("store.conf")) << "BC_RETENTION_SECONDS=600\nBC_RETENTION_MINUTES=7200\n";
-  }
+  { std::ofstream(dir.file("store.conf")) << "BC_RETENTION_SECONDS=600\nBC_RETENTION_MINUTES=7200\n"; }
   OpenOptions o = test_options();
   o.retention.reset();
   o.config_path = dir.file("store.conf");
@@ -175,9 +174,7 @@ TEST(StoreConfig, EnvironmentOverridesTheFileAndOptionsOverrideBoth) {
   std::string e = error_of([&] { Store::open(dir.store(), o); });
   EXPECT_NE(e.find("environment: BC_RETENTION_HOURS: 'ten'"), std::string::npos) << e;
   unsetenv("BC_RETENTION_HOURS");
-  {
-    std::ofstream(dir.file("bad.conf")) << "BC_RETENTION_SECOND=600\n";
-  }
+  { std::ofstream(dir.file("bad.conf")) << "BC_RETENTION_SECOND=600\n"; }
   o.config_path = dir.file("bad.conf");
   e = error_of([&] { Store::open(dir.store(), o); });
   EXPECT_NE(e.find("bad.conf:1: unknown key 'BC_RETENTION_SECOND'"), std::string::npos) << e;
@@ -325,7 +322,8 @@ TEST(StoreRetention, LateSamplesDroppedInAGroupedWriteAreCounted) {
   auto store = Store::open(dir.store(), test_options(Retention{}));
   const int64_t t0 = 1'800'000'000;
   const int64_t latest = write_job(*store, 1, t0, 2, 10);
-  std::vector<Batch> group = {tick(1, latest + 10, 1, {1}), tick(1, latest - 5000, 1, {1}), tick(1, latest - 5001, 1, {1})};
+  std::vector<Batch> group = {tick(1, latest + 10, 1, {1}), tick(1, latest - 5000, 1, {1}),
+                              tick(1, latest - 5001, 1, {1})};
   auto applied = store->write_batches_once(group, {{"n1", 1, 5, 1}, {"n1", 1, 5, 2}, {"n1", 1, 5, 3}});
   EXPECT_EQ(std::count(applied.begin(), applied.end(), true), 3);
   EXPECT_EQ(store->stats().dropped_late_samples, 2u);

@@ -65,8 +65,9 @@ void expect_matches(Store& store, uint64_t job, const std::map<uint32_t, std::ma
       std::vector<Rollup> want = reference_rollup(sorted, bucket_seconds(r));
       ASSERT_EQ(got.buckets.size(), want.size()) << when << " series " << series << " " << resolution_name(r);
       for (size_t i = 0; i < want.size(); ++i)
-        ASSERT_EQ(got.buckets[i], want[i]) << when << " series " << series << " " << resolution_name(r) << " bucket " << i
-                                           << "\n got  " << describe(got.buckets[i]) << "\n want " << describe(want[i]);
+        ASSERT_EQ(got.buckets[i], want[i])
+            << when << " series " << series << " " << resolution_name(r) << " bucket " << i << "\n got  "
+            << describe(got.buckets[i]) << "\n want " << describe(want[i]);
     }
     auto raw = store.series(job, "n1", series, 0, INT64_MAX);
     ASSERT_EQ(raw.size(), sorted.size()) << when << " series " << series;
@@ -103,9 +104,11 @@ void random_run(uint64_t seed) {
       if (s != 0 && chance(0.1)) continue;
       RefPoint& c = current[s];
       c.t = t;
-      c.cpu += static_cast<uint64_t>(pick(0, 150)) * 10'000'000 + (chance(0.05) ? static_cast<uint64_t>(pick(1, 999)) : 0);
+      c.cpu +=
+          static_cast<uint64_t>(pick(0, 150)) * 10'000'000 + (chance(0.05) ? static_cast<uint64_t>(pick(1, 999)) : 0);
       if (chance(0.001)) c.cpu = static_cast<uint64_t>(pick(0, 100)) * 10'000'000;  // counter restarted
-      if (chance(0.3)) c.rss = static_cast<uint64_t>(std::max<int64_t>(4096, static_cast<int64_t>(c.rss) + pick(-64, 64) * 4096));
+      if (chance(0.3))
+        c.rss = static_cast<uint64_t>(std::max<int64_t>(4096, static_cast<int64_t>(c.rss) + pick(-64, 64) * 4096));
       if (chance(0.05)) c.rss += static_cast<uint64_t>(pick(1, 1000));  // not a page multiple
       if (chance(0.1)) c.rd += static_cast<uint64_t>(pick(1, 1 << 20));
       if (chance(0.1)) c.wr += static_cast<uint64_t>(pick(1, 1 << 20));
@@ -142,7 +145,8 @@ void random_run(uint64_t seed) {
       ref[d.series][d.point.t] = d.point;
       delivered.push_back(d);
     }
-    if (k % 800 == 799) expect_matches(*store, job, ref, "seed " + std::to_string(seed) + " batch " + std::to_string(k));
+    if (k % 800 == 799)
+      expect_matches(*store, job, ref, "seed " + std::to_string(seed) + " batch " + std::to_string(k));
   }
   // Deliver whatever is still late.
   while (!pending.empty()) {
@@ -253,8 +257,10 @@ TEST(StoreRollup, ACounterThatGoesDownAddsNothing) {
   TempDir dir;
   auto store = Store::open(dir.store(), test_options());
   const int64_t t0 = 1'800'000'040;
-  for (auto [dt, cpu, rd] : {std::tuple{0, 5'000'000'000ULL, 100ULL}, {1, 6'000'000'000ULL, 200ULL},
-                             {2, 1'000'000'000ULL, 50ULL}, {3, 1'500'000'000ULL, 80ULL}}) {
+  for (auto [dt, cpu, rd] : {std::tuple{0, 5'000'000'000ULL, 100ULL},
+                             {1, 6'000'000'000ULL, 200ULL},
+                             {2, 1'000'000'000ULL, 50ULL},
+                             {3, 1'500'000'000ULL, 80ULL}}) {
     Batch b = one(1, 3, t0 + dt, cpu, 0, rd, 0);
     store->write_batch(b);
   }
@@ -282,8 +288,10 @@ TEST(StoreRollup, LateSampleIntoASealedMinuteRecomputesItsRollups) {
   store->write_batch(later);
   Batch late = one(1, 1, t0 + 1, 1'500'000'000ULL, 8192);
   store->write_batch(late);
-  std::vector<RefPoint> points = {{t0, 0, 4096, 0, 0}, {t0 + 1, 1'500'000'000ULL, 8192, 0, 0},
-                                  {t0 + 2, 2'000'000'000ULL, 4096, 0, 0}, {t0 + 61, 3'000'000'000ULL, 4096, 0, 0},
+  std::vector<RefPoint> points = {{t0, 0, 4096, 0, 0},
+                                  {t0 + 1, 1'500'000'000ULL, 8192, 0, 0},
+                                  {t0 + 2, 2'000'000'000ULL, 4096, 0, 0},
+                                  {t0 + 61, 3'000'000'000ULL, 4096, 0, 0},
                                   {t0 + 62, 3'500'000'000ULL, 4096, 0, 0}};
   for (Resolution r : kAll) {
     auto got = store->query_series({1, "n1", 1, 0, INT64_MAX, r}).buckets;
@@ -295,6 +303,5 @@ TEST(StoreRollup, LateSampleIntoASealedMinuteRecomputesItsRollups) {
   // Delivering it again is a no-op.
   Batch again = one(1, 1, t0 + 1, 1'500'000'000ULL, 8192);
   store->write_batch(again);
-  EXPECT_EQ(store->query_series({1, "n1", 1, 0, INT64_MAX, Resolution::Minute}).buckets,
-            reference_rollup(points, 60));
+  EXPECT_EQ(store->query_series({1, "n1", 1, 0, INT64_MAX, Resolution::Minute}).buckets, reference_rollup(points, 60));
 }

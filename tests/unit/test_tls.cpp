@@ -129,11 +129,15 @@ TEST(TlsFiles, ServerErrorsNameTheSettingAndTheFile) {
     EXPECT_FALSE(bc::auth::load_server_tls("tls_cert", cert, "tls_key", key, error));
     return error;
   };
-  EXPECT_EQ(load_error("/nonexistent/cert.pem", kKey), "cannot read tls_cert /nonexistent/cert.pem: No such file or directory");
-  EXPECT_EQ(load_error(kCert, "/nonexistent/key.pem"), "cannot read tls_key /nonexistent/key.pem: No such file or directory");
+  EXPECT_EQ(load_error("/nonexistent/cert.pem", kKey),
+            "cannot read tls_cert /nonexistent/cert.pem: No such file or directory");
+  EXPECT_EQ(load_error(kCert, "/nonexistent/key.pem"),
+            "cannot read tls_key /nonexistent/key.pem: No such file or directory");
   EXPECT_EQ(load_error(dir.path(), kKey), "cannot read tls_cert " + dir.path() + ": Is a directory");
-  EXPECT_EQ(load_error(garbage, kKey), "tls_cert " + garbage + " holds no PEM certificate (-----BEGIN CERTIFICATE-----)");
-  EXPECT_EQ(load_error(kCert, garbage), "tls_key " + garbage + " holds no PEM private key (-----BEGIN PRIVATE KEY-----)");
+  EXPECT_EQ(load_error(garbage, kKey),
+            "tls_cert " + garbage + " holds no PEM certificate (-----BEGIN CERTIFICATE-----)");
+  EXPECT_EQ(load_error(kCert, garbage),
+            "tls_key " + garbage + " holds no PEM private key (-----BEGIN PRIVATE KEY-----)");
   EXPECT_EQ(load_error(kCert, kCert), "tls_key " + kCert + " holds no PEM private key (-----BEGIN PRIVATE KEY-----)");
   const std::string other_key = kTlsDir + "/other-server.key";
   EXPECT_EQ(load_error(kCert, other_key),
@@ -149,7 +153,8 @@ TEST(TlsFiles, CaFileMustHoldACertificate) {
   EXPECT_TRUE(bc::auth::check_ca_file("ca_file", kCa, error)) << error;
   EXPECT_FALSE(bc::auth::check_ca_file("--ca-file", "/nonexistent/ca.pem", error));
   EXPECT_EQ(error, "cannot read --ca-file /nonexistent/ca.pem: No such file or directory");
-  const std::string garbage = dir.file("ca.pem", "-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n");
+  const std::string garbage =
+      dir.file("ca.pem", "-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n");
   EXPECT_FALSE(bc::auth::check_ca_file("ca_file", garbage, error));
   EXPECT_EQ(error, "ca_file " + garbage + " holds no PEM certificate (-----BEGIN CERTIFICATE-----)");
 }

@@ -23,7 +23,9 @@ int main(int argc, char** argv) try {
   job.processes = std::stoi(argv[5]);
   const int64_t seconds = std::stoll(argv[6]);
   const bool live = argc == 8 && std::string(argv[7]) == "live";
-  if (live) job.start_s = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  if (live)
+    job.start_s =
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
   else if (argc == 8) job.start_s = std::stoll(argv[7]);
   job.init();
   job.job.user = argv[3];
@@ -35,7 +37,8 @@ int main(int argc, char** argv) try {
       // Known files and connections: each process reads its input; the first three also talk to a server.
       for (const auto& p : b.processes) {
         const auto& r = p.record;
-        b.files.push_back({0, "", r.pid, r.start_ticks, r.argv.at(2), bc::store::kFileRead, (job.start_s) * 1000, 1, 0, 0, 0});
+        b.files.push_back(
+            {0, "", r.pid, r.start_ticks, r.argv.at(2), bc::store::kFileRead, (job.start_s) * 1000, 1, 0, 0, 0});
         if (r.pid < 10003)
           b.connections.push_back({0, "", r.pid, r.start_ticks, "10.0.0." + std::to_string(r.pid - 10000), 5000, "tcp",
                                    job.start_s * 1000, 2, r.pid == 10002 ? 1u : 0u});
@@ -43,7 +46,8 @@ int main(int argc, char** argv) try {
       b.files.push_back({0, "", b.processes[0].record.pid, b.processes[0].record.start_ticks, "/etc/missing.conf",
                          bc::store::kFileRead, job.start_s * 1000, 3, 3, 0, 0});
     }
-    if (live) std::this_thread::sleep_until(std::chrono::system_clock::time_point(std::chrono::seconds(job.start_s + k)));
+    if (live)
+      std::this_thread::sleep_until(std::chrono::system_clock::time_point(std::chrono::seconds(job.start_s + k)));
     db->write_batch(b);
     job.commit(b);
   }

@@ -51,19 +51,22 @@ constexpr char kHelp[] =
     "  stats     size per table and resolution, and how full the map is\n"
     "  sweep     seal and expire old data of every job now (writers also do this a little at a time)\n"
     "  apikey create  print a new API key for pushers without munge (shown once; stored hashed in the\n"
-    "                 central store, default " BC_CENTRAL_STORE_DEFAULT "). The key pushes only the\n"
+    "                 central store, default " BC_CENTRAL_STORE_DEFAULT
+    "). The key pushes only the\n"
     "                 containers of node NAME (bc-docker's host), never Slurm jobs or another user's jobs\n"
     "  apikey delete  refuse a key from now on (give the key or its SHA-256 from 'apikey list')\n"
     "  apikey list    the stored keys' hashes, creation times, nodes and owners\n"
     "  token     mint a web token (HS256 JWT) opening one job or Docker container, or standing for a user\n"
     "            (job list and their jobs), with auth_secret from the bcd config\n"
-    "            (default " BC_BCD_CONFIG_DEFAULT ") or AUTH_SECRET\n"
+    "            (default " BC_BCD_CONFIG_DEFAULT
+    ") or AUTH_SECRET\n"
     "  ship      send the node store's unshipped batches to bcd (munge, or --api-key-file); exit 1 if\n"
     "            some are left. An https bcd is verified against --ca-file (PEM; default: the system's\n"
     "            CAs), and nothing is sent when it does not verify\n"
     "\n"
     "Options:\n"
-    "  -s, --store=PATH    the store (default: $BC_STORE, else " BC_STORE_DEFAULT ")\n"
+    "  -s, --store=PATH    the store (default: $BC_STORE, else " BC_STORE_DEFAULT
+    ")\n"
     "  -c, --config=PATH   the store config with the retention (default: the compiled-in path)\n"
     "  -h, --help          print this help and exit\n"
     "  -V, --version       print the version and exit\n"
@@ -143,13 +146,14 @@ int cmd_stats(const std::string& path, OpenOptions options) {
   std::printf("schema version   %u\n", s.schema_version);
   std::printf("page size        %" PRIu64 " B\n", s.page_size);
   std::printf("map size         %s\n", size_text(s.map_bytes).c_str());
-  std::printf("map fill ratio   %.1f%% (high-water mark %s)\n", 100.0 * s.fill_ratio, size_text(s.last_page_bytes).c_str());
-  std::printf("in use           %s in tables, %" PRIu64 " free pages (%s) reusable\n", size_text(s.in_use_bytes).c_str(),
-              s.free_pages, size_text(s.free_pages * s.page_size).c_str());
+  std::printf("map fill ratio   %.1f%% (high-water mark %s)\n", 100.0 * s.fill_ratio,
+              size_text(s.last_page_bytes).c_str());
+  std::printf("in use           %s in tables, %" PRIu64 " free pages (%s) reusable\n",
+              size_text(s.in_use_bytes).c_str(), s.free_pages, size_text(s.free_pages * s.page_size).c_str());
   std::printf("file on disk     %s\n", size_text(s.file_bytes).c_str());
-  std::printf("retention        seconds %s, minutes %s, hours %s, days %s\n", retention_text(s.retention.seconds).c_str(),
-              retention_text(s.retention.minutes).c_str(), retention_text(s.retention.hours).c_str(),
-              retention_text(s.retention.days).c_str());
+  std::printf("retention        seconds %s, minutes %s, hours %s, days %s\n",
+              retention_text(s.retention.seconds).c_str(), retention_text(s.retention.minutes).c_str(),
+              retention_text(s.retention.hours).c_str(), retention_text(s.retention.days).c_str());
   uint64_t second_bytes = 0;
   for (const auto& t : s.tables)
     if (t.name == "series_s" || t.name == "open") second_bytes += t.bytes;
@@ -180,7 +184,8 @@ int cmd_stats(const std::string& path, OpenOptions options) {
   std::printf("\n%-14s %-10s %12s %6s %10s %12s\n", "table", "resolution", "entries", "depth", "pages", "size");
   for (const auto& t : s.tables) {
     std::printf("%-14s %-10s %12" PRIu64 " %6" PRIu64 " %10" PRIu64 " %12s\n", t.name.c_str(),
-                t.resolution ? resolution_name(*t.resolution) : "-", t.entries, t.depth, t.pages, size_text(t.bytes).c_str());
+                t.resolution ? resolution_name(*t.resolution) : "-", t.entries, t.depth, t.pages,
+                size_text(t.bytes).c_str());
   }
   return kExitOk;
 }
@@ -244,7 +249,8 @@ int run(int argc, char** argv) {
                                     BC_CENTRAL_STORE_DEFAULT, BC_BCD_CONFIG_DEFAULT);
     }
   }
-  if (argc - optind < 2) return usage_error("missing command (want: db init|upgrade|check|stats|sweep, apikey, token, ship)");
+  if (argc - optind < 2)
+    return usage_error("missing command (want: db init|upgrade|check|stats|sweep, apikey, token, ship)");
   const std::string group = argv[optind], command = argv[optind + 1];
   if (group != "db") return usage_error("unknown command group '" + group + "' (want: db, apikey, token, ship)");
   optind += 2;

@@ -114,8 +114,9 @@ int apikey(const std::string& sub, const Args& args, const std::string& central_
     if (owner == args.values.end() || owner->second.empty()) return usage_error("apikey create needs --owner EMAIL");
     auto node = args.values.find("node");
     if (node == args.values.end() || node->second.empty())
-      return usage_error("apikey create needs --node NAME, the host whose containers the key pushes (bc-docker's "
-                         "node name: its short host name unless node= says otherwise)");
+      return usage_error(
+          "apikey create needs --node NAME, the host whose containers the key pushes (bc-docker's "
+          "node name: its short host name unless node= says otherwise)");
     if (node->second.size() > store::kMaxNodeNameBytes)
       return usage_error("--node is longer than " + std::to_string(store::kMaxNodeNameBytes) + " bytes");
     const std::string key = auth::new_api_key();
@@ -123,8 +124,8 @@ int apikey(const std::string& sub, const Args& args, const std::string& central_
       std::fprintf(stderr, "bcadm: no random bytes for a key\n");
       return kExitFailed;
     }
-    open_store(path, false)->put_api_key(
-        {auth::hash_api_key(key), owner->second, static_cast<int64_t>(time(nullptr)), node->second});
+    open_store(path, false)
+        ->put_api_key({auth::hash_api_key(key), owner->second, static_cast<int64_t>(time(nullptr)), node->second});
     std::printf("%s\n", key.c_str());
     std::fprintf(stderr,
                  "bcadm: API key for %s, pushing the containers of node %s, stored (hashed) in %s; it is shown "
@@ -136,8 +137,8 @@ int apikey(const std::string& sub, const Args& args, const std::string& central_
     if (args.positional.empty()) return usage_error("apikey delete needs the KEY (or its SHA-256 as listed)");
     auto db = open_store(path, false);
     // The key itself, or the hash `apikey list` shows (keys are not kept, so list can only show hashes).
-    const bool is_hash = args.positional.size() == 64 &&
-                         args.positional.find_first_not_of("0123456789abcdef") == std::string::npos;
+    const bool is_hash =
+        args.positional.size() == 64 && args.positional.find_first_not_of("0123456789abcdef") == std::string::npos;
     const std::string hash = is_hash ? args.positional : auth::hash_api_key(args.positional);
     if (!db->delete_api_key(hash)) {
       std::fprintf(stderr, "bcadm: no such API key in %s\n", path.c_str());
@@ -167,14 +168,16 @@ int token(const Args& args, const std::string& bcd_config) {
   std::string short_id;
   if (container != args.values.end()) {
     for (char ch : container->second) short_id += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    if (short_id.size() < 12 || short_id.size() > 64 || short_id.find_first_not_of("0123456789abcdef") != std::string::npos)
+    if (short_id.size() < 12 || short_id.size() > 64 ||
+        short_id.find_first_not_of("0123456789abcdef") != std::string::npos)
       return usage_error("--container needs a container id (12 to 64 hex digits)");
     short_id.resize(12);
   }
   if (user != args.values.end() && (user->second.empty() || user->second.find_first_of(" \t/") != std::string::npos))
     return usage_error("--user needs a user name");
-  if (job != args.values.end() && (job->second.empty() ||
-      job->second.find_first_not_of("0123456789") != std::string::npos || job->second.size() > 19))
+  if (job != args.values.end() &&
+      (job->second.empty() || job->second.find_first_not_of("0123456789") != std::string::npos ||
+       job->second.size() > 19))
     return usage_error("token needs --job ID (a number)");
   const auto ttl = parse_duration(args.values.count("ttl") ? args.values.at("ttl") : "1h");
   if (!ttl) return usage_error("--ttl takes a duration: 3600, 90s, 30m, 1h or 7d");
@@ -225,14 +228,15 @@ int ship(const Args& args, const std::string& node_store) {
   o.lock_path = path + "/ship.lock";
   auto db = open_store(path, false);
   std::mutex unused;  // nothing else uses this Store
-  const double deadline =
-      std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count() + static_cast<double>(*timeout);
+  const double deadline = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count() +
+                          static_cast<double>(*timeout);
   ship::ShipResult r = ship::ship_pending(o, *db, unused, deadline);
   if (r.busy) {
     std::printf("another shipper (a monitor) is shipping %s now; nothing to do\n", path.c_str());
     return kExitOk;
   }
-  std::printf("shipped %" PRIu64 " batch(es) in %" PRIu64 " request(s) to %s\n", r.batches, r.requests, o.central_url.c_str());
+  std::printf("shipped %" PRIu64 " batch(es) in %" PRIu64 " request(s) to %s\n", r.batches, r.requests,
+              o.central_url.c_str());
   if (!r.error.empty()) {
     std::fprintf(stderr, "bcadm: shipping stopped: %s (the rest stays in the outbox)\n", r.error.c_str());
     return kExitFailed;
@@ -242,7 +246,8 @@ int ship(const Args& args, const std::string& node_store) {
     return kExitFailed;
   }
   for (const auto& s : db->ship_states())
-    std::printf("job %" PRIu64 ": shipped up to batch %" PRIu64 " of %" PRIu64 "\n", s.job_id, s.shipped_up_to, s.last_seq);
+    std::printf("job %" PRIu64 ": shipped up to batch %" PRIu64 " of %" PRIu64 "\n", s.job_id, s.shipped_up_to,
+                s.last_seq);
   return kExitOk;
 }
 
@@ -265,7 +270,8 @@ int run_central(int argc, char** argv, int first, const std::string& store_path,
       return args ? token(*args, bcd_config) : error;
     }
     if (group == "ship") {
-      auto args = parse(argc, argv, first + 1, {"central", "store", "munge-socket", "api-key-file", "ca-file", "timeout"}, false, error);
+      auto args = parse(argc, argv, first + 1,
+                        {"central", "store", "munge-socket", "api-key-file", "ca-file", "timeout"}, false, error);
       if (!args) return error;
       return ship(*args, store_path);
     }

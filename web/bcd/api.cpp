@@ -203,7 +203,8 @@ bool Api::open_job(const Request& req, Target& target, store::JobSnapshot& snaps
                    Caller* who) {
   auto parsed = parse_target(req.params.at(0));
   if (!parsed) {
-    refusal = Response::error(400, "'" + req.params[0] + "' is not a job (job_42 or 42) or a container id (12 hex digits)");
+    refusal =
+        Response::error(400, "'" + req.params[0] + "' is not a job (job_42 or 42) or a container id (12 hex digits)");
     return false;
   }
   target = *parsed;
@@ -256,7 +257,9 @@ Response Api::with_job(const Request& req, const JobView& view, bool processes) 
 }
 
 Response Api::job(const Request& req) {
-  return with_job(req, [](const Target&, store::JobSnapshot& snap) { return Response::json(200, job_document(std::move(snap), true)); });
+  return with_job(req, [](const Target&, store::JobSnapshot& snap) {
+    return Response::json(200, job_document(std::move(snap), true));
+  });
 }
 
 Response Api::list_jobs(const Request& req) {
@@ -302,11 +305,10 @@ Response Api::list_jobs(const Request& req) {
            (t.array_job_id ? ", \"array\": {\"job_id\": " + std::to_string(t.array_job_id) +
                                  ", \"task_id\": " + std::to_string(t.array_task_id) + "}"
                            : std::string(", \"array\": null")) +
-           ", \"container\": " +
-           json_string(short_id ? *short_id : "job_" + std::to_string(id)) + ", \"user\": " + json_string(t.user) + ", \"state\": \"" +
-           (running ? "running" : "completed") + "\", \"start\": " +
-           (t.start_ms ? json_string(job::iso_utc_ms(*t.start_ms)) : "null") + ", \"end\": " +
-           (t.end_ms ? json_string(job::iso_utc_ms(*t.end_ms)) : "null") +
+           ", \"container\": " + json_string(short_id ? *short_id : "job_" + std::to_string(id)) +
+           ", \"user\": " + json_string(t.user) + ", \"state\": \"" + (running ? "running" : "completed") +
+           "\", \"start\": " + (t.start_ms ? json_string(job::iso_utc_ms(*t.start_ms)) : "null") +
+           ", \"end\": " + (t.end_ms ? json_string(job::iso_utc_ms(*t.end_ms)) : "null") +
            ", \"cpu_seconds\": " + std::to_string(t.cpu_seconds()) +
            ", \"max_rss_bytes\": " + std::to_string(t.max_rss_bytes) + "}";
   }

@@ -18,7 +18,7 @@
 namespace bc::store {
 class Store;
 struct JobSnapshot;
-}
+}  // namespace bc::store
 
 namespace bc::bcd {
 

@@ -21,10 +21,10 @@
 namespace bc::bcd {
 namespace {
 
-using web::Request;
-using web::Response;
 using store::ProcessRecord;
 using store::Resolution;
+using web::Request;
+using web::Response;
 
 using Json = json::Ptr;
 
@@ -298,9 +298,10 @@ Resolution resolution_for_window(int64_t seconds) {
 
 // "auto" (or nothing) leaves out unset.
 bool parse_resolution(const std::string& s, std::optional<Resolution>& out) {
-  static const std::pair<const char*, Resolution> names[] = {
-      {"s", Resolution::Second}, {"second", Resolution::Second}, {"m", Resolution::Minute}, {"minute", Resolution::Minute},
-      {"h", Resolution::Hour},   {"hour", Resolution::Hour},     {"d", Resolution::Day},    {"day", Resolution::Day}};
+  static const std::pair<const char*, Resolution> names[] = {{"s", Resolution::Second}, {"second", Resolution::Second},
+                                                             {"m", Resolution::Minute}, {"minute", Resolution::Minute},
+                                                             {"h", Resolution::Hour},   {"hour", Resolution::Hour},
+                                                             {"d", Resolution::Day},    {"day", Resolution::Day}};
   if (s.empty() || s == "auto") return true;
   for (auto [name, r] : names)
     if (s == name) return out = r, true;
@@ -344,8 +345,13 @@ class JobStream : public web::Stream {
   // token would no longer open the job.
   JobStream(store::Store& db, uint64_t key, std::string container, int64_t since_s, int64_t expires_at,
             std::shared_ptr<std::atomic<unsigned>> counter, std::mutex& store_mutex)
-      : db_(db), key_(key), container_(std::move(container)), since_s_(since_s), expires_at_(expires_at),
-        counter_(std::move(counter)), store_mutex_(store_mutex) {}
+      : db_(db),
+        key_(key),
+        container_(std::move(container)),
+        since_s_(since_s),
+        expires_at_(expires_at),
+        counter_(std::move(counter)),
+        store_mutex_(store_mutex) {}
   ~JobStream() override { --*counter_; }
 
   std::optional<std::string> next() override {
@@ -423,8 +429,8 @@ class JobStream : public web::Stream {
     since_s_ = newest;
     std::string processes = print(changed.get());
     processes.pop_back();  // its newline
-    return sse_event("job", header) +
-           sse_event("samples", "{\"resolution\":\"second\",\"series\":[" + series + "],\"processes\":" + processes + "}");
+    return sse_event("job", header) + sse_event("samples", "{\"resolution\":\"second\",\"series\":[" + series +
+                                                               "],\"processes\":" + processes + "}");
   }
 
   store::Store& db_;
@@ -476,7 +482,8 @@ Response Api::processes(const Request& req) {
   return with_job(req, [](const Target& target, store::JobSnapshot& snap) {
     Json root = container_object(target.container);
     cJSON* list = cJSON_AddArrayToObject(root.get(), "processes");
-    for (const auto& p : job::sorted_processes(std::move(snap.processes))) cJSON_AddItemToArray(list, process_object(p));
+    for (const auto& p : job::sorted_processes(std::move(snap.processes)))
+      cJSON_AddItemToArray(list, process_object(p));
     return Response::json(200, print(root.get()));
   });
 }
@@ -575,7 +582,8 @@ Response Api::tree_view(const Target& target, store::JobSnapshot& snap) {
     cJSON_AddNumberToObject(o, "parent", f.parent_row);
     cJSON_AddNumberToObject(o, "children", static_cast<double>(children[f.index].size()));
     cJSON_AddItemToArray(list, o);
-    for (auto c = children[f.index].rbegin(); c != children[f.index].rend(); ++c) stack.push_back({*c, row, f.depth + 1});
+    for (auto c = children[f.index].rbegin(); c != children[f.index].rend(); ++c)
+      stack.push_back({*c, row, f.depth + 1});
     ++row;
   }
   return Response::json(200, print(root.get()));
@@ -583,15 +591,16 @@ Response Api::tree_view(const Target& target, store::JobSnapshot& snap) {
 
 Response Api::series(const Request& req) {
   // The processes are read only when the request names one or asks for the top N.
-  return with_job(req, [&](const Target& target, store::JobSnapshot& snap) { return series_view(req, target, snap); },
-                  false);
+  return with_job(
+      req, [&](const Target& target, store::JobSnapshot& snap) { return series_view(req, target, snap); }, false);
 }
 
 Response Api::series_view(const Request& req, const Target& target, store::JobSnapshot& snap) {
   auto metric = parse_metric(req.arg("metric").value_or(""));
   if (!metric) return Response::error(400, "metric must be cpu, rss, io or all");
   std::optional<Resolution> wanted;
-  if (!parse_resolution(req.arg("resolution").value_or(""), wanted)) return Response::error(400, "resolution must be auto, s, m, h or d");
+  if (!parse_resolution(req.arg("resolution").value_or(""), wanted))
+    return Response::error(400, "resolution must be auto, s, m, h or d");
   const auto end = job_end_ms(snap.nodes);
   std::optional<int64_t> from_arg, to_arg, top_arg;
   if (!req.int_arg("from", -kMaxEpochS, kMaxEpochS, from_arg) || !req.int_arg("to", -kMaxEpochS, kMaxEpochS, to_arg))
@@ -645,13 +654,15 @@ Response Api::series_view(const Request& req, const Target& target, store::JobSn
   };
   lock.unlock();  // queries take the lock one at a time; formatting runs in parallel
   const std::string head = "{\"container\":" + quoted(target.container) + ",\"resolution\":\"" +
-                           store::resolution_name(res) + "\",\"width_s\":" + std::to_string(store::bucket_seconds(res)) +
+                           store::resolution_name(res) +
+                           "\",\"width_s\":" + std::to_string(store::bucket_seconds(res)) +
                            ",\"from\":" + std::to_string(from) + ",\"to\":" + std::to_string(to) + ",\"series\":[";
   std::string list;
   if (one) {
     auto it = std::find_if(snap.processes.begin(), snap.processes.end(),
                            [&](const ProcessRecord& p) { return p.node == one->first && p.series_id == one->second; });
-    append_item(list, series_text(process_key(one->first, one->second), label_of(*it), query(one->first, one->second), *metric));
+    append_item(list, series_text(process_key(one->first, one->second), label_of(*it), query(one->first, one->second),
+                                  *metric));
     return Response::json(200, head + list + "]}\n");
   }
   Points total;
@@ -675,10 +686,11 @@ Response Api::series_view(const Request& req, const Target& target, store::JobSn
     for (size_t i = 0; i < n; ++i) {
       Points pts = query(ranked[i]->node, ranked[i]->series_id);
       shown = add(shown, pts);
-      append_item(list, series_text(process_key(ranked[i]->node, ranked[i]->series_id), label_of(*ranked[i]), pts, *metric,
-                                        true, &total));
+      append_item(list, series_text(process_key(ranked[i]->node, ranked[i]->series_id), label_of(*ranked[i]), pts,
+                                    *metric, true, &total));
     }
-    if (ranked.size() > n) append_item(list, series_text("other", "other", rest_of(total, shown), *metric, false, &total));
+    if (ranked.size() > n)
+      append_item(list, series_text("other", "other", rest_of(total, shown), *metric, false, &total));
   }
   return Response::json(200, head + list + "]}\n");
 }
@@ -703,7 +715,8 @@ Response Api::stream_view(const Request& req, const Target& target, store::JobSn
   if (++*live_streams_ > config_.max_streams) {
     --*live_streams_;
     ++metrics_.streams_refused;
-    Response r = Response::error(503, "too many live streams (max_streams=" + std::to_string(config_.max_streams) + ")");
+    Response r =
+        Response::error(503, "too many live streams (max_streams=" + std::to_string(config_.max_streams) + ")");
     r.headers.emplace_back("Retry-After", "10");
     return r;
   }
@@ -711,7 +724,7 @@ Response Api::stream_view(const Request& req, const Target& target, store::JobSn
   r.content_type = "text/event-stream";
   r.headers.emplace_back("Cache-Control", "no-cache");
   r.stream = std::make_shared<JobStream>(*store_, target.key, target.container, since, expires_at, live_streams_,
-                                        store_mutex_);
+                                         store_mutex_);
   return r;
 }
 

@@ -96,11 +96,12 @@ Config parse_config(std::string_view text, const std::string& origin, Config con
       if (value != "stderr" && value != "syslog") throw ConfigError(where + "log= takes stderr or syslog");
       config.log = value;
     } else {
-      throw ConfigError(where + "unknown key '" + key +
-                        "' (known: listen, store, static_dir, auth_secret, auth_disable, ingest_auth, dedup_window, admins, "
-                        "admin_group, pushers, munge_socket, max_body_bytes, threads, max_streams, max_connections, "
-                        "max_connections_per_ip, header_timeout, body_timeout, max_inflight_bytes, metrics_jobs, "
-                        "metrics_token, log, tls_cert, tls_key)");
+      throw ConfigError(
+          where + "unknown key '" + key +
+          "' (known: listen, store, static_dir, auth_secret, auth_disable, ingest_auth, dedup_window, admins, "
+          "admin_group, pushers, munge_socket, max_body_bytes, threads, max_streams, max_connections, "
+          "max_connections_per_ip, header_timeout, body_timeout, max_inflight_bytes, metrics_jobs, "
+          "metrics_token, log, tls_cert, tls_key)");
     }
   }
   return config;
@@ -130,8 +131,9 @@ Config load_config(const std::string& path, bool required) {
 
 void validate(const Config& config) {
   if (config.max_inflight_bytes < config.max_body_bytes)
-    throw ConfigError("max_inflight_bytes (" + std::to_string(config.max_inflight_bytes) + ") is below max_body_bytes (" +
-                      std::to_string(config.max_body_bytes) + "): the largest push could never be taken");
+    throw ConfigError("max_inflight_bytes (" + std::to_string(config.max_inflight_bytes) +
+                      ") is below max_body_bytes (" + std::to_string(config.max_body_bytes) +
+                      "): the largest push could never be taken");
   if (!config.auth_disable && config.auth_secret.size() < 16)
     throw ConfigError("auth_secret (or AUTH_SECRET) must be at least 16 characters, or set auth_disable=yes");
   if (config.tls_cert.empty() != config.tls_key.empty())

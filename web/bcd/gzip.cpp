@@ -37,7 +37,8 @@ bool accepts_gzip(const std::optional<std::string>& accept_encoding) {
     if (end == std::string::npos) end = h.size();
     std::string item;
     for (size_t i = start; i < end; ++i)
-      if (!std::isspace(static_cast<unsigned char>(h[i]))) item += static_cast<char>(std::tolower(static_cast<unsigned char>(h[i])));
+      if (!std::isspace(static_cast<unsigned char>(h[i])))
+        item += static_cast<char>(std::tolower(static_cast<unsigned char>(h[i])));
     start = end + 1;
     const size_t semi = item.find(';');
     const std::string coding = item.substr(0, semi);

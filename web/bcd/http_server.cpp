@@ -14,12 +14,12 @@
 #include <condition_variable>
 #include <cstdarg>
 #include <cstdio>
-#include <mutex>
-#include <thread>
 #include <cstdlib>
 #include <cstring>
 #include <list>
+#include <mutex>
 #include <stdexcept>
+#include <thread>
 
 namespace bc::web {
 namespace {
@@ -75,8 +75,8 @@ void log_mhd(void*, const char* format, va_list args) {
   static std::atomic<int64_t> second{0};
   static std::atomic<int> in_second{0};
   static std::atomic<uint64_t> suppressed{0};
-  const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
-                          std::chrono::steady_clock::now().time_since_epoch()).count();
+  const int64_t now =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
   if (second.exchange(now) != now) in_second = 0;
   if (++in_second > 5) {
     ++suppressed;
@@ -85,8 +85,9 @@ void log_mhd(void*, const char* format, va_list args) {
   char text[512];
   std::vsnprintf(text, sizeof text, format, args);
   const uint64_t left_out = suppressed.exchange(0);
-  if (left_out) std::fprintf(stderr, "bcd: http: %s (and %llu more messages left out)\n", text,
-                             static_cast<unsigned long long>(left_out));
+  if (left_out)
+    std::fprintf(stderr, "bcd: http: %s (and %llu more messages left out)\n", text,
+                 static_cast<unsigned long long>(left_out));
   else std::fprintf(stderr, "bcd: http: %s\n", text);
 }
 
@@ -121,8 +122,8 @@ struct HttpServer::Impl {
   struct Pending {
     std::string body;
     bool too_large = false;
-    bool busy = false;           // the body would take the bodies in flight past max_inflight_bytes
-    size_t reserved = 0;         // of inflight_bytes, given back on completion
+    bool busy = false;    // the body would take the bodies in flight past max_inflight_bytes
+    size_t reserved = 0;  // of inflight_bytes, given back on completion
     const Route* route = nullptr;
     std::any admission;
     bool headers_seen = false;   // the access handler's first call (headers only) is done
@@ -263,6 +264,7 @@ struct HttpServer::Impl {
       s->pending = std::move(*more);
     }
     const size_t n = std::min(max, s->pending.size() - s->offset);
+    // NOLINTNEXTLINE(bugprone-not-null-terminated-result): buf is a byte buffer of n, not a C string
     std::memcpy(buf, s->pending.data() + s->offset, n);
     s->offset += n;
     return static_cast<ssize_t>(n);
@@ -301,8 +303,8 @@ struct HttpServer::Impl {
     if (r.stream) {
       auto* state = new StreamState{this, r.stream, connection, {}, 0};
       ++live_streams;
-      response = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, &Impl::read_stream, state,
-                                                   &Impl::free_stream);
+      response =
+          MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, &Impl::read_stream, state, &Impl::free_stream);
       if (!response) free_stream(state);
     } else if (r.file_fd >= 0) {
       response = MHD_create_response_from_fd(r.file_size, r.file_fd);  // takes the fd
@@ -384,10 +386,10 @@ struct HttpServer::Impl {
     MHD_get_connection_values(connection, MHD_GET_ARGUMENT_KIND, &Impl::check_query, &query);
     if (query.exceeded || pending.query_too_big) {
       ++counters.bad_query;
-      return Response::error(400, "more than " + std::to_string(options.max_query_params) +
-                                      " query parameters, one longer than " +
-                                      std::to_string(options.max_query_value_bytes) + " bytes, or a query longer than " +
-                                      std::to_string(options.max_query_bytes) + " bytes");
+      return Response::error(
+          400, "more than " + std::to_string(options.max_query_params) + " query parameters, one longer than " +
+                   std::to_string(options.max_query_value_bytes) + " bytes, or a query longer than " +
+                   std::to_string(options.max_query_bytes) + " bytes");
     }
     unsigned long long declared = 0;
     if (const char* length = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH)) {
@@ -457,8 +459,7 @@ struct HttpServer::Impl {
   }
 
   static MHD_Result on_request(void* cls, MHD_Connection* connection, const char* url, const char* method,
-                               const char* /*version*/, const char* upload_data, size_t* upload_size,
-                               void** req_cls) {
+                               const char* /*version*/, const char* upload_data, size_t* upload_size, void** req_cls) {
     auto* self = static_cast<Impl*>(cls);
     auto* pending = static_cast<Pending*>(*req_cls);  // made by on_uri
     if (!pending->headers_seen) {
@@ -485,8 +486,8 @@ struct HttpServer::Impl {
     self->enter(connection, Phase::Answering);
     if (pending->too_large) {
       if (self->options.on_body_too_large) self->options.on_body_too_large(url);
-      Response r = Response::error(413, "request body larger than " + std::to_string(self->options.max_body_bytes) +
-                                            " bytes");
+      Response r =
+          Response::error(413, "request body larger than " + std::to_string(self->options.max_body_bytes) + " bytes");
       return self->queue(connection, r);
     }
     if (pending->busy) {
@@ -546,8 +547,7 @@ HttpServer::HttpServer(ServerOptions options, std::vector<Route> routes) : impl_
       // MHD's default pool. A larger one is mmap'ed, zeroed and unmapped for every connection, which made
       // refusing an anonymous request cost 0.5 ms of CPU (bench abuse); on_uri keeps long queries out of it.
       MHD_OPTION_CONNECTION_MEMORY_LIMIT, static_cast<size_t>(32 << 10), MHD_OPTION_URI_LOG_CALLBACK, &Impl::on_uri,
-      impl_.get(), MHD_OPTION_EXTERNAL_LOGGER, &log_mhd,
-      nullptr, MHD_OPTION_ARRAY, tls_options.data(), MHD_OPTION_END);
+      impl_.get(), MHD_OPTION_EXTERNAL_LOGGER, &log_mhd, nullptr, MHD_OPTION_ARRAY, tls_options.data(), MHD_OPTION_END);
   if (!impl_->daemon)
     throw std::runtime_error("cannot listen on " + impl_->options.bind_address + ":" +
                              std::to_string(impl_->options.port) +

@@ -17,13 +17,13 @@ namespace bc::web {
 
 struct Request {
   std::string method;
-  std::string path;                          // decoded, without the query string
-  std::map<std::string, std::string> query;  // decoded
+  std::string path;                            // decoded, without the query string
+  std::map<std::string, std::string> query;    // decoded
   std::map<std::string, std::string> headers;  // names lowercased
   std::string body;
-  std::vector<std::string> params;           // values of the route's {} segments, in order
-  std::string peer;                          // client address
-  std::any admission;                        // what the route's admit() returned as its context
+  std::vector<std::string> params;  // values of the route's {} segments, in order
+  std::string peer;                 // client address
+  std::any admission;               // what the route's admit() returned as its context
 
   std::optional<std::string> header(const std::string& lowercase_name) const;
   std::optional<std::string> arg(const std::string& name) const;
@@ -49,7 +49,7 @@ struct Response {
   // When set, the body is this buffer, shared with other answers and sent without a copy (a cached view).
   std::shared_ptr<const std::string> shared_body;
   std::vector<std::pair<std::string, std::string>> headers;
-  int file_fd = -1;      // when >= 0, the body is this file (owned, closed by the server)
+  int file_fd = -1;  // when >= 0, the body is this file (owned, closed by the server)
   uint64_t file_size = 0;
   std::shared_ptr<Stream> stream;  // when set, the body comes from it
 
@@ -72,21 +72,21 @@ struct Route {
   std::string method;   // "GET", "POST", ...
   std::string pattern;  // "/api/v1/jobs/{}" : {} matches one non-empty segment
   Handler handler;
-  Admit admit = {};     // optional
+  Admit admit = {};  // optional
 };
 
 // What the server refused or dropped on its own, by cause (for /metrics).
 struct ServerCounters {
-  std::atomic<uint64_t> header_timeouts{0};  // connections closed: headers not complete within header_timeout_s
-  std::atomic<uint64_t> body_timeouts{0};    // connections closed: body not complete within body_timeout_s
-  std::atomic<uint64_t> busy{0};             // 503: bodies in flight at max_inflight_bytes
-  std::atomic<uint64_t> bad_query{0};        // 400: too many query parameters, or one too long
+  std::atomic<uint64_t> header_timeouts{0};    // connections closed: headers not complete within header_timeout_s
+  std::atomic<uint64_t> body_timeouts{0};      // connections closed: body not complete within body_timeout_s
+  std::atomic<uint64_t> busy{0};               // 503: bodies in flight at max_inflight_bytes
+  std::atomic<uint64_t> bad_query{0};          // 400: too many query parameters, or one too long
   std::atomic<uint64_t> admission_refused{0};  // answered by a route's admit() before the body
 };
 
 struct ServerOptions {
   std::string bind_address = "127.0.0.1";
-  uint16_t port = 0;              // 0: the kernel picks one; read it back with port()
+  uint16_t port = 0;  // 0: the kernel picks one; read it back with port()
   unsigned threads = 2;
   size_t max_body_bytes = 8 << 20;
   unsigned connection_timeout_s = 30;

@@ -49,7 +49,7 @@ namespace {
 // Who is pushing, as admit() found from the headers.
 struct Pusher {
   bool munge = false;
-  std::string munge_payload;   // the credential's payload: must be the body's SHA-256
+  std::string munge_payload;        // the credential's payload: must be the body's SHA-256
   std::string key_owner, key_node;  // an API key's
 };
 
@@ -77,8 +77,9 @@ web::Admission Ingest::admit(const Request& req, const std::string& path_key) {
       return refuse(metrics_.rejected_auth, 401, "munge credential refused: " + m.message);
     const std::string user = auth::user_name(m.uid);
     if (m.uid != 0 && std::find(config_.pushers.begin(), config_.pushers.end(), user) == config_.pushers.end())
-      return refuse(metrics_.rejected_auth, 403,
-                    "uid " + std::to_string(m.uid) + " (" + user + ") may not push node data; see pushers= in bcd.conf");
+      return refuse(
+          metrics_.rejected_auth, 403,
+          "uid " + std::to_string(m.uid) + " (" + user + ") may not push node data; see pushers= in bcd.conf");
     pusher.munge = true;
     pusher.munge_payload = std::move(m.payload);
   } else if (!api_key.empty()) {
@@ -104,14 +105,15 @@ web::Admission Ingest::admit(const Request& req, const std::string& path_key) {
 }
 
 Response Ingest::ingest(const Request& req) {
-  auto refuse = [this](std::atomic<uint64_t>& counter, unsigned status, const std::string& message) {
+  auto refuse = [](std::atomic<uint64_t>& counter, unsigned status, const std::string& message) {
     ++counter;
     return Response::error(status, message);
   };
   const auto* pusher = std::any_cast<Pusher>(&req.admission);
   if (!pusher) return refuse(metrics_.rejected_auth, 401, "push not admitted");  // never: admit() runs first
   if (pusher->munge && pusher->munge_payload != auth::sha256_hex(req.body))
-    return refuse(metrics_.rejected_auth, 401, "munge credential was made for another body (payload must be the body's SHA-256)");
+    return refuse(metrics_.rejected_auth, 401,
+                  "munge credential was made for another body (payload must be the body's SHA-256)");
   const std::string& key_owner = pusher->key_owner;
   const std::string& key_node = pusher->key_node;
 
@@ -195,7 +197,8 @@ Response Ingest::ingest(const Request& req) {
                     ", \"samples\": " + std::to_string(samples) + ", \"acked\": [";
   bool first = true;
   for (auto [job, seq] : acked) {
-    out += std::string(first ? "" : ", ") + "{\"job\": " + std::to_string(job) + ", \"seq\": " + std::to_string(seq) + "}";
+    out +=
+        std::string(first ? "" : ", ") + "{\"job\": " + std::to_string(job) + ", \"seq\": " + std::to_string(seq) + "}";
     first = false;
   }
   out += "]";
@@ -281,7 +284,9 @@ void Ingest::write_taken(const std::vector<Queued*>& take, size_t total) {
   }
   size_t at = 0;
   for (Queued* r : take) {
-    if (error.empty()) r->applied.assign(applied.begin() + static_cast<long>(at), applied.begin() + static_cast<long>(at + r->ids.size()));
+    if (error.empty())
+      r->applied.assign(applied.begin() + static_cast<long>(at),
+                        applied.begin() + static_cast<long>(at + r->ids.size()));
     r->error = error;
     at += r->ids.size();
   }

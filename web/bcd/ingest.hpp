@@ -20,20 +20,20 @@ namespace bc::bcd {
 
 struct IngestMetrics {
   std::atomic<uint64_t> requests{0};
-  std::atomic<uint64_t> batches{0};      // applied
-  std::atomic<uint64_t> duplicates{0};   // already applied, skipped
+  std::atomic<uint64_t> batches{0};     // applied
+  std::atomic<uint64_t> duplicates{0};  // already applied, skipped
   std::atomic<uint64_t> samples{0};
-  std::atomic<uint64_t> bytes{0};        // request bodies accepted
+  std::atomic<uint64_t> bytes{0};  // request bodies accepted
   std::atomic<uint64_t> rejected_auth{0};
-  std::atomic<uint64_t> rejected_scope{0};      // 403: an API key's push outside its node and containers
+  std::atomic<uint64_t> rejected_scope{0};  // 403: an API key's push outside its node and containers
   std::atomic<uint64_t> rejected_malformed{0};
   std::atomic<uint64_t> rejected_content_type{0};
   std::atomic<uint64_t> rejected_too_large{0};  // 413: body over max_body_bytes (counted by the HTTP layer's hook)
   std::atomic<uint64_t> dedup_folded{0};        // dedup entries folded into their monitor's mark
   std::atomic<uint64_t> store_errors{0};
-  std::atomic<uint64_t> samples_dropped_late{0};      // the store's, copied after each write
+  std::atomic<uint64_t> samples_dropped_late{0};  // the store's, copied after each write
   std::atomic<uint64_t> samples_dropped_rejected{0};
-  std::atomic<int64_t> lag_ms{0};        // now minus the newest sample of the last batch applied
+  std::atomic<int64_t> lag_ms{0};  // now minus the newest sample of the last batch applied
 };
 
 class Ingest {

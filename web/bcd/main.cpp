@@ -27,7 +27,8 @@ const char kUsage[] =
     "The bubble-chamber central daemon: node data ingest (POST /api/v1/ingest), JSON API, OpenMetrics\n"
     "(/metrics) and web view (/static/).\n"
     "\n"
-    "  -c, --config FILE     key=value config (default " BC_BCD_CONFIG_DEFAULT "; must exist when given)\n"
+    "  -c, --config FILE     key=value config (default " BC_BCD_CONFIG_DEFAULT
+    "; must exist when given)\n"
     "      --listen A:P      address and port (overrides listen=); port 0 picks a free one\n"
     "      --store PATH      central store (overrides store=)\n"
     "      --static-dir DIR  web assets (overrides static_dir=)\n"
@@ -45,8 +46,11 @@ const char kUsage[] =
 // What the HTTP layer refused or dropped on its own, by cause.
 std::string http_metrics(const bc::web::ServerCounters& c) {
   std::string out = "# TYPE bcd_http_refused counter\n";
-  for (const auto& [reason, n] : {std::pair{"header_timeout", &c.header_timeouts}, {"body_timeout", &c.body_timeouts},
-                                  {"busy", &c.busy}, {"bad_query", &c.bad_query}, {"not_admitted", &c.admission_refused}})
+  for (const auto& [reason, n] : {std::pair{"header_timeout", &c.header_timeouts},
+                                  {"body_timeout", &c.body_timeouts},
+                                  {"busy", &c.busy},
+                                  {"bad_query", &c.bad_query},
+                                  {"not_admitted", &c.admission_refused}})
     out += std::string("bcd_http_refused_total{reason=\"") + reason + "\"} " + std::to_string(n->load()) + "\n";
   return out;
 }
@@ -67,17 +71,17 @@ int main(int argc, char** argv) try {
   std::string config_path = BC_BCD_CONFIG_DEFAULT, listen, store_path, static_dir, port_file;
   bool config_required = false;
   enum { kListen = 1000, kStore, kStatic, kPortFile, kVersion };
-  static const option long_options[] = {{"config", required_argument, nullptr, 'c'},
-                                        {"listen", required_argument, nullptr, kListen},
-                                        {"store", required_argument, nullptr, kStore},
-                                        {"static-dir", required_argument, nullptr, kStatic},
-                                        {"port-file", required_argument, nullptr, kPortFile},
-                                        {"help", no_argument, nullptr, 'h'},
-                                        {"version", no_argument, nullptr, kVersion},
-                                        {nullptr, 0, nullptr, 0}};
+  static const option long_options[] = {
+      {"config", required_argument, nullptr, 'c'},          {"listen", required_argument, nullptr, kListen},
+      {"store", required_argument, nullptr, kStore},        {"static-dir", required_argument, nullptr, kStatic},
+      {"port-file", required_argument, nullptr, kPortFile}, {"help", no_argument, nullptr, 'h'},
+      {"version", no_argument, nullptr, kVersion},          {nullptr, 0, nullptr, 0}};
   for (int c; (c = getopt_long(argc, argv, "c:h", long_options, nullptr)) != -1;) {
     switch (c) {
-      case 'c': config_path = optarg; config_required = true; break;
+      case 'c':
+        config_path = optarg;
+        config_required = true;
+        break;
       case kListen: listen = optarg; break;
       case kStore: store_path = optarg; break;
       case kStatic: static_dir = optarg; break;
@@ -143,7 +147,8 @@ int main(int argc, char** argv) try {
   bc::bcd::Api api(config, std::move(db));
   bc::bcd::Ingest ingest(config, central, api.store_mutex());
   std::unique_ptr<bc::web::HttpServer> server;
-  api.add_metrics([&ingest, &server] { return ingest.metrics_text() + (server ? http_metrics(server->counters()) : ""); });
+  api.add_metrics(
+      [&ingest, &server] { return ingest.metrics_text() + (server ? http_metrics(server->counters()) : ""); });
   std::vector<bc::web::Route> routes = api.routes();
   for (auto& r : ingest.routes()) routes.insert(routes.begin(), std::move(r));
   bc::web::ServerOptions options;
@@ -185,8 +190,9 @@ int main(int argc, char** argv) try {
                (config.ingest_auth ? "" : ", INGEST AUTH OFF: anyone can push node data (tests only)"));
   if (!tls && !is_loopback(config.listen_address))
     log_line(use_syslog, LOG_WARNING,
-             "warning: listening on " + address + " beyond loopback without TLS: munge credentials, API keys, "
-             "web tokens and job data cross the network in clear text; set tls_cert= and tls_key=");
+             "warning: listening on " + address +
+                 " beyond loopback without TLS: munge credentials, API keys, "
+                 "web tokens and job data cross the network in clear text; set tls_cert= and tls_key=");
   int sig = 0;
   sigwait(&stop_signals, &sig);
   log_line(use_syslog, LOG_INFO, std::string("stopping on ") + strsignal(sig) + ", finishing requests in flight");

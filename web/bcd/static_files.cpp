@@ -14,11 +14,15 @@ namespace bc::web {
 namespace {
 
 std::string content_type_for(const std::string& path) {
-  static const std::pair<const char*, const char*> types[] = {
-      {".html", "text/html; charset=utf-8"}, {".js", "text/javascript; charset=utf-8"},
-      {".mjs", "text/javascript; charset=utf-8"}, {".css", "text/css; charset=utf-8"},
-      {".json", "application/json"}, {".svg", "image/svg+xml"}, {".png", "image/png"},
-      {".ico", "image/x-icon"}, {".txt", "text/plain; charset=utf-8"}};
+  static const std::pair<const char*, const char*> types[] = {{".html", "text/html; charset=utf-8"},
+                                                              {".js", "text/javascript; charset=utf-8"},
+                                                              {".mjs", "text/javascript; charset=utf-8"},
+                                                              {".css", "text/css; charset=utf-8"},
+                                                              {".json", "application/json"},
+                                                              {".svg", "image/svg+xml"},
+                                                              {".png", "image/png"},
+                                                              {".ico", "image/x-icon"},
+                                                              {".txt", "text/plain; charset=utf-8"}};
   for (auto [ext, type] : types) {
     size_t n = std::strlen(ext);
     if (path.size() >= n && path.compare(path.size() - n, n, ext) == 0) return type;
@@ -52,8 +56,7 @@ Handler static_files(const std::string& root, const std::string& url_prefix) {
     }
     auto resolved = real_path(real_root + "/" + rel);
     if (!resolved) return Response::error(404, "not found: " + req.path);
-    if (resolved->compare(0, real_root.size() + 1, real_root + "/") != 0)
-      return Response::error(403, "forbidden path");
+    if (resolved->compare(0, real_root.size() + 1, real_root + "/") != 0) return Response::error(403, "forbidden path");
     int fd = ::open(resolved->c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return Response::error(404, "not found: " + req.path);
     struct stat st {};
