@@ -216,6 +216,8 @@ std::variant<std::vector<JobState>, std::string> parse_states(std::string_view t
   return states;
 }
 
+constexpr size_t kMaxHosts = 65536;
+
 std::variant<std::vector<std::string>, std::string> expand_hostlist(std::string_view text) {
   std::vector<std::string> hosts;
   const auto bad = [&](const std::string& why) { return "invalid node list '" + std::string(text) + "': " + why; };
@@ -235,6 +237,7 @@ std::variant<std::vector<std::string>, std::string> expand_hostlist(std::string_
     if (expr.empty()) return bad("empty item");
     const size_t open = expr.find('[');
     if (open == std::string_view::npos) {
+      if (hosts.size() == kMaxHosts) return bad("more than " + std::to_string(kMaxHosts) + " nodes");
       hosts.emplace_back(expr);
     } else {
       const size_t close = expr.find(']');
@@ -250,6 +253,8 @@ std::variant<std::vector<std::string>, std::string> expand_hostlist(std::string_
         const auto lo = number(lo_text, 99999999), hi = number(hi_text, 99999999);
         if (!lo || !hi || *hi < *lo) return bad("range '" + range + "'");
         if (*hi - *lo > 65535) return bad("range '" + range + "' is too large");
+        // Every range may be small and the list still huge ("n[0-60000,0-60000,...]"): bound the whole.
+        if (hosts.size() + (*hi - *lo + 1) > kMaxHosts) return bad("more than " + std::to_string(kMaxHosts) + " nodes");
         for (uint64_t n = *lo; n <= *hi; ++n) {
           std::string digits = std::to_string(n);
           if (digits.size() < lo_text.size()) digits.insert(0, lo_text.size() - digits.size(), '0');  // n[01-10]
