@@ -489,7 +489,7 @@ class Store {
   virtual SweepReport sweep(uint64_t max_work) = 0;
   virtual const Retention& retention() const = 0;
 
-  // ---------------------------------------------------------------- shipping (see README, "Ingest")
+  // ---------------------------------------------------------------- shipping (see docs/design/ingest.md)
   // Node side. write_batch, and in the same transaction the batch (series ids filled in, wire-encoded)
   // appended to its job's outbox under the job's next seq. Returns that seq.
   virtual uint64_t write_batch_spooled(Batch& batch, uint64_t monitor_id) = 0;
