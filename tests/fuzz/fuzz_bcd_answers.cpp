@@ -21,7 +21,7 @@ enum class Answer : uint8_t { Job, JobList, Files, Connections, Series, Count };
 constexpr int64_t kNowMs = 1'800'000'000'000;
 constexpr uint64_t kJob = 42;
 
-void job(std::string_view json) {
+void job_answer(std::string_view json) {
   report::JobData data = report::job_data_from_json(json);
   (void)report::compute_totals(data);
   data.processes = report::sorted_processes(std::move(data.processes));
@@ -49,7 +49,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view json(reinterpret_cast<const char*>(data) + 1, size - 1);
   try {
     switch (answer) {
-      case Answer::Job: job(json); break;
+      case Answer::Job: job_answer(json); break;
       case Answer::JobList: (void)report::job_list_from_json(json); break;
       case Answer::Files: (void)report::files_view_from_json(json, kJob); break;
       case Answer::Connections: (void)report::connections_view_from_json(json, kJob); break;
