@@ -461,7 +461,8 @@ struct HttpServer::Impl {
   static MHD_Result on_request(void* cls, MHD_Connection* connection, const char* url, const char* method,
                                const char* /*version*/, const char* upload_data, size_t* upload_size, void** req_cls) {
     auto* self = static_cast<Impl*>(cls);
-    auto* pending = static_cast<Pending*>(*req_cls);  // made by on_uri
+    auto* pending = static_cast<Pending*>(*req_cls);   // made by on_uri
+    if (!pending) *req_cls = pending = new Pending();  // not through on_uri: no query was measured raw
     if (!pending->headers_seen) {
       // First call: headers only. Never answer a request that was admitted before its body has arrived.
       pending->headers_seen = true;
