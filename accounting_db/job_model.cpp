@@ -193,19 +193,9 @@ namespace {
 
 using Json = json::Ptr;
 
+using json::add;
+using json::append;
 using json::checked;
-
-// Takes ownership of item in every case.
-void add(cJSON* object, const char* name, cJSON* item) {
-  Json owned(checked(item));
-  if (!cJSON_AddItemToObject(object, name, owned.get())) throw std::bad_alloc();
-  (void)owned.release();  // the object owns it now
-}
-void append(cJSON* array, cJSON* item) {
-  Json owned(checked(item));
-  if (!cJSON_AddItemToArray(array, owned.get())) throw std::bad_alloc();
-  (void)owned.release();  // the array owns it now
-}
 
 // JSON numbers are read as doubles by many parsers, and cJSON prints one; above 2^53 (a container's key) the
 // integer is written out digit by digit, so it stays exact.

@@ -19,4 +19,17 @@ inline cJSON* checked(cJSON* item) {
   return item;
 }
 
+// Puts item into object under name, or at the end of array. Takes ownership of item in every case; a NULL
+// item (a failed cJSON_Create*) is out of memory.
+inline void add(cJSON* object, const char* name, cJSON* item) {
+  Ptr owned(checked(item));
+  if (!cJSON_AddItemToObject(object, name, owned.get())) throw std::bad_alloc();
+  (void)owned.release();  // the object owns it now
+}
+inline void append(cJSON* array, cJSON* item) {
+  Ptr owned(checked(item));
+  if (!cJSON_AddItemToArray(array, owned.get())) throw std::bad_alloc();
+  (void)owned.release();  // the array owns it now
+}
+
 }  // namespace bc::json

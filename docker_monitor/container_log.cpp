@@ -20,18 +20,8 @@ namespace {
 
 using JsonPtr = json::Ptr;
 
-cJSON* checked(cJSON* item) {
-  if (!item) throw std::bad_alloc();
-  return item;
-}
-
-void add(cJSON* object, const char* name, cJSON* item) {
-  checked(item);
-  if (!cJSON_AddItemToObject(object, name, item)) {
-    cJSON_Delete(item);
-    throw std::bad_alloc();
-  }
-}
+using json::add;
+using json::checked;
 
 std::string iso_ns(int64_t ns) {
   const time_t secs = static_cast<time_t>(ns / 1000000000LL);
@@ -74,13 +64,7 @@ std::string record_to_json(const ContainerRecord& r, int64_t recorded_ns) {
   add(o, "image", cJSON_CreateString(r.image.c_str()));
   cJSON* command = checked(cJSON_CreateArray());
   add(o, "command", command);
-  for (const auto& a : r.command) {
-    cJSON* item = checked(cJSON_CreateString(a.c_str()));
-    if (!cJSON_AddItemToArray(command, item)) {
-      cJSON_Delete(item);
-      throw std::bad_alloc();
-    }
-  }
+  for (const auto& a : r.command) json::append(command, cJSON_CreateString(a.c_str()));
   add(o, "state", cJSON_CreateString(r.running ? "running" : "exited"));
   add(o, "start", time_or_null(r.start_ns));
   add(o, "end", time_or_null(r.end_ns));
