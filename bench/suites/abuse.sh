@@ -59,10 +59,12 @@ best() { awk '{ for (i = 1; i < NF; i += 2) if ($i == "p99_ms") p = $(i + 1); if
 measure() {
   local placement=$1 out=$work/$1 quiet abused
   mkdir -p "$out"
+  local before
   for _ in 1 2; do
     start_bcd
+    before=$(cpu_s)
     honest >>"$out/quiet.out"
-    echo "cpu_s $(cpu_s)" >>"$out/cpu-quiet.out"
+    echo "cpu_s $(awk -v a="$(cpu_s)" -v b="$before" 'BEGIN {print a - b}')" >>"$out/cpu-quiet.out"
   done
   quiet=$(best <"$out/quiet.out")
   for _ in 1 2; do
@@ -70,7 +72,7 @@ measure() {
     nice -n "$attacker_nice" taskset -c "$attacker_cpus" python3 "$BC_SRC_DIR/bench/abuse/attack.py" "$port" >>"$out/attack.out" &
     attack_pid=$!
     sleep 3  # let the slowloris connections open
-    local before; before=$(cpu_s)
+    before=$(cpu_s)
     honest >>"$out/abused.out"
     echo "rss_mb $(rss_mb)" >>"$out/rss.out"
     echo "cpu_s $(awk -v a="$(cpu_s)" -v b="$before" 'BEGIN {print a - b}')" >>"$out/cpu-abused.out"
