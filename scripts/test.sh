@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs dependencies, builds with warnings as errors, checks the code's form (scripts/lint.sh), and runs
-# the whole CTest suite: unit tests and integration tests against a private Slurm cluster. Then an ASan+UBSan build runs the unit tests again, and
-# a clang build runs every libFuzzer harness of tests/fuzz for a bounded time (CTest label fuzz).
+# the whole CTest suite: unit tests and integration tests against a private Slurm cluster. Then an
+# ASan+UBSan build runs the unit tests again, and a clang build runs every libFuzzer harness of tests/fuzz
+# for a bounded time (CTest label fuzz).
 #   ./scripts/test.sh            everything
 #   BC_SKIP_SANITIZE=1 ./scripts/test.sh   skip the sanitizer pass (local iteration)
 #   BC_SKIP_FUZZ=1 ./scripts/test.sh       skip the fuzzers; BC_FUZZ_SECONDS=N fuzzes each for N s (30)
