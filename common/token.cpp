@@ -76,8 +76,10 @@ std::string mint_token(std::string_view secret, const TokenClaims& claims) {
   cJSON_AddStringToObject(header.get(), "typ", "JWT");
   if (claims.user.empty()) cJSON_AddStringToObject(payload.get(), "container", claims.container.c_str());
   else cJSON_AddStringToObject(payload.get(), "user", claims.user.c_str());
-  cJSON_AddNumberToObject(payload.get(), "exp", static_cast<double>(claims.expires_at));
-  cJSON_AddNumberToObject(payload.get(), "iat", static_cast<double>(claims.issued_at));
+  // As whole numbers: cJSON prints a double with 15 digits when that reads back within its epsilon, so an exp
+  // beyond 2^53 (a verified 180000006000000032) would come back changed.
+  cJSON_AddRawToObject(payload.get(), "exp", std::to_string(claims.expires_at).c_str());
+  cJSON_AddRawToObject(payload.get(), "iat", std::to_string(claims.issued_at).c_str());
   std::string signing_input =
       base64url_encode(print_compact(header.get())) + "." + base64url_encode(print_compact(payload.get()));
   return signing_input + "." + sign_hs256(secret, signing_input);
