@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "accounting_db/shipper.hpp"
+#include "common/key_value.hpp"
 #include "common/tls_files.hpp"
 
 namespace bc::monitor {
@@ -21,12 +22,6 @@ bool parse_unsigned(const char* text, unsigned long long& out) {
   if (*text == '-') return false;
   out = std::strtoull(text, &end, 10);
   return end != text && *end == '\0';
-}
-
-bool parse_on_off(const std::string& text, bool& out) {
-  if (text == "on" || text == "yes" || text == "1" || text == "true") return out = true, true;
-  if (text == "off" || text == "no" || text == "0" || text == "false") return out = false, true;
-  return false;
 }
 
 }  // namespace
@@ -161,14 +156,14 @@ std::optional<MonitorArgs> parse_monitor_args(int argc, char** argv, const Monit
       case kContainerName: parsed.options.container_name = optarg; break;
       case kContainerImage: parsed.options.container_image = optarg; break;
       case kBpf:
-        if (!parse_on_off(optarg, parsed.options.events.enabled)) return fail("--bpf takes on or off");
+        if (!kv::parse_bool(optarg, parsed.options.events.enabled)) return fail("--bpf takes on or off");
         break;
       case kBpfRing:
         if (!parse_unsigned(optarg, u) || u < 4 || u > (1ULL << 20)) return fail("--bpf-ring-kib takes 4 to 1048576");
         parsed.options.events.ring_bytes = static_cast<size_t>(u) * 1024;
         break;
       case kFileBytes:
-        if (!parse_on_off(optarg, parsed.options.events.file_bytes)) return fail("--file-bytes takes on or off");
+        if (!kv::parse_bool(optarg, parsed.options.events.file_bytes)) return fail("--file-bytes takes on or off");
         break;
       case kBpfPinDir:
         if (optarg[0] != '/') return fail("--bpf-pin-dir needs an absolute path");
