@@ -8,6 +8,7 @@
 #include <string_view>
 #include <utility>
 
+#include "accounting_db/env_gate.hpp"
 #include "accounting_db/store.hpp"
 
 namespace bc::store::lmdb {
@@ -43,25 +44,29 @@ class Env {
   MDB_env* env_ = nullptr;
 };
 
-// Aborts in its destructor unless committed.
+// Aborts in its destructor unless committed. Holds its environment's gate pass, if given, until then.
 class Txn {
  public:
-  Txn(MDB_env* env, unsigned flags) : rc_(mdb_txn_begin(env, nullptr, flags, &txn_)) {
+  Txn(MDB_env* env, unsigned flags, EnvGate::Pass pass = {})
+      : pass_(std::move(pass)), rc_(mdb_txn_begin(env, nullptr, flags, &txn_)) {
     if (rc_ != MDB_SUCCESS) txn_ = nullptr;
   }
   ~Txn() { abort(); }
-  Txn(Txn&& o) noexcept : txn_(std::exchange(o.txn_, nullptr)), rc_(o.rc_) {}
+  Txn(Txn&& o) noexcept : pass_(std::move(o.pass_)), txn_(std::exchange(o.txn_, nullptr)), rc_(o.rc_) {}
   Txn& operator=(Txn&&) = delete;
   Txn(const Txn&) = delete;
 
   int begin_rc() const { return rc_; }
   MDB_txn* get() const { return txn_; }
+  // Both end the transaction and give its pass back.
   int commit() {
     int rc = mdb_txn_commit(std::exchange(txn_, nullptr));
+    pass_ = {};
     return rc;
   }
   void abort() {
     if (txn_) mdb_txn_abort(std::exchange(txn_, nullptr));
+    pass_ = {};
   }
 
   std::optional<std::string_view> get(MDB_dbi dbi, std::string_view key) const {
@@ -89,6 +94,7 @@ class Txn {
   }
 
  private:
+  EnvGate::Pass pass_;
   MDB_txn* txn_ = nullptr;
   int rc_;
 };

@@ -15,6 +15,7 @@
 #include <cstring>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <span>
 #include <unordered_map>
 
@@ -367,6 +368,7 @@ class LmdbStore final : public Store {
   // ---------------------------------------------------------------- writes
 
   void write_batch(Batch& batch) override {
+    auto writing = write_lock();
     if (options_.read_only) throw StoreError("store " + path_ + " is open read-only");
     if (const std::string name = oversized_name(batch); !name.empty())
       throw StoreError("batch of job " + std::to_string(batch.job.job_id) + " refused: its " + name +
@@ -416,7 +418,7 @@ class LmdbStore final : public Store {
       if (attempt >= 8)
         lmdb::fail("store write failed in " + path_ + " after " + std::to_string(attempt + 1) + " attempts", rc);
       if (rc == MDB_MAP_RESIZED) {
-        lmdb::check(mdb_env_set_mapsize(env_->get(), 0), "mdb_env_set_mapsize");
+        adopt_map_size();
         continue;
       }
       if (rc == MDB_PANIC) {
@@ -576,9 +578,13 @@ class LmdbStore final : public Store {
 
   // ---------------------------------------------------------------- administration
 
-  DroppedSamples dropped_samples() override { return {dropped_late_, rejected_}; }
+  DroppedSamples dropped_samples() override {
+    auto writing = write_lock();
+    return {dropped_late_, rejected_};
+  }
 
   StoreStats stats() override {
+    auto writing = write_lock();
     StoreStats s;
     AccessHint hint = scans();
     Txn txn = begin(MDB_RDONLY);
@@ -664,6 +670,7 @@ class LmdbStore final : public Store {
   }
 
   SweepReport sweep(uint64_t max_work) override {
+    auto writing = write_lock();
     // A whole pass from the first job, in transactions of at most 512 units of work.
     SweepReport total;
     bool restart = true;
@@ -704,24 +711,44 @@ class LmdbStore final : public Store {
  private:
   // ---------------------------------------------------------------- environment
 
+  // Every transaction holds the environment's gate (env_gate.hpp) until it ends.
   Txn begin(unsigned flags) {
     for (int attempt = 0;; ++attempt) {
-      Txn txn(env_->get(), flags);
-      int rc = txn.begin_rc();
-      if (rc == MDB_SUCCESS) return txn;
+      int rc = MDB_SUCCESS;
+      {
+        lmdb::EnvGate::Pass pass = gate_.enter();  // before env_ is read: a reopen replaces it
+        Txn txn(env_->get(), flags, std::move(pass));
+        rc = txn.begin_rc();
+        if (rc == MDB_SUCCESS) return txn;
+      }
       // Another process grew the map: adopt its size and retry.
       if (rc == MDB_MAP_RESIZED && attempt < 3) {
-        lmdb::check(mdb_env_set_mapsize(env_->get(), 0), "mdb_env_set_mapsize");
+        adopt_map_size();
         continue;
       }
       lmdb::fail("cannot begin transaction on " + path_, rc);
     }
   }
 
+  void adopt_map_size() {
+    gate_.exclusively([&] { lmdb::check(mdb_env_set_mapsize(env_->get(), 0), "mdb_env_set_mapsize"); });
+  }
+
+  MDB_envinfo env_info() {
+    lmdb::EnvGate::Pass pass = gate_.enter();
+    MDB_envinfo info{};
+    lmdb::check(mdb_env_info(env_->get(), &info), "mdb_env_info");
+    return info;
+  }
+
+  // Writes, and reads of the writer's own state, one at a time; reads of the data need only a transaction.
+  // Recursive: write_batch_spooled and write_batch_once write through write_batch.
+  std::unique_lock<std::recursive_mutex> write_lock() { return std::unique_lock(write_mutex_); }
+
   // The memory map (found once per map size: a grown map may move).
   MapRange map_range() {
-    MDB_envinfo info{};
-    if (mdb_env_info(env_->get(), &info) != 0) return {};
+    const MDB_envinfo info = env_info();
+    std::lock_guard lock(map_mutex_);
     if (map_size_seen_ != info.me_mapsize) {
       map_size_seen_ = info.me_mapsize;
       map_ = {};
@@ -760,9 +787,11 @@ class LmdbStore final : public Store {
   }
 
   void reopen_env() {
-    env_.reset();
-    open_env();
-    open_tables();
+    gate_.exclusively([&] {
+      env_.reset();
+      open_env();
+      open_tables();
+    });
   }
 
   std::vector<std::pair<const char*, MDB_dbi*>> tables() {
@@ -1578,18 +1607,22 @@ class LmdbStore final : public Store {
   // Called with no transaction open in this process, as mdb_env_set_mapsize requires. False when the
   // disk has no room for a larger map.
   bool grow_map() {
-    lmdb::check(mdb_env_set_mapsize(env_->get(), 0), "mdb_env_set_mapsize");  // adopt another process's growth
-    MDB_envinfo info{};
-    lmdb::check(mdb_env_info(env_->get(), &info), "mdb_env_info");
-    struct statvfs fs {};
-    if (statvfs(path_.c_str(), &fs) == 0) {
-      uint64_t free_bytes = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
-      // The map file is sparse; ask for room for a quarter of the step, which is what the next
-      // batches can realistically fill before the next check.
-      if (free_bytes < options_.map_growth_step_bytes / 4) return false;
-    }
-    lmdb::check(mdb_env_set_mapsize(env_->get(), info.me_mapsize + options_.map_growth_step_bytes), "grow map");
-    return true;
+    bool grown = false;
+    gate_.exclusively([&] {
+      lmdb::check(mdb_env_set_mapsize(env_->get(), 0), "mdb_env_set_mapsize");  // adopt another process's growth
+      MDB_envinfo info{};
+      lmdb::check(mdb_env_info(env_->get(), &info), "mdb_env_info");
+      struct statvfs fs {};
+      if (statvfs(path_.c_str(), &fs) == 0) {
+        uint64_t free_bytes = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
+        // The map file is sparse; ask for room for a quarter of the step, which is what the next
+        // batches can realistically fill before the next check.
+        if (free_bytes < options_.map_growth_step_bytes / 4) return;
+      }
+      lmdb::check(mdb_env_set_mapsize(env_->get(), info.me_mapsize + options_.map_growth_step_bytes), "grow map");
+      grown = true;
+    });
+    return grown;
   }
 
   // Before a batch: grow a map that is getting full, keep disk blocks reserved ahead of the data, and
@@ -1597,7 +1630,10 @@ class LmdbStore final : public Store {
   void prepare_batch() {
     MDB_envinfo info{};
     MDB_stat st{};
-    if (mdb_env_info(env_->get(), &info) != 0 || mdb_env_stat(env_->get(), &st) != 0) return;
+    {
+      lmdb::EnvGate::Pass pass = gate_.enter();
+      if (mdb_env_info(env_->get(), &info) != 0 || mdb_env_stat(env_->get(), &st) != 0) return;
+    }
     const uint64_t used = (info.me_last_pgno + 1) * st.ms_psize;
     if (static_cast<double>(used) > options_.grow_at_fill * static_cast<double>(info.me_mapsize)) {
       if (!grow_map()) enter_degraded("the map is nearly full and the disk has no room to grow it");
@@ -1741,6 +1777,9 @@ class LmdbStore final : public Store {
       log_line("%s: %llu sample(s) came too late to place and were dropped (%llu so far)", path_.c_str(),
                static_cast<unsigned long long>(dropped), static_cast<unsigned long long>(dropped_late_));
   }
+  lmdb::EnvGate gate_;
+  std::recursive_mutex write_mutex_;
+  std::mutex map_mutex_;  // map_ and map_size_seen_, which any reader may refresh
   MapRange map_;
   size_t map_size_seen_ = 0;
   std::map<std::pair<uint64_t, uint32_t>, ProcessCache> caches_;          // by (job, node id)
@@ -1776,6 +1815,7 @@ class LmdbStore final : public Store {
 // ---------------------------------------------------------------- check
 
 CheckReport LmdbStore::check() {
+  auto writing = write_lock();
   CheckReport report;
   auto problem = [&](const std::string& what) {
     ++report.problem_count;
@@ -2002,6 +2042,7 @@ CheckReport LmdbStore::check() {
 // ---------------------------------------------------------------- migration
 
 UpgradeReport LmdbStore::migrate() {
+  auto writing = write_lock();
   UpgradeReport report;
   report.from_version = stored_version_;
   report.to_version = kSchemaVersion;
@@ -2299,6 +2340,7 @@ void LmdbStore::drop_for_bound(Txn& txn, uint64_t incoming) {
 }
 
 uint64_t LmdbStore::write_batch_spooled(Batch& batch, uint64_t monitor_id) {
+  auto writing = write_lock();
   uint64_t seq = 0;
   HookScope scope(in_txn_, [&](Txn& txn, const Batch& written) {
     codec::Encoder head;
@@ -2348,6 +2390,7 @@ std::vector<SpooledBatch> LmdbStore::pending_batches(size_t max_batches, size_t 
 }
 
 void LmdbStore::acknowledge_batches(uint64_t job_id, uint64_t up_to_seq) {
+  auto writing = write_lock();
   write_small("acknowledging shipped batches", [&](Txn& txn) {
     uint64_t freed = 0;
     {
@@ -2396,6 +2439,7 @@ std::vector<ShipState> LmdbStore::ship_states() {
 }
 
 bool LmdbStore::write_batch_once(Batch& batch, const BatchId& id) {
+  auto writing = write_lock();
   const std::string key = ingested_key(id);
   {
     Txn txn = begin(MDB_RDONLY);  // the common duplicate costs no write
@@ -2414,6 +2458,7 @@ bool LmdbStore::write_batch_once(Batch& batch, const BatchId& id) {
 }
 
 std::vector<bool> LmdbStore::write_batches_once(std::vector<Batch>& batches, const std::vector<BatchId>& ids) {
+  auto writing = write_lock();
   if (batches.size() != ids.size()) throw StoreError("write_batches_once: one id per batch");
   std::vector<bool> applied(batches.size(), false);
   std::vector<std::string> keys;
@@ -2492,6 +2537,7 @@ DedupStats LmdbStore::dedup_stats() {
 // what it stored. So once seq s of a monitor is applied, no lower seq of it can arrive that was not applied
 // too, or dropped by the node for good; a resend is always at or below the mark.
 uint64_t LmdbStore::expire_dedup(int64_t applied_before_s, uint64_t max_work) {
+  auto writing = write_lock();
   if (!have_shipping_ || options_.read_only) return 0;
   uint64_t folded = 0;
   const std::string resume = dedup_cursor_;
@@ -2527,6 +2573,7 @@ uint64_t LmdbStore::expire_dedup(int64_t applied_before_s, uint64_t max_work) {
 }
 
 void LmdbStore::put_api_key(const ApiKeyRecord& key) {
+  auto writing = write_lock();
   write_small("storing an API key", [&](Txn& txn) {
     codec::Encoder e;
     e.i64(key.created_s);
@@ -2537,6 +2584,7 @@ void LmdbStore::put_api_key(const ApiKeyRecord& key) {
 }
 
 bool LmdbStore::delete_api_key(const std::string& hash) {
+  auto writing = write_lock();
   bool found = false;
   write_small("deleting an API key", [&](Txn& txn) { found = txn.del(api_keys_, hash); });
   return found;

@@ -1,8 +1,9 @@
 // accounting_db: the node (and later central) store. The only code that knows the schema.
 //
-// One LMDB environment per path per process. Writers batch a whole sample tick into one transaction;
-// readers use MVCC read transactions and never block writers. Keys are fixed-width big-endian so byte
-// order equals numeric order.
+// One LMDB environment per path per process, and one Store on it that threads share: reads run at once,
+// each in its own MVCC read transaction, beside the writes, which take turns. Only growing the map stops
+// readers, for the moment of the resize (env_gate.hpp). Writers batch a whole sample tick into one
+// transaction. Keys are fixed-width big-endian so byte order equals numeric order.
 //
 // Series are kept at four resolutions (second, minute, hour, day). Second-resolution points are stored in
 // chunks of one minute per series; minute, hour and day rollups are computed as minutes close and kept in

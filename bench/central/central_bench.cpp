@@ -3,6 +3,9 @@
 //
 //   bc-central-bench direct STORE NODES PROCS TICKS [BATCHES_PER_TRANSACTION [BATCHES_PER_REQUEST]]
 //   bc-central-bench http URL NODES PROCS TICKS CLIENTS BATCHES_PER_REQUEST [--api-keys FILE] [--munge-socket S]
+//   bc-central-bench prefill STORE JOBS PROCS TICKS RUNNING
+//     (history for the read benches: JOBS one-node jobs of PROCS processes and TICKS ticks, ids from 2000;
+//     the first RUNNING of them have not ended)
 //     (--api-keys: one key per line, line n bound to node "bench<n>"; the nodes then push a container)
 // Prints "samples N seconds S batches B requests R bytes Y", then "cpu C" (direct: its user + system seconds)
 // or "pushers_cpu C" (http: the pushing threads' user + system seconds while sending).
@@ -138,6 +141,25 @@ int main(int argc, char** argv) try {
     const double wall = seconds_since(start);
     std::printf("samples %llu seconds %.3f batches %zu requests 0 bytes 0 cpu %.3f\n",
                 static_cast<unsigned long long>(w.samples), wall, w.batches.size(), cpu_seconds() - cpu_start);
+    return 0;
+  }
+  if (mode == "prefill" && argc == 7) {
+    const auto jobs = static_cast<uint32_t>(std::atoi(argv[3]));
+    const auto procs = static_cast<uint32_t>(std::atoi(argv[4]));
+    const auto ticks = static_cast<uint32_t>(std::atoi(argv[5]));
+    const auto running = static_cast<uint32_t>(std::atoi(argv[6]));
+    store::OpenOptions options;
+    options.durability = store::Durability::NoSync;  // history, not a measurement
+    auto db = store::Store::open(argv[2], options);
+    const int64_t t0 = static_cast<int64_t>(time(nullptr)) - ticks - 3600;
+    for (uint32_t j = 0; j < jobs; ++j)
+      for (uint32_t t = 0; t < ticks; ++t) {
+        store::Batch b = make_batch(2000 + j, j % 20, procs, t0 + t, t0);
+        b.job.user = "user" + std::to_string(j % 50);
+        if (j >= running && t + 1 == ticks) b.job.end_ms = (t0 + t) * 1000 + 500;
+        db->write_batch(b);
+      }
+    std::printf("jobs %u processes %u ticks %u running %u\n", jobs, procs, ticks, std::min(jobs, running));
     return 0;
   }
   if (mode == "http" && argc >= 8) {

@@ -8,6 +8,7 @@
 # BC_BENCH_ABUSE_PLACEMENTS ("shared split").
 # Goal (issue 16): with abuse, honest p99 under 2x and rate over 80% of the run without.
 set -euo pipefail
+. "$(dirname "$0")/../lib/munge.sh"
 : "${BC_BUILD_DIR:?run through ./bench/run.sh}"
 [ "$(id -u)" = 0 ] || { echo "bench abuse: needs root (runs a private munged)" >&2; exit 1; }
 nodes=${BC_BENCH_NODES:-8}; procs=${BC_BENCH_PROCS:-50}; ticks=${BC_BENCH_TICKS:-150}; clients=${BC_BENCH_CLIENTS:-4}
@@ -21,13 +22,11 @@ bcd_pid= attack_pid=
 cleanup() {
   [ -z "$attack_pid" ] || kill -KILL "$attack_pid" 2>/dev/null || true
   [ -z "$bcd_pid" ] || { kill -TERM "$bcd_pid" 2>/dev/null; wait "$bcd_pid" 2>/dev/null || true; }
-  /usr/sbin/munged -S "$work/munge.sock" --stop >/dev/null 2>&1 || true
+  stop_munged "$work"
   rm -rf "$work"
 }
 trap cleanup EXIT
-mungekey -c -k "$work/munge.key"
-/usr/sbin/munged --force -S "$work/munge.sock" --key-file="$work/munge.key" --log-file="$work/munged.log" \
-  --pid-file="$work/munged.pid" --seed-file="$work/munged.seed"
+start_munged "$work"
 
 # Every process of bcd's side runs on $server_cpus, the attacker on $attacker_cpus (taskset -a: all threads).
 server_cpus=$all_cpus attacker_cpus=$all_cpus attacker_nice=10

@@ -7,6 +7,7 @@
 #   shippers do), BC_BENCH_PER_REQUEST (100 batches per request: a catching-up node; the steady state of
 #   1 batch per request is measured separately)
 set -euo pipefail
+. "$(dirname "$0")/../lib/munge.sh"
 : "${BC_BUILD_DIR:?run through ./bench/run.sh}"
 [ "$(id -u)" = 0 ] || { echo "bench central: needs root (runs a private munged)" >&2; exit 1; }
 nodes=${BC_BENCH_NODES:-20}; procs=${BC_BENCH_PROCS:-50}; ticks=${BC_BENCH_TICKS:-2400}
@@ -17,14 +18,12 @@ work=$(mktemp -d /tmp/bc-bench-central-XXXXXX)
 bcd_pid=
 cleanup() {
   [ -z "$bcd_pid" ] || { kill -TERM "$bcd_pid" 2>/dev/null; wait "$bcd_pid" 2>/dev/null || true; }
-  /usr/sbin/munged -S "$work/munge.sock" --stop >/dev/null 2>&1 || true
+  stop_munged "$work"
   rm -rf "$work"
 }
 trap cleanup EXIT
 
-mungekey -c -k "$work/munge.key"
-/usr/sbin/munged --force -S "$work/munge.sock" --key-file="$work/munge.key" --log-file="$work/munged.log" \
-  --pid-file="$work/munged.pid" --seed-file="$work/munged.seed"
+start_munged "$work"
 
 # A fresh bcd (and central store) per measurement, so each one merges the same amount of new data.
 start_bcd() {

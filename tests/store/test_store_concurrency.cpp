@@ -1,9 +1,17 @@
 // 16 writer processes on one node store, growing its map as they go, while reader processes query it:
-// no sample is lost, no reader fails or sees data go backwards.
+// no sample is lost, no reader fails or sees data go backwards. Then the same within one process, as bcd
+// uses its store: reader threads beside the writer thread, and the gate that lets the writer grow the map.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <thread>
+
+#include "accounting_db/env_gate.hpp"
 
 #include "../unit/store_test_util.hpp"
 #include "crash_model.hpp"
@@ -88,4 +96,89 @@ TEST(StoreConcurrency, SixteenWritersAndFourReadersLoseNothing) {
   EXPECT_GT(store->stats().map_bytes, 1u << 20);  // the writers grew the map together
   CheckReport check = store->check();
   EXPECT_TRUE(check.ok()) << (check.problems.empty() ? "" : check.problems.front());
+}
+
+// bcd's shape: one writer thread and reader threads on one Store, the map starting small so the writer
+// grows it many times while readers are inside their transactions. No read fails, a reader never sees a job
+// go backwards, and nothing written is lost.
+TEST(StoreConcurrency, ReaderThreadsRunBesideTheWriterWhileTheMapGrows) {
+  TempDir dir;
+  OpenOptions small = test_options(Retention{});
+  small.initial_map_bytes = 128 << 10;
+  small.map_growth_step_bytes = 128 << 10;
+  auto store = Store::open(dir.store(), small);
+  const uint64_t map_before = store->stats().map_bytes;
+  constexpr int kTicks = 400;
+  constexpr uint32_t kProcs = 40;
+  std::atomic<bool> writing{true};
+  std::atomic<uint64_t> reads{0};
+  auto writer = std::async(std::launch::async, [&] {
+    for (int t = 0; t < kTicks; ++t) {
+      Batch b = busy_tick(7, "n1", 1'700'000'000 + t, kProcs);
+      store->write_batch(b);
+    }
+    writing = false;
+  });
+  std::vector<std::future<std::string>> readers;
+  for (int r = 0; r < 3; ++r)
+    readers.push_back(std::async(std::launch::async, [&]() -> std::string {
+      int64_t last_sample_ms = 0;
+      size_t last_points = 0;
+      try {
+        while (writing) {
+          JobSnapshot snap = store->load_job(7);
+          if (!snap.nodes.empty()) {
+            if (snap.nodes[0].last_sample_ms < last_sample_ms) return "the job's last sample went backwards";
+            last_sample_ms = snap.nodes[0].last_sample_ms;
+            if (snap.processes.size() != kProcs) return "saw " + std::to_string(snap.processes.size()) + " processes";
+          }
+          const size_t points = store->series(7, "n1", kProcs, 0, INT64_MAX).size();
+          if (points < last_points) return "series went backwards";
+          last_points = points;
+          (void)store->job_ids();
+          (void)store->query_series({7, "n1", 0, 0, INT64_MAX, Resolution::Minute});
+          reads += 4;
+        }
+      } catch (const std::exception& e) {
+        return e.what();
+      }
+      return "";
+    }));
+  ASSERT_NO_THROW(writer.get());
+  for (auto& r : readers) EXPECT_EQ(r.get(), "");
+  EXPECT_GT(reads.load(), 100u);  // the readers did run beside the writer
+  EXPECT_GE(store->stats().map_bytes, map_before + 4 * small.map_growth_step_bytes);
+  EXPECT_EQ(store->series(7, "n1", kProcs, 0, INT64_MAX).size(), static_cast<size_t>(kTicks));
+  EXPECT_EQ(store->job(7, "n1")->last_sample_ms, (1'700'000'000LL + kTicks - 1) * 1000);
+  EXPECT_TRUE(store->check().ok());
+}
+
+// The gate itself: a resize waits for the transactions inside; once it waits, new transactions wait behind
+// it (readers cannot starve it); a thread inside passes again; a resize from inside is refused.
+TEST(EnvGate, AResizeWaitsForPassesAndHoldsNewOnesOff) {
+  using bc::store::lmdb::EnvGate;
+  using namespace std::chrono_literals;
+  EnvGate gate;
+  auto inside = std::make_optional(gate.enter());
+  { EnvGate::Pass nested = gate.enter(); }  // would hang if the thread waited for itself
+  EXPECT_THROW(gate.exclusively([] {}), std::logic_error);
+
+  std::atomic<bool> resized{false};
+  auto resize = std::async(std::launch::async, [&] { gate.exclusively([&] { resized = true; }); });
+  std::this_thread::sleep_for(50ms);
+  EXPECT_FALSE(resized.load());  // a pass is still out
+
+  std::atomic<bool> late_entered{false};
+  auto late = std::async(std::launch::async, [&] {
+    EnvGate::Pass p = gate.enter();
+    late_entered = true;
+    return resized.load();
+  });
+  std::this_thread::sleep_for(50ms);
+  EXPECT_FALSE(late_entered.load());  // held off by the waiting resize
+
+  inside.reset();
+  resize.get();
+  EXPECT_TRUE(resized.load());
+  EXPECT_TRUE(late.get());  // entered only after the resize
 }

@@ -21,3 +21,7 @@ add_executable(test_tls ${CMAKE_CURRENT_LIST_DIR}/test_tls.cpp)
 target_link_libraries(test_tls PRIVATE bc_http bc_auth PkgConfig::LIBCURL GTest::gtest_main)
 target_compile_definitions(test_tls PRIVATE BC_TLS_DIR="${BC_TLS_DIR}")
 gtest_discover_tests(test_tls PROPERTIES LABELS unit FIXTURES_REQUIRED tls_material)
+
+add_executable(test_bcd_job_index ${CMAKE_CURRENT_LIST_DIR}/test_bcd_job_index.cpp)
+target_link_libraries(test_bcd_job_index PRIVATE bc_bcd_index GTest::gtest_main)
+gtest_discover_tests(test_bcd_job_index PROPERTIES LABELS unit)

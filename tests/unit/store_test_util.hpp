@@ -38,6 +38,32 @@ inline OpenOptions test_options(Retention retention = Retention{0, 0, 0, 0}) {
   return o;
 }
 
+// One tick of a job on a node: `procs` processes (pids 1..procs), each with a sample whose CPU grows with t,
+// and the job's own sample. end_ms: the node's end (0 while running).
+inline Batch busy_tick(uint64_t job, const std::string& node, int64_t t, uint32_t procs, int64_t end_ms = 0) {
+  Batch b;
+  b.job.job_id = job;
+  b.job.node = node;
+  b.job.user = "alice";
+  b.job.start_ms = 1'700'000'000'000;
+  b.job.last_sample_ms = t * 1000;
+  b.job.end_ms = end_ms;
+  b.job_sample = Sample{0, t, static_cast<uint64_t>(t) * 1000, 1 << 20, 0, 0};
+  for (uint32_t p = 1; p <= procs; ++p) {
+    ProcessUpdate u;
+    u.record.pid = p;
+    u.record.ppid = 1;
+    u.record.start_ticks = p;
+    u.record.command = "worker";
+    u.record.argv = {"worker", std::to_string(p)};
+    u.record.cpu_ns = static_cast<uint64_t>(t) * 1000 + p;
+    u.record.max_rss = 2 << 20;
+    u.sample = Sample{0, t, u.record.cpu_ns, 1 << 20, 0, 0};
+    b.processes.push_back(u);
+  }
+  return b;
+}
+
 struct RefPoint {
   int64_t t;
   uint64_t cpu, rss, rd, wr;

@@ -38,11 +38,6 @@ bool in_group(const std::string& user, const std::string& group_name) {
 }
 
 // Header and processes from one read transaction, so they belong to the same tick.
-job::JobData load(store::Store& db, uint64_t job_id) {
-  store::JobSnapshot snapshot = db.load_job(job_id);
-  return job::JobData{std::move(snapshot.nodes), std::move(snapshot.processes)};
-}
-
 std::string json_string(const std::string& s) {
   std::string out = "\"";
   for (char c : job::valid_utf8(s)) {
@@ -150,18 +145,10 @@ bool Api::may_see(const Caller& caller, const std::string& job_user, const std::
 }
 
 std::vector<web::Route> Api::routes() {
-  // Handlers marked `locked` hold the store for their whole run; the job views take it only around their
-  // reads, so their JSON is written in parallel.
-  auto wrap = [this](Response (Api::*fn)(const Request&), bool locked = false) {
-    return [this, fn, locked](const Request& r) {
+  auto wrap = [this](Response (Api::*fn)(const Request&)) {
+    return [this, fn](const Request& r) {
       ++metrics_.requests;
-      Response resp;
-      if (locked) {
-        std::lock_guard lock(store_mutex_);
-        resp = (this->*fn)(r);
-      } else {
-        resp = (this->*fn)(r);
-      }
+      Response resp = (this->*fn)(r);
       if (resp.status == 401) ++metrics_.unauthorized;
       if (resp.status == 403) ++metrics_.forbidden;
       if (resp.status == 404) ++metrics_.not_found;
@@ -169,8 +156,8 @@ std::vector<web::Route> Api::routes() {
     };
   };
   std::vector<web::Route> routes = {
-      {"GET", "/api/v1/health", wrap(&Api::health, true)},
-      {"GET", "/api/v1/jobs", wrap(&Api::list_jobs, true)},
+      {"GET", "/api/v1/health", wrap(&Api::health)},
+      {"GET", "/api/v1/jobs", wrap(&Api::list_jobs)},
       {"GET", "/api/v1/jobs/{}", wrap(&Api::job)},
       {"GET", "/api/v1/jobs/{}/processes", wrap(&Api::processes)},
       {"GET", "/api/v1/jobs/{}/tree", wrap(&Api::tree)},
@@ -214,11 +201,8 @@ bool Api::open_job(const Request& req, Target& target, store::JobSnapshot& snaps
     refusal = Response::error(v.status, v.message);
     return false;
   }
-  {
-    std::lock_guard lock(store_mutex_);
-    if (processes) snapshot = store_->load_job(target.key);
-    else snapshot.nodes = store_->job_nodes(target.key);
-  }
+  if (processes) snapshot = store_->load_job(target.key);
+  else snapshot.nodes = store_->job_nodes(target.key);
   if (snapshot.nodes.empty()) {
     refusal = Response::error(404, target.container + " not found");
     return false;
@@ -247,7 +231,6 @@ Response Api::with_job(const Request& req, const JobView& view, bool processes) 
   const bool gzip_ok = accepts_gzip(req.header("accept-encoding"));
   if (auto cached = cache_.get(key)) return ready_made(*cached, gzip_ok);
   if (processes) {
-    std::lock_guard lock(store_mutex_);
     snapshot = store_->load_job(target.key);  // header and processes from one transaction
     if (snapshot.nodes.empty()) return Response::error(404, target.container + " not found");
   }
@@ -282,35 +265,41 @@ Response Api::list_jobs(const Request& req) {
     if (number) *into = static_cast<uint32_t>(*number);
   }
   if (array_task && !array_job) return Response::error(400, "task goes with array");
+  // Each job's records, then its summary: computed from its processes only when a record changed since.
+  std::vector<std::pair<uint64_t, std::vector<store::JobRecord>>> jobs;
+  if (want_state == "running") {
+    jobs = index_.running_jobs();
+  } else {
+    const std::vector<uint64_t> ids = store_->job_ids();
+    for (uint64_t id : ids) jobs.emplace_back(id, store_->job_nodes(id));
+    index_.keep_only(ids);
+  }
   std::string out = "{\"jobs\": [";
   bool first = true;
-  for (uint64_t id : store_->job_ids()) {
-    // The array filter needs only the job records, so an array's tasks are found without loading every job.
-    if (array_job && !store::is_array_task(store_->job_nodes(id), *array_job, array_task)) continue;
-    job::JobData data = load(*store_, id);
-    if (data.nodes.empty()) continue;
-    job::JobTotals t = job::compute_totals(data);
-    if (!may_see(caller, t.user, "job_" + std::to_string(id))) continue;
-    if (!want_user.empty() && t.user != want_user) continue;
-    const bool running = !t.end_ms.has_value();
-    if (want_state == "running" && !running) continue;
-    if (want_state == "completed" && running) continue;
+  for (const auto& [id, nodes] : jobs) {
+    if (array_job && !store::is_array_task(nodes, *array_job, array_task)) continue;
+    const std::optional<JobSummary> t = index_.summary(id, nodes);
+    if (!t) continue;
+    if (!may_see(caller, t->user, "job_" + std::to_string(id))) continue;
+    if (!want_user.empty() && t->user != want_user) continue;
+    if (want_state == "running" && !t->running) continue;
+    if (want_state == "completed" && t->running) continue;
     // Overlap with the window [from, to].
-    if (t.start_ms && *t.start_ms > to) continue;
-    if (t.end_ms && *t.end_ms < from) continue;
+    if (t->start_ms && *t->start_ms > to) continue;
+    if (t->end_ms && *t->end_ms < from) continue;
     out += first ? "\n" : ",\n";
     first = false;
     const auto short_id = container::short_id_from_key(id);
-    out += "  {\"id\": " + std::to_string(id) + ", \"job_id\": " + json_string(job::sacct_job_id(t)) +
-           (t.array_job_id ? ", \"array\": {\"job_id\": " + std::to_string(t.array_job_id) +
-                                 ", \"task_id\": " + std::to_string(t.array_task_id) + "}"
-                           : std::string(", \"array\": null")) +
+    out += "  {\"id\": " + std::to_string(id) + ", \"job_id\": " + json_string(t->sacct_id) +
+           (t->array_job_id ? ", \"array\": {\"job_id\": " + std::to_string(t->array_job_id) +
+                                  ", \"task_id\": " + std::to_string(t->array_task_id) + "}"
+                            : std::string(", \"array\": null")) +
            ", \"container\": " + json_string(short_id ? *short_id : "job_" + std::to_string(id)) +
-           ", \"user\": " + json_string(t.user) + ", \"state\": \"" + (running ? "running" : "completed") +
-           "\", \"start\": " + (t.start_ms ? json_string(job::iso_utc_ms(*t.start_ms)) : "null") +
-           ", \"end\": " + (t.end_ms ? json_string(job::iso_utc_ms(*t.end_ms)) : "null") +
-           ", \"cpu_seconds\": " + std::to_string(t.cpu_seconds()) +
-           ", \"max_rss_bytes\": " + std::to_string(t.max_rss_bytes) + "}";
+           ", \"user\": " + json_string(t->user) + ", \"state\": \"" + (t->running ? "running" : "completed") +
+           "\", \"start\": " + (t->start_ms ? json_string(job::iso_utc_ms(*t->start_ms)) : "null") +
+           ", \"end\": " + (t->end_ms ? json_string(job::iso_utc_ms(*t->end_ms)) : "null") +
+           ", \"cpu_seconds\": " + std::to_string(t->cpu_seconds) +
+           ", \"max_rss_bytes\": " + std::to_string(t->max_rss_bytes) + "}";
   }
   out += first ? "]}\n" : "\n]}\n";
   return Response::json(200, out);
@@ -346,11 +335,7 @@ std::string Api::running_jobs_metrics() {
   std::string rss = "# TYPE bc_job_rss_bytes gauge\n# UNIT bc_job_rss_bytes bytes\n";
   std::string rd = "# TYPE bc_job_read_bytes counter\n# UNIT bc_job_read_bytes bytes\n";
   std::string wr = "# TYPE bc_job_write_bytes counter\n# UNIT bc_job_write_bytes bytes\n";
-  std::lock_guard lock(store_mutex_);
-  for (uint64_t id : store_->job_ids()) {
-    const std::vector<store::JobRecord> nodes = store_->job_nodes(id);
-    if (nodes.empty() || std::none_of(nodes.begin(), nodes.end(), [](const auto& r) { return r.end_ms == 0; }))
-      continue;
+  for (const auto& [id, nodes] : index_.running_jobs()) {
     uint64_t cpu_ns = 0, live_rss = 0, read = 0, write = 0;
     for (const store::JobRecord& r : nodes) {
       const int64_t last_s = r.last_sample_ms / 1000;

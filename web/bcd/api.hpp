@@ -6,13 +6,13 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "web/bcd/config.hpp"
 #include "web/bcd/http_server.hpp"
+#include "web/bcd/job_index.hpp"
 #include "web/bcd/response_cache.hpp"
 
 namespace bc::store {
@@ -40,8 +40,8 @@ class Api {
   Metrics& metrics() { return metrics_; }
   // More OpenMetrics families for /metrics (the ingest counters).
   void add_metrics(std::function<std::string()> fn) { extra_metrics_ = std::move(fn); }
-  // Taken around every use of the store, reads and ingest writes alike (see store_mutex_).
-  std::mutex& store_mutex() { return store_mutex_; }
+  // The job list's summaries and the running jobs (ingest tells it what it wrote).
+  JobIndex& job_index() { return index_; }
 
   struct Caller {
     enum class Kind { Anonymous, User, Token } kind = Kind::Anonymous;
@@ -101,10 +101,10 @@ class Api {
                             int64_t expires_at);
 
   Config config_;
-  std::unique_ptr<store::Store> store_;  // one LMDB env per process
-  // A Store is used by one thread at a time (a grown map is adopted with mdb_env_set_mapsize, which no
-  // other transaction of the process may overlap): handlers and live streams take turns.
-  std::mutex store_mutex_;
+  // One LMDB environment per process, shared with ingest. Handlers and live streams read it at once, each in
+  // its own read transaction, beside ingest's writes.
+  std::unique_ptr<store::Store> store_;
+  JobIndex index_{*store_};
   Metrics metrics_;
   ResponseCache cache_{64 << 20};
   std::shared_ptr<std::atomic<unsigned>> live_streams_ = std::make_shared<std::atomic<unsigned>>(0);

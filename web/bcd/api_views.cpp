@@ -8,7 +8,6 @@
 #include <chrono>
 #include <cmath>
 #include <map>
-#include <mutex>
 #include <set>
 #include <tuple>
 
@@ -344,14 +343,13 @@ class JobStream : public web::Stream {
   // expires_at: when the caller's token expires (epoch seconds; 0: never). The stream ends then, as the
   // token would no longer open the job.
   JobStream(store::Store& db, uint64_t key, std::string container, int64_t since_s, int64_t expires_at,
-            std::shared_ptr<std::atomic<unsigned>> counter, std::mutex& store_mutex)
+            std::shared_ptr<std::atomic<unsigned>> counter)
       : db_(db),
         key_(key),
         container_(std::move(container)),
         since_s_(since_s),
         expires_at_(expires_at),
-        counter_(std::move(counter)),
-        store_mutex_(store_mutex) {}
+        counter_(std::move(counter)) {}
   ~JobStream() override { --*counter_; }
 
   std::optional<std::string> next() override {
@@ -366,11 +364,7 @@ class JobStream : public web::Stream {
       ended_ = true;
       return out + sse_event("expired", "{\"error\": \"the token has expired; ask for a new link\"}");
     }
-    std::vector<store::JobRecord> nodes;
-    {
-      std::lock_guard lock(store_mutex_);
-      nodes = db_.job_nodes(key_);
-    }
+    const std::vector<store::JobRecord> nodes = db_.job_nodes(key_);
     int64_t latest = 0;
     for (const auto& n : nodes) latest = std::max(latest, n.last_sample_ms);
     const auto end = job_end_ms(nodes);
@@ -397,7 +391,6 @@ class JobStream : public web::Stream {
     int64_t newest = since_s_;
     std::string header;
     {
-      std::lock_guard lock(store_mutex_);
       store::JobSnapshot snap = db_.load_job(key_);
       auto query = [&](const std::string& node, uint32_t series_id) {
         store::SeriesQuery q;
@@ -439,7 +432,6 @@ class JobStream : public web::Stream {
   int64_t since_s_;
   int64_t expires_at_;
   std::shared_ptr<std::atomic<unsigned>> counter_;
-  std::mutex& store_mutex_;
   int64_t seen_sample_ms_ = -1;
   // What was last sent of each process (cpu, rss, max rss, read, write, end): only changes are sent again.
   std::map<std::string, std::tuple<uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, int64_t>> sent_;
@@ -493,11 +485,7 @@ Response Api::files(const Request& req) {
     const ProcessIndex index = index_processes(snap.processes);
     Json root = container_object(target.container);
     cJSON* list = cJSON_AddArrayToObject(root.get(), "files");
-    std::vector<store::FileRecord> records;
-    {
-      std::lock_guard lock(store_mutex_);
-      records = store_->files(target.key);
-    }
+    const std::vector<store::FileRecord> records = store_->files(target.key);
     for (const auto& f : records) {
       cJSON* o = cJSON_CreateObject();
       add_owner(o, index, f.node, f.pid, f.start_ticks);
@@ -519,11 +507,7 @@ Response Api::connections(const Request& req) {
     const ProcessIndex index = index_processes(snap.processes);
     Json root = container_object(target.container);
     cJSON* list = cJSON_AddArrayToObject(root.get(), "connections");
-    std::vector<store::ConnectionRecord> records;
-    {
-      std::lock_guard lock(store_mutex_);
-      records = store_->connections(target.key);
-    }
+    const std::vector<store::ConnectionRecord> records = store_->connections(target.key);
     for (const auto& c : records) {
       cJSON* o = cJSON_CreateObject();
       add_owner(o, index, c.node, c.pid, c.start_ticks);
@@ -610,7 +594,6 @@ Response Api::series_view(const Request& req, const Target& target, store::JobSn
   if (!req.int_arg("top", 0, 100, top_arg)) return Response::error(400, "top takes 0 to 100");
   const int64_t top = top_arg.value_or(-1);
   std::optional<std::pair<std::string, uint32_t>> one;  // node, series
-  std::unique_lock lock(store_mutex_);
   if (req.arg("process") || top > 0) snap.processes = store_->processes(target.key);
   if (req.arg("process")) {
     std::optional<int64_t> process;
@@ -649,10 +632,8 @@ Response Api::series_view(const Request& req, const Target& target, store::JobSn
     q.from_s = from;
     q.to_s = to;
     q.resolution = res;
-    std::lock_guard relock(store_mutex_);
     return to_points(store_->query_series(q).buckets);
   };
-  lock.unlock();  // queries take the lock one at a time; formatting runs in parallel
   const std::string head = "{\"container\":" + quoted(target.container) + ",\"resolution\":\"" +
                            store::resolution_name(res) +
                            "\",\"width_s\":" + std::to_string(store::bucket_seconds(res)) +
@@ -723,8 +704,7 @@ Response Api::stream_view(const Request& req, const Target& target, store::JobSn
   Response r;
   r.content_type = "text/event-stream";
   r.headers.emplace_back("Cache-Control", "no-cache");
-  r.stream = std::make_shared<JobStream>(*store_, target.key, target.container, since, expires_at, live_streams_,
-                                         store_mutex_);
+  r.stream = std::make_shared<JobStream>(*store_, target.key, target.container, since, expires_at, live_streams_);
   return r;
 }
 

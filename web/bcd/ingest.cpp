@@ -32,8 +32,7 @@ std::string json_escape(const std::string& s) {
 
 }  // namespace
 
-Ingest::Ingest(const Config& config, store::Store& store, std::mutex& store_mutex)
-    : config_(config), store_(store), store_mutex_(store_mutex) {}
+Ingest::Ingest(const Config& config, store::Store& store) : config_(config), store_(store) {}
 
 std::vector<web::Route> Ingest::routes() {
   return {
@@ -85,7 +84,6 @@ web::Admission Ingest::admit(const Request& req, const std::string& path_key) {
   } else if (!api_key.empty()) {
     std::optional<store::ApiKeyRecord> record;
     try {
-      std::lock_guard lock(store_mutex_);
       record = store_.api_key(auth::hash_api_key(api_key));
     } catch (const std::exception& e) {
       return refuse(metrics_.store_errors, 503, std::string("cannot read API keys: ") + e.what());
@@ -222,7 +220,6 @@ std::string Ingest::outside_key_scope(const std::vector<store::Batch>& batches, 
   }
   std::sort(jobs.begin(), jobs.end());
   jobs.erase(std::unique(jobs.begin(), jobs.end()), jobs.end());
-  std::lock_guard lock(store_mutex_);
   for (uint64_t job : jobs) {
     const std::vector<store::JobRecord> nodes = store_.job_nodes(job);
     if (!nodes.empty() && nodes.front().user != owner)
@@ -274,13 +271,17 @@ void Ingest::write_taken(const std::vector<Queued*>& take, size_t total) {
   std::vector<bool> applied;
   std::string error;
   try {
-    std::lock_guard lock(store_mutex_);
     applied = store_.write_batches_once(all, ids);
     const store::DroppedSamples dropped = store_.dropped_samples();
     metrics_.samples_dropped_late = dropped.late;
     metrics_.samples_dropped_rejected = dropped.rejected;
   } catch (const std::exception& e) {
     error = e.what();  // all or nothing: every request of the group is refused, and its node resends
+  }
+  if (error.empty() && on_written_) {
+    for (size_t i = 0; i < all.size(); ++i)
+      if (i + 1 == all.size() || all[i + 1].job.job_id != all[i].job.job_id || all[i].job.end_ms != 0)
+        on_written_(all[i].job.job_id, all[i].job.end_ms == 0);
   }
   size_t at = 0;
   for (Queued* r : take) {
@@ -308,7 +309,6 @@ void Ingest::expire_dedup() {
   int64_t last = last_expiry_ms_.load();
   if (now - last < period_ms || !last_expiry_ms_.compare_exchange_strong(last, now)) return;
   try {
-    std::lock_guard lock(store_mutex_);
     // Bounded work per call, so one request never waits long on a big table; the next call goes on.
     metrics_.dedup_folded += store_.expire_dedup(now / 1000 - config_.dedup_window_s, 50000);
   } catch (const std::exception&) {

@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -38,10 +39,11 @@ struct IngestMetrics {
 
 class Ingest {
  public:
-  // store: shared with the read API, so every use of it holds store_mutex, the API's (a Store is used by one
-  // thread at a time).
-  Ingest(const Config& config, store::Store& store, std::mutex& store_mutex);
+  // store: shared with the read API, which reads it beside ingest's writes.
+  Ingest(const Config& config, store::Store& store);
   std::vector<web::Route> routes();
+  // Told, after each commit, the jobs it wrote and whether the batch written last for a job was running.
+  void on_written(std::function<void(uint64_t job_id, bool running)> fn) { on_written_ = std::move(fn); }
   // OpenMetrics lines (no # EOF) for /metrics.
   std::string metrics_text() const;
   // The HTTP layer refused a body over max_body_bytes on `path` (ServerOptions::on_body_too_large).
@@ -68,10 +70,10 @@ class Ingest {
 
   const Config& config_;
   store::Store& store_;
-  std::mutex& store_mutex_;
+  std::function<void(uint64_t, bool)> on_written_;
   IngestMetrics metrics_;
   std::atomic<int64_t> last_expiry_ms_{0};
-  std::mutex queue_mutex_;  // never held while store_mutex_ is taken
+  std::mutex queue_mutex_;  // never held while the store is written
   std::condition_variable queue_cv_;
   std::deque<Queued*> queue_;
   bool writing_ = false;

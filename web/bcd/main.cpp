@@ -145,7 +145,14 @@ int main(int argc, char** argv) try {
   }
   bc::store::Store& central = *db;  // owned by api, which outlives ingest's use of it
   bc::bcd::Api api(config, std::move(db));
-  bc::bcd::Ingest ingest(config, central, api.store_mutex());
+  bc::bcd::Ingest ingest(config, central);
+  ingest.on_written([&api](uint64_t job_id, bool running) { api.job_index().written(job_id, running); });
+  try {
+    api.job_index().load_running();
+  } catch (const std::exception& e) {
+    log_line(use_syslog, LOG_ERR, std::string("cannot read the central store's jobs: ") + e.what());
+    return 1;
+  }
   std::unique_ptr<bc::web::HttpServer> server;
   api.add_metrics(
       [&ingest, &server] { return ingest.metrics_text() + (server ? http_metrics(server->counters()) : ""); });
