@@ -92,8 +92,10 @@ enum class Mode { Normal, Init, Upgrade };
 // file: on a cold cache the kernel's read-around would read up to the device's read_ahead_kb (8 MiB on
 // some virtual disks) for each 4 KiB page. A read-only store is therefore opened without read-ahead
 // (MDB_NORDAHEAD, before its first page is read), and scans (series queries, stats, check) turn it back
-// on for their duration. A writer's map keeps read-ahead, and its point lookups turn it off. The hint goes
-// on the memory map, which LMDB does not expose: it is found from a pointer into it.
+// on for their duration. The hint goes on the memory map, which LMDB does not expose: it is found from a
+// pointer into it. A writable store takes no hints: its threads (bcd's) would toggle one map's advice under
+// each other, and each madvise takes the kernel's mmap lock, which stalls every reader's page faults; its
+// cache is warm from its own writes.
 struct MapRange {
   void* start = nullptr;
   size_t size = 0;
@@ -104,6 +106,7 @@ MapRange mapping_of(const void* p);
 // Sets an madvise advice on the map for a scope, then restores the map's usual one.
 class AccessHint {
  public:
+  AccessHint() = default;  // none
   AccessHint(const MapRange& r, int advice, int usual) : range_(r), usual_(usual) {
     if (advice == usual || !range_.start || madvise(range_.start, range_.size, advice) != 0) range_.start = nullptr;
   }
@@ -115,7 +118,7 @@ class AccessHint {
 
  private:
   MapRange range_;
-  int usual_;
+  int usual_ = 0;
 };
 
 // The cursors and state of one write transaction on one job on one node.
@@ -178,6 +181,7 @@ class LmdbStore final : public Store {
   std::optional<JobRecord> job(uint64_t job_id, const std::string& node) override;
   std::vector<JobRecord> job_nodes(uint64_t job_id) override;
   std::vector<uint64_t> job_ids() override;
+  std::vector<std::pair<uint64_t, std::vector<JobRecord>>> all_job_records() override;
   std::vector<ProcessRecord> processes(uint64_t job_id) override;
   std::vector<FileRecord> files(uint64_t job_id) override;
   std::vector<ConnectionRecord> connections(uint64_t job_id) override;
@@ -237,9 +241,8 @@ class LmdbStore final : public Store {
   // The memory map (found once per map size: a grown map may move).
   MapRange map_range();
 
-  int usual_advice() const { return options_.read_only ? MADV_RANDOM : MADV_NORMAL; }
-  AccessHint point_lookups() { return AccessHint(map_range(), MADV_RANDOM, usual_advice()); }
-  AccessHint scans() { return AccessHint(map_range(), MADV_NORMAL, usual_advice()); }
+  // Read-ahead back on for a scan of a read-only map (opened MDB_NORDAHEAD: random, for its point lookups).
+  AccessHint scans() { return options_.read_only ? AccessHint(map_range(), MADV_NORMAL, MADV_RANDOM) : AccessHint(); }
 
   static bool retriable(int rc) {
     return rc == MDB_MAP_FULL || rc == ENOSPC || rc == EDQUOT || rc == MDB_MAP_RESIZED || rc == MDB_PANIC;

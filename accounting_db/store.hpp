@@ -467,6 +467,8 @@ class Store {
   virtual std::optional<JobRecord> job(uint64_t job_id, const std::string& node) = 0;
   virtual std::vector<JobRecord> job_nodes(uint64_t job_id) = 0;  // one record per node
   virtual std::vector<uint64_t> job_ids() = 0;
+  // Every job with its node records, in id order, from one read transaction: what a job listing reads.
+  virtual std::vector<std::pair<uint64_t, std::vector<JobRecord>>> all_job_records() = 0;
   virtual std::vector<ProcessRecord> processes(uint64_t job_id) = 0;  // every node
   // Files and connections of every process of a job, every node, in key order (node, pid, start).
   virtual std::vector<FileRecord> files(uint64_t job_id) = 0;

@@ -9,7 +9,6 @@
 namespace bc::store {
 
 std::optional<JobRecord> LmdbStore::job(uint64_t job_id, const std::string& node) {
-  AccessHint hint = point_lookups();
   Txn txn = begin(MDB_RDONLY);
   auto node_id = find_node(txn, node);
   if (!node_id) return std::nullopt;
@@ -19,7 +18,6 @@ std::optional<JobRecord> LmdbStore::job(uint64_t job_id, const std::string& node
 }
 
 std::vector<JobRecord> LmdbStore::job_nodes(uint64_t job_id) {
-  AccessHint hint = point_lookups();
   Txn txn = begin(MDB_RDONLY);
   return job_nodes_in(txn, job_id);
 }
@@ -35,14 +33,25 @@ std::vector<uint64_t> LmdbStore::job_ids() {
   return out;
 }
 
+std::vector<std::pair<uint64_t, std::vector<JobRecord>>> LmdbStore::all_job_records() {
+  AccessHint hint = scans();
+  Txn txn = begin(MDB_RDONLY);
+  std::vector<std::pair<uint64_t, std::vector<JobRecord>>> out;
+  Cursor c(txn, jobs_);
+  for (bool ok = c.first(); ok; ok = c.next()) {
+    const uint64_t id = codec::read_be(c.key(), 0, 8);
+    if (out.empty() || out.back().first != id) out.emplace_back(id, std::vector<JobRecord>{});
+    out.back().second.push_back(codec::decode_job(c.value()));
+  }
+  return out;
+}
+
 std::vector<ProcessRecord> LmdbStore::processes(uint64_t job_id) {
-  AccessHint hint = point_lookups();
   Txn txn = begin(MDB_RDONLY);
   return processes_in(txn, job_id);
 }
 
 JobSnapshot LmdbStore::load_job(uint64_t job_id) {
-  AccessHint hint = point_lookups();
   Txn txn = begin(MDB_RDONLY);
   JobSnapshot s;
   s.nodes = job_nodes_in(txn, job_id);

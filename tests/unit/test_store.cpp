@@ -186,6 +186,15 @@ TEST(Store, TwoNodesOfOneJob) {
   EXPECT_EQ(store->job_nodes(7).size(), 2u);
   EXPECT_EQ(store->processes(7).size(), 2u);
   EXPECT_EQ(store->job_ids(), (std::vector<uint64_t>{7, 8}));
+  // A listing's read: each job once, with its records of every node.
+  const auto all = store->all_job_records();
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].first, 7u);
+  ASSERT_EQ(all[0].second.size(), 2u);
+  EXPECT_EQ(all[0].second[0].node, "n1");
+  EXPECT_EQ(all[0].second[1].node, "n2");
+  EXPECT_EQ(all[1].first, 8u);
+  ASSERT_EQ(all[1].second.size(), 1u);
 }
 
 TEST(Store, ReadOnlyOpenOfMissingStoreIsAClearError) {

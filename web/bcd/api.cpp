@@ -270,8 +270,9 @@ Response Api::list_jobs(const Request& req) {
   if (want_state == "running") {
     jobs = index_.running_jobs();
   } else {
-    const std::vector<uint64_t> ids = store_->job_ids();
-    for (uint64_t id : ids) jobs.emplace_back(id, store_->job_nodes(id));
+    jobs = store_->all_job_records();
+    std::vector<uint64_t> ids;
+    for (const auto& job : jobs) ids.push_back(job.first);
     index_.keep_only(ids);
   }
   std::string out = "{\"jobs\": [";

@@ -26,8 +26,8 @@ std::vector<int64_t> JobIndex::state_of(const std::vector<store::JobRecord>& nod
 
 void JobIndex::load_running() {
   std::vector<uint64_t> running;
-  for (uint64_t id : store_.job_ids())
-    if (any_running(store_.job_nodes(id))) running.push_back(id);
+  for (const auto& [id, nodes] : store_.all_job_records())
+    if (any_running(nodes)) running.push_back(id);
   std::lock_guard lock(mutex_);
   for (uint64_t id : running) running_.try_emplace(id, 0);
 }
