@@ -3,6 +3,7 @@
 //
 //   bc-central-bench direct STORE NODES PROCS TICKS [BATCHES_PER_TRANSACTION [BATCHES_PER_REQUEST]]
 //   bc-central-bench http URL NODES PROCS TICKS CLIENTS BATCHES_PER_REQUEST [--api-keys FILE] [--munge-socket S]
+//     [--ready-file F]   (F is created once the requests are encoded, as the first one is sent)
 //   bc-central-bench prefill STORE JOBS PROCS TICKS RUNNING
 //     (history for the read benches: JOBS one-node jobs of PROCS processes and TICKS ticks, ids from 2000;
 //     the first RUNNING of them have not ended)
@@ -167,12 +168,14 @@ int main(int argc, char** argv) try {
     o.central_url = argv[2];
     o.request_timeout_s = 120;
     std::vector<std::string> node_keys;  // an API key is bound to one node: line n is node n's
+    std::string ready_file;
     for (int i = 8; i + 1 < argc; i += 2) {
       if (std::string(argv[i]) == "--api-keys") {
         std::ifstream in(argv[i + 1]);
         for (std::string line; std::getline(in, line);) node_keys.push_back(line);
       }
       if (std::string(argv[i]) == "--munge-socket") o.munge_socket = argv[i + 1];
+      if (std::string(argv[i]) == "--ready-file") ready_file = argv[i + 1];
     }
     const auto nodes = static_cast<uint32_t>(std::atoi(argv[3]));
     if (!node_keys.empty() && node_keys.size() < nodes) throw std::runtime_error("--api-keys needs one key per node");
@@ -209,6 +212,7 @@ int main(int argc, char** argv) try {
       if (!any) break;
     }
     std::atomic<int> failures{0};
+    if (!ready_file.empty() && !std::ofstream(ready_file)) throw std::runtime_error("cannot create " + ready_file);
     const auto start = Clock::now();
     const double cpu_start = cpu_seconds();
     std::vector<std::thread> threads;

@@ -3,7 +3,8 @@
 # Needs root (a private munged) and wrk. Each bcd starts from the same history (BC_BENCH_JOBS one-node jobs of
 # 20 processes, BC_BENCH_RUNNING of them running), then takes bc-central-bench's push of 20 nodes x 50
 # processes (BC_BENCH_TICKS ticks, 100 per request, munge) once alone and once while wrk reads with 200
-# connections: the ingesting job's view, a running job's view, the job list, the running jobs, /metrics.
+# connections: the ingesting job's view, a running job's view, the job list, the running jobs, /metrics. The
+# readers start 0.1 s after the push starts sending and read for as long as the push took alone.
 # The older tree (BC_BENCH_BASELINE, a git revision; default the last commit before bcd read concurrently)
 # is built into build-bench-baseline-REV and measured in the same run. Reads run with auth_disable, so
 # what is measured is the store and the views, not munge.
@@ -66,7 +67,7 @@ request = function()
 end
 EOF
 
-push() { "$bench" http "$url" 20 50 "$ticks" 4 100 --munge-socket "$work/munge.sock"; }
+push() { "$bench" http "$url" 20 50 "$ticks" 4 100 --munge-socket "$work/munge.sock" "$@"; }
 field() { awk -v name="$2" '{for (i = 1; i < NF; i += 2) if ($i == name) print $(i + 1)}' <<<"$1"; }
 # wrk's 99th percentile in ms ("99%  12.34ms", or us / s).
 p99_ms() {
@@ -79,14 +80,18 @@ measure() {  # name bcd
   start_bcd "$bin"
   alone=$(push)
   seconds=$(field "$alone" seconds)
-  # Long enough that the push ends inside the read window if ingest keeps 80% of its rate.
-  duration=$(awk -v s="$seconds" 'BEGIN { printf "%d", s / 0.8 + 2 }')
+  # The readers start once the push has made the ingesting job, and read for as long as the push took alone.
+  duration=$(awk -v s="$seconds" 'BEGIN { printf "%d", s < 2 ? 2 : s + 0.5 }')
   start_bcd "$bin"
-  wrk -t2 -c200 -d"${duration}s" --latency -s "$work/reads.lua" "$url" >"$work/wrk.$name" 2>&1 &
-  local wrk_pid=$!
-  sleep 1
-  mixed=$(push)
-  wait "$wrk_pid"
+  rm -f "$work/ready"
+  push --ready-file "$work/ready" >"$work/push.$name" &
+  local push_pid=$!
+  # The driver encodes every request first (seconds): the readers start when it starts sending.
+  for _ in $(seq 600); do [ -e "$work/ready" ] && break; sleep 0.05; done
+  sleep 0.1
+  wrk -t2 -c200 -d"${duration}s" --latency -s "$work/reads.lua" "$url" >"$work/wrk.$name" 2>&1
+  wait "$push_pid"
+  mixed=$(cat "$work/push.$name")
   local rate_alone rate_mixed
   rate_alone=$(awk -v n="$(field "$alone" samples)" -v s="$seconds" 'BEGIN { print n / s }')
   rate_mixed=$(awk -v n="$(field "$mixed" samples)" -v s="$(field "$mixed" seconds)" 'BEGIN { print n / s }')
