@@ -14,7 +14,6 @@ DroppedSamples LmdbStore::dropped_samples() {
 }
 
 StoreStats LmdbStore::stats() {
-  auto writing = write_lock();
   StoreStats s;
   AccessHint hint = scans();
   Txn txn = begin(MDB_RDONLY);
@@ -69,6 +68,7 @@ StoreStats LmdbStore::stats() {
   struct stat st {};
   if (::stat((path_ + "/data.mdb").c_str(), &st) == 0) s.file_bytes = static_cast<uint64_t>(st.st_blocks) * 512;
   s.retention = retention_;
+  auto writing = write_lock();  // the writer's own state, not the scan above
   s.degraded = degraded_;
   s.dropped_late_samples = dropped_late_;
   s.rejected_samples = rejected_;

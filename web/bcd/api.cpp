@@ -37,7 +37,6 @@ bool in_group(const std::string& user, const std::string& group_name) {
   return getpwnam_r(user.c_str(), &pw, pbuf, sizeof pbuf, &pres) == 0 && pres && pw.pw_gid == gr.gr_gid;
 }
 
-// Header and processes from one read transaction, so they belong to the same tick.
 std::string json_string(const std::string& s) {
   std::string out = "\"";
   for (char c : job::valid_utf8(s)) {
