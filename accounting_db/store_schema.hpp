@@ -11,6 +11,7 @@
 #include "accounting_db/codec.hpp"
 #include "accounting_db/rollup.hpp"
 #include "accounting_db/store.hpp"
+#include "common/hash.hpp"
 
 namespace bc::store {
 
@@ -81,16 +82,10 @@ inline FixedKey process_key(uint64_t job, uint32_t node, uint32_t pid, uint64_t 
   return FixedKey().u64(job).u32(node).u32(pid).u64(start_ticks);
 }
 
+// FNV-1a over the parts, each followed by a 0xff byte, so ("ab", "c") and ("a", "bc") differ.
 inline uint64_t fnv1a(std::initializer_list<std::string_view> parts) {
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (std::string_view part : parts) {
-    for (char c : part) {
-      h ^= static_cast<uint8_t>(c);
-      h *= 0x100000001b3ULL;
-    }
-    h ^= 0xff;  // separator: ("ab", "c") and ("a", "bc") differ
-    h *= 0x100000001b3ULL;
-  }
+  uint64_t h = hash::kFnvOffset;
+  for (std::string_view part : parts) h = hash::fnv1a("\xff", hash::fnv1a(part, h));
   return h;
 }
 inline uint64_t file_hash(const FileRecord& f) { return fnv1a({f.path}); }

@@ -11,6 +11,8 @@
 #include <ctime>
 #include <fstream>
 
+#include "common/hash.hpp"
+
 namespace bc::events {
 namespace {
 
@@ -24,14 +26,6 @@ std::optional<std::string> file_identity(const std::string& path) {
                 static_cast<unsigned long long>(st.st_ino), static_cast<unsigned long long>(st.st_size),
                 static_cast<long long>(st.st_mtim.tv_sec), st.st_mtim.tv_nsec);
   return std::string(buf);
-}
-
-uint64_t fnv1a(const std::string& text, uint64_t h = 0xcbf29ce484222325ull) {
-  for (unsigned char c : text) {
-    h ^= c;
-    h *= 0x100000001b3ull;
-  }
-  return h;
 }
 
 // One line of text: newlines would break the file's format.
@@ -60,7 +54,7 @@ std::string load_failure_path(const std::string& run_dir, const std::string& mon
     key += "\n" + object_file + "\n" + *object;
   }
   char name[64];
-  std::snprintf(name, sizeof name, "/bpf-load-failed.%016llx", static_cast<unsigned long long>(fnv1a(key)));
+  std::snprintf(name, sizeof name, "/bpf-load-failed.%016llx", static_cast<unsigned long long>(hash::fnv1a(key)));
   return run_dir + name;
 }
 
