@@ -333,19 +333,25 @@ cJSON* connection_object(const store::ConnectionRecord& c) {
 
 }  // namespace
 
-std::string format_json(const JobData& job) {
+json::Ptr job_document(const JobData& job, bool with_processes) {
   Json root(checked(cJSON_CreateObject()));
   add(root.get(), "job", job_object(compute_totals(job)));
-  Json processes(checked(cJSON_CreateArray()));
-  for (const ProcessRecord& p : sorted_processes(job.processes)) append(processes.get(), process_object(p));
-  add(root.get(), "processes", processes.release());
+  if (with_processes) {
+    Json processes(checked(cJSON_CreateArray()));
+    for (const ProcessRecord& p : sorted_processes(job.processes)) append(processes.get(), process_object(p));
+    add(root.get(), "processes", processes.release());
+  }
   Json files(checked(cJSON_CreateArray()));
   for (const auto& f : job.files) append(files.get(), file_object(f));
   add(root.get(), "files", files.release());
   Json connections(checked(cJSON_CreateArray()));
   for (const auto& c : job.connections) append(connections.get(), connection_object(c));
   add(root.get(), "connections", connections.release());
+  return root;
+}
 
+std::string format_json(const JobData& job) {
+  json::Ptr root = job_document(job);
   std::unique_ptr<char, decltype(&cJSON_free)> text(cJSON_Print(root.get()), &cJSON_free);
   if (!text) throw std::bad_alloc();
   return std::string(text.get()) + "\n";

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "accounting_db/store.hpp"
+#include "common/json.hpp"
 
 namespace bc::job {
 
@@ -75,8 +76,10 @@ std::vector<store::ProcessRecord> sorted_processes(std::vector<store::ProcessRec
 // sacct's order: batch, extern, interactive, numbered steps ascending, unknown last.
 void sort_steps(std::vector<uint32_t>& steps);
 
-// One pretty-printed JSON object {"job": {...}, "processes": [...], "files": [...], "connections": [...]}
-// with a trailing newline.
+// The job's document {"job": {...}, "processes": [...], "files": [...], "connections": [...]}, the one
+// bcacct --json prints and bcd serves; without_processes leaves "processes" out (bcd's job header).
+json::Ptr job_document(const JobData& job, bool with_processes = true);
+// job_document pretty-printed, with a trailing newline.
 std::string format_json(const JobData& job);
 
 // "2026-11-24T20:41:07.123Z"

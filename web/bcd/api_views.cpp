@@ -459,13 +459,7 @@ std::string Api::job_document(store::JobSnapshot snap, bool with_processes) {
     add_time(o, "last_sample", n.last_sample_ms);
     cJSON_AddItemToArray(node_records.get(), o);
   }
-  const uint64_t key = snap.nodes.empty() ? 0 : snap.nodes.front().job_id;
-  Json doc(cJSON_Parse(job::format_json(job::JobData{std::move(snap.nodes), std::move(snap.processes)}).c_str()));
-  if (!doc) throw std::runtime_error("cannot re-read the job's JSON");
-  // cJSON reads numbers as doubles: a container's key (above 2^53) is put back digit by digit.
-  if (cJSON* job = cJSON_GetObjectItemCaseSensitive(doc.get(), "job"); job && key > (uint64_t{1} << 53))
-    cJSON_ReplaceItemInObjectCaseSensitive(job, "id", cJSON_CreateRaw(std::to_string(key).c_str()));
-  if (!with_processes) cJSON_DeleteItemFromObjectCaseSensitive(doc.get(), "processes");
+  json::Ptr doc = job::job_document(job::JobData{std::move(snap.nodes), std::move(snap.processes)}, with_processes);
   cJSON_AddItemToObject(doc.get(), "node_records", node_records.release());
   return print(doc.get(), with_processes);
 }
