@@ -31,18 +31,17 @@ function saveUrl() {
 // ---------------------------------------------------------------- header
 
 function summary(doc) {
+  // The job model's totals (accounting_db/job_model.cpp), as bcacct --json has them; the node records add
+  // what only a node knows (a container's name).
   const j = doc.job, recs = doc.node_records || [];
   const startMs = j.start ? Date.parse(j.start) : null, endMs = j.end ? Date.parse(j.end) : null;
   const elapsed = startMs ? ((endMs || Date.now()) - startMs) / 1000 : null;
-  // bcacct's own fields when the job document has them; else summed from the node records.
-  const cpus = j.alloc_cpus ?? recs.reduce((a, r) => a + (r.alloc_cpus || 0), 0);
-  const memLimit = j.mem_limit_bytes ?? Math.max(0, ...recs.map((r) => r.mem_limit_bytes || 0));
-  const lost = j.lost_events ?? recs.reduce((a, r) => a + (r.lost_events || 0), 0);
-  const unavailable = Array.isArray(j.events_unavailable) ? j.events_unavailable.join("; ")
-    : j.events_unavailable || [...new Set(recs.map((r) => r.events_unavailable).filter(Boolean))].join("; ");
-  const name = j.name || recs.map((r) => r.job_name || r.container_name).find(Boolean);
-  const eff = j.cpu_efficiency != null ? j.cpu_efficiency * 100
-    : elapsed && cpus ? (j.cpu_seconds / (elapsed * cpus)) * 100 : null;
+  const cpus = j.alloc_cpus;
+  const memLimit = j.mem_limit_bytes || 0;
+  const lost = j.lost_events;
+  const unavailable = j.events_unavailable || "";
+  const name = j.name || recs.map((r) => r.container_name).find(Boolean);
+  const eff = j.cpu_efficiency != null ? j.cpu_efficiency * 100 : null;
   const items = [
     ["job", container + (name ? ` (${name})` : ""), container],
     ["user", j.user, j.user],
