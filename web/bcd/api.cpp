@@ -224,9 +224,7 @@ Response Api::with_job(const Request& req, const JobView& view, bool processes) 
   std::string key = req.path;
   for (const auto& [name, value] : req.query)
     if (name != "token") key += "&" + name + "=" + value;
-  for (const auto& n : snapshot.nodes)
-    key += "|" + n.node + ":" + std::to_string(n.last_sample_ms) + ":" + std::to_string(n.end_ms) + ":" +
-           std::to_string(n.sample_count) + ":" + std::to_string(n.lost_events);
+  key += records_state(snapshot.nodes);
   const bool gzip_ok = accepts_gzip(req.header("accept-encoding"));
   if (auto cached = cache_.get(key)) return ready_made(*cached, gzip_ok);
   if (processes) {

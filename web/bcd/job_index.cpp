@@ -12,15 +12,11 @@ bool any_running(const std::vector<store::JobRecord>& nodes) {
 }
 }  // namespace
 
-std::vector<int64_t> JobIndex::state_of(const std::vector<store::JobRecord>& nodes) {
-  std::vector<int64_t> state;
-  state.reserve(nodes.size() * 4);
-  for (const store::JobRecord& r : nodes) {
-    state.push_back(static_cast<int64_t>(std::hash<std::string>()(r.node)));
-    state.push_back(r.last_sample_ms);
-    state.push_back(r.end_ms);
-    state.push_back(static_cast<int64_t>(r.sample_count));
-  }
+std::string records_state(const std::vector<store::JobRecord>& nodes) {
+  std::string state;
+  for (const store::JobRecord& n : nodes)
+    state += "|" + n.node + ":" + std::to_string(n.last_sample_ms) + ":" + std::to_string(n.end_ms) + ":" +
+             std::to_string(n.sample_count) + ":" + std::to_string(n.lost_events);
   return state;
 }
 
@@ -34,7 +30,7 @@ void JobIndex::load_running() {
 
 std::optional<JobSummary> JobIndex::summary(uint64_t job_id, const std::vector<store::JobRecord>& nodes) {
   if (nodes.empty()) return std::nullopt;
-  std::vector<int64_t> state = state_of(nodes);
+  std::string state = records_state(nodes);
   {
     std::lock_guard lock(mutex_);
     if (auto it = summaries_.find(job_id); it != summaries_.end() && it->second.state == state)
@@ -43,7 +39,7 @@ std::optional<JobSummary> JobIndex::summary(uint64_t job_id, const std::vector<s
   // Records and processes from one transaction, and the summary keyed by those records.
   store::JobSnapshot snap = store_.load_job(job_id);
   if (snap.nodes.empty()) return std::nullopt;
-  state = state_of(snap.nodes);
+  state = records_state(snap.nodes);
   const job::JobTotals t = job::compute_totals(job::JobData{std::move(snap.nodes), std::move(snap.processes)});
   JobSummary s;
   s.user = t.user;

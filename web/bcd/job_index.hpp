@@ -1,10 +1,9 @@
 // What bcd's job list and /metrics need of every job without reading its processes: a summary per job,
 // recomputed only when one of its node records changed, and the set of running jobs.
 //
-// The store stays the truth. A summary is keyed by its job's node records (last sample, end, sample count
-// per node), which every write replaces, so a stale one is never used. The running set is filled from the
-// store once at start and then told by ingest which jobs it wrote; a job leaves it when a read finds every
-// node ended.
+// The store stays the truth. A summary is kept under the state of its job's node records (records_state),
+// which every write changes, so a stale one is never used. The running set is filled from the store once
+// at start and then told by ingest which jobs it wrote; a job leaves it when a read finds every node ended.
 #pragma once
 
 #include <cstdint>
@@ -18,6 +17,10 @@
 #include "accounting_db/store.hpp"
 
 namespace bc::bcd {
+
+// What identifies one state of a job's node records: a new sample, an end or a lost event on any node changes
+// it. Cached answers (the job views' and the summaries) are kept under it.
+std::string records_state(const std::vector<store::JobRecord>& nodes);
 
 struct JobSummary {
   std::string user;
@@ -50,10 +53,9 @@ class JobIndex {
 
  private:
   struct Cached {
-    std::vector<int64_t> state;
+    std::string state;  // records_state
     JobSummary summary;
   };
-  static std::vector<int64_t> state_of(const std::vector<store::JobRecord>& nodes);
 
   store::Store& store_;
   mutable std::mutex mutex_;  // never held while the store is read
