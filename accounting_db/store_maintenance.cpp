@@ -15,6 +15,14 @@ DroppedSamples LmdbStore::dropped_samples() {
 
 StoreStats LmdbStore::stats() {
   StoreStats s;
+  {
+    // The writer's own state, read before the scan: the writer lock is never taken inside a transaction (a
+    // writer that holds it may be waiting for every transaction to end, to grow the map).
+    auto writing = write_lock();
+    s.degraded = degraded_;
+    s.dropped_late_samples = dropped_late_;
+    s.rejected_samples = rejected_;
+  }
   AccessHint hint = scans();
   Txn txn = begin(MDB_RDONLY);
   MDB_envinfo info{};
@@ -68,10 +76,6 @@ StoreStats LmdbStore::stats() {
   struct stat st {};
   if (::stat((path_ + "/data.mdb").c_str(), &st) == 0) s.file_bytes = static_cast<uint64_t>(st.st_blocks) * 512;
   s.retention = retention_;
-  auto writing = write_lock();  // the writer's own state, not the scan above
-  s.degraded = degraded_;
-  s.dropped_late_samples = dropped_late_;
-  s.rejected_samples = rejected_;
   return s;
 }
 
