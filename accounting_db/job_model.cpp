@@ -154,39 +154,7 @@ std::string iso_utc_ms(int64_t epoch_ms) {
   return buf;
 }
 
-std::string valid_utf8(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  const auto byte = [&](size_t i) { return i < s.size() ? static_cast<unsigned char>(s[i]) : 0U; };
-  const auto cont = [&](size_t i, unsigned lo = 0x80, unsigned hi = 0xBF) {
-    const unsigned c = byte(i);
-    return i < s.size() && c >= lo && c <= hi;
-  };
-  for (size_t i = 0; i < s.size();) {
-    const unsigned c = byte(i);
-    size_t len = 0;
-    if (c < 0x80) len = 1;
-    else if (c >= 0xC2 && c <= 0xDF) len = cont(i + 1) ? 2 : 0;
-    else if (c == 0xE0) len = cont(i + 1, 0xA0, 0xBF) && cont(i + 2) ? 3 : 0;
-    else if (c == 0xED) len = cont(i + 1, 0x80, 0x9F) && cont(i + 2) ? 3 : 0;  // no surrogates
-    else if (c >= 0xE1 && c <= 0xEF) len = cont(i + 1) && cont(i + 2) ? 3 : 0;
-    else if (c == 0xF0) len = cont(i + 1, 0x90, 0xBF) && cont(i + 2) && cont(i + 3) ? 4 : 0;
-    else if (c >= 0xF1 && c <= 0xF3) len = cont(i + 1) && cont(i + 2) && cont(i + 3) ? 4 : 0;
-    else if (c == 0xF4) len = cont(i + 1, 0x80, 0x8F) && cont(i + 2) && cont(i + 3) ? 4 : 0;
-    if (len == 0) {
-      out += "\xEF\xBF\xBD";
-      ++i;
-    } else {
-      out.append(s.substr(i, len));
-      i += len;
-    }
-  }
-  return out;
-}
-
 // ---------------------------------------------------------------------------------------------
-// Table
-
 // JSON
 
 namespace {
@@ -197,14 +165,9 @@ using json::add;
 using json::append;
 using json::checked;
 
-// JSON numbers are read as doubles by many parsers, and cJSON prints one; above 2^53 (a container's key) the
-// integer is written out digit by digit, so it stays exact.
-cJSON* number(uint64_t v) {
-  if (v <= (uint64_t{1} << 53)) return cJSON_CreateNumber(static_cast<double>(v));
-  return checked(cJSON_CreateRaw(std::to_string(v).c_str()));
-}
+cJSON* number(uint64_t v) { return json::count(v); }  // exact past 10^15 (a container's key)
 cJSON* number(double v) { return cJSON_CreateNumber(v); }
-cJSON* string(std::string_view s) { return cJSON_CreateString(valid_utf8(s).c_str()); }
+using json::string;
 // Epoch milliseconds as ISO 8601 UTC; null when 0 (not known yet / still running).
 cJSON* time_or_null(int64_t ms) { return ms == 0 ? cJSON_CreateNull() : string(iso_utc_ms(ms)); }
 
@@ -214,11 +177,32 @@ cJSON* string_array(const std::vector<std::string>& items) {
   return array.release();
 }
 
+cJSON* step_names(const std::vector<uint32_t>& steps) {
+  std::vector<std::string> names;
+  for (uint32_t s : steps) names.push_back(store::step_name(s));
+  return string_array(names);
+}
+
+cJSON* loss_object(const store::EventLoss& lost) {
+  Json causes(checked(cJSON_CreateObject()));
+  add(causes.get(), "ring", number(lost.ring));
+  add(causes.get(), "files", number(lost.files));
+  add(causes.get(), "connections", number(lost.connections));
+  add(causes.get(), "tracked", number(lost.tracked));
+  add(causes.get(), "unreadable", number(lost.unreadable));
+  add(causes.get(), "monitor", number(lost.monitor));
+  add(causes.get(), "late", number(lost.late));
+  return causes.release();
+}
+
+cJSON* seconds(uint64_t ns) { return number(static_cast<double>(ns) / 1e9); }
+
+// A counter of a cgroup controller, null where the controller did not exist for the job on that node.
+cJSON* counter_or_null(bool present, uint64_t value) { return present ? number(value) : cJSON_CreateNull(); }
+
 cJSON* job_object(const JobTotals& t) {
   Json o(checked(cJSON_CreateObject()));
   cJSON* j = o.get();
-  std::vector<std::string> steps;
-  for (uint32_t s : t.steps) steps.push_back(store::step_name(s));
   add(j, "id", number(t.job_id));
   add(j, "job_id", string(sacct_job_id(t)));  // sacct's JobID ("123_4" for an array task)
   if (t.array_job_id == 0) {
@@ -237,7 +221,7 @@ cJSON* job_object(const JobTotals& t) {
   add(j, "max_rss_bytes", number(t.max_rss_bytes));
   add(j, "read_bytes", number(t.read_bytes));
   add(j, "write_bytes", number(t.write_bytes));
-  add(j, "steps", string_array(steps));
+  add(j, "steps", step_names(t.steps));
   add(j, "samples", number(t.samples));
   add(j, "monitor_cpu_seconds", number(t.monitor_cpu_seconds()));
   add(j, "monitor_max_rss_bytes", number(t.monitor_max_rss_bytes));
@@ -259,21 +243,51 @@ cJSON* job_object(const JobTotals& t) {
     add(j, "container", c.release());
   }
   add(j, "lost_events", number(t.lost_events));
-  Json causes(checked(cJSON_CreateObject()));
-  add(causes.get(), "ring", number(t.lost.ring));
-  add(causes.get(), "files", number(t.lost.files));
-  add(causes.get(), "connections", number(t.lost.connections));
-  add(causes.get(), "tracked", number(t.lost.tracked));
-  add(causes.get(), "unreadable", number(t.lost.unreadable));
-  add(causes.get(), "monitor", number(t.lost.monitor));
-  add(causes.get(), "late", number(t.lost.late));
-  add(j, "lost_events_by_cause", causes.release());
+  add(j, "lost_events_by_cause", loss_object(t.lost));
   add(j, "unshipped_batches", number(t.unshipped_batches));
   add(j, "unshipped_samples", number(t.unshipped_samples));
   // null when events ran on every node; else "node: events unavailable: <reason>" per node, joined by "; ".
   std::string unavailable;
   for (const std::string& reason : t.events_unavailable) unavailable += (unavailable.empty() ? "" : "; ") + reason;
   add(j, "events_unavailable", t.events_unavailable.empty() ? cJSON_CreateNull() : string(unavailable));
+  return o.release();
+}
+
+// A node's record as stored, so a reader of the document (bcacct from bcd) has the job's records, not only
+// their totals.
+cJSON* node_record_object(const JobRecord& r) {
+  Json o(checked(cJSON_CreateObject()));
+  cJSON* j = o.get();
+  add(j, "node", string(r.node));
+  add(j, "uid", number(uint64_t{r.uid}));
+  add(j, "user", string(r.user));
+  add(j, "steps", step_names(r.steps));
+  add(j, "start", time_or_null(r.start_ms));
+  add(j, "end", time_or_null(r.end_ms));
+  add(j, "last_sample", time_or_null(r.last_sample_ms));
+  add(j, "cgroup_version", number(uint64_t{r.cgroup_version}));
+  add(j, "cgroup_cpu_seconds", r.has_cgroup_cpu ? seconds(r.cgroup_cpu_ns) : cJSON_CreateNull());
+  add(j, "cgroup_mem_current_bytes", counter_or_null(r.has_cgroup_memory, r.cgroup_mem_current));
+  add(j, "cgroup_mem_peak_bytes", counter_or_null(r.has_cgroup_memory, r.cgroup_mem_peak));
+  add(j, "cgroup_read_bytes", counter_or_null(r.has_cgroup_io, r.cgroup_read_bytes));
+  add(j, "cgroup_write_bytes", counter_or_null(r.has_cgroup_io, r.cgroup_write_bytes));
+  add(j, "max_rss_sum_bytes", number(r.max_rss_sum));
+  add(j, "samples", number(r.sample_count));
+  add(j, "monitor_cpu_seconds", seconds(r.monitor_cpu_ns));
+  add(j, "monitor_max_rss_bytes", number(r.monitor_max_rss));
+  add(j, "events_unavailable", string(r.events_unavailable));
+  add(j, "lost_events", number(r.lost_events));
+  add(j, "lost_events_by_cause", loss_object(r.lost));
+  add(j, "job_name", string(r.job_name));
+  add(j, "alloc_cpus", number(uint64_t{r.alloc_cpus}));
+  add(j, "mem_limit_bytes", number(r.mem_limit_bytes));
+  add(j, "container_id", string(r.container_id));
+  add(j, "container_name", string(r.container_name));
+  add(j, "container_image", string(r.container_image));
+  add(j, "array_job_id", number(uint64_t{r.array_job_id}));
+  add(j, "array_task_id", number(uint64_t{r.array_task_id}));
+  add(j, "unshipped_batches", number(r.unshipped_batches));
+  add(j, "unshipped_samples", number(r.unshipped_samples));
   return o.release();
 }
 
@@ -289,7 +303,7 @@ cJSON* process_object(const ProcessRecord& p) {
   add(j, "argv", string_array(p.argv));
   add(j, "start", time_or_null(p.start_ms));
   add(j, "end", time_or_null(p.end_ms));
-  add(j, "cpu_seconds", number(static_cast<double>(p.cpu_ns) / 1e9));
+  add(j, "cpu_seconds", seconds(p.cpu_ns));
   add(j, "max_rss_bytes", number(p.max_rss));
   add(j, "read_bytes", number(p.read_bytes));
   add(j, "write_bytes", number(p.write_bytes));
@@ -336,6 +350,12 @@ cJSON* connection_object(const store::ConnectionRecord& c) {
 json::Ptr job_document(const JobData& job, bool with_processes) {
   Json root(checked(cJSON_CreateObject()));
   add(root.get(), "job", job_object(compute_totals(job)));
+  Json records(checked(cJSON_CreateArray()));
+  std::vector<const JobRecord*> by_node;
+  for (const JobRecord& r : job.nodes) by_node.push_back(&r);
+  std::sort(by_node.begin(), by_node.end(), [](const JobRecord* a, const JobRecord* b) { return a->node < b->node; });
+  for (const JobRecord* r : by_node) append(records.get(), node_record_object(*r));
+  add(root.get(), "node_records", records.release());
   if (with_processes) {
     Json processes(checked(cJSON_CreateArray()));
     for (const ProcessRecord& p : sorted_processes(job.processes)) append(processes.get(), process_object(p));
@@ -350,11 +370,6 @@ json::Ptr job_document(const JobData& job, bool with_processes) {
   return root;
 }
 
-std::string format_json(const JobData& job) {
-  json::Ptr root = job_document(job);
-  std::unique_ptr<char, decltype(&cJSON_free)> text(cJSON_Print(root.get()), &cJSON_free);
-  if (!text) throw std::bad_alloc();
-  return std::string(text.get()) + "\n";
-}
+std::string format_json(const JobData& job) { return json::print(job_document(job).get(), true) + "\n"; }
 
 }  // namespace bc::job

@@ -76,16 +76,14 @@ std::vector<store::ProcessRecord> sorted_processes(std::vector<store::ProcessRec
 // sacct's order: batch, extern, interactive, numbered steps ascending, unknown last.
 void sort_steps(std::vector<uint32_t>& steps);
 
-// The job's document {"job": {...}, "processes": [...], "files": [...], "connections": [...]}, the one
-// bcacct --json prints and bcd serves; without_processes leaves "processes" out (bcd's job header).
+// The job's document {"job": {...}, "node_records": [...], "processes": [...], "files": [...],
+// "connections": [...]}, the one bcacct --json prints and bcd serves: "job" holds the totals, "node_records"
+// each node's record (by node name). without_processes leaves "processes" out (bcd's job header).
 json::Ptr job_document(const JobData& job, bool with_processes = true);
 // job_document pretty-printed, with a trailing newline.
 std::string format_json(const JobData& job);
 
 // "2026-11-24T20:41:07.123Z"
 std::string iso_utc_ms(int64_t epoch_ms);
-// Valid UTF-8: each invalid byte becomes U+FFFD. Data from /proc is not guaranteed to be UTF-8,
-// and JSON must be.
-std::string valid_utf8(std::string_view s);
 
 }  // namespace bc::job

@@ -1,10 +1,14 @@
-// cJSON owned: the one deleter, and allocation failure (cJSON's NULL) as std::bad_alloc.
+// JSON as bc writes it: cJSON trees, owned (the one deleter, allocation failure as std::bad_alloc), strings
+// made valid UTF-8, and cJSON's printer for every answer. bc_json; the header-only part needs only cJSON.
 #pragma once
 
 #include <cJSON.h>
 
+#include <cstdint>
 #include <memory>
 #include <new>
+#include <string>
+#include <string_view>
 
 namespace bc::json {
 
@@ -31,5 +35,31 @@ inline void append(cJSON* array, cJSON* item) {
   if (!cJSON_AddItemToArray(array, owned.get())) throw std::bad_alloc();
   (void)owned.release();  // the array owns it now
 }
+
+// Valid UTF-8: each invalid byte becomes U+FFFD. Data from /proc is not guaranteed to be UTF-8, and JSON
+// must be.
+std::string valid_utf8(std::string_view s);
+
+// A JSON string of s, made valid UTF-8 (cJSON escapes quotes and control characters).
+cJSON* string(std::string_view s);
+
+// Integers exactly. cJSON prints a number with 15 significant digits whenever that reads back as nearly the
+// same double, so from 10^15 on (a container's key, a 64-bit counter) an integer is written out digit by
+// digit instead.
+inline cJSON* count(uint64_t v) {
+  if (v < 1'000'000'000'000'000ULL) return checked(cJSON_CreateNumber(static_cast<double>(v)));
+  return checked(cJSON_CreateRaw(std::to_string(v).c_str()));
+}
+inline cJSON* integer(int64_t v) {
+  if (v >= 0) return count(static_cast<uint64_t>(v));
+  if (v > -1'000'000'000'000'000LL) return checked(cJSON_CreateNumber(static_cast<double>(v)));
+  return checked(cJSON_CreateRaw(std::to_string(v).c_str()));
+}
+
+// Text that is JSON already, as an item: columns of numbers formatted to their own precision.
+inline cJSON* raw(const std::string& text) { return checked(cJSON_CreateRaw(text.c_str())); }
+
+// The text of item by cJSON's printer, compact or pretty (tabs), without a trailing newline.
+std::string print(const cJSON* item, bool pretty = false);
 
 }  // namespace bc::json

@@ -10,7 +10,6 @@
 //          (the nodes summed); an older bcd without it answers 404 -> Unsupported.
 #include <cJSON.h>
 #include <curl/curl.h>
-#include <pwd.h>
 
 #include <cmath>
 #include <ctime>
@@ -90,14 +89,6 @@ int64_t time_of(const cJSON* object, const char* name) {
   tm.tm_year -= 1900;
   tm.tm_mon -= 1;
   return static_cast<int64_t>(timegm(&tm)) * 1000 + ms;
-}
-
-std::optional<uint32_t> uid_of(const std::string& user) {
-  passwd pw{};
-  passwd* result = nullptr;
-  char buf[4096];
-  if (getpwnam_r(user.c_str(), &pw, buf, sizeof buf, &result) == 0 && result) return pw.pw_uid;
-  return std::nullopt;
 }
 
 uint32_t step_of(const std::string& name) {
@@ -299,94 +290,80 @@ class BcdSource final : public JobSource {
 
 std::unique_ptr<JobSource> open_bcd_source(const BcdOptions& options) { return std::make_unique<BcdSource>(options); }
 
+namespace {
+
+uint32_t u32_of(const cJSON* object, const char* name) {
+  return static_cast<uint32_t>(within(number_of(object, name), 0, UINT32_MAX, name));
+}
+
+// A counter that is null where its cgroup controller did not exist; present tells which.
+uint64_t counter_of(const cJSON* object, const char* name, bool& present) {
+  present = !cJSON_IsNull(member(object, name));
+  return present ? count_of(object, name) : 0;
+}
+
+// One of the document's "node_records", back into the record bcd read from its store.
+store::JobRecord node_record_from_json(const cJSON* n, uint64_t id) {
+  store::JobRecord r;
+  r.job_id = id;
+  r.node = string_of(n, "node");
+  r.uid = u32_of(n, "uid");
+  r.user = string_of(n, "user");
+  for (const std::string& s : strings_of(n, "steps")) r.steps.push_back(step_of(s));
+  r.start_ms = time_of(n, "start");
+  r.end_ms = time_of(n, "end");
+  r.last_sample_ms = time_of(n, "last_sample");
+  r.cgroup_version = u32_of(n, "cgroup_version");
+  r.has_cgroup_cpu = !cJSON_IsNull(member(n, "cgroup_cpu_seconds"));
+  if (r.has_cgroup_cpu) r.cgroup_cpu_ns = ns_of(n, "cgroup_cpu_seconds");
+  r.cgroup_mem_current = counter_of(n, "cgroup_mem_current_bytes", r.has_cgroup_memory);
+  r.cgroup_mem_peak = counter_of(n, "cgroup_mem_peak_bytes", r.has_cgroup_memory);
+  r.cgroup_read_bytes = counter_of(n, "cgroup_read_bytes", r.has_cgroup_io);
+  r.cgroup_write_bytes = counter_of(n, "cgroup_write_bytes", r.has_cgroup_io);
+  r.max_rss_sum = count_of(n, "max_rss_sum_bytes");
+  r.sample_count = count_of(n, "samples");
+  r.monitor_cpu_ns = ns_of(n, "monitor_cpu_seconds");
+  r.monitor_max_rss = count_of(n, "monitor_max_rss_bytes");
+  r.events_unavailable = string_of(n, "events_unavailable");
+  r.lost_events = count_of(n, "lost_events");
+  const cJSON* lost = member(n, "lost_events_by_cause");
+  if (!cJSON_IsObject(lost)) malformed("a node record without 'lost_events_by_cause'");
+  r.lost.ring = count_of(lost, "ring");
+  r.lost.files = count_of(lost, "files");
+  r.lost.connections = count_of(lost, "connections");
+  r.lost.tracked = count_of(lost, "tracked");
+  r.lost.unreadable = count_of(lost, "unreadable");
+  r.lost.monitor = count_of(lost, "monitor");
+  r.lost.late = count_of(lost, "late");
+  r.job_name = string_of(n, "job_name");
+  r.alloc_cpus = u32_of(n, "alloc_cpus");
+  r.mem_limit_bytes = count_of(n, "mem_limit_bytes");
+  r.container_id = string_of(n, "container_id");
+  r.container_name = string_of(n, "container_name");
+  r.container_image = string_of(n, "container_image");
+  r.array_job_id = u32_of(n, "array_job_id");
+  r.array_task_id = u32_of(n, "array_task_id");
+  r.unshipped_batches = count_of(n, "unshipped_batches");
+  r.unshipped_samples = count_of(n, "unshipped_samples");
+  return r;
+}
+
+}  // namespace
+
 JobData job_data_from_json(std::string_view json) {
   Json root = parse_object(json);
   const cJSON* job = member(root.get(), "job");
+  const cJSON* records = member(root.get(), "node_records");
   const cJSON* processes = member(root.get(), "processes");
   if (!cJSON_IsObject(job) || !cJSON_IsArray(processes)) malformed("a job without 'job' and 'processes'");
+  // bcd and bcacct come from one release; a bcd older than this bcacct sent only the job's totals.
+  if (!cJSON_IsArray(records)) malformed("a job without 'node_records' (is bcd older than this bcacct?)");
 
   JobData data;
   const uint64_t id = count_of(job, "id");
-  const std::string user = string_of(job, "user");
-  const int64_t start = time_of(job, "start");
-  const int64_t end = time_of(job, "end");
-  const cJSON* uid = member(job, "uid");
-  for (const std::string& node : strings_of(job, "nodes")) {
-    store::JobRecord r;
-    r.job_id = id;
-    r.node = node;
-    r.user = user;
-    if (cJSON_IsNumber(uid)) {
-      r.uid = static_cast<uint32_t>(within(uid->valuedouble, 0, UINT32_MAX, "uid"));
-    } else if (const std::optional<uint32_t> local = uid_of(user)) {
-      r.uid = *local;  // bcd's document names the user; the login node shares the cluster's accounts
-    }
-    r.start_ms = start;
-    r.end_ms = end;
-    r.has_cgroup_cpu = true;  // the totals below are the job's; other nodes add nothing
-    const bool first = data.nodes.empty();
-    if (first) {
-      r.cgroup_cpu_ns = ns_of(job, "cpu_seconds");
-      r.max_rss_sum = count_of(job, "max_rss_bytes");
-      r.sample_count = count_of(job, "samples");
-      r.monitor_cpu_ns = ns_of(job, "monitor_cpu_seconds");
-      r.monitor_max_rss = count_of(job, "monitor_max_rss_bytes");
-      for (const std::string& s : strings_of(job, "steps")) r.steps.push_back(step_of(s));
-    }
-    if (member(job, "cgroup_mem_peak_bytes")) {
-      r.has_cgroup_memory = true;
-      if (first) r.cgroup_mem_peak = count_of(job, "cgroup_mem_peak_bytes");
-    }
-    if (member(job, "cgroup_read_bytes")) {
-      r.has_cgroup_io = true;
-      if (first) {
-        r.cgroup_read_bytes = count_of(job, "cgroup_read_bytes");
-        r.cgroup_write_bytes = count_of(job, "cgroup_write_bytes");
-      }
-    }
-    if (const cJSON* array = member(job, "array"); cJSON_IsObject(array)) {  // every node: it names the task
-      r.array_job_id = static_cast<uint32_t>(count_of(array, "job_id"));
-      r.array_task_id = static_cast<uint32_t>(count_of(array, "task_id"));
-    }
-    const cJSON* container = member(job, "container");
-    if (cJSON_IsObject(container)) {  // every node: it names the container
-      r.container_id = string_of(container, "id");
-      r.container_name = string_of(container, "name");
-      r.container_image = string_of(container, "image");
-    }
-    if (first) {  // absent from an older bcd's document
-      if (const cJSON* name = member(job, "name"); cJSON_IsString(name)) r.job_name = name->valuestring;
-      r.alloc_cpus = static_cast<uint32_t>(count_of(job, "alloc_cpus", false));
-      r.mem_limit_bytes = count_of(job, "mem_limit_bytes", false);
-      r.lost_events = count_of(job, "lost_events", false);
-      r.unshipped_batches = count_of(job, "unshipped_batches", false);
-      r.unshipped_samples = count_of(job, "unshipped_samples", false);
-      if (const cJSON* lost = member(job, "lost_events_by_cause"); cJSON_IsObject(lost)) {
-        r.lost.ring = count_of(lost, "ring", false);
-        r.lost.files = count_of(lost, "files", false);
-        r.lost.connections = count_of(lost, "connections", false);
-        r.lost.tracked = count_of(lost, "tracked", false);
-        r.lost.unreadable = count_of(lost, "unreadable", false);
-        r.lost.monitor = count_of(lost, "monitor", false);
-        r.lost.late = count_of(lost, "late", false);
-      }
-    }
-    data.nodes.push_back(std::move(r));
-  }
-  if (data.nodes.empty()) malformed("a job without nodes");
-  // "n01: reason; n02: reason" back onto the nodes it names.
-  if (const cJSON* why = member(job, "events_unavailable"); cJSON_IsString(why)) {
-    std::string_view rest = why->valuestring;
-    while (!rest.empty()) {
-      const size_t stop = rest.find("; ");
-      const std::string_view item = rest.substr(0, stop);
-      const size_t colon = item.find(": ");
-      for (auto& r : data.nodes)
-        if (colon != std::string_view::npos && item.substr(0, colon) == r.node)
-          r.events_unavailable = std::string(item.substr(colon + 2));
-      rest = stop == std::string_view::npos ? std::string_view() : rest.substr(stop + 2);
-    }
-  }
+  const cJSON* n = nullptr;
+  cJSON_ArrayForEach(n, records) data.nodes.push_back(node_record_from_json(n, id));
+  if (data.nodes.empty()) malformed("a job without node records");
 
   const cJSON* p = nullptr;
   cJSON_ArrayForEach(p, processes) {

@@ -21,7 +21,7 @@ using job::JobTotals;
 using job::sacct_job_id;
 using job::sort_steps;
 using job::sorted_processes;
-using job::valid_utf8;
+using json::valid_utf8;
 
 // The human-readable report: a job header block, then one row per process. now_ms is used for the
 // elapsed time of a job still running.

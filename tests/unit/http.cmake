@@ -25,3 +25,7 @@ gtest_discover_tests(test_tls PROPERTIES LABELS unit FIXTURES_REQUIRED tls_mater
 add_executable(test_bcd_job_index ${CMAKE_CURRENT_LIST_DIR}/test_bcd_job_index.cpp)
 target_link_libraries(test_bcd_job_index PRIVATE bc_bcd_index GTest::gtest_main)
 gtest_discover_tests(test_bcd_job_index PROPERTIES LABELS unit)
+
+add_executable(test_json ${CMAKE_CURRENT_LIST_DIR}/test_json.cpp)
+target_link_libraries(test_json PRIVATE bc_http bc_json GTest::gtest_main)
+gtest_discover_tests(test_json PROPERTIES LABELS unit)

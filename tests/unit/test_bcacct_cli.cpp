@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <ctime>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "accounting_db/store.hpp"
@@ -372,9 +373,25 @@ TEST_F(Utc, JsonRoundTripKeepsEveryTotal) {
   c.first_ms = 1700000002000;
   c.count = 1;
   data.connections.push_back(c);
+  // What only the node records carry, not the job's totals.
+  data.nodes[0].cgroup_version = 2;
+  data.nodes[0].cgroup_mem_current = 3 << 20;
+  data.nodes[0].last_sample_ms = 1700000009000;
+  data.nodes[1].has_cgroup_io = true;
+  data.nodes[1].cgroup_write_bytes = 77;
+  data.nodes[1].uid = 4242;
   const std::string json = bc::report::format_json(data);
   const bc::report::JobData back = bc::report::job_data_from_json(json);
   EXPECT_EQ(bc::report::format_json(back), json);
+  ASSERT_EQ(back.nodes.size(), 2u);
+  const auto fields = [](const bc::store::JobRecord& r) {
+    return std::make_tuple(r.node, r.uid, r.user, r.steps, r.start_ms, r.end_ms, r.last_sample_ms, r.cgroup_version,
+                           r.has_cgroup_cpu, r.cgroup_cpu_ns, r.has_cgroup_memory, r.cgroup_mem_current,
+                           r.cgroup_mem_peak, r.has_cgroup_io, r.cgroup_read_bytes, r.cgroup_write_bytes, r.max_rss_sum,
+                           r.sample_count, r.monitor_cpu_ns, r.monitor_max_rss, r.events_unavailable, r.lost_events,
+                           r.lost.ring, r.job_name, r.alloc_cpus, r.mem_limit_bytes);
+  };
+  for (size_t i = 0; i < 2; ++i) EXPECT_EQ(fields(back.nodes[i]), fields(data.nodes[i])) << data.nodes[i].node;
   EXPECT_EQ(bc::report::format_table(back, 1700000100000), bc::report::format_table(data, 1700000100000));
   EXPECT_EQ(bc::report::format_tree(back), bc::report::format_tree(data));
   EXPECT_EQ(bc::report::format_files(back, false), bc::report::format_files(data, false));
@@ -414,10 +431,15 @@ TEST(BcdJson, ListViewsAndSeries) {
     EXPECT_THROW(series(bad), bc::report::SourceError) << bad;
   // A uid or exit signal outside its type is malformed too.
   const auto job = [](const std::string& uid, const std::string& signal) {
-    return bc::report::job_data_from_json(R"({"job": {"id": 1, "user": "u", "uid": )" + uid +
-                                          R"(, "start": null, "end": null, "nodes": ["n"],
-            "cpu_seconds": 0, "max_rss_bytes": 0, "samples": 0, "monitor_cpu_seconds": 0,
-            "monitor_max_rss_bytes": 0, "steps": []},
+    return bc::report::job_data_from_json(R"({"job": {"id": 1}, "node_records": [{"node": "n", "uid": )" + uid +
+                                          R"(, "user": "u", "steps": [], "start": null, "end": null,
+            "last_sample": null, "cgroup_version": 2, "cgroup_cpu_seconds": null, "cgroup_mem_current_bytes": null,
+            "cgroup_mem_peak_bytes": null, "cgroup_read_bytes": null, "cgroup_write_bytes": null,
+            "max_rss_sum_bytes": 0, "samples": 0, "monitor_cpu_seconds": 0, "monitor_max_rss_bytes": 0,
+            "events_unavailable": "", "lost_events": 0, "lost_events_by_cause": {"ring": 0, "files": 0,
+            "connections": 0, "tracked": 0, "unreadable": 0, "monitor": 0, "late": 0}, "job_name": "",
+            "alloc_cpus": 0, "mem_limit_bytes": 0, "container_id": "", "container_name": "", "container_image": "",
+            "array_job_id": 0, "array_task_id": 0, "unshipped_batches": 0, "unshipped_samples": 0}],
             "processes": [{"node": "n", "pid": 2, "ppid": 1, "step": "0", "command": "c", "exe": "/c", "argv": [],
                            "start": null, "end": null, "cpu_seconds": 0, "max_rss_bytes": 0, "read_bytes": 0,
                            "write_bytes": 0, "exit_code": -1, "exit_signal": )" +

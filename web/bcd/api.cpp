@@ -1,5 +1,6 @@
 #include "web/bcd/api.hpp"
 
+#include <cJSON.h>
 #include <grp.h>
 #include <pwd.h>
 
@@ -11,6 +12,7 @@
 #include "accounting_db/store.hpp"
 #include "common/auth.hpp"
 #include "common/container_key.hpp"
+#include "common/json.hpp"
 #include "web/bcd/gzip.hpp"
 
 namespace bc::bcd {
@@ -37,26 +39,6 @@ bool in_group(const std::string& user, const std::string& group_name) {
   return getpwnam_r(user.c_str(), &pw, pbuf, sizeof pbuf, &pres) == 0 && pres && pw.pw_gid == gr.gr_gid;
 }
 
-std::string json_string(const std::string& s) {
-  std::string out = "\"";
-  for (char c : job::valid_utf8(s)) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(static_cast<unsigned char>(c)));
-          out += buf;
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out + "\"";
-}
-
 // OpenMetrics label values escape backslash, quote and newline.
 std::string label(const std::string& s) {
   std::string out;
@@ -69,6 +51,35 @@ std::string label(const std::string& s) {
     out += c;
   }
   return out;
+}
+
+cJSON* time_or_null(const std::optional<int64_t>& ms) {
+  return ms ? json::string(job::iso_utc_ms(*ms)) : cJSON_CreateNull();
+}
+
+// A job of the job list.
+cJSON* job_line(uint64_t id, const JobSummary& t) {
+  json::Ptr o(json::checked(cJSON_CreateObject()));
+  cJSON* j = o.get();
+  const auto short_id = container::short_id_from_key(id);
+  json::add(j, "id", json::count(id));
+  json::add(j, "job_id", json::string(t.sacct_id));
+  if (t.array_job_id) {
+    json::Ptr array(json::checked(cJSON_CreateObject()));
+    json::add(array.get(), "job_id", json::count(t.array_job_id));
+    json::add(array.get(), "task_id", json::count(t.array_task_id));
+    json::add(j, "array", array.release());
+  } else {
+    json::add(j, "array", cJSON_CreateNull());
+  }
+  json::add(j, "container", json::string(short_id ? *short_id : "job_" + std::to_string(id)));
+  json::add(j, "user", json::string(t.user));
+  json::add(j, "state", json::string(t.running ? "running" : "completed"));
+  json::add(j, "start", time_or_null(t.start_ms));
+  json::add(j, "end", time_or_null(t.end_ms));
+  json::add(j, "cpu_seconds", cJSON_CreateNumber(t.cpu_seconds));
+  json::add(j, "max_rss_bytes", json::count(t.max_rss_bytes));
+  return o.release();
 }
 
 // A cached view as an answer: its shared buffer, gzipped when the client takes that.
@@ -171,7 +182,10 @@ std::vector<web::Route> Api::routes() {
 }
 
 Response Api::health(const Request&) {
-  return Response::json(200, "{\"status\": \"ok\", \"schema\": " + std::to_string(store_->schema_version()) + "}\n");
+  const json::Ptr health(json::checked(cJSON_CreateObject()));
+  json::add(health.get(), "status", json::string("ok"));
+  json::add(health.get(), "schema", json::count(store_->schema_version()));
+  return Response::json(200, health.get());
 }
 
 std::optional<Api::Target> Api::parse_target(const std::string& text) {
@@ -272,8 +286,8 @@ Response Api::list_jobs(const Request& req) {
     for (const auto& job : jobs) ids.push_back(job.first);
     index_.keep_only(ids);
   }
-  std::string out = "{\"jobs\": [";
-  bool first = true;
+  const json::Ptr answer(json::checked(cJSON_CreateObject()));
+  cJSON* list = json::checked(cJSON_AddArrayToObject(answer.get(), "jobs"));
   for (const auto& [id, nodes] : jobs) {
     if (array_job && !store::is_array_task(nodes, *array_job, array_task)) continue;
     const std::optional<JobSummary> t = index_.summary(id, nodes);
@@ -285,22 +299,9 @@ Response Api::list_jobs(const Request& req) {
     // Overlap with the window [from, to].
     if (t->start_ms && *t->start_ms > to) continue;
     if (t->end_ms && *t->end_ms < from) continue;
-    out += first ? "\n" : ",\n";
-    first = false;
-    const auto short_id = container::short_id_from_key(id);
-    out += "  {\"id\": " + std::to_string(id) + ", \"job_id\": " + json_string(t->sacct_id) +
-           (t->array_job_id ? ", \"array\": {\"job_id\": " + std::to_string(t->array_job_id) +
-                                  ", \"task_id\": " + std::to_string(t->array_task_id) + "}"
-                            : std::string(", \"array\": null")) +
-           ", \"container\": " + json_string(short_id ? *short_id : "job_" + std::to_string(id)) +
-           ", \"user\": " + json_string(t->user) + ", \"state\": \"" + (t->running ? "running" : "completed") +
-           "\", \"start\": " + (t->start_ms ? json_string(job::iso_utc_ms(*t->start_ms)) : "null") +
-           ", \"end\": " + (t->end_ms ? json_string(job::iso_utc_ms(*t->end_ms)) : "null") +
-           ", \"cpu_seconds\": " + std::to_string(t->cpu_seconds) +
-           ", \"max_rss_bytes\": " + std::to_string(t->max_rss_bytes) + "}";
+    json::append(list, job_line(id, *t));
   }
-  out += first ? "]}\n" : "\n]}\n";
-  return Response::json(200, out);
+  return Response::json(200, answer.get());
 }
 
 // Who may see the running jobs' series on /metrics: with metrics_jobs on, a scraper bearing metrics_token

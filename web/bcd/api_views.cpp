@@ -26,21 +26,17 @@ using web::Request;
 using web::Response;
 
 using Json = json::Ptr;
+using json::add;
+using json::append;
+using json::checked;
 
-std::string print(const cJSON* j, bool pretty = false) {
-  std::unique_ptr<char, decltype(&cJSON_free)> text(pretty ? cJSON_Print(j) : cJSON_PrintUnformatted(j), &cJSON_free);
-  if (!text) throw std::bad_alloc();
-  return std::string(text.get()) + "\n";
-}
-
-void add_string(cJSON* o, const char* name, const std::string& value) {
-  cJSON_AddStringToObject(o, name, job::valid_utf8(value).c_str());
-}
+void add_string(cJSON* o, const char* name, const std::string& value) { add(o, name, json::string(value)); }
 
 void add_time(cJSON* o, const char* name, int64_t ms) {
-  if (ms) add_string(o, name, job::iso_utc_ms(ms));
-  else cJSON_AddNullToObject(o, name);
+  add(o, name, ms ? json::string(job::iso_utc_ms(ms)) : cJSON_CreateNull());
 }
+
+Json object() { return Json(checked(cJSON_CreateObject())); }
 
 // "node:series", the id the page uses for a process (series ids are unique per job and node).
 std::string process_key(const std::string& node, uint32_t series_id) { return node + ":" + std::to_string(series_id); }
@@ -56,7 +52,7 @@ cJSON* process_object(const ProcessRecord& p) {
   add_string(o, "command", p.command);
   add_string(o, "exe", p.exe);
   cJSON* argv = cJSON_AddArrayToObject(o, "argv");
-  for (const auto& a : p.argv) cJSON_AddItemToArray(argv, cJSON_CreateString(job::valid_utf8(a).c_str()));
+  for (const auto& a : p.argv) append(argv, json::string(a));
   add_time(o, "start", p.start_ms);
   add_time(o, "end", p.end_ms);
   cJSON_AddNumberToObject(o, "cpu_seconds", static_cast<double>(p.cpu_ns) / 1e9);
@@ -170,9 +166,10 @@ std::optional<Metric> parse_metric(const std::string& s) {
   return std::nullopt;
 }
 
-// Series are the API's bulk: written directly with std::to_chars, not through cJSON, whose number printing
-// dominates large answers. Integers print as integers; CPU percent to 0.01 (of one core: 100 us of CPU per
-// second, below the kernel's 10 ms tick); CPU seconds exactly, from nanoseconds.
+// Series are the API's bulk: their columns of numbers are formatted with std::to_chars and put into the
+// answer as raw JSON, not as cJSON numbers, whose printing dominates large answers. Integers print as integers; CPU
+// percent to 0.01 (of one core: 100 us of CPU per second, below the kernel's 10 ms tick); CPU seconds exactly, from
+// nanoseconds.
 void append_uint(std::string& out, uint64_t v) {
   char buf[24];
   out.append(buf, std::to_chars(buf, buf + sizeof buf, v).ptr);
@@ -207,29 +204,19 @@ std::string column(const Points& points, Append append) {
   return out + "]";
 }
 
-std::string quoted(const std::string& s) {
-  Json j(cJSON_CreateString(job::valid_utf8(s).c_str()));
-  std::string out = print(j.get());
-  out.pop_back();  // print's newline
-  return out;
-}
-
 // A series: {"key", "label", "t": [...], "samples": [...], then the metric's columns}. A max column equal to
 // its mean at every bucket (one sample per bucket, as at second resolution) is sent once: cpu_percent_max
 // and rss_mean_bytes are then left out and named in "same" ({"cpu_percent_max": "cpu_percent_mean",
 // "rss_mean_bytes": "rss_max_bytes"}), so a client reads them from their twins. Without maxima ("other"),
 // the max columns are left out. A series given the job total it is sent with (`total`), whose buckets are
 // the total's ("other" always, long-running processes mostly), leaves its "t" out: it is the total's.
-std::string series_text(const std::string& key, const std::string& label, const Points& points, Metric metric,
-                        bool has_max = true, const Points* total = nullptr) {
-  std::string out = "{\"key\":" + quoted(key) + ",\"label\":" + quoted(label);
-  std::string same;
-  auto add_column = [&out](const char* name, const std::string& values) {
-    out += ",\"";
-    out += name;
-    out += "\":";
-    out += values;
-  };
+cJSON* series_object(const std::string& key, const std::string& label, const Points& points, Metric metric,
+                     bool has_max = true, const Points* total = nullptr) {
+  Json out = object();
+  Json same = object();
+  add_string(out.get(), "key", key);
+  add_string(out.get(), "label", label);
+  auto add_column = [&out](const char* name, const std::string& values) { add(out.get(), name, json::raw(values)); };
   const bool own_buckets = !total || !std::equal(points.begin(), points.end(), total->begin(), total->end(),
                                                  [](const Point& a, const Point& b) { return a.t == b.t; });
   if (own_buckets)
@@ -243,7 +230,7 @@ std::string series_text(const std::string& key, const std::string& label, const 
     add_column("cpu_percent_mean", mean);
     if (has_max) {
       std::string max = column(points, [](std::string& o, const Point& p) { append_percent(o, p.cpu_max); });
-      if (max == mean) same += "\"cpu_percent_max\":\"cpu_percent_mean\"";
+      if (max == mean) add_string(same.get(), "cpu_percent_max", "cpu_percent_mean");
       else add_column("cpu_percent_max", max);
     }
     add_column("cpu_seconds", column(points, [](std::string& o, const Point& p) { append_seconds(o, p.cpu_ns); }));
@@ -252,11 +239,8 @@ std::string series_text(const std::string& key, const std::string& label, const 
     const std::string mean = column(points, [](std::string& o, const Point& p) { append_uint(o, p.rss_mean); });
     if (has_max) {
       const std::string max = column(points, [](std::string& o, const Point& p) { append_uint(o, p.rss_max); });
-      if (max == mean) {
-        same += std::string(same.empty() ? "" : ",") + "\"rss_mean_bytes\":\"rss_max_bytes\"";
-      } else {
-        add_column("rss_mean_bytes", mean);
-      }
+      if (max == mean) add_string(same.get(), "rss_mean_bytes", "rss_max_bytes");
+      else add_column("rss_mean_bytes", mean);
       add_column("rss_max_bytes", max);
     } else {
       add_column("rss_mean_bytes", mean);
@@ -266,18 +250,12 @@ std::string series_text(const std::string& key, const std::string& label, const 
     add_column("read_bytes", column(points, [](std::string& o, const Point& p) { append_uint(o, p.read); }));
     add_column("write_bytes", column(points, [](std::string& o, const Point& p) { append_uint(o, p.write); }));
   }
-  if (!same.empty()) out += ",\"same\":{" + same + "}";
-  return out + "}";
-}
-
-// Appends one element to a JSON array being written.
-void append_item(std::string& list, const std::string& item) {
-  if (!list.empty()) list += ',';
-  list += item;
+  if (same->child) add(out.get(), "same", same.release());
+  return out.release();
 }
 
 Json container_object(const std::string& container) {
-  Json root(cJSON_CreateObject());
+  Json root = object();
   add_string(root.get(), "container", container);
   return root;
 }
@@ -358,11 +336,13 @@ class JobStream : public web::Stream {
     if (!greeted_) {
       greeted_ = true;
       // Reconnect after 3 s if the connection drops before the end event.
-      out += "retry: 3000\n" + sse_event("hello", "{\"container\": \"" + container_ + "\"}");
+      out += "retry: 3000\n" + sse_event("hello", json::print(container_object(container_).get()));
     }
     if (expires_at_ && epoch_ms() / 1000 >= expires_at_) {
       ended_ = true;
-      return out + sse_event("expired", "{\"error\": \"the token has expired; ask for a new link\"}");
+      Json expired = object();
+      add_string(expired.get(), "error", "the token has expired; ask for a new link");
+      return out + sse_event("expired", json::print(expired.get()));
     }
     const std::vector<store::JobRecord> nodes = db_.job_nodes(key_);
     int64_t latest = 0;
@@ -379,15 +359,19 @@ class JobStream : public web::Stream {
     if (end && !end_sent_) {
       end_sent_ = true;
       ended_ = true;
-      out += sse_event("end", "{\"end\": \"" + job::iso_utc_ms(*end) + "\"}");
+      Json ended = object();
+      add_time(ended.get(), "end", *end);
+      out += sse_event("end", json::print(ended.get()));
     }
     return out;
   }
 
  private:
   std::string updates(const std::vector<store::JobRecord>& nodes) {
-    std::string series;
-    Json changed(cJSON_CreateArray());
+    Json samples = object();
+    add_string(samples.get(), "resolution", "second");
+    cJSON* series = cJSON_AddArrayToObject(samples.get(), "series");
+    Json changed(checked(cJSON_CreateArray()));
     int64_t newest = since_s_;
     std::string header;
     {
@@ -405,25 +389,23 @@ class JobStream : public web::Stream {
       };
       Points total;
       for (const auto& n : nodes) total = add(total, query(n.node, 0));
-      if (!total.empty()) append_item(series, series_text("total", "job total", total, Metric::All));
+      if (!total.empty()) append(series, series_object("total", "job total", total, Metric::All));
       for (const auto& p : snap.processes) {
         const std::string key = process_key(p.node, p.series_id);
         const auto state = std::make_tuple(p.cpu_ns, p.rss, p.max_rss, p.read_bytes, p.write_bytes, p.end_ms);
         if (auto [it, fresh] = sent_.try_emplace(key, state); fresh || it->second != state) {
           it->second = state;
-          cJSON_AddItemToArray(changed.get(), process_object(p));
+          append(changed.get(), process_object(p));
         }
         if (p.end_ms && p.end_ms / 1000 < since_s_) continue;
         Points pts = query(p.node, p.series_id);
-        if (!pts.empty()) append_item(series, series_text(key, label_of(p), pts, Metric::All, true, &total));
+        if (!pts.empty()) append(series, series_object(key, label_of(p), pts, Metric::All, true, &total));
       }
       header = Api::job_document(std::move(snap), false);
     }
     since_s_ = newest;
-    std::string processes = print(changed.get());
-    processes.pop_back();  // its newline
-    return sse_event("job", header) + sse_event("samples", "{\"resolution\":\"second\",\"series\":[" + series +
-                                                               "],\"processes\":" + processes + "}");
+    add(samples.get(), "processes", changed.release());
+    return sse_event("job", header) + sse_event("samples", json::print(samples.get()));
   }
 
   store::Store& db_;
@@ -442,26 +424,9 @@ class JobStream : public web::Stream {
 }  // namespace
 
 std::string Api::job_document(store::JobSnapshot snap, bool with_processes) {
-  // The header and processes exactly as bcacct --json prints them, then what the web header also shows
-  // per node (allocation, lost events, why events were unavailable).
-  Json node_records(cJSON_CreateArray());
-  for (const auto& n : snap.nodes) {
-    cJSON* o = cJSON_CreateObject();
-    add_string(o, "node", n.node);
-    add_string(o, "job_name", n.job_name);
-    cJSON_AddNumberToObject(o, "alloc_cpus", n.alloc_cpus);
-    cJSON_AddNumberToObject(o, "mem_limit_bytes", static_cast<double>(n.mem_limit_bytes));
-    cJSON_AddNumberToObject(o, "cgroup_mem_peak_bytes", static_cast<double>(n.cgroup_mem_peak));
-    cJSON_AddNumberToObject(o, "lost_events", static_cast<double>(n.lost_events));
-    add_string(o, "events_unavailable", n.events_unavailable);
-    add_string(o, "container_name", n.container_name);
-    add_string(o, "container_image", n.container_image);
-    add_time(o, "last_sample", n.last_sample_ms);
-    cJSON_AddItemToArray(node_records.get(), o);
-  }
+  // Exactly the document bcacct --json prints.
   json::Ptr doc = job::job_document(job::JobData{std::move(snap.nodes), std::move(snap.processes)}, with_processes);
-  cJSON_AddItemToObject(doc.get(), "node_records", node_records.release());
-  return print(doc.get(), with_processes);
+  return json::print(doc.get(), with_processes) + "\n";
 }
 
 Response Api::processes(const Request& req) {
@@ -470,7 +435,7 @@ Response Api::processes(const Request& req) {
     cJSON* list = cJSON_AddArrayToObject(root.get(), "processes");
     for (const auto& p : job::sorted_processes(std::move(snap.processes)))
       cJSON_AddItemToArray(list, process_object(p));
-    return Response::json(200, print(root.get()));
+    return Response::json(200, root.get());
   });
 }
 
@@ -492,7 +457,7 @@ Response Api::files(const Request& req) {
       add_time(o, "first_open", f.first_ms);
       cJSON_AddItemToArray(list, o);
     }
-    return Response::json(200, print(root.get()));
+    return Response::json(200, root.get());
   });
 }
 
@@ -513,7 +478,7 @@ Response Api::connections(const Request& req) {
       add_time(o, "first_connect", c.first_ms);
       cJSON_AddItemToArray(list, o);
     }
-    return Response::json(200, print(root.get()));
+    return Response::json(200, root.get());
   });
 }
 
@@ -564,7 +529,7 @@ Response Api::tree_view(const Target& target, store::JobSnapshot& snap) {
       stack.push_back({*c, row, f.depth + 1});
     ++row;
   }
-  return Response::json(200, print(root.get()));
+  return Response::json(200, root.get());
 }
 
 Response Api::series(const Request& req) {
@@ -628,21 +593,22 @@ Response Api::series_view(const Request& req, const Target& target, store::JobSn
     q.resolution = res;
     return to_points(store_->query_series(q).buckets);
   };
-  const std::string head = "{\"container\":" + quoted(target.container) + ",\"resolution\":\"" +
-                           store::resolution_name(res) +
-                           "\",\"width_s\":" + std::to_string(store::bucket_seconds(res)) +
-                           ",\"from\":" + std::to_string(from) + ",\"to\":" + std::to_string(to) + ",\"series\":[";
-  std::string list;
+  Json answer = container_object(target.container);
+  add_string(answer.get(), "resolution", store::resolution_name(res));
+  add(answer.get(), "width_s", json::integer(store::bucket_seconds(res)));
+  add(answer.get(), "from", json::integer(from));
+  add(answer.get(), "to", json::integer(to));
+  cJSON* list = cJSON_AddArrayToObject(answer.get(), "series");
   if (one) {
     auto it = std::find_if(snap.processes.begin(), snap.processes.end(),
                            [&](const ProcessRecord& p) { return p.node == one->first && p.series_id == one->second; });
-    append_item(list, series_text(process_key(one->first, one->second), label_of(*it), query(one->first, one->second),
-                                  *metric));
-    return Response::json(200, head + list + "]}\n");
+    append(list,
+           series_object(process_key(one->first, one->second), label_of(*it), query(one->first, one->second), *metric));
+    return Response::json(200, answer.get());
   }
   Points total;
   for (const auto& n : snap.nodes) total = add(total, query(n.node, 0));
-  append_item(list, series_text("total", "job total", total, *metric));
+  append(list, series_object("total", "job total", total, *metric));
   if (top > 0) {
     // The heaviest processes by the metric's total, then the rest of the job as one series.
     auto weight = [&](const ProcessRecord& p) -> double {
@@ -661,13 +627,12 @@ Response Api::series_view(const Request& req, const Target& target, store::JobSn
     for (size_t i = 0; i < n; ++i) {
       Points pts = query(ranked[i]->node, ranked[i]->series_id);
       shown = add(shown, pts);
-      append_item(list, series_text(process_key(ranked[i]->node, ranked[i]->series_id), label_of(*ranked[i]), pts,
-                                    *metric, true, &total));
+      append(list, series_object(process_key(ranked[i]->node, ranked[i]->series_id), label_of(*ranked[i]), pts, *metric,
+                                 true, &total));
     }
-    if (ranked.size() > n)
-      append_item(list, series_text("other", "other", rest_of(total, shown), *metric, false, &total));
+    if (ranked.size() > n) append(list, series_object("other", "other", rest_of(total, shown), *metric, false, &total));
   }
-  return Response::json(200, head + list + "]}\n");
+  return Response::json(200, answer.get());
 }
 
 Response Api::stream(const Request& req) {

@@ -1,5 +1,7 @@
 #include "web/bcd/http_server.hpp"
 
+#include <cJSON.h>
+
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <strings.h>
@@ -20,6 +22,8 @@
 #include <mutex>
 #include <stdexcept>
 #include <thread>
+
+#include "common/json.hpp"
 
 namespace bc::web {
 namespace {
@@ -57,14 +61,14 @@ Response Response::json(unsigned status, std::string body) {
   return r;
 }
 
+Response Response::json(unsigned status, const cJSON* document, bool pretty) {
+  return json(status, bc::json::print(document, pretty) + "\n");
+}
+
 Response Response::error(unsigned status, const std::string& message) {
-  std::string escaped;
-  for (char c : message) {
-    if (c == '"' || c == '\\') escaped.push_back('\\');
-    if (static_cast<unsigned char>(c) < 0x20) continue;
-    escaped.push_back(c);
-  }
-  return json(status, "{\"error\": \"" + escaped + "\"}\n");
+  const bc::json::Ptr document(bc::json::checked(cJSON_CreateObject()));
+  bc::json::add(document.get(), "error", bc::json::string(message));
+  return json(status, document.get());
 }
 
 namespace {

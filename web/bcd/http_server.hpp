@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+struct cJSON;
+
 namespace bc::web {
 
 struct Request {
@@ -54,6 +56,8 @@ struct Response {
   std::shared_ptr<Stream> stream;  // when set, the body comes from it
 
   static Response json(unsigned status, std::string body);
+  // document as cJSON prints it (compact, or pretty with tabs), with a trailing newline.
+  static Response json(unsigned status, const cJSON* document, bool pretty = false);
   // {"error": message} with the status; every failure the API returns has this shape.
   static Response error(unsigned status, const std::string& message);
 };

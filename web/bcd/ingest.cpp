@@ -1,5 +1,7 @@
 #include "web/bcd/ingest.hpp"
 
+#include <cJSON.h>
+
 #include <algorithm>
 #include <chrono>
 #include <iterator>
@@ -11,6 +13,7 @@
 #include "common/auth.hpp"
 #include "common/clock.hpp"
 #include "common/container_key.hpp"
+#include "common/json.hpp"
 
 namespace bc::bcd {
 namespace {
@@ -20,15 +23,6 @@ using web::Response;
 
 constexpr size_t kBatchesPerTransaction = 256;  // of one request
 constexpr size_t kBatchesPerCommit = 1024;      // of the requests that share a commit
-
-std::string json_escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += static_cast<unsigned char>(c) < 0x20 ? ' ' : c;
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -191,17 +185,19 @@ Response Ingest::ingest(const Request& req) {
   if (newest_ms > 0) metrics_.lag_ms = std::max<int64_t>(0, epoch_ms() - newest_ms);
   expire_dedup();
 
-  std::string out = "{\"applied\": " + std::to_string(applied) + ", \"duplicates\": " + std::to_string(duplicates) +
-                    ", \"samples\": " + std::to_string(samples) + ", \"acked\": [";
-  bool first = true;
+  const json::Ptr answer(json::checked(cJSON_CreateObject()));
+  json::add(answer.get(), "applied", json::count(applied));
+  json::add(answer.get(), "duplicates", json::count(duplicates));
+  json::add(answer.get(), "samples", json::count(samples));
+  cJSON* acked_list = json::checked(cJSON_AddArrayToObject(answer.get(), "acked"));
   for (auto [job, seq] : acked) {
-    out +=
-        std::string(first ? "" : ", ") + "{\"job\": " + std::to_string(job) + ", \"seq\": " + std::to_string(seq) + "}";
-    first = false;
+    json::Ptr ack(json::checked(cJSON_CreateObject()));
+    json::add(ack.get(), "job", json::count(job));
+    json::add(ack.get(), "seq", json::count(seq));
+    json::append(acked_list, ack.release());
   }
-  out += "]";
-  if (!key_owner.empty()) out += ", \"owner\": \"" + json_escape(key_owner) + "\"";
-  return Response::json(200, out + "}\n");
+  if (!key_owner.empty()) json::add(answer.get(), "owner", json::string(key_owner));
+  return Response::json(200, answer.get());
 }
 
 // An API key writes the containers of its own node only, and only those that are new or already its
