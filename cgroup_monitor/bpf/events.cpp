@@ -2,7 +2,6 @@
 // and turns ring events and kernel aggregates into the structs of events.hpp. Design notes in events.hpp.
 #include "cgroup_monitor/bpf/events.hpp"
 
-#include <arpa/inet.h>
 #include <linux/membarrier.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -14,12 +13,10 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <map>
 #include <optional>
-#include <tuple>
-#include <unordered_map>
 #include <utility>
 
+#include "cgroup_monitor/bpf/aggregates.hpp"
 #include "cgroup_monitor/bpf/bc_events.h"
 #include "common/fd.hpp"
 
@@ -105,45 +102,6 @@ int64_t boot_to_epoch_offset() {
   return best;
 }
 
-// "." and ".." removed and slashes collapsed, lexically. A leading "?" (unknown directory) is kept.
-std::string normalize_path(const std::string& in) {
-  if (in.empty()) return in;
-  // Most paths are already clean: no "//", no "." or ".." component, no trailing '/'.
-  bool clean = in.size() == 1 || in.back() != '/';
-  for (size_t i = 0; clean && i < in.size(); ++i) {
-    if (in[i] != '/' && i != 0) continue;
-    size_t j = in[i] == '/' ? i + 1 : i;
-    if (j < in.size() && in[j] == '/') clean = false;
-    if (j < in.size() && in[j] == '.' &&
-        (j + 1 == in.size() || in[j + 1] == '/' || (in[j + 1] == '.' && (j + 2 == in.size() || in[j + 2] == '/'))))
-      clean = false;
-  }
-  if (clean) return in;
-  bool absolute = in[0] == '/';
-  std::vector<std::string> parts;
-  size_t i = 0;
-  while (i <= in.size()) {
-    size_t j = in.find('/', i);
-    if (j == std::string::npos) j = in.size();
-    std::string part = in.substr(i, j - i);
-    if (part.empty() || part == ".") {
-    } else if (part == "..") {
-      if (!parts.empty() && parts.back() != "..") parts.pop_back();
-      else if (!absolute) parts.push_back(part);
-    } else {
-      parts.push_back(std::move(part));
-    }
-    i = j + 1;
-  }
-  std::string out;
-  for (const auto& p : parts) {
-    if (!out.empty() || absolute) out += '/';
-    out += p;
-  }
-  if (out.empty()) out = absolute ? "/" : ".";
-  return out;
-}
-
 size_t round_ring_size(size_t want) {
   size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
   size_t size = page;
@@ -182,29 +140,7 @@ struct EventCollector::Impl {
   LossCounts user_seen;
   int64_t epoch_offset = 0;
 
-  // hash -> name. Names are sent again in every interval a path is opened in, so only byte counting without
-  // an open in the interval needs an old one. Two generations keep memory bounded at O(1) cost per drain:
-  // when the current one passes kNamesPerGeneration it becomes the previous one, and the older is dropped.
-  struct Names {
-    static constexpr size_t kNamesPerGeneration = 100000;
-    std::unordered_map<uint64_t, std::string> cur, prev;
-    void put(uint64_t hash, std::string text) { cur[hash] = std::move(text); }
-    const std::string* find(uint64_t hash) {
-      if (auto it = cur.find(hash); it != cur.end()) return &it->second;
-      if (auto it = prev.find(hash); it != prev.end()) {
-        auto& moved = cur[hash] = std::move(it->second);
-        prev.erase(it);
-        return &moved;
-      }
-      return nullptr;
-    }
-    void age() {
-      if (cur.size() < kNamesPerGeneration) return;
-      prev = std::move(cur);
-      cur = {};
-    }
-  };
-  Names file_names, unix_names;
+  NameTable file_names, unix_names;  // path and unix socket names by their kernel hash
   uint64_t drains = 0;
 
   explicit Impl(const Options& o) : log(o.log, o.verbose), opt(o) {}
@@ -413,16 +349,6 @@ struct EventCollector::Impl {
     }
   }
 
-  std::string conn_protocol(const bc_conn_key& k) const {
-    if (k.family == AF_UNIX) return "unix";
-    switch (k.type) {
-      case SOCK_STREAM: return "tcp";
-      case SOCK_DGRAM: return "udp";
-      case SOCK_RAW: return "raw";
-      default: return "other";
-    }
-  }
-
   Drained drain() {
     ++drains;
     epoch_offset = boot_to_epoch_offset();
@@ -430,8 +356,8 @@ struct EventCollector::Impl {
     consume();
 
     // Switch the kernel to the other half of the aggregate maps if this one holds anything.
-    std::vector<std::pair<bc_file_key, bc_file_val> > file_rows;
-    std::vector<std::pair<bc_conn_key, bc_conn_val> > conn_rows;
+    FileRows file_rows;
+    ConnectionRows conn_rows;
     // The active half holds something only if a key was added since the last switch. The count is read
     // before switching: a key added meanwhile makes the next drain look (perhaps at an empty half).
     bool busy;
@@ -467,54 +393,8 @@ struct EventCollector::Impl {
     pending = Drained{};
     pending_events = 0;
 
-    // Files: rows of one process and one path merge (the same file reached by two relative spellings).
-    std::unordered_map<std::string, size_t> file_index;  // "<pid>/<path>" -> out.files
-    file_index.reserve(file_rows.size());
-    std::string merge_key;
-    for (const auto& [k, v] : file_rows) {
-      const std::string* name = file_names.find(k.hash);
-      merge_key = std::to_string(k.tgid);
-      if (name) merge_key += "/" + *name;
-      else merge_key += "#" + std::to_string(k.hash);  // name lost: counted when it was lost
-      auto [it, fresh] = file_index.try_emplace(merge_key, out.files.size());
-      if (fresh) {
-        out.files.emplace_back();
-        out.files.back().pid = k.tgid;
-        if (name) out.files.back().path = *name;
-      }
-      FileAgg& f = out.files[it->second];
-      f.flags |= v.flags;
-      uint64_t first = v.opens + v.failed ? to_epoch(v.first_ns) : 0;
-      if (first && (f.first_ns == 0 || first < f.first_ns)) f.first_ns = first;
-      f.opens += v.opens;
-      f.failed += v.failed;
-      f.read_bytes += v.read_bytes;
-      f.write_bytes += v.write_bytes;
-    }
-
-    std::map<std::tuple<uint32_t, std::string, uint16_t, std::string>, ConnAgg> conns;
-    for (const auto& [k, v] : conn_rows) {
-      std::string address;
-      if (k.family == AF_INET || k.family == AF_INET6) {
-        char buf[INET6_ADDRSTRLEN] = {};
-        inet_ntop(k.family, k.addr, buf, sizeof buf);
-        address = buf;
-      } else {
-        uint64_t h;
-        std::memcpy(&h, k.addr, sizeof h);
-        if (const std::string* name = unix_names.find(h)) address = *name;
-      }
-      std::string protocol = conn_protocol(k);
-      ConnAgg& c = conns[{k.tgid, address, k.port, protocol}];
-      c.pid = k.tgid;
-      c.address = address;
-      c.port = k.port;
-      c.protocol = protocol;
-      c.count += v.count;
-      c.failed += v.failed;
-      c.in_progress += v.in_progress;
-    }
-    for (auto& [_, c] : conns) out.conns.push_back(std::move(c));
+    out.files = merge_files(file_rows, file_names, epoch_offset);
+    out.conns = merge_connections(conn_rows, unix_names);
     file_names.age();
     unix_names.age();
 

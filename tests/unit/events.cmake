@@ -25,3 +25,8 @@ endif()
 add_executable(test_load_failure ${CMAKE_CURRENT_LIST_DIR}/test_load_failure.cpp)
 target_link_libraries(test_load_failure PRIVATE bc_events_memory GTest::gtest_main)
 gtest_discover_tests(test_load_failure PROPERTIES LABELS unit)
+
+# The merging of the aggregate maps' rows and the names by hash (no BPF).
+add_executable(test_event_aggregates ${CMAKE_CURRENT_LIST_DIR}/test_event_aggregates.cpp)
+target_link_libraries(test_event_aggregates PRIVATE bc_events GTest::gtest_main)
+gtest_discover_tests(test_event_aggregates PROPERTIES LABELS unit)
