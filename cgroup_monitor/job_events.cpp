@@ -255,6 +255,14 @@ void JobEvents::merge(ProcessTable& table, int64_t now_ms, store::Batch& batch, 
       store::EventLoss{d.lost.ring, d.lost.files, d.lost.conns, d.lost.tracked, d.lost.read_failed, d.lost.user, 0};
   job.lost_events = job.lost.total();
 
+  add_files_and_connections(d, table, batch);
+  credit_parents(table);
+  const std::set<uint32_t> awaiting_children = hold_for_children(table);
+  apply_in_birth_order(table, batch, awaiting_children);
+  for (const auto& u : unwritten_) batch.processes.push_back(u);
+}
+
+void JobEvents::add_files_and_connections(const events::Drained& d, const ProcessTable& table, store::Batch& batch) {
   auto identity = [&](uint32_t pid) {
     auto it = pending_.find(pid);
     return start_ticks_of(pid, it == pending_.end() ? nullptr : &it->second, table);
@@ -283,7 +291,9 @@ void JobEvents::merge(ProcessTable& table, int64_t now_ms, store::Batch& batch, 
     r.failed = c.failed;
     batch.connections.push_back(std::move(r));
   }
+}
 
+void JobEvents::credit_parents(ProcessTable& table) {
   // A process that ends this tick with a record of its own is taken out of its parent's figures: of the
   // parent's record when the table has it, else of the parent's pending entry. Here, before any exit is
   // applied or record made: a parent and the child it reaped often end in the same tick, and the parent's
@@ -305,6 +315,9 @@ void JobEvents::merge(ProcessTable& table, int64_t now_ms, store::Batch& batch, 
     parent->second.children_read += p.read_bytes;
     parent->second.children_write += p.write_bytes;
   }
+}
+
+std::set<uint32_t> JobEvents::hold_for_children(ProcessTable& table) {
   // A child's exit event is sent when it leaves its CPU for the last time, which can come after its parent
   // has reaped it and exited: a parent whose reaped (gone) children have not sent theirs yet waits for them
   // a tick or two, or its exit figure would keep their bytes. Likewise a parent the table saw gone keeps its
@@ -324,6 +337,11 @@ void JobEvents::merge(ProcessTable& table, int64_t now_ms, store::Batch& batch, 
     }
   }
   table.keep_until_credited(std::move(held_parents));
+  return awaiting_children;
+}
+
+void JobEvents::apply_in_birth_order(ProcessTable& table, store::Batch& batch,
+                                     const std::set<uint32_t>& awaiting_children) {
   // Children's exits before their parents' (the later born first): a parent's own bytes at exit are its
   // figure less its children's, so a child the table has that ends in the same tick is credited to it first.
   struct Birth {
@@ -386,7 +404,6 @@ void JobEvents::merge(ProcessTable& table, int64_t now_ms, store::Batch& batch, 
     }
     p.ticks_since_exit = 1;
   }
-  for (const auto& u : unwritten_) batch.processes.push_back(u);
 }
 
 void JobEvents::commit() { unwritten_.clear(); }

@@ -20,6 +20,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -116,6 +117,11 @@ class JobEvents {
   };
 
   void absorb(const events::Drained& d, const ProcessTable& table);
+  // merge()'s steps, in this order.
+  void add_files_and_connections(const events::Drained& d, const ProcessTable& table, store::Batch& batch);
+  void credit_parents(ProcessTable& table);
+  std::set<uint32_t> hold_for_children(ProcessTable& table);  // returns the exiting parents that wait for them
+  void apply_in_birth_order(ProcessTable& table, store::Batch& batch, const std::set<uint32_t>& awaiting_children);
   uint64_t start_ticks_of(uint32_t pid, Pending* pending, const ProcessTable& table);
   store::ProcessRecord event_record(uint32_t pid, const Pending& p) const;
 

@@ -15,6 +15,7 @@
 #include <cstring>
 #include <ctime>
 #include <functional>
+#include <memory>
 #include <optional>
 
 #include "accounting_db/shipper.hpp"
@@ -95,31 +96,149 @@ int wait_for_signal(const sigset_t& signals, int signal_fd, timespec wait, JobEv
   }
 }
 
+// One monitor per job per node: the lock, held until exit, and the pid file. Returns the exit code when this
+// monitor is not the job's: 0 when another monitor has it, 1 when the lock cannot be opened.
+std::optional<int> claim_job(const MonitorOptions& opt, const Log& log, UniqueFd& lock) {
+  ::mkdir(opt.run_dir.c_str(), 0755);
+  lock = UniqueFd(::open(monitor_lock_path(opt.run_dir, opt.job_id).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+  if (!lock) {
+    log("cannot open lock file in %s: %s", opt.run_dir.c_str(), std::strerror(errno));
+    return 1;
+  }
+  if (::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) return 0;
+  if (FILE* f = std::fopen(monitor_pid_path(opt.run_dir, opt.job_id).c_str(), "w")) {
+    std::fprintf(f, "%d\n", static_cast<int>(getpid()));
+    std::fclose(f);
+  }
+  return std::nullopt;
+}
+
+// Signals are taken synchronously (a signalfd polled beside the other fds, or sigtimedwait without one), so
+// the loop has a single place that sleeps.
+UniqueFd take_signals(sigset_t& signals) {
+  sigemptyset(&signals);
+  for (int s : {SIGTERM, SIGINT, SIGUSR1, SIGHUP}) sigaddset(&signals, s);
+  sigprocmask(SIG_BLOCK, &signals, nullptr);
+  return UniqueFd(::signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK));
+}
+
+// The node store, or nothing (logged): then the job is not recorded, and runs as it would without us.
+std::unique_ptr<store::Store> open_store(const MonitorOptions& opt, const Log& log) {
+  try {
+    store::OpenOptions open_options;
+    open_options.outbox_max_bytes = opt.outbox_max_bytes;
+    return store::Store::open(opt.store_path, open_options);
+  } catch (const std::exception& e) {
+    log("cannot open store: %s; this job is not recorded", e.what());
+    return nullptr;
+  }
+}
+
+// The job's record on this node at the monitor's start: a job seen before on this node (an earlier monitor of
+// the same allocation, e.g. sruns under salloc) keeps its history.
+store::JobRecord initial_record(const MonitorOptions& opt, store::Store& db, const Log& log) {
+  store::JobRecord job;
+  job.job_id = opt.job_id;
+  job.uid = opt.uid;
+  job.user = bc::auth::user_name(opt.uid);
+  job.node = opt.node;
+  job.cgroup_version = static_cast<uint32_t>(opt.cgroup_version);
+  job.start_ms = epoch_ms();
+  try {
+    if (auto previous = db.job(opt.job_id, opt.node)) {
+      job = *previous;
+      job.end_ms = 0;
+      job.cgroup_mem_current = 0;
+    }
+  } catch (const std::exception& e) {
+    log("cannot read earlier record: %s", e.what());
+  }
+  if (!opt.job_name.empty()) job.job_name = opt.job_name;
+  if (opt.array_job_id != 0) {
+    job.array_job_id = opt.array_job_id;
+    job.array_task_id = opt.array_task_id;
+  }
+  if (!opt.container_id.empty()) {
+    job.container_id = opt.container_id;
+    job.container_name = opt.container_name;
+    job.container_image = opt.container_image;
+  }
+  return job;
+}
+
+// The cgroup's counters into the job record. Slurm removes the job cgroup when its last step ends and makes a
+// new one for the next step, so the counters restart at zero and are added to the earlier totals; and they
+// survive the cgroup only as their last reading, so the record keeps the most it saw.
+class CgroupCounters {
+ public:
+  explicit CgroupCounters(const store::JobRecord& earlier) : earlier_(earlier) {}
+
+  void fold(const CgroupTotals& totals, store::JobRecord& job) {
+    if (totals.has_cpu) {
+      job.cgroup_cpu_ns = std::max(job.cgroup_cpu_ns, based(cpu_base_, earlier_.cgroup_cpu_ns, totals.cpu_ns));
+      job.has_cgroup_cpu = true;
+    }
+    if (totals.has_memory) {
+      job.has_cgroup_memory = true;
+      job.cgroup_mem_current = totals.mem_current;
+      job.cgroup_mem_peak = std::max(job.cgroup_mem_peak, totals.mem_peak);
+    }
+    if (totals.has_io) {
+      job.cgroup_read_bytes =
+          std::max(job.cgroup_read_bytes, based(read_base_, earlier_.cgroup_read_bytes, totals.io.read_bytes));
+      job.cgroup_write_bytes =
+          std::max(job.cgroup_write_bytes, based(write_base_, earlier_.cgroup_write_bytes, totals.io.write_bytes));
+      job.has_cgroup_io = true;
+    }
+    if (totals.cpus) job.alloc_cpus = totals.cpus;
+    if (totals.mem_limit) job.mem_limit_bytes = totals.mem_limit;
+  }
+
+ private:
+  // A counter below the earlier total belongs to a new cgroup; one at or above it is the same cgroup read by
+  // a restarted monitor (a new cgroup cannot have outrun the whole earlier job at its first step's start).
+  static uint64_t based(std::optional<uint64_t>& base, uint64_t earlier, uint64_t now_value) {
+    if (!base) base = now_value < earlier ? earlier : 0;
+    return *base + now_value;
+  }
+
+  store::JobRecord earlier_;
+  std::optional<uint64_t> cpu_base_, read_base_, write_base_;
+};
+
+// What the monitor itself cost, from getrusage, added to what earlier monitors of the job cost.
+void record_monitor_cost(store::JobRecord& job, uint64_t earlier_monitor_cpu_ns) {
+  rusage self{};
+  getrusage(RUSAGE_SELF, &self);
+  job.monitor_cpu_ns = earlier_monitor_cpu_ns +
+                       static_cast<uint64_t>(self.ru_utime.tv_sec + self.ru_stime.tv_sec) * 1000000000ULL +
+                       static_cast<uint64_t>(self.ru_utime.tv_usec + self.ru_stime.tv_usec) * 1000ULL;
+  job.monitor_max_rss = std::max(job.monitor_max_rss, static_cast<uint64_t>(self.ru_maxrss) * 1024);
+}
+
+// Shipping runs on its own thread so sampling never waits on bcd; the outbox is the spool.
+std::unique_ptr<ship::BackgroundShipper> start_shipper(const MonitorOptions& opt, store::Store& db) {
+  if (opt.central_url.empty()) return nullptr;
+  ship::ShipOptions ship_options;
+  ship_options.central_url = opt.central_url;
+  ship_options.ca_file = opt.ca_file;
+  ship_options.munge_socket = opt.munge_socket;
+  ship_options.api_key = opt.api_key;
+  ship_options.lock_path = opt.store_path + "/ship.lock";
+  ship_options.ship_every_s = opt.ship_every_s;
+  return std::make_unique<ship::BackgroundShipper>(ship_options, db, ship::new_monitor_id());
+}
+
 }  // namespace
 
 int run_monitor(const MonitorOptions& opt) {
   Log log(opt.job_id);
 
-  // One monitor per job per node: the lock is held until exit.
-  ::mkdir(opt.run_dir.c_str(), 0755);
-  UniqueFd lock(::open(monitor_lock_path(opt.run_dir, opt.job_id).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
-  if (!lock) {
-    log("cannot open lock file in %s: %s", opt.run_dir.c_str(), std::strerror(errno));
-    return 1;
-  }
-  if (::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) return 0;  // another monitor has this job
+  UniqueFd lock;
+  if (std::optional<int> exit_code = claim_job(opt, log, lock)) return *exit_code;
   const std::string pid_file = monitor_pid_path(opt.run_dir, opt.job_id);
-  if (FILE* f = std::fopen(pid_file.c_str(), "w")) {
-    std::fprintf(f, "%d\n", static_cast<int>(getpid()));
-    std::fclose(f);
-  }
-
-  // Signals are taken synchronously with sigtimedwait, so the loop has a single place that sleeps.
   sigset_t signals;
-  sigemptyset(&signals);
-  for (int s : {SIGTERM, SIGINT, SIGUSR1, SIGHUP}) sigaddset(&signals, s);
-  sigprocmask(SIG_BLOCK, &signals, nullptr);
-  UniqueFd signal_fd(::signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK));
+  UniqueFd signal_fd = take_signals(signals);
 
   // From the start the job wins the CPU: the verifier, when this monitor is the node's first, runs at our
   // niceness too, never ahead of the job's processes.
@@ -154,69 +273,17 @@ int run_monitor(const MonitorOptions& opt) {
   if (events.state() == JobEvents::State::Unavailable) log("%s; sampling only", events.unavailable().c_str());
   serve_handoffs();
 
-  std::unique_ptr<store::Store> db;
-  try {
-    store::OpenOptions open_options;
-    open_options.outbox_max_bytes = opt.outbox_max_bytes;
-    db = store::Store::open(opt.store_path, open_options);
-  } catch (const std::exception& e) {
-    log("cannot open store: %s; this job is not recorded", e.what());
+  std::unique_ptr<store::Store> db = open_store(opt, log);
+  if (!db) {
     ::unlink(pid_file.c_str());
     return 1;
   }
 
-  // Shipping runs on its own thread so sampling never waits on bcd; the outbox is the spool.
-  std::unique_ptr<ship::BackgroundShipper> shipper;
-  if (!opt.central_url.empty()) {
-    ship::ShipOptions ship_options;
-    ship_options.central_url = opt.central_url;
-    ship_options.ca_file = opt.ca_file;
-    ship_options.munge_socket = opt.munge_socket;
-    ship_options.api_key = opt.api_key;
-    ship_options.lock_path = opt.store_path + "/ship.lock";
-    ship_options.ship_every_s = opt.ship_every_s;
-    shipper = std::make_unique<ship::BackgroundShipper>(ship_options, *db, ship::new_monitor_id());
-  }
-
+  std::unique_ptr<ship::BackgroundShipper> shipper = start_shipper(opt, *db);
   auto reader = make_cgroup_reader(opt.cgroup_version, opt.cgroup_relative, opt.cgroup_root);
   ProcessTable table;
-  store::JobRecord job;
-  job.job_id = opt.job_id;
-  job.uid = opt.uid;
-  job.user = bc::auth::user_name(opt.uid);
-  job.node = opt.node;
-  job.cgroup_version = static_cast<uint32_t>(opt.cgroup_version);
-  job.start_ms = epoch_ms();
-  // A job seen before on this node (an earlier monitor of the same allocation, e.g. sruns under salloc)
-  // keeps its history. Slurm removes the job cgroup when its last step ends and makes a new one for the
-  // next step, so the cgroup counters restart at zero and are added to the earlier totals.
-  try {
-    if (auto previous = db->job(opt.job_id, opt.node)) {
-      job = *previous;
-      job.end_ms = 0;
-      job.cgroup_mem_current = 0;
-    }
-  } catch (const std::exception& e) {
-    log("cannot read earlier record: %s", e.what());
-  }
-  if (!opt.job_name.empty()) job.job_name = opt.job_name;
-  if (opt.array_job_id != 0) {
-    job.array_job_id = opt.array_job_id;
-    job.array_task_id = opt.array_task_id;
-  }
-  if (!opt.container_id.empty()) {
-    job.container_id = opt.container_id;
-    job.container_name = opt.container_name;
-    job.container_image = opt.container_image;
-  }
-  std::optional<uint64_t> cpu_base, read_base, write_base;
-  // A counter below the earlier total belongs to a new cgroup; one at or above it is the same cgroup read by
-  // a restarted monitor (a new cgroup cannot have outrun the whole earlier job at its first step's start).
-  auto base_for = [](std::optional<uint64_t>& base, uint64_t earlier, uint64_t now_value) {
-    if (!base) base = now_value < earlier ? earlier : 0;
-    return *base + now_value;
-  };
-  const store::JobRecord earlier = job;
+  store::JobRecord job = initial_record(opt, *db, log);
+  CgroupCounters cgroup_counters(job);
   const uint64_t earlier_monitor_cpu = job.monitor_cpu_ns;
   log("started: cgroup v%d %s, interval %.3fs, store %s", opt.cgroup_version, opt.cgroup_relative.c_str(),
       opt.interval_s, opt.store_path.c_str());
@@ -237,36 +304,11 @@ int run_monitor(const MonitorOptions& opt) {
     take_loaded_events();
     serve_handoffs();
     events.merge(table, now, batch, job);
-    // cgroup totals survive the cgroup only as their last reading, so keep what was last seen.
-    if (totals.has_cpu) {
-      job.cgroup_cpu_ns = std::max(job.cgroup_cpu_ns, base_for(cpu_base, earlier.cgroup_cpu_ns, totals.cpu_ns));
-      job.has_cgroup_cpu = true;
-    }
-    if (totals.has_memory) {
-      job.has_cgroup_memory = true;
-      job.cgroup_mem_current = totals.mem_current;
-      job.cgroup_mem_peak = std::max(job.cgroup_mem_peak, totals.mem_peak);
-    }
-    if (totals.has_io) {
-      job.cgroup_read_bytes =
-          std::max(job.cgroup_read_bytes, base_for(read_base, earlier.cgroup_read_bytes, totals.io.read_bytes));
-      job.cgroup_write_bytes =
-          std::max(job.cgroup_write_bytes, base_for(write_base, earlier.cgroup_write_bytes, totals.io.write_bytes));
-      job.has_cgroup_io = true;
-    }
-    if (totals.cpus) job.alloc_cpus = totals.cpus;
-    if (totals.mem_limit) job.mem_limit_bytes = totals.mem_limit;
+    cgroup_counters.fold(totals, job);
     job.max_rss_sum = std::max(job.max_rss_sum, procs.live_rss);
     job.last_sample_ms = now;
     ++job.sample_count;
-    if (final_tick) {
-      rusage self{};
-      getrusage(RUSAGE_SELF, &self);
-      job.monitor_cpu_ns = earlier_monitor_cpu +
-                           static_cast<uint64_t>(self.ru_utime.tv_sec + self.ru_stime.tv_sec) * 1000000000ULL +
-                           static_cast<uint64_t>(self.ru_utime.tv_usec + self.ru_stime.tv_usec) * 1000ULL;
-      job.monitor_max_rss = std::max(job.monitor_max_rss, static_cast<uint64_t>(self.ru_maxrss) * 1024);
-    }
+    if (final_tick) record_monitor_cost(job, earlier_monitor_cpu);
     batch.job = job;
     batch.job_sample = store::Sample{0,
                                      now / 1000,
