@@ -497,18 +497,14 @@ std::variant<std::vector<Target>, int> targets_of(const Options& o, bc::report::
   return targets;
 }
 
-int run(int argc, char** argv) {
-  const Parsed parsed = parse_args(argc, argv);
-  if (!parsed.options) return parsed.exit_code;
-  const Options& o = *parsed.options;
-
-  SourceConfig config;
+// The config file, and the CA file for an https bcd: --ca-file, else $BC_CA_FILE, else the config file's
+// ca_file=. False (said on stderr) when either is unusable.
+bool read_config(const Options& o, SourceConfig& config) {
   const char* config_path = env("BC_BCACCT_CONFIG") ? env("BC_BCACCT_CONFIG") : BC_BCACCT_CONFIG_DEFAULT;
   if (auto error = bc::bcacct::read_source_config(config_path, config)) {
     std::fprintf(stderr, "bcacct: %s\n", error->c_str());
-    return kExitUsage;
+    return false;
   }
-  // The CA file for an https bcd: --ca-file, else $BC_CA_FILE, else the config file's ca_file=.
   std::string ca_setting = "ca_file";
   if (o.ca_file) {
     config.ca_file = *o.ca_file;
@@ -520,8 +516,64 @@ int run(int argc, char** argv) {
   if (std::string error;
       !o.store_path && !config.ca_file.empty() && !bc::auth::check_ca_file(ca_setting, config.ca_file, error)) {
     std::fprintf(stderr, "bcacct: %s\n", error.c_str());
-    return kExitUsage;
+    return false;
   }
+  return true;
+}
+
+// The jobs to show: the targets named (-j, --container), else those the listing's filters select. Returns the
+// exit status so far (kExitNotFound when a target named is not there); SourceError when the source fails.
+int collect_views(const Options& o, bc::report::JobSource& source, std::vector<Target>& targets,
+                  std::vector<JobView>& views) {
+  int status = kExitOk;
+  if (!targets.empty()) {
+    for (Target& t : targets) {
+      auto data = t.loaded ? std::move(t.loaded) : source.load(t.key);
+      if (!data) {
+        std::fprintf(stderr, "bcacct: %s not found in %s\n", t.shown.c_str(), source.describe().c_str());
+        if (status == kExitOk) status = kExitNotFound;
+        continue;
+      }
+      JobView view = make_view(std::move(*data));
+      if (!bc::bcacct::matches(o.filter, view.totals)) continue;
+      if (t.step) {
+        auto& procs = view.data.processes;
+        procs.erase(std::remove_if(procs.begin(), procs.end(), [&](const auto& p) { return p.step != *t.step; }),
+                    procs.end());
+      }
+      views.push_back(std::move(view));
+    }
+    return status;
+  }
+  bc::report::ListQuery query;
+  if (o.filter.users.size() == 1) query.user = o.filter.users.front();
+  if (o.filter.states.size() == 1) query.running = o.filter.states.front() == bc::bcacct::JobState::Running;
+  if (o.filter.from_ms) query.from_s = *o.filter.from_ms / 1000;
+  if (o.filter.to_ms) query.to_s = *o.filter.to_ms / 1000;
+  for (uint64_t id : source.list(query)) {
+    if (bc::container::is_container_key(id)) continue;  // containers are shown with --container
+    auto data = source.load(id);
+    if (!data) continue;  // gone since the listing
+    JobView view = make_view(std::move(*data));
+    if (bc::bcacct::matches(o.filter, view.totals)) views.push_back(std::move(view));
+  }
+  return status;
+}
+
+// Several jobs' documents as {"jobs": [...]}, pretty-printed.
+std::string jobs_json(const std::vector<JobView>& views) {
+  const bc::json::Ptr root(bc::json::checked(cJSON_CreateObject()));
+  cJSON* array = bc::json::checked(cJSON_AddArrayToObject(root.get(), "jobs"));
+  for (const JobView& v : views) bc::json::append(array, bc::job::job_document(v.data).release());
+  return bc::json::print(root.get(), true) + "\n";
+}
+
+int run(int argc, char** argv) {
+  const Parsed parsed = parse_args(argc, argv);
+  if (!parsed.options) return parsed.exit_code;
+  const Options& o = *parsed.options;
+  SourceConfig config;
+  if (!read_config(o, config)) return kExitUsage;
   std::unique_ptr<bc::report::JobSource> source;
   std::vector<Target> targets;
   std::vector<JobView> views;
@@ -531,37 +583,7 @@ int run(int argc, char** argv) {
     auto target_list = targets_of(o, *source);
     if (const int* code = std::get_if<int>(&target_list)) return *code;
     targets = std::get<std::vector<Target>>(std::move(target_list));
-    if (!targets.empty()) {
-      for (Target& t : targets) {
-        auto data = t.loaded ? std::move(t.loaded) : source->load(t.key);
-        if (!data) {
-          std::fprintf(stderr, "bcacct: %s not found in %s\n", t.shown.c_str(), source->describe().c_str());
-          if (status == kExitOk) status = kExitNotFound;
-          continue;
-        }
-        JobView view = make_view(std::move(*data));
-        if (!bc::bcacct::matches(o.filter, view.totals)) continue;
-        if (t.step) {
-          auto& procs = view.data.processes;
-          procs.erase(std::remove_if(procs.begin(), procs.end(), [&](const auto& p) { return p.step != *t.step; }),
-                      procs.end());
-        }
-        views.push_back(std::move(view));
-      }
-    } else {
-      bc::report::ListQuery query;
-      if (o.filter.users.size() == 1) query.user = o.filter.users.front();
-      if (o.filter.states.size() == 1) query.running = o.filter.states.front() == bc::bcacct::JobState::Running;
-      if (o.filter.from_ms) query.from_s = *o.filter.from_ms / 1000;
-      if (o.filter.to_ms) query.to_s = *o.filter.to_ms / 1000;
-      for (uint64_t id : source->list(query)) {
-        if (bc::container::is_container_key(id)) continue;  // containers are shown with --container
-        auto data = source->load(id);
-        if (!data) continue;  // gone since the listing
-        JobView view = make_view(std::move(*data));
-        if (bc::bcacct::matches(o.filter, view.totals)) views.push_back(std::move(view));
-      }
-    }
+    status = collect_views(o, *source, targets, views);
   } catch (const SourceError& e) {
     std::fprintf(stderr, "bcacct: %s\n", e.what());
     return exit_code_of(e);
@@ -573,20 +595,8 @@ int run(int argc, char** argv) {
     for (JobView& v : views) v.data.processes = bc::bcacct::top_processes(std::move(v.data.processes), o.sort, *o.top);
   }
   if (o.json) {
-    if (targets.size() == 1 && !steps_selected && views.size() == 1) {
-      text = bc::report::format_json(views.front().data);
-    } else {
-      bc::json::Ptr root(cJSON_CreateObject());
-      cJSON* array = cJSON_AddArrayToObject(root.get(), "jobs");
-      if (!array) throw std::bad_alloc();
-      for (const JobView& v : views) {
-        cJSON* item = cJSON_Parse(bc::report::format_json(v.data).c_str());
-        if (!item || !cJSON_AddItemToArray(array, item)) throw std::bad_alloc();
-      }
-      std::unique_ptr<char, decltype(&cJSON_free)> printed(cJSON_Print(root.get()), &cJSON_free);
-      if (!printed) throw std::bad_alloc();
-      text = std::string(printed.get()) + "\n";
-    }
+    const bool one_job = targets.size() == 1 && !steps_selected && views.size() == 1;
+    text = one_job ? bc::report::format_json(views.front().data) : jobs_json(views);
   } else if (o.tree || o.files || o.net) {
     for (const JobView& v : views) {
       std::string part;

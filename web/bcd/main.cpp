@@ -65,10 +65,10 @@ bool is_loopback(const std::string& ipv4) {
   return inet_pton(AF_INET, ipv4.c_str(), &addr) == 1 && (ntohl(addr.s_addr) >> 24) == 127;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) try {
-  std::string config_path = BC_BCD_CONFIG_DEFAULT, listen, store_path, static_dir, port_file;
+// The command line over the config file, and where to write the port (--port-file). Returns the exit code
+// when bcd is not to run (--help, --version; a bad option or config: 2).
+std::optional<int> configure(int argc, char** argv, bc::bcd::Config& config, std::string& port_file) {
+  std::string config_path = BC_BCD_CONFIG_DEFAULT, listen, store_path, static_dir;
   bool config_required = false;
   enum { kListen = 1000, kStore, kStatic, kPortFile, kVersion };
   static const option long_options[] = {
@@ -95,7 +95,6 @@ int main(int argc, char** argv) try {
     std::fprintf(stderr, "bcd: unexpected argument '%s'\nTry 'bcd --help'.\n", argv[optind]);
     return 2;
   }
-  bc::bcd::Config config;
   try {
     config = bc::bcd::load_config(config_path, config_required);
     std::string overrides;
@@ -108,21 +107,38 @@ int main(int argc, char** argv) try {
     std::fprintf(stderr, "bcd: %s\n", e.what());
     return 2;
   }
+  return std::nullopt;
+}
+
+// Each connection is a descriptor: the soft limit (often 1024) would refuse connections long before
+// max_connections, honest ones included.
+void raise_open_files(const bc::bcd::Config& config, bool use_syslog) {
+  rlimit files{};
+  if (getrlimit(RLIMIT_NOFILE, &files) != 0) return;
+  const rlim_t want = static_cast<rlim_t>(config.max_connections) + 256;
+  files.rlim_cur = std::min(files.rlim_max, std::max(files.rlim_cur, want));
+  setrlimit(RLIMIT_NOFILE, &files);
+  if (files.rlim_cur < want)
+    log_line(use_syslog, LOG_WARNING,
+             "open files limited to " + std::to_string(files.rlim_cur) +
+                 ", under max_connections=" + std::to_string(config.max_connections) + " plus 256; raise LimitNOFILE");
+}
+
+bc::web::ServerOptions server_options(const bc::bcd::Config& config, bc::bcd::Ingest& ingest) {
+  bc::web::ServerOptions options = server_options(config, ingest);
+  return options;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+  bc::bcd::Config config;
+  std::string port_file;
+  if (std::optional<int> exit_code = configure(argc, argv, config, port_file)) return *exit_code;
   const bool use_syslog = config.log == "syslog";
   if (use_syslog) openlog("bcd", LOG_PID, LOG_DAEMON);
 
-  // Each connection is a descriptor: the soft limit (often 1024) would refuse connections long before
-  // max_connections, honest ones included.
-  rlimit files{};
-  if (getrlimit(RLIMIT_NOFILE, &files) == 0) {
-    const rlim_t want = static_cast<rlim_t>(config.max_connections) + 256;
-    files.rlim_cur = std::min(files.rlim_max, std::max(files.rlim_cur, want));
-    setrlimit(RLIMIT_NOFILE, &files);
-    if (files.rlim_cur < want)
-      log_line(use_syslog, LOG_WARNING,
-               "open files limited to " + std::to_string(files.rlim_cur) + ", under max_connections=" +
-                   std::to_string(config.max_connections) + " plus 256; raise LimitNOFILE");
-  }
+  raise_open_files(config, use_syslog);
 
   // Signals are taken synchronously by the main thread; the server's threads never see them.
   sigset_t stop_signals;
