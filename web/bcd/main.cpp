@@ -125,7 +125,17 @@ void raise_open_files(const bc::bcd::Config& config, bool use_syslog) {
 }
 
 bc::web::ServerOptions server_options(const bc::bcd::Config& config, bc::bcd::Ingest& ingest) {
-  bc::web::ServerOptions options = server_options(config, ingest);
+  bc::web::ServerOptions options;
+  options.bind_address = config.listen_address;
+  options.port = config.listen_port;
+  options.threads = config.threads;
+  options.max_body_bytes = config.max_body_bytes;
+  options.on_body_too_large = [&ingest](const std::string& path) { ingest.body_too_large(path); };
+  options.max_connections = config.max_connections;
+  options.max_connections_per_ip = config.max_connections_per_ip;
+  options.header_timeout_s = config.header_timeout_s;
+  options.body_timeout_s = config.body_timeout_s;
+  options.max_inflight_bytes = config.max_inflight_bytes;
   return options;
 }
 
@@ -174,17 +184,7 @@ int main(int argc, char** argv) try {
       [&ingest, &server] { return ingest.metrics_text() + (server ? http_metrics(server->counters()) : ""); });
   std::vector<bc::web::Route> routes = api.routes();
   for (auto& r : ingest.routes()) routes.insert(routes.begin(), std::move(r));
-  bc::web::ServerOptions options;
-  options.bind_address = config.listen_address;
-  options.port = config.listen_port;
-  options.threads = config.threads;
-  options.max_body_bytes = config.max_body_bytes;
-  options.on_body_too_large = [&ingest](const std::string& path) { ingest.body_too_large(path); };
-  options.max_connections = config.max_connections;
-  options.max_connections_per_ip = config.max_connections_per_ip;
-  options.header_timeout_s = config.header_timeout_s;
-  options.body_timeout_s = config.body_timeout_s;
-  options.max_inflight_bytes = config.max_inflight_bytes;
+  bc::web::ServerOptions options = server_options(config, ingest);
   const bool tls = !config.tls_cert.empty();
   if (tls) {
     std::string error;
