@@ -1,5 +1,8 @@
 #include "common/json.hpp"
 
+#include <cstdint>
+#include <cstring>
+
 namespace bc::json {
 
 std::string valid_utf8(std::string_view s) {
@@ -34,11 +37,22 @@ std::string valid_utf8(std::string_view s) {
 
 cJSON* string(std::string_view s) { return checked(cJSON_CreateString(valid_utf8(s).c_str())); }
 
-std::string print(const cJSON* item, bool pretty) {
+std::string print(const cJSON* item, bool pretty, size_t size_hint) {
+  if (size_hint > 0 && size_hint < INT32_MAX - 64) {  // straight into the string, when the hint was enough
+    std::string out(size_hint + 64, '\0');
+    if (cJSON_PrintPreallocated(const_cast<cJSON*>(item), out.data(), static_cast<int>(out.size()), pretty ? 1 : 0)) {
+      out.resize(std::strlen(out.data()));
+      return out;
+    }
+  }
   const std::unique_ptr<char, decltype(&cJSON_free)> text(pretty ? cJSON_Print(item) : cJSON_PrintUnformatted(item),
                                                           &cJSON_free);
   if (!text) throw std::bad_alloc();
-  return text.get();
+  const size_t length = std::strlen(text.get());
+  std::string out;
+  out.reserve(length + 1);
+  out.append(text.get(), length);
+  return out;
 }
 
 }  // namespace bc::json

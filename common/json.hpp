@@ -4,6 +4,7 @@
 
 #include <cJSON.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <new>
@@ -59,7 +60,10 @@ inline cJSON* integer(int64_t v) {
 // Text that is JSON already, as an item: columns of numbers formatted to their own precision.
 inline cJSON* raw(const std::string& text) { return checked(cJSON_CreateRaw(text.c_str())); }
 
-// The text of item by cJSON's printer, compact or pretty (tabs), without a trailing newline.
-std::string print(const cJSON* item, bool pretty = false);
+// The text of item by cJSON's printer, compact or pretty (tabs), without a trailing newline, with room for
+// one more character (an answer's newline) so that adding it copies nothing. size_hint: at least how long
+// the text will be, for answers of hundreds of kilobytes: they are then printed straight into the string
+// instead of into a buffer grown by doubling and copied (a hint too small only costs that again).
+std::string print(const cJSON* item, bool pretty = false, size_t size_hint = 0);
 
 }  // namespace bc::json

@@ -25,6 +25,10 @@ TEST(JobIndex, ASummaryFollowsItsJobsRecords) {
   EXPECT_TRUE(s->running);
   EXPECT_DOUBLE_EQ(s->cpu_seconds, 2.000000003);  // no cgroup CPU: the processes' sum
   EXPECT_EQ(s->max_rss_bytes, 2u << 20);
+  // The job list's entry, printed with the summary.
+  EXPECT_NE(s->list_entry.find(R"("id":42,"job_id":"42","array":null,"container":"job_42","user":"alice")"),
+            std::string::npos)
+      << s->list_entry;
 
   Batch last = busy_tick(42, "n1", 2'000'000, 2, 1'700'000'001'500);
   store->write_batch(last);

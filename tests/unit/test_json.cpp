@@ -41,9 +41,14 @@ TEST(Json, PrintedTreesParseBack) {
   bc::json::add(root.get(), "column", bc::json::raw("[1,2.5,3]"));
   const std::string compact = bc::json::print(root.get());
   EXPECT_EQ(compact, "{\"name\":\"x\\ty\",\"column\":[1,2.5,3]}");
+  EXPECT_EQ(bc::json::print(root.get(), false, 4096), compact);  // printed straight into the string
+  bc::json::add(root.get(), "long", bc::json::string(std::string(300, 'a')));
+  const std::string longer = bc::json::print(root.get());
+  EXPECT_EQ(bc::json::print(root.get(), false, 1), longer);  // a hint too small: printed again, the usual way
+  EXPECT_EQ(bc::json::print(root.get(), false, longer.size()), longer);  // just enough
   const Ptr back(cJSON_Parse(bc::json::print(root.get(), true).c_str()));
   ASSERT_TRUE(back);
-  EXPECT_EQ(bc::json::print(back.get()), compact);
+  EXPECT_EQ(bc::json::print(back.get()), longer);
 }
 
 // Every failure bcd answers is {"error": message}, whatever the message holds (it can quote a request's path).

@@ -53,35 +53,6 @@ std::string label(const std::string& s) {
   return out;
 }
 
-cJSON* time_or_null(const std::optional<int64_t>& ms) {
-  return ms ? json::string(job::iso_utc_ms(*ms)) : cJSON_CreateNull();
-}
-
-// A job of the job list.
-cJSON* job_line(uint64_t id, const JobSummary& t) {
-  json::Ptr o(json::checked(cJSON_CreateObject()));
-  cJSON* j = o.get();
-  const auto short_id = container::short_id_from_key(id);
-  json::add(j, "id", json::count(id));
-  json::add(j, "job_id", json::string(t.sacct_id));
-  if (t.array_job_id) {
-    json::Ptr array(json::checked(cJSON_CreateObject()));
-    json::add(array.get(), "job_id", json::count(t.array_job_id));
-    json::add(array.get(), "task_id", json::count(t.array_task_id));
-    json::add(j, "array", array.release());
-  } else {
-    json::add(j, "array", cJSON_CreateNull());
-  }
-  json::add(j, "container", json::string(short_id ? *short_id : "job_" + std::to_string(id)));
-  json::add(j, "user", json::string(t.user));
-  json::add(j, "state", json::string(t.running ? "running" : "completed"));
-  json::add(j, "start", time_or_null(t.start_ms));
-  json::add(j, "end", time_or_null(t.end_ms));
-  json::add(j, "cpu_seconds", cJSON_CreateNumber(t.cpu_seconds));
-  json::add(j, "max_rss_bytes", json::count(t.max_rss_bytes));
-  return o.release();
-}
-
 // A cached view as an answer: its shared buffer, gzipped when the client takes that.
 Response ready_made(const CachedView& view, bool gzip_ok) {
   Response r;
@@ -288,9 +259,10 @@ Response Api::list_jobs(const Request& req) {
   }
   const json::Ptr answer(json::checked(cJSON_CreateObject()));
   cJSON* list = json::checked(cJSON_AddArrayToObject(answer.get(), "jobs"));
+  size_t text_size = 16;
   for (const auto& [id, nodes] : jobs) {
     if (array_job && !store::is_array_task(nodes, *array_job, array_task)) continue;
-    const std::optional<JobSummary> t = index_.summary(id, nodes);
+    const std::shared_ptr<const JobSummary> t = index_.summary(id, nodes);
     if (!t) continue;
     if (!may_see(caller, t->user, "job_" + std::to_string(id))) continue;
     if (!want_user.empty() && t->user != want_user) continue;
@@ -299,9 +271,10 @@ Response Api::list_jobs(const Request& req) {
     // Overlap with the window [from, to].
     if (t->start_ms && *t->start_ms > to) continue;
     if (t->end_ms && *t->end_ms < from) continue;
-    json::append(list, job_line(id, *t));
+    json::append(list, json::raw(t->list_entry));
+    text_size += t->list_entry.size() + 1;
   }
-  return Response::json(200, answer.get());
+  return Response::json(200, json::print(answer.get(), false, text_size) + "\n");
 }
 
 // Who may see the running jobs' series on /metrics: with metrics_jobs on, a scraper bearing metrics_token

@@ -167,9 +167,9 @@ std::optional<Metric> parse_metric(const std::string& s) {
 }
 
 // Series are the API's bulk: their columns of numbers are formatted with std::to_chars and put into the
-// answer as raw JSON, not as cJSON numbers, whose printing dominates large answers. Integers print as integers; CPU
-// percent to 0.01 (of one core: 100 us of CPU per second, below the kernel's 10 ms tick); CPU seconds exactly, from
-// nanoseconds.
+// answer as raw JSON, not as cJSON numbers, whose printing dominates large answers. Integers print as
+// integers; CPU percent to 0.01 (of one core: 100 us of CPU per second, below the kernel's 10 ms tick); CPU
+// seconds exactly, from nanoseconds.
 void append_uint(std::string& out, uint64_t v) {
   char buf[24];
   out.append(buf, std::to_chars(buf, buf + sizeof buf, v).ptr);

@@ -1,8 +1,12 @@
 #include "web/bcd/job_index.hpp"
 
+#include <cJSON.h>
+
 #include <algorithm>
 
 #include "accounting_db/job_model.hpp"
+#include "common/container_key.hpp"
+#include "common/json.hpp"
 
 namespace bc::bcd {
 
@@ -10,6 +14,35 @@ namespace {
 bool any_running(const std::vector<store::JobRecord>& nodes) {
   return std::any_of(nodes.begin(), nodes.end(), [](const store::JobRecord& r) { return r.end_ms == 0; });
 }
+cJSON* time_or_null(const std::optional<int64_t>& ms) {
+  return ms ? json::string(job::iso_utc_ms(*ms)) : cJSON_CreateNull();
+}
+
+// The job's object in the job list (docs/api.md).
+std::string list_entry(uint64_t id, const JobSummary& t) {
+  const json::Ptr o(json::checked(cJSON_CreateObject()));
+  cJSON* j = o.get();
+  const auto short_id = container::short_id_from_key(id);
+  json::add(j, "id", json::count(id));
+  json::add(j, "job_id", json::string(t.sacct_id));
+  if (t.array_job_id) {
+    json::Ptr array(json::checked(cJSON_CreateObject()));
+    json::add(array.get(), "job_id", json::count(t.array_job_id));
+    json::add(array.get(), "task_id", json::count(t.array_task_id));
+    json::add(j, "array", array.release());
+  } else {
+    json::add(j, "array", cJSON_CreateNull());
+  }
+  json::add(j, "container", json::string(short_id ? *short_id : "job_" + std::to_string(id)));
+  json::add(j, "user", json::string(t.user));
+  json::add(j, "state", json::string(t.running ? "running" : "completed"));
+  json::add(j, "start", time_or_null(t.start_ms));
+  json::add(j, "end", time_or_null(t.end_ms));
+  json::add(j, "cpu_seconds", cJSON_CreateNumber(t.cpu_seconds));
+  json::add(j, "max_rss_bytes", json::count(t.max_rss_bytes));
+  return json::print(j);
+}
+
 }  // namespace
 
 std::string records_state(const std::vector<store::JobRecord>& nodes) {
@@ -28,8 +61,8 @@ void JobIndex::load_running() {
   for (uint64_t id : running) running_.try_emplace(id, 0);
 }
 
-std::optional<JobSummary> JobIndex::summary(uint64_t job_id, const std::vector<store::JobRecord>& nodes) {
-  if (nodes.empty()) return std::nullopt;
+std::shared_ptr<const JobSummary> JobIndex::summary(uint64_t job_id, const std::vector<store::JobRecord>& nodes) {
+  if (nodes.empty()) return nullptr;
   std::string state = records_state(nodes);
   {
     std::lock_guard lock(mutex_);
@@ -38,10 +71,11 @@ std::optional<JobSummary> JobIndex::summary(uint64_t job_id, const std::vector<s
   }
   // Records and processes from one transaction, and the summary keyed by those records.
   store::JobSnapshot snap = store_.load_job(job_id);
-  if (snap.nodes.empty()) return std::nullopt;
+  if (snap.nodes.empty()) return nullptr;
   state = records_state(snap.nodes);
   const job::JobTotals t = job::compute_totals(job::JobData{std::move(snap.nodes), std::move(snap.processes)});
-  JobSummary s;
+  auto summary = std::make_shared<JobSummary>();
+  JobSummary& s = *summary;
   s.user = t.user;
   s.sacct_id = job::sacct_job_id(t);
   s.array_job_id = t.array_job_id;
@@ -51,9 +85,10 @@ std::optional<JobSummary> JobIndex::summary(uint64_t job_id, const std::vector<s
   s.end_ms = t.end_ms;
   s.cpu_seconds = t.cpu_seconds();
   s.max_rss_bytes = t.max_rss_bytes;
+  s.list_entry = list_entry(job_id, s);
   std::lock_guard lock(mutex_);
-  summaries_.insert_or_assign(job_id, Cached{std::move(state), s});
-  return s;
+  summaries_.insert_or_assign(job_id, Cached{std::move(state), summary});
+  return summary;
 }
 
 void JobIndex::keep_only(const std::vector<uint64_t>& ids) {

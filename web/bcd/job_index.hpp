@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -30,6 +31,9 @@ struct JobSummary {
   std::optional<int64_t> start_ms, end_ms;
   double cpu_seconds = 0;
   uint64_t max_rss_bytes = 0;
+  // Its object in the job list, printed when the summary is made: a listing of thousands of jobs puts these
+  // into its answer as they are, instead of formatting every job's numbers again.
+  std::string list_entry;
 };
 
 class JobIndex {
@@ -39,8 +43,9 @@ class JobIndex {
   // Scans every job's records once (bcd's start): which are running.
   void load_running();
 
-  // The job's summary as of `nodes` (its records, just read); nullopt for a job without records.
-  std::optional<JobSummary> summary(uint64_t job_id, const std::vector<store::JobRecord>& nodes);
+  // The job's summary as of `nodes` (its records, just read); null for a job without records. Shared, not
+  // copied: a listing takes thousands.
+  std::shared_ptr<const JobSummary> summary(uint64_t job_id, const std::vector<store::JobRecord>& nodes);
   // Forgets the summaries of jobs not in `ids` (a full listing's ids, sorted): jobs expired or deleted.
   void keep_only(const std::vector<uint64_t>& ids);
 
@@ -54,7 +59,7 @@ class JobIndex {
  private:
   struct Cached {
     std::string state;  // records_state
-    JobSummary summary;
+    std::shared_ptr<const JobSummary> summary;
   };
 
   store::Store& store_;
