@@ -109,15 +109,16 @@ TEST(StoreConcurrency, ReaderThreadsRunBesideTheWriterWhileTheMapGrows) {
   auto store = Store::open(dir.store(), small);
   const uint64_t map_before = store->stats().map_bytes;
   const uint64_t map_grown = map_before + 4 * small.map_growth_step_bytes;
-  // Until the map has grown four times: how many ticks that takes depends on how many freed pages the
-  // readers' snapshots keep from reuse (about 400 here).
+  // Until the map has grown four times and the readers have read beside the writer: how many ticks that takes
+  // depends on how many freed pages the readers' snapshots keep from reuse (about 400 here), and on when the
+  // reader threads get a core.
   constexpr int kMaxTicks = 4000;
   constexpr uint32_t kProcs = 40;
   std::atomic<bool> writing{true};
   std::atomic<uint64_t> reads{0};
   int ticks = 0;
   auto writer = std::async(std::launch::async, [&] {
-    while (ticks < kMaxTicks && (ticks < 400 || store->stats().map_bytes < map_grown)) {
+    while (ticks < kMaxTicks && (ticks < 400 || store->stats().map_bytes < map_grown || reads <= 100)) {
       Batch b = busy_tick(7, "n1", 1'700'000'000 + ticks, kProcs);
       store->write_batch(b);
       ++ticks;
