@@ -168,8 +168,6 @@ using json::checked;
 cJSON* number(uint64_t v) { return json::count(v); }  // exact past 10^15 (a container's key)
 cJSON* number(double v) { return cJSON_CreateNumber(v); }
 using json::string;
-// Epoch milliseconds as ISO 8601 UTC; null when 0 (not known yet / still running).
-cJSON* time_or_null(int64_t ms) { return ms == 0 ? cJSON_CreateNull() : string(iso_utc_ms(ms)); }
 
 cJSON* string_array(const std::vector<std::string>& items) {
   Json array(checked(cJSON_CreateArray()));
@@ -215,8 +213,8 @@ cJSON* job_object(const JobTotals& t) {
   }
   add(j, "user", string(t.user));
   add(j, "nodes", string_array(t.nodes));
-  add(j, "start", t.start_ms ? string(iso_utc_ms(*t.start_ms)) : cJSON_CreateNull());
-  add(j, "end", t.end_ms ? string(iso_utc_ms(*t.end_ms)) : cJSON_CreateNull());
+  add(j, "start", time_json(t.start_ms.value_or(0)));
+  add(j, "end", time_json(t.end_ms.value_or(0)));
   add(j, "cpu_seconds", number(t.cpu_seconds()));
   add(j, "max_rss_bytes", number(t.max_rss_bytes));
   add(j, "read_bytes", number(t.read_bytes));
@@ -262,9 +260,9 @@ cJSON* node_record_object(const JobRecord& r) {
   add(j, "uid", number(uint64_t{r.uid}));
   add(j, "user", string(r.user));
   add(j, "steps", step_names(r.steps));
-  add(j, "start", time_or_null(r.start_ms));
-  add(j, "end", time_or_null(r.end_ms));
-  add(j, "last_sample", time_or_null(r.last_sample_ms));
+  add(j, "start", time_json(r.start_ms));
+  add(j, "end", time_json(r.end_ms));
+  add(j, "last_sample", time_json(r.last_sample_ms));
   add(j, "cgroup_version", number(uint64_t{r.cgroup_version}));
   add(j, "cgroup_cpu_seconds", r.has_cgroup_cpu ? seconds(r.cgroup_cpu_ns) : cJSON_CreateNull());
   add(j, "cgroup_mem_current_bytes", counter_or_null(r.has_cgroup_memory, r.cgroup_mem_current));
@@ -301,8 +299,8 @@ cJSON* process_object(const ProcessRecord& p) {
   add(j, "command", string(p.command));
   add(j, "exe", string(p.exe));
   add(j, "argv", string_array(p.argv));
-  add(j, "start", time_or_null(p.start_ms));
-  add(j, "end", time_or_null(p.end_ms));
+  add(j, "start", time_json(p.start_ms));
+  add(j, "end", time_json(p.end_ms));
   add(j, "cpu_seconds", seconds(p.cpu_ns));
   add(j, "max_rss_bytes", number(p.max_rss));
   add(j, "read_bytes", number(p.read_bytes));
@@ -323,7 +321,7 @@ cJSON* file_object(const store::FileRecord& f) {
   add(j, "node", string(f.node));
   add(j, "path", string(f.path));
   add(j, "flags", string(store::file_flags_text(f.flags)));
-  add(j, "first_open", time_or_null(f.first_ms));
+  add(j, "first_open", time_json(f.first_ms));
   add(j, "opens", number(f.opens));
   add(j, "failed", number(f.failed));
   add(j, "read_bytes", number(f.read_bytes));
@@ -339,13 +337,17 @@ cJSON* connection_object(const store::ConnectionRecord& c) {
   add(j, "address", string(c.address));
   add(j, "port", number(uint64_t{c.port}));
   add(j, "protocol", string(c.protocol));
-  add(j, "first_connect", time_or_null(c.first_ms));
+  add(j, "first_connect", time_json(c.first_ms));
   add(j, "count", number(c.count));
   add(j, "failed", number(c.failed));
   return o.release();
 }
 
 }  // namespace
+
+cJSON* time_json(int64_t epoch_ms) {
+  return json::checked(epoch_ms == 0 ? cJSON_CreateNull() : json::string(iso_utc_ms(epoch_ms)));
+}
 
 json::Ptr job_document(const JobData& job, bool with_processes) {
   Json root(checked(cJSON_CreateObject()));

@@ -85,5 +85,7 @@ std::string format_json(const JobData& job);
 
 // "2026-11-24T20:41:07.123Z"
 std::string iso_utc_ms(int64_t epoch_ms);
+// The same as a JSON string, or null for 0 (not known yet, or still running).
+cJSON* time_json(int64_t epoch_ms);
 
 }  // namespace bc::job

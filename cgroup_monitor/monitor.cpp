@@ -171,11 +171,14 @@ store::JobRecord initial_record(const MonitorOptions& opt, store::Store& db, con
 // survive the cgroup only as their last reading, so the record keeps the most it saw.
 class CgroupCounters {
  public:
-  explicit CgroupCounters(const store::JobRecord& earlier) : earlier_(earlier) {}
+  explicit CgroupCounters(const store::JobRecord& earlier)
+      : earlier_cpu_ns_(earlier.cgroup_cpu_ns),
+        earlier_read_bytes_(earlier.cgroup_read_bytes),
+        earlier_write_bytes_(earlier.cgroup_write_bytes) {}
 
   void fold(const CgroupTotals& totals, store::JobRecord& job) {
     if (totals.has_cpu) {
-      job.cgroup_cpu_ns = std::max(job.cgroup_cpu_ns, based(cpu_base_, earlier_.cgroup_cpu_ns, totals.cpu_ns));
+      job.cgroup_cpu_ns = std::max(job.cgroup_cpu_ns, based(cpu_base_, earlier_cpu_ns_, totals.cpu_ns));
       job.has_cgroup_cpu = true;
     }
     if (totals.has_memory) {
@@ -185,9 +188,9 @@ class CgroupCounters {
     }
     if (totals.has_io) {
       job.cgroup_read_bytes =
-          std::max(job.cgroup_read_bytes, based(read_base_, earlier_.cgroup_read_bytes, totals.io.read_bytes));
+          std::max(job.cgroup_read_bytes, based(read_base_, earlier_read_bytes_, totals.io.read_bytes));
       job.cgroup_write_bytes =
-          std::max(job.cgroup_write_bytes, based(write_base_, earlier_.cgroup_write_bytes, totals.io.write_bytes));
+          std::max(job.cgroup_write_bytes, based(write_base_, earlier_write_bytes_, totals.io.write_bytes));
       job.has_cgroup_io = true;
     }
     if (totals.cpus) job.alloc_cpus = totals.cpus;
@@ -202,7 +205,7 @@ class CgroupCounters {
     return *base + now_value;
   }
 
-  store::JobRecord earlier_;
+  uint64_t earlier_cpu_ns_, earlier_read_bytes_, earlier_write_bytes_;  // the totals before this monitor
   std::optional<uint64_t> cpu_base_, read_base_, write_base_;
 };
 

@@ -32,9 +32,7 @@ using json::checked;
 
 void add_string(cJSON* o, const char* name, const std::string& value) { add(o, name, json::string(value)); }
 
-void add_time(cJSON* o, const char* name, int64_t ms) {
-  add(o, name, ms ? json::string(job::iso_utc_ms(ms)) : cJSON_CreateNull());
-}
+void add_time(cJSON* o, const char* name, int64_t ms) { add(o, name, job::time_json(ms)); }
 
 Json object() { return Json(checked(cJSON_CreateObject())); }
 

@@ -14,10 +14,6 @@ namespace {
 bool any_running(const std::vector<store::JobRecord>& nodes) {
   return std::any_of(nodes.begin(), nodes.end(), [](const store::JobRecord& r) { return r.end_ms == 0; });
 }
-cJSON* time_or_null(const std::optional<int64_t>& ms) {
-  return ms ? json::string(job::iso_utc_ms(*ms)) : cJSON_CreateNull();
-}
-
 // The job's object in the job list (docs/api.md).
 std::string list_entry(uint64_t id, const JobSummary& t) {
   const json::Ptr o(json::checked(cJSON_CreateObject()));
@@ -36,8 +32,8 @@ std::string list_entry(uint64_t id, const JobSummary& t) {
   json::add(j, "container", json::string(short_id ? *short_id : "job_" + std::to_string(id)));
   json::add(j, "user", json::string(t.user));
   json::add(j, "state", json::string(t.running ? "running" : "completed"));
-  json::add(j, "start", time_or_null(t.start_ms));
-  json::add(j, "end", time_or_null(t.end_ms));
+  json::add(j, "start", job::time_json(t.start_ms.value_or(0)));
+  json::add(j, "end", job::time_json(t.end_ms.value_or(0)));
   json::add(j, "cpu_seconds", cJSON_CreateNumber(t.cpu_seconds));
   json::add(j, "max_rss_bytes", json::count(t.max_rss_bytes));
   return json::print(j);
