@@ -274,7 +274,7 @@ Response Api::list_jobs(const Request& req) {
     json::append(list, json::raw(t->list_entry));
     text_size += t->list_entry.size() + 1;
   }
-  return Response::json(200, json::print(answer.get(), false, text_size) + "\n");
+  return Response::json(200, answer.get(), false, text_size);
 }
 
 // Who may see the running jobs' series on /metrics: with metrics_jobs on, a scraper bearing metrics_token

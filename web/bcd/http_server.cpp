@@ -61,8 +61,8 @@ Response Response::json(unsigned status, std::string body) {
   return r;
 }
 
-Response Response::json(unsigned status, const cJSON* document, bool pretty) {
-  return json(status, bc::json::print(document, pretty) + "\n");
+Response Response::json(unsigned status, const cJSON* document, bool pretty, size_t size_hint) {
+  return json(status, bc::json::print(document, pretty, size_hint) + "\n");
 }
 
 Response Response::error(unsigned status, const std::string& message) {

@@ -56,8 +56,9 @@ struct Response {
   std::shared_ptr<Stream> stream;  // when set, the body comes from it
 
   static Response json(unsigned status, std::string body);
-  // document as cJSON prints it (compact, or pretty with tabs), with a trailing newline.
-  static Response json(unsigned status, const cJSON* document, bool pretty = false);
+  // document as cJSON prints it (compact, or pretty with tabs), with a trailing newline; size_hint as for
+  // json::print.
+  static Response json(unsigned status, const cJSON* document, bool pretty = false, size_t size_hint = 0);
   // {"error": message} with the status; every failure the API returns has this shape.
   static Response error(unsigned status, const std::string& message);
 };
