@@ -7,7 +7,9 @@
 # (10000000), new inputs going to a temporary directory. A finding (crash, UB, leak, timeout, out of memory)
 # stops that harness and is kept in BENCH_FUZZ_FINDINGS (build-fuzz/bench-findings/<harness>/); the suite
 # goes on with the next and exits 1 at the end. BENCH_FUZZ_HARNESSES (all) names a subset, e.g.
-# "wire codec". Each harness's log is kept beside its findings. Prints, per harness:
+# "wire codec". BENCH_FUZZ_TIMEOUT (10) is libFuzzer's seconds per input; raise it when the run shares a
+# busy machine at low priority, where a starved input can pass 10 s of wall time. Each harness's log is
+# kept beside its findings. Prints, per harness:
 #   BENCH fuzz_execs_<harness> N runs    BENCH fuzz_exec_per_s_<harness> N exec/s
 #   BENCH fuzz_findings_<harness> N count   BENCH fuzz_seconds_<harness> N s
 set -euo pipefail
@@ -15,6 +17,7 @@ set -euo pipefail
 command -v clang++ >/dev/null || { echo "bench fuzz: clang is not installed (scripts/install-deps.sh)" >&2; exit 1; }
 build=${BC_FUZZ_BUILD_DIR:-$BC_SRC_DIR/build-fuzz}
 runs=${BENCH_FUZZ_RUNS:-10000000}
+timeout=${BENCH_FUZZ_TIMEOUT:-10}
 if [ ! -f "$build/CMakeCache.txt" ]; then
   CC=clang CXX=clang++ cmake -S "$BC_SRC_DIR" -B "$build" -DBC_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 fi
@@ -33,7 +36,7 @@ for h in $harnesses; do
   dict=()
   [ -f "$BC_SRC_DIR/tests/fuzz/dict/$h.dict" ] && dict=(-dict="$BC_SRC_DIR/tests/fuzz/dict/$h.dict")
   rc=0
-  "$build/tests/fuzz/fuzz_$h" -runs="$runs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 "${dict[@]}" \
+  "$build/tests/fuzz/fuzz_$h" -runs="$runs" -timeout="$timeout" -rss_limit_mb=2048 -print_final_stats=1 "${dict[@]}" \
     -artifact_prefix="$findings/" "$work/$h" "$BC_SRC_DIR/tests/fuzz/corpus/$h" >"$findings/log" 2>&1 || rc=$?
   seconds=$(( $(date +%s) - start ))
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$findings/log" | tail -1)
