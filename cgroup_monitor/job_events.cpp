@@ -302,19 +302,40 @@ void JobEvents::credit_parents(ProcessTable& table) {
     auto id = table.identity(pid);
     return id && id->start_ticks == p.start_ticks;
   };
-  for (auto& [pid, p] : pending_) {
+  // Children before their parents (the later born first), so that a parent ending in the same tick passes on
+  // its children's CPU too: its reaper's reaped-children total holds the whole subtree.
+  for (uint32_t pid : latest_born_first()) {
+    Pending& p = pending_.at(pid);
     if (!p.exited || p.ticks_since_exit > 0 || p.parent_credited || !(p.forked || p.execed) || in_table_now(pid, p))
       continue;
     p.parent_credited = true;
+    const uint64_t subtree_cpu = p.cpu_ns + p.children_cpu;  // its bytes at exit already hold its children's
     auto parent = pending_.find(p.ppid);
     if (parent == pending_.end() || parent->second.ticks_since_exit > 0 || in_table_now(p.ppid, parent->second)) {
-      table.credit_child(p.ppid, p.cpu_ns, p.read_bytes, p.write_bytes);  // no-op unless the table has it
+      table.credit_child(p.ppid, subtree_cpu, p.read_bytes, p.write_bytes);  // no-op unless the table has it
       continue;
     }
-    parent->second.children_cpu += p.cpu_ns;
+    parent->second.children_cpu += subtree_cpu;
     parent->second.children_read += p.read_bytes;
     parent->second.children_write += p.write_bytes;
   }
+}
+
+std::vector<uint32_t> JobEvents::latest_born_first() const {
+  struct Birth {
+    uint64_t start_ticks, fork_ns;
+    uint32_t pid;
+  };
+  std::vector<Birth> order;
+  order.reserve(pending_.size());
+  for (const auto& [pid, p] : pending_) order.push_back({p.start_ticks, p.fork_ns, pid});
+  std::sort(order.begin(), order.end(), [](const Birth& a, const Birth& b) {
+    return std::tie(a.start_ticks, a.fork_ns, a.pid) > std::tie(b.start_ticks, b.fork_ns, b.pid);
+  });
+  std::vector<uint32_t> pids;
+  pids.reserve(order.size());
+  for (const Birth& b : order) pids.push_back(b.pid);
+  return pids;
 }
 
 std::set<uint32_t> JobEvents::hold_for_children(ProcessTable& table) {
@@ -344,18 +365,7 @@ void JobEvents::apply_in_birth_order(ProcessTable& table, store::Batch& batch,
                                      const std::set<uint32_t>& awaiting_children) {
   // Children's exits before their parents' (the later born first): a parent's own bytes at exit are its
   // figure less its children's, so a child the table has that ends in the same tick is credited to it first.
-  struct Birth {
-    uint64_t start_ticks, fork_ns;
-    uint32_t pid;
-  };
-  std::vector<Birth> order;
-  order.reserve(pending_.size());
-  for (const auto& [pid, p] : pending_) order.push_back({p.start_ticks, p.fork_ns, pid});
-  std::sort(order.begin(), order.end(), [](const Birth& a, const Birth& b) {
-    return std::tie(a.start_ticks, a.fork_ns, a.pid) > std::tie(b.start_ticks, b.fork_ns, b.pid);
-  });
-  for (const Birth& birth : order) {
-    const uint32_t pid = birth.pid;
+  for (uint32_t pid : latest_born_first()) {
     auto it = pending_.find(pid);
     Pending& p = it->second;
     if (p.exited && p.ticks_since_exit == 0 && awaiting_children.count(pid) && p.exit_waits < kMaxExitWaits) {

@@ -122,6 +122,7 @@ class JobEvents {
   void credit_parents(ProcessTable& table);
   std::set<uint32_t> hold_for_children(ProcessTable& table);  // returns the exiting parents that wait for them
   void apply_in_birth_order(ProcessTable& table, store::Batch& batch, const std::set<uint32_t>& awaiting_children);
+  std::vector<uint32_t> latest_born_first() const;  // pending pids, children before the parents that bore them
   uint64_t start_ticks_of(uint32_t pid, Pending* pending, const ProcessTable& table);
   store::ProcessRecord event_record(uint32_t pid, const Pending& p) const;
 

@@ -17,12 +17,14 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <vector>
 
 #include "accounting_db/shipper.hpp"
 #include "accounting_db/store.hpp"
 #include "cgroup_monitor/cgroup_reader.hpp"
 #include "cgroup_monitor/handoff.hpp"
 #include "cgroup_monitor/process_table.hpp"
+#include "cgroup_monitor/task_finals.hpp"
 #include "common/auth.hpp"
 #include "common/clock.hpp"
 #include "common/fd.hpp"
@@ -133,6 +135,21 @@ std::unique_ptr<store::Store> open_store(const MonitorOptions& opt, const Log& l
     return nullptr;
   }
 }
+
+// The job's span on this node is its processes': the first one's start and the last one's end. The
+// monitor starts before the first task (or late, when it could not start at once) and ends a grace period
+// after the last process.
+struct ProcessSpan {
+  int64_t first_start_ms = 0;
+  int64_t last_end_ms = 0;
+  void observe(const std::vector<store::ProcessUpdate>& updates) {
+    for (const auto& u : updates) {
+      const store::ProcessRecord& r = u.record;
+      if (r.start_ms > 0 && (first_start_ms == 0 || r.start_ms < first_start_ms)) first_start_ms = r.start_ms;
+      last_end_ms = std::max(last_end_ms, r.end_ms);
+    }
+  }
+};
 
 // The job's record on this node at the monitor's start: a job seen before on this node (an earlier monitor of
 // the same allocation, e.g. sruns under salloc) keeps its history.
@@ -285,8 +302,11 @@ int run_monitor(const MonitorOptions& opt) {
   std::unique_ptr<ship::BackgroundShipper> shipper = start_shipper(opt, *db);
   auto reader = make_cgroup_reader(opt.cgroup_version, opt.cgroup_relative, opt.cgroup_root);
   ProcessTable table;
+  TaskFinalsReader task_finals(task_finals_path(opt.run_dir, opt.job_id));
   store::JobRecord job = initial_record(opt, *db, log);
   CgroupCounters cgroup_counters(job);
+  ProcessSpan span;
+  const int64_t earlier_start_ms = job.sample_count > 0 ? job.start_ms : 0;  // an earlier monitor's record
   const uint64_t earlier_monitor_cpu = job.monitor_cpu_ns;
   log("started: cgroup v%d %s, interval %.3fs, store %s", opt.cgroup_version, opt.cgroup_relative.c_str(),
       opt.interval_s, opt.store_path.c_str());
@@ -303,10 +323,16 @@ int run_monitor(const MonitorOptions& opt) {
     }
     for (const auto& m : members)
       if (m.step) add_step(job, *m.step);
+    for (const TaskFinal& f : task_finals.take_new())
+      table.apply_task_final(f.pid, f.start_ticks, Counters{f.cpu_ns, f.read_bytes, f.write_bytes});
     ProcessTotals procs = table.sample(members, now, batch);
     take_loaded_events();
     serve_handoffs();
     events.merge(table, now, batch, job);
+    span.observe(batch.processes);
+    if (span.first_start_ms != 0)
+      job.start_ms = earlier_start_ms ? std::min(earlier_start_ms, span.first_start_ms) : span.first_start_ms;
+    if (final_tick && job.end_ms != 0 && span.last_end_ms != 0 && procs.live == 0) job.end_ms = span.last_end_ms;
     cgroup_counters.fold(totals, job);
     job.max_rss_sum = std::max(job.max_rss_sum, procs.live_rss);
     job.last_sample_ms = now;
@@ -361,7 +387,7 @@ int run_monitor(const MonitorOptions& opt) {
   if (stop_requested) {
     log("stopping on signal while the job may still run");
   } else {
-    job.end_ms = epoch_ms();
+    job.end_ms = epoch_ms();  // the last tick puts the last process's end, once none lives
   }
   // The job is over: waiting for a load still running costs it nothing, and the last record then says how
   // the load ended.
@@ -376,6 +402,7 @@ int run_monitor(const MonitorOptions& opt) {
       static_cast<unsigned long long>(handed_off));
   shipper.reset();  // a last, bounded attempt; the lock is still held so no second monitor starts meanwhile
   ::unlink(pid_file.c_str());
+  ::unlink(task_finals_path(opt.run_dir, opt.job_id).c_str());
   ::unlink(monitor_lock_path(opt.run_dir, opt.job_id).c_str());
   return 0;
 }

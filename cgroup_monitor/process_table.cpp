@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <memory>
+#include <utility>
 
 #include "cgroup_monitor/proc_parse.hpp"
 
@@ -14,8 +15,6 @@ namespace {
 
 // Processes that belong to Slurm, not to the job, though they sit in its cgroup.
 bool is_slurm_helper(const ProcStat& st) { return st.comm == "slurmstepd"; }
-
-uint64_t minus_floor0(uint64_t a, uint64_t b) { return a > b ? a - b : 0; }
 
 }  // namespace
 
@@ -44,27 +43,27 @@ ProcessTable::State ProcessTable::refresh(Tracked& t) {
     read_identity(t);
     if (!r.argv.empty()) t.changed = true;
   }
-  if (st->ppid != 0) t.parent = st->ppid;
   if (r.ppid == 0) r.ppid = st->ppid;  // the parent at birth; a reparented process keeps it in its record
 
-  // Counters only grow; a zombie's are final.
-  t.own.cpu_ns = std::max(t.own.cpu_ns, (st->utime_ticks + st->stime_ticks) * ns_per_tick_);
-  t.inclusive.cpu_ns =
-      std::max(t.inclusive.cpu_ns, t.own.cpu_ns + (st->cutime_ticks + st->cstime_ticks) * ns_per_tick_);
+  Counters own{(st->utime_ticks + st->stime_ticks) * ns_per_tick_, 0, 0};
+  Counters inclusive{own.cpu_ns + (st->cutime_ticks + st->cstime_ticks) * ns_per_tick_, 0, 0};
   if (auto io = own_io(t, st->num_threads)) {
-    t.own.read_bytes = std::max(t.own.read_bytes, io->read_bytes);
-    t.own.write_bytes = std::max(t.own.write_bytes, io->write_bytes);
+    own.read_bytes = io->read_bytes;
+    own.write_bytes = io->write_bytes;
   }
   if (t.io_fd) {
     if (auto text = pread_all(t.io_fd.get())) {
       if (auto whole = parse_proc_io(*text)) {
-        t.inclusive.read_bytes = std::max(t.inclusive.read_bytes, whole->read_bytes);
-        t.inclusive.write_bytes = std::max(t.inclusive.write_bytes, whole->write_bytes);
+        inclusive.read_bytes = whole->read_bytes;
+        inclusive.write_bytes = whole->write_bytes;
       }
     }
   }
-  t.inclusive.read_bytes = std::max(t.inclusive.read_bytes, t.own.read_bytes);
-  t.inclusive.write_bytes = std::max(t.inclusive.write_bytes, t.own.write_bytes);
+  accounting_.observe(r.pid, own, inclusive);  // counters only grow; a zombie's are final
+  if (st->ppid != 0) {
+    accounting_.set_reaper(r.pid, st->ppid);  // its current parent, which will reap it
+    t.task = slurmstepds_.count(st->ppid) != 0;
+  }
 
   uint64_t rss = zombie ? 0 : st->rss_pages * page_size_;
   uint64_t hwm = r.max_rss;
@@ -84,17 +83,13 @@ ProcessTable::State ProcessTable::refresh(Tracked& t) {
 
 void ProcessTable::update_record(Tracked& t) {
   auto& r = t.record;
-  // Reaped children that were never tracked: what the kernel folded in, less the tracked children's totals.
-  const uint64_t cpu = t.own.cpu_ns + minus_floor0(t.inclusive.cpu_ns - t.own.cpu_ns, t.credited.cpu_ns);
-  const uint64_t rd = t.own.read_bytes + minus_floor0(t.inclusive.read_bytes - t.own.read_bytes, t.credited.read_bytes);
-  const uint64_t wr =
-      t.own.write_bytes + minus_floor0(t.inclusive.write_bytes - t.own.write_bytes, t.credited.write_bytes);
   // Not clamped to the last value: a child reaped between reading it and reading its parent shows up as
   // unseen for one tick and is taken back when the child's credit arrives.
-  if (cpu != r.cpu_ns || rd != r.read_bytes || wr != r.write_bytes) t.changed = true;
-  r.cpu_ns = cpu;
-  r.read_bytes = rd;
-  r.write_bytes = wr;
+  const Counters now = accounting_.recorded(r.pid);
+  if (now.cpu_ns != r.cpu_ns || now.read_bytes != r.read_bytes || now.write_bytes != r.write_bytes) t.changed = true;
+  r.cpu_ns = now.cpu_ns;
+  r.read_bytes = now.read_bytes;
+  r.write_bytes = now.write_bytes;
 }
 
 void ProcessTable::read_identity(Tracked& t) {
@@ -151,7 +146,10 @@ void ProcessTable::track(const MemberPid& member, int64_t now_ms) {
   if (!st) return;
   // slurmstepd sits in the job's cgroup but is not the job's. A task forked from it keeps that name until it
   // execs, so an untracked pid is looked at again on every tick until it becomes something else.
-  if (is_slurm_helper(*st)) return;
+  if (is_slurm_helper(*st)) {
+    slurmstepds_.insert(member.pid);
+    return;
+  }
   if (auto owned = event_owned_.find(member.pid); owned != event_owned_.end() && owned->second == st->start_ticks)
     return;
   t.status_fd = open_read(dir + "/status");
@@ -166,7 +164,10 @@ void ProcessTable::track(const MemberPid& member, int64_t now_ms) {
   r.command = st->comm;
   read_identity(t);
   State state = refresh(t);
-  if (state == State::Gone) return;
+  if (state == State::Gone) {
+    accounting_.forget(member.pid);
+    return;
+  }
   update_record(t);
   if (state == State::Zombie) {
     t.ended = true;
@@ -176,11 +177,17 @@ void ProcessTable::track(const MemberPid& member, int64_t now_ms) {
 }
 
 ProcessTotals ProcessTable::sample(const std::vector<MemberPid>& members, int64_t now_ms, store::Batch& batch) {
-  // Ascending pids read a parent before its (usually higher-pid) children, so a child reaped mid-tick is
-  // missing from the parent's total until its credit lands, rather than counted twice.
+  // Oldest first: a reaper is always older than what it reaps (its child, or an orphan's ancestor), so a
+  // child reaped mid-tick is missing from its reaper's total until its credit lands, rather than counted
+  // twice. Pids wrap, so their order is not birth order.
+  std::vector<std::pair<uint64_t, uint32_t>> by_birth;
+  by_birth.reserve(tracked_.size());
+  for (const auto& [pid, t] : tracked_)
+    if (!t.gone) by_birth.emplace_back(t.record.start_ticks, pid);
+  std::sort(by_birth.begin(), by_birth.end());
   std::vector<uint32_t> newly_gone;
-  for (auto& [pid, t] : tracked_) {
-    if (t.gone) continue;
+  for (const auto& [start_ticks, pid] : by_birth) {
+    Tracked& t = tracked_.at(pid);
     State state = refresh(t);
     if (state != State::Alive && !t.ended) {
       t.ended = true;
@@ -192,11 +199,7 @@ ProcessTotals ProcessTable::sample(const std::vector<MemberPid>& members, int64_
       newly_gone.push_back(pid);
     }
   }
-  for (uint32_t pid : newly_gone) {
-    const Tracked& child = tracked_.at(pid);
-    auto parent = tracked_.find(child.parent);
-    if (parent != tracked_.end()) parent->second.credited += child.inclusive;
-  }
+  for (uint32_t pid : newly_gone) accounting_.reaped(pid);
   for (const auto& m : members) {
     // A tracked pid is either still that process, or ended and the pid reused: the ended one is kept until
     // it is gone and written, and the new one is picked up on a later tick.
@@ -243,10 +246,15 @@ void ProcessTable::commit(const store::Batch& batch) {
     // A credit that came after this tick's sample (a child's exit) changed a gone process's figures after
     // its record went into the batch: it is written again, not forgotten with the stale figures.
     if (it->second.gone) update_record(it->second);
-    if (it->second.gone && !it->second.changed && !held_.count(it->first)) {
+    // A gone process is also kept while a process it will reap lives (that child's credit must reach it),
+    // and a task for a few ticks until its final figures come.
+    Tracked& t = it->second;
+    const bool awaiting_final = t.gone && t.task && !t.final_taken && t.ticks_gone++ < kTicksToAwaitFinal;
+    if (t.gone && !t.changed && !held_.count(it->first) && !accounting_.awaited(it->first) && !awaiting_final) {
       forgotten_.cpu_ns += it->second.record.cpu_ns;
       forgotten_.read_bytes += it->second.record.read_bytes;
       forgotten_.write_bytes += it->second.record.write_bytes;
+      accounting_.forget(it->first);
       it = tracked_.erase(it);
     } else {
       ++it;
@@ -290,32 +298,15 @@ bool ProcessTable::apply_exit(uint32_t pid, uint64_t start_ticks, const ExitFact
   r.end_ms = facts.end_ms;  // exact, where sampling saw the end up to an interval late
   t.ended = true;
   // The kernel's final figures: sampling may have missed the last interval's CPU, bytes and a late peak.
-  const Counters credited_before = t.inclusive;
-  t.own.cpu_ns = std::max(t.own.cpu_ns, facts.cpu_ns);
-  t.inclusive.cpu_ns = std::max(t.inclusive.cpu_ns, t.own.cpu_ns);
-  // The exit's bytes include reaped children, like /proc/PID/io. Its children's part is the larger of what
-  // sampling last saw of them and what its children with records of their own were credited (the caller
-  // credits a child that ends in the same tick first); the rest is the process's own.
-  auto final_bytes = [](uint64_t& own, uint64_t& inclusive, uint64_t credited, uint64_t at_exit) {
-    const uint64_t children = std::max(inclusive - own, credited);
-    own = std::max(own, minus_floor0(at_exit, children));
-    inclusive = std::max(inclusive, at_exit);
-  };
-  final_bytes(t.own.read_bytes, t.inclusive.read_bytes, t.credited.read_bytes, facts.read_bytes);
-  final_bytes(t.own.write_bytes, t.inclusive.write_bytes, t.credited.write_bytes, facts.write_bytes);
-  // A child seen gone before its exit event was credited to its parent with its last sampled figures, while
-  // the parent's reaped-children total holds the final ones: credit the rest too, or the parent counts it
-  // again. A child reaped after this tick's sample is credited with its final figures now, not at the next
-  // sample: its parent's exit, applied after its children's, takes its children's part out of its own.
+  // The exit's bytes include reaped children, like /proc/PID/io; the caller credits a child that ends in the
+  // same tick first. A process reaped after this tick's sample credits its reaper with its final figures
+  // now, not at the next sample: its parent's exit, applied after its children's, takes its children's part
+  // out of its own.
+  accounting_.observe(pid, Counters{facts.cpu_ns, 0, 0}, Counters{});
+  accounting_.observe_inclusive_bytes_at_exit(pid, facts.read_bytes, facts.write_bytes);
   if (was_gone || reaped_now) {
-    if (auto parent = tracked_.find(t.parent); parent != tracked_.end()) {
-      Counters& credited = parent->second.credited;
-      const Counters before = was_gone ? credited_before : Counters{};
-      credited.cpu_ns += minus_floor0(t.inclusive.cpu_ns, before.cpu_ns);
-      credited.read_bytes += minus_floor0(t.inclusive.read_bytes, before.read_bytes);
-      credited.write_bytes += minus_floor0(t.inclusive.write_bytes, before.write_bytes);
-    }
     t.gone = true;
+    accounting_.reaped(pid);
   }
   r.max_rss = std::max(r.max_rss, facts.max_rss);
   r.rss = 0;
@@ -358,10 +349,16 @@ void ProcessTable::apply_exec(uint32_t pid, uint64_t start_ticks, const ExecFact
   it->second.changed = true;
 }
 
+void ProcessTable::apply_task_final(uint32_t pid, uint64_t start_ticks, const Counters& inclusive) {
+  auto it = tracked_.find(pid);
+  if (it == tracked_.end() || it->second.record.start_ticks != start_ticks) return;
+  accounting_.observe_final(pid, inclusive);
+  it->second.final_taken = true;
+  update_record(it->second);
+}
+
 void ProcessTable::credit_child(uint32_t parent, uint64_t cpu_ns, uint64_t read_bytes, uint64_t write_bytes) {
-  auto it = tracked_.find(parent);
-  if (it == tracked_.end()) return;
-  it->second.credited += Counters{cpu_ns, read_bytes, write_bytes};
+  if (tracked_.count(parent)) accounting_.credit(parent, Counters{cpu_ns, read_bytes, write_bytes});
 }
 
 }  // namespace bc::monitor

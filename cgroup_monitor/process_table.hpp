@@ -2,10 +2,7 @@
 // an fd stays bound to the task it was opened for, so a reused pid can never be mistaken for it, and
 // pread on a kept fd costs a third of open+read+close.
 //
-// Counting model. A process's figures are its own CPU and I/O plus those of children it reaped that were
-// never seen (they lived less than an interval). The kernel folds reaped children into the parent (cutime,
-// cstime and /proc/PID/io), so the unseen part is the parent's reaped total minus the final totals of its
-// children that were tracked. Summing every process then counts each byte and CPU second once.
+// Counting: cgroup_monitor/reap_accounting.hpp. Summing every process counts each byte and CPU second once.
 #pragma once
 
 #include <cstdint>
@@ -17,6 +14,7 @@
 
 #include "accounting_db/store.hpp"
 #include "cgroup_monitor/cgroup_reader.hpp"
+#include "cgroup_monitor/reap_accounting.hpp"
 #include "common/fd.hpp"
 
 namespace bc::monitor {
@@ -80,23 +78,17 @@ class ProcessTable {
   // A child the table never saw, reaped by tracked process `parent`, has its own record: its CPU and bytes
   // (as /proc/PID/io counted them, its own reaped children included) are no longer the parent's unseen part.
   void credit_child(uint32_t parent, uint64_t cpu_ns, uint64_t read_bytes, uint64_t write_bytes);
+  // A task's final figures from the slurmstepd that reaped it (cgroup_monitor/task_finals.hpp): its CPU and
+  // bytes with everything it reaped, to its end. Before this tick's sample. A task the table saw gone is
+  // kept a few ticks for it.
+  void apply_task_final(uint32_t pid, uint64_t start_ticks, const Counters& inclusive);
+  static constexpr int kTicksToAwaitFinal = 3;
   // Processes whose reaped children have not sent their exit events yet: commit() does not forget them even
   // when gone, so that those children's credit, when it comes, still reaches their records (which are then
   // written again, without the children's bytes). Replaces the previous tick's set.
   void keep_until_credited(std::set<uint32_t> pids) { held_ = std::move(pids); }
 
  private:
-  struct Counters {
-    uint64_t cpu_ns = 0;
-    uint64_t read_bytes = 0;
-    uint64_t write_bytes = 0;
-    Counters& operator+=(const Counters& o) {
-      cpu_ns += o.cpu_ns;
-      read_bytes += o.read_bytes;
-      write_bytes += o.write_bytes;
-      return *this;
-    }
-  };
   struct Tracked {
     store::ProcessRecord record;
     UniqueFd stat_fd, status_fd, io_fd;
@@ -106,12 +98,11 @@ class ProcessTable {
     UniqueFd leader_io_fd;
     std::map<uint32_t, IoBytes> other_threads;
     IoBytes ended_threads;
-    uint32_t parent = 0;  // current parent: the one that will reap it
-    Counters own;         // this process's threads
-    Counters inclusive;   // own + everything it reaped, as the kernel counts it
-    Counters credited;    // inclusive totals of tracked children that are gone (reaped)
-    bool ended = false;   // exited (zombie or gone), end_ms set
-    bool gone = false;    // reaped: its /proc entry is no more
+    bool ended = false;  // exited (zombie or gone), end_ms set
+    bool task = false;   // its parent is slurmstepd, which will pass on its final figures
+    bool final_taken = false;
+    int ticks_gone = 0;
+    bool gone = false;  // reaped: its /proc entry is no more
     bool changed = true;
   };
   enum class State { Alive, Zombie, Gone };
@@ -127,9 +118,11 @@ class ProcessTable {
   uint64_t page_size_;
   int64_t boot_epoch_ms_;
   std::map<uint32_t, Tracked> tracked_;       // by pid
+  ReapAccounting accounting_;                 // their figures, by pid
   Counters forgotten_;                        // record totals of processes that are gone and written
   std::map<uint32_t, uint64_t> event_owned_;  // pid -> start_ticks, see leave_to_events
   std::set<uint32_t> held_;                   // see keep_until_credited
+  std::set<uint32_t> slurmstepds_;            // pids of the job's slurmstepd processes, seen as members
 };
 
 }  // namespace bc::monitor

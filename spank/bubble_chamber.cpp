@@ -7,15 +7,23 @@ extern "C" {
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "cgroup_monitor/bpf/load_failure.hpp"
 #include "cgroup_monitor/handoff.hpp"
 #include "cgroup_monitor/launch.hpp"
+#include "cgroup_monitor/proc_parse.hpp"
+#include "cgroup_monitor/task_finals.hpp"
+#include "common/fd.hpp"
 #include "common/key_value.hpp"
 #include "spank/config.hpp"
 #include "spank/launcher.hpp"
@@ -141,6 +149,50 @@ void remote_task_start(spank_t sp) {
   }
 }
 
+// In slurmstepd, after each task's fork: its start (so its final figures name it beyond doubt) and, before
+// the first task can end, what slurmstepd's reaped children had used so far.
+std::map<pid_t, uint64_t> g_task_start_ticks;
+std::optional<bc::monitor::ReapedTotals> g_reaped_before;
+
+void remote_task_forked(spank_t sp) {
+  if (!wanted() || !g_monitor_expected) return;
+  pid_t pid = 0;
+  if (spank_get_item(sp, S_TASK_PID, &pid) != ESPANK_SUCCESS || pid <= 0) return;
+  if (!g_reaped_before) g_reaped_before = bc::monitor::reaped_children_totals();
+  const auto text = bc::read_file("/proc/" + std::to_string(pid) + "/stat");
+  if (auto stat = text ? bc::monitor::parse_proc_stat(*text) : std::nullopt)
+    g_task_start_ticks[pid] = stat->start_ticks;
+}
+
+// slurmstepd has just reaped the task: what its reaped children used since the last reap is this task's
+// whole tree, to its end, which sampling cannot see. The monitor takes it at its next tick, which the poke
+// below brings forward.
+void remote_task_ended(spank_t sp) {
+  if (!wanted()) return;
+  uint32_t job_id = 0;
+  uid_t uid = 0;
+  if (!job_identity(sp, job_id, uid)) return;
+  pid_t pid = 0;
+  if (g_reaped_before && spank_get_item(sp, S_TASK_PID, &pid) == ESPANK_SUCCESS) {
+    const bc::monitor::ReapedTotals now = bc::monitor::reaped_children_totals();
+    auto start = g_task_start_ticks.find(pid);
+    if (start != g_task_start_ticks.end()) {
+      bc::monitor::TaskFinal final;
+      final.pid = static_cast<uint32_t>(pid);
+      final.start_ticks = start->second;
+      final.cpu_ns = now.cpu_ns - std::min(now.cpu_ns, g_reaped_before->cpu_ns);
+      final.read_bytes = now.read_bytes - std::min(now.read_bytes, g_reaped_before->read_bytes);
+      final.write_bytes = now.write_bytes - std::min(now.write_bytes, g_reaped_before->write_bytes);
+      if (!bc::monitor::append_task_final(bc::monitor::task_finals_path(g_config.run_dir, job_id), final))
+        slurm_verbose(BC_LOG_PREFIX "job %u: task %d's final figures not passed on: %s", job_id, static_cast<int>(pid),
+                      std::strerror(errno));
+      g_task_start_ticks.erase(start);
+    }
+    g_reaped_before = now;
+  }
+  bc::spank::poke_monitor(g_config, job_id);
+}
+
 void remote_step_end(spank_t sp) {
   if (!wanted()) return;
   uint32_t job_id = 0;
@@ -183,9 +235,17 @@ int slurm_spank_task_init_privileged(spank_t sp, int /*argc*/, char** /*argv*/) 
   return 0;
 }
 
+int slurm_spank_task_post_fork(spank_t sp, int /*argc*/, char** /*argv*/) {
+  try {
+    if (spank_context() == S_CTX_REMOTE) remote_task_forked(sp);
+  } catch (...) {
+  }
+  return 0;
+}
+
 int slurm_spank_task_exit(spank_t sp, int /*argc*/, char** /*argv*/) {
   try {
-    if (spank_context() == S_CTX_REMOTE) remote_step_end(sp);
+    if (spank_context() == S_CTX_REMOTE) remote_task_ended(sp);
   } catch (...) {
   }
   return 0;

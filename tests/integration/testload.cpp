@@ -2,6 +2,8 @@
 // did (its own getrusage and VmHWM, bytes written) to a JSON file, the independent truth the monitor's
 // numbers are checked against.
 //   bc-testload busy SECONDS REPORT             burn CPU for SECONDS of wall time
+//   bc-testload threads N SECONDS REPORT        N threads burn CPU for SECONDS of wall time; exits at once, so
+//                                               sampling cannot have seen its last moments
 //   bc-testload alloc MIB HOLD_SECONDS REPORT   touch MIB of memory, hold it
 //   bc-testload write PATH BYTES HOLD_SECONDS REPORT   write BYTES with fsync, then stay alive
 //   bc-testload files DIR REPORT                opens DIR/once (1), DIR/often (10000), DIR/twice (2), DIR/missing
@@ -53,7 +55,8 @@ void hold(double seconds) { std::this_thread::sleep_for(std::chrono::duration<do
 
 int usage() {
   std::fputs(
-      "usage: bc-testload busy SECONDS REPORT | alloc MIB HOLD REPORT | write PATH BYTES HOLD REPORT |\n"
+      "usage: bc-testload busy SECONDS REPORT | threads N SECONDS REPORT | alloc MIB HOLD REPORT |\n"
+      "       write PATH BYTES HOLD REPORT |\n"
       "       files DIR REPORT | connect OPEN_PORT CLOSED_PORT REPORT\n",
       stderr);
   return 2;
@@ -71,6 +74,19 @@ int main(int argc, char** argv) {
     // Stay alive one moment so the sampler sees the final CPU figure: sampling cannot see past exit.
     hold(0.6);
     report(argv[3], "");
+    return 0;
+  }
+  if (mode == "threads" && argc == 5) {
+    const int n = std::atoi(argv[2]);
+    const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(std::atof(argv[3]));
+    std::vector<std::thread> threads;
+    for (int i = 0; i < n; ++i)
+      threads.emplace_back([end] {
+        volatile unsigned long spin = 0;
+        while (std::chrono::steady_clock::now() < end) spin = spin + 1;
+      });
+    for (auto& t : threads) t.join();
+    report(argv[4], "");
     return 0;
   }
   if (mode == "alloc" && argc == 5) {

@@ -1,6 +1,6 @@
 add_executable(test_monitor_unit ${CMAKE_CURRENT_LIST_DIR}/test_proc_parse.cpp
                ${CMAKE_CURRENT_LIST_DIR}/test_cgroup_reader.cpp ${CMAKE_CURRENT_LIST_DIR}/test_process_table.cpp
-               ${CMAKE_CURRENT_LIST_DIR}/test_process_table_events.cpp)
+               ${CMAKE_CURRENT_LIST_DIR}/test_process_table_events.cpp ${CMAKE_CURRENT_LIST_DIR}/test_reap_accounting.cpp)
 target_link_libraries(test_monitor_unit PRIVATE bc_sampler GTest::gtest_main)
 target_compile_definitions(test_monitor_unit PRIVATE BC_FIXTURES="${CMAKE_CURRENT_LIST_DIR}/../fixtures")
 gtest_discover_tests(test_monitor_unit PROPERTIES LABELS unit)

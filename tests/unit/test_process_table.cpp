@@ -11,10 +11,13 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "burn_cpu.hpp"
 #include "cgroup_monitor/process_table.hpp"
 
 using namespace bc::monitor;
@@ -121,12 +124,7 @@ TEST(ProcessTable, CpuOfABusyChild) {
   pid_t child = fork();
   if (child == 0) {
     close(ready[0]);
-    timespec cpu{};
-    volatile unsigned long x = 0;
-    do {
-      for (int i = 0; i < 100000; ++i) x = x + 1;
-      clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu);
-    } while (cpu.tv_sec * 1'000'000'000LL + cpu.tv_nsec < 600'000'000LL);
+    burn_cpu(600'000'000LL);
     (void)!write(ready[1], "x", 1);
     pause();
     _exit(0);
@@ -255,4 +253,64 @@ TEST(ProcessTable, ReapedChildrenCountedOnce) {
   ASSERT_EQ(write(go[1], &q, 1), 1);
   waitpid(parent, nullptr, 0);
   std::filesystem::remove_all(dir);
+}
+
+// A wrapper chain as `timeout 3 sh -c '<busy loop>'` makes it: P waits for C, which waits for the busy G. G
+// ends and C ends within one interval, so both are seen gone in the same tick, C last sampled before it
+// reaped G. The sum of the three records must be the CPU the kernel counted for the chain, not G's twice.
+TEST(ProcessTable, AWrapperChainEndingInOneIntervalIsCountedOnce) {
+  int ready[2], go[2], done[2];
+  ASSERT_EQ(pipe(ready), 0);
+  ASSERT_EQ(pipe(go), 0);
+  ASSERT_EQ(pipe(done), 0);
+  pid_t wrapper = fork();
+  if (wrapper == 0) {
+    pid_t shell = fork();
+    if (shell == 0) {
+      pid_t busy = fork();
+      if (busy == 0) {
+        burn_cpu(400'000'000LL);
+        char c = 0;
+        if (write(ready[1], "r", 1) != 1 || read(go[0], &c, 1) != 1) _exit(3);
+        _exit(0);
+      }
+      if (write(ready[1], &busy, sizeof busy) != sizeof busy) _exit(4);
+      waitpid(busy, nullptr, 0);
+      _exit(0);
+    }
+    waitpid(shell, nullptr, 0);
+    if (write(done[1], "d", 1) != 1) _exit(5);
+    pause();
+    _exit(0);
+  }
+  pid_t busy = 0;
+  char c = 0;
+  ASSERT_EQ(read(ready[0], &busy, sizeof busy), static_cast<ssize_t>(sizeof busy));
+  ASSERT_EQ(read(ready[0], &c, 1), 1);
+  // The shell's pid: the busy process's parent.
+  std::ifstream stat("/proc/" + std::to_string(busy) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  const auto shell = static_cast<uint32_t>(std::stoul(text.substr(text.rfind(')') + 4)));
+  ProcessTable table;
+  store::Batch first;
+  table.sample({{static_cast<uint32_t>(wrapper), 0u}, {shell, 0u}, {static_cast<uint32_t>(busy), 0u}}, now_ms(), first);
+  table.commit(first);
+  ASSERT_EQ(write(go[1], "g", 1), 1);
+  ASSERT_EQ(read(done[0], &c, 1), 1);
+  store::Batch second;
+  const auto totals = table.sample({{static_cast<uint32_t>(wrapper), 0u}}, now_ms(), second);
+  table.commit(second);
+  // The kernel's count for the whole chain: the wrapper's own CPU and all it reaped.
+  std::ifstream wrapper_stat("/proc/" + std::to_string(wrapper) + "/stat");
+  std::string w((std::istreambuf_iterator<char>(wrapper_stat)), std::istreambuf_iterator<char>());
+  std::istringstream fields(w.substr(w.rfind(')') + 2));
+  std::vector<std::string> f((std::istream_iterator<std::string>(fields)), std::istream_iterator<std::string>());
+  const uint64_t ns_per_tick = 1'000'000'000ULL / static_cast<uint64_t>(sysconf(_SC_CLK_TCK));
+  const uint64_t truth =
+      (std::stoull(f[11]) + std::stoull(f[12]) + std::stoull(f[13]) + std::stoull(f[14])) * ns_per_tick;
+  EXPECT_GE(truth, 370'000'000u);  // clock ticks: user and system time each round down by up to 10 ms
+  EXPECT_NEAR(static_cast<double>(totals.cpu_ns), static_cast<double>(truth), 30e6)
+      << "the busy grandchild's CPU must be counted once";
+  kill(wrapper, SIGKILL);
+  waitpid(wrapper, nullptr, 0);
 }

@@ -15,6 +15,7 @@
 #include <optional>
 #include <string>
 
+#include "burn_cpu.hpp"
 #include "cgroup_monitor/handoff.hpp"
 #include "cgroup_monitor/job_events.hpp"
 #include "cgroup_monitor/proc_parse.hpp"
@@ -149,21 +150,13 @@ TEST(ProcessTableEvents, ALateExitFigureIsTakenOutOfTheParent) {
   int go[2], ready[2];
   ASSERT_EQ(pipe(go), 0);
   ASSERT_EQ(pipe(ready), 0);
-  auto burn_until = [](int64_t ns) {
-    timespec cpu{};
-    volatile unsigned long x = 0;
-    do {
-      for (int i = 0; i < 100000; ++i) x = x + 1;
-      clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu);
-    } while (cpu.tv_sec * 1'000'000'000LL + cpu.tv_nsec < ns);
-  };
   const pid_t child = fork();
   if (child == 0) {
-    burn_until(100'000'000);
+    burn_cpu(100'000'000);
     (void)!write(ready[1], "x", 1);
     char c;
     (void)!read(go[0], &c, 1);
-    burn_until(400'000'000);
+    burn_cpu(400'000'000);
     _exit(0);
   }
   const auto self = static_cast<uint32_t>(getpid());
