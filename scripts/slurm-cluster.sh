@@ -8,6 +8,9 @@
 #   slurm-cluster.sh stop DIR
 #   slurm-cluster.sh env DIR        print export lines for this cluster
 #   slurm-cluster.sh status DIR     exit 0 when both daemons answer
+#   slurm-cluster.sh munge DIR      only make sure munged runs (DIR is not used)
+#   slurm-cluster.sh common-conf DIR  print the slurm.conf lines every private cluster shares, and write
+#                                   DIR/cgroup.conf
 set -euo pipefail
 
 die() { echo "slurm-cluster: $*" >&2; exit 1; }
@@ -48,13 +51,9 @@ ensure_munge() {
   die "munged did not come up"
 }
 
-write_config() {
-  mkdir -p "$dir/state" "$dir/spool" "$dir/log"
-  cat >"$dir/slurm.conf" <<CONF
-ClusterName=bc_${node}
-SlurmctldHost=localhost
-SlurmctldPort=${ctld_port}
-SlurmdPort=${slurmd_port}
+# What every private cluster's slurm.conf shares (the two-node test fixture uses it too).
+common_settings() {
+  cat <<CONF
 AuthType=auth/munge
 CredType=cred/munge
 SlurmUser=root
@@ -65,28 +64,42 @@ JobAcctGatherType=jobacct_gather/cgroup
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 ReturnToService=2
+SlurmctldDebug=info
+MpiDefault=none
+SchedulerType=sched/backfill
+KillWait=5
+InactiveLimit=0
+MinJobAge=300
+CONF
+}
+
+write_cgroup_conf() {
+  cat >"$1" <<CONF
+CgroupPlugin=cgroup/v1
+ConstrainCores=yes
+ConstrainRAMSpace=yes
+CONF
+}
+
+write_config() {
+  mkdir -p "$dir/state" "$dir/spool" "$dir/log"
+  { common_settings; cat <<CONF; } >"$dir/slurm.conf"
+ClusterName=bc_${node}
+SlurmctldHost=localhost
+SlurmctldPort=${ctld_port}
+SlurmdPort=${slurmd_port}
 StateSaveLocation=${dir}/state
 SlurmdSpoolDir=${dir}/spool/slurmd_%n
 SlurmctldPidFile=${dir}/slurmctld.pid
 SlurmdPidFile=${dir}/slurmd.pid
 SlurmctldLogFile=${dir}/log/slurmctld.log
 SlurmdLogFile=${dir}/log/slurmd.log
-SlurmctldDebug=info
 SlurmdDebug=${slurmd_debug}
-MpiDefault=none
 PlugStackConfig=${dir}/plugstack.conf
-SchedulerType=sched/backfill
-KillWait=5
-InactiveLimit=0
-MinJobAge=300
 NodeName=${node} NodeHostname=localhost NodeAddr=127.0.0.1 CPUs=$(nproc) RealMemory=$(( $(awk '/MemTotal/{print int($2/1024)}' /proc/meminfo) * 8 / 10 )) State=UNKNOWN
 PartitionName=debug Nodes=${node} Default=YES MaxTime=INFINITE State=UP
 CONF
-  cat >"$dir/cgroup.conf" <<CONF
-CgroupPlugin=cgroup/v1
-ConstrainCores=yes
-ConstrainRAMSpace=yes
-CONF
+  write_cgroup_conf "$dir/cgroup.conf"
   if [ -n "$plugstack" ]; then
     cp "$plugstack" "$dir/plugstack.conf"
   elif [ ! -f "$dir/plugstack.conf" ]; then
@@ -136,5 +149,7 @@ case "$cmd" in
   stop) stop ;;
   env) dir=$(cd "$dir" && pwd); echo "export SLURM_CONF=$dir/slurm.conf" ;;
   status) pid_alive "$dir/slurmctld.pid" && pid_alive "$dir/slurmd.pid" ;;
+  munge) ensure_munge ;;
+  common-conf) mkdir -p "$dir" && write_cgroup_conf "$dir/cgroup.conf" && common_settings ;;
   *) die "unknown command $cmd" ;;
 esac

@@ -85,8 +85,6 @@ int remote_post_opt(spank_t sp) {
     slurm_error(BC_LOG_PREFIX "cannot get job id and uid; not monitoring this step");
     return 0;
   }
-  char node[256] = {};
-  if (spank_getenv(sp, "SLURMD_NODENAME", node, sizeof node) != ESPANK_SUCCESS) node[0] = '\0';
   char job_name[256] = {};
   if (spank_getenv(sp, "SLURM_JOB_NAME", job_name, sizeof job_name) != ESPANK_SUCCESS) job_name[0] = '\0';
   // An array task: its own job id (S_JOB_ID) and the array's, as sacct shows it ("123_4").
@@ -104,7 +102,10 @@ int remote_post_opt(spank_t sp) {
     }
   }
   auto started = std::chrono::steady_clock::now();
-  auto result = bc::spank::ensure_monitor(g_config, job_id, uid, node, job_name, array);
+  // The node's name is slurmstepd's own (launcher.hpp), never the job's SLURMD_NODENAME: srun passes on the
+  // environment of the node it runs on, so a step that a batch script starts on other nodes carries the
+  // batch host's name there.
+  auto result = bc::spank::ensure_monitor(g_config, job_id, uid, job_name, array);
   double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
   using Outcome = bc::spank::LaunchResult::Outcome;
   g_monitor_expected = result.outcome != Outcome::Failed;

@@ -60,8 +60,8 @@ bool prepare_escape(const bc::monitor::JobCgroup& job, std::vector<std::string>&
 
 }  // namespace
 
-LaunchResult ensure_monitor(const Config& config, uint64_t job_id, uint32_t uid, const std::string& node_name,
-                            const std::string& job_name, ArrayTask array) noexcept try {
+LaunchResult ensure_monitor(const Config& config, uint64_t job_id, uint32_t uid, const std::string& job_name,
+                            ArrayTask array) noexcept try {
   LaunchResult result;
   auto proc_cgroup = bc::read_file("/proc/self/cgroup");
   if (!proc_cgroup) {
@@ -93,14 +93,12 @@ LaunchResult ensure_monitor(const Config& config, uint64_t job_id, uint32_t uid,
   if (!log_dir.empty()) bc::make_directories(log_dir, 0755);
   UniqueFd log_fd(::open(config.log.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644));
 
-  // The node as Slurm knows it, which differs from the hostname on multi-slurmd hosts.
-  std::string node = node_name;
-  if (node.empty()) {
-    const char* node_env = std::getenv("SLURMD_NODENAME");
-    char host[256] = {};
-    ::gethostname(host, sizeof host - 1);
-    node = node_env && *node_env ? node_env : std::string(host).substr(0, std::string(host).find('.'));
-  }
+  // The node as Slurm knows it, which differs from the hostname on multi-slurmd hosts: slurmstepd sets
+  // SLURMD_NODENAME in its own environment from the configuration slurmd sends it.
+  const char* node_env = std::getenv("SLURMD_NODENAME");
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  const std::string node = node_env && *node_env ? node_env : std::string(host).substr(0, std::string(host).find('.'));
 
   bc::monitor::MonitorCommand command;
   command.monitor = config.monitor;

@@ -26,6 +26,20 @@ if(NOT BC_SANITIZE)
       SKIP_RETURN_CODE 77
       ENVIRONMENT "BC_IT_WORK=${BC_IT_WORK};BC_BUILD=${CMAKE_BINARY_DIR};PYTHONPATH=${CMAKE_CURRENT_LIST_DIR};PYTHONDONTWRITEBYTECODE=1")
   endforeach()
+  # Two slurmd nodes on this host, each in namespaces of its own (issue 18): real multi-node jobs.
+  set(BC_IT2_WORK ${CMAKE_BINARY_DIR}/itest-two-nodes)
+  add_test(NAME slurm_two_nodes_setup
+           COMMAND ${CMAKE_CURRENT_LIST_DIR}/two_node_fixture.sh setup ${BC_IT2_WORK} ${CMAKE_BINARY_DIR})
+  add_test(NAME slurm_two_nodes_cleanup
+           COMMAND ${CMAKE_CURRENT_LIST_DIR}/two_node_fixture.sh cleanup ${BC_IT2_WORK} ${CMAKE_BINARY_DIR})
+  set_tests_properties(slurm_two_nodes_setup PROPERTIES FIXTURES_SETUP slurm_two_nodes LABELS integration TIMEOUT 120
+                       RESOURCE_LOCK slurm_cluster)
+  set_tests_properties(slurm_two_nodes_cleanup PROPERTIES FIXTURES_CLEANUP slurm_two_nodes LABELS integration
+                       RESOURCE_LOCK slurm_cluster)
+  add_test(NAME it_two_nodes COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/test_two_nodes.py)
+  set_tests_properties(it_two_nodes PROPERTIES
+    FIXTURES_REQUIRED slurm_two_nodes RESOURCE_LOCK slurm_cluster LABELS integration TIMEOUT 300 SKIP_RETURN_CODE 77
+    ENVIRONMENT "BC_IT2_WORK=${BC_IT2_WORK};BC_BUILD=${CMAKE_BINARY_DIR};PYTHONDONTWRITEBYTECODE=1")
 endif()
 
 add_executable(bc-make-store ${CMAKE_CURRENT_LIST_DIR}/make_store.cpp)
