@@ -2,12 +2,15 @@
 
 #include <libcgroup.h>
 #include <mntent.h>
+#include <sys/stat.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <mutex>
+
+#include "common/fd.hpp"
 
 namespace bc::monitor {
 
@@ -62,6 +65,31 @@ std::optional<std::string> cgroup_mount_point(const std::string& controllers) {
   std::string result(mount);
   std::free(mount);
   return result;
+}
+
+std::optional<JobCgroupCpu> read_job_cgroup_cpu(int version, const std::string& relative_path,
+                                                const std::string& root_override) {
+  const char* controller = version == 1 ? "cpuacct" : "";
+  std::string mount;
+  if (!root_override.empty()) {
+    mount = version == 1 ? root_override + "/" + controller : root_override;
+  } else {
+    mount = cgroup_mount_point(controller).value_or("");
+  }
+  if (mount.empty()) return std::nullopt;
+  const std::string dir = mount + relative_path;
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) return std::nullopt;
+  const auto text = read_file(dir + (version == 1 ? "/cpuacct.usage" : "/cpu.stat"));
+  if (!text) return std::nullopt;
+  std::optional<uint64_t> ns;
+  if (version == 1) {
+    ns = parse_single_u64(*text);
+  } else if (auto usec = flat_keyed_value(*text, "usage_usec")) {
+    ns = *usec * 1000;
+  }
+  if (!ns) return std::nullopt;
+  return JobCgroupCpu{static_cast<uint64_t>(st.st_ino), *ns};
 }
 
 }  // namespace bc::monitor

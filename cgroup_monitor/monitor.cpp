@@ -17,10 +17,12 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "accounting_db/shipper.hpp"
 #include "accounting_db/store.hpp"
+#include "cgroup_monitor/cgroup_paths.hpp"
 #include "cgroup_monitor/cgroup_reader.hpp"
 #include "cgroup_monitor/handoff.hpp"
 #include "cgroup_monitor/process_table.hpp"
@@ -194,10 +196,7 @@ class CgroupCounters {
         earlier_write_bytes_(earlier.cgroup_write_bytes) {}
 
   void fold(const CgroupTotals& totals, store::JobRecord& job) {
-    if (totals.has_cpu) {
-      job.cgroup_cpu_ns = std::max(job.cgroup_cpu_ns, based(cpu_base_, earlier_cpu_ns_, totals.cpu_ns));
-      job.has_cgroup_cpu = true;
-    }
+    if (totals.has_cpu) fold_cpu(totals.cpu_ns, job);
     if (totals.has_memory) {
       job.has_cgroup_memory = true;
       job.cgroup_mem_current = totals.mem_current;
@@ -212,6 +211,12 @@ class CgroupCounters {
     }
     if (totals.cpus) job.alloc_cpus = totals.cpus;
     if (totals.mem_limit) job.mem_limit_bytes = totals.mem_limit;
+  }
+
+  // The job cgroup's CPU counter, read now or passed on by slurmstepd.
+  void fold_cpu(uint64_t cpu_ns, store::JobRecord& job) {
+    job.cgroup_cpu_ns = std::max(job.cgroup_cpu_ns, based(cpu_base_, earlier_cpu_ns_, cpu_ns));
+    job.has_cgroup_cpu = true;
   }
 
  private:
@@ -302,7 +307,8 @@ int run_monitor(const MonitorOptions& opt) {
   std::unique_ptr<ship::BackgroundShipper> shipper = start_shipper(opt, *db);
   auto reader = make_cgroup_reader(opt.cgroup_version, opt.cgroup_relative, opt.cgroup_root);
   ProcessTable table;
-  TaskFinalsReader task_finals(task_finals_path(opt.run_dir, opt.job_id));
+  FinalsReader finals(task_finals_path(opt.run_dir, opt.job_id));
+  uint64_t cgroup_cpu_inode = 0;  // the job cgroup's CPU directory, as last seen
   store::JobRecord job = initial_record(opt, *db, log);
   CgroupCounters cgroup_counters(job);
   ProcessSpan span;
@@ -323,8 +329,17 @@ int run_monitor(const MonitorOptions& opt) {
     }
     for (const auto& m : members)
       if (m.step) add_step(job, *m.step);
-    for (const TaskFinal& f : task_finals.take_new())
-      table.apply_task_final(f.pid, f.start_ticks, Counters{f.cpu_ns, f.read_bytes, f.write_bytes});
+    if (auto cpu = read_job_cgroup_cpu(opt.cgroup_version, opt.cgroup_relative, opt.cgroup_root))
+      cgroup_cpu_inode = cpu->dir_inode;
+    for (const FinalRecord& f : finals.take_new()) {
+      if (f.kind == FinalRecord::kTask) {
+        table.apply_task_end({f.pid, f.parent, f.step, f.start_ticks, f.end_ms,
+                              std::string(f.command, strnlen(f.command, sizeof f.command)),
+                              Counters{f.cpu_ns, f.read_bytes, f.write_bytes}});
+      } else if (f.kind == FinalRecord::kJobCgroupCpu && f.start_ticks == cgroup_cpu_inode) {
+        cgroup_counters.fold_cpu(f.cpu_ns, job);  // the cgroup this monitor reads, not one removed before it
+      }
+    }
     ProcessTotals procs = table.sample(members, now, batch);
     take_loaded_events();
     serve_handoffs();

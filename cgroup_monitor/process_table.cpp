@@ -349,12 +349,34 @@ void ProcessTable::apply_exec(uint32_t pid, uint64_t start_ticks, const ExecFact
   it->second.changed = true;
 }
 
-void ProcessTable::apply_task_final(uint32_t pid, uint64_t start_ticks, const Counters& inclusive) {
-  auto it = tracked_.find(pid);
-  if (it == tracked_.end() || it->second.record.start_ticks != start_ticks) return;
-  accounting_.observe_final(pid, inclusive);
-  it->second.final_taken = true;
-  update_record(it->second);
+void ProcessTable::apply_task_end(const TaskEnd& end) {
+  auto it = tracked_.find(end.pid);
+  if (it != tracked_.end()) {
+    if (it->second.record.start_ticks != end.start_ticks) return;  // another process now has the pid
+    accounting_.observe_final(end.pid, end.inclusive);
+    it->second.final_taken = true;
+    update_record(it->second);
+    return;
+  }
+  if (auto owned = event_owned_.find(end.pid); owned != event_owned_.end() && owned->second == end.start_ticks)
+    return;  // its exit event made its record
+  // Never sampled: it lived less than an interval. Its record, gone at once, is written with this tick.
+  Tracked t;
+  store::ProcessRecord& r = t.record;
+  r.pid = end.pid;
+  r.ppid = end.parent;
+  r.step = end.step;
+  r.start_ticks = end.start_ticks;
+  r.start_ms = boot_epoch_ms_ + static_cast<int64_t>(end.start_ticks * 1000 / ticks_per_second_);
+  r.end_ms = std::max(end.end_ms, r.start_ms);
+  r.command = end.command;
+  t.ended = t.gone = t.task = t.final_taken = true;
+  accounting_.observe(end.pid, Counters{}, end.inclusive);
+  accounting_.set_reaper(end.pid, end.parent);
+  accounting_.reaped(end.pid);
+  update_record(t);
+  t.changed = true;
+  tracked_[end.pid] = std::move(t);
 }
 
 void ProcessTable::credit_child(uint32_t parent, uint64_t cpu_ns, uint64_t read_bytes, uint64_t write_bytes) {

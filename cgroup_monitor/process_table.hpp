@@ -78,10 +78,18 @@ class ProcessTable {
   // A child the table never saw, reaped by tracked process `parent`, has its own record: its CPU and bytes
   // (as /proc/PID/io counted them, its own reaped children included) are no longer the parent's unseen part.
   void credit_child(uint32_t parent, uint64_t cpu_ns, uint64_t read_bytes, uint64_t write_bytes);
-  // A task's final figures from the slurmstepd that reaped it (cgroup_monitor/task_finals.hpp): its CPU and
-  // bytes with everything it reaped, to its end. Before this tick's sample. A task the table saw gone is
-  // kept a few ticks for it.
-  void apply_task_final(uint32_t pid, uint64_t start_ticks, const Counters& inclusive);
+  // A task's end, from the slurmstepd that reaped it (cgroup_monitor/task_finals.hpp): its CPU and bytes with
+  // everything it reaped, to its end. Before this tick's sample. A task the table saw gone is kept a few
+  // ticks for it; one that ended before any sample saw it (and without an event record) gets its record
+  // from this.
+  struct TaskEnd {
+    uint32_t pid = 0, parent = 0, step = 0;
+    uint64_t start_ticks = 0;
+    int64_t end_ms = 0;
+    std::string command;
+    Counters inclusive;
+  };
+  void apply_task_end(const TaskEnd& end);
   static constexpr int kTicksToAwaitFinal = 3;
   // Processes whose reaped children have not sent their exit events yet: commit() does not forget them even
   // when gone, so that those children's credit, when it comes, still reaches their records (which are then

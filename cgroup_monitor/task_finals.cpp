@@ -8,16 +8,16 @@
 
 namespace bc::monitor {
 
-bool append_task_final(const std::string& path, const TaskFinal& final) noexcept {
+bool append_final(const std::string& path, const FinalRecord& record) noexcept {
   // O_NOFOLLOW: the run dir is root's, but a link planted there must not redirect a root write.
   const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) return false;
   ssize_t n;
   do {
-    n = ::write(fd, &final, sizeof final);
+    n = ::write(fd, &record, sizeof record);
   } while (n < 0 && errno == EINTR);
   ::close(fd);
-  return n == static_cast<ssize_t>(sizeof final);
+  return n == static_cast<ssize_t>(sizeof record);
 }
 
 ReapedTotals reaped_children_totals() noexcept {
@@ -30,19 +30,19 @@ ReapedTotals reaped_children_totals() noexcept {
           static_cast<uint64_t>(usage.ru_oublock) * 512};
 }
 
-std::vector<TaskFinal> TaskFinalsReader::take_new() {
-  std::vector<TaskFinal> out;
+std::vector<FinalRecord> FinalsReader::take_new() {
+  std::vector<FinalRecord> out;
   if (!fd_) {
     fd_ = UniqueFd(::open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
     if (!fd_) return out;  // no task has ended yet
   }
-  TaskFinal buffer[64];
+  FinalRecord buffer[64];
   for (;;) {
     const ssize_t n = ::pread(fd_.get(), buffer, sizeof buffer, static_cast<off_t>(offset_));
     if (n <= 0) break;
-    const size_t whole = static_cast<size_t>(n) / sizeof(TaskFinal);  // a record half written is read next time
+    const size_t whole = static_cast<size_t>(n) / sizeof(FinalRecord);  // a record half written is read next time
     out.insert(out.end(), buffer, buffer + whole);
-    offset_ += whole * sizeof(TaskFinal);
+    offset_ += whole * sizeof(FinalRecord);
     if (whole < sizeof buffer / sizeof buffer[0]) break;
   }
   return out;

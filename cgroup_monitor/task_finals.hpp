@@ -1,10 +1,11 @@
-// A task's final figures, from the slurmstepd that reaped it. Sampling reads a process at most once an
-// interval, so what a task and its children did in their last interval is only in what its reaper got
-// back from wait (getrusage's RUSAGE_CHILDREN). The SPANK plugin appends one record per task from
-// slurm_spank_task_exit; the job's monitor takes the new ones at each tick, before it samples, and the
-// task's record then holds its whole tree to the end (cgroup_monitor/reap_accounting.hpp).
+// Final figures that sampling cannot see, from slurmstepd. A process is read at most once an interval, so
+// what a task and its children did in their last interval is only in what its reaper got back from wait
+// (getrusage's RUSAGE_CHILDREN); and the job's cgroup may be removed before the monitor's next read. The
+// SPANK plugin appends a record per task from slurm_spank_task_exit, and the job cgroup's CPU counter at
+// each task's and each step's end; the job's monitor takes the new records at each tick, before it
+// samples (cgroup_monitor/reap_accounting.hpp).
 //
-// The file, task_finals_path(): fixed records of 40 bytes in host order, appended with O_APPEND (atomic
+// The file, task_finals_path(): fixed records of 72 bytes in host order, appended with O_APPEND (atomic
 // for one record, so several steps' slurmstepds may append), mode 0600 in the monitor's run dir.
 #pragma once
 
@@ -16,22 +17,32 @@
 
 namespace bc::monitor {
 
-struct TaskFinal {
+struct FinalRecord {
+  enum Kind : uint32_t {
+    kTask = 0,          // a task's whole tree to its end, and who it was
+    kJobCgroupCpu = 1,  // the job cgroup's CPU counter: cpu_ns, and its directory's inode in start_ticks
+  };
   uint32_t pid = 0;
-  uint32_t reserved = 0;
+  uint32_t kind = kTask;
   uint64_t start_ticks = 0;  // the task's start, as /proc/PID/stat: a reused pid is not mistaken for it
   uint64_t cpu_ns = 0;       // user + system of the task and everything it reaped
   uint64_t read_bytes = 0;   // storage bytes, likewise (whole 512-byte blocks, as getrusage counts them)
   uint64_t write_bytes = 0;
+  int64_t end_ms = 0;   // when slurmstepd reaped it (epoch)
+  uint32_t step = 0;    // Slurm step id, as the store keeps it
+  uint32_t parent = 0;  // slurmstepd's pid
+  // The program the step runs (the basename of its argv[0], as comm would show it, NUL-padded): a task that
+  // ended before any sample saw it still gets a record with a name.
+  char command[16] = {};
 };
-static_assert(sizeof(TaskFinal) == 40);
+static_assert(sizeof(FinalRecord) == 72);
 
 inline std::string task_finals_path(const std::string& run_dir, uint64_t job_id) {
   return run_dir + "/job_" + std::to_string(job_id) + ".finals";
 }
 
 // Appends one record; false on any failure (never throws, never blocks on anything but the write).
-bool append_task_final(const std::string& path, const TaskFinal& final) noexcept;
+bool append_final(const std::string& path, const FinalRecord& record) noexcept;
 
 // What slurmstepd's reaped children used so far (RUSAGE_CHILDREN): the difference across one task's reap
 // is that task's final figures.
@@ -41,10 +52,10 @@ struct ReapedTotals {
 ReapedTotals reaped_children_totals() noexcept;
 
 // The monitor's side: the records appended since the last call (whole records only).
-class TaskFinalsReader {
+class FinalsReader {
  public:
-  explicit TaskFinalsReader(std::string path) : path_(std::move(path)) {}
-  std::vector<TaskFinal> take_new();
+  explicit FinalsReader(std::string path) : path_(std::move(path)) {}
+  std::vector<FinalRecord> take_new();
 
  private:
   std::string path_;

@@ -8,7 +8,7 @@ packages=(
   liblmdb-dev lmdb-utils libcjson-dev libcgroup-dev libmicrohttpd-dev libssl-dev libcurl4-openssl-dev
   libbpf-dev bpftool clang llvm libelf-dev zlib1g-dev libclang-rt-14-dev clang-format clang-tidy
   libsqlite3-dev busybox-static docker.io libbpf-tools openssl
-  chromium wrk strace iproute2
+  chromium wrk strace iproute2 mariadb-server slurmdbd
 )
 # The web view's npm packages (uPlot, playwright-core) need node and npm; any node >= 18 will do.
 command -v npm >/dev/null || packages+=(nodejs npm)

@@ -5,6 +5,10 @@
 # names and ports differ.
 #
 #   slurm-cluster.sh start DIR --node NAME --ctld-port P --slurmd-port P [--plugstack FILE] [--slurmd-debug LEVEL]
+#                    [--accounting DBD_PORT]
+#       --accounting: Slurm's own accounting too: a private MariaDB (datadir, socket and a 127.0.0.1 port under
+#       DIR) and slurmdbd on DBD_PORT, jobacct_gather/cgroup sampling every second (JobAcctGatherFrequency
+#       task=1), the cluster, an account and root's association; sacct then answers for this cluster.
 #   slurm-cluster.sh stop DIR
 #   slurm-cluster.sh env DIR        print export lines for this cluster
 #   slurm-cluster.sh status DIR     exit 0 when both daemons answer
@@ -18,7 +22,7 @@ die() { echo "slurm-cluster: $*" >&2; exit 1; }
 cmd=${1:-}; dir=${2:-}
 [ -n "$cmd" ] && [ -n "$dir" ] || die "usage: $0 start|stop|env|status DIR [options]"
 shift 2
-node=bcnode; ctld_port=16817; slurmd_port=16818; plugstack=""; slurmd_debug=info
+node=bcnode; ctld_port=16817; slurmd_port=16818; plugstack=""; slurmd_debug=info; dbd_port=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --node) node=$2; shift 2 ;;
@@ -26,6 +30,7 @@ while [ $# -gt 0 ]; do
     --slurmd-port) slurmd_port=$2; shift 2 ;;
     --plugstack) plugstack=$2; shift 2 ;;
     --slurmd-debug) slurmd_debug=$2; shift 2 ;;
+    --accounting) dbd_port=$2; shift 2 ;;
     *) die "unknown option $1" ;;
   esac
 done
@@ -81,6 +86,67 @@ ConstrainRAMSpace=yes
 CONF
 }
 
+accounting_settings() {
+  [ -n "$dbd_port" ] || return 0
+  cat <<CONF
+AccountingStorageType=accounting_storage/slurmdbd
+AccountingStorageHost=localhost
+AccountingStoragePort=${dbd_port}
+JobAcctGatherFrequency=task=1
+CONF
+}
+
+free_local_port() {
+  /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# MariaDB and slurmdbd, private to DIR; before slurmctld, which registers with slurmdbd as it starts.
+start_accounting() {
+  local db="$dir/mariadb"
+  command -v mariadbd >/dev/null && command -v slurmdbd >/dev/null ||
+    die "--accounting needs mariadb-server and slurmdbd (scripts/install-deps.sh)"
+  if ! pid_alive "$db/mariadb.pid"; then
+    if [ ! -d "$db/data/mysql" ]; then
+      mkdir -p "$db"
+      mariadb-install-db --no-defaults --user=root --datadir="$db/data" --auth-root-authentication-method=socket \
+        --skip-test-db >"$db/install.log" 2>&1 || die "mariadb-install-db failed, see $db/install.log"
+    fi
+    free_local_port >"$db/port"
+    /usr/sbin/mariadbd --no-defaults --user=root --datadir="$db/data" --socket="$db/mariadb.sock" \
+      --port="$(cat "$db/port")" --bind-address=127.0.0.1 --pid-file="$db/mariadb.pid" --log-error="$db/mariadb.err" \
+      --skip-log-bin --innodb-buffer-pool-size=64M --innodb-lock-wait-timeout=900 </dev/null >/dev/null 2>&1 &
+    local sql="mariadb --no-defaults --socket=$db/mariadb.sock"
+    for _ in $(seq 150); do $sql -e 'select 1' >/dev/null 2>&1 && break; sleep 0.1; done
+    $sql -e "CREATE USER IF NOT EXISTS 'slurm'@'127.0.0.1' IDENTIFIED BY 'bc-private';
+             GRANT ALL ON \`bc_acct\`.* TO 'slurm'@'127.0.0.1';" || die "MariaDB did not come up, see $db/mariadb.err"
+  fi
+  # slurmdbd reads slurmdbd.conf beside SLURM_CONF's file; it must be its user's and mode 600.
+  cat >"$dir/slurmdbd.conf" <<CONF
+AuthType=auth/munge
+DbdHost=localhost
+DbdPort=${dbd_port}
+SlurmUser=root
+StorageType=accounting_storage/mysql
+StorageHost=127.0.0.1
+StoragePort=$(cat "$db/port")
+StorageUser=slurm
+StoragePass=bc-private
+StorageLoc=bc_acct
+PidFile=${dir}/slurmdbd.pid
+LogFile=${dir}/log/slurmdbd.log
+DebugLevel=info
+CONF
+  chmod 600 "$dir/slurmdbd.conf"
+  if ! pid_alive "$dir/slurmdbd.pid"; then
+    /usr/sbin/slurmdbd >>"$dir/log/slurmdbd.stdout" 2>&1 || die "slurmdbd failed, see $dir/log/slurmdbd.log"
+  fi
+  for _ in $(seq 150); do sacctmgr -n show cluster >/dev/null 2>&1 && break; sleep 0.1; done
+  sacctmgr -n show cluster format=cluster 2>/dev/null | grep -qw "bc_${node}" ||
+    sacctmgr -i add cluster "bc_${node}" >/dev/null || die "sacctmgr could not add the cluster"
+  sacctmgr -n show account bc 2>/dev/null | grep -qw bc || sacctmgr -i add account bc >/dev/null
+  sacctmgr -n show user root 2>/dev/null | grep -qw root || sacctmgr -i add user root account=bc >/dev/null
+}
+
 write_config() {
   mkdir -p "$dir/state" "$dir/spool" "$dir/log"
   { common_settings; cat <<CONF; } >"$dir/slurm.conf"
@@ -96,6 +162,7 @@ SlurmctldLogFile=${dir}/log/slurmctld.log
 SlurmdLogFile=${dir}/log/slurmd.log
 SlurmdDebug=${slurmd_debug}
 PlugStackConfig=${dir}/plugstack.conf
+$(accounting_settings)
 NodeName=${node} NodeHostname=localhost NodeAddr=127.0.0.1 CPUs=$(nproc) RealMemory=$(( $(awk '/MemTotal/{print int($2/1024)}' /proc/meminfo) * 8 / 10 )) State=UNKNOWN
 PartitionName=debug Nodes=${node} Default=YES MaxTime=INFINITE State=UP
 CONF
@@ -114,6 +181,7 @@ start() {
   ensure_munge
   write_config
   export SLURM_CONF="$dir/slurm.conf"
+  [ -n "$dbd_port" ] && start_accounting
   if ! pid_alive "$dir/slurmctld.pid"; then
     /usr/sbin/slurmctld -i >>"$dir/log/slurmctld.stdout" 2>&1 || die "slurmctld failed, see $dir/log/slurmctld.log"
   fi
@@ -134,7 +202,7 @@ start() {
 
 stop() {
   [ -d "$dir" ] || return 0
-  for d in slurmd slurmctld; do
+  for d in slurmd slurmctld slurmdbd mariadb/mariadb; do
     if pid_alive "$dir/$d.pid"; then
       pid=$(cat "$dir/$d.pid")
       kill "$pid" 2>/dev/null || true

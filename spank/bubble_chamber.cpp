@@ -16,9 +16,11 @@ extern "C" {
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "cgroup_monitor/bpf/load_failure.hpp"
+#include "cgroup_monitor/cgroup_paths.hpp"
 #include "cgroup_monitor/handoff.hpp"
 #include "cgroup_monitor/launch.hpp"
 #include "cgroup_monitor/proc_parse.hpp"
@@ -165,11 +167,38 @@ void remote_task_forked(spank_t sp) {
     g_task_start_ticks[pid] = stat->start_ticks;
 }
 
+// Who the task was, for a task that ends before any sample sees it: the step and the program it runs.
+void describe_task(spank_t sp, bc::monitor::FinalRecord& record) {
+  uint32_t step = 0;
+  if (spank_get_item(sp, S_JOB_STEPID, &step) == ESPANK_SUCCESS) record.step = step;
+  int argc = 0;
+  char** argv = nullptr;
+  if (spank_get_item(sp, S_JOB_ARGV, &argc, &argv) == ESPANK_SUCCESS && argc > 0 && argv && argv[0]) {
+    const std::string_view program(argv[0]);
+    const std::string_view name = program.substr(program.rfind('/') + 1);
+    std::memcpy(record.command, name.data(), std::min(name.size(), sizeof record.command - 1));
+  }
+}
+
+// The job cgroup's CPU counter, now: Slurm may remove the cgroup before the monitor's next read, and the
+// job's last moments would be missing from its CPU.
+void pass_on_job_cgroup_cpu(uint32_t job_id) {
+  const auto text = bc::read_file("/proc/self/cgroup");
+  const auto job = text ? bc::monitor::job_cgroup_from_proc_cgroup(*text, job_id) : std::nullopt;
+  const auto cpu = job ? bc::monitor::read_job_cgroup_cpu(job->version, job->relative_path) : std::nullopt;
+  if (!cpu) return;
+  bc::monitor::FinalRecord record;
+  record.kind = bc::monitor::FinalRecord::kJobCgroupCpu;
+  record.start_ticks = cpu->dir_inode;
+  record.cpu_ns = cpu->cpu_ns;
+  bc::monitor::append_final(bc::monitor::task_finals_path(g_config.run_dir, job_id), record);
+}
+
 // slurmstepd has just reaped the task: what its reaped children used since the last reap is this task's
 // whole tree, to its end, which sampling cannot see. The monitor takes it at its next tick, which the poke
 // below brings forward.
 void remote_task_ended(spank_t sp) {
-  if (!wanted()) return;
+  if (!wanted() || !g_monitor_expected) return;
   uint32_t job_id = 0;
   uid_t uid = 0;
   if (!job_identity(sp, job_id, uid)) return;
@@ -178,27 +207,35 @@ void remote_task_ended(spank_t sp) {
     const bc::monitor::ReapedTotals now = bc::monitor::reaped_children_totals();
     auto start = g_task_start_ticks.find(pid);
     if (start != g_task_start_ticks.end()) {
-      bc::monitor::TaskFinal final;
-      final.pid = static_cast<uint32_t>(pid);
-      final.start_ticks = start->second;
-      final.cpu_ns = now.cpu_ns - std::min(now.cpu_ns, g_reaped_before->cpu_ns);
-      final.read_bytes = now.read_bytes - std::min(now.read_bytes, g_reaped_before->read_bytes);
-      final.write_bytes = now.write_bytes - std::min(now.write_bytes, g_reaped_before->write_bytes);
-      if (!bc::monitor::append_task_final(bc::monitor::task_finals_path(g_config.run_dir, job_id), final))
+      bc::monitor::FinalRecord record;
+      record.pid = static_cast<uint32_t>(pid);
+      record.start_ticks = start->second;
+      record.cpu_ns = now.cpu_ns - std::min(now.cpu_ns, g_reaped_before->cpu_ns);
+      record.read_bytes = now.read_bytes - std::min(now.read_bytes, g_reaped_before->read_bytes);
+      record.write_bytes = now.write_bytes - std::min(now.write_bytes, g_reaped_before->write_bytes);
+      record.end_ms =
+          std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+              .count();
+      record.parent = static_cast<uint32_t>(::getpid());
+      describe_task(sp, record);
+      if (!bc::monitor::append_final(bc::monitor::task_finals_path(g_config.run_dir, job_id), record))
         slurm_verbose(BC_LOG_PREFIX "job %u: task %d's final figures not passed on: %s", job_id, static_cast<int>(pid),
                       std::strerror(errno));
       g_task_start_ticks.erase(start);
     }
     g_reaped_before = now;
   }
+  pass_on_job_cgroup_cpu(job_id);
   bc::spank::poke_monitor(g_config, job_id);
 }
 
 void remote_step_end(spank_t sp) {
-  if (!wanted()) return;
+  if (!wanted() || !g_monitor_expected) return;
   uint32_t job_id = 0;
   uid_t uid = 0;
-  if (job_identity(sp, job_id, uid)) bc::spank::poke_monitor(g_config, job_id);
+  if (!job_identity(sp, job_id, uid)) return;
+  pass_on_job_cgroup_cpu(job_id);
+  bc::spank::poke_monitor(g_config, job_id);
 }
 
 }  // namespace

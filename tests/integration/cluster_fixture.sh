@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# CTest fixture: a private Slurm cluster for the integration tests, from files in the build tree.
+# CTest fixture: a private Slurm cluster for the integration tests, from files in the build tree, with
+# slurmdbd and MariaDB for sacct.
 #   cluster_fixture.sh setup|cleanup WORKDIR BUILD_DIR
 # Without root or Slurm it records why in WORKDIR/skip_reason; every integration test then skips loudly
 # with that reason (exit 77) instead of passing.
@@ -39,10 +40,12 @@ optional $build/spank/bubble_chamber.so store=$work/store/node.lmdb monitor=$bui
 CONF
   mkdir -p "$cluster"
   cp "$work/plugstack.good" "$cluster/plugstack.conf"
-  ctld=$(free_port); slurmd_port=$(free_port)
+  ctld=$(free_port); slurmd_port=$(free_port); dbd=$(free_port)
   while [ "$slurmd_port" = "$ctld" ]; do slurmd_port=$(free_port); done
+  while [ "$dbd" = "$ctld" ] || [ "$dbd" = "$slurmd_port" ]; do dbd=$(free_port); done
+  # With Slurm's own accounting (slurmdbd, MariaDB), so that tests compare against sacct.
   "$here/../../scripts/slurm-cluster.sh" start "$cluster" --node "$node" --ctld-port "$ctld" --slurmd-port "$slurmd_port" \
-    --plugstack "$work/plugstack.good" || exit 1
+    --plugstack "$work/plugstack.good" --accounting "$dbd" || exit 1
   ;;
 cleanup)
   [ -d "$cluster" ] && "$here/../../scripts/slurm-cluster.sh" stop "$cluster"

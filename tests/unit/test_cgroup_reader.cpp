@@ -1,6 +1,7 @@
 // The v1 and v2 readers on fixture trees. v1 files were copied from a real Slurm job on this host; a pure
 // v2 host with controllers cannot be reproduced here, so the v2 tree holds the kernel's documented formats.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -146,4 +147,21 @@ TEST(V2Reader, KeptFdsFollowRewriteRemovalAndRecreation) {
   EXPECT_EQ(members[0].pid, 12u);
   EXPECT_EQ(reader->totals().mem_current, 9u);
   fs::remove_all(root);
+}
+
+// The job cgroup's CPU counter that slurmstepd passes on at a task's and a step's end, from the real formats.
+TEST(JobCgroupCpu, ReadsTheCounterAndItsDirectorysInodeOnV1AndV2) {
+  const std::string v1 = std::string(BC_FIXTURES) + "/cgroup_v1";
+  const auto a = read_job_cgroup_cpu(1, "/slurm_n1/uid_1000/job_42", v1);
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->cpu_ns, std::stoull(*bc::read_file(v1 + "/cpuacct/slurm_n1/uid_1000/job_42/cpuacct.usage")));
+  struct stat st {};
+  ASSERT_EQ(::stat((v1 + "/cpuacct/slurm_n1/uid_1000/job_42").c_str(), &st), 0);
+  EXPECT_EQ(a->dir_inode, static_cast<uint64_t>(st.st_ino));
+  const auto b =
+      read_job_cgroup_cpu(2, "/system.slice/slurmstepd.scope/job_42", std::string(BC_FIXTURES) + "/cgroup_v2");
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->cpu_ns, 5'123'456'000u);  // cpu.stat's usage_usec, in ns
+  EXPECT_NE(a->dir_inode, b->dir_inode);
+  EXPECT_FALSE(read_job_cgroup_cpu(1, "/slurm_n1/uid_1000/job_999", v1));  // removed: nothing
 }

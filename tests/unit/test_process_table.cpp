@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -313,4 +314,61 @@ TEST(ProcessTable, AWrapperChainEndingInOneIntervalIsCountedOnce) {
       << "the busy grandchild's CPU must be counted once";
   kill(wrapper, SIGKILL);
   waitpid(wrapper, nullptr, 0);
+}
+
+// The plugin passes on each task's end as slurmstepd reaped it (wait's rusage): a task sampling saw gets its
+// whole figure, its last interval included; a task no sample saw gets a record of its own from it.
+TEST(ProcessTable, ATasksEndFromItsReaperGivesItsLastInterval) {
+  int ready[2], go[2];
+  ASSERT_EQ(pipe(ready), 0);
+  ASSERT_EQ(pipe(go), 0);
+  pid_t task = fork();
+  if (task == 0) {
+    char c = 0;
+    if (write(ready[1], "r", 1) != 1 || read(go[0], &c, 1) != 1) _exit(3);
+    burn_cpu(300'000'000LL);  // after the last sample: sampling cannot see it
+    _exit(0);
+  }
+  char c = 0;
+  ASSERT_EQ(read(ready[0], &c, 1), 1);
+  ProcessTable table;
+  store::Batch first;
+  table.sample({{static_cast<uint32_t>(task), 0u}}, now_ms(), first);
+  table.commit(first);
+  const auto start_ticks = table.identity(static_cast<uint32_t>(task))->start_ticks;
+  ASSERT_EQ(write(go[1], "g", 1), 1);
+  rusage usage{};
+  ASSERT_EQ(wait4(task, nullptr, 0, &usage), task);  // this test is the task's slurmstepd
+  const uint64_t cpu_ns = static_cast<uint64_t>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1'000'000'000ULL +
+                          static_cast<uint64_t>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) * 1000ULL;
+  ASSERT_GE(cpu_ns, 300'000'000u);
+  table.apply_task_end({static_cast<uint32_t>(task), static_cast<uint32_t>(getpid()), 0, start_ticks, now_ms(), "task",
+                        Counters{cpu_ns, 0, 0}});
+  store::Batch second;
+  auto totals = table.sample({}, now_ms(), second);
+  const auto* u = find(second, static_cast<uint32_t>(task));
+  ASSERT_TRUE(u);
+  EXPECT_EQ(u->record.cpu_ns, cpu_ns);
+  EXPECT_EQ(totals.cpu_ns, cpu_ns);
+  table.commit(second);
+
+  // A task that ended before any sample: its record comes from its end alone, and is counted once.
+  const uint32_t unseen = 0x7ffffff1u;  // no such pid: pid_max is far below
+  table.apply_task_end({unseen, 77, 3, 123456, now_ms(), "short", Counters{40'000'000, 4096, 8192}});
+  store::Batch third;
+  totals = table.sample({}, now_ms(), third);
+  const auto* s = find(third, unseen);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->record.command, "short");
+  EXPECT_EQ(s->record.step, 3u);
+  EXPECT_EQ(s->record.ppid, 77u);
+  EXPECT_EQ(s->record.cpu_ns, 40'000'000u);
+  EXPECT_EQ(s->record.write_bytes, 8192u);
+  EXPECT_GT(s->record.end_ms, 0);
+  EXPECT_EQ(totals.cpu_ns, cpu_ns + 40'000'000u);
+  table.commit(third);
+  store::Batch fourth;
+  totals = table.sample({}, now_ms(), fourth);
+  EXPECT_TRUE(fourth.processes.empty());
+  EXPECT_EQ(totals.cpu_ns, cpu_ns + 40'000'000u);
 }
