@@ -4,7 +4,11 @@ bpf=off. Tolerances, and why:
 
 - Job CPU within 1% or 0.05 s of sacct's TotalCPU: both read the kernel's cgroup accounting; sacct's is
   summed over steps from cpuacct, ours is the job cgroup's, and a step's last moment may fall between
-  jobacct_gather's one-second polls.
+  jobacct_gather's one-second polls. Slurm 22.05 sometimes stores a step's CPU exactly one second high:
+  seen twice, for the fork-heavy job with bpf=off (TotalCPU 2.493 s, SystemCPU 1.964 s, where the job
+  cgroup's counter said 1.490 s and the processes' sum 1.493 s); its cause inside Slurm is not known. A job
+  whose TotalCPU is one second above ours to within the tolerance, while our two kernel sources agree, is
+  printed as that, its step compared less that second, and at most one job per run may show it.
 - The processes' CPU sums to the job's (cgroup) within 3% or 0.05 s: /proc gives CPU in 10 ms ticks, and
   slurmstepd and the plugin's hooks sit in the cgroup without a process record of ours.
 - Per step, the processes' CPU within 3% or 0.1 s of sacct's step TotalCPU (the same, plus the step's own
@@ -93,14 +97,21 @@ def compare(mode, name, job, data, rows, out, table):
     elapsed = epoch(j["end"]) - epoch(j["start"])
     table.append((mode, name, job, ours_cpu, theirs_cpu, summed, elapsed, int(job_row["ElapsedRaw"])))
     where = f"{mode} {name} (job {job})"
+    tolerance = max(0.01 * theirs_cpu, 0.05)
     print(f"  {where}: CPU {ours_cpu:.3f} s, sacct {theirs_cpu:.3f} s, processes {summed:.3f} s; Elapsed "
           f"{elapsed:.2f} s, sacct {job_row['ElapsedRaw']} s; steps "
           + ", ".join(f"{r['JobID']} {r['TotalCPU']} ({r['UserCPU']} user, {r['SystemCPU']} system) NTasks "
                       f"{r['NTasks']} MaxRSS {r['MaxRSS']}" for r in rows[1:]))
-    assert abs(ours_cpu - theirs_cpu) <= max(0.01 * theirs_cpu, 0.05), \
-        f"{where}: job CPU {ours_cpu:.3f} s, sacct TotalCPU {theirs_cpu:.3f} s"
     assert abs(summed - ours_cpu) <= max(0.03 * ours_cpu, 0.05), \
         f"{where}: processes sum to {summed:.3f} s, job {ours_cpu:.3f} s"
+    carry = abs(theirs_cpu - ours_cpu - 1.0) <= tolerance
+    if carry:
+        sacct_carries.append(where)
+        print(f"  {where}: sacct's TotalCPU is one second above the job cgroup's counter and the processes' sum, "
+              "which agree: Slurm's carry artifact")
+    else:
+        assert abs(ours_cpu - theirs_cpu) <= tolerance, \
+            f"{where}: job CPU {ours_cpu:.3f} s, sacct TotalCPU {theirs_cpu:.3f} s"
     assert abs(elapsed - int(job_row["ElapsedRaw"])) <= 1.5, f"{where}: Elapsed {elapsed:.2f} s vs {job_row}"
     for row in rows[1:]:
         step = row["JobID"].split(".", 1)[1]
@@ -109,7 +120,7 @@ def compare(mode, name, job, data, rows, out, table):
         step_procs = [p for p in procs if p["step"] == step]
         assert step_procs, f"{where}: no process recorded in step {step}"
         step_cpu = sum(p["cpu_seconds"] for p in step_procs)
-        sacct_step_cpu = cpu_seconds(row["TotalCPU"])
+        sacct_step_cpu = cpu_seconds(row["TotalCPU"]) - (1.0 if carry else 0.0)
         assert abs(step_cpu - sacct_step_cpu) <= max(0.03 * sacct_step_cpu, 0.1), \
             f"{where}: step {step}: processes {step_cpu:.3f} s, sacct {sacct_step_cpu:.3f} s"
         assert task_count(procs, step) == int(row["NTasks"]), \
@@ -167,9 +178,11 @@ def run_mode(mode, table):
 
 
 table = []
+sacct_carries = []
 for mode in os.environ.get("BC_VS_SACCT_MODES", "events bpf=off").split():
     run_mode(mode, table)
 print(f"{'mode':8} {'workload':26} {'job':>5} {'CPU':>8} {'sacct':>8} {'procs':>8} {'Elapsed':>8} {'sacct':>6}")
 for mode, name, job, ours, theirs, summed, elapsed, sacct_elapsed in table:
     print(f"{mode:8} {name:26} {job:>5} {ours:8.3f} {theirs:8.3f} {summed:8.3f} {elapsed:8.2f} {sacct_elapsed:6}")
-print(f"ok {len(table)} jobs agree with sacct")
+assert len(sacct_carries) <= 1, f"sacct one second high for more than one job: {sacct_carries}"
+print(f"ok {len(table)} jobs agree with sacct ({len(sacct_carries)} with Slurm's one-second carry)")
