@@ -5,12 +5,13 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <utility>
 
 namespace bc::monitor {
 
 bool append_final(const std::string& path, const FinalRecord& record) noexcept {
   // O_NOFOLLOW: the run dir is root's, but a link planted there must not redirect a root write.
-  const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) return false;
   ssize_t n;
   do {
@@ -30,12 +31,14 @@ ReapedTotals reaped_children_totals() noexcept {
           static_cast<uint64_t>(usage.ru_oublock) * 512};
 }
 
+FinalsReader::FinalsReader(std::string path) : path_(std::move(path)) {
+  ::unlink(path_.c_str());  // an earlier monitor's, which ended without removing it
+  fd_ = UniqueFd(::open(path_.c_str(), O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
+}
+
 std::vector<FinalRecord> FinalsReader::take_new() {
   std::vector<FinalRecord> out;
-  if (!fd_) {
-    fd_ = UniqueFd(::open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
-    if (!fd_) return out;  // no task has ended yet
-  }
+  if (!fd_) return out;  // the run dir refused the file: no final figures, as before they existed
   FinalRecord buffer[64];
   for (;;) {
     const ssize_t n = ::pread(fd_.get(), buffer, sizeof buffer, static_cast<off_t>(offset_));

@@ -6,7 +6,9 @@
 // samples (cgroup_monitor/reap_accounting.hpp).
 //
 // The file, task_finals_path(): fixed records of 72 bytes in host order, appended with O_APPEND (atomic
-// for one record, so several steps' slurmstepds may append), mode 0600 in the monitor's run dir.
+// for one record, so several steps' slurmstepds may append), mode 0600 in the monitor's run dir. The
+// monitor makes it anew when it starts and removes it when it ends; the plugin only appends to it, so no
+// record outlives its monitor or waits for a later one.
 #pragma once
 
 #include <cstdint>
@@ -41,7 +43,8 @@ inline std::string task_finals_path(const std::string& run_dir, uint64_t job_id)
   return run_dir + "/job_" + std::to_string(job_id) + ".finals";
 }
 
-// Appends one record; false on any failure (never throws, never blocks on anything but the write).
+// Appends one record to the monitor's file; false on any failure, and when no monitor made the file (never
+// throws, never blocks on anything but the write).
 bool append_final(const std::string& path, const FinalRecord& record) noexcept;
 
 // What slurmstepd's reaped children used so far (RUSAGE_CHILDREN): the difference across one task's reap
@@ -51,10 +54,11 @@ struct ReapedTotals {
 };
 ReapedTotals reaped_children_totals() noexcept;
 
-// The monitor's side: the records appended since the last call (whole records only).
+// The monitor's side: makes the file anew (the caller holds the job's lock), then gives the records appended
+// since the last call (whole records only).
 class FinalsReader {
  public:
-  explicit FinalsReader(std::string path) : path_(std::move(path)) {}
+  explicit FinalsReader(std::string path);
   std::vector<FinalRecord> take_new();
 
  private:

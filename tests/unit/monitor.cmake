@@ -5,7 +5,7 @@ target_link_libraries(test_monitor_unit PRIVATE bc_sampler GTest::gtest_main)
 target_compile_definitions(test_monitor_unit PRIVATE BC_FIXTURES="${CMAKE_CURRENT_LIST_DIR}/../fixtures")
 gtest_discover_tests(test_monitor_unit PROPERTIES LABELS unit)
 
-add_executable(test_handoff ${CMAKE_CURRENT_LIST_DIR}/test_handoff.cpp)
+add_executable(test_handoff ${CMAKE_CURRENT_LIST_DIR}/test_handoff.cpp ${CMAKE_CURRENT_LIST_DIR}/test_task_finals.cpp)
 target_link_libraries(test_handoff PRIVATE bc_handoff GTest::gtest_main)
 gtest_discover_tests(test_handoff PROPERTIES LABELS unit)
 
