@@ -12,6 +12,7 @@
 # kept beside its findings. Prints, per harness:
 #   BENCH fuzz_execs_<harness> N runs    BENCH fuzz_exec_per_s_<harness> N exec/s
 #   BENCH fuzz_findings_<harness> N count   BENCH fuzz_seconds_<harness> N s
+#   BENCH fuzz_slow_units_<harness> N count (inputs libFuzzer reported slow; replay them to tell load from a bug)
 set -euo pipefail
 : "${BC_SRC_DIR:?run through bench/run.sh}"
 command -v clang++ >/dev/null || { echo "bench fuzz: clang is not installed (scripts/install-deps.sh)" >&2; exit 1; }
@@ -41,10 +42,14 @@ for h in $harnesses; do
   seconds=$(( $(date +%s) - start ))
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$findings/log" | tail -1)
   rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$findings/log" | tail -1)
-  count=$(find "$findings" -type f ! -name log | wc -l)
+  # crash-, leak-, timeout- and oom- files are findings; a slow-unit- file (an input past 10 s, which a
+  # starved nice-19 run can report) is not, and is counted apart.
+  count=$(find "$findings" -type f \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' -o -name 'oom-*' \) | wc -l)
+  slow=$(find "$findings" -type f -name 'slow-unit-*' | wc -l)
   echo "BENCH fuzz_execs_$h ${execs:-0} runs"
   echo "BENCH fuzz_exec_per_s_$h ${rate:-0} exec/s"
   echo "BENCH fuzz_findings_$h $count count"
+  echo "BENCH fuzz_slow_units_$h $slow count"
   echo "BENCH fuzz_seconds_$h $seconds s"
   echo "fuzz: $h: ${seconds} s, exit $rc, log $findings/log" >&2
   if [ "$rc" != 0 ] || [ "$count" != 0 ]; then status=1; fi
