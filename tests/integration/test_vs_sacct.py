@@ -157,14 +157,17 @@ def run_mode(mode, table):
     finally:
         c.restore_plugstack()
     # Array tasks are jobs of their own; sacct and bcacct name them ARRAY_TASK (a bare ARRAY means them all).
-    array_rows = sacct(jobs.pop("array"))
-    deadline = time.time() + 60
-    while any(r["State"] not in ("COMPLETED",) for r in array_rows if "." not in r["JobID"]) and time.time() < deadline:
+    # A pending task is not listed until it starts: wait for both, ended.
+    array_id = jobs.pop("array")
+    deadline = time.time() + 90
+    while True:
+        tasks = [r for r in sacct(array_id) if "." not in r["JobID"]]
+        if len(tasks) == 2 and all(r["State"] == "COMPLETED" for r in tasks):
+            break
+        assert time.time() < deadline, f"array {array_id}: sacct lists {tasks}"
         time.sleep(0.5)
-        array_rows = sacct(array_rows[0]["JobID"].split("_")[0])
-    for r in array_rows:
-        if "." not in r["JobID"]:
-            jobs[f"array {r['JobID']}"] = r["JobID"]
+    for r in tasks:
+        jobs[f"array {r['JobID']}"] = r["JobID"]
     for name, job in jobs.items():
         c.wait_monitor_gone(job, timeout=15)
         data = c.bcacct_json(job)
@@ -179,10 +182,12 @@ def run_mode(mode, table):
 
 table = []
 sacct_carries = []
-for mode in os.environ.get("BC_VS_SACCT_MODES", "events bpf=off").split():
+modes = os.environ.get("BC_VS_SACCT_MODES", "events bpf=off").split()
+for mode in modes:
     run_mode(mode, table)
 print(f"{'mode':8} {'workload':26} {'job':>5} {'CPU':>8} {'sacct':>8} {'procs':>8} {'Elapsed':>8} {'sacct':>6}")
 for mode, name, job, ours, theirs, summed, elapsed, sacct_elapsed in table:
     print(f"{mode:8} {name:26} {job:>5} {ours:8.3f} {theirs:8.3f} {summed:8.3f} {elapsed:8.2f} {sacct_elapsed:6}")
+assert len(table) == 10 * len(modes), f"{len(table)} jobs compared, not {10 * len(modes)}"
 assert len(sacct_carries) <= 1, f"sacct one second high for more than one job: {sacct_carries}"
 print(f"ok {len(table)} jobs agree with sacct ({len(sacct_carries)} with Slurm's one-second carry)")
