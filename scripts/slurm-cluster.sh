@@ -37,6 +37,13 @@ done
 
 pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
+# Runs a daemon with stdin, stdout and stderr only: munged, mariadbd and Slurm's daemons keep every descriptor
+# they inherit for as long as they run, and a caller's flock (the tests' lock) would stay held and its logs open.
+exec_without_inherited_fds() {
+  for fd in /proc/$BASHPID/fd/*; do fd=${fd##*/}; [ "$fd" -le 2 ] || eval "exec $fd>&-"; done
+  exec "$@"
+}
+
 ensure_munge() {
   if munge -n </dev/null 2>/dev/null | unmunge >/dev/null 2>&1; then return 0; fi
   [ -f /etc/munge/munge.key ] || mungekey -c >/dev/null 2>&1 || /usr/sbin/mungekey -c
@@ -45,10 +52,7 @@ ensure_munge() {
   mkdir -p /run/munge /var/log/munge /var/lib/munge
   chown munge:munge /run/munge /var/log/munge /var/lib/munge
   chmod 0755 /run/munge
-  # munged keeps every descriptor it inherits for as long as it runs: a caller's flock (the tests' lock)
-  # would stay held and its logs open. It gets stdin, stdout and stderr only.
-  ( for fd in /proc/$BASHPID/fd/*; do fd=${fd##*/}; [ "$fd" -le 2 ] || eval "exec $fd>&-"; done
-    exec runuser -u munge -- /usr/sbin/munged --force )
+  ( exec_without_inherited_fds runuser -u munge -- /usr/sbin/munged --force )
   for _ in $(seq 50); do
     munge -n </dev/null 2>/dev/null | unmunge >/dev/null 2>&1 && return 0
     sleep 0.1
@@ -112,9 +116,10 @@ start_accounting() {
         --skip-test-db >"$db/install.log" 2>&1 || die "mariadb-install-db failed, see $db/install.log"
     fi
     free_local_port >"$db/port"
-    /usr/sbin/mariadbd --no-defaults --user=root --datadir="$db/data" --socket="$db/mariadb.sock" \
-      --port="$(cat "$db/port")" --bind-address=127.0.0.1 --pid-file="$db/mariadb.pid" --log-error="$db/mariadb.err" \
-      --skip-log-bin --innodb-buffer-pool-size=64M --innodb-lock-wait-timeout=900 </dev/null >/dev/null 2>&1 &
+    ( exec_without_inherited_fds /usr/sbin/mariadbd --no-defaults --user=root --datadir="$db/data" \
+      --socket="$db/mariadb.sock" --port="$(cat "$db/port")" --bind-address=127.0.0.1 --pid-file="$db/mariadb.pid" \
+      --log-error="$db/mariadb.err" --skip-log-bin --innodb-buffer-pool-size=64M --innodb-lock-wait-timeout=900 \
+      </dev/null >/dev/null 2>&1 ) &
     local sql="mariadb --no-defaults --socket=$db/mariadb.sock"
     for _ in $(seq 150); do $sql -e 'select 1' >/dev/null 2>&1 && break; sleep 0.1; done
     $sql -e "CREATE USER IF NOT EXISTS 'slurm'@'127.0.0.1' IDENTIFIED BY 'bc-private';
@@ -138,7 +143,7 @@ DebugLevel=info
 CONF
   chmod 600 "$dir/slurmdbd.conf"
   if ! pid_alive "$dir/slurmdbd.pid"; then
-    /usr/sbin/slurmdbd >>"$dir/log/slurmdbd.stdout" 2>&1 || die "slurmdbd failed, see $dir/log/slurmdbd.log"
+    ( exec_without_inherited_fds /usr/sbin/slurmdbd ) >>"$dir/log/slurmdbd.stdout" 2>&1 || die "slurmdbd failed, see $dir/log/slurmdbd.log"
   fi
   for _ in $(seq 150); do sacctmgr -n show cluster >/dev/null 2>&1 && break; sleep 0.1; done
   sacctmgr -n show cluster format=cluster 2>/dev/null | grep -qw "bc_${node}" ||
@@ -183,10 +188,10 @@ start() {
   export SLURM_CONF="$dir/slurm.conf"
   [ -n "$dbd_port" ] && start_accounting
   if ! pid_alive "$dir/slurmctld.pid"; then
-    /usr/sbin/slurmctld -i >>"$dir/log/slurmctld.stdout" 2>&1 || die "slurmctld failed, see $dir/log/slurmctld.log"
+    ( exec_without_inherited_fds /usr/sbin/slurmctld -i ) >>"$dir/log/slurmctld.stdout" 2>&1 || die "slurmctld failed, see $dir/log/slurmctld.log"
   fi
   if ! pid_alive "$dir/slurmd.pid"; then
-    /usr/sbin/slurmd -N "$node" >>"$dir/log/slurmd.stdout" 2>&1 || die "slurmd failed, see $dir/log/slurmd.log"
+    ( exec_without_inherited_fds /usr/sbin/slurmd -N "$node" ) >>"$dir/log/slurmd.stdout" 2>&1 || die "slurmd failed, see $dir/log/slurmd.log"
   fi
   for _ in $(seq 150); do
     state=$(sinfo -h -n "$node" -o %T 2>/dev/null || true)

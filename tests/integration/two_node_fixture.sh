@@ -89,12 +89,18 @@ CONF
   done
 }
 
+# The daemons get stdin, stdout and stderr only, or they would hold a caller's flock while they run.
+without_inherited_fds() {
+  for fd in /proc/$BASHPID/fd/*; do fd=${fd##*/}; [ "$fd" -le 2 ] || eval "exec $fd>&-"; done
+  exec "$@"
+}
+
 start_daemons() {
-  SLURM_CONF="$cluster/slurm.conf" unshare --uts -- sh -c "hostname $controller && exec /usr/sbin/slurmctld -i" \
-    >>"$cluster/log/slurmctld.stdout" 2>&1 || return 1
+  ( SLURM_CONF="$cluster/slurm.conf" without_inherited_fds unshare --uts -- \
+      sh -c "hostname $controller && exec /usr/sbin/slurmctld -i" ) >>"$cluster/log/slurmctld.stdout" 2>&1 || return 1
   for n in "${nodes[@]}"; do
-    SLURM_CONF="$cluster/slurm.$n.conf" nsenter --net="/run/netns/ns$n" -- unshare --uts -- \
-      sh -c "hostname $n && exec /usr/sbin/slurmd -N $n" >>"$cluster/log/slurmd_$n.stdout" 2>&1 || return 1
+    ( SLURM_CONF="$cluster/slurm.$n.conf" without_inherited_fds nsenter --net="/run/netns/ns$n" -- unshare --uts -- \
+        sh -c "hostname $n && exec /usr/sbin/slurmd -N $n" ) >>"$cluster/log/slurmd_$n.stdout" 2>&1 || return 1
   done
   export SLURM_CONF="$cluster/slurm.conf"
   for _ in $(seq 150); do
