@@ -20,6 +20,8 @@ bpf=off. Tolerances, and why:
 - NTasks equal: the processes of a step whose parent is not in the step are its tasks.
 - Storage bytes equal to what the workload wrote and read (the writer's own report, the file's size for a
   direct read); sacct's rchar/wchar figures are printed beside, not compared: they count page-cache bytes.
+
+BC_VS_SACCT_MODES="bpf=off" runs one mode only. The comparison table is printed at the end.
 """
 import json
 import os
