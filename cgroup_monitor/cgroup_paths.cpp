@@ -67,8 +67,7 @@ std::optional<std::string> cgroup_mount_point(const std::string& controllers) {
   return result;
 }
 
-std::optional<JobCgroupCpu> read_job_cgroup_cpu(int version, const std::string& relative_path,
-                                                const std::string& root_override) {
+std::string job_cgroup_cpu_dir(int version, const std::string& relative_path, const std::string& root_override) {
   const char* controller = version == 1 ? "cpuacct" : "";
   std::string mount;
   if (!root_override.empty()) {
@@ -76,10 +75,18 @@ std::optional<JobCgroupCpu> read_job_cgroup_cpu(int version, const std::string& 
   } else {
     mount = cgroup_mount_point(controller).value_or("");
   }
-  if (mount.empty()) return std::nullopt;
-  const std::string dir = mount + relative_path;
+  return mount.empty() ? std::string() : mount + relative_path;
+}
+
+std::optional<uint64_t> cgroup_dir_inode(const std::string& dir) {
   struct stat st {};
-  if (::stat(dir.c_str(), &st) != 0) return std::nullopt;
+  if (dir.empty() || ::stat(dir.c_str(), &st) != 0) return std::nullopt;
+  return static_cast<uint64_t>(st.st_ino);
+}
+
+std::optional<JobCgroupCpu> read_job_cgroup_cpu(int version, const std::string& dir) {
+  const auto inode = cgroup_dir_inode(dir);
+  if (!inode) return std::nullopt;
   const auto text = read_file(dir + (version == 1 ? "/cpuacct.usage" : "/cpu.stat"));
   if (!text) return std::nullopt;
   std::optional<uint64_t> ns;
@@ -89,7 +96,7 @@ std::optional<JobCgroupCpu> read_job_cgroup_cpu(int version, const std::string& 
     ns = *usec * 1000;
   }
   if (!ns) return std::nullopt;
-  return JobCgroupCpu{static_cast<uint64_t>(st.st_ino), *ns};
+  return JobCgroupCpu{*inode, *ns};
 }
 
 }  // namespace bc::monitor

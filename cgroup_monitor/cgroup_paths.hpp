@@ -22,15 +22,20 @@ struct JobCgroup {
 // prefix up to the "job_<id>" component, so that every step of the job is covered.
 std::optional<JobCgroup> job_cgroup_from_proc_cgroup(std::string_view proc_cgroup, uint64_t job_id);
 
-// The job's CPU counter (v1: cpuacct.usage in the cpuacct hierarchy, v2: cpu.stat's usage_usec), in ns, and
-// the inode of its directory: a cgroup removed and made again under the same name is another directory.
-// root_override replaces the mount points as in make_cgroup_reader (fixture trees).
+// The directory of the job's CPU counter: v1's cpuacct hierarchy, or the unified tree; empty when that is
+// not mounted. root_override replaces the mount points as in make_cgroup_reader (fixture trees).
+std::string job_cgroup_cpu_dir(int version, const std::string& relative_path, const std::string& root_override = {});
+
+// A cgroup directory's inode: a cgroup removed and made again under the same name is another directory.
+std::optional<uint64_t> cgroup_dir_inode(const std::string& dir);
+
+// The job's CPU counter in ns (v1: cpuacct.usage, v2: cpu.stat's usage_usec), read from dir (as
+// job_cgroup_cpu_dir gives it), with the directory's inode.
 struct JobCgroupCpu {
   uint64_t dir_inode = 0;
   uint64_t cpu_ns = 0;
 };
-std::optional<JobCgroupCpu> read_job_cgroup_cpu(int version, const std::string& relative_path,
-                                                const std::string& root_override = {});
+std::optional<JobCgroupCpu> read_job_cgroup_cpu(int version, const std::string& dir);
 
 // Mount point of the v1 hierarchy holding these controllers ("memory", "cpu,cpuacct"), or of the
 // cgroup2 tree when controllers is empty. Uses libcgroup for v1 and the mount table for v2.

@@ -308,7 +308,10 @@ int run_monitor(const MonitorOptions& opt) {
   auto reader = make_cgroup_reader(opt.cgroup_version, opt.cgroup_relative, opt.cgroup_root);
   ProcessTable table;
   FinalsReader finals(task_finals_path(opt.run_dir, opt.job_id));
-  uint64_t cgroup_cpu_inode = 0;  // the job cgroup's CPU directory, as last seen
+  // The job cgroup's CPU directory (its mount looked up once) and its inode as last seen: slurmstepd's
+  // final counters name the directory they were read from.
+  const std::string cgroup_cpu_dir = job_cgroup_cpu_dir(opt.cgroup_version, opt.cgroup_relative, opt.cgroup_root);
+  uint64_t cgroup_cpu_inode = 0;
   store::JobRecord job = initial_record(opt, *db, log);
   CgroupCounters cgroup_counters(job);
   ProcessSpan span;
@@ -329,8 +332,7 @@ int run_monitor(const MonitorOptions& opt) {
     }
     for (const auto& m : members)
       if (m.step) add_step(job, *m.step);
-    if (auto cpu = read_job_cgroup_cpu(opt.cgroup_version, opt.cgroup_relative, opt.cgroup_root))
-      cgroup_cpu_inode = cpu->dir_inode;
+    if (auto inode = cgroup_dir_inode(cgroup_cpu_dir)) cgroup_cpu_inode = *inode;
     for (const FinalRecord& f : finals.take_new()) {
       if (f.kind == FinalRecord::kTask) {
         table.apply_task_end({f.pid, f.parent, f.step, f.start_ticks, f.end_ms,

@@ -242,6 +242,7 @@ void ProcessTable::commit(const store::Batch& batch) {
     it->second.record.series_id = update.record.series_id;
     it->second.changed = false;
   }
+  const std::set<uint32_t> awaited = accounting_.awaited_reapers();
   for (auto it = tracked_.begin(); it != tracked_.end();) {
     // A credit that came after this tick's sample (a child's exit) changed a gone process's figures after
     // its record went into the batch: it is written again, not forgotten with the stale figures.
@@ -250,7 +251,7 @@ void ProcessTable::commit(const store::Batch& batch) {
     // and a task for a few ticks until its final figures come.
     Tracked& t = it->second;
     const bool awaiting_final = t.gone && t.task && !t.final_taken && t.ticks_gone++ < kTicksToAwaitFinal;
-    if (t.gone && !t.changed && !held_.count(it->first) && !accounting_.awaited(it->first) && !awaiting_final) {
+    if (t.gone && !t.changed && !held_.count(it->first) && !awaited.count(it->first) && !awaiting_final) {
       forgotten_.cpu_ns += it->second.record.cpu_ns;
       forgotten_.read_bytes += it->second.record.read_bytes;
       forgotten_.write_bytes += it->second.record.write_bytes;

@@ -64,9 +64,11 @@ bool ReapAccounting::is_reaped(uint32_t pid) const {
   return it != entries_.end() && it->second.reaped;
 }
 
-bool ReapAccounting::awaited(uint32_t pid) const {
-  return std::any_of(entries_.begin(), entries_.end(),
-                     [pid](const auto& entry) { return !entry.second.reaped && entry.second.reaper == pid; });
+std::set<uint32_t> ReapAccounting::awaited_reapers() const {
+  std::set<uint32_t> reapers;
+  for (const auto& [pid, e] : entries_)
+    if (!e.reaped) reapers.insert(e.reaper);
+  return reapers;
 }
 
 Counters ReapAccounting::recorded(uint32_t pid) const {

@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 
 namespace bc::monitor {
 
@@ -54,8 +55,8 @@ class ReapAccounting {
 
   bool has(uint32_t pid) const { return entries_.count(pid) != 0; }
   bool is_reaped(uint32_t pid) const;
-  // A process not yet reaped will be reaped by pid: pid's entry must stay, or that credit would be lost.
-  bool awaited(uint32_t pid) const;
+  // The reapers of processes not yet reaped: their entries must stay, or that credit would be lost.
+  std::set<uint32_t> awaited_reapers() const;
   // What the process's record shows: own plus unseen.
   Counters recorded(uint32_t pid) const;
   // Forgets a process (its record is written for good); credit still due to it is dropped.

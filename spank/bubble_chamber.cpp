@@ -185,7 +185,9 @@ void describe_task(spank_t sp, bc::monitor::FinalRecord& record) {
 void pass_on_job_cgroup_cpu(uint32_t job_id) {
   const auto text = bc::read_file("/proc/self/cgroup");
   const auto job = text ? bc::monitor::job_cgroup_from_proc_cgroup(*text, job_id) : std::nullopt;
-  const auto cpu = job ? bc::monitor::read_job_cgroup_cpu(job->version, job->relative_path) : std::nullopt;
+  const auto cpu = job ? bc::monitor::read_job_cgroup_cpu(
+                             job->version, bc::monitor::job_cgroup_cpu_dir(job->version, job->relative_path))
+                       : std::nullopt;
   if (!cpu) return;
   bc::monitor::FinalRecord record;
   record.kind = bc::monitor::FinalRecord::kJobCgroupCpu;

@@ -152,16 +152,19 @@ TEST(V2Reader, KeptFdsFollowRewriteRemovalAndRecreation) {
 // The job cgroup's CPU counter that slurmstepd passes on at a task's and a step's end, from the real formats.
 TEST(JobCgroupCpu, ReadsTheCounterAndItsDirectorysInodeOnV1AndV2) {
   const std::string v1 = std::string(BC_FIXTURES) + "/cgroup_v1";
-  const auto a = read_job_cgroup_cpu(1, "/slurm_n1/uid_1000/job_42", v1);
+  EXPECT_EQ(job_cgroup_cpu_dir(1, "/slurm_n1/uid_1000/job_42", v1), v1 + "/cpuacct/slurm_n1/uid_1000/job_42");
+  const auto a = read_job_cgroup_cpu(1, job_cgroup_cpu_dir(1, "/slurm_n1/uid_1000/job_42", v1));
   ASSERT_TRUE(a);
   EXPECT_EQ(a->cpu_ns, std::stoull(*bc::read_file(v1 + "/cpuacct/slurm_n1/uid_1000/job_42/cpuacct.usage")));
   struct stat st {};
   ASSERT_EQ(::stat((v1 + "/cpuacct/slurm_n1/uid_1000/job_42").c_str(), &st), 0);
   EXPECT_EQ(a->dir_inode, static_cast<uint64_t>(st.st_ino));
-  const auto b =
-      read_job_cgroup_cpu(2, "/system.slice/slurmstepd.scope/job_42", std::string(BC_FIXTURES) + "/cgroup_v2");
+  const auto b = read_job_cgroup_cpu(
+      2, job_cgroup_cpu_dir(2, "/system.slice/slurmstepd.scope/job_42", std::string(BC_FIXTURES) + "/cgroup_v2"));
   ASSERT_TRUE(b);
   EXPECT_EQ(b->cpu_ns, 5'123'456'000u);  // cpu.stat's usage_usec, in ns
   EXPECT_NE(a->dir_inode, b->dir_inode);
-  EXPECT_FALSE(read_job_cgroup_cpu(1, "/slurm_n1/uid_1000/job_999", v1));  // removed: nothing
+  EXPECT_EQ(cgroup_dir_inode(v1 + "/cpuacct/slurm_n1/uid_1000/job_42"), a->dir_inode);
+  EXPECT_FALSE(read_job_cgroup_cpu(1, job_cgroup_cpu_dir(1, "/slurm_n1/uid_1000/job_999", v1)));  // removed
+  EXPECT_FALSE(cgroup_dir_inode(v1 + "/cpuacct/slurm_n1/uid_1000/job_999"));
 }

@@ -12,14 +12,14 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "burn_cpu.hpp"
+#include "cgroup_monitor/proc_parse.hpp"
 #include "cgroup_monitor/process_table.hpp"
+#include "common/fd.hpp"
 
 using namespace bc::monitor;
 namespace store = bc::store;
@@ -289,9 +289,9 @@ TEST(ProcessTable, AWrapperChainEndingInOneIntervalIsCountedOnce) {
   ASSERT_EQ(read(ready[0], &busy, sizeof busy), static_cast<ssize_t>(sizeof busy));
   ASSERT_EQ(read(ready[0], &c, 1), 1);
   // The shell's pid: the busy process's parent.
-  std::ifstream stat("/proc/" + std::to_string(busy) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
-  const auto shell = static_cast<uint32_t>(std::stoul(text.substr(text.rfind(')') + 4)));
+  const auto busy_stat = parse_proc_stat(*bc::read_file("/proc/" + std::to_string(busy) + "/stat"));
+  ASSERT_TRUE(busy_stat);
+  const uint32_t shell = busy_stat->ppid;
   ProcessTable table;
   store::Batch first;
   table.sample({{static_cast<uint32_t>(wrapper), 0u}, {shell, 0u}, {static_cast<uint32_t>(busy), 0u}}, now_ms(), first);
@@ -302,13 +302,10 @@ TEST(ProcessTable, AWrapperChainEndingInOneIntervalIsCountedOnce) {
   const auto totals = table.sample({{static_cast<uint32_t>(wrapper), 0u}}, now_ms(), second);
   table.commit(second);
   // The kernel's count for the whole chain: the wrapper's own CPU and all it reaped.
-  std::ifstream wrapper_stat("/proc/" + std::to_string(wrapper) + "/stat");
-  std::string w((std::istreambuf_iterator<char>(wrapper_stat)), std::istreambuf_iterator<char>());
-  std::istringstream fields(w.substr(w.rfind(')') + 2));
-  std::vector<std::string> f((std::istream_iterator<std::string>(fields)), std::istream_iterator<std::string>());
+  const auto w = parse_proc_stat(*bc::read_file("/proc/" + std::to_string(wrapper) + "/stat"));
+  ASSERT_TRUE(w);
   const uint64_t ns_per_tick = 1'000'000'000ULL / static_cast<uint64_t>(sysconf(_SC_CLK_TCK));
-  const uint64_t truth =
-      (std::stoull(f[11]) + std::stoull(f[12]) + std::stoull(f[13]) + std::stoull(f[14])) * ns_per_tick;
+  const uint64_t truth = (w->utime_ticks + w->stime_ticks + w->cutime_ticks + w->cstime_ticks) * ns_per_tick;
   EXPECT_GE(truth, 370'000'000u);  // clock ticks: user and system time each round down by up to 10 ms
   EXPECT_NEAR(static_cast<double>(totals.cpu_ns), static_cast<double>(truth), 30e6)
       << "the busy grandchild's CPU must be counted once";

@@ -137,11 +137,12 @@ class SimulatedJob {
       std::vector<uint32_t> ignored;
       read(pid, ignored);
     }
+    const std::set<uint32_t> awaited = accounting_.awaited_reapers();
     for (auto it = tracked_.begin(); it != tracked_.end();) {
       const uint32_t pid = *it;
       const bool final_due =
           std::any_of(finals_due_.begin(), finals_due_.end(), [pid](auto& f) { return f.first == pid; });
-      if (gone_.count(pid) && !accounting_.awaited(pid) && !final_due) {
+      if (gone_.count(pid) && !awaited.count(pid) && !final_due) {
         forgotten_ += accounting_.recorded(pid).cpu_ns;
         accounting_.forget(pid);
         gone_.erase(pid);
