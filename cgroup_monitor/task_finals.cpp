@@ -9,6 +9,13 @@
 
 namespace bc::monitor {
 
+bool make_finals_file(const std::string& path) noexcept {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return false;
+  ::close(fd);
+  return true;
+}
+
 bool append_final(const std::string& path, const FinalRecord& record) noexcept {
   // O_NOFOLLOW: the run dir is root's, but a link planted there must not redirect a root write.
   const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
@@ -32,8 +39,7 @@ ReapedTotals reaped_children_totals() noexcept {
 }
 
 FinalsReader::FinalsReader(std::string path) : path_(std::move(path)) {
-  ::unlink(path_.c_str());  // an earlier monitor's, which ended without removing it
-  fd_ = UniqueFd(::open(path_.c_str(), O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
+  fd_ = UniqueFd(::open(path_.c_str(), O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
 }
 
 std::vector<FinalRecord> FinalsReader::take_new() {

@@ -6,9 +6,9 @@
 // samples (cgroup_monitor/reap_accounting.hpp).
 //
 // The file, task_finals_path(): fixed records of 72 bytes in host order, appended with O_APPEND (atomic
-// for one record, so several steps' slurmstepds may append), mode 0600 in the monitor's run dir. The
-// monitor makes it anew when it starts and removes it when it ends; the plugin only appends to it, so no
-// record outlives its monitor or waits for a later one.
+// for one record, so several steps' slurmstepds may append), mode 0600 in the monitor's run dir. The plugin
+// makes it empty before it starts a monitor (a task may end before the monitor is up), the monitor removes
+// it when it ends, and otherwise the plugin only appends to it: no record outlives its monitor.
 #pragma once
 
 #include <cstdint>
@@ -43,6 +43,9 @@ inline std::string task_finals_path(const std::string& run_dir, uint64_t job_id)
   return run_dir + "/job_" + std::to_string(job_id) + ".finals";
 }
 
+// Makes the file empty for a monitor about to start; false on failure (then no final figures pass).
+bool make_finals_file(const std::string& path) noexcept;
+
 // Appends one record to the monitor's file; false on any failure, and when no monitor made the file (never
 // throws, never blocks on anything but the write).
 bool append_final(const std::string& path, const FinalRecord& record) noexcept;
@@ -54,8 +57,8 @@ struct ReapedTotals {
 };
 ReapedTotals reaped_children_totals() noexcept;
 
-// The monitor's side: makes the file anew (the caller holds the job's lock), then gives the records appended
-// since the last call (whole records only).
+// The monitor's side: opens the file its launcher made (or makes it), then gives the records appended since
+// the last call (whole records only).
 class FinalsReader {
  public:
   explicit FinalsReader(std::string path);

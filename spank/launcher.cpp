@@ -14,6 +14,7 @@
 
 #include "cgroup_monitor/cgroup_paths.hpp"
 #include "cgroup_monitor/launch.hpp"
+#include "cgroup_monitor/task_finals.hpp"
 #include "common/fd.hpp"
 
 namespace bc::spank {
@@ -82,6 +83,8 @@ LaunchResult ensure_monitor(const Config& config, uint64_t job_id, uint32_t uid,
     result.outcome = LaunchResult::Outcome::AlreadyRunning;
     return result;
   }
+  // Before the monitor is up: a task may end (and pass on its final figures) before it is.
+  bc::monitor::make_finals_file(bc::monitor::task_finals_path(config.run_dir, job_id));
   if (::access(config.monitor.c_str(), X_OK) != 0) {
     result.message = "monitor binary " + config.monitor + " is not executable: " + std::strerror(errno);
     return result;

@@ -28,7 +28,15 @@ TEST(TaskFinals, RecordsAppendedAreTakenOnceAndWhole) {
   EXPECT_FALSE(append_final(path, none)) << "no monitor made the file: nothing is written";
   EXPECT_FALSE(std::filesystem::exists(path));
 
+  // The launcher makes the file before the monitor is up; what a task appends meanwhile is kept.
+  ASSERT_TRUE(make_finals_file(path));
+  FinalRecord early;
+  early.pid = 5;
+  ASSERT_TRUE(append_final(path, early));
   FinalsReader reader(path);
+  auto first = reader.take_new();
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_EQ(first[0].pid, 5u);
   EXPECT_TRUE(reader.take_new().empty());
   FinalRecord a;
   a.pid = 7;
@@ -59,7 +67,8 @@ TEST(TaskFinals, RecordsAppendedAreTakenOnceAndWhole) {
   ASSERT_EQ(taken.size(), 1u);
   EXPECT_EQ(taken[0].start_ticks, 123u);
 
-  // A new monitor starts from an empty file.
+  // The next monitor's launcher empties it: an earlier monitor's records never reach the next one.
+  ASSERT_TRUE(make_finals_file(path));
   FinalsReader again(path);
   EXPECT_TRUE(again.take_new().empty());
   std::filesystem::remove_all(dir);
