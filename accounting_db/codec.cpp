@@ -10,7 +10,8 @@ constexpr uint64_t kJobFormatV1 = 1;      // schemas 1 and 2
 constexpr uint64_t kJobFormatV2 = 2;      // + events: unavailable reason, lost events by cause; job name,
                                           // allocation, container identity
 constexpr uint64_t kJobFormatV3 = 3;      // + Slurm array job and task ids, batches the node gave up shipping
-constexpr uint64_t kJobFormat = 4;        // + late tasks (a lost-events cause)
+constexpr uint64_t kJobFormatV4 = 4;      // + late tasks (a lost-events cause)
+constexpr uint64_t kJobFormat = 5;        // + the job's node list
 constexpr uint64_t kProcessFormatV1 = 1;  // schema 1
 constexpr uint64_t kProcessFormatV2 = 2;  // + flags (bit 0: the counters are the series' last point)
 constexpr uint64_t kProcessFormat = 3;    // + exit status and event flags
@@ -90,13 +91,15 @@ std::string encode_job(const JobRecord& j) {
   e.u64(j.unshipped_batches);
   e.u64(j.unshipped_samples);
   e.u64(j.lost.late);
+  e.str(j.job_nodes);
   return e.bytes();
 }
 
 JobRecord decode_job(std::string_view value) {
   Decoder d(value);
   const uint64_t format = d.u64();
-  if (format != kJobFormat && format != kJobFormatV3 && format != kJobFormatV2 && format != kJobFormatV1)
+  if (format != kJobFormat && format != kJobFormatV4 && format != kJobFormatV3 && format != kJobFormatV2 &&
+      format != kJobFormatV1)
     throw StoreError("unknown job record format " + std::to_string(format));
   JobRecord j;
   j.job_id = d.u64();
@@ -143,7 +146,10 @@ JobRecord decode_job(std::string_view value) {
   j.array_task_id = d.u32();
   j.unshipped_batches = d.u64();
   j.unshipped_samples = d.u64();
-  if (format >= kJobFormat) j.lost.late = d.u64();
+  if (format == kJobFormatV3) return j;
+  j.lost.late = d.u64();
+  if (format == kJobFormatV4) return j;
+  j.job_nodes = d.str();
   return j;
 }
 

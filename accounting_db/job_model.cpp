@@ -1,4 +1,6 @@
 #include "accounting_db/job_model.hpp"
+
+#include "common/hostlist.hpp"
 #include "common/json.hpp"
 
 #include <cJSON.h>
@@ -12,6 +14,7 @@
 #include <new>
 #include <set>
 #include <tuple>
+#include <variant>
 
 namespace bc::job {
 
@@ -39,6 +42,26 @@ struct NodeAcc {
   uint64_t process_max_rss = 0;
 };
 
+// The allocation from the records' job node lists (each distinct list expanded once; a list that is not a
+// hostlist is left out), and once the job has ended, the nodes whose data is not all here.
+void add_missing_nodes(const JobData& job, JobTotals& t) {
+  std::set<std::string> lists, allocated, recorded;
+  for (const JobRecord& r : job.nodes) {
+    recorded.insert(r.node);
+    if (r.job_nodes.empty() || !lists.insert(r.job_nodes).second) continue;
+    const auto names = expand_hostlist(r.job_nodes);
+    if (const auto* v = std::get_if<std::vector<std::string>>(&names)) allocated.insert(v->begin(), v->end());
+  }
+  t.allocated_nodes.assign(allocated.begin(), allocated.end());
+  if (!t.end_ms) return;
+  for (const JobRecord& r : job.nodes)
+    if (r.end_ms == 0) t.missing_nodes.push_back({r.node, r.last_sample_ms});
+  for (const std::string& node : allocated)
+    if (!recorded.contains(node)) t.missing_nodes.push_back({node, 0});
+  std::sort(t.missing_nodes.begin(), t.missing_nodes.end(),
+            [](const auto& a, const auto& b) { return a.node < b.node; });
+}
+
 }  // namespace
 
 void sort_steps(std::vector<uint32_t>& steps) {
@@ -57,6 +80,14 @@ std::vector<ProcessRecord> sorted_processes(std::vector<ProcessRecord> processes
 std::string sacct_job_id(const JobTotals& t) {
   if (t.array_job_id == 0) return std::to_string(t.job_id);
   return std::to_string(t.array_job_id) + "_" + std::to_string(t.array_task_id);
+}
+
+bool still_running(const std::vector<JobRecord>& nodes) {
+  int64_t latest_end = 0;
+  for (const JobRecord& r : nodes) latest_end = std::max(latest_end, r.end_ms);
+  return std::any_of(nodes.begin(), nodes.end(), [&](const JobRecord& r) {
+    return r.end_ms == 0 && (latest_end == 0 || r.last_sample_ms >= latest_end);
+  });
 }
 
 JobTotals compute_totals(const JobData& job) {
@@ -113,17 +144,15 @@ JobTotals compute_totals(const JobData& job) {
     const auto all = [&](bool JobRecord::*flag) {
       return std::all_of(job.nodes.begin(), job.nodes.end(), [&](const JobRecord& r) { return r.*flag; });
     };
-    bool running = false;
     int64_t end = 0;
     uint64_t mem_peak = 0, cg_read = 0, cg_write = 0;
     for (const JobRecord& r : job.nodes) {
-      running = running || r.end_ms == 0;
       end = std::max(end, r.end_ms);
       mem_peak = std::max(mem_peak, r.cgroup_mem_peak);
       cg_read += r.cgroup_read_bytes;
       cg_write += r.cgroup_write_bytes;
     }
-    if (!running) t.end_ms = end;
+    if (!still_running(job.nodes)) t.end_ms = end;
     const int64_t until = t.end_ms ? *t.end_ms : t.last_sample_ms;
     if (t.alloc_cpus && t.start_ms && until > *t.start_ms)
       t.cpu_efficiency = static_cast<double>(t.cpu_ns) / 1e6 / static_cast<double>(until - *t.start_ms) / t.alloc_cpus;
@@ -133,6 +162,7 @@ JobTotals compute_totals(const JobData& job) {
       t.cgroup_write_bytes = cg_write;
     }
   }
+  add_missing_nodes(job, t);
   return t;
 }
 
@@ -244,6 +274,15 @@ cJSON* job_object(const JobTotals& t) {
   add(j, "lost_events_by_cause", loss_object(t.lost));
   add(j, "unshipped_batches", number(t.unshipped_batches));
   add(j, "unshipped_samples", number(t.unshipped_samples));
+  add(j, "allocated_nodes", string_array(t.allocated_nodes));
+  Json missing(checked(cJSON_CreateArray()));
+  for (const auto& m : t.missing_nodes) {
+    Json node(checked(cJSON_CreateObject()));
+    add(node.get(), "node", string(m.node));
+    add(node.get(), "last_data", time_json(m.last_data_ms));  // null: nothing arrived from it
+    cJSON_AddItemToArray(missing.get(), node.release());
+  }
+  add(j, "missing_nodes", missing.release());
   // null when events ran on every node; else "node: events unavailable: <reason>" per node, joined by "; ".
   std::string unavailable;
   for (const std::string& reason : t.events_unavailable) unavailable += (unavailable.empty() ? "" : "; ") + reason;
@@ -286,6 +325,7 @@ cJSON* node_record_object(const JobRecord& r) {
   add(j, "array_task_id", number(uint64_t{r.array_task_id}));
   add(j, "unshipped_batches", number(r.unshipped_batches));
   add(j, "unshipped_samples", number(r.unshipped_samples));
+  add(j, "job_nodes", string(r.job_nodes));
   return o.release();
 }
 

@@ -27,7 +27,9 @@ struct JobTotals {
   std::vector<std::string> nodes;   // sorted by name
   std::vector<uint32_t> steps;      // union over nodes, in sacct's order (see sort_steps)
   std::optional<int64_t> start_ms;  // earliest node start; nullopt if no node knows it
-  std::optional<int64_t> end_ms;    // latest node end; nullopt while any node is still running
+  // Latest node end; nullopt while any node is still running. A node with no end that has sent nothing
+  // since another node ended is not running but missing its end (below).
+  std::optional<int64_t> end_ms;
   // Per node: the cgroup's CPU counter when the controller existed, else the sum over its processes.
   uint64_t cpu_ns = 0;
   // Per node: max(peak summed RSS, largest process peak); then the largest node.
@@ -60,12 +62,26 @@ struct JobTotals {
   // Batches and samples the nodes gave up shipping to bcd (outbox at its bound), summed over nodes.
   uint64_t unshipped_batches = 0;
   uint64_t unshipped_samples = 0;
+  // The job's nodes as Slurm allocated them (the nodes' records' job node lists), sorted; empty when no
+  // record has the list. Once the job has ended: the nodes whose data is not all here, by name, with when
+  // their last data was taken (0: none arrived, for a node of the list without a record).
+  std::vector<std::string> allocated_nodes;
+  struct MissingNode {
+    std::string node;
+    int64_t last_data_ms = 0;
+  };
+  std::vector<MissingNode> missing_nodes;
 
   double cpu_seconds() const { return static_cast<double>(cpu_ns) / 1e9; }
   double monitor_cpu_seconds() const { return static_cast<double>(monitor_cpu_ns) / 1e9; }
 };
 
 JobTotals compute_totals(const JobData& job);
+
+// Whether a job with these node records still runs: some node has no end and has sent data since the
+// latest end of the others (a node with no end that has not is missing its end: bcd cannot tell a node that
+// is late from one that is lost, and a late node's data still lands and makes the job run again).
+bool still_running(const std::vector<store::JobRecord>& nodes);
 
 // The job id as sacct prints JobID: "123", or "123_4" for task 4 of job array 123.
 std::string sacct_job_id(const JobTotals& t);

@@ -109,6 +109,9 @@ struct JobRecord {
   // outbox was at its bound (bcd unreachable for long): they are in the node store, not in bcd's.
   uint64_t unshipped_batches = 0;
   uint64_t unshipped_samples = 0;
+  // The job's nodes as Slurm allocated them (SLURM_JOB_NODELIST, a hostlist), as this node's monitor was
+  // told: a node of the list with no data, or with no end, is then named as missing. Empty when not known.
+  std::string job_nodes;
 };
 
 // Whether a job's node records name it a task of job array `array_job` (and task `task`, when given).

@@ -11,27 +11,59 @@
 #include <mutex>
 
 #include "common/fd.hpp"
+#include "common/slurm_ids.hpp"
 
 namespace bc::monitor {
 
-std::optional<JobCgroup> job_cgroup_from_proc_cgroup(std::string_view proc_cgroup, uint64_t job_id) {
-  const std::string component = "/job_" + std::to_string(job_id);
+std::string step_cgroup_name(uint32_t step) {
+  switch (step) {
+    case slurm::kStepBatch: return "step_batch";
+    case slurm::kStepExtern: return "step_extern";
+    case slurm::kStepInteractive: return "step_interactive";
+    default: return "step_" + std::to_string(step);
+  }
+}
+
+namespace {
+// "/a/b/c" -> "/a/b"; "/a" -> "".
+std::string_view parent_of(std::string_view path) { return path.substr(0, path.rfind('/')); }
+std::string_view leaf_of(std::string_view path) { return path.substr(path.rfind('/') + 1); }
+
+// Where a /proc/PID/cgroup line's hierarchy is mounted ("" when it is not); under root_override, v1
+// hierarchies are its subdirectories named by their first controller, as the fixture trees are.
+std::string mount_of(const ProcCgroupLine& line, int version, const std::string& root_override) {
+  if (root_override.empty()) return cgroup_mount_point(version == 1 ? line.controllers : "").value_or("");
+  if (version == 2) return root_override;
+  return root_override + "/" + line.controllers.substr(0, line.controllers.find(','));
+}
+
+// Whether the cgroup `dir` of a hierarchy mounted at `mount` has the step's directory.
+bool holds_step(const std::string& mount, std::string_view dir, const std::string& step_dir) {
+  struct stat st {};
+  return !mount.empty() && ::stat((mount + std::string(dir) + "/" + step_dir).c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+}  // namespace
+
+std::optional<JobCgroup> job_cgroup_from_stepd_cgroup(std::string_view proc_cgroup, uint32_t step,
+                                                      const std::string& root_override) {
+  const std::string step_dir = step_cgroup_name(step);
   JobCgroup job;
   for (auto& line : parse_proc_cgroup(proc_cgroup)) {
-    // Match a whole path component: "/job_4" must not match "/job_42".
-    size_t at = line.path.find(component);
-    while (at != std::string::npos) {
-      size_t end = at + component.size();
-      if (end == line.path.size() || line.path[end] == '/') break;
-      at = line.path.find(component, at + 1);
+    const int version = line.controllers.empty() && line.hierarchy_id == "0" ? 2 : 1;
+    std::string_view at = line.path;
+    // v2: slurmstepd sits in the step's "slurm" leaf, its tasks in the step's "user" subtree.
+    if (version == 2 && leaf_of(at) == "slurm") at = parent_of(at);
+    std::string_view job_path;
+    if (leaf_of(at) == step_dir) {
+      job_path = parent_of(at);
+    } else if (at.size() > 1 && holds_step(mount_of(line, version, root_override), at, step_dir)) {
+      job_path = at;  // at the job's own level: the directory holds this step's
     }
-    if (at == std::string::npos) continue;
-    std::string relative = line.path.substr(0, at + component.size());
-    int version = line.controllers.empty() && line.hierarchy_id == "0" ? 2 : 1;
-    // A job in both trees (hybrid host with slurm on v1) is read from v1, where the controllers are.
+    if (job_path.empty()) continue;  // not in the job, or a step directory at the root, which is no job's
+    // A job in both trees (hybrid host with Slurm on v1) is read from v1, where the controllers are.
     if (job.version == 0 || (version == 1 && job.version == 2)) {
       job.version = version;
-      job.relative_path = relative;
+      job.relative_path = std::string(job_path);
     }
     job.hierarchies.push_back(line);
   }

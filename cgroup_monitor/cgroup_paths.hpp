@@ -18,9 +18,19 @@ struct JobCgroup {
   std::vector<ProcCgroupLine> hierarchies;  // the /proc/self/cgroup lines that are inside the job
 };
 
-// From the text of /proc/self/cgroup of a process inside the job (slurmstepd): the job-level path is the
-// prefix up to the "job_<id>" component, so that every step of the job is covered.
-std::optional<JobCgroup> job_cgroup_from_proc_cgroup(std::string_view proc_cgroup, uint64_t job_id);
+// The name Slurm gives a step's cgroup directory: "step_0", "step_batch", "step_extern", "step_interactive".
+std::string step_cgroup_name(uint32_t step);
+
+// The job's cgroups from where slurmstepd of step `step` itself sits (the text of its /proc/self/cgroup), in
+// each hierarchy: in its step's directory (v1 task/cgroup), in the "slurm" directory under it (v2), or in
+// the job's directory itself (v1 proctrack/cgroup's freezer), which is known by holding the step's
+// directory. The job directory's own name is never read, so the layouts of every Slurm version are found
+// alike: "job_<id>" (v1, and v2 up to 25.11), a job SLUID (26.05), "slurm_<node>" roots and
+// "<node>_slurmstepd.scope" (--enable-multiple-slurmd), "system.slice/slurmstepd.scope" (v2). Hierarchies
+// where slurmstepd is elsewhere (those Slurm does not use, the empty unified tree of a hybrid host) are
+// skipped. root_override replaces the mount points as in make_cgroup_reader (fixture trees).
+std::optional<JobCgroup> job_cgroup_from_stepd_cgroup(std::string_view proc_cgroup, uint32_t step,
+                                                      const std::string& root_override = {});
 
 // The directory of the job's CPU counter: v1's cpuacct hierarchy, or the unified tree; empty when that is
 // not mounted. root_override replaces the mount points as in make_cgroup_reader (fixture trees).

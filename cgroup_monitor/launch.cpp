@@ -42,6 +42,22 @@ bool monitor_running(const std::string& run_dir, uint64_t job_id) {
   return bc::exclusive_lock_held(monitor_lock_path(run_dir, job_id));
 }
 
+bool write_job_nodes(const std::string& run_dir, uint64_t job_id, const std::string& nodes) noexcept try {
+  const std::string path = job_nodes_path(run_dir, job_id);
+  const std::string partial = path + "." + std::to_string(::getpid());
+  UniqueFd fd(::open(partial.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (!fd) return false;
+  const bool written = ::write(fd.get(), nodes.data(), nodes.size()) == static_cast<ssize_t>(nodes.size());
+  fd.reset();
+  if (!written || ::rename(partial.c_str(), path.c_str()) != 0) {
+    ::unlink(partial.c_str());
+    return false;
+  }
+  return true;
+} catch (...) {
+  return false;
+}
+
 std::vector<std::string> monitor_argv(const MonitorCommand& c) {
   std::vector<std::string> args = {c.monitor,
                                    "--job",
@@ -74,6 +90,7 @@ std::vector<std::string> monitor_argv(const MonitorCommand& c) {
   if (c.pass_file_bytes) add("--file-bytes", c.file_bytes ? "on" : "off");
   add("--bpf-object", c.bpf_object);
   add("--job-name", c.job_name);
+  add("--job-nodes", c.job_nodes);
   if (c.array_job_id != 0) {
     add_number("--array-job", c.array_job_id);
     add("--array-task", std::to_string(c.array_task_id));

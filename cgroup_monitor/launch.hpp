@@ -22,6 +22,15 @@ inline std::string monitor_pid_path(const std::string& run_dir, uint64_t job_id)
 // A monitor is running for the job: it holds the job's lock (a probe that never blocks).
 bool monitor_running(const std::string& run_dir, uint64_t job_id);
 
+// The job's node list (a Slurm hostlist), for a monitor already running that was started without it: the
+// extern step, which starts the monitor where PrologFlags=Contain, has no SLURM_JOB_NODELIST; a later step
+// writes it here (whole, by rename), and the monitor takes it at its next tick and removes it when it ends.
+inline constexpr size_t kMaxJobNodesText = 4096;  // longer lists are not recorded
+inline std::string job_nodes_path(const std::string& run_dir, uint64_t job_id) {
+  return run_dir + "/job_" + std::to_string(job_id) + ".nodes";
+}
+bool write_job_nodes(const std::string& run_dir, uint64_t job_id, const std::string& nodes) noexcept;
+
 // An interval as bc-monitor's --interval takes it ("1", "0.5").
 std::string format_interval(double seconds);
 
@@ -41,6 +50,7 @@ struct MonitorCommand {
   bool file_bytes = false;
   std::string bpf_object;
   std::string job_name;
+  std::string job_nodes;  // the job's node list, a Slurm hostlist
   uint32_t array_job_id = 0, array_task_id = 0;
   std::string central;  // ship to this bcd; the four below only with it
   std::string api_key_file;

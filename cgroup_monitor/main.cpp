@@ -38,6 +38,8 @@ const char kUsage[] =
     "  --empty-grace SECONDS exit after the job cgroup has been empty this long (default 3)\n"
     "  --nice N              scheduling niceness, so jobs win the CPU (default 10)\n"
     "  --job-name NAME       Slurm job name, recorded with the job\n"
+    "  --job-nodes HOSTLIST  the job's nodes (SLURM_JOB_NODELIST), recorded so that a node whose data\n"
+    "                        never arrived is named\n"
     "  --array-job ID        the job is task --array-task N of job array ID (sacct's ID_N)\n"
     "  --array-task N\n"
     "  --container-id ID     a Docker container's full id (bc-docker), with --container-name and\n"

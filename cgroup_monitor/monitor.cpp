@@ -8,6 +8,7 @@
 
 #include <unistd.h>
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <csignal>
@@ -25,6 +26,7 @@
 #include "cgroup_monitor/cgroup_paths.hpp"
 #include "cgroup_monitor/cgroup_reader.hpp"
 #include "cgroup_monitor/handoff.hpp"
+#include "cgroup_monitor/launch.hpp"
 #include "cgroup_monitor/process_table.hpp"
 #include "cgroup_monitor/task_finals.hpp"
 #include "common/auth.hpp"
@@ -153,6 +155,14 @@ struct ProcessSpan {
   }
 };
 
+// The job's node list from the step that found this monitor running (launch.hpp), when it was not given.
+void take_job_nodes(const MonitorOptions& opt, store::JobRecord& job) {
+  auto text = read_file(job_nodes_path(opt.run_dir, opt.job_id));
+  if (!text) return;
+  while (!text->empty() && std::isspace(static_cast<unsigned char>(text->back()))) text->pop_back();
+  if (!text->empty() && text->size() <= kMaxJobNodesText) job.job_nodes = *text;
+}
+
 // The job's record on this node at the monitor's start: a job seen before on this node (an earlier monitor of
 // the same allocation, e.g. sruns under salloc) keeps its history.
 store::JobRecord initial_record(const MonitorOptions& opt, store::Store& db, const Log& log) {
@@ -173,6 +183,7 @@ store::JobRecord initial_record(const MonitorOptions& opt, store::Store& db, con
     log("cannot read earlier record: %s", e.what());
   }
   if (!opt.job_name.empty()) job.job_name = opt.job_name;
+  if (!opt.job_nodes.empty()) job.job_nodes = opt.job_nodes;
   if (opt.array_job_id != 0) {
     job.array_job_id = opt.array_job_id;
     job.array_task_id = opt.array_task_id;
@@ -332,6 +343,7 @@ int run_monitor(const MonitorOptions& opt) {
     }
     for (const auto& m : members)
       if (m.step) add_step(job, *m.step);
+    if (job.job_nodes.empty()) take_job_nodes(opt, job);
     if (auto inode = cgroup_dir_inode(cgroup_cpu_dir)) cgroup_cpu_inode = *inode;
     for (const FinalRecord& f : finals.take_new()) {
       if (f.kind == FinalRecord::kTask) {
@@ -420,6 +432,7 @@ int run_monitor(const MonitorOptions& opt) {
   shipper.reset();  // a last, bounded attempt; the lock is still held so no second monitor starts meanwhile
   ::unlink(pid_file.c_str());
   ::unlink(task_finals_path(opt.run_dir, opt.job_id).c_str());
+  ::unlink(job_nodes_path(opt.run_dir, opt.job_id).c_str());
   ::unlink(monitor_lock_path(opt.run_dir, opt.job_id).c_str());
   return 0;
 }

@@ -23,6 +23,7 @@ struct MonitorOptions {
   double empty_grace_s = 3.0;   // exit after the job cgroup has had no process this long
   int nice = 10;                // scheduling niceness once the job's tasks no longer wait for the monitor
   std::string job_name;         // recorded in the job record when given
+  std::string job_nodes;        // the job's nodes, a Slurm hostlist: recorded when given
   uint32_t array_job_id = 0;    // a task of this Slurm job array (0: not an array task)
   uint32_t array_task_id = 0;
   std::string container_id;  // a Docker container (bc-docker): full id, name and image

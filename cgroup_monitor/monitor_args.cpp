@@ -3,8 +3,10 @@
 #include <getopt.h>
 
 #include <cstdlib>
+#include <cstring>
 
 #include "accounting_db/shipper.hpp"
+#include "cgroup_monitor/launch.hpp"
 #include "common/key_value.hpp"
 #include "common/tls_files.hpp"
 
@@ -49,6 +51,7 @@ std::optional<MonitorArgs> parse_monitor_args(int argc, char** argv, const Monit
     kNice,
     kVersion,
     kJobName,
+    kJobNodes,
     kContainerId,
     kContainerName,
     kContainerImage,
@@ -81,6 +84,7 @@ std::optional<MonitorArgs> parse_monitor_args(int argc, char** argv, const Monit
                                         {"empty-grace", required_argument, nullptr, kGrace},
                                         {"nice", required_argument, nullptr, kNice},
                                         {"job-name", required_argument, nullptr, kJobName},
+                                        {"job-nodes", required_argument, nullptr, kJobNodes},
                                         {"array-job", required_argument, nullptr, kArrayJob},
                                         {"array-task", required_argument, nullptr, kArrayTask},
                                         {"outbox-max-mib", required_argument, nullptr, kOutboxMax},
@@ -139,6 +143,10 @@ std::optional<MonitorArgs> parse_monitor_args(int argc, char** argv, const Monit
         nice_level = static_cast<int>(d);
         break;
       case kJobName: parsed.options.job_name = optarg; break;
+      case kJobNodes:
+        if (std::strlen(optarg) > kMaxJobNodesText) return fail("--job-nodes is longer than 4096 characters");
+        parsed.options.job_nodes = optarg;
+        break;
       case kArrayJob:
         if (!parse_unsigned(optarg, u) || u == 0 || u > 0xffffffffULL) return fail("--array-job needs a job id");
         parsed.options.array_job_id = static_cast<uint32_t>(u);

@@ -27,6 +27,7 @@
 #include "common/auth.hpp"
 #include "common/clock.hpp"
 #include "common/container_key.hpp"
+#include "common/hostlist.hpp"
 #include "common/json.hpp"
 #include "common/tls_files.hpp"
 #include "sacct_ext/format.hpp"
@@ -250,7 +251,7 @@ Parsed parse_args(int argc, char** argv) {
         break;
       }
       case 'N': {
-        auto nodes = bc::bcacct::expand_hostlist(optarg);
+        auto nodes = bc::expand_hostlist(optarg);
         if (auto* error = std::get_if<std::string>(&nodes)) return fail(*error);
         o.filter.nodes = std::get<std::vector<std::string>>(nodes);
         break;

@@ -59,10 +59,11 @@ int64_t epoch_seconds(double v, const char* what) {
   constexpr double kMaxSeconds = static_cast<double>(INT64_MAX / 1000);
   return static_cast<int64_t>(within(v, -kMaxSeconds, kMaxSeconds, what));
 }
-std::string string_of(const cJSON* object, const char* name) {
+std::string string_of(const cJSON* object, const char* name, bool required = true) {
   const cJSON* item = member(object, name);
-  if (!cJSON_IsString(item)) malformed(std::string("no string '") + name + "'");
-  return item->valuestring;
+  if (cJSON_IsString(item)) return item->valuestring;
+  if (required) malformed(std::string("no string '") + name + "'");
+  return {};
 }
 std::vector<std::string> strings_of(const cJSON* object, const char* name) {
   const cJSON* array = member(object, name);
@@ -345,6 +346,7 @@ store::JobRecord node_record_from_json(const cJSON* n, uint64_t id) {
   r.array_task_id = u32_of(n, "array_task_id");
   r.unshipped_batches = count_of(n, "unshipped_batches");
   r.unshipped_samples = count_of(n, "unshipped_samples");
+  r.job_nodes = string_of(n, "job_nodes", false);  // bcd before the job node list
   return r;
 }
 

@@ -198,6 +198,14 @@ std::string format_table(const JobData& job, int64_t now_ms) {
     header.emplace_back("Unshipped", std::to_string(t.unshipped_batches) + " batches, " +
                                          std::to_string(t.unshipped_samples) +
                                          " samples (node outbox at its bound: in the node store, not in bcd)");
+  if (!t.missing_nodes.empty()) {
+    std::vector<std::string> missing;
+    for (const auto& m : t.missing_nodes)
+      missing.push_back(printable(m.node) + (m.last_data_ms
+                                                 ? " (no end recorded; data up to " + local_time(m.last_data_ms) + ")"
+                                                 : " (no data here)"));
+    header.emplace_back("MissingNodes", join(missing, ", "));
+  }
   header.emplace_back("MonitorCPU", fixed(t.monitor_cpu_seconds(), 3) + "s");
   header.emplace_back("MonitorMaxRSS", format_size(t.monitor_max_rss_bytes));
 

@@ -216,59 +216,6 @@ std::variant<std::vector<JobState>, std::string> parse_states(std::string_view t
   return states;
 }
 
-constexpr size_t kMaxHosts = 65536;
-
-std::variant<std::vector<std::string>, std::string> expand_hostlist(std::string_view text) {
-  std::vector<std::string> hosts;
-  const auto bad = [&](const std::string& why) { return "invalid node list '" + std::string(text) + "': " + why; };
-  size_t i = 0;
-  while (i < text.size()) {
-    // One host expression runs to the next comma outside brackets.
-    size_t end = i;
-    int depth = 0;
-    for (; end < text.size(); ++end) {
-      if (text[end] == '[') ++depth;
-      else if (text[end] == ']') --depth;
-      else if (text[end] == ',' && depth == 0) break;
-      if (depth < 0 || depth > 1) return bad("unbalanced or nested brackets");
-    }
-    if (depth != 0) return bad("unbalanced brackets");
-    const std::string_view expr = text.substr(i, end - i);
-    if (expr.empty()) return bad("empty item");
-    const size_t open = expr.find('[');
-    if (open == std::string_view::npos) {
-      if (hosts.size() == kMaxHosts) return bad("more than " + std::to_string(kMaxHosts) + " nodes");
-      hosts.emplace_back(expr);
-    } else {
-      const size_t close = expr.find(']');
-      if (close < open || expr.find('[', open + 1) != std::string_view::npos) return bad("one range per name");
-      const std::string prefix(expr.substr(0, open));
-      const std::string suffix(expr.substr(close + 1));
-      auto ranges = split_list(expr.substr(open + 1, close - open - 1), "range");
-      if (auto* error = std::get_if<std::string>(&ranges)) return bad(*error);
-      for (const std::string& range : std::get<std::vector<std::string>>(ranges)) {
-        const size_t dash = range.find('-');
-        const std::string lo_text = range.substr(0, dash);
-        const std::string hi_text = dash == std::string::npos ? lo_text : range.substr(dash + 1);
-        const auto lo = number(lo_text, 99999999), hi = number(hi_text, 99999999);
-        if (!lo || !hi || *hi < *lo) return bad("range '" + range + "'");
-        if (*hi - *lo > 65535) return bad("range '" + range + "' is too large");
-        // Every range may be small and the list still huge ("n[0-60000,0-60000,...]"): bound the whole.
-        if (hosts.size() + (*hi - *lo + 1) > kMaxHosts) return bad("more than " + std::to_string(kMaxHosts) + " nodes");
-        for (uint64_t n = *lo; n <= *hi; ++n) {
-          std::string digits = std::to_string(n);
-          if (digits.size() < lo_text.size()) digits.insert(0, lo_text.size() - digits.size(), '0');  // n[01-10]
-          hosts.push_back(prefix + digits + suffix);
-        }
-      }
-    }
-    i = end + 1;
-    if (end + 1 == text.size() && text[end] == ',') return bad("empty item");
-  }
-  if (hosts.empty()) return bad("empty");
-  return hosts;
-}
-
 bool matches(const Filter& filter, const report::JobTotals& job) {
   if (!filter.users.empty() && std::find(filter.users.begin(), filter.users.end(), job.user) == filter.users.end())
     return false;

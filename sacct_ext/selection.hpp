@@ -52,9 +52,6 @@ enum class JobState { Running, Completed };
 const char* state_name(JobState s);  // "RUNNING", "COMPLETED"
 std::variant<std::vector<JobState>, std::string> parse_states(std::string_view text);
 
-// Slurm hostlist expressions: "n[01-03,07],login1" -> n01 n02 n03 n07 login1.
-std::variant<std::vector<std::string>, std::string> expand_hostlist(std::string_view text);
-
 // Comma-separated names; empty items are an error.
 std::variant<std::vector<std::string>, std::string> split_list(std::string_view text, const char* what);
 

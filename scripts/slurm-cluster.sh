@@ -15,6 +15,10 @@
 #   slurm-cluster.sh munge DIR      only make sure munged runs (DIR is not used)
 #   slurm-cluster.sh common-conf DIR  print the slurm.conf lines every private cluster shares, and write
 #                                   DIR/cgroup.conf
+#   slurm-cluster.sh accounting-conf DIR --accounting DBD_PORT   print the slurm.conf lines of --accounting
+#   slurm-cluster.sh accounting DIR --node NAME --accounting DBD_PORT
+#                                   start only --accounting's MariaDB and slurmdbd for DIR/slurm.conf, whose
+#                                   ClusterName must be bc_NAME (the two-node fixture)
 set -euo pipefail
 
 die() { echo "slurm-cluster: $*" >&2; exit 1; }
@@ -224,5 +228,12 @@ case "$cmd" in
   status) pid_alive "$dir/slurmctld.pid" && pid_alive "$dir/slurmd.pid" ;;
   munge) ensure_munge ;;
   common-conf) mkdir -p "$dir" && write_cgroup_conf "$dir/cgroup.conf" && common_settings ;;
+  accounting-conf) accounting_settings ;;
+  accounting)
+    [ -n "$dbd_port" ] || die "accounting needs --accounting DBD_PORT"
+    dir=$(cd "$dir" && pwd)
+    ensure_munge
+    export SLURM_CONF="$dir/slurm.conf"
+    start_accounting ;;
   *) die "unknown command $cmd" ;;
 esac

@@ -27,6 +27,7 @@ extern "C" {
 #include "cgroup_monitor/task_finals.hpp"
 #include "common/fd.hpp"
 #include "common/key_value.hpp"
+#include "common/slurm_ids.hpp"
 #include "spank/config.hpp"
 #include "spank/launcher.hpp"
 
@@ -79,6 +80,18 @@ bool job_identity(spank_t sp, uint32_t& job_id, uid_t& uid) {
   return true;
 }
 
+// The job's cgroups as found from slurmstepd's position when the step began: by the step's end slurmstepd
+// may have left them.
+std::optional<bc::monitor::JobCgroup> g_job_cgroup;
+
+// A variable of the job's environment, empty when unset or longer than 4 KiB.
+std::string job_env(spank_t sp, const char* name) {
+  std::string value(4096, '\0');
+  if (spank_getenv(sp, name, value.data(), static_cast<int>(value.size())) != ESPANK_SUCCESS) return {};
+  value.resize(std::strlen(value.c_str()));
+  return value;
+}
+
 int remote_post_opt(spank_t sp) {
   if (!wanted()) return 0;
   uint32_t job_id = 0;
@@ -87,27 +100,38 @@ int remote_post_opt(spank_t sp) {
     slurm_error(BC_LOG_PREFIX "cannot get job id and uid; not monitoring this step");
     return 0;
   }
-  char job_name[256] = {};
-  if (spank_getenv(sp, "SLURM_JOB_NAME", job_name, sizeof job_name) != ESPANK_SUCCESS) job_name[0] = '\0';
+  uint32_t step = bc::slurm::kStepUnknown;
+  std::string error;
+  if (spank_get_item(sp, S_JOB_STEPID, &step) == ESPANK_SUCCESS) g_job_cgroup = bc::spank::own_job_cgroup(step, error);
+  if (!g_job_cgroup) {
+    slurm_error(BC_LOG_PREFIX "job %u: monitor not started: %s; the job runs unmonitored", job_id,
+                error.empty() ? "no step id" : error.c_str());
+    return 0;
+  }
+  bc::spank::JobToMonitor job;
+  job.job_id = job_id;
+  job.uid = uid;
+  job.cgroup = *g_job_cgroup;
+  job.name = job_env(sp, "SLURM_JOB_NAME");
+  job.nodes = job_env(sp, "SLURM_JOB_NODELIST");
   // An array task: its own job id (S_JOB_ID) and the array's, as sacct shows it ("123_4").
-  bc::spank::ArrayTask array;
-  char array_job[32] = {}, array_task[32] = {};
-  if (spank_getenv(sp, "SLURM_ARRAY_JOB_ID", array_job, sizeof array_job) == ESPANK_SUCCESS &&
-      spank_getenv(sp, "SLURM_ARRAY_TASK_ID", array_task, sizeof array_task) == ESPANK_SUCCESS) {
+  const std::string array_job = job_env(sp, "SLURM_ARRAY_JOB_ID");
+  const std::string array_task = job_env(sp, "SLURM_ARRAY_TASK_ID");
+  if (!array_job.empty() && !array_task.empty()) {
     char* end_job = nullptr;
     char* end_task = nullptr;
-    const unsigned long a = std::strtoul(array_job, &end_job, 10);
-    const unsigned long t = std::strtoul(array_task, &end_task, 10);
-    if (*array_job && !*end_job && *array_task && !*end_task && a > 0 && a <= UINT32_MAX && t <= UINT32_MAX) {
-      array.array_job_id = static_cast<uint32_t>(a);
-      array.task_id = static_cast<uint32_t>(t);
+    const unsigned long a = std::strtoul(array_job.c_str(), &end_job, 10);
+    const unsigned long t = std::strtoul(array_task.c_str(), &end_task, 10);
+    if (!*end_job && !*end_task && a > 0 && a <= UINT32_MAX && t <= UINT32_MAX) {
+      job.array.array_job_id = static_cast<uint32_t>(a);
+      job.array.task_id = static_cast<uint32_t>(t);
     }
   }
   auto started = std::chrono::steady_clock::now();
   // The node's name is slurmstepd's own (launcher.hpp), never the job's SLURMD_NODENAME: srun passes on the
   // environment of the node it runs on, so a step that a batch script starts on other nodes carries the
   // batch host's name there.
-  auto result = bc::spank::ensure_monitor(g_config, job_id, uid, job_name, array);
+  auto result = bc::spank::ensure_monitor(g_config, job);
   double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
   using Outcome = bc::spank::LaunchResult::Outcome;
   g_monitor_expected = result.outcome != Outcome::Failed;
@@ -117,6 +141,7 @@ int remote_post_opt(spank_t sp) {
   } else {
     slurm_verbose(BC_LOG_PREFIX "job %u: monitor %s (%.2f ms)", job_id,
                   result.outcome == Outcome::Started ? "started" : "already running", ms);
+    if (!result.message.empty()) slurm_error(BC_LOG_PREFIX "job %u: %s", job_id, result.message.c_str());
   }
   return 0;
 }
@@ -183,11 +208,9 @@ void describe_task(spank_t sp, bc::monitor::FinalRecord& record) {
 // The job cgroup's CPU counter, now: Slurm may remove the cgroup before the monitor's next read, and the
 // job's last moments would be missing from its CPU.
 void pass_on_job_cgroup_cpu(uint32_t job_id) {
-  const auto text = bc::read_file("/proc/self/cgroup");
-  const auto job = text ? bc::monitor::job_cgroup_from_proc_cgroup(*text, job_id) : std::nullopt;
-  const auto cpu = job ? bc::monitor::read_job_cgroup_cpu(
-                             job->version, bc::monitor::job_cgroup_cpu_dir(job->version, job->relative_path))
-                       : std::nullopt;
+  if (!g_job_cgroup) return;
+  const auto cpu = bc::monitor::read_job_cgroup_cpu(
+      g_job_cgroup->version, bc::monitor::job_cgroup_cpu_dir(g_job_cgroup->version, g_job_cgroup->relative_path));
   if (!cpu) return;
   bc::monitor::FinalRecord record;
   record.kind = bc::monitor::FinalRecord::kJobCgroupCpu;

@@ -61,26 +61,40 @@ bool prepare_escape(const bc::monitor::JobCgroup& job, std::vector<std::string>&
 
 }  // namespace
 
-LaunchResult ensure_monitor(const Config& config, uint64_t job_id, uint32_t uid, const std::string& job_name,
-                            ArrayTask array) noexcept try {
-  LaunchResult result;
-  auto proc_cgroup = bc::read_file("/proc/self/cgroup");
+std::optional<bc::monitor::JobCgroup> own_job_cgroup(uint32_t step, std::string& error) noexcept try {
+  const auto proc_cgroup = bc::read_file("/proc/self/cgroup");
   if (!proc_cgroup) {
-    result.message = "cannot read /proc/self/cgroup";
-    return result;
+    error = "cannot read /proc/self/cgroup";
+    return std::nullopt;
   }
-  auto job = bc::monitor::job_cgroup_from_proc_cgroup(*proc_cgroup, job_id);
+  auto job = bc::monitor::job_cgroup_from_stepd_cgroup(*proc_cgroup, step);
   if (!job) {
-    result.message = "slurmstepd is in no cgroup of job " + std::to_string(job_id) +
-                     "; configure ProctrackType=proctrack/cgroup or TaskPlugin=task/cgroup";
-    return result;
+    // Where slurmstepd is instead, for the admin who reads the log.
+    std::string where;
+    for (const auto& line : bc::monitor::parse_proc_cgroup(*proc_cgroup))
+      if (line.path != "/") where += (where.empty() ? "" : ", ") + line.controllers + ":" + line.path;
+    error = "slurmstepd is in no cgroup of its step (" + bc::monitor::step_cgroup_name(step) + ") or job; it is in " +
+            (where.empty() ? "root cgroups only" : where) +
+            "; configure ProctrackType=proctrack/cgroup or TaskPlugin=task/cgroup";
   }
+  return job;
+} catch (const std::exception& e) {
+  error = std::string("internal error: ") + e.what();
+  return std::nullopt;
+}
+
+LaunchResult ensure_monitor(const Config& config, const JobToMonitor& job) noexcept try {
+  LaunchResult result;
+  const uint64_t job_id = job.job_id;
   if (!bc::make_directories(config.run_dir, 0755)) {
     result.message = "cannot create run dir " + config.run_dir + ": " + std::strerror(errno);
     return result;
   }
   if (bc::monitor::monitor_running(config.run_dir, job_id)) {
     result.outcome = LaunchResult::Outcome::AlreadyRunning;
+    // The step that started it may not have known the job's nodes (the extern step).
+    if (!job.nodes.empty() && !bc::monitor::write_job_nodes(config.run_dir, job_id, job.nodes))
+      result.message = std::string("the job's node list was not passed on: ") + std::strerror(errno);
     return result;
   }
   // Before the monitor is up: a task may end (and pass on its final figures) before it is.
@@ -90,7 +104,7 @@ LaunchResult ensure_monitor(const Config& config, uint64_t job_id, uint32_t uid,
     return result;
   }
   std::vector<std::string> procs_files;
-  if (!prepare_escape(*job, procs_files, result.message)) return result;
+  if (!prepare_escape(job.cgroup, procs_files, result.message)) return result;
 
   std::string log_dir = config.log.substr(0, config.log.rfind('/'));
   if (!log_dir.empty()) bc::make_directories(log_dir, 0755);
@@ -106,21 +120,22 @@ LaunchResult ensure_monitor(const Config& config, uint64_t job_id, uint32_t uid,
   bc::monitor::MonitorCommand command;
   command.monitor = config.monitor;
   command.job_id = job_id;
-  command.uid = uid;
+  command.uid = job.uid;
   command.node = node;
   command.store = config.store;
   command.run_dir = config.run_dir;
   command.interval_s = config.interval_s;
-  command.cgroup_version = job->version;
-  command.cgroup_path = job->relative_path;
+  command.cgroup_version = job.cgroup.version;
+  command.cgroup_path = job.cgroup.relative_path;
   command.bpf = config.bpf;
   command.bpf_ring_kib = config.bpf_ring_kib;
   command.pass_file_bytes = true;
   command.file_bytes = config.file_bytes;
   command.bpf_object = config.bpf_object;
-  command.job_name = job_name;
-  command.array_job_id = array.array_job_id;
-  command.array_task_id = array.task_id;
+  command.job_name = job.name;
+  command.job_nodes = job.nodes;
+  command.array_job_id = job.array.array_job_id;
+  command.array_task_id = job.array.task_id;
   if (!config.central.empty()) {
     command.central = config.central;
     command.outbox_max_mib = config.outbox_max_mib;

@@ -604,8 +604,11 @@ TEST(Wire, JobRecordFormat2StillReads) {
   j.array_task_id = 3;
   j.unshipped_batches = 0;
   j.unshipped_samples = 0;
-  std::string v4 = store::codec::encode_job(j);
-  ASSERT_EQ(v4[0], 4);
+  std::string v5 = store::codec::encode_job(j);
+  ASSERT_EQ(v5[0], 5);
+  // Format 5 is format 4 plus the job's node list (one byte when empty).
+  std::string v4 = "\x04" + v5.substr(1, v5.size() - 2);
+  EXPECT_EQ(store::codec::decode_job(v4).job_name, j.job_name);
   // Format 4 is format 3 plus the late tasks (one byte when 0).
   std::string v3 = "\x03" + v4.substr(1, v4.size() - 2);
   // Format 3 is format 2 plus four varints; these four are one byte each.
@@ -616,7 +619,7 @@ TEST(Wire, JobRecordFormat2StillReads) {
   EXPECT_EQ(old.array_job_id, 0u);
   EXPECT_EQ(old.unshipped_batches, 0u);
   EXPECT_EQ(store::codec::decode_job(v3).array_task_id, 3u);
-  EXPECT_THROW(store::codec::decode_job("\x05" + v4.substr(1)), store::StoreError);
+  EXPECT_THROW(store::codec::decode_job("\x06" + v5.substr(1)), store::StoreError);
 }
 
 // Past its bound the outbox gives up its oldest batches, counts them per job (ship cursor, the job's record,

@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/hostlist.hpp"
 #include "sacct_ext/format.hpp"
 #include "sacct_ext/selection.hpp"
 #include "sacct_ext/timeline.hpp"
@@ -33,7 +34,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       break;
     }
     case Option::States: (void)parse_states(text); break;
-    case Option::Hosts: (void)expand_hostlist(text); break;
+    case Option::Hosts: (void)bc::expand_hostlist(text); break;
     case Option::Users: (void)split_list(text, "user"); break;
     case Option::Format: {
       const auto format = parse_format(text);

@@ -91,3 +91,15 @@ def within(actual, expected, rel, what):
         ok = abs(actual - expected) <= rel * abs(expected)
     assert ok, f"{what}: got {actual}, truth {expected} (allowed ±{rel*100:.0f}%)"
     print(f"ok {what}: {actual} vs truth {expected} ({(actual - expected) / expected * 100 if expected else 0:+.1f}%)")
+
+
+def sacct_cpu_seconds(text):
+    """sacct's TotalCPU, UserCPU, SystemCPU: [D-][HH:]MM:SS[.mmm]."""
+    days = 0
+    if "-" in text:
+        d, text = text.split("-", 1)
+        days = int(d)
+    parts = [float(p) for p in text.split(":")]
+    while len(parts) < 3:
+        parts.insert(0, 0.0)
+    return days * 86400 + parts[0] * 3600 + parts[1] * 60 + parts[2]

@@ -37,9 +37,15 @@ if(NOT BC_SANITIZE)
   set_tests_properties(slurm_two_nodes_cleanup PROPERTIES FIXTURES_CLEANUP slurm_two_nodes LABELS integration
                        RESOURCE_LOCK slurm_cluster)
   add_test(NAME it_two_nodes COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/test_two_nodes.py)
+  set(BC_IT2_ENV "BC_IT2_WORK=${BC_IT2_WORK};BC_BUILD=${CMAKE_BINARY_DIR};BC_WEB_NODE_MODULES=${PROJECT_SOURCE_DIR}/web/node_modules;PYTHONDONTWRITEBYTECODE=1")
   set_tests_properties(it_two_nodes PROPERTIES
     FIXTURES_REQUIRED slurm_two_nodes RESOURCE_LOCK slurm_cluster LABELS integration TIMEOUT 300 SKIP_RETURN_CODE 77
-    ENVIRONMENT "BC_IT2_WORK=${BC_IT2_WORK};BC_BUILD=${CMAKE_BINARY_DIR};PYTHONDONTWRITEBYTECODE=1")
+    ENVIRONMENT "${BC_IT2_ENV}")
+  # Last of the fixture's tests: it loses one of the two nodes.
+  add_test(NAME it_node_lost COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/test_node_lost.py)
+  set_tests_properties(it_node_lost PROPERTIES
+    FIXTURES_REQUIRED slurm_two_nodes RESOURCE_LOCK slurm_cluster LABELS integration TIMEOUT 300 SKIP_RETURN_CODE 77
+    DEPENDS it_two_nodes ENVIRONMENT "${BC_IT2_ENV}")
 endif()
 
 add_executable(bc-make-store ${CMAKE_CURRENT_LIST_DIR}/make_store.cpp)

@@ -3,7 +3,8 @@
 # in a network and a UTS namespace of its own (its own address and hostname), with its own plugstack (node
 # store, run dir, monitor log); slurmctld and the clients stay in the host's namespaces, on a veth whose
 # other end, like the nodes', is on a bridge in a namespace of its own (dockerd's FORWARD policy drops
-# bridged traffic in the host's). ../shared/FACTS.md has what this rests on.
+# bridged traffic in the host's). Slurm's accounting runs too (slurm-cluster.sh --accounting: a private
+# MariaDB and slurmdbd), so that sacct answers for multi-node jobs. ../shared/FACTS.md has what this rests on.
 #   two_node_fixture.sh setup|cleanup WORKDIR BUILD_DIR
 # WORKDIR/env then holds: NODES, SUBNET_HOST (the host's address), and per node its store, run dir and log.
 set -uo pipefail
@@ -36,6 +37,7 @@ teardown() {
   done
   ip netns del "$ns_bridge" 2>/dev/null
   ip link del "bch$h" 2>/dev/null
+  "$here/../../scripts/slurm-cluster.sh" stop "$cluster"  # slurmdbd and MariaDB
   return 0
 }
 
@@ -58,11 +60,11 @@ setup_network() {
 }
 
 write_config() {
-  local ctld=$1 slurmd_port=$2
+  local ctld=$1 slurmd_port=$2 dbd_port=$3
   mkdir -p "$cluster/state" "$cluster/spool" "$cluster/log"
   local mem=$(( $(awk '/MemTotal/{print int($2/1024)}' /proc/meminfo) * 4 / 10 ))
   { "$here/../../scripts/slurm-cluster.sh" common-conf "$cluster"; cat <<CONF; } >"$cluster/slurm.conf"
-ClusterName=bc2_${h}
+ClusterName=bc_2n${h}
 SlurmctldHost=${controller}(${net}.1)
 SlurmctldPort=${ctld}
 SlurmdPort=${slurmd_port}
@@ -75,6 +77,7 @@ SlurmctldLogFile=${cluster}/log/slurmctld.log
 SlurmdLogFile=${cluster}/log/slurmd_%n.log
 SlurmdDebug=info
 PlugStackConfig=${cluster}/plugstack.conf
+$("$here/../../scripts/slurm-cluster.sh" accounting-conf "$cluster" --accounting "$dbd_port")
 NodeName=${nodes[0]} NodeHostname=${nodes[0]} NodeAddr=${net}.11 CPUs=$(nproc) RealMemory=${mem} State=UNKNOWN
 NodeName=${nodes[1]} NodeHostname=${nodes[1]} NodeAddr=${net}.12 CPUs=$(nproc) RealMemory=${mem} State=UNKNOWN
 PartitionName=two Nodes=${nodes[0]},${nodes[1]} Default=YES MaxTime=INFINITE State=UP
@@ -128,6 +131,8 @@ setup)
   [ "$(id -u)" = 0 ] || reason="the two-node tests need root (namespaces, slurmd, cgroups)"
   [ -z "$reason" ] && ! command -v slurmctld >/dev/null && reason="slurmctld is not installed"
   [ -z "$reason" ] && ! command -v ip >/dev/null && reason="iproute2 (ip) is not installed"
+  [ -z "$reason" ] && ! { command -v mariadbd && command -v slurmdbd; } >/dev/null &&
+    reason="mariadb-server and slurmdbd are not installed (Slurm's accounting)"
   if [ -n "$reason" ]; then
     if [ "${CI:-}" = true ]; then
       echo "FAIL: $reason, and CI must run the two-node tests" >&2
@@ -139,9 +144,12 @@ setup)
   fi
   "$here/../../scripts/slurm-cluster.sh" munge "$cluster" || exit 1
   setup_network || { echo "two-node fixture: the namespaces and veths could not be made" >&2; teardown; exit 1; }
-  ctld=$(free_port); slurmd_port=$(free_port)
+  ctld=$(free_port); slurmd_port=$(free_port); dbd_port=$(free_port)
   while [ "$slurmd_port" = "$ctld" ]; do slurmd_port=$(free_port); done
-  write_config "$ctld" "$slurmd_port"
+  while [ "$dbd_port" = "$ctld" ] || [ "$dbd_port" = "$slurmd_port" ]; do dbd_port=$(free_port); done
+  write_config "$ctld" "$slurmd_port" "$dbd_port"
+  "$here/../../scripts/slurm-cluster.sh" accounting "$cluster" --node "2n$h" --accounting "$dbd_port" ||
+    { echo "two-node fixture: Slurm's accounting did not come up" >&2; teardown; exit 1; }
   start_daemons || { echo "two-node fixture: the cluster did not come up" >&2; teardown; exit 1; }
   { echo "NODES=${nodes[*]}"; echo "HOST_ADDRESS=$net.1"; } >"$work/env"
   echo "two-node fixture: ${nodes[*]} up on $net.0/24, SLURM_CONF=$cluster/slurm.conf"

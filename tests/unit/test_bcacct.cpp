@@ -101,7 +101,8 @@ Fixture make_fixture() {
   f.n02 = job_record(kJob, "n02");
   f.n02.steps = {0};
   f.n02.start_ms = kT0 + 500;
-  f.n02.end_ms = 0;  // still running
+  f.n02.end_ms = 0;                        // still running:
+  f.n02.last_sample_ms = kT0 + 3'730'000;  // sampled after n01's end
   f.n02.has_cgroup_cpu = false;
   f.n02.cgroup_cpu_ns = 999;       // must be ignored: the controller did not exist
   f.n02.max_rss_sum = 100 * kMiB;  // below its largest process
@@ -1029,4 +1030,62 @@ TEST(Totals, AllocationEfficiencyAndContainerIdentity) {
   job.nodes[0].end_ms = 0;  // running, no sample yet: no elapsed time to divide by
   job.nodes[0].last_sample_ms = 0;
   EXPECT_FALSE(bc::report::compute_totals(job).cpu_efficiency);
+}
+
+// A node of the allocation with no data, or with no end while another node ended and it sent nothing since,
+// is named once the job has ended; a node that is only late keeps the job running.
+TEST(Totals, NodesWhoseDataIsMissingAreNamed) {
+  JobData job;
+  JobRecord a;
+  a.job_id = 8;
+  a.node = "n1";
+  a.job_nodes = "n[1-3]";
+  a.start_ms = 1'000'000;
+  a.last_sample_ms = 1'020'000;
+  a.end_ms = 1'020'500;
+  JobRecord b = a;
+  b.node = "n2";
+  b.end_ms = 0;
+  b.last_sample_ms = 1'021'000;  // sampled after n1's end: still running
+  job.nodes = {a, b};
+  auto t = bc::report::compute_totals(job);
+  EXPECT_EQ(t.allocated_nodes, (std::vector<std::string>{"n1", "n2", "n3"}));
+  EXPECT_FALSE(t.end_ms);
+  EXPECT_TRUE(t.missing_nodes.empty()) << "a running job has no missing nodes yet";
+
+  job.nodes[1].last_sample_ms = 1'012'000;  // nothing since n1 ended: n2 stopped reporting at 1'012'000
+  t = bc::report::compute_totals(job);
+  ASSERT_TRUE(t.end_ms);
+  EXPECT_EQ(*t.end_ms, 1'020'500);
+  ASSERT_EQ(t.missing_nodes.size(), 2u);
+  EXPECT_EQ(t.missing_nodes[0].node, "n2");
+  EXPECT_EQ(t.missing_nodes[0].last_data_ms, 1'012'000);
+  EXPECT_EQ(t.missing_nodes[1].node, "n3");
+  EXPECT_EQ(t.missing_nodes[1].last_data_ms, 0);
+
+  std::unique_ptr<cJSON, void (*)(cJSON*)> json(cJSON_Parse(bc::report::format_json(job).c_str()), cJSON_Delete);
+  ASSERT_TRUE(json);
+  cJSON* missing = cJSON_GetObjectItem(cJSON_GetObjectItem(json.get(), "job"), "missing_nodes");
+  ASSERT_EQ(cJSON_GetArraySize(missing), 2);
+  EXPECT_STREQ(cJSON_GetObjectItem(cJSON_GetArrayItem(missing, 0), "node")->valuestring, "n2");
+  EXPECT_TRUE(cJSON_IsString(cJSON_GetObjectItem(cJSON_GetArrayItem(missing, 0), "last_data")));
+  EXPECT_TRUE(cJSON_IsNull(cJSON_GetObjectItem(cJSON_GetArrayItem(missing, 1), "last_data")));
+  const std::string table = bc::report::format_table(job, 1'030'000);
+  EXPECT_NE(table.find("MissingNodes:"), std::string::npos) << table;
+  EXPECT_NE(table.find("n3 (no data here)"), std::string::npos) << table;
+
+  // n2's data lands after all: the job ends at n2's end and nothing is missing but n3.
+  job.nodes[1].last_sample_ms = 1'022'000;
+  job.nodes[1].end_ms = 1'022'400;
+  t = bc::report::compute_totals(job);
+  ASSERT_TRUE(t.end_ms);
+  EXPECT_EQ(*t.end_ms, 1'022'400);
+  ASSERT_EQ(t.missing_nodes.size(), 1u);
+  EXPECT_EQ(t.missing_nodes[0].node, "n3");
+
+  // A node list that is no hostlist is left out, not fatal.
+  job.nodes[0].job_nodes = job.nodes[1].job_nodes = "n[1-";
+  t = bc::report::compute_totals(job);
+  EXPECT_TRUE(t.allocated_nodes.empty());
+  EXPECT_TRUE(t.missing_nodes.empty());
 }

@@ -80,3 +80,25 @@ TEST(JobIndex, RunningJobsFollowIngestAndTheStore) {
   index.written(2, true);
   EXPECT_EQ(ids(), (std::vector<uint64_t>{1, 2, 4}));
 }
+
+// A node with no end that has sent nothing since the other node's end (a node lost with the job) does not
+// keep the job running; its data landing late does.
+TEST(JobIndex, ANodeSilentSinceTheOthersEndDoesNotKeepTheJobRunning) {
+  TempDir dir;
+  auto store = Store::open(dir.store(), test_options());
+  Batch lost = busy_tick(5, "n2", 1'700'000'000, 1);
+  Batch kept = busy_tick(5, "n1", 1'700'000'005, 1, 1'700'000'005'500);
+  for (Batch* x : {&lost, &kept}) store->write_batch(*x);
+  bcd::JobIndex index(*store);
+  index.load_running();
+  EXPECT_TRUE(index.running_jobs().empty());
+  auto s = index.summary(5, store->job_nodes(5));
+  ASSERT_TRUE(s);
+  EXPECT_FALSE(s->running);
+
+  Batch late = busy_tick(5, "n2", 1'700'000'006, 1);
+  store->write_batch(late);
+  index.written(5, true);
+  ASSERT_EQ(index.running_jobs().size(), 1u);
+  EXPECT_TRUE(index.summary(5, store->job_nodes(5))->running);
+}

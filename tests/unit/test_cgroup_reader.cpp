@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -11,38 +13,103 @@
 #include "cgroup_monitor/cgroup_paths.hpp"
 #include "cgroup_monitor/cgroup_reader.hpp"
 #include "common/fd.hpp"
+#include "common/slurm_ids.hpp"
 
 using namespace bc::monitor;
 
-TEST(JobCgroup, FromHybridSlurmstepd) {
-  const char* text =
-      "9:name=systemd:/\n8:pids:/\n7:blkio:/\n6:freezer:/slurm_n1/uid_1000/job_42/step_0\n5:devices:/\n"
-      "4:memory:/slurm_n1/uid_1000/job_42/step_0\n3:cpuset:/slurm_n1/uid_1000/job_42/step_0\n2:cpuacct:/\n"
-      "1:cpu:/\n0::/\n";
-  auto job = job_cgroup_from_proc_cgroup(text, 42);
-  ASSERT_TRUE(job);
-  EXPECT_EQ(job->version, 1);
-  EXPECT_EQ(job->relative_path, "/slurm_n1/uid_1000/job_42");
-  ASSERT_EQ(job->hierarchies.size(), 3u);
-  EXPECT_EQ(job->hierarchies[0].controllers, "freezer");
+std::string stepd_cgroup(const char* layout) {
+  auto text = bc::read_file(std::string(BC_FIXTURES) + "/slurmstepd_cgroup/" + layout);
+  EXPECT_TRUE(text) << layout;
+  return text.value_or("");
 }
 
-TEST(JobCgroup, WholeComponentOnly) {
-  EXPECT_FALSE(job_cgroup_from_proc_cgroup("4:memory:/slurm_n1/uid_0/job_420/step_0\n", 42));
-  EXPECT_FALSE(job_cgroup_from_proc_cgroup("4:memory:/slurm_n1/uid_0/job_4\n", 42));
-  EXPECT_TRUE(job_cgroup_from_proc_cgroup("4:memory:/slurm_n1/uid_0/job_42\n", 42));
+// A temporary cgroup root, removed at the end of the scope.
+struct TempRoot {
+  std::filesystem::path path;
+  explicit TempRoot(const std::string& name)
+      : path(std::filesystem::temp_directory_path() / ("bc-" + name + "-" + std::to_string(::getpid()))) {
+    std::filesystem::remove_all(path);
+    std::filesystem::create_directories(path);
+  }
+  ~TempRoot() { std::filesystem::remove_all(path); }
+};
+
+// The job directory is found from where slurmstepd sits, on every layout Slurm makes
+// (tests/fixtures/slurmstepd_cgroup/README.md), whatever the job directory is called. v1's freezer holds
+// slurmstepd at the job's level: the tree has the step's directory under it, as Slurm makes it.
+TEST(JobCgroup, FromSlurmstepdsPositionOnEveryLayout) {
+  struct Case {
+    const char* layout;
+    uint32_t step;
+    int version;
+    const char* job;
+  };
+  const Case cases[] = {
+      {"v1_hybrid_multiple_slurmd", bc::slurm::kStepBatch, 1, "/slurm_n1/uid_1000/job_42"},
+      {"v1", 0, 1, "/slurm/uid_1000/job_42"},
+      {"v2", 0, 2, "/system.slice/slurmstepd.scope/job_42"},
+      {"v2_multiple_slurmd", bc::slurm::kStepExtern, 2, "/system.slice/n1_slurmstepd.scope/job_42"},
+      {"v2_sluid", 0, 2, "/system.slice/slurmstepd.scope/sBR1JB8J1YM400"},
+      {"v2_cgroup_namespace", bc::slurm::kStepBatch, 2, "/job_42"},
+  };
+  for (const Case& c : cases) {
+    const TempRoot root(c.layout);
+    const std::string step_dir = std::string(c.job) + "/" + step_cgroup_name(c.step);
+    std::filesystem::create_directories(root.path / (c.version == 1 ? "freezer" + step_dir : step_dir.substr(1)));
+    const std::string text = stepd_cgroup(c.layout);
+    const auto job = job_cgroup_from_stepd_cgroup(text, c.step, root.path.string());
+    ASSERT_TRUE(job) << c.layout;
+    EXPECT_EQ(job->version, c.version) << c.layout;
+    EXPECT_EQ(job->relative_path, c.job) << c.layout;
+    ASSERT_EQ(job->hierarchies.size(), 1u) << c.layout;
+    EXPECT_EQ(job->hierarchies[0].controllers, c.version == 1 ? "freezer" : "") << c.layout;
+    // Another step's slurmstepd is elsewhere: the step is part of the position.
+    EXPECT_FALSE(job_cgroup_from_stepd_cgroup(text, 7, root.path.string())) << c.layout;
+  }
 }
 
-TEST(JobCgroup, FromV2Task) {
-  auto text = bc::read_file(std::string(BC_FIXTURES) + "/proc/cgroup_v2_task");
-  ASSERT_TRUE(text);
-  auto job = job_cgroup_from_proc_cgroup(*text, 42);
-  ASSERT_TRUE(job);
-  EXPECT_EQ(job->version, 2);
-  EXPECT_EQ(job->relative_path, "/system.slice/slurmstepd.scope/job_42");
+TEST(JobCgroup, StepDirectoryNames) {
+  EXPECT_EQ(step_cgroup_name(0), "step_0");
+  EXPECT_EQ(step_cgroup_name(12), "step_12");
+  EXPECT_EQ(step_cgroup_name(bc::slurm::kStepBatch), "step_batch");
+  EXPECT_EQ(step_cgroup_name(bc::slurm::kStepExtern), "step_extern");
+  EXPECT_EQ(step_cgroup_name(bc::slurm::kStepInteractive), "step_interactive");
 }
 
-TEST(JobCgroup, NotInJob) { EXPECT_FALSE(job_cgroup_from_proc_cgroup("0::/user.slice\n4:memory:/\n", 7)); }
+TEST(JobCgroup, NotAtAStepsLevel) {
+  EXPECT_FALSE(job_cgroup_from_stepd_cgroup("0::/user.slice\n4:memory:/\n", 0));
+  EXPECT_FALSE(job_cgroup_from_stepd_cgroup("0::/step_0/slurm\n", 0)) << "a step at the root is no job's";
+  EXPECT_FALSE(job_cgroup_from_stepd_cgroup("4:memory:/slurm/uid_0/job_42/step_0/task_0\n", 0))
+      << "a task's cgroup is not slurmstepd's";
+  EXPECT_FALSE(job_cgroup_from_stepd_cgroup("4:memory:/slurm/uid_0/job_42/step_0/slurm\n", 0))
+      << "v1 has no slurm leaf";
+  EXPECT_FALSE(job_cgroup_from_stepd_cgroup("4:memory:/slurm/uid_0/job_42/step_00\n", 0));
+  EXPECT_FALSE(job_cgroup_from_stepd_cgroup("4:freezer:/slurm/uid_0/job_42\n", 0, "/nonexistent"))
+      << "a job's level is known by its step's directory";
+}
+
+// Each v2 layout's job tree, laid out as Slurm makes it, is read like the one of today's layout.
+TEST(JobCgroup, EveryV2LayoutsTreeIsRead) {
+  const std::filesystem::path source =
+      std::filesystem::path(BC_FIXTURES) / "cgroup_v2/system.slice/slurmstepd.scope/job_42";
+  const std::pair<const char*, uint32_t> layouts[] = {
+      {"v2_multiple_slurmd", bc::slurm::kStepExtern}, {"v2_sluid", 0}, {"v2_cgroup_namespace", bc::slurm::kStepBatch}};
+  for (const auto& [layout, step] : layouts) {
+    const auto job = job_cgroup_from_stepd_cgroup(stepd_cgroup(layout), step);
+    ASSERT_TRUE(job) << layout;
+    const TempRoot tree(layout);
+    const std::filesystem::path root = tree.path;
+    std::filesystem::create_directories((root / job->relative_path.substr(1)).parent_path());
+    std::filesystem::copy(source, root / job->relative_path.substr(1), std::filesystem::copy_options::recursive);
+    auto reader = make_cgroup_reader(2, job->relative_path, root.string());
+    ASSERT_TRUE(reader->exists()) << layout;
+    EXPECT_EQ(reader->members().size(), 5u) << layout;
+    EXPECT_EQ(reader->totals().cpu_ns, 5123456000u) << layout;
+    const auto cpu = read_job_cgroup_cpu(2, job_cgroup_cpu_dir(2, job->relative_path, root.string()));
+    ASSERT_TRUE(cpu) << layout;
+    EXPECT_EQ(cpu->cpu_ns, 5123456000u) << layout;
+  }
+}
 
 TEST(V1Reader, RealJobTree) {
   auto reader = make_cgroup_reader(1, "/slurm_n1/uid_1000/job_42", std::string(BC_FIXTURES) + "/cgroup_v1");

@@ -4,12 +4,14 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <string>
 #include <vector>
 
 #include "cgroup_monitor/launch.hpp"
 #include "cgroup_monitor/monitor_args.hpp"
+#include "common/fd.hpp"
 
 namespace bc::monitor {
 namespace {
@@ -40,6 +42,7 @@ MonitorCommand everything() {
   c.file_bytes = true;
   c.bpf_object = "/usr/lib/bc/events.bpf.o";
   c.job_name = "a job name with spaces";
+  c.job_nodes = "n[01-04,17],login1";
   c.array_job_id = 4000;
   c.array_task_id = 0;
   c.central = "https://bcd.example:8470";
@@ -83,6 +86,7 @@ TEST(MonitorCommandLine, EveryFieldRoundTrips) {
   EXPECT_EQ(o.events.file_bytes, c.file_bytes);
   EXPECT_EQ(o.events.object_file, c.bpf_object);
   EXPECT_EQ(o.job_name, c.job_name);
+  EXPECT_EQ(o.job_nodes, c.job_nodes);
   EXPECT_EQ(o.array_job_id, c.array_job_id);
   EXPECT_EQ(o.array_task_id, c.array_task_id);
   EXPECT_EQ(o.central_url, c.central);
@@ -138,3 +142,17 @@ TEST(MonitorCommandLine, UsageErrorsSaySo) {
 
 }  // namespace
 }  // namespace bc::monitor
+
+// A later step passes the job's node list to a monitor started without it (the extern step's): the file
+// holds the whole list, the last one written.
+TEST(JobNodesFile, HoldsTheWholeLastList) {
+  char dir[] = "/tmp/bc-test-run-XXXXXX";
+  ASSERT_TRUE(mkdtemp(dir));
+  EXPECT_TRUE(bc::monitor::write_job_nodes(dir, 42, "n[01-99],login1"));
+  EXPECT_EQ(bc::read_file(bc::monitor::job_nodes_path(dir, 42)), "n[01-99],login1");
+  EXPECT_TRUE(bc::monitor::write_job_nodes(dir, 42, "n1"));
+  EXPECT_EQ(bc::read_file(bc::monitor::job_nodes_path(dir, 42)), "n1");
+  EXPECT_FALSE(bc::monitor::write_job_nodes(std::string(dir) + "/missing", 42, "n1"));
+  std::remove(bc::monitor::job_nodes_path(dir, 42).c_str());
+  EXPECT_EQ(::rmdir(dir), 0) << "no partial file is left behind";
+}

@@ -121,8 +121,8 @@ TEST(EventCodec, OldJobRecordsSayEventsDidNotRun) {
   j.job_id = 1;
   std::string v = codec::encode_job(j);
   v[0] = 1;  // format 1 ends before the event fields (8 bytes), the job description (6 bytes when empty), the
-             // array and shipping fields (4 bytes when 0) and the late tasks (1 byte)
-  v.resize(v.size() - 19);
+             // array and shipping fields (4 bytes when 0), the late tasks (1 byte) and the node list (1 byte)
+  v.resize(v.size() - 20);
   JobRecord k = codec::decode_job(v);
   EXPECT_EQ(k.job_id, 1u);
   EXPECT_EQ(k.events_unavailable.rfind("events unavailable: ", 0), 0u) << k.events_unavailable;
@@ -135,8 +135,8 @@ TEST(EventCodec, JobRecordsBeforeFormat4HaveNoLateTasks) {
   j.lost.late = 2;
   j.array_job_id = 7;
   std::string v = codec::encode_job(j);
-  v[0] = 3;  // format 3 ends before the late tasks (1 byte)
-  v.resize(v.size() - 1);
+  v[0] = 3;  // format 3 ends before the late tasks (1 byte) and the node list (1 byte when empty)
+  v.resize(v.size() - 2);
   JobRecord k = codec::decode_job(v);
   EXPECT_EQ(k.lost.ring, 4u);
   EXPECT_EQ(k.array_job_id, 7u);
@@ -147,6 +147,20 @@ TEST(EventCodec, JobRecordsBeforeFormat4HaveNoLateTasks) {
   EXPECT_EQ(k.lost.ring, 4u);
   EXPECT_EQ(k.array_job_id, 0u);
   EXPECT_EQ(k.lost.late, 0u);
+}
+
+TEST(EventCodec, JobRecordsKeepTheJobsNodeListFromFormat5) {
+  JobRecord j;
+  j.job_id = 1;
+  j.lost.late = 2;
+  j.job_nodes = "n[01-04],login1";
+  std::string v = codec::encode_job(j);
+  EXPECT_EQ(codec::decode_job(v).job_nodes, j.job_nodes);
+  v[0] = 4;  // format 4 ends before the node list (1 length byte and 15 characters)
+  v.resize(v.size() - 16);
+  const JobRecord k = codec::decode_job(v);
+  EXPECT_EQ(k.lost.late, 2u);
+  EXPECT_EQ(k.job_nodes, "");
 }
 
 TEST(EventCodec, FileFlagsText) {

@@ -56,7 +56,8 @@ try {
       tree_dom_rows: document.querySelectorAll("#tree .row").length,
       tree_rows: [...document.querySelectorAll("#tree .row")].map((r) => ({
         pid: Number(r.dataset.pid), key: r.dataset.key, level: Number(r.getAttribute("aria-level")),
-        text: r.querySelector(".cmd")?.textContent })),
+        text: r.querySelector(".cmd")?.textContent,
+        node: getComputedStyle(r.querySelector(".node")).display === "none" ? null : r.querySelector(".node").textContent })),
       tree_count: document.getElementById("tree-count")?.textContent,
       files: table("files"), connections: table("connections"), jobs: table("jobs"),
       links: [...document.querySelectorAll("#jobs a")].map((a) => a.getAttribute("href")),

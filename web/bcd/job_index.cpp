@@ -11,9 +11,6 @@
 namespace bc::bcd {
 
 namespace {
-bool any_running(const std::vector<store::JobRecord>& nodes) {
-  return std::any_of(nodes.begin(), nodes.end(), [](const store::JobRecord& r) { return r.end_ms == 0; });
-}
 // The job's object in the job list (docs/api.md).
 std::string list_entry(uint64_t id, const JobSummary& t) {
   const json::Ptr o(json::checked(cJSON_CreateObject()));
@@ -52,7 +49,7 @@ std::string records_state(const std::vector<store::JobRecord>& nodes) {
 void JobIndex::load_running() {
   std::vector<uint64_t> running;
   for (const auto& [id, nodes] : store_.all_job_records())
-    if (any_running(nodes)) running.push_back(id);
+    if (job::still_running(nodes)) running.push_back(id);
   std::lock_guard lock(mutex_);
   for (uint64_t id : running) running_.try_emplace(id, 0);
 }
@@ -109,7 +106,7 @@ std::vector<std::pair<uint64_t, std::vector<store::JobRecord>>> JobIndex::runnin
   std::vector<std::pair<uint64_t, uint64_t>> ended;
   for (const auto& [id, mark] : ids) {
     std::vector<store::JobRecord> nodes = store_.job_nodes(id);
-    if (any_running(nodes)) out.emplace_back(id, std::move(nodes));
+    if (job::still_running(nodes)) out.emplace_back(id, std::move(nodes));
     else ended.emplace_back(id, mark);
   }
   if (!ended.empty()) {

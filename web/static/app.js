@@ -61,9 +61,14 @@ function summary(doc) {
     ["lost_events", String(lost), lost, "lost events"],
   ];
   if (unavailable) items.push(["events_unavailable", unavailable, unavailable, "events unavailable"]);
+  // Nodes of the allocation whose data is not all here, once the job has ended (job_model.hpp).
+  const missing = (j.missing_nodes || []).map((m) =>
+    m.last_data ? `${m.node} (no end recorded; data up to ${time(m.last_data)})` : `${m.node} (no data here)`);
+  if (missing.length) items.push(["missing_nodes", missing.join(", "), (j.missing_nodes || []).map((m) => m.node).join(","), "missing data"]);
+  const warn = new Set(["events_unavailable", "missing_nodes"]);
   const dl = $("summary");
   dl.replaceChildren(...items.map(([field, text, value, label]) =>
-    el("div", { class: (field === "lost_events" && lost) || field === "events_unavailable" ? "warn" : null },
+    el("div", { class: (field === "lost_events" && lost) || warn.has(field) ? "warn" : null },
        el("dt", { text: label || field }),
        el("dd", { "data-field": field, "data-value": value == null ? "" : String(value), text }))));
   $("title").textContent = `${container} · ${j.user}`;
@@ -278,6 +283,8 @@ async function loadTree() {
   const t = await getJson(`jobs/${encodeURIComponent(container)}/tree`);
   state.treeRows = t.processes;
   tree.setRows(t.processes);
+  // The node column, where the job ran on more than one node.
+  $("processes").classList.toggle("multi-node", new Set(t.processes.map((r) => r.node)).size > 1);
   $("tree-count").textContent = `(${t.processes.length})`;
 }
 

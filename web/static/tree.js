@@ -117,7 +117,8 @@ export class ProcessTree {
     el("span", { class: "num", text: seconds(r.cpu_seconds) }),
     el("span", { class: "num", text: size(r.max_rss_bytes) }),
     el("span", { class: "num", text: size(r.read_bytes) }),
-    el("span", { class: "num", text: size(r.write_bytes) }));
+    el("span", { class: "num", text: size(r.write_bytes) }),
+    el("span", { class: "node", text: r.node }));
     return row;
   }
 
