@@ -41,7 +41,7 @@ if(NOT BC_SANITIZE)
   set_tests_properties(it_two_nodes PROPERTIES
     FIXTURES_REQUIRED slurm_two_nodes RESOURCE_LOCK slurm_cluster LABELS integration TIMEOUT 300 SKIP_RETURN_CODE 77
     ENVIRONMENT "${BC_IT2_ENV}")
-  # Last of the fixture's tests: it loses one of the two nodes.
+  # After it_two_nodes: it loses one of the two nodes, and starts it again.
   add_test(NAME it_node_lost COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/test_node_lost.py)
   set_tests_properties(it_node_lost PROPERTIES
     FIXTURES_REQUIRED slurm_two_nodes RESOURCE_LOCK slurm_cluster LABELS integration TIMEOUT 300 SKIP_RETURN_CODE 77

@@ -9,8 +9,10 @@ runs with slurmdbd and MariaDB).
 - With events and with bpf=off.
 - bcd holds one job per Slurm job, with each node's record and processes; the job's CPU is the sum of the
   nodes' cgroup CPU, and the processes of each node sum to that node's (3% or 0.05 s, as it_vs_sacct).
-- The job's CPU equals sacct's TotalCPU within 1% or 0.05 s: both read the nodes' cgroup CPU counters,
-  summed over the nodes (it_vs_sacct says why 0.05 s).
+- The job's CPU equals sacct's TotalCPU within 1%: both read the nodes' cgroup CPU counters, summed over the
+  nodes. Each job's tasks spin for 2.5 s (2.5 to 5 s of CPU on this two-core host), so that the few
+  milliseconds by which the two differ (a step's last moment between jobacct_gather's polls, slurmstepd's
+  own work) stay well inside it.
 - The web view of the job in headless Chromium shows the node column, each process on its own node, and both
   nodes in the header; the job's allocation is recorded and no node is missing.
 """
@@ -54,7 +56,7 @@ def check_in_bcd(mode, bcd, job):
         assert abs(procs - node_cpu[n]) <= max(0.03 * node_cpu[n], 0.05), (job, n, procs, node_cpu[n])
     sacct = sacct_rows(job)[0]
     theirs = sacct_cpu_seconds(sacct["TotalCPU"])
-    assert abs(total - theirs) <= max(0.01 * theirs, 0.05), f"{mode} job {job}: CPU {total:.3f} s, sacct {theirs:.3f} s"
+    assert abs(total - theirs) <= 0.01 * theirs, f"{mode} job {job}: CPU {total:.3f} s, sacct {theirs:.3f} s"
     print(f"ok {mode}: job {job} in bcd: nodes {sorted(records)}, CPU {total:.3f} s = "
           + " + ".join(f"{node_cpu[n]:.3f} ({n})" for n in nodes) + f"; sacct TotalCPU {theirs:.3f} s "
           f"({sacct['NodeList']})")
@@ -78,13 +80,13 @@ def check_web(bcd, job, data):
 
 def check_jobs(mode, bcd):
     """An sbatch -N2 job whose script calls srun, and srun -N2 -n4 from this shell."""
-    job = sbatch(f"srun -N2 -n2 {testload} busy 1.0 /dev/null\n", "-N2", "-n2")
+    job = sbatch(f"srun -N2 -n2 {testload} busy 2.5 /dev/null\n", "-N2", "-n2")
     state = wait_job(job)
     assert state["JobState"] == "COMPLETED", state
     wait_monitors_gone(job)
     check_node_stores(job, f"{mode}: sbatch -N2 job {job} with srun inside")
 
-    run("srun", "-N2", "-n4", testload, "busy", "0.6", "/dev/null", timeout=120)
+    run("srun", "-N2", "-n4", testload, "busy", "2.5", "/dev/null", timeout=120)
     srun_job = max(int(j) for j in run("squeue", "-h", "-t", "all", "-o", "%i").split())
     wait_monitors_gone(srun_job)
     check_node_stores(srun_job, f"{mode}: srun -N2 -n4 job {srun_job}")

@@ -6,6 +6,7 @@
 # bridged traffic in the host's). Slurm's accounting runs too (slurm-cluster.sh --accounting: a private
 # MariaDB and slurmdbd), so that sacct answers for multi-node jobs. ../shared/FACTS.md has what this rests on.
 #   two_node_fixture.sh setup|cleanup WORKDIR BUILD_DIR
+#   two_node_fixture.sh restart-node WORKDIR BUILD_DIR NODE   start a node again after a test killed it
 # WORKDIR/env then holds: NODES, SUBNET_HOST (the host's address), and per node its store, run dir and log.
 set -uo pipefail
 action=$1; work=$2; build=$3
@@ -23,6 +24,15 @@ free_port() {
   /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("",0)); print(s.getsockname()[1])'
 }
 
+# Everything left of a node (a test may have killed its slurmd and left its steps), and its job cgroups:
+# Slurm numbers jobs from 1 again in the next fixture, and a job cgroup left behind would carry its CPU.
+kill_node() {
+  ip netns pids "ns$1" 2>/dev/null | xargs -r kill -9
+  for _ in $(seq 50); do [ -z "$(ip netns pids "ns$1" 2>/dev/null)" ] && break; sleep 0.1; done
+  find /sys/fs/cgroup/*/"slurm_$1" -depth -type d -exec rmdir {} + 2>/dev/null
+  return 0
+}
+
 teardown() {
   for pidfile in "$cluster"/slurmd_*.pid "$cluster/slurmctld.pid"; do
     [ -f "$pidfile" ] || continue
@@ -33,6 +43,7 @@ teardown() {
   done
   for n in "${nodes[@]}"; do
     for f in "$work/run-$n"/*.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null; done
+    kill_node "$n"
     ip netns del "ns$n" 2>/dev/null
   done
   ip netns del "$ns_bridge" 2>/dev/null
@@ -98,27 +109,34 @@ without_inherited_fds() {
   exec "$@"
 }
 
-start_daemons() {
-  ( SLURM_CONF="$cluster/slurm.conf" without_inherited_fds unshare --uts -- \
-      sh -c "hostname $controller && exec /usr/sbin/slurmctld -i" ) >>"$cluster/log/slurmctld.stdout" 2>&1 || return 1
-  for n in "${nodes[@]}"; do
-    ( SLURM_CONF="$cluster/slurm.$n.conf" without_inherited_fds nsenter --net="/run/netns/ns$n" -- unshare --uts -- \
-        sh -c "hostname $n && exec /usr/sbin/slurmd -N $n" ) >>"$cluster/log/slurmd_$n.stdout" 2>&1 || return 1
-  done
+start_slurmd() {
+  ( SLURM_CONF="$cluster/slurm.$1.conf" without_inherited_fds nsenter --net="/run/netns/ns$1" -- unshare --uts -- \
+      sh -c "hostname $1 && exec /usr/sbin/slurmd -N $1" ) >>"$cluster/log/slurmd_$1.stdout" 2>&1
+}
+
+# Until every node named is up (idle, mixed or allocated), resuming those Slurm has set down.
+wait_up() {
   export SLURM_CONF="$cluster/slurm.conf"
   for _ in $(seq 150); do
     local up=0
-    for n in "${nodes[@]}"; do
+    for n in "$@"; do
       case "$(sinfo -h -n "$n" -o %T 2>/dev/null)" in
         idle*|mixed*|allocated*) up=$((up + 1)) ;;
         down*|drain*) scontrol update nodename="$n" state=resume >/dev/null 2>&1 ;;
       esac
     done
-    [ "$up" = 2 ] && return 0
+    [ "$up" = $# ] && return 0
     sleep 0.2
   done
   tail -n 20 "$cluster"/log/*.log >&2
   return 1
+}
+
+start_daemons() {
+  ( SLURM_CONF="$cluster/slurm.conf" without_inherited_fds unshare --uts -- \
+      sh -c "hostname $controller && exec /usr/sbin/slurmctld -i" ) >>"$cluster/log/slurmctld.stdout" 2>&1 || return 1
+  for n in "${nodes[@]}"; do start_slurmd "$n" || return 1; done
+  wait_up "${nodes[@]}"
 }
 
 case "$action" in
@@ -157,5 +175,22 @@ setup)
 cleanup)
   teardown
   ;;
-*) echo "usage: $0 setup|cleanup WORKDIR BUILD_DIR" >&2; exit 2 ;;
+restart-node)
+  n=${4:?node}
+  kill_node "$n"
+  rm -f "$cluster/slurmd_$n.pid"
+  start_slurmd "$n" || { echo "two-node fixture: slurmd of $n did not start" >&2; exit 1; }
+  # Idle and answering (no '*'): the new slurmd has registered, and the killed job's steps there are done.
+  export SLURM_CONF="$cluster/slurm.conf"
+  for _ in $(seq 150); do
+    case "$(sinfo -h -n "$n" -o %T 2>/dev/null)" in
+      idle) exit 0 ;;
+      down*|drain*) scontrol update nodename="$n" state=resume >/dev/null 2>&1 ;;
+    esac
+    sleep 0.2
+  done
+  echo "two-node fixture: $n did not come back ($(sinfo -h -n "$n" -o %T 2>/dev/null))" >&2
+  exit 1
+  ;;
+*) echo "usage: $0 setup|cleanup|restart-node WORKDIR BUILD_DIR [NODE]" >&2; exit 2 ;;
 esac
