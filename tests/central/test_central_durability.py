@@ -1,8 +1,10 @@
 """An acknowledged batch survives bcd's death and a power cut.
 
-1. strace: for every ingest answered 200 that applied batches, LMDB synced the data (fdatasync or fsync of
-   data.mdb) and wrote the meta page through a synchronous descriptor (O_DSYNC) or synced it, after the
-   previous such answer and before this one. That is what a power cut needs; a real one cannot be made here.
+1. strace: for every ingest answered 200 that applied batches, LMDB wrote a meta page through a synchronous
+   descriptor (O_DSYNC) or synced it, after the previous such answer, and every page written to data.mdb was
+   synced (fdatasync or fsync) before the answer began to go out. That is what a power cut needs; a real one
+   cannot be made here. A call that another thread's call interrupts in strace's output counts with the
+   arguments of its start.
 2. SIGKILL in a loop: four pushers send 9,000 batches while bcd is killed and restarted every 0.1 to 0.3 s.
    Every pusher resends until it gets 200. At the end the central store holds exactly the points of the node
    stores (nothing acknowledged lost, nothing doubled) and bcadm db check finds no problem."""
@@ -98,16 +100,31 @@ try:
         os.kill(int(pid), signal.SIGTERM)
     bcd.wait(timeout=30)
     data_fds, sync_fds = set(), set()
-    synced_data = synced_meta = False
+    dirty = committed = False
     answered = unsynced = 0
+    sends = ("sendto", "sendmsg", "writev", "write", "send")
+    started = {}  # pid -> a call's start, printed on its own line when another thread's call came between
     for line in open(trace):
-        line = re.sub(r"^\d+\s+", "", line)
-        if "unfinished" in line:
-            continue  # counted on its "resumed" line, when the call completed
-        m = re.match(r'(?:<\.\.\. )?(\w+)(?: resumed>|\()(.*)= (-?\d+)', line)
+        m = re.match(r"(\d+)\s+(.*)", line)
         if not m:
             continue
-        call, args, result = m.group(1), m.group(2), int(m.group(3))
+        pid, line = m.groups()
+        if line.endswith("<unfinished ...>"):
+            line = started[pid] = line[:-len("<unfinished ...>")]
+            if not line.startswith(sends):
+                continue  # a sync or a write to the store counts when it completed: on its "resumed" line
+            # an answer counts from when it began to go out
+        elif line.startswith("<... "):
+            call_start = started.pop(pid, "")
+            if call_start.startswith(sends):
+                continue  # counted at its start
+            line = call_start + re.sub(r"^<\.\.\. \w+ resumed>", "", line)
+        m = re.match(r"(\w+)\((.*)", line)
+        if not m:
+            continue
+        call, args = m.groups()
+        ended = re.search(r"= (-?\d+)(?: [A-Z]\w* .*)?$", args)  # a call's start has no result yet
+        result = int(ended.group(1)) if ended else 0
         if call == "openat" and "data.mdb" in args and result >= 0:
             data_fds.add(result)
             if "O_DSYNC" in args or "O_SYNC" in args:
@@ -116,17 +133,18 @@ try:
         fd = re.match(r"\s*(\d+)", args)
         fd = int(fd.group(1)) if fd else -1
         if call in ("fdatasync", "fsync") and fd in data_fds:
-            synced_data = True
-            synced_meta = True  # a sync after the meta write covers it too
-        elif call in ("pwrite64", "pwritev") and fd in data_fds:
-            # The meta page is written last in a commit: only a write through a synchronous descriptor, or a
-            # sync after it, makes it durable.
-            synced_meta = fd in sync_fds
-        elif call in ("sendto", "sendmsg", "writev", "write", "send") and "HTTP/1.1 200" in args:
+            committed = committed or dirty  # a meta page written without O_DSYNC is on disk now
+            dirty = False
+        elif call in ("pwrite64", "pwritev", "writev", "write") and fd in data_fds:
+            if fd in sync_fds:
+                committed = True  # the meta page, on disk when the write returns
+            else:
+                dirty = True  # data pages, or a meta page that a sync must follow
+        elif call in sends and "HTTP/1.1 200" in args:
             answered += 1
-            if not (synced_data and synced_meta):
+            if dirty or not committed:
                 unsynced += 1
-            synced_data = synced_meta = False
+            committed = False
     assert answered == len(bodies), (answered, len(bodies), open(trace).read()[-3000:])
     assert unsynced == 0, f"{unsynced} of {answered} answers 200 were sent before data and meta were synced"
     print(f"ok strace: each of {answered} answers 200 came after an fdatasync of data.mdb and a synchronous "
