@@ -14,7 +14,8 @@ constexpr uint64_t kJobFormatV4 = 4;      // + late tasks (a lost-events cause)
 constexpr uint64_t kJobFormat = 5;        // + the job's node list
 constexpr uint64_t kProcessFormatV1 = 1;  // schema 1
 constexpr uint64_t kProcessFormatV2 = 2;  // + flags (bit 0: the counters are the series' last point)
-constexpr uint64_t kProcessFormat = 3;    // + exit status and event flags
+constexpr uint64_t kProcessFormatV3 = 3;  // + exit status and event flags
+constexpr uint64_t kProcessFormat = 4;    // + the most threads and the Slurm task
 constexpr uint64_t kFileFormat = 1;
 constexpr uint64_t kConnectionFormat = 1;
 // A job record written before events existed: nothing says they ran.
@@ -42,6 +43,18 @@ ExitStatus read_exit_status(Decoder& d, const char* what) {
   const uint64_t signal = d.u64();
   if (code < -1 || code > 255 || signal > 127) throw StoreError(std::string("corrupt ") + what + ": exit status");
   return {events, static_cast<int>(code), static_cast<int>(signal)};
+}
+// The task is stored plus one, so that "none" is the one-byte 0.
+uint64_t task_code(uint32_t task) { return task == kTaskUnknown ? 0 : uint64_t{task} + 1; }
+struct ThreadsAndTask {
+  uint32_t max_threads = 0;
+  uint32_t task = kTaskUnknown;
+};
+ThreadsAndTask read_threads_and_task(Decoder& d, const char* what) {
+  const uint64_t threads = d.u64();
+  const uint64_t task = d.u64();
+  if (threads > UINT32_MAX || task > UINT32_MAX) throw StoreError(std::string("corrupt ") + what + ": threads or task");
+  return {static_cast<uint32_t>(threads), task == 0 ? kTaskUnknown : static_cast<uint32_t>(task - 1)};
 }
 void set_exit_status(ProcessRecord& p, const ExitStatus& s) {
   p.exited = s.events & 1U;
@@ -178,13 +191,15 @@ std::string encode_process(const ProcessRecord& p, bool counters_in_series) {
   e.u64((p.exited ? 1U : 0U) | (p.core_dumped ? 2U : 0U) | (p.argv_truncated ? 4U : 0U) | (p.exact ? 8U : 0U));
   e.i64(p.exit_code);
   e.u64(static_cast<uint64_t>(p.exit_signal < 0 ? 0 : p.exit_signal));
+  e.u64(p.max_threads);
+  e.u64(task_code(p.task));
   return e.bytes();
 }
 
 ProcessRecord decode_process(std::string_view value, bool* counters_in_series) {
   Decoder d(value);
   const uint64_t format = d.u64();
-  if (format != kProcessFormat && format != kProcessFormatV2 && format != kProcessFormatV1)
+  if (format < kProcessFormatV1 || format > kProcessFormat)
     throw StoreError("unknown process record format " + std::to_string(format));
   ProcessRecord p;
   p.job_id = d.u64();
@@ -213,7 +228,12 @@ ProcessRecord decode_process(std::string_view value, bool* counters_in_series) {
     if (flags > 1) throw StoreError("corrupt process record: flags");
     in_series = flags & 1U;
   }
-  if (format >= kProcessFormat) set_exit_status(p, read_exit_status(d, "process record"));
+  if (format >= kProcessFormatV3) set_exit_status(p, read_exit_status(d, "process record"));
+  if (format >= kProcessFormat) {
+    const ThreadsAndTask t = read_threads_and_task(d, "process record");
+    p.max_threads = t.max_threads;
+    p.task = t.task;
+  }
   if (counters_in_series) *counters_in_series = in_series;
   return p;
 }
@@ -235,6 +255,8 @@ void append_process_identity(std::string& out, const ProcessRecord& p) {
                 (p.exited ? 1U : 0U) | (p.core_dumped ? 2U : 0U) | (p.argv_truncated ? 4U : 0U) | (p.exact ? 8U : 0U));
   append_varint(out, zigzag(p.exit_code));
   append_varint(out, static_cast<uint64_t>(p.exit_signal < 0 ? 0 : p.exit_signal));
+  append_varint(out, p.max_threads);
+  append_varint(out, task_code(p.task));
 }
 
 namespace {
@@ -265,8 +287,14 @@ void read_process_identity(std::string_view bytes, ProcessRecord* p) {
     if (p) p->argv.emplace_back(arg);
   }
   const ExitStatus status = read_exit_status(d, "process identity");
+  ThreadsAndTask threads_and_task;
+  if (!d.done()) threads_and_task = read_threads_and_task(d, "process identity");  // older nodes send none
   if (!d.done()) throw StoreError("corrupt process identity: trailing bytes");
-  if (p) set_exit_status(*p, status);
+  if (p) {
+    set_exit_status(*p, status);
+    p->max_threads = threads_and_task.max_threads;
+    p->task = threads_and_task.task;
+  }
 }
 
 }  // namespace

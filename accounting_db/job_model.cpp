@@ -345,6 +345,9 @@ cJSON* process_object(const ProcessRecord& p) {
   add(j, "max_rss_bytes", number(p.max_rss));
   add(j, "read_bytes", number(p.read_bytes));
   add(j, "write_bytes", number(p.write_bytes));
+  add(j, "max_threads", number(uint64_t{p.max_threads}));
+  // The Slurm task (rank) it is or descends from: null outside a task, or when not known.
+  add(j, "task", p.task == store::kTaskUnknown ? cJSON_CreateNull() : number(uint64_t{p.task}));
   // Exit status from the eBPF exit event: null when it was not seen (sampling only, or still running).
   add(j, "exit_code", p.exited ? cJSON_CreateNumber(p.exit_code) : cJSON_CreateNull());
   add(j, "exit_signal", p.exited ? cJSON_CreateNumber(p.exit_signal) : cJSON_CreateNull());

@@ -28,6 +28,7 @@ using slurm::kStepBatch;
 using slurm::kStepExtern;
 using slurm::kStepInteractive;
 using slurm::kStepUnknown;
+inline constexpr uint32_t kTaskUnknown = UINT32_MAX;  // not a Slurm task's, or its task is not known
 using slurm::step_name;
 
 // 1: one key per sample (the walking skeleton). 2: chunked seconds, rollups, retention. 3: files and
@@ -139,6 +140,8 @@ struct ProcessRecord {
   uint64_t rss = 0;
   uint64_t read_bytes = 0;
   uint64_t write_bytes = 0;
+  uint32_t max_threads = 0;     // the most threads seen at once (0: never sampled alive)
+  uint32_t task = kTaskUnknown;  // the Slurm task (global rank, SLURM_PROCID) it is or descends from
   // From eBPF events (all false/0 for a process only /proc sampling saw).
   bool exited = false;  // its exit was seen: exit_code/exit_signal/core_dumped are set
   int exit_code = 0;    // 0..255, or -1 when killed by a signal
@@ -225,7 +228,7 @@ struct ProcessUpdate {
   ProcessRecord record;          // record.series_id is filled in by write_batch
   std::optional<Sample> sample;  // series_id is ignored: the process's series is used
   // Set only by wire::decode_batch with Identity::Deferred (bcd): the record's identity (ppid, step,
-  // start_ms, max_rss, command, exe, argv and the exit fields) still encoded, pointing into the decoded
+  // start_ms, max_rss, command, exe, argv, the exit fields, max_threads and task) still encoded, pointing into the decoded
   // bytes, which must outlive the write. Those record fields are unset; the writer decodes them only when it
   // must write the record (a new or changed identity, which in a running job is rare, or an ended process).
   std::string_view encoded_identity{};

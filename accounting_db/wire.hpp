@@ -17,8 +17,9 @@ namespace bc::wire {
 
 // 1: job, job sample, processes. 2: files and connections (eBPF events) follow the processes.
 // 3: a process travels as its numbers and its identity, still encoded (codec::append_process_identity),
-//    and a sample that repeats its record's counters sends only its time. Version 2 is still read: an
-//    upgraded node's outbox may hold batches spooled before.
+//    and a sample that repeats its record's counters sends only its time. The identity's last two fields
+//    (most threads, Slurm task) may be missing: a node built before them sends neither. Version 2 is still
+//    read: an upgraded node's outbox may hold batches spooled before.
 inline constexpr uint32_t kBatchVersion = 3;
 inline constexpr char kBundleMagic[4] = {'B', 'C', 'W', '1'};
 

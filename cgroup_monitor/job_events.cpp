@@ -166,11 +166,13 @@ void JobEvents::absorb(const events::Drained& d, const ProcessTable& table) {
     p.forked = true;
     p.fork_ns = f.time_ns;
     p.ppid = f.parent;
+    p.task = table.task_of(f.parent);
     if (auto parent = table.identity(f.parent)) {
       p.step = parent->step;
       p.parent_command = parent->command;
     } else if (auto it = pending_.find(f.parent); it != pending_.end()) {
       p.step = it->second.step;
+      if (p.task == store::kTaskUnknown) p.task = it->second.task;
       p.parent_command = it->second.execed ? comm_of(it->second.filename) : it->second.parent_command;
     }
     start_ticks_of(f.child, &p, table);
@@ -216,6 +218,7 @@ store::ProcessRecord JobEvents::event_record(uint32_t pid, const Pending& p) con
   r.pid = pid;
   r.ppid = p.ppid;
   r.step = p.step;
+  r.task = p.task;
   r.start_ticks = p.start_ticks;
   r.start_ms = ms_of(p.forked ? p.fork_ns : p.exec_ns);
   r.end_ms = ms_of(p.exit_ns);
@@ -409,6 +412,8 @@ void JobEvents::apply_in_birth_order(ProcessTable& table, store::Batch& batch,
     } else if (p.forked || p.execed) {
       store::ProcessUpdate u;
       u.record = event_record(pid, p);
+      // A task that ended before any sample: its rank came from its slurmstepd, not from a parent.
+      if (u.record.task == store::kTaskUnknown) u.record.task = table.task_of(pid);
       unwritten_.push_back(std::move(u));
       table.leave_to_events(pid, p.start_ticks);  // its parent was credited above
     }

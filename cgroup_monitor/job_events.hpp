@@ -109,6 +109,7 @@ class JobEvents {
     // table: taken out of its own figures, or handed to the table when it gets there.
     uint64_t children_cpu = 0, children_read = 0, children_write = 0;
     uint32_t step = store::kStepUnknown;
+    uint32_t task = store::kTaskUnknown;  // the parent's Slurm task, as the table had it at the fork
     std::string parent_command;    // comm before an exec: the parent's
     int ticks_since_exit = 0;      // kept a few ticks after its exit for late file and connect aggregates
     int ticks_gone = 0;            // ticks it has been gone without an exit event

@@ -34,6 +34,7 @@
 #include "common/fd.hpp"
 
 namespace bc::monitor {
+static_assert(FinalRecord::kNoTask == store::kTaskUnknown, "a task's rank passes from the plugin to records as is");
 namespace {
 
 // One line per call, written at once: the events' loader thread logs too.
@@ -349,7 +350,9 @@ int run_monitor(const MonitorOptions& opt) {
       if (f.kind == FinalRecord::kTask) {
         table.apply_task_end({f.pid, f.parent, f.step, f.start_ticks, f.end_ms,
                               std::string(f.command, strnlen(f.command, sizeof f.command)),
-                              Counters{f.cpu_ns, f.read_bytes, f.write_bytes}});
+                              Counters{f.cpu_ns, f.read_bytes, f.write_bytes}, f.task_global});
+      } else if (f.kind == FinalRecord::kTaskStarted && f.task_global != FinalRecord::kNoTask) {
+        table.apply_task_start(f.pid, f.start_ticks, f.task_global);
       } else if (f.kind == FinalRecord::kJobCgroupCpu && f.start_ticks == cgroup_cpu_inode) {
         cgroup_counters.fold_cpu(f.cpu_ns, job);  // the cgroup this monitor reads, not one removed before it
       }

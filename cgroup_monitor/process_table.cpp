@@ -78,6 +78,10 @@ ProcessTable::State ProcessTable::refresh(Tracked& t) {
   if (rss != r.rss) t.changed = true;
   r.rss = rss;
   r.max_rss = std::max(hwm, rss);
+  if (!zombie && st->num_threads > r.max_threads) {
+    r.max_threads = static_cast<uint32_t>(std::min<uint64_t>(st->num_threads, UINT32_MAX));
+    t.changed = true;
+  }
   return zombie ? State::Zombie : State::Alive;
 }
 
@@ -162,6 +166,9 @@ void ProcessTable::track(const MemberPid& member, int64_t now_ms) {
   r.start_ms = boot_epoch_ms_ + static_cast<int64_t>(st->start_ticks * 1000 / ticks_per_second_);
   if (r.start_ms > now_ms) r.start_ms = now_ms;
   r.command = st->comm;
+  if (auto started = task_starts_.find(member.pid);
+      started != task_starts_.end() && started->second.start_ticks == st->start_ticks)
+    r.task = started->second.task;
   read_identity(t);
   State state = refresh(t);
   if (state == State::Gone) {
@@ -212,6 +219,7 @@ ProcessTotals ProcessTable::sample(const std::vector<MemberPid>& members, int64_
     const bool listed = std::any_of(members.begin(), members.end(), [&](const MemberPid& m) { return m.pid == pid; });
     it = listed ? std::next(it) : event_owned_.erase(it);
   }
+  inherit_tasks();
   ProcessTotals totals;
   totals.cpu_ns = forgotten_.cpu_ns;
   totals.read_bytes = forgotten_.read_bytes;
@@ -371,6 +379,7 @@ void ProcessTable::apply_task_end(const TaskEnd& end) {
   r.start_ms = boot_epoch_ms_ + static_cast<int64_t>(end.start_ticks * 1000 / ticks_per_second_);
   r.end_ms = std::max(end.end_ms, r.start_ms);
   r.command = end.command;
+  r.task = end.task;
   t.ended = t.gone = t.task = t.final_taken = true;
   accounting_.observe(end.pid, Counters{}, end.inclusive);
   accounting_.set_reaper(end.pid, end.parent);
@@ -378,6 +387,43 @@ void ProcessTable::apply_task_end(const TaskEnd& end) {
   update_record(t);
   t.changed = true;
   tracked_[end.pid] = std::move(t);
+}
+
+void ProcessTable::apply_task_start(uint32_t pid, uint64_t start_ticks, uint32_t task) {
+  // Kept for the whole job: a task's pid is looked up when it is first tracked, and when its descendants
+  // are; a job has few tasks per node.
+  task_starts_[pid] = TaskStart{start_ticks, task};
+  auto it = tracked_.find(pid);
+  if (it == tracked_.end() || it->second.record.start_ticks != start_ticks || it->second.record.task == task) return;
+  it->second.record.task = task;
+  it->second.changed = true;
+}
+
+void ProcessTable::inherit_tasks() {
+  if (task_starts_.empty()) return;  // not a job whose tasks were named: nothing to inherit
+  for (auto& [pid, t] : tracked_) {
+    if (t.record.task != store::kTaskUnknown) continue;
+    // Up the parents at birth to the nearest one with a task. A chain that leaves the table (to slurmstepd,
+    // or to a parent already forgotten) gives none. Bounded: a parent loop of reused pids must not spin.
+    uint32_t parent = t.record.ppid;
+    for (int depth = 0; depth < 64 && parent != 0 && parent != pid; ++depth) {
+      auto up = tracked_.find(parent);
+      if (up == tracked_.end()) break;
+      if (up->second.record.task != store::kTaskUnknown) {
+        t.record.task = up->second.record.task;
+        t.changed = true;
+        break;
+      }
+      parent = up->second.record.ppid;
+    }
+  }
+}
+
+uint32_t ProcessTable::task_of(uint32_t pid) const {
+  if (auto it = tracked_.find(pid); it != tracked_.end() && it->second.record.task != store::kTaskUnknown)
+    return it->second.record.task;
+  auto started = task_starts_.find(pid);
+  return started != task_starts_.end() ? started->second.task : store::kTaskUnknown;
 }
 
 void ProcessTable::credit_child(uint32_t parent, uint64_t cpu_ns, uint64_t read_bytes, uint64_t write_bytes) {

@@ -88,8 +88,16 @@ class ProcessTable {
     int64_t end_ms = 0;
     std::string command;
     Counters inclusive;
+    uint32_t task = store::kTaskUnknown;
   };
   void apply_task_end(const TaskEnd& end);
+  // A task's Slurm rank, from the slurmstepd that forked it (cgroup_monitor/task_finals.hpp): set on the
+  // task, now or when it is first tracked, and inherited by the processes it starts (at each sample, by
+  // their parents at birth), so that a rank's helpers belong to the rank.
+  void apply_task_start(uint32_t pid, uint64_t start_ticks, uint32_t task);
+  // The task of a tracked process or of a task the table was told of (kTaskUnknown if neither): for a
+  // process that only events saw, born of it.
+  uint32_t task_of(uint32_t pid) const;
   static constexpr int kTicksToAwaitFinal = 3;
   // Processes whose reaped children have not sent their exit events yet: commit() does not forget them even
   // when gone, so that those children's credit, when it comes, still reaches their records (which are then
@@ -119,6 +127,7 @@ class ProcessTable {
   std::optional<IoBytes> own_io(Tracked& t, uint64_t num_threads);
   void update_record(Tracked& t);
   void track(const MemberPid& member, int64_t now_ms);
+  void inherit_tasks();
 
   std::string proc_root_;
   uint64_t ns_per_tick_;
@@ -131,6 +140,11 @@ class ProcessTable {
   std::map<uint32_t, uint64_t> event_owned_;  // pid -> start_ticks, see leave_to_events
   std::set<uint32_t> held_;                   // see keep_until_credited
   std::set<uint32_t> slurmstepds_;            // pids of the job's slurmstepd processes, seen as members
+  struct TaskStart {
+    uint64_t start_ticks = 0;
+    uint32_t task = store::kTaskUnknown;
+  };
+  std::map<uint32_t, TaskStart> task_starts_;  // by pid, see apply_task_start
 };
 
 }  // namespace bc::monitor

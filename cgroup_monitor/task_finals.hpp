@@ -5,7 +5,10 @@
 // each task's and each step's end; the job's monitor takes the new records at each tick, before it
 // samples (cgroup_monitor/reap_accounting.hpp).
 //
-// The file, task_finals_path(): fixed records of 72 bytes in host order, appended with O_APPEND (atomic
+// The plugin also appends a record per task from slurm_spank_task_post_fork: its Slurm rank, which the
+// monitor sets on the task and its descendants.
+//
+// The file, task_finals_path(): fixed records of 80 bytes in host order, appended with O_APPEND (atomic
 // for one record, so several steps' slurmstepds may append), mode 0600 in the monitor's run dir. The plugin
 // makes it empty before it starts a monitor (a task may end before the monitor is up), the monitor removes
 // it when it ends, and otherwise the plugin only appends to it: no record outlives its monitor.
@@ -23,6 +26,7 @@ struct FinalRecord {
   enum Kind : uint32_t {
     kTask = 0,          // a task's whole tree to its end, and who it was
     kJobCgroupCpu = 1,  // the job cgroup's CPU counter: cpu_ns, and its directory's inode in start_ticks
+    kTaskStarted = 2,   // a task just forked: pid, start_ticks, step, parent and its ranks; no figures yet
   };
   uint32_t pid = 0;
   uint32_t kind = kTask;
@@ -36,11 +40,16 @@ struct FinalRecord {
   // The program the step runs (the basename of its argv[0], as comm would show it, NUL-padded): a task that
   // ended before any sample saw it still gets a record with a name.
   char command[16] = {};
+  uint32_t task_global = kNoTask;  // Slurm's task id in the step (SLURM_PROCID), for kTask and kTaskStarted
+  uint32_t task_local = kNoTask;   // and on this node (SLURM_LOCALID)
+  static constexpr uint32_t kNoTask = UINT32_MAX;
 };
-static_assert(sizeof(FinalRecord) == 72);
+static_assert(sizeof(FinalRecord) == 80);
 
+// The name says the record size: a monitor and a plugin of different builds (a node upgraded while a job
+// runs) use different files, and lose the final figures rather than misread them.
 inline std::string task_finals_path(const std::string& run_dir, uint64_t job_id) {
-  return run_dir + "/job_" + std::to_string(job_id) + ".finals";
+  return run_dir + "/job_" + std::to_string(job_id) + ".finals80";
 }
 
 // Makes the file empty for a monitor about to start; false on failure (then no final figures pass).

@@ -384,6 +384,10 @@ JobData job_data_from_json(std::string_view json) {
     r.max_rss = count_of(p, "max_rss_bytes");
     r.read_bytes = count_of(p, "read_bytes");
     r.write_bytes = count_of(p, "write_bytes");
+    // Both absent from an older bcd's answer.
+    if (member(p, "max_threads")) r.max_threads = u32_of(p, "max_threads");
+    if (const cJSON* task = member(p, "task"); cJSON_IsNumber(task))
+      r.task = static_cast<uint32_t>(within(number_of(p, "task", false), 0, UINT32_MAX - 1, "task"));
     if (const cJSON* code = member(p, "exit_code"); cJSON_IsNumber(code)) {
       r.exited = true;
       r.exit_code = code->valueint;

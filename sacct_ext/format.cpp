@@ -131,6 +131,12 @@ const FieldDef kFields[] = {
      [](const JobView&, const ProcessRecord* p, int64_t) { return std::to_string(p->pid); }},
     {"PPID", true, 8, false, "parent process id",
      [](const JobView&, const ProcessRecord* p, int64_t) { return std::to_string(p->ppid); }},
+    {"Task", true, 6, false, "the Slurm task (rank, SLURM_PROCID) the process is or descends from; empty if none",
+     [](const JobView&, const ProcessRecord* p, int64_t) {
+       return p->task == store::kTaskUnknown ? std::string() : std::to_string(p->task);
+     }},
+    {"MaxThreads", true, 10, false, "the most threads the process ran at once; 0 when never sampled",
+     [](const JobView&, const ProcessRecord* p, int64_t) { return std::to_string(p->max_threads); }},
     {"ExitCode", true, 8, false, "the process's exit as code:signal, like sacct; empty when not seen",
      [](const JobView&, const ProcessRecord* p, int64_t) { return report::exit_text(*p); }},
     {"Command", true, 16, true, "the kernel's command name (comm)",

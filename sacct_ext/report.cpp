@@ -107,6 +107,17 @@ struct Column {
   bool right;
 };
 
+// A step that ran more than one task (an srun -n4, an MPI job) gets a Task column in the process table.
+bool has_multi_task_step(const std::vector<ProcessRecord>& processes) {
+  std::map<uint32_t, uint32_t> first_task;  // step -> a task seen in it, on any node
+  for (const ProcessRecord& p : processes) {
+    if (p.task == store::kTaskUnknown) continue;
+    auto [it, added] = first_task.try_emplace(p.step, p.task);
+    if (!added && it->second != p.task) return true;
+  }
+  return false;
+}
+
 std::string render_table(const std::vector<Column>& columns, const std::vector<std::vector<std::string>>& rows) {
   std::vector<size_t> widths;
   for (const Column& c : columns) widths.push_back(display_width(c.title));
@@ -216,26 +227,25 @@ std::string format_table(const JobData& job, int64_t now_ms) {
   out += "\n";
 
   if (job.processes.empty()) return out + "No processes recorded.\n";
+  const bool tasks = has_multi_task_step(job.processes);
   std::vector<std::vector<std::string>> rows;
   for (const ProcessRecord& p : sorted_processes(job.processes)) {
-    rows.push_back({std::to_string(p.pid), std::to_string(p.ppid), printable(p.node), store::step_name(p.step),
-                    printable(p.command), local_time(p.start_ms), p.end_ms ? local_time(p.end_ms) : "Running",
-                    fixed(static_cast<double>(p.cpu_ns) / 1e9, 2), format_size(p.max_rss), format_size(p.read_bytes),
-                    format_size(p.write_bytes), exit_text(p)});
+    std::vector<std::string> row{std::to_string(p.pid), std::to_string(p.ppid), printable(p.node),
+                                 store::step_name(p.step)};
+    if (tasks) row.push_back(p.task == store::kTaskUnknown ? "" : std::to_string(p.task));
+    for (const std::string& value :
+         {printable(p.command), local_time(p.start_ms), p.end_ms ? local_time(p.end_ms) : "Running",
+          fixed(static_cast<double>(p.cpu_ns) / 1e9, 2), std::to_string(p.max_threads), format_size(p.max_rss),
+          format_size(p.read_bytes), format_size(p.write_bytes), exit_text(p)})
+      row.push_back(value);
+    rows.push_back(std::move(row));
   }
-  return out + render_table({{"PID", true},
-                             {"PPID", true},
-                             {"Node", false},
-                             {"Step", false},
-                             {"Command", false},
-                             {"Start", false},
-                             {"End", false},
-                             {"CPU(s)", true},
-                             {"MaxRSS", true},
-                             {"Read", true},
-                             {"Write", true},
-                             {"ExitCode", true}},
-                            rows);
+  std::vector<Column> columns{{"PID", true}, {"PPID", true}, {"Node", false}, {"Step", false}};
+  if (tasks) columns.push_back({"Task", true});
+  for (Column c : {Column{"Command", false}, {"Start", false}, {"End", false}, {"CPU(s)", true},
+                        {"Threads", true}, {"MaxRSS", true}, {"Read", true}, {"Write", true}, {"ExitCode", true}})
+    columns.push_back(c);
+  return out + render_table(columns, rows);
 }
 
 // ---------------------------------------------------------------------------------------------

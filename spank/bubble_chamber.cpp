@@ -177,8 +177,27 @@ void remote_task_start(spank_t sp) {
   }
 }
 
-// In slurmstepd, after each task's fork: its start (so its final figures name it beyond doubt) and, before
-// the first task can end, what slurmstepd's reaped children had used so far.
+// Who the task was, for a task that ends before any sample sees it: the step, its ranks and the program it
+// runs.
+void describe_task(spank_t sp, bc::monitor::FinalRecord& record) {
+  uint32_t step = 0;
+  if (spank_get_item(sp, S_JOB_STEPID, &step) == ESPANK_SUCCESS) record.step = step;
+  uint32_t global_id = 0;
+  if (spank_get_item(sp, S_TASK_GLOBAL_ID, &global_id) == ESPANK_SUCCESS) record.task_global = global_id;
+  int local_id = -1;
+  if (spank_get_item(sp, S_TASK_ID, &local_id) == ESPANK_SUCCESS && local_id >= 0)
+    record.task_local = static_cast<uint32_t>(local_id);
+  int argc = 0;
+  char** argv = nullptr;
+  if (spank_get_item(sp, S_JOB_ARGV, &argc, &argv) == ESPANK_SUCCESS && argc > 0 && argv && argv[0]) {
+    const std::string_view program(argv[0]);
+    const std::string_view name = program.substr(program.rfind('/') + 1);
+    std::memcpy(record.command, name.data(), std::min(name.size(), sizeof record.command - 1));
+  }
+}
+
+// In slurmstepd, after each task's fork: its start (so its final figures name it beyond doubt), before the
+// first task can end what slurmstepd's reaped children had used so far, and its rank, passed on at once.
 std::map<pid_t, uint64_t> g_task_start_ticks;
 std::optional<bc::monitor::ReapedTotals> g_reaped_before;
 
@@ -188,21 +207,21 @@ void remote_task_forked(spank_t sp) {
   if (spank_get_item(sp, S_TASK_PID, &pid) != ESPANK_SUCCESS || pid <= 0) return;
   if (!g_reaped_before) g_reaped_before = bc::monitor::reaped_children_totals();
   const auto text = bc::read_file("/proc/" + std::to_string(pid) + "/stat");
-  if (auto stat = text ? bc::monitor::parse_proc_stat(*text) : std::nullopt)
-    g_task_start_ticks[pid] = stat->start_ticks;
-}
-
-// Who the task was, for a task that ends before any sample sees it: the step and the program it runs.
-void describe_task(spank_t sp, bc::monitor::FinalRecord& record) {
-  uint32_t step = 0;
-  if (spank_get_item(sp, S_JOB_STEPID, &step) == ESPANK_SUCCESS) record.step = step;
-  int argc = 0;
-  char** argv = nullptr;
-  if (spank_get_item(sp, S_JOB_ARGV, &argc, &argv) == ESPANK_SUCCESS && argc > 0 && argv && argv[0]) {
-    const std::string_view program(argv[0]);
-    const std::string_view name = program.substr(program.rfind('/') + 1);
-    std::memcpy(record.command, name.data(), std::min(name.size(), sizeof record.command - 1));
-  }
+  const auto stat = text ? bc::monitor::parse_proc_stat(*text) : std::nullopt;
+  if (!stat) return;
+  g_task_start_ticks[pid] = stat->start_ticks;
+  // Its rank, for the monitor to set on it and what it starts.
+  uint32_t job_id = 0;
+  uid_t uid = 0;
+  if (!job_identity(sp, job_id, uid)) return;
+  bc::monitor::FinalRecord record;
+  record.kind = bc::monitor::FinalRecord::kTaskStarted;
+  record.pid = static_cast<uint32_t>(pid);
+  record.start_ticks = stat->start_ticks;
+  record.parent = static_cast<uint32_t>(::getpid());
+  describe_task(sp, record);
+  if (record.task_global != bc::monitor::FinalRecord::kNoTask)
+    bc::monitor::append_final(bc::monitor::task_finals_path(g_config.run_dir, job_id), record);
 }
 
 // The job cgroup's CPU counter, now: Slurm may remove the cgroup before the monitor's next read, and the

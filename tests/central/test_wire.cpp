@@ -225,19 +225,38 @@ TEST(Wire, DeferredIdentityDecodesToTheSameRecord) {
 TEST(Wire, DeferredDecodingChecksTheIdentity) {
   Batch b = full_batch();
   b.processes.resize(1);
+  b.processes[0].record.max_threads = 3;
+  b.processes[0].record.task = 5;
   std::string identity;
   store::codec::append_process_identity(identity, b.processes[0].record);
-  identity.back() = 0x7f;  // exit signal 127 is the largest allowed: still valid
+  // It ends with the exit signal, the most threads and the task plus one: one byte each here.
+  ASSERT_EQ(identity.substr(identity.size() - 2), std::string("\x03\x06"));
+  const size_t signal_at = identity.size() - 3;
+  identity[signal_at] = 0x7f;  // exit signal 127 is the largest allowed: still valid
   b.processes[0].encoded_identity = identity;
   EXPECT_NO_THROW(wire::decode_batch(wire::encode_batch(b), wire::Identity::Deferred));
   std::string bad_signal = identity;
-  bad_signal.back() = static_cast<char>(0xc0);
-  bad_signal += '\x01';  // the varint 192: no such signal
+  bad_signal[signal_at] = static_cast<char>(0xc0);
+  bad_signal.insert(signal_at + 1, 1, '\x01');  // the varint 192: no such signal
   b.processes[0].encoded_identity = bad_signal;
   EXPECT_THROW(wire::decode_batch(wire::encode_batch(b), wire::Identity::Deferred), wire::WireError);
   std::string trailing = identity + '\0';
   b.processes[0].encoded_identity = trailing;
   EXPECT_THROW(wire::decode_batch(wire::encode_batch(b), wire::Identity::Deferred), wire::WireError);
+  std::string one_of_two = identity.substr(0, identity.size() - 1);  // threads without the task
+  b.processes[0].encoded_identity = one_of_two;
+  EXPECT_THROW(wire::decode_batch(wire::encode_batch(b), wire::Identity::Deferred), wire::WireError);
+  // A node built before threads and tasks sends neither: read as none.
+  const std::string older = identity.substr(0, identity.size() - 2);
+  b.processes[0].encoded_identity = older;
+  const Batch from_older = wire::decode_batch(wire::encode_batch(b), wire::Identity::Deferred);
+  store::ProcessRecord r;
+  store::codec::decode_process_identity(from_older.processes[0].encoded_identity, r);
+  EXPECT_EQ(r.max_threads, 0u);
+  EXPECT_EQ(r.task, store::kTaskUnknown);
+  store::codec::decode_process_identity(identity, r);
+  EXPECT_EQ(r.max_threads, 3u);
+  EXPECT_EQ(r.task, 5u);
   // After a batch whose identity was good, a changed identity is checked again.
   b.processes[0].encoded_identity = identity;
   const std::string good_bytes = wire::encode_batch(b);

@@ -10,7 +10,8 @@ if(NOT BC_SANITIZE)
            COMMAND ${CMAKE_CURRENT_LIST_DIR}/cluster_fixture.sh cleanup ${BC_IT_WORK} ${CMAKE_BINARY_DIR})
   set_tests_properties(slurm_cluster_setup PROPERTIES FIXTURES_SETUP slurm_cluster LABELS integration TIMEOUT 120)
   set_tests_properties(slurm_cluster_cleanup PROPERTIES FIXTURES_CLEANUP slurm_cluster LABELS integration)
-  foreach(name process_tree srun_steps salloc_steps never_fails_job user_option cpu_counted_once vs_sacct)
+  foreach(name process_tree srun_steps salloc_steps never_fails_job user_option cpu_counted_once vs_sacct
+               ranks_threads)
     add_test(NAME it_${name} COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/test_${name}.py)
     set_tests_properties(it_${name} PROPERTIES
       FIXTURES_REQUIRED slurm_cluster RESOURCE_LOCK slurm_cluster LABELS integration TIMEOUT 300

@@ -369,3 +369,114 @@ TEST(ProcessTable, ATasksEndFromItsReaperGivesItsLastInterval) {
   EXPECT_TRUE(fourth.processes.empty());
   EXPECT_EQ(totals.cpu_ns, cpu_ns + 40'000'000u);
 }
+
+// A child that runs `extra` threads besides its main one, all blocked until the pipe closes.
+TEST(ProcessTable, TheMostThreadsSeenAtOnceAreKept) {
+  int ready[2], hold[2];
+  ASSERT_EQ(pipe(ready), 0);
+  ASSERT_EQ(pipe(hold), 0);
+  constexpr int kExtra = 4;
+  pid_t child = fork();
+  if (child == 0) {
+    close(hold[1]);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kExtra; ++i)
+      threads.emplace_back([fd = hold[0]] {
+        char c;
+        while (read(fd, &c, 1) > 0) {
+        }
+      });
+    if (write(ready[1], "r", 1) != 1) _exit(4);
+    for (auto& t : threads) t.join();  // the pipe closed: the threads end, the main one lives on
+    if (write(ready[1], "e", 1) != 1) _exit(4);
+    pause();
+    _exit(0);
+  }
+  close(hold[0]);
+  char c;
+  ASSERT_EQ(read(ready[0], &c, 1), 1);
+  ProcessTable table;
+  const uint32_t pid = static_cast<uint32_t>(child);
+  store::Batch first;
+  table.sample({{pid, 0u}}, now_ms(), first);
+  ASSERT_TRUE(find(first, pid));
+  EXPECT_EQ(find(first, pid)->record.max_threads, 1u + kExtra);
+  table.commit(first);
+
+  close(hold[1]);
+  ASSERT_EQ(read(ready[0], &c, 1), 1);  // down to one thread
+  store::Batch second;
+  table.sample({{pid, 0u}}, now_ms(), second);
+  table.commit(second);
+  kill(child, SIGTERM);
+  ASSERT_EQ(waitpid(child, nullptr, 0), child);
+  store::Batch last;
+  table.sample({}, now_ms(), last);
+  const auto* u = find(last, pid);
+  ASSERT_TRUE(u);  // its end is written
+  EXPECT_GT(u->record.end_ms, 0);
+  EXPECT_EQ(u->record.max_threads, 1u + kExtra) << "the peak outlives the threads and the process";
+}
+
+// slurmstepd names each task's rank when it forks it; what the task starts belongs to the rank.
+TEST(ProcessTable, ATasksRankReachesTheProcessesItStarts) {
+  int ready[2];
+  ASSERT_EQ(pipe(ready), 0);
+  pid_t task = fork();
+  if (task == 0) {
+    pid_t helper = fork();
+    if (helper == 0) {
+      pid_t grandchild = fork();
+      if (grandchild == 0) pause();
+      if (write(ready[1], "r", 1) != 1) _exit(4);
+      pause();
+    }
+    pause();
+    _exit(0);
+  }
+  char c;
+  ASSERT_EQ(read(ready[0], &c, 1), 1);
+  auto children_of = [](pid_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
+    std::vector<uint32_t> out;
+    for (uint32_t p = 0; in >> p;) out.push_back(p);
+    return out;
+  };
+  const auto helpers = children_of(task);
+  ASSERT_EQ(helpers.size(), 1u);
+  const auto grandchildren = children_of(static_cast<pid_t>(helpers[0]));
+  ASSERT_EQ(grandchildren.size(), 1u);
+  const uint32_t task_pid = static_cast<uint32_t>(task);
+  // The descendants are listed before the task: the rank still reaches them in the same sample.
+  const std::vector<MemberPid> members{{grandchildren[0], 0u}, {helpers[0], 0u}, {task_pid, 0u}};
+
+  ProcessTable table;
+  const auto text = bc::read_file("/proc/" + std::to_string(task) + "/stat");
+  ASSERT_TRUE(text);
+  const uint64_t start_ticks = parse_proc_stat(*text)->start_ticks;
+  table.apply_task_start(task_pid, start_ticks + 1, 9);  // another process that had the pid: not this one
+  table.apply_task_start(task_pid, start_ticks, 3);      // before the table tracks it, as the plugin is quick
+  store::Batch first;
+  table.sample(members, now_ms(), first);
+  for (uint32_t pid : {task_pid, helpers[0], grandchildren[0]}) {
+    ASSERT_TRUE(find(first, pid)) << pid;
+    EXPECT_EQ(find(first, pid)->record.task, 3u) << pid;
+  }
+  EXPECT_EQ(table.task_of(grandchildren[0]), 3u);
+  table.commit(first);
+
+  // A process outside any task has none.
+  pid_t outsider = fork();
+  if (outsider == 0) {
+    pause();
+    _exit(0);
+  }
+  store::Batch second;
+  table.sample({{static_cast<uint32_t>(outsider), 0u}}, now_ms(), second);
+  ASSERT_TRUE(find(second, static_cast<uint32_t>(outsider)));
+  EXPECT_EQ(find(second, static_cast<uint32_t>(outsider))->record.task, store::kTaskUnknown);
+  for (pid_t p : {static_cast<pid_t>(grandchildren[0]), static_cast<pid_t>(helpers[0]), task, outsider})
+    kill(p, SIGKILL);
+  waitpid(task, nullptr, 0);
+  waitpid(outsider, nullptr, 0);
+}

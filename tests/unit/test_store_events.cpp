@@ -116,6 +116,33 @@ TEST(EventCodec, ProcessExitStatusAndJobLossRoundTrip) {
   EXPECT_EQ(k.lost, j.lost);
 }
 
+TEST(EventCodec, ProcessesKeepTheirMostThreadsAndTheirTask) {
+  ProcessRecord p;
+  p.pid = 5;
+  p.max_threads = 70000;
+  p.task = 0;  // rank 0 is a task, not "none"
+  std::string v = codec::encode_process(p);
+  ProcessRecord q = codec::decode_process(v);
+  EXPECT_EQ(q.max_threads, 70000u);
+  EXPECT_EQ(q.task, 0u);
+  p.task = kTaskUnknown;
+  p.max_threads = 0;
+  q = codec::decode_process(codec::encode_process(p));
+  EXPECT_EQ(q.task, kTaskUnknown);
+  // Format 3 ends before both (3 bytes for 70000, 1 for task 0): none.
+  v[0] = 3;
+  v.resize(v.size() - 4);
+  q = codec::decode_process(v);
+  EXPECT_EQ(q.pid, 5u);
+  EXPECT_EQ(q.max_threads, 0u);
+  EXPECT_EQ(q.task, kTaskUnknown);
+  // A task past 32 bits is a corrupt record, not a wrapped rank.
+  std::string big = codec::encode_process(p);
+  big.pop_back();
+  big += std::string("\x81\x80\x80\x80\x10", 5);  // 2^32 + 1
+  EXPECT_THROW(codec::decode_process(big), StoreError);
+}
+
 TEST(EventCodec, OldJobRecordsSayEventsDidNotRun) {
   JobRecord j;
   j.job_id = 1;

@@ -58,6 +58,8 @@ cJSON* process_object(const ProcessRecord& p) {
   cJSON_AddNumberToObject(o, "rss_bytes", static_cast<double>(p.rss));
   cJSON_AddNumberToObject(o, "read_bytes", static_cast<double>(p.read_bytes));
   cJSON_AddNumberToObject(o, "write_bytes", static_cast<double>(p.write_bytes));
+  cJSON_AddNumberToObject(o, "max_threads", p.max_threads);
+  if (p.task != store::kTaskUnknown) cJSON_AddNumberToObject(o, "task", p.task);
   if (p.exited) {
     cJSON_AddNumberToObject(o, "exit_code", p.exit_code);
     cJSON_AddNumberToObject(o, "exit_signal", p.exit_signal);
