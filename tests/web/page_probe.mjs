@@ -57,7 +57,12 @@ try {
       tree_rows: [...document.querySelectorAll("#tree .row")].map((r) => ({
         pid: Number(r.dataset.pid), key: r.dataset.key, level: Number(r.getAttribute("aria-level")),
         text: r.querySelector(".cmd")?.textContent,
-        node: getComputedStyle(r.querySelector(".node")).display === "none" ? null : r.querySelector(".node").textContent })),
+        node: getComputedStyle(r.querySelector(".node")).display === "none" ? null : r.querySelector(".node").textContent,
+        rank: getComputedStyle(r.querySelector(".rank")).display === "none" ? null : r.querySelector(".rank").textContent })),
+      rank_header: getComputedStyle(document.querySelector(".tree-head .rank")).display !== "none",
+      group_control: !document.getElementById("group-control").hidden,
+      cpu_caption: document.getElementById("cpu-caption").textContent,
+      labels_cpu: d.labels_cpu || "",
       tree_count: document.getElementById("tree-count")?.textContent,
       files: table("files"), connections: table("connections"), jobs: table("jobs"),
       links: [...document.querySelectorAll("#jobs a")].map((a) => a.getAttribute("href")),

@@ -98,5 +98,39 @@ try:
     print(f"ok live: a new point {out['new_point_ms']} ms after the first, the end shown, "
           f"{out['requests_while_live']} requests while streaming")
     c.wait_job(live_job)
+
+    # Ranks: srun -n4 where each task's helper burns a different amount of CPU. The tree has a rank column,
+    # and the CPU chart grouped per rank shows one line per rank whose CPU is its processes' in bcacct.
+    rank_job = c.sbatch(f"#!/bin/bash\nsrun -n4 --overcommit sh -c '{c.testload} busy 0.$((SLURM_PROCID + 3)) "
+                        "/dev/null & wait'\n", "-n4", "--overcommit")
+    assert c.wait_job(rank_job)["JobState"] == "COMPLETED"
+    c.wait_monitor_gone(rank_job)
+    ranks = c.bcacct_json(rank_job)["processes"]
+    per_rank = {}
+    for p in ranks:
+        if p["task"] is not None and p["step"] == "0":  # the batch script is task 0 of its own step
+            per_rank[p["task"]] = per_rank.get(p["task"], 0) + p["cpu_seconds"]
+    assert sorted(per_rank) == [0, 1, 2, 3], ranks
+    answer = bcd.get_json(f"/api/v1/jobs/{rank_job}/series?metric=cpu&top=8&group=task",
+                          {"X-Munge-Credential": bcd.cred("root")})
+    keys = [s["key"] for s in answer["series"]]
+    assert keys[:5] == ["total", "task:0:0", "task:0:1", "task:0:2", "task:0:3"] and keys[5:] in ([], ["other"]), keys
+    for s in answer["series"][1:5]:
+        rank = int(s["key"].split(":")[2])
+        charted = sum(s["cpu_seconds"])
+        assert abs(charted - per_rank[rank]) <= 0.05 + 0.1 * per_rank[rank], (rank, charted, per_rank[rank])
+    print("ok series group=task: one series per rank, each with its processes' CPU in bcacct:",
+          {r: round(v, 2) for r, v in sorted(per_rank.items())})
+    page = f"{bcd.base}/static/index.html?container=job_{rank_job}&group=task&token={token(f'job_{rank_job}')}"
+    out = probe(page, "--screenshot", os.path.join(shots, "slurm-ranks.png"))
+    assert out["ready"], out
+    assert out["rank_header"] and out["group_control"] and out["cpu_caption"].startswith("CPU per rank"), out
+    labels = out["labels_cpu"].split("|")
+    assert labels[:4] == ["rank 0", "rank 1", "rank 2", "rank 3"], labels
+    by_pid = {p["pid"]: p for p in ranks}
+    for r in out["tree_rows"]:
+        want = by_pid[r["pid"]]["task"]
+        assert r["rank"] == ("" if want is None else str(want)), (r, by_pid[r["pid"]])
+    print(f"ok page: a rank column on {len(out['tree_rows'])} rows, the CPU chart per rank ({labels})")
 finally:
     bcd.stop()

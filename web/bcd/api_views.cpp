@@ -552,6 +552,9 @@ Response Api::series_view(const Request& req, const Target& target, store::JobSn
   if (from > to) return Response::error(400, "from is after to");
   if (!req.int_arg("top", 0, 100, top_arg)) return Response::error(400, "top takes 0 to 100");
   const int64_t top = top_arg.value_or(-1);
+  const std::string group = req.arg("group").value_or("process");
+  if (group != "process" && group != "task") return Response::error(400, "group must be process or task");
+  const bool by_task = group == "task";
   std::optional<std::pair<std::string, uint32_t>> one;  // node, series
   if (req.arg("process") || top > 0) snap.processes = store_->processes(target.key);
   if (req.arg("process")) {
@@ -569,6 +572,7 @@ Response Api::series_view(const Request& req, const Target& target, store::JobSn
     one = {node, static_cast<uint32_t>(id)};
   }
   if (one && top >= 0) return Response::error(400, "give process= or top=, not both");
+  if (one && by_task) return Response::error(400, "give process= or group=task, not both");
 
   // One resolution for every series so their buckets line up: the one asked for, else the coarser of
   // what the window calls for and what the store still holds back to `from`.
@@ -609,15 +613,53 @@ Response Api::series_view(const Request& req, const Target& target, store::JobSn
   Points total;
   for (const auto& n : snap.nodes) total = add(total, query(n.node, 0));
   append(list, series_object("total", "job total", total, *metric));
-  if (top > 0) {
+  auto weight = [&](const ProcessRecord& p) -> double {
+    switch (*metric) {
+      case Metric::Rss: return static_cast<double>(p.max_rss);
+      case Metric::Io: return static_cast<double>(p.read_bytes + p.write_bytes);
+      default: return static_cast<double>(p.cpu_ns);
+    }
+  };
+  if (top > 0 && by_task) {
+    // The heaviest ranks, each the sum of its processes, then the rest of the job: processes outside the
+    // ranks and the ranks not shown. A rank is a task of a step that ran several (the batch script is task 0
+    // of its step, not a rank). Only the shown ranks' processes are read.
+    using Rank = std::pair<uint32_t, uint32_t>;  // step, task
+    std::map<uint32_t, std::set<uint32_t>> step_tasks;
+    for (const auto& p : snap.processes)
+      if (p.task != store::kTaskUnknown) step_tasks[p.step].insert(p.task);
+    std::map<Rank, std::pair<double, std::vector<const ProcessRecord*>>> ranks;
+    for (const auto& p : snap.processes) {
+      if (p.task == store::kTaskUnknown || step_tasks[p.step].size() < 2) continue;
+      auto& [rank_weight, members] = ranks[{p.step, p.task}];
+      rank_weight += weight(p);
+      members.push_back(&p);
+    }
+    std::set<uint32_t> steps;
+    std::vector<Rank> ranked;
+    for (const auto& [rank, _] : ranks) {
+      ranked.push_back(rank);
+      steps.insert(rank.first);
+    }
+    const size_t n = std::min(ranked.size(), static_cast<size_t>(top));
+    std::partial_sort(ranked.begin(), ranked.begin() + static_cast<long>(n), ranked.end(), [&](const Rank& a, const Rank& b) {
+      return ranks[a].first != ranks[b].first ? ranks[a].first > ranks[b].first : a < b;
+    });
+    std::sort(ranked.begin(), ranked.begin() + static_cast<long>(n));  // shown in step and rank order
+    Points shown;
+    for (size_t i = 0; i < n; ++i) {
+      Points pts;
+      for (const ProcessRecord* p : ranks[ranked[i]].second) pts = add(pts, query(p->node, p->series_id));
+      shown = add(shown, pts);
+      const std::string step = store::step_name(ranked[i].first), task = std::to_string(ranked[i].second);
+      // "rank 3" where one step ran ranks, "step 1 rank 3" where several did.
+      append(list, series_object("task:" + step + ":" + task, (steps.size() > 1 ? "step " + step + " " : "") + "rank " + task,
+                                 pts, *metric, false, &total));
+    }
+    append(list, series_object("other", n ? "other" : "no Slurm task recorded", rest_of(total, shown), *metric, false,
+                               &total));
+  } else if (top > 0) {
     // The heaviest processes by the metric's total, then the rest of the job as one series.
-    auto weight = [&](const ProcessRecord& p) -> double {
-      switch (*metric) {
-        case Metric::Rss: return static_cast<double>(p.max_rss);
-        case Metric::Io: return static_cast<double>(p.read_bytes + p.write_bytes);
-        default: return static_cast<double>(p.cpu_ns);
-      }
-    };
     std::vector<const ProcessRecord*> ranked;
     for (const auto& p : snap.processes) ranked.push_back(&p);
     const size_t n = std::min(ranked.size(), static_cast<size_t>(top));

@@ -13,6 +13,7 @@ const container = params.get("container");
 const state = {
   doc: null, running: false, selected: params.get("proc"), res: params.get("res") || "auto",
   from: num(params.get("from")), to: num(params.get("to")), top: num(params.get("top")) || 8,
+  group: params.get("group") === "task" ? "task" : "process",
   data: null, stream: null, lastRefetch: 0,
 };
 const $ = (id) => document.getElementById(id);
@@ -25,6 +26,7 @@ function saveUrl() {
   const set = (k, v) => (v == null || v === "" ? p.delete(k) : p.set(k, v));
   set("from", state.from); set("to", state.to); set("res", state.res === "auto" ? null : state.res);
   set("proc", state.selected); set("top", state.top === 8 ? null : state.top);
+  set("group", state.group === "task" ? "task" : null);
   history.replaceState(null, "", "?" + p.toString());
 }
 
@@ -118,6 +120,7 @@ function draw() {
     const [ts, cols] = align(shown, column, scale);
     charts[name].set(ts, lines(shown).map((l, i) => ({ ...l, values: cols[i] })));
     document.body.dataset[`points_${name}`] = `${ts.length}x${shown.length}`;  // read by the browser tests
+    document.body.dataset[`labels_${name}`] = shown.map((s) => s.label).join("|");
   }
   const t = d.total;
   charts.total.set(t.t, [
@@ -127,6 +130,8 @@ function draw() {
     { label: "write/s", color: colorFor(3), scale: "right", values: t.write_bytes.map((v) => v / width) },
   ]);
   document.body.dataset.points_total = String(t.t.length);
+  $("cpu-caption").textContent = byRank() && !state.selected ? "CPU per rank (% of one core)"
+                                                                : "CPU per process (% of one core)";
   $("res-note").textContent = `Resolution: ${d.resolution}${state.res === "auto" ? " (automatic for this window)" : ""}.`;
   $("reset-zoom").disabled = state.from == null && state.to == null;
 }
@@ -157,6 +162,8 @@ function joinTotals(first, ...others) {
 }
 
 async function loadSeries() {
+  // Whether the job has ranks to group by is in the tree: wait for it when it is being fetched.
+  if (state.group === "task" && state.treeLoading) await state.treeLoading.catch(() => {});
   const window_ = { from: state.from, to: state.to, resolution: state.res };
   const path = `jobs/${encodeURIComponent(container)}/series`;
   const series = async (query) => {
@@ -173,8 +180,10 @@ async function loadSeries() {
   } else {
     // Each chart asks for its own metric only; each answer starts with the job total in that metric's
     // columns, and the three together are the total chart's.
+    // The CPU chart per Slurm task (rank) when asked, where the job has ranks.
+    const group = (metric) => (metric === "cpu" && byRank() ? { group: "task" } : {});
     const [cpu, rss, io] = await Promise.all(["cpu", "rss", "io"].map((metric) =>
-      series({ ...window_, top: state.top, metric })));
+      series({ ...window_, top: state.top, metric, ...group(metric) })));
     d = { resolution: cpu.resolution, width_s: cpu.width_s, cpu: cpu.series, rss: rss.series, io: io.series,
           total: joinTotals(cpu.series[0], rss.series[0], io.series[0]) };
   }
@@ -182,6 +191,18 @@ async function loadSeries() {
   state.lastRefetch = Date.now();
   draw();
 }
+
+// Ranks are offered where a step ran more than one task (an srun -n4, an MPI job).
+function hasRanks() {
+  const perStep = new Map();
+  for (const r of state.treeRows || []) {
+    if (r.task == null) continue;
+    if (!perStep.has(r.step)) perStep.set(r.step, new Set());
+    perStep.get(r.step).add(r.task);
+  }
+  return [...perStep.values()].some((tasks) => tasks.size > 1);
+}
+const byRank = () => state.group === "task" && hasRanks();
 
 function splitKey(key) {
   const i = key.lastIndexOf(":");
@@ -210,8 +231,9 @@ function mergeInto(target, incoming) {
 function applySamples(msg) {
   const d = state.data;
   if (!d) return;
-  // Only a live window at second resolution takes points as they come; otherwise refetch now and then.
-  if (state.to != null || d.resolution !== "second") {
+  // Only a live window at second resolution, per process, takes points as they come (the stream has no
+  // per-rank sums); otherwise refetch now and then.
+  if (state.to != null || d.resolution !== "second" || byRank()) {
     if (Date.now() - state.lastRefetch > Math.max(10, d.width_s) * 1000) loadSeries();
     return;
   }
@@ -279,12 +301,20 @@ function selectProcess(key) {
   loadSeries().catch(fail);
 }
 
-async function loadTree() {
+function loadTree() {
+  state.treeLoading = fetchTree();
+  return state.treeLoading;
+}
+
+async function fetchTree() {
   const t = await getJson(`jobs/${encodeURIComponent(container)}/tree`);
   state.treeRows = t.processes;
   tree.setRows(t.processes);
-  // The node column, where the job ran on more than one node.
+  // The node column, where the job ran on more than one node; the rank column and the CPU chart's grouping,
+  // where a step ran more than one task.
   $("processes").classList.toggle("multi-node", new Set(t.processes.map((r) => r.node)).size > 1);
+  $("processes").classList.toggle("multi-task", hasRanks());
+  $("group-control").hidden = !hasRanks();
   $("tree-count").textContent = `(${t.processes.length})`;
 }
 
@@ -360,6 +390,7 @@ async function main() {
   $("main").hidden = false;
   $("resolution").value = ["auto", "s", "m", "h", "d"].includes(state.res) ? state.res : "auto";
   $("top").value = String(state.top);
+  $("group").value = state.group;
   summary(state.doc);
   await Promise.all([loadTree(), loadTables(), loadSeries()]);
   summary(state.doc);
@@ -371,6 +402,7 @@ async function main() {
 
 $("resolution").addEventListener("change", (e) => { state.res = e.target.value; saveUrl(); loadSeries().catch(fail); });
 $("top").addEventListener("change", (e) => { state.top = Number(e.target.value); saveUrl(); loadSeries().catch(fail); });
+$("group").addEventListener("change", (e) => { state.group = e.target.value; saveUrl(); loadSeries().catch(fail); });
 $("reset-zoom").addEventListener("click", () => { state.from = state.to = null; saveUrl(); loadSeries().catch(fail); });
 $("clear-selection").addEventListener("click", () => selectProcess(null));
 $("tree-filter").addEventListener("input", (e) => tree.setFilter(e.target.value));

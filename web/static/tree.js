@@ -107,6 +107,7 @@ export class ProcessTree {
       "aria-expanded": open == null ? null : String(open), "aria-selected": String(r.key === this.selected),
       tabindex: i === this.focusIndex ? "0" : "-1", "data-index": i, "data-key": r.key, "data-pid": r.pid,
       style: `top:${i * ROW}px`, title: `${args}\nnode ${r.node}, step ${r.step}` +
+        (r.task != null ? `, rank ${r.task}` : "") + (r.max_threads > 1 ? `, ${r.max_threads} threads` : "") +
         (r.exit_code != null ? `, exit ${r.exit_signal ? "signal " + r.exit_signal : r.exit_code}` : ""),
       onclick: () => { this.focusIndex = i; this.onSelect(r.key === this.selected ? null : r.key); },
     },
@@ -118,6 +119,7 @@ export class ProcessTree {
     el("span", { class: "num", text: size(r.max_rss_bytes) }),
     el("span", { class: "num", text: size(r.read_bytes) }),
     el("span", { class: "num", text: size(r.write_bytes) }),
+    el("span", { class: "rank num", text: r.task != null ? String(r.task) : "" }),
     el("span", { class: "node", text: r.node }));
     return row;
   }
