@@ -101,6 +101,8 @@ std::string format_json(const JobData& job);
 
 // "2026-11-24T20:41:07.123Z"
 std::string iso_utc_ms(int64_t epoch_ms);
+// Like sacct: 1024-based with K/M/G/T/P/E, two decimals unless exact ("0", "1023", "1.50K", "3G").
+std::string format_size(uint64_t bytes);
 // The same as a JSON string, or null for 0 (not known yet, or still running).
 cJSON* time_json(int64_t epoch_ms);
 

@@ -35,17 +35,7 @@ inline void add_point(Rollup& b, const codec::Point& p, const codec::Point* prev
   b.cpu_rate_max = std::max(b.cpu_rate_max, dcpu / dt);
 }
 
-inline void merge(Rollup& into, const Rollup& b) {
-  into.samples += b.samples;
-  into.cpu_ns += b.cpu_ns;
-  into.timed_cpu_ns += b.timed_cpu_ns;
-  into.wall_s += b.wall_s;
-  into.cpu_rate_max = std::max(into.cpu_rate_max, b.cpu_rate_max);
-  into.rss_sum += b.rss_sum;
-  into.rss_max = std::max(into.rss_max, b.rss_max);
-  into.read_bytes += b.read_bytes;
-  into.write_bytes += b.write_bytes;
-}
+inline void merge(Rollup& into, const Rollup& b) { into.merge(b); }
 
 // The rollup of a run of points (all in one bucket) whose first point follows `base` (or starts the series).
 inline Rollup of_points(const std::vector<codec::Point>& points, const codec::Point* base) {

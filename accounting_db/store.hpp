@@ -11,6 +11,7 @@
 // keeps its last hour of seconds. See docs/bcadm.8 for the administration side.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -325,6 +326,18 @@ struct Rollup {
   }
   double cpu_percent_max() const { return static_cast<double>(cpu_rate_max) / 1e7; }
   uint64_t rss_mean() const { return samples ? rss_sum / samples : 0; }
+  // Adds another bucket of the same time (another node's, a finer one inside it): sums and maxima.
+  void merge(const Rollup& b) {
+    samples += b.samples;
+    cpu_ns += b.cpu_ns;
+    timed_cpu_ns += b.timed_cpu_ns;
+    wall_s += b.wall_s;
+    cpu_rate_max = std::max(cpu_rate_max, b.cpu_rate_max);
+    rss_sum += b.rss_sum;
+    rss_max = std::max(rss_max, b.rss_max);
+    read_bytes += b.read_bytes;
+    write_bytes += b.write_bytes;
+  }
   bool operator==(const Rollup&) const = default;
 };
 

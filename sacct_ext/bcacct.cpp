@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -27,6 +28,7 @@
 #include "common/auth.hpp"
 #include "common/clock.hpp"
 #include "common/container_key.hpp"
+#include "common/fd.hpp"
 #include "common/hostlist.hpp"
 #include "common/json.hpp"
 #include "common/tls_files.hpp"
@@ -97,6 +99,10 @@ constexpr char kHelp[] =
     "      --resolution=R     --timeline's buckets: s, m, h, d (default: the finest still held)\n"
     "      --top=N            the N heaviest processes\n"
     "      --sort=M           what --top ranks by: cpu (default), rss, io\n"
+    "      --notes            efficiency notes in plain words, each with its figure (with --json: a\n"
+    "                         \"notes\" member); thresholds from $BC_NOTES_CONFIG, else\n"
+    "                         " BC_NOTES_CONFIG_DEFAULT " when it exists\n"
+    "      --seff             seff's summary, then the heaviest processes and the notes\n"
     "\n"
     "Source:\n"
     "      --central=URL      bcd to ask (default: $BC_CENTRAL, else central= in the config file)\n"
@@ -145,6 +151,8 @@ struct Options {
   std::optional<bc::store::Resolution> resolution;
   std::optional<size_t> top;
   Metric sort = Metric::Cpu;
+  bool notes = false;
+  bool seff = false;
   std::optional<std::string> store_path;
   std::optional<std::string> central;
   std::optional<std::string> ca_file;
@@ -181,7 +189,9 @@ Parsed parse_args(int argc, char** argv) {
     kFiles,
     kAll,
     kNet,
-    kCaFile
+    kCaFile,
+    kNotes,
+    kSeff
   };
   static const struct option kLong[] = {
       {"jobs", required_argument, nullptr, 'j'},
@@ -209,6 +219,8 @@ Parsed parse_args(int argc, char** argv) {
       {"files", no_argument, nullptr, kFiles},
       {"all", no_argument, nullptr, kAll},
       {"net", no_argument, nullptr, kNet},
+      {"notes", no_argument, nullptr, kNotes},
+      {"seff", no_argument, nullptr, kSeff},
       {"help", no_argument, nullptr, 'h'},
       {"ca-file", required_argument, nullptr, kCaFile},
       {"version", no_argument, nullptr, 'V'},
@@ -282,6 +294,8 @@ Parsed parse_args(int argc, char** argv) {
       case kAll: o.files_all = true; break;
       case kNet: o.net = true; break;
       case kTimeline: o.timeline = true; break;
+      case kNotes: o.notes = true; break;
+      case kSeff: o.seff = true; break;
       case kMetric: {
         auto m = bc::bcacct::parse_metric(optarg);
         if (!m) return fail("--metric takes cpu, rss or io, not '" + std::string(optarg) + "'");
@@ -349,10 +363,13 @@ Parsed parse_args(int argc, char** argv) {
   if (o.top && (events || o.timeline))
     return fail("--top lists processes; it does not go with --tree, --files, --net or --timeline");
   if ((have_metric || have_resolution) && !o.timeline) return fail("--metric and --resolution go with --timeline");
+  if ((o.notes || o.seff) && (events || o.timeline || o.top || o.rows_requested))
+    return fail("--notes and --seff do not go with --tree, --files, --net, --timeline, --top or -o/-P/-p/-n");
+  if (o.seff && (o.json || o.notes)) return fail("--seff prints its own summary and notes: it goes alone");
   if (have_sort && !o.top) return fail("--sort goes with --top");
   const bool targeted = !o.jobs.empty() || o.container;
-  if ((o.timeline || events || o.top) && !targeted)
-    return fail("--tree, --files, --net, --timeline and --top need -j or --container");
+  if ((o.timeline || events || o.top || o.notes || o.seff) && !targeted)
+    return fail("--tree, --files, --net, --timeline, --top, --notes and --seff need -j or --container");
   if (o.timeline && (o.jobs.size() > 1 || (o.jobs.size() == 1 && o.jobs[0].step)))
     return fail("--timeline shows one whole job: give one job id");
 
@@ -561,12 +578,60 @@ int collect_views(const Options& o, bc::report::JobSource& source, std::vector<T
   return status;
 }
 
-// Several jobs' documents as {"jobs": [...]}, pretty-printed.
-std::string jobs_json(const std::vector<JobView>& views) {
+// The job's document, with its notes when given.
+bc::json::Ptr document_of(const JobView& view, const std::vector<bc::job::Note>* notes) {
+  bc::json::Ptr doc = bc::job::job_document(view.data);
+  if (notes) bc::json::add(doc.get(), "notes", bc::job::notes_json(*notes));
+  return doc;
+}
+
+std::string document_json(const JobView& view, const std::vector<bc::job::Note>* notes) {
+  return bc::json::print(document_of(view, notes).get(), true) + "\n";
+}
+
+// Several jobs' documents as {"jobs": [...]}, pretty-printed; with notes (--notes), each its own.
+std::string jobs_json(const std::vector<JobView>& views, const std::vector<std::vector<bc::job::Note>>& notes) {
   const bc::json::Ptr root(bc::json::checked(cJSON_CreateObject()));
   cJSON* array = bc::json::checked(cJSON_AddArrayToObject(root.get(), "jobs"));
-  for (const JobView& v : views) bc::json::append(array, bc::job::job_document(v.data).release());
+  for (size_t i = 0; i < views.size(); ++i)
+    bc::json::append(array, document_of(views[i], i < notes.size() ? &notes[i] : nullptr).release());
   return bc::json::print(root.get(), true) + "\n";
+}
+
+// The thresholds: $BC_NOTES_CONFIG (which must exist), else the default file when it exists, else the
+// defaults. nullopt (said on stderr) when the file is unreadable or wrong.
+std::optional<bc::job::NoteThresholds> read_note_thresholds() {
+  const char* named = env("BC_NOTES_CONFIG");
+  const std::string path = named ? named : BC_NOTES_CONFIG_DEFAULT;
+  const auto text = bc::read_file(path);
+  if (!text) {
+    if (!named && errno == ENOENT) return bc::job::NoteThresholds{};
+    std::fprintf(stderr, "bcacct: cannot read the notes' thresholds %s: %s\n", path.c_str(), std::strerror(errno));
+    return std::nullopt;
+  }
+  std::vector<std::string> errors;
+  const bc::job::NoteThresholds limits = bc::job::parse_note_thresholds(*text, path, errors);
+  for (const std::string& e : errors) std::fprintf(stderr, "bcacct: %s\n", e.c_str());
+  if (!errors.empty()) return std::nullopt;
+  return limits;
+}
+
+// A job's notes, with its total over time for the I/O note (summed over nodes).
+std::vector<bc::job::Note> notes_of(bc::report::JobSource& source, const JobView& view,
+                                    const bc::job::NoteThresholds& limits) {
+  bc::job::TotalSeries series;
+  if (view.totals.start_ms) {
+    const int64_t from_s = *view.totals.start_ms / 1000;
+    const int64_t to_s = view.totals.end_ms.value_or(bc::epoch_ms()) / 1000;
+    std::map<int64_t, bc::store::Rollup> by_start;
+    for (const auto& labelled : source.job_series(view.totals.job_id, view.totals.nodes, std::nullopt, from_s, to_s))
+      for (const auto& b : labelled.data.buckets) {
+        auto [it, added] = by_start.try_emplace(b.start_s, b);
+        if (!added) it->second.merge(b);
+      }
+    for (auto& [start, b] : by_start) series.buckets.push_back(b);
+  }
+  return bc::job::job_notes(view.data, view.totals, series, limits, bc::epoch_ms());
 }
 
 int run(int argc, char** argv) {
@@ -590,6 +655,18 @@ int run(int argc, char** argv) {
     return exit_code_of(e);
   }
 
+  std::vector<std::vector<bc::job::Note>> notes;
+  if (o.notes || o.seff) {
+    std::optional<bc::job::NoteThresholds> limits = read_note_thresholds();
+    if (!limits) return kExitUsage;
+    try {
+      for (const JobView& v : views) notes.push_back(notes_of(*source, v, *limits));
+    } catch (const SourceError& e) {
+      std::fprintf(stderr, "bcacct: %s\n", e.what());
+      return exit_code_of(e);
+    }
+  }
+
   std::string text;
   const bool steps_selected = std::any_of(targets.begin(), targets.end(), [](const Target& t) { return t.step; });
   if (o.top) {
@@ -597,7 +674,17 @@ int run(int argc, char** argv) {
   }
   if (o.json) {
     const bool one_job = targets.size() == 1 && !steps_selected && views.size() == 1;
-    text = one_job ? bc::report::format_json(views.front().data) : jobs_json(views);
+    text = one_job ? document_json(views.front(), o.notes ? &notes.front() : nullptr) : jobs_json(views, notes);
+  } else if (o.notes || o.seff) {
+    for (size_t i = 0; i < views.size(); ++i) {
+      if (i) text += "\n";
+      if (o.seff) {
+        text += bc::report::format_seff(views[i].data, views[i].totals, notes[i], bc::epoch_ms());
+      } else {
+        if (views.size() > 1) text += "job " + views[i].display_id + ":\n";
+        text += bc::report::format_notes(notes[i]);
+      }
+    }
   } else if (o.tree || o.files || o.net) {
     for (const JobView& v : views) {
       std::string part;

@@ -16,27 +16,6 @@ namespace bc::report {
 
 using store::ProcessRecord;
 
-std::string format_size(uint64_t bytes) {
-  static constexpr char kUnits[] = {'\0', 'K', 'M', 'G', 'T', 'P', 'E'};
-  if (bytes < 1024) return std::to_string(bytes);
-  unsigned unit = 0;
-  double value = static_cast<double>(bytes);
-  while (value >= 1024.0 && unit + 1 < sizeof kUnits) {
-    value /= 1024.0;
-    ++unit;
-  }
-  // 1048575 bytes is 1023.999K: print "1.00M", not "1024.00K".
-  if (std::round(value * 100.0) / 100.0 >= 1024.0 && unit + 1 < sizeof kUnits) {
-    value /= 1024.0;
-    ++unit;
-  }
-  const uint64_t unit_bytes = uint64_t{1} << (10 * unit);
-  char buf[32];
-  if (bytes % unit_bytes == 0)
-    std::snprintf(buf, sizeof buf, "%llu%c", static_cast<unsigned long long>(bytes / unit_bytes), kUnits[unit]);
-  else std::snprintf(buf, sizeof buf, "%.2f%c", value, kUnits[unit]);
-  return buf;
-}
 
 std::string format_duration(int64_t seconds) {
   seconds = std::max<int64_t>(seconds, 0);

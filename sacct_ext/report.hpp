@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "accounting_db/job_model.hpp"
+#include "accounting_db/job_notes.hpp"
 
 namespace bc::report {
 
@@ -36,11 +37,16 @@ std::string format_tree(const JobData& job);
 std::string format_files(const JobData& job, bool all);
 // Connections made (eBPF events), one row per process and peer.
 std::string format_connections(const JobData& job);
+// The efficiency notes (accounting_db/job_notes.hpp) as a list, or a line saying there are none.
+std::string format_notes(const std::vector<job::Note>& notes);
+// seff's summary (Job ID ... Memory Efficiency, seff's sizes and times), then the heaviest processes with
+// their steps, ranks and threads, then the notes.
+std::string format_seff(const JobData& job, const JobTotals& totals, const std::vector<job::Note>& notes,
+                        int64_t now_ms);
 // The exit status as sacct prints ExitCode, "code:signal" ("0:0", "3:0", "0:9"); "" when not known.
 std::string exit_text(const store::ProcessRecord& p);
 
-// Like sacct: 1024-based with K/M/G/T/P/E, two decimals unless exact ("0", "1023", "1.50K", "3G").
-std::string format_size(uint64_t bytes);
+using job::format_size;
 // Like sacct's Elapsed: "HH:MM:SS", or "D-HH:MM:SS" from one day. Negative counts as zero.
 std::string format_duration(int64_t seconds);
 // Local time like sacct, "2026-11-24T21:41:07"; "Unknown" for 0.

@@ -63,6 +63,8 @@ try {
       group_control: !document.getElementById("group-control").hidden,
       cpu_caption: document.getElementById("cpu-caption").textContent,
       labels_cpu: d.labels_cpu || "",
+      notes: document.getElementById("notes-section").hidden ? [] :
+        [...document.querySelectorAll("#notes li")].map((li) => ({ id: li.dataset.note, text: li.textContent })),
       tree_count: document.getElementById("tree-count")?.textContent,
       files: table("files"), connections: table("connections"), jobs: table("jobs"),
       links: [...document.querySelectorAll("#jobs a")].map((a) => a.getAttribute("href")),

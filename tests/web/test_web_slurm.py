@@ -26,8 +26,12 @@ assert st["JobState"] == "COMPLETED", st
 c.wait_monitor_gone(job)
 truth = c.bcacct_json(job)
 
-# Until central ingest exists, bcd reads the node store directly (LMDB readers never block the monitors).
-bcd = Bcd(c.store)
+# bcd reads the node store directly (LMDB readers never block the monitors). Its notes' thresholds judge
+# jobs of seconds (and, as on any CR_Core cluster, where every limit is the node's memory, no memory limit).
+notes_conf = os.path.join(c.jobs_dir, f"web-notes-{os.getpid()}.conf")
+with open(notes_conf, "w") as f:
+    f.write("min_elapsed_s = 1\nmemory_low_min_bytes = 1e15\n")
+bcd = Bcd(c.store, extra_conf=f"notes_config={notes_conf}\n")
 try:
     page = f"{bcd.base}/static/index.html?container=job_{job}&token={token(f'job_{job}')}"
     out = probe(page, "--screenshot", os.path.join(shots, "slurm-finished-desktop.png"),
@@ -56,6 +60,11 @@ try:
     order = [r["pid"] for r in out["tree_rows"]]
     assert order.index(shell["pid"]) < order.index(sh["pid"]) < order.index(sleep["pid"]), order
     print("ok tree shows slurm_script -> sh -> sleep")
+    # The notes block says what the API's notes say: this job mostly slept on its CPU.
+    api_notes = bcd.get_json(f"/api/v1/jobs/{job}/notes", {"X-Munge-Credential": bcd.cred("root")})["notes"]
+    assert "cpu_efficiency" in [n["id"] for n in api_notes], api_notes
+    assert out["notes"] == [{"id": n["id"], "text": n["text"]} for n in api_notes], (out["notes"], api_notes)
+    print(f"ok notes block: {[n['text'] for n in out['notes']]}")
     # Files and connections: the page shows exactly what the store has for the job.
     files = bcd.get_json(f"/api/v1/jobs/{job}/files", {"X-Munge-Credential": bcd.cred("root")})["files"]
     conns = bcd.get_json(f"/api/v1/jobs/{job}/connections", {"X-Munge-Credential": bcd.cred("root")})["connections"]

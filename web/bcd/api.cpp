@@ -145,6 +145,7 @@ std::vector<web::Route> Api::routes() {
       {"GET", "/api/v1/jobs/{}/files", wrap(&Api::files)},
       {"GET", "/api/v1/jobs/{}/connections", wrap(&Api::connections)},
       {"GET", "/api/v1/jobs/{}/series", wrap(&Api::series)},
+      {"GET", "/api/v1/jobs/{}/notes", wrap(&Api::notes)},
       {"GET", "/api/v1/jobs/{}/stream", wrap(&Api::stream)},
       {"GET", "/metrics", wrap(&Api::metrics_text)},
   };

@@ -93,6 +93,7 @@ class Api {
   web::Response files(const web::Request& req);
   web::Response connections(const web::Request& req);
   web::Response series(const web::Request& req);
+  web::Response notes(const web::Request& req);
   web::Response stream(const web::Request& req);
   static web::Response tree_view(const Target& target, store::JobSnapshot& snap);
   web::Response series_view(const web::Request& req, const Target& target, store::JobSnapshot& snap);

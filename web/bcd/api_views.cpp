@@ -677,6 +677,35 @@ Response Api::series_view(const Request& req, const Target& target, store::JobSn
   return Response::json(200, answer.get());
 }
 
+Response Api::notes(const Request& req) {
+  return with_job(req, [&](const Target& target, store::JobSnapshot& snap) {
+    // The job total over its whole run, summed over nodes, at the page's automatic resolution for it.
+    job::TotalSeries series;
+    std::map<int64_t, store::Rollup> by_start;
+    const auto end = job_end_ms(snap.nodes);
+    store::SeriesQuery q;
+    q.job_id = target.key;
+    q.node = snap.nodes.front().node;
+    q.from_s = q.to_s = job_start_s(snap);
+    const Resolution held = store_->query_series(q).resolution;
+    q.to_s = (end ? *end : epoch_ms()) / 1000 + 1;
+    q.resolution = std::max(held, resolution_for_window(q.to_s - q.from_s));
+    for (const auto& n : snap.nodes) {
+      q.node = n.node;
+      for (const auto& b : store_->query_series(q).buckets) {
+        auto [it, added] = by_start.try_emplace(b.start_s, b);
+        if (!added) it->second.merge(b);
+      }
+    }
+    for (const auto& [start, b] : by_start) series.buckets.push_back(b);
+    job::JobData data{std::move(snap.nodes), std::move(snap.processes)};
+    const job::JobTotals totals = job::compute_totals(data);
+    Json root = container_object(target.container);
+    add(root.get(), "notes", job::notes_json(job::job_notes(data, totals, series, config_.notes, epoch_ms())));
+    return Response::json(200, root.get());
+  });
+}
+
 Response Api::stream(const Request& req) {
   // Not through with_job: a stream is never a cached answer, and it needs its caller's expiry.
   Target target;

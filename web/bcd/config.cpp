@@ -92,6 +92,8 @@ Config parse_config(std::string_view text, const std::string& origin, Config con
     } else if (key == "metrics_token") {
       if (value.size() < 16) throw ConfigError(where + "metrics_token= must be at least 16 characters");
       config.metrics_token = value;
+    } else if (key == "notes_config") {
+      config.notes_config = value;
     } else if (key == "log") {
       if (value != "stderr" && value != "syslog") throw ConfigError(where + "log= takes stderr or syslog");
       config.log = value;
@@ -101,7 +103,7 @@ Config parse_config(std::string_view text, const std::string& origin, Config con
           "' (known: listen, store, static_dir, auth_secret, auth_disable, ingest_auth, dedup_window, admins, "
           "admin_group, pushers, munge_socket, max_body_bytes, threads, max_streams, max_connections, "
           "max_connections_per_ip, header_timeout, body_timeout, max_inflight_bytes, metrics_jobs, "
-          "metrics_token, log, tls_cert, tls_key)");
+          "metrics_token, log, tls_cert, tls_key, notes_config)");
     }
   }
   return config;
@@ -126,6 +128,15 @@ Config load_config(const std::string& path, bool required) {
     throw ConfigError("cannot read config file " + path);
   }
   apply_environment(config);
+  if (!config.notes_config.empty()) {
+    std::ifstream notes(config.notes_config);
+    if (!notes) throw ConfigError("cannot read notes_config " + config.notes_config);
+    std::stringstream text;
+    text << notes.rdbuf();
+    std::vector<std::string> errors;
+    config.notes = job::parse_note_thresholds(text.str(), config.notes_config, errors);
+    if (!errors.empty()) throw ConfigError(errors.front());
+  }
   return config;
 }
 

@@ -8,6 +8,8 @@
 #include <string_view>
 #include <vector>
 
+#include "accounting_db/job_notes.hpp"
+
 namespace bc::bcd {
 
 class ConfigError : public std::runtime_error {
@@ -45,6 +47,10 @@ struct Config {
   std::string metrics_token;
   std::string tls_cert;  // HTTPS with this PEM certificate (chain) and tls_key; both empty: plain HTTP
   std::string tls_key;
+  // The efficiency notes' thresholds (GET /api/v1/jobs/{id}/notes): notes_config= names the file; the
+  // defaults of accounting_db/job_notes.hpp stand for what it does not set.
+  std::string notes_config;
+  job::NoteThresholds notes;
 };
 
 // origin names the text in messages ("/etc/bubble-chamber/bcd.conf").

@@ -372,9 +372,16 @@ function fail(err) {
   if (state.stream) state.stream.close();
 }
 
+// The efficiency notes, in plain words: shown above the charts when there are any.
+async function loadNotes() {
+  const { notes } = await getJson(`jobs/${encodeURIComponent(container)}/notes`);
+  $("notes").replaceChildren(...notes.map((n) => el("li", { text: n.text, "data-note": n.id })));
+  $("notes-section").hidden = notes.length === 0;
+}
+
 async function reloadAll() {
   state.doc = await getJson(`jobs/${encodeURIComponent(container)}`);
-  await Promise.all([loadTree(), loadTables(), loadSeries()]);
+  await Promise.all([loadTree(), loadTables(), loadSeries(), loadNotes()]);
   summary(state.doc);
 }
 
@@ -392,7 +399,7 @@ async function main() {
   $("top").value = String(state.top);
   $("group").value = state.group;
   summary(state.doc);
-  await Promise.all([loadTree(), loadTables(), loadSeries()]);
+  await Promise.all([loadTree(), loadTables(), loadSeries(), loadNotes()]);
   summary(state.doc);
   if (state.selected) selectProcess(state.selected);
   if (state.running) startStream();
