@@ -108,12 +108,11 @@ std::vector<Note> job_notes(const JobData& job, const JobTotals& totals, const T
     notes.push_back({"cpu_efficiency", "CPU: the job used " + fixed(used, 1) + " of its " +
                                            std::to_string(totals.alloc_cpus) +
                                            (totals.alloc_cpus == 1 ? " allocated CPU" : " allocated CPUs") +
-                                           " on average (" +
-                                           percent(*totals.cpu_efficiency) + " CPU efficiency)."});
+                                           " on average (" + percent(*totals.cpu_efficiency) + " CPU efficiency)."});
   }
-  const double memory_share = totals.mem_limit_bytes ? static_cast<double>(totals.max_rss_bytes) /
-                                                          static_cast<double>(totals.mem_limit_bytes)
-                                                    : 0;
+  const double memory_share =
+      totals.mem_limit_bytes ? static_cast<double>(totals.max_rss_bytes) / static_cast<double>(totals.mem_limit_bytes)
+                             : 0;
   if (long_enough && totals.mem_limit_bytes >= limits.memory_low_min_bytes && totals.max_rss_bytes > 0 &&
       memory_share < limits.memory_low_fraction) {
     notes.push_back({"memory_low", "Memory: the peak was " + format_size(totals.max_rss_bytes) + ", " +
@@ -131,7 +130,8 @@ std::vector<Note> job_notes(const JobData& job, const JobTotals& totals, const T
   for (const auto& p : job.processes) most_threads = std::max(most_threads, p.max_threads);
   if (long_enough && most_threads == 1 && totals.alloc_cpus >= 2 * tasks) {
     notes.push_back({"single_thread", "Threads: every process ran 1 thread, on " + std::to_string(totals.alloc_cpus) +
-                                          " allocated CPUs for " + std::to_string(tasks) + (tasks == 1 ? " task" : " tasks") +
+                                          " allocated CPUs for " + std::to_string(tasks) +
+                                          (tasks == 1 ? " task" : " tasks") +
                                           "; a threaded program (OpenMP: OMP_NUM_THREADS) could use the rest."});
   }
 
@@ -150,7 +150,8 @@ std::vector<Note> job_notes(const JobData& job, const JobTotals& totals, const T
     }
     const double mean = static_cast<double>(sum) / static_cast<double>(cpu.size());
     const double top = static_cast<double>(heaviest->second);
-    if (mean > 0 && top >= limits.rank_imbalance_ratio * mean && seconds_of(heaviest->second) >= limits.rank_imbalance_min_cpu_s) {
+    if (mean > 0 && top >= limits.rank_imbalance_ratio * mean &&
+        seconds_of(heaviest->second) >= limits.rank_imbalance_min_cpu_s) {
       rank_note = true;
       notes.push_back({"rank_imbalance", "Ranks: rank " + std::to_string(heaviest->first) + " of step " +
                                              store::step_name(step) + " used " + fixed(top / mean, 1) +
@@ -180,7 +181,8 @@ std::vector<Note> job_notes(const JobData& job, const JobTotals& totals, const T
   if (short_count >= limits.fork_storm_min &&
       static_cast<double>(short_count) >= limits.fork_storm_fraction * static_cast<double>(job.processes.size())) {
     notes.push_back({"fork_storm", "Processes: " + count_text(short_count) + " of " + count_text(job.processes.size()) +
-                                       " lived less than " + fixed(limits.short_process_s, limits.short_process_s < 1 ? 1 : 0) +
+                                       " lived less than " +
+                                       fixed(limits.short_process_s, limits.short_process_s < 1 ? 1 : 0) +
                                        " s and used " + fixed(seconds_of(short_cpu_ns), 1) +
                                        " s of CPU: a loop starting one program per item; doing the items in one "
                                        "process would save the start-ups."});

@@ -16,20 +16,20 @@
 namespace bc::job {
 
 struct NoteThresholds {
-  int64_t min_elapsed_s = 60;          // shorter jobs get no CPU, memory or thread note: too little to judge
-  double cpu_efficiency_low = 0.5;     // CPU time / (elapsed x allocated CPUs) below this
-  double memory_low_fraction = 0.25;   // peak RSS below this share of the memory limit...
+  int64_t min_elapsed_s = 60;                  // shorter jobs get no CPU, memory or thread note: too little to judge
+  double cpu_efficiency_low = 0.5;             // CPU time / (elapsed x allocated CPUs) below this
+  double memory_low_fraction = 0.25;           // peak RSS below this share of the memory limit...
   uint64_t memory_low_min_bytes = 1ULL << 30;  // ...of a limit at least this large
-  double memory_high_fraction = 0.9;   // peak RSS at or above this share of the limit
-  double rank_imbalance_ratio = 2.0;   // a rank's CPU at or above this multiple of the ranks' mean
-  double rank_imbalance_min_cpu_s = 1; // ...and at least this much CPU
-  double one_process_fraction = 0.9;   // one process's share of the job's CPU, on 2 or more CPUs
-  double short_process_s = 1;          // a process that lived less than this is short
-  uint64_t fork_storm_min = 500;       // at least this many short processes...
-  double fork_storm_fraction = 0.5;    // ...and this share of all processes
-  double io_bound_bytes_per_s = 50e6;  // a bucket reading + writing at least this fast...
-  double io_bound_cpu_fraction = 0.25; // ...while the allocated CPUs were less busy than this share
-  double io_bound_time_fraction = 0.2; // such buckets cover at least this share of the job's buckets
+  double memory_high_fraction = 0.9;           // peak RSS at or above this share of the limit
+  double rank_imbalance_ratio = 2.0;           // a rank's CPU at or above this multiple of the ranks' mean
+  double rank_imbalance_min_cpu_s = 1;         // ...and at least this much CPU
+  double one_process_fraction = 0.9;           // one process's share of the job's CPU, on 2 or more CPUs
+  double short_process_s = 1;                  // a process that lived less than this is short
+  uint64_t fork_storm_min = 500;               // at least this many short processes...
+  double fork_storm_fraction = 0.5;            // ...and this share of all processes
+  double io_bound_bytes_per_s = 50e6;          // a bucket reading + writing at least this fast...
+  double io_bound_cpu_fraction = 0.25;         // ...while the allocated CPUs were less busy than this share
+  double io_bound_time_fraction = 0.2;         // such buckets cover at least this share of the job's buckets
 };
 
 // The defaults, overridden by each key=value of `text` (keys as the members above). Unknown keys and

@@ -141,7 +141,7 @@ struct ProcessRecord {
   uint64_t rss = 0;
   uint64_t read_bytes = 0;
   uint64_t write_bytes = 0;
-  uint32_t max_threads = 0;     // the most threads seen at once (0: never sampled alive)
+  uint32_t max_threads = 0;      // the most threads seen at once (0: never sampled alive)
   uint32_t task = kTaskUnknown;  // the Slurm task (global rank, SLURM_PROCID) it is or descends from
   // From eBPF events (all false/0 for a process only /proc sampling saw).
   bool exited = false;  // its exit was seen: exit_code/exit_signal/core_dumped are set
@@ -229,8 +229,8 @@ struct ProcessUpdate {
   ProcessRecord record;          // record.series_id is filled in by write_batch
   std::optional<Sample> sample;  // series_id is ignored: the process's series is used
   // Set only by wire::decode_batch with Identity::Deferred (bcd): the record's identity (ppid, step,
-  // start_ms, max_rss, command, exe, argv, the exit fields, max_threads and task) still encoded, pointing into the decoded
-  // bytes, which must outlive the write. Those record fields are unset; the writer decodes them only when it
+  // start_ms, max_rss, command, exe, argv, the exit fields, max_threads and task) still encoded, pointing into the
+  // decoded bytes, which must outlive the write. Those record fields are unset; the writer decodes them only when it
   // must write the record (a new or changed identity, which in a running job is rare, or an ended process).
   std::string_view encoded_identity{};
 };

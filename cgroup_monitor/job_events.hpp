@@ -110,11 +110,11 @@ class JobEvents {
     uint64_t children_cpu = 0, children_read = 0, children_write = 0;
     uint32_t step = store::kStepUnknown;
     uint32_t task = store::kTaskUnknown;  // the parent's Slurm task, as the table had it at the fork
-    std::string parent_command;    // comm before an exec: the parent's
-    int ticks_since_exit = 0;      // kept a few ticks after its exit for late file and connect aggregates
-    int ticks_gone = 0;            // ticks it has been gone without an exit event
-    bool parent_credited = false;  // its CPU and bytes were taken out of its parent's (once)
-    int exit_waits = 0;            // ticks its exit waited for the exit events of children it reaped
+    std::string parent_command;           // comm before an exec: the parent's
+    int ticks_since_exit = 0;             // kept a few ticks after its exit for late file and connect aggregates
+    int ticks_gone = 0;                   // ticks it has been gone without an exit event
+    bool parent_credited = false;         // its CPU and bytes were taken out of its parent's (once)
+    int exit_waits = 0;                   // ticks its exit waited for the exit events of children it reaped
   };
 
   void absorb(const events::Drained& d, const ProcessTable& table);

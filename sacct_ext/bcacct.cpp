@@ -101,7 +101,8 @@ constexpr char kHelp[] =
     "      --sort=M           what --top ranks by: cpu (default), rss, io\n"
     "      --notes            efficiency notes in plain words, each with its figure (with --json: a\n"
     "                         \"notes\" member); thresholds from $BC_NOTES_CONFIG, else\n"
-    "                         " BC_NOTES_CONFIG_DEFAULT " when it exists\n"
+    "                         " BC_NOTES_CONFIG_DEFAULT
+    " when it exists\n"
     "      --seff             seff's summary, then the heaviest processes and the notes\n"
     "\n"
     "Source:\n"

@@ -16,7 +16,6 @@ namespace bc::report {
 
 using store::ProcessRecord;
 
-
 std::string format_duration(int64_t seconds) {
   seconds = std::max<int64_t>(seconds, 0);
   const long long days = seconds / 86400, h = seconds / 3600 % 24, m = seconds / 60 % 60, s = seconds % 60;
@@ -221,8 +220,15 @@ std::string format_table(const JobData& job, int64_t now_ms) {
   }
   std::vector<Column> columns{{"PID", true}, {"PPID", true}, {"Node", false}, {"Step", false}};
   if (tasks) columns.push_back({"Task", true});
-  for (Column c : {Column{"Command", false}, {"Start", false}, {"End", false}, {"CPU(s)", true},
-                        {"Threads", true}, {"MaxRSS", true}, {"Read", true}, {"Write", true}, {"ExitCode", true}})
+  for (Column c : {Column{"Command", false},
+                   {"Start", false},
+                   {"End", false},
+                   {"CPU(s)", true},
+                   {"Threads", true},
+                   {"MaxRSS", true},
+                   {"Read", true},
+                   {"Write", true},
+                   {"ExitCode", true}})
     columns.push_back(c);
   return out + render_table(columns, rows);
 }

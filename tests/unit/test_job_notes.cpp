@@ -194,8 +194,8 @@ TEST(JobNotes, IoBoundTime) {
 
 TEST(JobNotes, ThresholdsFile) {
   std::vector<std::string> errors;
-  auto t = job::parse_note_thresholds("# site policy\nmin_elapsed_s = 300\ncpu_efficiency_low=0.3\n", "notes.conf",
-                                      errors);
+  auto t =
+      job::parse_note_thresholds("# site policy\nmin_elapsed_s = 300\ncpu_efficiency_low=0.3\n", "notes.conf", errors);
   EXPECT_TRUE(errors.empty());
   EXPECT_EQ(t.min_elapsed_s, 300);
   EXPECT_DOUBLE_EQ(t.cpu_efficiency_low, 0.3);

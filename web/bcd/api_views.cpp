@@ -642,9 +642,10 @@ Response Api::series_view(const Request& req, const Target& target, store::JobSn
       steps.insert(rank.first);
     }
     const size_t n = std::min(ranked.size(), static_cast<size_t>(top));
-    std::partial_sort(ranked.begin(), ranked.begin() + static_cast<long>(n), ranked.end(), [&](const Rank& a, const Rank& b) {
-      return ranks[a].first != ranks[b].first ? ranks[a].first > ranks[b].first : a < b;
-    });
+    std::partial_sort(ranked.begin(), ranked.begin() + static_cast<long>(n), ranked.end(),
+                      [&](const Rank& a, const Rank& b) {
+                        return ranks[a].first != ranks[b].first ? ranks[a].first > ranks[b].first : a < b;
+                      });
     std::sort(ranked.begin(), ranked.begin() + static_cast<long>(n));  // shown in step and rank order
     Points shown;
     for (size_t i = 0; i < n; ++i) {
@@ -653,8 +654,9 @@ Response Api::series_view(const Request& req, const Target& target, store::JobSn
       shown = add(shown, pts);
       const std::string step = store::step_name(ranked[i].first), task = std::to_string(ranked[i].second);
       // "rank 3" where one step ran ranks, "step 1 rank 3" where several did.
-      append(list, series_object("task:" + step + ":" + task, (steps.size() > 1 ? "step " + step + " " : "") + "rank " + task,
-                                 pts, *metric, false, &total));
+      append(list,
+             series_object("task:" + step + ":" + task, (steps.size() > 1 ? "step " + step + " " : "") + "rank " + task,
+                           pts, *metric, false, &total));
     }
     append(list, series_object("other", n ? "other" : "no Slurm task recorded", rest_of(total, shown), *metric, false,
                                &total));
