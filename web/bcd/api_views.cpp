@@ -392,7 +392,8 @@ class JobStream : public web::Stream {
       if (!total.empty()) append(series, series_object("total", "job total", total, Metric::All));
       for (const auto& p : snap.processes) {
         const std::string key = process_key(p.node, p.series_id);
-        const auto state = std::make_tuple(p.cpu_ns, p.rss, p.max_rss, p.read_bytes, p.write_bytes, p.end_ms);
+        const auto state =
+            std::make_tuple(p.cpu_ns, p.rss, p.max_rss, p.read_bytes, p.write_bytes, p.end_ms, p.max_threads, p.task);
         if (auto [it, fresh] = sent_.try_emplace(key, state); fresh || it->second != state) {
           it->second = state;
           append(changed.get(), process_object(p));
@@ -415,8 +416,10 @@ class JobStream : public web::Stream {
   int64_t expires_at_;
   std::shared_ptr<std::atomic<unsigned>> counter_;
   int64_t seen_sample_ms_ = -1;
-  // What was last sent of each process (cpu, rss, max rss, read, write, end): only changes are sent again.
-  std::map<std::string, std::tuple<uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, int64_t>> sent_;
+  // What was last sent of each process (cpu, rss, max rss, read, write, end, threads, task): only changes are
+  // sent again.
+  std::map<std::string, std::tuple<uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, int64_t, uint32_t, uint32_t>>
+      sent_;
   int idle_polls_ = 0;
   bool greeted_ = false, end_sent_ = false, ended_ = false;
 };
