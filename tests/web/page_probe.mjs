@@ -41,6 +41,7 @@ try {
   out.load_ms = Date.now() - t0;
   const snap = () => page.evaluate(() => {
     const d = document.body.dataset;
+    const shown = (e) => (e ? !e.hidden && getComputedStyle(e).display !== "none" : null);
     const text = (sel) => [...document.querySelectorAll(sel)].map((e) => e.textContent.trim());
     const fields = {};
     for (const dd of document.querySelectorAll("[data-field]")) fields[dd.dataset.field] = { value: dd.dataset.value, text: dd.textContent };
@@ -59,11 +60,12 @@ try {
         text: r.querySelector(".cmd")?.textContent,
         node: getComputedStyle(r.querySelector(".node")).display === "none" ? null : r.querySelector(".node").textContent,
         rank: getComputedStyle(r.querySelector(".rank")).display === "none" ? null : r.querySelector(".rank").textContent })),
-      rank_header: getComputedStyle(document.querySelector(".tree-head .rank")).display !== "none",
-      group_control: !document.getElementById("group-control").hidden,
-      cpu_caption: document.getElementById("cpu-caption").textContent,
+      // The job page's parts (null on jobs.html, which has none of them).
+      rank_header: shown(document.querySelector(".tree-head .rank")),
+      group_control: shown(document.getElementById("group-control")),
+      cpu_caption: document.getElementById("cpu-caption")?.textContent ?? null,
       labels_cpu: d.labels_cpu || "",
-      notes: document.getElementById("notes-section").hidden ? [] :
+      notes: !shown(document.getElementById("notes-section")) ? [] :
         [...document.querySelectorAll("#notes li")].map((li) => ({ id: li.dataset.note, text: li.textContent })),
       tree_count: document.getElementById("tree-count")?.textContent,
       files: table("files"), connections: table("connections"), jobs: table("jobs"),
