@@ -246,6 +246,7 @@ std::string format_tree(const JobData& job) {
     if (p.ppid != p.pid && present.count({p.node, p.ppid})) children[{p.node, p.ppid}].push_back(i);
     else roots.push_back(i);
   }
+  const bool tasks = has_multi_task_step(processes);
   std::string out;
   std::set<size_t> printed;  // guards against a cycle from reused pids
   std::function<void(size_t, const std::string&, bool, bool)> print = [&](size_t i, const std::string& prefix,
@@ -254,7 +255,9 @@ std::string format_tree(const JobData& job) {
     const auto& p = processes[i];
     std::string args = p.argv.empty() ? "[" + p.command + "]" : join(p.argv, " ");
     out += prefix + (root ? "" : (last ? "\u2514\u2500 " : "\u251c\u2500 ")) + std::to_string(p.pid) + " " +
-           printable(args) + "  [" + store::step_name(p.step) + " cpu " +
+           printable(args) + "  [" + store::step_name(p.step) +
+           (tasks && p.task != store::kTaskUnknown ? " rank " + std::to_string(p.task) : "") +
+           (p.max_threads > 1 ? " threads " + std::to_string(p.max_threads) : "") + " cpu " +
            fixed(static_cast<double>(p.cpu_ns) / 1e9, 2) + "s rss " + format_size(p.max_rss) + " r " +
            format_size(p.read_bytes) + " w " + format_size(p.write_bytes) + (p.end_ms ? "" : " running") +
            (p.exited ? " exit " + exit_text(p) : "") + "]\n";

@@ -53,3 +53,23 @@ TEST(Tree, SelfParentAndControlCharactersAreSafe) {
   auto out = format_tree(job);
   EXPECT_NE(out.find("7 weird?[31m"), std::string::npos) << out;
 }
+
+TEST(Tree, RanksOfAMultiTaskStepAndThreadsAreShown) {
+  JobData job;
+  job.processes = {proc("n1", 20, 1, 100, {"a.out"}), proc("n1", 21, 1, 100, {"a.out"}),
+                   proc("n1", 22, 21, 150, {"helper"})};
+  for (auto& p : job.processes) p.step = 0;
+  job.processes[0].task = 0;
+  job.processes[1].task = 1;
+  job.processes[1].max_threads = 8;
+  job.processes[2].task = 1;
+  job.processes[2].max_threads = 1;
+  auto out = lines(format_tree(job));
+  ASSERT_EQ(out.size(), 4u) << format_tree(job);
+  EXPECT_NE(out[1].find("20 a.out  [0 rank 0 cpu "), std::string::npos) << out[1];
+  EXPECT_NE(out[2].find("21 a.out  [0 rank 1 threads 8 cpu "), std::string::npos) << out[2];
+  EXPECT_NE(out[3].find("22 helper  [0 rank 1 cpu "), std::string::npos) << out[3];
+  // One task in the step: no rank to tell apart.
+  job.processes.erase(job.processes.begin());
+  EXPECT_EQ(format_tree(job).find(" rank "), std::string::npos) << format_tree(job);
+}
