@@ -85,17 +85,6 @@ struct Column {
   bool right;
 };
 
-// A step that ran more than one task (an srun -n4, an MPI job) gets a Task column in the process table.
-bool has_multi_task_step(const std::vector<ProcessRecord>& processes) {
-  std::map<uint32_t, uint32_t> first_task;  // step -> a task seen in it, on any node
-  for (const ProcessRecord& p : processes) {
-    if (p.task == store::kTaskUnknown) continue;
-    auto [it, added] = first_task.try_emplace(p.step, p.task);
-    if (!added && it->second != p.task) return true;
-  }
-  return false;
-}
-
 std::string render_table(const std::vector<Column>& columns, const std::vector<std::vector<std::string>>& rows) {
   std::vector<size_t> widths;
   for (const Column& c : columns) widths.push_back(display_width(c.title));
@@ -124,6 +113,18 @@ std::string render_table(const std::vector<Column>& columns, const std::vector<s
 }
 
 }  // namespace
+
+bool has_multi_task_step(const std::vector<ProcessRecord>& processes) {
+  std::map<uint32_t, uint32_t> first_task;  // step -> a task seen in it, on any node
+  for (const ProcessRecord& p : processes) {
+    if (p.task == store::kTaskUnknown) continue;
+    auto [it, added] = first_task.try_emplace(p.step, p.task);
+    if (!added && it->second != p.task) return true;
+  }
+  return false;
+}
+
+std::string threads_text(const ProcessRecord& p) { return p.max_threads ? std::to_string(p.max_threads) : "-"; }
 
 std::string terminal_safe(std::string_view s) { return printable(s); }
 std::string format_cpu_time(uint64_t ns) { return cpu_time(ns); }
@@ -213,7 +214,7 @@ std::string format_table(const JobData& job, int64_t now_ms) {
     if (tasks) row.push_back(p.task == store::kTaskUnknown ? "" : std::to_string(p.task));
     for (const std::string& value :
          {printable(p.command), local_time(p.start_ms), p.end_ms ? local_time(p.end_ms) : "Running",
-          fixed(static_cast<double>(p.cpu_ns) / 1e9, 2), std::to_string(p.max_threads), format_size(p.max_rss),
+          fixed(static_cast<double>(p.cpu_ns) / 1e9, 2), threads_text(p), format_size(p.max_rss),
           format_size(p.read_bytes), format_size(p.write_bytes), exit_text(p)})
       row.push_back(value);
     rows.push_back(std::move(row));

@@ -83,15 +83,17 @@ std::string format_seff(const JobData& job, const JobTotals& t, const std::vecto
   const size_t shown = std::min<size_t>(heaviest.size(), 10);
   out += "\nPer process (bubble-chamber): " + std::to_string(job.processes.size()) + " processes";
   out += shown < heaviest.size() ? ", the " + std::to_string(shown) + " heaviest by CPU\n" : "\n";
+  // The rank column only where a step ran several tasks, as in the job report.
+  const bool tasks = has_multi_task_step(job.processes);
   char row[160];
-  std::snprintf(row, sizeof row, "%8s %6s %5s %7s %12s %10s  %s\n", "PID", "Step", "Task", "Threads", "CPU", "MaxRSS",
-                "Command");
+  std::snprintf(row, sizeof row, "%8s %6s %5s %7s %12s %10s  %s\n", "PID", "Step", tasks ? "Task" : "", "Threads",
+                "CPU", "MaxRSS", "Command");
   out += row;
   for (size_t i = 0; i < shown; ++i) {
     const auto& p = heaviest[i];
-    std::snprintf(row, sizeof row, "%8u %6s %5s %7u %12s %10s  ", p.pid, store::step_name(p.step).c_str(),
-                  p.task == store::kTaskUnknown ? "" : std::to_string(p.task).c_str(), p.max_threads,
-                  format_cpu_time(p.cpu_ns).c_str(), format_size(p.max_rss).c_str());
+    const std::string task = tasks && p.task != store::kTaskUnknown ? std::to_string(p.task) : "";
+    std::snprintf(row, sizeof row, "%8u %6s %5s %7s %12s %10s  ", p.pid, store::step_name(p.step).c_str(), task.c_str(),
+                  threads_text(p).c_str(), format_cpu_time(p.cpu_ns).c_str(), format_size(p.max_rss).c_str());
     out += row + terminal_safe(p.command) + "\n";
   }
   out += "\nNotes:\n" + format_notes(notes);

@@ -604,12 +604,12 @@ TEST_F(BcacctTest, TableOfRunningTwoNodeJob) {
   const auto rows = table_rows(table);
   ASSERT_EQ(rows.size(), 4u) << table;
   const std::vector<std::vector<std::string>> want = {
-      // Threads (after CPU) is 0: these records were written without thread counts.
-      {"500", "1", "n01", "batch", "bash", "2023-11-14T22:13:20", "2023-11-14T23:15:00", "1.00", "0", "5M", "1M", "2M"},
-      {"501", "500", "n01", "0", "python3", "2023-11-14T22:13:22", "2023-11-14T23:13:20", "6.00", "0", "150M",
+      // Threads (after CPU) is "-": these records were written without thread counts.
+      {"500", "1", "n01", "batch", "bash", "2023-11-14T22:13:20", "2023-11-14T23:15:00", "1.00", "-", "5M", "1M", "2M"},
+      {"501", "500", "n01", "0", "python3", "2023-11-14T22:13:22", "2023-11-14T23:13:20", "6.00", "-", "150M",
        bc::report::format_size(4 * kMiB + 512), "3M"},
-      {"700", "1", "n02", "0", "python3", "2023-11-14T22:13:22", "Running", "2.50", "0", "400M", "7M", "0"},
-      {"42", "700", "n02", "0", "worker", "2023-11-14T22:13:25", "2023-11-14T22:13:29", "0.25", "0", "1M", "0", "1"},
+      {"700", "1", "n02", "0", "python3", "2023-11-14T22:13:22", "Running", "2.50", "-", "400M", "7M", "0"},
+      {"42", "700", "n02", "0", "worker", "2023-11-14T22:13:25", "2023-11-14T22:13:29", "0.25", "-", "1M", "0", "1"},
   };
   for (size_t i = 0; i < rows.size(); ++i) EXPECT_EQ(split(rows[i]), want[i]) << rows[i];
 }
