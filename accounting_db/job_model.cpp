@@ -191,6 +191,18 @@ std::string format_size(uint64_t bytes) {
   return buf;
 }
 
+std::map<uint32_t, std::set<uint32_t>> tasks_per_step(const std::vector<store::ProcessRecord>& processes) {
+  std::map<uint32_t, std::set<uint32_t>> out;
+  for (const auto& p : processes)
+    if (p.task != store::kTaskUnknown) out[p.step].insert(p.task);
+  return out;
+}
+
+bool has_multi_task_step(const std::vector<store::ProcessRecord>& processes) {
+  const auto steps = tasks_per_step(processes);
+  return std::any_of(steps.begin(), steps.end(), [](const auto& step) { return step.second.size() > 1; });
+}
+
 std::string iso_utc_ms(int64_t epoch_ms) {
   int64_t sec = epoch_ms / 1000, ms = epoch_ms % 1000;
   if (ms < 0) {

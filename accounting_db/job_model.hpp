@@ -3,7 +3,9 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -88,6 +90,12 @@ std::string sacct_job_id(const JobTotals& t);
 
 // Processes by start time, then pid (then node, then start ticks, so the order is total).
 std::vector<store::ProcessRecord> sorted_processes(std::vector<store::ProcessRecord> processes);
+
+// Each step's Slurm tasks, as its processes (on any node) carry them. A step with several ran ranks (an
+// srun -n4, an MPI job); the batch script is task 0 of a step of its own.
+std::map<uint32_t, std::set<uint32_t>> tasks_per_step(const std::vector<store::ProcessRecord>& processes);
+// Whether some step ran more than one task: then tables get a Task column and charts a per-rank view.
+bool has_multi_task_step(const std::vector<store::ProcessRecord>& processes);
 
 // sacct's order: batch, extern, interactive, numbered steps ascending, unknown last.
 void sort_steps(std::vector<uint32_t>& steps);

@@ -96,9 +96,7 @@ std::vector<Note> job_notes(const JobData& job, const JobTotals& totals, const T
   const bool long_enough = elapsed_ms >= limits.min_elapsed_s * 1000;
 
   // Ranks: the tasks of each step that ran several; the most at once is what the allocation was for.
-  std::map<uint32_t, std::set<uint32_t>> step_tasks;
-  for (const auto& p : job.processes)
-    if (p.task != store::kTaskUnknown) step_tasks[p.step].insert(p.task);
+  const auto step_tasks = tasks_per_step(job.processes);
   size_t tasks = 1;
   for (const auto& [step, ids] : step_tasks) tasks = std::max(tasks, ids.size());
 
@@ -214,6 +212,23 @@ std::vector<Note> job_notes(const JobData& job, const JobTotals& totals, const T
     }
   }
   return notes;
+}
+
+void TotalSeries::add_node(const std::vector<store::Rollup>& node_buckets) {
+  std::vector<store::Rollup> merged;
+  merged.reserve(std::max(buckets.size(), node_buckets.size()));
+  auto a = buckets.cbegin(), b = node_buckets.cbegin();
+  while (a != buckets.cend() || b != node_buckets.cend()) {
+    if (b == node_buckets.cend() || (a != buckets.cend() && a->start_s < b->start_s)) {
+      merged.push_back(*a++);
+    } else if (a == buckets.cend() || b->start_s < a->start_s) {
+      merged.push_back(*b++);
+    } else {
+      merged.push_back(*a++);
+      merged.back().merge(*b++);
+    }
+  }
+  buckets = std::move(merged);
 }
 
 cJSON* notes_json(const std::vector<Note>& notes) {

@@ -45,7 +45,9 @@ struct Note {
 
 // The job total over time (summed over nodes) for the I/O note; empty: that note is not considered.
 struct TotalSeries {
-  std::vector<store::Rollup> buckets;
+  std::vector<store::Rollup> buckets;  // by start; each node's bucket of the same start merged into one
+  // Adds one node's total (buckets by start, as the store answers), merging equal starts.
+  void add_node(const std::vector<store::Rollup>& node_buckets);
 };
 
 std::vector<Note> job_notes(const JobData& job, const JobTotals& totals, const TotalSeries& series,

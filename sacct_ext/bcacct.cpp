@@ -17,7 +17,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
-#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -624,13 +623,8 @@ std::vector<bc::job::Note> notes_of(bc::report::JobSource& source, const JobView
   if (view.totals.start_ms) {
     const int64_t from_s = *view.totals.start_ms / 1000;
     const int64_t to_s = view.totals.end_ms.value_or(bc::epoch_ms()) / 1000;
-    std::map<int64_t, bc::store::Rollup> by_start;
     for (const auto& labelled : source.job_series(view.totals.job_id, view.totals.nodes, std::nullopt, from_s, to_s))
-      for (const auto& b : labelled.data.buckets) {
-        auto [it, added] = by_start.try_emplace(b.start_s, b);
-        if (!added) it->second.merge(b);
-      }
-    for (auto& [start, b] : by_start) series.buckets.push_back(b);
+      series.add_node(labelled.data.buckets);
   }
   return bc::job::job_notes(view.data, view.totals, series, limits, bc::epoch_ms());
 }

@@ -114,16 +114,6 @@ std::string render_table(const std::vector<Column>& columns, const std::vector<s
 
 }  // namespace
 
-bool has_multi_task_step(const std::vector<ProcessRecord>& processes) {
-  std::map<uint32_t, uint32_t> first_task;  // step -> a task seen in it, on any node
-  for (const ProcessRecord& p : processes) {
-    if (p.task == store::kTaskUnknown) continue;
-    auto [it, added] = first_task.try_emplace(p.step, p.task);
-    if (!added && it->second != p.task) return true;
-  }
-  return false;
-}
-
 std::string threads_text(const ProcessRecord& p) { return p.max_threads ? std::to_string(p.max_threads) : "-"; }
 
 std::string terminal_safe(std::string_view s) { return printable(s); }

@@ -16,6 +16,7 @@ namespace bc::report {
 // The job model's types and functions, as bcacct's formatters use them.
 using job::compute_totals;
 using job::format_json;
+using job::has_multi_task_step;
 using job::iso_utc_ms;
 using job::JobData;
 using job::JobTotals;
@@ -37,8 +38,6 @@ std::string format_tree(const JobData& job);
 std::string format_files(const JobData& job, bool all);
 // Connections made (eBPF events), one row per process and peer.
 std::string format_connections(const JobData& job);
-// Whether a step ran more than one task (an srun -n4, an MPI job): then tables get a Task column.
-bool has_multi_task_step(const std::vector<store::ProcessRecord>& processes);
 // The most threads a process ran at once, or "-" when no sample saw it alive (its record came from events).
 std::string threads_text(const store::ProcessRecord& p);
 // The efficiency notes (accounting_db/job_notes.hpp) as a list, or a line saying there are none.

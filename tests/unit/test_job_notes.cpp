@@ -209,3 +209,25 @@ TEST(JobNotes, ThresholdsFile) {
   EXPECT_NE(errors[3].find("not key=value"), std::string::npos) << errors[3];
   EXPECT_DOUBLE_EQ(t.memory_low_fraction, job::NoteThresholds{}.memory_low_fraction);
 }
+
+TEST(JobNotes, TheTotalSeriesMergesTheNodesBucketsOfTheSameStart) {
+  auto bucket = [](int64_t start, uint64_t cpu_ns, uint64_t rss_max) {
+    store::Rollup b;
+    b.start_s = start;
+    b.width_s = 60;
+    b.samples = 60;
+    b.cpu_ns = cpu_ns;
+    b.rss_max = rss_max;
+    return b;
+  };
+  job::TotalSeries series;
+  series.add_node({bucket(0, 1, 10), bucket(120, 2, 20)});
+  series.add_node({bucket(60, 4, 5), bucket(120, 8, 30)});
+  ASSERT_EQ(series.buckets.size(), 3u);
+  EXPECT_EQ(series.buckets[0].start_s, 0);
+  EXPECT_EQ(series.buckets[1].start_s, 60);
+  EXPECT_EQ(series.buckets[2].start_s, 120);
+  EXPECT_EQ(series.buckets[2].cpu_ns, 10u);
+  EXPECT_EQ(series.buckets[2].samples, 120u);
+  EXPECT_EQ(series.buckets[2].rss_max, 30u);
+}

@@ -273,6 +273,18 @@ Resolution resolution_for_window(int64_t seconds) {
   return Resolution::Day;
 }
 
+// The page's automatic resolution for a job's window [from, to]: the coarser of what the window calls for
+// and what the store still holds back to `from` (asked of the job's first node).
+Resolution automatic_resolution(store::Store& db, uint64_t job, const store::JobSnapshot& snap, int64_t from,
+                                int64_t to) {
+  store::SeriesQuery probe;
+  probe.job_id = job;
+  probe.node = snap.nodes.front().node;
+  probe.from_s = from;
+  probe.to_s = from;
+  return std::max(db.query_series(probe).resolution, resolution_for_window(to - from));
+}
+
 // "auto" (or nothing) leaves out unset.
 bool parse_resolution(const std::string& s, std::optional<Resolution>& out) {
   static const std::pair<const char*, Resolution> names[] = {{"s", Resolution::Second}, {"second", Resolution::Second},
@@ -577,19 +589,8 @@ Response Api::series_view(const Request& req, const Target& target, store::JobSn
   if (one && top >= 0) return Response::error(400, "give process= or top=, not both");
   if (one && by_task) return Response::error(400, "give process= or group=task, not both");
 
-  // One resolution for every series so their buckets line up: the one asked for, else the coarser of
-  // what the window calls for and what the store still holds back to `from`.
-  Resolution res = Resolution::Second;
-  if (wanted) {
-    res = *wanted;
-  } else {
-    store::SeriesQuery probe;
-    probe.job_id = target.key;
-    probe.node = snap.nodes.front().node;
-    probe.from_s = from;
-    probe.to_s = from;
-    res = std::max(store_->query_series(probe).resolution, resolution_for_window(to - from));
-  }
+  // One resolution for every series so their buckets line up: the one asked for, else the automatic one.
+  const Resolution res = wanted ? *wanted : automatic_resolution(*store_, target.key, snap, from, to);
   auto query = [&](const std::string& node, uint32_t series_id) {
     store::SeriesQuery q;
     q.job_id = target.key;
@@ -628,12 +629,10 @@ Response Api::series_view(const Request& req, const Target& target, store::JobSn
     // ranks and the ranks not shown. A rank is a task of a step that ran several (the batch script is task 0
     // of its step, not a rank). Only the shown ranks' processes are read.
     using Rank = std::pair<uint32_t, uint32_t>;  // step, task
-    std::map<uint32_t, std::set<uint32_t>> step_tasks;
-    for (const auto& p : snap.processes)
-      if (p.task != store::kTaskUnknown) step_tasks[p.step].insert(p.task);
+    const auto step_tasks = job::tasks_per_step(snap.processes);
     std::map<Rank, std::pair<double, std::vector<const ProcessRecord*>>> ranks;
     for (const auto& p : snap.processes) {
-      if (p.task == store::kTaskUnknown || step_tasks[p.step].size() < 2) continue;
+      if (p.task == store::kTaskUnknown || step_tasks.at(p.step).size() < 2) continue;
       auto& [rank_weight, members] = ranks[{p.step, p.task}];
       rank_weight += weight(p);
       members.push_back(&p);
@@ -686,23 +685,16 @@ Response Api::notes(const Request& req) {
   return with_job(req, [&](const Target& target, store::JobSnapshot& snap) {
     // The job total over its whole run, summed over nodes, at the page's automatic resolution for it.
     job::TotalSeries series;
-    std::map<int64_t, store::Rollup> by_start;
     const auto end = job_end_ms(snap.nodes);
     store::SeriesQuery q;
     q.job_id = target.key;
-    q.node = snap.nodes.front().node;
-    q.from_s = q.to_s = job_start_s(snap);
-    const Resolution held = store_->query_series(q).resolution;
+    q.from_s = job_start_s(snap);
     q.to_s = (end ? *end : epoch_ms()) / 1000 + 1;
-    q.resolution = std::max(held, resolution_for_window(q.to_s - q.from_s));
+    q.resolution = automatic_resolution(*store_, target.key, snap, q.from_s, q.to_s);
     for (const auto& n : snap.nodes) {
       q.node = n.node;
-      for (const auto& b : store_->query_series(q).buckets) {
-        auto [it, added] = by_start.try_emplace(b.start_s, b);
-        if (!added) it->second.merge(b);
-      }
+      series.add_node(store_->query_series(q).buckets);
     }
-    for (const auto& [start, b] : by_start) series.buckets.push_back(b);
     job::JobData data{std::move(snap.nodes), std::move(snap.processes)};
     const job::JobTotals totals = job::compute_totals(data);
     Json root = container_object(target.container);
