@@ -398,10 +398,13 @@ Sample decode_sample(std::string_view value) {
 // ---- Schema 2 ----
 
 namespace {
-constexpr uint8_t kChunkFormat = 1;
+constexpr uint8_t kChunkFormatV1 = 1;  // points of format 1
+constexpr uint8_t kChunkFormat = 2;
 constexpr uint8_t kOpenFormatV1 = 1;  // varints, no free room
-constexpr uint8_t kOpenFormat = 2;
-constexpr uint8_t kBucketsFormat = 1;
+constexpr uint8_t kOpenFormatV2 = 2;  // fixed header without threads, points of format 1
+constexpr uint8_t kOpenFormat = 3;
+constexpr uint8_t kBucketsFormatV1 = 1;  // no thread figures
+constexpr uint8_t kBucketsFormat = 2;
 constexpr uint64_t kJobStateFormat = 1;
 constexpr uint64_t kProcessPackFormat = 1;
 
@@ -409,6 +412,8 @@ constexpr uint64_t kCpuUnit = 10'000'000;  // one clock tick at USER_HZ 100
 constexpr int64_t kRssUnit = 4096;         // one page
 constexpr uint64_t kRssSumUnit = 1024;     // VmRSS is in KiB
 constexpr int64_t kMaxDt = int64_t{1} << 33;
+// Any 32-bit count is stored as given (the monitor clamps to it), so what is written always reads back.
+constexpr uint64_t kMaxThreads = UINT32_MAX;
 
 int64_t time_value(Decoder& d) {
   uint64_t v = d.u64();
@@ -428,12 +433,17 @@ void get_values(Decoder& d, Point& p) {
   p.rd = d.u64();
   p.wr = d.u64();
 }
+uint32_t thread_count(uint64_t v) {
+  if (v > kMaxThreads) throw StoreError("corrupt series data: thread count out of range");
+  return static_cast<uint32_t>(v);
+}
 }  // namespace
 
 void put_point(std::string& out, const Point& prev, const Point& p) {
   uint8_t flags = 0;
   const auto dt = static_cast<uint64_t>(p.t - prev.t);
-  if (dt != 1) flags |= 1U;
+  const bool threads_changed = p.threads != prev.threads;
+  if (dt != 1 || threads_changed) flags |= 1U;
   const bool down = p.cpu < prev.cpu || p.rd < prev.rd || p.wr < prev.wr;
   if (down) flags |= 0x80U;
   uint64_t cpu = p.cpu - prev.cpu;  // wraps when the counter went down: zigzag recovers it
@@ -458,20 +468,26 @@ void put_point(std::string& out, const Point& prev, const Point& p) {
   if (rd != 0) flags |= 0x20U;
   if (wr != 0) flags |= 0x40U;
   out.push_back(static_cast<char>(flags));
-  if (flags & 1U) append_varint(out, dt);
+  if (flags & 1U) append_varint(out, dt << 1 | (threads_changed ? 1U : 0U));
   if (flags & 2U) append_varint(out, cpu);
   if (flags & 8U) append_varint(out, zigzag(rss));
   if (flags & 0x20U) append_varint(out, down ? zigzag(static_cast<int64_t>(rd)) : rd);
   if (flags & 0x40U) append_varint(out, down ? zigzag(static_cast<int64_t>(wr)) : wr);
+  if (threads_changed) append_varint(out, zigzag(int64_t{p.threads} - int64_t{prev.threads}));
 }
 
-Point get_point(Decoder& d, const Point& prev) {
+Point get_point(Decoder& d, const Point& prev, PointFormat format) {
   const uint8_t flags = d.raw_byte();
   const bool down = flags & 0x80U;
   Point p = prev;
   int64_t dt = 1;
+  bool threads_changed = false;
   if (flags & 1U) {
     uint64_t v = d.u64();
+    if (format == PointFormat::WithThreads) {
+      threads_changed = v & 1U;
+      v >>= 1;
+    }
     if (v > static_cast<uint64_t>(kMaxDt)) throw StoreError("corrupt series data: time step out of range");
     dt = static_cast<int64_t>(v);
   }
@@ -502,15 +518,22 @@ Point get_point(Decoder& d, const Point& prev) {
     uint64_t v = d.u64();
     p.wr = prev.wr + (down ? static_cast<uint64_t>(unzigzag(v)) : v);
   }
+  if (threads_changed) {
+    const int64_t delta = unzigzag(d.u64());
+    if (delta > static_cast<int64_t>(kMaxThreads) || delta < -static_cast<int64_t>(kMaxThreads))
+      throw StoreError("corrupt series data: thread count out of range");
+    p.threads = thread_count(static_cast<uint64_t>(int64_t{prev.threads} + delta));
+  }
   return p;
 }
 
-std::vector<Point> decode_points(std::string_view bytes, const Point& origin, bool first_may_equal_origin) {
+std::vector<Point> decode_points(std::string_view bytes, const Point& origin, bool first_may_equal_origin,
+                                 PointFormat format) {
   std::vector<Point> out;
   Decoder d(bytes);
   Point prev = origin;
   while (!d.done()) {
-    Point p = get_point(d, prev);
+    Point p = get_point(d, prev, format);
     if (p.t < prev.t || (p.t == prev.t && !(out.empty() && first_may_equal_origin)))
       throw StoreError("corrupt series data: points out of order");
     out.push_back(p);
@@ -533,6 +556,7 @@ void encode_chunk_raw(std::string& out, int64_t start, bool has_base, const Poin
   if (has_base) {
     append_varint(out, static_cast<uint64_t>(start - base.t));
     put_values(out, base);
+    append_varint(out, base.threads);
   }
   out.append(points);
 }
@@ -547,7 +571,9 @@ std::string encode_chunk(int64_t start, const Chunk& c) {
 
 Chunk decode_chunk(int64_t start, std::string_view value) {
   Decoder d(value);
-  if (d.raw_byte() != kChunkFormat) throw StoreError("unknown chunk format");
+  const uint8_t format = d.raw_byte();
+  if (format != kChunkFormat && format != kChunkFormatV1) throw StoreError("unknown chunk format");
+  const PointFormat points = format == kChunkFormat ? PointFormat::WithThreads : PointFormat::WithoutThreads;
   const uint8_t flags = d.raw_byte();
   if (flags > 1) throw StoreError("corrupt chunk: flags");
   Chunk c;
@@ -557,17 +583,21 @@ Chunk decode_chunk(int64_t start, std::string_view value) {
     if (back < 1 || back > start) throw StoreError("corrupt chunk: base time");
     c.base.t = start - back;
     get_values(d, c.base);
+    if (points == PointFormat::WithThreads) c.base.threads = thread_count(d.u64());
   }
-  c.points = decode_points(d.rest(), c.origin(start), !c.has_base);
+  c.points = decode_points(d.rest(), c.origin(start), !c.has_base, points);
   return c;
 }
 
 namespace {
-// Open record, format 2: fixed offsets, big-endian; times fit 32 bits (the store refuses later ones).
+// Open record, format 3: fixed offsets, big-endian; times fit 32 bits (the store refuses later ones).
 //   0 format  1 flags (bit 0: base, bit 1: points)  2-3 bytes of points used  4-7 chunk start
-//   8-43 tail (t u32, cpu, rss, rd, wr u64)  44-79 base (same)  80- points, then free room
-constexpr size_t kOpenHeader = 80;
-constexpr size_t kOpenTail = 8, kOpenBase = 44;
+//   8-47 tail (t u32, cpu, rss, rd, wr u64, threads u32)  48-87 base (same)  88- points, then free room
+// Format 2 is the same without the threads: a 36-byte tail at 8 and base at 44, points from 80.
+constexpr size_t kOpenHeader = 88;
+constexpr size_t kOpenTail = 8, kOpenBase = 48;
+constexpr size_t kOpenHeaderV2 = 80;
+constexpr size_t kOpenBaseV2 = 44;
 
 void put_be32(char* at, uint64_t v) {
   const uint32_t be = __builtin_bswap32(static_cast<uint32_t>(v));
@@ -598,10 +628,16 @@ void put_fixed_point(char* at, const Point& p) {
   put_be64(at + 12, p.rss);
   put_be64(at + 20, p.rd);
   put_be64(at + 28, p.wr);
+  put_be32(at + 36, p.threads);
 }
-Point get_fixed_point(const char* at) {
-  return {static_cast<int64_t>(get_be32(at)), get_be64(at + 4), get_be64(at + 12), get_be64(at + 20),
-          get_be64(at + 28)};
+// Format 2's fixed point ends before the thread count.
+Point get_fixed_point(const char* at, bool with_threads) {
+  return {static_cast<int64_t>(get_be32(at)),
+          get_be64(at + 4),
+          get_be64(at + 12),
+          get_be64(at + 20),
+          get_be64(at + 28),
+          with_threads ? thread_count(get_be32(at + 36)) : 0};
 }
 // Room for about a quarter minute more of typical points before the value has to be rewritten larger.
 size_t open_room(size_t used) { return std::max<size_t>(48, used / 2); }
@@ -630,21 +666,28 @@ OpenRecord decode_open_v1(Decoder& d) {
 OpenRecord decode_open(std::string_view value) {
   Decoder d(value);
   const uint8_t format = d.raw_byte();
-  if (format == kOpenFormatV1) return decode_open_v1(d);
-  if (format != kOpenFormat) throw StoreError("unknown open-record format");
-  if (value.size() < kOpenHeader) throw StoreError("corrupt open record: truncated");
+  if (format == kOpenFormatV1) {
+    OpenRecord r = decode_open_v1(d);
+    r.point_format = PointFormat::WithoutThreads;
+    return r;
+  }
+  if (format != kOpenFormat && format != kOpenFormatV2) throw StoreError("unknown open-record format");
+  const bool v3 = format == kOpenFormat;
+  const size_t header = v3 ? kOpenHeader : kOpenHeaderV2;
+  if (value.size() < header) throw StoreError("corrupt open record: truncated");
   const auto flags = static_cast<uint8_t>(value[1]);
   if (flags > 3 || flags == 0) throw StoreError("corrupt open record: flags");
   OpenRecord r;
+  r.point_format = v3 ? PointFormat::WithThreads : PointFormat::WithoutThreads;
   r.has_base = flags & 1U;
   r.has_points = flags & 2U;
   const size_t used = get_be16(value.data() + 2);
-  if (used > value.size() - kOpenHeader) throw StoreError("corrupt open record: points overrun the value");
-  if (r.has_base) r.base = get_fixed_point(value.data() + kOpenBase);
+  if (used > value.size() - header) throw StoreError("corrupt open record: points overrun the value");
+  if (r.has_base) r.base = get_fixed_point(value.data() + (v3 ? kOpenBase : kOpenBaseV2), v3);
   if (r.has_points) {
     r.chunk_start = static_cast<int64_t>(get_be32(value.data() + 4));
-    r.tail = get_fixed_point(value.data() + kOpenTail);
-    r.points = value.substr(kOpenHeader, used);
+    r.tail = get_fixed_point(value.data() + kOpenTail, v3);
+    r.points = value.substr(header, used);
     if (r.points.empty()) throw StoreError("corrupt open record: no points");
   } else if (used != 0) {
     throw StoreError("corrupt open record: points without a minute");
@@ -652,7 +695,24 @@ OpenRecord decode_open(std::string_view value) {
   return r;
 }
 
+std::vector<Point> open_points(const OpenRecord& r) {
+  return decode_points(r.points, r.origin(), !r.has_base, r.point_format);
+}
+
+void upgrade_open_points(OpenRecord& r, std::string& storage) {
+  if (r.point_format == kPointFormat) return;
+  if (r.has_points) {
+    const std::vector<Point> points = open_points(r);
+    storage.clear();
+    encode_points(storage, r.origin(), points);
+    r.points = storage;
+  }
+  r.point_format = kPointFormat;
+}
+
 void encode_open(std::string& out, const OpenRecord& r) {
+  if (r.has_points && r.point_format != kPointFormat)
+    throw StoreError("open record: points of an old format (upgrade_open_points first)");
   const size_t used = r.has_points ? r.points.size() : 0;
   if (used > 0xffff) throw StoreError("open record: too many point bytes");
   const size_t at = out.size();
@@ -675,7 +735,7 @@ bool append_open_in_place(std::string& value, const Point& p) {
   const size_t used = get_be16(value.data() + 2);
   const auto chunk_start = static_cast<int64_t>(get_be32(value.data() + 4));
   if (used == 0 || p.t < chunk_start || p.t >= chunk_start + 60) return false;
-  const Point tail = get_fixed_point(value.data() + kOpenTail);
+  const Point tail = get_fixed_point(value.data() + kOpenTail, true);
   if (p.t <= tail.t) return false;
   // The point is encoded past the end of the value, then moved into the free room if it fits.
   const size_t size = value.size();
@@ -721,13 +781,16 @@ std::string encode_buckets(const Buckets& buckets) {
     append_varint(out, rss_max);
     append_varint(out, b.read_bytes);
     append_varint(out, b.write_bytes);
+    append_varint(out, b.threads_sum);
+    append_varint(out, b.threads_max);
   }
   return out;
 }
 
 Buckets decode_buckets(std::string_view value) {
   Decoder d(value);
-  if (d.raw_byte() != kBucketsFormat) throw StoreError("unknown bucket-chunk format");
+  const uint8_t format = d.raw_byte();
+  if (format != kBucketsFormat && format != kBucketsFormatV1) throw StoreError("unknown bucket-chunk format");
   Buckets out;
   int64_t prev = -1;
   while (!d.done()) {
@@ -753,6 +816,10 @@ Buckets decode_buckets(std::string_view value) {
     if (flags & 8U) b.rss_max *= kRssSumUnit;
     b.read_bytes = d.u64();
     b.write_bytes = d.u64();
+    if (format == kBucketsFormat) {
+      b.threads_sum = d.u64();
+      b.threads_max = thread_count(d.u64());
+    }
     out.emplace_back(static_cast<uint32_t>(index), b);
   }
   return out;

@@ -135,21 +135,29 @@ Sample decode_sample(std::string_view value);
 
 // ---- Schema 2: series points, chunks and rollup buckets ----
 
-// One second-resolution point with cumulative counters (rss is a gauge).
+// One second-resolution point with cumulative counters (rss and threads are gauges).
 struct Point {
   int64_t t = 0;
   uint64_t cpu = 0, rss = 0, rd = 0, wr = 0;
+  uint32_t threads = 0;  // 0: not known (points of format 1, the job total of an old monitor)
   bool operator==(const Point&) const = default;
 };
 
 // A point is encoded against the one before it: a flag byte, then only the fields that changed.
-//   bit 0: dt != 1, a varint dt follows      bit 1: cpu changed        bit 2: cpu delta in 10 ms units
+//   bit 0: a varint follows (below)         bit 1: cpu changed        bit 2: cpu delta in 10 ms units
 //   bit 3: rss changed (zigzag)             bit 4: rss delta in 4 KiB  bit 5: read changed
 //   bit 6: write changed                    bit 7: counter deltas are zigzag (a counter went down)
+// Format 1 (chunks of format 1, open records of formats 1 and 2): the varint of bit 0 is dt, set when
+// dt != 1, and there is no thread count. Format 2: the varint is dt << 1 | (threads changed), set when
+// dt != 1 or the thread count changed; the zigzag thread delta then ends the point. Thread counts change
+// rarely, so a point of a steady process costs what it cost in format 1.
+enum class PointFormat : uint8_t { WithoutThreads = 1, WithThreads = 2 };
+inline constexpr PointFormat kPointFormat = PointFormat::WithThreads;  // what the encoders write
 void put_point(std::string& out, const Point& prev, const Point& p);
-Point get_point(Decoder& d, const Point& prev);
+Point get_point(Decoder& d, const Point& prev, PointFormat format = kPointFormat);
 // Decodes a run of points; the first is relative to origin. Throws on corrupt or unordered points.
-std::vector<Point> decode_points(std::string_view bytes, const Point& origin, bool first_may_equal_origin);
+std::vector<Point> decode_points(std::string_view bytes, const Point& origin, bool first_may_equal_origin,
+                                 PointFormat format = kPointFormat);
 void encode_points(std::string& out, const Point& origin, const std::vector<Point>& points);
 
 // A sealed minute of one series: the point before the chunk (its base, if the series had one) and the
@@ -158,11 +166,13 @@ struct Chunk {
   bool has_base = false;
   Point base;
   std::vector<Point> points;
-  Point origin(int64_t start) const { return has_base ? base : Point{start, 0, 0, 0, 0}; }
+  Point origin(int64_t start) const { return has_base ? base : Point{start, 0, 0, 0, 0, 0}; }
 };
+// Chunk format 1 holds points of format 1; format 2 (written now) points of format 2 and a base with threads.
 std::string encode_chunk(int64_t start, const Chunk& c);
 Chunk decode_chunk(int64_t start, std::string_view value);
-// A sealed chunk's header followed by already encoded points (sealing moves the open record's bytes).
+// A sealed chunk's header followed by already encoded points of kPointFormat (sealing moves the open
+// record's bytes).
 void encode_chunk_raw(std::string& out, int64_t start, bool has_base, const Point& base, std::string_view points);
 
 // The open (newest) minute of a series, with its tail (last point) so a point is appended without decoding
@@ -172,24 +182,33 @@ struct OpenRecord {
   bool has_points = false;
   int64_t chunk_start = 0;  // with points
   Point base;
-  Point tail;               // with points
-  std::string_view points;  // encoded points, the first against origin()
-  Point origin() const { return has_base ? base : Point{chunk_start, 0, 0, 0, 0}; }
+  Point tail;                               // with points
+  std::string_view points;                  // encoded points, the first against origin()
+  PointFormat point_format = kPointFormat;  // of `points`
+  Point origin() const { return has_base ? base : Point{chunk_start, 0, 0, 0, 0, 0}; }
   Point last() const { return has_points ? tail : base; }
 };
-// Reads format 1 (varints, written before the fixed header) and format 2.
+// Reads format 1 (varints, written before the fixed header), format 2 (a fixed header, points of format 1)
+// and format 3 (format 2 with thread counts in the tail and base, points of format 2).
 OpenRecord decode_open(std::string_view value);
-// Format 2: a fixed-width header (tail and base at fixed offsets), the points, then free room for more
+// Rewrites the points of a record read from an older format in kPointFormat, into `storage`, which
+// r.points then views. A writer calls it before it appends to or re-encodes a record it read.
+void upgrade_open_points(OpenRecord& r, std::string& storage);
+// The record's points, decoded in their format.
+std::vector<Point> open_points(const OpenRecord& r);
+// Format 3: a fixed-width header (tail and base at fixed offsets), the points, then free room for more
 // points, so that a tick's point is appended by rewriting the value at the same size (see append_open).
+// r.point_format must be kPointFormat (StoreError otherwise).
 void encode_open(std::string& out, const OpenRecord& r);
 // The common write: p follows the open minute's tail in the same minute. Copies `value` into out with p
-// appended in its free room and the tail updated; false (out unspecified) when the value is not a format 2
+// appended in its free room and the tail updated; false (out unspecified) when the value is not a format 3
 // record with points, p does not belong at its end, or the room is used up.
 bool append_open(std::string& out, std::string_view value, const Point& p);
 // The same on a record already in memory; on false `value` is as it was.
 bool append_open_in_place(std::string& value, const Point& p);
 
 // Rollup buckets of one chunk (the minutes of an hour, the hours of a day, the days of 32 days), by index.
+// Format 1 has no thread figures (read as 0); format 2, written now, ends each bucket with them.
 using Buckets = std::vector<std::pair<uint32_t, Rollup>>;
 std::string encode_buckets(const Buckets& b);
 Buckets decode_buckets(std::string_view value);

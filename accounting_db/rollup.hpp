@@ -18,6 +18,8 @@ inline void add_point(Rollup& b, const codec::Point& p, const codec::Point* prev
   ++b.samples;
   b.rss_sum += p.rss;
   b.rss_max = std::max(b.rss_max, p.rss);
+  b.threads_sum += p.threads;
+  b.threads_max = std::max(b.threads_max, p.threads);
   if (!prev) {
     b.cpu_ns += p.cpu;
     b.read_bytes += p.rd;

@@ -241,7 +241,7 @@ uint64_t LmdbStore::write_samples(WriteCtx& ctx, std::span<Batch* const> run, bo
       ++ctx.rejected;
       return;
     }
-    items.push_back({series, Point{s.time_s, s.cpu_ns, s.rss, s.read_bytes, s.write_bytes}});
+    items.push_back({series, Point{s.time_s, s.cpu_ns, s.rss, s.read_bytes, s.write_bytes, s.threads}});
   };
   int64_t latest = 0;
   for (const Batch* b : run) {
@@ -345,7 +345,11 @@ void LmdbStore::apply(WriteCtx& ctx, uint32_t series, const Point& p) {
   if (p.t > o.last().t && o.has_points && minute_of(p.t) == o.chunk_start) {
     // Appending to the open minute, whose free room is used up (or an old format): rewrite it larger.
     // o.points is copied out before the put.
-    ctx.points.assign(o.points);
+    if (o.point_format == codec::kPointFormat) {
+      ctx.points.assign(o.points);
+    } else {
+      codec::upgrade_open_points(o, ctx.points);
+    }
     codec::put_point(ctx.points, o.tail, p);
     o.tail = p;
     o.points = ctx.points;
@@ -372,16 +376,18 @@ void LmdbStore::apply(WriteCtx& ctx, uint32_t series, const Point& p) {
     ctx.points.clear();
     codec::put_point(ctx.points, o.base, p);
     o.points = ctx.points;
+    o.point_format = codec::kPointFormat;
     put_open(ctx, key, o);
     return;
   }
   if (o.has_points && p.t >= o.chunk_start) {
     // A late or duplicate point inside the open minute.
-    auto points = codec::decode_points(o.points, o.origin(), !o.has_base);
+    auto points = codec::open_points(o);
     if (!upsert_point(points, p)) return;
     ctx.points.clear();
     codec::encode_points(ctx.points, o.origin(), points);
     o.points = ctx.points;
+    o.point_format = codec::kPointFormat;
     o.tail = points.back();
     put_open(ctx, key, o);
     return;
@@ -396,12 +402,16 @@ void LmdbStore::apply(WriteCtx& ctx, uint32_t series, const Point& p) {
 
 void LmdbStore::seal(WriteCtx& ctx, uint32_t series, const OpenRecord& o) {
   const int64_t m = o.chunk_start;
-  auto points = codec::decode_points(o.points, o.origin(), !o.has_base);
+  auto points = codec::open_points(o);
   if (ctx.drop_seconds) {
     ctx.js.floor[0] = std::max(ctx.js.floor[0], m + 60);
   } else {
     ctx.buf2.clear();
-    codec::encode_chunk_raw(ctx.buf2, m, o.has_base, o.base, o.points);
+    if (o.point_format == codec::kPointFormat) {
+      codec::encode_chunk_raw(ctx.buf2, m, o.has_base, o.base, o.points);
+    } else {
+      ctx.buf2 = codec::encode_chunk(m, Chunk{o.has_base, o.base, points});
+    }
     const FixedKey key = chunk_key(ctx.job, ctx.node, m, series);
     Cursor& sc = table(ctx, 0);
     if (!(ctx.try_append && sc.try_append(key.sv(), ctx.buf2))) {
@@ -506,12 +516,13 @@ void LmdbStore::set_successor_base(WriteCtx& ctx, uint32_t series, int64_t m, co
     std::string record(oc.value());
     OpenRecord o = codec::decode_open(record);
     std::vector<Point> points;
-    if (o.has_points) points = codec::decode_points(o.points, o.origin(), !o.has_base);
+    if (o.has_points) points = codec::open_points(o);
     o.has_base = true;
     o.base = base;
     ctx.points.clear();
     if (o.has_points) codec::encode_points(ctx.points, o.origin(), points);
     o.points = ctx.points;
+    o.point_format = codec::kPointFormat;
     put_open(ctx, key, o);
   }
 }

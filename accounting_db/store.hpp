@@ -215,6 +215,7 @@ struct Sample {
   uint64_t rss = 0;
   uint64_t read_bytes = 0;   // cumulative
   uint64_t write_bytes = 0;  // cumulative
+  uint32_t threads = 0;      // the process's (the job's: its processes') threads; 0: not known
 };
 
 enum class Resolution : uint8_t { Second = 0, Minute = 1, Hour = 2, Day = 3 };
@@ -318,6 +319,8 @@ struct Rollup {
   uint64_t rss_max = 0;
   uint64_t read_bytes = 0;
   uint64_t write_bytes = 0;
+  uint64_t threads_sum = 0;  // over samples, for the mean (0 in data written before thread counts)
+  uint32_t threads_max = 0;
 
   double cpu_seconds() const { return static_cast<double>(cpu_ns) / 1e9; }
   // Time-weighted: CPU time over wall time of the intervals in the bucket.
@@ -326,6 +329,9 @@ struct Rollup {
   }
   double cpu_percent_max() const { return static_cast<double>(cpu_rate_max) / 1e7; }
   uint64_t rss_mean() const { return samples ? rss_sum / samples : 0; }
+  double threads_mean() const {
+    return samples ? static_cast<double>(threads_sum) / static_cast<double>(samples) : 0.0;
+  }
   // Adds another bucket of the same time (another node's, a finer one inside it): sums and maxima.
   void merge(const Rollup& b) {
     samples += b.samples;
@@ -337,6 +343,8 @@ struct Rollup {
     rss_max = std::max(rss_max, b.rss_max);
     read_bytes += b.read_bytes;
     write_bytes += b.write_bytes;
+    threads_sum += b.threads_sum;
+    threads_max = std::max(threads_max, b.threads_max);
   }
   bool operator==(const Rollup&) const = default;
 };

@@ -189,7 +189,7 @@ void LmdbStore::CheckRun::open_records() {
         OpenRecord o = codec::decode_open(bytes);
         if (!states.count(key.substr(0, 12))) problem(w + ": series without job state");
         if (o.has_points) {
-          auto points = codec::decode_points(o.points, o.origin(), !o.has_base);
+          auto points = codec::open_points(o);
           report.points += points.size();
           if (o.chunk_start % 60 != 0) problem(w + ": open minute not aligned");
           if (points.back() != o.tail) problem(w + ": open record's tail is not its last point");

@@ -70,7 +70,7 @@ StoreStats LmdbStore::stats() {
     Cursor o(txn, open_);
     for (bool ok = o.first(); ok; ok = o.next()) {
       OpenRecord r = codec::decode_open(o.value());
-      if (r.has_points) s.samples_second += codec::decode_points(r.points, r.origin(), !r.has_base).size();
+      if (r.has_points) s.samples_second += codec::open_points(r).size();
     }
   }
   struct stat st {};

@@ -80,7 +80,7 @@ UpgradeReport LmdbStore::migrate() {
           Sample s = codec::decode_sample(c.value());
           ctx->js.latest_s = std::max(ctx->js.latest_s, t);
           ctx->js.first_s = std::min(ctx->js.first_s, t);
-          apply(*ctx, series, Point{t, s.cpu_ns, s.rss, s.read_bytes, s.write_bytes});
+          apply(*ctx, series, Point{t, s.cpu_ns, s.rss, s.read_bytes, s.write_bytes, 0});
           ++n;
         }
         flush_state();

@@ -69,7 +69,7 @@ std::vector<Sample> LmdbStore::series(uint64_t job_id, const std::string& node, 
   auto js = job_state(txn, job_id, *node_id);
   if (!js) return out;
   for_each_point(txn, job_id, *node_id, series_id, *js, from_s, to_s, [&](const Point& p, const Point*) {
-    out.push_back(Sample{series_id, p.t, p.cpu, p.rss, p.rd, p.wr});
+    out.push_back(Sample{series_id, p.t, p.cpu, p.rss, p.rd, p.wr, p.threads});
   });
   return out;
 }
@@ -118,7 +118,7 @@ SeriesData LmdbStore::query_series(const SeriesQuery& q) {
   if (auto v = txn.get(open_, open_key(q.job_id, *node_id, q.series_id).sv())) {
     OpenRecord o = codec::decode_open(*v);
     if (o.has_points && want(floor_to(o.chunk_start, w))) {
-      auto points = codec::decode_points(o.points, o.origin(), !o.has_base);
+      auto points = codec::open_points(o);
       Rollup agg = rollup::of_points(points, o.has_base ? &o.base : nullptr);
       const int64_t start = floor_to(o.chunk_start, w);
       auto it =
@@ -251,7 +251,7 @@ void LmdbStore::for_each_point(const Txn& txn, uint64_t job, uint32_t node, uint
     emit(chunk.points, chunk.has_base ? &chunk.base : nullptr);
   }
   if (open && open->has_points && open->tail.t >= lo && open->chunk_start <= hi) {
-    auto points = codec::decode_points(open->points, open->origin(), !open->has_base);
+    auto points = codec::open_points(*open);
     emit(points, open->has_base ? &open->base : nullptr);
   }
 }

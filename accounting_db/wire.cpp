@@ -74,21 +74,27 @@ Record get_record(Reader& r, const char* what, Decode decode) {
   }
 }
 
-// A sample's time and counters.
+// A sample's time and counters, and (version 4) its thread count.
 void put_time_and_counters(codec::Encoder& e, const Sample& s) {
   e.i64(s.time_s);
   e.u64(s.cpu_ns);
   e.u64(s.rss);
   e.u64(s.read_bytes);
   e.u64(s.write_bytes);
+  e.u64(s.threads);
 }
 
-void get_time_and_counters(Reader& r, Sample& s) {
+void get_threads(Reader& r, Sample& s, uint64_t version) {
+  if (version >= 4) s.threads = r.u32("sample threads");
+}
+
+void get_time_and_counters(Reader& r, Sample& s, uint64_t version) {
   s.time_s = r.i64("sample time");
   s.cpu_ns = r.u64("sample cpu");
   s.rss = r.u64("sample rss");
   s.read_bytes = r.u64("sample read bytes");
   s.write_bytes = r.u64("sample write bytes");
+  get_threads(r, s, version);
 }
 
 // The job's sample (and a process's in version 2): 0 = absent, else 1, its series id, time and counters.
@@ -99,17 +105,17 @@ void put_sample(codec::Encoder& e, const std::optional<Sample>& s) {
   put_time_and_counters(e, *s);
 }
 
-std::optional<Sample> get_sample(Reader& r) {
+std::optional<Sample> get_sample(Reader& r, uint64_t version) {
   if (!r.flag("sample present")) return std::nullopt;
   Sample s;
   s.series_id = r.u32("sample series");
-  get_time_and_counters(r, s);
+  get_time_and_counters(r, s, version);
   return s;
 }
 
 // A process's sample (version 3): 0 = absent, 1 = time and counters, 2 = time only, the counters being its
 // record's (the usual case: a running process's record carries its latest sample). Its series is the
-// record's, so none is sent.
+// record's, so none is sent. Version 4 adds the thread count to both.
 void put_process_sample(codec::Encoder& e, const std::optional<Sample>& s, const ProcessRecord& p) {
   if (!s) {
     e.u64(0);
@@ -117,22 +123,24 @@ void put_process_sample(codec::Encoder& e, const std::optional<Sample>& s, const
              s->write_bytes == p.write_bytes) {
     e.u64(2);
     e.i64(s->time_s);
+    e.u64(s->threads);
   } else {
     e.u64(1);
     put_time_and_counters(e, *s);
   }
 }
 
-std::optional<Sample> get_process_sample(Reader& r, const ProcessRecord& p) {
+std::optional<Sample> get_process_sample(Reader& r, const ProcessRecord& p, uint64_t version) {
   const uint64_t kind = r.u64("process sample kind");
   if (kind == 0) return std::nullopt;
   if (kind > 2) throw WireError("malformed batch: process sample kind " + std::to_string(kind));
   Sample s;  // its series_id stays 0: the store uses the record's series
   if (kind == 1) {
-    get_time_and_counters(r, s);
+    get_time_and_counters(r, s, version);
     return s;
   }
   s.time_s = r.i64("process sample time");
+  get_threads(r, s, version);
   s.cpu_ns = p.cpu_ns;
   s.rss = p.rss;
   s.read_bytes = p.read_bytes;
@@ -178,12 +186,12 @@ std::string encode_batch(const Batch& batch) {
 Batch decode_batch(std::string_view bytes, Identity identity, const Batch* previous) {
   Reader r(bytes);
   const uint64_t version = r.u64("version");
-  if (version != kBatchVersion && version != 2)
-    throw WireError("batch format version " + std::to_string(version) + " is not supported (this bcd reads 2 and " +
+  if (version < 2 || version > kBatchVersion)
+    throw WireError("batch format version " + std::to_string(version) + " is not supported (this bcd reads 2 to " +
                     std::to_string(kBatchVersion) + ")");
   Batch b;
   b.job = get_record<JobRecord>(r, "job record", codec::decode_job);
-  b.job_sample = get_sample(r);
+  b.job_sample = get_sample(r, version);
   const size_t n = r.count("process count");
   b.processes.reserve(std::min<size_t>(n, 4096));
   for (size_t i = 0; i < n; ++i) {
@@ -191,7 +199,7 @@ Batch decode_batch(std::string_view bytes, Identity identity, const Batch* previ
     ProcessRecord& p = u.record;
     if (version == 2) {
       p = get_record<ProcessRecord>(r, "process record", [](std::string_view v) { return codec::decode_process(v); });
-      u.sample = get_sample(r);
+      u.sample = get_sample(r, version);
     } else {
       p.pid = r.u32("process pid");
       p.start_ticks = r.u64("process start");
@@ -215,7 +223,7 @@ Batch decode_batch(std::string_view bytes, Identity identity, const Batch* previ
       } catch (const store::StoreError& e) {
         throw WireError(std::string("malformed batch: process identity: ") + e.what());
       }
-      u.sample = get_process_sample(r, p);
+      u.sample = get_process_sample(r, p, version);
     }
     // One past the last id would wrap the job's series counter to 0, the job's own series.
     if (p.series_id > store::kLastSeriesId)

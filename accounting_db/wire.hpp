@@ -20,7 +20,8 @@ namespace bc::wire {
 //    and a sample that repeats its record's counters sends only its time. The identity's last two fields
 //    (most threads, Slurm task) may be missing: a node built before them sends neither. Version 2 is still
 //    read: an upgraded node's outbox may hold batches spooled before.
-inline constexpr uint32_t kBatchVersion = 3;
+// 4: each sample ends with its thread count. Versions 2 and 3 are still read, their samples without one.
+inline constexpr uint32_t kBatchVersion = 4;
 inline constexpr char kBundleMagic[4] = {'B', 'C', 'W', '1'};
 
 class WireError : public std::runtime_error {

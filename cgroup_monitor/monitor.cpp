@@ -376,7 +376,8 @@ int run_monitor(const MonitorOptions& opt) {
                                      job.has_cgroup_cpu ? job.cgroup_cpu_ns : procs.cpu_ns,
                                      procs.live_rss,
                                      procs.read_bytes,
-                                     procs.write_bytes};
+                                     procs.write_bytes,
+                                     static_cast<uint32_t>(std::min<uint64_t>(procs.live_threads, UINT32_MAX))};
     try {
       if (shipper) {
         shipper->write(batch);

@@ -78,10 +78,12 @@ ProcessTable::State ProcessTable::refresh(Tracked& t) {
   if (rss != r.rss) t.changed = true;
   r.rss = rss;
   r.max_rss = std::max(hwm, rss);
-  if (!zombie && st->num_threads > r.max_threads) {
-    r.max_threads = static_cast<uint32_t>(std::min<uint64_t>(st->num_threads, UINT32_MAX));
-    t.changed = true;
+  const auto threads = zombie ? 0 : static_cast<uint32_t>(std::min<uint64_t>(st->num_threads, UINT32_MAX));
+  if (threads != t.threads) {
+    t.threads = threads;
+    t.changed = true;  // the series gets a point with the new count
   }
+  r.max_threads = std::max(r.max_threads, threads);
   return zombie ? State::Zombie : State::Alive;
 }
 
@@ -232,12 +234,13 @@ ProcessTotals ProcessTable::sample(const std::vector<MemberPid>& members, int64_
     totals.write_bytes += r.write_bytes;
     if (!t.ended) {
       totals.live_rss += r.rss;
+      totals.live_threads += t.threads;
       ++totals.live;
     }
     if (!t.changed) continue;
     store::ProcessUpdate update;
     update.record = r;
-    update.sample = store::Sample{0, now_ms / 1000, r.cpu_ns, r.rss, r.read_bytes, r.write_bytes};
+    update.sample = store::Sample{0, now_ms / 1000, r.cpu_ns, r.rss, r.read_bytes, r.write_bytes, t.threads};
     batch.processes.push_back(std::move(update));
   }
   return totals;

@@ -22,6 +22,7 @@ namespace bc::monitor {
 struct ProcessTotals {
   uint64_t cpu_ns = 0;  // every process seen, ended ones included
   uint64_t live_rss = 0;
+  uint64_t live_threads = 0;
   uint64_t read_bytes = 0;
   uint64_t write_bytes = 0;
   size_t live = 0;
@@ -114,8 +115,9 @@ class ProcessTable {
     UniqueFd leader_io_fd;
     std::map<uint32_t, IoBytes> other_threads;
     IoBytes ended_threads;
-    bool ended = false;  // exited (zombie or gone), end_ms set
-    bool task = false;   // its parent is slurmstepd, which will pass on its final figures
+    uint32_t threads = 0;  // at the last sample; 0 once it exited
+    bool ended = false;    // exited (zombie or gone), end_ms set
+    bool task = false;     // its parent is slurmstepd, which will pass on its final figures
     bool final_taken = false;
     int ticks_gone = 0;
     bool gone = false;  // reaped: its /proc entry is no more

@@ -94,10 +94,10 @@ constexpr char kHelp[] =
     "      --files [--all]    files each process opened (--all: one row per path for the whole job)\n"
     "      --net              connections each process made\n"
     "      --timeline         a chart of the job over time, as wide as the terminal\n"
-    "      --metric=M         what --timeline shows: cpu (default), rss, io\n"
+    "      --metric=M         what --timeline shows: cpu (default), rss, io, threads\n"
     "      --resolution=R     --timeline's buckets: s, m, h, d (default: the finest still held)\n"
     "      --top=N            the N heaviest processes\n"
-    "      --sort=M           what --top ranks by: cpu (default), rss, io\n"
+    "      --sort=M           what --top ranks by: cpu (default), rss, io, threads\n"
     "      --notes            efficiency notes in plain words, each with its figure (with --json: a\n"
     "                         \"notes\" member); thresholds from $BC_NOTES_CONFIG, else\n"
     "                         " BC_NOTES_CONFIG_DEFAULT
@@ -298,7 +298,7 @@ Parsed parse_args(int argc, char** argv) {
       case kSeff: o.seff = true; break;
       case kMetric: {
         auto m = bc::bcacct::parse_metric(optarg);
-        if (!m) return fail("--metric takes cpu, rss or io, not '" + std::string(optarg) + "'");
+        if (!m) return fail("--metric takes cpu, rss, io or threads, not '" + std::string(optarg) + "'");
         o.metric = *m;
         have_metric = true;
         break;
@@ -319,7 +319,7 @@ Parsed parse_args(int argc, char** argv) {
       }
       case kSort: {
         auto m = bc::bcacct::parse_metric(optarg);
-        if (!m) return fail("--sort takes cpu, rss or io, not '" + std::string(optarg) + "'");
+        if (!m) return fail("--sort takes cpu, rss, io or threads, not '" + std::string(optarg) + "'");
         o.sort = *m;
         have_sort = true;
         break;

@@ -17,7 +17,7 @@ constexpr const char* kBlocks[] = {"\u2581", "\u2582", "\u2583", "\u2584", "\u25
 
 struct Column {
   bool has_data = false;
-  uint64_t timed_cpu_ns = 0, wall_s = 0, rss_max = 0, io_bytes = 0;
+  uint64_t timed_cpu_ns = 0, wall_s = 0, rss_max = 0, io_bytes = 0, threads_max = 0;
   int64_t seconds = 0;  // the width of the time the column covers
 };
 
@@ -27,6 +27,7 @@ double value_of(const Column& c, Metric metric) {
       return c.wall_s ? static_cast<double>(c.timed_cpu_ns) / (static_cast<double>(c.wall_s) * 1e7) : 0.0;
     case Metric::Rss: return static_cast<double>(c.rss_max);
     case Metric::Io: return c.seconds ? static_cast<double>(c.io_bytes) / static_cast<double>(c.seconds) : 0.0;
+    case Metric::Threads: return static_cast<double>(c.threads_max);
   }
   return 0.0;
 }
@@ -35,6 +36,10 @@ std::string label(double v, Metric metric) {
   char buf[32];
   if (metric == Metric::Cpu) {
     std::snprintf(buf, sizeof buf, "%.0f%%", v);
+    return buf;
+  }
+  if (metric == Metric::Threads) {
+    std::snprintf(buf, sizeof buf, "%.0f", v);
     return buf;
   }
   std::string size = report::format_size(static_cast<uint64_t>(std::llround(v)));
@@ -46,6 +51,7 @@ const char* metric_title(Metric metric) {
     case Metric::Cpu: return "CPU % (CPU time over wall time; 100% = one core)";
     case Metric::Rss: return "RSS (largest in each column)";
     case Metric::Io: return "I/O (read+write bytes per second)";
+    case Metric::Threads: return "threads (most at once in each column)";
   }
   return "";
 }
@@ -60,6 +66,7 @@ std::optional<Metric> parse_metric(std::string_view text) {
   if (text == "cpu") return Metric::Cpu;
   if (text == "rss") return Metric::Rss;
   if (text == "io") return Metric::Io;
+  if (text == "threads") return Metric::Threads;
   return std::nullopt;
 }
 
@@ -106,6 +113,7 @@ std::string render_timeline(const std::vector<report::LabelledSeries>& series, M
       c.wall_s += r.wall_s;
       c.rss_max = std::max(c.rss_max, r.rss_max);
       c.io_bytes += r.read_bytes + r.write_bytes;
+      c.threads_max = std::max<uint64_t>(c.threads_max, r.threads_max);
     }
     double max = 0;
     for (const Column& c : cols) max = std::max(max, value_of(c, metric));
@@ -151,6 +159,7 @@ std::vector<store::ProcessRecord> top_processes(std::vector<store::ProcessRecord
       case Metric::Cpu: return p.cpu_ns;
       case Metric::Rss: return p.max_rss;
       case Metric::Io: return p.read_bytes + p.write_bytes;
+      case Metric::Threads: return p.max_threads;
     }
     return 0;
   };

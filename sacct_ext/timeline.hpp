@@ -15,8 +15,8 @@
 
 namespace bc::bcacct {
 
-enum class Metric { Cpu, Rss, Io };
-std::optional<Metric> parse_metric(std::string_view text);            // cpu, rss, io
+enum class Metric { Cpu, Rss, Io, Threads };
+std::optional<Metric> parse_metric(std::string_view text);            // cpu, rss, io, threads
 std::optional<store::Resolution> parse_resolution(std::string_view);  // s, m, h, d (or second ... day)
 
 // One chart per series (per node, or the nodes summed) over [from_s, to_s]: `height` rows of block characters, one

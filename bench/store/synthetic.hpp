@@ -21,6 +21,7 @@ struct SyntheticJob {
   void init() {
     rng.seed(seed);
     procs.clear();
+    threads.clear();
     for (int i = 0; i < processes; ++i) {
       store::ProcessRecord p;
       p.job_id = job_id;
@@ -53,7 +54,7 @@ struct SyntheticJob {
   store::Batch tick(int64_t k) {
     const int64_t t = start_s + k;
     store::Batch b;
-    uint64_t cpu_sum = 0, rss_sum = 0, rd_sum = 0, wr_sum = 0;
+    uint64_t cpu_sum = 0, rss_sum = 0, rd_sum = 0, wr_sum = 0, threads_sum = 0;
     b.processes.reserve(procs.size());
     for (size_t i = 0; i < procs.size(); ++i) {
       auto& p = procs[i];
@@ -69,13 +70,19 @@ struct SyntheticJob {
       // Occasional I/O.
       if (r % 50 == 2) p.read_bytes += ((r >> 16) % 256 + 1) * 4096;
       if (r % 100 == 3) p.write_bytes += ((r >> 24) % 128 + 1) * 4096;
+      // 1 to 4 threads, and 2 more for a while now and then (a thread count changes rarely).
+      const auto base_threads = static_cast<uint32_t>(1 + i % 4);
+      if (threads.size() <= i) threads.push_back(base_threads);
+      if (r % 97 == 5) threads[i] = threads[i] == base_threads ? base_threads + 2 : base_threads;
+      p.max_threads = std::max(p.max_threads, threads[i]);
+      threads_sum += threads[i];
       cpu_sum += p.cpu_ns;
       rss_sum += p.rss;
       rd_sum += p.read_bytes;
       wr_sum += p.write_bytes;
       store::ProcessUpdate u;
       u.record = p;
-      u.sample = store::Sample{0, t, p.cpu_ns, p.rss, p.read_bytes, p.write_bytes};
+      u.sample = store::Sample{0, t, p.cpu_ns, p.rss, p.read_bytes, p.write_bytes, threads[i]};
       b.processes.push_back(std::move(u));
     }
     if (job.end_ms)  // the final tick: every process has ended, as in a finished job
@@ -87,7 +94,7 @@ struct SyntheticJob {
     job.max_rss_sum = std::max(job.max_rss_sum, rss_sum);
     ++job.sample_count;
     b.job = job;
-    b.job_sample = store::Sample{0, t, cpu_sum, rss_sum, rd_sum, wr_sum};
+    b.job_sample = store::Sample{0, t, cpu_sum, rss_sum, rd_sum, wr_sum, static_cast<uint32_t>(threads_sum)};
     return b;
   }
 
@@ -98,6 +105,7 @@ struct SyntheticJob {
 
   std::mt19937_64 rng;
   std::vector<store::ProcessRecord> procs;
+  std::vector<uint32_t> threads;  // each process's at the last tick
   std::vector<int> load;
   store::JobRecord job;
 };

@@ -54,7 +54,7 @@ Batch full_batch() {
   j.array_task_id = 70'000;
   j.unshipped_batches = 1'000;
   j.unshipped_samples = 51'000;
-  b.job_sample = store::Sample{0, 1'700'000'999, 5, 6, 7, 8};
+  b.job_sample = store::Sample{0, 1'700'000'999, 5, 6, 7, 8, 4'000'000'000U};
   for (uint32_t i = 0; i < 3; ++i) {
     store::ProcessUpdate u;
     auto& p = u.record;
@@ -83,7 +83,8 @@ Batch full_batch() {
     p.exact = i != 0;
     // Process 0's sample repeats its record's counters (sent as its time alone), process 2's does not.
     if (i != 1)
-      u.sample = store::Sample{0, 1'700'000'999, p.cpu_ns + (i == 2 ? 5 : 0), p.rss, p.read_bytes, p.write_bytes};
+      u.sample =
+          store::Sample{0, 1'700'000'999, p.cpu_ns + (i == 2 ? 5 : 0), p.rss, p.read_bytes, p.write_bytes, 7 + i};
     b.processes.push_back(u);
   }
   store::FileRecord f;
@@ -161,6 +162,7 @@ void expect_same(const Batch& a, const Batch& b) {
     EXPECT_EQ(s->rss, t->rss);
     EXPECT_EQ(s->read_bytes, t->read_bytes);
     EXPECT_EQ(s->write_bytes, t->write_bytes);
+    EXPECT_EQ(s->threads, t->threads);
   };
   same_sample(a.job_sample, b.job_sample);
   ASSERT_EQ(a.processes.size(), b.processes.size());
@@ -269,9 +271,17 @@ TEST(Wire, DeferredDecodingChecksTheIdentity) {
   EXPECT_EQ(wire::decode_batch(again, wire::Identity::Deferred, &good).processes[0].encoded_identity, identity);
 }
 
+// The batch as a version without thread counts in samples carries it.
+Batch without_thread_counts(Batch b) {
+  if (b.job_sample) b.job_sample->threads = 0;
+  for (auto& u : b.processes)
+    if (u.sample) u.sample->threads = 0;
+  return b;
+}
+
 // Version 2 (each process as a whole store record) is what a node spooled before the upgrade: still read.
 TEST(Wire, Version2BatchesAreStillRead) {
-  const Batch b = full_batch();
+  const Batch b = without_thread_counts(full_batch());
   store::codec::Encoder e;
   auto sample = [&e](const std::optional<store::Sample>& s) {
     e.u64(s ? 1 : 0);
@@ -313,6 +323,50 @@ TEST(Wire, Version2BatchesAreStillRead) {
   v3.u64(0);  // no connections
   EXPECT_THROW(wire::decode_batch(v3.bytes(), wire::Identity::Deferred, &v2), wire::WireError);
   EXPECT_THROW(wire::decode_batch(v3.bytes(), wire::Identity::Deferred), wire::WireError);
+}
+
+// Version 3 is version 4 without the samples' thread counts: read, the counts 0.
+TEST(Wire, Version3BatchesAreReadWithoutThreadCounts) {
+  const Batch b = without_thread_counts(full_batch());
+  store::codec::Encoder e;
+  auto counters = [&e](const store::Sample& s) {
+    e.i64(s.time_s);
+    for (uint64_t v : {s.cpu_ns, s.rss, s.read_bytes, s.write_bytes}) e.u64(v);
+  };
+  e.u64(3);
+  e.str(store::codec::encode_job(b.job));
+  e.u64(1);
+  e.u64(b.job_sample->series_id);
+  counters(*b.job_sample);
+  e.u64(b.processes.size());
+  for (const auto& u : b.processes) {
+    const auto& p = u.record;
+    for (uint64_t v : {uint64_t{p.pid}, p.start_ticks, uint64_t{p.series_id}}) e.u64(v);
+    e.i64(p.end_ms);
+    for (uint64_t v : {p.cpu_ns, p.rss, p.read_bytes, p.write_bytes}) e.u64(v);
+    std::string identity;
+    store::codec::append_process_identity(identity, p);
+    e.str(identity);
+    if (!u.sample) {
+      e.u64(0);
+    } else if (u.sample->cpu_ns == p.cpu_ns) {
+      e.u64(2);  // its time only
+      e.i64(u.sample->time_s);
+    } else {
+      e.u64(1);
+      counters(*u.sample);
+    }
+  }
+  e.u64(b.files.size());
+  for (const auto& f : b.files) e.str(store::codec::encode_file(f));
+  e.u64(b.connections.size());
+  for (const auto& c : b.connections) e.str(store::codec::encode_connection(c));
+  expect_same(b, wire::decode_batch(e.bytes()));
+  // And a version 4 batch carries them, whichever way a process's sample travels.
+  const Batch v4 = wire::decode_batch(wire::encode_batch(full_batch()));
+  EXPECT_EQ(v4.job_sample->threads, 4'000'000'000U);
+  EXPECT_EQ(v4.processes[0].sample->threads, 7U) << "a sample sent as its time";
+  EXPECT_EQ(v4.processes[2].sample->threads, 9U) << "a sample sent with its counters";
 }
 
 // One series id past the last would wrap the job's series counter to 0, the job's own series (a 400).

@@ -87,14 +87,18 @@ void identity(std::string_view value) {
 
 void points(std::string_view rest) {
   Header h(rest);
-  const bool first_may_equal_origin = h.u64() & 1;
+  const uint64_t flags = h.u64();
+  const bool first_may_equal_origin = flags & 1;
+  // Points of either format decode; the encoder writes the current one.
+  const auto format = (flags & 2) ? codec::PointFormat::WithoutThreads : codec::PointFormat::WithThreads;
   codec::Point origin;
   origin.t = h.time();
   origin.cpu = h.u64();
   origin.rss = h.u64();
   origin.rd = h.u64();
   origin.wr = h.u64();
-  const auto decoded = codec::decode_points(rest, origin, first_may_equal_origin);
+  origin.threads = static_cast<uint32_t>(h.u64());
+  const auto decoded = codec::decode_points(rest, origin, first_may_equal_origin, format);
   std::string encoded;
   codec::encode_points(encoded, origin, decoded);
   require(codec::decode_points(encoded, origin, first_may_equal_origin) == decoded, "points: re-encoding differs");
@@ -110,9 +114,13 @@ void chunk(std::string_view rest) {
 }
 
 void open_record(std::string_view value) {
-  const codec::OpenRecord r = codec::decode_open(value);
+  codec::OpenRecord r = codec::decode_open(value);
   std::vector<codec::Point> points;
-  if (r.has_points) points = codec::decode_points(r.points, r.origin(), !r.has_base);
+  if (r.has_points) points = codec::open_points(r);
+  // A record of an older format is rewritten in the current one, as the store's writer does.
+  std::string storage;
+  codec::upgrade_open_points(r, storage);
+  require(!r.has_points || codec::open_points(r) == points, "open record: upgrading changed its points");
   // The fixed header holds times in 32 bits (the store refuses later ones), so only such records are
   // rewritten by the store.
   const auto fits = [](const codec::Point& p) { return p.t >= 0 && p.t <= UINT32_MAX; };
@@ -136,7 +144,7 @@ void open_record(std::string_view value) {
     if (codec::append_open(appended, encoded, next)) {
       const codec::OpenRecord grown = codec::decode_open(appended);
       require(grown.tail == next, "open record: the appended point is not the tail");
-      auto all = codec::decode_points(grown.points, grown.origin(), !grown.has_base);
+      auto all = codec::open_points(grown);
       require(!all.empty() && all.back() == next, "open record: the appended point does not decode");
     }
   }

@@ -207,7 +207,7 @@ void codec_records() {
   write("codec", "sample-schema1",
         with_kind(CodecKind::Sample, codec::encode_sample(Sample{0, kStart, 10, 4096, 1, 2})));
 
-  // A minute of points: steady, a pause, a counter that goes down, RSS up and down.
+  // A minute of points: steady, a pause, a counter that goes down, RSS up and down, threads started and ended.
   std::vector<codec::Point> points;
   codec::Point at{kStart, 0, 1 << 20, 0, 0};
   for (int i = 0; i < 12; ++i) {
@@ -217,6 +217,8 @@ void codec_records() {
     at.rd += 512;
     if (i == 7) at.wr = 0;
     else at.wr += 1 << 12;
+    if (i == 3) at.threads = 9;
+    if (i == 10) at.threads = 1;
     points.push_back(at);
   }
   const codec::Point origin{kStart, 0, 1 << 20, 0, 0};
@@ -224,12 +226,13 @@ void codec_records() {
   codec::encode_points(encoded, origin, points);
   write("codec", "points",
         with_kind(CodecKind::Points, be64(0) + be64(static_cast<uint64_t>(origin.t)) + be64(origin.cpu) +
-                                         be64(origin.rss) + be64(origin.rd) + be64(origin.wr) + encoded));
+                                         be64(origin.rss) + be64(origin.rd) + be64(origin.wr) + be64(origin.threads) +
+                                         encoded));
   const int64_t minute = kStart - kStart % 60;
   codec::Chunk chunk;
   chunk.has_base = true;
   chunk.base = {minute - 1, 5, 1 << 20, 0, 0};
-  for (const auto& q : points) chunk.points.push_back({q.t - kStart + minute, q.cpu + 5, q.rss, q.rd, q.wr});
+  for (const auto& q : points) chunk.points.push_back({q.t - kStart + minute, q.cpu + 5, q.rss, q.rd, q.wr, q.threads});
   const std::string chunk_start = be64(static_cast<uint64_t>(minute));
   write("codec", "chunk", with_kind(CodecKind::Chunk, chunk_start + codec::encode_chunk(minute, chunk)));
   codec::Chunk first_chunk;

@@ -25,6 +25,10 @@ add_executable(test_store_open_record ${CMAKE_CURRENT_LIST_DIR}/test_store_open_
 target_link_libraries(test_store_open_record PRIVATE bc_store GTest::gtest_main)
 gtest_discover_tests(test_store_open_record PROPERTIES LABELS unit)
 
+add_executable(test_store_thread_counts ${CMAKE_CURRENT_LIST_DIR}/test_store_thread_counts.cpp)
+target_link_libraries(test_store_thread_counts PRIVATE bc_store PkgConfig::LMDB GTest::gtest_main)
+gtest_discover_tests(test_store_thread_counts PROPERTIES LABELS unit)
+
 add_executable(test_store_process_pack ${CMAKE_CURRENT_LIST_DIR}/test_store_process_pack.cpp)
 target_link_libraries(test_store_process_pack PRIVATE bc_store PkgConfig::LMDB GTest::gtest_main)
 gtest_discover_tests(test_store_process_pack PROPERTIES LABELS unit)

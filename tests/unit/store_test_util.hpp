@@ -67,11 +67,13 @@ inline Batch busy_tick(uint64_t job, const std::string& node, int64_t t, uint32_
 struct RefPoint {
   int64_t t;
   uint64_t cpu, rss, rd, wr;
+  uint32_t threads = 0;
 };
 
 // The rollup rules, written independently of accounting_db/rollup.hpp: each point's counter increases
 // (from the series' previous point; from zero for its first) belong to the bucket of the point; a
-// decrease adds nothing; CPU rate is the increase over the time step.
+// decrease adds nothing; CPU rate is the increase over the time step. RSS and threads are gauges: summed
+// over the bucket's points for the mean, and their maximum.
 inline std::vector<Rollup> reference_rollup(const std::vector<RefPoint>& sorted_points, int64_t width) {
   std::map<int64_t, Rollup> buckets;
   const RefPoint* prev = nullptr;
@@ -83,6 +85,8 @@ inline std::vector<Rollup> reference_rollup(const std::vector<RefPoint>& sorted_
     b.samples += 1;
     b.rss_sum += p.rss;
     b.rss_max = std::max(b.rss_max, p.rss);
+    b.threads_sum += p.threads;
+    b.threads_max = std::max(b.threads_max, p.threads);
     auto inc = [](uint64_t now, uint64_t before) { return now > before ? now - before : 0; };
     if (prev) {
       const uint64_t dcpu = inc(p.cpu, prev->cpu);
@@ -109,7 +113,8 @@ inline std::string describe(const Rollup& b) {
          " cpu " + std::to_string(b.cpu_ns) + " timed " + std::to_string(b.timed_cpu_ns) + " wall " +
          std::to_string(b.wall_s) + " rate " + std::to_string(b.cpu_rate_max) + " rss_sum " +
          std::to_string(b.rss_sum) + " rss_max " + std::to_string(b.rss_max) + " rd " + std::to_string(b.read_bytes) +
-         " wr " + std::to_string(b.write_bytes) + "}";
+         " wr " + std::to_string(b.write_bytes) + " threads_sum " + std::to_string(b.threads_sum) + " threads_max " +
+         std::to_string(b.threads_max) + "}";
 }
 
 }  // namespace bc::store::testing

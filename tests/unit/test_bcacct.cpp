@@ -152,7 +152,7 @@ void write_node(bc::store::Store& store, const JobRecord& record, const std::vec
 }
 
 // Job 4545: 120 s from kT0/1000 on n03. The job used half a core for 60 s, then a whole core for 60 s;
-// RSS grows by 1 MiB a second; it wrote 1 MiB a second in the second half.
+// RSS grows by 1 MiB a second; it wrote 1 MiB a second in the second half. It ran 1 thread, then 8.
 void write_series_job(bc::store::Store& store) {
   const int64_t t0 = kT0 / 1000;
   for (int64_t i = 0; i < 120; ++i) {
@@ -169,7 +169,7 @@ void write_series_job(bc::store::Store& store) {
     b.job.has_cgroup_cpu = true;
     b.job.cgroup_cpu_ns = cpu;
     const uint64_t written = i <= 60 ? 0 : static_cast<uint64_t>(i - 60) * kMiB;
-    b.job_sample = bc::store::Sample{0, t0 + i, cpu, static_cast<uint64_t>(i + 1) * kMiB, 0, written};
+    b.job_sample = bc::store::Sample{0, t0 + i, cpu, static_cast<uint64_t>(i + 1) * kMiB, 0, written, i < 60 ? 1U : 8U};
     ProcessRecord p = process(900, 1, bc::store::kStepBatch, "sim", t0 * 1000, b.job.end_ms, cpu,
                               static_cast<uint64_t>(i + 1) * kMiB, 0, written);
     b.processes.push_back({p, std::nullopt});
@@ -856,6 +856,18 @@ TEST_F(BcacctTest, CliTimelineExpectedChart) {
                 bar(1, 1) + "\n" + "          \u2502" + bar(1, 1) + "\n" + "          \u2502" + bar(1, 1) + "\u2581\n" +
                 "          \u2502" + bar(1, 2) + "\n" + "          \u2502" + bar(1, 2) + "\n" + "      0/s \u2524" +
                 bar(1, 2) + "\n" + "           2023-11-14T22:13:00\n");
+
+  // The most threads at once: 1 in 22:13 (6 of 48 eighths), 8 in the minutes after.
+  r = run_bcacct({"-j", std::to_string(kSeriesJob), "--store", store_path_, "--timeline", "--metric", "threads",
+                  "--resolution", "m"},
+                 clean_env({"COLUMNS=60"}));
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out,
+            "node n03: threads (most at once in each column), minute resolution, 1 column = 00:01:00\n"
+            "        8 \u2524" +
+                bar(1, 2) + "\n" + "          \u2502" + bar(1, 2) + "\n" + "          \u2502" + bar(1, 2) + "\n" +
+                "          \u2502" + bar(1, 2) + "\n" + "          \u2502" + bar(1, 2) + "\n" +
+                "        0 \u2524\u2586" + bar(0, 2) + "\n" + "           2023-11-14T22:13:00\n");
 }
 
 TEST_F(BcacctTest, CliContainerAndArrayIds) {

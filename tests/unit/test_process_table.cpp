@@ -401,13 +401,22 @@ TEST(ProcessTable, TheMostThreadsSeenAtOnceAreKept) {
   table.sample({{pid, 0u}}, now_ms(), first);
   ASSERT_TRUE(find(first, pid));
   EXPECT_EQ(find(first, pid)->record.max_threads, 1u + kExtra);
+  EXPECT_EQ(find(first, pid)->sample->threads, 1u + kExtra) << "each sample carries the count at the time";
+  EXPECT_EQ(first.processes.size(), 1U);
   table.commit(first);
 
   close(hold[1]);
   ASSERT_EQ(read(ready[0], &c, 1), 1);  // down to one thread
   store::Batch second;
   table.sample({{pid, 0u}}, now_ms(), second);
+  ASSERT_TRUE(find(second, pid)) << "a changed thread count is a change to write, even with nothing else";
+  EXPECT_EQ(find(second, pid)->sample->threads, 1u);
+  EXPECT_EQ(find(second, pid)->record.max_threads, 1u + kExtra);
   table.commit(second);
+  store::Batch steady;
+  table.sample({{pid, 0u}}, now_ms(), steady);
+  EXPECT_FALSE(find(steady, pid)) << "nothing changed: no point";
+  table.commit(steady);
   kill(child, SIGTERM);
   ASSERT_EQ(waitpid(child, nullptr, 0), child);
   store::Batch last;

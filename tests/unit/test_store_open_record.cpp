@@ -1,5 +1,5 @@
-// The open minute's record: format 2 (fixed header and free room, appended in place) and format 1 (varints,
-// written by earlier versions and still read).
+// The open minute's record: format 3 (fixed header and free room, appended in place), and formats 1 (varints)
+// and 2 (without thread counts), written by earlier versions and still read.
 #include <gtest/gtest.h>
 
 #include <random>
@@ -100,18 +100,60 @@ TEST(OpenRecord, Format1IsStillRead) {
   const int64_t minute = 1'800'000'000;
   Point base{minute - 1, 100, 200, 300, 400};
   Point a{minute, 10'000'100, 200, 300, 400}, b{minute + 2, 20'000'100, 4296, 300, 500};
-  std::string points;
-  codec::put_point(points, base, a);
-  codec::put_point(points, a, b);
+  // Points of format 1, by hand: a is one second on with one CPU tick more (flags: cpu, in ticks); b two
+  // seconds on (flag 0x01 and dt 2), one tick, one page of RSS, 100 bytes written.
+  std::string points = {0x06, 0x01, 0x5f, 0x02, 0x01, 0x02, 0x64};
   const std::string v1 = open_v1(minute, base, b, points);
   OpenRecord o = codec::decode_open(v1);
   EXPECT_TRUE(o.has_base && o.has_points);
+  EXPECT_EQ(o.point_format, codec::PointFormat::WithoutThreads);
   EXPECT_EQ(o.base, base);
   EXPECT_EQ(o.tail, b);
-  EXPECT_EQ(codec::decode_points(o.points, o.origin(), false), (std::vector<Point>{a, b}));
+  EXPECT_EQ(codec::open_points(o), (std::vector<Point>{a, b}));
   std::string out;
-  EXPECT_FALSE(codec::append_open(out, v1, Point{minute + 3, b.cpu, b.rss, b.rd, b.wr}))
-      << "format 1 has no free room: the writer rewrites it as format 2";
+  EXPECT_FALSE(codec::append_open(out, v1, Point{minute + 3, b.cpu, b.rss, b.rd, b.wr, 0}))
+      << "format 1 has no free room: the writer rewrites it in the current format";
+  EXPECT_THROW(codec::encode_open(out, o), StoreError) << "its points are of the old format";
+  std::string storage;
+  codec::upgrade_open_points(o, storage);
+  EXPECT_EQ(o.point_format, codec::kPointFormat);
+  EXPECT_EQ(codec::open_points(o), (std::vector<Point>{a, b}));
+  out.clear();
+  codec::encode_open(out, o);
+  EXPECT_EQ(codec::open_points(codec::decode_open(out)), (std::vector<Point>{a, b}));
+}
+
+TEST(SeriesPoints, ThreadCountsCostBytesOnlyWhenTheyChange) {
+  const int64_t t = 1'800'000'000;
+  const Point one{t, 0, 4096, 0, 0, 1};
+  std::string steady;
+  codec::put_point(steady, one, Point{t + 1, 0, 4096, 0, 0, 1});
+  EXPECT_EQ(steady.size(), 1U) << "a second with nothing changed is its flag byte";
+  std::string more;
+  codec::put_point(more, one, Point{t + 1, 0, 4096, 0, 0, 8});
+  EXPECT_EQ(more, std::string({0x01, 0x03, 0x0e})) << "flag, dt 1 with the threads bit, zigzag of +7";
+  std::vector<Point> points;
+  Point p = one;
+  for (uint32_t threads : {1U, 32U, 32U, 0U, UINT32_MAX, 5U, 5U}) {
+    p.t += threads == 5U ? 3 : 1;
+    p.threads = threads;
+    points.push_back(p);
+  }
+  std::string bytes;
+  codec::encode_points(bytes, one, points);
+  EXPECT_EQ(codec::decode_points(bytes, one, false), points);
+  codec::Chunk chunk{true, Point{t - 5, 7, 8, 9, 10, 12}, points};
+  EXPECT_EQ(codec::decode_chunk(t, codec::encode_chunk(t, chunk)).base.threads, 12U);
+  // A step below zero threads, or past 32 bits, is corrupt.
+  const Point none{t, 0, 0, 0, 0, 0};
+  EXPECT_THROW(codec::decode_points(std::string({0x01, 0x03, 0x01}), none, false), StoreError);
+  const Point most{t, 0, 0, 0, 0, UINT32_MAX};
+  EXPECT_THROW(codec::decode_points(std::string({0x01, 0x03, 0x02}), most, false), StoreError);
+  // Chunk format 1 (no threads): the base's values end after the write counter, the points are format 1.
+  std::string v1 = {0x01, 0x01, 0x01, 0x07, 0x08, 0x09, 0x0a, 0x01, 0x02};
+  const codec::Chunk old = codec::decode_chunk(t, v1);
+  EXPECT_EQ(old.base, (Point{t - 1, 7, 8, 9, 10, 0}));
+  EXPECT_EQ(old.points, (std::vector<Point>{Point{t + 1, 7, 8, 9, 10, 0}})) << "dt 2, in format 1";
 }
 
 TEST(OpenRecord, CorruptValuesAreErrors) {

@@ -33,7 +33,7 @@ Batch batch_of(uint64_t job, const std::vector<Delivery>& items) {
   b.job.job_id = job;
   b.job.node = "n1";
   for (const auto& d : items) {
-    Sample s{d.series, d.point.t, d.point.cpu, d.point.rss, d.point.rd, d.point.wr};
+    Sample s{d.series, d.point.t, d.point.cpu, d.point.rss, d.point.rd, d.point.wr, d.point.threads};
     if (d.series == 0 && !b.job_sample) {
       b.job_sample = s;
     } else if (d.series == 0) {
@@ -75,6 +75,7 @@ void expect_matches(Store& store, uint64_t job, const std::map<uint32_t, std::ma
       ASSERT_EQ(raw[i].time_s, sorted[i].t);
       ASSERT_EQ(raw[i].cpu_ns, sorted[i].cpu);
       ASSERT_EQ(raw[i].rss, sorted[i].rss);
+      ASSERT_EQ(raw[i].threads, sorted[i].threads);
     }
   }
 }
@@ -112,6 +113,7 @@ void random_run(uint64_t seed) {
       if (chance(0.05)) c.rss += static_cast<uint64_t>(pick(1, 1000));  // not a page multiple
       if (chance(0.1)) c.rd += static_cast<uint64_t>(pick(1, 1 << 20));
       if (chance(0.1)) c.wr += static_cast<uint64_t>(pick(1, 1 << 20));
+      if (chance(0.02)) c.threads = static_cast<uint32_t>(pick(0, chance(0.1) ? UINT32_MAX : 64));
       Delivery d{s, c};
       if (chance(0.05)) {
         pending.emplace(k + static_cast<int>(pick(1, 400)), d);  // arrives late
@@ -126,6 +128,7 @@ void random_run(uint64_t seed) {
     if (!delivered.empty() && chance(0.05)) {
       Delivery dup = delivered[static_cast<size_t>(pick(0, static_cast<int64_t>(delivered.size()) - 1))];
       if (chance(0.2)) dup.point.rss += 4096;  // a changed duplicate replaces the earlier point
+      if (chance(0.1)) dup.point.threads += 1;
       items.push_back(dup);
     }
     // At most one job-total sample per batch; any other waits for the next batch.

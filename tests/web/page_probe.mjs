@@ -52,7 +52,7 @@ try {
       body_text_length: document.body.innerText.trim().length,
       fields, live: document.getElementById("live")?.textContent || "", ended: d.ended === "true",
       last_sample: d.lastSample || null,
-      points: { cpu: d.points_cpu, rss: d.points_rss, io: d.points_io, total: d.points_total },
+      points: { cpu: d.points_cpu, rss: d.points_rss, io: d.points_io, threads: d.points_threads, total: d.points_total },
       canvases: document.querySelectorAll(".chart canvas").length,
       tree_dom_rows: document.querySelectorAll("#tree .row").length,
       tree_rows: [...document.querySelectorAll("#tree .row")].map((r) => ({
@@ -65,6 +65,7 @@ try {
       group_control: shown(document.getElementById("group-control")),
       cpu_caption: document.getElementById("cpu-caption")?.textContent ?? null,
       labels_cpu: d.labels_cpu || "",
+      labels_threads: d.labels_threads || "",
       notes: !shown(document.getElementById("notes-section")) ? [] :
         [...document.querySelectorAll("#notes li")].map((li) => ({ id: li.dataset.note, text: li.textContent })),
       tree_count: document.getElementById("tree-count")?.textContent,

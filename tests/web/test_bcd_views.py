@@ -96,9 +96,10 @@ try:
 
     # --- compact answers: at second resolution (one sample per bucket) each max equals its mean, so it is
     # sent once and named in "same"; counts are integers; CPU percent to 0.01, true to the minute means
-    assert total["same"] == {"cpu_percent_max": "cpu_percent_mean", "rss_mean_bytes": "rss_max_bytes"}, total.get("same")
+    assert total["same"] == {"cpu_percent_max": "cpu_percent_mean", "rss_mean_bytes": "rss_max_bytes",
+                             "threads_mean": "threads_max"}, total.get("same")
     assert "cpu_percent_max" not in total and "rss_mean_bytes" not in total, sorted(total)
-    for c in ("t", "samples", "rss_max_bytes", "read_bytes", "write_bytes"):
+    for c in ("t", "samples", "rss_max_bytes", "read_bytes", "write_bytes", "threads_max"):
         assert all(type(v) is int for v in total[c]), c
     mall = bcd.get_json("/api/v1/jobs/job_7/series?resolution=m", as_root())["series"][0]
     assert "same" not in mall and all(x >= n for x, n in zip(mall["cpu_percent_max"], mall["cpu_percent_mean"])), mall
@@ -110,7 +111,19 @@ try:
         assert abs(mean - mall["cpu_percent_mean"][i]) <= 0.011, (i, mean, mall["cpu_percent_mean"][i])
         rss = sum(total["rss_max_bytes"][k] for k in secs) // len(secs)
         assert abs(rss - mall["rss_mean_bytes"][i]) <= 1, (i, rss, mall["rss_mean_bytes"][i])
-    print("ok compact series: duplicate max columns named in same, integers, minute means agree with seconds")
+        threads = [total["threads_max"][k] for k in secs]
+        assert abs(sum(threads) / len(secs) - mall["threads_mean"][i]) <= 0.006, (i, threads, mall["threads_mean"][i])
+        assert max(threads) == mall["threads_max"][i], (i, threads, mall["threads_max"][i])
+    # bc-web-store's 50 processes run 1 to 4 threads each (125), and 2 more now and then.
+    assert 125 <= min(total["threads_max"]) and max(total["threads_max"]) <= 225, total["threads_max"]
+    print("ok compact series: duplicate max columns named in same, integers, minute means agree with seconds, "
+          f"threads {min(total['threads_max'])} to {max(total['threads_max'])}")
+    th = bcd.get_json("/api/v1/jobs/job_7/series?metric=threads&top=3&resolution=m", as_root())["series"]
+    assert [s["key"] for s in th][-1] == "other" and len(th) == 5, [s["key"] for s in th]
+    assert sorted(c for c in th[0] if c not in ("key", "label", "same")) == ["samples", "t", "threads_max",
+                                                                             "threads_mean"], sorted(th[0])
+    assert all(max(s["threads_max"]) == 6 for s in th[1:4]), [max(s["threads_max"]) for s in th[1:4]]
+    print("ok metric=threads: the 3 processes with the most threads (4, and 2 more at times) and other")
 
     # --- gzip: a browser gets the same answer compressed; curl and bcacct (no Accept-Encoding) as is
     def raw(path, headers):

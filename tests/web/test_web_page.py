@@ -57,7 +57,10 @@ try:
           f"last process reached by scrolling, longest task {out['longest_task_ms']:.0f} ms, Enter selects a process")
     out = probe(f"{page}?container=job_9&token={token('job_9')}", "--width", "390",
                 "--screenshot", os.path.join(shots, "large-narrow.png"))
-    assert out["ready"] and out["canvases"] == 4, out
+    assert out["ready"] and out["canvases"] == 5, out
+    # The threads chart: the 8 processes with the most threads at once (6: 4, and 2 more at times) and other.
+    assert out["points"]["threads"] == "120x9" and out["labels_threads"].endswith("|other"), out["points"]
+    print(f"ok threads chart: {out['points']['threads']} points x lines")
     # zoom kept in the address: a window of 30 s at second resolution
     out = probe(f"{page}?container=job_9&token={token('job_9')}&from=1800000030&to=1800000059&res=s")
     assert out["points"]["total"] == "30", out["points"]

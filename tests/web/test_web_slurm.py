@@ -102,7 +102,8 @@ try:
     assert out["ready"], out
     assert out["new_point_ms"] <= 3000, f"no new point within 3 s ({out['new_point_ms']} ms)"
     assert out["ended"] and "Job ended" in out["live"], out["live"]
-    # One stream, no polling: after the end, one reload of the views (job, tree, files, connections, 3 series).
+    # One stream, no polling: after the end, one reload of the views (job, tree, files, connections, notes and
+    # 4 series).
     assert out["requests_while_live"] <= 10, f"{out['requests_while_live']} requests while streaming"
     print(f"ok live: a new point {out['new_point_ms']} ms after the first, the end shown, "
           f"{out['requests_while_live']} requests while streaming")
@@ -141,5 +142,25 @@ try:
         want = by_pid[r["pid"]]["task"]
         assert r["rank"] == ("" if want is None else str(want)), (r, by_pid[r["pid"]])
     print(f"ok page: a rank column on {len(out['tree_rows'])} rows, the CPU chart per rank ({labels})")
+
+    # Threads over time: a program that runs 6 threads beside its main one for 4 s. Its series has 7 at the
+    # seconds it ran them, and the page's threads chart has a line for it.
+    thread_job = c.sbatch(f"#!/bin/bash\n{c.testload} threads 6 4 /dev/null\n", "-c2")
+    assert c.wait_job(thread_job)["JobState"] == "COMPLETED"
+    c.wait_monitor_gone(thread_job)
+    root = lambda: {"X-Munge-Credential": bcd.cred("root")}  # a credential is good for one request
+    procs = bcd.get_json(f"/api/v1/jobs/{thread_job}/processes", root())["processes"]
+    runner = next(p for p in procs if p["argv"][1:3] == ["threads", "6"])
+    assert runner["max_threads"] == 7, runner
+    one = bcd.get_json(f"/api/v1/jobs/{thread_job}/series?metric=threads&resolution=s&process={runner['series']}",
+                       root())["series"][0]
+    counts = one["threads_max"]
+    assert max(counts) == 7 and counts.count(7) >= 2, counts
+    total = bcd.get_json(f"/api/v1/jobs/{thread_job}/series?metric=threads&resolution=s", root())["series"][0]
+    assert max(total["threads_max"]) >= 8, total["threads_max"]  # the batch shell's thread, and the 7
+    print(f"ok threads over time: the program's series {counts}, the job's most at once {max(total['threads_max'])}")
+    out = probe(f"{bcd.base}/static/index.html?container=job_{thread_job}&token={token(f'job_{thread_job}')}")
+    assert out["ready"] and f"{runner['pid']} " in out["labels_threads"], out["labels_threads"]
+    print(f"ok page: the threads chart shows {out['labels_threads']}")
 finally:
     bcd.stop()

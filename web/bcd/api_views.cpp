@@ -96,6 +96,8 @@ struct Point {
   uint64_t samples = 0, cpu_ns = 0;
   double cpu_mean = 0, cpu_max = 0;
   uint64_t rss_mean = 0, rss_max = 0, read = 0, write = 0;
+  double threads_mean = 0;
+  uint64_t threads_max = 0;
 };
 using Points = std::vector<Point>;
 
@@ -104,7 +106,7 @@ Points to_points(const std::vector<store::Rollup>& buckets) {
   out.reserve(buckets.size());
   for (const auto& b : buckets)
     out.push_back(Point{b.start_s, b.samples, b.cpu_ns, b.cpu_percent_mean(), b.cpu_percent_max(), b.rss_mean(),
-                        b.rss_max, b.read_bytes, b.write_bytes});
+                        b.rss_max, b.read_bytes, b.write_bytes, b.threads_mean(), b.threads_max});
   return out;
 }
 
@@ -129,6 +131,8 @@ Points add(const Points& a, const Points& b) {
       p.rss_max += q.rss_max;
       p.read += q.read;
       p.write += q.write;
+      p.threads_mean += q.threads_mean;
+      p.threads_max += q.threads_max;
       out.push_back(p);
     }
   }
@@ -150,19 +154,21 @@ Points rest_of(const Points& total, const Points& shown) {
       p.rss_mean = minus(p.rss_mean, it->second.rss_mean);
       p.read = minus(p.read, it->second.read);
       p.write = minus(p.write, it->second.write);
+      p.threads_mean = std::max(0.0, p.threads_mean - it->second.threads_mean);
     }
     out.push_back(p);
   }
   return out;
 }
 
-enum class Metric { All, Cpu, Rss, Io };
+enum class Metric { All, Cpu, Rss, Io, Threads };
 
 std::optional<Metric> parse_metric(const std::string& s) {
   if (s.empty() || s == "all") return Metric::All;
   if (s == "cpu") return Metric::Cpu;
   if (s == "rss") return Metric::Rss;
   if (s == "io") return Metric::Io;
+  if (s == "threads") return Metric::Threads;
   return std::nullopt;
 }
 
@@ -205,9 +211,10 @@ std::string column(const Points& points, Append append) {
 }
 
 // A series: {"key", "label", "t": [...], "samples": [...], then the metric's columns}. A max column equal to
-// its mean at every bucket (one sample per bucket, as at second resolution) is sent once: cpu_percent_max
-// and rss_mean_bytes are then left out and named in "same" ({"cpu_percent_max": "cpu_percent_mean",
-// "rss_mean_bytes": "rss_max_bytes"}), so a client reads them from their twins. Without maxima ("other"),
+// its mean at every bucket (one sample per bucket, as at second resolution) is sent once: cpu_percent_max,
+// rss_mean_bytes and threads_mean are then left out and named in "same" ({"cpu_percent_max":
+// "cpu_percent_mean", "rss_mean_bytes": "rss_max_bytes", "threads_mean": "threads_max"}), so a client reads
+// them from their twins. Without maxima ("other"),
 // the max columns are left out. A series given the job total it is sent with (`total`), whose buckets are
 // the total's ("other" always, long-running processes mostly), leaves its "t" out: it is the total's.
 cJSON* series_object(const std::string& key, const std::string& label, const Points& points, Metric metric,
@@ -235,21 +242,31 @@ cJSON* series_object(const std::string& key, const std::string& label, const Poi
     }
     add_column("cpu_seconds", column(points, [](std::string& o, const Point& p) { append_seconds(o, p.cpu_ns); }));
   }
-  if (metric == Metric::All || metric == Metric::Rss) {
-    const std::string mean = column(points, [](std::string& o, const Point& p) { append_uint(o, p.rss_mean); });
-    if (has_max) {
-      const std::string max = column(points, [](std::string& o, const Point& p) { append_uint(o, p.rss_max); });
-      if (max == mean) add_string(same.get(), "rss_mean_bytes", "rss_max_bytes");
-      else add_column("rss_mean_bytes", mean);
-      add_column("rss_max_bytes", max);
-    } else {
-      add_column("rss_mean_bytes", mean);
+  // A gauge's mean, and its max where the series has maxima: equal at every bucket, the mean is sent as the max.
+  auto add_gauge = [&](const char* mean_name, const char* max_name, auto append_mean, auto append_max) {
+    const std::string mean = column(points, append_mean);
+    if (!has_max) {
+      add_column(mean_name, mean);
+      return;
     }
-  }
+    const std::string max = column(points, append_max);
+    if (max == mean) add_string(same.get(), mean_name, max_name);
+    else add_column(mean_name, mean);
+    add_column(max_name, max);
+  };
+  if (metric == Metric::All || metric == Metric::Rss)
+    add_gauge(
+        "rss_mean_bytes", "rss_max_bytes", [](std::string& o, const Point& p) { append_uint(o, p.rss_mean); },
+        [](std::string& o, const Point& p) { append_uint(o, p.rss_max); });
   if (metric == Metric::All || metric == Metric::Io) {
     add_column("read_bytes", column(points, [](std::string& o, const Point& p) { append_uint(o, p.read); }));
     add_column("write_bytes", column(points, [](std::string& o, const Point& p) { append_uint(o, p.write); }));
   }
+  // The thread mean to 0.01 of a thread, like CPU percent; 0 where the data predates thread counts.
+  if (metric == Metric::All || metric == Metric::Threads)
+    add_gauge(
+        "threads_mean", "threads_max", [](std::string& o, const Point& p) { append_percent(o, p.threads_mean); },
+        [](std::string& o, const Point& p) { append_uint(o, p.threads_max); });
   if (same->child) add(out.get(), "same", same.release());
   return out.release();
 }
@@ -555,7 +572,7 @@ Response Api::series(const Request& req) {
 
 Response Api::series_view(const Request& req, const Target& target, store::JobSnapshot& snap) {
   auto metric = parse_metric(req.arg("metric").value_or(""));
-  if (!metric) return Response::error(400, "metric must be cpu, rss, io or all");
+  if (!metric) return Response::error(400, "metric must be cpu, rss, io, threads or all");
   std::optional<Resolution> wanted;
   if (!parse_resolution(req.arg("resolution").value_or(""), wanted))
     return Response::error(400, "resolution must be auto, s, m, h or d");
@@ -621,6 +638,7 @@ Response Api::series_view(const Request& req, const Target& target, store::JobSn
     switch (*metric) {
       case Metric::Rss: return static_cast<double>(p.max_rss);
       case Metric::Io: return static_cast<double>(p.read_bytes + p.write_bytes);
+      case Metric::Threads: return static_cast<double>(p.max_threads);
       default: return static_cast<double>(p.cpu_ns);
     }
   };

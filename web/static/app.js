@@ -91,6 +91,7 @@ const charts = {
   cpu: new Chart($("chart-cpu"), { kind: "pct", onZoom: zoom }),
   rss: new Chart($("chart-rss"), { kind: "bytes", onZoom: zoom }),
   io: new Chart($("chart-io"), { kind: "rate", onZoom: zoom }),
+  threads: new Chart($("chart-threads"), { kind: "count", onZoom: zoom }),
   total: new Chart($("chart-total"), { kind: "pct", rightKind: "bytes", onZoom: zoom }),
 };
 
@@ -115,7 +116,7 @@ function draw() {
   const width = d.width_s || 1;
   const lines = (list) => list.map((s, i) => ({ label: s.label, color: s.key === "other" ? OTHER_COLOR : colorFor(i) }));
   for (const [name, list, column, scale] of [["cpu", d.cpu, "cpu_percent_mean", 1], ["rss", d.rss, "rss_mean_bytes", 1],
-                                             ["io", d.io, ioOf, 1 / width]]) {
+                                             ["io", d.io, ioOf, 1 / width], ["threads", d.threads, "threads_mean", 1]]) {
     const shown = list.filter((s) => s.key !== "total");
     const [ts, cols] = align(shown, column, scale);
     charts[name].set(ts, lines(shown).map((l, i) => ({ ...l, values: cols[i] })));
@@ -176,16 +177,18 @@ async function loadSeries() {
     const [node, id] = splitKey(state.selected);
     const [proc, total] = await Promise.all([series({ ...window_, process: id, node }), series(window_)]);
     const p = proc.series[0];
-    d = { resolution: proc.resolution, width_s: proc.width_s, cpu: [p], rss: [p], io: [p], total: total.series[0] };
+    d = { resolution: proc.resolution, width_s: proc.width_s, cpu: [p], rss: [p], io: [p], threads: [p],
+          total: total.series[0] };
   } else {
-    // Each chart asks for its own metric only; each answer starts with the job total in that metric's
-    // columns, and the three together are the total chart's.
+    // Each chart asks for its own metric only (the threads chart's top processes are those with the most
+    // threads); each answer starts with the job total in that metric's columns, and the first three together
+    // are the total chart's.
     // The CPU chart per Slurm task (rank) when asked, where the job has ranks.
     const group = (metric) => (metric === "cpu" && byRank() ? { group: "task" } : {});
-    const [cpu, rss, io] = await Promise.all(["cpu", "rss", "io"].map((metric) =>
+    const [cpu, rss, io, threads] = await Promise.all(["cpu", "rss", "io", "threads"].map((metric) =>
       series({ ...window_, top: state.top, metric, ...group(metric) })));
     d = { resolution: cpu.resolution, width_s: cpu.width_s, cpu: cpu.series, rss: rss.series, io: io.series,
-          total: joinTotals(cpu.series[0], rss.series[0], io.series[0]) };
+          threads: threads.series, total: joinTotals(cpu.series[0], rss.series[0], io.series[0]) };
   }
   state.data = d;
   state.lastRefetch = Date.now();
@@ -211,7 +214,7 @@ function splitKey(key) {
 
 // Live points (second resolution) into the series on show; "other" is the total minus the shown ones.
 const COLUMNS = ["samples", "cpu_percent_mean", "cpu_percent_max", "cpu_seconds", "rss_mean_bytes", "rss_max_bytes",
-                 "read_bytes", "write_bytes"];
+                 "read_bytes", "write_bytes", "threads_mean", "threads_max"];
 function mergeInto(target, incoming) {
   for (let i = 0; i < incoming.t.length; i++) {
     const t = incoming.t[i];
@@ -238,7 +241,7 @@ function applySamples(msg) {
     return;
   }
   const byKey = new Map(msg.series.map((s) => [s.key, s]));
-  const lists = [d.cpu, d.rss, d.io];
+  const lists = [d.cpu, d.rss, d.io, d.threads];
   if (byKey.has("total")) mergeInto(d.total, byKey.get("total"));
   for (const list of lists) {
     for (const s of list) {

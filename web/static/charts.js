@@ -6,13 +6,15 @@ const PALETTE = ["#2f6fdf", "#e8590c", "#2b8a3e", "#c2255c", "#7048e8", "#0c8599
                  "#a61e4d", "#1864ab", "#862e9c", "#495057"];
 export const OTHER_COLOR = "#9aa4ae";
 
-const AXIS_FORMAT = { pct: (v) => v.toFixed(0) + "%", bytes: (v) => size(v), rate: (v) => rate(v) };
-const VALUE_FORMAT = { pct: (v) => percent(v), bytes: (v) => size(v), rate: (v) => rate(v) };
+const AXIS_FORMAT = { pct: (v) => v.toFixed(0) + "%", bytes: (v) => size(v), rate: (v) => rate(v),
+                      count: (v) => (Number.isInteger(v) ? String(v) : "") };
+const VALUE_FORMAT = { pct: (v) => percent(v), bytes: (v) => size(v), rate: (v) => rate(v),
+                       count: (v) => String(Math.round(v * 100) / 100) };
 
 function axisColor() { return getComputedStyle(document.body).color; }
 
 export class Chart {
-  // kinds: the unit of the left axis ("pct", "bytes", "rate"); rightKind: optional second axis.
+  // kinds: the unit of the left axis ("pct", "bytes", "rate", "count"); rightKind: optional second axis.
   constructor(container, { kind, rightKind = null, onZoom }) {
     this.container = container;
     this.kind = kind;
@@ -52,7 +54,7 @@ export class Chart {
     const grid = { stroke: "rgba(128,128,128,0.18)" };
     const axes = [{ stroke: fg, grid }, { stroke: fg, grid, scale: this.kind, size: 70,
                                          values: (u, vals) => vals.map(AXIS_FORMAT[this.kind]) }];
-    const scales = { x: { time: true }, [this.kind]: { range: (u, min, max) => [0, Math.max(max, this.kind === "pct" ? 1 : 1024)] } };
+    const scales = { x: { time: true }, [this.kind]: { range: (u, min, max) => [0, Math.max(max, this.kind === "pct" || this.kind === "count" ? 1 : 1024)] } };
     if (this.rightKind) {
       axes.push({ stroke: fg, side: 1, grid: { show: false }, scale: this.rightKind, size: 70,
                   values: (u, vals) => vals.map(AXIS_FORMAT[this.rightKind]) });
