@@ -11,11 +11,13 @@ constexpr uint64_t kJobFormatV2 = 2;      // + events: unavailable reason, lost 
                                           // allocation, container identity
 constexpr uint64_t kJobFormatV3 = 3;      // + Slurm array job and task ids, batches the node gave up shipping
 constexpr uint64_t kJobFormatV4 = 4;      // + late tasks (a lost-events cause)
-constexpr uint64_t kJobFormat = 5;        // + the job's node list
+constexpr uint64_t kJobFormatV5 = 5;      // + the job's node list
+constexpr uint64_t kJobFormat = 6;        // + GPUs
 constexpr uint64_t kProcessFormatV1 = 1;  // schema 1
 constexpr uint64_t kProcessFormatV2 = 2;  // + flags (bit 0: the counters are the series' last point)
 constexpr uint64_t kProcessFormatV3 = 3;  // + exit status and event flags
-constexpr uint64_t kProcessFormat = 4;    // + the most threads and the Slurm task
+constexpr uint64_t kProcessFormatV4 = 4;  // + the most threads and the Slurm task
+constexpr uint64_t kProcessFormat = 5;    // + GPU memory and SM time
 constexpr uint64_t kFileFormat = 1;
 constexpr uint64_t kConnectionFormat = 1;
 // A job record written before events existed: nothing says they ran.
@@ -105,14 +107,22 @@ std::string encode_job(const JobRecord& j) {
   e.u64(j.unshipped_samples);
   e.u64(j.lost.late);
   e.str(j.job_nodes);
+  e.u64(j.gpus.size());
+  for (const JobGpu& g : j.gpus) {
+    e.str(g.uuid);
+    e.str(g.parent_uuid);
+    e.u64(g.minor == UINT32_MAX ? 0 : uint64_t{g.minor} + 1);
+    e.u64(g.allocated ? 1 : 0);
+    for (uint64_t v : {g.memory_total, g.memory_max, g.util_ns, g.busy_ns, g.power_ns, g.energy_mj}) e.u64(v);
+  }
+  e.u64(j.gpus_lost);
   return e.bytes();
 }
 
 JobRecord decode_job(std::string_view value) {
   Decoder d(value);
   const uint64_t format = d.u64();
-  if (format != kJobFormat && format != kJobFormatV4 && format != kJobFormatV3 && format != kJobFormatV2 &&
-      format != kJobFormatV1)
+  if (format < kJobFormatV1 || format > kJobFormat)
     throw StoreError("unknown job record format " + std::to_string(format));
   JobRecord j;
   j.job_id = d.u64();
@@ -163,6 +173,24 @@ JobRecord decode_job(std::string_view value) {
   j.lost.late = d.u64();
   if (format == kJobFormatV4) return j;
   j.job_nodes = d.str();
+  if (format == kJobFormatV5) return j;
+  const uint64_t gpus = d.u64();
+  if (gpus > value.size()) throw StoreError("corrupt job record: GPU count");
+  for (uint64_t i = 0; i < gpus; ++i) {
+    JobGpu& g = j.gpus.emplace_back();
+    g.uuid = d.str();
+    g.parent_uuid = d.str();
+    const uint64_t minor = d.u64();
+    if (minor > UINT32_MAX) throw StoreError("corrupt job record: GPU minor number");
+    g.minor = minor == 0 ? UINT32_MAX : static_cast<uint32_t>(minor - 1);
+    const uint64_t allocated = d.u64();
+    if (allocated > 1) throw StoreError("corrupt job record: GPU flags");
+    g.allocated = allocated == 1;
+    for (uint64_t* v : {&g.memory_total, &g.memory_max, &g.util_ns, &g.busy_ns, &g.power_ns, &g.energy_mj})
+      *v = d.u64();
+    if (g.busy_ns > g.util_ns) throw StoreError("corrupt job record: GPU busy time");
+  }
+  j.gpus_lost = d.u64();
   return j;
 }
 
@@ -193,6 +221,8 @@ std::string encode_process(const ProcessRecord& p, bool counters_in_series) {
   e.u64(static_cast<uint64_t>(p.exit_signal < 0 ? 0 : p.exit_signal));
   e.u64(p.max_threads);
   e.u64(task_code(p.task));
+  e.u64(p.gpu_memory_max);
+  e.u64(p.gpu_sm_ns);
   return e.bytes();
 }
 
@@ -229,10 +259,14 @@ ProcessRecord decode_process(std::string_view value, bool* counters_in_series) {
     in_series = flags & 1U;
   }
   if (format >= kProcessFormatV3) set_exit_status(p, read_exit_status(d, "process record"));
-  if (format >= kProcessFormat) {
+  if (format >= kProcessFormatV4) {
     const ThreadsAndTask t = read_threads_and_task(d, "process record");
     p.max_threads = t.max_threads;
     p.task = t.task;
+  }
+  if (format >= kProcessFormat) {
+    p.gpu_memory_max = d.u64();
+    p.gpu_sm_ns = d.u64();
   }
   if (counters_in_series) *counters_in_series = in_series;
   return p;
@@ -257,6 +291,8 @@ void append_process_identity(std::string& out, const ProcessRecord& p) {
   append_varint(out, static_cast<uint64_t>(p.exit_signal < 0 ? 0 : p.exit_signal));
   append_varint(out, p.max_threads);
   append_varint(out, task_code(p.task));
+  append_varint(out, p.gpu_memory_max);
+  append_varint(out, p.gpu_sm_ns);
 }
 
 namespace {
@@ -287,13 +323,21 @@ void read_process_identity(std::string_view bytes, ProcessRecord* p) {
     if (p) p->argv.emplace_back(arg);
   }
   const ExitStatus status = read_exit_status(d, "process identity");
+  // Nodes built before them send neither the threads and task, nor the GPU figures after them.
   ThreadsAndTask threads_and_task;
-  if (!d.done()) threads_and_task = read_threads_and_task(d, "process identity");  // older nodes send none
+  if (!d.done()) threads_and_task = read_threads_and_task(d, "process identity");
+  uint64_t gpu_memory_max = 0, gpu_sm_ns = 0;
+  if (!d.done()) {
+    gpu_memory_max = d.u64();
+    gpu_sm_ns = d.u64();
+  }
   if (!d.done()) throw StoreError("corrupt process identity: trailing bytes");
   if (p) {
     set_exit_status(*p, status);
     p->max_threads = threads_and_task.max_threads;
     p->task = threads_and_task.task;
+    p->gpu_memory_max = gpu_memory_max;
+    p->gpu_sm_ns = gpu_sm_ns;
   }
 }
 

@@ -93,6 +93,7 @@ bool still_running(const std::vector<JobRecord>& nodes) {
 JobTotals compute_totals(const JobData& job) {
   JobTotals t;
   std::map<std::string, NodeAcc> per_node;
+  uint64_t gpu_util_ns = 0, gpu_busy_ns = 0;
 
   for (const JobRecord& r : job.nodes) {
     if (t.job_id == 0) t.job_id = r.job_id;
@@ -120,6 +121,14 @@ JobTotals compute_totals(const JobData& job) {
     }
     t.unshipped_batches += r.unshipped_batches;
     t.unshipped_samples += r.unshipped_samples;
+    for (const store::JobGpu& g : r.gpus) {
+      ++t.gpus;
+      t.gpu_memory_max_bytes += g.memory_max;
+      t.gpu_energy_mj += g.energy_mj;
+      gpu_util_ns += g.util_ns;
+      gpu_busy_ns += g.busy_ns;
+    }
+    t.gpus_lost += r.gpus_lost;
     if (!r.events_unavailable.empty()) t.events_unavailable.push_back(r.node + ": " + r.events_unavailable);
   }
   for (const ProcessRecord& p : job.processes) {
@@ -156,6 +165,7 @@ JobTotals compute_totals(const JobData& job) {
     const int64_t until = t.end_ms ? *t.end_ms : t.last_sample_ms;
     if (t.alloc_cpus && t.start_ms && until > *t.start_ms)
       t.cpu_efficiency = static_cast<double>(t.cpu_ns) / 1e6 / static_cast<double>(until - *t.start_ms) / t.alloc_cpus;
+    if (gpu_util_ns) t.gpu_util_percent = 100.0 * static_cast<double>(gpu_busy_ns) / static_cast<double>(gpu_util_ns);
     if (all(&JobRecord::has_cgroup_memory)) t.cgroup_mem_peak_bytes = mem_peak;
     if (all(&JobRecord::has_cgroup_io)) {
       t.cgroup_read_bytes = cg_read;
@@ -309,6 +319,11 @@ cJSON* job_object(const JobTotals& t) {
   add(j, "unshipped_batches", number(t.unshipped_batches));
   add(j, "unshipped_samples", number(t.unshipped_samples));
   add(j, "allocated_nodes", string_array(t.allocated_nodes));
+  add(j, "gpus", number(uint64_t{t.gpus}));
+  add(j, "gpu_util_percent", t.gpu_util_percent ? number(*t.gpu_util_percent) : cJSON_CreateNull());
+  add(j, "gpu_memory_max_bytes", number(t.gpu_memory_max_bytes));
+  add(j, "gpu_energy_joules", number(static_cast<double>(t.gpu_energy_mj) / 1e3));
+  add(j, "gpus_lost", number(t.gpus_lost));
   Json missing(checked(cJSON_CreateArray()));
   for (const auto& m : t.missing_nodes) {
     Json node(checked(cJSON_CreateObject()));
@@ -321,6 +336,28 @@ cJSON* job_object(const JobTotals& t) {
   std::string unavailable;
   for (const std::string& reason : t.events_unavailable) unavailable += (unavailable.empty() ? "" : "; ") + reason;
   add(j, "events_unavailable", t.events_unavailable.empty() ? cJSON_CreateNull() : string(unavailable));
+  return o.release();
+}
+
+// A GPU of one node's record: what bcacct --json lists in "gpus" and node_records carry.
+cJSON* gpu_object(const std::string& node, const store::JobGpu& g) {
+  Json o(checked(cJSON_CreateObject()));
+  cJSON* j = o.get();
+  add(j, "node", string(node));
+  add(j, "uuid", string(g.uuid));
+  add(j, "parent_uuid", g.parent_uuid.empty() ? cJSON_CreateNull() : string(g.parent_uuid));
+  add(j, "minor", g.minor == UINT32_MAX ? cJSON_CreateNull() : number(uint64_t{g.minor}));
+  add(j, "allocated", cJSON_CreateBool(g.allocated));
+  add(j, "memory_total_bytes", number(g.memory_total));
+  add(j, "memory_max_bytes", number(g.memory_max));
+  add(j, "util_percent", g.util_ns ? number(g.util_percent()) : cJSON_CreateNull());
+  add(j, "power_watts", g.power_ns ? number(g.power_watts()) : cJSON_CreateNull());
+  add(j, "energy_joules", number(static_cast<double>(g.energy_mj) / 1e3));
+  // As stored, so that a reader of the document has the record back (bcacct reading from bcd).
+  add(j, "util_ns", number(g.util_ns));
+  add(j, "busy_ns", number(g.busy_ns));
+  add(j, "power_ns", number(g.power_ns));
+  add(j, "energy_mj", number(g.energy_mj));
   return o.release();
 }
 
@@ -360,6 +397,10 @@ cJSON* node_record_object(const JobRecord& r) {
   add(j, "unshipped_batches", number(r.unshipped_batches));
   add(j, "unshipped_samples", number(r.unshipped_samples));
   add(j, "job_nodes", string(r.job_nodes));
+  Json gpus(checked(cJSON_CreateArray()));
+  for (const store::JobGpu& g : r.gpus) append(gpus.get(), gpu_object(r.node, g));
+  add(j, "gpus", gpus.release());
+  add(j, "gpus_lost", number(r.gpus_lost));
   return o.release();
 }
 
@@ -380,6 +421,8 @@ cJSON* process_object(const ProcessRecord& p) {
   add(j, "read_bytes", number(p.read_bytes));
   add(j, "write_bytes", number(p.write_bytes));
   add(j, "max_threads", number(uint64_t{p.max_threads}));
+  add(j, "gpu_memory_max_bytes", number(p.gpu_memory_max));
+  add(j, "gpu_sm_seconds", seconds(p.gpu_sm_ns));
   // The Slurm task (rank) it is or descends from: null outside a task, or when not known.
   add(j, "task", p.task == store::kTaskUnknown ? cJSON_CreateNull() : number(uint64_t{p.task}));
   // Exit status from the eBPF exit event: null when it was not seen (sampling only, or still running).
@@ -435,6 +478,10 @@ json::Ptr job_document(const JobData& job, bool with_processes) {
   std::sort(by_node.begin(), by_node.end(), [](const JobRecord* a, const JobRecord* b) { return a->node < b->node; });
   for (const JobRecord* r : by_node) append(records.get(), node_record_object(*r));
   add(root.get(), "node_records", records.release());
+  Json gpus(checked(cJSON_CreateArray()));
+  for (const JobRecord* r : by_node)
+    for (const store::JobGpu& g : r->gpus) append(gpus.get(), gpu_object(r->node, g));
+  add(root.get(), "gpus", gpus.release());
   if (with_processes) {
     Json processes(checked(cJSON_CreateArray()));
     for (const ProcessRecord& p : sorted_processes(job.processes)) append(processes.get(), process_object(p));

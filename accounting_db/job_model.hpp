@@ -73,6 +73,13 @@ struct JobTotals {
     int64_t last_data_ms = 0;
   };
   std::vector<MissingNode> missing_nodes;
+  // GPUs (NVML), over nodes: how many, their utilisation weighted by the time each was sampled (nullopt when
+  // none was), the sum of their peaks of memory used, the energy they drew, and those lost mid-run.
+  uint32_t gpus = 0;
+  std::optional<double> gpu_util_percent;
+  uint64_t gpu_memory_max_bytes = 0;
+  uint64_t gpu_energy_mj = 0;
+  uint64_t gpus_lost = 0;
 
   double cpu_seconds() const { return static_cast<double>(cpu_ns) / 1e9; }
   double monitor_cpu_seconds() const { return static_cast<double>(monitor_cpu_ns) / 1e9; }

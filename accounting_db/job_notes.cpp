@@ -62,6 +62,8 @@ NoteThresholds parse_note_thresholds(std::string_view text, const std::string& o
       {"io_bound_bytes_per_s", &t.io_bound_bytes_per_s, nullptr, nullptr, 0, 1e15},
       {"io_bound_cpu_fraction", &t.io_bound_cpu_fraction, nullptr, nullptr, 0, 1},
       {"io_bound_time_fraction", &t.io_bound_time_fraction, nullptr, nullptr, 0, 1},
+      {"gpu_idle_fraction", &t.gpu_idle_fraction, nullptr, nullptr, 0, 1},
+      {"gpu_idle_min_s", &t.gpu_idle_min_s, nullptr, nullptr, 0, 1e9},
   };
   for (const kv::Setting& s : kv::read_settings(text, origin)) {
     if (s.malformed) {
@@ -211,6 +213,18 @@ std::vector<Note> job_notes(const JobData& job, const JobTotals& totals, const T
                                        " busy: it waited for storage."});
     }
   }
+
+  // GPUs allocated but idle: the most expensive waste of all.
+  for (const store::JobRecord& r : job.nodes)
+    for (const store::JobGpu& g : r.gpus) {
+      if (!g.allocated || static_cast<double>(g.util_ns) < limits.gpu_idle_min_s * 1e9) continue;
+      const double busy = g.util_percent() / 100;
+      if (busy >= limits.gpu_idle_fraction) continue;
+      notes.push_back({"gpu_idle", "GPU: " + g.uuid + " on " + r.node + " was given to the job and busy " +
+                                       percent(busy) + " of " + std::to_string(g.util_ns / 1'000'000'000) +
+                                       " s (memory peak " + format_size(g.memory_max) +
+                                       "): a job that does not use it should not ask for it."});
+    }
   return notes;
 }
 

@@ -30,6 +30,8 @@ struct NoteThresholds {
   double io_bound_bytes_per_s = 50e6;          // a bucket reading + writing at least this fast...
   double io_bound_cpu_fraction = 0.25;         // ...while the allocated CPUs were less busy than this share
   double io_bound_time_fraction = 0.2;         // such buckets cover at least this share of the job's buckets
+  double gpu_idle_fraction = 0.1;              // a GPU given to the job busy less than this share of the time...
+  double gpu_idle_min_s = 60;                  // ...of at least this much sampled time
 };
 
 // The defaults, overridden by each key=value of `text` (keys as the members above). Unknown keys and
@@ -39,7 +41,7 @@ NoteThresholds parse_note_thresholds(std::string_view text, const std::string& o
 
 struct Note {
   std::string id;    // stable, for scripts and tests: cpu_efficiency, memory_low, memory_high, single_thread,
-                     // rank_imbalance, one_process, fork_storm, io_bound
+                     // rank_imbalance, one_process, fork_storm, io_bound, gpu_idle
   std::string text;  // one sentence with its figures
 };
 

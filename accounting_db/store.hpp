@@ -66,6 +66,27 @@ struct EventLoss {
   bool operator==(const EventLoss&) const = default;
 };
 
+// A GPU of a job on one node, as NVML saw it while the job ran (cgroup_monitor/gpu_sampler.hpp).
+struct JobGpu {
+  std::string uuid;             // "GPU-…", or "MIG-…" for a MIG instance
+  std::string parent_uuid;      // a MIG instance's GPU; empty for a GPU
+  uint32_t minor = UINT32_MAX;  // of /dev/nvidiaN, as Slurm names GPUs; UINT32_MAX when not known
+  bool allocated = false;       // Slurm gave it to the job; else only the job's processes were seen on it
+  uint64_t memory_total = 0;    // bytes
+  uint64_t memory_max = 0;      // the most used on it while the job ran (by any process, on a shared GPU)
+  uint64_t util_ns = 0;         // time its utilisation was sampled
+  uint64_t busy_ns = 0;         // the part of util_ns a kernel ran
+  uint64_t power_ns = 0;        // time its power draw was sampled
+  uint64_t energy_mj = 0;       // the energy drawn in power_ns, millijoules
+  double util_percent() const {
+    return util_ns ? 100.0 * static_cast<double>(busy_ns) / static_cast<double>(util_ns) : 0.0;
+  }
+  double power_watts() const {
+    return power_ns ? static_cast<double>(energy_mj) * 1e6 / static_cast<double>(power_ns) : 0.0;
+  }
+  bool operator==(const JobGpu&) const = default;
+};
+
 struct JobRecord {
   uint64_t job_id = 0;
   std::string node;
@@ -114,6 +135,9 @@ struct JobRecord {
   // The job's nodes as Slurm allocated them (SLURM_JOB_NODELIST, a hostlist), as this node's monitor was
   // told: a node of the list with no data, or with no end, is then named as missing. Empty when not known.
   std::string job_nodes;
+  // GPUs: those Slurm gave the job on this node, and any other its processes ran on. Empty without NVML.
+  std::vector<JobGpu> gpus;
+  uint64_t gpus_lost = 0;  // GPUs that fell off the bus while the job ran (NVML: "GPU is lost")
 };
 
 // Whether a job's node records name it a task of job array `array_job` (and task `task`, when given).
@@ -143,6 +167,9 @@ struct ProcessRecord {
   uint64_t write_bytes = 0;
   uint32_t max_threads = 0;      // the most threads seen at once (0: never sampled alive)
   uint32_t task = kTaskUnknown;  // the Slurm task (global rank, SLURM_PROCID) it is or descends from
+  // From NVML, summed over the GPUs it ran on (0 for a process no GPU listed).
+  uint64_t gpu_memory_max = 0;  // the most GPU memory it held at once, bytes
+  uint64_t gpu_sm_ns = 0;       // its share of the GPUs' SMs over time: 1 s at 100% is 1e9
   // From eBPF events (all false/0 for a process only /proc sampling saw).
   bool exited = false;  // its exit was seen: exit_code/exit_signal/core_dumped are set
   int exit_code = 0;    // 0..255, or -1 when killed by a signal

@@ -91,6 +91,8 @@ std::vector<std::string> monitor_argv(const MonitorCommand& c) {
   add("--bpf-object", c.bpf_object);
   add("--job-name", c.job_name);
   add("--job-nodes", c.job_nodes);
+  add("--nvml", c.nvml);
+  add("--gpus", c.gpus);
   if (c.array_job_id != 0) {
     add_number("--array-job", c.array_job_id);
     add("--array-task", std::to_string(c.array_task_id));

@@ -51,6 +51,8 @@ struct MonitorCommand {
   std::string bpf_object;
   std::string job_name;
   std::string job_nodes;  // the job's node list, a Slurm hostlist
+  std::string nvml;       // --nvml: empty for the monitor's default
+  std::string gpus;       // --gpus: SLURM_JOB_GPUS, empty when none
   uint32_t array_job_id = 0, array_task_id = 0;
   std::string central;  // ship to this bcd; the four below only with it
   std::string api_key_file;

@@ -40,6 +40,8 @@ const char kUsage[] =
     "  --job-name NAME       Slurm job name, recorded with the job\n"
     "  --job-nodes HOSTLIST  the job's nodes (SLURM_JOB_NODELIST), recorded so that a node whose data\n"
     "                        never arrived is named\n"
+    "  --nvml PATH|off       NVML for GPU figures (default libnvidia-ml.so.1, where installed)\n"
+    "  --gpus LIST           minor numbers of the job's GPUs (SLURM_JOB_GPUS: 0,2-3)\n"
     "  --array-job ID        the job is task --array-task N of job array ID (sacct's ID_N)\n"
     "  --array-task N\n"
     "  --container-id ID     a Docker container's full id (bc-docker), with --container-name and\n"

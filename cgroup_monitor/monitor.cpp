@@ -26,6 +26,7 @@
 #include "cgroup_monitor/cgroup_paths.hpp"
 #include "cgroup_monitor/cgroup_reader.hpp"
 #include "cgroup_monitor/handoff.hpp"
+#include "cgroup_monitor/job_gpus.hpp"
 #include "cgroup_monitor/launch.hpp"
 #include "cgroup_monitor/process_table.hpp"
 #include "cgroup_monitor/task_finals.hpp"
@@ -319,6 +320,7 @@ int run_monitor(const MonitorOptions& opt) {
   std::unique_ptr<ship::BackgroundShipper> shipper = start_shipper(opt, *db);
   auto reader = make_cgroup_reader(opt.cgroup_version, opt.cgroup_relative, opt.cgroup_root);
   ProcessTable table;
+  JobGpus gpus(opt.nvml_library, opt.gpus, [&log](const std::string& text) { log("%s", text.c_str()); });
   FinalsReader finals(task_finals_path(opt.run_dir, opt.job_id));
   // The job cgroup's CPU directory (its mount looked up once) and its inode as last seen: slurmstepd's
   // final counters name the directory they were read from.
@@ -357,6 +359,7 @@ int run_monitor(const MonitorOptions& opt) {
         cgroup_counters.fold_cpu(f.cpu_ns, job);  // the cgroup this monitor reads, not one removed before it
       }
     }
+    gpus.sample(now, table, job);  // before the table's sample, which writes the processes it changed
     ProcessTotals procs = table.sample(members, now, batch);
     take_loaded_events();
     serve_handoffs();

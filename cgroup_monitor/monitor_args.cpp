@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "accounting_db/shipper.hpp"
+#include "cgroup_monitor/gpu_sampler.hpp"
 #include "cgroup_monitor/launch.hpp"
 #include "common/key_value.hpp"
 #include "common/tls_files.hpp"
@@ -52,6 +53,8 @@ std::optional<MonitorArgs> parse_monitor_args(int argc, char** argv, const Monit
     kVersion,
     kJobName,
     kJobNodes,
+    kNvml,
+    kGpus,
     kContainerId,
     kContainerName,
     kContainerImage,
@@ -85,6 +88,8 @@ std::optional<MonitorArgs> parse_monitor_args(int argc, char** argv, const Monit
                                         {"nice", required_argument, nullptr, kNice},
                                         {"job-name", required_argument, nullptr, kJobName},
                                         {"job-nodes", required_argument, nullptr, kJobNodes},
+                                        {"nvml", required_argument, nullptr, kNvml},
+                                        {"gpus", required_argument, nullptr, kGpus},
                                         {"array-job", required_argument, nullptr, kArrayJob},
                                         {"array-task", required_argument, nullptr, kArrayTask},
                                         {"outbox-max-mib", required_argument, nullptr, kOutboxMax},
@@ -146,6 +151,15 @@ std::optional<MonitorArgs> parse_monitor_args(int argc, char** argv, const Monit
       case kJobNodes:
         if (std::strlen(optarg) > kMaxJobNodesText) return fail("--job-nodes is longer than 4096 characters");
         parsed.options.job_nodes = optarg;
+        break;
+      case kNvml:
+        if (optarg[0] != '/' && std::strcmp(optarg, "off") != 0 && std::strcmp(optarg, gpu::kDefaultLibrary) != 0)
+          return fail("--nvml takes off or an absolute path");
+        parsed.options.nvml_library = optarg;
+        break;
+      case kGpus:
+        parsed.options.gpus = gpu::parse_minor_list(optarg);
+        if (!parsed.options.gpus) return fail("--gpus takes minor numbers as Slurm lists them (0,2-3)");
         break;
       case kArrayJob:
         if (!parse_unsigned(optarg, u) || u == 0 || u > 0xffffffffULL) return fail("--array-job needs a job id");

@@ -402,6 +402,16 @@ void ProcessTable::apply_task_start(uint32_t pid, uint64_t start_ticks, uint32_t
   it->second.changed = true;
 }
 
+bool ProcessTable::apply_gpu(uint32_t pid, uint64_t memory_bytes, uint64_t sm_ns) {
+  auto it = tracked_.find(pid);
+  if (it == tracked_.end() || it->second.ended) return false;
+  store::ProcessRecord& r = it->second.record;
+  if (memory_bytes > r.gpu_memory_max || sm_ns > 0) it->second.changed = true;
+  r.gpu_memory_max = std::max(r.gpu_memory_max, memory_bytes);
+  r.gpu_sm_ns += sm_ns;
+  return true;
+}
+
 void ProcessTable::inherit_tasks() {
   if (task_starts_.empty()) return;  // not a job whose tasks were named: nothing to inherit
   for (auto& [pid, t] : tracked_) {

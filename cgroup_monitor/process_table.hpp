@@ -96,6 +96,9 @@ class ProcessTable {
   // task, now or when it is first tracked, and inherited by the processes it starts (at each sample, by
   // their parents at birth), so that a rank's helpers belong to the rank.
   void apply_task_start(uint32_t pid, uint64_t start_ticks, uint32_t task);
+  // NVML's figures of a process, summed over its GPUs: the memory it holds now and the SM time it used since
+  // the last call. False when the pid is not a live process of the job.
+  bool apply_gpu(uint32_t pid, uint64_t memory_bytes, uint64_t sm_ns);
   // The task of a tracked process or of a task the table was told of (kTaskUnknown if neither): for a
   // process that only events saw, born of it.
   uint32_t task_of(uint32_t pid) const;

@@ -347,6 +347,26 @@ store::JobRecord node_record_from_json(const cJSON* n, uint64_t id) {
   r.unshipped_batches = count_of(n, "unshipped_batches");
   r.unshipped_samples = count_of(n, "unshipped_samples");
   r.job_nodes = string_of(n, "job_nodes", false);  // bcd before the job node list
+  // Absent from the answer of a bcd before GPU figures.
+  if (const cJSON* gpus = member(n, "gpus"); cJSON_IsArray(gpus)) {
+    const cJSON* g = nullptr;
+    cJSON_ArrayForEach(g, gpus) {
+      store::JobGpu gpu;
+      gpu.uuid = string_of(g, "uuid");
+      if (const cJSON* parent = member(g, "parent_uuid"); cJSON_IsString(parent)) gpu.parent_uuid = parent->valuestring;
+      if (const cJSON* minor = member(g, "minor"); cJSON_IsNumber(minor))
+        gpu.minor = static_cast<uint32_t>(within(number_of(g, "minor", false), 0, UINT32_MAX - 1, "minor"));
+      gpu.allocated = cJSON_IsTrue(member(g, "allocated"));
+      gpu.memory_total = count_of(g, "memory_total_bytes");
+      gpu.memory_max = count_of(g, "memory_max_bytes");
+      gpu.util_ns = count_of(g, "util_ns");
+      gpu.busy_ns = count_of(g, "busy_ns");
+      gpu.power_ns = count_of(g, "power_ns");
+      gpu.energy_mj = count_of(g, "energy_mj");
+      r.gpus.push_back(std::move(gpu));
+    }
+    r.gpus_lost = count_of(n, "gpus_lost");
+  }
   return r;
 }
 
@@ -386,6 +406,8 @@ JobData job_data_from_json(std::string_view json) {
     r.write_bytes = count_of(p, "write_bytes");
     // Both absent from an older bcd's answer.
     if (member(p, "max_threads")) r.max_threads = u32_of(p, "max_threads");
+    if (member(p, "gpu_memory_max_bytes")) r.gpu_memory_max = count_of(p, "gpu_memory_max_bytes");
+    if (member(p, "gpu_sm_seconds")) r.gpu_sm_ns = ns_of(p, "gpu_sm_seconds");
     if (const cJSON* task = member(p, "task"); cJSON_IsNumber(task))
       r.task = static_cast<uint32_t>(within(number_of(p, "task", false), 0, UINT32_MAX - 1, "task"));
     if (const cJSON* code = member(p, "exit_code"); cJSON_IsNumber(code)) {

@@ -106,6 +106,26 @@ const FieldDef kFields[] = {
      [](const JobView& j, const ProcessRecord* p, int64_t) {
        return std::to_string(p ? p->max_rss : j.totals.max_rss_bytes);
      }},
+    {"GPUUtil", false, 8, false,
+     "GPU utilisation in %: the job's GPUs' mean (NVML); a process's SM share over its elapsed time; empty "
+     "without GPU figures",
+     [](const JobView& j, const ProcessRecord* p, int64_t now_ms) {
+       char buf[32];
+       if (!p) {
+         if (!j.totals.gpu_util_percent) return std::string();
+         std::snprintf(buf, sizeof buf, "%.1f%%", *j.totals.gpu_util_percent);
+         return std::string(buf);
+       }
+       const std::string elapsed = elapsed_seconds(j, p, now_ms);
+       if (p->gpu_sm_ns == 0 || elapsed.empty() || std::stoll(elapsed) <= 0) return std::string();
+       std::snprintf(buf, sizeof buf, "%.1f%%",
+                     static_cast<double>(p->gpu_sm_ns) / 1e7 / static_cast<double>(std::stoll(elapsed)));
+       return std::string(buf);
+     }},
+    {"GPUMem", false, 8, false, "GPU memory (K/M/G): the sum of the job's GPUs' peaks; a process's peak",
+     [](const JobView& j, const ProcessRecord* p, int64_t) {
+       return format_size(p ? p->gpu_memory_max : j.totals.gpu_memory_max_bytes);
+     }},
     {"ReadBytes", false, 10, false, "bytes read from storage",
      [](const JobView& j, const ProcessRecord* p, int64_t) {
        return format_size(p ? p->read_bytes : j.totals.read_bytes);

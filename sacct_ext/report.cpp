@@ -171,6 +171,19 @@ std::string format_table(const JobData& job, int64_t now_ms) {
   if (t.cgroup_mem_peak_bytes) header.emplace_back("CgroupMemPeak", format_size(*t.cgroup_mem_peak_bytes));
   if (t.cgroup_read_bytes) header.emplace_back("CgroupRead", format_size(*t.cgroup_read_bytes));
   if (t.cgroup_write_bytes) header.emplace_back("CgroupWrite", format_size(*t.cgroup_write_bytes));
+  // One line per GPU: "GPU: GPU-1a2b… (n1, minor 0): util 54.0%, memory peak 31.50G of 80G, 212 W".
+  for (const store::JobRecord& r : job.nodes)
+    for (const store::JobGpu& g : r.gpus) {
+      std::string text = printable(g.uuid) + " (" + printable(r.node) +
+                         (g.minor == UINT32_MAX ? "" : ", minor " + std::to_string(g.minor)) +
+                         (g.allocated ? "" : ", not allocated: a process of the job ran on it") + "): ";
+      text += g.util_ns ? "util " + fixed(g.util_percent(), 1) + "%" : "util not reported";
+      text += ", memory peak " + format_size(g.memory_max) + " of " + format_size(g.memory_total);
+      if (g.power_ns) text += ", " + fixed(g.power_watts(), 0) + " W";
+      header.emplace_back("GPU", text);
+    }
+  if (t.gpus_lost)
+    header.emplace_back("GPUsLost", std::to_string(t.gpus_lost) + " (NVML: GPU is lost; not read since)");
   header.emplace_back("Samples", std::to_string(t.samples));
   header.emplace_back("Events", t.events_unavailable.empty() ? "on" : printable(join(t.events_unavailable, "; ")));
   header.emplace_back("LostEvents", lost_text(t));
@@ -197,6 +210,9 @@ std::string format_table(const JobData& job, int64_t now_ms) {
 
   if (job.processes.empty()) return out + "No processes recorded.\n";
   const bool tasks = has_multi_task_step(job.processes);
+  // GPU columns where a process of the job held GPU memory or ran on SMs.
+  const bool gpu = std::any_of(job.processes.begin(), job.processes.end(),
+                               [](const ProcessRecord& p) { return p.gpu_memory_max || p.gpu_sm_ns; });
   std::vector<std::vector<std::string>> rows;
   for (const ProcessRecord& p : sorted_processes(job.processes)) {
     std::vector<std::string> row{std::to_string(p.pid), std::to_string(p.ppid), printable(p.node),
@@ -204,8 +220,13 @@ std::string format_table(const JobData& job, int64_t now_ms) {
     if (tasks) row.push_back(p.task == store::kTaskUnknown ? "" : std::to_string(p.task));
     for (const std::string& value :
          {printable(p.command), local_time(p.start_ms), p.end_ms ? local_time(p.end_ms) : "Running",
-          fixed(static_cast<double>(p.cpu_ns) / 1e9, 2), threads_text(p), format_size(p.max_rss),
-          format_size(p.read_bytes), format_size(p.write_bytes), exit_text(p)})
+          fixed(static_cast<double>(p.cpu_ns) / 1e9, 2), threads_text(p), format_size(p.max_rss)})
+      row.push_back(value);
+    if (gpu) {
+      row.push_back(p.gpu_sm_ns ? fixed(static_cast<double>(p.gpu_sm_ns) / 1e9, 2) : "-");
+      row.push_back(p.gpu_memory_max ? format_size(p.gpu_memory_max) : "-");
+    }
+    for (const std::string& value : {format_size(p.read_bytes), format_size(p.write_bytes), exit_text(p)})
       row.push_back(value);
     rows.push_back(std::move(row));
   }
@@ -216,11 +237,13 @@ std::string format_table(const JobData& job, int64_t now_ms) {
                    {"End", false},
                    {"CPU(s)", true},
                    {"Threads", true},
-                   {"MaxRSS", true},
-                   {"Read", true},
-                   {"Write", true},
-                   {"ExitCode", true}})
+                   {"MaxRSS", true}})
     columns.push_back(c);
+  if (gpu) {
+    columns.push_back({"GPU-SM(s)", true});  // SM time: 1 s at 100% of a GPU's SMs
+    columns.push_back({"GPUMem", true});
+  }
+  for (Column c : {Column{"Read", true}, {"Write", true}, {"ExitCode", true}}) columns.push_back(c);
   return out + render_table(columns, rows);
 }
 

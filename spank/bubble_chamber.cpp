@@ -114,6 +114,7 @@ int remote_post_opt(spank_t sp) {
   job.cgroup = *g_job_cgroup;
   job.name = job_env(sp, "SLURM_JOB_NAME");
   job.nodes = job_env(sp, "SLURM_JOB_NODELIST");
+  job.gpus = job_env(sp, "SLURM_JOB_GPUS");
   // An array task: its own job id (S_JOB_ID) and the array's, as sacct shows it ("123_4").
   const std::string array_job = job_env(sp, "SLURM_ARRAY_JOB_ID");
   const std::string array_task = job_env(sp, "SLURM_ARRAY_TASK_ID");

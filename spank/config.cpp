@@ -85,6 +85,9 @@ Config parse_config(const std::vector<std::string>& args, std::vector<std::strin
     } else if (key == "ship_every") {
       if (!parse_count(value, 0, 3600, config.ship_every_s))
         errors.push_back("ship_every= takes whole seconds between 0 and 3600, got '" + value + "'");
+    } else if (key == "nvml") {
+      if (value == "off") config.nvml = value;
+      else need_path(config.nvml);
     } else if (key == "outbox_max_mib") {
       if (!parse_count(value, 1, 1UL << 20, config.outbox_max_mib))
         errors.push_back("outbox_max_mib= takes MiB between 1 and 1048576, got '" + value + "'");
@@ -92,7 +95,7 @@ Config parse_config(const std::vector<std::string>& args, std::vector<std::strin
       errors.push_back(
           "unknown key '" + key +
           "' (known: enable, store, monitor, interval, rundir, log, bpf, bpf_object, bpf_ring_kib, file_bytes, "
-          "bpf_task_wait_ms, central, ca_file, munge_socket, outbox_max_mib, ship_every)");
+          "bpf_task_wait_ms, central, ca_file, munge_socket, outbox_max_mib, ship_every, nvml)");
     }
   }
   return config;

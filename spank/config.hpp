@@ -28,6 +28,7 @@ struct Config {
   unsigned outbox_max_mib =
       256;                    // the node store's outbox bound while bcd is unreachable (bc-monitor --outbox-max-mib)
   unsigned ship_every_s = 0;  // with central=: send at most once per this many seconds (bc-monitor --ship-every)
+  std::string nvml;           // NVML for GPU figures: an absolute path, or off; empty: bc-monitor's default
 };
 
 // Defaults first, then each argument. Every bad word (unknown key, missing '=', bad value, value too long)

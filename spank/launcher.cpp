@@ -134,6 +134,8 @@ LaunchResult ensure_monitor(const Config& config, const JobToMonitor& job) noexc
   command.bpf_object = config.bpf_object;
   command.job_name = job.name;
   command.job_nodes = job.nodes;
+  command.nvml = config.nvml;
+  command.gpus = job.gpus;
   command.array_job_id = job.array.array_job_id;
   command.array_task_id = job.array.task_id;
   if (!config.central.empty()) {

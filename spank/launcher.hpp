@@ -28,6 +28,7 @@ struct JobToMonitor {
   std::string name;  // Slurm's job name, recorded with the job (may be empty)
   ArrayTask array;
   std::string nodes;  // the job's nodes as a Slurm hostlist (SLURM_JOB_NODELIST); empty when unknown
+  std::string gpus;   // minor numbers of the job's GPUs on this node (SLURM_JOB_GPUS); empty when none
   bc::monitor::JobCgroup cgroup;
 };
 

@@ -229,10 +229,20 @@ TEST(Wire, DeferredDecodingChecksTheIdentity) {
   b.processes.resize(1);
   b.processes[0].record.max_threads = 3;
   b.processes[0].record.task = 5;
-  std::string identity;
-  store::codec::append_process_identity(identity, b.processes[0].record);
-  // It ends with the exit signal, the most threads and the task plus one: one byte each here.
-  ASSERT_EQ(identity.substr(identity.size() - 2), std::string("\x03\x06"));
+  b.processes[0].record.gpu_memory_max = 1;
+  b.processes[0].record.gpu_sm_ns = 2;
+  std::string with_gpu;
+  store::codec::append_process_identity(with_gpu, b.processes[0].record);
+  // It ends with the exit signal, the most threads, the task plus one, the GPU memory and the SM time: one byte
+  // each here. Without the last two, it is what a node before GPU figures sends.
+  ASSERT_EQ(with_gpu.substr(with_gpu.size() - 4), std::string("\x03\x06\x01\x02"));
+  std::string identity = with_gpu.substr(0, with_gpu.size() - 2);
+  store::ProcessRecord gpu_record;
+  store::codec::decode_process_identity(with_gpu, gpu_record);
+  EXPECT_EQ(gpu_record.gpu_memory_max, 1u);
+  EXPECT_EQ(gpu_record.gpu_sm_ns, 2u);
+  b.processes[0].encoded_identity = with_gpu.substr(0, with_gpu.size() - 1);  // GPU memory without the SM time
+  EXPECT_THROW(wire::decode_batch(wire::encode_batch(b), wire::Identity::Deferred), wire::WireError);
   const size_t signal_at = identity.size() - 3;
   identity[signal_at] = 0x7f;  // exit signal 127 is the largest allowed: still valid
   b.processes[0].encoded_identity = identity;
@@ -678,8 +688,11 @@ TEST(Wire, JobRecordFormat2StillReads) {
   j.array_task_id = 3;
   j.unshipped_batches = 0;
   j.unshipped_samples = 0;
-  std::string v5 = store::codec::encode_job(j);
-  ASSERT_EQ(v5[0], 5);
+  const std::string v6 = store::codec::encode_job(j);
+  ASSERT_EQ(v6[0], 6);
+  // Format 6 is format 5 plus the GPUs and the lost GPUs (one byte each when none).
+  std::string v5 = "\x05" + v6.substr(1, v6.size() - 3);
+  EXPECT_EQ(store::codec::decode_job(v5).job_name, j.job_name);
   // Format 5 is format 4 plus the job's node list (one byte when empty).
   std::string v4 = "\x04" + v5.substr(1, v5.size() - 2);
   EXPECT_EQ(store::codec::decode_job(v4).job_name, j.job_name);
@@ -693,7 +706,7 @@ TEST(Wire, JobRecordFormat2StillReads) {
   EXPECT_EQ(old.array_job_id, 0u);
   EXPECT_EQ(old.unshipped_batches, 0u);
   EXPECT_EQ(store::codec::decode_job(v3).array_task_id, 3u);
-  EXPECT_THROW(store::codec::decode_job("\x06" + v5.substr(1)), store::StoreError);
+  EXPECT_THROW(store::codec::decode_job("\x07" + v6.substr(1)), store::StoreError);
 }
 
 // Past its bound the outbox gives up its oldest batches, counts them per job (ship cursor, the job's record,

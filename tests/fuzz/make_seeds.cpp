@@ -180,7 +180,27 @@ void codec_records() {
   JobRecord j = job_record(4242, "n01");
   j.end_ms = (kStart + 60) * 1000;
   write("codec", "job", with_kind(CodecKind::Job, codec::encode_job(j)));
+  // A GPU job: a GPU Slurm gave it and a MIG instance one of its processes ran on.
+  JobRecord g = j;
+  JobGpu gpu;
+  gpu.uuid = "GPU-5a1d0c2e-0000-1111-2222-333344445555";
+  gpu.minor = 0;
+  gpu.allocated = true;
+  gpu.memory_total = 80ULL << 30;
+  gpu.memory_max = 12ULL << 30;
+  gpu.util_ns = gpu.power_ns = 60'000'000'000;
+  gpu.busy_ns = 45'000'000'000;
+  gpu.energy_mj = 15'000'000;
+  JobGpu mig;
+  mig.uuid = "MIG-0c2e5a1d-0000-1111-2222-333344445555";
+  mig.parent_uuid = "GPU-99";
+  mig.memory_total = 10ULL << 30;
+  g.gpus = {gpu, mig};
+  g.gpus_lost = 1;
+  write("codec", "job-gpus", with_kind(CodecKind::Job, codec::encode_job(g)));
   ProcessRecord p = process(4101, 4100, "python3", {"python3", "train.py", "--epochs", "3"});
+  p.gpu_memory_max = 6ULL << 30;
+  p.gpu_sm_ns = 30'000'000'000;
   p.job_id = 4242;
   p.node = "n01";
   p.series_id = 2;

@@ -11,7 +11,7 @@ if(NOT BC_SANITIZE)
   set_tests_properties(slurm_cluster_setup PROPERTIES FIXTURES_SETUP slurm_cluster LABELS integration TIMEOUT 120)
   set_tests_properties(slurm_cluster_cleanup PROPERTIES FIXTURES_CLEANUP slurm_cluster LABELS integration)
   foreach(name process_tree srun_steps salloc_steps never_fails_job user_option cpu_counted_once vs_sacct
-               ranks_threads notes)
+               ranks_threads notes gpus)
     add_test(NAME it_${name} COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/test_${name}.py)
     set_tests_properties(it_${name} PROPERTIES
       FIXTURES_REQUIRED slurm_cluster RESOURCE_LOCK slurm_cluster LABELS integration TIMEOUT 300

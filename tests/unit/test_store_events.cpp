@@ -129,17 +129,17 @@ TEST(EventCodec, ProcessesKeepTheirMostThreadsAndTheirTask) {
   p.max_threads = 0;
   q = codec::decode_process(codec::encode_process(p));
   EXPECT_EQ(q.task, kTaskUnknown);
-  // Format 3 ends before both (3 bytes for 70000, 1 for task 0): none.
+  // Format 3 ends before both (3 bytes for 70000, 1 for task 0) and the GPU figures after them (1 byte each): none.
   v[0] = 3;
-  v.resize(v.size() - 4);
+  v.resize(v.size() - 6);
   q = codec::decode_process(v);
   EXPECT_EQ(q.pid, 5u);
   EXPECT_EQ(q.max_threads, 0u);
   EXPECT_EQ(q.task, kTaskUnknown);
   // A task past 32 bits is a corrupt record, not a wrapped rank.
   std::string big = codec::encode_process(p);
-  big.pop_back();
-  big += std::string("\x81\x80\x80\x80\x10", 5);  // 2^32 + 1
+  big.resize(big.size() - 3);                         // the task and the two GPU figures after it
+  big += std::string("\x81\x80\x80\x80\x10\0\0", 7);  // 2^32 + 1, then the GPU figures
   EXPECT_THROW(codec::decode_process(big), StoreError);
 }
 

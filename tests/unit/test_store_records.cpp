@@ -465,3 +465,74 @@ TEST(StoreRecords, JobDescriptionAndContainerIdentityAreKept) {
   EXPECT_EQ(j->container_name, "web-1");
   EXPECT_EQ(j->container_image, "bc-busybox:test");
 }
+
+// GPU figures: in the job record (format 6) and the process record (format 5) and identity; records of the
+// formats before them still read, with none.
+TEST(StoreRecords, GpuFiguresRoundTripAndEarlierFormatsStillRead) {
+  JobRecord j;
+  j.job_id = 42;
+  j.node = "gpu01";
+  j.job_nodes = "gpu01";
+  JobGpu a;
+  a.uuid = "GPU-aaaa";
+  a.minor = 0;
+  a.allocated = true;
+  a.memory_total = 80ULL << 30;
+  a.memory_max = 12ULL << 30;
+  a.util_ns = 2'000'000'000;
+  a.busy_ns = 1'800'000'000;
+  a.power_ns = 2'000'000'000;
+  a.energy_mj = 600'000;
+  JobGpu m;
+  m.uuid = "MIG-bbbb";
+  m.parent_uuid = "GPU-cccc";
+  m.memory_total = 10ULL << 30;
+  j.gpus = {a, m};
+  j.gpus_lost = 1;
+  const JobRecord back = codec::decode_job(codec::encode_job(j));
+  EXPECT_EQ(back.gpus, j.gpus);
+  EXPECT_EQ(back.gpus[1].minor, UINT32_MAX) << "not known";
+  EXPECT_EQ(back.gpus_lost, 1U);
+  // Format 5 is format 6 without the GPU count and the lost GPUs at its end.
+  j.gpus.clear();
+  j.gpus_lost = 0;
+  std::string v5 = codec::encode_job(j);
+  ASSERT_EQ(v5.front(), 6);
+  ASSERT_EQ(v5.substr(v5.size() - 2), std::string(2, '\0'));
+  v5.front() = 5;
+  v5.resize(v5.size() - 2);
+  const JobRecord old = codec::decode_job(v5);
+  EXPECT_TRUE(old.gpus.empty());
+  EXPECT_EQ(old.job_nodes, "gpu01");
+  // A GPU busier than it was sampled is corrupt.
+  j.gpus = {a};
+  j.gpus[0].busy_ns = a.util_ns + 1;
+  EXPECT_THROW(codec::decode_job(codec::encode_job(j)), StoreError);
+
+  ProcessRecord p = proc(5);
+  p.gpu_memory_max = 12ULL << 30;
+  p.gpu_sm_ns = 2'000'000'000;
+  const ProcessRecord q = codec::decode_process(codec::encode_process(p));
+  EXPECT_EQ(q.gpu_memory_max, p.gpu_memory_max);
+  EXPECT_EQ(q.gpu_sm_ns, p.gpu_sm_ns);
+  std::string identity;
+  codec::append_process_identity(identity, p);
+  ProcessRecord r;
+  codec::decode_process_identity(identity, r);
+  EXPECT_EQ(r.gpu_memory_max, p.gpu_memory_max);
+  EXPECT_EQ(r.gpu_sm_ns, p.gpu_sm_ns);
+  // Process format 4 and an identity from a node before GPU figures: the same without the two at the end.
+  p.gpu_memory_max = p.gpu_sm_ns = 0;
+  std::string v4 = codec::encode_process(p);
+  ASSERT_EQ(v4.front(), 5);
+  v4.front() = 4;
+  v4.resize(v4.size() - 2);
+  EXPECT_EQ(codec::decode_process(v4).gpu_sm_ns, 0U);
+  identity.clear();
+  codec::append_process_identity(identity, p);
+  identity.resize(identity.size() - 2);
+  codec::decode_process_identity(identity, r);
+  EXPECT_EQ(r.gpu_memory_max, 0U);
+  identity.resize(identity.size() - 1);  // the task without the thread count before it: not an identity
+  EXPECT_THROW(codec::check_process_identity(identity), StoreError);
+}

@@ -59,6 +59,8 @@ cJSON* process_object(const ProcessRecord& p) {
   cJSON_AddNumberToObject(o, "read_bytes", static_cast<double>(p.read_bytes));
   cJSON_AddNumberToObject(o, "write_bytes", static_cast<double>(p.write_bytes));
   cJSON_AddNumberToObject(o, "max_threads", p.max_threads);
+  cJSON_AddNumberToObject(o, "gpu_memory_max_bytes", static_cast<double>(p.gpu_memory_max));
+  cJSON_AddNumberToObject(o, "gpu_sm_seconds", static_cast<double>(p.gpu_sm_ns) / 1e9);
   if (p.task != store::kTaskUnknown) cJSON_AddNumberToObject(o, "task", p.task);
   if (p.exited) {
     cJSON_AddNumberToObject(o, "exit_code", p.exit_code);
@@ -421,8 +423,8 @@ class JobStream : public web::Stream {
       if (!total.empty()) append(series, series_object("total", "job total", total, Metric::All));
       for (const auto& p : snap.processes) {
         const std::string key = process_key(p.node, p.series_id);
-        const auto state =
-            std::make_tuple(p.cpu_ns, p.rss, p.max_rss, p.read_bytes, p.write_bytes, p.end_ms, p.max_threads, p.task);
+        const auto state = std::make_tuple(p.cpu_ns, p.rss, p.max_rss, p.read_bytes, p.write_bytes, p.end_ms,
+                                           p.max_threads, p.task, p.gpu_memory_max, p.gpu_sm_ns);
         if (auto [it, fresh] = sent_.try_emplace(key, state); fresh || it->second != state) {
           it->second = state;
           append(changed.get(), process_object(p));
@@ -445,9 +447,10 @@ class JobStream : public web::Stream {
   int64_t expires_at_;
   std::shared_ptr<std::atomic<unsigned>> counter_;
   int64_t seen_sample_ms_ = -1;
-  // What was last sent of each process (cpu, rss, max rss, read, write, end, threads, task): only changes are
-  // sent again.
-  std::map<std::string, std::tuple<uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, int64_t, uint32_t, uint32_t>>
+  // What was last sent of each process (cpu, rss, max rss, read, write, end, threads, task, GPU memory and SM
+  // time): only changes are sent again.
+  std::map<std::string, std::tuple<uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, int64_t, uint32_t, uint32_t,
+                                   uint64_t, uint64_t>>
       sent_;
   int idle_polls_ = 0;
   bool greeted_ = false, end_sent_ = false, ended_ = false;

@@ -407,6 +407,8 @@ async function main() {
   if (state.selected) selectProcess(state.selected);
   if (state.running) startStream();
   else setLive(`Job ended at ${time(state.doc.job.end)}.`, "ended");
+  // The tree draws in an animation frame: ready once the frames asked for so far have run.
+  await new Promise((resolve) => requestAnimationFrame(resolve));
   document.body.dataset.ready = "true";
 }
 

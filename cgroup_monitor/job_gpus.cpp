@@ -1,0 +1,79 @@
+#include "cgroup_monitor/job_gpus.hpp"
+
+#include <algorithm>
+#include <map>
+
+namespace bc::monitor {
+
+JobGpus::JobGpus(const std::string& library, std::optional<std::vector<uint32_t>> allocated,
+                 const std::function<void(const std::string&)>& log)
+    : allocated_(std::move(allocated)) {
+  if (library == "off") return;
+  std::string why;
+  sampler_ = gpu::Sampler::open(library, why);
+  if (!sampler_) {
+    // The common case on a CPU node (no library): not worth a line, unless the job was given GPUs.
+    if (allocated_ || why.find("NVML") != std::string::npos) log("no GPU figures: " + why);
+    return;
+  }
+  device_allocated_.assign(sampler_->devices().size(), false);
+  if (allocated_) {
+    for (size_t d : sampler_->devices_of(*allocated_)) device_allocated_[d] = true;
+    if (std::none_of(device_allocated_.begin(), device_allocated_.end(), [](bool b) { return b; }))
+      log("no GPU of this node has the minor number Slurm gave the job; its processes are looked for on all");
+  }
+  // Every GPU is asked for the job's processes (a job's process may use a GPU it was not given, where devices
+  // are not constrained); the device figures of a GPU count for the job only where it was given it or runs on it.
+  devices_ = sampler_->all_devices();
+}
+
+store::JobGpu& JobGpus::entry(store::JobRecord& job, size_t device, bool allocated) {
+  const gpu::Device& d = sampler_->devices()[device];
+  auto it = std::find_if(job.gpus.begin(), job.gpus.end(), [&](const store::JobGpu& g) { return g.uuid == d.uuid; });
+  if (it == job.gpus.end()) {
+    store::JobGpu g;
+    g.uuid = d.uuid;
+    g.parent_uuid = d.parent_uuid;
+    g.minor = d.minor;
+    g.memory_total = d.memory_total;
+    job.gpus.push_back(g);
+    it = job.gpus.end() - 1;
+  }
+  it->allocated = it->allocated || allocated;
+  return *it;
+}
+
+void JobGpus::sample(int64_t now_ms, ProcessTable& table, store::JobRecord& job) {
+  if (!sampler_) return;
+  const gpu::Sample s = sampler_->sample(devices_);
+  // The interval the utilisation and power stand for: since the last sample (none for the first).
+  const uint64_t dt_ns = last_ms_ && now_ms > last_ms_ ? static_cast<uint64_t>(now_ms - last_ms_) * 1'000'000 : 0;
+  last_ms_ = now_ms;
+  std::map<uint32_t, std::pair<uint64_t, uint64_t>> per_pid;  // memory now, SM ns, over its GPUs
+  std::vector<bool> used(sampler_->devices().size(), false);
+  for (const gpu::ProcessSample& p : s.processes) {
+    auto& [memory, sm_ns] = per_pid[p.pid];
+    memory += p.memory_used;
+    if (p.sm_percent) sm_ns += dt_ns / 100 * *p.sm_percent;
+  }
+  for (const auto& [pid, figures] : per_pid)
+    if (table.apply_gpu(pid, figures.first, figures.second))
+      for (const gpu::ProcessSample& p : s.processes)
+        if (p.pid == pid) used[p.device] = true;
+  for (const gpu::DeviceSample& d : s.devices) {
+    if (!device_allocated_[d.device] && !used[d.device]) continue;
+    store::JobGpu& g = entry(job, d.device, device_allocated_[d.device]);
+    if (d.memory_used) g.memory_max = std::max(g.memory_max, *d.memory_used);
+    if (dt_ns && d.util_percent) {
+      g.util_ns += dt_ns;
+      g.busy_ns += dt_ns / 100 * std::min(*d.util_percent, 100U);
+    }
+    if (dt_ns && d.power_mw) {
+      g.power_ns += dt_ns;
+      g.energy_mj += static_cast<uint64_t>(*d.power_mw) * dt_ns / 1'000'000'000;
+    }
+  }
+  job.gpus_lost = sampler_->lost_devices();
+}
+
+}  // namespace bc::monitor

@@ -1,0 +1,38 @@
+// A job's GPUs, sampled each tick through NVML (gpu_sampler.hpp): the GPUs Slurm gave the job, and any other
+// its processes run on, into the job record; each process's GPU memory and SM time into its record.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "accounting_db/store.hpp"
+#include "cgroup_monitor/gpu_sampler.hpp"
+#include "cgroup_monitor/process_table.hpp"
+
+namespace bc::monitor {
+
+class JobGpus {
+ public:
+  // library: NVML's file ("off": none). allocated: the minor numbers Slurm gave the job, when known.
+  // Without NVML or a GPU there is nothing to do, said once through log.
+  JobGpus(const std::string& library, std::optional<std::vector<uint32_t>> allocated,
+          const std::function<void(const std::string&)>& log);
+  bool active() const { return sampler_ != nullptr; }
+  // One sample at now_ms: the job's processes in `table` get their figures, `job` its GPUs.
+  void sample(int64_t now_ms, ProcessTable& table, store::JobRecord& job);
+
+ private:
+  store::JobGpu& entry(store::JobRecord& job, size_t device, bool allocated);
+
+  std::unique_ptr<gpu::Sampler> sampler_;
+  std::optional<std::vector<uint32_t>> allocated_;
+  std::vector<size_t> devices_;         // sampled each tick
+  std::vector<bool> device_allocated_;  // by index into sampler_->devices()
+  int64_t last_ms_ = 0;
+};
+
+}  // namespace bc::monitor

@@ -1,0 +1,122 @@
+// A job's GPU figures as the monitor records them, through the fake NVML: the GPUs Slurm gave the job by minor
+// number, their utilisation, memory and energy over the sampled time, and each of the job's processes' GPU
+// memory and SM time. The process is a real child this test tracks in a ProcessTable.
+#include <dlfcn.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "cgroup_monitor/job_gpus.hpp"
+#include "cgroup_monitor/process_table.hpp"
+
+using namespace bc;
+
+namespace {
+
+constexpr uint64_t kGiB = 1ULL << 30;
+
+void fake_step(unsigned int n) {
+  void* lib = dlopen(FAKE_NVML, RTLD_NOW);
+  ASSERT_TRUE(lib);
+  auto* set = reinterpret_cast<void (*)(unsigned int)>(dlsym(lib, "bc_fake_nvml_step"));
+  ASSERT_TRUE(set);
+  set(n);
+  dlclose(lib);
+}
+
+const store::ProcessRecord* find(const store::Batch& b, uint32_t pid) {
+  for (const auto& u : b.processes)
+    if (u.record.pid == pid) return &u.record;
+  return nullptr;
+}
+
+}  // namespace
+
+TEST(JobGpus, TheJobsGpusAndItsProcessesFiguresAreRecorded) {
+  const pid_t child = fork();
+  if (child == 0) {
+    pause();
+    _exit(0);
+  }
+  const auto pid = static_cast<uint32_t>(child);
+  // GPU 0 (minor 1) is another job's, busy with a stranger; GPU 1 (minor 0) is this job's: the child holds
+  // 8 GiB on it at 50% of its SMs, then 12 GiB at 100%; the GPU is 60% then 90% busy at 200 W, then 300 W.
+  const std::string script = "/tmp/bc-job-gpus-" + std::to_string(getpid()) + ".script";
+  std::ofstream(script) << "gpu 0 1 GPU-other 85899345920\ngpu 1 0 GPU-mine 85899345920\n"
+                        << "util 0 100\nused 0 4294967296\npower 0 250000\nproc 0 999999 4294967296 100\n"
+                        << "util 1 60\nused 1 8589934592\npower 1 200000\nproc 1 " << pid << " 8589934592 50\n"
+                        << "step 1\nutil 1 90\nused 1 12884901888\npower 1 300000\nproc 1 " << pid
+                        << " 12884901888 100\n";
+  setenv("BC_FAKE_NVML_SCRIPT", script.c_str(), 1);
+  fake_step(0);
+  std::vector<std::string> logged;
+  monitor::JobGpus gpus(FAKE_NVML, std::vector<uint32_t>{0}, [&](const std::string& s) { logged.push_back(s); });
+  ASSERT_TRUE(gpus.active()) << (logged.empty() ? "" : logged[0]);
+
+  monitor::ProcessTable table;
+  store::JobRecord job;
+  const int64_t t0 = 1'800'000'000'000;
+  store::Batch first;
+  table.sample({{pid, 0U}}, t0, first);  // tracked from now on
+  table.commit(first);
+  store::Batch b0;
+  gpus.sample(t0, table, job);  // the first sample: memory, no interval yet
+  table.sample({{pid, 0U}}, t0, b0);
+  table.commit(b0);
+  ASSERT_TRUE(find(b0, pid));
+  EXPECT_EQ(find(b0, pid)->gpu_memory_max, 8 * kGiB);
+  EXPECT_EQ(find(b0, pid)->gpu_sm_ns, 0U);
+
+  fake_step(1);
+  store::Batch b1;
+  gpus.sample(t0 + 2000, table, job);  // 2 s later: 100% of the SMs, 12 GiB
+  table.sample({{pid, 0U}}, t0 + 2000, b1);
+  table.commit(b1);
+  ASSERT_TRUE(find(b1, pid));
+  EXPECT_EQ(find(b1, pid)->gpu_memory_max, 12 * kGiB);
+  EXPECT_EQ(find(b1, pid)->gpu_sm_ns, 2'000'000'000U) << "2 s at 100%";
+
+  ASSERT_EQ(job.gpus.size(), 1U) << "not the other job's GPU, which none of this job's processes used";
+  const store::JobGpu& g = job.gpus[0];
+  EXPECT_EQ(g.uuid, "GPU-mine");
+  EXPECT_EQ(g.minor, 0U);
+  EXPECT_TRUE(g.allocated);
+  EXPECT_EQ(g.memory_total, 80 * kGiB);
+  EXPECT_EQ(g.memory_max, 12 * kGiB);
+  EXPECT_EQ(g.util_ns, 2'000'000'000U);
+  EXPECT_EQ(g.busy_ns, 1'800'000'000U) << "90% of 2 s";
+  EXPECT_DOUBLE_EQ(g.util_percent(), 90.0);
+  EXPECT_EQ(g.energy_mj, 600'000U) << "300 W for 2 s";
+  EXPECT_DOUBLE_EQ(g.power_watts(), 300.0);
+  EXPECT_EQ(job.gpus_lost, 0U);
+  EXPECT_TRUE(logged.empty());
+
+  kill(child, SIGKILL);
+  waitpid(child, nullptr, 0);
+  unlink(script.c_str());
+}
+
+TEST(JobGpus, WithoutNvmlNothingIsDoneAndACpuNodeLogsNothing) {
+  std::vector<std::string> logged;
+  const auto log = [&](const std::string& s) { logged.push_back(s); };
+  monitor::JobGpus none("/nonexistent/libnvidia-ml.so.1", std::nullopt, log);
+  EXPECT_FALSE(none.active());
+  EXPECT_TRUE(logged.empty()) << logged[0];
+  monitor::JobGpus off("off", std::vector<uint32_t>{0}, log);
+  EXPECT_FALSE(off.active());
+  EXPECT_TRUE(logged.empty());
+  // A job given GPUs where NVML is missing: said, once.
+  monitor::JobGpus missing("/nonexistent/libnvidia-ml.so.1", std::vector<uint32_t>{0}, log);
+  ASSERT_EQ(logged.size(), 1U);
+  EXPECT_NE(logged[0].find("no GPU figures"), std::string::npos) << logged[0];
+  store::JobRecord job;
+  monitor::ProcessTable table;
+  missing.sample(1'800'000'000'000, table, job);
+  EXPECT_TRUE(job.gpus.empty());
+  EXPECT_EQ(logged.size(), 1U);
+}
