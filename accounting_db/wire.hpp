@@ -17,8 +17,9 @@ namespace bc::wire {
 
 // 1: job, job sample, processes. 2: files and connections (eBPF events) follow the processes.
 // 3: a process travels as its numbers and its identity, still encoded (codec::append_process_identity),
-//    and a sample that repeats its record's counters sends only its time. The identity's last two fields
-//    (most threads, Slurm task) may be missing: a node built before them sends neither. Version 2 is still
+//    and a sample that repeats its record's counters sends only its time. The identity's last fields come in
+//    pairs that a node built before them does not send: the most threads and the Slurm task, then the GPU
+//    memory peak and SM time. Version 2 is still
 //    read: an upgraded node's outbox may hold batches spooled before.
 // 4: each sample ends with its thread count. Versions 2 and 3 are still read, their samples without one.
 inline constexpr uint32_t kBatchVersion = 4;

@@ -93,12 +93,16 @@ unsigned long long now_us() {
   return static_cast<unsigned long long>(tv.tv_sec) * 1'000'000ULL + static_cast<unsigned long long>(tv.tv_usec);
 }
 
-// The pid in a pidfile= word's file; 0 while it is missing.
+// The pid in a pidfile= word's file; 0 while it is missing. A pid once read is kept: NVML is asked many times
+// a sample, and the file does not change.
 unsigned int pid_of(const std::string& word) {
   if (word.rfind("pidfile=", 0) != 0) return static_cast<unsigned int>(std::stoul(word));
+  static std::map<std::string, unsigned int> known;
+  if (auto it = known.find(word); it != known.end()) return it->second;
   std::ifstream in(word.substr(8));
   unsigned int pid = 0;
   in >> pid;
+  if (pid) known[word] = pid;
   return pid;
 }
 

@@ -1,5 +1,6 @@
 // bc-make-store: writes fixture jobs into a store through the store API, for tests of its readers.
-//   bc-make-store PATH JOB:USER:UID:running|done ...
+//   bc-make-store PATH JOB:USER:UID:running|done[:gpu] ...
+// With :gpu the job had a GPU (60% busy, 2 GiB of 80 GiB at most, 250 W) and its worker 1.5 GiB on it.
 #include <cstdio>
 #include <cstdlib>
 #include <sstream>
@@ -10,7 +11,7 @@
 
 int main(int argc, char** argv) try {
   if (argc < 3) {
-    std::fputs("usage: bc-make-store PATH JOB:USER:UID:running|done ...\n", stderr);
+    std::fputs("usage: bc-make-store PATH JOB:USER:UID:running|done[:gpu] ...\n", stderr);
     return 2;
   }
   auto db = bc::store::Store::open(argv[1]);
@@ -18,7 +19,8 @@ int main(int argc, char** argv) try {
     std::vector<std::string> f;
     std::stringstream in(argv[i]);
     for (std::string part; std::getline(in, part, ':');) f.push_back(part);
-    if (f.size() != 4) {
+    const bool gpu = f.size() == 5 && f[4] == "gpu";
+    if (f.size() != 4 && !gpu) {
       std::fprintf(stderr, "bad spec '%s'\n", argv[i]);
       return 2;
     }
@@ -47,6 +49,10 @@ int main(int argc, char** argv) try {
       p.rss = 1 << 20;
       p.max_rss = 2 << 20;
       p.write_bytes = 4096;
+      if (gpu && pid == 101) {
+        p.gpu_memory_max = 3ULL << 29;
+        p.gpu_sm_ns = 30'000'000'000;
+      }
       b.processes.push_back({p, bc::store::Sample{0, start / 1000, p.cpu_ns, p.rss, 0, p.write_bytes}});
     }
     // What the events add: a file each process opened, and a connection of the worker.
@@ -72,6 +78,18 @@ int main(int argc, char** argv) try {
     conn.failed = 1;
     b.connections.push_back(conn);
     b.job_sample = bc::store::Sample{0, start / 1000, b.job.cgroup_cpu_ns, 2 << 20, 0, 8192};
+    if (gpu) {
+      bc::store::JobGpu g;
+      g.uuid = "GPU-0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
+      g.minor = 0;
+      g.allocated = true;
+      g.memory_total = 80ULL << 30;
+      g.memory_max = 2ULL << 30;
+      g.util_ns = g.power_ns = 60'000'000'000;
+      g.busy_ns = 36'000'000'000;
+      g.energy_mj = 15'000'000;
+      b.job.gpus = {g};
+    }
     db->write_batch(b);
   }
   return 0;

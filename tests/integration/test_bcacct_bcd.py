@@ -24,7 +24,7 @@ uids = ensure_users("bctest_alice", "bctest_bob")
 sock = start_munged(work)
 central = os.path.join(work, "central.lmdb")
 alice, bob = uids["bctest_alice"], uids["bctest_bob"]
-subprocess.run([make_store, central, f"41:bctest_alice:{alice}:done", f"42:bctest_alice:{alice}:running",
+subprocess.run([make_store, central, f"41:bctest_alice:{alice}:done:gpu", f"42:bctest_alice:{alice}:running",
                 f"43:bctest_bob:{bob}:done"], check=True)
 # The node's own store, where bcacct falls back to: only job 41, readable by everyone (LMDB readers need
 # to write lock.mdb).
@@ -77,6 +77,7 @@ try:
     direct = run("root", "-j", "41", "--json", "--store", central)
     assert r.returncode == 0 and direct.returncode == 0, (r.stderr, direct.stderr)
     assert json.loads(r.stdout) == json.loads(direct.stdout), (r.stdout, direct.stdout)
+    assert json.loads(r.stdout)["gpus"][0]["util_percent"] == 60, r.stdout  # the GPU figures come back from bcd
     assert len(json.loads(r.stdout)["files"]) == 2 and len(json.loads(r.stdout)["connections"]) == 1, r.stdout
     for view in ([], ["--files"], ["--net"], ["--tree"]):
         r = run("bctest_alice", "-j", "41", *view)

@@ -12,7 +12,7 @@ build = os.environ["BC_BUILD"]
 alice, bob = ensure_user("bctest_alice"), ensure_user("bctest_bob")
 work = tempfile.mkdtemp(prefix="bc-webpage-")
 store = os.path.join(work, "central.lmdb")
-subprocess.run([f"{build}/tests/integration/bc-make-store", store, f"41:bctest_alice:{alice}:done",
+subprocess.run([f"{build}/tests/integration/bc-make-store", store, f"41:bctest_alice:{alice}:done:gpu",
                 f"43:bctest_bob:{bob}:done"], check=True)
 subprocess.run([f"{build}/tests/web/bc-web-store", store, "9", "bctest_alice", str(alice), "1000", "120"], check=True,
                stdout=subprocess.DEVNULL)
@@ -40,7 +40,9 @@ try:
     out = probe(f"{page}?container=job_41&token={token('job_41')}")
     assert out["ready"] and out["fields"]["user"]["value"] == "bctest_alice", out
     assert [(r["pid"], r["level"]) for r in out["tree_rows"]] == [(100, 1), (101, 2)], out["tree_rows"]
-    print("ok a valid token opens its job, with the tree bash -> work")
+    gpu = out["fields"]["gpu:GPU-0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"]
+    assert gpu["value"] == "60" and gpu["text"] == "60 % busy, memory peak 2.00G of 80.0G, 250 W", gpu
+    print(f"ok a valid token opens its job, with the tree bash -> work and its GPU ({gpu['text']})")
 
     # --- 1000 processes: loads, the tree draws only what is in view, scrolling reaches the last process,
     # Enter on a row selects it and the charts follow; both widths get screenshots.

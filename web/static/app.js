@@ -63,11 +63,20 @@ function summary(doc) {
     ["lost_events", String(lost), lost, "lost events"],
   ];
   if (unavailable) items.push(["events_unavailable", unavailable, unavailable, "events unavailable"]);
+  // Each GPU of the job (NVML): its utilisation, memory peak and power, one item each.
+  for (const g of doc.gpus || []) {
+    const parts = [g.util_percent == null ? "util not reported" : `${percent(g.util_percent)} busy`,
+                   `memory peak ${size(g.memory_max_bytes)} of ${size(g.memory_total_bytes)}`];
+    if (g.power_watts != null) parts.push(`${Math.round(g.power_watts)} W`);
+    if (!g.allocated) parts.push("not allocated: a process of the job ran on it");
+    items.push([`gpu:${g.uuid}`, parts.join(", "), g.util_percent, `GPU ${g.uuid.slice(0, 12)}… (${g.node})`]);
+  }
+  if (j.gpus_lost) items.push(["gpus_lost", `${j.gpus_lost} lost while the job ran`, j.gpus_lost, "GPUs lost"]);
   // Nodes of the allocation whose data is not all here, once the job has ended (job_model.hpp).
   const missing = (j.missing_nodes || []).map((m) =>
     m.last_data ? `${m.node} (no end recorded; data up to ${time(m.last_data)})` : `${m.node} (no data here)`);
   if (missing.length) items.push(["missing_nodes", missing.join(", "), (j.missing_nodes || []).map((m) => m.node).join(","), "missing data"]);
-  const warn = new Set(["events_unavailable", "missing_nodes"]);
+  const warn = new Set(["events_unavailable", "missing_nodes", "gpus_lost"]);
   const dl = $("summary");
   dl.replaceChildren(...items.map(([field, text, value, label]) =>
     el("div", { class: (field === "lost_events" && lost) || warn.has(field) ? "warn" : null },
