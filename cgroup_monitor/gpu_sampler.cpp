@@ -161,6 +161,7 @@ class NvmlSampler final : public Sampler {
   }
 
   uint64_t lost_devices() const override { return lost_count_; }
+  bool lost(size_t device) const override { return device < lost_.size() && lost_[device]; }
 
  private:
   void add(const Device& d, nvml::Device handle) {

@@ -62,6 +62,7 @@ class Sampler {
   // on and counted.
   virtual Sample sample(const std::vector<size_t>& which) = 0;
   virtual uint64_t lost_devices() const = 0;
+  virtual bool lost(size_t device) const = 0;
 };
 
 // "0,2-3" (SLURM_JOB_GPUS, SLURM_STEP_GPUS) as minor numbers; nullopt for text that is not such a list.

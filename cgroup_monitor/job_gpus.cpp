@@ -17,6 +17,7 @@ JobGpus::JobGpus(const std::string& library, std::optional<std::vector<uint32_t>
     return;
   }
   device_allocated_.assign(sampler_->devices().size(), false);
+  device_used_.assign(sampler_->devices().size(), false);
   if (allocated_) {
     for (size_t d : sampler_->devices_of(*allocated_)) device_allocated_[d] = true;
     if (std::none_of(device_allocated_.begin(), device_allocated_.end(), [](bool b) { return b; }))
@@ -73,7 +74,12 @@ void JobGpus::sample(int64_t now_ms, ProcessTable& table, store::JobRecord& job)
       g.energy_mj += static_cast<uint64_t>(*d.power_mw) * dt_ns / 1'000'000'000;
     }
   }
-  job.gpus_lost = sampler_->lost_devices();
+  uint64_t lost = 0;
+  for (size_t d = 0; d < device_used_.size(); ++d) {
+    device_used_[d] = device_used_[d] || used[d];
+    lost += sampler_->lost(d) && (device_allocated_[d] || device_used_[d]);
+  }
+  job.gpus_lost = lost;
 }
 
 }  // namespace bc::monitor

@@ -18,7 +18,8 @@ namespace bc::monitor {
 class JobGpus {
  public:
   // library: NVML's file ("off": none). allocated: the minor numbers Slurm gave the job, when known.
-  // Without NVML or a GPU there is nothing to do, said once through log.
+  // Without NVML or a GPU there is nothing to do, said once through log. A lost GPU counts for the job where it
+  // was the job's (given to it, or one of its processes ran there).
   JobGpus(const std::string& library, std::optional<std::vector<uint32_t>> allocated,
           const std::function<void(const std::string&)>& log);
   bool active() const { return sampler_ != nullptr; }
@@ -32,6 +33,7 @@ class JobGpus {
   std::optional<std::vector<uint32_t>> allocated_;
   std::vector<size_t> devices_;         // sampled each tick
   std::vector<bool> device_allocated_;  // by index into sampler_->devices()
+  std::vector<bool> device_used_;       // a process of the job was seen on it
   int64_t last_ms_ = 0;
 };
 

@@ -51,7 +51,7 @@ TEST(JobGpus, TheJobsGpusAndItsProcessesFiguresAreRecorded) {
                         << "util 0 100\nused 0 4294967296\npower 0 250000\nproc 0 999999 4294967296 100\n"
                         << "util 1 60\nused 1 8589934592\npower 1 200000\nproc 1 " << pid << " 8589934592 50\n"
                         << "step 1\nutil 1 90\nused 1 12884901888\npower 1 300000\nproc 1 " << pid
-                        << " 12884901888 100\n";
+                        << " 12884901888 100\nstep 2\nlost 0\nstep 3\nlost 1\n";
   setenv("BC_FAKE_NVML_SCRIPT", script.c_str(), 1);
   fake_step(0);
   std::vector<std::string> logged;
@@ -95,6 +95,13 @@ TEST(JobGpus, TheJobsGpusAndItsProcessesFiguresAreRecorded) {
   EXPECT_DOUBLE_EQ(g.power_watts(), 300.0);
   EXPECT_EQ(job.gpus_lost, 0U);
   EXPECT_TRUE(logged.empty());
+  fake_step(2);  // the other job's GPU falls off the bus: not this job's loss
+  gpus.sample(t0 + 3000, table, job);
+  EXPECT_EQ(job.gpus_lost, 0U);
+  fake_step(3);  // this job's does
+  gpus.sample(t0 + 4000, table, job);
+  EXPECT_EQ(job.gpus_lost, 1U);
+  EXPECT_EQ(job.gpus[0].util_ns, 3'000'000'000U) << "sampled until it was lost, not after";
 
   kill(child, SIGKILL);
   waitpid(child, nullptr, 0);
