@@ -5,10 +5,16 @@
 
 namespace bc::monitor {
 
-JobGpus::JobGpus(const std::string& library, std::optional<std::vector<uint32_t>> allocated,
-                 const std::function<void(const std::string&)>& log)
-    : allocated_(std::move(allocated)) {
+JobGpus::JobGpus(const std::string& library, const std::string& allocated,
+                 const std::function<void(const std::string&)>& log) {
   if (library == "off") return;
+  if (!allocated.empty()) {
+    allocated_ = gpu::parse_minor_list(allocated);
+    if (!allocated_)
+      log("SLURM_JOB_GPUS '" + allocated +
+          "' is not a list of GPU minor numbers: the job's GPUs are those its "
+          "processes run on");
+  }
   std::string why;
   sampler_ = gpu::Sampler::open(library, why);
   if (!sampler_) {

@@ -17,11 +17,11 @@ namespace bc::monitor {
 
 class JobGpus {
  public:
-  // library: NVML's file ("off": none). allocated: the minor numbers Slurm gave the job, when known.
+  // library: NVML's file ("off": none). allocated: the minor numbers of the GPUs Slurm gave the job, as
+  // SLURM_JOB_GPUS lists them; empty when not known. A list that cannot be read is said and not used.
   // Without NVML or a GPU there is nothing to do, said once through log. A lost GPU counts for the job where it
   // was the job's (given to it, or one of its processes ran there).
-  JobGpus(const std::string& library, std::optional<std::vector<uint32_t>> allocated,
-          const std::function<void(const std::string&)>& log);
+  JobGpus(const std::string& library, const std::string& allocated, const std::function<void(const std::string&)>& log);
   bool active() const { return sampler_ != nullptr; }
   // One sample at now_ms: the job's processes in `table` get their figures, `job` its GPUs.
   void sample(int64_t now_ms, ProcessTable& table, store::JobRecord& job);

@@ -27,8 +27,8 @@ struct MonitorOptions {
   std::string job_name;         // recorded in the job record when given
   std::string job_nodes;        // the job's nodes, a Slurm hostlist: recorded when given
   std::string nvml_library = "libnvidia-ml.so.1";  // GPU figures through NVML; "off": none
-  std::optional<std::vector<uint32_t>> gpus;       // minor numbers of the job's GPUs (SLURM_JOB_GPUS)
-  uint32_t array_job_id = 0;                       // a task of this Slurm job array (0: not an array task)
+  std::string gpus;           // the job's GPUs as SLURM_JOB_GPUS lists their minor numbers ("0,2-3"); empty: not known
+  uint32_t array_job_id = 0;  // a task of this Slurm job array (0: not an array task)
   uint32_t array_task_id = 0;
   std::string container_id;  // a Docker container (bc-docker): full id, name and image
   std::string container_name;

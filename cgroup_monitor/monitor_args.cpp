@@ -6,7 +6,7 @@
 #include <cstring>
 
 #include "accounting_db/shipper.hpp"
-#include "cgroup_monitor/gpu_sampler.hpp"
+#include "cgroup_monitor/gpu_sampler.hpp"  // kDefaultLibrary
 #include "cgroup_monitor/launch.hpp"
 #include "common/key_value.hpp"
 #include "common/tls_files.hpp"
@@ -157,10 +157,7 @@ std::optional<MonitorArgs> parse_monitor_args(int argc, char** argv, const Monit
           return fail("--nvml takes off or an absolute path");
         parsed.options.nvml_library = optarg;
         break;
-      case kGpus:
-        parsed.options.gpus = gpu::parse_minor_list(optarg);
-        if (!parsed.options.gpus) return fail("--gpus takes minor numbers as Slurm lists them (0,2-3)");
-        break;
+      case kGpus: parsed.options.gpus = optarg; break;  // read by JobGpus: a bad list must not stop the monitor
       case kArrayJob:
         if (!parse_unsigned(optarg, u) || u == 0 || u > 0xffffffffULL) return fail("--array-job needs a job id");
         parsed.options.array_job_id = static_cast<uint32_t>(u);

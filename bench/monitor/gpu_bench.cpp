@@ -69,7 +69,7 @@ int main(int argc, char** argv) {
   for (pid_t c : children) members.push_back({static_cast<uint32_t>(c), 0U});
 
   std::vector<std::string> logged;
-  bc::monitor::JobGpus gpus(library, std::nullopt, [&](const std::string& s) { logged.push_back(s); });
+  bc::monitor::JobGpus gpus(library, "", [&](const std::string& s) { logged.push_back(s); });
   if (!gpus.active()) {
     std::fprintf(stderr, "bc-gpu-bench: no NVML at %s%s%s\n", library.c_str(), logged.empty() ? "" : ": ",
                  logged.empty() ? "" : logged[0].c_str());

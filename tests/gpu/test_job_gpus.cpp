@@ -55,7 +55,7 @@ TEST(JobGpus, TheJobsGpusAndItsProcessesFiguresAreRecorded) {
   setenv("BC_FAKE_NVML_SCRIPT", script.c_str(), 1);
   fake_step(0);
   std::vector<std::string> logged;
-  monitor::JobGpus gpus(FAKE_NVML, std::vector<uint32_t>{0}, [&](const std::string& s) { logged.push_back(s); });
+  monitor::JobGpus gpus(FAKE_NVML, "0", [&](const std::string& s) { logged.push_back(s); });
   ASSERT_TRUE(gpus.active()) << (logged.empty() ? "" : logged[0]);
 
   monitor::ProcessTable table;
@@ -111,14 +111,14 @@ TEST(JobGpus, TheJobsGpusAndItsProcessesFiguresAreRecorded) {
 TEST(JobGpus, WithoutNvmlNothingIsDoneAndACpuNodeLogsNothing) {
   std::vector<std::string> logged;
   const auto log = [&](const std::string& s) { logged.push_back(s); };
-  monitor::JobGpus none("/nonexistent/libnvidia-ml.so.1", std::nullopt, log);
+  monitor::JobGpus none("/nonexistent/libnvidia-ml.so.1", "", log);
   EXPECT_FALSE(none.active());
   EXPECT_TRUE(logged.empty()) << logged[0];
-  monitor::JobGpus off("off", std::vector<uint32_t>{0}, log);
+  monitor::JobGpus off("off", "0", log);
   EXPECT_FALSE(off.active());
   EXPECT_TRUE(logged.empty());
   // A job given GPUs where NVML is missing: said, once.
-  monitor::JobGpus missing("/nonexistent/libnvidia-ml.so.1", std::vector<uint32_t>{0}, log);
+  monitor::JobGpus missing("/nonexistent/libnvidia-ml.so.1", "0", log);
   ASSERT_EQ(logged.size(), 1U);
   EXPECT_NE(logged[0].find("no GPU figures"), std::string::npos) << logged[0];
   store::JobRecord job;
@@ -126,4 +126,12 @@ TEST(JobGpus, WithoutNvmlNothingIsDoneAndACpuNodeLogsNothing) {
   missing.sample(1'800'000'000'000, table, job);
   EXPECT_TRUE(job.gpus.empty());
   EXPECT_EQ(logged.size(), 1U);
+}
+
+TEST(JobGpus, AnUnreadableGpuListIsSaidAndTheProcessesDecide) {
+  setenv("BC_FAKE_NVML_SCRIPT", "/dev/null", 1);
+  std::vector<std::string> logged;
+  monitor::JobGpus gpus(FAKE_NVML, "gpu:0", [&](const std::string& s) { logged.push_back(s); });
+  ASSERT_FALSE(logged.empty());
+  EXPECT_NE(logged[0].find("SLURM_JOB_GPUS 'gpu:0' is not a list"), std::string::npos) << logged[0];
 }

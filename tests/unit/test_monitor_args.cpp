@@ -43,6 +43,8 @@ MonitorCommand everything() {
   c.bpf_object = "/usr/lib/bc/events.bpf.o";
   c.job_name = "a job name with spaces";
   c.job_nodes = "n[01-04,17],login1";
+  c.nvml = "/opt/nvidia/lib64/libnvidia-ml.so.1";
+  c.gpus = "0,2-3";
   c.array_job_id = 4000;
   c.array_task_id = 0;
   c.central = "https://bcd.example:8470";
@@ -87,6 +89,8 @@ TEST(MonitorCommandLine, EveryFieldRoundTrips) {
   EXPECT_EQ(o.events.object_file, c.bpf_object);
   EXPECT_EQ(o.job_name, c.job_name);
   EXPECT_EQ(o.job_nodes, c.job_nodes);
+  EXPECT_EQ(o.nvml_library, c.nvml);
+  EXPECT_EQ(o.gpus, c.gpus);
   EXPECT_EQ(o.array_job_id, c.array_job_id);
   EXPECT_EQ(o.array_task_id, c.array_task_id);
   EXPECT_EQ(o.central_url, c.central);

@@ -94,3 +94,14 @@ TEST(SpankConfig, BoolSpellings) {
   EXPECT_FALSE(bc::kv::parse_bool("Y", v));
   EXPECT_FALSE(bc::kv::parse_bool("", v));
 }
+
+TEST(SpankConfig, NvmlKey) {
+  std::vector<std::string> errors;
+  EXPECT_EQ(parse_config({}, errors).nvml, "") << "bc-monitor's default (libnvidia-ml.so.1)";
+  EXPECT_EQ(parse_config({"nvml=off"}, errors).nvml, "off");
+  EXPECT_EQ(parse_config({"nvml=/opt/nvidia/libnvidia-ml.so.1"}, errors).nvml, "/opt/nvidia/libnvidia-ml.so.1");
+  EXPECT_TRUE(errors.empty());
+  parse_config({"nvml=libnvidia-ml.so.1"}, errors);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors[0].find("nvml= needs an absolute path"), std::string::npos) << errors[0];
+}
