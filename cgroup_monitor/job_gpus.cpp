@@ -1,25 +1,36 @@
 #include "cgroup_monitor/job_gpus.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <map>
 
 namespace bc::monitor {
 
-JobGpus::JobGpus(const std::string& library, const std::string& allocated,
-                 const std::function<void(const std::string&)>& log) {
+JobGpus::JobGpus(const std::string& library, const std::string& allocated, std::function<void(const std::string&)> log)
+    : log_(std::move(log)) {
   if (library == "off") return;
   if (!allocated.empty()) {
     allocated_ = gpu::parse_minor_list(allocated);
     if (!allocated_)
-      log("SLURM_JOB_GPUS '" + allocated +
-          "' is not a list of GPU minor numbers: the job's GPUs are those its "
-          "processes run on");
+      log_("SLURM_JOB_GPUS '" + allocated +
+           "' is not a list of GPU minor numbers: the job's GPUs are those its processes run on");
   }
-  std::string why;
-  sampler_ = gpu::Sampler::open(library, why);
+  loading_ = std::async(std::launch::async, [library] {
+    Loaded loaded;
+    loaded.sampler = gpu::Sampler::open(library, loaded.why);
+    return loaded;
+  });
+}
+
+void JobGpus::finish_loading() {
+  if (loading_.valid()) take(loading_.get());
+}
+
+void JobGpus::take(Loaded loaded) {
+  sampler_ = std::move(loaded.sampler);
   if (!sampler_) {
     // The common case on a CPU node (no library): not worth a line, unless the job was given GPUs.
-    if (allocated_ || why.find("NVML") != std::string::npos) log("no GPU figures: " + why);
+    if (allocated_ || loaded.why.find("NVML") != std::string::npos) log_("no GPU figures: " + loaded.why);
     return;
   }
   device_allocated_.assign(sampler_->devices().size(), false);
@@ -27,7 +38,7 @@ JobGpus::JobGpus(const std::string& library, const std::string& allocated,
   if (allocated_) {
     for (size_t d : sampler_->devices_of(*allocated_)) device_allocated_[d] = true;
     if (std::none_of(device_allocated_.begin(), device_allocated_.end(), [](bool b) { return b; }))
-      log("no GPU of this node has the minor number Slurm gave the job; its processes are looked for on all");
+      log_("no GPU of this node has the minor number Slurm gave the job; its processes are looked for on all");
   }
   // Every GPU is asked for the job's processes (a job's process may use a GPU it was not given, where devices
   // are not constrained); the device figures of a GPU count for the job only where it was given it or runs on it.
@@ -51,6 +62,7 @@ store::JobGpu& JobGpus::entry(store::JobRecord& job, size_t device, bool allocat
 }
 
 void JobGpus::sample(int64_t now_ms, ProcessTable& table, store::JobRecord& job) {
+  if (loading_.valid() && loading_.wait_for(std::chrono::seconds(0)) == std::future_status::ready) take(loading_.get());
   if (!sampler_) return;
   const gpu::Sample s = sampler_->sample(devices_);
   // The interval the utilisation and power stand for: since the last sample (none for the first).

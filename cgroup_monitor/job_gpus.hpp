@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <future>
 #include <memory>
 #include <optional>
 #include <string>
@@ -21,13 +22,25 @@ class JobGpus {
   // SLURM_JOB_GPUS lists them; empty when not known. A list that cannot be read is said and not used.
   // Without NVML or a GPU there is nothing to do, said once through log. A lost GPU counts for the job where it
   // was the job's (given to it, or one of its processes ran there).
-  JobGpus(const std::string& library, const std::string& allocated, const std::function<void(const std::string&)>& log);
+  // NVML starts on a thread of its own: without its persistence daemon, nvmlInit takes seconds on a node of
+  // several GPUs, and the monitor must serve the job's waiting tasks meanwhile. Samples begin once it has.
+  JobGpus(const std::string& library, const std::string& allocated, std::function<void(const std::string&)> log);
+  // Waits until NVML has started or failed (tests and benchmarks; the monitor never waits).
+  void finish_loading();
   bool active() const { return sampler_ != nullptr; }
   // One sample at now_ms: the job's processes in `table` get their figures, `job` its GPUs.
   void sample(int64_t now_ms, ProcessTable& table, store::JobRecord& job);
 
  private:
+  struct Loaded {
+    std::unique_ptr<gpu::Sampler> sampler;
+    std::string why;  // without one
+  };
+  void take(Loaded loaded);
   store::JobGpu& entry(store::JobRecord& job, size_t device, bool allocated);
+
+  std::function<void(const std::string&)> log_;
+  std::future<Loaded> loading_;
 
   std::unique_ptr<gpu::Sampler> sampler_;
   std::optional<std::vector<uint32_t>> allocated_;

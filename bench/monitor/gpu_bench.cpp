@@ -70,6 +70,7 @@ int main(int argc, char** argv) {
 
   std::vector<std::string> logged;
   bc::monitor::JobGpus gpus(library, "", [&](const std::string& s) { logged.push_back(s); });
+  gpus.finish_loading();
   if (!gpus.active()) {
     std::fprintf(stderr, "bc-gpu-bench: no NVML at %s%s%s\n", library.c_str(), logged.empty() ? "" : ": ",
                  logged.empty() ? "" : logged[0].c_str());

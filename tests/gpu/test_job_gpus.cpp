@@ -56,6 +56,7 @@ TEST(JobGpus, TheJobsGpusAndItsProcessesFiguresAreRecorded) {
   fake_step(0);
   std::vector<std::string> logged;
   monitor::JobGpus gpus(FAKE_NVML, "0", [&](const std::string& s) { logged.push_back(s); });
+  gpus.finish_loading();
   ASSERT_TRUE(gpus.active()) << (logged.empty() ? "" : logged[0]);
 
   monitor::ProcessTable table;
@@ -112,6 +113,7 @@ TEST(JobGpus, WithoutNvmlNothingIsDoneAndACpuNodeLogsNothing) {
   std::vector<std::string> logged;
   const auto log = [&](const std::string& s) { logged.push_back(s); };
   monitor::JobGpus none("/nonexistent/libnvidia-ml.so.1", "", log);
+  none.finish_loading();
   EXPECT_FALSE(none.active());
   EXPECT_TRUE(logged.empty()) << logged[0];
   monitor::JobGpus off("off", "0", log);
@@ -119,6 +121,13 @@ TEST(JobGpus, WithoutNvmlNothingIsDoneAndACpuNodeLogsNothing) {
   EXPECT_TRUE(logged.empty());
   // A job given GPUs where NVML is missing: said, once.
   monitor::JobGpus missing("/nonexistent/libnvidia-ml.so.1", "0", log);
+  EXPECT_TRUE(logged.empty()) << "NVML is loaded on a thread of its own";
+  store::JobRecord before;
+  monitor::ProcessTable no_processes;
+  for (int i = 0; i < 1000 && logged.empty(); ++i) {  // the sample that finds it failed says so
+    missing.sample(1'800'000'000'000, no_processes, before);
+    usleep(1000);
+  }
   ASSERT_EQ(logged.size(), 1U);
   EXPECT_NE(logged[0].find("no GPU figures"), std::string::npos) << logged[0];
   store::JobRecord job;
@@ -132,6 +141,6 @@ TEST(JobGpus, AnUnreadableGpuListIsSaidAndTheProcessesDecide) {
   setenv("BC_FAKE_NVML_SCRIPT", "/dev/null", 1);
   std::vector<std::string> logged;
   monitor::JobGpus gpus(FAKE_NVML, "gpu:0", [&](const std::string& s) { logged.push_back(s); });
-  ASSERT_FALSE(logged.empty());
+  ASSERT_FALSE(logged.empty()) << "said at once";
   EXPECT_NE(logged[0].find("SLURM_JOB_GPUS 'gpu:0' is not a list"), std::string::npos) << logged[0];
 }
