@@ -241,7 +241,8 @@ TEST(Wire, DeferredDecodingChecksTheIdentity) {
   store::codec::decode_process_identity(with_gpu, gpu_record);
   EXPECT_EQ(gpu_record.gpu_memory_max, 1u);
   EXPECT_EQ(gpu_record.gpu_sm_ns, 2u);
-  b.processes[0].encoded_identity = with_gpu.substr(0, with_gpu.size() - 1);  // GPU memory without the SM time
+  const std::string memory_without_sm = with_gpu.substr(0, with_gpu.size() - 1);  // the view below points into it
+  b.processes[0].encoded_identity = memory_without_sm;
   EXPECT_THROW(wire::decode_batch(wire::encode_batch(b), wire::Identity::Deferred), wire::WireError);
   const size_t signal_at = identity.size() - 3;
   identity[signal_at] = 0x7f;  // exit signal 127 is the largest allowed: still valid
