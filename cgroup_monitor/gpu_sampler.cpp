@@ -192,6 +192,19 @@ class NvmlSampler final : public Sampler {
     return rc == nvml::kSuccess;
   }
 
+  // One call of a process-list function, either layout: the pids and used bytes into out on success.
+  template <typename Info>
+  static nvml::Return read_list(nvml::Return (*list)(nvml::Device, unsigned int*, Info*), nvml::Device h,
+                                unsigned int capacity, unsigned int& count,
+                                std::vector<std::pair<uint32_t, uint64_t>>& out) {
+    std::vector<Info> infos(capacity);
+    const nvml::Return rc = list(h, &count, infos.data());
+    if (rc == nvml::kSuccess)
+      for (unsigned int k = 0; k < std::min(count, capacity); ++k)
+        out.emplace_back(infos[k].pid, infos[k].usedGpuMemory);
+    return rc;
+  }
+
   // pid -> used bytes. NVML fills at most the count it is given and asks for more with INSUFFICIENT_SIZE.
   std::vector<std::pair<uint32_t, uint64_t>> processes_on(size_t device) {
     std::vector<std::pair<uint32_t, uint64_t>> out;
@@ -199,20 +212,8 @@ class NvmlSampler final : public Sampler {
     unsigned int capacity = 64;
     for (int attempt = 0; attempt < 4; ++attempt) {
       unsigned int count = capacity;
-      nvml::Return rc;
-      if (api_.processes_v2) {
-        std::vector<nvml::ProcessInfoV2> infos(capacity);
-        rc = api_.processes_v2(h, &count, infos.data());
-        if (rc == nvml::kSuccess)
-          for (unsigned int k = 0; k < std::min(count, capacity); ++k)
-            out.emplace_back(infos[k].pid, infos[k].usedGpuMemory);
-      } else {
-        std::vector<nvml::ProcessInfoV1> infos(capacity);
-        rc = api_.processes_v1(h, &count, infos.data());
-        if (rc == nvml::kSuccess)
-          for (unsigned int k = 0; k < std::min(count, capacity); ++k)
-            out.emplace_back(infos[k].pid, infos[k].usedGpuMemory);
-      }
+      const nvml::Return rc = api_.processes_v2 ? read_list(api_.processes_v2, h, capacity, count, out)
+                                                : read_list(api_.processes_v1, h, capacity, count, out);
       if (rc != nvml::kErrorInsufficientSize) {
         check(device, rc);
         return out;
