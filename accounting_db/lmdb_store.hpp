@@ -154,7 +154,7 @@ struct WriteCounts {
   }
 };
 
-// A process's series id is 1..kLastSeriesId; 0 and one past the last would be the job's own series.
+// A process's series id is 1..kLastSeriesId; past it are the GPU series (store.hpp).
 inline bool has_series_id(const ProcessRecord& p) { return p.series_id != 0 && p.series_id <= kLastSeriesId; }
 
 void log_line(const char* fmt, ...) __attribute__((format(printf, 1, 2)));

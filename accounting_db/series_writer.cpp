@@ -182,7 +182,7 @@ void LmdbStore::write_process_records(WriteCtx& ctx, Batch& batch, uint32_t& nex
     }
     if (!has_series_id(p)) {
       // No id left (a node named the last one), or one past it: the process is left out, counted and
-      // logged. A throw would fail every request sharing bcd's commit; wrapping would write into series 0.
+      // logged. A throw would fail every request sharing bcd's commit; an id past the last is a GPU series.
       ++ctx.unstored_processes;
       if (update.sample) ++ctx.rejected;
       continue;
@@ -234,7 +234,7 @@ uint64_t LmdbStore::write_samples(WriteCtx& ctx, std::span<Batch* const> run, bo
   };
   std::vector<Item> items;
   size_t expected = 0;
-  for (const Batch* b : run) expected += b->processes.size() + 1;
+  for (const Batch* b : run) expected += b->processes.size() + 1 + b->gpu_samples.size();
   items.reserve(expected);
   auto add = [&](uint32_t series, const Sample& s) {
     if (s.time_s < 0 || s.time_s > kMaxTime) {
@@ -246,8 +246,18 @@ uint64_t LmdbStore::write_samples(WriteCtx& ctx, std::span<Batch* const> run, bo
   int64_t latest = 0;
   for (const Batch* b : run) {
     if (b->job_sample) add(0, *b->job_sample);
-    for (const auto& u : b->processes)
-      if (u.sample && has_series_id(u.record)) add(u.record.series_id, *u.sample);
+    for (const auto& u : b->processes) {
+      if (!has_series_id(u.record)) continue;
+      if (u.sample) add(u.record.series_id, *u.sample);
+      if (u.gpu_sample) add(gpu_series_of_process(u.record.series_id), u.gpu_sample->as_sample());
+    }
+    for (const GpuSample& g : b->gpu_samples) {
+      if (g.series_id < kFirstGpuDeviceSeriesId || g.series_id - kFirstGpuDeviceSeriesId >= kMaxGpuDevices) {
+        ++ctx.rejected;
+        continue;
+      }
+      add(g.series_id, g.as_sample());
+    }
     if (b->job.last_sample_ms > 0) latest = std::max(latest, b->job.last_sample_ms / 1000);
   }
   auto by_series_time = [](const Item& a, const Item& b) {

@@ -224,8 +224,21 @@ struct ConnectionRecord {
   bool operator==(const ConnectionRecord&) const = default;
 };
 
-// The highest series id: one past it would wrap to 0, the job's own series.
-inline constexpr uint32_t kLastSeriesId = UINT32_MAX - 1;
+// Series ids of one job on one node:
+//   0                                    the job total
+//   1 .. kLastSeriesId                   processes, given in order by the store
+//   kFirstGpuDeviceSeriesId + position   the node's GPU at that position in JobRecord::gpus (entries are only
+//                                        ever appended, so a position stays the GPU's)
+//   process id | kGpuSeriesBit           a process's figures on GPUs
+// A GPU series is kept by the same engine as the others, its figures in a sample's columns (GpuSample).
+inline constexpr uint32_t kLastSeriesId = 0x7FFF'FEFF;
+inline constexpr uint32_t kFirstGpuDeviceSeriesId = kLastSeriesId + 1;
+inline constexpr uint32_t kMaxGpuDevices = 256;
+inline constexpr uint32_t kGpuSeriesBit = 0x8000'0000;
+inline constexpr uint32_t gpu_series_of_process(uint32_t series_id) { return series_id | kGpuSeriesBit; }
+inline constexpr uint32_t gpu_device_series(size_t position) {
+  return kFirstGpuDeviceSeriesId + static_cast<uint32_t>(position);
+}
 
 // Bounds on names, far above what they are (a host name is at most 255 bytes) and far below what the store
 // can hold: a node name is part of LMDB keys, which cannot pass 511 bytes. A record past them is refused
@@ -245,6 +258,19 @@ struct Sample {
   uint32_t threads = 0;      // the process's (the job's: its processes') threads; 0: not known
 };
 
+// One point of a GPU series: a GPU of the node (the job's) or a process's figures over its GPUs.
+struct GpuSample {
+  uint32_t series_id = 0;  // a device's (gpu_device_series); ignored for a process's, whose own series decides
+  int64_t time_s = 0;      // epoch seconds
+  uint64_t busy_ns = 0;    // cumulative: a device's time a kernel ran; a process's SM time (share x time)
+  uint64_t memory = 0;     // bytes used now
+  uint64_t energy_mj = 0;  // cumulative, a device's drawn energy in millijoules (0 for a process)
+  bool operator==(const GpuSample&) const = default;
+  // The columns it is kept in: busy as CPU time, memory as RSS, energy as read bytes.
+  Sample as_sample() const { return Sample{series_id, time_s, busy_ns, memory, energy_mj, 0, 0}; }
+  static GpuSample of(const Sample& s) { return GpuSample{s.series_id, s.time_s, s.cpu_ns, s.rss, s.read_bytes}; }
+};
+
 enum class Resolution : uint8_t { Second = 0, Minute = 1, Hour = 2, Day = 3 };
 inline constexpr int kResolutions = 4;
 // 1, 60, 3600, 86400
@@ -254,8 +280,9 @@ const char* resolution_name(Resolution r);
 
 // A process whose record changed this tick, and its sample for the tick if it was read.
 struct ProcessUpdate {
-  ProcessRecord record;          // record.series_id is filled in by write_batch
-  std::optional<Sample> sample;  // series_id is ignored: the process's series is used
+  ProcessRecord record;                   // record.series_id is filled in by write_batch
+  std::optional<Sample> sample;           // series_id is ignored: the process's series is used
+  std::optional<GpuSample> gpu_sample{};  // its GPU figures this tick, into its GPU series
   // Set only by wire::decode_batch with Identity::Deferred (bcd): the record's identity (ppid, step,
   // start_ms, max_rss, command, exe, argv, the exit fields, max_threads and task) still encoded, pointing into the
   // decoded bytes, which must outlive the write. Those record fields are unset; the writer decodes them only when it
@@ -266,7 +293,8 @@ struct ProcessUpdate {
 // Everything one monitor tick produces, written in one transaction.
 struct Batch {
   JobRecord job;
-  std::optional<Sample> job_sample;  // series 0
+  std::optional<Sample> job_sample;      // series 0
+  std::vector<GpuSample> gpu_samples{};  // the job's GPUs (series ids from gpu_device_series)
   std::vector<ProcessUpdate> processes;
   // This tick's increments, added to the stored totals of the same identity (job_id and node are the
   // job's; the store fills them in).
@@ -375,6 +403,23 @@ struct Rollup {
   }
   bool operator==(const Rollup&) const = default;
 };
+
+// A bucket of a GPU series in its own terms (GpuSample says which column holds what).
+struct GpuBucket {
+  double busy_percent_mean = 0;  // a device's utilisation; a process's SM share (up to 100 per GPU it uses)
+  double busy_percent_max = 0;   // over one interval
+  uint64_t memory_mean = 0, memory_max = 0;
+  double power_watts = 0;  // a device's mean draw over the bucket's intervals
+};
+inline GpuBucket gpu_bucket(const Rollup& r) {
+  GpuBucket b;
+  b.busy_percent_mean = r.cpu_percent_mean();
+  b.busy_percent_max = r.cpu_percent_max();
+  b.memory_mean = r.rss_mean();
+  b.memory_max = r.rss_max;
+  b.power_watts = r.wall_s ? static_cast<double>(r.read_bytes) / 1000.0 / static_cast<double>(r.wall_s) : 0.0;
+  return b;
+}
 
 struct SeriesQuery {
   uint64_t job_id = 0;

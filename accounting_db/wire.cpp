@@ -148,6 +148,23 @@ std::optional<Sample> get_process_sample(Reader& r, const ProcessRecord& p, uint
   return s;
 }
 
+// A GPU sample (version 5): its time and figures; a device's also its series id.
+void put_gpu_figures(codec::Encoder& e, const store::GpuSample& g) {
+  e.i64(g.time_s);
+  e.u64(g.busy_ns);
+  e.u64(g.memory);
+  e.u64(g.energy_mj);
+}
+
+store::GpuSample get_gpu_figures(Reader& r) {
+  store::GpuSample g;
+  g.time_s = r.i64("GPU sample time");
+  g.busy_ns = r.u64("GPU sample busy");
+  g.memory = r.u64("GPU sample memory");
+  g.energy_mj = r.u64("GPU sample energy");
+  return g;
+}
+
 }  // namespace
 
 std::string encode_batch(const Batch& batch) {
@@ -175,11 +192,18 @@ std::string encode_batch(const Batch& batch) {
       e.str(u.encoded_identity);
     }
     put_process_sample(e, u.sample, p);
+    e.u64(u.gpu_sample ? 1 : 0);
+    if (u.gpu_sample) put_gpu_figures(e, *u.gpu_sample);
   }
   e.u64(batch.files.size());
   for (const auto& f : batch.files) e.str(codec::encode_file(f));
   e.u64(batch.connections.size());
   for (const auto& c : batch.connections) e.str(codec::encode_connection(c));
+  e.u64(batch.gpu_samples.size());
+  for (const auto& g : batch.gpu_samples) {
+    e.u64(g.series_id);
+    put_gpu_figures(e, g);
+  }
   return e.bytes();
 }
 
@@ -224,8 +248,9 @@ Batch decode_batch(std::string_view bytes, Identity identity, const Batch* previ
         throw WireError(std::string("malformed batch: process identity: ") + e.what());
       }
       u.sample = get_process_sample(r, p, version);
+      if (version >= 5 && r.flag("GPU sample present")) u.gpu_sample = get_gpu_figures(r);
     }
-    // One past the last id would wrap the job's series counter to 0, the job's own series.
+    // Ids past the last are the GPU series', and writing on would wrap the job's series counter to 0.
     if (p.series_id > store::kLastSeriesId)
       throw WireError("malformed batch: process series id " + std::to_string(p.series_id) + " out of range");
     // A batch is one job on one node, as write_batch treats it.
@@ -246,6 +271,18 @@ Batch decode_batch(std::string_view bytes, Identity identity, const Batch* previ
     b.connections.push_back(get_record<store::ConnectionRecord>(r, "connection record", codec::decode_connection));
     b.connections.back().job_id = b.job.job_id;
     b.connections.back().node = b.job.node;
+  }
+  if (version >= 5) {
+    const size_t gpus = r.count("GPU sample count");
+    for (size_t i = 0; i < gpus; ++i) {
+      const uint32_t series = r.u32("GPU sample series");
+      // A GPU's series is that of its place in the job record's list.
+      if (series < store::kFirstGpuDeviceSeriesId ||
+          series - store::kFirstGpuDeviceSeriesId >= std::min<size_t>(b.job.gpus.size(), store::kMaxGpuDevices))
+        throw WireError("malformed batch: GPU series " + std::to_string(series) + " names no GPU of the job record");
+      b.gpu_samples.push_back(get_gpu_figures(r));
+      b.gpu_samples.back().series_id = series;
+    }
   }
   if (!r.done()) throw WireError("malformed batch: trailing bytes after the last connection");
   if (const std::string name = store::oversized_name(b); !name.empty())

@@ -22,7 +22,9 @@ namespace bc::wire {
 //    memory peak and SM time. Version 2 is still
 //    read: an upgraded node's outbox may hold batches spooled before.
 // 4: each sample ends with its thread count. Versions 2 and 3 are still read, their samples without one.
-inline constexpr uint32_t kBatchVersion = 4;
+// 5: GPU samples: each process's (after its sample), then the job's GPUs' (after the connections). Earlier
+//    versions are still read, without them.
+inline constexpr uint32_t kBatchVersion = 5;
 inline constexpr char kBundleMagic[4] = {'B', 'C', 'W', '1'};
 
 class WireError : public std::runtime_error {

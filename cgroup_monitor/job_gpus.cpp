@@ -61,7 +61,8 @@ store::JobGpu& JobGpus::entry(store::JobRecord& job, size_t device, bool allocat
   return *it;
 }
 
-void JobGpus::sample(int64_t now_ms, ProcessTable& table, store::JobRecord& job) {
+void JobGpus::sample(int64_t now_ms, ProcessTable& table, store::JobRecord& job,
+                     std::vector<store::GpuSample>& points) {
   if (loading_.valid() && loading_.wait_for(std::chrono::seconds(0)) == std::future_status::ready) take(loading_.get());
   if (!sampler_) return;
   const gpu::Sample s = sampler_->sample(devices_);
@@ -91,6 +92,10 @@ void JobGpus::sample(int64_t now_ms, ProcessTable& table, store::JobRecord& job)
       g.power_ns += dt_ns;
       g.energy_mj += static_cast<uint64_t>(*d.power_mw) * dt_ns / 1'000'000'000;
     }
+    const auto position = static_cast<size_t>(&g - job.gpus.data());
+    if (position < store::kMaxGpuDevices)
+      points.push_back(
+          {store::gpu_device_series(position), now_ms / 1000, g.busy_ns, d.memory_used.value_or(0), g.energy_mj});
   }
   uint64_t lost = 0;
   for (size_t d = 0; d < device_used_.size(); ++d) {

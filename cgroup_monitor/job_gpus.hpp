@@ -28,8 +28,9 @@ class JobGpus {
   // Waits until NVML has started or failed (tests and benchmarks; the monitor never waits).
   void finish_loading();
   bool active() const { return sampler_ != nullptr; }
-  // One sample at now_ms: the job's processes in `table` get their figures, `job` its GPUs.
-  void sample(int64_t now_ms, ProcessTable& table, store::JobRecord& job);
+  // One sample at now_ms: the job's processes in `table` get their figures, `job` its GPUs, and `points` a
+  // point of each of the job's GPUs.
+  void sample(int64_t now_ms, ProcessTable& table, store::JobRecord& job, std::vector<store::GpuSample>& points);
 
  private:
   struct Loaded {

@@ -237,10 +237,14 @@ ProcessTotals ProcessTable::sample(const std::vector<MemberPid>& members, int64_
       totals.live_threads += t.threads;
       ++totals.live;
     }
-    if (!t.changed) continue;
+    const bool gpu_point = t.gpu_memory || t.on_gpu;
+    t.on_gpu = t.gpu_memory.has_value();
+    if (!t.changed && !gpu_point) continue;
     store::ProcessUpdate update;
     update.record = r;
     update.sample = store::Sample{0, now_ms / 1000, r.cpu_ns, r.rss, r.read_bytes, r.write_bytes, t.threads};
+    if (gpu_point) update.gpu_sample = store::GpuSample{0, now_ms / 1000, r.gpu_sm_ns, t.gpu_memory.value_or(0), 0};
+    t.gpu_memory.reset();
     batch.processes.push_back(std::move(update));
   }
   return totals;
@@ -406,9 +410,10 @@ bool ProcessTable::apply_gpu(uint32_t pid, uint64_t memory_bytes, uint64_t sm_ns
   auto it = tracked_.find(pid);
   if (it == tracked_.end() || it->second.ended) return false;
   store::ProcessRecord& r = it->second.record;
-  if (memory_bytes > r.gpu_memory_max || sm_ns > 0) it->second.changed = true;
   r.gpu_memory_max = std::max(r.gpu_memory_max, memory_bytes);
   r.gpu_sm_ns += sm_ns;
+  it->second.gpu_memory = memory_bytes;
+  it->second.changed = true;  // for its GPU point
   return true;
 }
 

@@ -97,7 +97,8 @@ class ProcessTable {
   // their parents at birth), so that a rank's helpers belong to the rank.
   void apply_task_start(uint32_t pid, uint64_t start_ticks, uint32_t task);
   // NVML's figures of a process, summed over its GPUs: the memory it holds now and the SM time it used since
-  // the last call. False when the pid is not a live process of the job.
+  // the last call. Before this tick's sample, which then gives the process a GPU point (and one of no memory
+  // at the tick it is no longer on a GPU). False when the pid is not a live process of the job.
   bool apply_gpu(uint32_t pid, uint64_t memory_bytes, uint64_t sm_ns);
   // The task of a tracked process or of a task the table was told of (kTaskUnknown if neither): for a
   // process that only events saw, born of it.
@@ -118,9 +119,11 @@ class ProcessTable {
     UniqueFd leader_io_fd;
     std::map<uint32_t, IoBytes> other_threads;
     IoBytes ended_threads;
-    uint32_t threads = 0;  // at the last sample; 0 once it exited
-    bool ended = false;    // exited (zombie or gone), end_ms set
-    bool task = false;     // its parent is slurmstepd, which will pass on its final figures
+    uint32_t threads = 0;                // at the last sample; 0 once it exited
+    std::optional<uint64_t> gpu_memory;  // this tick's, when NVML listed it on a GPU
+    bool on_gpu = false;                 // NVML listed it at the last sample
+    bool ended = false;                  // exited (zombie or gone), end_ms set
+    bool task = false;                   // its parent is slurmstepd, which will pass on its final figures
     bool final_taken = false;
     int ticks_gone = 0;
     bool gone = false;  // reaped: its /proc entry is no more

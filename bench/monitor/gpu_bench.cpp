@@ -85,8 +85,8 @@ int main(int argc, char** argv) {
   auto tick = [&](bool with_gpus) {
     const auto start = std::chrono::steady_clock::now();
     const int64_t now = now_ms();
-    if (with_gpus) gpus.sample(now, table, job);
     bc::store::Batch batch;
+    if (with_gpus) gpus.sample(now, table, job, batch.gpu_samples);
     table.sample(members, now, batch);
     table.commit(batch);
     return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count();

@@ -114,6 +114,15 @@ Batch full_batch() {
   c.count = 2;
   c.failed = 1;
   b.connections = {c};
+  // One GPU, with a point of its own and one of process 0 on it.
+  store::JobGpu g;
+  g.uuid = "GPU-8c1b";
+  g.minor = 3;
+  g.allocated = true;
+  g.memory_total = 80ULL << 30;
+  j.gpus = {g};
+  b.gpu_samples = {{store::gpu_device_series(0), 1'700'000'999, 9'000'000'000, 40ULL << 30, 2'500'000}};
+  b.processes[0].gpu_sample = store::GpuSample{0, 1'700'000'999, 4'000'000'000, 12ULL << 30, 0};
   return b;
 }
 
@@ -192,7 +201,10 @@ void expect_same(const Batch& a, const Batch& b) {
     EXPECT_EQ(p.argv_truncated, q.argv_truncated);
     EXPECT_EQ(p.exact, q.exact);
     same_sample(a.processes[i].sample, b.processes[i].sample);
+    EXPECT_EQ(a.processes[i].gpu_sample, b.processes[i].gpu_sample);
   }
+  EXPECT_EQ(x.gpus, y.gpus);
+  EXPECT_EQ(a.gpu_samples, b.gpu_samples);
   EXPECT_EQ(a.files, b.files);  // FileRecord and ConnectionRecord compare every field
   EXPECT_EQ(a.connections, b.connections);
 }
@@ -282,12 +294,59 @@ TEST(Wire, DeferredDecodingChecksTheIdentity) {
   EXPECT_EQ(wire::decode_batch(again, wire::Identity::Deferred, &good).processes[0].encoded_identity, identity);
 }
 
-// The batch as a version without thread counts in samples carries it.
+// The batch as a version without GPU samples carries it.
+Batch without_gpu_samples(Batch b) {
+  b.gpu_samples.clear();
+  for (auto& u : b.processes) u.gpu_sample.reset();
+  return b;
+}
+
+// The batch as a version without thread counts in samples (nor GPU samples) carries it.
 Batch without_thread_counts(Batch b) {
   if (b.job_sample) b.job_sample->threads = 0;
   for (auto& u : b.processes)
     if (u.sample) u.sample->threads = 0;
-  return b;
+  return without_gpu_samples(b);
+}
+
+// A batch as versions 3 and 4 encoded it, built here byte by byte: 4 is 3 with each sample's thread count.
+std::string encode_version(const Batch& b, uint64_t version) {
+  store::codec::Encoder e;
+  auto counters = [&](const store::Sample& s) {
+    e.i64(s.time_s);
+    for (uint64_t v : {s.cpu_ns, s.rss, s.read_bytes, s.write_bytes}) e.u64(v);
+    if (version >= 4) e.u64(s.threads);
+  };
+  e.u64(version);
+  e.str(store::codec::encode_job(b.job));
+  e.u64(1);
+  e.u64(b.job_sample->series_id);
+  counters(*b.job_sample);
+  e.u64(b.processes.size());
+  for (const auto& u : b.processes) {
+    const auto& p = u.record;
+    for (uint64_t v : {uint64_t{p.pid}, p.start_ticks, uint64_t{p.series_id}}) e.u64(v);
+    e.i64(p.end_ms);
+    for (uint64_t v : {p.cpu_ns, p.rss, p.read_bytes, p.write_bytes}) e.u64(v);
+    std::string identity;
+    store::codec::append_process_identity(identity, p);
+    e.str(identity);
+    if (!u.sample) {
+      e.u64(0);
+    } else if (u.sample->cpu_ns == p.cpu_ns) {
+      e.u64(2);  // its time only
+      e.i64(u.sample->time_s);
+      if (version >= 4) e.u64(u.sample->threads);
+    } else {
+      e.u64(1);
+      counters(*u.sample);
+    }
+  }
+  e.u64(b.files.size());
+  for (const auto& f : b.files) e.str(store::codec::encode_file(f));
+  e.u64(b.connections.size());
+  for (const auto& c : b.connections) e.str(store::codec::encode_connection(c));
+  return e.bytes();
 }
 
 // Version 2 (each process as a whole store record) is what a node spooled before the upgrade: still read.
@@ -339,40 +398,7 @@ TEST(Wire, Version2BatchesAreStillRead) {
 // Version 3 is version 4 without the samples' thread counts: read, the counts 0.
 TEST(Wire, Version3BatchesAreReadWithoutThreadCounts) {
   const Batch b = without_thread_counts(full_batch());
-  store::codec::Encoder e;
-  auto counters = [&e](const store::Sample& s) {
-    e.i64(s.time_s);
-    for (uint64_t v : {s.cpu_ns, s.rss, s.read_bytes, s.write_bytes}) e.u64(v);
-  };
-  e.u64(3);
-  e.str(store::codec::encode_job(b.job));
-  e.u64(1);
-  e.u64(b.job_sample->series_id);
-  counters(*b.job_sample);
-  e.u64(b.processes.size());
-  for (const auto& u : b.processes) {
-    const auto& p = u.record;
-    for (uint64_t v : {uint64_t{p.pid}, p.start_ticks, uint64_t{p.series_id}}) e.u64(v);
-    e.i64(p.end_ms);
-    for (uint64_t v : {p.cpu_ns, p.rss, p.read_bytes, p.write_bytes}) e.u64(v);
-    std::string identity;
-    store::codec::append_process_identity(identity, p);
-    e.str(identity);
-    if (!u.sample) {
-      e.u64(0);
-    } else if (u.sample->cpu_ns == p.cpu_ns) {
-      e.u64(2);  // its time only
-      e.i64(u.sample->time_s);
-    } else {
-      e.u64(1);
-      counters(*u.sample);
-    }
-  }
-  e.u64(b.files.size());
-  for (const auto& f : b.files) e.str(store::codec::encode_file(f));
-  e.u64(b.connections.size());
-  for (const auto& c : b.connections) e.str(store::codec::encode_connection(c));
-  expect_same(b, wire::decode_batch(e.bytes()));
+  expect_same(b, wire::decode_batch(encode_version(b, 3)));
   // And a version 4 batch carries them, whichever way a process's sample travels.
   const Batch v4 = wire::decode_batch(wire::encode_batch(full_batch()));
   EXPECT_EQ(v4.job_sample->threads, 4'000'000'000U);
@@ -380,19 +406,50 @@ TEST(Wire, Version3BatchesAreReadWithoutThreadCounts) {
   EXPECT_EQ(v4.processes[2].sample->threads, 9U) << "a sample sent with its counters";
 }
 
-// One series id past the last would wrap the job's series counter to 0, the job's own series (a 400).
+// Version 4 is version 5 without GPU samples: read, with none.
+TEST(Wire, Version4BatchesAreReadWithoutGpuSamples) {
+  const Batch b = without_gpu_samples(full_batch());
+  expect_same(b, wire::decode_batch(encode_version(b, 4)));
+  // Version 5 carries them: the GPU's and process 0's.
+  const Batch v5 = wire::decode_batch(wire::encode_batch(full_batch()));
+  EXPECT_EQ(v5.gpu_samples.size(), 1U);
+  EXPECT_TRUE(v5.processes[0].gpu_sample);
+  EXPECT_FALSE(v5.processes[1].gpu_sample);
+}
+
+// A GPU sample's series must be that of a GPU the batch's job record lists, or it could write into a process's.
+TEST(Wire, GpuSeriesOfNoListedGpuAreRefused) {
+  for (uint32_t series : {store::gpu_device_series(1), store::kLastSeriesId, store::gpu_series_of_process(1), 0U}) {
+    Batch b = full_batch();
+    b.gpu_samples[0].series_id = series;
+    EXPECT_THROW(
+        try { wire::decode_batch(wire::encode_batch(b)); } catch (const wire::WireError& e) {
+          EXPECT_NE(std::string(e.what()).find("names no GPU of the job record"), std::string::npos) << e.what();
+          throw;
+        },
+        wire::WireError)
+        << series;
+  }
+}
+
+// Ids past the last process series are GPU series, and the last would wrap the job's series counter to 0, the
+// job's own series: a process naming one is refused (a 400).
 TEST(Wire, SeriesIdsPastTheLastAreRefused) {
   Batch b = full_batch();
   b.processes[0].record.series_id = store::kLastSeriesId;
   EXPECT_EQ(wire::decode_batch(wire::encode_batch(b)).processes[0].record.series_id, store::kLastSeriesId);
-  b.processes[0].record.series_id = UINT32_MAX;
-  for (auto identity : {wire::Identity::Decoded, wire::Identity::Deferred})
-    EXPECT_THROW(
-        try { wire::decode_batch(wire::encode_batch(b), identity); } catch (const wire::WireError& e) {
-          EXPECT_NE(std::string(e.what()).find("series id 4294967295 out of range"), std::string::npos) << e.what();
-          throw;
-        },
-        wire::WireError);
+  for (uint32_t series : {store::kFirstGpuDeviceSeriesId, store::gpu_series_of_process(1), UINT32_MAX}) {
+    b.processes[0].record.series_id = series;
+    for (auto identity : {wire::Identity::Decoded, wire::Identity::Deferred})
+      EXPECT_THROW(
+          try { wire::decode_batch(wire::encode_batch(b), identity); } catch (const wire::WireError& e) {
+            EXPECT_NE(std::string(e.what()).find("series id " + std::to_string(series) + " out of range"),
+                      std::string::npos)
+                << e.what();
+            throw;
+          },
+          wire::WireError);
+  }
 }
 
 // Names past the store's bounds are refused at decode (bcd's 400 for that request), before any group commit.

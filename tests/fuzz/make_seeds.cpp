@@ -76,10 +76,15 @@ ProcessRecord process(uint32_t pid, uint32_t ppid, const std::string& command, s
 }
 
 // A node's ticks of one job: a shell and its child, with files and a connection on the first tick, and the
-// child's exit on the last.
+// child's exit on the last. The child runs on the job's GPU: points of both each tick.
 std::vector<Batch> ticks(uint64_t job, const std::string& node, int count, bool ends) {
   std::vector<Batch> out;
   JobRecord j = job_record(job, node);
+  JobGpu gpu;
+  gpu.uuid = "GPU-5a1d0c2e-0000-1111-2222-333344445555";
+  gpu.minor = 0;
+  gpu.allocated = true;
+  j.gpus = {gpu};
   for (int t = 0; t < count; ++t) {
     const int64_t now = kStart + t;
     Batch b;
@@ -103,8 +108,10 @@ std::vector<Batch> ticks(uint64_t job, const std::string& node, int count, bool 
       }
       u.sample = Sample{0, now, u.record.cpu_ns, u.record.rss, u.record.read_bytes, u.record.write_bytes};
       if (t == 1) u.sample->rss += 1;  // a sample that differs from its record
+      if (pid == 4101) u.gpu_sample = GpuSample{0, now, tick * 500'000'000, 6ULL << 30, 0};
       b.processes.push_back(u);
     }
+    b.gpu_samples = {{gpu_device_series(0), now, tick * 600'000'000, 8ULL << 30, tick * 250'000}};
     if (t == 0) {
       FileRecord f;
       f.pid = 4101;

@@ -29,10 +29,15 @@ void fake_step(unsigned int n) {
   dlclose(lib);
 }
 
-const store::ProcessRecord* find(const store::Batch& b, uint32_t pid) {
+const store::ProcessUpdate* update_of(const store::Batch& b, uint32_t pid) {
   for (const auto& u : b.processes)
-    if (u.record.pid == pid) return &u.record;
+    if (u.record.pid == pid) return &u;
   return nullptr;
+}
+
+const store::ProcessRecord* find(const store::Batch& b, uint32_t pid) {
+  const store::ProcessUpdate* u = update_of(b, pid);
+  return u ? &u->record : nullptr;
 }
 
 }  // namespace
@@ -66,21 +71,29 @@ TEST(JobGpus, TheJobsGpusAndItsProcessesFiguresAreRecorded) {
   table.sample({{pid, 0U}}, t0, first);  // tracked from now on
   table.commit(first);
   store::Batch b0;
-  gpus.sample(t0, table, job);  // the first sample: memory, no interval yet
+  gpus.sample(t0, table, job, b0.gpu_samples);  // the first sample: memory, no interval yet
   table.sample({{pid, 0U}}, t0, b0);
   table.commit(b0);
   ASSERT_TRUE(find(b0, pid));
   EXPECT_EQ(find(b0, pid)->gpu_memory_max, 8 * kGiB);
   EXPECT_EQ(find(b0, pid)->gpu_sm_ns, 0U);
+  // Points of the job's GPU (its series is that of its place in the job record) and of the process.
+  const int64_t s0 = t0 / 1000;
+  EXPECT_EQ(b0.gpu_samples, (std::vector<store::GpuSample>{{store::gpu_device_series(0), s0, 0, 8 * kGiB, 0}}));
+  EXPECT_EQ(update_of(b0, pid)->gpu_sample, (store::GpuSample{0, s0, 0, 8 * kGiB, 0}));
 
   fake_step(1);
   store::Batch b1;
-  gpus.sample(t0 + 2000, table, job);  // 2 s later: 100% of the SMs, 12 GiB
+  gpus.sample(t0 + 2000, table, job, b1.gpu_samples);  // 2 s later: 100% of the SMs, 12 GiB
   table.sample({{pid, 0U}}, t0 + 2000, b1);
   table.commit(b1);
   ASSERT_TRUE(find(b1, pid));
   EXPECT_EQ(find(b1, pid)->gpu_memory_max, 12 * kGiB);
   EXPECT_EQ(find(b1, pid)->gpu_sm_ns, 2'000'000'000U) << "2 s at 100%";
+  EXPECT_EQ(b1.gpu_samples,
+            (std::vector<store::GpuSample>{{store::gpu_device_series(0), s0 + 2, 1'800'000'000, 12 * kGiB, 600'000}}))
+      << "cumulative busy time and energy, the memory used now";
+  EXPECT_EQ(update_of(b1, pid)->gpu_sample, (store::GpuSample{0, s0 + 2, 2'000'000'000, 12 * kGiB, 0}));
 
   ASSERT_EQ(job.gpus.size(), 1U) << "not the other job's GPU, which none of this job's processes used";
   const store::JobGpu& g = job.gpus[0];
@@ -97,12 +110,28 @@ TEST(JobGpus, TheJobsGpusAndItsProcessesFiguresAreRecorded) {
   EXPECT_EQ(job.gpus_lost, 0U);
   EXPECT_TRUE(logged.empty());
   fake_step(2);  // the other job's GPU falls off the bus: not this job's loss
-  gpus.sample(t0 + 3000, table, job);
+  store::Batch b2;
+  gpus.sample(t0 + 3000, table, job, b2.gpu_samples);
+  table.sample({{pid, 0U}}, t0 + 3000, b2);
+  table.commit(b2);
   EXPECT_EQ(job.gpus_lost, 0U);
+  EXPECT_EQ(b2.gpu_samples.size(), 1U);
   fake_step(3);  // this job's does
-  gpus.sample(t0 + 4000, table, job);
+  store::Batch b3;
+  gpus.sample(t0 + 4000, table, job, b3.gpu_samples);
+  table.sample({{pid, 0U}}, t0 + 4000, b3);
+  table.commit(b3);
   EXPECT_EQ(job.gpus_lost, 1U);
   EXPECT_EQ(job.gpus[0].util_ns, 3'000'000'000U) << "sampled until it was lost, not after";
+  EXPECT_TRUE(b3.gpu_samples.empty()) << "no point of a lost GPU";
+  ASSERT_TRUE(update_of(b3, pid));
+  EXPECT_EQ(update_of(b3, pid)->gpu_sample, (store::GpuSample{0, s0 + 4, find(b3, pid)->gpu_sm_ns, 0, 0}))
+      << "the tick it is no longer on a GPU: a point of no memory, its SM time kept";
+  store::Batch b4;
+  gpus.sample(t0 + 5000, table, job, b4.gpu_samples);
+  table.sample({{pid, 0U}}, t0 + 5000, b4);
+  const store::ProcessUpdate* after = update_of(b4, pid);
+  EXPECT_TRUE(!after || !after->gpu_sample) << "and none after it";
 
   kill(child, SIGKILL);
   waitpid(child, nullptr, 0);
@@ -125,15 +154,18 @@ TEST(JobGpus, WithoutNvmlNothingIsDoneAndACpuNodeLogsNothing) {
   store::JobRecord before;
   monitor::ProcessTable no_processes;
   for (int i = 0; i < 1000 && logged.empty(); ++i) {  // the sample that finds it failed says so
-    missing.sample(1'800'000'000'000, no_processes, before);
+    std::vector<store::GpuSample> points;
+    missing.sample(1'800'000'000'000, no_processes, before, points);
     usleep(1000);
   }
   ASSERT_EQ(logged.size(), 1U);
   EXPECT_NE(logged[0].find("no GPU figures"), std::string::npos) << logged[0];
   store::JobRecord job;
   monitor::ProcessTable table;
-  missing.sample(1'800'000'000'000, table, job);
+  std::vector<store::GpuSample> points;
+  missing.sample(1'800'000'000'000, table, job, points);
   EXPECT_TRUE(job.gpus.empty());
+  EXPECT_TRUE(points.empty());
   EXPECT_EQ(logged.size(), 1U);
 }
 

@@ -18,6 +18,9 @@ if(NOT BC_SANITIZE)
       SKIP_RETURN_CODE 77
       ENVIRONMENT "BC_IT_WORK=${BC_IT_WORK};BC_BUILD=${CMAKE_BINARY_DIR};PYTHONPATH=${CMAKE_CURRENT_LIST_DIR};PYTHONDONTWRITEBYTECODE=1")
   endforeach()
+  # it_gpus also reads the job through bcd and the page (tests/web's helpers, Chromium from web/node_modules).
+  set_property(TEST it_gpus APPEND PROPERTY ENVIRONMENT
+               "PYTHONPATH=${CMAKE_CURRENT_LIST_DIR}:${CMAKE_SOURCE_DIR}/tests/web;BC_WEB_NODE_MODULES=${PROJECT_SOURCE_DIR}/web/node_modules")
   # eBPF events end to end (issue 4): they need BPF as well, and skip loudly where it cannot load (not in CI).
   foreach(name events_tree events_first_moments events_files_net events_io events_concurrent events_loss events_degrade
                events_load_failure)

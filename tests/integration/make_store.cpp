@@ -1,6 +1,7 @@
 // bc-make-store: writes fixture jobs into a store through the store API, for tests of its readers.
 //   bc-make-store PATH JOB:USER:UID:running|done[:gpu] ...
-// With :gpu the job had a GPU (60% busy, 2 GiB of 80 GiB at most, 250 W) and its worker 1.5 GiB on it.
+// With :gpu the job had a GPU (60% busy, 2 GiB of 80 GiB at most, 250 W) and its worker 1.5 GiB on it, at
+// half its SMs: figures and a minute of series, a point a second.
 #include <cstdio>
 #include <cstdlib>
 #include <sstream>
@@ -91,6 +92,20 @@ int main(int argc, char** argv) try {
       b.job.gpus = {g};
     }
     db->write_batch(b);
+    for (int64_t k = 1; gpu && k <= 60; ++k) {
+      const int64_t t = start / 1000 + k;
+      const auto n = static_cast<uint64_t>(k);
+      b.job_sample.reset();
+      b.files.clear();
+      b.connections.clear();
+      b.gpu_samples = {{bc::store::gpu_device_series(0), t, n * 600'000'000, (k % 2 ? 1ULL : 2ULL) << 30, n * 250'000}};
+      for (auto& u : b.processes) {
+        u.sample.reset();
+        u.gpu_sample.reset();
+        if (u.record.pid == 101) u.gpu_sample = bc::store::GpuSample{0, t, n * 500'000'000, 3ULL << 29, 0};
+      }
+      db->write_batch(b);
+    }
   }
   return 0;
 } catch (const std::exception& e) {

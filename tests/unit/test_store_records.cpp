@@ -536,3 +536,66 @@ TEST(StoreRecords, GpuFiguresRoundTripAndEarlierFormatsStillRead) {
   identity.resize(identity.size() - 1);  // the task without the thread count before it: not an identity
   EXPECT_THROW(codec::check_process_identity(identity), StoreError);
 }
+
+// GPU series are kept by the series engine like the others, in the ids past the processes': a GPU's by its
+// place in the job record, a process's next to its own. Their rollups read back in GPU terms (gpu_bucket).
+TEST(StoreRecords, GpuSeriesAreKeptAndRolledUpLikeTheOthers) {
+  TempDir dir;
+  auto store = Store::open(dir.store(), test_options());
+  constexpr uint64_t kGiB = 1ULL << 30;
+  const int64_t t0 = 1'800'000'060;  // a minute's start
+  ASSERT_EQ(t0 % 60, 0);
+  uint32_t series = 0;
+  for (int i = 0; i < 130; ++i) {
+    ProcessRecord p = proc(1'000'000ULL * i);
+    Batch b = batch(t0 + i, p);
+    JobGpu g;
+    g.uuid = "GPU-aaaa";
+    b.job.gpus = {g};
+    // The GPU: 60% busy, 4 and 8 GiB in turn, 250 W. The process: half its SMs, 2 GiB.
+    const auto n = static_cast<uint64_t>(i);
+    b.gpu_samples = {{gpu_device_series(0), t0 + i, n * 600'000'000, (i % 2 ? 8 : 4) * kGiB, n * 250'000}};
+    b.processes[0].gpu_sample = GpuSample{0, t0 + i, n * 500'000'000, 2 * kGiB, 0};
+    store->write_batch(b);
+    series = b.processes[0].record.series_id;
+  }
+  ASSERT_EQ(series, 1U);
+  auto query = [&](uint32_t id, Resolution r) {
+    SeriesQuery q;
+    q.job_id = 3;
+    q.node = "n1";
+    q.series_id = id;
+    q.from_s = t0;
+    q.to_s = t0 + 119;
+    q.resolution = r;
+    return store->query_series(q).buckets;
+  };
+  EXPECT_EQ(query(gpu_device_series(0), Resolution::Second).size(), 120U);
+  const auto device = query(gpu_device_series(0), Resolution::Minute);
+  ASSERT_EQ(device.size(), 2U);
+  for (const Rollup& r : device) {
+    const GpuBucket g = gpu_bucket(r);
+    EXPECT_DOUBLE_EQ(g.busy_percent_mean, 60.0) << r.start_s;
+    EXPECT_DOUBLE_EQ(g.busy_percent_max, 60.0);
+    EXPECT_EQ(g.memory_mean, 6 * kGiB);
+    EXPECT_EQ(g.memory_max, 8 * kGiB);
+    EXPECT_DOUBLE_EQ(g.power_watts, 250.0);
+  }
+  const auto process = query(gpu_series_of_process(series), Resolution::Minute);
+  ASSERT_EQ(process.size(), 2U);
+  EXPECT_DOUBLE_EQ(gpu_bucket(process[1]).busy_percent_mean, 50.0);
+  EXPECT_EQ(gpu_bucket(process[1]).memory_max, 2 * kGiB);
+  // The process's own series and the job's are untouched by them.
+  const auto own = query(series, Resolution::Minute);
+  ASSERT_EQ(own.size(), 2U);
+  EXPECT_EQ(own[1].cpu_ns, 60'000'000U);
+  EXPECT_EQ(own[1].rss_max, 1U << 20);
+  EXPECT_EQ(query(0, Resolution::Minute)[1].rss_max, 1U << 20);
+  EXPECT_TRUE(store->check().ok());
+  // A GPU sample outside the GPU series' ids (only a forged batch: the wire refuses it) is left out, counted.
+  Batch forged = batch(t0 + 131, proc(1));
+  forged.gpu_samples = {{series, t0 + 131, 999, 999, 999}, {gpu_device_series(kMaxGpuDevices), t0 + 131, 1, 1, 1}};
+  store->write_batch(forged);
+  EXPECT_EQ(store->dropped_samples().rejected, 2U);
+  EXPECT_EQ(store->series(3, "n1", series, t0 + 131, t0 + 131).at(0).cpu_ns, 1U);
+}

@@ -52,7 +52,11 @@ try {
       body_text_length: document.body.innerText.trim().length,
       fields, live: document.getElementById("live")?.textContent || "", ended: d.ended === "true",
       last_sample: d.lastSample || null,
-      points: { cpu: d.points_cpu, rss: d.points_rss, io: d.points_io, threads: d.points_threads, total: d.points_total },
+      points: { cpu: d.points_cpu, rss: d.points_rss, io: d.points_io, threads: d.points_threads, total: d.points_total,
+                gpu_util: d.points_gpu_util, gpu_memory: d.points_gpu_memory,
+                gpu_process_memory: d.points_gpu_process_memory, gpu_sm: d.points_gpu_sm },
+      gpu_charts_shown: [...document.querySelectorAll("figure.gpu")].filter((f) => !f.hidden).length,
+      labels_gpu_util: d.labels_gpu_util || "", labels_gpu_process_memory: d.labels_gpu_process_memory || "",
       canvases: document.querySelectorAll(".chart canvas").length,
       tree_dom_rows: document.querySelectorAll("#tree .row").length,
       tree_rows: [...document.querySelectorAll("#tree .row")].map((r) => ({

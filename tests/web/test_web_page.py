@@ -43,6 +43,23 @@ try:
     gpu = out["fields"]["gpu:GPU-0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"]
     assert gpu["value"] == "60" and gpu["text"] == "60 % busy, memory peak 2.00G of 80.0G, 250 W", gpu
     print(f"ok a valid token opens its job, with the tree bash -> work and its GPU ({gpu['text']})")
+    # Its GPU series (a minute of points, from the second after its start): the GPU's and its worker's.
+    answer = bcd.get_json("/api/v1/jobs/41/series?metric=gpu&resolution=s", {"X-Munge-Credential": bcd.cred("root")})
+    gpu_series, worker = answer["series"]
+    assert gpu_series["key"] == "gpu:n1:0" and gpu_series["label"] == \
+        "GPU 0 (GPU-0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0)", gpu_series
+    assert len(gpu_series["t"]) == 60 and set(gpu_series["busy_percent_mean"][1:]) == {60}, gpu_series
+    assert set(gpu_series["power_watts"][1:]) == {250} and max(gpu_series["memory_max_bytes"]) == 2 << 30, gpu_series
+    assert worker["key"] == "n1:2" and worker["label"] == "101 work" and "power_watts" not in worker, worker
+    assert set(worker["busy_percent_mean"][1:]) == {50} and set(worker["memory_max_bytes"]) == {3 << 29}, worker
+    no_gpu = bcd.get_json("/api/v1/jobs/43/series?metric=gpu", {"X-Munge-Credential": bcd.cred("root")})
+    assert no_gpu["series"] == [], no_gpu
+    st, body = bcd.get("/api/v1/jobs/41/series?metric=gpu&process=2", {"X-Munge-Credential": bcd.cred("root")})
+    assert st == 400 and "metric=gpu takes top=" in body, (st, body)
+    assert out["gpu_charts_shown"] == 4 and out["points"]["gpu_util"] == "60x1", out["points"]
+    assert out["points"]["gpu_process_memory"] == "60x1" and out["labels_gpu_process_memory"] == "101 work", out
+    assert out["points"]["gpu_sm"] == "60x1" and out["points"]["gpu_memory"] == "60x1", out["points"]
+    print("ok its GPU series (60% busy, 250 W; the worker at 50% of the SMs, 1.5 GiB) in the API and 4 GPU charts")
 
     # --- 1000 processes: loads, the tree draws only what is in view, scrolling reaches the last process,
     # Enter on a row selects it and the charts follow; both widths get screenshots.
@@ -72,6 +89,7 @@ try:
     open_bcd = Bcd(store, auth_disable=True)
     out = probe(open_bcd.base + "/static/index.html?container=job_43")
     assert out["ready"] and out["fields"]["user"]["value"] == "bctest_bob", out
+    assert out["gpu_charts_shown"] == 0, "a job without GPUs has no GPU charts"
     out = probe(open_bcd.base + "/static/jobs.html", "--screenshot", os.path.join(shots, "jobs.png"))
     assert out["ready"] and sorted(r[0] for r in out["jobs"]) == ["job_41", "job_43", "job_9"], out["jobs"]
     assert "index.html?container=job_43" in out["links"], out["links"]

@@ -53,6 +53,45 @@ std::string label(const std::string& s) {
   return out;
 }
 
+// The running jobs' GPUs: counters from the node records (their rate over a scrape interval is the
+// utilisation and the power), and the memory in use at the GPU's last point. Each GPU only where NVML gave
+// the figure.
+class GpuFamilies {
+ public:
+  void add(store::Store& db, uint64_t job, const store::JobRecord& r) {
+    const int64_t last_s = r.last_sample_ms / 1000;
+    for (size_t i = 0; i < r.gpus.size(); ++i) {
+      const store::JobGpu& g = r.gpus[i];
+      const std::string labels = "{job=\"" + std::to_string(job) + "\",user=\"" + label(r.user) + "\",node=\"" +
+                                 label(r.node) + "\",gpu=\"" + label(g.uuid) + "\"}";
+      if (g.util_ns)
+        busy_ += "bc_job_gpu_busy_seconds_total" + labels + " " + std::to_string(static_cast<double>(g.busy_ns) / 1e9) +
+                 "\n";
+      if (g.power_ns)
+        energy_ += "bc_job_gpu_energy_joules_total" + labels + " " +
+                   std::to_string(static_cast<double>(g.energy_mj) / 1000.0) + "\n";
+      if (i >= store::kMaxGpuDevices) continue;
+      const auto last = db.series(job, r.node, store::gpu_device_series(i), last_s, last_s);
+      if (!last.empty())
+        memory_ += "bc_job_gpu_memory_used_bytes" + labels + " " +
+                   std::to_string(store::GpuSample::of(last.back()).memory) + "\n";
+    }
+  }
+  std::string text() const {
+    std::string out;
+    if (!busy_.empty())
+      out += "# TYPE bc_job_gpu_busy_seconds counter\n# UNIT bc_job_gpu_busy_seconds seconds\n" + busy_;
+    if (!energy_.empty())
+      out += "# TYPE bc_job_gpu_energy_joules counter\n# UNIT bc_job_gpu_energy_joules joules\n" + energy_;
+    if (!memory_.empty())
+      out += "# TYPE bc_job_gpu_memory_used_bytes gauge\n# UNIT bc_job_gpu_memory_used_bytes bytes\n" + memory_;
+    return out;
+  }
+
+ private:
+  std::string busy_, energy_, memory_;
+};
+
 // A cached view as an answer: its shared buffer, gzipped when the client takes that.
 Response ready_made(const CachedView& view, bool gzip_ok) {
   Response r;
@@ -308,6 +347,7 @@ std::string Api::running_jobs_metrics() {
   std::string rss = "# TYPE bc_job_rss_bytes gauge\n# UNIT bc_job_rss_bytes bytes\n";
   std::string rd = "# TYPE bc_job_read_bytes counter\n# UNIT bc_job_read_bytes bytes\n";
   std::string wr = "# TYPE bc_job_write_bytes counter\n# UNIT bc_job_write_bytes bytes\n";
+  GpuFamilies gpus;
   for (const auto& [id, nodes] : index_.running_jobs()) {
     uint64_t cpu_ns = 0, live_rss = 0, read = 0, write = 0;
     for (const store::JobRecord& r : nodes) {
@@ -324,8 +364,9 @@ std::string Api::running_jobs_metrics() {
     rss += "bc_job_rss_bytes" + labels + " " + std::to_string(live_rss) + "\n";
     rd += "bc_job_read_bytes_total" + labels + " " + std::to_string(read) + "\n";
     wr += "bc_job_write_bytes_total" + labels + " " + std::to_string(write) + "\n";
+    for (const store::JobRecord& r : nodes) gpus.add(*store_, id, r);
   }
-  return cpu + rss + rd + wr;
+  return cpu + rss + rd + wr + gpus.text();
 }
 
 Response Api::metrics_text(const Request& req) {

@@ -163,7 +163,7 @@ Points rest_of(const Points& total, const Points& shown) {
   return out;
 }
 
-enum class Metric { All, Cpu, Rss, Io, Threads };
+enum class Metric { All, Cpu, Rss, Io, Threads, Gpu };
 
 std::optional<Metric> parse_metric(const std::string& s) {
   if (s.empty() || s == "all") return Metric::All;
@@ -171,6 +171,7 @@ std::optional<Metric> parse_metric(const std::string& s) {
   if (s == "rss") return Metric::Rss;
   if (s == "io") return Metric::Io;
   if (s == "threads") return Metric::Threads;
+  if (s == "gpu") return Metric::Gpu;
   return std::nullopt;
 }
 
@@ -201,8 +202,8 @@ void append_seconds(std::string& out, uint64_t ns) {
 }
 
 // One column's values, "[v,v,...]".
-template <typename Append>
-std::string column(const Points& points, Append append) {
+template <typename List, typename Append>
+std::string column(const List& points, Append append) {
   std::string out = "[";
   out.reserve(points.size() * 8 + 2);
   for (size_t i = 0; i < points.size(); ++i) {
@@ -273,6 +274,47 @@ cJSON* series_object(const std::string& key, const std::string& label, const Poi
   return out.release();
 }
 
+// One bucket of a GPU series as the API gives it.
+struct GpuPoint {
+  int64_t t = 0;
+  uint64_t samples = 0;
+  store::GpuBucket figures;
+};
+
+std::vector<GpuPoint> to_gpu_points(const std::vector<store::Rollup>& buckets) {
+  std::vector<GpuPoint> out;
+  out.reserve(buckets.size());
+  for (const auto& b : buckets) out.push_back(GpuPoint{b.start_s, b.samples, store::gpu_bucket(b)});
+  return out;
+}
+
+// A GPU series: {"key", "label", "t", "samples", "memory_mean_bytes", "memory_max_bytes"}, with
+// "busy_percent_mean" and "busy_percent_max" (a GPU's utilisation, a process's SM share) where NVML gave them,
+// and a GPU's "power_watts" where NVML gave its draw.
+cJSON* gpu_series_object(const std::string& key, const std::string& label, const std::vector<GpuPoint>& points,
+                         bool with_busy, bool with_power) {
+  Json out = object();
+  add_string(out.get(), "key", key);
+  add_string(out.get(), "label", label);
+  auto add_column = [&](const char* name, auto append) { add(out.get(), name, json::raw(column(points, append))); };
+  add_column("t", [](std::string& o, const GpuPoint& p) {
+    char buf[24];
+    o.append(buf, std::to_chars(buf, buf + sizeof buf, p.t).ptr);
+  });
+  add_column("samples", [](std::string& o, const GpuPoint& p) { append_uint(o, p.samples); });
+  if (with_busy) {
+    add_column("busy_percent_mean",
+               [](std::string& o, const GpuPoint& p) { append_percent(o, p.figures.busy_percent_mean); });
+    add_column("busy_percent_max",
+               [](std::string& o, const GpuPoint& p) { append_percent(o, p.figures.busy_percent_max); });
+  }
+  add_column("memory_mean_bytes", [](std::string& o, const GpuPoint& p) { append_uint(o, p.figures.memory_mean); });
+  add_column("memory_max_bytes", [](std::string& o, const GpuPoint& p) { append_uint(o, p.figures.memory_max); });
+  if (with_power)
+    add_column("power_watts", [](std::string& o, const GpuPoint& p) { append_percent(o, p.figures.power_watts); });
+  return out.release();
+}
+
 Json container_object(const std::string& container) {
   Json root = object();
   add_string(root.get(), "container", container);
@@ -281,6 +323,35 @@ Json container_object(const std::string& container) {
 
 std::string label_of(const ProcessRecord& p) {
   return std::to_string(p.pid) + " " + (p.argv.empty() ? "[" + p.command + "]" : p.argv.front());
+}
+
+// A metric=gpu answer's series: the job's GPUs on each node, then its processes that used one, the most GPU
+// memory first (at most `top`). `buckets(node, series id)` reads one series.
+template <typename Buckets>
+void append_gpu_series(cJSON* list, const store::JobSnapshot& snap, size_t top, Buckets buckets) {
+  for (const auto& n : snap.nodes)
+    for (size_t i = 0; i < n.gpus.size() && i < store::kMaxGpuDevices; ++i) {
+      const store::JobGpu& g = n.gpus[i];
+      const std::string name = "GPU " + (g.minor == UINT32_MAX ? std::string("?") : std::to_string(g.minor)) +
+                               (snap.nodes.size() > 1 ? " on " + n.node : "") + " (" + g.uuid + ")";
+      append(list, gpu_series_object("gpu:" + n.node + ":" + std::to_string(i), name,
+                                     to_gpu_points(buckets(n.node, store::gpu_device_series(i))), g.util_ns > 0,
+                                     g.power_ns > 0));
+    }
+  std::vector<const ProcessRecord*> used;
+  for (const auto& p : snap.processes)
+    if (p.gpu_memory_max || p.gpu_sm_ns) used.push_back(&p);
+  const size_t n = std::min(used.size(), top);
+  std::partial_sort(used.begin(), used.begin() + static_cast<long>(n), used.end(),
+                    [](const ProcessRecord* a, const ProcessRecord* b) {
+                      return a->gpu_memory_max != b->gpu_memory_max ? a->gpu_memory_max > b->gpu_memory_max
+                                                                    : a->gpu_sm_ns > b->gpu_sm_ns;
+                    });
+  for (size_t i = 0; i < n; ++i)
+    append(list,
+           gpu_series_object(process_key(used[i]->node, used[i]->series_id), label_of(*used[i]),
+                             to_gpu_points(buckets(used[i]->node, store::gpu_series_of_process(used[i]->series_id))),
+                             used[i]->gpu_sm_ns > 0, false));
 }
 
 // The resolution for a window: seconds up to an hour, minutes up to two days, hours up to 120 days, then
@@ -575,7 +646,7 @@ Response Api::series(const Request& req) {
 
 Response Api::series_view(const Request& req, const Target& target, store::JobSnapshot& snap) {
   auto metric = parse_metric(req.arg("metric").value_or(""));
-  if (!metric) return Response::error(400, "metric must be cpu, rss, io, threads or all");
+  if (!metric) return Response::error(400, "metric must be cpu, rss, io, threads, gpu or all");
   std::optional<Resolution> wanted;
   if (!parse_resolution(req.arg("resolution").value_or(""), wanted))
     return Response::error(400, "resolution must be auto, s, m, h or d");
@@ -608,10 +679,12 @@ Response Api::series_view(const Request& req, const Target& target, store::JobSn
   }
   if (one && top >= 0) return Response::error(400, "give process= or top=, not both");
   if (one && by_task) return Response::error(400, "give process= or group=task, not both");
+  if (*metric == Metric::Gpu && (one || by_task))
+    return Response::error(400, "metric=gpu takes top=, not process= or group=");
 
   // One resolution for every series so their buckets line up: the one asked for, else the automatic one.
   const Resolution res = wanted ? *wanted : automatic_resolution(*store_, target.key, snap, from, to);
-  auto query = [&](const std::string& node, uint32_t series_id) {
+  auto buckets = [&](const std::string& node, uint32_t series_id) {
     store::SeriesQuery q;
     q.job_id = target.key;
     q.node = node;
@@ -619,14 +692,20 @@ Response Api::series_view(const Request& req, const Target& target, store::JobSn
     q.from_s = from;
     q.to_s = to;
     q.resolution = res;
-    return to_points(store_->query_series(q).buckets);
+    return store_->query_series(q).buckets;
   };
+  auto query = [&](const std::string& node, uint32_t series_id) { return to_points(buckets(node, series_id)); };
   Json answer = container_object(target.container);
   add_string(answer.get(), "resolution", store::resolution_name(res));
   add(answer.get(), "width_s", json::integer(store::bucket_seconds(res)));
   add(answer.get(), "from", json::integer(from));
   add(answer.get(), "to", json::integer(to));
   cJSON* list = cJSON_AddArrayToObject(answer.get(), "series");
+  if (*metric == Metric::Gpu) {
+    if (snap.processes.empty()) snap.processes = store_->processes(target.key);
+    append_gpu_series(list, snap, static_cast<size_t>(top >= 0 ? top : 8), buckets);
+    return Response::json(200, answer.get());
+  }
   if (one) {
     auto it = std::find_if(snap.processes.begin(), snap.processes.end(),
                            [&](const ProcessRecord& p) { return p.node == one->first && p.series_id == one->second; });

@@ -14,7 +14,7 @@ const state = {
   doc: null, running: false, selected: params.get("proc"), res: params.get("res") || "auto",
   from: num(params.get("from")), to: num(params.get("to")), top: num(params.get("top")) || 8,
   group: params.get("group") === "task" ? "task" : "process",
-  data: null, stream: null, lastRefetch: 0,
+  data: null, stream: null, lastRefetch: 0, lastGpuRefetch: 0,
 };
 const $ = (id) => document.getElementById(id);
 
@@ -102,6 +102,10 @@ const charts = {
   io: new Chart($("chart-io"), { kind: "rate", onZoom: zoom }),
   threads: new Chart($("chart-threads"), { kind: "count", onZoom: zoom }),
   total: new Chart($("chart-total"), { kind: "pct", rightKind: "bytes", onZoom: zoom }),
+  gpu_util: new Chart($("chart-gpu-util"), { kind: "pct", rightKind: "watts", onZoom: zoom }),
+  gpu_memory: new Chart($("chart-gpu-memory"), { kind: "bytes", onZoom: zoom }),
+  gpu_process_memory: new Chart($("chart-gpu-process-memory"), { kind: "bytes", onZoom: zoom }),
+  gpu_sm: new Chart($("chart-gpu-sm"), { kind: "pct", onZoom: zoom }),
 };
 
 // Puts several series (each {t:[], columns…}) on one time axis; missing points stay gaps.
@@ -132,6 +136,7 @@ function draw() {
     document.body.dataset[`points_${name}`] = `${ts.length}x${shown.length}`;  // read by the browser tests
     document.body.dataset[`labels_${name}`] = shown.map((s) => s.label).join("|");
   }
+  drawGpus(d.gpu);
   const t = d.total;
   charts.total.set(t.t, [
     { label: "CPU %", color: colorFor(0), values: t.cpu_percent_mean },
@@ -144,6 +149,34 @@ function draw() {
                                                                 : "CPU per process (% of one core)";
   $("res-note").textContent = `Resolution: ${d.resolution}${state.res === "auto" ? " (automatic for this window)" : ""}.`;
   $("reset-zoom").disabled = state.from == null && state.to == null;
+}
+
+// The GPU charts, shown only for a job that had GPUs: per GPU its utilisation and power, and its memory; per
+// process that used one its GPU memory and SM share. A column NVML did not give (a MIG instance's utilisation)
+// stays a gap.
+function drawGpus(list) {
+  for (const f of document.querySelectorAll("figure.gpu")) f.hidden = !list;
+  if (!list) return;
+  const gpus = list.filter((s) => s.key.startsWith("gpu:")), procs = list.filter((s) => !s.key.startsWith("gpu:"));
+  const column = (name) => (s) => s[name] || s.t.map(() => null);
+  const plot = (name, shown, left, right = null) => {
+    const [ts, cols] = align(shown, column(left));
+    const lines = shown.map((s, i) => ({ label: s.label, color: colorFor(i), values: cols[i] }));
+    if (right) {
+      const [, rightCols] = align(shown, column(right.column));
+      shown.forEach((s, i) => {
+        if (s[right.column]) lines.push({ label: `${s.label} ${right.unit}`, color: colorFor(shown.length + i),
+                                          scale: "right", values: rightCols[i] });
+      });
+    }
+    charts[name].set(ts, lines);
+    document.body.dataset[`points_${name}`] = `${ts.length}x${shown.length}`;  // read by the browser tests
+    document.body.dataset[`labels_${name}`] = shown.map((s) => s.label).join("|");
+  };
+  plot("gpu_util", gpus, "busy_percent_mean", { column: "power_watts", unit: "W" });
+  plot("gpu_memory", gpus, "memory_mean_bytes");
+  plot("gpu_process_memory", procs, "memory_mean_bytes");
+  plot("gpu_sm", procs, "busy_percent_mean");
 }
 
 // bcd sends a column equal to its twin at every bucket once, naming it in "same" (a max column at second
@@ -181,6 +214,7 @@ async function loadSeries() {
     expand(answer.series);
     return answer;
   };
+  const gpus = loadGpuSeries(window_);
   let d;
   if (state.selected) {
     const [node, id] = splitKey(state.selected);
@@ -199,9 +233,18 @@ async function loadSeries() {
     d = { resolution: cpu.resolution, width_s: cpu.width_s, cpu: cpu.series, rss: rss.series, io: io.series,
           threads: threads.series, total: joinTotals(cpu.series[0], rss.series[0], io.series[0]) };
   }
+  d.gpu = await gpus;
   state.data = d;
-  state.lastRefetch = Date.now();
+  state.lastRefetch = state.lastGpuRefetch = Date.now();
   draw();
+}
+
+// The job's GPUs and the processes that used one (null for a job without GPUs).
+async function loadGpuSeries(window_) {
+  if (!(state.doc?.gpus || []).length) return null;
+  const answer = await getJson(`jobs/${encodeURIComponent(container)}/series`,
+                               { ...window_, top: state.top, metric: "gpu" });
+  return answer.series;
 }
 
 // Ranks are offered where a step ran more than one task (an srun -n4, an MPI job).
@@ -274,6 +317,12 @@ function applySamples(msg) {
       }
       mergeInto(other, rest);
     }
+  }
+  // The stream carries no GPU points: those charts are fetched again now and then.
+  if (d.gpu && Date.now() - state.lastGpuRefetch > 10000) {
+    state.lastGpuRefetch = Date.now();
+    loadGpuSeries({ from: state.from, to: state.to, resolution: state.res })
+      .then((g) => { if (state.data === d) { d.gpu = g; draw(); } }).catch(() => {});
   }
   draw();
 }

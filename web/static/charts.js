@@ -7,14 +7,14 @@ const PALETTE = ["#2f6fdf", "#e8590c", "#2b8a3e", "#c2255c", "#7048e8", "#0c8599
 export const OTHER_COLOR = "#9aa4ae";
 
 const AXIS_FORMAT = { pct: (v) => v.toFixed(0) + "%", bytes: (v) => size(v), rate: (v) => rate(v),
-                      count: (v) => (Number.isInteger(v) ? String(v) : "") };
+                      count: (v) => (Number.isInteger(v) ? String(v) : ""), watts: (v) => v.toFixed(0) + " W" };
 const VALUE_FORMAT = { pct: (v) => percent(v), bytes: (v) => size(v), rate: (v) => rate(v),
-                       count: (v) => String(Math.round(v * 100) / 100) };
+                       count: (v) => String(Math.round(v * 100) / 100), watts: (v) => v.toFixed(1) + " W" };
 
 function axisColor() { return getComputedStyle(document.body).color; }
 
 export class Chart {
-  // kinds: the unit of the left axis ("pct", "bytes", "rate", "count"); rightKind: optional second axis.
+  // kinds: the unit of the left axis ("pct", "bytes", "rate", "count", "watts"); rightKind: optional second axis.
   constructor(container, { kind, rightKind = null, onZoom }) {
     this.container = container;
     this.kind = kind;
@@ -58,7 +58,7 @@ export class Chart {
     if (this.rightKind) {
       axes.push({ stroke: fg, side: 1, grid: { show: false }, scale: this.rightKind, size: 70,
                   values: (u, vals) => vals.map(AXIS_FORMAT[this.rightKind]) });
-      scales[this.rightKind] = { range: (u, min, max) => [0, Math.max(max, 1024)] };
+      scales[this.rightKind] = { range: (u, min, max) => [0, Math.max(max, this.rightKind === "watts" ? 1 : 1024)] };
     }
     const opts = {
       width: this.width(), height: 230, scales, axes,
