@@ -38,12 +38,6 @@ void put_ship_cursor(Txn& txn, MDB_dbi dbi, uint64_t job, const ShipCursor& c) {
 
 constexpr const char* kOutboxBytesKey = "outbox_bytes";
 
-uint64_t samples_in(const Batch& b) {
-  uint64_t n = b.job_sample ? 1 : 0;
-  for (const auto& u : b.processes) n += u.sample ? 1 : 0;
-  return n;
-}
-
 }  // namespace
 
 uint64_t LmdbStore::outbox_bytes(Txn& txn) {
@@ -78,7 +72,7 @@ void LmdbStore::drop_for_bound(Txn& txn, uint64_t incoming) {
       const std::string node = d.str();
       uint64_t samples = 0;
       try {
-        samples = samples_in(wire::decode_batch(d.rest()));
+        samples = wire::decode_batch(d.rest()).sample_count();
       } catch (const std::exception&) {
         // counted as a batch with an unknown number of samples
       }

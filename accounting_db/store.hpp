@@ -300,6 +300,12 @@ struct Batch {
   // job's; the store fills them in).
   std::vector<FileRecord> files;
   std::vector<ConnectionRecord> connections;
+  // Its samples of every kind (the job's, its processes', GPU ones): what is lost with it, counted.
+  uint64_t sample_count() const {
+    uint64_t n = (job_sample ? 1 : 0) + gpu_samples.size();
+    for (const auto& u : processes) n += (u.sample ? 1 : 0) + (u.gpu_sample ? 1 : 0);
+    return n;
+  }
 };
 
 // What in the batch is longer than its bound above ("node name of 600 bytes"), or empty when nothing is.

@@ -5,6 +5,8 @@
 //                                           before it, as bc-monitor's tick does
 //   bc-gpu-bench LIBRARY --list             what NVML reports: "pid uuid used_mib" per process on every GPU, to
 //                                           set against nvidia-smi --query-compute-apps on a real GPU
+// Each run also prints what an hour of a GPU's series costs in the store's point encoding, against a busy CPU
+// process's series, both with figures that vary every second.
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -17,6 +19,9 @@
 #include <string>
 #include <vector>
 
+#include <random>
+
+#include "accounting_db/codec.hpp"
 #include "cgroup_monitor/gpu_sampler.hpp"
 #include "cgroup_monitor/job_gpus.hpp"
 #include "cgroup_monitor/process_table.hpp"
@@ -40,6 +45,33 @@ int list(const std::string& library) {
     std::printf("%u %s %llu\n", p.pid, sampler->devices()[p.device].uuid.c_str(),
                 static_cast<unsigned long long>(p.memory_used >> 20));
   return 0;
+}
+
+// Bytes per point of an hour of seconds: a GPU at 40-100% and 200-300 W whose memory moves every half minute,
+// and (the peer) a process at 50-100% of a core whose RSS moves every ten seconds and that reads now and then.
+void series_bytes() {
+  std::mt19937_64 rng(7);
+  auto within = [&](uint64_t lo, uint64_t hi) { return lo + rng() % (hi - lo + 1); };
+  std::vector<bc::store::codec::Point> gpu, cpu;
+  bc::store::codec::Point g{1'800'000'000, 0, 20ULL << 30, 0, 0, 0}, c{1'800'000'000, 0, 1ULL << 30, 0, 0, 4};
+  for (int s = 0; s < 3600; ++s) {
+    ++g.t;
+    g.cpu += within(40, 100) * 10'000'000;
+    if (s % 30 == 0) g.rss = within(8, 60) << 30 | within(0, 1023) << 20;
+    g.rd += within(200'000, 300'000);
+    gpu.push_back(g);
+    ++c.t;
+    c.cpu += within(50, 100) * 10'000'000;
+    if (s % 10 == 0) c.rss += within(0, 255) << 12;
+    if (s % 5 == 0) c.rd += within(1, 64) << 12;
+    cpu.push_back(c);
+  }
+  std::string out;
+  bc::store::codec::encode_points(out, {1'800'000'000, 0, 20ULL << 30, 0, 0, 0}, gpu);
+  std::printf("BENCH gpu_series_bytes_per_point %.2f bytes\n", static_cast<double>(out.size()) / 3600.0);
+  out.clear();
+  bc::store::codec::encode_points(out, {1'800'000'000, 0, 1ULL << 30, 0, 0, 4}, cpu);
+  std::printf("BENCH process_series_bytes_per_point %.2f bytes\n", static_cast<double>(out.size()) / 3600.0);
 }
 
 }  // namespace
@@ -109,5 +141,6 @@ int main(int argc, char** argv) {
   std::printf("BENCH monitor_sample_nvml_on_median %.0f us\n", on_us);
   std::printf("BENCH monitor_sample_nvml_cost %.0f us\n", on_us - off_us);
   std::printf("BENCH monitor_sample_nvml_ratio %.3f x\n", off_us > 0 ? on_us / off_us : 0);
+  series_bytes();
   return 0;
 }

@@ -148,9 +148,7 @@ Response Ingest::ingest(const Request& req) {
     for (size_t i = 0; i < batches.size(); ++i) {
       if (!key_owner.empty()) batches[i].job.user = key_owner;
       ids.push_back(std::move(bundle[i].id));
-      uint64_t n = batches[i].job_sample ? 1 : 0;
-      for (const auto& u : batches[i].processes) n += u.sample ? 1 : 0;
-      batch_samples.push_back(n);
+      batch_samples.push_back(batches[i].sample_count());
       batch_newest.push_back(batches[i].job.last_sample_ms);
     }
     // At most kBatchesPerTransaction of this request per transaction, so readers get turns during a big one.
