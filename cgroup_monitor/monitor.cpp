@@ -359,8 +359,8 @@ int run_monitor(const MonitorOptions& opt) {
         cgroup_counters.fold_cpu(f.cpu_ns, job);  // the cgroup this monitor reads, not one removed before it
       }
     }
-    gpus.sample(now, table, job,
-                batch.gpu_samples);  // before the table's sample, which writes the processes it changed
+    // Before the table's sample, which writes the processes it changed.
+    gpus.sample(now, table, job, batch.gpu_samples);
     ProcessTotals procs = table.sample(members, now, batch);
     take_loaded_events();
     serve_handoffs();

@@ -410,10 +410,10 @@ bool ProcessTable::apply_gpu(uint32_t pid, uint64_t memory_bytes, uint64_t sm_ns
   auto it = tracked_.find(pid);
   if (it == tracked_.end() || it->second.ended) return false;
   store::ProcessRecord& r = it->second.record;
+  if (memory_bytes > r.gpu_memory_max || sm_ns > 0) it->second.changed = true;
   r.gpu_memory_max = std::max(r.gpu_memory_max, memory_bytes);
   r.gpu_sm_ns += sm_ns;
-  it->second.gpu_memory = memory_bytes;
-  it->second.changed = true;  // for its GPU point
+  it->second.gpu_memory = memory_bytes;  // its GPU point, whether or not the record changed
   return true;
 }
 
