@@ -252,7 +252,7 @@ uint64_t LmdbStore::write_samples(WriteCtx& ctx, std::span<Batch* const> run, bo
       if (u.gpu_sample) add(gpu_series_of_process(u.record.series_id), u.gpu_sample->as_sample());
     }
     for (const GpuSample& g : b->gpu_samples) {
-      if (g.series_id < kFirstGpuDeviceSeriesId || g.series_id - kFirstGpuDeviceSeriesId >= kMaxGpuDevices) {
+      if (!gpu_device_position(g.series_id)) {
         ++ctx.rejected;
         continue;
       }

@@ -239,6 +239,11 @@ inline constexpr uint32_t gpu_series_of_process(uint32_t series_id) { return ser
 inline constexpr uint32_t gpu_device_series(size_t position) {
   return kFirstGpuDeviceSeriesId + static_cast<uint32_t>(position);
 }
+// The place in JobRecord::gpus of a GPU's series; nullopt for an id that is not one.
+inline constexpr std::optional<size_t> gpu_device_position(uint32_t series_id) {
+  if (series_id < kFirstGpuDeviceSeriesId || series_id - kFirstGpuDeviceSeriesId >= kMaxGpuDevices) return std::nullopt;
+  return series_id - kFirstGpuDeviceSeriesId;
+}
 
 // Bounds on names, far above what they are (a host name is at most 255 bytes) and far below what the store
 // can hold: a node name is part of LMDB keys, which cannot pass 511 bytes. A record past them is refused

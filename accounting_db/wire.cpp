@@ -277,8 +277,8 @@ Batch decode_batch(std::string_view bytes, Identity identity, const Batch* previ
     for (size_t i = 0; i < gpus; ++i) {
       const uint32_t series = r.u32("GPU sample series");
       // A GPU's series is that of its place in the job record's list.
-      if (series < store::kFirstGpuDeviceSeriesId ||
-          series - store::kFirstGpuDeviceSeriesId >= std::min<size_t>(b.job.gpus.size(), store::kMaxGpuDevices))
+      const std::optional<size_t> position = store::gpu_device_position(series);
+      if (!position || *position >= b.job.gpus.size())
         throw WireError("malformed batch: GPU series " + std::to_string(series) + " names no GPU of the job record");
       b.gpu_samples.push_back(get_gpu_figures(r));
       b.gpu_samples.back().series_id = series;

@@ -69,17 +69,21 @@ void JobGpus::sample(int64_t now_ms, ProcessTable& table, store::JobRecord& job,
   // The interval the utilisation and power stand for: since the last sample (none for the first).
   const uint64_t dt_ns = last_ms_ && now_ms > last_ms_ ? static_cast<uint64_t>(now_ms - last_ms_) * 1'000'000 : 0;
   last_ms_ = now_ms;
-  std::map<uint32_t, std::pair<uint64_t, uint64_t>> per_pid;  // memory now, SM ns, over its GPUs
-  std::vector<bool> used(sampler_->devices().size(), false);
+  struct OnGpus {
+    uint64_t memory = 0, sm_ns = 0;  // memory now, SM time since the last sample, over its GPUs
+    std::vector<size_t> devices;
+  };
+  std::map<uint32_t, OnGpus> per_pid;
   for (const gpu::ProcessSample& p : s.processes) {
-    auto& [memory, sm_ns] = per_pid[p.pid];
-    memory += p.memory_used;
-    if (p.sm_percent) sm_ns += dt_ns / 100 * *p.sm_percent;
+    OnGpus& on = per_pid[p.pid];
+    on.memory += p.memory_used;
+    if (p.sm_percent) on.sm_ns += dt_ns / 100 * *p.sm_percent;
+    on.devices.push_back(p.device);
   }
-  for (const auto& [pid, figures] : per_pid)
-    if (table.apply_gpu(pid, figures.first, figures.second))
-      for (const gpu::ProcessSample& p : s.processes)
-        if (p.pid == pid) used[p.device] = true;
+  std::vector<bool> used(sampler_->devices().size(), false);  // a process of the job is on it
+  for (const auto& [pid, on] : per_pid)
+    if (table.apply_gpu(pid, on.memory, on.sm_ns))
+      for (size_t d : on.devices) used[d] = true;
   for (const gpu::DeviceSample& d : s.devices) {
     if (!device_allocated_[d.device] && !used[d.device]) continue;
     store::JobGpu& g = entry(job, d.device, device_allocated_[d.device]);

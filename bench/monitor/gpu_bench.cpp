@@ -16,10 +16,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <random>
 #include <string>
 #include <vector>
-
-#include <random>
 
 #include "accounting_db/codec.hpp"
 #include "cgroup_monitor/gpu_sampler.hpp"

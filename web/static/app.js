@@ -10,6 +10,7 @@ import { ProcessTree } from "./tree.js";
 catchAll();
 const params = new URLSearchParams(location.search);
 const container = params.get("container");
+const seriesPath = `jobs/${encodeURIComponent(container)}/series`;
 const state = {
   doc: null, running: false, selected: params.get("proc"), res: params.get("res") || "auto",
   from: num(params.get("from")), to: num(params.get("to")), top: num(params.get("top")) || 8,
@@ -208,9 +209,8 @@ async function loadSeries() {
   // Whether the job has ranks to group by is in the tree: wait for it when it is being fetched.
   if (state.group === "task" && state.treeLoading) await state.treeLoading.catch(() => {});
   const window_ = { from: state.from, to: state.to, resolution: state.res };
-  const path = `jobs/${encodeURIComponent(container)}/series`;
   const series = async (query) => {
-    const answer = await getJson(path, query);
+    const answer = await getJson(seriesPath, query);
     expand(answer.series);
     return answer;
   };
@@ -242,8 +242,7 @@ async function loadSeries() {
 // The job's GPUs and the processes that used one (null for a job without GPUs).
 async function loadGpuSeries(window_) {
   if (!(state.doc?.gpus || []).length) return null;
-  const answer = await getJson(`jobs/${encodeURIComponent(container)}/series`,
-                               { ...window_, top: state.top, metric: "gpu" });
+  const answer = await getJson(seriesPath, { ...window_, top: state.top, metric: "gpu" });
   return answer.series;
 }
 
